@@ -1,0 +1,623 @@
+//! The command line: argument parsing (clap) and one function per command.
+//!
+//! Owns what people see in a terminal: summaries, tables, JSON output, exit codes.
+//! Commands call into the library; none holds domain logic of its own. This is
+//! the one module that prints to stdout and stderr (the daemon logs instead).
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chrono::Utc;
+use chrono_tz::Tz;
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, LogFormat, Problems};
+use crate::connector::{Connector, Source};
+use crate::import::{self, Options, Summary};
+use crate::lifecycle::Lifecycle;
+use crate::model::EventKind;
+use crate::store::{RunRecord, Store};
+
+/// Keeps grant applicants informed: reads a Region's grant exports, tracks every
+/// dossier in SQLite and detects when it changes step.
+#[derive(Debug, Parser)]
+#[command(name = "alertissimo", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// The configuration file [default: /etc/alertissimo/config.toml when it exists,
+    /// else the built-in defaults]
+    #[arg(long, global = true, value_name = "FILE", env = "ALERTISSIMO_CONFIG")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon: import every connector on its schedule
+    Run,
+    /// Validate the configuration, the lifecycle and every connector
+    Check {
+        /// Only check the files, not the folders and database they point at
+        #[arg(long)]
+        no_environment: bool,
+    },
+    /// Import a connector's export now
+    Import {
+        /// The connector (the name of its file in the connectors folder, without .toml)
+        connector: String,
+        /// Read this file instead of the connector's drop folder (it is never moved)
+        file: Option<PathBuf>,
+        /// Print the summary as JSON
+        #[arg(long)]
+        json: bool,
+        /// Import even a content that was already imported
+        #[arg(long)]
+        force: bool,
+    },
+    /// List recent imports
+    Runs {
+        /// Only this connector
+        #[arg(long)]
+        connector: Option<String>,
+        /// How many
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Show the rejected records of this run
+        #[arg(long, value_name = "RUN_ID")]
+        rejections: Option<i64>,
+        /// Print as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the timeline of a dossier (by reference or source id)
+    Dossier {
+        /// The dossier's reference or id
+        reference: String,
+        /// Print as JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Everything went well.
+    Ok = 0,
+    /// A runtime failure (a refused snapshot, a database error…).
+    Failure = 1,
+    /// The configuration is invalid (`EX_CONFIG`): systemd must not restart.
+    Config = 78,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> Self {
+        ExitCode::from(e as u8)
+    }
+}
+
+/// Runs one command and returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(problems) => {
+            eprint!("invalid configuration:\n{problems}");
+            return Exit::Config.into();
+        }
+    };
+    init_logging(&config, matches!(cli.command, Command::Run));
+    let result = match cli.command {
+        Command::Run => run_daemon(config),
+        Command::Check { no_environment } => Ok(check(&config, !no_environment)),
+        Command::Import {
+            connector,
+            file,
+            json,
+            force,
+        } => import_now(&config, &connector, file.as_deref(), json, force),
+        Command::Runs {
+            connector,
+            limit,
+            rejections,
+            json,
+        } => runs(&config, connector.as_deref(), limit, rejections, json),
+        Command::Dossier { reference, json } => dossier(&config, &reference, json),
+    };
+    match result {
+        Ok(exit) => exit.into(),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            Exit::Failure.into()
+        }
+    }
+}
+
+fn init_logging(config: &Config, daemon: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // Under systemd, journald stamps every line already.
+    let journald = daemon && std::env::var_os("JOURNAL_STREAM").is_some();
+    let _ = match (config.log.format, journald) {
+        (LogFormat::Json, _) => builder.json().try_init(),
+        (LogFormat::Text, true) => builder.without_time().try_init(),
+        (LogFormat::Text, false) => builder.try_init(),
+    };
+}
+
+/// Everything loaded from the admin-written files.
+pub struct Loaded {
+    /// The lifecycle.
+    pub lifecycle: Lifecycle,
+    /// The valid connectors.
+    pub connectors: Vec<Connector>,
+}
+
+/// Loads the lifecycle and connectors, collecting every problem.
+pub fn load(config: &Config, problems: &mut Problems) -> Option<Loaded> {
+    let lifecycle = Lifecycle::load(&config.lifecycle_path(), problems)?;
+    let connectors = Connector::load_all(config, &lifecycle, problems);
+    Some(Loaded {
+        lifecycle,
+        connectors,
+    })
+}
+
+fn check(config: &Config, environment: bool) -> Exit {
+    let mut problems = Problems::default();
+    let loaded = load(config, &mut problems);
+    if environment {
+        if let Some(loaded) = &loaded {
+            for c in &loaded.connectors {
+                let Source::Csv(source) = &c.source;
+                if let Err(reason) = source.files() {
+                    problems.push(&c.file, reason);
+                } else if let Some(dir) = source.pattern.parent().filter(|d| !d.is_dir()) {
+                    problems.push(
+                        &c.file,
+                        format!("the drop folder {} does not exist", dir.display()),
+                    );
+                }
+            }
+        }
+        if let Err(error) = Store::open(&config.store.path, config.store.cache_mb) {
+            problems.push(
+                &config.store.path,
+                format!("{:#}", anyhow::Error::from(error)),
+            );
+        }
+    }
+    if !problems.is_empty() {
+        eprint!("{problems}");
+        eprintln!(
+            "{} problem{} found",
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" }
+        );
+        return Exit::Config;
+    }
+    if let Some(loaded) = loaded {
+        println!(
+            "configuration is valid: {}, lifecycle of {} steps, {} connector{} ({})",
+            config.file.as_ref().map_or_else(
+                || "built-in defaults".to_owned(),
+                |f| f.display().to_string()
+            ),
+            loaded.lifecycle.steps().len(),
+            loaded.connectors.len(),
+            if loaded.connectors.len() == 1 {
+                ""
+            } else {
+                "s"
+            },
+            loaded
+                .connectors
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Exit::Ok
+}
+
+/// Loads what a command needs, or reports why it cannot run.
+fn load_or_explain(config: &Config) -> Result<Loaded, Exit> {
+    let mut problems = Problems::default();
+    match load(config, &mut problems) {
+        Some(loaded) if problems.is_empty() => Ok(loaded),
+        _ => {
+            eprint!("invalid configuration:\n{problems}");
+            Err(Exit::Config)
+        }
+    }
+}
+
+fn import_now(
+    config: &Config,
+    name: &str,
+    file: Option<&Path>,
+    json: bool,
+    force: bool,
+) -> anyhow::Result<Exit> {
+    let loaded = match load_or_explain(config) {
+        Ok(l) => l,
+        Err(exit) => return Ok(exit),
+    };
+    let Some(connector) = loaded.connectors.iter().find(|c| c.name == name) else {
+        let known: Vec<&str> = loaded.connectors.iter().map(|c| c.name.as_str()).collect();
+        eprintln!(
+            "error: no connector '{name}' in {} (known: {})",
+            config.connectors_dir.display(),
+            known.join(", ")
+        );
+        return Ok(Exit::Failure);
+    };
+    let mut store = Store::open(&config.store.path, config.store.cache_mb)?;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} ({eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.set_message(format!("importing {name}"));
+        bar
+    });
+    let progress = |done: u64, total: u64| {
+        if let Some(bar) = &bar {
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+    };
+    let options = Options {
+        now: Utc::now(),
+        force,
+        progress: Some(&progress),
+    };
+    let summaries = match file {
+        Some(file) => vec![import::import_file(
+            &mut store,
+            connector,
+            file,
+            config.timezone,
+            &options,
+        )?],
+        None => import::import_pending(&mut store, connector, config.timezone, &options)?,
+    };
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    if summaries.is_empty() {
+        if json {
+            println!(
+                "{{\"run_id\":null,\"status\":\"no_file\",\"connector\":{}}}",
+                serde_json::json!(name)
+            );
+        } else {
+            println!("{name}: no file waiting in the drop folder");
+        }
+        return Ok(Exit::Ok);
+    }
+    let mut exit = Exit::Ok;
+    for s in &summaries {
+        if s.status == "refused" {
+            exit = Exit::Failure;
+        }
+        if json {
+            println!("{}", serde_json::to_string(s)?);
+        } else {
+            print_summary(s, config.timezone);
+        }
+    }
+    Ok(exit)
+}
+
+fn print_summary(s: &Summary, _tz: Tz) {
+    let c = &s.counts;
+    let run = s
+        .run_id
+        .map_or_else(String::new, |id| format!(" (run {id})"));
+    println!("{}: {}{run}", s.file, s.status.to_uppercase());
+    if s.status != "skipped" {
+        println!(
+            "  rows {}  unchanged {}  created {}  step changes {}  field changes {}  disappeared {}  reappeared {}  rejected {}{}",
+            c.rows,
+            c.unchanged,
+            c.created,
+            c.step_changed,
+            c.field_changed,
+            c.disappeared,
+            c.reappeared,
+            c.rejected,
+            if c.warnings > 0 {
+                format!("  warnings {}", c.warnings)
+            } else {
+                String::new()
+            }
+        );
+    }
+    if s.baseline && s.status == "applied" {
+        println!("  baseline: first import of this connector, recorded without alerts");
+    }
+    for reason in &s.reasons {
+        println!(
+            "  {}: {reason}",
+            if s.status == "skipped" {
+                "skipped"
+            } else {
+                "refused"
+            }
+        );
+    }
+    for r in &s.rejections {
+        println!("  {}", describe_rejection(r));
+    }
+    let shown = s.rejections.len() as u64;
+    let total = c.rejected + c.warnings;
+    if total > shown {
+        println!(
+            "  … {} more; see `alertissimo runs --rejections {}`",
+            total - shown,
+            s.run_id.unwrap_or_default()
+        );
+    }
+    if let Some(to) = &s.archived_to {
+        println!("  archived to {to}");
+    }
+}
+
+fn describe_rejection(r: &crate::store::Rejection) -> String {
+    let mut at = r.file.clone();
+    if let Some(line) = r.line {
+        at.push_str(&format!(":{line}"));
+    }
+    let record = r.record.map(|n| format!(" record {n}")).unwrap_or_default();
+    let id = r
+        .source_id
+        .as_ref()
+        .map(|i| format!(" id '{i}'"))
+        .unwrap_or_default();
+    let field = r
+        .field
+        .as_ref()
+        .map(|f| format!(" field '{f}'"))
+        .unwrap_or_default();
+    format!("{}: {at}:{record}{id}{field}: {}", r.severity, r.reason)
+}
+
+fn open_existing(config: &Config) -> anyhow::Result<Store> {
+    if !config.store.path.exists() {
+        anyhow::bail!(
+            "no state database at {} yet: run an import or the daemon first",
+            config.store.path.display()
+        );
+    }
+    Ok(Store::open(&config.store.path, config.store.cache_mb)?)
+}
+
+fn runs(
+    config: &Config,
+    connector: Option<&str>,
+    limit: u32,
+    rejections: Option<i64>,
+    json: bool,
+) -> anyhow::Result<Exit> {
+    let store = open_existing(config)?;
+    if let Some(run_id) = rejections {
+        let list = store.rejections(run_id, crate::store::MAX_STORED_REJECTIONS as u32)?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&list)?);
+        } else if list.is_empty() {
+            println!("run {run_id}: no rejected record");
+        } else {
+            for r in &list {
+                println!("{}", describe_rejection(r));
+            }
+        }
+        return Ok(Exit::Ok);
+    }
+    let runs = store.recent_runs(connector, limit)?;
+    if json {
+        let list: Vec<_> = runs.iter().map(|r| run_json(r, config.timezone)).collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(Exit::Ok);
+    }
+    if runs.is_empty() {
+        println!("no import yet");
+        return Ok(Exit::Ok);
+    }
+    println!(
+        "{:>5}  {:<16}  {:<19}  {:<8}  {:>8}  {:>7}  {:>6}  {:>7}  {:>6}  {:>8}  file",
+        "run",
+        "connector",
+        "started",
+        "status",
+        "rows",
+        "created",
+        "steps",
+        "fields",
+        "gone",
+        "rejected"
+    );
+    for r in &runs {
+        let status = if r.baseline && r.status == crate::store::RunStatus::Applied {
+            "baseline"
+        } else {
+            r.status.as_str()
+        };
+        println!(
+            "{:>5}  {:<16}  {:<19}  {:<8}  {:>8}  {:>7}  {:>6}  {:>7}  {:>6}  {:>8}  {}",
+            r.id,
+            r.connector,
+            r.started_at
+                .with_timezone(&config.timezone)
+                .format("%Y-%m-%d %H:%M:%S"),
+            status,
+            r.counts.rows,
+            r.counts.created,
+            r.counts.step_changed,
+            r.counts.field_changed,
+            r.counts.disappeared,
+            r.counts.rejected,
+            r.source
+        );
+        for reason in &r.reasons {
+            println!("       refused: {reason}");
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+fn run_json(r: &RunRecord, tz: Tz) -> serde_json::Value {
+    serde_json::json!({
+        "run_id": r.id,
+        "connector": r.connector,
+        "source": r.source,
+        "checksum": r.checksum,
+        "started_at": r.started_at.with_timezone(&tz).to_rfc3339(),
+        "finished_at": r.finished_at.with_timezone(&tz).to_rfc3339(),
+        "status": r.status.as_str(),
+        "baseline": r.baseline,
+        "rows": r.counts.rows,
+        "unchanged": r.counts.unchanged,
+        "created": r.counts.created,
+        "step_changed": r.counts.step_changed,
+        "field_changed": r.counts.field_changed,
+        "disappeared": r.counts.disappeared,
+        "reappeared": r.counts.reappeared,
+        "rejected": r.counts.rejected,
+        "warnings": r.counts.warnings,
+        "reasons": r.reasons,
+    })
+}
+
+fn dossier(config: &Config, reference: &str, json: bool) -> anyhow::Result<Exit> {
+    let lifecycle = {
+        let mut problems = Problems::default();
+        Lifecycle::load(&config.lifecycle_path(), &mut problems)
+            .with_context(|| format!("invalid lifecycle:\n{problems}"))?
+    };
+    let store = open_existing(config)?;
+    let found = store.find_dossiers(reference)?;
+    if found.is_empty() {
+        eprintln!("no dossier with reference or id '{reference}'");
+        return Ok(Exit::Failure);
+    }
+    let tz = config.timezone;
+    let mut all = Vec::new();
+    for d in &found {
+        let events = store.events(d.rowid)?;
+        if json {
+            all.push(serde_json::json!({
+                "connector": d.connector,
+                "id": d.dossier.id,
+                "reference": d.dossier.reference(),
+                "step": d.dossier.step,
+                "step_label": lifecycle.label(&d.dossier.step),
+                "status": d.dossier.status,
+                "step_entered_at": d.step_entered_at.with_timezone(&tz).to_rfc3339(),
+                "present": d.present,
+                "fields": d.dossier.fields,
+                "events": events.iter().map(|e| serde_json::json!({
+                    "kind": e.event.kind.as_str(),
+                    "from_step": e.event.from_step,
+                    "to_step": e.event.to_step,
+                    "field": e.event.field,
+                    "old_value": e.event.old_value,
+                    "new_value": e.event.new_value,
+                    "occurred_at": e.event.occurred_at.with_timezone(&tz).to_rfc3339(),
+                    "detected_at": e.detected_at.with_timezone(&tz).to_rfc3339(),
+                    "run_id": e.run_id,
+                    "baseline": e.baseline,
+                })).collect::<Vec<_>>(),
+            }));
+            continue;
+        }
+        println!(
+            "{} — {} ({}, id {})",
+            d.dossier.reference(),
+            d.dossier.get("title").unwrap_or("sans intitulé"),
+            d.connector,
+            d.dossier.id
+        );
+        if let Some(name) = d.dossier.get("beneficiary.name") {
+            println!("  bénéficiaire : {name}");
+        }
+        println!(
+            "  étape : {} (« {} ») depuis le {}{}",
+            lifecycle.label(&d.dossier.step),
+            d.dossier.status,
+            d.step_entered_at
+                .with_timezone(&tz)
+                .format("%d/%m/%Y %H:%M"),
+            if d.present {
+                ""
+            } else {
+                " — absent du dernier export"
+            }
+        );
+        println!("  historique :");
+        for e in &events {
+            let when = e
+                .event
+                .occurred_at
+                .with_timezone(&tz)
+                .format("%d/%m/%Y %H:%M");
+            let what = match e.event.kind {
+                EventKind::Created => format!(
+                    "apparu à l'étape {}",
+                    lifecycle.label(e.event.to_step.as_deref().unwrap_or("?"))
+                ),
+                EventKind::StepChanged => format!(
+                    "{} → {}",
+                    lifecycle.label(e.event.from_step.as_deref().unwrap_or("?")),
+                    lifecycle.label(e.event.to_step.as_deref().unwrap_or("?"))
+                ),
+                EventKind::FieldChanged => format!(
+                    "{} : {} → {}",
+                    e.event.field.as_deref().unwrap_or("?"),
+                    e.event.old_value.as_deref().unwrap_or("(vide)"),
+                    e.event.new_value.as_deref().unwrap_or("(vide)")
+                ),
+                EventKind::Disappeared => "absent de l'export".to_owned(),
+                EventKind::Reappeared => "de retour dans l'export".to_owned(),
+            };
+            let baseline = if e.baseline { " [état initial]" } else { "" };
+            println!(
+                "    {when}  {:<13} {what}{baseline}  (import {})",
+                e.event.kind.as_str(),
+                e.run_id
+            );
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+    }
+    Ok(Exit::Ok)
+}
+
+fn run_daemon(config: Config) -> anyhow::Result<Exit> {
+    let loaded = match load_or_explain(&config) {
+        Ok(l) => l,
+        Err(exit) => return Ok(exit),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(crate::daemon::run(
+        config,
+        loaded.connectors,
+        crate::daemon::shutdown_signal(),
+    ))?;
+    Ok(Exit::Ok)
+}

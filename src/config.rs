@@ -1,0 +1,567 @@
+//! The main configuration file: loading, layering and validation.
+//!
+//! Owns `config.toml`: figment layers the built-in defaults, then the file given by
+//! `--config` (default `/etc/alertissimo/config.toml`), then `ALERTISSIMO_*`
+//! environment variables (`__` separates nesting: `ALERTISSIMO_STORE__PATH`).
+//! Every key is read and checked on its own so that all problems are reported at
+//! once, each naming the key and where its value came from. Relative paths are
+//! resolved against the folder of the file that set them.
+//!
+//! It does not read connector or rule files; see [`crate::connector`] and
+//! [`crate::lifecycle`]. [`Problems`] is the shared collector used by all of them.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::value::magic::RelativePathBuf;
+use figment::value::{Dict, Value};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Where the daemon looks for its configuration when `--config` is not given.
+pub const DEFAULT_PATH: &str = "/etc/alertissimo/config.toml";
+/// The prefix of environment variables that override the file.
+pub const ENV_PREFIX: &str = "ALERTISSIMO_";
+
+/// Every key of the configuration, as written in the file (`section.key`).
+pub const KEYS: &[&str] = &[
+    "timezone",
+    "connectors_dir",
+    "rules_dir",
+    "store.path",
+    "store.cache_mb",
+    "log.level",
+    "log.format",
+    "guards.max_rejected_ratio",
+    "guards.max_disappeared_ratio",
+    "daemon.import_at_startup",
+    "daemon.shutdown_timeout",
+];
+
+/// The built-in defaults: they need nothing installed and work from a checkout.
+#[derive(Debug, Serialize)]
+struct Defaults {
+    timezone: &'static str,
+    connectors_dir: &'static str,
+    rules_dir: &'static str,
+    store: StoreDefaults,
+    log: LogDefaults,
+    guards: GuardDefaults,
+    daemon: DaemonDefaults,
+}
+
+#[derive(Debug, Serialize)]
+struct StoreDefaults {
+    path: &'static str,
+    cache_mb: u32,
+}
+
+#[derive(Debug, Serialize)]
+struct LogDefaults {
+    level: &'static str,
+    format: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct GuardDefaults {
+    max_rejected_ratio: f64,
+    max_disappeared_ratio: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct DaemonDefaults {
+    import_at_startup: bool,
+    shutdown_timeout: &'static str,
+}
+
+const DEFAULTS: Defaults = Defaults {
+    timezone: "Europe/Paris",
+    connectors_dir: "connectors",
+    rules_dir: "rules",
+    store: StoreDefaults {
+        path: "alertissimo-data/alertissimo.db",
+        cache_mb: 32,
+    },
+    log: LogDefaults {
+        level: "info",
+        format: "text",
+    },
+    guards: GuardDefaults {
+        max_rejected_ratio: 0.01,
+        max_disappeared_ratio: 0.05,
+    },
+    daemon: DaemonDefaults {
+        import_at_startup: true,
+        shutdown_timeout: "30s",
+    },
+};
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file that was read, if any (the built-in defaults need none).
+    pub file: Option<PathBuf>,
+    /// The zone used for schedules, naive source dates and display.
+    pub timezone: Tz,
+    /// The folder of connector files.
+    pub connectors_dir: PathBuf,
+    /// The folder of rule files and `lifecycle.toml`.
+    pub rules_dir: PathBuf,
+    /// The SQLite state.
+    pub store: StoreConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// Default guards, which a connector may override.
+    pub guards: Guards,
+    /// Daemon behaviour.
+    pub daemon: DaemonConfig,
+}
+
+/// Where and how the state is stored.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// The SQLite database file.
+    pub path: PathBuf,
+    /// SQLite page cache, in MiB.
+    pub cache_mb: u32,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// A tracing filter (`info`, `alertissimo=debug`); `RUST_LOG` wins when set.
+    pub level: String,
+    /// Text for people and journald, or one JSON object per line.
+    pub format: LogFormat,
+}
+
+/// The log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Thresholds above which a whole snapshot is refused.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Guards {
+    /// Largest share of rejected records (0.01 = 1 %).
+    pub max_rejected_ratio: f64,
+    /// Largest share of the connector's dossiers that may disappear at once.
+    pub max_disappeared_ratio: f64,
+}
+
+/// Daemon settings.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    /// Import every connector once at start-up, before following the schedules.
+    pub import_at_startup: bool,
+    /// How long shutdown waits for a running import before giving up.
+    pub shutdown_timeout: Duration,
+}
+
+/// One problem found while checking admin-written files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Where: a file, or a key and the source of its value.
+    pub place: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Every problem found, in the order found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Problems(Vec<Problem>);
+
+impl Problems {
+    /// Records a problem found in `place` (usually a file path).
+    pub fn push(&mut self, place: impl AsRef<Path>, message: impl Into<String>) {
+        self.0.push(Problem {
+            place: place.as_ref().display().to_string(),
+            message: message.into(),
+        });
+    }
+
+    /// How many problems were found.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether no problem was found.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Every problem.
+    pub fn iter(&self) -> impl Iterator<Item = &Problem> {
+        self.0.iter()
+    }
+}
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for p in &self.0 {
+            // A toml error spans several lines (snippet and caret): indent them.
+            let message = p.message.replace('\n', "\n    ");
+            writeln!(f, "{}: {message}", p.place)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problems {}
+
+impl Config {
+    /// Loads the configuration.
+    ///
+    /// `file` is the `--config` argument: when it is `None`, the default path is
+    /// used if it exists, else the built-in defaults alone.
+    ///
+    /// # Errors
+    /// Every problem found, each naming the key and the source of its value.
+    pub fn load(file: Option<&Path>) -> Result<Self, Problems> {
+        let mut problems = Problems::default();
+        let file = match file {
+            Some(path) => {
+                if !path.is_file() {
+                    problems.push(path, "cannot read the configuration file: no such file");
+                    return Err(problems);
+                }
+                Some(path.to_owned())
+            }
+            None => Some(PathBuf::from(DEFAULT_PATH)).filter(|p| p.is_file()),
+        };
+        let mut figment = Figment::from(Serialized::defaults(DEFAULTS));
+        if let Some(path) = &file {
+            // Read it ourselves so that an unreadable file is reported as such.
+            if let Err(error) = std::fs::read_to_string(path) {
+                problems.push(path, format!("cannot read the configuration file: {error}"));
+                return Err(problems);
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__").only(KEYS));
+        Self::from_figment(&figment, file).map_err(|mut p| {
+            p.0.sort_by(|a, b| a.place.cmp(&b.place));
+            p
+        })
+    }
+
+    fn from_figment(figment: &Figment, file: Option<PathBuf>) -> Result<Self, Problems> {
+        let mut p = Problems::default();
+        check_unknown_keys(figment, &mut p);
+        let timezone = get::<String>(figment, "timezone", &mut p).and_then(|tz| {
+            tz.parse::<Tz>()
+                .map_err(|_| {
+                    push_key(
+                        figment,
+                        "timezone",
+                        format!("'{tz}' is not an IANA time zone such as \"Europe/Paris\""),
+                        &mut p,
+                    )
+                })
+                .ok()
+        });
+        let connectors_dir = get_path(figment, "connectors_dir", &mut p);
+        let rules_dir = get_path(figment, "rules_dir", &mut p);
+        let store_path = get_path(figment, "store.path", &mut p);
+        let cache_mb = get::<u32>(figment, "store.cache_mb", &mut p).and_then(|mb| {
+            if (1..=4096).contains(&mb) {
+                Some(mb)
+            } else {
+                push_key(
+                    figment,
+                    "store.cache_mb",
+                    "must be between 1 and 4096",
+                    &mut p,
+                );
+                None
+            }
+        });
+        let level = get::<String>(figment, "log.level", &mut p).and_then(|level| {
+            match tracing_subscriber::EnvFilter::try_new(&level) {
+                Ok(_) => Some(level),
+                Err(error) => {
+                    push_key(figment, "log.level", format!("'{level}': {error}"), &mut p);
+                    None
+                }
+            }
+        });
+        let format = get::<String>(figment, "log.format", &mut p).and_then(|f| match f.as_str() {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            _ => {
+                push_key(
+                    figment,
+                    "log.format",
+                    format!("'{f}' is not one of \"text\", \"json\""),
+                    &mut p,
+                );
+                None
+            }
+        });
+        let max_rejected_ratio = get_ratio(figment, "guards.max_rejected_ratio", &mut p);
+        let max_disappeared_ratio = get_ratio(figment, "guards.max_disappeared_ratio", &mut p);
+        let import_at_startup = get::<bool>(figment, "daemon.import_at_startup", &mut p);
+        let shutdown_timeout =
+            get::<String>(figment, "daemon.shutdown_timeout", &mut p).and_then(|s| {
+                match crate::lifecycle::parse_duration(&s) {
+                    Ok(d) => Some(d),
+                    Err(reason) => {
+                        push_key(figment, "daemon.shutdown_timeout", reason, &mut p);
+                        None
+                    }
+                }
+            });
+        match (
+            timezone,
+            connectors_dir,
+            rules_dir,
+            store_path,
+            cache_mb,
+            level,
+            format,
+            max_rejected_ratio,
+            max_disappeared_ratio,
+            import_at_startup,
+            shutdown_timeout,
+        ) {
+            (
+                Some(timezone),
+                Some(connectors_dir),
+                Some(rules_dir),
+                Some(path),
+                Some(cache_mb),
+                Some(level),
+                Some(format),
+                Some(max_rejected_ratio),
+                Some(max_disappeared_ratio),
+                Some(import_at_startup),
+                Some(shutdown_timeout),
+            ) if p.is_empty() => Ok(Config {
+                file,
+                timezone,
+                connectors_dir,
+                rules_dir,
+                store: StoreConfig { path, cache_mb },
+                log: LogConfig { level, format },
+                guards: Guards {
+                    max_rejected_ratio,
+                    max_disappeared_ratio,
+                },
+                daemon: DaemonConfig {
+                    import_at_startup,
+                    shutdown_timeout,
+                },
+            }),
+            _ => Err(p),
+        }
+    }
+
+    /// The path of the lifecycle file.
+    pub fn lifecycle_path(&self) -> PathBuf {
+        self.rules_dir.join(crate::lifecycle::FILE_NAME)
+    }
+}
+
+/// Describes where the value of `key` came from: "in config.toml", "from ALERTISSIMO_…".
+fn source_of(figment: &Figment, key: &str) -> String {
+    match figment.find_metadata(key) {
+        Some(md) => match &md.source {
+            Some(figment::Source::File(path)) => path.display().to_string(),
+            _ if md.name.contains("environment") => {
+                format!(
+                    "environment variable {ENV_PREFIX}{}",
+                    key.replace('.', "__").to_uppercase()
+                )
+            }
+            _ => md.name.to_string(),
+        },
+        None => "configuration".to_owned(),
+    }
+}
+
+fn push_key(figment: &Figment, key: &str, message: impl Into<String>, p: &mut Problems) {
+    p.0.push(Problem {
+        place: source_of(figment, key),
+        message: format!("key `{key}`: {}", message.into()),
+    });
+}
+
+fn get<T: DeserializeOwned>(figment: &Figment, key: &str, p: &mut Problems) -> Option<T> {
+    match figment.extract_inner::<T>(key) {
+        Ok(v) => Some(v),
+        Err(error) => {
+            // Figment's message ends with its own idea of the key and source: keep only the reason.
+            push_key(figment, key, error.kind.to_string(), p);
+            None
+        }
+    }
+}
+
+fn get_path(figment: &Figment, key: &str, p: &mut Problems) -> Option<PathBuf> {
+    let path = get::<RelativePathBuf>(figment, key, p)?;
+    if path.original().as_os_str().is_empty() {
+        push_key(figment, key, "must not be empty", p);
+        return None;
+    }
+    Some(path.relative())
+}
+
+fn get_ratio(figment: &Figment, key: &str, p: &mut Problems) -> Option<f64> {
+    let ratio = get::<f64>(figment, key, p)?;
+    if (0.0..=1.0).contains(&ratio) {
+        Some(ratio)
+    } else {
+        push_key(
+            figment,
+            key,
+            format!("{ratio} is not a ratio between 0 and 1 (0.05 = 5 %)"),
+            p,
+        );
+        None
+    }
+}
+
+/// Reports every key set by a file or the environment that the configuration does not know.
+fn check_unknown_keys(figment: &Figment, p: &mut Problems) {
+    let Ok(dict) = figment.extract::<Dict>() else {
+        return;
+    };
+    let mut found = Vec::new();
+    flatten("", &dict, &mut found);
+    for key in found {
+        if !KEYS.contains(&key.as_str()) {
+            let hint = crate::lifecycle::closest(&key, KEYS.iter().copied())
+                .map(|k| format!(" (did you mean `{k}`?)"))
+                .unwrap_or_default();
+            push_key(figment, &key, format!("unknown key{hint}"), p);
+        }
+    }
+}
+
+fn flatten(prefix: &str, dict: &Dict, out: &mut Vec<String>) {
+    for (k, v) in dict {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            Value::Dict(_, inner) => flatten(&key, inner, out),
+            _ => out.push(key),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        let path = dir.join("config.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn defaults_need_nothing() {
+        let config =
+            Config::from_figment(&Figment::from(Serialized::defaults(DEFAULTS)), None).unwrap();
+        assert_eq!(config.timezone, chrono_tz::Europe::Paris);
+        assert_eq!(config.guards.max_rejected_ratio, 0.01);
+        assert_eq!(config.guards.max_disappeared_ratio, 0.05);
+        assert!(
+            config
+                .store
+                .path
+                .ends_with("alertissimo-data/alertissimo.db")
+        );
+    }
+
+    #[test]
+    fn relative_paths_follow_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            "connectors_dir = \"conn\"\n[store]\npath = \"state/a.db\"\n",
+        );
+        let config = Config::load(Some(&path)).unwrap();
+        assert_eq!(config.connectors_dir, dir.path().join("conn"));
+        assert_eq!(config.store.path, dir.path().join("state/a.db"));
+        assert_eq!(config.file.as_deref(), Some(path.as_path()));
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_key_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            "timezone = \"Europe/Pariss\"\nconectors_dir = \"x\"\n[guards]\nmax_rejected_ratio = 5\nmax_disappeared_ratio = \"lots\"\n[log]\nformat = \"xml\"\n",
+        );
+        let problems = Config::load(Some(&path)).unwrap_err();
+        let text = problems.to_string();
+        let file = path.display().to_string();
+        for needle in [
+            "key `timezone`: 'Europe/Pariss' is not an IANA time zone",
+            "key `conectors_dir`: unknown key (did you mean `connectors_dir`?)",
+            "key `guards.max_rejected_ratio`: 5 is not a ratio",
+            "key `guards.max_disappeared_ratio`: invalid type",
+            "key `log.format`: 'xml' is not one of",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+        }
+        assert_eq!(problems.len(), 5, "{text}");
+        assert!(problems.iter().all(|p| p.place == file), "{text}");
+    }
+
+    #[test]
+    fn missing_explicit_file_is_an_error() {
+        let problems = Config::load(Some(Path::new("/nonexistent/alertissimo.toml"))).unwrap_err();
+        assert!(problems.to_string().contains("no such file"));
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "[guards]\nmax_rejected_ratio = 0.02\n");
+        let figment = Figment::from(Serialized::defaults(DEFAULTS))
+            .merge(Toml::file_exact(&path))
+            .merge(Serialized::default("guards.max_rejected_ratio", 0.5));
+        let config = Config::from_figment(&figment, Some(path)).unwrap();
+        assert_eq!(config.guards.max_rejected_ratio, 0.5);
+    }
+
+    #[test]
+    fn example_config_is_complete_and_valid() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+        let text = std::fs::read_to_string(&example).unwrap();
+        let config = Config::load(Some(&example)).unwrap_or_else(|p| panic!("{p}"));
+        assert!(config.connectors_dir.ends_with("connectors"));
+        // Every key is documented in the example, set to its default or commented out.
+        let table: toml::Table = toml::from_str(&text).unwrap();
+        let mut documented = Vec::new();
+        for key in KEYS {
+            let (section, name) = key.split_once('.').map_or(("", *key), |(s, n)| (s, n));
+            let set = if section.is_empty() {
+                table.contains_key(name)
+            } else {
+                table.get(section).and_then(|t| t.get(name)).is_some()
+            };
+            if set || text.contains(&format!("# {name} =")) {
+                documented.push(*key);
+            }
+        }
+        assert_eq!(
+            documented, KEYS,
+            "config.example.toml must document every key"
+        );
+    }
+}

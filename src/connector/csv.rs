@@ -1,0 +1,625 @@
+//! The `csv` kind: delimited text files dropped in a folder.
+//!
+//! Owns everything specific to CSV exports: finding the files (one path or a
+//! glob), what happens to them once imported, the content checksum, encoding
+//! detection (UTF-8, UTF-8 with BOM, Windows-1252, a UTF-8 BOM in front of a
+//! Windows-1252 body, UTF-16 with BOM), delimiter sniffing, finding the header
+//! row below title rows, and streaming records. Records are never all held in
+//! memory. Mapping records to dossiers is [`super::mapping`]'s job.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use encoding_rs::{Encoding, UTF_8, UTF_16BE, UTF_16LE, WINDOWS_1252};
+use serde::Deserialize;
+use xxhash_rust::xxh3::Xxh3;
+
+use super::FileProblems;
+use super::mapping::{Mapping, Resolved, normalize};
+
+/// How many records are searched for the header row.
+const HEADER_SEARCH: usize = 50;
+/// How much decoded text the delimiter sniffer reads.
+const SNIFF_BYTES: usize = 64 * 1024;
+
+/// What happens to a file of the drop folder once imported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AfterImport {
+    /// Move it into the archive folder, prefixed with the import time (the default).
+    #[default]
+    Archive,
+    /// Leave it in place (its checksum prevents importing it twice).
+    Keep,
+    /// Delete it.
+    Delete,
+}
+
+/// The `[source]` table of a `csv` connector, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsvSourceDef {
+    path: String,
+    #[serde(default)]
+    encoding: Option<String>,
+    #[serde(default)]
+    delimiter: Option<String>,
+    #[serde(default)]
+    header_row: Option<toml::Value>,
+    #[serde(default)]
+    after_import: AfterImport,
+    #[serde(default)]
+    archive_dir: Option<String>,
+}
+
+/// The encoding of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EncodingChoice {
+    /// Detect it per file.
+    Auto,
+    /// Always this one.
+    Fixed(&'static Encoding),
+}
+
+/// A validated `csv` source.
+#[derive(Debug, Clone)]
+pub struct CsvSource {
+    /// An absolute path or glob pattern.
+    pub pattern: PathBuf,
+    /// The encoding.
+    pub encoding: EncodingChoice,
+    /// The delimiter, or `None` to sniff it.
+    pub delimiter: Option<u8>,
+    /// The line of the header row (1-based), or `None` to find it.
+    pub header_row: Option<u64>,
+    /// What to do with imported files.
+    pub after_import: AfterImport,
+    /// Where archived files go.
+    pub archive_dir: PathBuf,
+}
+
+impl CsvSource {
+    pub(crate) fn validate(
+        def: CsvSourceDef,
+        base: &Path,
+        fp: &mut FileProblems<'_>,
+    ) -> Option<Self> {
+        let before = fp.count();
+        if def.path.trim().is_empty() {
+            fp.file("[source] path must not be empty");
+        }
+        let pattern = base.join(&def.path);
+        if let Err(error) = glob::Pattern::new(&pattern.to_string_lossy()) {
+            fp.file(format!(
+                "[source] path '{}' is not a valid glob pattern: {error}",
+                def.path
+            ));
+        }
+        let encoding = match def.encoding.as_deref() {
+            None | Some("auto") => EncodingChoice::Auto,
+            Some(label) => match Encoding::for_label(label.as_bytes()) {
+                Some(e) => EncodingChoice::Fixed(e),
+                None => {
+                    fp.file(format!(
+                        "[source] encoding '{label}' is unknown; use \"auto\", \"utf-8\" or \"windows-1252\""
+                    ));
+                    EncodingChoice::Auto
+                }
+            },
+        };
+        let delimiter = match def.delimiter.as_deref() {
+            None | Some("auto") => None,
+            Some("\\t" | "tab") => Some(b'\t'),
+            Some(d) if d.len() == 1 && d.is_ascii() && d != "\"" && d != "\n" && d != "\r" => {
+                Some(d.as_bytes()[0])
+            }
+            Some(d) => {
+                fp.file(format!(
+                    "[source] delimiter '{d}' must be \"auto\" or one ASCII character such as \";\", \",\" or \"\\t\""
+                ));
+                None
+            }
+        };
+        let header_row = match def.header_row {
+            None => None,
+            Some(toml::Value::String(s)) if s == "auto" => None,
+            Some(toml::Value::Integer(n)) if n >= 1 => Some(n as u64),
+            Some(other) => {
+                fp.file(format!(
+                    "[source] header_row must be \"auto\" or a line number from 1, found {other}"
+                ));
+                None
+            }
+        };
+        let archive_dir = match &def.archive_dir {
+            Some(dir) => base.join(dir),
+            None => pattern
+                .parent()
+                .map_or_else(|| base.join("archive"), |p| p.join("archive")),
+        };
+        (fp.count() == before).then(|| Self {
+            pattern,
+            encoding,
+            delimiter,
+            header_row,
+            after_import: def.after_import,
+            archive_dir,
+        })
+    }
+
+    /// The files waiting in the drop folder, oldest first.
+    ///
+    /// # Errors
+    /// When the folder cannot be listed.
+    pub fn files(&self) -> Result<Vec<PathBuf>, String> {
+        let pattern = self.pattern.to_string_lossy();
+        let paths = glob::glob(&pattern).map_err(|e| format!("bad pattern {pattern}: {e}"))?;
+        let mut files = Vec::new();
+        for entry in paths {
+            let path = entry.map_err(|e| format!("cannot list {pattern}: {e}"))?;
+            if let Ok(meta) = std::fs::metadata(&path) {
+                if meta.is_file() {
+                    files.push((meta.modified().ok(), path));
+                }
+            }
+        }
+        files.sort();
+        Ok(files.into_iter().map(|(_, p)| p).collect())
+    }
+
+    /// Archives, keeps or deletes a file of the drop folder once imported.
+    ///
+    /// # Errors
+    /// When the file cannot be moved or deleted.
+    pub fn dispose(&self, file: &Path, stamp: &str) -> io::Result<Option<PathBuf>> {
+        match self.after_import {
+            AfterImport::Keep => Ok(None),
+            AfterImport::Delete => std::fs::remove_file(file).map(|()| None),
+            AfterImport::Archive => {
+                std::fs::create_dir_all(&self.archive_dir)?;
+                let name = file
+                    .file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default();
+                let target = self.archive_dir.join(format!("{stamp}-{name}"));
+                if std::fs::rename(file, &target).is_err() {
+                    // Another file system: copy, then remove.
+                    std::fs::copy(file, &target)?;
+                    std::fs::remove_file(file)?;
+                }
+                Ok(Some(target))
+            }
+        }
+    }
+}
+
+/// What a first pass over a file learnt.
+#[derive(Debug, Clone)]
+pub struct Inspected {
+    /// xxh3-128 of the whole content, hex.
+    pub checksum: String,
+    /// The encoding to decode with.
+    pub encoding: &'static Encoding,
+    /// Bytes to skip at the start (a byte order mark).
+    pub skip: u64,
+    /// The file size.
+    pub bytes: u64,
+}
+
+/// Reads a file once: checksum, byte order mark and encoding.
+///
+/// # Errors
+/// A reason naming the file (and the line, for invalid UTF-8 in a file declared UTF-8).
+pub fn inspect(path: &Path, choice: EncodingChoice) -> Result<Inspected, String> {
+    let mut file = File::open(path).map_err(|e| format!("{}: cannot open: {e}", path.display()))?;
+    let mut hasher = Xxh3::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut head = Vec::new();
+    let mut carry: Vec<u8> = Vec::new();
+    let mut offset = 0u64;
+    let mut invalid_at: Option<u64> = None;
+    loop {
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        let chunk = &buf[..n];
+        hasher.update(chunk);
+        if head.len() < 4 {
+            head.extend_from_slice(&chunk[..chunk.len().min(4 - head.len())]);
+        }
+        if invalid_at.is_none() {
+            let start = offset - carry.len() as u64;
+            carry.extend_from_slice(chunk);
+            match std::str::from_utf8(&carry) {
+                Ok(_) => carry.clear(),
+                Err(e) if e.error_len().is_none() => {
+                    carry.drain(..e.valid_up_to());
+                }
+                Err(e) => {
+                    invalid_at = Some(start + e.valid_up_to() as u64);
+                    carry.clear();
+                }
+            }
+        }
+        offset += n as u64;
+    }
+    if invalid_at.is_none() && !carry.is_empty() {
+        invalid_at = Some(offset - carry.len() as u64);
+    }
+    let (bom_encoding, skip) = if head.starts_with(b"\xEF\xBB\xBF") {
+        (Some(UTF_8), 3)
+    } else if head.starts_with(b"\xFF\xFE") {
+        (Some(UTF_16LE), 2)
+    } else if head.starts_with(b"\xFE\xFF") {
+        (Some(UTF_16BE), 2)
+    } else {
+        (None, 0)
+    };
+    let encoding = match choice {
+        EncodingChoice::Fixed(e) if e == UTF_8 => {
+            if let Some(at) = invalid_at {
+                let (line, byte) = locate(path, at)?;
+                return Err(format!(
+                    "{}:{line}: not valid UTF-8 (byte 0x{byte:02X} at offset {at}); set encoding = \"windows-1252\" or \"auto\" in the connector",
+                    path.display()
+                ));
+            }
+            UTF_8
+        }
+        EncodingChoice::Fixed(e) => e,
+        EncodingChoice::Auto => match bom_encoding {
+            Some(e) if e != UTF_8 => e,
+            // A UTF-8 byte order mark in front of a Windows-1252 body: real open-data files do that.
+            _ if invalid_at.is_some() => WINDOWS_1252,
+            _ => UTF_8,
+        },
+    };
+    // Skip a byte order mark only when it belongs to the encoding family we decode
+    // with, or is the stray UTF-8 one in front of a Windows-1252 body.
+    let skip = match (bom_encoding, encoding) {
+        (Some(b), e) if b == e => skip,
+        (Some(b), e) if b == UTF_8 && e == WINDOWS_1252 => skip,
+        _ => 0,
+    };
+    Ok(Inspected {
+        checksum: format!("{:032x}", hasher.digest128()),
+        encoding,
+        skip,
+        bytes: offset,
+    })
+}
+
+/// The line (1-based) and byte value at a byte offset of a file.
+fn locate(path: &Path, at: u64) -> Result<(u64, u8), String> {
+    let mut bytes = Vec::new();
+    File::open(path)
+        .and_then(|f| f.take(at + 1).read_to_end(&mut bytes))
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let line = bytes[..bytes.len().saturating_sub(1)]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count() as u64
+        + 1;
+    Ok((line, bytes.last().copied().unwrap_or(0)))
+}
+
+/// Opens the decoded text of a file.
+fn decoded(path: &Path, inspected: &Inspected) -> Result<Box<dyn Read + Send>, String> {
+    let mut file = File::open(path).map_err(|e| format!("{}: cannot open: {e}", path.display()))?;
+    file.seek(SeekFrom::Start(inspected.skip))
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    if inspected.encoding == UTF_8 {
+        Ok(Box::new(file))
+    } else {
+        Ok(Box::new(
+            encoding_rs_io::DecodeReaderBytesBuilder::new()
+                .encoding(Some(inspected.encoding))
+                .bom_sniffing(false)
+                .build(file),
+        ))
+    }
+}
+
+/// Picks the delimiter of a CSV sample: the candidate whose count per record is
+/// the same on most records (quotes respected), preferring larger counts.
+pub fn sniff_delimiter(sample: &[u8]) -> u8 {
+    const CANDIDATES: [u8; 4] = [b';', b',', b'\t', b'|'];
+    let mut best = (0usize, 0usize, b';');
+    for &d in &CANDIDATES {
+        let mut counts: Vec<usize> = Vec::new();
+        let (mut in_quotes, mut count) = (false, 0usize);
+        for &b in sample {
+            match b {
+                b'"' => in_quotes = !in_quotes,
+                b'\n' if !in_quotes => {
+                    counts.push(count);
+                    count = 0;
+                }
+                _ if b == d && !in_quotes => count += 1,
+                _ => {}
+            }
+        }
+        // The last line of a sample may be cut: ignore it unless it is the only one.
+        if counts.is_empty() {
+            counts.push(count);
+        }
+        let mut freq: Vec<(usize, usize)> = Vec::new();
+        for &c in counts.iter().filter(|&&c| c > 0) {
+            match freq.iter_mut().find(|(v, _)| *v == c) {
+                Some(slot) => slot.1 += 1,
+                None => freq.push((c, 1)),
+            }
+        }
+        if let Some(&(value, times)) = freq.iter().max_by_key(|(v, n)| (*n, *v)) {
+            if (times, value) > (best.0, best.1) {
+                best = (times, value, d);
+            }
+        }
+    }
+    best.2
+}
+
+/// A data record and where it is.
+#[derive(Debug)]
+pub struct Record {
+    /// The line where the record starts (1-based).
+    pub line: u64,
+    /// Its number among data records (1 = first after the header).
+    pub number: u64,
+    /// Its fields.
+    pub fields: csv::StringRecord,
+}
+
+/// A CSV file positioned after its header row.
+pub struct CsvFile {
+    reader: csv::Reader<Box<dyn Read + Send>>,
+    pending: VecDeque<(u64, csv::StringRecord)>,
+    /// The header row.
+    pub headers: Vec<String>,
+    /// The line of the header row.
+    pub header_line: u64,
+    /// The delimiter used.
+    pub delimiter: u8,
+    number: u64,
+    path: PathBuf,
+}
+
+impl CsvFile {
+    /// Opens a file, finds its delimiter and header row.
+    ///
+    /// # Errors
+    /// A reason naming the file: unreadable, empty, or without a header row.
+    pub fn open(
+        path: &Path,
+        inspected: &Inspected,
+        source: &CsvSource,
+        mapping: &Mapping,
+    ) -> Result<Self, String> {
+        let mut text = BufReader::with_capacity(SNIFF_BYTES * 4, decoded(path, inspected)?);
+        let sample = text
+            .fill_buf()
+            .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+        if sample.iter().all(|b| b.is_ascii_whitespace()) {
+            return Err(format!("{}: the file is empty", path.display()));
+        }
+        let delimiter = source
+            .delimiter
+            .unwrap_or_else(|| sniff_delimiter(&sample[..sample.len().min(SNIFF_BYTES)]));
+        let reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .delimiter(delimiter)
+            .buffer_capacity(1 << 16)
+            .from_reader(Box::new(text) as Box<dyn Read + Send>);
+        let mut file = Self {
+            reader,
+            pending: VecDeque::new(),
+            headers: Vec::new(),
+            header_line: 0,
+            delimiter,
+            number: 0,
+            path: path.to_owned(),
+        };
+        let mut candidates = Vec::new();
+        while candidates.len() < HEADER_SEARCH {
+            match file.read_raw()? {
+                Some(row) => candidates.push(row),
+                None => break,
+            }
+        }
+        let at = match source.header_row {
+            Some(line) => candidates
+                .iter()
+                .position(|(l, _)| *l == line)
+                .ok_or_else(|| {
+                    format!(
+                        "{}: no record starts at line {line} (header_row)",
+                        path.display()
+                    )
+                })?,
+            None => {
+                let scores: Vec<usize> = candidates
+                    .iter()
+                    .map(|(_, r)| {
+                        mapping.header_score(&r.iter().map(str::to_owned).collect::<Vec<_>>())
+                    })
+                    .collect();
+                let best = scores.iter().copied().max().unwrap_or(0);
+                if best == 0 {
+                    return Err(format!(
+                        "{}: no header row found in the first {HEADER_SEARCH} records (expected columns such as {})",
+                        path.display(),
+                        expected_headers(mapping)
+                    ));
+                }
+                scores.iter().position(|s| *s == best).unwrap_or(0)
+            }
+        };
+        let mut rest = candidates.split_off(at);
+        let (line, header) = rest.remove(0);
+        file.headers = header.iter().map(str::to_owned).collect();
+        file.header_line = line;
+        file.pending = rest.into();
+        Ok(file)
+    }
+
+    fn read_raw(&mut self) -> Result<Option<(u64, csv::StringRecord)>, String> {
+        let mut record = csv::StringRecord::new();
+        loop {
+            match self.reader.read_record(&mut record) {
+                Ok(false) => return Ok(None),
+                Ok(true) => {
+                    // Blank lines and rows of empty cells (spreadsheet leftovers) carry nothing.
+                    if record.iter().all(|f| f.trim().is_empty()) {
+                        continue;
+                    }
+                    let line = record.position().map_or(0, |p| p.line());
+                    return Ok(Some((line, record)));
+                }
+                Err(error) => return Err(self.describe(&error)),
+            }
+        }
+    }
+
+    fn describe(&self, error: &csv::Error) -> String {
+        let line = error.position().map_or(0, |p| p.line());
+        match error.kind() {
+            csv::ErrorKind::Utf8 { err, .. } => format!(
+                "{}:{line}: not valid UTF-8 in field {}; set encoding = \"windows-1252\" or \"auto\" in the connector",
+                self.path.display(),
+                err.field() + 1
+            ),
+            _ => format!("{}:{line}: {error}", self.path.display()),
+        }
+    }
+
+    /// The next data record.
+    ///
+    /// # Errors
+    /// A reason naming the file and line when the text cannot be read at all.
+    pub fn next_record(&mut self) -> Result<Option<Record>, String> {
+        let next = match self.pending.pop_front() {
+            Some(row) => Some(row),
+            None => self.read_raw()?,
+        };
+        Ok(next.map(|(line, fields)| {
+            self.number += 1;
+            Record {
+                line,
+                number: self.number,
+                fields,
+            }
+        }))
+    }
+
+    /// The file being read.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn expected_headers(mapping: &Mapping) -> String {
+    use super::mapping::ValueSource;
+    mapping
+        .fields()
+        .iter()
+        .filter_map(|f| match &f.source {
+            ValueSource::Column(c) | ValueSource::Columns(c, _) => c.first(),
+            ValueSource::Constant(_) => None,
+        })
+        .take(4)
+        .map(|h| format!("'{h}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Indexes of volatile columns in a header row.
+pub fn volatile_columns(headers: &[String], volatile: &[String]) -> Vec<usize> {
+    let wanted: Vec<String> = volatile.iter().map(|v| normalize(v)).collect();
+    headers
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| wanted.contains(&normalize(h)))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Resolves a mapping against a file's header, as one refusal reason.
+///
+/// # Errors
+/// The missing columns, with the file name.
+pub fn resolve<'m>(file: &CsvFile, mapping: &'m Mapping) -> Result<Resolved<'m>, String> {
+    mapping.resolve(&file.headers).map_err(|missing| {
+        format!(
+            "{}:{}: {}",
+            file.path.display(),
+            file.header_line,
+            missing.join("; ")
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case::semicolon_with_french_amounts("a;b;c\n1;26 956,00;x\n2;1,5;y\n", b';')]
+    #[case::comma("a,b,c\n1,2,3\n4,5,6\n", b',')]
+    #[case::tab("a\tb\tc\n1\t2,5\t3\n", b'\t')]
+    #[case::title_rows_above("Export du 02/10/2026\n\na;b;c;d\n1;2;3;4\n5;6;7;8\n", b';')]
+    #[case::quoted_delimiters("a;b\n\"x,y,z\";1\n\"u,v\";2\n", b';')]
+    #[case::multiline_quoted("a;b;c\n1;\"line\nwith, commas, here\";3\n4;5;6\n", b';')]
+    fn delimiter_is_sniffed(#[case] sample: &str, #[case] expected: u8) {
+        assert_eq!(sniff_delimiter(sample.as_bytes()) as char, expected as char);
+    }
+
+    fn inspect_bytes(bytes: &[u8], choice: EncodingChoice) -> Result<Inspected, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.csv");
+        std::fs::write(&path, bytes).unwrap();
+        inspect(&path, choice)
+    }
+
+    #[rstest]
+    #[case::utf8(b"N\xC2\xB0;x\n".as_slice(), "UTF-8", 0)]
+    #[case::utf8_bom(b"\xEF\xBB\xBFN\xC2\xB0;x\n".as_slice(), "UTF-8", 3)]
+    #[case::windows_1252(b"N\xB0;\xE9t\xE9\n".as_slice(), "windows-1252", 0)]
+    #[case::bom_then_windows_1252(b"\xEF\xBB\xBFN\xB0;\xE9t\xE9\n".as_slice(), "windows-1252", 3)]
+    #[case::utf16le_bom(b"\xFF\xFEa\x00;\x00".as_slice(), "UTF-16LE", 2)]
+    fn encoding_is_detected(#[case] bytes: &[u8], #[case] name: &str, #[case] skip: u64) {
+        let i = inspect_bytes(bytes, EncodingChoice::Auto).unwrap();
+        assert_eq!(i.encoding.name(), name);
+        assert_eq!(i.skip, skip);
+    }
+
+    #[test]
+    fn utf8_split_across_chunks_is_still_utf8() {
+        let mut bytes = vec![b'a'; (1 << 20) - 1];
+        bytes.extend_from_slice("é;è\n".as_bytes());
+        let i = inspect_bytes(&bytes, EncodingChoice::Auto).unwrap();
+        assert_eq!(i.encoding, UTF_8);
+    }
+
+    #[test]
+    fn declared_utf8_with_latin1_bytes_names_the_line() {
+        let err =
+            inspect_bytes(b"a;b\nok;ok\nbad;\xE9\n", EncodingChoice::Fixed(UTF_8)).unwrap_err();
+        assert!(err.contains("f.csv:3: not valid UTF-8 (byte 0xE9"), "{err}");
+    }
+
+    #[test]
+    fn checksum_depends_on_content_only() {
+        let a = inspect_bytes(b"x;y\n", EncodingChoice::Auto).unwrap();
+        let b = inspect_bytes(b"x;y\n", EncodingChoice::Auto).unwrap();
+        let c = inspect_bytes(b"x;z\n", EncodingChoice::Auto).unwrap();
+        assert_eq!(a.checksum, b.checksum);
+        assert_ne!(a.checksum, c.checksum);
+    }
+}

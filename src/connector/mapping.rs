@@ -1,0 +1,771 @@
+//! The mapping from a source's records to canonical dossiers, shared by every
+//! tabular kind.
+//!
+//! Owns the `[fields]` and `[steps]` tables of connector files: validation,
+//! resolution of column names against a header row (aliases, tolerant matching,
+//! "closest header" hints), and turning one record into a [`Dossier`] or the list
+//! of reasons it is rejected. Pure: no I/O, no clock.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::SecondsFormat;
+use chrono_tz::Tz;
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::FileProblems;
+use super::value::{self, AmountFormat, DateFormat};
+use crate::lifecycle::{Lifecycle, closest};
+use crate::model::{self, Dossier, EXTRA_PREFIX, FieldKind, ID, STEP};
+
+/// What to do with a value that does not parse.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnInvalid {
+    /// Reject the whole record (the default: a bad value is never guessed).
+    #[default]
+    Reject,
+    /// Keep the record without this value, and report it as a warning.
+    Ignore,
+}
+
+/// Where a field's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValueSource {
+    /// One column, known by any of these header names.
+    Column(Vec<String>),
+    /// Several columns joined with a separator (composite ids).
+    Columns(Vec<String>, String),
+    /// The same value for every record (a source with one status, such as SCDL).
+    Constant(String),
+}
+
+/// One entry of `[fields]`, before validation.
+#[derive(Debug, Clone)]
+pub struct FieldDef {
+    source: ValueSource,
+    format: Option<String>,
+    kind: Option<FieldKind>,
+    optional: bool,
+    on_invalid: OnInvalid,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DetailedDef {
+    column: Option<OneOrMany>,
+    columns: Option<Vec<String>>,
+    separator: Option<String>,
+    value: Option<String>,
+    format: Option<String>,
+    r#type: Option<FieldKind>,
+    #[serde(default)]
+    optional: bool,
+    #[serde(default)]
+    on_invalid: OnInvalid,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl FieldDef {
+    /// Reads one `[fields]` value: a header name, a list of header aliases, or a table.
+    ///
+    /// # Errors
+    /// A reason naming what is wrong with the value.
+    pub fn from_value(value: toml::Value) -> Result<Self, String> {
+        let plain = |source| FieldDef {
+            source,
+            format: None,
+            kind: None,
+            optional: false,
+            on_invalid: OnInvalid::Reject,
+        };
+        match value {
+            toml::Value::String(s) => Ok(plain(ValueSource::Column(vec![s]))),
+            toml::Value::Array(items) => {
+                let aliases = items
+                    .into_iter()
+                    .map(|v| match v {
+                        toml::Value::String(s) => Ok(s),
+                        other => Err(format!("header aliases must be strings, found {other}")),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(plain(ValueSource::Column(aliases)))
+            }
+            toml::Value::Table(t) => {
+                let d =
+                    DetailedDef::deserialize(toml::Value::Table(t)).map_err(|e| e.to_string())?;
+                let source = match (d.column, d.columns, d.value) {
+                    (Some(OneOrMany::One(c)), None, None) => ValueSource::Column(vec![c]),
+                    (Some(OneOrMany::Many(c)), None, None) => ValueSource::Column(c),
+                    (None, Some(c), None) => {
+                        ValueSource::Columns(c, d.separator.clone().unwrap_or_else(|| "-".to_owned()))
+                    }
+                    (None, None, Some(v)) => ValueSource::Constant(v),
+                    _ => {
+                        return Err(
+                            "give exactly one of `column` (a header or a list of aliases), `columns` (joined) or `value` (a constant)"
+                                .to_owned(),
+                        )
+                    }
+                };
+                if d.separator.is_some() && !matches!(source, ValueSource::Columns(..)) {
+                    return Err("`separator` only goes with `columns`".to_owned());
+                }
+                Ok(FieldDef {
+                    source,
+                    format: d.format,
+                    kind: d.r#type,
+                    optional: d.optional,
+                    on_invalid: d.on_invalid,
+                })
+            }
+            other => Err(format!(
+                "expected a header name, a list of header aliases or a table such as {{ column = \"Date statut\", format = \"%d/%m/%Y\" }}, found {other}"
+            )),
+        }
+    }
+}
+
+/// How a field's text is parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Parse {
+    Text,
+    Date(DateFormat),
+    Instant(DateFormat),
+    Amount(AmountFormat),
+    Siret,
+    Emails,
+}
+
+/// One validated field mapping.
+#[derive(Debug, Clone)]
+pub struct FieldMap {
+    /// The canonical name (`amount_granted`, `extra.commune`).
+    pub name: String,
+    /// Where the value comes from.
+    pub source: ValueSource,
+    parse: Parse,
+    optional: bool,
+    on_invalid: OnInvalid,
+}
+
+/// The validated `[fields]` and `[steps]` of a connector.
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    fields: Vec<FieldMap>,
+    /// Normalized source label → step id.
+    steps: HashMap<String, String>,
+}
+
+/// Normalizes a header or a label for tolerant matching: trimmed (NBSP and BOM
+/// included), inner runs of white space folded to one space, lowercase.
+pub fn normalize(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for word in s
+        .split(|c: char| c.is_whitespace() || c == '\u{feff}')
+        .filter(|w| !w.is_empty())
+    {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.extend(word.chars().flat_map(char::to_lowercase));
+    }
+    out
+}
+
+impl Mapping {
+    /// Validates `[fields]` and `[steps]` against the canonical fields and the lifecycle.
+    pub(crate) fn validate(
+        fields: Vec<(Spanned<String>, FieldDef)>,
+        steps: BTreeMap<Spanned<String>, Spanned<String>>,
+        lifecycle: &Lifecycle,
+        fp: &mut FileProblems<'_>,
+    ) -> Option<Self> {
+        let before = fp.count();
+        let mut fields = fields;
+        // File order, so that messages and rejections follow what the admin wrote.
+        fields.sort_by_key(|(name, _)| name.span().start);
+        let mut out = Vec::new();
+        for (name, def) in fields {
+            let span = name.span();
+            let name = name.into_inner();
+            let canonical = model::field(&name).map(|f| f.kind);
+            let kind = if name == ID || name == STEP {
+                Some(FieldKind::Text)
+            } else if let Some(kind) = canonical {
+                Some(kind)
+            } else if name
+                .strip_prefix(EXTRA_PREFIX)
+                .is_some_and(|rest| !rest.is_empty())
+            {
+                Some(def.kind.unwrap_or(FieldKind::Text))
+            } else {
+                let all = [ID, STEP]
+                    .into_iter()
+                    .chain(model::FIELDS.iter().map(|f| f.name));
+                let hint = closest(&name, all)
+                    .map(|c| format!(" (did you mean '{c}'?)"))
+                    .unwrap_or_default();
+                fp.at(
+                    span.clone(),
+                    format!(
+                        "unknown field '{name}'{hint}; extra fields are named 'extra.something'"
+                    ),
+                );
+                None
+            };
+            let Some(kind) = kind else { continue };
+            if let (Some(given), Some(fixed)) = (def.kind, canonical) {
+                if given != fixed {
+                    fp.at(
+                        span.clone(),
+                        format!("field '{name}' is always of type '{}'", fixed.name()),
+                    );
+                }
+            }
+            let parse = match parser(kind, def.format.as_deref()) {
+                Ok(p) => p,
+                Err(reason) => {
+                    fp.at(span.clone(), format!("field '{name}': {reason}"));
+                    continue;
+                }
+            };
+            let empty_header = match &def.source {
+                ValueSource::Column(c) | ValueSource::Columns(c, _) => {
+                    c.is_empty() || c.iter().any(|h| normalize(h).is_empty())
+                }
+                ValueSource::Constant(_) => false,
+            };
+            if empty_header {
+                fp.at(span.clone(), format!("field '{name}': empty column name"));
+            }
+            if (name == ID || name == STEP) && (def.optional || def.on_invalid == OnInvalid::Ignore)
+            {
+                fp.at(
+                    span,
+                    format!("field '{name}' is required: it cannot be optional or ignored"),
+                );
+            }
+            out.push(FieldMap {
+                name,
+                source: def.source,
+                parse,
+                optional: def.optional,
+                on_invalid: def.on_invalid,
+            });
+        }
+        for required in [ID, STEP] {
+            if !out.iter().any(|f| f.name == required) {
+                fp.file(format!("[fields] must map '{required}'"));
+            }
+        }
+        let mut table = HashMap::new();
+        for (label, step) in steps {
+            let key = normalize(label.get_ref());
+            if lifecycle.step(step.get_ref()).is_none() {
+                let hint = lifecycle
+                    .closest(step.get_ref())
+                    .map(|c| format!(" (did you mean '{c}'?)"))
+                    .unwrap_or_default();
+                fp.at(
+                    step.span(),
+                    format!(
+                        "'{}' is not a step of {}{hint}",
+                        step.get_ref(),
+                        lifecycle.path.display()
+                    ),
+                );
+            }
+            if table.insert(key, step.get_ref().clone()).is_some() {
+                fp.at(
+                    label.span(),
+                    format!(
+                        "status label '{}' is mapped twice (labels ignore case and extra spaces)",
+                        label.get_ref()
+                    ),
+                );
+            }
+        }
+        if table.is_empty() {
+            fp.file("[steps] must map the source's status labels onto lifecycle steps");
+        }
+        (fp.count() == before).then_some(Mapping {
+            fields: out,
+            steps: table,
+        })
+    }
+
+    /// Whether `name` is mapped.
+    pub fn has_field(&self, name: &str) -> bool {
+        self.fields.iter().any(|f| f.name == name)
+    }
+
+    /// Every mapped field.
+    pub fn fields(&self) -> &[FieldMap] {
+        &self.fields
+    }
+
+    /// The step a source label maps onto.
+    pub fn step_for(&self, label: &str) -> Option<&str> {
+        self.steps.get(&normalize(label)).map(String::as_str)
+    }
+
+    /// How many fields of `row` look like headers of this mapping (to find the header row).
+    pub fn header_score(&self, row: &[String]) -> usize {
+        let cells: Vec<String> = row.iter().map(|c| normalize(c)).collect();
+        self.fields
+            .iter()
+            .filter(|f| {
+                headers_of(&f.source)
+                    .iter()
+                    .any(|h| cells.contains(&normalize(h)))
+            })
+            .count()
+    }
+
+    /// Matches the mapping to a header row.
+    ///
+    /// # Errors
+    /// One message per missing column, naming the closest header found.
+    pub fn resolve(&self, headers: &[String]) -> Result<Resolved<'_>, Vec<String>> {
+        let normalized: Vec<String> = headers.iter().map(|h| normalize(h)).collect();
+        let find = |name: &str| normalized.iter().position(|h| *h == normalize(name));
+        let mut missing = Vec::new();
+        let mut columns = Vec::with_capacity(self.fields.len());
+        for f in &self.fields {
+            let resolution = match &f.source {
+                ValueSource::Constant(_) => Resolution::Constant,
+                ValueSource::Column(aliases) => match aliases.iter().find_map(|a| find(a)) {
+                    Some(i) => Resolution::Index(i),
+                    None if f.optional => Resolution::Absent,
+                    None => {
+                        missing.push(missing_message(&f.name, aliases, headers));
+                        Resolution::Absent
+                    }
+                },
+                ValueSource::Columns(names, _) => {
+                    let found: Vec<Option<usize>> = names.iter().map(|n| find(n)).collect();
+                    if found.iter().all(Option::is_some) {
+                        Resolution::Indexes(found.into_iter().flatten().collect())
+                    } else if f.optional {
+                        Resolution::Absent
+                    } else {
+                        for (n, _) in names.iter().zip(&found).filter(|(_, i)| i.is_none()) {
+                            missing.push(missing_message(
+                                &f.name,
+                                std::slice::from_ref(n),
+                                headers,
+                            ));
+                        }
+                        Resolution::Absent
+                    }
+                }
+            };
+            columns.push(resolution);
+        }
+        if missing.is_empty() {
+            Ok(Resolved {
+                mapping: self,
+                columns,
+            })
+        } else {
+            Err(missing)
+        }
+    }
+}
+
+fn headers_of(source: &ValueSource) -> &[String] {
+    match source {
+        ValueSource::Column(c) | ValueSource::Columns(c, _) => c,
+        ValueSource::Constant(_) => &[],
+    }
+}
+
+fn missing_message(field: &str, aliases: &[String], headers: &[String]) -> String {
+    let wanted = aliases
+        .iter()
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    let nearest = aliases
+        .iter()
+        .filter_map(|a| {
+            let a = normalize(a);
+            headers
+                .iter()
+                .map(|h| (strsim::jaro_winkler(&a, &normalize(h)), h))
+                .max_by(|x, y| x.0.total_cmp(&y.0))
+        })
+        .max_by(|x, y| x.0.total_cmp(&y.0));
+    match nearest {
+        Some((score, h)) if score > 0.6 => {
+            format!("missing column {wanted} for field '{field}' (closest header found: '{h}')")
+        }
+        _ => format!("missing column {wanted} for field '{field}'"),
+    }
+}
+
+fn parser(kind: FieldKind, format: Option<&str>) -> Result<Parse, String> {
+    let date_format = |f: Option<&str>| match f {
+        None | Some("auto") => DateFormat::Auto,
+        Some(p) => DateFormat::Pattern(p.to_owned()),
+    };
+    Ok(match kind {
+        FieldKind::Date => {
+            check_pattern(format)?;
+            Parse::Date(date_format(format))
+        }
+        FieldKind::Instant => {
+            check_pattern(format)?;
+            Parse::Instant(date_format(format))
+        }
+        FieldKind::Amount => Parse::Amount(match format {
+            None | Some("auto") => AmountFormat::Auto,
+            Some("fr_decimal") => AmountFormat::FrDecimal,
+            Some("decimal") => AmountFormat::Decimal,
+            Some(other) => {
+                return Err(format!(
+                    "amount format '{other}' is not one of \"auto\", \"fr_decimal\" (26 956,00), \"decimal\" (26956.00)"
+                ));
+            }
+        }),
+        FieldKind::Text | FieldKind::Siret | FieldKind::Emails if format.is_some() => {
+            return Err(format!(
+                "`format` does not apply to a field of type '{}'",
+                kind.name()
+            ));
+        }
+        FieldKind::Text => Parse::Text,
+        FieldKind::Siret => Parse::Siret,
+        FieldKind::Emails => Parse::Emails,
+    })
+}
+
+fn check_pattern(format: Option<&str>) -> Result<(), String> {
+    use chrono::format::{Item, StrftimeItems};
+    match format {
+        Some(p) if p != "auto" => {
+            if StrftimeItems::new(p).any(|i| matches!(i, Item::Error)) {
+                Err(format!(
+                    "'{p}' is not a valid date pattern (chrono strftime, e.g. \"%d/%m/%Y\")"
+                ))
+            } else {
+                Ok(())
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Resolution {
+    Index(usize),
+    Indexes(Vec<usize>),
+    Constant,
+    Absent,
+}
+
+/// A mapping matched to the columns of one file.
+#[derive(Debug, Clone)]
+pub struct Resolved<'m> {
+    mapping: &'m Mapping,
+    columns: Vec<Resolution>,
+}
+
+/// A field of a record that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldIssue {
+    /// The canonical field name.
+    pub field: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// A record turned into a dossier, with the values that were ignored.
+#[derive(Debug, Clone)]
+pub struct Mapped {
+    /// The dossier.
+    pub dossier: Dossier,
+    /// Values that did not parse, on fields with `on_invalid = "ignore"`.
+    pub warnings: Vec<FieldIssue>,
+}
+
+impl<'m> Resolved<'m> {
+    fn raw<'r>(&self, index: usize, get: &impl Fn(usize) -> Option<&'r str>) -> Option<Cow<'r, str>>
+    where
+        'm: 'r,
+    {
+        let f = &self.mapping.fields[index];
+        match (&self.columns[index], &f.source) {
+            (Resolution::Index(i), _) => get(*i).map(|v| Cow::Borrowed(v.trim())),
+            (Resolution::Indexes(is), ValueSource::Columns(_, sep)) => {
+                let parts: Vec<&str> = is
+                    .iter()
+                    .filter_map(|i| get(*i).map(str::trim))
+                    .filter(|v| !v.is_empty())
+                    .collect();
+                Some(Cow::Owned(parts.join(sep)))
+            }
+            (Resolution::Constant, ValueSource::Constant(v)) => Some(Cow::Borrowed(v.as_str())),
+            _ => None,
+        }
+        .filter(|v| !v.is_empty())
+    }
+
+    /// The id of a record, if it has one; cheap, for change detection before mapping.
+    pub fn id<'r>(&self, get: &impl Fn(usize) -> Option<&'r str>) -> Option<Cow<'r, str>>
+    where
+        'm: 'r,
+    {
+        let index = self.mapping.fields.iter().position(|f| f.name == ID)?;
+        self.raw(index, get)
+    }
+
+    /// Turns a record into a dossier.
+    ///
+    /// `get(i)` returns the text of column `i`. Naive dates and times are read in `tz`.
+    ///
+    /// # Errors
+    /// Every field that prevents using the record.
+    pub fn map<'r>(
+        &self,
+        get: impl Fn(usize) -> Option<&'r str>,
+        tz: Tz,
+    ) -> Result<Mapped, Vec<FieldIssue>>
+    where
+        'm: 'r,
+    {
+        let mut errors = Vec::new();
+        let mut warnings = Vec::new();
+        let mut id = None;
+        let mut status = None;
+        let mut fields = BTreeMap::new();
+        for (index, f) in self.mapping.fields.iter().enumerate() {
+            let raw = self.raw(index, &get);
+            let issue = |reason: String| FieldIssue {
+                field: f.name.clone(),
+                reason,
+            };
+            if f.name == ID {
+                match raw {
+                    Some(v) => id = Some(v.into_owned()),
+                    None => errors.push(issue("empty id".to_owned())),
+                }
+                continue;
+            }
+            if f.name == STEP {
+                match raw {
+                    Some(v) => status = Some(v.into_owned()),
+                    None => errors.push(issue("empty status".to_owned())),
+                }
+                continue;
+            }
+            let Some(raw) = raw else { continue };
+            match parse(&f.parse, &raw, tz) {
+                Ok(v) => {
+                    fields.insert(f.name.clone(), v);
+                }
+                Err(reason) => match f.on_invalid {
+                    OnInvalid::Reject => errors.push(issue(reason)),
+                    OnInvalid::Ignore => warnings.push(issue(reason)),
+                },
+            }
+        }
+        let step = status.as_deref().and_then(|s| {
+            let step = self.mapping.step_for(s);
+            if step.is_none() {
+                errors.push(FieldIssue {
+                    field: STEP.to_owned(),
+                    reason: format!("unknown status label '{s}': map it onto a step in [steps]"),
+                });
+            }
+            step
+        });
+        match (id, step, status) {
+            (Some(id), Some(step), Some(status)) if errors.is_empty() => Ok(Mapped {
+                dossier: Dossier {
+                    id,
+                    step: step.to_owned(),
+                    status,
+                    fields,
+                },
+                warnings,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+fn parse(how: &Parse, raw: &str, tz: Tz) -> Result<String, String> {
+    Ok(match how {
+        Parse::Text => raw.to_owned(),
+        Parse::Date(f) => value::parse_date(raw, f)?.format("%Y-%m-%d").to_string(),
+        Parse::Instant(f) => {
+            value::parse_instant(raw, f, tz)?.to_rfc3339_opts(SecondsFormat::Secs, true)
+        }
+        Parse::Amount(f) => value::format_amount(value::parse_amount(raw, *f)?),
+        Parse::Siret => value::parse_siret(raw)?,
+        Parse::Emails => value::parse_emails(raw)?.join(", "),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Problems;
+    use std::path::Path;
+
+    fn lifecycle() -> Lifecycle {
+        let mut p = Problems::default();
+        Lifecycle::parse(
+            Path::new("lifecycle.toml"),
+            include_str!("../../rules/lifecycle.toml"),
+            &mut p,
+        )
+        .unwrap()
+    }
+
+    fn mapping(fields: &str, steps: &str) -> Result<Mapping, String> {
+        #[derive(Deserialize)]
+        struct T {
+            fields: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+            steps: BTreeMap<Spanned<String>, Spanned<String>>,
+        }
+        let text = format!("[fields]\n{fields}\n[steps]\n{steps}\n");
+        let t: T = toml::from_str(&text).unwrap();
+        let mut problems = Problems::default();
+        let mut fp = FileProblems {
+            path: Path::new("c.toml"),
+            text: &text,
+            problems: &mut problems,
+        };
+        let mut defs = Vec::new();
+        for (k, v) in t.fields {
+            let span = v.span();
+            match FieldDef::from_value(v.into_inner()) {
+                Ok(d) => defs.push((k, d)),
+                Err(e) => fp.at(span, e),
+            }
+        }
+        Mapping::validate(defs, t.steps, &lifecycle(), &mut fp).ok_or_else(|| problems.to_string())
+    }
+
+    fn row(cells: &[&str]) -> Vec<String> {
+        cells.iter().map(|s| s.to_string()).collect()
+    }
+
+    const FIELDS: &str = r#"
+        id = ["N° dossier", "Dossier - Code"]
+        step = "Statut"
+        amount_granted = { column = "Montant voté", format = "fr_decimal" }
+        "beneficiary.siret" = { column = "SIRET", on_invalid = "ignore" }
+        "extra.date_cp" = { column = "Date CP", type = "date", optional = true }
+    "#;
+    const STEPS: &str = r#""Voté en CP" = "accorde"
+        "Instruction en cours" = "instruction""#;
+
+    #[test]
+    fn headers_match_tolerantly_with_aliases() {
+        let m = mapping(FIELDS, STEPS).unwrap();
+        let headers = row(&["  dossier -  code ", "STATUT", "Montant\u{a0}voté", "Siret"]);
+        let r = m.resolve(&headers).unwrap();
+        let rec = row(&["HDF-1", " voté  en cp ", "26 956,00 €", "123"]);
+        let get = |i: usize| rec.get(i).map(String::as_str);
+        let mapped = r.map(get, chrono_tz::Europe::Paris).unwrap();
+        assert_eq!(mapped.dossier.id, "HDF-1");
+        assert_eq!(mapped.dossier.step, "accorde");
+        assert_eq!(mapped.dossier.get("amount_granted"), Some("26956.00"));
+        assert_eq!(mapped.dossier.get("beneficiary.siret"), None);
+        assert_eq!(mapped.warnings.len(), 1);
+        assert_eq!(mapped.warnings[0].field, "beneficiary.siret");
+    }
+
+    #[test]
+    fn missing_header_names_the_closest() {
+        let m = mapping(FIELDS, STEPS).unwrap();
+        let err = m
+            .resolve(&row(&["N° dossier", "Statuts", "Montant vote", "SIRET"]))
+            .unwrap_err();
+        assert_eq!(err.len(), 2, "{err:?}");
+        assert!(
+            err[0].contains(
+                "missing column 'Statut' for field 'step' (closest header found: 'Statuts')"
+            ),
+            "{err:?}"
+        );
+        assert!(err[1].contains("'Montant voté'"), "{err:?}");
+    }
+
+    #[test]
+    fn record_errors_are_all_reported() {
+        let m = mapping(FIELDS, STEPS).unwrap();
+        let headers = row(&["N° dossier", "Statut", "Montant voté", "SIRET"]);
+        let r = m.resolve(&headers).unwrap();
+        let rec = row(&["", "Payé", "beaucoup", ""]);
+        let errors = r
+            .map(|i| rec.get(i).map(String::as_str), chrono_tz::Europe::Paris)
+            .unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["id", "amount_granted", "step"], "{errors:?}");
+        assert!(errors[2].reason.contains("unknown status label 'Payé'"));
+    }
+
+    #[test]
+    fn constant_and_joined_columns() {
+        let m = mapping(
+            r#"id = { columns = ["idAttribuant", "referenceDecision"], separator = "/" }
+               step = { value = "Attribuée" }"#,
+            r#""attribuée" = "accorde""#,
+        )
+        .unwrap();
+        let r = m
+            .resolve(&row(&["referenceDecision", "idAttribuant"]))
+            .unwrap();
+        let rec = row(&["CONV-12", "21590001"]);
+        let d = r
+            .map(|i| rec.get(i).map(String::as_str), chrono_tz::Europe::Paris)
+            .unwrap()
+            .dossier;
+        assert_eq!(d.id, "21590001/CONV-12");
+        assert_eq!(d.step, "accorde");
+    }
+
+    #[test]
+    fn invalid_mapping_reports_every_problem() {
+        let err = mapping(
+            r#"id = "N°"
+               benefciary_email = "Courriel"
+               amount_granted = { column = "M", format = "euros" }
+               "beneficiary.name" = { column = "B", colum = "x" }"#,
+            r#""Voté" = "acorde""#,
+        )
+        .unwrap_err();
+        for needle in [
+            "unknown field 'benefciary_email' (did you mean 'beneficiary.email'?)",
+            "amount format 'euros'",
+            "unknown field `colum`",
+            "'acorde' is not a step of lifecycle.toml (did you mean 'accorde'?)",
+            "[fields] must map 'step'",
+        ] {
+            assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+        }
+        assert!(err.contains("c.toml:"), "{err}");
+    }
+
+    #[test]
+    fn header_score_finds_the_header_row() {
+        let m = mapping(FIELDS, STEPS).unwrap();
+        assert_eq!(m.header_score(&row(&["Export des dossiers", "", ""])), 0);
+        assert_eq!(
+            m.header_score(&row(&["N° dossier", "Statut", "Montant voté", "SIRET"])),
+            4
+        );
+    }
+}

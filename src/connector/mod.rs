@@ -1,0 +1,344 @@
+//! Connector files: how to fetch an export and how to map its records to dossiers.
+//!
+//! Owns `connectors/*.toml` (one connector per file, its stem is its name): strict
+//! parsing with `file:line:column` in every message, validation against the
+//! lifecycle, and the [`Connector`] type the importer works from. Each source kind
+//! lives in its own module (`csv` today); the field mapping shared by all kinds is
+//! in [`mapping`], the value parsers in [`value`].
+
+pub mod csv;
+pub mod mapping;
+pub(crate) mod value;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use croner::Cron;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::config::{Config, Guards, Problems};
+use crate::lifecycle::Lifecycle;
+use mapping::{FieldDef, Mapping};
+
+/// The kinds of sources a connector can read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// CSV files dropped in a folder.
+    Csv,
+}
+
+#[derive(Debug, Deserialize)]
+struct KindProbe {
+    kind: Option<Spanned<String>>,
+}
+
+/// The file shape shared by every kind; `S` is the kind's `[source]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnectorFile<S> {
+    #[allow(dead_code)] // Read by `KindProbe`; declared so that it is not an unknown field.
+    kind: Kind,
+    #[serde(default)]
+    #[allow(dead_code)] // Documentation for admins only.
+    description: Option<String>,
+    #[serde(default = "default_schedule")]
+    schedule: Spanned<String>,
+    #[serde(default)]
+    alert_on_first_import: bool,
+    #[serde(default)]
+    watch: Vec<Spanned<String>>,
+    #[serde(default)]
+    volatile: Vec<String>,
+    source: S,
+    fields: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+    #[serde(default)]
+    steps: BTreeMap<Spanned<String>, Spanned<String>>,
+    #[serde(default)]
+    guards: GuardsDef,
+}
+
+fn default_schedule() -> Spanned<String> {
+    Spanned::new(0..0, "0 */15 * * * *".to_owned())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GuardsDef {
+    max_rejected_ratio: Option<f64>,
+    max_disappeared_ratio: Option<f64>,
+}
+
+/// A validated connector.
+#[derive(Debug, Clone)]
+pub struct Connector {
+    /// Its name: the file stem.
+    pub name: String,
+    /// The connector file.
+    pub file: PathBuf,
+    /// A hash of the file's text: a changed mapping re-reads every record.
+    pub fingerprint: u64,
+    /// The cron pattern, as written.
+    pub schedule_text: String,
+    /// When to import, in the configured zone.
+    pub schedule: Cron,
+    /// Whether the first import alerts (by default it is a silent baseline).
+    pub alert_on_first_import: bool,
+    /// Fields whose changes become `field_changed` events.
+    pub watch: Vec<String>,
+    /// Source columns ignored by change detection (an export timestamp…).
+    pub volatile: Vec<String>,
+    /// Thresholds above which a snapshot is refused.
+    pub guards: Guards,
+    /// How records become dossiers.
+    pub mapping: Mapping,
+    /// Where and how to read.
+    pub source: Source,
+}
+
+/// The kind-specific part of a connector.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// CSV files.
+    Csv(csv::CsvSource),
+}
+
+/// Line and column (1-based) of a byte offset in `text`.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// Collects problems for one file, prefixing each with `file:line:column`.
+pub(crate) struct FileProblems<'a> {
+    path: &'a Path,
+    text: &'a str,
+    problems: &'a mut Problems,
+}
+
+impl FileProblems<'_> {
+    /// A problem at a byte span of the file.
+    pub(crate) fn at(&mut self, span: std::ops::Range<usize>, message: impl Into<String>) {
+        let (line, col) = line_col(self.text, span.start);
+        self.problems
+            .push(format!("{}:{line}:{col}", self.path.display()), message);
+    }
+
+    /// A problem about the whole file.
+    pub(crate) fn file(&mut self, message: impl Into<String>) {
+        self.problems.push(self.path, message);
+    }
+
+    /// How many problems have been collected so far, for all files.
+    pub(crate) fn count(&self) -> usize {
+        self.problems.len()
+    }
+}
+
+impl Connector {
+    /// Reads every `*.toml` of the connectors folder, in name order.
+    ///
+    /// Valid connectors are returned even when others are not: the daemon runs
+    /// what it can, `check` reports the rest.
+    pub fn load_all(config: &Config, lifecycle: &Lifecycle, problems: &mut Problems) -> Vec<Self> {
+        let dir = &config.connectors_dir;
+        let mut paths = match std::fs::read_dir(dir) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+                .collect::<Vec<_>>(),
+            Err(error) => {
+                problems.push(dir, format!("cannot read the connectors folder: {error}"));
+                return Vec::new();
+            }
+        };
+        paths.sort();
+        if paths.is_empty() {
+            problems.push(dir, "no connector file (*.toml) in the connectors folder");
+        }
+        paths
+            .iter()
+            .filter_map(|p| Self::load(p, config, lifecycle, problems))
+            .collect()
+    }
+
+    /// Reads and validates one connector file.
+    pub fn load(
+        path: &Path,
+        config: &Config,
+        lifecycle: &Lifecycle,
+        problems: &mut Problems,
+    ) -> Option<Self> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse(path, &text, config, lifecycle, problems),
+            Err(error) => {
+                problems.push(path, format!("cannot read the connector file: {error}"));
+                None
+            }
+        }
+    }
+
+    /// Validates the text of a connector file (no I/O).
+    pub fn parse(
+        path: &Path,
+        text: &str,
+        config: &Config,
+        lifecycle: &Lifecycle,
+        problems: &mut Problems,
+    ) -> Option<Self> {
+        let mut fp = FileProblems {
+            path,
+            text,
+            problems,
+        };
+        let before = fp.count();
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            fp.file(format!(
+                "connector name '{name}' (the file name) must use only letters, digits, '-' and '_'"
+            ));
+        }
+        let probe: KindProbe = match toml::from_str(text) {
+            Ok(p) => p,
+            Err(error) => {
+                fp.file(error.to_string().trim_end());
+                return None;
+            }
+        };
+        let Some(kind) = probe.kind else {
+            fp.file("missing `kind` (one of \"csv\")");
+            return None;
+        };
+        let base = path.parent().unwrap_or(Path::new("."));
+        let (common, source) = match kind.get_ref().as_str() {
+            "csv" => {
+                let file: ConnectorFile<csv::CsvSourceDef> = match toml::from_str(text) {
+                    Ok(f) => f,
+                    Err(error) => {
+                        fp.file(error.to_string().trim_end());
+                        return None;
+                    }
+                };
+                let source = csv::CsvSource::validate(file.source, base, &mut fp);
+                let common = Common {
+                    schedule: file.schedule,
+                    alert_on_first_import: file.alert_on_first_import,
+                    watch: file.watch,
+                    volatile: file.volatile,
+                    fields: file.fields,
+                    steps: file.steps,
+                    guards: file.guards,
+                };
+                (common, source.map(Source::Csv))
+            }
+            other => {
+                fp.at(
+                    kind.span(),
+                    format!("unknown kind '{other}', expected one of \"csv\""),
+                );
+                return None;
+            }
+        };
+        let schedule = match Cron::from_str(common.schedule.get_ref()) {
+            Ok(c) => Some(c),
+            Err(error) => {
+                fp.at(
+                    common.schedule.span(),
+                    format!(
+                        "schedule '{}' is not a cron pattern like \"0 */15 * * * *\": {error}",
+                        common.schedule.get_ref()
+                    ),
+                );
+                None
+            }
+        };
+        let fields: Vec<(Spanned<String>, FieldDef)> = common
+            .fields
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let span = v.span();
+                match FieldDef::from_value(v.into_inner()) {
+                    Ok(def) => Some((k, def)),
+                    Err(reason) => {
+                        fp.at(span, reason);
+                        None
+                    }
+                }
+            })
+            .collect();
+        let mapping = Mapping::validate(fields, common.steps, lifecycle, &mut fp);
+        if let Some(m) = &mapping {
+            for w in &common.watch {
+                if !m.has_field(w.get_ref()) {
+                    fp.at(
+                        w.span(),
+                        format!("watched field '{}' is not mapped in [fields]", w.get_ref()),
+                    );
+                }
+            }
+        }
+        for v in &common.volatile {
+            if v.trim().is_empty() {
+                fp.file("`volatile` lists an empty column name");
+            }
+        }
+        let mut guards = config.guards;
+        for (value, slot, key) in [
+            (
+                common.guards.max_rejected_ratio,
+                &mut guards.max_rejected_ratio,
+                "max_rejected_ratio",
+            ),
+            (
+                common.guards.max_disappeared_ratio,
+                &mut guards.max_disappeared_ratio,
+                "max_disappeared_ratio",
+            ),
+        ] {
+            if let Some(v) = value {
+                if (0.0..=1.0).contains(&v) {
+                    *slot = v;
+                } else {
+                    fp.file(format!("guards.{key}: {v} is not a ratio between 0 and 1"));
+                }
+            }
+        }
+        let (Some(schedule), Some(mapping), Some(source)) = (schedule, mapping, source) else {
+            return None;
+        };
+        (fp.count() == before).then(|| Connector {
+            name,
+            file: path.to_owned(),
+            fingerprint: xxhash_rust::xxh3::xxh3_64(text.as_bytes()),
+            schedule_text: common.schedule.into_inner(),
+            schedule,
+            alert_on_first_import: common.alert_on_first_import,
+            watch: common.watch.into_iter().map(Spanned::into_inner).collect(),
+            volatile: common.volatile,
+            guards,
+            mapping,
+            source,
+        })
+    }
+}
+
+struct Common {
+    schedule: Spanned<String>,
+    alert_on_first_import: bool,
+    watch: Vec<Spanned<String>>,
+    volatile: Vec<String>,
+    fields: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+    steps: BTreeMap<Spanned<String>, Spanned<String>>,
+    guards: GuardsDef,
+}

@@ -1,0 +1,203 @@
+//! The daemon: imports every connector on its cron schedule until told to stop.
+//!
+//! ```text
+//!  one task per connector                          store thread (owns the Store)
+//!  cron (in the configured zone) ─▶ job ─bounded channel─▶ import_pending ─▶ reply
+//!  SIGTERM / SIGINT ─▶ cancel ─▶ tasks stop waiting; the running import finishes
+//!                                 (or, past shutdown_timeout, is rolled back by SQLite)
+//! ```
+//! A failing connector is logged and retried at its next tick; it never stops the
+//! others. Imports run one at a time because SQLite has one writer.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use chrono::Utc;
+use chrono_tz::Tz;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+use crate::config::Config;
+use crate::connector::Connector;
+use crate::import::{self, Options};
+use crate::store::Store;
+
+type Job = Box<dyn FnOnce(&mut Store) + Send>;
+
+/// A handle to the thread that owns the store: work is sent to it as closures.
+#[derive(Clone)]
+pub struct StoreHandle {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl StoreHandle {
+    /// Starts the store thread.
+    pub fn spawn(mut store: Store) -> (Self, std::thread::JoinHandle<()>) {
+        let (jobs, mut rx) = mpsc::channel::<Job>(16);
+        let thread = std::thread::Builder::new()
+            .name("store".to_owned())
+            .spawn(move || {
+                while let Some(job) = rx.blocking_recv() {
+                    job(&mut store);
+                }
+            })
+            .expect("the OS refused to start the store thread");
+        (Self { jobs }, thread)
+    }
+
+    /// Runs `f` on the store thread and waits for its result.
+    ///
+    /// # Errors
+    /// When the store thread has stopped.
+    pub async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> T + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let (tx, rx) = oneshot::channel();
+        self.jobs
+            .send(Box::new(move |store| {
+                let _ = tx.send(f(store));
+            }))
+            .await
+            .map_err(|_| anyhow::anyhow!("the store thread has stopped"))?;
+        rx.await
+            .map_err(|_| anyhow::anyhow!("the store thread stopped during a job"))
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(error) => {
+                warn!(%error, "Cannot listen for SIGTERM; only Ctrl-C stops the daemon.");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Runs the daemon until `shutdown` resolves.
+///
+/// # Errors
+/// When the store cannot be opened.
+pub async fn run(
+    config: Config,
+    connectors: Vec<Connector>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let store = Store::open(&config.store.path, config.store.cache_mb)?;
+    let (handle, store_thread) = StoreHandle::spawn(store);
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    info!(
+        connectors = connectors.len(),
+        database = %config.store.path.display(),
+        timezone = %config.timezone,
+        "Started."
+    );
+    for connector in connectors {
+        tracker.spawn(follow(
+            Arc::new(connector),
+            handle.clone(),
+            config.timezone,
+            config.daemon.import_at_startup,
+            cancel.clone(),
+        ));
+    }
+    tracker.close();
+    drop(handle);
+    shutdown.await;
+    info!("Stopping: waiting for the running import to finish.");
+    cancel.cancel();
+    if tokio::time::timeout(config.daemon.shutdown_timeout, tracker.wait())
+        .await
+        .is_err()
+    {
+        warn!(
+            timeout = ?config.daemon.shutdown_timeout,
+            "An import was still running at the shutdown timeout; it is rolled back."
+        );
+        return Ok(());
+    }
+    // Every handle is gone once the tasks end: the store thread drains and stops.
+    let _ = tokio::task::spawn_blocking(move || store_thread.join()).await;
+    info!("Stopped.");
+    Ok(())
+}
+
+/// Follows one connector's schedule.
+async fn follow(
+    connector: Arc<Connector>,
+    store: StoreHandle,
+    tz: Tz,
+    at_startup: bool,
+    cancel: CancellationToken,
+) {
+    let name = connector.name.clone();
+    if at_startup {
+        import_once(&connector, &store, tz).await;
+    }
+    loop {
+        let now = Utc::now().with_timezone(&tz);
+        let next = match connector.schedule.find_next_occurrence(&now, false) {
+            Ok(next) => next,
+            Err(error) => {
+                error!(connector = %name, %error, "The schedule has no next occurrence; this connector stops.");
+                return;
+            }
+        };
+        tracing::debug!(connector = %name, next = %next.format("%Y-%m-%d %H:%M:%S %Z"), "Next import scheduled.");
+        let wait = (next.with_timezone(&Utc) - Utc::now())
+            .to_std()
+            .unwrap_or_default();
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+        if cancel.is_cancelled() {
+            return;
+        }
+        import_once(&connector, &store, tz).await;
+    }
+}
+
+async fn import_once(connector: &Arc<Connector>, store: &StoreHandle, tz: Tz) {
+    let c = Arc::clone(connector);
+    let result = store
+        .call(move |store| {
+            let options = Options {
+                now: Utc::now(),
+                force: false,
+                progress: None,
+            };
+            import::import_pending(store, &c, tz, &options)
+        })
+        .await;
+    match result {
+        Ok(Ok(summaries)) if summaries.is_empty() => {
+            tracing::debug!(connector = %connector.name, "No new file.");
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => {
+            error!(connector = %connector.name, error = %format!("{:#}", anyhow::Error::from(error)), "Import failed; will retry at the next tick.")
+        }
+        Err(error) => {
+            error!(connector = %connector.name, %error, "Import failed; will retry at the next tick.")
+        }
+    }
+}

@@ -1,0 +1,580 @@
+//! One import of one connector: read a snapshot, diff it with the store, apply it
+//! whole or refuse it whole.
+//!
+//! Owns the import pipeline and its guards:
+//!
+//! ```text
+//!  parser thread                              store (this thread, one transaction)
+//!  file ─▶ records ─▶ id, raw hash ─▶ index ──changed/new/rejected──▶ diff ─▶ dossiers, events
+//!                                  (unchanged: nothing sent)          guards ─▶ commit | rollback
+//! ```
+//!
+//! Memory stays flat whatever the file size: records stream through, and the
+//! only per-dossier state held is the compact [`Index`] (id hash → raw hash).
+//! Records whose raw hash did not change are not even parsed.
+
+use std::path::Path;
+use std::sync::mpsc::sync_channel;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tracing::{error, info, warn};
+use xxhash_rust::xxh3::{Xxh3, xxh3_128};
+
+use crate::connector::csv::{self, CsvFile, Inspected};
+use crate::connector::mapping::{FieldIssue, Mapped};
+use crate::connector::{Connector, Source};
+use crate::diff::{self, Known};
+use crate::store::{
+    Counts, DossierWrite, MAX_STORED_REJECTIONS, NewRun, Rejection, RunStatus, Store, StoreError,
+};
+
+/// Records sent from the parser to the store at once.
+const BATCH: usize = 512;
+
+/// The outcome of importing one file.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// The run recorded (for `skipped`, the earlier run that read the same content).
+    pub run_id: Option<i64>,
+    /// `applied`, `refused` or `skipped`.
+    pub status: &'static str,
+    /// The connector.
+    pub connector: String,
+    /// The file read.
+    pub file: String,
+    /// Whether this was the connector's baseline (its first import: no alerts).
+    pub baseline: bool,
+    /// What was counted.
+    #[serde(flatten)]
+    pub counts: Counts,
+    /// Why the snapshot was refused or skipped.
+    pub reasons: Vec<String>,
+    /// The first rejected records, with where and why.
+    pub rejections: Vec<Rejection>,
+    /// Where the file was archived, if it was.
+    pub archived_to: Option<String>,
+}
+
+/// How an import runs.
+pub struct Options<'a> {
+    /// The instant events are detected at.
+    pub now: DateTime<Utc>,
+    /// Import even a content already imported.
+    pub force: bool,
+    /// Called with the byte offset reached in the file, for progress bars.
+    pub progress: Option<&'a (dyn Fn(u64, u64) + Sync)>,
+}
+
+/// The compact state of a connector: for every stored dossier, the hash of its id,
+/// the raw hash of its last record and whether it is present. Sorted by id hash.
+struct Index {
+    keys: Vec<(u128, u64)>,
+    present: Vec<bool>,
+}
+
+impl Index {
+    fn load(store: &Store, connector: &str) -> Result<Self, StoreError> {
+        let mut rows = Vec::new();
+        store.for_each_state(connector, |id, hash, present| {
+            rows.push((xxh3_128(id.as_bytes()), hash, present));
+        })?;
+        rows.sort_unstable_by_key(|r| r.0);
+        let present = rows.iter().map(|r| r.2).collect();
+        let keys = rows.into_iter().map(|(k, h, _)| (k, h)).collect();
+        Ok(Self { keys, present })
+    }
+
+    fn find(&self, key: u128) -> Option<usize> {
+        self.keys.binary_search_by_key(&key, |e| e.0).ok()
+    }
+}
+
+/// What the parser sends to the store.
+enum Item {
+    Changed {
+        line: u64,
+        mapped: Mapped,
+        row_hash: u64,
+        known: bool,
+    },
+    Rejected {
+        line: u64,
+        number: u64,
+        id: Option<String>,
+        issues: Vec<FieldIssue>,
+    },
+    Duplicate {
+        line: u64,
+        id: String,
+    },
+}
+
+/// What the parser learnt from the whole file.
+struct Parsed {
+    rows: u64,
+    unchanged: u64,
+    seen: Vec<bool>,
+}
+
+/// Hash of a raw record, volatile columns left out; `seed` is the connector's fingerprint.
+fn row_hash(seed: u64, record: &::csv::StringRecord, width: usize, volatile: &[usize]) -> u64 {
+    let mut h = Xxh3::with_seed(seed);
+    for (i, field) in record.iter().take(width).enumerate() {
+        if !volatile.contains(&i) {
+            h.update(field.as_bytes());
+            h.update(b"\x1f");
+        }
+    }
+    h.digest()
+}
+
+/// Reads a whole file on the calling thread, sending what changed to `send`.
+fn parse(
+    connector: &Connector,
+    mut file: CsvFile,
+    index: &Index,
+    tz: chrono_tz::Tz,
+    options: &Options<'_>,
+    bytes: u64,
+    send: impl Fn(Vec<Item>) -> bool,
+) -> Result<Parsed, String> {
+    let resolved = csv::resolve(&file, &connector.mapping)?;
+    let width = file.headers.len();
+    let volatile = csv::volatile_columns(&file.headers, &connector.volatile);
+    let mut seen = vec![false; index.keys.len()];
+    let (mut rows, mut unchanged) = (0u64, 0u64);
+    let mut batch = Vec::with_capacity(BATCH);
+    while let Some(record) = file.next_record()? {
+        rows += 1;
+        let fields = &record.fields;
+        let get = |i: usize| fields.get(i);
+        if fields.len() < width || fields.iter().skip(width).any(|f| !f.trim().is_empty()) {
+            batch.push(Item::Rejected {
+                line: record.line,
+                number: record.number,
+                id: resolved.id(&get).map(|c| c.into_owned()),
+                issues: vec![FieldIssue {
+                    field: String::new(),
+                    reason: format!(
+                        "the record has {} fields but the header has {width} (a cut line, or a stray delimiter?)",
+                        fields.len()
+                    ),
+                }],
+            });
+        } else {
+            let hash = row_hash(connector.fingerprint, fields, width, &volatile);
+            let slot = resolved
+                .id(&get)
+                .and_then(|id| index.find(xxh3_128(id.as_bytes())).map(|i| (i, id)));
+            let mut known = false;
+            if let Some((i, id)) = slot {
+                if seen[i] {
+                    batch.push(Item::Duplicate {
+                        line: record.line,
+                        id: id.into_owned(),
+                    });
+                    continue;
+                }
+                seen[i] = true;
+                known = true;
+                if index.keys[i].1 == hash && index.present[i] {
+                    unchanged += 1;
+                    continue;
+                }
+            }
+            batch.push(match resolved.map(get, tz) {
+                Ok(mapped) => Item::Changed {
+                    line: record.line,
+                    mapped,
+                    row_hash: hash,
+                    known,
+                },
+                Err(issues) => Item::Rejected {
+                    line: record.line,
+                    number: record.number,
+                    id: resolved.id(&get).map(|c| c.into_owned()),
+                    issues,
+                },
+            });
+        }
+        if batch.len() >= BATCH {
+            if let Some(progress) = options.progress {
+                progress(record.fields.position().map_or(0, |p| p.byte()), bytes);
+            }
+            if !send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))) {
+                return Err("the import was interrupted".to_owned());
+            }
+        }
+    }
+    if !batch.is_empty() && !send(batch) {
+        return Err("the import was interrupted".to_owned());
+    }
+    Ok(Parsed {
+        rows,
+        unchanged,
+        seen,
+    })
+}
+
+/// Imports every waiting file of a connector's drop folder, oldest first, then
+/// archives (or keeps, or deletes) each one that was read.
+///
+/// # Errors
+/// Only on a store failure; problems with the files become refused runs.
+pub fn import_pending(
+    store: &mut Store,
+    connector: &Connector,
+    tz: chrono_tz::Tz,
+    options: &Options<'_>,
+) -> Result<Vec<Summary>, StoreError> {
+    let Source::Csv(source) = &connector.source;
+    let files = match source.files() {
+        Ok(files) => files,
+        Err(reason) => {
+            error!(connector = %connector.name, %reason, "Cannot list the drop folder.");
+            return Ok(Vec::new());
+        }
+    };
+    let mut out = Vec::with_capacity(files.len());
+    for file in files {
+        let mut summary = import_file(store, connector, &file, tz, options)?;
+        // A refused file stays where it is, for the administrators to look at; its
+        // checksum keeps it from being read again until it changes (or --force).
+        if summary.status != RunStatus::Refused.as_str() {
+            let stamp = options.now.format("%Y%m%dT%H%M%SZ").to_string();
+            match source.dispose(&file, &stamp) {
+                Ok(target) => summary.archived_to = target.map(|t| t.display().to_string()),
+                Err(error) => warn!(
+                    connector = %connector.name, file = %file.display(), %error,
+                    "Cannot archive or delete an imported file; its checksum prevents importing it twice."
+                ),
+            }
+        }
+        out.push(summary);
+    }
+    Ok(out)
+}
+
+/// Imports one file as one snapshot of a connector.
+///
+/// # Errors
+/// Only on a store failure; problems with the file become a refused run.
+pub fn import_file(
+    store: &mut Store,
+    connector: &Connector,
+    path: &Path,
+    tz: chrono_tz::Tz,
+    options: &Options<'_>,
+) -> Result<Summary, StoreError> {
+    let Source::Csv(source) = &connector.source;
+    let started_at = Utc::now();
+    let baseline = !store.has_applied_run(&connector.name)?;
+    let mut summary = Summary {
+        run_id: None,
+        status: "refused",
+        connector: connector.name.clone(),
+        file: path.display().to_string(),
+        baseline: baseline && !connector.alert_on_first_import,
+        counts: Counts::default(),
+        reasons: Vec::new(),
+        rejections: Vec::new(),
+        archived_to: None,
+    };
+    // The first pass (checksum, encoding) runs while the index loads.
+    let (inspected, index) = std::thread::scope(|s| {
+        let inspect = s.spawn(|| csv::inspect(path, source.encoding));
+        let index = Index::load(store, &connector.name);
+        (
+            inspect
+                .join()
+                .unwrap_or_else(|_| Err("the file reader panicked".to_owned())),
+            index,
+        )
+    });
+    let index = index?;
+    let mut run = NewRun {
+        connector: connector.name.clone(),
+        source: summary.file.clone(),
+        checksum: None,
+        started_at,
+        finished_at: started_at,
+        baseline: summary.baseline,
+        counts: Counts::default(),
+        reasons: Vec::new(),
+    };
+    let inspected: Inspected = match inspected {
+        Ok(i) => i,
+        Err(reason) => return refuse(store, run, vec![reason], Vec::new(), summary),
+    };
+    run.checksum = Some(inspected.checksum.clone());
+    if !options.force {
+        if let Some(earlier) = store.run_with_checksum(&connector.name, &inspected.checksum)? {
+            info!(
+                connector = %connector.name, file = %path.display(), run = earlier.id,
+                "Skipped a file whose content was already imported."
+            );
+            summary.run_id = Some(earlier.id);
+            summary.status = "skipped";
+            summary.reasons.push(format!(
+                "same content as the file imported by run {} ({}); use --force to import it again",
+                earlier.id,
+                earlier.status.as_str()
+            ));
+            return Ok(summary);
+        }
+    }
+    let file = match CsvFile::open(path, &inspected, source, &connector.mapping) {
+        Ok(f) => f,
+        Err(reason) => return refuse(store, run, vec![reason], Vec::new(), summary),
+    };
+    let file_name = summary.file.clone();
+
+    let tx = store.begin_import(&run)?;
+    let detected_at = crate::store::format_time(options.now);
+    let mut counts = Counts::default();
+    let mut rejections: Vec<Rejection> = Vec::new();
+    let mut reasons: Vec<String> = Vec::new();
+    let reject = |rejections: &mut Vec<Rejection>, r: Rejection| {
+        if rejections.len() < MAX_STORED_REJECTIONS {
+            rejections.push(r);
+        }
+    };
+    let (parsed, store_result) = std::thread::scope(|s| {
+        let (sender, receiver) = sync_channel::<Vec<Item>>(8);
+        let parser = s.spawn(|| {
+            parse(
+                connector,
+                file,
+                &index,
+                tz,
+                options,
+                inspected.bytes,
+                move |batch| sender.send(batch).is_ok(),
+            )
+        });
+        let mut apply = || -> Result<(), StoreError> {
+            for batch in receiver.iter() {
+                for item in batch {
+                    match item {
+                        Item::Rejected {
+                            line,
+                            number,
+                            id,
+                            issues,
+                        } => {
+                            counts.rejected += 1;
+                            for issue in issues {
+                                reject(
+                                    &mut rejections,
+                                    Rejection {
+                                        severity: "rejected",
+                                        file: file_name.clone(),
+                                        line: Some(line),
+                                        record: Some(number),
+                                        source_id: id.clone(),
+                                        field: Some(issue.field).filter(|f| !f.is_empty()),
+                                        reason: issue.reason,
+                                    },
+                                );
+                            }
+                        }
+                        Item::Duplicate { line, id } => {
+                            reasons.push(format!(
+                                "{file_name}:{line}: id '{id}' appears more than once"
+                            ));
+                        }
+                        Item::Changed {
+                            line,
+                            mapped,
+                            row_hash,
+                            known,
+                        } => {
+                            let previous = if known {
+                                tx.get(&connector.name, &mapped.dossier.id)?
+                            } else {
+                                None
+                            };
+                            let knew = previous.as_ref().map(|p| Known {
+                                dossier: p.dossier.clone(),
+                                present: p.present,
+                                step_entered_at: p.step_entered_at,
+                            });
+                            let change = diff::compare(
+                                knew.as_ref(),
+                                &mapped.dossier,
+                                &connector.watch,
+                                options.now,
+                            );
+                            let write = DossierWrite {
+                                dossier: &mapped.dossier,
+                                row_hash,
+                                step_entered_at: change.step_entered_at,
+                            };
+                            let rowid = match &previous {
+                                Some(p) if change.state_changed => {
+                                    tx.update(p.rowid, &write)?;
+                                    p.rowid
+                                }
+                                Some(p) => {
+                                    tx.set_hash(p.rowid, row_hash)?;
+                                    p.rowid
+                                }
+                                None => match tx.insert(&connector.name, &write)? {
+                                    Some(rowid) => rowid,
+                                    None => {
+                                        reasons.push(format!(
+                                            "{file_name}:{line}: id '{}' appears more than once",
+                                            mapped.dossier.id
+                                        ));
+                                        continue;
+                                    }
+                                },
+                            };
+                            for event in &change.events {
+                                tx.insert_event(rowid, event, &detected_at, summary.baseline)?;
+                                counts.add(event.kind);
+                            }
+                            for w in mapped.warnings {
+                                counts.warnings += 1;
+                                reject(
+                                    &mut rejections,
+                                    Rejection {
+                                        severity: "warning",
+                                        file: file_name.clone(),
+                                        line: Some(line),
+                                        record: None,
+                                        source_id: Some(mapped.dossier.id.clone()),
+                                        field: Some(w.field),
+                                        reason: format!("{} (value ignored)", w.reason),
+                                    },
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(())
+        };
+        let store_result = apply();
+        // On a store error, dropping the receiver stops the parser at its next batch.
+        drop(receiver);
+        let parsed = parser
+            .join()
+            .unwrap_or_else(|_| Err("the file parser panicked".to_owned()));
+        (parsed, store_result)
+    });
+    store_result?;
+    let parsed = match parsed {
+        Ok(p) => p,
+        Err(reason) => {
+            drop(tx);
+            reasons.insert(0, reason);
+            run.counts = counts;
+            return refuse(store, run, reasons, rejections, summary);
+        }
+    };
+    counts.rows = parsed.rows;
+    counts.unchanged = parsed.unchanged;
+
+    // Guards.
+    let guards = &connector.guards;
+    if parsed.rows == 0 {
+        reasons.push(format!(
+            "{file_name}: the export holds no data record, only a header"
+        ));
+    }
+    let rejected_ratio = ratio(counts.rejected, parsed.rows);
+    if parsed.rows > 0 && rejected_ratio > guards.max_rejected_ratio {
+        reasons.push(format!(
+            "{} of {} records rejected ({:.1} %), above max_rejected_ratio ({:.1} %)",
+            counts.rejected,
+            parsed.rows,
+            rejected_ratio * 100.0,
+            guards.max_rejected_ratio * 100.0
+        ));
+    }
+    let present_before = index.present.iter().filter(|p| **p).count() as u64;
+    let missing = index
+        .present
+        .iter()
+        .zip(&parsed.seen)
+        .filter(|(present, seen)| **present && !**seen)
+        .count() as u64;
+    let disappeared_ratio = ratio(missing, present_before);
+    if missing > 0 && disappeared_ratio > guards.max_disappeared_ratio {
+        reasons.push(format!(
+            "{missing} of {present_before} dossiers would disappear ({:.1} %), above max_disappeared_ratio ({:.1} %): is the export truncated?",
+            disappeared_ratio * 100.0,
+            guards.max_disappeared_ratio * 100.0
+        ));
+    }
+    if !reasons.is_empty() {
+        drop(tx);
+        run.counts = counts;
+        return refuse(store, run, reasons, rejections, summary);
+    }
+    if missing > 0 {
+        let mut gone = Vec::new();
+        tx.for_each_present(&connector.name, |rowid, id, step| {
+            if let Some(i) = index.find(xxh3_128(id.as_bytes())) {
+                if !parsed.seen[i] {
+                    gone.push((rowid, step.to_owned()));
+                }
+            }
+        })?;
+        for (rowid, step) in gone {
+            tx.mark_disappeared(rowid)?;
+            let event = diff::disappeared(&step, options.now);
+            tx.insert_event(rowid, &event, &detected_at, summary.baseline)?;
+            counts.add(event.kind);
+        }
+    }
+    run.counts = counts;
+    run.finished_at = Utc::now();
+    let run_id = tx.finish(&run, &rejections)?;
+    info!(
+        connector = %connector.name, file = %file_name, run = run_id, rows = counts.rows,
+        created = counts.created, step_changed = counts.step_changed,
+        field_changed = counts.field_changed, disappeared = counts.disappeared,
+        reappeared = counts.reappeared, rejected = counts.rejected, baseline = summary.baseline,
+        "Applied a snapshot."
+    );
+    summary.run_id = Some(run_id);
+    summary.status = RunStatus::Applied.as_str();
+    summary.counts = counts;
+    summary.rejections = rejections.into_iter().take(20).collect();
+    Ok(summary)
+}
+
+fn ratio(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+/// Records a refused run: nothing of the snapshot is applied.
+fn refuse(
+    store: &mut Store,
+    mut run: NewRun,
+    reasons: Vec<String>,
+    rejections: Vec<Rejection>,
+    mut summary: Summary,
+) -> Result<Summary, StoreError> {
+    run.finished_at = Utc::now();
+    run.reasons = reasons;
+    let run_id = store.record_refused(&run, &rejections)?;
+    error!(
+        connector = %run.connector, file = %run.source, run = run_id,
+        reasons = %run.reasons.join("; "),
+        "Refused a snapshot: nothing was changed."
+    );
+    summary.run_id = Some(run_id);
+    summary.status = RunStatus::Refused.as_str();
+    summary.counts = run.counts;
+    summary.reasons = run.reasons;
+    summary.rejections = rejections.into_iter().take(20).collect();
+    Ok(summary)
+}

@@ -1,0 +1,28 @@
+//! Alertissimo keeps grant applicants informed without changing a Region's grant
+//! software: it reads what that software exports, remembers the last known state
+//! of every dossier in SQLite, and detects when a dossier changes step.
+//!
+//! # Layout
+//! ```text
+//! cli        command line: parses arguments, runs one command
+//! config     config.toml: defaults → file → ALERTISSIMO_* environment
+//! lifecycle  rules/lifecycle.toml: canonical steps and their French labels
+//! model      Dossier, Field, Event: the canonical vocabulary
+//! connector  connectors/*.toml: sources (csv) and the mapping to dossiers
+//! diff       pure change detection: stored state + new reading → events
+//! import     one snapshot, streamed, guarded, applied in one transaction
+//! store      SQLite: schema, migrations, every query
+//! daemon     schedules imports (cron, time zone), shutdown
+//! ```
+//! The pure core (`diff`, `connector::mapping`, `connector::value`, the parsers)
+//! does no I/O and takes `now` as an argument.
+
+pub mod cli;
+pub mod config;
+pub mod connector;
+pub mod daemon;
+pub mod diff;
+pub mod import;
+pub mod lifecycle;
+pub mod model;
+pub mod store;

@@ -1,0 +1,223 @@
+//! The canonical lifecycle of a dossier, read from `rules/lifecycle.toml`.
+//!
+//! Owns the list of steps (id, French label, order, final, expected duration) and
+//! its validation. Connectors map their labels onto these step ids; the diff and
+//! the rules only ever see step ids.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::config::Problems;
+
+/// The file name of the lifecycle inside the rules folder.
+pub const FILE_NAME: &str = "lifecycle.toml";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LifecycleDef {
+    step: Vec<StepDef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StepDef {
+    id: String,
+    label: String,
+    order: u32,
+    #[serde(default)]
+    r#final: bool,
+    expected_duration: Option<String>,
+}
+
+/// One canonical step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// Stable identifier (`instruction`).
+    pub id: String,
+    /// French label shown to people (`En cours d'instruction`).
+    pub label: String,
+    /// Position in the normal course of a dossier.
+    pub order: u32,
+    /// Whether a dossier normally stays in this step for good.
+    pub is_final: bool,
+    /// The usual time spent in the step, when declared.
+    pub expected_duration: Option<Duration>,
+}
+
+/// The validated lifecycle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lifecycle {
+    steps: Vec<Step>,
+    /// Where it was read from, for messages.
+    pub path: PathBuf,
+}
+
+impl Lifecycle {
+    /// Reads and validates the lifecycle file, adding every problem to `problems`.
+    ///
+    /// Returns `None` when the file cannot be used at all.
+    pub fn load(path: &Path, problems: &mut Problems) -> Option<Self> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(error) => {
+                problems.push(path, format!("cannot read the lifecycle: {error}"));
+                return None;
+            }
+        };
+        Self::parse(path, &text, problems)
+    }
+
+    /// Validates the text of a lifecycle file (pure; see [`Lifecycle::load`]).
+    pub fn parse(path: &Path, text: &str, problems: &mut Problems) -> Option<Self> {
+        let def: LifecycleDef = match toml::from_str(text) {
+            Ok(def) => def,
+            Err(error) => {
+                problems.push(path, error.to_string().trim_end().to_owned());
+                return None;
+            }
+        };
+        let before = problems.len();
+        let mut seen = HashSet::new();
+        let mut steps = Vec::with_capacity(def.step.len());
+        for s in def.step {
+            if !is_identifier(&s.id) {
+                problems.push(
+                    path,
+                    format!("step id '{}' must use only a-z, 0-9 and _", s.id),
+                );
+            }
+            if !seen.insert(s.id.clone()) {
+                problems.push(path, format!("step '{}' is declared twice", s.id));
+            }
+            if s.label.trim().is_empty() {
+                problems.push(path, format!("step '{}' has an empty label", s.id));
+            }
+            let expected_duration = match s.expected_duration.as_deref().map(parse_duration) {
+                None => None,
+                Some(Ok(d)) => Some(d),
+                Some(Err(reason)) => {
+                    problems.push(path, format!("step '{}': expected_duration {reason}", s.id));
+                    None
+                }
+            };
+            steps.push(Step {
+                id: s.id,
+                label: s.label,
+                order: s.order,
+                is_final: s.r#final,
+                expected_duration,
+            });
+        }
+        if steps.is_empty() {
+            problems.push(path, "the lifecycle declares no [[step]]");
+        }
+        steps.sort_by_key(|s| s.order);
+        (problems.len() == before).then(|| Self {
+            steps,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The step with this id.
+    pub fn step(&self, id: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.id == id)
+    }
+
+    /// Every step, by order.
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    /// The French label of a step, or its id when it is unknown (a step removed
+    /// from the lifecycle after it was stored).
+    pub fn label<'a>(&'a self, id: &'a str) -> &'a str {
+        self.step(id).map_or(id, |s| s.label.as_str())
+    }
+
+    /// The closest known step id, for "did you mean" hints.
+    pub fn closest(&self, id: &str) -> Option<&str> {
+        closest(id, self.steps.iter().map(|s| s.id.as_str()))
+    }
+}
+
+/// Whether `s` is a lowercase identifier (`a-z`, `0-9`, `_`).
+pub fn is_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// Parses a human duration such as `45d`, `6w`, `12h`.
+///
+/// # Errors
+/// A reason naming the value when it is not a duration.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("'{s}' is not a duration like \"45d\", \"6w\" or \"12h\" ({e})"))
+}
+
+/// The candidate closest to `word` (Jaro-Winkler over lowercase), if reasonably close.
+pub fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let word = word.to_lowercase();
+    candidates
+        .map(|c| (strsim::jaro_winkler(&word, &c.to_lowercase()), c))
+        .filter(|(score, _)| *score > 0.7)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHIPPED: &str = include_str!("../rules/lifecycle.toml");
+
+    #[test]
+    fn shipped_lifecycle_is_valid() {
+        let mut problems = Problems::default();
+        let lc = Lifecycle::parse(Path::new("lifecycle.toml"), SHIPPED, &mut problems)
+            .unwrap_or_else(|| panic!("{problems}"));
+        assert_eq!(lc.steps()[0].id, "depose");
+        assert_eq!(lc.label("instruction"), "En cours d'instruction");
+        assert!(lc.step("cloture").unwrap().is_final);
+        assert_eq!(
+            lc.step("instruction").unwrap().expected_duration,
+            Some(Duration::from_secs(6 * 7 * 86400))
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let text = r#"
+            [[step]]
+            id = "Instruction"
+            label = ""
+            order = 1
+            expected_duration = "soon"
+            [[step]]
+            id = "Instruction"
+            label = "x"
+            order = 2
+        "#;
+        let mut problems = Problems::default();
+        assert!(Lifecycle::parse(Path::new("lc.toml"), text, &mut problems).is_none());
+        let all = problems.to_string();
+        assert!(all.contains("must use only"), "{all}");
+        assert!(all.contains("declared twice"), "{all}");
+        assert!(all.contains("empty label"), "{all}");
+        assert!(all.contains("'soon' is not a duration"), "{all}");
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_column() {
+        let text = "[[step]]\nid = \"a\"\nlabel = \"A\"\norder = 1\nfinall = true\n";
+        let mut problems = Problems::default();
+        assert!(Lifecycle::parse(Path::new("lc.toml"), text, &mut problems).is_none());
+        let all = problems.to_string();
+        assert!(all.contains("line 5"), "{all}");
+        assert!(all.contains("unknown field `finall`"), "{all}");
+    }
+}

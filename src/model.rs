@@ -1,0 +1,279 @@
+//! The canonical model: what a dossier is once read from any source, and the events
+//! detected on it.
+//!
+//! This module owns the vocabulary shared by connectors, the diff, the store and
+//! (later) the rules: [`Dossier`], the canonical [`Field`]s with their [`FieldKind`],
+//! and [`Event`]. It does no I/O.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// What kind of value a field holds, which decides how it is parsed and compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldKind {
+    /// Free text, trimmed.
+    Text,
+    /// A calendar date, stored as `YYYY-MM-DD`.
+    Date,
+    /// An instant, stored in UTC as RFC 3339 (`2024-03-12T09:30:00Z`).
+    Instant,
+    /// An amount in euros, stored with two decimals (`26956.00`).
+    Amount,
+    /// A SIRET (14 digits, valid check key).
+    Siret,
+    /// One or more e-mail addresses, stored comma-separated.
+    Emails,
+}
+
+impl FieldKind {
+    /// The name used in connector files (`format = "date"` on extra fields).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Date => "date",
+            Self::Instant => "instant",
+            Self::Amount => "amount",
+            Self::Siret => "siret",
+            Self::Emails => "emails",
+        }
+    }
+}
+
+/// A canonical field a connector can fill, with its kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Field {
+    /// The key used in connector `[fields]` tables and in stored dossiers.
+    pub name: &'static str,
+    /// How values are parsed.
+    pub kind: FieldKind,
+    /// A short English description, for `check` messages and docs.
+    pub doc: &'static str,
+}
+
+/// Key of the source system's identifier. Required in every connector.
+pub const ID: &str = "id";
+/// Key of the source status label. Required in every connector.
+pub const STEP: &str = "step";
+/// Key of the date the dossier entered its current step, when the source gives it.
+pub const STEP_SINCE: &str = "step_since";
+/// Prefix of free extra fields (`extra.commune`).
+pub const EXTRA_PREFIX: &str = "extra.";
+
+/// Every canonical field, except `id` and `step` which are special (see [`ID`], [`STEP`]).
+pub const FIELDS: &[Field] = &[
+    Field {
+        name: "reference",
+        kind: FieldKind::Text,
+        doc: "reference shown to people (defaults to the id)",
+    },
+    Field {
+        name: "title",
+        kind: FieldKind::Text,
+        doc: "title of the project",
+    },
+    Field {
+        name: "scheme",
+        kind: FieldKind::Text,
+        doc: "grant scheme (dispositif)",
+    },
+    Field {
+        name: STEP_SINCE,
+        kind: FieldKind::Instant,
+        doc: "when the dossier entered its current step",
+    },
+    Field {
+        name: "filed_on",
+        kind: FieldKind::Date,
+        doc: "date the application was filed",
+    },
+    Field {
+        name: "decided_on",
+        kind: FieldKind::Date,
+        doc: "date of the decision (vote, arrêté)",
+    },
+    Field {
+        name: "justification_due",
+        kind: FieldKind::Date,
+        doc: "deadline for proof of spending",
+    },
+    Field {
+        name: "expires_on",
+        kind: FieldKind::Date,
+        doc: "date the grant lapses",
+    },
+    Field {
+        name: "beneficiary.name",
+        kind: FieldKind::Text,
+        doc: "name of the beneficiary",
+    },
+    Field {
+        name: "beneficiary.siret",
+        kind: FieldKind::Siret,
+        doc: "SIRET of the beneficiary",
+    },
+    Field {
+        name: "beneficiary.email",
+        kind: FieldKind::Emails,
+        doc: "e-mail addresses of the beneficiary",
+    },
+    Field {
+        name: "instructor.name",
+        kind: FieldKind::Text,
+        doc: "name of the instructor in charge",
+    },
+    Field {
+        name: "instructor.email",
+        kind: FieldKind::Emails,
+        doc: "e-mail addresses of the instructor",
+    },
+    Field {
+        name: "service",
+        kind: FieldKind::Text,
+        doc: "name of the Region's service in charge",
+    },
+    Field {
+        name: "service.email",
+        kind: FieldKind::Emails,
+        doc: "e-mail addresses of the service",
+    },
+    Field {
+        name: "amount_requested",
+        kind: FieldKind::Amount,
+        doc: "amount requested, in euros",
+    },
+    Field {
+        name: "amount_granted",
+        kind: FieldKind::Amount,
+        doc: "amount granted, in euros",
+    },
+    Field {
+        name: "amount_paid",
+        kind: FieldKind::Amount,
+        doc: "amount paid so far, in euros",
+    },
+    Field {
+        name: "url",
+        kind: FieldKind::Text,
+        doc: "link to the dossier in the source portal",
+    },
+];
+
+/// Looks up a canonical field by name.
+pub fn field(name: &str) -> Option<&'static Field> {
+    FIELDS.iter().find(|f| f.name == name)
+}
+
+/// The canonical record of one grant application, as last read from its source.
+///
+/// Field values are kept in their canonical text form (see [`FieldKind`]), so that
+/// comparing two states is comparing strings, and a stored dossier reads back exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dossier {
+    /// The source system's identifier, unique within a connector.
+    pub id: String,
+    /// The canonical step (an id from `rules/lifecycle.toml`).
+    pub step: String,
+    /// The status label as the source wrote it.
+    pub status: String,
+    /// Every other mapped field that has a value, by canonical name.
+    pub fields: BTreeMap<String, String>,
+}
+
+impl Dossier {
+    /// The value of a field, if the source gave one.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).map(String::as_str)
+    }
+
+    /// The reference shown to people: the `reference` field, or the id.
+    pub fn reference(&self) -> &str {
+        self.get("reference").unwrap_or(&self.id)
+    }
+}
+
+/// The kinds of events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A dossier seen for the first time.
+    Created,
+    /// A dossier moved to another step.
+    StepChanged,
+    /// A watched field changed.
+    FieldChanged,
+    /// A dossier missing from a full export.
+    Disappeared,
+    /// A dossier back in an export after it had disappeared.
+    Reappeared,
+}
+
+impl EventKind {
+    /// Every kind, in a stable order.
+    pub const ALL: [EventKind; 5] = [
+        Self::Created,
+        Self::StepChanged,
+        Self::FieldChanged,
+        Self::Disappeared,
+        Self::Reappeared,
+    ];
+
+    /// The name used in the store, in rules and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::StepChanged => "step_changed",
+            Self::FieldChanged => "field_changed",
+            Self::Disappeared => "disappeared",
+            Self::Reappeared => "reappeared",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A fact detected on a dossier, before it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// What happened.
+    pub kind: EventKind,
+    /// The step before (for `step_changed`).
+    pub from_step: Option<String>,
+    /// The step after (for `created`, `step_changed`, `reappeared`).
+    pub to_step: Option<String>,
+    /// The changed field (for `field_changed`).
+    pub field: Option<String>,
+    /// The value before (for `field_changed`).
+    pub old_value: Option<String>,
+    /// The value after (for `field_changed`).
+    pub new_value: Option<String>,
+    /// When it happened: the source's step date when it gives one, else when it was detected.
+    pub occurred_at: DateTime<Utc>,
+}
+
+impl Event {
+    /// An event of `kind` with no detail, at `occurred_at`.
+    pub fn new(kind: EventKind, occurred_at: DateTime<Utc>) -> Self {
+        Self {
+            kind,
+            from_step: None,
+            to_step: None,
+            field: None,
+            old_value: None,
+            new_value: None,
+            occurred_at,
+        }
+    }
+}

@@ -1,0 +1,771 @@
+//! The SQLite state: every rusqlite call lives here.
+//!
+//! Owns the database file, its pragmas and versioned migrations
+//! (`src/store/migrations/NNNN_name.sql`), and every query. One [`Store`] owns the
+//! one connection of the process; imports write through an [`ImportTx`], a single
+//! transaction with prepared statements, so that an import is applied whole or
+//! not at all. Another backend (PostgreSQL) would replace this module only: the
+//! rest of the crate sees plain Rust types.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite_migration::{M, Migrations};
+
+use crate::model::{Dossier, Event, EventKind};
+
+/// Errors from the state database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The folder of the database could not be created.
+    #[error("cannot create the state folder {path}")]
+    Folder {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The database could not be opened or migrated.
+    #[error("cannot open the state database {path}")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A query failed.
+    #[error("state database error")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored value has an unexpected type.
+    #[error("unexpected value in the state database")]
+    Value(#[from] rusqlite::types::FromSqlError),
+    /// A stored value could not be read back.
+    #[error("corrupt value in the state database: {0}")]
+    Corrupt(String),
+}
+
+type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(include_str!("migrations/0001_init.sql"))])
+}
+
+/// Formats an instant the way the store keeps it.
+pub fn format_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn parse_time(s: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Corrupt(format!("time '{s}': {e}")))
+}
+
+/// The outcome of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    /// The snapshot was applied.
+    Applied,
+    /// The snapshot was refused by a guard: nothing changed.
+    Refused,
+}
+
+impl RunStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Refused => "refused",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self> {
+        match s {
+            "applied" => Ok(Self::Applied),
+            "refused" => Ok(Self::Refused),
+            _ => Err(StoreError::Corrupt(format!("run status '{s}'"))),
+        }
+    }
+}
+
+/// Counts of one run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    /// Data records read.
+    pub rows: u64,
+    /// Records identical to the stored state.
+    pub unchanged: u64,
+    /// New dossiers.
+    pub created: u64,
+    /// Step changes.
+    pub step_changed: u64,
+    /// Watched field changes.
+    pub field_changed: u64,
+    /// Dossiers missing from the snapshot.
+    pub disappeared: u64,
+    /// Dossiers back in the snapshot.
+    pub reappeared: u64,
+    /// Records rejected.
+    pub rejected: u64,
+    /// Values ignored (fields with `on_invalid = "ignore"`).
+    pub warnings: u64,
+}
+
+impl Counts {
+    /// Counts one event.
+    pub fn add(&mut self, kind: EventKind) {
+        match kind {
+            EventKind::Created => self.created += 1,
+            EventKind::StepChanged => self.step_changed += 1,
+            EventKind::FieldChanged => self.field_changed += 1,
+            EventKind::Disappeared => self.disappeared += 1,
+            EventKind::Reappeared => self.reappeared += 1,
+        }
+    }
+}
+
+/// A run as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRecord {
+    /// Its id.
+    pub id: i64,
+    /// The connector.
+    pub connector: String,
+    /// What was read.
+    pub source: String,
+    /// The content checksum, for files.
+    pub checksum: Option<String>,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it ended.
+    pub finished_at: DateTime<Utc>,
+    /// Applied or refused.
+    pub status: RunStatus,
+    /// Whether it was the connector's baseline.
+    pub baseline: bool,
+    /// What it counted.
+    pub counts: Counts,
+    /// Why it was refused.
+    pub reasons: Vec<String>,
+}
+
+/// A rejected record or ignored value.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Rejection {
+    /// `rejected` (the record was not used) or `warning` (a value was ignored).
+    pub severity: &'static str,
+    /// The file read.
+    pub file: String,
+    /// The line where the record starts.
+    pub line: Option<u64>,
+    /// The record number (1 = first data record).
+    pub record: Option<u64>,
+    /// The record's id, when it could be read.
+    pub source_id: Option<String>,
+    /// The field at fault.
+    pub field: Option<String>,
+    /// Why.
+    pub reason: String,
+}
+
+/// A stored dossier, with its bookkeeping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredDossier {
+    /// The store's row id.
+    pub rowid: i64,
+    /// The connector it comes from.
+    pub connector: String,
+    /// Its canonical state.
+    pub dossier: Dossier,
+    /// Whether it is in the latest snapshot.
+    pub present: bool,
+    /// When it entered its current step.
+    pub step_entered_at: DateTime<Utc>,
+}
+
+/// One event as stored, for timelines.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// The run that detected it.
+    pub run_id: i64,
+    /// The event.
+    pub event: Event,
+    /// When the import noticed it.
+    pub detected_at: DateTime<Utc>,
+    /// Whether it was recorded by a baseline import.
+    pub baseline: bool,
+}
+
+/// The state database.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    ///
+    /// # Errors
+    /// When the folder cannot be created or the file opened or migrated.
+    pub fn open(path: &Path, cache_mb: u32) -> Result<Self> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::Folder {
+                path: parent.to_owned(),
+                source,
+            })?;
+        }
+        let open_err = |source: Box<dyn std::error::Error + Send + Sync>| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(|e| open_err(e.into()))?;
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             PRAGMA foreign_keys = ON;
+             PRAGMA temp_store = MEMORY;
+             PRAGMA busy_timeout = 10000;
+             PRAGMA cache_size = -{};",
+            u64::from(cache_mb) * 1024
+        ))
+        .map_err(|e| open_err(e.into()))?;
+        migrations()
+            .to_latest(&mut conn)
+            .map_err(|e| open_err(e.into()))?;
+        Ok(Self {
+            conn,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Calls `f(source_id, row_hash, present)` for every dossier of a connector.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn for_each_state(
+        &self,
+        connector: &str,
+        mut f: impl FnMut(&str, u64, bool),
+    ) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT source_id, row_hash, present FROM dossiers WHERE connector = ?1",
+        )?;
+        let mut rows = stmt.query([connector])?;
+        while let Some(row) = rows.next()? {
+            let id = row.get_ref(0)?.as_str()?;
+            f(id, row.get::<_, i64>(1)? as u64, row.get(2)?);
+        }
+        Ok(())
+    }
+
+    /// Whether the connector already has an applied run (if not, the next import is its baseline).
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn has_applied_run(&self, connector: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT 1 FROM runs WHERE connector = ?1 AND status = 'applied' LIMIT 1",
+            )?
+            .exists([connector])?)
+    }
+
+    /// The latest run that read a file with this checksum, if any.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn run_with_checksum(&self, connector: &str, checksum: &str) -> Result<Option<RunRecord>> {
+        let id: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT id FROM runs WHERE connector = ?1 AND checksum = ?2 ORDER BY id DESC LIMIT 1",
+                [connector, checksum],
+                |r| r.get(0),
+            )
+            .optional()?;
+        id.map(|id| self.run(id)).transpose().map(Option::flatten)
+    }
+
+    /// One run.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn run(&self, id: i64) -> Result<Option<RunRecord>> {
+        let mut runs = self.query_runs("WHERE id = ?1", [id])?;
+        Ok(runs.pop())
+    }
+
+    /// The most recent runs, newest first, optionally for one connector.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn recent_runs(&self, connector: Option<&str>, limit: u32) -> Result<Vec<RunRecord>> {
+        match connector {
+            Some(c) => self.query_runs(
+                "WHERE connector = ?1 ORDER BY id DESC LIMIT ?2",
+                params![c, limit],
+            ),
+            None => self.query_runs("ORDER BY id DESC LIMIT ?1", params![limit]),
+        }
+    }
+
+    fn query_runs(&self, tail: &str, params: impl rusqlite::Params) -> Result<Vec<RunRecord>> {
+        let sql = format!(
+            "SELECT id, connector, source, checksum, started_at, finished_at, status, baseline,
+                    rows, unchanged, created, step_changed, field_changed, disappeared, reappeared,
+                    rejected, warnings, reasons
+             FROM runs {tail}"
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let mut rows = stmt.query(params)?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let count = |i: usize| -> Result<u64> { Ok(r.get::<_, i64>(i)? as u64) };
+            let reasons: String = r.get(17)?;
+            out.push(RunRecord {
+                id: r.get(0)?,
+                connector: r.get(1)?,
+                source: r.get(2)?,
+                checksum: r.get(3)?,
+                started_at: parse_time(r.get_ref(4)?.as_str()?)?,
+                finished_at: parse_time(r.get_ref(5)?.as_str()?)?,
+                status: RunStatus::parse(r.get_ref(6)?.as_str()?)?,
+                baseline: r.get(7)?,
+                counts: Counts {
+                    rows: count(8)?,
+                    unchanged: count(9)?,
+                    created: count(10)?,
+                    step_changed: count(11)?,
+                    field_changed: count(12)?,
+                    disappeared: count(13)?,
+                    reappeared: count(14)?,
+                    rejected: count(15)?,
+                    warnings: count(16)?,
+                },
+                reasons: serde_json::from_str(&reasons)
+                    .map_err(|e| StoreError::Corrupt(format!("run reasons: {e}")))?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The rejections of a run, in file order, at most `limit`.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn rejections(&self, run_id: i64, limit: u32) -> Result<Vec<Rejection>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT severity, file, line, record, source_id, field, reason
+             FROM rejections WHERE run_id = ?1 ORDER BY id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![run_id, limit], |r| {
+            let severity: String = r.get(0)?;
+            Ok(Rejection {
+                severity: if severity == "warning" {
+                    "warning"
+                } else {
+                    "rejected"
+                },
+                file: r.get(1)?,
+                line: r.get::<_, Option<i64>>(2)?.map(|v| v as u64),
+                record: r.get::<_, Option<i64>>(3)?.map(|v| v as u64),
+                source_id: r.get(4)?,
+                field: r.get(5)?,
+                reason: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Dossiers whose reference or source id is `reference`.
+    ///
+    /// # Errors
+    /// On a database error or a corrupt row.
+    pub fn find_dossiers(&self, reference: &str) -> Result<Vec<StoredDossier>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "{DOSSIER_SELECT} WHERE reference = ?1 OR source_id = ?1 ORDER BY connector, source_id"
+        ))?;
+        let mut rows = stmt.query([reference])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(read_dossier(row)?);
+        }
+        Ok(out)
+    }
+
+    /// Every event of a dossier, in time order.
+    ///
+    /// # Errors
+    /// On a database error or a corrupt row.
+    pub fn events(&self, rowid: i64) -> Result<Vec<StoredEvent>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT run_id, kind, from_step, to_step, field, old_value, new_value, occurred_at,
+                    detected_at, baseline
+             FROM events WHERE dossier_id = ?1 ORDER BY occurred_at, id",
+        )?;
+        let mut rows = stmt.query([rowid])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let kind: String = r.get(1)?;
+            out.push(StoredEvent {
+                run_id: r.get(0)?,
+                event: Event {
+                    kind: EventKind::parse(&kind)
+                        .ok_or_else(|| StoreError::Corrupt(format!("event kind '{kind}'")))?,
+                    from_step: r.get(2)?,
+                    to_step: r.get(3)?,
+                    field: r.get(4)?,
+                    old_value: r.get(5)?,
+                    new_value: r.get(6)?,
+                    occurred_at: parse_time(r.get_ref(7)?.as_str()?)?,
+                },
+                detected_at: parse_time(r.get_ref(8)?.as_str()?)?,
+                baseline: r.get(9)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every dossier of a connector (for tests and small exports; imports stream instead).
+    ///
+    /// # Errors
+    /// On a database error or a corrupt row.
+    pub fn dossiers(&self, connector: &str) -> Result<Vec<StoredDossier>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "{DOSSIER_SELECT} WHERE connector = ?1 ORDER BY source_id"
+        ))?;
+        let mut rows = stmt.query([connector])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(read_dossier(row)?);
+        }
+        Ok(out)
+    }
+
+    /// Records a refused run with its reasons and rejections, in its own transaction.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn record_refused(&mut self, run: &NewRun, rejections: &[Rejection]) -> Result<i64> {
+        let tx = self.conn.transaction()?;
+        let id = insert_run(&tx, run, RunStatus::Refused)?;
+        insert_rejections(&tx, id, rejections)?;
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Starts the one transaction of an import.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn begin_import(&mut self, run: &NewRun) -> Result<ImportTx<'_>> {
+        let tx = self.conn.transaction()?;
+        let run_id = insert_run(&tx, run, RunStatus::Applied)?;
+        Ok(ImportTx { tx, run_id })
+    }
+}
+
+const DOSSIER_SELECT: &str = "SELECT id, connector, source_id, step, status, fields, present,
+    step_entered_at FROM dossiers";
+
+fn read_dossier(row: &rusqlite::Row<'_>) -> Result<StoredDossier> {
+    let fields: &str = row.get_ref(5)?.as_str()?;
+    Ok(StoredDossier {
+        rowid: row.get(0)?,
+        connector: row.get(1)?,
+        dossier: Dossier {
+            id: row.get(2)?,
+            step: row.get(3)?,
+            status: row.get(4)?,
+            fields: serde_json::from_str(fields)
+                .map_err(|e| StoreError::Corrupt(format!("dossier fields: {e}")))?,
+        },
+        present: row.get(6)?,
+        step_entered_at: parse_time(row.get_ref(7)?.as_str()?)?,
+    })
+}
+
+/// What is known of a run when it starts.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    /// The connector.
+    pub connector: String,
+    /// What is read.
+    pub source: String,
+    /// The content checksum, for files.
+    pub checksum: Option<String>,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it ended (updated by [`ImportTx::finish`] for applied runs).
+    pub finished_at: DateTime<Utc>,
+    /// Whether it is the connector's baseline.
+    pub baseline: bool,
+    /// Counts so far.
+    pub counts: Counts,
+    /// Why it was refused.
+    pub reasons: Vec<String>,
+}
+
+fn insert_run(tx: &Transaction<'_>, run: &NewRun, status: RunStatus) -> Result<i64> {
+    let c = &run.counts;
+    tx.execute(
+        "INSERT INTO runs (connector, source, checksum, started_at, finished_at, status, baseline,
+                           rows, unchanged, created, step_changed, field_changed, disappeared,
+                           reappeared, rejected, warnings, reasons)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+        params![
+            run.connector,
+            run.source,
+            run.checksum,
+            format_time(run.started_at),
+            format_time(run.finished_at),
+            status.as_str(),
+            run.baseline,
+            c.rows as i64,
+            c.unchanged as i64,
+            c.created as i64,
+            c.step_changed as i64,
+            c.field_changed as i64,
+            c.disappeared as i64,
+            c.reappeared as i64,
+            c.rejected as i64,
+            c.warnings as i64,
+            serde_json::to_string(&run.reasons).unwrap_or_else(|_| "[]".to_owned()),
+        ],
+    )?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// How many rejections a run keeps in the store; the count is always exact.
+pub const MAX_STORED_REJECTIONS: usize = 10_000;
+
+fn insert_rejections(tx: &Transaction<'_>, run_id: i64, rejections: &[Rejection]) -> Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO rejections (run_id, severity, file, line, record, source_id, field, reason)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for r in rejections.iter().take(MAX_STORED_REJECTIONS) {
+        stmt.execute(params![
+            run_id,
+            r.severity,
+            r.file,
+            r.line.map(|v| v as i64),
+            r.record.map(|v| v as i64),
+            r.source_id,
+            r.field,
+            r.reason,
+        ])?;
+    }
+    Ok(())
+}
+
+/// The single transaction of an import. Dropping it without [`ImportTx::finish`] rolls back.
+pub struct ImportTx<'a> {
+    tx: Transaction<'a>,
+    run_id: i64,
+}
+
+/// The state of a dossier to write.
+#[derive(Debug)]
+pub struct DossierWrite<'a> {
+    /// The canonical state.
+    pub dossier: &'a Dossier,
+    /// The hash of the raw record.
+    pub row_hash: u64,
+    /// When it entered its step.
+    pub step_entered_at: DateTime<Utc>,
+}
+
+impl ImportTx<'_> {
+    /// The id of the run being written.
+    pub fn run_id(&self) -> i64 {
+        self.run_id
+    }
+
+    /// Reads the stored state of a dossier.
+    ///
+    /// # Errors
+    /// On a database error or a corrupt row.
+    pub fn get(&self, connector: &str, source_id: &str) -> Result<Option<StoredDossier>> {
+        let mut stmt = self.tx.prepare_cached(&format!(
+            "{DOSSIER_SELECT} WHERE connector = ?1 AND source_id = ?2"
+        ))?;
+        let mut rows = stmt.query([connector, source_id])?;
+        rows.next()?.map(read_dossier).transpose()
+    }
+
+    /// Inserts a new dossier; returns its row id, or `None` when the id is already
+    /// stored for this connector (a duplicate id within the snapshot).
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn insert(&self, connector: &str, w: &DossierWrite<'_>) -> Result<Option<i64>> {
+        let mut stmt = self.tx.prepare_cached(
+            "INSERT INTO dossiers (connector, source_id, reference, scheme, step, status,
+                                   step_entered_at, present, row_hash, fields, first_run, last_run)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9, ?10, ?10)
+             ON CONFLICT (connector, source_id) DO NOTHING",
+        )?;
+        let d = w.dossier;
+        let n = stmt.execute(params![
+            connector,
+            d.id,
+            d.reference(),
+            d.get("scheme"),
+            d.step,
+            d.status,
+            format_time(w.step_entered_at),
+            w.row_hash as i64,
+            fields_json(d),
+            self.run_id,
+        ])?;
+        Ok((n == 1).then(|| self.tx.last_insert_rowid()))
+    }
+
+    /// Replaces the state of a stored dossier and marks it present.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn update(&self, rowid: i64, w: &DossierWrite<'_>) -> Result<()> {
+        let mut stmt = self.tx.prepare_cached(
+            "UPDATE dossiers SET reference = ?2, scheme = ?3, step = ?4, status = ?5,
+                    step_entered_at = ?6, present = 1, row_hash = ?7, fields = ?8, last_run = ?9
+             WHERE id = ?1",
+        )?;
+        let d = w.dossier;
+        stmt.execute(params![
+            rowid,
+            d.reference(),
+            d.get("scheme"),
+            d.step,
+            d.status,
+            format_time(w.step_entered_at),
+            w.row_hash as i64,
+            fields_json(d),
+            self.run_id,
+        ])?;
+        Ok(())
+    }
+
+    /// Records a new raw hash for a dossier whose canonical state did not change.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn set_hash(&self, rowid: i64, row_hash: u64) -> Result<()> {
+        self.tx
+            .prepare_cached("UPDATE dossiers SET row_hash = ?2 WHERE id = ?1")?
+            .execute(params![rowid, row_hash as i64])?;
+        Ok(())
+    }
+
+    /// Row id, source id and step of the connector's present dossiers, for disappearance.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn for_each_present(
+        &self,
+        connector: &str,
+        mut f: impl FnMut(i64, &str, &str),
+    ) -> Result<()> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT id, source_id, step FROM dossiers WHERE connector = ?1 AND present = 1",
+        )?;
+        let mut rows = stmt.query([connector])?;
+        while let Some(row) = rows.next()? {
+            f(
+                row.get(0)?,
+                row.get_ref(1)?.as_str()?,
+                row.get_ref(2)?.as_str()?,
+            );
+        }
+        Ok(())
+    }
+
+    /// Marks a dossier as missing from the latest snapshot.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn mark_disappeared(&self, rowid: i64) -> Result<()> {
+        self.tx
+            .prepare_cached("UPDATE dossiers SET present = 0, last_run = ?2 WHERE id = ?1")?
+            .execute(params![rowid, self.run_id])?;
+        Ok(())
+    }
+
+    /// Records an event on a dossier.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn insert_event(
+        &self,
+        rowid: i64,
+        event: &Event,
+        detected_at: &str,
+        baseline: bool,
+    ) -> Result<()> {
+        let mut stmt = self.tx.prepare_cached(
+            "INSERT INTO events (run_id, dossier_id, kind, from_step, to_step, field, old_value,
+                                 new_value, occurred_at, detected_at, baseline)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )?;
+        stmt.execute(params![
+            self.run_id,
+            rowid,
+            event.kind.as_str(),
+            event.from_step,
+            event.to_step,
+            event.field,
+            event.old_value,
+            event.new_value,
+            format_time(event.occurred_at),
+            detected_at,
+            baseline,
+        ])?;
+        Ok(())
+    }
+
+    /// Writes the final counts and rejections of the run and commits everything.
+    ///
+    /// # Errors
+    /// On a database error; then nothing of the import is kept.
+    pub fn finish(self, run: &NewRun, rejections: &[Rejection]) -> Result<i64> {
+        let c = &run.counts;
+        self.tx.execute(
+            "UPDATE runs SET finished_at = ?2, rows = ?3, unchanged = ?4, created = ?5,
+                    step_changed = ?6, field_changed = ?7, disappeared = ?8, reappeared = ?9,
+                    rejected = ?10, warnings = ?11
+             WHERE id = ?1",
+            params![
+                self.run_id,
+                format_time(run.finished_at),
+                c.rows as i64,
+                c.unchanged as i64,
+                c.created as i64,
+                c.step_changed as i64,
+                c.field_changed as i64,
+                c.disappeared as i64,
+                c.reappeared as i64,
+                c.rejected as i64,
+                c.warnings as i64,
+            ],
+        )?;
+        insert_rejections(&self.tx, self.run_id, rejections)?;
+        self.tx.commit()?;
+        Ok(self.run_id)
+    }
+}
+
+fn fields_json(d: &Dossier) -> String {
+    // A map of strings always serializes.
+    serde_json::to_string(&d.fields).unwrap_or_else(|_| "{}".to_owned())
+}
