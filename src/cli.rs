@@ -140,6 +140,11 @@ fn init_logging(config: &Config, daemon: bool) {
     use tracing_subscriber::EnvFilter;
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
+    // Migrations are reported by our own start-up line.
+    let filter = match "rusqlite_migration=warn".parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -187,11 +192,8 @@ fn check(config: &Config, environment: bool) -> Exit {
                 }
             }
         }
-        if let Err(error) = Store::open(&config.store.path, config.store.cache_mb) {
-            problems.push(
-                &config.store.path,
-                format!("{:#}", anyhow::Error::from(error)),
-            );
+        if let Err(reason) = Store::check(&config.store.path) {
+            problems.push(&config.store.path, reason);
         }
     }
     if !problems.is_empty() {

@@ -217,7 +217,7 @@ fn parse(
     })
 }
 
-/// Imports every waiting file of a connector's drop folder, oldest first, then
+/// Imports every waiting file of a connector's drop folder, in name order, then
 /// archives (or keeps, or deletes) each one that was read.
 ///
 /// # Errors

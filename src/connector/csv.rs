@@ -149,7 +149,8 @@ impl CsvSource {
         })
     }
 
-    /// The files waiting in the drop folder, oldest first.
+    /// The files waiting in the drop folder, in name order (name exports so that
+    /// they sort by date, as most back offices do: `export-2026-11-27.csv`).
     ///
     /// # Errors
     /// When the folder cannot be listed.
@@ -159,14 +160,12 @@ impl CsvSource {
         let mut files = Vec::new();
         for entry in paths {
             let path = entry.map_err(|e| format!("cannot list {pattern}: {e}"))?;
-            if let Ok(meta) = std::fs::metadata(&path) {
-                if meta.is_file() {
-                    files.push((meta.modified().ok(), path));
-                }
+            if path.is_file() {
+                files.push(path);
             }
         }
         files.sort();
-        Ok(files.into_iter().map(|(_, p)| p).collect())
+        Ok(files)
     }
 
     /// Archives, keeps or deletes a file of the drop folder once imported.

@@ -49,8 +49,14 @@ pub enum StoreError {
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("migrations/0001_init.sql"))])
+    Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect())
+}
+
+fn migrations_count() -> i64 {
+    MIGRATIONS.len() as i64
 }
 
 /// Formats an instant the way the store keeps it.
@@ -240,6 +246,47 @@ impl Store {
             conn,
             path: path.to_owned(),
         })
+    }
+
+    /// Checks, without creating or changing anything, that the database at
+    /// `path` can be opened (or created) and migrated by this version.
+    ///
+    /// # Errors
+    /// A reason naming the file or folder.
+    pub fn check(path: &Path) -> std::result::Result<(), String> {
+        if path.exists() {
+            let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .map_err(|e| format!("cannot open the state database: {e}"))?;
+            let version: i64 = conn
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .map_err(|e| format!("not a readable SQLite database: {e}"))?;
+            let latest = migrations_count();
+            if version > latest {
+                return Err(format!(
+                    "the state database has schema version {version}, newer than this alertissimo ({latest}): upgrade alertissimo"
+                ));
+            }
+            return Ok(());
+        }
+        let mut dir = path.parent();
+        while let Some(d) = dir {
+            if d.as_os_str().is_empty() {
+                dir = Some(Path::new("."));
+                continue;
+            }
+            if d.exists() {
+                let meta = std::fs::metadata(d).map_err(|e| format!("cannot inspect {}: {e}", d.display()))?;
+                if !meta.is_dir() {
+                    return Err(format!("{} is not a folder", d.display()));
+                }
+                if meta.permissions().readonly() {
+                    return Err(format!("the folder {} is read-only", d.display()));
+                }
+                return Ok(());
+            }
+            dir = d.parent();
+        }
+        Ok(())
     }
 
     /// The database file.
