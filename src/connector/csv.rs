@@ -413,6 +413,9 @@ impl CsvFile {
             .has_headers(false)
             .flexible(true)
             .delimiter(delimiter)
+            // Ending records on LF alone keeps csv's line count exact on CRLF files
+            // (the CR stays at the end of the last field, where trimming removes it).
+            .terminator(::csv::Terminator::Any(b'\n'))
             .buffer_capacity(1 << 16)
             .from_reader(Box::new(text) as Box<dyn Read + Send>);
         let mut file = Self {

@@ -255,8 +255,9 @@ impl Store {
     /// A reason naming the file or folder.
     pub fn check(path: &Path) -> std::result::Result<(), String> {
         if path.exists() {
-            let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-                .map_err(|e| format!("cannot open the state database: {e}"))?;
+            let conn =
+                Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                    .map_err(|e| format!("cannot open the state database: {e}"))?;
             let version: i64 = conn
                 .query_row("PRAGMA user_version", [], |r| r.get(0))
                 .map_err(|e| format!("not a readable SQLite database: {e}"))?;
@@ -275,7 +276,8 @@ impl Store {
                 continue;
             }
             if d.exists() {
-                let meta = std::fs::metadata(d).map_err(|e| format!("cannot inspect {}: {e}", d.display()))?;
+                let meta = std::fs::metadata(d)
+                    .map_err(|e| format!("cannot inspect {}: {e}", d.display()))?;
                 if !meta.is_dir() {
                     return Err(format!("{} is not a folder", d.display()));
                 }

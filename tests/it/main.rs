@@ -1,1 +1,11 @@
-fn main() {}
+//! Integration tests: the real binary, on real files, with a real SQLite database.
+//!
+//! One test binary with a module per area (it links once). Every test gets its own
+//! folder with a `config.toml`, a `connectors/` folder holding the fixture
+//! connector, an `inbox/` drop folder, and its state database.
+
+mod check;
+mod common;
+mod crash;
+mod daemon;
+mod import;

@@ -1,0 +1,181 @@
+//! Shared helpers: a throw-away installation and ways to run the binary in it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// The compiled binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_alertissimo");
+
+/// The repository root.
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fixture file of `tests/fixtures/csv`.
+pub fn fixture(name: &str) -> PathBuf {
+    repo().join("tests/fixtures/csv").join(name)
+}
+
+/// A throw-away installation: config, one connector named `portail`, an inbox.
+pub struct Install {
+    pub dir: TempDir,
+}
+
+impl Install {
+    /// An installation using the fixture connector as it is.
+    pub fn new() -> Self {
+        Self::with_connector(|c| c)
+    }
+
+    /// An installation whose connector text is changed by `edit`.
+    pub fn with_connector(edit: impl FnOnce(String) -> String) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("connectors")).unwrap();
+        std::fs::create_dir_all(root.join("inbox")).unwrap();
+        std::fs::create_dir_all(root.join("exports")).unwrap();
+        std::fs::write(
+            root.join("config.toml"),
+            format!(
+                "connectors_dir = \"connectors\"\nrules_dir = \"{}\"\n[store]\npath = \"state/alertissimo.db\"\n",
+                repo().join("rules").display()
+            ),
+        )
+        .unwrap();
+        let connector = std::fs::read_to_string(fixture("connector.toml")).unwrap();
+        std::fs::write(root.join("connectors/portail.toml"), edit(connector)).unwrap();
+        Self { dir }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.root().join("config.toml")
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.root().join("state/alertissimo.db")
+    }
+
+    /// A command of the binary with `--config` set.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .arg("--config")
+            .arg(self.config())
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1");
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("the binary runs")
+    }
+
+    /// Copies a fixture into `exports/` (so that its path is stable) and returns that path.
+    pub fn export(&self, fixture_name: &str) -> PathBuf {
+        let target = self.root().join("exports").join(fixture_name);
+        std::fs::copy(fixture(fixture_name), &target).unwrap();
+        target
+    }
+
+    /// Imports a fixture with `--json` and returns the summary and the exit code.
+    pub fn import(&self, fixture_name: &str, extra: &[&str]) -> (Value, i32) {
+        let file = self.export(fixture_name);
+        let mut args = vec!["import", "portail", file.to_str().unwrap(), "--json"];
+        args.extend_from_slice(extra);
+        let out = self.run(&args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let summary: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "not one JSON object ({e}):\n{stdout}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (summary, out.status.code().unwrap_or(-1))
+    }
+
+    /// A read connection to the state database.
+    pub fn sql(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.db()).expect("the state database opens")
+    }
+
+    /// The dossiers table, as comparable text rows (bookkeeping columns left out).
+    pub fn dossiers(&self) -> Vec<String> {
+        let conn = self.sql();
+        let mut stmt = conn
+            .prepare(
+                "SELECT source_id, reference, step, status, step_entered_at, present, row_hash, fields
+                 FROM dossiers ORDER BY connector, source_id",
+            )
+            .unwrap();
+        stmt.query_map([], |r| {
+            Ok(format!(
+                "{}|{}|{}|{}|{}|{}|{}|{}",
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, i64>(6)?,
+                r.get::<_, String>(7)?
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    }
+
+    /// The events, as comparable text rows, in a stable order (times of detection left out).
+    pub fn events(&self) -> Vec<String> {
+        let conn = self.sql();
+        let mut stmt = conn
+            .prepare(
+                "SELECT d.source_id, e.kind, coalesce(e.from_step, ''), coalesce(e.to_step, ''),
+                        coalesce(e.field, ''), coalesce(e.old_value, ''), coalesce(e.new_value, ''),
+                        e.baseline, e.run_id
+                 FROM events e JOIN dossiers d ON d.id = e.dossier_id
+                 ORDER BY e.run_id, d.source_id, e.id",
+            )
+            .unwrap();
+        stmt.query_map([], |r| {
+            Ok(format!(
+                "run{} {} {} {}>{} {} {}>{} baseline={}",
+                r.get::<_, i64>(8)?,
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, i64>(7)?
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    }
+}
+
+/// The integer value of a JSON key.
+pub fn n(v: &Value, key: &str) -> u64 {
+    v[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no integer `{key}` in {v}"))
+}
+
+/// Text of a command's stdout and stderr together.
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}

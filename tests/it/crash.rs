@@ -1,0 +1,132 @@
+//! Crash safety: SIGKILL in the middle of large imports leaves the store as
+//! before or as after the import, never in between, and re-running it converges.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::common::Install;
+
+const ROWS: usize = 60_000;
+const KILLS: usize = 12;
+
+const STATUSES: [&str; 5] = [
+    "Déposé",
+    "Instruction en cours",
+    "Passage en CP",
+    "Voté en CP",
+    "Convention signée",
+];
+
+/// Writes an export of the fixture connector's shape. `second` moves some dossiers
+/// to another step, adds some and removes a few.
+fn write_export(path: &Path, second: bool) {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    out.write_all("N° dossier;Référence;Dispositif;Bénéficiaire;SIRET;Courriel;Statut;Date statut;Montant voté;Date d'export\r\n".as_bytes())
+        .unwrap();
+    let total = if second { ROWS + ROWS / 100 } else { ROWS };
+    let mut line = String::new();
+    for i in 0..total {
+        if second && i % 200 == 7 {
+            continue; // removed: 0.5 %
+        }
+        let moved = second && i % 50 == 3; // 2 %
+        let status = STATUSES[(i + usize::from(moved)) % STATUSES.len()];
+        let day = if moved { 20 } else { 1 + i % 19 };
+        line.clear();
+        write!(
+            line,
+            "D{i:07};REF-{i};Aide aux TPE;Entreprise n°{i} « Les Artisans »;73282932000074;contact{i}@exemple.fr;{status};{day:02}/09/2026;{} 000,00;{}\r\n",
+            1 + i % 90,
+            if second { "02/10/2026" } else { "01/10/2026" }
+        )
+        .unwrap();
+        out.write_all(line.as_bytes()).unwrap();
+    }
+    out.flush().unwrap();
+}
+
+fn state(install: &Install) -> (Vec<String>, Vec<String>, i64) {
+    let runs = install
+        .sql()
+        .query_row(
+            "SELECT count(*) FROM runs WHERE status = 'applied'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    (install.dossiers(), install.events(), runs)
+}
+
+fn copy_db(from: &Install, to: &Install) {
+    std::fs::create_dir_all(to.db().parent().unwrap()).unwrap();
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", to.db().display()));
+    }
+    std::fs::copy(from.db(), to.db()).unwrap();
+}
+
+#[test]
+fn sigkill_during_imports_never_half_applies() {
+    let baseline = Install::new();
+    let first = baseline.root().join("exports/first.csv");
+    let second = baseline.root().join("exports/second.csv");
+    write_export(&first, false);
+    write_export(&second, true);
+    let out = baseline.run(&["import", "portail", first.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", crate::common::text(&out));
+    let before = state(&baseline);
+
+    // The reference: the same import, uninterrupted.
+    let reference = Install::new();
+    copy_db(&baseline, &reference);
+    let start = Instant::now();
+    let out = reference.run(&["import", "portail", second.to_str().unwrap()]);
+    let full = start.elapsed();
+    assert!(out.status.success(), "{}", crate::common::text(&out));
+    let after = state(&reference);
+    assert_ne!(before, after);
+    assert_eq!(
+        after
+            .1
+            .iter()
+            .filter(|e| e.contains(" step_changed "))
+            .count(),
+        ROWS / 50
+    );
+
+    let victim = Install::new();
+    let (mut as_before, mut as_after) = (0, 0);
+    for k in 0..KILLS {
+        copy_db(&baseline, &victim);
+        let mut child = victim
+            .cmd(&["import", "portail", second.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Spread the kills over the whole import, and a little past it.
+        std::thread::sleep(full.mul_f64(1.1 * (k as f64 + 0.5) / KILLS as f64));
+        let _ = child.kill();
+        let _ = child.wait();
+        let now = state(&victim);
+        if now == before {
+            as_before += 1;
+        } else if now == after {
+            as_after += 1;
+        } else {
+            panic!("kill {k} left the store half-applied");
+        }
+        // Re-running the import converges to the same final state.
+        let out = victim.run(&["import", "portail", second.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", crate::common::text(&out));
+        assert_eq!(state(&victim), after, "re-running after kill {k}");
+    }
+    assert!(
+        as_before > 0,
+        "no kill fell inside an import (import took {full:?})"
+    );
+    eprintln!("{KILLS} kills: {as_before} left the store as before, {as_after} as after");
+    let _ = Duration::ZERO;
+}

@@ -1,0 +1,424 @@
+//! `alertissimo import`: successive exports, re-imports, drop folders, guards, encodings.
+
+use serde_json::Value;
+
+use crate::common::{Install, n, text};
+
+fn counts(v: &Value) -> [u64; 6] {
+    [
+        n(v, "created"),
+        n(v, "step_changed"),
+        n(v, "field_changed"),
+        n(v, "disappeared"),
+        n(v, "reappeared"),
+        n(v, "rejected"),
+    ]
+}
+
+/// A connector that tolerates one dossier in five disappearing (the fixtures are small).
+fn tolerant() -> Install {
+    Install::with_connector(|c| {
+        c.replace(
+            "max_disappeared_ratio = 0.05",
+            "max_disappeared_ratio = 0.5",
+        )
+    })
+}
+
+#[test]
+fn three_successive_exports_give_the_expected_events() {
+    let install = tolerant();
+    let (first, code) = install.import("export-1.csv", &[]);
+    assert_eq!(code, 0, "{first}");
+    assert_eq!(first["status"], "applied");
+    assert_eq!(first["baseline"], true);
+    assert_eq!(n(&first, "run_id"), 1);
+    assert_eq!(n(&first, "rows"), 5);
+    assert_eq!(counts(&first), [5, 0, 0, 0, 0, 0]);
+
+    let (second, _) = install.import("export-2.csv", &[]);
+    assert_eq!(second["status"], "applied", "{second}");
+    assert_eq!(second["baseline"], false);
+    // D6 new; D1 depose → instruction; D4 amount 10 000 → 12 000; D5 gone.
+    assert_eq!(counts(&second), [1, 1, 1, 1, 0, 0], "{second}");
+
+    let (third, _) = install.import("export-3.csv", &[]);
+    // D5 back; D2 instruction → accorde.
+    assert_eq!(counts(&third), [0, 1, 0, 0, 1, 0], "{third}");
+
+    let (shuffled, _) = install.import("export-3-shuffled.csv", &[]);
+    assert_eq!(shuffled["status"], "applied", "{shuffled}");
+    assert_eq!(counts(&shuffled), [0; 6], "{shuffled}");
+    assert_eq!(n(&shuffled, "unchanged"), 6);
+
+    let events = install.events();
+    let expected = [
+        "run1 D1 created >depose  > baseline=1",
+        "run1 D2 created >instruction  > baseline=1",
+        "run1 D3 created >commission  > baseline=1",
+        "run1 D4 created >accorde  > baseline=1",
+        "run1 D5 created >convention  > baseline=1",
+        "run2 D1 step_changed depose>instruction  > baseline=0",
+        "run2 D4 field_changed > amount_granted 10000.00>12000.00 baseline=0",
+        "run2 D5 disappeared convention>  > baseline=0",
+        "run2 D6 created >depose  > baseline=0",
+        "run3 D2 step_changed instruction>accorde  > baseline=0",
+        "run3 D5 reappeared >convention  > baseline=0",
+    ];
+    assert_eq!(events, expected);
+
+    // The timeline of D5, by reference, in time order.
+    let out = install.run(&["dossier", "REF-5", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let timeline: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kinds: Vec<&str> = timeline[0]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["created", "disappeared", "reappeared"]);
+    assert_eq!(
+        timeline[0]["step_label"],
+        "Convention signée, décision notifiée"
+    );
+    assert_eq!(
+        timeline[0]["fields"]["beneficiary.name"],
+        "Théâtre Éphémère"
+    );
+
+    // The step change is dated by the source's status date (08/10/2026, Paris), not the import.
+    let out = install.run(&["dossier", "D1", "--json"]);
+    let timeline: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        timeline[0]["events"][1]["occurred_at"],
+        "2026-10-08T00:00:00+02:00"
+    );
+    let human = text(&install.run(&["dossier", "REF-1"]));
+    assert!(
+        human.contains("Dossier déposé → En cours d'instruction"),
+        "{human}"
+    );
+}
+
+#[test]
+fn baseline_import_records_without_alerting() {
+    let install = Install::new();
+    install.import("export-1.csv", &[]);
+    let conn = install.sql();
+    let (all, baseline): (i64, i64) = conn
+        .query_row("SELECT count(*), sum(baseline) FROM events", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((all, baseline), (5, 5));
+
+    // Told to alert on its first import, the connector has no baseline.
+    let install =
+        Install::with_connector(|c| c.replace("watch =", "alert_on_first_import = true\nwatch ="));
+    let (summary, _) = install.import("export-1.csv", &[]);
+    assert_eq!(summary["baseline"], false);
+    assert!(install.events().iter().all(|e| e.ends_with("baseline=0")));
+}
+
+#[test]
+fn same_content_is_skipped_unless_forced() {
+    let install = Install::new();
+    let (first, _) = install.import("export-1.csv", &[]);
+    let (again, code) = install.import("export-1.csv", &[]);
+    assert_eq!(code, 0);
+    assert_eq!(again["status"], "skipped", "{again}");
+    assert_eq!(again["run_id"], first["run_id"]);
+    assert!(again["reasons"][0].as_str().unwrap().contains("--force"));
+    let (forced, _) = install.import("export-1.csv", &["--force"]);
+    assert_eq!(forced["status"], "applied");
+    assert_eq!(counts(&forced), [0; 6]);
+    assert_eq!(n(&forced, "unchanged"), 5);
+    let runs = install
+        .sql()
+        .query_row("SELECT count(*) FROM runs", [], |r| r.get::<_, i64>(0))
+        .unwrap();
+    assert_eq!(runs, 2, "a skipped file is not a run");
+}
+
+#[test]
+fn drop_folder_files_are_imported_in_order_and_archived() {
+    let install = tolerant();
+    let inbox = install.root().join("inbox");
+    std::fs::copy(
+        crate::common::fixture("export-2.csv"),
+        inbox.join("export-2026-10-08.csv"),
+    )
+    .unwrap();
+    std::fs::copy(
+        crate::common::fixture("export-1.csv"),
+        inbox.join("export-2026-10-01.csv"),
+    )
+    .unwrap();
+    let out = install.run(&["import", "portail", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert!(
+        lines[0]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("export-2026-10-01.csv")
+    );
+    assert_eq!(lines[0]["baseline"], true);
+    assert_eq!(n(&lines[1], "step_changed"), 1);
+    for l in &lines {
+        let archived = l["archived_to"].as_str().expect("archived");
+        assert!(std::path::Path::new(archived).is_file(), "{archived}");
+        assert!(archived.contains("/inbox/archive/"), "{archived}");
+    }
+    assert!(
+        std::fs::read_dir(&inbox)
+            .unwrap()
+            .all(|e| e.unwrap().path().is_dir())
+    );
+
+    let out = install.run(&["import", "portail", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["status"], "no_file");
+
+    // An archived file dropped again is recognised by its content.
+    std::fs::copy(
+        crate::common::fixture("export-1.csv"),
+        inbox.join("export-again.csv"),
+    )
+    .unwrap();
+    let out = install.run(&["import", "portail", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["status"], "skipped", "{v}");
+}
+
+/// Imports the baseline, then `bad`: the snapshot must be refused, the dossiers
+/// untouched, and the reasons must contain `needle`. Returns the summary.
+fn refused(install: &Install, bad: &str, needle: &str) -> Value {
+    install.import("export-1.csv", &[]);
+    let before = install.dossiers();
+    let (summary, code) = install.import(bad, &[]);
+    assert_eq!(code, 1, "a refused snapshot exits with 1: {summary}");
+    assert_eq!(summary["status"], "refused", "{summary}");
+    let reasons = summary["reasons"].to_string();
+    assert!(reasons.contains(needle), "{needle:?} not in {reasons}");
+    assert_eq!(
+        install.dossiers(),
+        before,
+        "a refused snapshot changes nothing"
+    );
+    let events_after_baseline = install
+        .events()
+        .iter()
+        .filter(|e| !e.starts_with("run1 "))
+        .count();
+    assert_eq!(events_after_baseline, 0);
+    let conn = install.sql();
+    let (status, stored): (String, String) = conn
+        .query_row(
+            "SELECT status, reasons FROM runs WHERE id = ?1",
+            [summary["run_id"].as_i64().unwrap()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(status, "refused");
+    assert!(
+        stored.contains(needle.split('\'').next().unwrap()),
+        "{stored}"
+    );
+    summary
+}
+
+#[test]
+fn guard_too_many_rejected_records() {
+    let install = Install::new();
+    let summary = refused(
+        &install,
+        "rejected-records.csv",
+        "2 of 5 records rejected (40.0 %), above max_rejected_ratio (1.0 %)",
+    );
+    let rejections = summary["rejections"].as_array().unwrap();
+    assert_eq!(rejections.len(), 2);
+    assert_eq!(rejections[0]["line"], 6);
+    assert_eq!(rejections[0]["record"], 2);
+    assert_eq!(rejections[0]["source_id"], "D2");
+    assert_eq!(rejections[0]["field"], "amount_granted");
+    assert!(
+        rejections[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("'beaucoup'")
+    );
+    assert!(
+        rejections[0]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("rejected-records.csv")
+    );
+    assert_eq!(rejections[1]["line"], 7);
+    assert_eq!(rejections[1]["field"], "step");
+    assert!(
+        rejections[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("unknown status label 'Statut inconnu'")
+    );
+    // Stored with the run, and shown by `runs --rejections`.
+    let out = install.run(&["runs", "--rejections", &summary["run_id"].to_string()]);
+    let listed = text(&out);
+    assert!(
+        listed.contains("rejected-records.csv:6: record 2 id 'D2' field 'amount_granted'"),
+        "{listed}"
+    );
+}
+
+#[test]
+fn guard_below_the_threshold_rejects_only_the_bad_records() {
+    let install = Install::with_connector(|c| {
+        c.replace("max_rejected_ratio = 0.01", "max_rejected_ratio = 0.5")
+    });
+    install.import("export-1.csv", &[]);
+    let (summary, code) = install.import("rejected-records.csv", &[]);
+    assert_eq!(code, 0);
+    assert_eq!(summary["status"], "applied");
+    assert_eq!(n(&summary, "rejected"), 2);
+    // The rejected dossiers keep their last known state and do not disappear.
+    assert_eq!(n(&summary, "disappeared"), 0);
+    assert_eq!(n(&summary, "unchanged"), 3);
+}
+
+#[test]
+fn guard_truncated_export() {
+    refused(
+        &Install::new(),
+        "truncated.csv",
+        "3 of 5 dossiers would disappear (60.0 %)",
+    );
+}
+
+#[test]
+fn guard_missing_header_names_the_closest() {
+    refused(
+        &Install::new(),
+        "missing-header.csv",
+        "missing column 'Statut' for field 'step' (closest header found: 'Statuts')",
+    );
+}
+
+#[test]
+fn guard_empty_file() {
+    refused(&Install::new(), "empty.csv", "the file is empty");
+}
+
+#[test]
+fn guard_header_without_records() {
+    refused(
+        &Install::new(),
+        "header-only.csv",
+        "the export holds no data record",
+    );
+}
+
+#[test]
+fn guard_duplicate_id() {
+    refused(
+        &Install::new(),
+        "duplicate-id.csv",
+        "duplicate-id.csv:10: id 'D3' appears more than once",
+    );
+}
+
+#[test]
+fn guard_cut_last_line() {
+    let summary = refused(
+        &Install::new(),
+        "cut-last-line.csv",
+        "1 of 5 records rejected",
+    );
+    let r = &summary["rejections"][0];
+    assert_eq!(r["line"], 9);
+    assert!(
+        r["reason"]
+            .as_str()
+            .unwrap()
+            .contains("the record has 6 fields but the header has 10"),
+        "{r}"
+    );
+}
+
+#[test]
+fn guard_wrong_declared_encoding() {
+    let install = Install::with_connector(|c| {
+        c.replace(
+            "after_import = \"archive\"",
+            "after_import = \"archive\"\nencoding = \"utf-8\"",
+        )
+    });
+    let (summary, code) = install.import("export-1.csv", &[]);
+    assert_eq!(code, 1);
+    let reason = summary["reasons"][0].as_str().unwrap();
+    assert!(
+        reason.contains("export-1.csv:1: not valid UTF-8 (byte 0xE9"),
+        "{reason}"
+    );
+    assert!(reason.contains("windows-1252"), "{reason}");
+}
+
+#[test]
+fn encodings_and_layouts_of_real_exports() {
+    for file in [
+        "utf8-bom.csv",
+        "bom-then-windows-1252.csv",
+        "comma-utf8-no-title.csv",
+        "multiline.csv",
+        "export-1.csv",
+    ] {
+        let install = Install::new();
+        let (summary, code) = install.import(file, &[]);
+        assert_eq!(code, 0, "{file}: {summary}");
+        assert_eq!(counts(&summary), [5, 0, 0, 0, 0, 0], "{file}: {summary}");
+        let rows = install.dossiers();
+        assert!(rows[4].contains("Théâtre Éphémère"), "{file}: {}", rows[4]);
+        assert!(
+            rows[3].contains("\"amount_granted\":\"10000.00\""),
+            "{file}: {}",
+            rows[3]
+        );
+        if file == "multiline.csv" {
+            assert!(
+                rows[1]
+                    .contains("Garage Müller\\r\\n(ancien « Garage du Centre » ; repris en 2025)"),
+                "{}",
+                rows[1]
+            );
+        }
+    }
+}
+
+#[test]
+fn unknown_connector_is_named() {
+    let install = Install::new();
+    let out = install.run(&["import", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("no connector 'nope'"), "{}", text(&out));
+    assert!(text(&out).contains("known: portail"));
+}
+
+#[test]
+fn runs_lists_imports() {
+    let install = tolerant();
+    install.import("export-1.csv", &[]);
+    install.import("export-2.csv", &[]);
+    let out = install.run(&["runs", "--json"]);
+    let runs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(runs.as_array().unwrap().len(), 2);
+    assert_eq!(runs[0]["run_id"], 2);
+    assert_eq!(runs[0]["step_changed"], 1);
+    assert_eq!(runs[1]["baseline"], true);
+    let human = text(&install.run(&["runs"]));
+    assert!(human.contains("baseline"), "{human}");
+}
