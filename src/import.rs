@@ -308,21 +308,21 @@ pub fn import_file(
         Err(reason) => return refuse(store, run, vec![reason], Vec::new(), summary),
     };
     run.checksum = Some(inspected.checksum.clone());
-    if !options.force {
-        if let Some(earlier) = store.run_with_checksum(&connector.name, &inspected.checksum)? {
-            info!(
-                connector = %connector.name, file = %path.display(), run = earlier.id,
-                "Skipped a file whose content was already imported."
-            );
-            summary.run_id = Some(earlier.id);
-            summary.status = "skipped";
-            summary.reasons.push(format!(
-                "same content as the file imported by run {} ({}); use --force to import it again",
-                earlier.id,
-                earlier.status.as_str()
-            ));
-            return Ok(summary);
-        }
+    if !options.force
+        && let Some(earlier) = store.run_with_checksum(&connector.name, &inspected.checksum)?
+    {
+        info!(
+            connector = %connector.name, file = %path.display(), run = earlier.id,
+            "Skipped a file whose content was already imported."
+        );
+        summary.run_id = Some(earlier.id);
+        summary.status = "skipped";
+        summary.reasons.push(format!(
+            "same content as the file imported by run {} ({}); use --force to import it again",
+            earlier.id,
+            earlier.status.as_str()
+        ));
+        return Ok(summary);
     }
     let file = match CsvFile::open(path, &inspected, source, &connector.mapping) {
         Ok(f) => f,
@@ -517,10 +517,10 @@ pub fn import_file(
     if missing > 0 {
         let mut gone = Vec::new();
         tx.for_each_present(&connector.name, |rowid, id, step| {
-            if let Some(i) = index.find(xxh3_128(id.as_bytes())) {
-                if !parsed.seen[i] {
-                    gone.push((rowid, step.to_owned()));
-                }
+            if let Some(i) = index.find(xxh3_128(id.as_bytes()))
+                && !parsed.seen[i]
+            {
+                gone.push((rowid, step.to_owned()));
             }
         })?;
         for (rowid, step) in gone {

@@ -139,7 +139,7 @@ impl CsvSource {
                 .parent()
                 .map_or_else(|| base.join("archive"), |p| p.join("archive")),
         };
-        (fp.count() == before).then(|| Self {
+        (fp.count() == before).then_some(Self {
             pattern,
             encoding,
             delimiter,
@@ -354,10 +354,10 @@ pub fn sniff_delimiter(sample: &[u8]) -> u8 {
                 None => freq.push((c, 1)),
             }
         }
-        if let Some(&(value, times)) = freq.iter().max_by_key(|(v, n)| (*n, *v)) {
-            if (times, value) > (best.0, best.1) {
-                best = (times, value, d);
-            }
+        if let Some(&(value, times)) = freq.iter().max_by_key(|(v, n)| (*n, *v))
+            && (times, value) > (best.0, best.1)
+        {
+            best = (times, value, d);
         }
     }
     best.2

@@ -222,13 +222,13 @@ impl Mapping {
                 None
             };
             let Some(kind) = kind else { continue };
-            if let (Some(given), Some(fixed)) = (def.kind, canonical) {
-                if given != fixed {
-                    fp.at(
-                        span.clone(),
-                        format!("field '{name}' is always of type '{}'", fixed.name()),
-                    );
-                }
+            if let (Some(given), Some(fixed)) = (def.kind, canonical)
+                && given != fixed
+            {
+                fp.at(
+                    span.clone(),
+                    format!("field '{name}' is always of type '{}'", fixed.name()),
+                );
             }
             let parse = match parser(kind, def.format.as_deref()) {
                 Ok(p) => p,

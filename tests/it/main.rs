@@ -4,6 +4,8 @@
 //! folder with a `config.toml`, a `connectors/` folder holding the fixture
 //! connector, an `inbox/` drop folder, and its state database.
 
+#![allow(clippy::print_stdout, clippy::print_stderr)] // Tests report what they measured.
+
 mod check;
 mod common;
 mod crash;
