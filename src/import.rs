@@ -10,7 +10,7 @@
 //! ```
 //!
 //! Memory stays flat whatever the file size: records stream through, and the
-//! only per-dossier state held is the compact [`Index`] (id hash → raw hash).
+//! only per-dossier state held is the compact `Index` (id hash → raw hash).
 //! Records whose raw hash did not change are not even parsed.
 
 use std::path::Path;

@@ -4,7 +4,7 @@
 //! parsing with `file:line:column` in every message, validation against the
 //! lifecycle, and the [`Connector`] type the importer works from. Each source kind
 //! lives in its own module (`csv` today); the field mapping shared by all kinds is
-//! in [`mapping`], the value parsers in [`value`].
+//! in [`mapping`], the value parsers in `value`.
 
 pub mod csv;
 pub mod mapping;
