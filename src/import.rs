@@ -19,13 +19,13 @@ use std::sync::mpsc::sync_channel;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tracing::{error, info, warn};
-use xxhash_rust::xxh3::{Xxh3, xxh3_128};
+use xxhash_rust::xxh3::{xxh3_128, xxh3_64_with_seed};
 
-use crate::connector::csv::{self, CsvFile, Inspected};
+use crate::connector::csv::{self, CsvFile, Inspected, Record};
 use crate::connector::mapping::{FieldIssue, Mapped};
 use crate::connector::{Connector, Source};
 use crate::diff::{self, Known};
-use crate::store::{
+use crate::store::{fields_json, 
     Counts, DossierWrite, MAX_STORED_REJECTIONS, NewRun, Rejection, RunStatus, Store, StoreError,
 };
 
@@ -67,10 +67,15 @@ pub struct Options<'a> {
 }
 
 /// The compact state of a connector: for every stored dossier, the hash of its id,
-/// the raw hash of its last record and whether it is present. Sorted by id hash.
+/// the raw hash of its last record and whether it is present. Sorted by id hash,
+/// with a directory on the top bits of the hash, so that a lookup touches one or
+/// two cache lines instead of twenty (the hashes are uniform).
 struct Index {
     keys: Vec<(u128, u64)>,
     present: Vec<bool>,
+    /// `keys[buckets[b]..buckets[b + 1]]` holds the keys whose top `bits` bits are `b`.
+    buckets: Vec<u32>,
+    bits: u32,
 }
 
 impl Index {
@@ -81,12 +86,33 @@ impl Index {
         })?;
         rows.sort_unstable_by_key(|r| r.0);
         let present = rows.iter().map(|r| r.2).collect();
-        let keys = rows.into_iter().map(|(k, h, _)| (k, h)).collect();
-        Ok(Self { keys, present })
+        let keys: Vec<(u128, u64)> = rows.into_iter().map(|(k, h, _)| (k, h)).collect();
+        // About one key per bucket.
+        let bits = (keys.len().max(1).ilog2() + 1).clamp(1, 24);
+        let mut buckets = Vec::with_capacity((1 << bits) + 1);
+        let mut at = 0usize;
+        for bucket in 0..(1u128 << bits) {
+            while at < keys.len() && (keys[at].0 >> (128 - bits)) < bucket {
+                at += 1;
+            }
+            buckets.push(at as u32);
+        }
+        buckets.push(keys.len() as u32);
+        Ok(Self {
+            keys,
+            present,
+            buckets,
+            bits,
+        })
     }
 
     fn find(&self, key: u128) -> Option<usize> {
-        self.keys.binary_search_by_key(&key, |e| e.0).ok()
+        let bucket = (key >> (128 - self.bits)) as usize;
+        let (from, to) = (self.buckets[bucket] as usize, self.buckets[bucket + 1] as usize);
+        self.keys[from..to]
+            .iter()
+            .position(|e| e.0 == key)
+            .map(|i| from + i)
     }
 }
 
@@ -95,6 +121,7 @@ enum Item {
     Changed {
         line: u64,
         mapped: Mapped,
+        fields_json: String,
         row_hash: u64,
         known: bool,
     },
@@ -118,15 +145,15 @@ struct Parsed {
 }
 
 /// Hash of a raw record, volatile columns left out; `seed` is the connector's fingerprint.
-fn row_hash(seed: u64, record: &::csv::StringRecord, width: usize, volatile: &[usize]) -> u64 {
-    let mut h = Xxh3::with_seed(seed);
-    for (i, field) in record.iter().take(width).enumerate() {
+fn row_hash(seed: u64, record: &Record<'_>, width: usize, volatile: &[usize], buf: &mut Vec<u8>) -> u64 {
+    buf.clear();
+    for (i, field) in record.fields.iter().take(width).enumerate() {
         if !volatile.contains(&i) {
-            h.update(field.as_bytes());
-            h.update(b"\x1f");
+            buf.extend_from_slice(field);
+            buf.push(0x1f);
         }
     }
-    h.digest()
+    xxh3_64_with_seed(buf, seed)
 }
 
 /// Reads a whole file on the calling thread, sending what changed to `send`.
@@ -145,11 +172,12 @@ fn parse(
     let mut seen = vec![false; index.keys.len()];
     let (mut rows, mut unchanged) = (0u64, 0u64);
     let mut batch = Vec::with_capacity(BATCH);
+    let mut buf = Vec::with_capacity(1024);
     while let Some(record) = file.next_record()? {
         rows += 1;
-        let fields = &record.fields;
-        let get = |i: usize| fields.get(i);
-        if fields.len() < width || fields.iter().skip(width).any(|f| !f.trim().is_empty()) {
+        let get = |i: usize| record.get(i);
+        let fields = record.fields;
+        if fields.len() < width || fields.iter().skip(width).any(|f| !f.trim_ascii().is_empty()) {
             batch.push(Item::Rejected {
                 line: record.line,
                 number: record.number,
@@ -163,7 +191,7 @@ fn parse(
                 }],
             });
         } else {
-            let hash = row_hash(connector.fingerprint, fields, width, &volatile);
+            let hash = row_hash(connector.fingerprint, &record, width, &volatile, &mut buf);
             let slot = resolved
                 .id(&get)
                 .and_then(|id| index.find(xxh3_128(id.as_bytes())).map(|i| (i, id)));
@@ -186,6 +214,7 @@ fn parse(
             batch.push(match resolved.map(get, tz) {
                 Ok(mapped) => Item::Changed {
                     line: record.line,
+                    fields_json: fields_json(&mapped.dossier),
                     mapped,
                     row_hash: hash,
                     known,
@@ -200,7 +229,7 @@ fn parse(
         }
         if batch.len() >= BATCH {
             if let Some(progress) = options.progress {
-                progress(record.fields.position().map_or(0, |p| p.byte()), bytes);
+                progress(record.offset, bytes);
             }
             if !send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))) {
                 return Err("the import was interrupted".to_owned());
@@ -331,7 +360,6 @@ pub fn import_file(
     let file_name = summary.file.clone();
 
     let tx = store.begin_import(&run)?;
-    let detected_at = crate::store::format_time(options.now);
     let mut counts = Counts::default();
     let mut rejections: Vec<Rejection> = Vec::new();
     let mut reasons: Vec<String> = Vec::new();
@@ -387,6 +415,7 @@ pub fn import_file(
                         Item::Changed {
                             line,
                             mapped,
+                            fields_json,
                             row_hash,
                             known,
                         } => {
@@ -410,14 +439,15 @@ pub fn import_file(
                                 dossier: &mapped.dossier,
                                 row_hash,
                                 step_entered_at: change.step_entered_at,
+                                fields_json: &fields_json,
                             };
                             let rowid = match &previous {
                                 Some(p) if change.state_changed => {
-                                    tx.update(p.rowid, &write)?;
+                                    tx.update(&connector.name, p.rowid, &write)?;
                                     p.rowid
                                 }
                                 Some(p) => {
-                                    tx.set_hash(p.rowid, row_hash)?;
+                                    tx.set_hash(&connector.name, &mapped.dossier.id, row_hash)?;
                                     p.rowid
                                 }
                                 None => match tx.insert(&connector.name, &write)? {
@@ -432,7 +462,7 @@ pub fn import_file(
                                 },
                             };
                             for event in &change.events {
-                                tx.insert_event(rowid, event, &detected_at, summary.baseline)?;
+                                tx.insert_event(rowid, event, summary.baseline)?;
                                 counts.add(event.kind);
                             }
                             for w in mapped.warnings {
@@ -520,13 +550,13 @@ pub fn import_file(
             if let Some(i) = index.find(xxh3_128(id.as_bytes()))
                 && !parsed.seen[i]
             {
-                gone.push((rowid, step.to_owned()));
+                gone.push((rowid, id.to_owned(), step.to_owned()));
             }
         })?;
-        for (rowid, step) in gone {
-            tx.mark_disappeared(rowid)?;
+        for (rowid, id, step) in gone {
+            tx.mark_disappeared(&connector.name, &id, rowid)?;
             let event = diff::disappeared(&step, options.now);
-            tx.insert_event(rowid, &event, &detected_at, summary.baseline)?;
+            tx.insert_event(rowid, &event, summary.baseline)?;
             counts.add(event.kind);
         }
     }

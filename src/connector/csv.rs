@@ -363,21 +363,32 @@ pub fn sniff_delimiter(sample: &[u8]) -> u8 {
     best.2
 }
 
-/// A data record and where it is.
+/// A data record and where it is, borrowed from the reader's buffer.
 #[derive(Debug)]
-pub struct Record {
+pub struct Record<'a> {
     /// The line where the record starts (1-based).
     pub line: u64,
     /// Its number among data records (1 = first after the header).
     pub number: u64,
-    /// Its fields.
-    pub fields: csv::StringRecord,
+    /// Its fields, valid UTF-8 (the whole text was checked or decoded before).
+    pub fields: &'a csv::ByteRecord,
+    /// The byte offset reached in the decoded text.
+    pub offset: u64,
+}
+
+impl Record<'_> {
+    /// The text of field `i`.
+    pub fn get(&self, i: usize) -> Option<&str> {
+        // Fields of UTF-8 text split at ASCII delimiters are UTF-8.
+        self.fields.get(i).and_then(|b| std::str::from_utf8(b).ok())
+    }
 }
 
 /// A CSV file positioned after its header row.
 pub struct CsvFile {
     reader: csv::Reader<Box<dyn Read + Send>>,
-    pending: VecDeque<(u64, csv::StringRecord)>,
+    pending: VecDeque<csv::ByteRecord>,
+    current: csv::ByteRecord,
     /// The header row.
     pub headers: Vec<String>,
     /// The line of the header row.
@@ -386,6 +397,10 @@ pub struct CsvFile {
     pub delimiter: u8,
     number: u64,
     path: PathBuf,
+}
+
+fn line_of(record: &csv::ByteRecord) -> u64 {
+    record.position().map_or(0, |p| p.line())
 }
 
 impl CsvFile {
@@ -421,6 +436,7 @@ impl CsvFile {
         let mut file = Self {
             reader,
             pending: VecDeque::new(),
+            current: csv::ByteRecord::new(),
             headers: Vec::new(),
             header_line: 0,
             delimiter,
@@ -429,15 +445,21 @@ impl CsvFile {
         };
         let mut candidates = Vec::new();
         while candidates.len() < HEADER_SEARCH {
-            match file.read_raw()? {
-                Some(row) => candidates.push(row),
-                None => break,
+            let mut record = csv::ByteRecord::new();
+            if !file.read_raw(&mut record)? {
+                break;
             }
+            candidates.push(record);
         }
+        let text_of = |r: &csv::ByteRecord| -> Vec<String> {
+            r.iter()
+                .map(|f| String::from_utf8_lossy(f).into_owned())
+                .collect()
+        };
         let at = match source.header_row {
             Some(line) => candidates
                 .iter()
-                .position(|(l, _)| *l == line)
+                .position(|r| line_of(r) == line)
                 .ok_or_else(|| {
                     format!(
                         "{}: no record starts at line {line} (header_row)",
@@ -447,9 +469,7 @@ impl CsvFile {
             None => {
                 let scores: Vec<usize> = candidates
                     .iter()
-                    .map(|(_, r)| {
-                        mapping.header_score(&r.iter().map(str::to_owned).collect::<Vec<_>>())
-                    })
+                    .map(|r| mapping.header_score(&text_of(r)))
                     .collect();
                 let best = scores.iter().copied().max().unwrap_or(0);
                 if best == 0 {
@@ -463,40 +483,26 @@ impl CsvFile {
             }
         };
         let mut rest = candidates.split_off(at);
-        let (line, header) = rest.remove(0);
-        file.headers = header.iter().map(str::to_owned).collect();
-        file.header_line = line;
+        let header = rest.remove(0);
+        file.headers = text_of(&header);
+        file.header_line = line_of(&header);
         file.pending = rest.into();
         Ok(file)
     }
 
-    fn read_raw(&mut self) -> Result<Option<(u64, csv::StringRecord)>, String> {
-        let mut record = csv::StringRecord::new();
+    /// Reads the next non-blank record into `record`; false at the end.
+    fn read_raw(&mut self, record: &mut csv::ByteRecord) -> Result<bool, String> {
         loop {
-            match self.reader.read_record(&mut record) {
-                Ok(false) => return Ok(None),
-                Ok(true) => {
-                    // Blank lines and rows of empty cells (spreadsheet leftovers) carry nothing.
-                    if record.iter().all(|f| f.trim().is_empty()) {
-                        continue;
-                    }
-                    let line = record.position().map_or(0, |p| p.line());
-                    return Ok(Some((line, record)));
+            match self.reader.read_byte_record(record) {
+                Ok(false) => return Ok(false),
+                // Blank lines and rows of empty cells (spreadsheet leftovers) carry nothing.
+                Ok(true) if record.iter().all(|f| f.trim_ascii().is_empty()) => continue,
+                Ok(true) => return Ok(true),
+                Err(error) => {
+                    let line = error.position().map_or(0, |p| p.line());
+                    return Err(format!("{}:{line}: {error}", self.path.display()));
                 }
-                Err(error) => return Err(self.describe(&error)),
             }
-        }
-    }
-
-    fn describe(&self, error: &csv::Error) -> String {
-        let line = error.position().map_or(0, |p| p.line());
-        match error.kind() {
-            csv::ErrorKind::Utf8 { err, .. } => format!(
-                "{}:{line}: not valid UTF-8 in field {}; set encoding = \"windows-1252\" or \"auto\" in the connector",
-                self.path.display(),
-                err.field() + 1
-            ),
-            _ => format!("{}:{line}: {error}", self.path.display()),
         }
     }
 
@@ -504,18 +510,24 @@ impl CsvFile {
     ///
     /// # Errors
     /// A reason naming the file and line when the text cannot be read at all.
-    pub fn next_record(&mut self) -> Result<Option<Record>, String> {
-        let next = match self.pending.pop_front() {
-            Some(row) => Some(row),
-            None => self.read_raw()?,
-        };
-        Ok(next.map(|(line, fields)| {
-            self.number += 1;
-            Record {
-                line,
-                number: self.number,
-                fields,
+    pub fn next_record(&mut self) -> Result<Option<Record<'_>>, String> {
+        match self.pending.pop_front() {
+            Some(record) => self.current = record,
+            None => {
+                let mut current = std::mem::take(&mut self.current);
+                let more = self.read_raw(&mut current);
+                self.current = current;
+                if !more? {
+                    return Ok(None);
+                }
             }
+        }
+        self.number += 1;
+        Ok(Some(Record {
+            line: line_of(&self.current),
+            number: self.number,
+            fields: &self.current,
+            offset: self.current.position().map_or(0, |p| p.byte()),
         }))
     }
 

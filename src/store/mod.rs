@@ -199,7 +199,7 @@ pub struct StoredEvent {
     pub run_id: i64,
     /// The event.
     pub event: Event,
-    /// When the import noticed it.
+    /// When the import noticed it (the start of its run).
     pub detected_at: DateTime<Utc>,
     /// Whether it was recorded by a baseline import.
     pub baseline: bool,
@@ -306,7 +306,7 @@ impl Store {
         mut f: impl FnMut(&str, u64, bool),
     ) -> Result<()> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT source_id, row_hash, present FROM dossiers WHERE connector = ?1",
+            "SELECT source_id, row_hash, present FROM dossier_keys WHERE connector = ?1",
         )?;
         let mut rows = stmt.query([connector])?;
         while let Some(row) = rows.next()? {
@@ -442,7 +442,10 @@ impl Store {
     /// On a database error or a corrupt row.
     pub fn find_dossiers(&self, reference: &str) -> Result<Vec<StoredDossier>> {
         let mut stmt = self.conn.prepare(&format!(
-            "{DOSSIER_SELECT} WHERE reference = ?1 OR source_id = ?1 ORDER BY connector, source_id"
+            "{DOSSIER_SELECT} WHERE d.reference = ?1
+             UNION
+             {DOSSIER_SELECT} WHERE k.source_id = ?1
+             ORDER BY 2, 3"
         ))?;
         let mut rows = stmt.query([reference])?;
         let mut out = Vec::new();
@@ -458,9 +461,10 @@ impl Store {
     /// On a database error or a corrupt row.
     pub fn events(&self, rowid: i64) -> Result<Vec<StoredEvent>> {
         let mut stmt = self.conn.prepare(
-            "SELECT run_id, kind, from_step, to_step, field, old_value, new_value, occurred_at,
-                    detected_at, baseline
-             FROM events WHERE dossier_id = ?1 ORDER BY occurred_at, id",
+            "SELECT e.run_id, e.kind, e.from_step, e.to_step, e.field, e.old_value, e.new_value,
+                    e.occurred_at, r.started_at, e.baseline
+             FROM events e JOIN runs r ON r.id = e.run_id
+             WHERE e.dossier_id = ?1 ORDER BY e.occurred_at, e.id",
         )?;
         let mut rows = stmt.query([rowid])?;
         let mut out = Vec::new();
@@ -491,7 +495,7 @@ impl Store {
     /// On a database error or a corrupt row.
     pub fn dossiers(&self, connector: &str) -> Result<Vec<StoredDossier>> {
         let mut stmt = self.conn.prepare(&format!(
-            "{DOSSIER_SELECT} WHERE connector = ?1 ORDER BY source_id"
+            "{DOSSIER_SELECT} WHERE k.connector = ?1 ORDER BY k.source_id"
         ))?;
         let mut rows = stmt.query([connector])?;
         let mut out = Vec::new();
@@ -524,8 +528,9 @@ impl Store {
     }
 }
 
-const DOSSIER_SELECT: &str = "SELECT id, connector, source_id, step, status, fields, present,
-    step_entered_at FROM dossiers";
+const DOSSIER_SELECT: &str = "SELECT d.id, d.connector, d.source_id, d.step, d.status, d.fields,
+    k.present, d.step_entered_at
+    FROM dossiers d JOIN dossier_keys k ON k.connector = d.connector AND k.source_id = d.source_id";
 
 fn read_dossier(row: &rusqlite::Row<'_>) -> Result<StoredDossier> {
     let fields: &str = row.get_ref(5)?.as_str()?;
@@ -633,6 +638,14 @@ pub struct DossierWrite<'a> {
     pub row_hash: u64,
     /// When it entered its step.
     pub step_entered_at: DateTime<Utc>,
+    /// The canonical fields as stored (JSON), serialized by the caller's thread.
+    pub fields_json: &'a str,
+}
+
+/// The stored form of a dossier's fields.
+pub fn fields_json(d: &Dossier) -> String {
+    // A map of strings always serializes.
+    serde_json::to_string(&d.fields).unwrap_or_else(|_| "{}".to_owned())
 }
 
 impl ImportTx<'_> {
@@ -647,7 +660,7 @@ impl ImportTx<'_> {
     /// On a database error or a corrupt row.
     pub fn get(&self, connector: &str, source_id: &str) -> Result<Option<StoredDossier>> {
         let mut stmt = self.tx.prepare_cached(&format!(
-            "{DOSSIER_SELECT} WHERE connector = ?1 AND source_id = ?2"
+            "{DOSSIER_SELECT} WHERE k.connector = ?1 AND k.source_id = ?2"
         ))?;
         let mut rows = stmt.query([connector, source_id])?;
         rows.next()?.map(read_dossier).transpose()
@@ -659,61 +672,82 @@ impl ImportTx<'_> {
     /// # Errors
     /// On a database error.
     pub fn insert(&self, connector: &str, w: &DossierWrite<'_>) -> Result<Option<i64>> {
-        let mut stmt = self.tx.prepare_cached(
-            "INSERT INTO dossiers (connector, source_id, reference, scheme, step, status,
-                                   step_entered_at, present, row_hash, fields, first_run, last_run)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9, ?10, ?10)
-             ON CONFLICT (connector, source_id) DO NOTHING",
-        )?;
         let d = w.dossier;
-        let n = stmt.execute(params![
-            connector,
-            d.id,
-            d.reference(),
-            d.get("scheme"),
-            d.step,
-            d.status,
-            format_time(w.step_entered_at),
-            w.row_hash as i64,
-            fields_json(d),
-            self.run_id,
-        ])?;
-        Ok((n == 1).then(|| self.tx.last_insert_rowid()))
+        self.tx
+            .prepare_cached(
+                "INSERT INTO dossiers (connector, source_id, reference, scheme, step, status,
+                                       step_entered_at, fields, first_run, last_run)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+            )?
+            .execute(params![
+                connector,
+                d.id,
+                d.reference(),
+                d.get("scheme"),
+                d.step,
+                d.status,
+                format_time(w.step_entered_at),
+                w.fields_json,
+                self.run_id,
+            ])?;
+        let rowid = self.tx.last_insert_rowid();
+        let inserted = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO dossier_keys (connector, source_id, dossier_id, row_hash, present)
+                 VALUES (?1, ?2, ?3, ?4, 1)
+                 ON CONFLICT (connector, source_id) DO NOTHING",
+            )?
+            .execute(params![connector, d.id, rowid, w.row_hash as i64])?;
+        if inserted == 0 {
+            self.tx
+                .prepare_cached("DELETE FROM dossiers WHERE id = ?1")?
+                .execute([rowid])?;
+            return Ok(None);
+        }
+        Ok(Some(rowid))
     }
 
     /// Replaces the state of a stored dossier and marks it present.
     ///
     /// # Errors
     /// On a database error.
-    pub fn update(&self, rowid: i64, w: &DossierWrite<'_>) -> Result<()> {
-        let mut stmt = self.tx.prepare_cached(
-            "UPDATE dossiers SET reference = ?2, scheme = ?3, step = ?4, status = ?5,
-                    step_entered_at = ?6, present = 1, row_hash = ?7, fields = ?8, last_run = ?9
-             WHERE id = ?1",
-        )?;
+    pub fn update(&self, connector: &str, rowid: i64, w: &DossierWrite<'_>) -> Result<()> {
         let d = w.dossier;
-        stmt.execute(params![
-            rowid,
-            d.reference(),
-            d.get("scheme"),
-            d.step,
-            d.status,
-            format_time(w.step_entered_at),
-            w.row_hash as i64,
-            fields_json(d),
-            self.run_id,
-        ])?;
-        Ok(())
+        self.tx
+            .prepare_cached(
+                "UPDATE dossiers SET reference = ?2, scheme = ?3, step = ?4, status = ?5,
+                        step_entered_at = ?6, fields = ?7, last_run = ?8
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                rowid,
+                d.reference(),
+                d.get("scheme"),
+                d.step,
+                d.status,
+                format_time(w.step_entered_at),
+                w.fields_json,
+                self.run_id,
+            ])?;
+        self.set_key(connector, &d.id, w.row_hash, true)
     }
 
     /// Records a new raw hash for a dossier whose canonical state did not change.
     ///
     /// # Errors
     /// On a database error.
-    pub fn set_hash(&self, rowid: i64, row_hash: u64) -> Result<()> {
+    pub fn set_hash(&self, connector: &str, source_id: &str, row_hash: u64) -> Result<()> {
+        self.set_key(connector, source_id, row_hash, true)
+    }
+
+    fn set_key(&self, connector: &str, source_id: &str, row_hash: u64, present: bool) -> Result<()> {
         self.tx
-            .prepare_cached("UPDATE dossiers SET row_hash = ?2 WHERE id = ?1")?
-            .execute(params![rowid, row_hash as i64])?;
+            .prepare_cached(
+                "UPDATE dossier_keys SET row_hash = ?3, present = ?4
+                 WHERE connector = ?1 AND source_id = ?2",
+            )?
+            .execute(params![connector, source_id, row_hash as i64, present])?;
         Ok(())
     }
 
@@ -727,7 +761,9 @@ impl ImportTx<'_> {
         mut f: impl FnMut(i64, &str, &str),
     ) -> Result<()> {
         let mut stmt = self.tx.prepare_cached(
-            "SELECT id, source_id, step FROM dossiers WHERE connector = ?1 AND present = 1",
+            "SELECT k.dossier_id, k.source_id, d.step
+             FROM dossier_keys k JOIN dossiers d ON d.id = k.dossier_id
+             WHERE k.connector = ?1 AND k.present = 1",
         )?;
         let mut rows = stmt.query([connector])?;
         while let Some(row) = rows.next()? {
@@ -744,9 +780,14 @@ impl ImportTx<'_> {
     ///
     /// # Errors
     /// On a database error.
-    pub fn mark_disappeared(&self, rowid: i64) -> Result<()> {
+    pub fn mark_disappeared(&self, connector: &str, source_id: &str, rowid: i64) -> Result<()> {
         self.tx
-            .prepare_cached("UPDATE dossiers SET present = 0, last_run = ?2 WHERE id = ?1")?
+            .prepare_cached(
+                "UPDATE dossier_keys SET present = 0 WHERE connector = ?1 AND source_id = ?2",
+            )?
+            .execute(params![connector, source_id])?;
+        self.tx
+            .prepare_cached("UPDATE dossiers SET last_run = ?2 WHERE id = ?1")?
             .execute(params![rowid, self.run_id])?;
         Ok(())
     }
@@ -755,31 +796,25 @@ impl ImportTx<'_> {
     ///
     /// # Errors
     /// On a database error.
-    pub fn insert_event(
-        &self,
-        rowid: i64,
-        event: &Event,
-        detected_at: &str,
-        baseline: bool,
-    ) -> Result<()> {
-        let mut stmt = self.tx.prepare_cached(
-            "INSERT INTO events (run_id, dossier_id, kind, from_step, to_step, field, old_value,
-                                 new_value, occurred_at, detected_at, baseline)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        )?;
-        stmt.execute(params![
-            self.run_id,
-            rowid,
-            event.kind.as_str(),
-            event.from_step,
-            event.to_step,
-            event.field,
-            event.old_value,
-            event.new_value,
-            format_time(event.occurred_at),
-            detected_at,
-            baseline,
-        ])?;
+    pub fn insert_event(&self, rowid: i64, event: &Event, baseline: bool) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO events (run_id, dossier_id, kind, from_step, to_step, field,
+                                     old_value, new_value, occurred_at, baseline)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![
+                self.run_id,
+                rowid,
+                event.kind.as_str(),
+                event.from_step,
+                event.to_step,
+                event.field,
+                event.old_value,
+                event.new_value,
+                format_time(event.occurred_at),
+                baseline,
+            ])?;
         Ok(())
     }
 
@@ -814,7 +849,3 @@ impl ImportTx<'_> {
     }
 }
 
-fn fields_json(d: &Dossier) -> String {
-    // A map of strings always serializes.
-    serde_json::to_string(&d.fields).unwrap_or_else(|_| "{}".to_owned())
-}

@@ -110,8 +110,10 @@ impl Install {
         let conn = self.sql();
         let mut stmt = conn
             .prepare(
-                "SELECT source_id, reference, step, status, step_entered_at, present, row_hash, fields
-                 FROM dossiers ORDER BY connector, source_id",
+                "SELECT d.source_id, d.reference, d.step, d.status, d.step_entered_at, k.present,
+                        k.row_hash, d.fields
+                 FROM dossiers d JOIN dossier_keys k ON k.dossier_id = d.id
+                 ORDER BY d.connector, d.source_id",
             )
             .unwrap();
         stmt.query_map([], |r| {

@@ -34,16 +34,25 @@ CREATE TABLE dossiers (
     step            TEXT    NOT NULL,
     status          TEXT    NOT NULL,            -- the source's label
     step_entered_at TEXT    NOT NULL,            -- from the source's step date when it has one
-    present         INTEGER NOT NULL DEFAULT 1,  -- 0 once it disappeared from a full export
-    row_hash        INTEGER NOT NULL,            -- xxh3 of the raw record, for change detection
     fields          TEXT    NOT NULL,            -- JSON object of canonical fields
     first_run       INTEGER NOT NULL REFERENCES runs (id),
-    last_run        INTEGER NOT NULL REFERENCES runs (id),
-    UNIQUE (connector, source_id)
+    last_run        INTEGER NOT NULL REFERENCES runs (id)
 );
 CREATE INDEX dossiers_reference ON dossiers (reference);
 
--- Facts detected by comparing a snapshot with the stored state.
+-- The compact change-detection state, one narrow row per dossier, read whole at
+-- each import: kept apart from the wide dossiers rows so that reading it is cheap.
+CREATE TABLE dossier_keys (
+    connector  TEXT    NOT NULL,
+    source_id  TEXT    NOT NULL,
+    dossier_id INTEGER NOT NULL REFERENCES dossiers (id),
+    row_hash   INTEGER NOT NULL,                 -- xxh3 of the raw record, for change detection
+    present    INTEGER NOT NULL,                 -- 0 once it disappeared from a full export
+    PRIMARY KEY (connector, source_id)
+) WITHOUT ROWID;
+
+-- Facts detected by comparing a snapshot with the stored state. They were
+-- detected when their run started (runs.started_at).
 CREATE TABLE events (
     id          INTEGER PRIMARY KEY,
     run_id      INTEGER NOT NULL REFERENCES runs (id),
@@ -55,7 +64,6 @@ CREATE TABLE events (
     old_value   TEXT,
     new_value   TEXT,
     occurred_at TEXT    NOT NULL,               -- when it happened, per the source when known
-    detected_at TEXT    NOT NULL,               -- when the import noticed it
     baseline    INTEGER NOT NULL                -- recorded by a baseline import: never alerts
 );
 CREATE INDEX events_dossier ON events (dossier_id, occurred_at);
