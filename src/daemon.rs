@@ -165,9 +165,7 @@ async fn follow(
             next = %next.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S %Z"),
             "Next import scheduled."
         );
-        let wait = (next - Utc::now())
-            .to_std()
-            .unwrap_or_default();
+        let wait = (next - Utc::now()).to_std().unwrap_or_default();
         tokio::select! {
             () = cancel.cancelled() => return,
             () = tokio::time::sleep(wait) => {}
@@ -235,11 +233,20 @@ mod tests {
         let cron = croner::Cron::from_str("0 0 7 * * *").unwrap();
         let paris = chrono_tz::Europe::Paris;
         // Winter: 07:00 Paris is 06:00 UTC.
-        assert_eq!(next_run(&cron, paris, utc(2026, 3, 27, 12, 0)).unwrap(), utc(2026, 3, 28, 6, 0));
+        assert_eq!(
+            next_run(&cron, paris, utc(2026, 3, 27, 12, 0)).unwrap(),
+            utc(2026, 3, 28, 6, 0)
+        );
         // The night of 28 to 29 March 2026 moves to summer time: 07:00 Paris is 05:00 UTC.
-        assert_eq!(next_run(&cron, paris, utc(2026, 3, 28, 12, 0)).unwrap(), utc(2026, 3, 29, 5, 0));
+        assert_eq!(
+            next_run(&cron, paris, utc(2026, 3, 28, 12, 0)).unwrap(),
+            utc(2026, 3, 29, 5, 0)
+        );
         // Back to winter time on 25 October 2026.
-        assert_eq!(next_run(&cron, paris, utc(2026, 10, 24, 12, 0)).unwrap(), utc(2026, 10, 25, 6, 0));
+        assert_eq!(
+            next_run(&cron, paris, utc(2026, 10, 24, 12, 0)).unwrap(),
+            utc(2026, 10, 25, 6, 0)
+        );
     }
 
     #[test]
@@ -249,7 +256,10 @@ mod tests {
         let cron = croner::Cron::from_str("0 30 2 * * *").unwrap();
         let paris = chrono_tz::Europe::Paris;
         let first = next_run(&cron, paris, utc(2026, 3, 28, 12, 0)).unwrap();
-        assert!(first > utc(2026, 3, 28, 12, 0) && first <= utc(2026, 3, 30, 0, 30), "{first}");
+        assert!(
+            first > utc(2026, 3, 28, 12, 0) && first <= utc(2026, 3, 30, 0, 30),
+            "{first}"
+        );
         let second = next_run(&cron, paris, first).unwrap();
         assert_eq!(second, utc(2026, 3, 30, 0, 30));
     }

@@ -18,15 +18,16 @@ use std::sync::mpsc::sync_channel;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tracing::{error, info, warn};
-use xxhash_rust::xxh3::{xxh3_128, xxh3_64_with_seed};
+use tracing::{debug, error, info, warn};
+use xxhash_rust::xxh3::{xxh3_64_with_seed, xxh3_128};
 
 use crate::connector::csv::{self, CsvFile, Inspected, Record};
 use crate::connector::mapping::{FieldIssue, Mapped};
 use crate::connector::{Connector, Source};
 use crate::diff::{self, Known};
-use crate::store::{fields_json, 
+use crate::store::{
     Counts, DossierWrite, MAX_STORED_REJECTIONS, NewRun, Rejection, RunStatus, Store, StoreError,
+    fields_json,
 };
 
 /// Records sent from the parser to the store at once.
@@ -67,40 +68,58 @@ pub struct Options<'a> {
 }
 
 /// The compact state of a connector: for every stored dossier, the hash of its id,
-/// the raw hash of its last record and whether it is present. Sorted by id hash,
-/// with a directory on the top bits of the hash, so that a lookup touches one or
-/// two cache lines instead of twenty (the hashes are uniform).
+/// the raw hash of its last record (its lowest bit holds whether the dossier is
+/// present) and its row id; 32 bytes a dossier. Sorted by id hash, with a
+/// directory on the top bits of the hash, so that a lookup touches one or two
+/// cache lines instead of twenty (the hashes are uniform).
 struct Index {
-    keys: Vec<(u128, u64)>,
-    present: Vec<bool>,
-    /// `keys[buckets[b]..buckets[b + 1]]` holds the keys whose top `bits` bits are `b`.
+    entries: Vec<Entry>,
+    /// `entries[buckets[b]..buckets[b + 1]]` holds the keys whose top `bits` bits are `b`.
     buckets: Vec<u32>,
     bits: u32,
 }
 
+struct Entry {
+    key: u128,
+    hash_present: u64,
+    dossier_id: i64,
+}
+
+impl Entry {
+    fn present(&self) -> bool {
+        self.hash_present & 1 == 1
+    }
+
+    /// Whether `hash` is the stored raw hash (63 bits compared).
+    fn same_hash(&self, hash: u64) -> bool {
+        self.hash_present >> 1 == hash >> 1
+    }
+}
+
 impl Index {
     fn load(store: &Store, connector: &str) -> Result<Self, StoreError> {
-        let mut rows = Vec::new();
-        store.for_each_state(connector, |id, hash, present| {
-            rows.push((xxh3_128(id.as_bytes()), hash, present));
+        let mut entries = Vec::with_capacity(store.count_states(connector)?);
+        store.for_each_state(connector, |id, hash, present, dossier_id| {
+            entries.push(Entry {
+                key: xxh3_128(id.as_bytes()),
+                hash_present: (hash & !1) | u64::from(present),
+                dossier_id,
+            });
         })?;
-        rows.sort_unstable_by_key(|r| r.0);
-        let present = rows.iter().map(|r| r.2).collect();
-        let keys: Vec<(u128, u64)> = rows.into_iter().map(|(k, h, _)| (k, h)).collect();
+        entries.sort_unstable_by_key(|e| e.key);
         // About one key per bucket.
-        let bits = (keys.len().max(1).ilog2() + 1).clamp(1, 24);
+        let bits = (entries.len().max(1).ilog2() + 1).clamp(1, 24);
         let mut buckets = Vec::with_capacity((1 << bits) + 1);
         let mut at = 0usize;
         for bucket in 0..(1u128 << bits) {
-            while at < keys.len() && (keys[at].0 >> (128 - bits)) < bucket {
+            while at < entries.len() && (entries[at].key >> (128 - bits)) < bucket {
                 at += 1;
             }
             buckets.push(at as u32);
         }
-        buckets.push(keys.len() as u32);
+        buckets.push(entries.len() as u32);
         Ok(Self {
-            keys,
-            present,
+            entries,
             buckets,
             bits,
         })
@@ -108,10 +127,13 @@ impl Index {
 
     fn find(&self, key: u128) -> Option<usize> {
         let bucket = (key >> (128 - self.bits)) as usize;
-        let (from, to) = (self.buckets[bucket] as usize, self.buckets[bucket + 1] as usize);
-        self.keys[from..to]
+        let (from, to) = (
+            self.buckets[bucket] as usize,
+            self.buckets[bucket + 1] as usize,
+        );
+        self.entries[from..to]
             .iter()
-            .position(|e| e.0 == key)
+            .position(|e| e.key == key)
             .map(|i| from + i)
     }
 }
@@ -123,7 +145,8 @@ enum Item {
         mapped: Mapped,
         fields_json: String,
         row_hash: u64,
-        known: bool,
+        /// The stored dossier with this id: its row id and whether it was present.
+        stored: Option<(i64, bool)>,
     },
     Rejected {
         line: u64,
@@ -145,7 +168,13 @@ struct Parsed {
 }
 
 /// Hash of a raw record, volatile columns left out; `seed` is the connector's fingerprint.
-fn row_hash(seed: u64, record: &Record<'_>, width: usize, volatile: &[usize], buf: &mut Vec<u8>) -> u64 {
+fn row_hash(
+    seed: u64,
+    record: &Record<'_>,
+    width: usize,
+    volatile: &[usize],
+    buf: &mut Vec<u8>,
+) -> u64 {
     buf.clear();
     for (i, field) in record.fields.iter().take(width).enumerate() {
         if !volatile.contains(&i) {
@@ -169,7 +198,7 @@ fn parse(
     let resolved = csv::resolve(&file, &connector.mapping)?;
     let width = file.headers.len();
     let volatile = csv::volatile_columns(&file.headers, &connector.volatile);
-    let mut seen = vec![false; index.keys.len()];
+    let mut seen = vec![false; index.entries.len()];
     let (mut rows, mut unchanged) = (0u64, 0u64);
     let mut batch = Vec::with_capacity(BATCH);
     let mut buf = Vec::with_capacity(1024);
@@ -177,7 +206,12 @@ fn parse(
         rows += 1;
         let get = |i: usize| record.get(i);
         let fields = record.fields;
-        if fields.len() < width || fields.iter().skip(width).any(|f| !f.trim_ascii().is_empty()) {
+        if fields.len() < width
+            || fields
+                .iter()
+                .skip(width)
+                .any(|f| !f.trim_ascii().is_empty())
+        {
             batch.push(Item::Rejected {
                 line: record.line,
                 number: record.number,
@@ -195,7 +229,7 @@ fn parse(
             let slot = resolved
                 .id(&get)
                 .and_then(|id| index.find(xxh3_128(id.as_bytes())).map(|i| (i, id)));
-            let mut known = false;
+            let mut stored = None;
             if let Some((i, id)) = slot {
                 if seen[i] {
                     batch.push(Item::Duplicate {
@@ -205,8 +239,9 @@ fn parse(
                     continue;
                 }
                 seen[i] = true;
-                known = true;
-                if index.keys[i].1 == hash && index.present[i] {
+                let entry = &index.entries[i];
+                stored = Some((entry.dossier_id, entry.present()));
+                if entry.same_hash(hash) && entry.present() {
                     unchanged += 1;
                     continue;
                 }
@@ -217,7 +252,7 @@ fn parse(
                     fields_json: fields_json(&mapped.dossier),
                     mapped,
                     row_hash: hash,
-                    known,
+                    stored,
                 },
                 Err(issues) => Item::Rejected {
                     line: record.line,
@@ -322,6 +357,8 @@ pub fn import_file(
         )
     });
     let index = index?;
+    let clock = std::time::Instant::now();
+    debug!(connector = %connector.name, dossiers = index.entries.len(), elapsed_ms = (Utc::now() - started_at).num_milliseconds(), "Loaded the change-detection index.");
     let mut run = NewRun {
         connector: connector.name.clone(),
         source: summary.file.clone(),
@@ -417,20 +454,25 @@ pub fn import_file(
                             mapped,
                             fields_json,
                             row_hash,
-                            known,
+                            stored,
                         } => {
-                            let previous = if known {
-                                tx.get(&connector.name, &mapped.dossier.id)?
-                            } else {
-                                None
-                            };
-                            let knew = previous.as_ref().map(|p| Known {
-                                dossier: p.dossier.clone(),
-                                present: p.present,
-                                step_entered_at: p.step_entered_at,
-                            });
+                            let mut previous = None;
+                            if let Some((rowid, present)) = stored
+                                && let Some((dossier, step_entered_at)) = tx.get(rowid)?
+                                // Equal 128-bit id hashes of different ids: never seen, but cheap to rule out.
+                                && dossier.id == mapped.dossier.id
+                            {
+                                previous = Some((
+                                    rowid,
+                                    Known {
+                                        dossier,
+                                        present,
+                                        step_entered_at,
+                                    },
+                                ));
+                            }
                             let change = diff::compare(
-                                knew.as_ref(),
+                                previous.as_ref().map(|(_, known)| known),
                                 &mapped.dossier,
                                 &connector.watch,
                                 options.now,
@@ -441,14 +483,14 @@ pub fn import_file(
                                 step_entered_at: change.step_entered_at,
                                 fields_json: &fields_json,
                             };
-                            let rowid = match &previous {
-                                Some(p) if change.state_changed => {
-                                    tx.update(&connector.name, p.rowid, &write)?;
-                                    p.rowid
+                            let rowid = match previous {
+                                Some((rowid, _)) if change.state_changed => {
+                                    tx.update(&connector.name, rowid, &write)?;
+                                    rowid
                                 }
-                                Some(p) => {
+                                Some((rowid, _)) => {
                                     tx.set_hash(&connector.name, &mapped.dossier.id, row_hash)?;
-                                    p.rowid
+                                    rowid
                                 }
                                 None => match tx.insert(&connector.name, &write)? {
                                     Some(rowid) => rowid,
@@ -495,6 +537,7 @@ pub fn import_file(
         (parsed, store_result)
     });
     store_result?;
+    debug!(connector = %connector.name, elapsed_ms = clock.elapsed().as_millis() as u64, "Read the snapshot and wrote its changes.");
     let parsed = match parsed {
         Ok(p) => p,
         Err(reason) => {
@@ -524,13 +567,15 @@ pub fn import_file(
             guards.max_rejected_ratio * 100.0
         ));
     }
-    let present_before = index.present.iter().filter(|p| **p).count() as u64;
-    let missing = index
-        .present
+    let gone: Vec<i64> = index
+        .entries
         .iter()
         .zip(&parsed.seen)
-        .filter(|(present, seen)| **present && !**seen)
-        .count() as u64;
+        .filter(|(e, seen)| e.present() && !**seen)
+        .map(|(e, _)| e.dossier_id)
+        .collect();
+    let present_before = index.entries.iter().filter(|e| e.present()).count() as u64;
+    let missing = gone.len() as u64;
     let disappeared_ratio = ratio(missing, present_before);
     if missing > 0 && disappeared_ratio > guards.max_disappeared_ratio {
         reasons.push(format!(
@@ -545,15 +590,8 @@ pub fn import_file(
         return refuse(store, run, reasons, rejections, summary);
     }
     if missing > 0 {
-        let mut gone = Vec::new();
-        tx.for_each_present(&connector.name, |rowid, id, step| {
-            if let Some(i) = index.find(xxh3_128(id.as_bytes()))
-                && !parsed.seen[i]
-            {
-                gone.push((rowid, id.to_owned(), step.to_owned()));
-            }
-        })?;
-        for (rowid, id, step) in gone {
+        for rowid in gone {
+            let (id, step) = tx.id_and_step(rowid)?;
             tx.mark_disappeared(&connector.name, &id, rowid)?;
             let event = diff::disappeared(&step, options.now);
             tx.insert_event(rowid, &event, summary.baseline)?;
@@ -562,7 +600,9 @@ pub fn import_file(
     }
     run.counts = counts;
     run.finished_at = Utc::now();
+    let before_commit = std::time::Instant::now();
     let run_id = tx.finish(&run, &rejections)?;
+    debug!(connector = %connector.name, elapsed_ms = before_commit.elapsed().as_millis() as u64, "Committed.");
     info!(
         connector = %connector.name, file = %file_name, run = run_id, rows = counts.rows,
         created = counts.created, step_changed = counts.step_changed,

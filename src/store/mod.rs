@@ -303,17 +303,30 @@ impl Store {
     pub fn for_each_state(
         &self,
         connector: &str,
-        mut f: impl FnMut(&str, u64, bool),
+        mut f: impl FnMut(&str, u64, bool, i64),
     ) -> Result<()> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT source_id, row_hash, present FROM dossier_keys WHERE connector = ?1",
+            "SELECT source_id, row_hash, present, dossier_id FROM dossier_keys WHERE connector = ?1",
         )?;
         let mut rows = stmt.query([connector])?;
         while let Some(row) = rows.next()? {
             let id = row.get_ref(0)?.as_str()?;
-            f(id, row.get::<_, i64>(1)? as u64, row.get(2)?);
+            f(id, row.get::<_, i64>(1)? as u64, row.get(2)?, row.get(3)?);
         }
         Ok(())
+    }
+
+    /// How many dossiers a connector has, so that callers can size their buffers
+    /// (growing a large vector by doubling would briefly hold 1.5 copies of it).
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn count_states(&self, connector: &str) -> Result<usize> {
+        let count: i64 = self
+            .conn
+            .prepare_cached("SELECT count(*) FROM dossier_keys WHERE connector = ?1")?
+            .query_row([connector], |r| r.get(0))?;
+        Ok(count as usize)
     }
 
     /// Whether the connector already has an applied run (if not, the next import is its baseline).
@@ -530,7 +543,8 @@ impl Store {
 
 const DOSSIER_SELECT: &str = "SELECT d.id, d.connector, d.source_id, d.step, d.status, d.fields,
     k.present, d.step_entered_at
-    FROM dossiers d JOIN dossier_keys k ON k.connector = d.connector AND k.source_id = d.source_id";
+    FROM dossiers d JOIN dossier_keys k
+      ON k.dossier_id = d.id AND k.connector = d.connector AND k.source_id = d.source_id";
 
 fn read_dossier(row: &rusqlite::Row<'_>) -> Result<StoredDossier> {
     let fields: &str = row.get_ref(5)?.as_str()?;
@@ -541,12 +555,15 @@ fn read_dossier(row: &rusqlite::Row<'_>) -> Result<StoredDossier> {
             id: row.get(2)?,
             step: row.get(3)?,
             status: row.get(4)?,
-            fields: serde_json::from_str(fields)
-                .map_err(|e| StoreError::Corrupt(format!("dossier fields: {e}")))?,
+            fields: parse_fields(fields)?,
         },
         present: row.get(6)?,
         step_entered_at: parse_time(row.get_ref(7)?.as_str()?)?,
     })
+}
+
+fn parse_fields(json: &str) -> Result<std::collections::BTreeMap<String, String>> {
+    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("dossier fields: {e}")))
 }
 
 /// What is known of a run when it starts.
@@ -658,12 +675,21 @@ impl ImportTx<'_> {
     ///
     /// # Errors
     /// On a database error or a corrupt row.
-    pub fn get(&self, connector: &str, source_id: &str) -> Result<Option<StoredDossier>> {
-        let mut stmt = self.tx.prepare_cached(&format!(
-            "{DOSSIER_SELECT} WHERE k.connector = ?1 AND k.source_id = ?2"
-        ))?;
-        let mut rows = stmt.query([connector, source_id])?;
-        rows.next()?.map(read_dossier).transpose()
+    pub fn get(&self, rowid: i64) -> Result<Option<(Dossier, DateTime<Utc>)>> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT source_id, step, status, fields, step_entered_at FROM dossiers WHERE id = ?1",
+        )?;
+        let mut rows = stmt.query([rowid])?;
+        let Some(row) = rows.next()? else {
+            return Ok(None);
+        };
+        let dossier = Dossier {
+            id: row.get(0)?,
+            step: row.get(1)?,
+            status: row.get(2)?,
+            fields: parse_fields(row.get_ref(3)?.as_str()?)?,
+        };
+        Ok(Some((dossier, parse_time(row.get_ref(4)?.as_str()?)?)))
     }
 
     /// Inserts a new dossier; returns its row id, or `None` when the id is already
@@ -741,7 +767,13 @@ impl ImportTx<'_> {
         self.set_key(connector, source_id, row_hash, true)
     }
 
-    fn set_key(&self, connector: &str, source_id: &str, row_hash: u64, present: bool) -> Result<()> {
+    fn set_key(
+        &self,
+        connector: &str,
+        source_id: &str,
+        row_hash: u64,
+        present: bool,
+    ) -> Result<()> {
         self.tx
             .prepare_cached(
                 "UPDATE dossier_keys SET row_hash = ?3, present = ?4
@@ -751,29 +783,15 @@ impl ImportTx<'_> {
         Ok(())
     }
 
-    /// Row id, source id and step of the connector's present dossiers, for disappearance.
+    /// The source id and current step of a stored dossier.
     ///
     /// # Errors
     /// On a database error.
-    pub fn for_each_present(
-        &self,
-        connector: &str,
-        mut f: impl FnMut(i64, &str, &str),
-    ) -> Result<()> {
-        let mut stmt = self.tx.prepare_cached(
-            "SELECT k.dossier_id, k.source_id, d.step
-             FROM dossier_keys k JOIN dossiers d ON d.id = k.dossier_id
-             WHERE k.connector = ?1 AND k.present = 1",
-        )?;
-        let mut rows = stmt.query([connector])?;
-        while let Some(row) = rows.next()? {
-            f(
-                row.get(0)?,
-                row.get_ref(1)?.as_str()?,
-                row.get_ref(2)?.as_str()?,
-            );
-        }
-        Ok(())
+    pub fn id_and_step(&self, rowid: i64) -> Result<(String, String)> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT source_id, step FROM dossiers WHERE id = ?1")?
+            .query_row([rowid], |r| Ok((r.get(0)?, r.get(1)?)))?)
     }
 
     /// Marks a dossier as missing from the latest snapshot.
@@ -848,4 +866,3 @@ impl ImportTx<'_> {
         Ok(self.run_id)
     }
 }
-
