@@ -67,11 +67,12 @@ pub struct Options<'a> {
     pub progress: Option<&'a (dyn Fn(u64, u64) + Sync)>,
 }
 
-/// The compact state of a connector: for every stored dossier, the hash of its id,
-/// the raw hash of its last record (its lowest bit holds whether the dossier is
-/// present) and its row id; 32 bytes a dossier. Sorted by id hash, with a
-/// directory on the top bits of the hash, so that a lookup touches one or two
-/// cache lines instead of twenty (the hashes are uniform).
+/// The compact state of a connector, 24 bytes a dossier: for every stored dossier,
+/// 96 bits of the hash of its id, its row id, the raw hash of its last record and
+/// whether it is present. Sorted by id hash, with a directory on the top bits of
+/// the hash, so that a lookup touches one or two cache lines instead of twenty
+/// (the hashes are uniform). Two ids sharing 96 hash bits among millions is a
+/// 1-in-10^16 event, and the store still compares the real ids before using a match.
 struct Index {
     entries: Vec<Entry>,
     /// `entries[buckets[b]..buckets[b + 1]]` holds the keys whose top `bits` bits are `b`.
@@ -79,13 +80,31 @@ struct Index {
     bits: u32,
 }
 
+/// The 96-bit hash of an id, as (high 64 bits, next 32 bits).
+type Key = (u64, u32);
+
+fn key_of(id: &str) -> Key {
+    let h = xxh3_128(id.as_bytes());
+    ((h >> 64) as u64, (h >> 32) as u32)
+}
+
 struct Entry {
-    key: u128,
+    hi: u64,
+    /// The next 32 bits of the id hash, then the row id.
+    lo: u64,
+    /// The raw hash; its lowest bit holds whether the dossier is present.
     hash_present: u64,
-    dossier_id: i64,
 }
 
 impl Entry {
+    fn key(&self) -> Key {
+        (self.hi, (self.lo >> 32) as u32)
+    }
+
+    fn dossier_id(&self) -> i64 {
+        i64::from(self.lo as u32)
+    }
+
     fn present(&self) -> bool {
         self.hash_present & 1 == 1
     }
@@ -99,20 +118,31 @@ impl Entry {
 impl Index {
     fn load(store: &Store, connector: &str) -> Result<Self, StoreError> {
         let mut entries = Vec::with_capacity(store.count_states(connector)?);
+        let mut too_large = None;
         store.for_each_state(connector, |id, hash, present, dossier_id| {
+            let Ok(row) = u32::try_from(dossier_id) else {
+                too_large = Some(dossier_id);
+                return;
+            };
+            let (hi, mid) = key_of(id);
             entries.push(Entry {
-                key: xxh3_128(id.as_bytes()),
+                hi,
+                lo: (u64::from(mid) << 32) | u64::from(row),
                 hash_present: (hash & !1) | u64::from(present),
-                dossier_id,
             });
         })?;
-        entries.sort_unstable_by_key(|e| e.key);
+        if let Some(id) = too_large {
+            return Err(StoreError::Corrupt(format!(
+                "dossier row id {id} is beyond the 4 billion dossiers an index can hold"
+            )));
+        }
+        entries.sort_unstable_by_key(|e| (e.hi, e.lo));
         // About one key per bucket.
         let bits = (entries.len().max(1).ilog2() + 1).clamp(1, 24);
         let mut buckets = Vec::with_capacity((1 << bits) + 1);
         let mut at = 0usize;
-        for bucket in 0..(1u128 << bits) {
-            while at < entries.len() && (entries[at].key >> (128 - bits)) < bucket {
+        for bucket in 0..(1u64 << bits) {
+            while at < entries.len() && (entries[at].hi >> (64 - bits)) < bucket {
                 at += 1;
             }
             buckets.push(at as u32);
@@ -125,15 +155,15 @@ impl Index {
         })
     }
 
-    fn find(&self, key: u128) -> Option<usize> {
-        let bucket = (key >> (128 - self.bits)) as usize;
+    fn find(&self, key: Key) -> Option<usize> {
+        let bucket = (key.0 >> (64 - self.bits)) as usize;
         let (from, to) = (
             self.buckets[bucket] as usize,
             self.buckets[bucket + 1] as usize,
         );
         self.entries[from..to]
             .iter()
-            .position(|e| e.key == key)
+            .position(|e| e.key() == key)
             .map(|i| from + i)
     }
 }
@@ -228,7 +258,7 @@ fn parse(
             let hash = row_hash(connector.fingerprint, &record, width, &volatile, &mut buf);
             let slot = resolved
                 .id(&get)
-                .and_then(|id| index.find(xxh3_128(id.as_bytes())).map(|i| (i, id)));
+                .and_then(|id| index.find(key_of(&id)).map(|i| (i, id)));
             let mut stored = None;
             if let Some((i, id)) = slot {
                 if seen[i] {
@@ -240,7 +270,7 @@ fn parse(
                 }
                 seen[i] = true;
                 let entry = &index.entries[i];
-                stored = Some((entry.dossier_id, entry.present()));
+                stored = Some((entry.dossier_id(), entry.present()));
                 if entry.same_hash(hash) && entry.present() {
                     unchanged += 1;
                     continue;
@@ -572,7 +602,7 @@ pub fn import_file(
         .iter()
         .zip(&parsed.seen)
         .filter(|(e, seen)| e.present() && !**seen)
-        .map(|(e, _)| e.dossier_id)
+        .map(|(e, _)| e.dossier_id())
         .collect();
     let present_before = index.entries.iter().filter(|e| e.present()).count() as u64;
     let missing = gone.len() as u64;
