@@ -659,6 +659,21 @@ pub struct DossierWrite<'a> {
     pub fields_json: &'a str,
 }
 
+impl DossierWrite<'_> {
+    /// The stored columns of its state, in the order both writes use.
+    fn state<'s>(&'s self, step_entered_at: &'s str) -> [Option<&'s str>; 6] {
+        let d = self.dossier;
+        [
+            Some(d.reference()),
+            d.get("scheme"),
+            Some(&d.step),
+            Some(&d.status),
+            Some(step_entered_at),
+            Some(self.fields_json),
+        ]
+    }
+}
+
 /// The stored form of a dossier's fields.
 pub fn fields_json(d: &Dossier) -> String {
     // A map of strings always serializes.
@@ -699,6 +714,8 @@ impl ImportTx<'_> {
     /// On a database error.
     pub fn insert(&self, connector: &str, w: &DossierWrite<'_>) -> Result<Option<i64>> {
         let d = w.dossier;
+        let entered = format_time(w.step_entered_at);
+        let [reference, scheme, step, status, entered, fields] = w.state(&entered);
         self.tx
             .prepare_cached(
                 "INSERT INTO dossiers (connector, source_id, reference, scheme, step, status,
@@ -708,12 +725,12 @@ impl ImportTx<'_> {
             .execute(params![
                 connector,
                 d.id,
-                d.reference(),
-                d.get("scheme"),
-                d.step,
-                d.status,
-                format_time(w.step_entered_at),
-                w.fields_json,
+                reference,
+                scheme,
+                step,
+                status,
+                entered,
+                fields,
                 self.run_id,
             ])?;
         let rowid = self.tx.last_insert_rowid();
@@ -739,7 +756,8 @@ impl ImportTx<'_> {
     /// # Errors
     /// On a database error.
     pub fn update(&self, connector: &str, rowid: i64, w: &DossierWrite<'_>) -> Result<()> {
-        let d = w.dossier;
+        let entered = format_time(w.step_entered_at);
+        let [reference, scheme, step, status, entered, fields] = w.state(&entered);
         self.tx
             .prepare_cached(
                 "UPDATE dossiers SET reference = ?2, scheme = ?3, step = ?4, status = ?5,
@@ -748,15 +766,15 @@ impl ImportTx<'_> {
             )?
             .execute(params![
                 rowid,
-                d.reference(),
-                d.get("scheme"),
-                d.step,
-                d.status,
-                format_time(w.step_entered_at),
-                w.fields_json,
+                reference,
+                scheme,
+                step,
+                status,
+                entered,
+                fields,
                 self.run_id,
             ])?;
-        self.set_key(connector, &d.id, w.row_hash, true)
+        self.set_key(connector, &w.dossier.id, w.row_hash, true)
     }
 
     /// Records a new raw hash for a dossier whose canonical state did not change.
