@@ -147,7 +147,8 @@ fn init_logging(config: &Config, daemon: bool) {
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none());
     // Under systemd, journald stamps every line already.
     let journald = daemon && std::env::var_os("JOURNAL_STREAM").is_some();
     let _ = match (config.log.format, journald) {
