@@ -285,6 +285,7 @@ fn import_now(
         now: Utc::now(),
         force,
         progress: Some(&progress),
+        stop: None,
     };
     let summaries = match file {
         Some(file) => vec![import::import_file(
@@ -301,10 +302,19 @@ fn import_now(
     }
     if summaries.is_empty() {
         if json {
-            println!(
-                "{{\"run_id\":null,\"status\":\"no_file\",\"connector\":{}}}",
-                serde_json::json!(name)
-            );
+            let none = Summary {
+                run_id: None,
+                status: "no_file",
+                connector: name.to_owned(),
+                file: String::new(),
+                baseline: false,
+                counts: Default::default(),
+                reasons: vec!["no file waiting in the drop folder".to_owned()],
+                rejections: Vec::new(),
+                archived_to: None,
+                dispose: false,
+            };
+            println!("{}", serde_json::to_string(&none)?);
         } else {
             println!("{name}: no file waiting in the drop folder");
         }
@@ -609,10 +619,15 @@ fn dossier(config: &Config, reference: &str, json: bool) -> anyhow::Result<Exit>
 }
 
 fn run_daemon(config: Config) -> anyhow::Result<Exit> {
-    let loaded = match load_or_explain(&config) {
-        Ok(l) => l,
-        Err(exit) => return Ok(exit),
+    // The daemon runs the connectors it can; the others are reported and wait for a fix.
+    let mut problems = Problems::default();
+    let Some(loaded) = load(&config, &mut problems).filter(|l| !l.connectors.is_empty()) else {
+        eprint!("invalid configuration:\n{problems}");
+        return Ok(Exit::Config);
     };
+    for p in problems.iter() {
+        tracing::error!(place = %p.place, problem = %p.message, "Invalid connector left out; the others run.");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -247,7 +247,9 @@ impl Config {
             }
             figment = figment.merge(Toml::file_exact(path));
         }
-        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__").only(KEYS));
+        // Every ALERTISSIMO_* variable is read, so that a misspelt one is reported rather
+        // than silently ignored; ALERTISSIMO_CONFIG is --config, read by the command line.
+        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__").ignore(&["config"]));
         Self::from_figment(&figment, file).map_err(|mut p| {
             p.0.sort_by(|a, b| a.place.cmp(&b.place));
             p

@@ -40,7 +40,13 @@ impl StoreHandle {
             .name("store".to_owned())
             .spawn(move || {
                 while let Some(job) = rx.blocking_recv() {
-                    job(&mut store);
+                    // A bug in one import must not take every connector down with it: the
+                    // import's transaction was rolled back while unwinding.
+                    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut store)))
+                        .is_err()
+                    {
+                        error!("A job on the store panicked; it was rolled back and the daemon goes on.");
+                    }
                 }
             })
             .expect("the OS refused to start the store thread");
@@ -150,7 +156,7 @@ async fn follow(
 ) {
     let name = connector.name.clone();
     if at_startup {
-        import_once(&connector, &store, tz).await;
+        import_once(&connector, &store, tz, &cancel).await;
     }
     loop {
         let next = match next_run(&connector.schedule, tz, Utc::now()) {
@@ -173,18 +179,30 @@ async fn follow(
         if cancel.is_cancelled() {
             return;
         }
-        import_once(&connector, &store, tz).await;
+        import_once(&connector, &store, tz, &cancel).await;
     }
 }
 
-async fn import_once(connector: &Arc<Connector>, store: &StoreHandle, tz: Tz) {
+async fn import_once(
+    connector: &Arc<Connector>,
+    store: &StoreHandle,
+    tz: Tz,
+    cancel: &CancellationToken,
+) {
     let c = Arc::clone(connector);
+    let cancel = cancel.clone();
     let result = store
         .call(move |store| {
+            // A job queued before a shutdown was asked does not start.
+            if cancel.is_cancelled() {
+                return Ok(Vec::new());
+            }
+            let stop = || cancel.is_cancelled();
             let options = Options {
                 now: Utc::now(),
                 force: false,
                 progress: None,
+                stop: Some(&stop),
             };
             import::import_pending(store, &c, tz, &options)
         })

@@ -55,6 +55,10 @@ pub struct Summary {
     pub rejections: Vec<Rejection>,
     /// Where the file was archived, if it was.
     pub archived_to: Option<String>,
+    /// Whether a drop-folder file may be archived or deleted now (applied, or
+    /// already applied before).
+    #[serde(skip)]
+    pub dispose: bool,
 }
 
 /// How an import runs.
@@ -65,6 +69,24 @@ pub struct Options<'a> {
     pub force: bool,
     /// Called with the byte offset reached in the file, for progress bars.
     pub progress: Option<&'a (dyn Fn(u64, u64) + Sync)>,
+    /// Tells that a shutdown was asked: no further file is started.
+    pub stop: Option<&'a (dyn Fn() -> bool + Sync)>,
+}
+
+/// Why the waiting files of a connector could not be imported at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The state database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The drop folder could not be listed.
+    #[error("connector {connector}: {reason}")]
+    Folder {
+        /// The connector.
+        connector: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// The compact state of a connector, 24 bytes a dossier: for every stored dossier,
@@ -186,6 +208,7 @@ enum Item {
     },
     Duplicate {
         line: u64,
+        first_line: Option<u64>,
         id: String,
     },
 }
@@ -194,7 +217,7 @@ enum Item {
 struct Parsed {
     rows: u64,
     unchanged: u64,
-    seen: Vec<bool>,
+    seen: Vec<u32>,
 }
 
 /// Hash of a raw record, volatile columns left out; `seed` is the connector's fingerprint.
@@ -228,7 +251,8 @@ fn parse(
     let resolved = csv::resolve(&file, &connector.mapping)?;
     let width = file.headers.len();
     let volatile = csv::volatile_columns(&file.headers, &connector.volatile);
-    let mut seen = vec![false; index.entries.len()];
+    // The line where each stored id was seen (0: not seen), to name both lines of a duplicate.
+    let mut seen = vec![0u32; index.entries.len()];
     let (mut rows, mut unchanged) = (0u64, 0u64);
     let mut batch = Vec::with_capacity(BATCH);
     let mut buf = Vec::with_capacity(1024);
@@ -236,6 +260,27 @@ fn parse(
         rows += 1;
         let get = |i: usize| record.get(i);
         let fields = record.fields;
+        let id = resolved.id(&get);
+        // Whatever happens to the record, a known id is seen: a dossier whose line
+        // is rejected keeps its last known state rather than disappearing.
+        let mut stored = None;
+        let mut known = None;
+        if let Some(id) = &id
+            && let Some(i) = index.find(key_of(id))
+        {
+            if seen[i] != 0 {
+                batch.push(Item::Duplicate {
+                    line: record.line,
+                    first_line: Some(u64::from(seen[i])),
+                    id: id.clone().into_owned(),
+                });
+                continue;
+            }
+            seen[i] = u32::try_from(record.line).unwrap_or(u32::MAX).max(1);
+            let entry = &index.entries[i];
+            stored = Some((entry.dossier_id(), entry.present()));
+            known = Some(entry);
+        }
         if fields.len() < width
             || fields
                 .iter()
@@ -245,7 +290,7 @@ fn parse(
             batch.push(Item::Rejected {
                 line: record.line,
                 number: record.number,
-                id: resolved.id(&get).map(|c| c.into_owned()),
+                id: id.map(|c| c.into_owned()),
                 issues: vec![FieldIssue {
                     field: String::new(),
                     reason: format!(
@@ -256,25 +301,9 @@ fn parse(
             });
         } else {
             let hash = row_hash(connector.fingerprint, &record, width, &volatile, &mut buf);
-            let slot = resolved
-                .id(&get)
-                .and_then(|id| index.find(key_of(&id)).map(|i| (i, id)));
-            let mut stored = None;
-            if let Some((i, id)) = slot {
-                if seen[i] {
-                    batch.push(Item::Duplicate {
-                        line: record.line,
-                        id: id.into_owned(),
-                    });
-                    continue;
-                }
-                seen[i] = true;
-                let entry = &index.entries[i];
-                stored = Some((entry.dossier_id(), entry.present()));
-                if entry.same_hash(hash) && entry.present() {
-                    unchanged += 1;
-                    continue;
-                }
+            if known.is_some_and(|e| e.same_hash(hash) && e.present()) {
+                unchanged += 1;
+                continue;
             }
             batch.push(match resolved.map(get, tz) {
                 Ok(mapped) => Item::Changed {
@@ -287,7 +316,7 @@ fn parse(
                 Err(issues) => Item::Rejected {
                     line: record.line,
                     number: record.number,
-                    id: resolved.id(&get).map(|c| c.into_owned()),
+                    id: id.map(|c| c.into_owned()),
                     issues,
                 },
             });
@@ -315,27 +344,29 @@ fn parse(
 /// archives (or keeps, or deletes) each one that was read.
 ///
 /// # Errors
-/// Only on a store failure; problems with the files become refused runs.
+/// On a store failure, or when the drop folder cannot be listed; problems with
+/// the files themselves become refused runs.
 pub fn import_pending(
     store: &mut Store,
     connector: &Connector,
     tz: chrono_tz::Tz,
     options: &Options<'_>,
-) -> Result<Vec<Summary>, StoreError> {
+) -> Result<Vec<Summary>, ImportError> {
     let Source::Csv(source) = &connector.source;
-    let files = match source.files() {
-        Ok(files) => files,
-        Err(reason) => {
-            error!(connector = %connector.name, %reason, "Cannot list the drop folder.");
-            return Ok(Vec::new());
-        }
-    };
+    let files = source.files().map_err(|reason| ImportError::Folder {
+        connector: connector.name.clone(),
+        reason,
+    })?;
     let mut out = Vec::with_capacity(files.len());
     for file in files {
+        if options.stop.is_some_and(|stop| stop()) {
+            info!(connector = %connector.name, "Stopping: the files still waiting are left for the next start.");
+            break;
+        }
         let mut summary = import_file(store, connector, &file, tz, options)?;
         // A refused file stays where it is, for the administrators to look at; its
-        // checksum keeps it from being read again until it changes (or --force).
-        if summary.status != RunStatus::Refused.as_str() {
+        // checksum keeps it from being read again until it or the connector changes.
+        if summary.dispose {
             let stamp = options.now.format("%Y%m%dT%H%M%SZ").to_string();
             match source.dispose(&file, &stamp) {
                 Ok(target) => summary.archived_to = target.map(|t| t.display().to_string()),
@@ -374,6 +405,7 @@ pub fn import_file(
         reasons: Vec::new(),
         rejections: Vec::new(),
         archived_to: None,
+        dispose: false,
     };
     // The first pass (checksum, encoding) runs while the index loads.
     let (inspected, index) = std::thread::scope(|s| {
@@ -393,6 +425,7 @@ pub fn import_file(
         connector: connector.name.clone(),
         source: summary.file.clone(),
         checksum: None,
+        fingerprint: format!("{:016x}", connector.fingerprint),
         started_at,
         finished_at: started_at,
         baseline: summary.baseline,
@@ -404,21 +437,42 @@ pub fn import_file(
         Err(reason) => return refuse(store, run, vec![reason], Vec::new(), summary),
     };
     run.checksum = Some(inspected.checksum.clone());
+    // An empty file is refused every time: all empty files share one checksum.
     if !options.force
+        && inspected.bytes > 0
         && let Some(earlier) = store.run_with_checksum(&connector.name, &inspected.checksum)?
     {
-        info!(
-            connector = %connector.name, file = %path.display(), run = earlier.id,
-            "Skipped a file whose content was already imported."
-        );
         summary.run_id = Some(earlier.id);
-        summary.status = "skipped";
-        summary.reasons.push(format!(
-            "same content as the file imported by run {} ({}); use --force to import it again",
-            earlier.id,
-            earlier.status.as_str()
-        ));
-        return Ok(summary);
+        match earlier.status {
+            RunStatus::Applied => {
+                info!(
+                    connector = %connector.name, file = %path.display(), run = earlier.id,
+                    "Skipped a file whose content was already imported."
+                );
+                summary.status = "skipped";
+                summary.dispose = true;
+                summary.reasons.push(format!(
+                    "same content as the file imported by run {}; use --force to import it again",
+                    earlier.id
+                ));
+                return Ok(summary);
+            }
+            // Refused by this very connector: refusing it again would change nothing.
+            // Once the connector is fixed (another fingerprint), the file is read again.
+            RunStatus::Refused if earlier.fingerprint == run.fingerprint => {
+                warn!(
+                    connector = %connector.name, file = %path.display(), run = earlier.id,
+                    "Skipped a file refused before; fix the export or the connector, or import it with --force."
+                );
+                summary.status = "skipped";
+                summary.reasons.push(format!(
+                    "same content as the file refused by run {} with the same connector; fix the export or the connector, or use --force",
+                    earlier.id
+                ));
+                return Ok(summary);
+            }
+            RunStatus::Refused => {}
+        }
     }
     let file = match CsvFile::open(path, &inspected, source, &connector.mapping) {
         Ok(f) => f,
@@ -474,11 +528,11 @@ pub fn import_file(
                                 );
                             }
                         }
-                        Item::Duplicate { line, id } => {
-                            reasons.push(format!(
-                                "{file_name}:{line}: id '{id}' appears more than once"
-                            ));
-                        }
+                        Item::Duplicate {
+                            line,
+                            first_line,
+                            id,
+                        } => reasons.push(duplicate(&file_name, line, first_line, &id)),
                         Item::Changed {
                             line,
                             mapped,
@@ -525,9 +579,11 @@ pub fn import_file(
                                 None => match tx.insert(&connector.name, &write)? {
                                     Some(rowid) => rowid,
                                     None => {
-                                        reasons.push(format!(
-                                            "{file_name}:{line}: id '{}' appears more than once",
-                                            mapped.dossier.id
+                                        reasons.push(duplicate(
+                                            &file_name,
+                                            line,
+                                            None,
+                                            &mapped.dossier.id,
                                         ));
                                         continue;
                                     }
@@ -590,7 +646,7 @@ pub fn import_file(
     let rejected_ratio = ratio(counts.rejected, parsed.rows);
     if parsed.rows > 0 && rejected_ratio > guards.max_rejected_ratio {
         reasons.push(format!(
-            "{} of {} records rejected ({:.1} %), above max_rejected_ratio ({:.1} %)",
+            "{file_name}: {} of {} records rejected ({:.1} %), above max_rejected_ratio ({:.1} %)",
             counts.rejected,
             parsed.rows,
             rejected_ratio * 100.0,
@@ -601,7 +657,7 @@ pub fn import_file(
         .entries
         .iter()
         .zip(&parsed.seen)
-        .filter(|(e, seen)| e.present() && !**seen)
+        .filter(|(e, seen)| e.present() && **seen == 0)
         .map(|(e, _)| e.dossier_id())
         .collect();
     let present_before = index.entries.iter().filter(|e| e.present()).count() as u64;
@@ -642,9 +698,19 @@ pub fn import_file(
     );
     summary.run_id = Some(run_id);
     summary.status = RunStatus::Applied.as_str();
+    summary.dispose = true;
     summary.counts = counts;
     summary.rejections = rejections.into_iter().take(20).collect();
     Ok(summary)
+}
+
+fn duplicate(file: &str, line: u64, first_line: Option<u64>, id: &str) -> String {
+    match first_line {
+        Some(first) => {
+            format!("{file}:{line}: id '{id}' appears more than once (first at line {first})")
+        }
+        None => format!("{file}:{line}: id '{id}' appears more than once"),
+    }
 }
 
 fn ratio(part: u64, whole: u64) -> f64 {

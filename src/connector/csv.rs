@@ -205,6 +205,8 @@ pub struct Inspected {
     pub skip: u64,
     /// The file size.
     pub bytes: u64,
+    /// Whether the text ends with a line feed (else its last record is one line further).
+    pub ends_with_newline: bool,
 }
 
 /// Reads a file once: checksum, byte order mark and encoding.
@@ -216,6 +218,7 @@ pub fn inspect(path: &Path, choice: EncodingChoice) -> Result<Inspected, String>
     let mut hasher = Xxh3::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut head = Vec::new();
+    let mut tail = [0u8; 2];
     let mut carry: Vec<u8> = Vec::new();
     let mut offset = 0u64;
     let mut invalid_at: Option<u64> = None;
@@ -228,6 +231,11 @@ pub fn inspect(path: &Path, choice: EncodingChoice) -> Result<Inspected, String>
         }
         let chunk = &buf[..n];
         hasher.update(chunk);
+        if n >= 2 {
+            tail = [chunk[n - 2], chunk[n - 1]];
+        } else {
+            tail = [tail[1], chunk[0]];
+        }
         if head.len() < 4 {
             head.extend_from_slice(&chunk[..chunk.len().min(4 - head.len())]);
         }
@@ -285,11 +293,19 @@ pub fn inspect(path: &Path, choice: EncodingChoice) -> Result<Inspected, String>
         (Some(b), e) if b == UTF_8 && e == WINDOWS_1252 => skip,
         _ => 0,
     };
+    let ends_with_newline = if encoding == UTF_16LE {
+        tail == [b'\n', 0]
+    } else if encoding == UTF_16BE {
+        tail == [0, b'\n']
+    } else {
+        tail[1] == b'\n'
+    };
     Ok(Inspected {
         checksum: format!("{:032x}", hasher.digest128()),
         encoding,
         skip,
         bytes: offset,
+        ends_with_newline,
     })
 }
 
@@ -389,6 +405,9 @@ pub struct CsvFile {
     reader: csv::Reader<Box<dyn Read + Send>>,
     pending: VecDeque<csv::ByteRecord>,
     current: csv::ByteRecord,
+    spare: csv::ByteRecord,
+    at_end: bool,
+    ends_with_newline: bool,
     /// The header row.
     pub headers: Vec<String>,
     /// The line of the header row.
@@ -437,6 +456,9 @@ impl CsvFile {
             reader,
             pending: VecDeque::new(),
             current: csv::ByteRecord::new(),
+            spare: csv::ByteRecord::new(),
+            at_end: false,
+            ends_with_newline: inspected.ends_with_newline,
             headers: Vec::new(),
             header_line: 0,
             delimiter,
@@ -447,6 +469,12 @@ impl CsvFile {
         while candidates.len() < HEADER_SEARCH {
             let mut record = csv::ByteRecord::new();
             if !file.read_raw(&mut record)? {
+                file.at_end = true;
+                if !file.ends_with_newline
+                    && let Some(last) = candidates.last_mut()
+                {
+                    bump_line(last);
+                }
                 break;
             }
             candidates.push(record);
@@ -497,7 +525,17 @@ impl CsvFile {
                 Ok(false) => return Ok(false),
                 // Blank lines and rows of empty cells (spreadsheet leftovers) carry nothing.
                 Ok(true) if record.iter().all(|f| f.trim_ascii().is_empty()) => continue,
-                Ok(true) => return Ok(true),
+                Ok(true) => {
+                    // csv stamps a record with the position where reading started, before
+                    // the blank lines it skips: count back from where the record ended.
+                    let end = self.reader.position().clone();
+                    let inner = record.as_slice().iter().filter(|&&b| b == b'\n').count() as u64;
+                    let terminated = u64::from(!self.reader.is_done());
+                    let mut start = end.clone();
+                    start.set_line(end.line().saturating_sub(inner + terminated).max(1));
+                    record.set_position(Some(start));
+                    return Ok(true);
+                }
                 Err(error) => {
                     let line = error.position().map_or(0, |p| p.line());
                     return Err(format!("{}:{line}: {error}", self.path.display()));
@@ -511,16 +549,15 @@ impl CsvFile {
     /// # Errors
     /// A reason naming the file and line when the text cannot be read at all.
     pub fn next_record(&mut self) -> Result<Option<Record<'_>>, String> {
-        match self.pending.pop_front() {
-            Some(record) => self.current = record,
-            None => {
-                let mut current = std::mem::take(&mut self.current);
-                let more = self.read_raw(&mut current);
-                self.current = current;
-                if !more? {
-                    return Ok(None);
-                }
-            }
+        self.read_ahead()?;
+        let Some(next) = self.pending.pop_front() else {
+            return Ok(None);
+        };
+        self.spare = std::mem::replace(&mut self.current, next);
+        // One record ahead tells whether this one is the last, whose line is one
+        // more when the file does not end with a line feed.
+        if self.read_ahead()? && !self.ends_with_newline {
+            bump_line(&mut self.current);
         }
         self.number += 1;
         Ok(Some(Record {
@@ -531,9 +568,33 @@ impl CsvFile {
         }))
     }
 
+    /// Makes sure one record is read ahead, unless at the end. Returns true when it
+    /// just found the end.
+    fn read_ahead(&mut self) -> Result<bool, String> {
+        if self.at_end || !self.pending.is_empty() {
+            return Ok(false);
+        }
+        let mut record = std::mem::take(&mut self.spare);
+        if self.read_raw(&mut record)? {
+            self.pending.push_back(record);
+            Ok(false)
+        } else {
+            self.spare = record;
+            self.at_end = true;
+            Ok(true)
+        }
+    }
+
     /// The file being read.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+fn bump_line(record: &mut csv::ByteRecord) {
+    if let Some(mut position) = record.position().cloned() {
+        position.set_line(position.line() + 1);
+        record.set_position(Some(position));
     }
 }
 
@@ -635,5 +696,67 @@ mod tests {
         let c = inspect_bytes(b"x;z\n", EncodingChoice::Auto).unwrap();
         assert_eq!(a.checksum, b.checksum);
         assert_ne!(a.checksum, c.checksum);
+    }
+}
+
+#[cfg(test)]
+mod line_tests {
+    use super::*;
+    use crate::config::Problems;
+
+    fn lines_of(text: &str, header_row: Option<u64>) -> (u64, Vec<u64>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.csv");
+        std::fs::write(&path, text).unwrap();
+        let mut problems = Problems::default();
+        let lifecycle = crate::lifecycle::Lifecycle::parse(
+            Path::new("lifecycle.toml"),
+            include_str!("../../rules/lifecycle.toml"),
+            &mut problems,
+        )
+        .unwrap();
+        let mapping = {
+            let connector = "kind = \"csv\"\n[source]\npath = \"x\"\n[fields]\nid = \"id\"\nstep = \"statut\"\n[steps]\n\"a\" = \"depose\"\n";
+            let config = crate::config::Config::load(Some(Path::new(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/config.example.toml"
+            ))))
+            .unwrap();
+            crate::connector::Connector::parse(
+                Path::new("c.toml"),
+                connector,
+                &config,
+                &lifecycle,
+                &mut problems,
+            )
+            .unwrap_or_else(|| panic!("{problems}"))
+            .mapping
+        };
+        let source = CsvSource {
+            pattern: path.clone(),
+            encoding: EncodingChoice::Auto,
+            delimiter: None,
+            header_row,
+            after_import: AfterImport::Keep,
+            archive_dir: dir.path().to_owned(),
+        };
+        let inspected = inspect(&path, EncodingChoice::Auto).unwrap();
+        let mut file = CsvFile::open(&path, &inspected, &source, &mapping).unwrap();
+        let mut lines = Vec::new();
+        while let Some(r) = file.next_record().unwrap() {
+            lines.push(r.line);
+        }
+        (file.header_line, lines)
+    }
+
+    #[test]
+    fn line_numbers_count_blank_lines_and_embedded_newlines() {
+        let text = "Export\n\n\nid;statut\n1;a\n\n2;\"x\ny\"\n3;a\n\n\n4;a";
+        assert_eq!(lines_of(text, None), (4, vec![5, 7, 9, 12]));
+        assert_eq!(lines_of(text, Some(4)).0, 4);
+        let crlf = text.replace('\n', "\r\n");
+        assert_eq!(lines_of(&crlf, None), (4, vec![5, 7, 9, 12]));
+        let trailing = format!("{text}\n");
+        assert_eq!(lines_of(&trailing, None), (4, vec![5, 7, 9, 12]));
     }
 }

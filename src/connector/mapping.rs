@@ -506,12 +506,13 @@ impl<'m> Resolved<'m> {
         match (&self.columns[index], &f.source) {
             (Resolution::Index(i), _) => get(*i).map(|v| Cow::Borrowed(v.trim())),
             (Resolution::Indexes(is), ValueSource::Columns(_, sep)) => {
-                let parts: Vec<&str> = is
-                    .iter()
-                    .filter_map(|i| get(*i).map(str::trim))
-                    .filter(|v| !v.is_empty())
-                    .collect();
-                Some(Cow::Owned(parts.join(sep)))
+                // Empty parts keep their place: ("A", "", "B") and ("A", "B", "") differ.
+                let parts: Vec<&str> = is.iter().map(|i| get(*i).map_or("", str::trim)).collect();
+                if parts.iter().all(|p| p.is_empty()) {
+                    None
+                } else {
+                    Some(Cow::Owned(parts.join(sep)))
+                }
             }
             (Resolution::Constant, ValueSource::Constant(v)) => Some(Cow::Borrowed(v.as_str())),
             _ => None,
@@ -735,6 +736,12 @@ mod tests {
             .dossier;
         assert_eq!(d.id, "21590001/CONV-12");
         assert_eq!(d.step, "accorde");
+        // An empty part keeps its place, so that different grants do not collide.
+        let rec = row(&["", "21590001"]);
+        let id = r.id(&|i| rec.get(i).map(String::as_str)).unwrap();
+        assert_eq!(id, "21590001/");
+        let rec = row(&["", " "]);
+        assert!(r.id(&|i| rec.get(i).map(String::as_str)).is_none());
     }
 
     #[test]

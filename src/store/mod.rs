@@ -144,6 +144,8 @@ pub struct RunRecord {
     pub source: String,
     /// The content checksum, for files.
     pub checksum: Option<String>,
+    /// The connector's fingerprint when it ran.
+    pub fingerprint: String,
     /// When it started.
     pub started_at: DateTime<Utc>,
     /// When it ended.
@@ -385,7 +387,7 @@ impl Store {
         let sql = format!(
             "SELECT id, connector, source, checksum, started_at, finished_at, status, baseline,
                     rows, unchanged, created, step_changed, field_changed, disappeared, reappeared,
-                    rejected, warnings, reasons
+                    rejected, warnings, reasons, fingerprint
              FROM runs {tail}"
         );
         let mut stmt = self.conn.prepare(&sql)?;
@@ -399,6 +401,7 @@ impl Store {
                 connector: r.get(1)?,
                 source: r.get(2)?,
                 checksum: r.get(3)?,
+                fingerprint: r.get(18)?,
                 started_at: parse_time(r.get_ref(4)?.as_str()?)?,
                 finished_at: parse_time(r.get_ref(5)?.as_str()?)?,
                 status: RunStatus::parse(r.get_ref(6)?.as_str()?)?,
@@ -575,6 +578,8 @@ pub struct NewRun {
     pub source: String,
     /// The content checksum, for files.
     pub checksum: Option<String>,
+    /// The connector's fingerprint (hex).
+    pub fingerprint: String,
     /// When it started.
     pub started_at: DateTime<Utc>,
     /// When it ended (updated by [`ImportTx::finish`] for applied runs).
@@ -592,8 +597,8 @@ fn insert_run(tx: &Transaction<'_>, run: &NewRun, status: RunStatus) -> Result<i
     tx.execute(
         "INSERT INTO runs (connector, source, checksum, started_at, finished_at, status, baseline,
                            rows, unchanged, created, step_changed, field_changed, disappeared,
-                           reappeared, rejected, warnings, reasons)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                           reappeared, rejected, warnings, reasons, fingerprint)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
         params![
             run.connector,
             run.source,
@@ -612,6 +617,7 @@ fn insert_run(tx: &Transaction<'_>, run: &NewRun, status: RunStatus) -> Result<i
             c.rejected as i64,
             c.warnings as i64,
             serde_json::to_string(&run.reasons).unwrap_or_else(|_| "[]".to_owned()),
+            run.fingerprint,
         ],
     )?;
     Ok(tx.last_insert_rowid())

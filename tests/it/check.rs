@@ -123,3 +123,19 @@ fn missing_configuration_file_is_named() {
         text(&out).contains("/nonexistent/alertissimo.toml: cannot read the configuration file")
     );
 }
+
+#[test]
+fn misspelt_environment_variable_is_reported() {
+    let install = Install::new();
+    let out = install
+        .cmd(&["check", "--no-environment"])
+        .env("ALERTISSIMO_STORE__PTH", "/tmp/x.db")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let all = text(&out);
+    assert!(
+        all.contains("environment variable ALERTISSIMO_STORE__PTH: key `store.pth`: unknown key (did you mean `store.path`?)"),
+        "{all}"
+    );
+}

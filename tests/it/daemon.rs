@@ -43,6 +43,12 @@ fn daemon_follows_the_schedule_and_stops_on_sigterm() {
     )
     .unwrap();
     std::fs::create_dir_all(install.root().join("broken-inbox")).unwrap();
+    // An invalid connector is left out; the others run.
+    std::fs::write(
+        install.root().join("connectors/invalid.toml"),
+        "kind = \"csv\"\nschedule = \"never\"\n",
+    )
+    .unwrap();
     std::fs::write(
         install.root().join("broken-inbox/garbage.csv"),
         "not;an;export\n1;2;3\n",

@@ -422,3 +422,75 @@ fn runs_lists_imports() {
     let human = text(&install.run(&["runs"]));
     assert!(human.contains("baseline"), "{human}");
 }
+
+#[test]
+fn refused_drop_file_stays_until_it_or_the_connector_changes() {
+    let install = Install::new();
+    let inbox = install.root().join("inbox");
+    std::fs::copy(crate::common::fixture("export-1.csv"), inbox.join("a.csv")).unwrap();
+    assert!(install.run(&["import", "portail"]).status.success());
+    std::fs::copy(
+        crate::common::fixture("rejected-records.csv"),
+        inbox.join("b.csv"),
+    )
+    .unwrap();
+    let out = install.run(&["import", "portail", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        inbox.join("b.csv").is_file(),
+        "a refused file stays in the drop folder"
+    );
+    // Read again by the same connector: skipped, still not archived.
+    let out = install.run(&["import", "portail", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["status"], "skipped", "{v}");
+    assert!(
+        v["reasons"][0].as_str().unwrap().contains("refused by run"),
+        "{v}"
+    );
+    assert!(inbox.join("b.csv").is_file());
+    // Once the connector changes, the file is read again.
+    let path = install.root().join("connectors/portail.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replace("max_rejected_ratio = 0.01", "max_rejected_ratio = 0.5"),
+    )
+    .unwrap();
+    let out = install.run(&["import", "portail", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["status"], "applied", "{v}");
+    assert!(!inbox.join("b.csv").exists(), "archived once applied");
+}
+
+#[test]
+fn a_cut_line_of_a_known_dossier_does_not_make_it_disappear() {
+    let install = Install::with_connector(|c| {
+        c.replace("max_rejected_ratio = 0.01", "max_rejected_ratio = 0.5")
+    });
+    install.import("export-1.csv", &[]);
+    let (summary, _) = install.import("cut-last-line.csv", &[]);
+    assert_eq!(summary["status"], "applied", "{summary}");
+    assert_eq!(n(&summary, "rejected"), 1);
+    assert_eq!(n(&summary, "disappeared"), 0, "{summary}");
+}
+
+#[test]
+fn empty_drop_folder_in_json() {
+    let install = Install::new();
+    let out = install.run(&["import", "portail", "--json"]);
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["status"], "no_file");
+    for key in [
+        "rows",
+        "created",
+        "step_changed",
+        "field_changed",
+        "disappeared",
+        "reappeared",
+        "rejected",
+    ] {
+        assert_eq!(v[key], 0, "{key} in {v}");
+    }
+}

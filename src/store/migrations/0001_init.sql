@@ -7,6 +7,7 @@ CREATE TABLE runs (
     connector     TEXT    NOT NULL,
     source        TEXT    NOT NULL,              -- the file (or API) read
     checksum      TEXT,                          -- xxh3-128 of the file content, hex
+    fingerprint   TEXT    NOT NULL,              -- xxh3 of the connector file: a changed connector re-reads refused files
     started_at    TEXT    NOT NULL,
     finished_at   TEXT    NOT NULL,
     status        TEXT    NOT NULL CHECK (status IN ('applied', 'refused')),
