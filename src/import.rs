@@ -26,8 +26,8 @@ use crate::connector::mapping::{FieldIssue, Mapped};
 use crate::connector::{Connector, Source};
 use crate::diff::{self, Known};
 use crate::store::{
-    Counts, DossierWrite, MAX_STORED_REJECTIONS, NewRun, Rejection, RunStatus, Store, StoreError,
-    fields_json,
+    Counts, DossierWrite, ImportTx, MAX_STORED_REJECTIONS, NewRun, Rejection, RunStatus, Store,
+    StoreError, fields_json,
 };
 
 /// Records sent from the parser to the store at once.
@@ -138,7 +138,7 @@ impl Entry {
 }
 
 impl Index {
-    fn load(store: &Store, connector: &str) -> Result<Self, StoreError> {
+    fn load(store: &ImportTx<'_>, connector: &str) -> Result<Self, StoreError> {
         let mut entries = Vec::with_capacity(store.count_states(connector)?);
         let mut too_large = None;
         store.for_each_state(connector, |id, hash, present, dossier_id| {
@@ -394,7 +394,9 @@ pub fn import_file(
 ) -> Result<Summary, StoreError> {
     let Source::Csv(source) = &connector.source;
     let started_at = Utc::now();
-    let baseline = !store.has_applied_run(&connector.name)?;
+    // One import at a time per database: what is read below cannot change under it.
+    let mut tx = store.begin_import()?;
+    let baseline = !tx.has_applied_run(&connector.name)?;
     let mut summary = Summary {
         run_id: None,
         status: "refused",
@@ -410,7 +412,7 @@ pub fn import_file(
     // The first pass (checksum, encoding) runs while the index loads.
     let (inspected, index) = std::thread::scope(|s| {
         let inspect = s.spawn(|| csv::inspect(path, source.encoding));
-        let index = Index::load(store, &connector.name);
+        let index = Index::load(&tx, &connector.name);
         (
             inspect
                 .join()
@@ -434,13 +436,16 @@ pub fn import_file(
     };
     let inspected: Inspected = match inspected {
         Ok(i) => i,
-        Err(reason) => return refuse(store, run, vec![reason], Vec::new(), summary),
+        Err(reason) => {
+            drop(tx);
+            return refuse(store, run, vec![reason], Vec::new(), summary);
+        }
     };
     run.checksum = Some(inspected.checksum.clone());
     // An empty file is refused every time: all empty files share one checksum.
     if !options.force
         && inspected.bytes > 0
-        && let Some(earlier) = store.run_with_checksum(&connector.name, &inspected.checksum)?
+        && let Some(earlier) = tx.run_with_checksum(&connector.name, &inspected.checksum)?
     {
         summary.run_id = Some(earlier.id);
         match earlier.status {
@@ -476,11 +481,13 @@ pub fn import_file(
     }
     let file = match CsvFile::open(path, &inspected, source, &connector.mapping) {
         Ok(f) => f,
-        Err(reason) => return refuse(store, run, vec![reason], Vec::new(), summary),
+        Err(reason) => {
+            drop(tx);
+            return refuse(store, run, vec![reason], Vec::new(), summary);
+        }
     };
     let file_name = summary.file.clone();
-
-    let tx = store.begin_import(&run)?;
+    tx.start_run(&run)?;
     let mut counts = Counts::default();
     let mut rejections: Vec<Rejection> = Vec::new();
     let mut reasons: Vec<String> = Vec::new();

@@ -39,6 +39,11 @@ pub enum StoreError {
     /// A query failed.
     #[error("state database error")]
     Sqlite(#[from] rusqlite::Error),
+    /// Another process holds the write lock.
+    #[error(
+        "another import is writing to {0} (the daemon, or another command); try again when it is done"
+    )]
+    Busy(PathBuf),
     /// A stored value has an unexpected type.
     #[error("unexpected value in the state database")]
     Value(#[from] rusqlite::types::FromSqlError),
@@ -298,74 +303,12 @@ impl Store {
         &self.path
     }
 
-    /// Calls `f(source_id, row_hash, present)` for every dossier of a connector.
-    ///
-    /// # Errors
-    /// On a database error.
-    pub fn for_each_state(
-        &self,
-        connector: &str,
-        mut f: impl FnMut(&str, u64, bool, i64),
-    ) -> Result<()> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT source_id, row_hash, present, dossier_id FROM dossier_keys WHERE connector = ?1",
-        )?;
-        let mut rows = stmt.query([connector])?;
-        while let Some(row) = rows.next()? {
-            let id = row.get_ref(0)?.as_str()?;
-            f(id, row.get::<_, i64>(1)? as u64, row.get(2)?, row.get(3)?);
-        }
-        Ok(())
-    }
-
-    /// How many dossiers a connector has, so that callers can size their buffers
-    /// (growing a large vector by doubling would briefly hold 1.5 copies of it).
-    ///
-    /// # Errors
-    /// On a database error.
-    pub fn count_states(&self, connector: &str) -> Result<usize> {
-        let count: i64 = self
-            .conn
-            .prepare_cached("SELECT count(*) FROM dossier_keys WHERE connector = ?1")?
-            .query_row([connector], |r| r.get(0))?;
-        Ok(count as usize)
-    }
-
-    /// Whether the connector already has an applied run (if not, the next import is its baseline).
-    ///
-    /// # Errors
-    /// On a database error.
-    pub fn has_applied_run(&self, connector: &str) -> Result<bool> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT 1 FROM runs WHERE connector = ?1 AND status = 'applied' LIMIT 1",
-            )?
-            .exists([connector])?)
-    }
-
-    /// The latest run that read a file with this checksum, if any.
-    ///
-    /// # Errors
-    /// On a database error.
-    pub fn run_with_checksum(&self, connector: &str, checksum: &str) -> Result<Option<RunRecord>> {
-        let id: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT id FROM runs WHERE connector = ?1 AND checksum = ?2 ORDER BY id DESC LIMIT 1",
-                [connector, checksum],
-                |r| r.get(0),
-            )
-            .optional()?;
-        id.map(|id| self.run(id)).transpose().map(Option::flatten)
-    }
-
     /// One run.
     ///
     /// # Errors
     /// On a database error.
     pub fn run(&self, id: i64) -> Result<Option<RunRecord>> {
-        let mut runs = self.query_runs("WHERE id = ?1", [id])?;
+        let mut runs = query_runs(&self.conn, "WHERE id = ?1", [id])?;
         Ok(runs.pop())
     }
 
@@ -375,55 +318,62 @@ impl Store {
     /// On a database error.
     pub fn recent_runs(&self, connector: Option<&str>, limit: u32) -> Result<Vec<RunRecord>> {
         match connector {
-            Some(c) => self.query_runs(
+            Some(c) => query_runs(
+                &self.conn,
                 "WHERE connector = ?1 ORDER BY id DESC LIMIT ?2",
                 params![c, limit],
             ),
-            None => self.query_runs("ORDER BY id DESC LIMIT ?1", params![limit]),
+            None => query_runs(&self.conn, "ORDER BY id DESC LIMIT ?1", params![limit]),
         }
     }
+}
 
-    fn query_runs(&self, tail: &str, params: impl rusqlite::Params) -> Result<Vec<RunRecord>> {
-        let sql = format!(
-            "SELECT id, connector, source, checksum, started_at, finished_at, status, baseline,
+fn query_runs(
+    conn: &Connection,
+    tail: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<RunRecord>> {
+    let sql = format!(
+        "SELECT id, connector, source, checksum, started_at, finished_at, status, baseline,
                     rows, unchanged, created, step_changed, field_changed, disappeared, reappeared,
                     rejected, warnings, reasons, fingerprint
              FROM runs {tail}"
-        );
-        let mut stmt = self.conn.prepare(&sql)?;
-        let mut rows = stmt.query(params)?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            let count = |i: usize| -> Result<u64> { Ok(r.get::<_, i64>(i)? as u64) };
-            let reasons: String = r.get(17)?;
-            out.push(RunRecord {
-                id: r.get(0)?,
-                connector: r.get(1)?,
-                source: r.get(2)?,
-                checksum: r.get(3)?,
-                fingerprint: r.get(18)?,
-                started_at: parse_time(r.get_ref(4)?.as_str()?)?,
-                finished_at: parse_time(r.get_ref(5)?.as_str()?)?,
-                status: RunStatus::parse(r.get_ref(6)?.as_str()?)?,
-                baseline: r.get(7)?,
-                counts: Counts {
-                    rows: count(8)?,
-                    unchanged: count(9)?,
-                    created: count(10)?,
-                    step_changed: count(11)?,
-                    field_changed: count(12)?,
-                    disappeared: count(13)?,
-                    reappeared: count(14)?,
-                    rejected: count(15)?,
-                    warnings: count(16)?,
-                },
-                reasons: serde_json::from_str(&reasons)
-                    .map_err(|e| StoreError::Corrupt(format!("run reasons: {e}")))?,
-            });
-        }
-        Ok(out)
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query(params)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let count = |i: usize| -> Result<u64> { Ok(r.get::<_, i64>(i)? as u64) };
+        let reasons: String = r.get(17)?;
+        out.push(RunRecord {
+            id: r.get(0)?,
+            connector: r.get(1)?,
+            source: r.get(2)?,
+            checksum: r.get(3)?,
+            fingerprint: r.get(18)?,
+            started_at: parse_time(r.get_ref(4)?.as_str()?)?,
+            finished_at: parse_time(r.get_ref(5)?.as_str()?)?,
+            status: RunStatus::parse(r.get_ref(6)?.as_str()?)?,
+            baseline: r.get(7)?,
+            counts: Counts {
+                rows: count(8)?,
+                unchanged: count(9)?,
+                created: count(10)?,
+                step_changed: count(11)?,
+                field_changed: count(12)?,
+                disappeared: count(13)?,
+                reappeared: count(14)?,
+                rejected: count(15)?,
+                warnings: count(16)?,
+            },
+            reasons: serde_json::from_str(&reasons)
+                .map_err(|e| StoreError::Corrupt(format!("run reasons: {e}")))?,
+        });
     }
+    Ok(out)
+}
 
+impl Store {
     /// The rejections of a run, in file order, at most `limit`.
     ///
     /// # Errors
@@ -533,14 +483,24 @@ impl Store {
         Ok(id)
     }
 
-    /// Starts the one transaction of an import.
+    /// Starts the one transaction of an import, taking the database's write lock
+    /// at once: what the import reads (the index, the checksums) cannot change
+    /// under it, even from another process.
     ///
     /// # Errors
-    /// On a database error.
-    pub fn begin_import(&mut self, run: &NewRun) -> Result<ImportTx<'_>> {
-        let tx = self.conn.transaction()?;
-        let run_id = insert_run(&tx, run, RunStatus::Applied)?;
-        Ok(ImportTx { tx, run_id })
+    /// When another import holds the lock longer than the busy timeout, or on a
+    /// database error.
+    pub fn begin_import(&mut self) -> Result<ImportTx<'_>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| match e.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                    StoreError::Busy(self.path.clone())
+                }
+                _ => e.into(),
+            })?;
+        Ok(ImportTx { tx, run_id: 0 })
     }
 }
 
@@ -687,9 +647,83 @@ pub fn fields_json(d: &Dossier) -> String {
 }
 
 impl ImportTx<'_> {
-    /// The id of the run being written.
+    /// The id of the run being written (0 until [`ImportTx::start_run`]).
     pub fn run_id(&self) -> i64 {
         self.run_id
+    }
+
+    /// Records the run being applied; the writes that follow belong to it.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn start_run(&mut self, run: &NewRun) -> Result<i64> {
+        self.run_id = insert_run(&self.tx, run, RunStatus::Applied)?;
+        Ok(self.run_id)
+    }
+
+    /// Calls `f(source_id, row_hash, present)` for every dossier of a connector.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn for_each_state(
+        &self,
+        connector: &str,
+        mut f: impl FnMut(&str, u64, bool, i64),
+    ) -> Result<()> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT source_id, row_hash, present, dossier_id FROM dossier_keys WHERE connector = ?1",
+        )?;
+        let mut rows = stmt.query([connector])?;
+        while let Some(row) = rows.next()? {
+            let id = row.get_ref(0)?.as_str()?;
+            f(id, row.get::<_, i64>(1)? as u64, row.get(2)?, row.get(3)?);
+        }
+        Ok(())
+    }
+
+    /// How many dossiers a connector has, so that callers can size their buffers
+    /// (growing a large vector by doubling would briefly hold 1.5 copies of it).
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn count_states(&self, connector: &str) -> Result<usize> {
+        let count: i64 = self
+            .tx
+            .prepare_cached("SELECT count(*) FROM dossier_keys WHERE connector = ?1")?
+            .query_row([connector], |r| r.get(0))?;
+        Ok(count as usize)
+    }
+
+    /// Whether the connector already has an applied run (if not, the next import is its baseline).
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn has_applied_run(&self, connector: &str) -> Result<bool> {
+        Ok(self
+            .tx
+            .prepare_cached(
+                "SELECT 1 FROM runs WHERE connector = ?1 AND status = 'applied' LIMIT 1",
+            )?
+            .exists([connector])?)
+    }
+
+    /// The latest run that read a file with this checksum, if any.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn run_with_checksum(&self, connector: &str, checksum: &str) -> Result<Option<RunRecord>> {
+        let id: Option<i64> = self
+            .tx
+            .query_row(
+                "SELECT id FROM runs WHERE connector = ?1 AND checksum = ?2 ORDER BY id DESC LIMIT 1",
+                [connector, checksum],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match id {
+            Some(id) => Ok(query_runs(&self.tx, "WHERE id = ?1", [id])?.pop()),
+            None => Ok(None),
+        }
     }
 
     /// Reads the stored state of a dossier.

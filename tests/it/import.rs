@@ -494,3 +494,24 @@ fn empty_drop_folder_in_json() {
         assert_eq!(v[key], 0, "{key} in {v}");
     }
 }
+
+#[test]
+fn a_second_writer_waits_then_says_why() {
+    let install = tolerant();
+    install.import("export-1.csv", &[]);
+    // Another process (here, this test) holds the write lock for longer than the busy timeout.
+    let conn = install.sql();
+    conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let file = install.export("export-2.csv");
+    let out = install.run(&["import", "portail", file.to_str().unwrap()]);
+    conn.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("another import is writing to"),
+        "{}",
+        text(&out)
+    );
+    // Nothing was half-done: the import goes through once the lock is free.
+    let out = install.run(&["import", "portail", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+}
