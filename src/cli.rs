@@ -313,6 +313,7 @@ fn import_now(
                 rejections: Vec::new(),
                 archived_to: None,
                 dispose: false,
+                more_rejections: 0,
             };
             println!("{}", serde_json::to_string(&none)?);
         } else {
@@ -374,12 +375,10 @@ fn print_summary(s: &Summary, _tz: Tz) {
     for r in &s.rejections {
         println!("  {}", describe_rejection(r));
     }
-    let shown = s.rejections.len() as u64;
-    let total = c.rejected + c.warnings;
-    if total > shown {
+    if s.more_rejections > 0 {
         println!(
             "  … {} more; see `alertissimo runs --rejections {}`",
-            total - shown,
+            s.more_rejections,
             s.run_id.unwrap_or_default()
         );
     }

@@ -30,6 +30,8 @@ use crate::store::{
     StoreError, fields_json,
 };
 
+/// How many rejections a summary shows; all are stored with the run.
+const SHOWN_REJECTIONS: usize = 20;
 /// Records sent from the parser to the store at once.
 const BATCH: usize = 512;
 
@@ -51,8 +53,10 @@ pub struct Summary {
     pub counts: Counts,
     /// Why the snapshot was refused or skipped.
     pub reasons: Vec<String>,
-    /// The first rejected records, with where and why.
+    /// The first rejected records (and ignored values), with where and why.
     pub rejections: Vec<Rejection>,
+    /// How many more are stored with the run (`alertissimo runs --rejections RUN`).
+    pub more_rejections: usize,
     /// Where the file was archived, if it was.
     pub archived_to: Option<String>,
     /// Whether a drop-folder file may be archived or deleted now (applied, or
@@ -394,6 +398,7 @@ pub fn import_file(
 ) -> Result<Summary, StoreError> {
     let Source::Csv(source) = &connector.source;
     let started_at = Utc::now();
+    let stamp_before = file_stamp(path);
     // One import at a time per database: what is read below cannot change under it.
     let mut tx = store.begin_import()?;
     let baseline = !tx.has_applied_run(&connector.name)?;
@@ -408,6 +413,7 @@ pub fn import_file(
         rejections: Vec::new(),
         archived_to: None,
         dispose: false,
+        more_rejections: 0,
     };
     // The first pass (checksum, encoding) runs while the index loads.
     let (inspected, index) = std::thread::scope(|s| {
@@ -693,6 +699,19 @@ pub fn import_file(
     }
     run.counts = counts;
     run.finished_at = Utc::now();
+    // A file still being written would make dossiers disappear: read it again later.
+    if file_stamp(path) != stamp_before {
+        drop(tx);
+        warn!(
+            connector = %connector.name, file = %file_name,
+            "The file changed while it was read; nothing was applied, it is read again at the next tick."
+        );
+        summary.status = "skipped";
+        summary.reasons.push(format!(
+            "{file_name}: the file changed while it was read; nothing was applied"
+        ));
+        return Ok(summary);
+    }
     let before_commit = std::time::Instant::now();
     let run_id = tx.finish(&run, &rejections)?;
     debug!(connector = %connector.name, elapsed_ms = before_commit.elapsed().as_millis() as u64, "Committed.");
@@ -707,7 +726,8 @@ pub fn import_file(
     summary.status = RunStatus::Applied.as_str();
     summary.dispose = true;
     summary.counts = counts;
-    summary.rejections = rejections.into_iter().take(20).collect();
+    summary.more_rejections = rejections.len().saturating_sub(SHOWN_REJECTIONS);
+    summary.rejections = rejections.into_iter().take(SHOWN_REJECTIONS).collect();
     Ok(summary)
 }
 
@@ -718,6 +738,12 @@ fn duplicate(file: &str, line: u64, first_line: Option<u64>, id: &str) -> String
         }
         None => format!("{file}:{line}: id '{id}' appears more than once"),
     }
+}
+
+/// Size and modification time of a file, to notice it changing while read.
+fn file_stamp(path: &Path) -> Option<(u64, std::time::SystemTime)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.len(), meta.modified().ok()?))
 }
 
 fn ratio(part: u64, whole: u64) -> f64 {
@@ -748,6 +774,7 @@ fn refuse(
     summary.status = RunStatus::Refused.as_str();
     summary.counts = run.counts;
     summary.reasons = run.reasons;
-    summary.rejections = rejections.into_iter().take(20).collect();
+    summary.more_rejections = rejections.len().saturating_sub(SHOWN_REJECTIONS);
+    summary.rejections = rejections.into_iter().take(SHOWN_REJECTIONS).collect();
     Ok(summary)
 }

@@ -19,6 +19,8 @@ use xxhash_rust::xxh3::Xxh3;
 use super::FileProblems;
 use super::mapping::{Mapping, Resolved, normalize};
 
+/// How long a drop-folder file must stay unmodified before it is read, by default.
+const DEFAULT_SETTLE_SECONDS: u64 = 5;
 /// How many records are searched for the header row.
 const HEADER_SEARCH: usize = 50;
 /// How much decoded text the delimiter sniffer reads.
@@ -52,6 +54,8 @@ pub struct CsvSourceDef {
     after_import: AfterImport,
     #[serde(default)]
     archive_dir: Option<String>,
+    #[serde(default)]
+    settle: Option<String>,
 }
 
 /// The encoding of a file.
@@ -78,6 +82,9 @@ pub struct CsvSource {
     pub after_import: AfterImport,
     /// Where archived files go.
     pub archive_dir: PathBuf,
+    /// How long a file of the drop folder must stay unmodified before it is read
+    /// (a file still being written is left for the next tick).
+    pub settle: std::time::Duration,
 }
 
 impl CsvSource {
@@ -133,6 +140,14 @@ impl CsvSource {
                 None
             }
         };
+        let settle = match def.settle.as_deref().map(crate::lifecycle::parse_duration) {
+            None => std::time::Duration::from_secs(DEFAULT_SETTLE_SECONDS),
+            Some(Ok(d)) => d,
+            Some(Err(reason)) => {
+                fp.file(format!("[source] settle: {reason}"));
+                std::time::Duration::ZERO
+            }
+        };
         let archive_dir = match &def.archive_dir {
             Some(dir) => base.join(dir),
             None => pattern
@@ -146,6 +161,7 @@ impl CsvSource {
             header_row,
             after_import: def.after_import,
             archive_dir,
+            settle,
         })
     }
 
@@ -160,9 +176,25 @@ impl CsvSource {
         let mut files = Vec::new();
         for entry in paths {
             let path = entry.map_err(|e| format!("cannot list {pattern}: {e}"))?;
-            if path.is_file() {
-                files.push(path);
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            if !meta.is_file() {
+                continue;
             }
+            let age = meta
+                .modified()
+                .ok()
+                .and_then(|m| m.elapsed().ok())
+                .unwrap_or_default();
+            if age < self.settle {
+                tracing::info!(
+                    file = %path.display(),
+                    "Left a file modified moments ago (it may still be written); it is read at the next tick."
+                );
+                continue;
+            }
+            files.push(path);
         }
         files.sort();
         Ok(files)
@@ -739,6 +771,7 @@ mod line_tests {
             header_row,
             after_import: AfterImport::Keep,
             archive_dir: dir.path().to_owned(),
+            settle: std::time::Duration::ZERO,
         };
         let inspected = inspect(&path, EncodingChoice::Auto).unwrap();
         let mut file = CsvFile::open(&path, &inspected, &source, &mapping).unwrap();

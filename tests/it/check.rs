@@ -43,8 +43,8 @@ fn every_connector_problem_is_listed_with_line_and_column() {
     let all = text(&out);
     for needle in [
         "portail.toml:3:12: schedule 'every day' is not a cron pattern",
-        "portail.toml:20:1: field 'amount_granted': amount format 'euros'",
-        "portail.toml:26:16: 'acorde' is not a step of",
+        "portail.toml:21:1: field 'amount_granted': amount format 'euros'",
+        "portail.toml:27:16: 'acorde' is not a step of",
         "(did you mean 'accorde'?)",
         "3 problems found",
     ] {

@@ -515,3 +515,18 @@ fn a_second_writer_waits_then_says_why() {
     let out = install.run(&["import", "portail", file.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
 }
+
+#[test]
+fn a_file_modified_moments_ago_waits_for_the_next_tick() {
+    let install = Install::with_connector(|c| c.replace("settle = \"0s\"", "settle = \"1h\""));
+    std::fs::copy(
+        crate::common::fixture("export-1.csv"),
+        install.root().join("inbox/a.csv"),
+    )
+    .unwrap();
+    let out = install.run(&["import", "portail", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["status"], "no_file", "{v}");
+    assert!(install.root().join("inbox/a.csv").is_file());
+}
