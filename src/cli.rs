@@ -278,7 +278,7 @@ fn import_now(
     let progress = |done: u64, total: u64| {
         if let Some(bar) = &bar {
             bar.set_length(total);
-            bar.set_position(done);
+            bar.set_position(done.min(total));
         }
     };
     let options = Options {

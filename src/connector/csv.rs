@@ -616,11 +616,6 @@ impl CsvFile {
             Ok(true)
         }
     }
-
-    /// The file being read.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
 }
 
 fn bump_line(record: &mut csv::ByteRecord) {

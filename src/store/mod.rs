@@ -455,22 +455,6 @@ impl Store {
         Ok(out)
     }
 
-    /// Every dossier of a connector (for tests and small exports; imports stream instead).
-    ///
-    /// # Errors
-    /// On a database error or a corrupt row.
-    pub fn dossiers(&self, connector: &str) -> Result<Vec<StoredDossier>> {
-        let mut stmt = self.conn.prepare(&format!(
-            "{DOSSIER_SELECT} WHERE k.connector = ?1 ORDER BY k.source_id"
-        ))?;
-        let mut rows = stmt.query([connector])?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            out.push(read_dossier(row)?);
-        }
-        Ok(out)
-    }
-
     /// Records a refused run with its reasons and rejections, in its own transaction.
     ///
     /// # Errors
@@ -647,11 +631,6 @@ pub fn fields_json(d: &Dossier) -> String {
 }
 
 impl ImportTx<'_> {
-    /// The id of the run being written (0 until [`ImportTx::start_run`]).
-    pub fn run_id(&self) -> i64 {
-        self.run_id
-    }
-
     /// Records the run being applied; the writes that follow belong to it.
     ///
     /// # Errors
