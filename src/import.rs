@@ -65,6 +65,14 @@ pub struct Summary {
     pub dispose: bool,
 }
 
+impl Summary {
+    /// Keeps the first rejections to show, and counts the others.
+    fn show(&mut self, rejections: Vec<Rejection>) {
+        self.more_rejections = rejections.len().saturating_sub(SHOWN_REJECTIONS);
+        self.rejections = rejections.into_iter().take(SHOWN_REJECTIONS).collect();
+    }
+}
+
 /// How an import runs.
 pub struct Options<'a> {
     /// The instant events are detected at.
@@ -267,7 +275,6 @@ fn parse(
         let id = resolved.id(&get);
         // Whatever happens to the record, a known id is seen: a dossier whose line
         // is rejected keeps its last known state rather than disappearing.
-        let mut stored = None;
         let mut known = None;
         if let Some(id) = &id
             && let Some(i) = index.find(key_of(id))
@@ -281,9 +288,7 @@ fn parse(
                 continue;
             }
             seen[i] = u32::try_from(record.line).unwrap_or(u32::MAX).max(1);
-            let entry = &index.entries[i];
-            stored = Some((entry.dossier_id(), entry.present()));
-            known = Some(entry);
+            known = Some(&index.entries[i]);
         }
         if fields.len() < width
             || fields
@@ -315,7 +320,7 @@ fn parse(
                     fields_json: fields_json(&mapped.dossier),
                     mapped,
                     row_hash: hash,
-                    stored,
+                    stored: known.map(|e| (e.dossier_id(), e.present())),
                 },
                 Err(issues) => Item::Rejected {
                     line: record.line,
@@ -648,6 +653,20 @@ pub fn import_file(
     };
     counts.rows = parsed.rows;
     counts.unchanged = parsed.unchanged;
+    // A file still being written would look truncated: neither apply nor refuse it,
+    // read it again later.
+    if file_stamp(path) != stamp_before {
+        drop(tx);
+        warn!(
+            connector = %connector.name, file = %file_name,
+            "The file changed while it was read; nothing was applied, it is read again at the next tick."
+        );
+        summary.status = "skipped";
+        summary.reasons.push(format!(
+            "{file_name}: the file changed while it was read; nothing was applied"
+        ));
+        return Ok(summary);
+    }
 
     // Guards.
     let guards = &connector.guards;
@@ -688,30 +707,15 @@ pub fn import_file(
         run.counts = counts;
         return refuse(store, run, reasons, rejections, summary);
     }
-    if missing > 0 {
-        for rowid in gone {
-            let (id, step) = tx.id_and_step(rowid)?;
-            tx.mark_disappeared(&connector.name, &id, rowid)?;
-            let event = diff::disappeared(&step, options.now);
-            tx.insert_event(rowid, &event, summary.baseline)?;
-            counts.add(event.kind);
-        }
+    for rowid in gone {
+        let (id, step) = tx.id_and_step(rowid)?;
+        tx.mark_disappeared(&connector.name, &id, rowid)?;
+        let event = diff::disappeared(&step, options.now);
+        tx.insert_event(rowid, &event, summary.baseline)?;
+        counts.add(event.kind);
     }
     run.counts = counts;
     run.finished_at = Utc::now();
-    // A file still being written would make dossiers disappear: read it again later.
-    if file_stamp(path) != stamp_before {
-        drop(tx);
-        warn!(
-            connector = %connector.name, file = %file_name,
-            "The file changed while it was read; nothing was applied, it is read again at the next tick."
-        );
-        summary.status = "skipped";
-        summary.reasons.push(format!(
-            "{file_name}: the file changed while it was read; nothing was applied"
-        ));
-        return Ok(summary);
-    }
     let before_commit = std::time::Instant::now();
     let run_id = tx.finish(&run, &rejections)?;
     debug!(connector = %connector.name, elapsed_ms = before_commit.elapsed().as_millis() as u64, "Committed.");
@@ -726,8 +730,7 @@ pub fn import_file(
     summary.status = RunStatus::Applied.as_str();
     summary.dispose = true;
     summary.counts = counts;
-    summary.more_rejections = rejections.len().saturating_sub(SHOWN_REJECTIONS);
-    summary.rejections = rejections.into_iter().take(SHOWN_REJECTIONS).collect();
+    summary.show(rejections);
     Ok(summary)
 }
 
@@ -774,7 +777,6 @@ fn refuse(
     summary.status = RunStatus::Refused.as_str();
     summary.counts = run.counts;
     summary.reasons = run.reasons;
-    summary.more_rejections = rejections.len().saturating_sub(SHOWN_REJECTIONS);
-    summary.rejections = rejections.into_iter().take(SHOWN_REJECTIONS).collect();
+    summary.show(rejections);
     Ok(summary)
 }
