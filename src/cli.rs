@@ -8,6 +8,7 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::Utc;
@@ -19,6 +20,7 @@ use crate::connector::{Connector, Source};
 use crate::import::{self, Options, Summary};
 use crate::lifecycle::Lifecycle;
 use crate::model::EventKind;
+use crate::rules::Rules;
 use crate::store::{RunRecord, Store};
 
 /// Keeps grant applicants informed: reads a Region's grant exports, tracks every
@@ -73,11 +75,51 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run the rule test cases (rules/tests/*.toml by default)
+    Test {
+        /// Test files or folders
+        paths: Vec<PathBuf>,
+    },
+    /// Print the message a rule would send about a stored dossier
+    Render {
+        /// The rule's name
+        rule: String,
+        /// The dossier's reference or id
+        #[arg(long, value_name = "REF")]
+        dossier: String,
+        /// Write to this address (default: the rule's first recipient on the dossier)
+        #[arg(long, value_name = "ADDRESS")]
+        to: Option<String>,
+        /// Print as JSON (subject, text, html)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Inspect the outbox of alerts
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
     /// Show the timeline of a dossier (by reference or source id)
     Dossier {
         /// The dossier's reference or id
         reference: String,
         /// Print as JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OutboxCommand {
+    /// List alerts, next due first
+    List {
+        /// Only alerts with this status: pending, sending, sent, failed, cancelled
+        #[arg(long)]
+        status: Option<String>,
+        /// How many
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Print as JSON, one object per line
         #[arg(long)]
         json: bool,
     },
@@ -126,6 +168,21 @@ pub fn run(cli: Cli) -> ExitCode {
             json,
         } => runs(&config, connector.as_deref(), limit, rejections, json),
         Command::Dossier { reference, json } => dossier(&config, &reference, json),
+        Command::Test { paths } => test_rules(&config, &paths),
+        Command::Render {
+            rule,
+            dossier,
+            to,
+            json,
+        } => render(&config, &rule, &dossier, to.as_deref(), json),
+        Command::Outbox {
+            command:
+                OutboxCommand::List {
+                    status,
+                    limit,
+                    json,
+                },
+        } => outbox_list(&config, status.as_deref(), limit, json),
     };
     match result {
         Ok(exit) => exit.into(),
@@ -161,18 +218,22 @@ fn init_logging(config: &Config, daemon: bool) {
 /// Everything loaded from the admin-written files.
 pub struct Loaded {
     /// The lifecycle.
-    pub lifecycle: Lifecycle,
+    pub lifecycle: Arc<Lifecycle>,
     /// The valid connectors.
     pub connectors: Vec<Connector>,
+    /// The rules and templates, when they are all valid.
+    pub rules: Option<Rules>,
 }
 
-/// Loads the lifecycle and connectors, collecting every problem.
+/// Loads the lifecycle, connectors, rules and templates, collecting every problem.
 pub fn load(config: &Config, problems: &mut Problems) -> Option<Loaded> {
-    let lifecycle = Lifecycle::load(&config.lifecycle_path(), problems)?;
+    let lifecycle = Arc::new(Lifecycle::load(&config.lifecycle_path(), problems)?);
     let connectors = Connector::load_all(config, &lifecycle, problems);
+    let rules = Rules::load(config, lifecycle.clone(), &connectors, problems);
     Some(Loaded {
         lifecycle,
         connectors,
+        rules,
     })
 }
 
@@ -206,9 +267,14 @@ fn check(config: &Config, environment: bool) -> Exit {
         );
         return Exit::Config;
     }
+    if config.region.email.is_none() && config.region.phone.is_none() {
+        eprintln!(
+            "warning: [region] gives neither an e-mail nor a phone: messages cannot tell people how to reach the Region"
+        );
+    }
     if let Some(loaded) = loaded {
         println!(
-            "configuration is valid: {}, lifecycle of {} steps, {} connector{} ({})",
+            "configuration is valid: {}, lifecycle of {} steps, {} connector{} ({}), {} rules, {} templates",
             config.file.as_ref().map_or_else(
                 || "built-in defaults".to_owned(),
                 |f| f.display().to_string()
@@ -225,7 +291,12 @@ fn check(config: &Config, environment: bool) -> Exit {
                 .iter()
                 .map(|c| c.name.as_str())
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            loaded.rules.as_ref().map_or(0, |r| r.rules.len()),
+            loaded
+                .rules
+                .as_ref()
+                .map_or(0, |r| r.templates.names().len()),
         );
     }
     Exit::Ok
@@ -286,6 +357,7 @@ fn import_now(
         force,
         progress: Some(&progress),
         stop: None,
+        rules: loaded.rules.as_ref(),
     };
     let summaries = match file {
         Some(file) => vec![import::import_file(
@@ -414,6 +486,200 @@ fn open_existing(config: &Config) -> anyhow::Result<Store> {
         );
     }
     Ok(Store::open(&config.store.path, config.store.cache_mb)?)
+}
+
+fn test_rules(config: &Config, paths: &[PathBuf]) -> anyhow::Result<Exit> {
+    let mut problems = Problems::default();
+    let loaded = load(config, &mut problems);
+    let Some((connectors, rules)) = loaded.and_then(|l| l.rules.map(|r| (l.connectors, r))) else {
+        eprint!("invalid configuration:\n{problems}");
+        return Ok(Exit::Config);
+    };
+    let files = crate::rules::cases::collect(paths, &config.rules_dir.join("tests"), &mut problems);
+    let mut outcomes = Vec::new();
+    for file in &files {
+        outcomes.extend(crate::rules::cases::run_file(
+            file,
+            &rules,
+            &connectors,
+            &mut problems,
+        ));
+    }
+    if !problems.is_empty() {
+        eprint!("invalid test files:\n{problems}");
+        return Ok(Exit::Config);
+    }
+    let mut current: Option<&Path> = None;
+    for o in &outcomes {
+        if current != Some(o.file.as_path()) {
+            println!("{}", o.file.display());
+            current = Some(&o.file);
+        }
+        if o.failures.is_empty() {
+            println!("  ok    {}", o.name);
+        } else {
+            println!("  FAIL  {} (line {})", o.name, o.line);
+            for f in &o.failures {
+                println!("        {f}");
+            }
+        }
+    }
+    let failed = outcomes.iter().filter(|o| !o.failures.is_empty()).count();
+    println!(
+        "{} case{}: {} passed, {failed} failed",
+        outcomes.len(),
+        if outcomes.len() == 1 { "" } else { "s" },
+        outcomes.len() - failed
+    );
+    Ok(if failed == 0 && !outcomes.is_empty() {
+        Exit::Ok
+    } else {
+        Exit::Failure
+    })
+}
+
+fn render(
+    config: &Config,
+    rule_name: &str,
+    reference: &str,
+    to: Option<&str>,
+    json: bool,
+) -> anyhow::Result<Exit> {
+    let loaded = match load_or_explain(config) {
+        Ok(l) => l,
+        Err(exit) => return Ok(exit),
+    };
+    let Some(rules) = &loaded.rules else {
+        return Ok(Exit::Config);
+    };
+    let Some(rule) = rules.rule(rule_name) else {
+        eprintln!(
+            "error: no rule '{rule_name}' (known: {})",
+            rules
+                .rules
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return Ok(Exit::Failure);
+    };
+    let store = open_existing(config)?;
+    let Some(found) = store.find_dossiers(reference)?.into_iter().next() else {
+        eprintln!("no dossier with reference or id '{reference}'");
+        return Ok(Exit::Failure);
+    };
+    // The latest stored event the rule reacts to, else one made from the
+    // dossier's current state.
+    let events = store.events(found.rowid)?;
+    let event = events
+        .iter()
+        .rev()
+        .map(|e| e.event.clone())
+        .find(|e| rule.on.contains(&e.kind))
+        .unwrap_or_else(|| {
+            let mut e = crate::model::Event::new(
+                rule.on.first().copied().unwrap_or(EventKind::StepChanged),
+                found.step_entered_at,
+            );
+            e.to_step = Some(found.dossier.step.clone());
+            e
+        });
+    let connector = loaded.connectors.iter().find(|c| c.name == found.connector);
+    let link = connector.and_then(|c| c.link_for(&found.dossier));
+    let scene = crate::rules::Scene {
+        connector: &found.connector,
+        link: link.as_deref(),
+        dossier: &found.dossier,
+        event: &event,
+    };
+    let (role, address) = match to {
+        Some(address) => ("address", address.to_owned()),
+        None => rule
+            .notify
+            .iter()
+            .find_map(|r| {
+                r.addresses(&found.dossier)
+                    .first()
+                    .map(|a| (r.role(), (*a).to_owned()))
+            })
+            .unwrap_or(("address", "destinataire@example.org".to_owned())),
+    };
+    let message = match rules.render(rule, &scene, role, &address) {
+        Ok(m) => m,
+        Err(reason) => {
+            eprintln!("error: {reason}");
+            return Ok(Exit::Failure);
+        }
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "rule": rule.name, "dossier": found.dossier.reference(), "to": address,
+                "event": event.kind.as_str(), "subject": message.subject,
+                "text": message.text, "html": message.html,
+            })
+        );
+    } else {
+        println!("To: {address} ({role})\nSubject: {}\n", message.subject);
+        println!("--- text ---\n{}", message.text);
+        println!("--- html ---\n{}", message.html);
+    }
+    Ok(Exit::Ok)
+}
+
+fn outbox_list(
+    config: &Config,
+    status: Option<&str>,
+    limit: usize,
+    json: bool,
+) -> anyhow::Result<Exit> {
+    const STATUSES: [&str; 5] = ["pending", "sending", "sent", "failed", "cancelled"];
+    if let Some(s) = status.filter(|s| !STATUSES.contains(s)) {
+        eprintln!(
+            "error: unknown status '{s}' (one of {})",
+            STATUSES.join(", ")
+        );
+        return Ok(Exit::Failure);
+    }
+    let store = open_existing(config)?;
+    let alerts = store.alerts(status, limit)?;
+    let tz = config.timezone;
+    if json {
+        for a in &alerts {
+            println!("{}", serde_json::to_string(a)?);
+        }
+        return Ok(Exit::Ok);
+    }
+    if alerts.is_empty() {
+        println!(
+            "the outbox is empty{}",
+            status.map(|s| format!(" ({s})")).unwrap_or_default()
+        );
+        return Ok(Exit::Ok);
+    }
+    println!(
+        "{:>6}  {:<9}  {:<16}  {:<18}  {:<28}  {:<32}  event",
+        "id", "status", "due", "dossier", "rule", "to"
+    );
+    for a in &alerts {
+        println!(
+            "{:>6}  {:<9}  {:<16}  {:<18}  {:<28}  {:<32}  {}{}",
+            a.id,
+            a.status,
+            a.due_at.with_timezone(&tz).format("%d/%m/%Y %H:%M"),
+            a.reference,
+            a.rule,
+            format!("{} ({})", a.recipient, a.role),
+            a.event,
+            a.reason
+                .as_deref()
+                .map(|r| format!(" — {r}"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(Exit::Ok)
 }
 
 fn runs(
@@ -620,7 +886,11 @@ fn dossier(config: &Config, reference: &str, json: bool) -> anyhow::Result<Exit>
 fn run_daemon(config: Config) -> anyhow::Result<Exit> {
     // The daemon runs the connectors it can; the others are reported and wait for a fix.
     let mut problems = Problems::default();
-    let Some(loaded) = load(&config, &mut problems).filter(|l| !l.connectors.is_empty()) else {
+    // Rules are all or nothing: a broken rule could tell people wrong things.
+    let Some((loaded, rules)) = load(&config, &mut problems)
+        .filter(|l| !l.connectors.is_empty())
+        .and_then(|mut l| l.rules.take().map(|r| (l, r)))
+    else {
         eprint!("invalid configuration:\n{problems}");
         return Ok(Exit::Config);
     };
@@ -634,6 +904,7 @@ fn run_daemon(config: Config) -> anyhow::Result<Exit> {
     runtime.block_on(crate::daemon::run(
         config,
         loaded.connectors,
+        Arc::new(rules),
         crate::daemon::shutdown_signal(),
     ))?;
     Ok(Exit::Ok)

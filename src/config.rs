@@ -22,6 +22,8 @@ use figment::value::{Dict, Value};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::rules::timing::{self, Policy, Window};
+
 /// Where the daemon looks for its configuration when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/alertissimo/config.toml";
 /// The prefix of environment variables that override the file.
@@ -40,6 +42,14 @@ pub const KEYS: &[&str] = &[
     "guards.max_disappeared_ratio",
     "daemon.import_at_startup",
     "daemon.shutdown_timeout",
+    "alerts.debounce",
+    "alerts.digest",
+    "alerts.send_windows",
+    "region.name",
+    "region.service",
+    "region.email",
+    "region.phone",
+    "region.website",
 ];
 
 /// The built-in defaults: they need nothing installed and work from a checkout.
@@ -52,6 +62,24 @@ struct Defaults {
     log: LogDefaults,
     guards: GuardDefaults,
     daemon: DaemonDefaults,
+    alerts: AlertDefaults,
+    region: RegionDefaults,
+}
+
+#[derive(Debug, Serialize)]
+struct AlertDefaults {
+    debounce: &'static str,
+    digest: &'static str,
+    send_windows: &'static [&'static str],
+}
+
+#[derive(Debug, Serialize)]
+struct RegionDefaults {
+    name: &'static str,
+    service: &'static str,
+    email: &'static str,
+    phone: &'static str,
+    website: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -98,6 +126,18 @@ const DEFAULTS: Defaults = Defaults {
         import_at_startup: true,
         shutdown_timeout: "30s",
     },
+    alerts: AlertDefaults {
+        debounce: "30m",
+        digest: "import",
+        send_windows: &["mon-fri 08:00-19:00"],
+    },
+    region: RegionDefaults {
+        name: "Région",
+        service: "Service des aides",
+        email: "",
+        phone: "",
+        website: "",
+    },
 };
 
 /// The validated configuration.
@@ -119,6 +159,25 @@ pub struct Config {
     pub guards: Guards,
     /// Daemon behaviour.
     pub daemon: DaemonConfig,
+    /// When alerts leave.
+    pub alerts: Policy,
+    /// Who writes to beneficiaries, as messages sign.
+    pub region: Region,
+}
+
+/// The Region as messages present it (header, signature, contact).
+#[derive(Debug, Clone, Serialize)]
+pub struct Region {
+    /// The Region's name ("Région Hauts-de-France").
+    pub name: String,
+    /// The service that signs ("Direction des aides aux associations").
+    pub service: Option<String>,
+    /// Where people may write.
+    pub email: Option<String>,
+    /// A phone number.
+    pub phone: Option<String>,
+    /// A website.
+    pub website: Option<String>,
 }
 
 /// Where and how the state is stored.
@@ -322,6 +381,8 @@ impl Config {
                     }
                 }
             });
+        let alerts = timezone.and_then(|tz| alerts(figment, tz, &mut p));
+        let region = region(figment, &mut p);
         match (
             timezone,
             connectors_dir,
@@ -334,6 +395,8 @@ impl Config {
             max_disappeared_ratio,
             import_at_startup,
             shutdown_timeout,
+            alerts,
+            region,
         ) {
             (
                 Some(timezone),
@@ -347,6 +410,8 @@ impl Config {
                 Some(max_disappeared_ratio),
                 Some(import_at_startup),
                 Some(shutdown_timeout),
+                Some(alerts),
+                Some(region),
             ) if p.is_empty() => Ok(Config {
                 file,
                 timezone,
@@ -362,6 +427,8 @@ impl Config {
                     import_at_startup,
                     shutdown_timeout,
                 },
+                alerts,
+                region,
             }),
             _ => Err(p),
         }
@@ -371,6 +438,75 @@ impl Config {
     pub fn lifecycle_path(&self) -> PathBuf {
         self.rules_dir.join(crate::lifecycle::FILE_NAME)
     }
+}
+
+fn get_duration(figment: &Figment, key: &str, p: &mut Problems) -> Option<Duration> {
+    let text = get::<String>(figment, key, p)?;
+    crate::lifecycle::parse_duration(&text)
+        .map_err(|reason| push_key(figment, key, reason, p))
+        .ok()
+}
+
+fn alerts(figment: &Figment, tz: Tz, p: &mut Problems) -> Option<Policy> {
+    let debounce = get_duration(figment, "alerts.debounce", p);
+    let digest = get::<String>(figment, "alerts.digest", p).and_then(|d| {
+        timing::parse_digest(&d)
+            .map_err(|reason| push_key(figment, "alerts.digest", reason, p))
+            .ok()
+    });
+    let windows = get::<Vec<String>>(figment, "alerts.send_windows", p).map(|ws| {
+        let mut windows = Vec::with_capacity(ws.len());
+        for w in ws {
+            match w.parse::<Window>() {
+                Ok(window) => windows.push(window),
+                Err(reason) => push_key(figment, "alerts.send_windows", reason, p),
+            }
+        }
+        windows
+    });
+    Some(Policy {
+        tz,
+        debounce: debounce?,
+        digest: digest?,
+        windows: windows?,
+    })
+}
+
+fn region(figment: &Figment, p: &mut Problems) -> Option<Region> {
+    let mut text = |key: &str| {
+        get::<String>(figment, key, p).map(|v| Some(v.trim().to_owned()).filter(|v| !v.is_empty()))
+    };
+    let name = text("region.name");
+    let (service, email, phone, website) = (
+        text("region.service"),
+        text("region.email"),
+        text("region.phone"),
+        text("region.website"),
+    );
+    let name = match name? {
+        Some(name) => name,
+        None => {
+            push_key(figment, "region.name", "must not be empty", p);
+            return None;
+        }
+    };
+    if let Some(Some(email)) = &email
+        && crate::connector::value::parse_emails(email).is_err()
+    {
+        push_key(
+            figment,
+            "region.email",
+            format!("'{email}' is not an e-mail address"),
+            p,
+        );
+    }
+    Some(Region {
+        name,
+        service: service?,
+        email: email?,
+        phone: phone?,
+        website: website?,
+    })
 }
 
 /// Describes where the value of `key` came from: "in config.toml", "from ALERTISSIMO_…".

@@ -22,6 +22,7 @@ use tracing::{error, info, warn};
 use crate::config::Config;
 use crate::connector::Connector;
 use crate::import::{self, Options};
+use crate::rules::Rules;
 use crate::store::Store;
 
 type Job = Box<dyn FnOnce(&mut Store) + Send>;
@@ -104,6 +105,7 @@ pub async fn shutdown_signal() {
 pub async fn run(
     config: Config,
     connectors: Vec<Connector>,
+    rules: Arc<Rules>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let store = Store::open(&config.store.path, config.store.cache_mb)?;
@@ -112,6 +114,7 @@ pub async fn run(
     let tracker = TaskTracker::new();
     info!(
         connectors = connectors.len(),
+        rules = rules.rules.len(),
         database = %config.store.path.display(),
         timezone = %config.timezone,
         "Started."
@@ -119,6 +122,7 @@ pub async fn run(
     for connector in connectors {
         tracker.spawn(follow(
             Arc::new(connector),
+            rules.clone(),
             handle.clone(),
             config.timezone,
             config.daemon.import_at_startup,
@@ -149,6 +153,7 @@ pub async fn run(
 /// Follows one connector's schedule.
 async fn follow(
     connector: Arc<Connector>,
+    rules: Arc<Rules>,
     store: StoreHandle,
     tz: Tz,
     at_startup: bool,
@@ -156,7 +161,7 @@ async fn follow(
 ) {
     let name = connector.name.clone();
     if at_startup {
-        import_once(&connector, &store, tz, &cancel).await;
+        import_once(&connector, &rules, &store, tz, &cancel).await;
     }
     loop {
         let next = match next_run(&connector.schedule, tz, Utc::now()) {
@@ -179,17 +184,19 @@ async fn follow(
         if cancel.is_cancelled() {
             return;
         }
-        import_once(&connector, &store, tz, &cancel).await;
+        import_once(&connector, &rules, &store, tz, &cancel).await;
     }
 }
 
 async fn import_once(
     connector: &Arc<Connector>,
+    rules: &Arc<Rules>,
     store: &StoreHandle,
     tz: Tz,
     cancel: &CancellationToken,
 ) {
     let c = Arc::clone(connector);
+    let rules = Arc::clone(rules);
     let cancel = cancel.clone();
     let result = store
         .call(move |store| {
@@ -203,6 +210,7 @@ async fn import_once(
                 force: false,
                 progress: None,
                 stop: Some(&stop),
+                rules: Some(&rules),
             };
             import::import_pending(store, &c, tz, &options)
         })

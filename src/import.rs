@@ -13,6 +13,7 @@
 //! only per-dossier state held is the compact `Index` (id hash → raw hash).
 //! Records whose raw hash did not change are not even parsed.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::mpsc::sync_channel;
 
@@ -25,9 +26,11 @@ use crate::connector::csv::{self, CsvFile, Inspected, Record};
 use crate::connector::mapping::{FieldIssue, Mapped};
 use crate::connector::{Connector, Source};
 use crate::diff::{self, Known};
+use crate::model::{Dossier, Event, EventKind};
+use crate::rules::{Rule, Rules, Scene};
 use crate::store::{
-    Counts, DossierWrite, ImportTx, MAX_STORED_REJECTIONS, NewRun, Rejection, RunStatus, Store,
-    StoreError, fields_json,
+    Counts, DossierWrite, ImportTx, MAX_STORED_REJECTIONS, NewAlert, NewRun, Rejection, RunStatus,
+    Store, StoreError, fields_json,
 };
 
 /// How many rejections a summary shows; all are stored with the run.
@@ -83,6 +86,112 @@ pub struct Options<'a> {
     pub progress: Option<&'a (dyn Fn(u64, u64) + Sync)>,
     /// Tells that a shutdown was asked: no further file is started.
     pub stop: Option<&'a (dyn Fn() -> bool + Sync)>,
+    /// The rules deciding which alerts events queue (none: events alone).
+    pub rules: Option<&'a Rules>,
+}
+
+/// Queues the alerts a run's events owe, in the run's transaction.
+struct Alerting<'a> {
+    rules: &'a Rules,
+    applicable: Vec<&'a Rule>,
+    connector: &'a Connector,
+    now: DateTime<Utc>,
+    /// Alerts owed to nobody (no address on the dossier), by rule and role.
+    unaddressed: BTreeMap<(String, &'static str), u64>,
+}
+
+impl<'a> Alerting<'a> {
+    fn new(rules: &'a Rules, connector: &'a Connector, now: DateTime<Utc>) -> Self {
+        Self {
+            rules,
+            applicable: rules.for_connector(&connector.name),
+            connector,
+            now,
+            unaddressed: BTreeMap::new(),
+        }
+    }
+
+    /// Queues what the events of one dossier owe, after cancelling its debounced
+    /// alerts for a step it has left.
+    fn on_events(
+        &mut self,
+        tx: &ImportTx<'_>,
+        rowid: i64,
+        dossier: &Dossier,
+        events: &[(i64, &Event)],
+        counts: &mut Counts,
+    ) -> Result<(), StoreError> {
+        let link = self.connector.link_for(dossier);
+        for &(event_id, event) in events {
+            if event.kind == EventKind::StepChanged {
+                let reason = format!(
+                    "le dossier a quitté l'étape avant l'envoi (désormais : {})",
+                    self.rules.lifecycle.label(&dossier.step)
+                );
+                let (cancelled, left) =
+                    tx.cancel_held(rowid, event.to_step.as_deref(), self.now, &reason)?;
+                counts.alerts_cancelled += cancelled;
+                // Back to the step a cancelled alert's dossier came from: a round
+                // trip that nobody was told about, so there is nothing to tell now.
+                if event.to_step.as_ref().is_some_and(|to| left.contains(to)) {
+                    continue;
+                }
+            }
+            let scene = Scene {
+                connector: &self.connector.name,
+                link: link.as_deref(),
+                dossier,
+                event,
+            };
+            let plan = self.rules.plan(&self.applicable, &scene, self.now);
+            for (rule, role) in plan.unaddressed {
+                *self
+                    .unaddressed
+                    .entry((rule.name.clone(), role))
+                    .or_default() += 1;
+            }
+            for (rule, reason) in plan.failed {
+                warn!(
+                    connector = %self.connector.name, dossier = %dossier.reference(), rule = %rule.name,
+                    "A rule's condition failed; no alert was queued for it: {reason}"
+                );
+            }
+            for alert in plan.alerts {
+                let rule = alert.rule;
+                if let Some(cooldown) = rule.cooldown
+                    && let Ok(cooldown) = chrono::Duration::from_std(cooldown)
+                    && tx.alerted_since(rowid, &rule.name, &alert.address, self.now - cooldown)?
+                {
+                    continue;
+                }
+                let queued = tx.queue_alert(&NewAlert {
+                    event_id,
+                    dossier_id: rowid,
+                    rule: &rule.name,
+                    template: &rule.template,
+                    class: rule.class.as_str(),
+                    role: alert.role,
+                    recipient: &alert.address,
+                    digest: rule.digest,
+                    hold_step: alert.hold_step.as_deref(),
+                    created_at: self.now,
+                    due_at: alert.due_at,
+                })?;
+                counts.alerts_queued += u64::from(queued);
+            }
+        }
+        Ok(())
+    }
+
+    /// Logs, once per run, the alerts that had nobody to go to.
+    fn report(&self) {
+        for ((rule, role), n) in &self.unaddressed {
+            warn!(
+                connector = %self.connector.name, rule = %rule, role = %role, dossiers = n,
+                "Alerts owed to nobody: these dossiers have no {role} e-mail address."
+            );
+        }
+    }
 }
 
 /// Why the waiting files of a connector could not be imported at all.
@@ -502,6 +611,10 @@ pub fn import_file(
     let mut counts = Counts::default();
     let mut rejections: Vec<Rejection> = Vec::new();
     let mut reasons: Vec<String> = Vec::new();
+    let mut alerting = options
+        .rules
+        .filter(|_| !summary.baseline)
+        .map(|rules| Alerting::new(rules, connector, options.now));
     let reject = |rejections: &mut Vec<Rejection>, r: Rejection| {
         if rejections.len() < MAX_STORED_REJECTIONS {
             rejections.push(r);
@@ -607,9 +720,24 @@ pub fn import_file(
                                     }
                                 },
                             };
+                            let mut stored = Vec::with_capacity(change.events.len());
                             for event in &change.events {
-                                tx.insert_event(rowid, event, summary.baseline)?;
+                                stored.push((
+                                    tx.insert_event(rowid, event, summary.baseline)?,
+                                    event,
+                                ));
                                 counts.add(event.kind);
+                            }
+                            if let Some(alerting) = &mut alerting
+                                && !stored.is_empty()
+                            {
+                                alerting.on_events(
+                                    &tx,
+                                    rowid,
+                                    &mapped.dossier,
+                                    &stored,
+                                    &mut counts,
+                                )?;
                             }
                             for w in mapped.warnings {
                                 counts.warnings += 1;
@@ -711,8 +839,16 @@ pub fn import_file(
         let (id, step) = tx.id_and_step(rowid)?;
         tx.mark_disappeared(&connector.name, &id, rowid)?;
         let event = diff::disappeared(&step, options.now);
-        tx.insert_event(rowid, &event, summary.baseline)?;
+        let event_id = tx.insert_event(rowid, &event, summary.baseline)?;
         counts.add(event.kind);
+        if let Some(alerting) = &mut alerting
+            && let Some((dossier, _)) = tx.get(rowid)?
+        {
+            alerting.on_events(&tx, rowid, &dossier, &[(event_id, &event)], &mut counts)?;
+        }
+    }
+    if let Some(alerting) = &alerting {
+        alerting.report();
     }
     run.counts = counts;
     run.finished_at = Utc::now();
@@ -724,7 +860,7 @@ pub fn import_file(
         created = counts.created, step_changed = counts.step_changed,
         field_changed = counts.field_changed, disappeared = counts.disappeared,
         reappeared = counts.reappeared, rejected = counts.rejected, baseline = summary.baseline,
-        "Applied a snapshot."
+        alerts_queued = counts.alerts_queued, "Applied a snapshot."
     );
     summary.run_id = Some(run_id);
     summary.status = RunStatus::Applied.as_str();
@@ -767,6 +903,9 @@ fn refuse(
 ) -> Result<Summary, StoreError> {
     run.finished_at = Utc::now();
     run.reasons = reasons;
+    // The transaction that queued or cancelled alerts was rolled back.
+    run.counts.alerts_queued = 0;
+    run.counts.alerts_cancelled = 0;
     let run_id = store.record_refused(&run, &rejections)?;
     error!(
         connector = %run.connector, file = %run.source, run = run_id,

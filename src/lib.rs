@@ -25,4 +25,5 @@ pub mod diff;
 pub mod import;
 pub mod lifecycle;
 pub mod model;
+pub mod rules;
 pub mod store;

@@ -19,6 +19,16 @@ pub const FILE_NAME: &str = "lifecycle.toml";
 #[serde(deny_unknown_fields)]
 struct LifecycleDef {
     step: Vec<StepDef>,
+    #[serde(default)]
+    pieces: Vec<PiecesDef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PiecesDef {
+    scheme: String,
+    step: String,
+    list: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -30,6 +40,9 @@ struct StepDef {
     #[serde(default)]
     r#final: bool,
     expected_duration: Option<String>,
+    #[serde(default)]
+    pieces: Vec<String>,
+    next: Option<Vec<String>>,
 }
 
 /// One canonical step.
@@ -45,12 +58,25 @@ pub struct Step {
     pub is_final: bool,
     /// The usual time spent in the step, when declared.
     pub expected_duration: Option<Duration>,
+    /// What the beneficiary is expected to provide at this step.
+    pub pieces: Vec<String>,
+    /// The usual next steps, when declared (else: the steps of the next order).
+    pub next: Option<Vec<String>>,
+}
+
+/// The pieces expected at a step for the schemes matching a glob.
+#[derive(Debug, Clone)]
+struct SchemePieces {
+    scheme: globset::GlobMatcher,
+    step: String,
+    list: Vec<String>,
 }
 
 /// The validated lifecycle.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Lifecycle {
     steps: Vec<Step>,
+    pieces: Vec<SchemePieces>,
     /// Where it was read from, for messages.
     pub path: PathBuf,
 }
@@ -109,14 +135,49 @@ impl Lifecycle {
                 order: s.order,
                 is_final: s.r#final,
                 expected_duration,
+                pieces: s.pieces,
+                next: s.next,
             });
         }
         if steps.is_empty() {
             problems.push(path, "the lifecycle declares no [[step]]");
         }
+        let known: HashSet<&str> = steps.iter().map(|s| s.id.as_str()).collect();
+        let unknown = |id: &str, what: &str, problems: &mut Problems| {
+            if !known.contains(id) {
+                let hint = closest(id, known.iter().copied())
+                    .map(|c| format!(" (did you mean '{c}'?)"))
+                    .unwrap_or_default();
+                problems.push(path, format!("{what}: unknown step '{id}'{hint}"));
+            }
+        };
+        for s in &steps {
+            for next in s.next.iter().flatten() {
+                unknown(next, &format!("step '{}', next", s.id), problems);
+            }
+        }
+        let mut pieces = Vec::with_capacity(def.pieces.len());
+        for p in def.pieces {
+            unknown(&p.step, "[[pieces]] step", problems);
+            match globset::Glob::new(&p.scheme) {
+                Ok(glob) => pieces.push(SchemePieces {
+                    scheme: glob.compile_matcher(),
+                    step: p.step,
+                    list: p.list,
+                }),
+                Err(error) => problems.push(
+                    path,
+                    format!(
+                        "[[pieces]] scheme '{}' is not a valid glob: {error}",
+                        p.scheme
+                    ),
+                ),
+            }
+        }
         steps.sort_by_key(|s| s.order);
         (problems.len() == before).then(|| Self {
             steps,
+            pieces,
             path: path.to_owned(),
         })
     }
@@ -135,6 +196,44 @@ impl Lifecycle {
     /// from the lifecycle after it was stored).
     pub fn label<'a>(&'a self, id: &'a str) -> &'a str {
         self.step(id).map_or(id, |s| s.label.as_str())
+    }
+
+    /// What the beneficiary is expected to provide at `step` for `scheme`: the
+    /// first `[[pieces]]` entry matching both, else the step's own list.
+    pub fn pieces<'a>(&'a self, step: &str, scheme: Option<&str>) -> &'a [String] {
+        scheme
+            .and_then(|scheme| {
+                self.pieces
+                    .iter()
+                    .find(|p| p.step == step && p.scheme.is_match(scheme))
+            })
+            .map(|p| p.list.as_slice())
+            .or_else(|| self.step(step).map(|s| s.pieces.as_slice()))
+            .unwrap_or(&[])
+    }
+
+    /// The usual next steps after `step`: its `next` list, else the steps of the
+    /// smallest order above its own (none after a final step).
+    pub fn next(&self, step: &str) -> Vec<&Step> {
+        let Some(current) = self.step(step) else {
+            return Vec::new();
+        };
+        if let Some(next) = &current.next {
+            return next.iter().filter_map(|id| self.step(id)).collect();
+        }
+        if current.is_final {
+            return Vec::new();
+        }
+        let following = self
+            .steps
+            .iter()
+            .map(|s| s.order)
+            .filter(|&o| o > current.order)
+            .min();
+        self.steps
+            .iter()
+            .filter(|s| Some(s.order) == following)
+            .collect()
     }
 
     /// The closest known step id, for "did you mean" hints.

@@ -307,6 +307,11 @@ impl Mapping {
         self.fields.iter().any(|f| f.name == name)
     }
 
+    /// The canonical names of every mapped field.
+    pub fn field_names(&self) -> impl Iterator<Item = &str> {
+        self.fields.iter().map(|f| f.name.as_str())
+    }
+
     /// Every mapped field.
     pub fn fields(&self) -> &[FieldMap] {
         &self.fields

@@ -49,6 +49,8 @@ struct ConnectorFile<S> {
     #[serde(default)]
     alert_on_first_import: bool,
     #[serde(default)]
+    link: Option<Spanned<String>>,
+    #[serde(default)]
     watch: Vec<Spanned<String>>,
     #[serde(default)]
     volatile: Vec<String>,
@@ -86,6 +88,9 @@ pub struct Connector {
     pub schedule: Cron,
     /// Whether the first import alerts (by default it is a silent baseline).
     pub alert_on_first_import: bool,
+    /// The address of a dossier on the source portal, with `{id}` and `{reference}`
+    /// placeholders, for dossiers that have no `url` field.
+    pub link: Option<String>,
     /// Fields whose changes become `field_changed` events.
     pub watch: Vec<String>,
     /// Source columns ignored by change detection (an export timestamp…).
@@ -120,7 +125,16 @@ pub(crate) struct FileProblems<'a> {
     problems: &'a mut Problems,
 }
 
-impl FileProblems<'_> {
+impl<'a> FileProblems<'a> {
+    /// Collects the problems of the file at `path` whose text is `text`.
+    pub(crate) fn new(path: &'a Path, text: &'a str, problems: &'a mut Problems) -> Self {
+        Self {
+            path,
+            text,
+            problems,
+        }
+    }
+
     /// A problem at a byte span of the file.
     pub(crate) fn at(&mut self, span: std::ops::Range<usize>, message: impl Into<String>) {
         let (line, col) = line_col(self.text, span.start);
@@ -140,6 +154,17 @@ impl FileProblems<'_> {
 }
 
 impl Connector {
+    /// The address of a dossier on the source portal: its `url` field, else the
+    /// connector's `link` with `{id}` and `{reference}` filled in.
+    pub fn link_for(&self, dossier: &crate::model::Dossier) -> Option<String> {
+        dossier.get("url").map(str::to_owned).or_else(|| {
+            self.link.as_ref().map(|l| {
+                l.replace("{id}", &dossier.id)
+                    .replace("{reference}", dossier.reference())
+            })
+        })
+    }
+
     /// Reads every `*.toml` of the connectors folder, in name order.
     ///
     /// Valid connectors are returned even when others are not: the daemon runs
@@ -234,6 +259,7 @@ impl Connector {
                 let common = Common {
                     schedule: file.schedule,
                     alert_on_first_import: file.alert_on_first_import,
+                    link: file.link,
                     watch: file.watch,
                     volatile: file.volatile,
                     fields: file.fields,
@@ -288,6 +314,17 @@ impl Connector {
                 }
             }
         }
+        if let Some(link) = &common.link
+            && !(link.get_ref().starts_with("https://") || link.get_ref().starts_with("http://"))
+        {
+            fp.at(
+                link.span(),
+                format!(
+                    "link '{}' must start with https:// or http://",
+                    link.get_ref()
+                ),
+            );
+        }
         for v in &common.volatile {
             if v.trim().is_empty() {
                 fp.file("`volatile` lists an empty column name");
@@ -324,6 +361,7 @@ impl Connector {
             schedule_text: common.schedule.into_inner(),
             schedule,
             alert_on_first_import: common.alert_on_first_import,
+            link: common.link.map(Spanned::into_inner),
             watch: common.watch.into_iter().map(Spanned::into_inner).collect(),
             volatile: common.volatile,
             guards,
@@ -336,6 +374,7 @@ impl Connector {
 struct Common {
     schedule: Spanned<String>,
     alert_on_first_import: bool,
+    link: Option<Spanned<String>>,
     watch: Vec<Spanned<String>>,
     volatile: Vec<String>,
     fields: BTreeMap<Spanned<String>, Spanned<toml::Value>>,

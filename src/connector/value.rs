@@ -30,7 +30,7 @@ pub(crate) enum DateFormat {
 
 /// How an amount column is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum AmountFormat {
+pub enum AmountFormat {
     /// Guess the decimal separator from the value itself.
     Auto,
     /// `,` is the decimal separator and `.` may separate thousands (`1.234.567,89`).
@@ -81,7 +81,7 @@ pub(crate) fn parse_instant(
 }
 
 /// Parses an amount in euros into cents.
-pub(crate) fn parse_amount(raw: &str, format: AmountFormat) -> Result<i64, String> {
+pub fn parse_amount(raw: &str, format: AmountFormat) -> Result<i64, String> {
     let invalid = |detail: &str| format!("'{raw}' is not a valid amount ({detail})");
     let (negative, body) = split_sign_and_currency(raw).map_err(&invalid)?;
     if body.is_empty() {

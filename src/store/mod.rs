@@ -54,7 +54,10 @@ pub enum StoreError {
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_outbox.sql"),
+];
 
 fn migrations() -> Migrations<'static> {
     Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect())
@@ -123,6 +126,10 @@ pub struct Counts {
     pub rejected: u64,
     /// Values ignored (fields with `on_invalid = "ignore"`).
     pub warnings: u64,
+    /// Alerts the events queued in the outbox.
+    pub alerts_queued: u64,
+    /// Pending step alerts cancelled because their dossier left the step (debounce).
+    pub alerts_cancelled: u64,
 }
 
 impl Counts {
@@ -163,6 +170,82 @@ pub struct RunRecord {
     pub counts: Counts,
     /// Why it was refused.
     pub reasons: Vec<String>,
+}
+
+/// An alert to queue.
+#[derive(Debug, Clone)]
+pub struct NewAlert<'a> {
+    /// The event that triggered it.
+    pub event_id: i64,
+    /// Its dossier.
+    pub dossier_id: i64,
+    /// The rule that decided it.
+    pub rule: &'a str,
+    /// The template of its message.
+    pub template: &'a str,
+    /// `mandatory` or `informational`.
+    pub class: &'a str,
+    /// `beneficiary`, `instructor`, `service` or `address`.
+    pub role: &'a str,
+    /// The e-mail address.
+    pub recipient: &'a str,
+    /// Whether it may be gathered with others to the same recipient.
+    pub digest: bool,
+    /// Debounce: the step the dossier must still be in when it is due.
+    pub hold_step: Option<&'a str>,
+    /// When it was queued.
+    pub created_at: DateTime<Utc>,
+    /// Not before.
+    pub due_at: DateTime<Utc>,
+}
+
+impl NewAlert<'_> {
+    /// Its idempotency key: the same rule, dossier, event and recipient never
+    /// queue twice. The Message-ID derives from it.
+    pub fn key(&self) -> String {
+        format!(
+            "{}/{}/{}/{}",
+            self.rule,
+            self.dossier_id,
+            self.event_id,
+            self.recipient.to_lowercase()
+        )
+    }
+}
+
+/// An alert as stored in the outbox.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AlertRecord {
+    /// Its id.
+    pub id: i64,
+    /// Its idempotency key.
+    pub key: String,
+    /// The dossier's reference.
+    pub reference: String,
+    /// The dossier's connector.
+    pub connector: String,
+    /// The triggering event's kind.
+    pub event: String,
+    /// The rule.
+    pub rule: String,
+    /// The template.
+    pub template: String,
+    /// `mandatory` or `informational`.
+    pub class: String,
+    /// The recipient's role.
+    pub role: String,
+    /// The address.
+    pub recipient: String,
+    /// Whether it may be gathered with others.
+    pub digest: bool,
+    /// `pending`, `sending`, `sent`, `failed` or `cancelled`.
+    pub status: String,
+    /// When it was queued.
+    pub created_at: DateTime<Utc>,
+    /// Not before.
+    pub due_at: DateTime<Utc>,
+    /// Why it was cancelled or failed.
+    pub reason: Option<String>,
 }
 
 /// A rejected record or ignored value.
@@ -336,7 +419,7 @@ fn query_runs(
     let sql = format!(
         "SELECT id, connector, source, checksum, started_at, finished_at, status, baseline,
                     rows, unchanged, created, step_changed, field_changed, disappeared, reappeared,
-                    rejected, warnings, reasons, fingerprint
+                    rejected, warnings, reasons, fingerprint, alerts_queued, alerts_cancelled
              FROM runs {tail}"
     );
     let mut stmt = conn.prepare(&sql)?;
@@ -365,6 +448,8 @@ fn query_runs(
                 reappeared: count(14)?,
                 rejected: count(15)?,
                 warnings: count(16)?,
+                alerts_queued: count(19)?,
+                alerts_cancelled: count(20)?,
             },
             reasons: serde_json::from_str(&reasons)
                 .map_err(|e| StoreError::Corrupt(format!("run reasons: {e}")))?,
@@ -450,6 +535,43 @@ impl Store {
                 },
                 detected_at: parse_time(r.get_ref(8)?.as_str()?)?,
                 baseline: r.get(9)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Alerts of the outbox, oldest first: those with `status` (any when `None`),
+    /// at most `limit`.
+    ///
+    /// # Errors
+    /// On a database error or a corrupt row.
+    pub fn alerts(&self, status: Option<&str>, limit: usize) -> Result<Vec<AlertRecord>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT a.id, a.key, d.reference, d.connector, e.kind, a.rule, a.template, a.class,
+                    a.role, a.recipient, a.digest, a.status, a.created_at, a.due_at, a.reason
+             FROM alerts a JOIN dossiers d ON d.id = a.dossier_id JOIN events e ON e.id = a.event_id
+             WHERE ?1 IS NULL OR a.status = ?1
+             ORDER BY a.due_at, a.id LIMIT ?2",
+        )?;
+        let mut rows = stmt.query(params![status, limit as i64])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(AlertRecord {
+                id: r.get(0)?,
+                key: r.get(1)?,
+                reference: r.get(2)?,
+                connector: r.get(3)?,
+                event: r.get(4)?,
+                rule: r.get(5)?,
+                template: r.get(6)?,
+                class: r.get(7)?,
+                role: r.get(8)?,
+                recipient: r.get(9)?,
+                digest: r.get(10)?,
+                status: r.get(11)?,
+                created_at: parse_time(r.get_ref(12)?.as_str()?)?,
+                due_at: parse_time(r.get_ref(13)?.as_str()?)?,
+                reason: r.get(14)?,
             });
         }
         Ok(out)
@@ -851,7 +973,7 @@ impl ImportTx<'_> {
     ///
     /// # Errors
     /// On a database error.
-    pub fn insert_event(&self, rowid: i64, event: &Event, baseline: bool) -> Result<()> {
+    pub fn insert_event(&self, rowid: i64, event: &Event, baseline: bool) -> Result<i64> {
         self.tx
             .prepare_cached(
                 "INSERT INTO events (run_id, dossier_id, kind, from_step, to_step, field,
@@ -870,7 +992,101 @@ impl ImportTx<'_> {
                 format_time(event.occurred_at),
                 baseline,
             ])?;
-        Ok(())
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    /// Queues an alert; returns false when its key is already queued (the same
+    /// rule, dossier, event and recipient), which keeps alerts unique.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn queue_alert(&self, alert: &NewAlert<'_>) -> Result<bool> {
+        let created = format_time(alert.created_at);
+        let n = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO alerts (key, run_id, event_id, dossier_id, rule, template, class, role,
+                                     recipient, digest, hold_step, status, created_at, due_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'pending', ?12, ?13, ?12)
+                 ON CONFLICT (key) DO NOTHING",
+            )?
+            .execute(params![
+                alert.key(),
+                self.run_id,
+                alert.event_id,
+                alert.dossier_id,
+                alert.rule,
+                alert.template,
+                alert.class,
+                alert.role,
+                alert.recipient,
+                alert.digest,
+                alert.hold_step,
+                created,
+                format_time(alert.due_at),
+            ])?;
+        Ok(n == 1)
+    }
+
+    /// Whether a rule already alerted this recipient about this dossier since
+    /// `since` (its cooldown); cancelled alerts do not count.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn alerted_since(
+        &self,
+        dossier_id: i64,
+        rule: &str,
+        recipient: &str,
+        since: DateTime<Utc>,
+    ) -> Result<bool> {
+        Ok(self
+            .tx
+            .prepare_cached(
+                "SELECT 1 FROM alerts
+                 WHERE dossier_id = ?1 AND rule = ?2 AND recipient = ?3 AND created_at >= ?4
+                   AND status != 'cancelled'
+                 LIMIT 1",
+            )?
+            .exists(params![dossier_id, rule, recipient, format_time(since)])?)
+    }
+
+    /// Cancels the pending debounced alerts of a dossier that now is in `step`
+    /// while they wait for another one; returns the steps their events came from
+    /// (a dossier back in one of them made a round trip: nothing to tell).
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn cancel_held(
+        &self,
+        dossier_id: i64,
+        step: Option<&str>,
+        now: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<(u64, Vec<String>)> {
+        let mut from_steps = Vec::new();
+        {
+            let mut stmt = self.tx.prepare_cached(
+                "SELECT e.from_step FROM alerts a JOIN events e ON e.id = a.event_id
+                 WHERE a.dossier_id = ?1 AND a.status = 'pending' AND a.hold_step IS NOT NULL
+                   AND a.hold_step IS NOT ?2",
+            )?;
+            let mut rows = stmt.query(params![dossier_id, step])?;
+            while let Some(row) = rows.next()? {
+                if let Some(from) = row.get::<_, Option<String>>(0)? {
+                    from_steps.push(from);
+                }
+            }
+        }
+        let n = self
+            .tx
+            .prepare_cached(
+                "UPDATE alerts SET status = 'cancelled', reason = ?3, updated_at = ?4
+                 WHERE dossier_id = ?1 AND status = 'pending' AND hold_step IS NOT NULL
+                   AND hold_step IS NOT ?2",
+            )?
+            .execute(params![dossier_id, step, reason, format_time(now)])?;
+        Ok((n as u64, from_steps))
     }
 
     /// Writes the final counts and rejections of the run and commits everything.
@@ -882,7 +1098,7 @@ impl ImportTx<'_> {
         self.tx.execute(
             "UPDATE runs SET finished_at = ?2, rows = ?3, unchanged = ?4, created = ?5,
                     step_changed = ?6, field_changed = ?7, disappeared = ?8, reappeared = ?9,
-                    rejected = ?10, warnings = ?11
+                    rejected = ?10, warnings = ?11, alerts_queued = ?12, alerts_cancelled = ?13
              WHERE id = ?1",
             params![
                 self.run_id,
@@ -896,6 +1112,8 @@ impl ImportTx<'_> {
                 c.reappeared as i64,
                 c.rejected as i64,
                 c.warnings as i64,
+                c.alerts_queued as i64,
+                c.alerts_cancelled as i64,
             ],
         )?;
         insert_rejections(&self.tx, self.run_id, rejections)?;

@@ -1,0 +1,140 @@
+//! French formatting of dates, amounts and durations, as messages show them.
+//!
+//! Owns the pure functions behind the template filters `date`, `montant` and
+//! `duree`: "12 mars 2024", "26 956,00 €", "environ 3 semaines". Instants are
+//! shown in the configured time zone, so that a step entered at 23:30 UTC on the
+//! last day of March reads as the 1st of April in Paris.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Datelike, NaiveDate};
+use chrono_tz::Tz;
+
+/// A no-break space: French typography separates thousands and the euro sign
+/// with it, and it keeps "26 956,00 €" on one line.
+const NBSP: char = '\u{a0}';
+
+const MONTHS: [&str; 12] = [
+    "janvier",
+    "février",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "août",
+    "septembre",
+    "octobre",
+    "novembre",
+    "décembre",
+];
+
+/// A calendar date in French: "1er mars 2024", "12 mars 2024".
+pub fn date(d: NaiveDate) -> String {
+    let day = d.day();
+    let day = if day == 1 {
+        "1er".to_owned()
+    } else {
+        day.to_string()
+    };
+    format!("{day} {} {}", MONTHS[d.month0() as usize], d.year())
+}
+
+/// A stored date (`2024-03-12`) or instant (`2024-03-12T09:30:00Z`) in French,
+/// instants taken in `tz`.
+///
+/// # Errors
+/// When the text is neither.
+pub fn date_text(text: &str, tz: Tz) -> Result<String, String> {
+    if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(date(d));
+    }
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| date(t.with_timezone(&tz).date_naive()))
+        .map_err(|_| format!("'{text}' is not a date (YYYY-MM-DD) nor an instant (RFC 3339)"))
+}
+
+/// An amount of cents in French: "26 956,00 €", "-150,50 €".
+pub fn amount(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    let magnitude = cents.unsigned_abs();
+    let euros = (magnitude / 100).to_string();
+    let mut grouped = String::with_capacity(euros.len() + euros.len() / 3 * 2);
+    for (i, digit) in euros.chars().enumerate() {
+        if i > 0 && (euros.len() - i).is_multiple_of(3) {
+            grouped.push(NBSP);
+        }
+        grouped.push(digit);
+    }
+    format!("{sign}{grouped},{:02}{NBSP}€", magnitude % 100)
+}
+
+/// A duration as people say it: "moins d'un jour", "environ 4 jours",
+/// "environ 3 semaines", "environ 5 mois".
+pub fn duration(d: Duration) -> String {
+    const DAY: f64 = 86_400.0;
+    let days = d.as_secs_f64() / DAY;
+    let (n, one, many) = if days < 1.0 {
+        return "moins d'un jour".to_owned();
+    } else if days < 14.0 {
+        (days.round(), "jour", "jours")
+    } else if days < 60.0 {
+        ((days / 7.0).round(), "semaine", "semaines")
+    } else {
+        ((days / 30.44).round(), "mois", "mois")
+    };
+    let n = n as u64;
+    format!("environ {n} {}", if n > 1 { many } else { one })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case("2024-03-12", "12 mars 2024")]
+    #[case("2024-03-01", "1er mars 2024")]
+    #[case("2024-08-15", "15 août 2024")]
+    #[case("2024-12-31", "31 décembre 2024")]
+    // 23:30 UTC on 31 March is already 1 April in Paris (summer time, UTC+2).
+    #[case("2024-03-31T23:30:00Z", "1er avril 2024")]
+    // ... and 22:30 UTC on 31 December is 23:30 in Paris (winter time, UTC+1).
+    #[case("2024-12-31T22:30:00Z", "31 décembre 2024")]
+    fn dates_read_in_french(#[case] text: &str, #[case] expected: &str) {
+        assert_eq!(
+            date_text(text, chrono_tz::Europe::Paris).as_deref(),
+            Ok(expected)
+        );
+    }
+
+    #[test]
+    fn a_non_date_is_named() {
+        let err = date_text("bientôt", chrono_tz::Europe::Paris).unwrap_err();
+        assert!(err.contains("'bientôt'"), "{err}");
+    }
+
+    #[rstest]
+    #[case(2_695_600, "26\u{a0}956,00\u{a0}€")]
+    #[case(0, "0,00\u{a0}€")]
+    #[case(5, "0,05\u{a0}€")]
+    #[case(99_999, "999,99\u{a0}€")]
+    #[case(100_000, "1\u{a0}000,00\u{a0}€")]
+    #[case(12_345_678_900, "123\u{a0}456\u{a0}789,00\u{a0}€")]
+    #[case(-15_050, "-150,50\u{a0}€")]
+    fn amounts_read_in_french(#[case] cents: i64, #[case] expected: &str) {
+        assert_eq!(amount(cents), expected);
+    }
+
+    #[rstest]
+    #[case(3_600, "moins d'un jour")]
+    #[case(86_400, "environ 1 jour")]
+    #[case(4 * 86_400, "environ 4 jours")]
+    #[case(14 * 86_400, "environ 2 semaines")]
+    #[case(6 * 7 * 86_400, "environ 6 semaines")]
+    #[case(26 * 7 * 86_400, "environ 6 mois")]
+    #[case(61 * 86_400, "environ 2 mois")]
+    fn durations_read_in_french(#[case] secs: u64, #[case] expected: &str) {
+        assert_eq!(duration(Duration::from_secs(secs)), expected);
+    }
+}

@@ -1,0 +1,844 @@
+//! Rules: who is told what, for which events.
+//!
+//! Owns the rule files `rules/*.toml` (every TOML file of the rules folder but
+//! `lifecycle.toml`): their strict parsing and validation with `file:line:column`,
+//! and the pure decision of which alerts an event owes: [`Rules::plan`] matches an
+//! event on a dossier against every rule (kinds, connector and scheme globs,
+//! steps, fields, then the optional condition) and resolves the recipients and the
+//! timing of each alert. Nothing here does I/O after loading; `now` is an argument.
+//!
+//! Submodules: [`template`] (the messages), [`french`] (filters), [`timing`]
+//! (debounce, digests, sending windows), [`cases`] (`alertissimo test`).
+
+pub mod cases;
+pub mod french;
+pub mod template;
+pub mod timing;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use minijinja::Value;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::config::{Config, Problems, Region};
+use crate::connector::{Connector, FileProblems};
+use crate::lifecycle::{self, Lifecycle};
+use crate::model::{self, Dossier, Event, EventKind, FieldKind};
+use template::{Message, Templates};
+use timing::Policy;
+
+/// The folder of templates inside the rules folder.
+pub const TEMPLATES_DIR: &str = "templates";
+
+/// How much a message matters to its recipient, for future opt-outs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// Must be sent (a decision, a request for pieces).
+    Mandatory,
+    /// Good to know; a recipient may opt out later.
+    Informational,
+}
+
+impl Class {
+    /// The name used in rule files and in the outbox.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Mandatory => "mandatory",
+            Self::Informational => "informational",
+        }
+    }
+}
+
+/// Who a rule notifies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipient {
+    /// The addresses of the `beneficiary.email` field.
+    Beneficiary,
+    /// The addresses of the `instructor.email` field.
+    Instructor,
+    /// The addresses of the `service.email` field.
+    Service,
+    /// A fixed address.
+    Address(String),
+}
+
+impl Recipient {
+    /// The role name, as rules and the outbox write it.
+    pub fn role(&self) -> &'static str {
+        match self {
+            Self::Beneficiary => "beneficiary",
+            Self::Instructor => "instructor",
+            Self::Service => "service",
+            Self::Address(_) => "address",
+        }
+    }
+
+    /// The addresses it stands for on a dossier.
+    pub fn addresses<'a>(&'a self, dossier: &'a Dossier) -> Vec<&'a str> {
+        let field = match self {
+            Self::Beneficiary => "beneficiary.email",
+            Self::Instructor => "instructor.email",
+            Self::Service => "service.email",
+            Self::Address(address) => return vec![address.as_str()],
+        };
+        dossier
+            .get(field)
+            .map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|a| !a.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// One validated rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Unique name, part of every alert's key.
+    pub name: String,
+    /// The file it was read from.
+    pub file: PathBuf,
+    /// The event kinds it reacts to.
+    pub on: Vec<EventKind>,
+    connector: Option<GlobSet>,
+    scheme: Option<GlobSet>,
+    from: Vec<String>,
+    to: Vec<String>,
+    field: Vec<String>,
+    /// The condition, as written.
+    pub when: Option<String>,
+    /// Who is told.
+    pub notify: Vec<Recipient>,
+    /// The template of the message.
+    pub template: String,
+    /// How much it matters.
+    pub class: Class,
+    /// No second alert of this rule for the same dossier and recipient within it.
+    pub cooldown: Option<Duration>,
+    /// Overrides the policy's debounce for step alerts.
+    pub debounce: Option<Duration>,
+    /// Whether its alerts may be gathered with others to the same person.
+    pub digest: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    #[serde(default)]
+    rule: Vec<Spanned<RuleDef>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleDef {
+    name: Spanned<String>,
+    #[serde(default)]
+    #[allow(dead_code)] // Documentation for admins only.
+    description: Option<String>,
+    on: Spanned<toml::Value>,
+    connector: Option<Spanned<toml::Value>>,
+    scheme: Option<Spanned<toml::Value>>,
+    from: Option<Spanned<toml::Value>>,
+    to: Option<Spanned<toml::Value>>,
+    field: Option<Spanned<toml::Value>>,
+    when: Option<Spanned<String>>,
+    notify: Spanned<toml::Value>,
+    template: Spanned<String>,
+    class: Option<Spanned<String>>,
+    cooldown: Option<Spanned<String>>,
+    debounce: Option<Spanned<String>>,
+    digest: Option<bool>,
+}
+
+/// An event on a dossier, as rules see it.
+#[derive(Debug, Clone, Copy)]
+pub struct Scene<'a> {
+    /// The connector the dossier comes from.
+    pub connector: &'a str,
+    /// The dossier's page on the source portal, if known.
+    pub link: Option<&'a str>,
+    /// The dossier, in its state after the event.
+    pub dossier: &'a Dossier,
+    /// The event.
+    pub event: &'a Event,
+}
+
+/// One alert an event owes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned<'r> {
+    /// The rule that decided it.
+    pub rule: &'r Rule,
+    /// `beneficiary`, `instructor`, `service` or `address`.
+    pub role: &'static str,
+    /// The e-mail address.
+    pub address: String,
+    /// When it may leave.
+    pub due_at: DateTime<Utc>,
+    /// Debounced step alerts are cancelled if the dossier leaves this step first.
+    pub hold_step: Option<String>,
+}
+
+impl PartialEq for Rule {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for Rule {}
+
+/// What an event owes, and what prevented some of it.
+#[derive(Debug, Default)]
+pub struct Plan<'r> {
+    /// The alerts to queue.
+    pub alerts: Vec<Planned<'r>>,
+    /// Rules that matched but had nobody to write to (no address on the dossier).
+    pub unaddressed: Vec<(&'r Rule, &'static str)>,
+    /// Rules whose condition failed to evaluate, with the reason.
+    pub failed: Vec<(&'r Rule, String)>,
+}
+
+/// Every rule, the templates and what they need to render.
+#[derive(Debug)]
+pub struct Rules {
+    /// The rules, in file then declaration order.
+    pub rules: Vec<Rule>,
+    /// The compiled templates.
+    pub templates: Templates,
+    /// The steps, for labels and expected pieces.
+    pub lifecycle: Arc<Lifecycle>,
+    /// Who signs the messages.
+    pub region: Region,
+    /// When alerts leave.
+    pub policy: Policy,
+    /// The extra fields connectors declare, present (maybe `none`) in every context.
+    extra_fields: BTreeSet<String>,
+}
+
+impl Rules {
+    /// Reads every rule file and template, reporting every problem; then checks
+    /// every template and condition against sample dossiers.
+    pub fn load(
+        config: &Config,
+        lifecycle: Arc<Lifecycle>,
+        connectors: &[Connector],
+        problems: &mut Problems,
+    ) -> Option<Self> {
+        let before = problems.len();
+        let templates = Templates::load(
+            &config.rules_dir.join(TEMPLATES_DIR),
+            lifecycle.clone(),
+            config.timezone,
+            problems,
+        );
+        let mut files = match std::fs::read_dir(&config.rules_dir) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.extension().is_some_and(|x| x == "toml")
+                        && p.is_file()
+                        && !p.ends_with(lifecycle::FILE_NAME)
+                })
+                .collect::<Vec<_>>(),
+            Err(error) => {
+                problems.push(
+                    &config.rules_dir,
+                    format!("cannot read the rules folder: {error}"),
+                );
+                return None;
+            }
+        };
+        files.sort();
+        let mut templates = templates?;
+        let mut rules: Vec<Rule> = Vec::new();
+        for path in &files {
+            let text = match std::fs::read_to_string(path) {
+                Ok(text) => text,
+                Err(error) => {
+                    problems.push(path, format!("cannot read the rule file: {error}"));
+                    continue;
+                }
+            };
+            for rule in parse_file(path, &text, &lifecycle, &mut templates, problems) {
+                if let Some(first) = rules.iter().find(|r| r.name == rule.name) {
+                    problems.push(
+                        path,
+                        format!(
+                            "rule '{}' is already declared in {}",
+                            rule.name,
+                            first.file.display()
+                        ),
+                    );
+                    continue;
+                }
+                rules.push(rule);
+            }
+        }
+        let extra_fields = connectors
+            .iter()
+            .flat_map(|c| c.mapping.field_names())
+            .filter(|n| n.starts_with(model::EXTRA_PREFIX))
+            .map(str::to_owned)
+            .collect();
+        let rules = Self {
+            rules,
+            templates,
+            lifecycle,
+            region: config.region.clone(),
+            policy: config.alerts.clone(),
+            extra_fields,
+        };
+        if problems.len() == before {
+            rules.check_samples(problems);
+        }
+        (problems.len() == before).then_some(rules)
+    }
+
+    /// Renders every template and evaluates every condition against a complete
+    /// sample dossier and a sparse one, so that a typo or a missing guard fails
+    /// here rather than when sending.
+    fn check_samples(&self, problems: &mut Problems) {
+        for (label, dossier, event) in [
+            (
+                "a complete sample dossier",
+                sample_dossier(true, &self.extra_fields),
+                sample_event(true),
+            ),
+            (
+                "a sample dossier with only an id and a step",
+                sample_dossier(false, &self.extra_fields),
+                sample_event(false),
+            ),
+        ] {
+            let scene = Scene {
+                connector: "sample",
+                link: Some("https://portail.example.org/dossiers/AR-24-000123"),
+                dossier: &dossier,
+                event: &event,
+            };
+            let ctx = self.context(&scene, Some(("beneficiary", "contact@example.org")));
+            for name in self.templates.names() {
+                if let Err(reason) = self.templates.render(name, &ctx) {
+                    problems.push(
+                        self.templates.path(name),
+                        format!("fails to render for {label}: {reason}"),
+                    );
+                }
+            }
+            let digest = [
+                (self.templates.names()[0].as_str(), ctx.clone()),
+                (self.templates.names()[0].as_str(), ctx.clone()),
+            ];
+            if !self.templates.names().is_empty()
+                && let Err(reason) = self.templates.render_many(&digest)
+            {
+                problems.push(
+                    self.templates.dir.join(template::DIGEST),
+                    format!("fails to render for {label}: {reason}"),
+                );
+            }
+            let ctx = self.context(&scene, None);
+            for rule in self.rules.iter().filter(|r| r.when.is_some()) {
+                if let Err(reason) = self.templates.condition(&rule.name, &ctx) {
+                    problems.push(
+                        &rule.file,
+                        format!(
+                            "rule '{}': condition fails for {label}: {reason}",
+                            rule.name
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    /// The rule with this name.
+    pub fn rule(&self, name: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.name == name)
+    }
+
+    /// The variables templates and conditions see (see the README).
+    pub fn context(&self, scene: &Scene<'_>, recipient: Option<(&str, &str)>) -> Value {
+        let d = scene.dossier;
+        let e = scene.event;
+        let lc = &self.lifecycle;
+        let mut dossier: BTreeMap<String, Value> = BTreeMap::new();
+        let mut groups: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
+        let mut put = |name: &str, value: Value| {
+            // `service` is both a name and the prefix of `service.email`.
+            let name = if name == "service" {
+                "service.name"
+            } else {
+                name
+            };
+            match name.split_once('.') {
+                Some((group, key)) => {
+                    groups
+                        .entry(group.to_owned())
+                        .or_default()
+                        .insert(key.to_owned(), value);
+                }
+                None => {
+                    dossier.insert(name.to_owned(), value);
+                }
+            }
+        };
+        for f in model::FIELDS {
+            put(f.name, field_value(f.kind, d.get(f.name)));
+        }
+        for name in &self.extra_fields {
+            put(name, Value::from(()));
+        }
+        for (name, value) in d
+            .fields
+            .iter()
+            .filter(|(n, _)| n.starts_with(model::EXTRA_PREFIX))
+        {
+            put(name, Value::from(value.as_str()));
+        }
+        groups.entry("extra".to_owned()).or_default();
+        for (group, map) in groups {
+            dossier.insert(group, Value::from(map));
+        }
+        dossier.insert("id".to_owned(), Value::from(d.id.as_str()));
+        dossier.insert("reference".to_owned(), Value::from(d.reference()));
+        dossier.insert("connector".to_owned(), Value::from(scene.connector));
+        dossier.insert("step".to_owned(), Value::from(d.step.as_str()));
+        dossier.insert("step_label".to_owned(), Value::from(lc.label(&d.step)));
+        dossier.insert("status".to_owned(), Value::from(d.status.as_str()));
+        let opt = |v: &Option<String>| Value::from(v.clone());
+        let label = |v: &Option<String>| Value::from(v.as_deref().map(|s| lc.label(s).to_owned()));
+        let event = minijinja::context! {
+            kind => e.kind.as_str(),
+            from => opt(&e.from_step),
+            from_label => label(&e.from_step),
+            to => opt(&e.to_step),
+            to_label => label(&e.to_step),
+            field => opt(&e.field),
+            old => opt(&e.old_value),
+            new => opt(&e.new_value),
+            occurred_at => e.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        };
+        let current = lc.step(&d.step);
+        let step = minijinja::context! {
+            id => d.step.as_str(),
+            label => lc.label(&d.step),
+            final => current.is_some_and(|s| s.is_final),
+            expected_duration => current.and_then(|s| s.expected_duration).map(|d| d.as_secs()),
+            pieces => lc.pieces(&d.step, d.get("scheme")).to_vec(),
+            next => lc.next(&d.step).iter().map(|s| minijinja::context! {
+                id => s.id.as_str(), label => s.label.as_str()
+            }).collect::<Vec<_>>(),
+        };
+        let recipient = recipient.map(|(role, address)| {
+            minijinja::context! { role => role, address => address }
+        });
+        minijinja::context! {
+            dossier => dossier,
+            event => event,
+            step => step,
+            link => scene.link,
+            region => Value::from(minijinja::value::Serde(&self.region)),
+            recipient => recipient,
+        }
+    }
+
+    /// The rules that apply to a connector, so that the connector globs are
+    /// matched once per import rather than once per event.
+    pub fn for_connector(&self, connector: &str) -> Vec<&Rule> {
+        self.rules
+            .iter()
+            .filter(|r| r.connector.as_ref().is_none_or(|g| g.is_match(connector)))
+            .collect()
+    }
+
+    /// The alerts an event owes (pure: `now` decides the timing).
+    ///
+    /// `rules` is [`Rules::for_connector`] for the scene's connector.
+    pub fn plan<'r>(&self, rules: &[&'r Rule], scene: &Scene<'_>, now: DateTime<Utc>) -> Plan<'r> {
+        let mut plan = Plan::default();
+        let mut ctx: Option<Value> = None;
+        for &rule in rules {
+            if !rule.matches(scene) {
+                continue;
+            }
+            if rule.when.is_some() {
+                let ctx = ctx.get_or_insert_with(|| self.context(scene, None));
+                match self.templates.condition(&rule.name, ctx) {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(reason) => {
+                        plan.failed.push((rule, reason));
+                        continue;
+                    }
+                }
+            }
+            let step_alert = matches!(
+                scene.event.kind,
+                EventKind::Created | EventKind::StepChanged
+            );
+            let debounce = if step_alert {
+                rule.debounce.unwrap_or(self.policy.debounce)
+            } else {
+                Duration::ZERO
+            };
+            let due_at = self.policy.due_at(now, debounce, rule.digest);
+            let hold_step = (step_alert && !debounce.is_zero())
+                .then(|| scene.event.to_step.clone())
+                .flatten();
+            for recipient in &rule.notify {
+                let addresses = recipient.addresses(scene.dossier);
+                if addresses.is_empty() {
+                    plan.unaddressed.push((rule, recipient.role()));
+                }
+                for address in addresses {
+                    let duplicate = plan
+                        .alerts
+                        .iter()
+                        .any(|a| a.rule == rule && a.address.eq_ignore_ascii_case(address));
+                    if !duplicate {
+                        plan.alerts.push(Planned {
+                            rule,
+                            role: recipient.role(),
+                            address: address.to_owned(),
+                            due_at,
+                            hold_step: hold_step.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        plan
+    }
+
+    /// Renders the message of one rule for one scene and recipient.
+    ///
+    /// # Errors
+    /// When rendering fails (which `check` makes unlikely).
+    pub fn render(
+        &self,
+        rule: &Rule,
+        scene: &Scene<'_>,
+        role: &str,
+        address: &str,
+    ) -> Result<Message, String> {
+        let ctx = self.context(scene, Some((role, address)));
+        self.templates.render(&rule.template, &ctx)
+    }
+}
+
+impl Rule {
+    /// Whether the event passes the rule's filters (all but the condition and the
+    /// connector, matched by [`Rules::for_connector`]).
+    fn matches(&self, scene: &Scene<'_>) -> bool {
+        let e = scene.event;
+        let listed = |list: &[String], value: &Option<String>| {
+            list.is_empty() || value.as_ref().is_some_and(|v| list.contains(v))
+        };
+        self.on.contains(&e.kind)
+            && listed(&self.from, &e.from_step)
+            && listed(&self.to, &e.to_step)
+            && listed(&self.field, &e.field)
+            && self
+                .scheme
+                .as_ref()
+                .is_none_or(|g| scene.dossier.get("scheme").is_some_and(|s| g.is_match(s)))
+    }
+}
+
+/// A stored field value as templates see it: amounts as numbers, the rest as text.
+fn field_value(kind: FieldKind, value: Option<&str>) -> Value {
+    match (kind, value) {
+        (_, None) => Value::from(()),
+        (FieldKind::Amount, Some(v)) => v
+            .parse::<f64>()
+            .map_or_else(|_| Value::from(v), Value::from),
+        (_, Some(v)) => Value::from(v),
+    }
+}
+
+/// A string or a list of strings, with the span of the whole value.
+fn strings(value: &Spanned<toml::Value>, key: &str, fp: &mut FileProblems<'_>) -> Vec<String> {
+    match value.get_ref() {
+        toml::Value::String(s) => vec![s.clone()],
+        toml::Value::Array(items) if items.iter().all(toml::Value::is_str) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        _ => {
+            fp.at(
+                value.span(),
+                format!("`{key}` must be a string or a list of strings"),
+            );
+            Vec::new()
+        }
+    }
+}
+
+fn globs(
+    value: Option<&Spanned<toml::Value>>,
+    key: &str,
+    fp: &mut FileProblems<'_>,
+) -> Option<GlobSet> {
+    let value = value?;
+    let mut builder = GlobSetBuilder::new();
+    for pattern in strings(value, key, fp) {
+        match Glob::new(&pattern) {
+            Ok(g) => {
+                builder.add(g);
+            }
+            Err(error) => fp.at(
+                value.span(),
+                format!("`{key}`: '{pattern}' is not a valid glob: {error}"),
+            ),
+        }
+    }
+    builder.build().ok()
+}
+
+fn parse_file(
+    path: &Path,
+    text: &str,
+    lifecycle: &Lifecycle,
+    templates: &mut Templates,
+    problems: &mut Problems,
+) -> Vec<Rule> {
+    let mut fp = FileProblems::new(path, text, problems);
+    let file: RuleFile = match toml::from_str(text) {
+        Ok(file) => file,
+        Err(error) => {
+            fp.file(error.to_string().trim_end());
+            return Vec::new();
+        }
+    };
+    if file.rule.is_empty() {
+        fp.file("the file declares no [[rule]]");
+    }
+    let mut rules = Vec::new();
+    for def in file.rule {
+        let span = def.span();
+        let def = def.into_inner();
+        let before = fp.count();
+        let name = def.name.get_ref().clone();
+        let named = |m: String| format!("rule '{name}': {m}");
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+            || name.is_empty()
+        {
+            fp.at(
+                def.name.span(),
+                named("the name must use only a-z, 0-9, - and _".to_owned()),
+            );
+        }
+        let mut on = Vec::new();
+        for kind in strings(&def.on, "on", &mut fp) {
+            match EventKind::parse(&kind) {
+                Some(k) => on.push(k),
+                None => fp.at(
+                    def.on.span(),
+                    named(format!(
+                        "unknown event '{kind}', expected one of {}",
+                        EventKind::ALL.map(|k| format!("\"{k}\"")).join(", ")
+                    )),
+                ),
+            }
+        }
+        let steps = |value: &Option<Spanned<toml::Value>>, key: &str, fp: &mut FileProblems<'_>| {
+            let Some(value) = value else {
+                return Vec::new();
+            };
+            let list = strings(value, key, fp);
+            for id in &list {
+                if lifecycle.step(id).is_none() {
+                    let hint = lifecycle
+                        .closest(id)
+                        .map(|c| format!(" (did you mean '{c}'?)"))
+                        .unwrap_or_default();
+                    fp.at(
+                        value.span(),
+                        named(format!("`{key}`: unknown step '{id}'{hint}")),
+                    );
+                }
+            }
+            list
+        };
+        let from = steps(&def.from, "from", &mut fp);
+        let to = steps(&def.to, "to", &mut fp);
+        let field = def
+            .field
+            .as_ref()
+            .map(|v| strings(v, "field", &mut fp))
+            .unwrap_or_default();
+        if let Some(value) = &def.field {
+            for f in &field {
+                if model::field(f).is_none() && !f.starts_with(model::EXTRA_PREFIX) {
+                    let hint = lifecycle::closest(f, model::FIELDS.iter().map(|f| f.name))
+                        .map(|c| format!(" (did you mean '{c}'?)"))
+                        .unwrap_or_default();
+                    fp.at(
+                        value.span(),
+                        named(format!("`field`: unknown field '{f}'{hint}")),
+                    );
+                }
+            }
+        }
+        if !from.is_empty() && !on.iter().all(|k| *k == EventKind::StepChanged) {
+            fp.at(
+                span.clone(),
+                named("`from` only applies to step_changed events".to_owned()),
+            );
+        }
+        if !field.is_empty() && !on.iter().all(|k| *k == EventKind::FieldChanged) {
+            fp.at(
+                span.clone(),
+                named("`field` only applies to field_changed events".to_owned()),
+            );
+        }
+        let connector = globs(def.connector.as_ref(), "connector", &mut fp);
+        let scheme = globs(def.scheme.as_ref(), "scheme", &mut fp);
+        let mut notify = Vec::new();
+        for who in strings(&def.notify, "notify", &mut fp) {
+            notify.push(match who.as_str() {
+                "beneficiary" => Recipient::Beneficiary,
+                "instructor" => Recipient::Instructor,
+                "service" => Recipient::Service,
+                address => match crate::connector::value::parse_emails(address) {
+                    Ok(list) if list.len() == 1 => Recipient::Address(list[0].clone()),
+                    _ => {
+                        fp.at(
+                            def.notify.span(),
+                            named(format!(
+                                "`notify`: '{who}' is neither beneficiary, instructor, service nor an e-mail address"
+                            )),
+                        );
+                        continue;
+                    }
+                },
+            });
+        }
+        if notify.is_empty() && fp.count() == before {
+            fp.at(def.notify.span(), named("`notify` names nobody".to_owned()));
+        }
+        if !templates.has(def.template.get_ref()) {
+            let hint = lifecycle::closest(
+                def.template.get_ref(),
+                templates.names().iter().map(String::as_str),
+            )
+            .map(|c| format!(" (did you mean '{c}'?)"))
+            .unwrap_or_default();
+            fp.at(
+                def.template.span(),
+                named(format!(
+                    "no template '{}' in {}{hint}",
+                    def.template.get_ref(),
+                    templates.dir.display()
+                )),
+            );
+        }
+        let class = match def.class.as_ref().map(|c| c.get_ref().as_str()) {
+            None | Some("mandatory") => Class::Mandatory,
+            Some("informational") => Class::Informational,
+            Some(other) => {
+                let span = def.class.as_ref().map(Spanned::span).unwrap_or_default();
+                fp.at(
+                    span,
+                    named(format!(
+                        "class '{other}' is not \"mandatory\" nor \"informational\""
+                    )),
+                );
+                Class::Mandatory
+            }
+        };
+        let mut duration = |value: &Option<Spanned<String>>, key: &str| {
+            value.as_ref().and_then(|v| {
+                lifecycle::parse_duration(v.get_ref())
+                    .map_err(|reason| fp.at(v.span(), named(format!("`{key}`: {reason}"))))
+                    .ok()
+            })
+        };
+        let cooldown = duration(&def.cooldown, "cooldown");
+        let debounce = duration(&def.debounce, "debounce");
+        if let Some(when) = &def.when
+            && let Err(reason) = templates.add_condition(&name, when.get_ref())
+        {
+            fp.at(
+                when.span(),
+                named(format!("the condition does not compile: {reason}")),
+            );
+        }
+        if fp.count() == before {
+            rules.push(Rule {
+                name,
+                file: path.to_owned(),
+                on,
+                connector,
+                scheme,
+                from,
+                to,
+                field,
+                when: def.when.map(Spanned::into_inner),
+                notify,
+                template: def.template.into_inner(),
+                class,
+                cooldown,
+                debounce,
+                digest: def.digest.unwrap_or(true),
+            });
+        }
+    }
+    rules
+}
+
+/// A dossier for checking templates: every canonical field filled, or none.
+pub fn sample_dossier(complete: bool, extra: &BTreeSet<String>) -> Dossier {
+    let mut fields = BTreeMap::new();
+    if complete {
+        for f in model::FIELDS {
+            let value = match f.kind {
+                FieldKind::Text => match f.name {
+                    "url" => "https://portail.example.org/dossiers/AR-24-000123".to_owned(),
+                    "reference" => "AR-24-000123".to_owned(),
+                    _ => "Association Les Jardins partagés".to_owned(),
+                },
+                FieldKind::Date => "2024-03-12".to_owned(),
+                FieldKind::Instant => "2024-03-12T09:30:00Z".to_owned(),
+                FieldKind::Amount => "26956.00".to_owned(),
+                FieldKind::Siret => "73282932000074".to_owned(),
+                FieldKind::Emails => "contact@example.org".to_owned(),
+            };
+            fields.insert(f.name.to_owned(), value);
+        }
+        for name in extra {
+            fields.insert(name.clone(), "valeur".to_owned());
+        }
+    }
+    Dossier {
+        id: "AR-24-000123".to_owned(),
+        step: "instruction".to_owned(),
+        status: "En cours d'instruction".to_owned(),
+        fields,
+    }
+}
+
+fn sample_event(complete: bool) -> Event {
+    let at = DateTime::parse_from_rfc3339("2024-03-12T09:30:00Z")
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default();
+    let mut event = Event::new(EventKind::StepChanged, at);
+    event.to_step = Some("instruction".to_owned());
+    if complete {
+        event.from_step = Some("complet".to_owned());
+        event.field = Some("amount_granted".to_owned());
+        event.old_value = Some("20000.00".to_owned());
+        event.new_value = Some("26956.00".to_owned());
+    }
+    event
+}

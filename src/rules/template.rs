@@ -1,0 +1,493 @@
+//! The message templates of `rules/templates/`, and how a message is made.
+//!
+//! Owns the minijinja environment: loading and compiling every `*.jinja` file,
+//! the French filters (`date`, `montant`, `duree`, `etape`), strict undefined
+//! variables (a typo fails at `check`, not when sending), and the making of a
+//! [`Message`]: a template's `subject` and `body` blocks, the body wrapped by
+//! `_layout.txt.jinja` for the text part, and turned into escaped HTML paragraphs
+//! wrapped by `_layout.html.jinja` (auto-escaped) for the HTML part. Several
+//! alerts to one person become one message through `_digest.jinja`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use minijinja::value::ValueKind;
+use minijinja::{AutoEscape, Environment, Error, ErrorKind, UndefinedBehavior, Value, context};
+use serde::Serialize;
+
+use super::french;
+use crate::config::Problems;
+use crate::lifecycle::Lifecycle;
+
+/// The text layout, wrapping every text part.
+pub const LAYOUT_TEXT: &str = "_layout.txt.jinja";
+/// The HTML layout, wrapping every HTML part.
+pub const LAYOUT_HTML: &str = "_layout.html.jinja";
+/// The template of a message gathering several alerts.
+pub const DIGEST: &str = "_digest.jinja";
+const EXTENSION: &str = ".jinja";
+/// Templates named by rules are read with this prefix for their conditions.
+const CONDITION_PREFIX: &str = "@when/";
+
+/// One e-mail's content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Message {
+    /// One line, without line breaks.
+    pub subject: String,
+    /// The plain text part.
+    pub text: String,
+    /// The HTML part.
+    pub html: String,
+}
+
+/// One alert's own part, before layouts: what a digest lists.
+#[derive(Debug, Clone)]
+struct Part {
+    subject: String,
+    body: String,
+}
+
+/// Every template, compiled.
+#[derive(Debug)]
+pub struct Templates {
+    env: Environment<'static>,
+    /// The folder they were read from.
+    pub dir: PathBuf,
+    /// The names rules may use (file stems not starting with `_`).
+    names: Vec<String>,
+}
+
+impl Templates {
+    /// Reads and compiles every `*.jinja` file of `dir`, reporting every problem.
+    pub fn load(
+        dir: &Path,
+        lifecycle: Arc<Lifecycle>,
+        tz: Tz,
+        problems: &mut Problems,
+    ) -> Option<Self> {
+        let before = problems.len();
+        let mut files = match std::fs::read_dir(dir) {
+            Ok(entries) => entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.to_string_lossy().ends_with(EXTENSION))
+                .collect::<Vec<_>>(),
+            Err(error) => {
+                problems.push(dir, format!("cannot read the templates folder: {error}"));
+                return None;
+            }
+        };
+        files.sort();
+        let mut env = environment(lifecycle, tz);
+        let mut names = Vec::new();
+        for path in &files {
+            let file_name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let text = match std::fs::read_to_string(path) {
+                Ok(text) => text,
+                Err(error) => {
+                    problems.push(path, format!("cannot read the template: {error}"));
+                    continue;
+                }
+            };
+            if let Err(error) = env.add_template_owned(file_name.clone(), text) {
+                problems.push(path, describe(&error));
+                continue;
+            }
+            if !file_name.starts_with('_') {
+                names.push(file_name.trim_end_matches(EXTENSION).to_owned());
+            }
+        }
+        for required in [LAYOUT_TEXT, LAYOUT_HTML, DIGEST] {
+            if !files.iter().any(|f| f.ends_with(required)) {
+                problems.push(dir.join(required), "this template is required but missing");
+            }
+        }
+        (problems.len() == before).then(|| Self {
+            env,
+            dir: dir.to_owned(),
+            names,
+        })
+    }
+
+    /// Whether rules may name this template.
+    pub fn has(&self, name: &str) -> bool {
+        self.names.iter().any(|n| n == name)
+    }
+
+    /// The names rules may use.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The file of a template, for messages.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}{EXTENSION}"))
+    }
+
+    /// Compiles a rule's condition; it is evaluated with [`Templates::condition`].
+    ///
+    /// # Errors
+    /// When the expression does not compile.
+    pub fn add_condition(&mut self, rule: &str, expression: &str) -> Result<(), String> {
+        self.env
+            .add_template_owned(
+                format!("{CONDITION_PREFIX}{rule}"),
+                format!("{{% if {expression} %}}1{{% endif %}}"),
+            )
+            .map_err(|e| {
+                e.detail()
+                    .map_or_else(|| e.kind().to_string(), str::to_owned)
+            })
+    }
+
+    /// Evaluates a rule's condition in `ctx`.
+    ///
+    /// # Errors
+    /// When it refers to something undefined or fails to evaluate.
+    pub fn condition(&self, rule: &str, ctx: &Value) -> Result<bool, String> {
+        self.env
+            .get_template(&format!("{CONDITION_PREFIX}{rule}"))
+            .and_then(|t| t.render(ctx))
+            .map(|out| out == "1")
+            .map_err(|e| describe(&e))
+    }
+
+    /// Renders the message of one alert.
+    ///
+    /// # Errors
+    /// A reason naming the template and the line, when rendering fails.
+    pub fn render(&self, template: &str, ctx: &Value) -> Result<Message, String> {
+        let part = self.part(template, ctx)?;
+        self.wrap(&part, ctx)
+    }
+
+    /// Renders one message gathering several alerts to the same recipient; each
+    /// item is `(template, ctx)`. One item renders as [`Templates::render`] does.
+    ///
+    /// # Errors
+    /// A reason naming the template and the line, when rendering fails.
+    pub fn render_many(&self, items: &[(&str, Value)]) -> Result<Message, String> {
+        match items {
+            [] => Err("nothing to render".to_owned()),
+            [(template, ctx)] => self.render(template, ctx),
+            [.., (_, last)] => {
+                let mut list = Vec::with_capacity(items.len());
+                for (template, ctx) in items {
+                    let part = self.part(template, ctx)?;
+                    list.push(context! {
+                        ..ctx.clone(),
+                        ..context! { subject => part.subject, body => part.body }
+                    });
+                }
+                let ctx = context! {
+                    items => list,
+                    count => items.len(),
+                    region => last.get_attr("region").unwrap_or_default(),
+                    recipient => last.get_attr("recipient").unwrap_or_default(),
+                };
+                let part = self.part(DIGEST.trim_end_matches(EXTENSION), &ctx)?;
+                self.wrap(&part, &ctx)
+            }
+        }
+    }
+
+    fn part(&self, template: &str, ctx: &Value) -> Result<Part, String> {
+        let name = format!("{template}{EXTENSION}");
+        let failed = |e: &Error| {
+            format!(
+                "template {}: {}",
+                self.dir.join(&name).display(),
+                describe(e)
+            )
+        };
+        let tmpl = self.env.get_template(&name).map_err(|e| failed(&e))?;
+        let mut captured = tmpl.render_captured(ctx).map_err(|e| failed(&e))?;
+        let (subject, body) = captured
+            .with_state_mut(|state| {
+                Ok::<_, Error>((state.render_block("subject")?, state.render_block("body")?))
+            })
+            .map_err(|e| failed(&e))?;
+        Ok(Part {
+            // A subject is one header line: no line breaks can come from data.
+            subject: subject.split_whitespace().collect::<Vec<_>>().join(" "),
+            body: tidy(&body),
+        })
+    }
+
+    fn wrap(&self, part: &Part, ctx: &Value) -> Result<Message, String> {
+        let layout = |name: &str, extra: Value| {
+            self.env
+                .get_template(name)
+                .and_then(|t| t.render(context! { ..extra, ..ctx.clone() }))
+                .map_err(|e| {
+                    format!(
+                        "template {}: {}",
+                        self.dir.join(name).display(),
+                        describe(&e)
+                    )
+                })
+        };
+        let text = layout(
+            LAYOUT_TEXT,
+            context! { subject => &part.subject, body => &part.body },
+        )?;
+        let html = layout(
+            LAYOUT_HTML,
+            context! {
+                subject => &part.subject,
+                body_html => Value::from_safe_string(to_html(&part.body)),
+            },
+        )?;
+        Ok(Message {
+            subject: part.subject.clone(),
+            text: tidy(&text),
+            html,
+        })
+    }
+}
+
+/// A minijinja error as one readable line: what, and the line in the template.
+pub fn describe(e: &Error) -> String {
+    let what = e
+        .detail()
+        .map_or_else(|| e.kind().to_string(), str::to_owned);
+    match (e.kind(), e.line()) {
+        (ErrorKind::UndefinedError, Some(line)) => {
+            format!("line {line}: undefined variable or attribute ({what})")
+        }
+        (_, Some(line)) => format!("line {line}: {what}"),
+        _ => what,
+    }
+}
+
+fn environment(lifecycle: Arc<Lifecycle>, tz: Tz) -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_auto_escape_callback(|name| {
+        if name.ends_with(".html.jinja") {
+            AutoEscape::Html
+        } else {
+            AutoEscape::None
+        }
+    });
+    // Block tags take no room of their own in a text message.
+    if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
+        .trim_blocks(true)
+        .lstrip_blocks(true)
+        .build()
+    {
+        env.set_syntax(syntax);
+    }
+    // Absent values are `none`: they print as nothing rather than "none".
+    env.set_formatter(|out, state, value| {
+        if value.is_none() {
+            Ok(())
+        } else {
+            minijinja::escape_formatter(out, state, value)
+        }
+    });
+    env.add_filter("date", move |value: Value| -> Result<String, Error> {
+        if value.is_none() {
+            return Ok(String::new());
+        }
+        french::date_text(&text_of(&value)?, tz).map_err(invalid)
+    });
+    env.add_filter("montant", |value: Value| -> Result<String, Error> {
+        if value.is_none() {
+            return Ok(String::new());
+        }
+        cents(&value).map(french::amount)
+    });
+    env.add_filter("duree", |value: Value| -> Result<String, Error> {
+        if value.is_none() {
+            return Ok(String::new());
+        }
+        let secs = f64::try_from(value.clone())
+            .ok()
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .ok_or_else(|| invalid(format!("duree expects a number of seconds, not {value}")))?;
+        Ok(french::duration(Duration::from_secs_f64(secs)))
+    });
+    env.add_filter("etape", move |value: Value| -> Result<String, Error> {
+        if value.is_none() {
+            return Ok(String::new());
+        }
+        let id = text_of(&value)?;
+        Ok(lifecycle.label(&id).to_owned())
+    });
+    env
+}
+
+fn invalid(reason: impl Into<String>) -> Error {
+    Error::new(ErrorKind::InvalidOperation, reason.into())
+}
+
+fn text_of(value: &Value) -> Result<String, Error> {
+    value
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| invalid(format!("expected a text, not {value}")))
+}
+
+/// The cents of an amount given as a number (26956.5) or its stored text ("26956.50").
+fn cents(value: &Value) -> Result<i64, Error> {
+    let not_amount = || invalid(format!("montant expects an amount, not {value}"));
+    match value.kind() {
+        ValueKind::Number => {
+            let euros = f64::try_from(value.clone()).map_err(|_| not_amount())?;
+            Ok((euros * 100.0).round() as i64)
+        }
+        ValueKind::String => crate::connector::value::parse_amount(
+            value.as_str().unwrap_or_default(),
+            crate::connector::value::AmountFormat::Auto,
+        )
+        .map_err(invalid),
+        _ => Err(not_amount()),
+    }
+}
+
+/// Trims a rendered text: no trailing spaces, at most one blank line in a row,
+/// no blank lines at either end.
+fn tidy(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut blank = 0;
+    for line in text.lines().map(str::trim_end) {
+        if line.is_empty() {
+            blank += 1;
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(if blank > 0 { "\n\n" } else { "\n" });
+        }
+        blank = 0;
+        // The signature separator keeps its trailing space (RFC 3676).
+        out.push_str(if line == "--" { "-- " } else { line });
+    }
+    out.push('\n');
+    out
+}
+
+/// Turns a plain-text body into HTML: paragraphs on blank lines, `- ` lines into
+/// a list, addresses into links; everything from data is escaped.
+pub fn to_html(body: &str) -> String {
+    let mut html = String::with_capacity(body.len() * 2);
+    for paragraph in body.split("\n\n").map(str::trim).filter(|p| !p.is_empty()) {
+        let lines: Vec<&str> = paragraph.lines().collect();
+        let (items, rest): (Vec<&str>, Vec<&str>) =
+            lines.iter().partition(|l| l.trim_start().starts_with("- "));
+        if rest.is_empty() {
+            html.push_str("<ul>\n");
+            for item in items {
+                html.push_str("<li>");
+                linkify(item.trim_start()[2..].trim(), &mut html);
+                html.push_str("</li>\n");
+            }
+            html.push_str("</ul>\n");
+            continue;
+        }
+        // A paragraph that mixes text and items: the text, then the list.
+        html.push_str("<p>");
+        let mut first = true;
+        let mut in_list = false;
+        for line in lines {
+            if let Some(item) = line.trim_start().strip_prefix("- ") {
+                if !in_list {
+                    html.push_str("</p>\n<ul>\n");
+                    in_list = true;
+                }
+                html.push_str("<li>");
+                linkify(item.trim(), &mut html);
+                html.push_str("</li>\n");
+                continue;
+            }
+            if in_list {
+                html.push_str("</ul>\n<p>");
+                in_list = false;
+                first = true;
+            }
+            if !first {
+                html.push_str("<br>\n");
+            }
+            linkify(line, &mut html);
+            first = false;
+        }
+        html.push_str(if in_list { "</ul>\n" } else { "</p>\n" });
+    }
+    html
+}
+
+/// Escapes `text` into `out`, turning http(s) addresses into links.
+fn linkify(text: &str, out: &mut String) {
+    let mut rest = text;
+    while let Some(start) = rest.find("https://").or_else(|| rest.find("http://")) {
+        escape(&rest[..start], out);
+        let url_len = rest[start..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"'))
+            .unwrap_or(rest.len() - start);
+        let mut url = &rest[start..start + url_len];
+        // Sentence punctuation after an address is not part of it.
+        let trimmed = url.trim_end_matches(['.', ',', ';', ':', ')', '!', '?']);
+        url = trimmed;
+        out.push_str("<a href=\"");
+        escape(url, out);
+        out.push_str("\">");
+        escape(url, out);
+        out.push_str("</a>");
+        rest = &rest[start + url.len()..];
+    }
+    escape(rest, out);
+}
+
+fn escape(text: &str, out: &mut String) {
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_escapes_data_and_builds_paragraphs_lists_and_links() {
+        let body = "Bonjour <Jean & Cie>,\nligne 2\n\n- RIB\n- Statuts \"signés\"\n\nVoir https://portail.example.org/d/42.";
+        assert_eq!(
+            to_html(body),
+            "<p>Bonjour &lt;Jean &amp; Cie&gt;,<br>\nligne 2</p>\n\
+             <ul>\n<li>RIB</li>\n<li>Statuts &quot;signés&quot;</li>\n</ul>\n\
+             <p>Voir <a href=\"https://portail.example.org/d/42\">https://portail.example.org/d/42</a>.</p>\n"
+        );
+    }
+
+    #[test]
+    fn html_of_a_paragraph_mixing_text_and_items() {
+        assert_eq!(
+            to_html("Pièces :\n- RIB\n- Devis"),
+            "<p>Pièces :</p>\n<ul>\n<li>RIB</li>\n<li>Devis</li>\n</ul>\n"
+        );
+    }
+
+    #[test]
+    fn a_script_in_data_is_inert_in_html() {
+        let html = to_html("<script>alert('x')</script> javascript:http://x");
+        assert!(!html.contains("<script"), "{html}");
+    }
+
+    #[test]
+    fn tidy_keeps_one_blank_line() {
+        assert_eq!(tidy("\n\n a  \n\n\n\nb\nc  \n\n"), " a\n\nb\nc\n");
+        assert_eq!(tidy("Bonjour\n\n--\nRégion"), "Bonjour\n\n-- \nRégion\n");
+    }
+}

@@ -1,0 +1,314 @@
+//! When an alert may be sent: debounce, digest windows and sending windows.
+//!
+//! Owns the pure computation of an alert's `due_at` from `now` (injected, so that
+//! tests are exact) and the `[alerts]` policy of the configuration:
+//!
+//! - **debounce**: a step alert waits this long; it is cancelled if the dossier
+//!   leaves that step meanwhile (see [`crate::store`]), so flip-flops do not spam;
+//! - **digest**: alerts to one person due at the same moment become one message;
+//!   with a schedule (`"0 0 8 * * *"`), alerts wait for its next tick and gather;
+//! - **sending windows** (`"mon-fri 08:00-19:00"`): outside them alerts wait for the
+//!   next opening; they are never dropped.
+//!
+//! Everything is evaluated in the configured time zone, daylight-saving included.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Datelike, Days, NaiveTime, TimeZone, Utc, Weekday};
+use chrono_tz::Tz;
+use croner::Cron;
+
+/// When alerts to one recipient are gathered into one message.
+#[derive(Debug, Clone)]
+pub enum Digest {
+    /// Alerts due at the same moment (from one import) are gathered.
+    Import,
+    /// Alerts wait for the next tick of this schedule and are gathered then.
+    Schedule(Box<Cron>),
+}
+
+/// Days and hours during which messages may leave, in the configured zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    /// Monday first.
+    days: [bool; 7],
+    start: NaiveTime,
+    end: NaiveTime,
+}
+
+/// The timing policy of alerts.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// The zone windows and schedules are read in.
+    pub tz: Tz,
+    /// How long step alerts wait by default.
+    pub debounce: Duration,
+    /// How alerts are gathered.
+    pub digest: Digest,
+    /// When messages may leave; empty means at any time.
+    pub windows: Vec<Window>,
+}
+
+const DAYS: [(&str, Weekday); 7] = [
+    ("mon", Weekday::Mon),
+    ("tue", Weekday::Tue),
+    ("wed", Weekday::Wed),
+    ("thu", Weekday::Thu),
+    ("fri", Weekday::Fri),
+    ("sat", Weekday::Sat),
+    ("sun", Weekday::Sun),
+];
+
+fn weekday(name: &str) -> Result<usize, String> {
+    DAYS.iter()
+        .position(|(n, _)| n.eq_ignore_ascii_case(name.trim()))
+        .ok_or_else(|| format!("'{name}' is not a day (mon, tue, wed, thu, fri, sat, sun)"))
+}
+
+impl FromStr for Window {
+    type Err = String;
+
+    /// Parses `"mon-fri 08:00-19:00"`, `"sat 09:00-12:00"`, `"mon,wed 14:00-17:30"`.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let expected = || {
+            format!(
+                "'{text}' is not a sending window like \"mon-fri 08:00-19:00\" or \"sat 09:00-12:00\""
+            )
+        };
+        let (days_text, hours) = text.trim().split_once(' ').ok_or_else(expected)?;
+        let mut days = [false; 7];
+        for part in days_text.split(',') {
+            match part.split_once('-') {
+                Some((a, b)) => {
+                    let (a, b) = (weekday(a)?, weekday(b)?);
+                    if a > b {
+                        return Err(format!("'{part}': the first day must come before the last"));
+                    }
+                    days[a..=b].iter_mut().for_each(|d| *d = true);
+                }
+                None => days[weekday(part)?] = true,
+            }
+        }
+        let (start, end) = hours.trim().split_once('-').ok_or_else(expected)?;
+        let time = |t: &str| {
+            NaiveTime::parse_from_str(t.trim(), "%H:%M")
+                .map_err(|_| format!("'{t}' is not a time like 08:00 ({})", expected()))
+        };
+        let (start, end) = (time(start)?, time(end)?);
+        if start >= end {
+            return Err(format!(
+                "'{text}': the window must end after it starts (use two windows to span midnight)"
+            ));
+        }
+        Ok(Self { days, start, end })
+    }
+}
+
+impl Policy {
+    /// When an alert queued at `now` may leave: after its debounce, at the next
+    /// digest tick when digests are scheduled, and inside a sending window.
+    pub fn due_at(&self, now: DateTime<Utc>, debounce: Duration, digest: bool) -> DateTime<Utc> {
+        let mut due = now + chrono::Duration::from_std(debounce).unwrap_or(chrono::TimeDelta::MAX);
+        if digest && let Digest::Schedule(cron) = &self.digest {
+            // A schedule that never fires again leaves the alert where it is.
+            if let Ok(tick) = crate::daemon::next_run(cron, self.tz, due) {
+                due = tick;
+            }
+        }
+        self.next_open(due)
+    }
+
+    /// The first instant at or after `t` inside a sending window.
+    pub fn next_open(&self, t: DateTime<Utc>) -> DateTime<Utc> {
+        if self.windows.is_empty() {
+            return t;
+        }
+        let local = t.with_timezone(&self.tz);
+        let mut best: Option<DateTime<Utc>> = None;
+        // A week and a day covers every weekly pattern.
+        for offset in 0..=7 {
+            let Some(day) = local.date_naive().checked_add_days(Days::new(offset)) else {
+                break;
+            };
+            let index = day.weekday().num_days_from_monday() as usize;
+            for w in self.windows.iter().filter(|w| w.days[index]) {
+                let (Some(start), Some(end)) = (
+                    self.resolve(day.and_time(w.start)),
+                    self.resolve(day.and_time(w.end)),
+                ) else {
+                    continue;
+                };
+                let candidate = if start <= t && t < end {
+                    t
+                } else if start > t {
+                    start
+                } else {
+                    continue;
+                };
+                best = Some(best.map_or(candidate, |b| b.min(candidate)));
+            }
+            if best.is_some() {
+                break;
+            }
+        }
+        best.unwrap_or(t)
+    }
+
+    /// A local wall-clock time as an instant. In the autumn overlap the first
+    /// occurrence counts; a time skipped in spring moves to the end of the gap.
+    fn resolve(&self, local: chrono::NaiveDateTime) -> Option<DateTime<Utc>> {
+        (0..=2).find_map(|hours| {
+            self.tz
+                .from_local_datetime(&(local + chrono::Duration::hours(hours)))
+                .earliest()
+                .map(|t| t.with_timezone(&Utc))
+        })
+    }
+}
+
+/// Parses the `digest` setting: `"import"` or a cron schedule.
+///
+/// # Errors
+/// A reason naming the value.
+pub fn parse_digest(text: &str) -> Result<Digest, String> {
+    if text.trim() == "import" {
+        return Ok(Digest::Import);
+    }
+    Cron::from_str(text)
+        .map(|c| Digest::Schedule(Box::new(c)))
+        .map_err(|e| {
+            format!("'{text}' is neither \"import\" nor a cron schedule like \"0 0 8 * * *\": {e}")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono_tz::Europe::Paris;
+
+    fn utc(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn policy(windows: &[&str], digest: &str) -> Policy {
+        Policy {
+            tz: Paris,
+            debounce: Duration::from_secs(1800),
+            digest: parse_digest(digest).unwrap(),
+            windows: windows.iter().map(|w| w.parse().unwrap()).collect(),
+        }
+    }
+
+    #[test]
+    fn windows_parse_and_reject_nonsense() {
+        let w: Window = "mon-fri 08:00-19:00".parse().unwrap();
+        assert_eq!(w.days, [true, true, true, true, true, false, false]);
+        let w: Window = "mon,WED,sun 14:00-17:30".parse().unwrap();
+        assert_eq!(w.days, [true, false, true, false, false, false, true]);
+        for (bad, says) in [
+            ("weekdays 08:00-19:00", "'weekdays' is not a day"),
+            ("fri-mon 08:00-19:00", "must come before"),
+            ("mon 19:00-08:00", "must end after"),
+            ("mon 8h-19h", "'8h' is not a time"),
+            ("mon", "is not a sending window"),
+        ] {
+            let err = bad.parse::<Window>().unwrap_err();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn inside_a_window_an_alert_leaves_after_its_debounce() {
+        let p = policy(&["mon-fri 08:00-19:00"], "import");
+        // Tuesday 10:00 Paris (winter: UTC+1).
+        let now = utc("2026-01-13T09:00:00Z");
+        assert_eq!(p.due_at(now, p.debounce, true), utc("2026-01-13T09:30:00Z"));
+    }
+
+    #[test]
+    fn quiet_hours_boundary() {
+        let p = policy(&["mon-fri 08:00-19:00"], "import");
+        // Tuesday 18:59:59 Paris is open; 19:00 is closed until Wednesday 08:00.
+        assert_eq!(
+            p.next_open(utc("2026-01-13T17:59:59Z")),
+            utc("2026-01-13T17:59:59Z")
+        );
+        assert_eq!(
+            p.next_open(utc("2026-01-13T18:00:00Z")),
+            utc("2026-01-14T07:00:00Z")
+        );
+        // Friday evening waits for Monday morning.
+        assert_eq!(
+            p.next_open(utc("2026-01-16T20:00:00Z")),
+            utc("2026-01-19T07:00:00Z")
+        );
+        // A debounce that ends after closing time moves to the next morning.
+        assert_eq!(
+            p.due_at(utc("2026-01-13T17:45:00Z"), p.debounce, true),
+            utc("2026-01-14T07:00:00Z")
+        );
+    }
+
+    #[test]
+    fn windows_follow_daylight_saving() {
+        let p = policy(&["mon-fri 08:00-19:00"], "import");
+        // Saturday 28 March 2026 -> Monday 30 March, after the spring change:
+        // 08:00 Paris is 06:00 UTC (UTC+2), not 07:00.
+        assert_eq!(
+            p.next_open(utc("2026-03-28T12:00:00Z")),
+            utc("2026-03-30T06:00:00Z")
+        );
+        // Saturday 24 October 2026 -> Monday 26 October, after the autumn change: 07:00 UTC.
+        assert_eq!(
+            p.next_open(utc("2026-10-24T12:00:00Z")),
+            utc("2026-10-26T07:00:00Z")
+        );
+    }
+
+    #[test]
+    fn a_window_starting_in_the_spring_gap_opens_at_its_end() {
+        // 02:30 does not exist in Paris on Sunday 29 March 2026.
+        let p = policy(&["sun 02:30-04:00"], "import");
+        assert_eq!(
+            p.next_open(utc("2026-03-28T12:00:00Z")),
+            utc("2026-03-29T01:30:00Z") // 03:30 Paris (UTC+2)
+        );
+    }
+
+    #[test]
+    fn scheduled_digest_waits_for_the_next_tick_in_paris_time() {
+        let p = policy(&[], "0 0 8 * * *");
+        // Queued on Tuesday 14:00 Paris: leaves on Wednesday 08:00 Paris.
+        assert_eq!(
+            p.due_at(utc("2026-01-13T13:00:00Z"), Duration::ZERO, true),
+            utc("2026-01-14T07:00:00Z")
+        );
+        // In summer 08:00 Paris is 06:00 UTC.
+        assert_eq!(
+            p.due_at(utc("2026-07-14T13:00:00Z"), Duration::ZERO, true),
+            utc("2026-07-15T06:00:00Z")
+        );
+        // A rule that opts out of digests leaves after its debounce alone.
+        assert_eq!(
+            p.due_at(utc("2026-07-14T13:00:00Z"), Duration::ZERO, false),
+            utc("2026-07-14T13:00:00Z")
+        );
+    }
+
+    #[test]
+    fn no_window_means_always_open() {
+        let p = policy(&[], "import");
+        let t = utc("2026-01-17T03:00:00Z");
+        assert_eq!(p.next_open(t), t);
+    }
+
+    #[test]
+    fn digest_setting_is_checked() {
+        assert!(matches!(parse_digest("import"), Ok(Digest::Import)));
+        let err = parse_digest("daily").unwrap_err();
+        assert!(err.contains("'daily' is neither"), "{err}");
+    }
+}
