@@ -433,6 +433,19 @@ fn print_summary(s: &Summary, _tz: Tz) {
     }
     if s.baseline && s.status == "applied" {
         println!("  baseline: first import of this connector, recorded without alerts");
+    } else if s.status == "applied" {
+        println!(
+            "  alerts queued {}{}",
+            c.alerts_queued,
+            if c.alerts_cancelled > 0 {
+                format!(
+                    "  cancelled {} (their dossier left the step before they were due)",
+                    c.alerts_cancelled
+                )
+            } else {
+                String::new()
+            }
+        );
     }
     for reason in &s.reasons {
         println!(
@@ -644,7 +657,7 @@ fn outbox_list(
         return Ok(Exit::Failure);
     }
     let store = open_existing(config)?;
-    let alerts = store.alerts(status, limit)?;
+    let alerts = store.alerts(status, None, limit)?;
     let tz = config.timezone;
     if json {
         for a in &alerts {
@@ -774,6 +787,8 @@ fn run_json(r: &RunRecord, tz: Tz) -> serde_json::Value {
         "reappeared": r.counts.reappeared,
         "rejected": r.counts.rejected,
         "warnings": r.counts.warnings,
+        "alerts_queued": r.counts.alerts_queued,
+        "alerts_cancelled": r.counts.alerts_cancelled,
         "reasons": r.reasons,
     })
 }
@@ -794,6 +809,7 @@ fn dossier(config: &Config, reference: &str, json: bool) -> anyhow::Result<Exit>
     let mut all = Vec::new();
     for d in &found {
         let events = store.events(d.rowid)?;
+        let alerts = store.alerts(None, Some(d.rowid), usize::MAX)?;
         if json {
             all.push(serde_json::json!({
                 "connector": d.connector,
@@ -817,6 +833,7 @@ fn dossier(config: &Config, reference: &str, json: bool) -> anyhow::Result<Exit>
                     "run_id": e.run_id,
                     "baseline": e.baseline,
                 })).collect::<Vec<_>>(),
+                "alerts": alerts,
             }));
             continue;
         }
@@ -874,6 +891,32 @@ fn dossier(config: &Config, reference: &str, json: bool) -> anyhow::Result<Exit>
                 "    {when}  {:<13} {what}{baseline}  (import {})",
                 e.event.kind.as_str(),
                 e.run_id
+            );
+        }
+        if !alerts.is_empty() {
+            println!("  messages :");
+        }
+        for a in &alerts {
+            let status = match a.status.as_str() {
+                "pending" => "en attente",
+                "sending" => "en cours d'envoi",
+                "sent" => "envoyé",
+                "failed" => "échec",
+                "cancelled" => "annulé",
+                other => other,
+            };
+            println!(
+                "    {}  {:<13} {} à {} ({}), prévu le {}{}",
+                a.created_at.with_timezone(&tz).format("%d/%m/%Y %H:%M"),
+                a.rule,
+                status,
+                a.recipient,
+                a.role,
+                a.due_at.with_timezone(&tz).format("%d/%m/%Y %H:%M"),
+                a.reason
+                    .as_deref()
+                    .map(|r| format!(" — {r}"))
+                    .unwrap_or_default()
             );
         }
     }

@@ -465,6 +465,7 @@ impl Rules {
     pub fn plan<'r>(&self, rules: &[&'r Rule], scene: &Scene<'_>, now: DateTime<Utc>) -> Plan<'r> {
         let mut plan = Plan::default();
         let mut ctx: Option<Value> = None;
+        let mut times: Vec<(Duration, bool, DateTime<Utc>)> = Vec::new();
         for &rule in rules {
             if !rule.matches(scene) {
                 continue;
@@ -489,7 +490,18 @@ impl Rules {
             } else {
                 Duration::ZERO
             };
-            let due_at = self.policy.due_at(now, debounce, rule.digest);
+            // Rules mostly share their timing: compute each distinct one once.
+            let due_at = match times
+                .iter()
+                .find(|(d, g, _)| *d == debounce && *g == rule.digest)
+            {
+                Some(&(_, _, due)) => due,
+                None => {
+                    let due = self.policy.due_at(now, debounce, rule.digest);
+                    times.push((debounce, rule.digest, due));
+                    due
+                }
+            };
             let hold_step = (step_alert && !debounce.is_zero())
                 .then(|| scene.event.to_step.clone())
                 .flatten();
@@ -841,4 +853,412 @@ fn sample_event(complete: bool) -> Event {
         event.new_value = Some("26956.00".to_owned());
     }
     event
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A rules folder with the shipped lifecycle and templates and `rules` as its
+    /// only rule file; the configuration sends at any time after `debounce`.
+    fn setup(rules: &str, alerts: &str) -> (tempfile::TempDir, Result<Rules, Problems>) {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("rules/templates")).unwrap();
+        std::fs::copy(
+            repo.join("lifecycle.toml"),
+            root.join("rules/lifecycle.toml"),
+        )
+        .unwrap();
+        for entry in std::fs::read_dir(repo.join("templates")).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(
+                &path,
+                root.join("rules/templates").join(path.file_name().unwrap()),
+            )
+            .unwrap();
+        }
+        std::fs::write(root.join("rules/test.toml"), rules).unwrap();
+        std::fs::write(
+            root.join("config.toml"),
+            format!("rules_dir = \"rules\"\n[alerts]\n{alerts}\n"),
+        )
+        .unwrap();
+        let config = Config::load(Some(&root.join("config.toml"))).unwrap();
+        let mut problems = Problems::default();
+        let lifecycle =
+            Lifecycle::load(&config.lifecycle_path(), &mut problems).expect("shipped lifecycle");
+        let rules = Rules::load(&config, Arc::new(lifecycle), &[], &mut problems);
+        (dir, rules.ok_or(problems))
+    }
+
+    fn dossier(step: &str, fields: &[(&str, &str)]) -> Dossier {
+        Dossier {
+            id: "D1".to_owned(),
+            step: step.to_owned(),
+            status: step.to_owned(),
+            fields: fields
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
+
+    fn step_changed(from: &str, to: &str) -> Event {
+        let mut e = Event::new(EventKind::StepChanged, utc("2026-03-10T09:00:00Z"));
+        e.from_step = Some(from.to_owned());
+        e.to_step = Some(to.to_owned());
+        e
+    }
+
+    fn utc(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn fired(rules: &Rules, connector: &str, d: &Dossier, e: &Event) -> Vec<(String, String)> {
+        let applicable = rules.for_connector(connector);
+        let scene = Scene {
+            connector,
+            link: None,
+            dossier: d,
+            event: e,
+        };
+        let plan = rules.plan(&applicable, &scene, utc("2026-03-10T09:00:00Z"));
+        assert!(plan.failed.is_empty(), "{:?}", plan.failed);
+        plan.alerts
+            .iter()
+            .map(|a| (a.rule.name.clone(), a.address.clone()))
+            .collect()
+    }
+
+    const RULES: &str = r#"
+        [[rule]]
+        name = "vers-instruction"
+        on = "step_changed"
+        to = "instruction"
+        notify = ["beneficiary", "suivi@example.org"]
+        template = "en_instruction"
+
+        [[rule]]
+        name = "gros-montant"
+        on = ["step_changed"]
+        to = ["accorde"]
+        scheme = "Aide à l'export*"
+        connector = "portail-*"
+        when = "dossier.amount_granted and dossier.amount_granted > 23000"
+        notify = ["instructor"]
+        template = "aide_accordee"
+        class = "informational"
+
+        [[rule]]
+        name = "montant"
+        on = "field_changed"
+        field = "amount_granted"
+        notify = "beneficiary"
+        template = "montant_modifie"
+        digest = false
+    "#;
+
+    #[test]
+    fn filters_select_the_events_and_recipients() {
+        let (_dir, rules) = setup(RULES, "send_windows = []");
+        let rules = rules.unwrap_or_else(|p| panic!("{p}"));
+        let d = dossier(
+            "instruction",
+            &[("beneficiary.email", "a@example.org, b@example.org")],
+        );
+        assert_eq!(
+            fired(
+                &rules,
+                "portail-aides",
+                &d,
+                &step_changed("complet", "instruction")
+            ),
+            [
+                ("vers-instruction".to_owned(), "a@example.org".to_owned()),
+                ("vers-instruction".to_owned(), "b@example.org".to_owned()),
+                (
+                    "vers-instruction".to_owned(),
+                    "suivi@example.org".to_owned()
+                ),
+            ]
+        );
+        // Another step: nothing.
+        assert!(
+            fired(
+                &rules,
+                "portail-aides",
+                &d,
+                &step_changed("depose", "complet")
+            )
+            .is_empty()
+        );
+        // The created event is not a step change.
+        let mut created = Event::new(EventKind::Created, utc("2026-03-10T09:00:00Z"));
+        created.to_step = Some("instruction".to_owned());
+        assert!(fired(&rules, "portail-aides", &d, &created).is_empty());
+    }
+
+    #[test]
+    fn scheme_connector_and_condition_must_all_match() {
+        let (_dir, rules) = setup(RULES, "send_windows = []");
+        let rules = rules.unwrap_or_else(|p| panic!("{p}"));
+        let event = step_changed("commission", "accorde");
+        let big = dossier(
+            "accorde",
+            &[
+                ("scheme", "Aide à l'export 2026"),
+                ("amount_granted", "30000.00"),
+                ("instructor.email", "instr@example.org"),
+            ],
+        );
+        assert_eq!(
+            fired(&rules, "portail-aides", &big, &event),
+            [("gros-montant".to_owned(), "instr@example.org".to_owned())]
+        );
+        assert!(
+            fired(&rules, "scdl", &big, &event).is_empty(),
+            "connector glob"
+        );
+        let mut small = big.clone();
+        small
+            .fields
+            .insert("amount_granted".to_owned(), "23000.00".to_owned());
+        assert!(
+            fired(&rules, "portail-aides", &small, &event).is_empty(),
+            "condition"
+        );
+        let mut none = big.clone();
+        none.fields.remove("amount_granted");
+        assert!(
+            fired(&rules, "portail-aides", &none, &event).is_empty(),
+            "absent amount"
+        );
+        let mut other = big.clone();
+        other
+            .fields
+            .insert("scheme".to_owned(), "Culture".to_owned());
+        assert!(
+            fired(&rules, "portail-aides", &other, &event).is_empty(),
+            "scheme glob"
+        );
+    }
+
+    #[test]
+    fn a_dossier_without_address_is_reported_not_dropped_silently() {
+        let (_dir, rules) = setup(RULES, "send_windows = []");
+        let rules = rules.unwrap_or_else(|p| panic!("{p}"));
+        let d = dossier("instruction", &[]);
+        let applicable = rules.for_connector("x");
+        let event = step_changed("complet", "instruction");
+        let scene = Scene {
+            connector: "x",
+            link: None,
+            dossier: &d,
+            event: &event,
+        };
+        let plan = rules.plan(&applicable, &scene, utc("2026-03-10T09:00:00Z"));
+        // The fixed address still gets it; the beneficiary has none.
+        assert_eq!(plan.alerts.len(), 1);
+        assert_eq!(plan.unaddressed.len(), 1);
+        assert_eq!(plan.unaddressed[0].1, "beneficiary");
+    }
+
+    #[test]
+    fn timing_debounce_holds_step_alerts_only() {
+        let (_dir, rules) = setup(
+            RULES,
+            "debounce = \"30m\"\nsend_windows = [\"mon-fri 08:00-19:00\"]",
+        );
+        let rules = rules.unwrap_or_else(|p| panic!("{p}"));
+        let applicable = rules.for_connector("x");
+        let d = dossier(
+            "instruction",
+            &[
+                ("beneficiary.email", "a@example.org"),
+                ("amount_granted", "100.00"),
+            ],
+        );
+        let event = step_changed("complet", "instruction");
+        let scene = Scene {
+            connector: "x",
+            link: None,
+            dossier: &d,
+            event: &event,
+        };
+        // Tuesday 10 March 2026, 18:45 Paris: +30 min is past 19:00, so Wednesday 08:00.
+        let plan = rules.plan(&applicable, &scene, utc("2026-03-10T17:45:00Z"));
+        assert_eq!(plan.alerts[0].due_at, utc("2026-03-11T07:00:00Z"));
+        assert_eq!(plan.alerts[0].hold_step.as_deref(), Some("instruction"));
+        // A field change is not held.
+        let mut change = Event::new(EventKind::FieldChanged, utc("2026-03-10T09:00:00Z"));
+        change.field = Some("amount_granted".to_owned());
+        let scene = Scene {
+            event: &change,
+            ..scene
+        };
+        let plan = rules.plan(&applicable, &scene, utc("2026-03-10T09:00:00Z"));
+        assert_eq!(plan.alerts[0].due_at, utc("2026-03-10T09:00:00Z"));
+        assert_eq!(plan.alerts[0].hold_step, None);
+    }
+
+    #[test]
+    fn every_rule_problem_is_reported_with_its_line() {
+        let text = "[[rule]]\nname = \"Bad Name\"\non = \"moved\"\nto = \"instrucion\"\nnotify = [\"boss\"]\ntemplate = \"en_instrucion\"\nclass = \"urgent\"\ncooldown = \"soon\"\n\n[[rule]]\nname = \"cond\"\non = \"created\"\nwhen = \"dossier.amount_granted >\"\nnotify = \"beneficiary\"\ntemplate = \"depot_recu\"\n\n[[rule]]\nname = \"typo\"\non = \"created\"\nwhen = \"dossier.amount_grnted\"\nnotify = \"beneficiary\"\ntemplate = \"depot_recu\"\n";
+        let (_dir, rules) = setup(text, "");
+        let problems = rules.unwrap_err().to_string();
+        for needle in [
+            "test.toml:2:8: rule 'Bad Name': the name must use only",
+            "test.toml:3:6: rule 'Bad Name': unknown event 'moved'",
+            "test.toml:4:6: rule 'Bad Name': `to`: unknown step 'instrucion' (did you mean 'instruction'?)",
+            "test.toml:5:10: rule 'Bad Name': `notify`: 'boss' is neither",
+            "test.toml:6:12: rule 'Bad Name': no template 'en_instrucion'",
+            "(did you mean 'en_instruction'?)",
+            "test.toml:7:9: rule 'Bad Name': class 'urgent'",
+            "test.toml:8:12: rule 'Bad Name': `cooldown`: 'soon' is not a duration",
+            "test.toml:13:8: rule 'cond': the condition does not compile: line 1: unexpected end of input",
+        ] {
+            assert!(
+                problems.contains(needle),
+                "missing {needle:?} in:\n{problems}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_condition_naming_an_unknown_field_fails_on_the_samples() {
+        let text = "[[rule]]\nname = \"typo\"\non = \"created\"\nwhen = \"dossier.amount_grnted > 1\"\nnotify = \"beneficiary\"\ntemplate = \"depot_recu\"\n";
+        let (_dir, rules) = setup(text, "");
+        let problems = rules.unwrap_err().to_string();
+        assert!(
+            problems.contains("rule 'typo': condition fails for a complete sample dossier")
+                && problems.contains("undefined"),
+            "{problems}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_duplicate_names_are_errors() {
+        let text = "[[rule]]\nname = \"a\"\non = \"created\"\nnotify = \"beneficiary\"\ntemplate = \"depot_recu\"\nrecipients = []\n";
+        let (_dir, rules) = setup(text, "");
+        let problems = rules.unwrap_err().to_string();
+        assert!(
+            problems.contains("unknown field `recipients`"),
+            "{problems}"
+        );
+        assert!(problems.contains("line 6"), "{problems}");
+        let text = "[[rule]]\nname = \"a\"\non = \"created\"\nnotify = \"beneficiary\"\ntemplate = \"depot_recu\"\n[[rule]]\nname = \"a\"\non = \"created\"\nnotify = \"beneficiary\"\ntemplate = \"depot_recu\"\n";
+        let (_dir, rules) = setup(text, "");
+        let problems = rules.unwrap_err().to_string();
+        assert!(
+            problems.contains("rule 'a' is already declared"),
+            "{problems}"
+        );
+    }
+
+    #[test]
+    fn a_template_typo_fails_at_load() {
+        let (dir, _) = setup(RULES, "");
+        let templates = dir.path().join("rules/templates");
+        std::fs::write(
+            templates.join("en_instruction.jinja"),
+            "{% block subject %}Dossier {{ dossier.referense }}{% endblock %}{% block body %}x{% endblock %}",
+        )
+        .unwrap();
+        std::fs::write(
+            templates.join("broken.jinja"),
+            "{% block subject %}{% if %}{% endblock %}",
+        )
+        .unwrap();
+        let config = Config::load(Some(&dir.path().join("config.toml"))).unwrap();
+        let mut problems = Problems::default();
+        let lifecycle = Lifecycle::load(&config.lifecycle_path(), &mut problems).unwrap();
+        assert!(Rules::load(&config, Arc::new(lifecycle), &[], &mut problems).is_none());
+        let text = problems.to_string();
+        assert!(text.contains("broken.jinja: line 1"), "{text}");
+        // The syntax error stops loading before the samples; fix it and the typo shows.
+        std::fs::remove_file(templates.join("broken.jinja")).unwrap();
+        let mut problems = Problems::default();
+        let lifecycle = Lifecycle::load(&config.lifecycle_path(), &mut problems).unwrap();
+        assert!(Rules::load(&config, Arc::new(lifecycle), &[], &mut problems).is_none());
+        let text = problems.to_string();
+        assert!(
+            text.contains("en_instruction.jinja: fails to render for a complete sample dossier")
+                && text.contains("undefined"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn several_alerts_to_one_person_make_one_digest() {
+        let (_dir, rules) = setup(RULES, "send_windows = []");
+        let rules = rules.unwrap_or_else(|p| panic!("{p}"));
+        let event = step_changed("complet", "instruction");
+        let mut items = Vec::new();
+        for (id, title) in [("D1", "Festival d'été"), ("D2", "Atelier vélo")] {
+            let mut d = dossier(
+                "instruction",
+                &[
+                    ("beneficiary.email", "a@example.org"),
+                    ("reference", id),
+                    ("title", title),
+                ],
+            );
+            d.id = id.to_owned();
+            let scene = Scene {
+                connector: "x",
+                link: None,
+                dossier: &d,
+                event: &event,
+            };
+            items.push((
+                "en_instruction",
+                rules.context(&scene, Some(("beneficiary", "a@example.org"))),
+            ));
+        }
+        let message = rules.templates.render_many(&items).unwrap();
+        assert!(message.text.contains("Festival d'été"), "{}", message.text);
+        assert!(message.text.contains("Atelier vélo"), "{}", message.text);
+        assert!(message.subject.contains('2'), "{}", message.subject);
+        assert!(!message.subject.contains('\n'));
+    }
+
+    #[test]
+    fn data_cannot_break_the_subject_or_the_html() {
+        let (_dir, rules) = setup(RULES, "send_windows = []");
+        let rules = rules.unwrap_or_else(|p| panic!("{p}"));
+        let d = dossier(
+            "instruction",
+            &[
+                ("reference", "AR-1\r\nBcc: victim@example.org"),
+                ("title", "<script>alert(1)</script>"),
+                ("scheme", "Culture & <b>Patrimoine</b>"),
+            ],
+        );
+        let event = step_changed("complet", "instruction");
+        let scene = Scene {
+            connector: "x",
+            link: None,
+            dossier: &d,
+            event: &event,
+        };
+        let rule = rules.rule("vers-instruction").unwrap();
+        let m = rules
+            .render(rule, &scene, "beneficiary", "a@example.org")
+            .unwrap();
+        assert!(
+            !m.subject.contains('\r') && !m.subject.contains('\n'),
+            "{:?}",
+            m.subject
+        );
+        assert!(
+            !m.html.contains("<script>") && !m.html.contains("<b>Patrimoine"),
+            "{}",
+            m.html
+        );
+        assert!(m.html.contains("&lt;b&gt;Patrimoine"), "{}", m.html);
+    }
 }

@@ -134,6 +134,10 @@ impl Templates {
     /// # Errors
     /// When the expression does not compile.
     pub fn add_condition(&mut self, rule: &str, expression: &str) -> Result<(), String> {
+        // Compiled on its own first, so that a syntax error speaks of the expression.
+        self.env
+            .compile_expression(expression)
+            .map_err(|e| describe(&e))?;
         self.env
             .add_template_owned(
                 format!("{CONDITION_PREFIX}{rule}"),

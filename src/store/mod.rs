@@ -540,20 +540,25 @@ impl Store {
         Ok(out)
     }
 
-    /// Alerts of the outbox, oldest first: those with `status` (any when `None`),
-    /// at most `limit`.
+    /// Alerts of the outbox, next due first: those with `status` (any when
+    /// `None`), of one dossier (any when `None`), at most `limit`.
     ///
     /// # Errors
     /// On a database error or a corrupt row.
-    pub fn alerts(&self, status: Option<&str>, limit: usize) -> Result<Vec<AlertRecord>> {
+    pub fn alerts(
+        &self,
+        status: Option<&str>,
+        dossier: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<AlertRecord>> {
         let mut stmt = self.conn.prepare(
             "SELECT a.id, a.key, d.reference, d.connector, e.kind, a.rule, a.template, a.class,
                     a.role, a.recipient, a.digest, a.status, a.created_at, a.due_at, a.reason
              FROM alerts a JOIN dossiers d ON d.id = a.dossier_id JOIN events e ON e.id = a.event_id
-             WHERE ?1 IS NULL OR a.status = ?1
+             WHERE (?1 IS NULL OR a.status = ?1) AND (?3 IS NULL OR a.dossier_id = ?3)
              ORDER BY a.due_at, a.id LIMIT ?2",
         )?;
-        let mut rows = stmt.query(params![status, limit as i64])?;
+        let mut rows = stmt.query(params![status, limit as i64, dossier])?;
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
             out.push(AlertRecord {

@@ -50,6 +50,27 @@ impl Install {
         Self { dir }
     }
 
+    /// Appends TOML to the configuration file (new sections only).
+    pub fn append_config(&self, text: &str) {
+        let path = self.config();
+        let mut config = std::fs::read_to_string(&path).unwrap();
+        config.push_str(text);
+        std::fs::write(path, config).unwrap();
+    }
+
+    /// Gives the installation its own copy of the shipped rules folder, to edit;
+    /// returns its path.
+    pub fn own_rules(&self) -> PathBuf {
+        let target = self.root().join("rules");
+        copy_dir(&repo().join("rules"), &target);
+        let config = std::fs::read_to_string(self.config()).unwrap().replace(
+            &format!("rules_dir = \"{}\"", repo().join("rules").display()),
+            "rules_dir = \"rules\"",
+        );
+        std::fs::write(self.config(), config).unwrap();
+        target
+    }
+
     pub fn root(&self) -> &Path {
         self.dir.path()
     }
@@ -180,4 +201,18 @@ pub fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// Copies a folder tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
 }

@@ -6,8 +6,10 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)] // Tests report what they measured.
 
+mod alerts;
 mod check;
 mod common;
 mod crash;
 mod daemon;
 mod import;
+mod templates;
