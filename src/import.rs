@@ -849,6 +849,9 @@ pub fn import_file(
     }
     if let Some(alerting) = &alerting {
         alerting.report();
+        if counts.alerts_queued > 1 {
+            tx.align_digests()?;
+        }
     }
     run.counts = counts;
     run.finished_at = Utc::now();

@@ -1033,6 +1033,23 @@ impl ImportTx<'_> {
         Ok(n == 1)
     }
 
+    /// Gives the digestible alerts this run queued for one recipient the latest
+    /// due time among them, so that they leave together as one message.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn align_digests(&self) -> Result<()> {
+        self.tx.execute(
+            "UPDATE alerts SET due_at = (
+                 SELECT max(b.due_at) FROM alerts b
+                 WHERE b.run_id = alerts.run_id AND b.recipient = alerts.recipient
+                   AND b.digest = 1 AND b.status = 'pending')
+             WHERE run_id = ?1 AND digest = 1 AND status = 'pending'",
+            [self.run_id],
+        )?;
+        Ok(())
+    }
+
     /// Whether a rule already alerted this recipient about this dossier since
     /// `since` (its cooldown); cancelled alerts do not count.
     ///

@@ -231,3 +231,32 @@ fn render_shows_the_message_for_a_stored_dossier() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("no rule 'nope'"), "{}", text(&out));
 }
+
+#[test]
+fn the_alerts_of_one_import_to_one_person_leave_together() {
+    let install = install("30m");
+    install.import("export-1.csv", &[]);
+    // The club's contact is also the bakery's: a step alert (held 30 min) and an
+    // amount alert (not held) for the same person from one import.
+    // The file is Windows-1252: replace bytes, not text.
+    let mut bytes = std::fs::read(crate::common::fixture("export-2.csv")).unwrap();
+    let (from, to) = (
+        b"club@sport.fr".as_slice(),
+        b"contact@lefevre.fr".as_slice(),
+    );
+    let at = bytes.windows(from.len()).position(|w| w == from).unwrap();
+    bytes.splice(at..at + from.len(), to.iter().copied());
+    let path = install.root().join("exports/shared.csv");
+    std::fs::write(&path, bytes).unwrap();
+    let out = install.run(&["import", "portail", path.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = install.run(&["outbox", "list", "--json"]);
+    let due: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["recipient"] == "contact@lefevre.fr")
+        .map(|v| v["due_at"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(due.len(), 2, "{due:?}");
+    assert_eq!(due[0], due[1], "one due time, so one message");
+}

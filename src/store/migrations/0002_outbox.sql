@@ -26,3 +26,4 @@ CREATE TABLE alerts (
 );
 CREATE INDEX alerts_due ON alerts (status, due_at);
 CREATE INDEX alerts_dossier ON alerts (dossier_id, rule, recipient);
+CREATE INDEX alerts_run ON alerts (run_id, recipient);
