@@ -23,6 +23,19 @@ use crate::model::EventKind;
 use crate::rules::Rules;
 use crate::store::{RunRecord, Store};
 
+/// `println!` that ends the process quietly when stdout is closed early
+/// (`alertissimo outbox list | head`), instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*)
+            && e.kind() == std::io::ErrorKind::BrokenPipe
+        {
+            std::process::exit(0);
+        }
+    }};
+}
+
 /// Keeps grant applicants informed: reads a Region's grant exports, tracks every
 /// dossier in SQLite and detects when it changes step.
 #[derive(Debug, Parser)]
@@ -273,7 +286,7 @@ fn check(config: &Config, environment: bool) -> Exit {
         );
     }
     if let Some(loaded) = loaded {
-        println!(
+        out!(
             "configuration is valid: {}, lifecycle of {} steps, {} connector{} ({}), {} rules, {} templates",
             config.file.as_ref().map_or_else(
                 || "built-in defaults".to_owned(),
@@ -387,9 +400,9 @@ fn import_now(
                 dispose: false,
                 more_rejections: 0,
             };
-            println!("{}", serde_json::to_string(&none)?);
+            out!("{}", serde_json::to_string(&none)?);
         } else {
-            println!("{name}: no file waiting in the drop folder");
+            out!("{name}: no file waiting in the drop folder");
         }
         return Ok(Exit::Ok);
     }
@@ -399,7 +412,7 @@ fn import_now(
             exit = Exit::Failure;
         }
         if json {
-            println!("{}", serde_json::to_string(s)?);
+            out!("{}", serde_json::to_string(s)?);
         } else {
             print_summary(s, config.timezone);
         }
@@ -412,9 +425,9 @@ fn print_summary(s: &Summary, _tz: Tz) {
     let run = s
         .run_id
         .map_or_else(String::new, |id| format!(" (run {id})"));
-    println!("{}: {}{run}", s.file, s.status.to_uppercase());
+    out!("{}: {}{run}", s.file, s.status.to_uppercase());
     if s.status != "skipped" {
-        println!(
+        out!(
             "  rows {}  unchanged {}  created {}  step changes {}  field changes {}  disappeared {}  reappeared {}  rejected {}{}",
             c.rows,
             c.unchanged,
@@ -432,9 +445,9 @@ fn print_summary(s: &Summary, _tz: Tz) {
         );
     }
     if s.baseline && s.status == "applied" {
-        println!("  baseline: first import of this connector, recorded without alerts");
+        out!("  baseline: first import of this connector, recorded without alerts");
     } else if s.status == "applied" {
-        println!(
+        out!(
             "  alerts queued {}{}",
             c.alerts_queued,
             if c.alerts_cancelled > 0 {
@@ -448,7 +461,7 @@ fn print_summary(s: &Summary, _tz: Tz) {
         );
     }
     for reason in &s.reasons {
-        println!(
+        out!(
             "  {}: {reason}",
             if s.status == "skipped" {
                 "skipped"
@@ -458,17 +471,17 @@ fn print_summary(s: &Summary, _tz: Tz) {
         );
     }
     for r in &s.rejections {
-        println!("  {}", describe_rejection(r));
+        out!("  {}", describe_rejection(r));
     }
     if s.more_rejections > 0 {
-        println!(
+        out!(
             "  … {} more; see `alertissimo runs --rejections {}`",
             s.more_rejections,
             s.run_id.unwrap_or_default()
         );
     }
     if let Some(to) = &s.archived_to {
-        println!("  archived to {to}");
+        out!("  archived to {to}");
     }
 }
 
@@ -525,20 +538,20 @@ fn test_rules(config: &Config, paths: &[PathBuf]) -> anyhow::Result<Exit> {
     let mut current: Option<&Path> = None;
     for o in &outcomes {
         if current != Some(o.file.as_path()) {
-            println!("{}", o.file.display());
+            out!("{}", o.file.display());
             current = Some(&o.file);
         }
         if o.failures.is_empty() {
-            println!("  ok    {}", o.name);
+            out!("  ok    {}", o.name);
         } else {
-            println!("  FAIL  {} (line {})", o.name, o.line);
+            out!("  FAIL  {} (line {})", o.name, o.line);
             for f in &o.failures {
-                println!("        {f}");
+                out!("        {f}");
             }
         }
     }
     let failed = outcomes.iter().filter(|o| !o.failures.is_empty()).count();
-    println!(
+    out!(
         "{} case{}: {} passed, {failed} failed",
         outcomes.len(),
         if outcomes.len() == 1 { "" } else { "s" },
@@ -582,42 +595,51 @@ fn render(
         eprintln!("no dossier with reference or id '{reference}'");
         return Ok(Exit::Failure);
     };
-    // The latest stored event the rule reacts to, else one made from the
-    // dossier's current state.
-    let events = store.events(found.rowid)?;
-    let event = events
-        .iter()
-        .rev()
-        .map(|e| e.event.clone())
-        .find(|e| rule.on.contains(&e.kind))
-        .unwrap_or_else(|| {
-            let mut e = crate::model::Event::new(
-                rule.on.first().copied().unwrap_or(EventKind::StepChanged),
-                found.step_entered_at,
-            );
-            e.to_step = Some(found.dossier.step.clone());
-            e
-        });
     let connector = loaded.connectors.iter().find(|c| c.name == found.connector);
     let link = connector.and_then(|c| c.link_for(&found.dossier));
-    let scene = crate::rules::Scene {
+    let scene = |event| crate::rules::Scene {
         connector: &found.connector,
         link: link.as_deref(),
         dossier: &found.dossier,
-        event: &event,
+        event,
     };
-    let (role, address) = match to {
-        Some(address) => ("address", address.to_owned()),
-        None => rule
-            .notify
-            .iter()
-            .find_map(|r| {
-                r.addresses(&found.dossier)
-                    .first()
-                    .map(|a| (r.role(), (*a).to_owned()))
-            })
-            .unwrap_or(("address", "destinataire@example.org".to_owned())),
-    };
+    // The latest stored event that fires the rule, else one made from the
+    // dossier's current state (said so on stderr: the rule may not fire on it).
+    let events = store.events(found.rowid)?;
+    let stored = events
+        .iter()
+        .rev()
+        .map(|e| &e.event)
+        .find(|e| rules.fires(rule, &scene(e)))
+        .cloned();
+    let event = stored.unwrap_or_else(|| {
+        eprintln!(
+            "note: no stored event of this dossier fires '{rule_name}'; shown as if the dossier had just entered its current step"
+        );
+        let mut e = crate::model::Event::new(
+            rule.on.first().copied().unwrap_or(EventKind::StepChanged),
+            found.step_entered_at,
+        );
+        e.to_step = Some(found.dossier.step.clone());
+        e
+    });
+    let scene = scene(&event);
+    // The rule's first recipient on the dossier; `--to` changes the address only.
+    let (role, first) = rule
+        .notify
+        .iter()
+        .find_map(|r| {
+            r.addresses(&found.dossier)
+                .first()
+                .map(|a| (r.role(), (*a).to_owned()))
+        })
+        .unwrap_or_else(|| {
+            (
+                rule.notify.first().map_or("address", |r| r.role()),
+                "destinataire@example.org".to_owned(),
+            )
+        });
+    let address = to.map_or(first, str::to_owned);
     let message = match rules.render(rule, &scene, role, &address) {
         Ok(m) => m,
         Err(reason) => {
@@ -626,7 +648,7 @@ fn render(
         }
     };
     if json {
-        println!(
+        out!(
             "{}",
             serde_json::json!({
                 "rule": rule.name, "dossier": found.dossier.reference(), "to": address,
@@ -635,9 +657,9 @@ fn render(
             })
         );
     } else {
-        println!("To: {address} ({role})\nSubject: {}\n", message.subject);
-        println!("--- text ---\n{}", message.text);
-        println!("--- html ---\n{}", message.html);
+        out!("To: {address} ({role})\nSubject: {}\n", message.subject);
+        out!("--- text ---\n{}", message.text);
+        out!("--- html ---\n{}", message.html);
     }
     Ok(Exit::Ok)
 }
@@ -661,23 +683,28 @@ fn outbox_list(
     let tz = config.timezone;
     if json {
         for a in &alerts {
-            println!("{}", serde_json::to_string(a)?);
+            out!("{}", serde_json::to_string(a)?);
         }
         return Ok(Exit::Ok);
     }
     if alerts.is_empty() {
-        println!(
+        out!(
             "the outbox is empty{}",
             status.map(|s| format!(" ({s})")).unwrap_or_default()
         );
         return Ok(Exit::Ok);
     }
-    println!(
+    out!(
         "{:>6}  {:<9}  {:<16}  {:<18}  {:<28}  {:<32}  event",
-        "id", "status", "due", "dossier", "rule", "to"
+        "id",
+        "status",
+        "due",
+        "dossier",
+        "rule",
+        "to"
     );
     for a in &alerts {
-        println!(
+        out!(
             "{:>6}  {:<9}  {:<16}  {:<18}  {:<28}  {:<32}  {}{}",
             a.id,
             a.status,
@@ -706,12 +733,12 @@ fn runs(
     if let Some(run_id) = rejections {
         let list = store.rejections(run_id, crate::store::MAX_STORED_REJECTIONS as u32)?;
         if json {
-            println!("{}", serde_json::to_string_pretty(&list)?);
+            out!("{}", serde_json::to_string_pretty(&list)?);
         } else if list.is_empty() {
-            println!("run {run_id}: no rejected record");
+            out!("run {run_id}: no rejected record");
         } else {
             for r in &list {
-                println!("{}", describe_rejection(r));
+                out!("{}", describe_rejection(r));
             }
         }
         return Ok(Exit::Ok);
@@ -719,14 +746,14 @@ fn runs(
     let runs = store.recent_runs(connector, limit)?;
     if json {
         let list: Vec<_> = runs.iter().map(|r| run_json(r, config.timezone)).collect();
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        out!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(Exit::Ok);
     }
     if runs.is_empty() {
-        println!("no import yet");
+        out!("no import yet");
         return Ok(Exit::Ok);
     }
-    println!(
+    out!(
         "{:>5}  {:<16}  {:<19}  {:<8}  {:>8}  {:>7}  {:>6}  {:>7}  {:>6}  {:>8}  file",
         "run",
         "connector",
@@ -745,7 +772,7 @@ fn runs(
         } else {
             r.status.as_str()
         };
-        println!(
+        out!(
             "{:>5}  {:<16}  {:<19}  {:<8}  {:>8}  {:>7}  {:>6}  {:>7}  {:>6}  {:>8}  {}",
             r.id,
             r.connector,
@@ -762,7 +789,7 @@ fn runs(
             r.source
         );
         for reason in &r.reasons {
-            println!("       refused: {reason}");
+            out!("       refused: {reason}");
         }
     }
     Ok(Exit::Ok)
@@ -837,7 +864,7 @@ fn dossier(config: &Config, reference: &str, json: bool) -> anyhow::Result<Exit>
             }));
             continue;
         }
-        println!(
+        out!(
             "{} — {} ({}, id {})",
             d.dossier.reference(),
             d.dossier.get("title").unwrap_or("sans intitulé"),
@@ -845,9 +872,9 @@ fn dossier(config: &Config, reference: &str, json: bool) -> anyhow::Result<Exit>
             d.dossier.id
         );
         if let Some(name) = d.dossier.get("beneficiary.name") {
-            println!("  bénéficiaire : {name}");
+            out!("  bénéficiaire : {name}");
         }
-        println!(
+        out!(
             "  étape : {} (« {} ») depuis le {}{}",
             lifecycle.label(&d.dossier.step),
             d.dossier.status,
@@ -860,7 +887,7 @@ fn dossier(config: &Config, reference: &str, json: bool) -> anyhow::Result<Exit>
                 " — absent du dernier export"
             }
         );
-        println!("  historique :");
+        out!("  historique :");
         for e in &events {
             let when = e
                 .event
@@ -887,14 +914,14 @@ fn dossier(config: &Config, reference: &str, json: bool) -> anyhow::Result<Exit>
                 EventKind::Reappeared => "de retour dans l'export".to_owned(),
             };
             let baseline = if e.baseline { " [état initial]" } else { "" };
-            println!(
+            out!(
                 "    {when}  {:<13} {what}{baseline}  (import {})",
                 e.event.kind.as_str(),
                 e.run_id
             );
         }
         if !alerts.is_empty() {
-            println!("  messages :");
+            out!("  messages :");
         }
         for a in &alerts {
             let status = match a.status.as_str() {
@@ -905,7 +932,7 @@ fn dossier(config: &Config, reference: &str, json: bool) -> anyhow::Result<Exit>
                 "cancelled" => "annulé",
                 other => other,
             };
-            println!(
+            out!(
                 "    {}  {:<13} {} à {} ({}), prévu le {}{}",
                 a.created_at.with_timezone(&tz).format("%d/%m/%Y %H:%M"),
                 a.rule,
@@ -921,7 +948,7 @@ fn dossier(config: &Config, reference: &str, json: bool) -> anyhow::Result<Exit>
         }
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&all)?);
+        out!("{}", serde_json::to_string_pretty(&all)?);
     }
     Ok(Exit::Ok)
 }

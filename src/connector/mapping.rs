@@ -156,6 +156,21 @@ pub struct FieldMap {
     on_invalid: OnInvalid,
 }
 
+impl FieldMap {
+    /// The kind of value it holds.
+    pub fn kind(&self) -> crate::model::FieldKind {
+        use crate::model::FieldKind;
+        match self.parse {
+            Parse::Text => FieldKind::Text,
+            Parse::Date(_) => FieldKind::Date,
+            Parse::Instant(_) => FieldKind::Instant,
+            Parse::Amount(_) => FieldKind::Amount,
+            Parse::Siret => FieldKind::Siret,
+            Parse::Emails => FieldKind::Emails,
+        }
+    }
+}
+
 /// The validated `[fields]` and `[steps]` of a connector.
 #[derive(Debug, Clone)]
 pub struct Mapping {

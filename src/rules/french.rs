@@ -76,7 +76,8 @@ pub fn duration(d: Duration) -> String {
     let days = d.as_secs_f64() / DAY;
     let (n, one, many) = if days < 1.0 {
         return "moins d'un jour".to_owned();
-    } else if days < 14.0 {
+    } else if days < 14.0 && !(days.round() as u64).is_multiple_of(7) {
+        // Whole weeks read as weeks: "1w" is "environ 1 semaine", not 7 days.
         (days.round(), "jour", "jours")
     } else if days < 60.0 {
         ((days / 7.0).round(), "semaine", "semaines")
@@ -131,6 +132,8 @@ mod tests {
     #[case(86_400, "environ 1 jour")]
     #[case(4 * 86_400, "environ 4 jours")]
     #[case(14 * 86_400, "environ 2 semaines")]
+    #[case(7 * 86_400, "environ 1 semaine")]
+    #[case(10 * 86_400, "environ 10 jours")]
     #[case(6 * 7 * 86_400, "environ 6 semaines")]
     #[case(26 * 7 * 86_400, "environ 6 mois")]
     #[case(61 * 86_400, "environ 2 mois")]

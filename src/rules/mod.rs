@@ -15,7 +15,7 @@ pub mod french;
 pub mod template;
 pub mod timing;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -218,8 +218,9 @@ pub struct Rules {
     pub region: Region,
     /// When alerts leave.
     pub policy: Policy,
-    /// The extra fields connectors declare, present (maybe `none`) in every context.
-    extra_fields: BTreeSet<String>,
+    /// The extra fields connectors declare, with their kind, present (maybe
+    /// `none`) in every context.
+    extra_fields: BTreeMap<String, FieldKind>,
 }
 
 impl Rules {
@@ -283,9 +284,9 @@ impl Rules {
         }
         let extra_fields = connectors
             .iter()
-            .flat_map(|c| c.mapping.field_names())
-            .filter(|n| n.starts_with(model::EXTRA_PREFIX))
-            .map(str::to_owned)
+            .flat_map(|c| c.mapping.fields())
+            .filter(|f| f.name.starts_with(model::EXTRA_PREFIX))
+            .map(|f| (f.name.clone(), f.kind()))
             .collect();
         let rules = Self {
             rules,
@@ -324,20 +325,21 @@ impl Rules {
                 event: &event,
             };
             let ctx = self.context(&scene, Some(("beneficiary", "contact@example.org")));
+            let mut renders = None;
             for name in self.templates.names() {
-                if let Err(reason) = self.templates.render(name, &ctx) {
-                    problems.push(
+                match self.templates.render(name, &ctx) {
+                    Ok(_) => renders = renders.or(Some(name.as_str())),
+                    Err(reason) => problems.push(
                         self.templates.path(name),
                         format!("fails to render for {label}: {reason}"),
-                    );
+                    ),
                 }
             }
-            let digest = [
-                (self.templates.names()[0].as_str(), ctx.clone()),
-                (self.templates.names()[0].as_str(), ctx.clone()),
-            ];
-            if !self.templates.names().is_empty()
-                && let Err(reason) = self.templates.render_many(&digest)
+            // The digest, made of a template that renders on its own.
+            if let Some(name) = renders
+                && let Err(reason) = self
+                    .templates
+                    .render_many(&[(name, ctx.clone()), (name, ctx.clone())])
             {
                 problems.push(
                     self.templates.dir.join(template::DIGEST),
@@ -393,7 +395,7 @@ impl Rules {
         for f in model::FIELDS {
             put(f.name, field_value(f.kind, d.get(f.name)));
         }
-        for name in &self.extra_fields {
+        for name in self.extra_fields.keys() {
             put(name, Value::from(()));
         }
         for (name, value) in d
@@ -401,7 +403,12 @@ impl Rules {
             .iter()
             .filter(|(n, _)| n.starts_with(model::EXTRA_PREFIX))
         {
-            put(name, Value::from(value.as_str()));
+            let kind = self
+                .extra_fields
+                .get(name)
+                .copied()
+                .unwrap_or(FieldKind::Text);
+            put(name, field_value(kind, Some(value)));
         }
         groups.entry("extra".to_owned()).or_default();
         for (group, map) in groups {
@@ -528,6 +535,20 @@ impl Rules {
             }
         }
         plan
+    }
+
+    /// Whether a rule fires for a scene: its filters, its connector globs and its
+    /// condition all accept it.
+    pub fn fires(&self, rule: &Rule, scene: &Scene<'_>) -> bool {
+        rule.connector
+            .as_ref()
+            .is_none_or(|g| g.is_match(scene.connector))
+            && rule.matches(scene)
+            && (rule.when.is_none()
+                || self
+                    .templates
+                    .condition(&rule.name, &self.context(scene, None))
+                    .unwrap_or(false))
     }
 
     /// Renders the message of one rule for one scene and recipient.
@@ -810,26 +831,26 @@ fn parse_file(
 }
 
 /// A dossier for checking templates: every canonical field filled, or none.
-pub fn sample_dossier(complete: bool, extra: &BTreeSet<String>) -> Dossier {
+pub fn sample_dossier(complete: bool, extra: &BTreeMap<String, FieldKind>) -> Dossier {
+    let sample = |name: &str, kind: FieldKind| match kind {
+        FieldKind::Text => match name {
+            "url" => "https://portail.example.org/dossiers/AR-24-000123".to_owned(),
+            "reference" => "AR-24-000123".to_owned(),
+            _ => "Association Les Jardins partagés".to_owned(),
+        },
+        FieldKind::Date => "2024-03-12".to_owned(),
+        FieldKind::Instant => "2024-03-12T09:30:00Z".to_owned(),
+        FieldKind::Amount => "26956.00".to_owned(),
+        FieldKind::Siret => "73282932000074".to_owned(),
+        FieldKind::Emails => "contact@example.org".to_owned(),
+    };
     let mut fields = BTreeMap::new();
     if complete {
         for f in model::FIELDS {
-            let value = match f.kind {
-                FieldKind::Text => match f.name {
-                    "url" => "https://portail.example.org/dossiers/AR-24-000123".to_owned(),
-                    "reference" => "AR-24-000123".to_owned(),
-                    _ => "Association Les Jardins partagés".to_owned(),
-                },
-                FieldKind::Date => "2024-03-12".to_owned(),
-                FieldKind::Instant => "2024-03-12T09:30:00Z".to_owned(),
-                FieldKind::Amount => "26956.00".to_owned(),
-                FieldKind::Siret => "73282932000074".to_owned(),
-                FieldKind::Emails => "contact@example.org".to_owned(),
-            };
-            fields.insert(f.name.to_owned(), value);
+            fields.insert(f.name.to_owned(), sample(f.name, f.kind));
         }
-        for name in extra {
-            fields.insert(name.clone(), "valeur".to_owned());
+        for (name, kind) in extra {
+            fields.insert(name.clone(), sample(name, *kind));
         }
     }
     Dossier {

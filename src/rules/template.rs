@@ -202,13 +202,7 @@ impl Templates {
 
     fn part(&self, template: &str, ctx: &Value) -> Result<Part, String> {
         let name = format!("{template}{EXTENSION}");
-        let failed = |e: &Error| {
-            format!(
-                "template {}: {}",
-                self.dir.join(&name).display(),
-                describe(e)
-            )
-        };
+        let failed = |e: &Error| format!("{name}: {}", describe(e));
         let tmpl = self.env.get_template(&name).map_err(|e| failed(&e))?;
         let mut captured = tmpl.render_captured(ctx).map_err(|e| failed(&e))?;
         let (subject, body) = captured
@@ -228,13 +222,7 @@ impl Templates {
             self.env
                 .get_template(name)
                 .and_then(|t| t.render(context! { ..extra, ..ctx.clone() }))
-                .map_err(|e| {
-                    format!(
-                        "template {}: {}",
-                        self.dir.join(name).display(),
-                        describe(&e)
-                    )
-                })
+                .map_err(|e| format!("{name}: {}", describe(&e)))
         };
         let text = layout(
             LAYOUT_TEXT,
@@ -296,21 +284,21 @@ fn environment(lifecycle: Arc<Lifecycle>, tz: Tz) -> Environment<'static> {
         }
     });
     env.add_filter("date", move |value: Value| -> Result<String, Error> {
-        if value.is_none() {
+        let Some(value) = defined(&value, "date")? else {
             return Ok(String::new());
-        }
+        };
         french::date_text(&text_of(&value)?, tz).map_err(invalid)
     });
     env.add_filter("montant", |value: Value| -> Result<String, Error> {
-        if value.is_none() {
+        let Some(value) = defined(&value, "montant")? else {
             return Ok(String::new());
-        }
+        };
         cents(&value).map(french::amount)
     });
     env.add_filter("duree", |value: Value| -> Result<String, Error> {
-        if value.is_none() {
+        let Some(value) = defined(&value, "duree")? else {
             return Ok(String::new());
-        }
+        };
         let secs = f64::try_from(value.clone())
             .ok()
             .filter(|s| s.is_finite() && *s >= 0.0)
@@ -318,13 +306,25 @@ fn environment(lifecycle: Arc<Lifecycle>, tz: Tz) -> Environment<'static> {
         Ok(french::duration(Duration::from_secs_f64(secs)))
     });
     env.add_filter("etape", move |value: Value| -> Result<String, Error> {
-        if value.is_none() {
+        let Some(value) = defined(&value, "etape")? else {
             return Ok(String::new());
-        }
+        };
         let id = text_of(&value)?;
         Ok(lifecycle.label(&id).to_owned())
     });
     env
+}
+
+/// What filters do first: nothing to show for `none`, an error for an undefined
+/// value (a misspelt variable), the value otherwise.
+fn defined(value: &Value, filter: &str) -> Result<Option<Value>, Error> {
+    if value.is_undefined() {
+        return Err(Error::new(
+            ErrorKind::UndefinedError,
+            format!("the value given to `{filter}` is undefined (a misspelt variable?)"),
+        ));
+    }
+    Ok((!value.is_none()).then(|| value.clone()))
 }
 
 fn invalid(reason: impl Into<String>) -> Error {
@@ -377,50 +377,40 @@ fn tidy(text: &str) -> String {
 }
 
 /// Turns a plain-text body into HTML: paragraphs on blank lines, `- ` lines into
-/// a list, addresses into links; everything from data is escaped.
+/// lists, addresses into links; everything from data is escaped.
 pub fn to_html(body: &str) -> String {
     let mut html = String::with_capacity(body.len() * 2);
     for paragraph in body.split("\n\n").map(str::trim).filter(|p| !p.is_empty()) {
-        let lines: Vec<&str> = paragraph.lines().collect();
-        let (items, rest): (Vec<&str>, Vec<&str>) =
-            lines.iter().partition(|l| l.trim_start().starts_with("- "));
-        if rest.is_empty() {
-            html.push_str("<ul>\n");
-            for item in items {
-                html.push_str("<li>");
-                linkify(item.trim_start()[2..].trim(), &mut html);
-                html.push_str("</li>\n");
-            }
-            html.push_str("</ul>\n");
-            continue;
-        }
-        // A paragraph that mixes text and items: the text, then the list.
-        html.push_str("<p>");
-        let mut first = true;
-        let mut in_list = false;
-        for line in lines {
-            if let Some(item) = line.trim_start().strip_prefix("- ") {
-                if !in_list {
-                    html.push_str("</p>\n<ul>\n");
-                    in_list = true;
+        // Runs of text lines become a <p>, runs of "- " lines a <ul>.
+        let mut open: Option<&str> = None;
+        for line in paragraph.lines() {
+            let (tag, content) = match line.trim_start().strip_prefix("- ") {
+                Some(item) => ("ul", item.trim()),
+                None => ("p", line),
+            };
+            if open != Some(tag) {
+                if let Some(previous) = open {
+                    html.push_str(&format!("</{previous}>\n"));
                 }
-                html.push_str("<li>");
-                linkify(item.trim(), &mut html);
-                html.push_str("</li>\n");
-                continue;
-            }
-            if in_list {
-                html.push_str("</ul>\n<p>");
-                in_list = false;
-                first = true;
-            }
-            if !first {
+                html.push_str(&format!("<{tag}>"));
+                if tag == "ul" {
+                    html.push('\n');
+                }
+            } else if tag == "p" {
                 html.push_str("<br>\n");
             }
-            linkify(line, &mut html);
-            first = false;
+            open = Some(tag);
+            if tag == "ul" {
+                html.push_str("<li>");
+                linkify(content, &mut html);
+                html.push_str("</li>\n");
+            } else {
+                linkify(content, &mut html);
+            }
         }
-        html.push_str(if in_list { "</ul>\n" } else { "</p>\n" });
+        if let Some(tag) = open {
+            html.push_str(&format!("</{tag}>\n"));
+        }
     }
     html
 }
@@ -480,6 +470,14 @@ mod tests {
         assert_eq!(
             to_html("Pièces :\n- RIB\n- Devis"),
             "<p>Pièces :</p>\n<ul>\n<li>RIB</li>\n<li>Devis</li>\n</ul>\n"
+        );
+    }
+
+    #[test]
+    fn html_of_a_list_followed_by_text_has_no_empty_paragraph() {
+        assert_eq!(
+            to_html("- RIB\n- Devis\nMerci."),
+            "<ul>\n<li>RIB</li>\n<li>Devis</li>\n</ul>\n<p>Merci.</p>\n"
         );
     }
 
