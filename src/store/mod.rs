@@ -1039,12 +1039,17 @@ impl ImportTx<'_> {
     /// # Errors
     /// On a database error.
     pub fn align_digests(&self) -> Result<()> {
+        // One pass to find each recipient's latest due time, one to apply it: a
+        // correlated subquery would read a recipient's alerts once per alert.
         self.tx.execute(
-            "UPDATE alerts SET due_at = (
-                 SELECT max(b.due_at) FROM alerts b
-                 WHERE b.run_id = alerts.run_id AND b.recipient = alerts.recipient
-                   AND b.digest = 1 AND b.status = 'pending')
-             WHERE run_id = ?1 AND digest = 1 AND status = 'pending'",
+            "WITH latest AS (
+                 SELECT recipient, max(due_at) AS due FROM alerts
+                 WHERE run_id = ?1 AND digest = 1 AND status = 'pending'
+                 GROUP BY recipient)
+             UPDATE alerts SET due_at = latest.due
+             FROM latest
+             WHERE alerts.run_id = ?1 AND alerts.digest = 1 AND alerts.status = 'pending'
+               AND alerts.recipient = latest.recipient AND alerts.due_at != latest.due",
             [self.run_id],
         )?;
         Ok(())
