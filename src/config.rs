@@ -50,6 +50,24 @@ pub const KEYS: &[&str] = &[
     "region.email",
     "region.phone",
     "region.website",
+    "delivery.transport",
+    "delivery.concurrency",
+    "delivery.rate_per_second",
+    "delivery.max_per_recipient_per_day",
+    "delivery.max_age",
+    "delivery.retry_initial",
+    "delivery.retry_max",
+    "delivery.admin_email",
+    "delivery.file.dir",
+    "smtp.host",
+    "smtp.port",
+    "smtp.tls",
+    "smtp.username",
+    "smtp.password_env",
+    "smtp.password_file",
+    "smtp.from",
+    "smtp.reply_to",
+    "smtp.timeout",
 ];
 
 /// The built-in defaults: they need nothing installed and work from a checkout.
@@ -64,6 +82,39 @@ struct Defaults {
     daemon: DaemonDefaults,
     alerts: AlertDefaults,
     region: RegionDefaults,
+    delivery: DeliveryDefaults,
+    smtp: SmtpDefaults,
+}
+
+#[derive(Debug, Serialize)]
+struct DeliveryDefaults {
+    transport: &'static str,
+    concurrency: u32,
+    rate_per_second: f64,
+    max_per_recipient_per_day: u32,
+    max_age: &'static str,
+    retry_initial: &'static str,
+    retry_max: &'static str,
+    admin_email: &'static str,
+    file: FileDefaults,
+}
+
+#[derive(Debug, Serialize)]
+struct FileDefaults {
+    dir: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct SmtpDefaults {
+    host: &'static str,
+    port: u16,
+    tls: &'static str,
+    username: &'static str,
+    password_env: &'static str,
+    password_file: &'static str,
+    from: &'static str,
+    reply_to: &'static str,
+    timeout: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -138,6 +189,30 @@ const DEFAULTS: Defaults = Defaults {
         phone: "",
         website: "",
     },
+    delivery: DeliveryDefaults {
+        transport: "file",
+        concurrency: 4,
+        rate_per_second: 50.0,
+        max_per_recipient_per_day: 20,
+        max_age: "5d",
+        retry_initial: "1m",
+        retry_max: "1h",
+        admin_email: "",
+        file: FileDefaults {
+            dir: "alertissimo-data/outbox",
+        },
+    },
+    smtp: SmtpDefaults {
+        host: "localhost",
+        port: 587,
+        tls: "starttls",
+        username: "",
+        password_env: "",
+        password_file: "",
+        from: "Alertissimo <alertissimo@localhost>",
+        reply_to: "",
+        timeout: "30s",
+    },
 };
 
 /// The validated configuration.
@@ -163,6 +238,83 @@ pub struct Config {
     pub alerts: Policy,
     /// Who writes to beneficiaries, as messages sign.
     pub region: Region,
+    /// How alerts leave.
+    pub delivery: Delivery,
+}
+
+/// How alerts are delivered.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// Where messages go.
+    pub transport: Transport,
+    /// Messages handed to the transport at once.
+    pub concurrency: usize,
+    /// At most this many messages a second to the transport.
+    pub rate_per_second: f64,
+    /// At most this many messages to one address in 24 hours; the rest wait.
+    pub max_per_recipient_per_day: u32,
+    /// A transient failure is retried until the alert is this old, then it fails.
+    pub max_age: Duration,
+    /// The first retry waits this long; each next one twice as long…
+    pub retry_initial: Duration,
+    /// … up to this.
+    pub retry_max: Duration,
+    /// Where failures and refused snapshots are reported, if anywhere.
+    pub admin_email: Option<String>,
+    /// The `From` of every message.
+    pub from: String,
+    /// The `Reply-To` of every message, if any.
+    pub reply_to: Option<String>,
+}
+
+/// Where messages go.
+#[derive(Debug, Clone)]
+pub enum Transport {
+    /// Each message written as an `.eml` file into a folder.
+    File {
+        /// The folder.
+        dir: PathBuf,
+    },
+    /// An SMTP relay.
+    Smtp(Smtp),
+}
+
+/// How the SMTP relay is reached.
+#[derive(Debug, Clone)]
+pub struct Smtp {
+    /// Host name or address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Transport security.
+    pub tls: Tls,
+    /// User name, when the relay wants authentication.
+    pub username: Option<String>,
+    /// The password, read from the environment or a file, never from this file.
+    pub password: Option<Secret>,
+    /// How long one exchange with the relay may take.
+    pub timeout: Duration,
+}
+
+/// A secret that is never printed.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Transport security with the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tls {
+    /// STARTTLS, required, certificate verified (port 587).
+    StartTls,
+    /// Implicit TLS (port 465).
+    Tls,
+    /// Plain text: only when explicitly configured (a relay on the same host).
+    None,
 }
 
 /// The Region as messages present it (header, signature, contact).
@@ -383,6 +535,7 @@ impl Config {
             });
         let alerts = timezone.and_then(|tz| alerts(figment, tz, &mut p));
         let region = region(figment, &mut p);
+        let delivery = delivery(figment, &mut p);
         match (
             timezone,
             connectors_dir,
@@ -397,6 +550,7 @@ impl Config {
             shutdown_timeout,
             alerts,
             region,
+            delivery,
         ) {
             (
                 Some(timezone),
@@ -412,6 +566,7 @@ impl Config {
                 Some(shutdown_timeout),
                 Some(alerts),
                 Some(region),
+                Some(delivery),
             ) if p.is_empty() => Ok(Config {
                 file,
                 timezone,
@@ -429,6 +584,7 @@ impl Config {
                 },
                 alerts,
                 region,
+                delivery,
             }),
             _ => Err(p),
         }
@@ -506,6 +662,187 @@ fn region(figment: &Figment, p: &mut Problems) -> Option<Region> {
         email: email?,
         phone: phone?,
         website: website?,
+    })
+}
+
+/// A text setting where "" means "not set".
+fn get_optional(figment: &Figment, key: &str, p: &mut Problems) -> Option<Option<String>> {
+    get::<String>(figment, key, p).map(|v| Some(v.trim().to_owned()).filter(|v| !v.is_empty()))
+}
+
+fn get_mailbox(figment: &Figment, key: &str, p: &mut Problems) -> Option<Option<String>> {
+    let value = get_optional(figment, key, p)?;
+    if let Some(text) = &value
+        && text.parse::<lettre::message::Mailbox>().is_err()
+    {
+        push_key(
+            figment,
+            key,
+            format!(
+                "'{text}' is not an address like \"Région <aides@region.example.org>\" or \"aides@region.example.org\""
+            ),
+            p,
+        );
+        return None;
+    }
+    Some(value)
+}
+
+fn delivery(figment: &Figment, p: &mut Problems) -> Option<Delivery> {
+    let kind = get::<String>(figment, "delivery.transport", p);
+    let concurrency = get::<u32>(figment, "delivery.concurrency", p).and_then(|n| {
+        (1..=64).contains(&n).then_some(n as usize).or_else(|| {
+            push_key(
+                figment,
+                "delivery.concurrency",
+                "must be between 1 and 64",
+                p,
+            );
+            None
+        })
+    });
+    let rate = get::<f64>(figment, "delivery.rate_per_second", p).and_then(|r| {
+        (r > 0.0 && r.is_finite()).then_some(r).or_else(|| {
+            push_key(
+                figment,
+                "delivery.rate_per_second",
+                "must be a positive number",
+                p,
+            );
+            None
+        })
+    });
+    let per_day = get::<u32>(figment, "delivery.max_per_recipient_per_day", p).and_then(|n| {
+        (n > 0).then_some(n).or_else(|| {
+            push_key(
+                figment,
+                "delivery.max_per_recipient_per_day",
+                "must be at least 1",
+                p,
+            );
+            None
+        })
+    });
+    let max_age = get_duration(figment, "delivery.max_age", p);
+    let retry_initial = get_duration(figment, "delivery.retry_initial", p);
+    let retry_max = get_duration(figment, "delivery.retry_max", p);
+    let admin_email = get_mailbox(figment, "delivery.admin_email", p);
+    let dir = get_path(figment, "delivery.file.dir", p);
+    let from = get_mailbox(figment, "smtp.from", p).and_then(|f| {
+        f.or_else(|| {
+            push_key(figment, "smtp.from", "must not be empty", p);
+            None
+        })
+    });
+    let reply_to = get_mailbox(figment, "smtp.reply_to", p);
+    let transport = match kind.as_deref() {
+        Some("file") => dir.map(|dir| Transport::File { dir }),
+        Some("smtp") => smtp(figment, p).map(Transport::Smtp),
+        Some(other) => {
+            push_key(
+                figment,
+                "delivery.transport",
+                format!("'{other}' is not one of \"file\", \"smtp\""),
+                p,
+            );
+            None
+        }
+        None => None,
+    };
+    Some(Delivery {
+        transport: transport?,
+        concurrency: concurrency?,
+        rate_per_second: rate?,
+        max_per_recipient_per_day: per_day?,
+        max_age: max_age?,
+        retry_initial: retry_initial?,
+        retry_max: retry_max?,
+        admin_email: admin_email?,
+        from: from?,
+        reply_to: reply_to?,
+    })
+}
+
+fn smtp(figment: &Figment, p: &mut Problems) -> Option<Smtp> {
+    let host = get_optional(figment, "smtp.host", p).and_then(|h| {
+        h.or_else(|| {
+            push_key(figment, "smtp.host", "must not be empty", p);
+            None
+        })
+    });
+    let port = get::<u16>(figment, "smtp.port", p);
+    let tls = get::<String>(figment, "smtp.tls", p).and_then(|t| match t.as_str() {
+        "starttls" => Some(Tls::StartTls),
+        "tls" => Some(Tls::Tls),
+        "none" => Some(Tls::None),
+        other => {
+            push_key(
+                figment,
+                "smtp.tls",
+                format!("'{other}' is not one of \"starttls\", \"tls\", \"none\""),
+                p,
+            );
+            None
+        }
+    });
+    let username = get_optional(figment, "smtp.username", p);
+    let password_env = get_optional(figment, "smtp.password_env", p);
+    let password_file = get_optional(figment, "smtp.password_file", p);
+    let timeout = get_duration(figment, "smtp.timeout", p);
+    let password = match (password_env?, password_file?) {
+        (Some(_), Some(_)) => {
+            push_key(
+                figment,
+                "smtp.password_file",
+                "give the password through password_env or password_file, not both",
+                p,
+            );
+            None
+        }
+        (Some(var), None) => match std::env::var(&var) {
+            Ok(v) if !v.is_empty() => Some(Some(Secret(v))),
+            _ => {
+                push_key(
+                    figment,
+                    "smtp.password_env",
+                    format!("the environment variable {var} is not set"),
+                    p,
+                );
+                None
+            }
+        },
+        (None, Some(file)) => match std::fs::read_to_string(&file) {
+            Ok(v) => Some(Some(Secret(v.trim_end_matches(['\r', '\n']).to_owned()))),
+            Err(error) => {
+                push_key(
+                    figment,
+                    "smtp.password_file",
+                    format!("cannot read {file}: {error}"),
+                    p,
+                );
+                None
+            }
+        },
+        (None, None) => Some(None),
+    };
+    let username = username?;
+    let password = password?;
+    if username.is_some() != password.is_some() {
+        push_key(
+            figment,
+            "smtp.username",
+            "a user name needs a password (password_env or password_file), and a password a user name",
+            p,
+        );
+        return None;
+    }
+    Some(Smtp {
+        host: host?,
+        port: port?,
+        tls: tls?,
+        username,
+        password,
+        timeout: timeout?,
     })
 }
 
@@ -687,12 +1024,16 @@ mod tests {
         let table: toml::Table = toml::from_str(&text).unwrap();
         let mut documented = Vec::new();
         for key in KEYS {
-            let (section, name) = key.split_once('.').map_or(("", *key), |(s, n)| (s, n));
-            let set = if section.is_empty() {
-                table.contains_key(name)
-            } else {
-                table.get(section).and_then(|t| t.get(name)).is_some()
-            };
+            let name = key.rsplit('.').next().unwrap_or(key);
+            let mut value: Option<&toml::Value> = None;
+            for (i, part) in key.split('.').enumerate() {
+                value = if i == 0 {
+                    table.get(part)
+                } else {
+                    value.and_then(|v| v.get(part))
+                };
+            }
+            let set = value.is_some();
             if set || text.contains(&format!("# {name} =")) {
                 documented.push(*key);
             }

@@ -14,13 +14,14 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use chrono_tz::Tz;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::connector::Connector;
+use crate::dispatch::Dispatcher;
 use crate::import::{self, Options};
 use crate::rules::Rules;
 use crate::store::Store;
@@ -112,6 +113,14 @@ pub async fn run(
     let (handle, store_thread) = StoreHandle::spawn(store);
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
+    let dispatcher = Dispatcher::new(
+        handle.clone(),
+        Arc::clone(&rules),
+        Arc::new(connectors.clone()),
+        &config.delivery,
+    )?;
+    let wake = Arc::new(Notify::new());
+    tracker.spawn(deliver(dispatcher, Arc::clone(&wake), cancel.clone()));
     info!(
         connectors = connectors.len(),
         rules = rules.rules.len(),
@@ -123,6 +132,7 @@ pub async fn run(
         tracker.spawn(follow(
             Arc::new(connector),
             rules.clone(),
+            Arc::clone(&wake),
             handle.clone(),
             config.timezone,
             config.daemon.import_at_startup,
@@ -150,10 +160,39 @@ pub async fn run(
     Ok(())
 }
 
+/// The longest the dispatcher sleeps without looking at the outbox.
+const MAX_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Delivers alerts as they fall due, and right after each import.
+async fn deliver(dispatcher: Dispatcher, wake: Arc<Notify>, cancel: CancellationToken) {
+    if let Err(error) = dispatcher.recover().await {
+        error!(error = %format!("{error:#}"), "Cannot recover the alerts left being sent.");
+    }
+    loop {
+        // A pass is not interrupted: the messages in flight are recorded first.
+        if let Err(error) = dispatcher.drain(false).await {
+            error!(error = %format!("{error:#}"), "Delivery failed; will try again.");
+        }
+        let wait = match dispatcher.next_due().await {
+            Ok(Some(next)) => (next - Utc::now())
+                .to_std()
+                .unwrap_or_default()
+                .clamp(std::time::Duration::from_secs(1), MAX_IDLE),
+            _ => MAX_IDLE,
+        };
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = wake.notified() => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
 /// Follows one connector's schedule.
 async fn follow(
     connector: Arc<Connector>,
     rules: Arc<Rules>,
+    wake: Arc<Notify>,
     store: StoreHandle,
     tz: Tz,
     at_startup: bool,
@@ -162,6 +201,7 @@ async fn follow(
     let name = connector.name.clone();
     if at_startup {
         import_once(&connector, &rules, &store, tz, &cancel).await;
+        wake.notify_one();
     }
     loop {
         let next = match next_run(&connector.schedule, tz, Utc::now()) {
@@ -185,6 +225,7 @@ async fn follow(
             return;
         }
         import_once(&connector, &rules, &store, tz, &cancel).await;
+        wake.notify_one();
     }
 }
 

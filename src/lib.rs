@@ -22,6 +22,7 @@ pub mod config;
 pub mod connector;
 pub mod daemon;
 pub mod diff;
+pub mod dispatch;
 pub mod import;
 pub mod lifecycle;
 pub mod model;

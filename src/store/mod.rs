@@ -52,11 +52,16 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+mod outbox;
+
+pub use outbox::{Change, Delivery, DueAlert};
+
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_outbox.sql"),
+    include_str!("migrations/0003_delivery.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {

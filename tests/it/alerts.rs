@@ -24,10 +24,12 @@ fn install(debounce: &str) -> Install {
 fn outbox(install: &Install) -> Vec<(String, String, String, String)> {
     let out = install.run(&["outbox", "list", "--json", "--limit", "1000"]);
     assert!(out.status.success(), "{}", text(&out));
-    let mut rows: Vec<_> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap();
+    let all: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut rows: Vec<_> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
             let s = |k: &str| v[k].as_str().unwrap().to_owned();
             (s("status"), s("rule"), s("recipient"), s("reference"))
         })
@@ -251,9 +253,11 @@ fn the_alerts_of_one_import_to_one_person_leave_together() {
     let out = install.run(&["import", "portail", path.to_str().unwrap(), "--json"]);
     assert!(out.status.success(), "{}", text(&out));
     let out = install.run(&["outbox", "list", "--json"]);
-    let due: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+    let all: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let due: Vec<String> = all
+        .as_array()
+        .unwrap()
+        .iter()
         .filter(|v| v["recipient"] == "contact@lefevre.fr")
         .map(|v| v["due_at"].as_str().unwrap().to_owned())
         .collect();

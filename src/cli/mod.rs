@@ -36,6 +36,8 @@ macro_rules! out {
     }};
 }
 
+mod outbox;
+
 /// Keeps grant applicants informed: reads a Region's grant exports, tracks every
 /// dossier in SQLite and detects when it changes step.
 #[derive(Debug, Parser)]
@@ -107,32 +109,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Inspect the outbox of alerts
+    /// Inspect and act on the outbox of alerts
     Outbox {
         #[command(subcommand)]
-        command: OutboxCommand,
+        command: outbox::OutboxCommand,
     },
     /// Show the timeline of a dossier (by reference or source id)
     Dossier {
         /// The dossier's reference or id
         reference: String,
         /// Print as JSON
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum OutboxCommand {
-    /// List alerts, next due first
-    List {
-        /// Only alerts with this status: pending, sending, sent, failed, cancelled
-        #[arg(long)]
-        status: Option<String>,
-        /// How many
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
-        /// Print as JSON, one object per line
         #[arg(long)]
         json: bool,
     },
@@ -188,14 +174,7 @@ pub fn run(cli: Cli) -> ExitCode {
             to,
             json,
         } => render(&config, &rule, &dossier, to.as_deref(), json),
-        Command::Outbox {
-            command:
-                OutboxCommand::List {
-                    status,
-                    limit,
-                    json,
-                },
-        } => outbox_list(&config, status.as_deref(), limit, json),
+        Command::Outbox { command } => outbox::run(&config, command),
     };
     match result {
         Ok(exit) => exit.into(),
@@ -664,64 +643,6 @@ fn render(
     Ok(Exit::Ok)
 }
 
-fn outbox_list(
-    config: &Config,
-    status: Option<&str>,
-    limit: usize,
-    json: bool,
-) -> anyhow::Result<Exit> {
-    const STATUSES: [&str; 5] = ["pending", "sending", "sent", "failed", "cancelled"];
-    if let Some(s) = status.filter(|s| !STATUSES.contains(s)) {
-        eprintln!(
-            "error: unknown status '{s}' (one of {})",
-            STATUSES.join(", ")
-        );
-        return Ok(Exit::Failure);
-    }
-    let store = open_existing(config)?;
-    let alerts = store.alerts(status, None, limit)?;
-    let tz = config.timezone;
-    if json {
-        for a in &alerts {
-            out!("{}", serde_json::to_string(a)?);
-        }
-        return Ok(Exit::Ok);
-    }
-    if alerts.is_empty() {
-        out!(
-            "the outbox is empty{}",
-            status.map(|s| format!(" ({s})")).unwrap_or_default()
-        );
-        return Ok(Exit::Ok);
-    }
-    out!(
-        "{:>6}  {:<9}  {:<16}  {:<18}  {:<28}  {:<32}  event",
-        "id",
-        "status",
-        "due",
-        "dossier",
-        "rule",
-        "to"
-    );
-    for a in &alerts {
-        out!(
-            "{:>6}  {:<9}  {:<16}  {:<18}  {:<28}  {:<32}  {}{}",
-            a.id,
-            a.status,
-            a.due_at.with_timezone(&tz).format("%d/%m/%Y %H:%M"),
-            a.reference,
-            a.rule,
-            format!("{} ({})", a.recipient, a.role),
-            a.event,
-            a.reason
-                .as_deref()
-                .map(|r| format!(" — {r}"))
-                .unwrap_or_default()
-        );
-    }
-    Ok(Exit::Ok)
-}
-
 fn runs(
     config: &Config,
     connector: Option<&str>,
@@ -836,7 +757,14 @@ fn dossier(config: &Config, reference: &str, json: bool) -> anyhow::Result<Exit>
     let mut all = Vec::new();
     for d in &found {
         let events = store.events(d.rowid)?;
-        let alerts = store.alerts(None, Some(d.rowid), usize::MAX)?;
+        let alerts = store
+            .alerts(None, Some(d.rowid), usize::MAX)?
+            .into_iter()
+            .map(|a| {
+                let deliveries = store.deliveries(a.id)?;
+                Ok((a, deliveries))
+            })
+            .collect::<Result<Vec<_>, crate::store::StoreError>>()?;
         if json {
             all.push(serde_json::json!({
                 "connector": d.connector,
@@ -860,7 +788,11 @@ fn dossier(config: &Config, reference: &str, json: bool) -> anyhow::Result<Exit>
                     "run_id": e.run_id,
                     "baseline": e.baseline,
                 })).collect::<Vec<_>>(),
-                "alerts": alerts,
+                "alerts": alerts.iter().map(|(a, deliveries)| {
+                    let mut v = serde_json::to_value(a).unwrap_or_default();
+                    v["deliveries"] = serde_json::to_value(deliveries).unwrap_or_default();
+                    v
+                }).collect::<Vec<_>>(),
             }));
             continue;
         }
@@ -923,7 +855,7 @@ fn dossier(config: &Config, reference: &str, json: bool) -> anyhow::Result<Exit>
         if !alerts.is_empty() {
             out!("  messages :");
         }
-        for a in &alerts {
+        for (a, deliveries) in &alerts {
             let status = match a.status.as_str() {
                 "pending" => "en attente",
                 "sending" => "en cours d'envoi",
@@ -945,6 +877,30 @@ fn dossier(config: &Config, reference: &str, json: bool) -> anyhow::Result<Exit>
                     .map(|r| format!(" — {r}"))
                     .unwrap_or_default()
             );
+            for d in deliveries {
+                let outcome = match d.outcome.as_str() {
+                    "sent" => "remis",
+                    "transient" => "échec temporaire",
+                    "permanent" => "échec définitif",
+                    "interrupted" => "interrompu",
+                    other => other,
+                };
+                out!(
+                    "        {}  {outcome} ({}){}",
+                    d.attempted_at
+                        .with_timezone(&tz)
+                        .format("%d/%m/%Y %H:%M:%S"),
+                    if d.transport.is_empty() {
+                        "-"
+                    } else {
+                        d.transport.as_str()
+                    },
+                    d.reply
+                        .as_deref()
+                        .map(|r| format!(" : {r}"))
+                        .unwrap_or_default()
+                );
+            }
         }
     }
     if json {

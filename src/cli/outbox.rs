@@ -1,0 +1,202 @@
+//! `alertissimo outbox …`: list, retry, cancel and flush alerts.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use clap::Subcommand;
+
+use super::{Exit, load_or_explain, open_existing};
+use crate::config::Config;
+use crate::daemon::StoreHandle;
+use crate::dispatch::Dispatcher;
+use crate::store::Store;
+
+/// The statuses of an alert.
+const STATUSES: [&str; 5] = ["pending", "sending", "sent", "failed", "cancelled"];
+
+#[derive(Debug, Subcommand)]
+pub(super) enum OutboxCommand {
+    /// List alerts, next due first
+    List {
+        /// Only alerts with this status: pending, sending, sent, failed, cancelled
+        #[arg(long)]
+        status: Option<String>,
+        /// At most this many [default: 50 in the table, every one with --json]
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Print one JSON array of the alerts, each with its status
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a failed alert (or every failed one) pending again, due now
+    Retry {
+        /// The alert's id (see `outbox list`)
+        #[arg(required_unless_present = "failed", conflicts_with = "failed")]
+        id: Option<i64>,
+        /// Every failed alert
+        #[arg(long)]
+        failed: bool,
+    },
+    /// Cancel a pending alert
+    Cancel {
+        /// The alert's id (see `outbox list`)
+        id: i64,
+    },
+    /// Send everything that is due now, then exit
+    Flush {
+        /// Also what waits for its debounce, a digest window, sending hours or a retry
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+pub(super) fn run(config: &Config, command: OutboxCommand) -> anyhow::Result<Exit> {
+    match command {
+        OutboxCommand::List {
+            status,
+            limit,
+            json,
+        } => list(config, status.as_deref(), limit, json),
+        OutboxCommand::Retry { id, .. } => {
+            let mut store = open_existing(config)?;
+            let n = store.retry_failed(id, Utc::now())?;
+            match (id, n) {
+                (Some(id), 0) => {
+                    eprintln!(
+                        "error: alert {id} is not failed ({})",
+                        status_of(&store, id)?
+                    );
+                    Ok(Exit::Failure)
+                }
+                _ => {
+                    out!("{n} alert{} pending again, due now", plural(n));
+                    Ok(Exit::Ok)
+                }
+            }
+        }
+        OutboxCommand::Cancel { id } => {
+            let mut store = open_existing(config)?;
+            if store.cancel_alert(id, Utc::now())? {
+                out!("alert {id} cancelled");
+                Ok(Exit::Ok)
+            } else {
+                eprintln!(
+                    "error: alert {id} is not pending ({})",
+                    status_of(&store, id)?
+                );
+                Ok(Exit::Failure)
+            }
+        }
+        OutboxCommand::Flush { force } => flush(config, force),
+    }
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn status_of(store: &Store, id: i64) -> anyhow::Result<String> {
+    Ok(store
+        .alert_status(id)?
+        .unwrap_or_else(|| "no such alert".to_owned()))
+}
+
+fn list(
+    config: &Config,
+    status: Option<&str>,
+    limit: Option<usize>,
+    json: bool,
+) -> anyhow::Result<Exit> {
+    if let Some(s) = status.filter(|s| !STATUSES.contains(s)) {
+        eprintln!(
+            "error: unknown status '{s}' (one of {})",
+            STATUSES.join(", ")
+        );
+        return Ok(Exit::Failure);
+    }
+    let store = open_existing(config)?;
+    let limit = limit.unwrap_or(if json { usize::MAX } else { 50 });
+    let alerts = store.alerts(status, None, limit)?;
+    let tz = config.timezone;
+    if json {
+        out!("{}", serde_json::to_string(&alerts)?);
+        return Ok(Exit::Ok);
+    }
+    if alerts.is_empty() {
+        out!(
+            "the outbox is empty{}",
+            status.map(|s| format!(" ({s})")).unwrap_or_default()
+        );
+        return Ok(Exit::Ok);
+    }
+    let to_width = alerts
+        .iter()
+        .map(|a| a.recipient.len() + a.role.len() + 3)
+        .max()
+        .unwrap_or(2);
+    out!(
+        "{:>6}  {:<9}  {:<16}  {:<18}  {:<28}  {:<to_width$}  event",
+        "id",
+        "status",
+        "due",
+        "dossier",
+        "rule",
+        "to"
+    );
+    for a in &alerts {
+        out!(
+            "{:>6}  {:<9}  {:<16}  {:<18}  {:<28}  {:<to_width$}  {}{}",
+            a.id,
+            a.status,
+            a.due_at.with_timezone(&tz).format("%d/%m/%Y %H:%M"),
+            a.reference,
+            a.rule,
+            format!("{} ({})", a.recipient, a.role),
+            a.event,
+            a.reason
+                .as_deref()
+                .map(|r| format!(" — {r}"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(Exit::Ok)
+}
+
+fn flush(config: &Config, force: bool) -> anyhow::Result<Exit> {
+    let loaded = match load_or_explain(config) {
+        Ok(l) => l,
+        Err(exit) => return Ok(exit),
+    };
+    let Some(rules) = loaded.rules else {
+        return Ok(Exit::Config);
+    };
+    let store = open_existing(config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(async {
+        let (handle, thread) = StoreHandle::spawn(store);
+        let dispatcher = Dispatcher::new(
+            handle,
+            Arc::new(rules),
+            Arc::new(loaded.connectors),
+            &config.delivery,
+        )?;
+        let report = dispatcher.drain(force).await;
+        drop(dispatcher);
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        report
+    })?;
+    out!(
+        "{} message{} sent ({} alert{}), {} to retry, {} failed, {} cancelled, {} put off",
+        report.messages,
+        plural(report.messages),
+        report.sent,
+        plural(report.sent),
+        report.retried,
+        report.failed,
+        report.cancelled,
+        report.deferred
+    );
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,81 @@
+//! The `file` transport: each message written as an `.eml` file into a folder.
+//!
+//! The embedded default, so that the daemon runs with nothing installed. A file
+//! is written under a temporary name, synced, then renamed: a reader never sees
+//! half a message. Its name derives from the Message-ID, so a message sent again
+//! after a crash replaces its first copy instead of doubling it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::Outcome;
+
+/// Writes `bytes` (one formatted message) into `dir`.
+pub fn write(dir: &Path, message_id: &str, bytes: &[u8]) -> Outcome {
+    match write_atomically(dir, message_id, bytes) {
+        Ok(path) => Outcome::Sent(format!("written to {}", path.display())),
+        // A full disk or a missing permission may be fixed: retried.
+        Err(error) => Outcome::Transient(format!("cannot write into {}: {error}", dir.display())),
+    }
+}
+
+fn write_atomically(dir: &Path, message_id: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let stem: String = message_id
+        .trim_matches(['<', '>'])
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let target = dir.join(format!("{stem}.eml"));
+    let temporary = dir.join(format!(".{stem}.eml.tmp"));
+    let mut file = std::fs::File::create(&temporary)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&temporary, &target)?;
+    Ok(target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_is_written_whole_and_once_per_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("outbox");
+        assert!(matches!(
+            write(&out, "<abc.alertissimo@x.fr>", b"one"),
+            Outcome::Sent(_)
+        ));
+        assert!(matches!(
+            write(&out, "<abc.alertissimo@x.fr>", b"two"),
+            Outcome::Sent(_)
+        ));
+        let files: Vec<_> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        assert_eq!(std::fs::read(&files[0]).unwrap(), b"two");
+        assert!(
+            files[0]
+                .to_string_lossy()
+                .ends_with("abc.alertissimo_x.fr.eml")
+        );
+    }
+
+    #[test]
+    fn an_unwritable_folder_is_a_transient_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-folder");
+        std::fs::write(&file, "").unwrap();
+        assert!(matches!(write(&file, "<a@b>", b"x"), Outcome::Transient(_)));
+    }
+}

@@ -1,0 +1,511 @@
+//! Delivery: drains the outbox into a transport, with retries, limits and crash
+//! safety.
+//!
+//! ```text
+//!  store (due alerts) ─▶ plan (pure: debounce check, daily limit, digests)
+//!        ▲                  │ groups of alerts, one message each
+//!        │                  ▼
+//!        │   mark `sending` (commit) ─▶ render ─▶ transport (file | smtp) ─▶ outcome
+//!        └──────────── record the attempt: sent | retry later | failed (commit)
+//! ```
+//!
+//! An alert is committed as `sending` before its message is handed over, and its
+//! attempt is committed right after: a crash in between leaves it `sending`, and
+//! the next start sends it again (at least once; a duplicate only if the relay had
+//! accepted it). Transient failures are retried with exponential backoff and
+//! jitter until the alert is `max_age` old; permanent ones fail at once.
+//!
+//! Submodules: [`message`] (the e-mail), [`file`] and [`smtp`] (the transports).
+
+pub mod file;
+pub mod message;
+pub mod smtp;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use lettre::message::Mailbox;
+use tokio::sync::{Mutex, Semaphore};
+use tracing::{info, warn};
+
+use crate::config::{Delivery, Transport as TransportConfig};
+use crate::connector::Connector;
+use crate::daemon::StoreHandle;
+use crate::rules::{Rules, Scene};
+use crate::store::{Change, Delivery as Attempt, DueAlert};
+
+/// Alerts read from the outbox at once.
+const BATCH: usize = 500;
+/// Alerts one digest message lists at most.
+const MAX_DIGEST: usize = 50;
+
+/// What a transport made of a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Accepted (the relay's reply, or where the file went).
+    Sent(String),
+    /// Worth retrying (4xx, connection refused or dropped, timeout, full disk).
+    Transient(String),
+    /// Never worth retrying (5xx, invalid address, a message that cannot be made).
+    Permanent(String),
+}
+
+/// A transport, ready.
+#[derive(Clone)]
+enum Transport {
+    File(std::path::PathBuf),
+    Smtp(smtp::Relay),
+}
+
+impl Transport {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::File(_) => "file",
+            Self::Smtp(_) => "smtp",
+        }
+    }
+}
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Report {
+    /// Messages accepted by the transport.
+    pub messages: u64,
+    /// Alerts they carried.
+    pub sent: u64,
+    /// Alerts to retry later.
+    pub retried: u64,
+    /// Alerts failed for good.
+    pub failed: u64,
+    /// Alerts cancelled (their dossier left the step they were about).
+    pub cancelled: u64,
+    /// Alerts put off (a recipient's daily limit).
+    pub deferred: u64,
+}
+
+impl Report {
+    fn add(&mut self, other: Report) {
+        self.messages += other.messages;
+        self.sent += other.sent;
+        self.retried += other.retried;
+        self.failed += other.failed;
+        self.cancelled += other.cancelled;
+        self.deferred += other.deferred;
+    }
+}
+
+/// Drains the outbox.
+#[derive(Clone)]
+pub struct Dispatcher {
+    inner: Arc<Inner>,
+}
+
+/// Everything a send needs, shared by the concurrent sends of a pass.
+struct Inner {
+    store: StoreHandle,
+    rules: Arc<Rules>,
+    connectors: Arc<Vec<Connector>>,
+    config: Delivery,
+    transport: Transport,
+    from: Mailbox,
+    reply_to: Option<Mailbox>,
+    /// The earliest instant the next message may leave (rate limit).
+    next_slot: Mutex<tokio::time::Instant>,
+}
+
+impl Dispatcher {
+    /// Prepares the transport.
+    ///
+    /// # Errors
+    /// When the transport cannot be set up (TLS settings).
+    pub fn new(
+        store: StoreHandle,
+        rules: Arc<Rules>,
+        connectors: Arc<Vec<Connector>>,
+        config: &Delivery,
+    ) -> anyhow::Result<Self> {
+        let transport = match &config.transport {
+            TransportConfig::File { dir } => Transport::File(dir.clone()),
+            TransportConfig::Smtp(smtp) => Transport::Smtp(
+                smtp::Relay::new(smtp, config.concurrency).map_err(anyhow::Error::msg)?,
+            ),
+        };
+        let parse = |text: &str| {
+            text.parse::<Mailbox>()
+                .map_err(|e| anyhow::anyhow!("'{text}': {e}"))
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                rules,
+                connectors,
+                transport,
+                from: parse(&config.from)?,
+                reply_to: config.reply_to.as_deref().map(parse).transpose()?,
+                config: config.clone(),
+                next_slot: Mutex::new(tokio::time::Instant::now()),
+            }),
+        })
+    }
+
+    /// Turns the alerts a crash left `sending` back into `pending`; returns how many
+    /// (each a possible duplicate).
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn recover(&self) -> anyhow::Result<u64> {
+        let n = self
+            .inner
+            .store
+            .call(|s| s.recover_interrupted(Utc::now()))
+            .await??;
+        if n > 0 {
+            warn!(
+                alerts = n,
+                "Alerts were being sent when the daemon stopped: they are sent again (possible duplicates)."
+            );
+        }
+        Ok(n)
+    }
+
+    /// When the next pending alert is due, if any.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn next_due(&self) -> anyhow::Result<Option<DateTime<Utc>>> {
+        Ok(self.inner.store.call(|s| s.next_due()).await??)
+    }
+
+    /// Sends everything due now (`force`: everything pending), batch after batch.
+    ///
+    /// # Errors
+    /// When the store fails; transport failures are outcomes, not errors.
+    pub async fn drain(&self, force: bool) -> anyhow::Result<Report> {
+        let mut total = Report::default();
+        loop {
+            let (report, read) = self.pass(force).await?;
+            total.add(report);
+            // Stop at a short batch, or one where nothing moved (all put off).
+            let moved = report.messages + report.retried + report.failed + report.cancelled;
+            if read < BATCH || moved == 0 || (force && report.retried > 0) {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// One batch: returns what it did and how many alerts it read.
+    async fn pass(&self, force: bool) -> anyhow::Result<(Report, usize)> {
+        let inner = &self.inner;
+        let now = Utc::now();
+        let until = (!force).then_some(now);
+        let since = now - chrono::Duration::hours(24);
+        let (due, sent) = inner
+            .store
+            .call(move |s| -> Result<_, crate::store::StoreError> {
+                let due = s.due_alerts(until, BATCH)?;
+                let mut sent = HashMap::new();
+                for a in &due {
+                    if !sent.contains_key(&a.recipient) {
+                        let n = s.messages_sent_since(&a.recipient, since)?;
+                        sent.insert(a.recipient.clone(), n);
+                    }
+                }
+                Ok((due, sent))
+            })
+            .await??;
+        let read = due.len();
+        let planned = plan(due, &sent, inner.config.max_per_recipient_per_day, now);
+        let mut report = Report {
+            cancelled: planned.cancelled,
+            deferred: planned.deferred,
+            ..Report::default()
+        };
+        if !planned.changes.is_empty() {
+            let changes = planned.changes;
+            inner.store.call(move |s| s.apply(&changes, now)).await??;
+        }
+        let permits = Arc::new(Semaphore::new(inner.config.concurrency));
+        let mut tasks = tokio::task::JoinSet::new();
+        for group in planned.groups {
+            let permit = Arc::clone(&permits).acquire_owned().await?;
+            let inner = Arc::clone(&self.inner);
+            tasks.spawn(async move {
+                let report = inner.send_group(group).await;
+                drop(permit);
+                report
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            report.add(done??);
+        }
+        if report != Report::default() {
+            info!(
+                messages = report.messages,
+                sent = report.sent,
+                retried = report.retried,
+                failed = report.failed,
+                cancelled = report.cancelled,
+                deferred = report.deferred,
+                transport = inner.transport.name(),
+                "Delivered alerts."
+            );
+        }
+        Ok((report, read))
+    }
+}
+
+impl Inner {
+    /// Waits for this message's turn under the rate limit.
+    async fn wait_turn(&self) {
+        let interval = Duration::from_secs_f64(1.0 / self.config.rate_per_second);
+        let at = {
+            let mut next = self.next_slot.lock().await;
+            let now = tokio::time::Instant::now();
+            let at = (*next).max(now);
+            *next = at + interval;
+            at
+        };
+        tokio::time::sleep_until(at).await;
+    }
+
+    /// Sends one message for a group of alerts to one recipient and records the
+    /// attempt for each alert.
+    async fn send_group(&self, group: Vec<DueAlert>) -> anyhow::Result<Report> {
+        let ids: Vec<i64> = group.iter().map(|a| a.id).collect();
+        let sending: Vec<Change> = ids.iter().map(|&id| Change::Sending { id }).collect();
+        self.store
+            .call(move |s| s.apply(&sending, Utc::now()))
+            .await??;
+        let keys: Vec<&str> = group.iter().map(|a| a.key.as_str()).collect();
+        let message_id = message::message_id(&keys, &self.from);
+        let recipient = group[0].recipient.clone();
+        let outcome = match self.render(&group).and_then(|content| {
+            message::build(
+                &content,
+                &self.from,
+                self.reply_to.as_ref(),
+                &recipient,
+                &message_id,
+                Utc::now(),
+            )
+        }) {
+            Err(reason) => Outcome::Permanent(reason),
+            Ok(email) => {
+                self.wait_turn().await;
+                match &self.transport {
+                    Transport::File(dir) => {
+                        let (dir, id, bytes) = (dir.clone(), message_id.clone(), email.formatted());
+                        tokio::task::spawn_blocking(move || file::write(&dir, &id, &bytes)).await?
+                    }
+                    Transport::Smtp(relay) => relay.send(email).await,
+                }
+            }
+        };
+        let now = Utc::now();
+        let mut report = Report::default();
+        let changes: Vec<Change> = group
+            .iter()
+            .map(|alert| {
+                let (change, counted) = attempt(
+                    alert,
+                    &outcome,
+                    self.transport.name(),
+                    &message_id,
+                    now,
+                    &self.config,
+                );
+                match counted {
+                    "sent" => report.sent += 1,
+                    "pending" => report.retried += 1,
+                    _ => report.failed += 1,
+                }
+                change
+            })
+            .collect();
+        if matches!(outcome, Outcome::Sent(_)) {
+            report.messages = 1;
+        } else {
+            warn!(
+                to = %recipient, alerts = group.len(), outcome = ?outcome,
+                "A message was not delivered."
+            );
+        }
+        self.store.call(move |s| s.apply(&changes, now)).await??;
+        Ok(report)
+    }
+
+    /// The message of a group: one alert's own, or a digest of several.
+    fn render(&self, group: &[DueAlert]) -> Result<crate::rules::template::Message, String> {
+        let mut items = Vec::with_capacity(group.len());
+        let links: Vec<Option<String>> = group
+            .iter()
+            .map(|a| {
+                self.connectors
+                    .iter()
+                    .find(|c| c.name == a.dossier.connector)
+                    .and_then(|c| c.link_for(&a.dossier.dossier))
+            })
+            .collect();
+        for (alert, link) in group.iter().zip(&links) {
+            let scene = Scene {
+                connector: &alert.dossier.connector,
+                link: link.as_deref(),
+                dossier: &alert.dossier.dossier,
+                event: &alert.event,
+            };
+            let ctx = self.rules.context(
+                &scene,
+                Some((alert.role.as_str(), alert.recipient.as_str())),
+            );
+            items.push((alert.template.as_str(), ctx));
+        }
+        self.rules
+            .templates
+            .render_many(&items)
+            .map_err(|reason| format!("the message cannot be rendered: {reason}"))
+    }
+}
+
+/// What a pass will do with the alerts it read.
+#[derive(Debug, Default)]
+pub struct Planned {
+    /// One message each: alerts to the same recipient, or one alone.
+    pub groups: Vec<Vec<DueAlert>>,
+    /// Cancellations and deferrals, applied before sending.
+    pub changes: Vec<Change>,
+    /// How many were cancelled.
+    pub cancelled: u64,
+    /// How many were put off.
+    pub deferred: u64,
+}
+
+/// Decides what to do with due alerts (pure): cancel those whose dossier left the
+/// step they were held for, put off those past a recipient's daily limit, and
+/// gather the digestible alerts of each recipient into one message.
+pub fn plan(
+    due: Vec<DueAlert>,
+    sent_today: &HashMap<String, u32>,
+    per_day: u32,
+    now: DateTime<Utc>,
+) -> Planned {
+    let mut planned = Planned::default();
+    let mut digests: HashMap<String, usize> = HashMap::new();
+    let mut messages: HashMap<String, u32> = HashMap::new();
+    for alert in due {
+        if let Some(held) = &alert.hold_step
+            && *held != alert.dossier.dossier.step
+        {
+            planned.changes.push(Change::Cancel {
+                id: alert.id,
+                reason: format!(
+                    "le dossier a quitté l'étape avant l'envoi (désormais : {})",
+                    alert.dossier.dossier.step
+                ),
+            });
+            planned.cancelled += 1;
+            continue;
+        }
+        let address = alert.recipient.to_lowercase();
+        if alert.digest
+            && let Some(&g) = digests.get(&address)
+            && planned.groups[g].len() < MAX_DIGEST
+        {
+            planned.groups[g].push(alert);
+            continue;
+        }
+        let count = sent_today.get(&alert.recipient).copied().unwrap_or(0)
+            + messages.get(&address).copied().unwrap_or(0);
+        if count >= per_day {
+            planned.changes.push(Change::Defer {
+                id: alert.id,
+                until: now + chrono::Duration::hours(1),
+                reason: format!(
+                    "limite de {per_day} messages par jour atteinte pour cette adresse : envoi reporté"
+                ),
+            });
+            planned.deferred += 1;
+            continue;
+        }
+        *messages.entry(address.clone()).or_default() += 1;
+        if alert.digest {
+            digests.insert(address, planned.groups.len());
+        }
+        planned.groups.push(vec![alert]);
+    }
+    planned
+}
+
+/// The recorded attempt for one alert of a message, and its new status.
+fn attempt(
+    alert: &DueAlert,
+    outcome: &Outcome,
+    transport: &str,
+    message_id: &str,
+    now: DateTime<Utc>,
+    config: &Delivery,
+) -> (Change, &'static str) {
+    let (outcome_name, reply) = match outcome {
+        Outcome::Sent(r) => ("sent", r),
+        Outcome::Transient(r) => ("transient", r),
+        Outcome::Permanent(r) => ("permanent", r),
+    };
+    let delivery = Attempt {
+        attempted_at: now,
+        transport: transport.to_owned(),
+        outcome: outcome_name.to_owned(),
+        reply: Some(reply.clone()),
+        message_id: Some(message_id.to_owned()),
+    };
+    let age = (now - alert.created_at).to_std().unwrap_or_default();
+    let (status, retry_at, reply) = match outcome {
+        Outcome::Sent(_) => ("sent", None, None),
+        Outcome::Transient(reply) if age < config.max_age => {
+            let at = retry_at(now, alert.attempts + 1, alert.id, config);
+            (
+                "pending",
+                Some(at),
+                Some(format!("nouvel essai prévu : {reply}")),
+            )
+        }
+        Outcome::Transient(reply) => (
+            "failed",
+            None,
+            Some(format!(
+                "abandonné après {} d'essais : {reply}",
+                humantime::format_duration(config.max_age)
+            )),
+        ),
+        Outcome::Permanent(reply) => ("failed", None, Some(reply.clone())),
+    };
+    let delivery = Attempt {
+        reply: reply.or(delivery.reply.clone()),
+        ..delivery
+    };
+    (
+        Change::Attempt {
+            id: alert.id,
+            delivery,
+            status,
+            retry_at,
+        },
+        status,
+    )
+}
+
+/// When to try again after `attempts` attempts: `retry_initial`, doubling, at most
+/// `retry_max`, with ±10 % jitter (derived from the alert, so that alerts failed
+/// together do not all come back at the same instant).
+pub fn retry_at(now: DateTime<Utc>, attempts: u32, seed: i64, config: &Delivery) -> DateTime<Utc> {
+    let doublings = attempts.saturating_sub(1).min(30);
+    let base = config
+        .retry_initial
+        .saturating_mul(1u32 << doublings)
+        .min(config.retry_max);
+    let spread = xxhash_rust::xxh3::xxh3_64(
+        &[seed.to_le_bytes(), i64::from(attempts).to_le_bytes()].concat(),
+    );
+    let factor = 0.9 + (spread % 2001) as f64 / 10_000.0;
+    now + chrono::Duration::from_std(base.mul_f64(factor)).unwrap_or(chrono::TimeDelta::MAX)
+}

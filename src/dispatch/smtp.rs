@@ -1,0 +1,71 @@
+//! The `smtp` transport: a relay reached with lettre over tokio, with pooled
+//! connections.
+//!
+//! TLS is `starttls` (required, certificate verified) by default, `tls` (implicit,
+//! port 465), or `none`, which must be configured explicitly. Replies are sorted
+//! as Postfix does: 5xx and invalid addresses are permanent, everything else
+//! (4xx, refused or dropped connections, timeouts) is transient and retried.
+
+use lettre::transport::smtp::PoolConfig;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+
+use super::Outcome;
+use crate::config::{Smtp, Tls};
+
+/// A pooled connection to the relay.
+#[derive(Clone)]
+pub struct Relay {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+}
+
+impl Relay {
+    /// Prepares the pool; nothing connects before the first message.
+    ///
+    /// # Errors
+    /// When the TLS settings cannot be built for this host.
+    pub fn new(config: &Smtp, pool_size: usize) -> Result<Self, String> {
+        let builder = match config.tls {
+            Tls::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&config.host)
+                .map_err(|e| format!("smtp: {e}"))?,
+            Tls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&config.host)
+                .map_err(|e| format!("smtp: {e}"))?,
+            Tls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host),
+        };
+        let mut builder = builder
+            .port(config.port)
+            .timeout(Some(config.timeout))
+            .pool_config(PoolConfig::new().max_size(pool_size as u32));
+        if let (Some(user), Some(password)) = (&config.username, &config.password) {
+            builder = builder.credentials(Credentials::new(user.clone(), password.0.clone()));
+        }
+        Ok(Self {
+            transport: builder.build(),
+        })
+    }
+
+    /// Hands one message to the relay.
+    pub async fn send(&self, message: lettre::Message) -> Outcome {
+        match self.transport.send(message).await {
+            Ok(response) => Outcome::Sent(format!(
+                "{} {}",
+                response.code(),
+                response.message().collect::<Vec<_>>().join(" ")
+            )),
+            Err(error) if error.is_permanent() => Outcome::Permanent(describe(&error)),
+            Err(error) => Outcome::Transient(describe(&error)),
+        }
+    }
+}
+
+/// The relay's reply when there is one, else what went wrong.
+fn describe(error: &lettre::transport::smtp::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

@@ -1,0 +1,399 @@
+//! The outbox side of the store: alerts waiting to leave, their deliveries, and
+//! the state changes the dispatcher and the `outbox` commands make.
+//!
+//! Every change is one transaction: an alert is marked `sending` (and committed)
+//! before it is handed to a transport, and `sent` after the transport accepted it,
+//! so a crash in between leaves it `sending`, which [`Store::recover_interrupted`]
+//! turns back into `pending` at the next start (a possible duplicate, counted).
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+
+use super::{DOSSIER_SELECT, Result, Store, StoreError, StoredDossier, format_time, parse_time};
+use crate::model::{Event, EventKind};
+
+/// An alert due for delivery, with what its message needs.
+#[derive(Debug, Clone)]
+pub struct DueAlert {
+    /// Its id.
+    pub id: i64,
+    /// Its idempotency key.
+    pub key: String,
+    /// The rule that queued it.
+    pub rule: String,
+    /// The template of its message.
+    pub template: String,
+    /// The recipient's role.
+    pub role: String,
+    /// The address.
+    pub recipient: String,
+    /// Whether it may share a message with others to the same address.
+    pub digest: bool,
+    /// Debounce: the step its dossier must still be in.
+    pub hold_step: Option<String>,
+    /// Earlier attempts.
+    pub attempts: u32,
+    /// When it was queued.
+    pub created_at: DateTime<Utc>,
+    /// When it became due.
+    pub due_at: DateTime<Utc>,
+    /// Its dossier, as it is now.
+    pub dossier: StoredDossier,
+    /// The event that triggered it.
+    pub event: Event,
+}
+
+/// What becomes of an alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Cancelled, with why.
+    Cancel {
+        /// The alert.
+        id: i64,
+        /// Why.
+        reason: String,
+    },
+    /// Due later (a daily limit reached).
+    Defer {
+        /// The alert.
+        id: i64,
+        /// The new due time.
+        until: DateTime<Utc>,
+        /// Why.
+        reason: String,
+    },
+    /// About to be handed to the transport.
+    Sending {
+        /// The alert.
+        id: i64,
+    },
+    /// One attempt, and its outcome.
+    Attempt {
+        /// The alert.
+        id: i64,
+        /// The attempt.
+        delivery: Delivery,
+        /// `sent`, `pending` (retried at `retry_at`) or `failed`.
+        status: &'static str,
+        /// For a retry, when.
+        retry_at: Option<DateTime<Utc>>,
+    },
+}
+
+/// One attempt to hand an alert to a transport.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Delivery {
+    /// When.
+    pub attempted_at: DateTime<Utc>,
+    /// `file` or `smtp`.
+    pub transport: String,
+    /// `sent`, `transient`, `permanent` or `interrupted`.
+    pub outcome: String,
+    /// The relay's reply, or why it failed.
+    pub reply: Option<String>,
+    /// The message's Message-ID.
+    pub message_id: Option<String>,
+}
+
+const DUE_SELECT: &str = "SELECT a.id, a.key, a.rule, a.template, a.role, a.recipient, a.digest,
+        a.hold_step, a.attempts, a.created_at, a.due_at, a.dossier_id,
+        e.kind, e.from_step, e.to_step, e.field, e.old_value, e.new_value, e.occurred_at
+    FROM alerts a JOIN events e ON e.id = a.event_id";
+
+impl Store {
+    /// The pending alerts due at `until` (every pending one when `None`), next
+    /// due first, at most `limit`.
+    ///
+    /// # Errors
+    /// On a database error or a corrupt row.
+    pub fn due_alerts(&self, until: Option<DateTime<Utc>>, limit: usize) -> Result<Vec<DueAlert>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "{DUE_SELECT} WHERE a.status = 'pending' AND (?1 IS NULL OR a.due_at <= ?1)
+             ORDER BY a.due_at, a.id LIMIT ?2"
+        ))?;
+        let mut rows = stmt.query(params![until.map(format_time), limit as i64])?;
+        // The alerts first, then their dossiers: one statement at a time.
+        let mut found = Vec::new();
+        while let Some(r) = rows.next()? {
+            let kind: String = r.get(12)?;
+            let event = Event {
+                kind: EventKind::parse(&kind)
+                    .ok_or_else(|| StoreError::Corrupt(format!("event kind '{kind}'")))?,
+                from_step: r.get(13)?,
+                to_step: r.get(14)?,
+                field: r.get(15)?,
+                old_value: r.get(16)?,
+                new_value: r.get(17)?,
+                occurred_at: parse_time(r.get_ref(18)?.as_str()?)?,
+            };
+            let head = (
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, bool>(6)?,
+                r.get::<_, Option<String>>(7)?,
+                r.get::<_, u32>(8)?,
+                parse_time(r.get_ref(9)?.as_str()?)?,
+                parse_time(r.get_ref(10)?.as_str()?)?,
+            );
+            found.push((r.get::<_, i64>(11)?, head, event));
+        }
+        drop(rows);
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("{DOSSIER_SELECT} WHERE d.id = ?1"))?;
+        let mut out = Vec::with_capacity(found.len());
+        for (dossier_id, head, event) in found {
+            let dossier = stmt
+                .query_row([dossier_id], |row| Ok(super::read_dossier(row)))?
+                .map_err(|e| StoreError::Corrupt(format!("dossier {dossier_id}: {e}")))?;
+            let (
+                id,
+                key,
+                rule,
+                template,
+                role,
+                recipient,
+                digest,
+                hold_step,
+                attempts,
+                created_at,
+                due_at,
+            ) = head;
+            out.push(DueAlert {
+                id,
+                key,
+                rule,
+                template,
+                role,
+                recipient,
+                digest,
+                hold_step,
+                attempts,
+                created_at,
+                due_at,
+                dossier,
+                event,
+            });
+        }
+        Ok(out)
+    }
+
+    /// How many messages went to `recipient` since `since` (a digest counts once).
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn messages_sent_since(&self, recipient: &str, since: DateTime<Utc>) -> Result<u32> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT count(DISTINCT message_id) FROM alerts
+                 WHERE recipient = ?1 AND sent_at >= ?2 AND status = 'sent'",
+            )?
+            .query_row(params![recipient, format_time(since)], |r| r.get(0))?)
+    }
+
+    /// The earliest due time of a pending alert, if any.
+    ///
+    /// # Errors
+    /// On a database error or a corrupt row.
+    pub fn next_due(&self) -> Result<Option<DateTime<Utc>>> {
+        let due: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT min(due_at) FROM alerts WHERE status = 'pending'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        due.map(|d| parse_time(&d)).transpose()
+    }
+
+    /// Applies changes to alerts, all in one transaction.
+    ///
+    /// # Errors
+    /// On a database error; then none is applied.
+    pub fn apply(&mut self, changes: &[Change], now: DateTime<Utc>) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        let now_text = format_time(now);
+        for change in changes {
+            match change {
+                Change::Cancel { id, reason } => {
+                    tx.prepare_cached(
+                        "UPDATE alerts SET status = 'cancelled', reason = ?2, updated_at = ?3
+                         WHERE id = ?1 AND status IN ('pending', 'sending')",
+                    )?
+                    .execute(params![id, reason, now_text])?;
+                }
+                Change::Defer { id, until, reason } => {
+                    tx.prepare_cached(
+                        "UPDATE alerts SET due_at = ?2, reason = ?3, updated_at = ?4
+                         WHERE id = ?1 AND status = 'pending'",
+                    )?
+                    .execute(params![
+                        id,
+                        format_time(*until),
+                        reason,
+                        now_text
+                    ])?;
+                }
+                Change::Sending { id } => {
+                    tx.prepare_cached(
+                        "UPDATE alerts SET status = 'sending', attempts = attempts + 1, updated_at = ?2
+                         WHERE id = ?1 AND status = 'pending'",
+                    )?
+                    .execute(params![id, now_text])?;
+                }
+                Change::Attempt {
+                    id,
+                    delivery,
+                    status,
+                    retry_at,
+                } => {
+                    insert_delivery(&tx, *id, delivery)?;
+                    let (sent_at, reason) = match *status {
+                        "sent" => (Some(format_time(delivery.attempted_at)), None),
+                        _ => (None, delivery.reply.clone()),
+                    };
+                    tx.prepare_cached(
+                        "UPDATE alerts SET status = ?2, sent_at = ?3, message_id = ?4,
+                                reason = ?5, due_at = coalesce(?6, due_at), updated_at = ?7
+                         WHERE id = ?1",
+                    )?
+                    .execute(params![
+                        id,
+                        status,
+                        sent_at,
+                        delivery.message_id,
+                        reason,
+                        retry_at.map(format_time),
+                        now_text
+                    ])?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Turns the alerts left `sending` by a crash back into `pending`, recording
+    /// an `interrupted` attempt for each (the relay may have accepted them: each
+    /// is a possible duplicate). Returns how many.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn recover_interrupted(&mut self, now: DateTime<Utc>) -> Result<u64> {
+        let tx = self.conn.transaction()?;
+        let ids: Vec<i64> = tx
+            .prepare("SELECT id FROM alerts WHERE status = 'sending'")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for id in &ids {
+            insert_delivery(
+                &tx,
+                *id,
+                &Delivery {
+                    attempted_at: now,
+                    transport: String::new(),
+                    outcome: "interrupted".to_owned(),
+                    reply: Some(
+                        "the daemon stopped while sending: sent again (possible duplicate)"
+                            .to_owned(),
+                    ),
+                    message_id: None,
+                },
+            )?;
+        }
+        tx.execute(
+            "UPDATE alerts SET status = 'pending', updated_at = ?1 WHERE status = 'sending'",
+            [format_time(now)],
+        )?;
+        tx.commit()?;
+        Ok(ids.len() as u64)
+    }
+
+    /// Makes failed alerts (one, or all when `id` is `None`) pending again, due
+    /// now; returns how many.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn retry_failed(&mut self, id: Option<i64>, now: DateTime<Utc>) -> Result<u64> {
+        let n = self.conn.execute(
+            "UPDATE alerts SET status = 'pending', due_at = ?2, updated_at = ?2, reason = NULL,
+                    created_at = ?2
+             WHERE status = 'failed' AND (?1 IS NULL OR id = ?1)",
+            params![id, format_time(now)],
+        )?;
+        Ok(n as u64)
+    }
+
+    /// Cancels a pending alert; returns whether it was pending.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn cancel_alert(&mut self, id: i64, now: DateTime<Utc>) -> Result<bool> {
+        let n = self.conn.execute(
+            "UPDATE alerts SET status = 'cancelled', reason = 'annulé par un administrateur',
+                    updated_at = ?2
+             WHERE id = ?1 AND status = 'pending'",
+            params![id, format_time(now)],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// The status of an alert, if it exists.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn alert_status(&self, id: i64) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT status FROM alerts WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    /// Every attempt to deliver an alert, oldest first.
+    ///
+    /// # Errors
+    /// On a database error or a corrupt row.
+    pub fn deliveries(&self, alert_id: i64) -> Result<Vec<Delivery>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT attempted_at, transport, outcome, reply, message_id FROM deliveries
+             WHERE alert_id = ?1 ORDER BY id",
+        )?;
+        let mut rows = stmt.query([alert_id])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(Delivery {
+                attempted_at: parse_time(r.get_ref(0)?.as_str()?)?,
+                transport: r.get(1)?,
+                outcome: r.get(2)?,
+                reply: r.get(3)?,
+                message_id: r.get(4)?,
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn insert_delivery(tx: &rusqlite::Transaction<'_>, alert_id: i64, d: &Delivery) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO deliveries (alert_id, attempted_at, transport, outcome, reply, message_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        alert_id,
+        format_time(d.attempted_at),
+        d.transport,
+        d.outcome,
+        d.reply,
+        d.message_id
+    ])?;
+    Ok(())
+}
