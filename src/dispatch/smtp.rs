@@ -17,6 +17,7 @@ use crate::config::{Smtp, Tls};
 #[derive(Clone)]
 pub struct Relay {
     transport: AsyncSmtpTransport<Tokio1Executor>,
+    timeout: std::time::Duration,
 }
 
 impl Relay {
@@ -41,12 +42,22 @@ impl Relay {
         }
         Ok(Self {
             transport: builder.build(),
+            timeout: config.timeout,
         })
     }
 
-    /// Hands one message to the relay.
+    /// Hands one message to the relay. A relay that stops answering mid-way is
+    /// given up on after a few exchange timeouts (a transient failure), so that it
+    /// never holds the dispatcher.
     pub async fn send(&self, message: lettre::Message) -> Outcome {
-        match self.transport.send(message).await {
+        let limit = self.timeout.saturating_mul(3);
+        let Ok(result) = tokio::time::timeout(limit, self.transport.send(message)).await else {
+            return Outcome::Transient(format!(
+                "the relay did not answer within {}",
+                humantime::format_duration(limit)
+            ));
+        };
+        match result {
             Ok(response) => Outcome::Sent(format!(
                 "{} {}",
                 response.code(),

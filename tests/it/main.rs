@@ -11,5 +11,7 @@ mod check;
 mod common;
 mod crash;
 mod daemon;
+mod delivery;
 mod import;
+mod smtp_server;
 mod templates;

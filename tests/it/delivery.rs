@@ -1,0 +1,223 @@
+//! Delivery through the binary to a real SMTP server on 127.0.0.1 (in this
+//! process): headers and parts received, retries on 4xx and dropped connections,
+//! failures on 5xx, and nothing lost or doubled.
+
+use serde_json::Value;
+
+use crate::common::{Install, n, text};
+use crate::smtp_server::{Mode, SmtpServer};
+
+/// The fixture connector (tolerant of one dossier in five disappearing), alerts
+/// sent at once, and the SMTP relay `server`. `delivery` adds [delivery] keys.
+fn install(server: &SmtpServer, delivery: &str) -> Install {
+    let install = Install::with_connector(|c| {
+        c.replace(
+            "max_disappeared_ratio = 0.05",
+            "max_disappeared_ratio = 0.5",
+        )
+    });
+    install.append_config(&format!(
+        "[alerts]\ndebounce = \"0s\"\nsend_windows = []\n\
+         [delivery]\ntransport = \"smtp\"\n{delivery}\n\
+         [smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\ntimeout = \"5s\"\n\
+         from = \"Région Test <aides@region.example.org>\"\nreply_to = \"contact@region.example.org\"\n",
+        server.port
+    ));
+    install
+}
+
+/// Imports export-1 (baseline) then export-2: three alerts, to three people.
+fn three_alerts(install: &Install) {
+    install.import("export-1.csv", &[]);
+    let (second, _) = install.import("export-2.csv", &[]);
+    assert_eq!(n(&second, "alerts_queued"), 3, "{second}");
+}
+
+fn flush(install: &Install, force: bool) -> String {
+    let mut args = vec!["outbox", "flush"];
+    if force {
+        args.push("--force");
+    }
+    let out = install.run(&args);
+    assert!(out.status.success(), "{}", text(&out));
+    text(&out)
+}
+
+/// Alert statuses by recipient.
+fn statuses(install: &Install) -> Vec<(String, String)> {
+    let out = install.run(&["outbox", "list", "--json"]);
+    let all: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut rows: Vec<(String, String)> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["recipient"].as_str().unwrap().to_owned(),
+                a["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+fn all(status: &str) -> Vec<(String, String)> {
+    ["club@sport.fr", "contact@lefevre.fr", "lune@cie.fr"]
+        .iter()
+        .map(|r| ((*r).to_owned(), status.to_owned()))
+        .collect()
+}
+
+#[test]
+fn messages_reach_the_relay_once_with_their_headers_and_both_parts() {
+    let server = SmtpServer::start(Mode::Accept);
+    let install = install(&server, "");
+    three_alerts(&install);
+    let report = flush(&install, false);
+    assert!(report.contains("3 messages sent"), "{report}");
+    assert_eq!(statuses(&install), all("sent"));
+
+    let received = server.received();
+    assert_eq!(received.len(), 3);
+    let bakery = received
+        .iter()
+        .find(|m| m.to == ["<contact@lefevre.fr>"] || m.to == ["contact@lefevre.fr"])
+        .unwrap_or_else(|| panic!("{:?}", received.iter().map(|m| &m.to).collect::<Vec<_>>()));
+    let from = bakery.header("From").unwrap();
+    assert!(from.ends_with("<aides@region.example.org>"), "{from}");
+    assert_eq!(
+        bakery.header("Reply-To").as_deref(),
+        Some("contact@region.example.org")
+    );
+    assert_eq!(bakery.header("To").as_deref(), Some("contact@lefevre.fr"));
+    assert_eq!(
+        bakery.header("Auto-Submitted").as_deref(),
+        Some("auto-generated")
+    );
+    let id = bakery.header("Message-ID").unwrap();
+    assert!(id.ends_with(".alertissimo@region.example.org>"), "{id}");
+    let subject = bakery.header("Subject").unwrap();
+    assert!(subject.contains("REF-1"), "{subject}");
+    assert!(bakery.data.contains("multipart/alternative"));
+    assert!(
+        bakery
+            .data
+            .contains("Content-Type: text/plain; charset=utf-8")
+    );
+    assert!(
+        bakery
+            .data
+            .contains("Content-Type: text/html; charset=utf-8")
+    );
+    assert!(bakery.data.contains("Bonjour,"), "{}", bakery.data);
+
+    // The timeline shows the delivery and the relay's reply.
+    let timeline = text(&install.run(&["dossier", "REF-1"]));
+    assert!(timeline.contains("remis (smtp) : 250"), "{timeline}");
+
+    // Nothing is sent twice.
+    let report = flush(&install, true);
+    assert!(report.contains("0 messages sent"), "{report}");
+    assert_eq!(server.received().len(), 3);
+}
+
+#[test]
+fn a_4xx_is_retried_later_and_delivered_when_the_relay_recovers() {
+    let server = SmtpServer::start(Mode::Transient);
+    let install = install(&server, "");
+    three_alerts(&install);
+    let report = flush(&install, false);
+    assert!(
+        report.contains("0 messages sent") && report.contains("3 to retry"),
+        "{report}"
+    );
+    assert_eq!(statuses(&install), all("pending"));
+    // Not due yet: the retry waits its backoff.
+    let report = flush(&install, false);
+    assert!(
+        report.contains("0 messages sent (0 alerts), 0 to retry"),
+        "{report}"
+    );
+    let timeline = text(&install.run(&["dossier", "REF-1"]));
+    assert!(
+        timeline.contains("échec temporaire (smtp)") && timeline.contains("450"),
+        "{timeline}"
+    );
+
+    server.set_mode(Mode::Accept);
+    let report = flush(&install, true);
+    assert!(report.contains("3 messages sent"), "{report}");
+    assert_eq!(statuses(&install), all("sent"));
+    assert_eq!(server.received().len(), 3);
+}
+
+#[test]
+fn a_dropped_connection_is_retried() {
+    let server = SmtpServer::start(Mode::Drop);
+    let install = install(&server, "");
+    three_alerts(&install);
+    let report = flush(&install, false);
+    assert!(report.contains("3 to retry"), "{report}");
+    server.set_mode(Mode::Accept);
+    flush(&install, true);
+    assert_eq!(statuses(&install), all("sent"));
+}
+
+#[test]
+fn a_5xx_fails_at_once_and_can_be_retried_by_hand() {
+    let server = SmtpServer::start(Mode::Permanent);
+    let install = install(&server, "");
+    three_alerts(&install);
+    let report = flush(&install, false);
+    assert!(report.contains("3 failed"), "{report}");
+    assert_eq!(statuses(&install), all("failed"));
+    let list = text(&install.run(&["outbox", "list", "--status", "failed"]));
+    assert!(list.contains("550"), "{list}");
+
+    server.set_mode(Mode::Accept);
+    let out = install.run(&["outbox", "retry", "--failed"]);
+    assert!(
+        text(&out).contains("3 alerts pending again"),
+        "{}",
+        text(&out)
+    );
+    flush(&install, false);
+    assert_eq!(statuses(&install), all("sent"));
+}
+
+#[test]
+fn transient_failures_give_up_at_the_maximum_age() {
+    let server = SmtpServer::start(Mode::Transient);
+    let install = install(&server, "max_age = \"0s\"");
+    three_alerts(&install);
+    let report = flush(&install, false);
+    assert!(report.contains("3 failed"), "{report}");
+    let list = text(&install.run(&["outbox", "list"]));
+    assert!(list.contains("abandonné après"), "{list}");
+}
+
+#[test]
+fn cancel_and_retry_check_the_status() {
+    let server = SmtpServer::start(Mode::Accept);
+    let install = install(&server, "");
+    three_alerts(&install);
+    let out = install.run(&["outbox", "cancel", "1"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = install.run(&["outbox", "cancel", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("alert 1 is not pending (cancelled)"),
+        "{}",
+        text(&out)
+    );
+    let out = install.run(&["outbox", "retry", "2"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("is not failed (pending)"),
+        "{}",
+        text(&out)
+    );
+    flush(&install, false);
+    assert_eq!(server.received().len(), 2);
+}
