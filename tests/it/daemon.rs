@@ -77,22 +77,7 @@ fn daemon_follows_the_schedule_and_stops_on_sigterm() {
         "the broken export is refused once, then skipped by its checksum"
     );
 
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let start = Instant::now();
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "the daemon did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let exit = crate::common::terminate(&mut child);
     assert!(exit.success(), "{exit:?}");
     assert!(inbox.join("archive").is_dir());
 }

@@ -221,3 +221,116 @@ fn cancel_and_retry_check_the_status() {
     flush(&install, false);
     assert_eq!(server.received().len(), 2);
 }
+
+/// An export of `n` dossiers, all with the status `status`, each with its own address.
+fn export(install: &Install, name: &str, n: usize, status: &str) -> std::path::PathBuf {
+    let mut text = String::from(
+        "N° dossier;Référence;Dispositif;Bénéficiaire;SIRET;Courriel;Statut;Date statut;Montant voté;Date d'export\n",
+    );
+    for i in 0..n {
+        text.push_str(&format!(
+            "C{i};REF-C{i};Culture;Association {i};;asso{i}@example.org;{status};01/10/2026;;01/10/2026 06:00\n"
+        ));
+    }
+    let path = install.root().join("exports").join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn pending_or_sending(install: &Install) -> usize {
+    install
+        .sql()
+        .query_row(
+            "SELECT count(*) FROM alerts WHERE status IN ('pending', 'sending')",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap() as usize
+}
+
+#[test]
+fn killing_the_daemon_mid_dispatch_loses_nothing() {
+    use rand::{RngExt, SeedableRng};
+
+    const ALERTS: usize = 200;
+    let server = SmtpServer::start(Mode::Accept);
+    // One message in flight at a time, so that a crash can double one at most.
+    let install = install(&server, "concurrency = 1\nrate_per_second = 150.0");
+    for (name, status) in [
+        ("first.csv", "Déposé"),
+        ("second.csv", "Instruction en cours"),
+    ] {
+        let file = export(&install, name, ALERTS, status);
+        let out = install.run(&["import", "portail", file.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    assert_eq!(pending_or_sending(&install), ALERTS);
+
+    let seed = 20_261_129;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut kills = 0;
+    while kills < 8 && pending_or_sending(&install) > 0 {
+        let mut child = install
+            .cmd(&["run"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(rng.random_range(150..700)));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        kills += 1;
+    }
+    // A last, undisturbed run delivers the rest.
+    let mut child = install
+        .cmd(&["run"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while pending_or_sending(&install) > 0 {
+        assert!(start.elapsed().as_secs() < 60, "the outbox did not drain");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    crate::common::terminate(&mut child);
+
+    let received = server.received();
+    let mut per_address = std::collections::HashMap::<String, usize>::new();
+    for m in &received {
+        *per_address.entry(m.header("To").unwrap()).or_default() += 1;
+    }
+    let duplicates = received.len() - per_address.len();
+    let interrupted: i64 = install
+        .sql()
+        .query_row(
+            "SELECT count(*) FROM deliveries WHERE outcome = 'interrupted'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    println!(
+        "crash test (seed {seed}): {kills} kills, {} messages received for {ALERTS} alerts, {duplicates} duplicates, {interrupted} interrupted sends recovered",
+        received.len()
+    );
+    assert_eq!(
+        per_address.len(),
+        ALERTS,
+        "every alert reached the relay at least once"
+    );
+    assert!(
+        duplicates <= kills,
+        "{duplicates} duplicates for {kills} kills"
+    );
+    assert!(
+        duplicates as i64 <= interrupted,
+        "every duplicate was announced as possible"
+    );
+    let sent: i64 = install
+        .sql()
+        .query_row(
+            "SELECT count(*) FROM alerts WHERE status = 'sent'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(sent as usize, ALERTS);
+}

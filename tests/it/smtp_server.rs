@@ -152,9 +152,11 @@ impl SmtpServer {
         };
         let mut session =
             SessionBuilder::new("test.example.org").build(IpAddr::from([127, 0, 0, 1]), handler);
+        // One write per reply, sent at once (no Nagle delay against delayed ACKs).
+        let _ = stream.set_nodelay(true);
         let mut writer = stream.try_clone().unwrap();
         let mut reader = BufReader::new(stream);
-        if session.greeting().write_to(&mut writer).is_err() {
+        if reply(&session.greeting(), &mut writer).is_err() {
             return;
         }
         let mut line = Vec::new();
@@ -168,16 +170,20 @@ impl SmtpServer {
             match response.action {
                 Action::NoReply => continue,
                 Action::Close => {
-                    let _ = response.write_to(&mut writer);
-                    let _ = writer.flush();
+                    let _ = reply(&response, &mut writer);
                     return;
                 }
                 Action::Reply | Action::UpgradeTls => {
-                    if response.write_to(&mut writer).is_err() {
+                    if reply(&response, &mut writer).is_err() {
                         return;
                     }
                 }
             }
         }
     }
+}
+
+fn reply(response: &Response, writer: &mut TcpStream) -> std::io::Result<()> {
+    writer.write_all(&response.buffer()?)?;
+    writer.flush()
 }
