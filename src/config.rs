@@ -290,10 +290,40 @@ pub struct Smtp {
     pub tls: Tls,
     /// User name, when the relay wants authentication.
     pub username: Option<String>,
-    /// The password, read from the environment or a file, never from this file.
-    pub password: Option<Secret>,
+    /// Where the password is: the environment or a file, never this file. It is
+    /// read when the transport starts (a systemd credential exists only then).
+    pub password: Option<PasswordSource>,
     /// How long one exchange with the relay may take.
     pub timeout: Duration,
+}
+
+/// Where the SMTP password is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordSource {
+    /// An environment variable.
+    Env(String),
+    /// A file (a systemd credential), its content without the final line break.
+    File(PathBuf),
+}
+
+impl PasswordSource {
+    /// Reads the password.
+    ///
+    /// # Errors
+    /// A reason naming the variable or the file.
+    pub fn read(&self) -> Result<Secret, String> {
+        match self {
+            Self::Env(var) => match std::env::var(var) {
+                Ok(v) if !v.is_empty() => Ok(Secret(v)),
+                _ => Err(format!(
+                    "smtp.password_env: the environment variable {var} is not set"
+                )),
+            },
+            Self::File(path) => std::fs::read_to_string(path)
+                .map(|v| Secret(v.trim_end_matches(['\r', '\n']).to_owned()))
+                .map_err(|e| format!("smtp.password_file: cannot read {}: {e}", path.display())),
+        }
+    }
 }
 
 /// A secret that is never printed.
@@ -787,7 +817,9 @@ fn smtp(figment: &Figment, p: &mut Problems) -> Option<Smtp> {
     });
     let username = get_optional(figment, "smtp.username", p);
     let password_env = get_optional(figment, "smtp.password_env", p);
-    let password_file = get_optional(figment, "smtp.password_file", p);
+    // Relative to the file that set it, as every path; "" means none.
+    let password_file = get::<RelativePathBuf>(figment, "smtp.password_file", p)
+        .map(|path| (!path.original().as_os_str().is_empty()).then(|| path.relative()));
     let timeout = get_duration(figment, "smtp.timeout", p);
     let password = match (password_env?, password_file?) {
         (Some(_), Some(_)) => {
@@ -799,30 +831,8 @@ fn smtp(figment: &Figment, p: &mut Problems) -> Option<Smtp> {
             );
             None
         }
-        (Some(var), None) => match std::env::var(&var) {
-            Ok(v) if !v.is_empty() => Some(Some(Secret(v))),
-            _ => {
-                push_key(
-                    figment,
-                    "smtp.password_env",
-                    format!("the environment variable {var} is not set"),
-                    p,
-                );
-                None
-            }
-        },
-        (None, Some(file)) => match std::fs::read_to_string(&file) {
-            Ok(v) => Some(Some(Secret(v.trim_end_matches(['\r', '\n']).to_owned()))),
-            Err(error) => {
-                push_key(
-                    figment,
-                    "smtp.password_file",
-                    format!("cannot read {file}: {error}"),
-                    p,
-                );
-                None
-            }
-        },
+        (Some(var), None) => Some(Some(PasswordSource::Env(var))),
+        (None, Some(file)) => Some(Some(PasswordSource::File(file))),
         (None, None) => Some(None),
     };
     let username = username?;

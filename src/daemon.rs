@@ -1,10 +1,13 @@
-//! The daemon: imports every connector on its cron schedule until told to stop.
+//! The daemon: imports every connector on its cron schedule, and delivers the
+//! alerts as they fall due, until told to stop.
 //!
 //! ```text
 //!  one task per connector                          store thread (owns the Store)
 //!  cron (in the configured zone) ─▶ job ─bounded channel─▶ import_pending ─▶ reply
+//!                                    └─ wakes ─▶ dispatcher task ─▶ outbox ─▶ transport
 //!  SIGTERM / SIGINT ─▶ cancel ─▶ tasks stop waiting; the running import finishes
-//!                                 (or, past shutdown_timeout, is rolled back by SQLite)
+//!                                 (or, past shutdown_timeout, is rolled back by SQLite);
+//!                                 no new message starts, those in flight are recorded
 //! ```
 //! A failing connector is logged and retried at its next tick; it never stops the
 //! others. Imports run one at a time because SQLite has one writer.
@@ -118,6 +121,7 @@ pub async fn run(
         Arc::clone(&rules),
         Arc::new(connectors.clone()),
         &config.delivery,
+        cancel.clone(),
     )?;
     let wake = Arc::new(Notify::new());
     tracker.spawn(deliver(dispatcher, Arc::clone(&wake), cancel.clone()));
@@ -150,7 +154,7 @@ pub async fn run(
     {
         warn!(
             timeout = ?config.daemon.shutdown_timeout,
-            "An import was still running at the shutdown timeout; it is rolled back."
+            "Work was still running at the shutdown timeout: an import is rolled back, a message being sent is sent again at the next start."
         );
         return Ok(());
     }

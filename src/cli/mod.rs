@@ -249,6 +249,17 @@ fn check(config: &Config, environment: bool) -> Exit {
         if let Err(reason) = Store::check(&config.store.path) {
             problems.push(&config.store.path, reason);
         }
+        if let crate::config::Transport::Smtp(smtp) = &config.delivery.transport
+            && let Some(Err(reason)) = smtp.password.as_ref().map(|p| p.read())
+        {
+            problems.push(
+                config
+                    .file
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new("configuration")),
+                reason,
+            );
+        }
     }
     if !problems.is_empty() {
         eprint!("{problems}");

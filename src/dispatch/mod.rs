@@ -28,6 +28,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use lettre::message::Mailbox;
 use tokio::sync::{Mutex, Semaphore};
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::{Delivery, Transport as TransportConfig};
@@ -113,6 +114,8 @@ struct Inner {
     reply_to: Option<Mailbox>,
     /// The earliest instant the next message may leave (rate limit).
     next_slot: Mutex<tokio::time::Instant>,
+    /// Told to stop: no new message starts.
+    stop: CancellationToken,
 }
 
 impl Dispatcher {
@@ -125,6 +128,7 @@ impl Dispatcher {
         rules: Arc<Rules>,
         connectors: Arc<Vec<Connector>>,
         config: &Delivery,
+        stop: CancellationToken,
     ) -> anyhow::Result<Self> {
         let transport = match &config.transport {
             TransportConfig::File { dir } => Transport::File(dir.clone()),
@@ -146,6 +150,7 @@ impl Dispatcher {
                 reply_to: config.reply_to.as_deref().map(parse).transpose()?,
                 config: config.clone(),
                 next_slot: Mutex::new(tokio::time::Instant::now()),
+                stop,
             }),
         })
     }
@@ -189,7 +194,11 @@ impl Dispatcher {
             total.add(report);
             // Stop at a short batch, or one where nothing moved (all put off).
             let moved = report.messages + report.retried + report.failed + report.cancelled;
-            if read < BATCH || moved == 0 || (force && report.retried > 0) {
+            if read < BATCH
+                || moved == 0
+                || (force && report.retried > 0)
+                || self.inner.stop.is_cancelled()
+            {
                 return Ok(total);
             }
         }
@@ -216,7 +225,13 @@ impl Dispatcher {
             })
             .await??;
         let read = due.len();
-        let planned = plan(due, &sent, inner.config.max_per_recipient_per_day, now);
+        let planned = plan(
+            due,
+            &sent,
+            inner.config.max_per_recipient_per_day,
+            now,
+            &inner.rules.policy,
+        );
         let mut report = Report {
             cancelled: planned.cancelled,
             deferred: planned.deferred,
@@ -230,6 +245,10 @@ impl Dispatcher {
         let mut tasks = tokio::task::JoinSet::new();
         for group in planned.groups {
             let permit = Arc::clone(&permits).acquire_owned().await?;
+            // On shutdown, no new message starts; those in flight are recorded.
+            if self.inner.stop.is_cancelled() {
+                break;
+            }
             let inner = Arc::clone(&self.inner);
             tasks.spawn(async move {
                 let report = inner.send_group(group).await;
@@ -274,10 +293,18 @@ impl Inner {
     /// attempt for each alert.
     async fn send_group(&self, group: Vec<DueAlert>) -> anyhow::Result<Report> {
         let ids: Vec<i64> = group.iter().map(|a| a.id).collect();
-        let sending: Vec<Change> = ids.iter().map(|&id| Change::Sending { id }).collect();
-        self.store
-            .call(move |s| s.apply(&sending, Utc::now()))
+        let claimed = self
+            .store
+            .call(move |s| s.claim(&ids, Utc::now()))
             .await??;
+        // Cancelled meanwhile, or taken by another dispatcher (`outbox flush`).
+        let group: Vec<DueAlert> = group
+            .into_iter()
+            .filter(|a| claimed.contains(&a.id))
+            .collect();
+        if group.is_empty() {
+            return Ok(Report::default());
+        }
         let keys: Vec<&str> = group.iter().map(|a| a.key.as_str()).collect();
         let message_id = message::message_id(&keys, &self.from);
         let recipient = group[0].recipient.clone();
@@ -315,6 +342,7 @@ impl Inner {
                     &message_id,
                     now,
                     &self.config,
+                    &self.rules.policy,
                 );
                 match counted {
                     "sent" => report.sent += 1,
@@ -389,6 +417,7 @@ pub fn plan(
     sent_today: &HashMap<String, u32>,
     per_day: u32,
     now: DateTime<Utc>,
+    policy: &crate::rules::timing::Policy,
 ) -> Planned {
     let mut planned = Planned::default();
     let mut digests: HashMap<String, usize> = HashMap::new();
@@ -420,7 +449,7 @@ pub fn plan(
         if count >= per_day {
             planned.changes.push(Change::Defer {
                 id: alert.id,
-                until: now + chrono::Duration::hours(1),
+                until: policy.next_open(now + chrono::Duration::hours(1)),
                 reason: format!(
                     "limite de {per_day} messages par jour atteinte pour cette adresse : envoi reporté"
                 ),
@@ -445,6 +474,7 @@ fn attempt(
     message_id: &str,
     now: DateTime<Utc>,
     config: &Delivery,
+    policy: &crate::rules::timing::Policy,
 ) -> (Change, &'static str) {
     let (outcome_name, reply) = match outcome {
         Outcome::Sent(r) => ("sent", r),
@@ -462,7 +492,7 @@ fn attempt(
     let (status, retry_at, reply) = match outcome {
         Outcome::Sent(_) => ("sent", None, None),
         Outcome::Transient(reply) if age < config.max_age => {
-            let at = retry_at(now, alert.attempts + 1, alert.id, config);
+            let at = policy.next_open(retry_at(now, alert.attempts + 1, alert.id, config));
             (
                 "pending",
                 Some(at),

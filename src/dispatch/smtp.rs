@@ -37,8 +37,9 @@ impl Relay {
             .port(config.port)
             .timeout(Some(config.timeout))
             .pool_config(PoolConfig::new().max_size(pool_size as u32));
-        if let (Some(user), Some(password)) = (&config.username, &config.password) {
-            builder = builder.credentials(Credentials::new(user.clone(), password.0.clone()));
+        if let (Some(user), Some(source)) = (&config.username, &config.password) {
+            let password = source.read()?;
+            builder = builder.credentials(Credentials::new(user.clone(), password.0));
         }
         Ok(Self {
             transport: builder.build(),

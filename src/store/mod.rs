@@ -545,8 +545,9 @@ impl Store {
         Ok(out)
     }
 
-    /// Alerts of the outbox, next due first: those with `status` (any when
-    /// `None`), of one dossier (any when `None`), at most `limit`.
+    /// Alerts of the outbox, those still to send first (next due first), then
+    /// failed, then sent and cancelled: those with `status` (any when `None`), of
+    /// one dossier (any when `None`), at most `limit`.
     ///
     /// # Errors
     /// On a database error or a corrupt row.
@@ -561,7 +562,9 @@ impl Store {
                     a.role, a.recipient, a.digest, a.status, a.created_at, a.due_at, a.reason
              FROM alerts a JOIN dossiers d ON d.id = a.dossier_id JOIN events e ON e.id = a.event_id
              WHERE (?1 IS NULL OR a.status = ?1) AND (?3 IS NULL OR a.dossier_id = ?3)
-             ORDER BY a.due_at, a.id LIMIT ?2",
+             ORDER BY CASE a.status WHEN 'sending' THEN 0 WHEN 'pending' THEN 1 WHEN 'failed' THEN 2
+                                    ELSE 3 END, a.due_at, a.id
+             LIMIT ?2",
         )?;
         let mut rows = stmt.query(params![status, limit as i64, dossier])?;
         let mut out = Vec::new();

@@ -62,11 +62,6 @@ pub enum Change {
         /// Why.
         reason: String,
     },
-    /// About to be handed to the transport.
-    Sending {
-        /// The alert.
-        id: i64,
-    },
     /// One attempt, and its outcome.
     Attempt {
         /// The alert.
@@ -241,13 +236,6 @@ impl Store {
                         now_text
                     ])?;
                 }
-                Change::Sending { id } => {
-                    tx.prepare_cached(
-                        "UPDATE alerts SET status = 'sending', attempts = attempts + 1, updated_at = ?2
-                         WHERE id = ?1 AND status = 'pending'",
-                    )?
-                    .execute(params![id, now_text])?;
-                }
                 Change::Attempt {
                     id,
                     delivery,
@@ -262,7 +250,7 @@ impl Store {
                     tx.prepare_cached(
                         "UPDATE alerts SET status = ?2, sent_at = ?3, message_id = ?4,
                                 reason = ?5, due_at = coalesce(?6, due_at), updated_at = ?7
-                         WHERE id = ?1",
+                         WHERE id = ?1 AND status = 'sending'",
                     )?
                     .execute(params![
                         id,
@@ -278,6 +266,30 @@ impl Store {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Marks alerts `sending` (one more attempt), in one transaction, and returns
+    /// those that were still `pending`: an alert cancelled meanwhile, or taken by
+    /// another dispatcher, is not sent.
+    ///
+    /// # Errors
+    /// On a database error; then none is marked.
+    pub fn claim(&mut self, ids: &[i64], now: DateTime<Utc>) -> Result<Vec<i64>> {
+        let tx = self.conn.transaction()?;
+        let mut claimed = Vec::with_capacity(ids.len());
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE alerts SET status = 'sending', attempts = attempts + 1, updated_at = ?2
+                 WHERE id = ?1 AND status = 'pending'",
+            )?;
+            for &id in ids {
+                if stmt.execute(params![id, format_time(now)])? == 1 {
+                    claimed.push(id);
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(claimed)
     }
 
     /// Turns the alerts left `sending` by a crash back into `pending`, recording

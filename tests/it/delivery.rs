@@ -165,6 +165,24 @@ fn a_dropped_connection_is_retried() {
 }
 
 #[test]
+fn a_relay_that_stops_answering_is_given_up_on_and_retried() {
+    let server = SmtpServer::start(Mode::Silent);
+    let install = install(&server, "");
+    let config = std::fs::read_to_string(install.config())
+        .unwrap()
+        .replace("timeout = \"5s\"", "timeout = \"1s\"");
+    std::fs::write(install.config(), config).unwrap();
+    three_alerts(&install);
+    let start = std::time::Instant::now();
+    let report = flush(&install, false);
+    assert!(report.contains("3 to retry"), "{report}");
+    assert!(start.elapsed().as_secs() < 20, "{:?}", start.elapsed());
+    server.set_mode(Mode::Accept);
+    flush(&install, true);
+    assert_eq!(statuses(&install), all("sent"));
+}
+
+#[test]
 fn a_5xx_fails_at_once_and_can_be_retried_by_hand() {
     let server = SmtpServer::start(Mode::Permanent);
     let install = install(&server, "");

@@ -21,6 +21,8 @@ pub enum Mode {
     Permanent,
     /// Closes the connection right after accepting it.
     Drop,
+    /// Greets, then never answers again.
+    Silent,
 }
 
 /// One accepted message.
@@ -79,7 +81,7 @@ impl Handler for Session {
             Mode::Transient => {
                 return Response::custom(450, "Mailbox busy, try again later".to_owned());
             }
-            Mode::Accept | Mode::Drop => {}
+            Mode::Accept | Mode::Drop | Mode::Silent => {}
         }
         self.to.push(to.to_owned());
         response::OK
@@ -157,6 +159,14 @@ impl SmtpServer {
         let mut writer = stream.try_clone().unwrap();
         let mut reader = BufReader::new(stream);
         if reply(&session.greeting(), &mut writer).is_err() {
+            return;
+        }
+        if mode == Mode::Silent {
+            // Read and ignore everything until the client gives up.
+            let mut sink = Vec::new();
+            while reader.read_until(b'\n', &mut sink).is_ok_and(|n| n > 0) {
+                sink.clear();
+            }
             return;
         }
         let mut line = Vec::new();
