@@ -57,7 +57,6 @@ pub const KEYS: &[&str] = &[
     "delivery.max_age",
     "delivery.retry_initial",
     "delivery.retry_max",
-    "delivery.admin_email",
     "delivery.file.dir",
     "smtp.host",
     "smtp.port",
@@ -95,7 +94,6 @@ struct DeliveryDefaults {
     max_age: &'static str,
     retry_initial: &'static str,
     retry_max: &'static str,
-    admin_email: &'static str,
     file: FileDefaults,
 }
 
@@ -197,7 +195,6 @@ const DEFAULTS: Defaults = Defaults {
         max_age: "5d",
         retry_initial: "1m",
         retry_max: "1h",
-        admin_email: "",
         file: FileDefaults {
             dir: "alertissimo-data/outbox",
         },
@@ -259,8 +256,6 @@ pub struct Delivery {
     pub retry_initial: Duration,
     /// … up to this.
     pub retry_max: Duration,
-    /// Where failures and refused snapshots are reported, if anywhere.
-    pub admin_email: Option<String>,
     /// The `From` of every message.
     pub from: String,
     /// The `Reply-To` of every message, if any.
@@ -756,7 +751,6 @@ fn delivery(figment: &Figment, p: &mut Problems) -> Option<Delivery> {
     let max_age = get_duration(figment, "delivery.max_age", p);
     let retry_initial = get_duration(figment, "delivery.retry_initial", p);
     let retry_max = get_duration(figment, "delivery.retry_max", p);
-    let admin_email = get_mailbox(figment, "delivery.admin_email", p);
     let dir = get_path(figment, "delivery.file.dir", p);
     let from = get_mailbox(figment, "smtp.from", p).and_then(|f| {
         f.or_else(|| {
@@ -787,7 +781,6 @@ fn delivery(figment: &Figment, p: &mut Problems) -> Option<Delivery> {
         max_age: max_age?,
         retry_initial: retry_initial?,
         retry_max: retry_max?,
-        admin_email: admin_email?,
         from: from?,
         reply_to: reply_to?,
     })
