@@ -9,7 +9,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
-use super::{DOSSIER_SELECT, Result, Store, StoreError, StoredDossier, format_time, parse_time};
+use super::{Result, Store, StoreError, StoredDossier, format_time, parse_time};
 use crate::model::{Event, EventKind};
 
 /// An alert due for delivery, with what its message needs.
@@ -90,10 +90,16 @@ pub struct Delivery {
     pub message_id: Option<String>,
 }
 
-const DUE_SELECT: &str = "SELECT a.id, a.key, a.rule, a.template, a.role, a.recipient, a.digest,
-        a.hold_step, a.attempts, a.created_at, a.due_at, a.dossier_id,
+/// A dossier's columns first (as [`super::read_dossier`] reads them), then the
+/// alert's and its event's, from column 8.
+const DUE_SELECT: &str = "SELECT d.id, d.connector, d.source_id, d.step, d.status, d.fields,
+        k.present, d.step_entered_at,
+        a.id, a.key, a.rule, a.template, a.role, a.recipient, a.digest, a.hold_step,
+        a.attempts, a.created_at, a.due_at,
         e.kind, e.from_step, e.to_step, e.field, e.old_value, e.new_value, e.occurred_at
-    FROM alerts a JOIN events e ON e.id = a.event_id";
+    FROM alerts a JOIN events e ON e.id = a.event_id
+    JOIN dossiers d ON d.id = a.dossier_id
+    JOIN dossier_keys k ON k.dossier_id = d.id AND k.connector = d.connector AND k.source_id = d.source_id";
 
 impl Store {
     /// The pending alerts due at `until` (every pending one when `None`), next
@@ -107,71 +113,32 @@ impl Store {
              ORDER BY a.due_at, a.id LIMIT ?2"
         ))?;
         let mut rows = stmt.query(params![until.map(format_time), limit as i64])?;
-        // The alerts first, then their dossiers: one statement at a time.
-        let mut found = Vec::new();
+        let mut out = Vec::new();
         while let Some(r) = rows.next()? {
-            let kind: String = r.get(12)?;
-            let event = Event {
-                kind: EventKind::parse(&kind)
-                    .ok_or_else(|| StoreError::Corrupt(format!("event kind '{kind}'")))?,
-                from_step: r.get(13)?,
-                to_step: r.get(14)?,
-                field: r.get(15)?,
-                old_value: r.get(16)?,
-                new_value: r.get(17)?,
-                occurred_at: parse_time(r.get_ref(18)?.as_str()?)?,
-            };
-            let head = (
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, String>(5)?,
-                r.get::<_, bool>(6)?,
-                r.get::<_, Option<String>>(7)?,
-                r.get::<_, u32>(8)?,
-                parse_time(r.get_ref(9)?.as_str()?)?,
-                parse_time(r.get_ref(10)?.as_str()?)?,
-            );
-            found.push((r.get::<_, i64>(11)?, head, event));
-        }
-        drop(rows);
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!("{DOSSIER_SELECT} WHERE d.id = ?1"))?;
-        let mut out = Vec::with_capacity(found.len());
-        for (dossier_id, head, event) in found {
-            let dossier = stmt
-                .query_row([dossier_id], |row| Ok(super::read_dossier(row)))?
-                .map_err(|e| StoreError::Corrupt(format!("dossier {dossier_id}: {e}")))?;
-            let (
-                id,
-                key,
-                rule,
-                template,
-                role,
-                recipient,
-                digest,
-                hold_step,
-                attempts,
-                created_at,
-                due_at,
-            ) = head;
+            let kind: String = r.get(19)?;
             out.push(DueAlert {
-                id,
-                key,
-                rule,
-                template,
-                role,
-                recipient,
-                digest,
-                hold_step,
-                attempts,
-                created_at,
-                due_at,
-                dossier,
-                event,
+                dossier: super::read_dossier(r)?,
+                id: r.get(8)?,
+                key: r.get(9)?,
+                rule: r.get(10)?,
+                template: r.get(11)?,
+                role: r.get(12)?,
+                recipient: r.get(13)?,
+                digest: r.get(14)?,
+                hold_step: r.get(15)?,
+                attempts: r.get(16)?,
+                created_at: parse_time(r.get_ref(17)?.as_str()?)?,
+                due_at: parse_time(r.get_ref(18)?.as_str()?)?,
+                event: Event {
+                    kind: EventKind::parse(&kind)
+                        .ok_or_else(|| StoreError::Corrupt(format!("event kind '{kind}'")))?,
+                    from_step: r.get(20)?,
+                    to_step: r.get(21)?,
+                    field: r.get(22)?,
+                    old_value: r.get(23)?,
+                    new_value: r.get(24)?,
+                    occurred_at: parse_time(r.get_ref(25)?.as_str()?)?,
+                },
             });
         }
         Ok(out)
