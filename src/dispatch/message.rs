@@ -1,5 +1,5 @@
 //! The e-mail itself: an RFC 5322 message built with lettre from a rendered
-//! [`Message`](crate::rules::template::Message).
+//! [`crate::rules::template::Message`].
 //!
 //! Owns the headers: From and Reply-To from the configuration, To, a Subject that
 //! can hold no line break (lettre encodes non-ASCII text), a `Message-ID` derived

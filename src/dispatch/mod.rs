@@ -15,7 +15,7 @@
 //! accepted it). Transient failures are retried with exponential backoff and
 //! jitter until the alert is `max_age` old; permanent ones fail at once.
 //!
-//! Submodules: [`message`] (the e-mail), [`file`] and [`smtp`] (the transports).
+//! Submodules: [`message`] (the e-mail), [`mod@file`] and [`smtp`] (the transports).
 
 pub mod file;
 pub mod message;
