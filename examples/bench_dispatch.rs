@@ -134,9 +134,9 @@ fn daemon_run(
     std::thread::sleep(Duration::from_secs(seconds));
     let sent = server.received().len() - first;
     let elapsed = start.elapsed().as_secs_f64();
-    // SIGTERM to alertissimo itself (GNU time passes signals on but is not the daemon).
+    // SIGTERM to the daemon itself, GNU time's child, so that time reports its peak.
     let _ = Command::new("pkill")
-        .args(["-TERM", "-f", &format!("{} run --config", bin.display())])
+        .args(["-TERM", "-P", &child.id().to_string()])
         .status();
     let _ = child.wait();
     let rss_kb: f64 = std::fs::read_to_string(&time_file)

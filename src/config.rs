@@ -161,7 +161,7 @@ const DEFAULTS: Defaults = Defaults {
     rules_dir: "rules",
     store: StoreDefaults {
         path: "alertissimo-data/alertissimo.db",
-        cache_mb: 32,
+        cache_mb: 24,
     },
     log: LogDefaults {
         level: "info",
