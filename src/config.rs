@@ -57,6 +57,8 @@ pub const KEYS: &[&str] = &[
     "delivery.max_age",
     "delivery.retry_initial",
     "delivery.retry_max",
+    "delivery.admin_email",
+    "delivery.admin_digest",
     "delivery.file.dir",
     "smtp.host",
     "smtp.port",
@@ -94,6 +96,8 @@ struct DeliveryDefaults {
     max_age: &'static str,
     retry_initial: &'static str,
     retry_max: &'static str,
+    admin_email: &'static str,
+    admin_digest: &'static str,
     file: FileDefaults,
 }
 
@@ -195,6 +199,8 @@ const DEFAULTS: Defaults = Defaults {
         max_age: "5d",
         retry_initial: "1m",
         retry_max: "1h",
+        admin_email: "",
+        admin_digest: "0 0 8 * * *",
         file: FileDefaults {
             dir: "alertissimo-data/outbox",
         },
@@ -256,6 +262,10 @@ pub struct Delivery {
     pub retry_initial: Duration,
     /// … up to this.
     pub retry_max: Duration,
+    /// Where failed alerts and refused snapshots are reported, if anywhere.
+    pub admin_email: Option<String>,
+    /// When that report leaves (a cron schedule in the configured zone).
+    pub admin_digest: croner::Cron,
     /// The `From` of every message.
     pub from: String,
     /// The `Reply-To` of every message, if any.
@@ -751,6 +761,19 @@ fn delivery(figment: &Figment, p: &mut Problems) -> Option<Delivery> {
     let max_age = get_duration(figment, "delivery.max_age", p);
     let retry_initial = get_duration(figment, "delivery.retry_initial", p);
     let retry_max = get_duration(figment, "delivery.retry_max", p);
+    let admin_email = get_mailbox(figment, "delivery.admin_email", p);
+    let admin_digest = get::<String>(figment, "delivery.admin_digest", p).and_then(|text| {
+        <croner::Cron as std::str::FromStr>::from_str(&text)
+            .map_err(|e| {
+                push_key(
+                    figment,
+                    "delivery.admin_digest",
+                    format!("'{text}' is not a cron schedule like \"0 0 8 * * *\": {e}"),
+                    p,
+                );
+            })
+            .ok()
+    });
     let dir = get_path(figment, "delivery.file.dir", p);
     let from = get_mailbox(figment, "smtp.from", p).and_then(|f| {
         f.or_else(|| {
@@ -781,6 +804,8 @@ fn delivery(figment: &Figment, p: &mut Problems) -> Option<Delivery> {
         max_age: max_age?,
         retry_initial: retry_initial?,
         retry_max: retry_max?,
+        admin_email: admin_email?,
+        admin_digest: admin_digest?,
         from: from?,
         reply_to: reply_to?,
     })

@@ -177,6 +177,9 @@ async fn deliver(dispatcher: Dispatcher, wake: Arc<Notify>, cancel: Cancellation
         if let Err(error) = dispatcher.drain(false).await {
             error!(error = %format!("{error:#}"), "Delivery failed; will try again.");
         }
+        if let Err(error) = dispatcher.admin_digest().await {
+            error!(error = %format!("{error:#}"), "The administrators' digest failed; will try again.");
+        }
         let wait = match dispatcher.next_due().await {
             Ok(Some(next)) => (next - Utc::now())
                 .to_std()

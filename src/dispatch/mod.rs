@@ -319,16 +319,7 @@ impl Inner {
             )
         }) {
             Err(reason) => Outcome::Permanent(reason),
-            Ok(email) => {
-                self.wait_turn().await;
-                match &self.transport {
-                    Transport::File(dir) => {
-                        let (dir, id, bytes) = (dir.clone(), message_id.clone(), email.formatted());
-                        tokio::task::spawn_blocking(move || file::write(&dir, &id, &bytes)).await?
-                    }
-                    Transport::Smtp(relay) => relay.send(email).await,
-                }
-            }
+            Ok(email) => self.transmit(email, &message_id).await?,
         };
         let now = Utc::now();
         let mut report = Report::default();
@@ -364,6 +355,18 @@ impl Inner {
         Ok(report)
     }
 
+    /// Hands one message to the transport, in its turn under the rate limit.
+    async fn transmit(&self, email: lettre::Message, message_id: &str) -> anyhow::Result<Outcome> {
+        self.wait_turn().await;
+        Ok(match &self.transport {
+            Transport::File(dir) => {
+                let (dir, id, bytes) = (dir.clone(), message_id.to_owned(), email.formatted());
+                tokio::task::spawn_blocking(move || file::write(&dir, &id, &bytes)).await?
+            }
+            Transport::Smtp(relay) => relay.send(email).await,
+        })
+    }
+
     /// The message of a group: one alert's own, or a digest of several.
     fn render(&self, group: &[DueAlert]) -> Result<crate::rules::template::Message, String> {
         let mut items = Vec::with_capacity(group.len());
@@ -394,6 +397,119 @@ impl Inner {
             .render_many(&items)
             .map_err(|reason| format!("the message cannot be rendered: {reason}"))
     }
+}
+
+impl Dispatcher {
+    /// Sends the administrators' digest when its schedule has ticked since the last
+    /// one and something failed or was refused meanwhile; returns whether it sent.
+    ///
+    /// # Errors
+    /// When the store fails; a transport failure is logged and retried next time.
+    pub async fn admin_digest(&self) -> anyhow::Result<bool> {
+        let inner = &self.inner;
+        let Some(admin) = inner.config.admin_email.clone() else {
+            return Ok(false);
+        };
+        let now = Utc::now();
+        let last = inner.store.call(|s| s.last_admin_report()).await??;
+        let tz = inner.rules.policy.tz;
+        let due = match last {
+            Some(last) => crate::daemon::next_run(&inner.config.admin_digest, tz, last)
+                .is_ok_and(|tick| tick <= now),
+            None => true,
+        };
+        if !due {
+            return Ok(false);
+        }
+        let news = inner.store.call(move |s| s.admin_news(last, now)).await??;
+        if news.failed.is_empty() && news.refused.is_empty() {
+            // Nothing to tell: the next report starts from here.
+            inner
+                .store
+                .call(move |s| s.record_admin_report(now, now, &news, None))
+                .await??;
+            return Ok(false);
+        }
+        let text = admin_text(&news, last, tz);
+        let content = crate::rules::template::Message {
+            subject: format!(
+                "Alertissimo : {} alerte{} en échec, {} import{} refusé{}",
+                news.failed.len(),
+                if news.failed.len() > 1 { "s" } else { "" },
+                news.refused.len(),
+                if news.refused.len() > 1 { "s" } else { "" },
+                if news.refused.len() > 1 { "s" } else { "" },
+            ),
+            html: crate::rules::template::to_html(&text),
+            text,
+        };
+        let key = format!("admin/{}", crate::store::format_time(now));
+        let message_id = message::message_id(&[key.as_str()], &inner.from);
+        let outcome = match message::build(&content, &inner.from, None, &admin, &message_id, now) {
+            Ok(email) => inner.transmit(email, &message_id).await?,
+            Err(reason) => Outcome::Permanent(reason),
+        };
+        match outcome {
+            Outcome::Sent(_) => {
+                info!(to = %admin, failed = news.failed.len(), refused = news.refused.len(), "Sent the administrators' digest.");
+                inner
+                    .store
+                    .call(move |s| s.record_admin_report(now, now, &news, Some(&message_id)))
+                    .await??;
+                Ok(true)
+            }
+            other => {
+                warn!(to = %admin, outcome = ?other, "The administrators' digest was not delivered; it is tried again later.");
+                Ok(false)
+            }
+        }
+    }
+}
+
+/// The text of the administrators' digest, in French.
+fn admin_text(
+    news: &crate::store::AdminNews,
+    since: Option<DateTime<Utc>>,
+    tz: chrono_tz::Tz,
+) -> String {
+    let mut text = String::from("Bonjour,\n\n");
+    text.push_str(&match since {
+        Some(since) => format!(
+            "Voici ce qui demande votre attention depuis le {} :",
+            since.with_timezone(&tz).format("%d/%m/%Y à %H:%M")
+        ),
+        None => "Voici ce qui demande votre attention :".to_owned(),
+    });
+    text.push_str("\n\n");
+    if !news.failed.is_empty() {
+        text.push_str(&format!(
+            "Alertes qui n'ont pas pu être envoyées ({}) :\n",
+            news.failed.len()
+        ));
+        for (reference, rule, recipient, reason) in news.failed.iter().take(200) {
+            text.push_str(&format!(
+                "- dossier {reference}, règle {rule}, à {recipient} : {reason}\n"
+            ));
+        }
+        if news.failed.len() > 200 {
+            text.push_str(&format!("- … et {} autres\n", news.failed.len() - 200));
+        }
+        text.push_str("\nPour les renvoyer une fois la cause corrigée : alertissimo outbox retry --failed\n\n");
+    }
+    if !news.refused.is_empty() {
+        text.push_str(&format!(
+            "Imports refusés ({}) : rien n'a été modifié, le fichier attend une correction.\n",
+            news.refused.len()
+        ));
+        for (run, connector, file, reasons) in &news.refused {
+            text.push_str(&format!(
+                "- import {run}, connecteur {connector}, fichier {file} : {}\n",
+                reasons.join(" ; ")
+            ));
+        }
+        text.push_str("\nLe détail : alertissimo runs --rejections NUMÉRO\n");
+    }
+    text
 }
 
 /// What a pass will do with the alerts it read.

@@ -54,7 +54,7 @@ pub enum StoreError {
 
 mod outbox;
 
-pub use outbox::{Change, Delivery, DueAlert};
+pub use outbox::{AdminNews, Change, Delivery, DueAlert};
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -62,6 +62,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_outbox.sql"),
     include_str!("migrations/0003_delivery.sql"),
+    include_str!("migrations/0004_admin_reports.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {

@@ -376,3 +376,95 @@ fn insert_delivery(tx: &rusqlite::Transaction<'_>, alert_id: i64, d: &Delivery) 
     ])?;
     Ok(())
 }
+
+/// What the administrators' digest reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdminNews {
+    /// Failed alerts: (dossier reference, rule, recipient, reason).
+    pub failed: Vec<(String, String, String, String)>,
+    /// Refused snapshots: (run, connector, file, reasons).
+    pub refused: Vec<(i64, String, String, Vec<String>)>,
+}
+
+impl Store {
+    /// Until when the last administrators' digest reported, if one was sent.
+    ///
+    /// # Errors
+    /// On a database error or a corrupt row.
+    pub fn last_admin_report(&self) -> Result<Option<DateTime<Utc>>> {
+        let last: Option<String> =
+            self.conn
+                .query_row("SELECT max(covered_until) FROM admin_reports", [], |r| {
+                    r.get(0)
+                })?;
+        last.map(|t| parse_time(&t)).transpose()
+    }
+
+    /// Alerts failed and snapshots refused in `[since, until)` (from the start
+    /// when `since` is `None`).
+    ///
+    /// # Errors
+    /// On a database error or a corrupt row.
+    pub fn admin_news(
+        &self,
+        since: Option<DateTime<Utc>>,
+        until: DateTime<Utc>,
+    ) -> Result<AdminNews> {
+        let since = since.map(format_time).unwrap_or_default();
+        let until = format_time(until);
+        let mut news = AdminNews::default();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT d.reference, a.rule, a.recipient, coalesce(a.reason, '')
+             FROM alerts a JOIN dossiers d ON d.id = a.dossier_id
+             WHERE a.status = 'failed' AND a.updated_at >= ?1 AND a.updated_at < ?2
+             ORDER BY a.updated_at, a.id",
+        )?;
+        let mut rows = stmt.query(params![since, until])?;
+        while let Some(r) = rows.next()? {
+            news.failed
+                .push((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?));
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, connector, source, reasons FROM runs
+             WHERE status = 'refused' AND finished_at >= ?1 AND finished_at < ?2 ORDER BY id",
+        )?;
+        let mut rows = stmt.query(params![since, until])?;
+        while let Some(r) = rows.next()? {
+            let reasons: String = r.get(3)?;
+            news.refused.push((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                serde_json::from_str(&reasons)
+                    .map_err(|e| StoreError::Corrupt(format!("run reasons: {e}")))?,
+            ));
+        }
+        Ok(news)
+    }
+
+    /// Records that the administrators were told about everything before
+    /// `covered_until`.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn record_admin_report(
+        &mut self,
+        sent_at: DateTime<Utc>,
+        covered_until: DateTime<Utc>,
+        news: &AdminNews,
+        message_id: Option<&str>,
+    ) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO admin_reports (sent_at, covered_until, failed, refused, message_id)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                format_time(sent_at),
+                format_time(covered_until),
+                news.failed.len() as i64,
+                news.refused.len() as i64,
+                message_id
+            ],
+        )?;
+        Ok(())
+    }
+}

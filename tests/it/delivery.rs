@@ -352,3 +352,51 @@ fn killing_the_daemon_mid_dispatch_loses_nothing() {
         .unwrap();
     assert_eq!(sent as usize, ALERTS);
 }
+
+#[test]
+fn failures_and_refused_snapshots_reach_the_administrators_once() {
+    let server = SmtpServer::start(Mode::Permanent);
+    let install = install(
+        &server,
+        "admin_email = \"admin@region.example.org\"\nadmin_digest = \"* * * * * *\"",
+    );
+    three_alerts(&install);
+    flush(&install, false);
+    assert_eq!(statuses(&install), all("failed"));
+    let (refused, _) = install.import("empty.csv", &[]);
+    assert_eq!(refused["status"], "refused");
+
+    let mut child = install
+        .cmd(&["run"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let admin = |server: &SmtpServer| {
+        server
+            .received()
+            .into_iter()
+            .filter(|m| m.to.iter().any(|t| t.contains("admin@")))
+            .collect::<Vec<_>>()
+    };
+    let start = std::time::Instant::now();
+    while admin(&server).is_empty() {
+        assert!(start.elapsed().as_secs() < 30, "no digest arrived");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // Ticks go by with nothing new: no second report.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    crate::common::terminate(&mut child);
+    let reports = admin(&server);
+    assert_eq!(reports.len(), 1);
+    let body = reports[0].data.replace("=\r\n", "");
+    for needle in [
+        "REF-1",
+        "en-instruction",
+        "club@sport.fr",
+        "outbox retry --failed",
+        "empty.csv",
+        "runs --rejections",
+    ] {
+        assert!(body.contains(needle), "missing {needle:?} in:\n{body}");
+    }
+}

@@ -17,7 +17,7 @@ pub enum Mode {
     Accept,
     /// 450 to the recipient (mailbox busy: try again later).
     Transient,
-    /// 550 to the recipient (mailbox unavailable).
+    /// 550 to the recipient (mailbox unavailable), except addresses with "admin".
     Permanent,
     /// Closes the connection right after accepting it.
     Drop,
@@ -77,11 +77,11 @@ struct Session {
 impl Handler for Session {
     fn rcpt(&mut self, to: &str) -> Response {
         match self.mode {
-            Mode::Permanent => return response::NO_MAILBOX,
+            Mode::Permanent if !to.contains("admin") => return response::NO_MAILBOX,
             Mode::Transient => {
                 return Response::custom(450, "Mailbox busy, try again later".to_owned());
             }
-            Mode::Accept | Mode::Drop | Mode::Silent => {}
+            Mode::Permanent | Mode::Accept | Mode::Drop | Mode::Silent => {}
         }
         self.to.push(to.to_owned());
         response::OK
