@@ -305,14 +305,24 @@ impl Inner {
         if group.is_empty() {
             return Ok(Report::default());
         }
+        // The rule of the first alert may give its own sender (a service's address).
+        let rule = self.rules.rule(&group[0].rule);
+        let from = rule
+            .and_then(|r| r.sender.as_deref())
+            .and_then(|f| f.parse::<Mailbox>().ok())
+            .unwrap_or_else(|| self.from.clone());
+        let reply_to = rule
+            .and_then(|r| r.reply_to.as_deref())
+            .and_then(|f| f.parse::<Mailbox>().ok())
+            .or_else(|| self.reply_to.clone());
         let keys: Vec<&str> = group.iter().map(|a| a.key.as_str()).collect();
-        let message_id = message::message_id(&keys, &self.from);
+        let message_id = message::message_id(&keys, &from);
         let recipient = group[0].recipient.clone();
         let outcome = match self.render(&group).and_then(|content| {
             message::build(
                 &content,
-                &self.from,
-                self.reply_to.as_ref(),
+                &from,
+                reply_to.as_ref(),
                 &recipient,
                 &message_id,
                 Utc::now(),

@@ -127,6 +127,10 @@ pub struct Rule {
     pub debounce: Option<Duration>,
     /// Whether its alerts may be gathered with others to the same person.
     pub digest: bool,
+    /// Its messages' `From`, instead of `smtp.from` (a service's own address).
+    pub sender: Option<String>,
+    /// Its messages' `Reply-To`, instead of `smtp.reply_to`.
+    pub reply_to: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -156,6 +160,8 @@ struct RuleDef {
     cooldown: Option<Spanned<String>>,
     debounce: Option<Spanned<String>>,
     digest: Option<bool>,
+    sender: Option<Spanned<String>>,
+    reply_to: Option<Spanned<String>>,
 }
 
 /// An event on a dossier, as rules see it.
@@ -799,6 +805,25 @@ fn parse_file(
         };
         let cooldown = duration(&def.cooldown, "cooldown");
         let debounce = duration(&def.debounce, "debounce");
+        let mut mailbox = |value: &Option<Spanned<String>>, key: &str| {
+            value.as_ref().and_then(|v| {
+                v.get_ref()
+                    .parse::<lettre::message::Mailbox>()
+                    .map(|_| v.get_ref().clone())
+                    .map_err(|_| {
+                        fp.at(
+                            v.span(),
+                            named(format!(
+                                "`{key}`: '{}' is not an address like \"Service culture <culture@region.example.org>\"",
+                                v.get_ref()
+                            )),
+                        )
+                    })
+                    .ok()
+            })
+        };
+        let sender = mailbox(&def.sender, "sender");
+        let reply_to = mailbox(&def.reply_to, "reply_to");
         if let Some(when) = &def.when
             && let Err(reason) = templates.add_condition(&name, when.get_ref())
         {
@@ -824,6 +849,8 @@ fn parse_file(
                 cooldown,
                 debounce,
                 digest: def.digest.unwrap_or(true),
+                sender,
+                reply_to,
             });
         }
     }

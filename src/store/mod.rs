@@ -203,6 +203,9 @@ pub struct NewAlert<'a> {
     pub created_at: DateTime<Utc>,
     /// Not before.
     pub due_at: DateTime<Utc>,
+    /// Why it can never be sent (an address no relay would take): it is queued
+    /// as failed, with this reason, so that it stays visible.
+    pub invalid: Option<String>,
 }
 
 impl NewAlert<'_> {
@@ -1020,8 +1023,10 @@ impl ImportTx<'_> {
             .tx
             .prepare_cached(
                 "INSERT INTO alerts (key, run_id, event_id, dossier_id, rule, template, class, role,
-                                     recipient, digest, hold_step, status, created_at, due_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'pending', ?12, ?13, ?12)
+                                     recipient, digest, hold_step, status, created_at, due_at, updated_at,
+                                     reason)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,
+                         CASE WHEN ?14 IS NULL THEN 'pending' ELSE 'failed' END, ?12, ?13, ?12, ?14)
                  ON CONFLICT (key) DO NOTHING",
             )?
             .execute(params![
@@ -1038,6 +1043,7 @@ impl ImportTx<'_> {
                 alert.hold_step,
                 created,
                 format_time(alert.due_at),
+                alert.invalid,
             ])?;
         Ok(n == 1)
     }

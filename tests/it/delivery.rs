@@ -400,3 +400,33 @@ fn failures_and_refused_snapshots_reach_the_administrators_once() {
         assert!(body.contains(needle), "missing {needle:?} in:\n{body}");
     }
 }
+
+#[test]
+fn a_rule_may_write_from_its_own_service() {
+    let server = SmtpServer::start(Mode::Accept);
+    let install = install(&server, "");
+    let rules = install.own_rules();
+    let file = rules.join("beneficiaires.toml");
+    let text = std::fs::read_to_string(&file).unwrap().replacen(
+        "template = \"en_instruction\"",
+        "template = \"en_instruction\"\nsender = \"Service culture <culture@region.example.org>\"\nreply_to = \"culture@region.example.org\"",
+        1,
+    );
+    std::fs::write(&file, text).unwrap();
+    three_alerts(&install);
+    flush(&install, false);
+    let received = server.received();
+    let from_of = |to: &str| {
+        let m = received
+            .iter()
+            .find(|m| m.header("To").as_deref() == Some(to))
+            .unwrap();
+        (m.header("From").unwrap(), m.header("Reply-To").unwrap())
+    };
+    let (from, reply) = from_of("contact@lefevre.fr");
+    assert!(from.ends_with("<culture@region.example.org>"), "{from}");
+    assert_eq!(reply, "culture@region.example.org");
+    let (from, reply) = from_of("club@sport.fr");
+    assert!(from.ends_with("<aides@region.example.org>"), "{from}");
+    assert_eq!(reply, "contact@region.example.org");
+}
