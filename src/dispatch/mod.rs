@@ -665,3 +665,186 @@ pub fn retry_at(now: DateTime<Utc>, attempts: u32, seed: i64, config: &Delivery)
     let factor = 0.9 + (spread % 2001) as f64 / 10_000.0;
     now + chrono::Duration::from_std(base.mul_f64(factor)).unwrap_or(chrono::TimeDelta::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Dossier, Event, EventKind};
+    use crate::rules::timing::{Digest, Policy};
+    use crate::store::StoredDossier;
+
+    fn utc(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn policy(windows: &[&str]) -> Policy {
+        Policy {
+            tz: chrono_tz::Europe::Paris,
+            debounce: Duration::ZERO,
+            digest: Digest::Import,
+            windows: windows.iter().map(|w| w.parse().unwrap()).collect(),
+        }
+    }
+
+    fn alert(id: i64, to: &str, digest: bool, step: &str, hold: Option<&str>) -> DueAlert {
+        let now = utc("2026-03-10T09:00:00Z");
+        DueAlert {
+            id,
+            key: format!("r/{id}/{id}/{to}"),
+            rule: "r".to_owned(),
+            template: "t".to_owned(),
+            role: "beneficiary".to_owned(),
+            recipient: to.to_owned(),
+            digest,
+            hold_step: hold.map(str::to_owned),
+            attempts: 0,
+            created_at: now,
+            due_at: now,
+            dossier: StoredDossier {
+                rowid: id,
+                connector: "c".to_owned(),
+                dossier: Dossier {
+                    id: format!("D{id}"),
+                    step: step.to_owned(),
+                    status: step.to_owned(),
+                    fields: Default::default(),
+                },
+                present: true,
+                step_entered_at: now,
+            },
+            event: Event::new(EventKind::StepChanged, now),
+        }
+    }
+
+    fn ids(group: &[DueAlert]) -> Vec<i64> {
+        group.iter().map(|a| a.id).collect()
+    }
+
+    #[test]
+    fn digests_gather_one_recipient_and_others_go_alone() {
+        let due = vec![
+            alert(1, "a@x.fr", true, "instruction", None),
+            alert(2, "b@x.fr", true, "instruction", None),
+            alert(3, "A@x.fr", true, "instruction", None),
+            alert(4, "a@x.fr", false, "refuse", None),
+        ];
+        let now = utc("2026-03-10T09:00:00Z");
+        let planned = plan(due, &HashMap::new(), 20, now, &policy(&[]));
+        let groups: Vec<Vec<i64>> = planned.groups.iter().map(|g| ids(g)).collect();
+        assert_eq!(groups, [vec![1, 3], vec![2], vec![4]]);
+        assert!(planned.changes.is_empty());
+    }
+
+    #[test]
+    fn a_dossier_that_left_the_held_step_cancels_its_alert() {
+        let due = vec![
+            alert(1, "a@x.fr", true, "commission", Some("instruction")),
+            alert(2, "b@x.fr", true, "instruction", Some("instruction")),
+        ];
+        let planned = plan(
+            due,
+            &HashMap::new(),
+            20,
+            utc("2026-03-10T09:00:00Z"),
+            &policy(&[]),
+        );
+        assert_eq!(planned.cancelled, 1);
+        assert!(matches!(&planned.changes[0], Change::Cancel { id: 1, .. }));
+        assert_eq!(planned.groups.len(), 1);
+        assert_eq!(ids(&planned.groups[0]), [2]);
+    }
+
+    #[test]
+    fn the_daily_limit_puts_off_the_rest_into_the_next_sending_window() {
+        let due = vec![
+            alert(1, "a@x.fr", false, "instruction", None),
+            alert(2, "a@x.fr", false, "instruction", None),
+            alert(3, "b@x.fr", false, "instruction", None),
+        ];
+        let sent = HashMap::from([("a@x.fr".to_owned(), 1)]);
+        // Tuesday 18:30 Paris: an hour later is past 19:00, so Wednesday 08:00.
+        let now = utc("2026-03-10T17:30:00Z");
+        let planned = plan(due, &sent, 2, now, &policy(&["mon-fri 08:00-19:00"]));
+        let groups: Vec<Vec<i64>> = planned.groups.iter().map(|g| ids(g)).collect();
+        assert_eq!(groups, [vec![1], vec![3]]);
+        assert_eq!(planned.deferred, 1);
+        match &planned.changes[0] {
+            Change::Defer { id, until, reason } => {
+                assert_eq!(*id, 2);
+                assert_eq!(*until, utc("2026-03-11T07:00:00Z"));
+                assert!(reason.contains("limite de 2 messages par jour"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn delivery() -> Delivery {
+        Delivery {
+            transport: TransportConfig::File {
+                dir: std::path::PathBuf::from("x"),
+            },
+            concurrency: 1,
+            rate_per_second: 1.0,
+            max_per_recipient_per_day: 1,
+            max_age: Duration::from_secs(5 * 86_400),
+            retry_initial: Duration::from_secs(60),
+            retry_max: Duration::from_secs(3_600),
+            admin_email: None,
+            admin_digest: "0 0 8 * * *".parse().unwrap(),
+            from: "a@x.fr".to_owned(),
+            reply_to: None,
+        }
+    }
+
+    #[test]
+    fn retries_double_up_to_the_cap_with_jitter() {
+        let now = utc("2026-03-10T09:00:00Z");
+        let config = delivery();
+        for (attempts, base) in [
+            (1, 60.0),
+            (2, 120.0),
+            (3, 240.0),
+            (7, 3_600.0),
+            (30, 3_600.0),
+        ] {
+            for seed in 0..50 {
+                let wait = (retry_at(now, attempts, seed, &config) - now).as_seconds_f64();
+                assert!(
+                    (base * 0.9..=base * 1.1).contains(&wait),
+                    "attempt {attempts}: {wait} s"
+                );
+            }
+        }
+        // Alerts failing together do not all come back at the same instant.
+        let spread: std::collections::HashSet<_> = (0..20)
+            .map(|seed| retry_at(now, 3, seed, &config))
+            .collect();
+        assert!(spread.len() > 10);
+    }
+
+    #[test]
+    fn outcomes_become_sent_retried_or_failed() {
+        let config = delivery();
+        let policy = policy(&[]);
+        let now = utc("2026-03-10T09:00:00Z");
+        let a = alert(1, "a@x.fr", true, "instruction", None);
+        let status = |o: Outcome, created: DateTime<Utc>| {
+            let mut a = a.clone();
+            a.created_at = created;
+            attempt(&a, &o, "smtp", "<m@x.fr>", now, &config, &policy).1
+        };
+        assert_eq!(status(Outcome::Sent("250 OK".into()), now), "sent");
+        assert_eq!(status(Outcome::Transient("451".into()), now), "pending");
+        assert_eq!(status(Outcome::Permanent("550".into()), now), "failed");
+        // Past the maximum age, a transient failure is final.
+        assert_eq!(
+            status(
+                Outcome::Transient("451".into()),
+                now - chrono::Duration::days(6)
+            ),
+            "failed"
+        );
+    }
+}
