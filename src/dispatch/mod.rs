@@ -216,9 +216,10 @@ impl Dispatcher {
                 let due = s.due_alerts(until, BATCH)?;
                 let mut sent = HashMap::new();
                 for a in &due {
-                    if !sent.contains_key(&a.recipient) {
-                        let n = s.messages_sent_since(&a.recipient, since)?;
-                        sent.insert(a.recipient.clone(), n);
+                    let address = a.recipient.to_lowercase();
+                    if !sent.contains_key(&address) {
+                        let n = s.messages_sent_since(&address, since)?;
+                        sent.insert(address, n);
                     }
                 }
                 Ok((due, sent))
@@ -537,7 +538,8 @@ pub struct Planned {
 
 /// Decides what to do with due alerts (pure): cancel those whose dossier left the
 /// step they were held for, put off those past a recipient's daily limit, and
-/// gather the digestible alerts of each recipient into one message.
+/// gather the digestible alerts of each recipient into one message. Addresses
+/// compare without case, and `sent_today` is keyed by lowercase address.
 pub fn plan(
     due: Vec<DueAlert>,
     sent_today: &HashMap<String, u32>,
@@ -570,7 +572,7 @@ pub fn plan(
             planned.groups[g].push(alert);
             continue;
         }
-        let count = sent_today.get(&alert.recipient).copied().unwrap_or(0)
+        let count = sent_today.get(&address).copied().unwrap_or(0)
             + messages.get(&address).copied().unwrap_or(0);
         if count >= per_day {
             planned.changes.push(Change::Defer {

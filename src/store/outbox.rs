@@ -144,7 +144,8 @@ impl Store {
         Ok(out)
     }
 
-    /// How many messages went to `recipient` since `since` (a digest counts once).
+    /// How many messages went to `recipient` (any case) since `since` (a digest
+    /// counts once).
     ///
     /// # Errors
     /// On a database error.
@@ -153,7 +154,7 @@ impl Store {
             .conn
             .prepare_cached(
                 "SELECT count(DISTINCT message_id) FROM alerts
-                 WHERE recipient = ?1 AND sent_at >= ?2 AND status = 'sent'",
+                 WHERE recipient = ?1 COLLATE NOCASE AND sent_at >= ?2 AND status = 'sent'",
             )?
             .query_row(params![recipient, format_time(since)], |r| r.get(0))?)
     }

@@ -1,4 +1,4 @@
--- The administrators' digest: failed alerts and refused snapshots, reported once.
+-- The administrators' digest, and addresses compared without case for the daily limit.
 CREATE TABLE admin_reports (
     id            INTEGER PRIMARY KEY,
     sent_at       TEXT    NOT NULL,
@@ -7,3 +7,7 @@ CREATE TABLE admin_reports (
     refused       INTEGER NOT NULL,
     message_id    TEXT
 );
+
+-- The daily limit per recipient compares addresses without case.
+DROP INDEX alerts_recipient_sent;
+CREATE INDEX alerts_recipient_sent ON alerts (recipient COLLATE NOCASE, sent_at);
