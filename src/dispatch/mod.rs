@@ -216,10 +216,11 @@ impl Dispatcher {
                 let due = s.due_alerts(until, BATCH)?;
                 let mut sent = HashMap::new();
                 for a in &due {
-                    let address = a.recipient.to_lowercase();
-                    if !sent.contains_key(&address) {
-                        let n = s.messages_sent_since(&address, since)?;
-                        sent.insert(address, n);
+                    if let std::collections::hash_map::Entry::Vacant(slot) =
+                        sent.entry(a.recipient.to_lowercase())
+                    {
+                        let n = s.messages_sent_since(slot.key(), since)?;
+                        slot.insert(n);
                     }
                 }
                 Ok((due, sent))
