@@ -430,3 +430,28 @@ fn a_rule_may_write_from_its_own_service() {
     assert!(from.ends_with("<aides@region.example.org>"), "{from}");
     assert_eq!(reply, "contact@region.example.org");
 }
+
+#[test]
+fn the_relay_can_be_set_from_the_environment() {
+    let server = SmtpServer::start(Mode::Accept);
+    // The file transport in the file; the environment switches to the relay.
+    let install = Install::with_connector(|c| {
+        c.replace(
+            "max_disappeared_ratio = 0.05",
+            "max_disappeared_ratio = 0.5",
+        )
+    });
+    install.append_config("[alerts]\ndebounce = \"0s\"\nsend_windows = []\n");
+    three_alerts(&install);
+    let port = server.port.to_string();
+    let out = install
+        .cmd(&["outbox", "flush"])
+        .env("ALERTISSIMO_DELIVERY__TRANSPORT", "smtp")
+        .env("ALERTISSIMO_SMTP__HOST", "127.0.0.1")
+        .env("ALERTISSIMO_SMTP__PORT", &port)
+        .env("ALERTISSIMO_SMTP__TLS", "none")
+        .output()
+        .unwrap();
+    assert!(text(&out).contains("3 messages sent"), "{}", text(&out));
+    assert_eq!(server.received().len(), 3);
+}
