@@ -28,3 +28,5 @@ pub mod lifecycle;
 pub mod model;
 pub mod rules;
 pub mod store;
+#[cfg(test)]
+mod test_support;

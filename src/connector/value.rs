@@ -720,17 +720,12 @@ fn normalize_email(written: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::utc;
     use chrono_tz::Europe;
     use rstest::rstest;
 
     fn ymd(year: i32, month: u32, day: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(year, month, day).expect("valid test date")
-    }
-
-    fn utc(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text)
-            .expect("valid test instant")
-            .with_timezone(&Utc)
     }
 
     fn pattern(p: &str) -> DateFormat {

@@ -675,12 +675,7 @@ mod tests {
     use crate::model::{Dossier, Event, EventKind};
     use crate::rules::timing::{Digest, Policy};
     use crate::store::StoredDossier;
-
-    fn utc(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text)
-            .unwrap()
-            .with_timezone(&Utc)
-    }
+    use crate::test_support::utc;
 
     fn policy(windows: &[&str]) -> Policy {
         Policy {

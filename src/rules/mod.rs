@@ -906,6 +906,7 @@ fn sample_event(complete: bool) -> Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::utc;
 
     /// A rules folder with the shipped lifecycle and templates and `rules` as its
     /// only rule file; the configuration sends at any time after `debounce`.
@@ -958,12 +959,6 @@ mod tests {
         e.from_step = Some(from.to_owned());
         e.to_step = Some(to.to_owned());
         e
-    }
-
-    fn utc(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text)
-            .unwrap()
-            .with_timezone(&Utc)
     }
 
     fn fired(rules: &Rules, connector: &str, d: &Dossier, e: &Event) -> Vec<(String, String)> {

@@ -185,13 +185,8 @@ pub fn parse_digest(text: &str) -> Result<Digest, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::utc;
     use chrono_tz::Europe::Paris;
-
-    fn utc(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text)
-            .unwrap()
-            .with_timezone(&Utc)
-    }
 
     fn policy(windows: &[&str], digest: &str) -> Policy {
         Policy {
