@@ -8,12 +8,7 @@ use crate::common::{Install, n, text};
 /// The fixture connector tolerating one dossier in five disappearing, with alerts
 /// that leave at any time after `debounce`.
 fn install(debounce: &str) -> Install {
-    let install = Install::with_connector(|c| {
-        c.replace(
-            "max_disappeared_ratio = 0.05",
-            "max_disappeared_ratio = 0.5",
-        )
-    });
+    let install = Install::tolerant();
     install.append_config(&format!(
         "[alerts]\ndebounce = \"{debounce}\"\nsend_windows = []\n"
     ));

@@ -71,6 +71,17 @@ impl Install {
         target
     }
 
+    /// An installation whose connector tolerates one dossier in five disappearing
+    /// (the fixtures are small).
+    pub fn tolerant() -> Self {
+        Self::with_connector(|c| {
+            c.replace(
+                "max_disappeared_ratio = 0.05",
+                "max_disappeared_ratio = 0.5",
+            )
+        })
+    }
+
     pub fn root(&self) -> &Path {
         self.dir.path()
     }

@@ -10,12 +10,7 @@ use crate::smtp_server::{Mode, SmtpServer};
 /// The fixture connector (tolerant of one dossier in five disappearing), alerts
 /// sent at once, and the SMTP relay `server`. `delivery` adds [delivery] keys.
 fn install(server: &SmtpServer, delivery: &str) -> Install {
-    let install = Install::with_connector(|c| {
-        c.replace(
-            "max_disappeared_ratio = 0.05",
-            "max_disappeared_ratio = 0.5",
-        )
-    });
+    let install = Install::tolerant();
     install.append_config(&format!(
         "[alerts]\ndebounce = \"0s\"\nsend_windows = []\n\
          [delivery]\ntransport = \"smtp\"\n{delivery}\n\
@@ -435,12 +430,7 @@ fn a_rule_may_write_from_its_own_service() {
 fn the_relay_can_be_set_from_the_environment() {
     let server = SmtpServer::start(Mode::Accept);
     // The file transport in the file; the environment switches to the relay.
-    let install = Install::with_connector(|c| {
-        c.replace(
-            "max_disappeared_ratio = 0.05",
-            "max_disappeared_ratio = 0.5",
-        )
-    });
+    let install = Install::tolerant();
     install.append_config("[alerts]\ndebounce = \"0s\"\nsend_windows = []\n");
     three_alerts(&install);
     let port = server.port.to_string();

@@ -15,19 +15,9 @@ fn counts(v: &Value) -> [u64; 6] {
     ]
 }
 
-/// A connector that tolerates one dossier in five disappearing (the fixtures are small).
-fn tolerant() -> Install {
-    Install::with_connector(|c| {
-        c.replace(
-            "max_disappeared_ratio = 0.05",
-            "max_disappeared_ratio = 0.5",
-        )
-    })
-}
-
 #[test]
 fn three_successive_exports_give_the_expected_events() {
-    let install = tolerant();
+    let install = Install::tolerant();
     let (first, code) = install.import("export-1.csv", &[]);
     assert_eq!(code, 0, "{first}");
     assert_eq!(first["status"], "applied");
@@ -143,7 +133,7 @@ fn same_content_is_skipped_unless_forced() {
 
 #[test]
 fn drop_folder_files_are_imported_in_order_and_archived() {
-    let install = tolerant();
+    let install = Install::tolerant();
     let inbox = install.root().join("inbox");
     std::fs::copy(
         crate::common::fixture("export-2.csv"),
@@ -410,7 +400,7 @@ fn unknown_connector_is_named() {
 
 #[test]
 fn runs_lists_imports() {
-    let install = tolerant();
+    let install = Install::tolerant();
     install.import("export-1.csv", &[]);
     install.import("export-2.csv", &[]);
     let out = install.run(&["runs", "--json"]);
@@ -497,7 +487,7 @@ fn empty_drop_folder_in_json() {
 
 #[test]
 fn a_second_writer_waits_then_says_why() {
-    let install = tolerant();
+    let install = Install::tolerant();
     install.import("export-1.csv", &[]);
     // Another process (here, this test) holds the write lock for longer than the busy timeout.
     let conn = install.sql();
