@@ -124,12 +124,9 @@ impl<'a> Alerting<'a> {
         let link = self.connector.link_for(dossier);
         for &(event_id, event) in events {
             if event.kind == EventKind::StepChanged {
-                let reason = format!(
-                    "le dossier a quitté l'étape avant l'envoi (désormais : {})",
-                    self.rules.lifecycle.label(&dossier.step)
-                );
+                let reason = || crate::rules::left_step(self.rules.lifecycle.label(&dossier.step));
                 let (cancelled, left) =
-                    tx.cancel_held(rowid, event.to_step.as_deref(), self.now, &reason)?;
+                    tx.cancel_held(rowid, event.to_step.as_deref(), self.now, reason)?;
                 counts.alerts_cancelled += cancelled;
                 // Back to the step a cancelled alert's dossier came from: a round
                 // trip that nobody was told about, so there is nothing to tell now.

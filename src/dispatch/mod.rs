@@ -233,6 +233,7 @@ impl Dispatcher {
             inner.config.max_per_recipient_per_day,
             now,
             &inner.rules.policy,
+            &inner.rules.lifecycle,
         );
         let mut report = Report {
             cancelled: planned.cancelled,
@@ -547,6 +548,7 @@ pub fn plan(
     per_day: u32,
     now: DateTime<Utc>,
     policy: &crate::rules::timing::Policy,
+    lifecycle: &crate::lifecycle::Lifecycle,
 ) -> Planned {
     let mut planned = Planned::default();
     let mut digests: HashMap<String, usize> = HashMap::new();
@@ -557,10 +559,7 @@ pub fn plan(
         {
             planned.changes.push(Change::Cancel {
                 id: alert.id,
-                reason: format!(
-                    "le dossier a quitté l'étape avant l'envoi (désormais : {})",
-                    alert.dossier.dossier.step
-                ),
+                reason: crate::rules::left_step(lifecycle.label(&alert.dossier.dossier.step)),
             });
             planned.cancelled += 1;
             continue;
@@ -677,6 +676,16 @@ mod tests {
     use crate::store::StoredDossier;
     use crate::test_support::utc;
 
+    fn lifecycle() -> crate::lifecycle::Lifecycle {
+        let mut problems = crate::config::Problems::default();
+        crate::lifecycle::Lifecycle::parse(
+            std::path::Path::new("lifecycle.toml"),
+            include_str!("../../rules/lifecycle.toml"),
+            &mut problems,
+        )
+        .expect("the shipped lifecycle")
+    }
+
     fn policy(windows: &[&str]) -> Policy {
         Policy {
             tz: chrono_tz::Europe::Paris,
@@ -729,7 +738,7 @@ mod tests {
             alert(4, "a@x.fr", false, "refuse", None),
         ];
         let now = utc("2026-03-10T09:00:00Z");
-        let planned = plan(due, &HashMap::new(), 20, now, &policy(&[]));
+        let planned = plan(due, &HashMap::new(), 20, now, &policy(&[]), &lifecycle());
         let groups: Vec<Vec<i64>> = planned.groups.iter().map(|g| ids(g)).collect();
         assert_eq!(groups, [vec![1, 3], vec![2], vec![4]]);
         assert!(planned.changes.is_empty());
@@ -747,9 +756,17 @@ mod tests {
             20,
             utc("2026-03-10T09:00:00Z"),
             &policy(&[]),
+            &lifecycle(),
         );
         assert_eq!(planned.cancelled, 1);
         assert!(matches!(&planned.changes[0], Change::Cancel { id: 1, .. }));
+        // The reason names the step as the import's cancellations do: by its label.
+        assert!(
+            matches!(&planned.changes[0], Change::Cancel { reason, .. }
+                if reason.ends_with("(désormais : En attente du vote de la Commission permanente)")),
+            "{:?}",
+            planned.changes[0]
+        );
         assert_eq!(planned.groups.len(), 1);
         assert_eq!(ids(&planned.groups[0]), [2]);
     }
@@ -764,7 +781,14 @@ mod tests {
         let sent = HashMap::from([("a@x.fr".to_owned(), 1)]);
         // Tuesday 18:30 Paris: an hour later is past 19:00, so Wednesday 08:00.
         let now = utc("2026-03-10T17:30:00Z");
-        let planned = plan(due, &sent, 2, now, &policy(&["mon-fri 08:00-19:00"]));
+        let planned = plan(
+            due,
+            &sent,
+            2,
+            now,
+            &policy(&["mon-fri 08:00-19:00"]),
+            &lifecycle(),
+        );
         let groups: Vec<Vec<i64>> = planned.groups.iter().map(|g| ids(g)).collect();
         assert_eq!(groups, [vec![1], vec![3]]);
         assert_eq!(planned.deferred, 1);

@@ -603,6 +603,12 @@ fn field_value(kind: FieldKind, value: Option<&str>) -> Value {
     }
 }
 
+/// Why a debounced alert is not sent: its dossier left the step it was about and
+/// is now in the step labelled `now_in`.
+pub fn left_step(now_in: &str) -> String {
+    format!("le dossier a quitté l'étape avant l'envoi (désormais : {now_in})")
+}
+
 /// A string or a list of strings, with the span of the whole value.
 fn strings(value: &Spanned<toml::Value>, key: &str, fp: &mut FileProblems<'_>) -> Vec<String> {
     match value.get_ref() {

@@ -529,19 +529,9 @@ impl Store {
         let mut rows = stmt.query([rowid])?;
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
-            let kind: String = r.get(1)?;
             out.push(StoredEvent {
                 run_id: r.get(0)?,
-                event: Event {
-                    kind: EventKind::parse(&kind)
-                        .ok_or_else(|| StoreError::Corrupt(format!("event kind '{kind}'")))?,
-                    from_step: r.get(2)?,
-                    to_step: r.get(3)?,
-                    field: r.get(4)?,
-                    old_value: r.get(5)?,
-                    new_value: r.get(6)?,
-                    occurred_at: parse_time(r.get_ref(7)?.as_str()?)?,
-                },
+                event: read_event(r, 1)?,
                 detected_at: parse_time(r.get_ref(8)?.as_str()?)?,
                 baseline: r.get(9)?,
             });
@@ -631,6 +621,22 @@ const DOSSIER_SELECT: &str = "SELECT d.id, d.connector, d.source_id, d.step, d.s
     k.present, d.step_entered_at
     FROM dossiers d JOIN dossier_keys k
       ON k.dossier_id = d.id AND k.connector = d.connector AND k.source_id = d.source_id";
+
+/// An event from the columns `kind, from_step, to_step, field, old_value,
+/// new_value, occurred_at`, the first at index `at`.
+fn read_event(row: &rusqlite::Row<'_>, at: usize) -> Result<Event> {
+    let kind: String = row.get(at)?;
+    Ok(Event {
+        kind: EventKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("event kind '{kind}'")))?,
+        from_step: row.get(at + 1)?,
+        to_step: row.get(at + 2)?,
+        field: row.get(at + 3)?,
+        old_value: row.get(at + 4)?,
+        new_value: row.get(at + 5)?,
+        occurred_at: parse_time(row.get_ref(at + 6)?.as_str()?)?,
+    })
+}
 
 fn read_dossier(row: &rusqlite::Row<'_>) -> Result<StoredDossier> {
     let fields: &str = row.get_ref(5)?.as_str()?;
@@ -1094,8 +1100,9 @@ impl ImportTx<'_> {
     }
 
     /// Cancels the pending debounced alerts of a dossier that now is in `step`
-    /// while they wait for another one; returns the steps their events came from
-    /// (a dossier back in one of them made a round trip: nothing to tell).
+    /// while they wait for another one, with `reason()` (built only when there is
+    /// one to cancel); returns how many, and the steps their events came from (a
+    /// dossier back in one of them made a round trip: nothing to tell).
     ///
     /// # Errors
     /// On a database error.
@@ -1104,31 +1111,35 @@ impl ImportTx<'_> {
         dossier_id: i64,
         step: Option<&str>,
         now: DateTime<Utc>,
-        reason: &str,
+        reason: impl FnOnce() -> String,
     ) -> Result<(u64, Vec<String>)> {
-        let mut from_steps = Vec::new();
+        let mut held: Vec<(i64, Option<String>)> = Vec::new();
         {
             let mut stmt = self.tx.prepare_cached(
-                "SELECT e.from_step FROM alerts a JOIN events e ON e.id = a.event_id
+                "SELECT a.id, e.from_step FROM alerts a JOIN events e ON e.id = a.event_id
                  WHERE a.dossier_id = ?1 AND a.status = 'pending' AND a.hold_step IS NOT NULL
                    AND a.hold_step IS NOT ?2",
             )?;
             let mut rows = stmt.query(params![dossier_id, step])?;
             while let Some(row) = rows.next()? {
-                if let Some(from) = row.get::<_, Option<String>>(0)? {
-                    from_steps.push(from);
-                }
+                held.push((row.get(0)?, row.get(1)?));
             }
         }
-        let n = self
-            .tx
-            .prepare_cached(
-                "UPDATE alerts SET status = 'cancelled', reason = ?3, updated_at = ?4
-                 WHERE dossier_id = ?1 AND status = 'pending' AND hold_step IS NOT NULL
-                   AND hold_step IS NOT ?2",
-            )?
-            .execute(params![dossier_id, step, reason, format_time(now)])?;
-        Ok((n as u64, from_steps))
+        if held.is_empty() {
+            return Ok((0, Vec::new()));
+        }
+        let reason = reason();
+        let now = format_time(now);
+        let mut cancel = self.tx.prepare_cached(
+            "UPDATE alerts SET status = 'cancelled', reason = ?2, updated_at = ?3 WHERE id = ?1",
+        )?;
+        for (id, _) in &held {
+            cancel.execute(params![id, reason, now])?;
+        }
+        Ok((
+            held.len() as u64,
+            held.into_iter().filter_map(|(_, from)| from).collect(),
+        ))
     }
 
     /// Writes the final counts and rejections of the run and commits everything.

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use super::{Result, Store, StoreError, StoredDossier, format_time, parse_time};
-use crate::model::{Event, EventKind};
+use crate::model::Event;
 
 /// An alert due for delivery, with what its message needs.
 #[derive(Debug, Clone)]
@@ -115,7 +115,6 @@ impl Store {
         let mut rows = stmt.query(params![until.map(format_time), limit as i64])?;
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
-            let kind: String = r.get(19)?;
             out.push(DueAlert {
                 dossier: super::read_dossier(r)?,
                 id: r.get(8)?,
@@ -129,16 +128,7 @@ impl Store {
                 attempts: r.get(16)?,
                 created_at: parse_time(r.get_ref(17)?.as_str()?)?,
                 due_at: parse_time(r.get_ref(18)?.as_str()?)?,
-                event: Event {
-                    kind: EventKind::parse(&kind)
-                        .ok_or_else(|| StoreError::Corrupt(format!("event kind '{kind}'")))?,
-                    from_step: r.get(20)?,
-                    to_step: r.get(21)?,
-                    field: r.get(22)?,
-                    old_value: r.get(23)?,
-                    new_value: r.get(24)?,
-                    occurred_at: parse_time(r.get_ref(25)?.as_str()?)?,
-                },
+                event: super::read_event(r, 19)?,
             });
         }
         Ok(out)
