@@ -37,6 +37,9 @@
 #[allow(dead_code)]
 mod smtp_server;
 
+#[path = "../tests/it/generated.rs"]
+mod generated;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -74,15 +77,7 @@ fn repo() -> &'static Path {
 }
 
 fn export(path: &Path, n: usize, status: &str) {
-    let mut text = String::from(
-        "N° dossier;Référence;Dispositif;Bénéficiaire;SIRET;Courriel;Statut;Date statut;Montant voté;Date d'export\n",
-    );
-    for i in 0..n {
-        text.push_str(&format!(
-            "B{i};REF-B{i};Culture;Association {i};;asso{i}@example.org;{status};01/10/2026;;01/10/2026 06:00\n"
-        ));
-    }
-    std::fs::write(path, text).expect("the export");
+    std::fs::write(path, generated::export_text(n, status)).expect("the export");
 }
 
 fn run(bin: &Path, config: &Path, args: &[&str]) {

@@ -237,16 +237,8 @@ fn cancel_and_retry_check_the_status() {
 
 /// An export of `n` dossiers, all with the status `status`, each with its own address.
 fn export(install: &Install, name: &str, n: usize, status: &str) -> std::path::PathBuf {
-    let mut text = String::from(
-        "N° dossier;Référence;Dispositif;Bénéficiaire;SIRET;Courriel;Statut;Date statut;Montant voté;Date d'export\n",
-    );
-    for i in 0..n {
-        text.push_str(&format!(
-            "C{i};REF-C{i};Culture;Association {i};;asso{i}@example.org;{status};01/10/2026;;01/10/2026 06:00\n"
-        ));
-    }
     let path = install.root().join("exports").join(name);
-    std::fs::write(&path, text).unwrap();
+    std::fs::write(&path, crate::generated::export_text(n, status)).unwrap();
     path
 }
 

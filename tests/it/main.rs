@@ -12,6 +12,7 @@ mod common;
 mod crash;
 mod daemon;
 mod delivery;
+mod generated;
 mod import;
 mod smtp_server;
 mod templates;
