@@ -142,6 +142,14 @@ impl<'a> FileProblems<'a> {
             .push(format!("{}:{line}:{col}", self.path.display()), message);
     }
 
+    /// Deserializes the file's TOML; a syntax or shape error (which names its
+    /// line and column) is recorded, and gives `None`.
+    pub(crate) fn parse<T: serde::de::DeserializeOwned>(&mut self) -> Option<T> {
+        toml::from_str(self.text)
+            .map_err(|error| self.file(error.to_string().trim_end()))
+            .ok()
+    }
+
     /// A problem about the whole file.
     pub(crate) fn file(&mut self, message: impl Into<String>) {
         self.problems.push(self.path, message);
@@ -234,13 +242,7 @@ impl Connector {
                 "connector name '{name}' (the file name) must use only letters, digits, '-' and '_'"
             ));
         }
-        let probe: KindProbe = match toml::from_str(text) {
-            Ok(p) => p,
-            Err(error) => {
-                fp.file(error.to_string().trim_end());
-                return None;
-            }
-        };
+        let probe: KindProbe = fp.parse()?;
         let Some(kind) = probe.kind else {
             fp.file("missing `kind` (one of \"csv\")");
             return None;
@@ -248,13 +250,7 @@ impl Connector {
         let base = path.parent().unwrap_or(Path::new("."));
         let (common, source) = match kind.get_ref().as_str() {
             "csv" => {
-                let file: ConnectorFile<csv::CsvSourceDef> = match toml::from_str(text) {
-                    Ok(f) => f,
-                    Err(error) => {
-                        fp.file(error.to_string().trim_end());
-                        return None;
-                    }
-                };
+                let file: ConnectorFile<csv::CsvSourceDef> = fp.parse()?;
                 let source = csv::CsvSource::validate(file.source, base, &mut fp);
                 let common = Common {
                     schedule: file.schedule,

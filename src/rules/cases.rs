@@ -154,12 +154,8 @@ pub fn run_file(
         }
     };
     let mut fp = FileProblems::new(path, &text, problems);
-    let file: CaseFile = match toml::from_str(&text) {
-        Ok(file) => file,
-        Err(error) => {
-            fp.file(error.to_string().trim_end());
-            return Vec::new();
-        }
+    let Some(file) = fp.parse::<CaseFile>() else {
+        return Vec::new();
     };
     if file.case.is_empty() {
         fp.file("the file declares no [[case]]");

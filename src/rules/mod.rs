@@ -656,12 +656,8 @@ fn parse_file(
     problems: &mut Problems,
 ) -> Vec<Rule> {
     let mut fp = FileProblems::new(path, text, problems);
-    let file: RuleFile = match toml::from_str(text) {
-        Ok(file) => file,
-        Err(error) => {
-            fp.file(error.to_string().trim_end());
-            return Vec::new();
-        }
+    let Some(file) = fp.parse::<RuleFile>() else {
+        return Vec::new();
     };
     if file.rule.is_empty() {
         fp.file("the file declares no [[rule]]");
