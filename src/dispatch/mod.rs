@@ -434,7 +434,7 @@ impl Dispatcher {
         if !due {
             return Ok(false);
         }
-        let news = inner.store.call(move |s| s.admin_news(last, now)).await??;
+        let news = inner.store.call(|s| s.admin_news()).await??;
         if news.failed.is_empty() && news.refused.is_empty() {
             // Nothing to tell: the next report starts from here.
             inner
@@ -499,7 +499,7 @@ fn admin_text(
             "Alertes qui n'ont pas pu être envoyées ({}) :\n",
             news.failed.len()
         ));
-        for (reference, rule, recipient, reason) in news.failed.iter().take(200) {
+        for (_, reference, rule, recipient, reason) in news.failed.iter().take(200) {
             text.push_str(&format!(
                 "- dossier {reference}, règle {rule}, à {recipient} : {reason}\n"
             ));

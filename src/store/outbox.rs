@@ -294,7 +294,7 @@ impl Store {
     pub fn retry_failed(&mut self, id: Option<i64>, now: DateTime<Utc>) -> Result<u64> {
         let n = self.conn.execute(
             "UPDATE alerts SET status = 'pending', due_at = ?2, updated_at = ?2, reason = NULL,
-                    created_at = ?2
+                    created_at = ?2, reported = 0
              WHERE status = 'failed' AND (?1 IS NULL OR id = ?1)",
             params![id, format_time(now)],
         )?;
@@ -371,8 +371,8 @@ fn insert_delivery(tx: &rusqlite::Transaction<'_>, alert_id: i64, d: &Delivery) 
 /// What the administrators' digest reports.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AdminNews {
-    /// Failed alerts: (dossier reference, rule, recipient, reason).
-    pub failed: Vec<(String, String, String, String)>,
+    /// Failed alerts: (alert, dossier reference, rule, recipient, reason).
+    pub failed: Vec<(i64, String, String, String, String)>,
     /// Refused snapshots: (run, connector, file, reasons).
     pub refused: Vec<(i64, String, String, Vec<String>)>,
 }
@@ -391,35 +391,28 @@ impl Store {
         last.map(|t| parse_time(&t)).transpose()
     }
 
-    /// Alerts failed and snapshots refused in `[since, until)` (from the start
-    /// when `since` is `None`).
+    /// Alerts failed and snapshots refused that no report told yet.
     ///
     /// # Errors
     /// On a database error or a corrupt row.
-    pub fn admin_news(
-        &self,
-        since: Option<DateTime<Utc>>,
-        until: DateTime<Utc>,
-    ) -> Result<AdminNews> {
-        let since = since.map(format_time).unwrap_or_default();
-        let until = format_time(until);
+    pub fn admin_news(&self) -> Result<AdminNews> {
         let mut news = AdminNews::default();
         let mut stmt = self.conn.prepare_cached(
-            "SELECT d.reference, a.rule, a.recipient, coalesce(a.reason, '')
+            "SELECT a.id, d.reference, a.rule, a.recipient, coalesce(a.reason, '')
              FROM alerts a JOIN dossiers d ON d.id = a.dossier_id
-             WHERE a.status = 'failed' AND a.updated_at >= ?1 AND a.updated_at < ?2
+             WHERE a.status = 'failed' AND a.reported = 0
              ORDER BY a.updated_at, a.id",
         )?;
-        let mut rows = stmt.query(params![since, until])?;
+        let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
             news.failed
-                .push((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?));
+                .push((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?));
         }
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, connector, source, reasons FROM runs
-             WHERE status = 'refused' AND finished_at >= ?1 AND finished_at < ?2 ORDER BY id",
+             WHERE status = 'refused' AND reported = 0 ORDER BY id",
         )?;
-        let mut rows = stmt.query(params![since, until])?;
+        let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
             let reasons: String = r.get(3)?;
             news.refused.push((
@@ -433,11 +426,11 @@ impl Store {
         Ok(news)
     }
 
-    /// Records that the administrators were told about everything before
-    /// `covered_until`.
+    /// Records that the administrators were told `news` (its alerts and runs are
+    /// not told again), the schedule counting from `covered_until`.
     ///
     /// # Errors
-    /// On a database error.
+    /// On a database error; then nothing is recorded.
     pub fn record_admin_report(
         &mut self,
         sent_at: DateTime<Utc>,
@@ -445,7 +438,16 @@ impl Store {
         news: &AdminNews,
         message_id: Option<&str>,
     ) -> Result<()> {
-        self.conn.execute(
+        let tx = self.conn.transaction()?;
+        for (id, ..) in &news.failed {
+            tx.prepare_cached("UPDATE alerts SET reported = 1 WHERE id = ?1")?
+                .execute([id])?;
+        }
+        for (id, ..) in &news.refused {
+            tx.prepare_cached("UPDATE runs SET reported = 1 WHERE id = ?1")?
+                .execute([id])?;
+        }
+        tx.execute(
             "INSERT INTO admin_reports (sent_at, covered_until, failed, refused, message_id)
              VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
@@ -456,6 +458,7 @@ impl Store {
                 message_id
             ],
         )?;
+        tx.commit()?;
         Ok(())
     }
 }

@@ -7,6 +7,9 @@ CREATE TABLE admin_reports (
     refused       INTEGER NOT NULL,
     message_id    TEXT
 );
+-- What a report told, so that it is told once whatever the clock's resolution.
+ALTER TABLE alerts ADD COLUMN reported INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN reported INTEGER NOT NULL DEFAULT 0;
 
 -- The daily limit per recipient compares addresses without case.
 DROP INDEX alerts_recipient_sent;
