@@ -20,17 +20,17 @@ use std::sync::mpsc::sync_channel;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tracing::{debug, error, info, warn};
-use xxhash_rust::xxh3::{xxh3_64_with_seed, xxh3_128};
+use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use crate::connector::csv::{self, CsvFile, Inspected, Record};
 use crate::connector::mapping::{FieldIssue, Mapped};
 use crate::connector::{Connector, Source};
 use crate::diff::{self, Known};
-use crate::model::{Dossier, Event, EventKind};
+use crate::model::{self, Dossier, Event, EventKind};
 use crate::rules::{Rule, Rules, Scene};
 use crate::store::{
-    Counts, DossierWrite, ImportTx, MAX_STORED_REJECTIONS, NewAlert, NewRun, Rejection, RunStatus,
-    Store, StoreError, fields_json,
+    Counts, DossierWrite, FieldEncoder, IdKey, ImportTx, MAX_STORED_REJECTIONS, NewAlert, NewRun,
+    Rejection, RunStatus, Store, StoreError, id_key,
 };
 
 /// How many rejections a summary shows; all are stored with the run.
@@ -224,14 +224,6 @@ struct Index {
     bits: u32,
 }
 
-/// The 96-bit hash of an id, as (high 64 bits, next 32 bits).
-type Key = (u64, u32);
-
-fn key_of(id: &str) -> Key {
-    let h = xxh3_128(id.as_bytes());
-    ((h >> 64) as u64, (h >> 32) as u32)
-}
-
 struct Entry {
     hi: u64,
     /// The next 32 bits of the id hash, then the row id.
@@ -241,7 +233,7 @@ struct Entry {
 }
 
 impl Entry {
-    fn key(&self) -> Key {
+    fn key(&self) -> IdKey {
         (self.hi, (self.lo >> 32) as u32)
     }
 
@@ -263,12 +255,11 @@ impl Index {
     fn load(store: &ImportTx<'_>, connector: &str) -> Result<Self, StoreError> {
         let mut entries = Vec::with_capacity(store.count_states(connector)?);
         let mut too_large = None;
-        store.for_each_state(connector, |id, hash, present, dossier_id| {
+        store.for_each_state(connector, |(hi, mid), hash, present, dossier_id| {
             let Ok(row) = u32::try_from(dossier_id) else {
                 too_large = Some(dossier_id);
                 return;
             };
-            let (hi, mid) = key_of(id);
             entries.push(Entry {
                 hi,
                 lo: (u64::from(mid) << 32) | u64::from(row),
@@ -299,7 +290,7 @@ impl Index {
         })
     }
 
-    fn find(&self, key: Key) -> Option<usize> {
+    fn find(&self, key: IdKey) -> Option<usize> {
         let bucket = (key.0 >> (64 - self.bits)) as usize;
         let (from, to) = (
             self.buckets[bucket] as usize,
@@ -317,7 +308,10 @@ enum Item {
     Changed {
         line: u64,
         mapped: Mapped,
-        fields_json: String,
+        /// The id's hash.
+        key: IdKey,
+        /// The stored form of the fields.
+        fields: Vec<u8>,
         row_hash: u64,
         /// The stored dossier with this id: its row id and whether it was present.
         stored: Option<(i64, bool)>,
@@ -330,8 +324,9 @@ enum Item {
     },
     Duplicate {
         line: u64,
-        first_line: Option<u64>,
-        id: String,
+        first_line: u64,
+        /// The id, or its hash when the store must say which id it was.
+        id: Result<String, IdKey>,
     },
 }
 
@@ -365,9 +360,9 @@ fn parse(
     connector: &Connector,
     mut file: CsvFile,
     index: &Index,
+    encoder: &FieldEncoder,
     tz: chrono_tz::Tz,
-    options: &Options<'_>,
-    bytes: u64,
+    progress: impl Fn(u64),
     send: impl Fn(Vec<Item>) -> bool,
 ) -> Result<Parsed, String> {
     let resolved = csv::resolve(&file, &connector.mapping)?;
@@ -375,6 +370,10 @@ fn parse(
     let volatile = csv::volatile_columns(&file.headers, &connector.volatile);
     // The line where each stored id was seen (0: not seen), to name both lines of a duplicate.
     let mut seen = vec![0u32; index.entries.len()];
+    // Ids not stored yet, and their line: sorted at the end, they show the ids that
+    // appear twice (the store has no unique index on ids: this is it). 16 bytes a
+    // record, where a hash map would take three times as much.
+    let mut new_ids: Vec<(IdKey, u32)> = Vec::new();
     let (mut rows, mut unchanged) = (0u64, 0u64);
     let mut batch = Vec::with_capacity(BATCH);
     let mut buf = Vec::with_capacity(1024);
@@ -386,19 +385,24 @@ fn parse(
         // Whatever happens to the record, a known id is seen: a dossier whose line
         // is rejected keeps its last known state rather than disappearing.
         let mut known = None;
-        if let Some(id) = &id
-            && let Some(i) = index.find(key_of(id))
-        {
-            if seen[i] != 0 {
-                batch.push(Item::Duplicate {
-                    line: record.line,
-                    first_line: Some(u64::from(seen[i])),
-                    id: id.clone().into_owned(),
-                });
-                continue;
+        let key = id.as_deref().map(id_key);
+        if let (Some(id), Some(key)) = (&id, key) {
+            let line = u32::try_from(record.line).unwrap_or(u32::MAX).max(1);
+            match index.find(key) {
+                Some(i) if seen[i] != 0 => {
+                    batch.push(Item::Duplicate {
+                        line: record.line,
+                        first_line: u64::from(seen[i]),
+                        id: Ok(id.clone().into_owned()),
+                    });
+                    continue;
+                }
+                Some(i) => {
+                    seen[i] = line;
+                    known = Some(&index.entries[i]);
+                }
+                None => new_ids.push((key, line)),
             }
-            seen[i] = u32::try_from(record.line).unwrap_or(u32::MAX).max(1);
-            known = Some(&index.entries[i]);
         }
         if fields.len() < width
             || fields
@@ -427,7 +431,8 @@ fn parse(
             batch.push(match resolved.map(get, tz) {
                 Ok(mapped) => Item::Changed {
                     line: record.line,
-                    fields_json: fields_json(&mapped.dossier),
+                    fields: encoder.encode(&mapped.dossier.fields)?,
+                    key: key.unwrap_or_default(),
                     mapped,
                     row_hash: hash,
                     stored: known.map(|e| (e.dossier_id(), e.present())),
@@ -441,12 +446,23 @@ fn parse(
             });
         }
         if batch.len() >= BATCH {
-            if let Some(progress) = options.progress {
-                progress(record.offset, bytes);
-            }
+            progress(record.offset);
             if !send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))) {
                 return Err("the import was interrupted".to_owned());
             }
+        }
+    }
+    new_ids.sort_unstable();
+    let mut first = 0;
+    for (i, &(key, line)) in new_ids.iter().enumerate().skip(1) {
+        if key == new_ids[first].0 {
+            batch.push(Item::Duplicate {
+                line: u64::from(line),
+                first_line: u64::from(new_ids[first].1),
+                id: Err(key),
+            });
+        } else {
+            first = i;
         }
     }
     if !batch.is_empty() && !send(batch) {
@@ -609,6 +625,12 @@ pub fn import_file(
     };
     let file_name = summary.file.clone();
     tx.start_run(&run)?;
+    let encoder = tx.field_encoder(
+        connector
+            .mapping
+            .field_names()
+            .filter(|&name| name != model::ID && name != model::STEP),
+    )?;
     let mut counts = Counts::default();
     let mut rejections: Vec<Rejection> = Vec::new();
     let mut reasons: Vec<String> = Vec::new();
@@ -628,9 +650,13 @@ pub fn import_file(
                 connector,
                 file,
                 &index,
+                &encoder,
                 tz,
-                options,
-                inspected.bytes,
+                |offset| {
+                    if let Some(progress) = options.progress {
+                        progress(offset, inspected.bytes);
+                    }
+                },
                 move |batch| sender.send(batch).is_ok(),
             )
         });
@@ -664,11 +690,18 @@ pub fn import_file(
                             line,
                             first_line,
                             id,
-                        } => reasons.push(duplicate(&file_name, line, first_line, &id)),
+                        } => {
+                            let id = match id {
+                                Ok(id) => Some(id),
+                                Err(key) => tx.source_id_of(&connector.name, key)?,
+                            };
+                            reasons.push(duplicate(&file_name, line, first_line, id.as_deref()));
+                        }
                         Item::Changed {
                             line,
                             mapped,
-                            fields_json,
+                            key,
+                            fields,
                             row_hash,
                             stored,
                         } => {
@@ -697,7 +730,7 @@ pub fn import_file(
                                 dossier: &mapped.dossier,
                                 row_hash,
                                 step_entered_at: change.step_entered_at,
-                                fields_json: &fields_json,
+                                fields: &fields,
                             };
                             let rowid = match previous {
                                 Some((rowid, _)) if change.state_changed => {
@@ -705,21 +738,10 @@ pub fn import_file(
                                     rowid
                                 }
                                 Some((rowid, _)) => {
-                                    tx.set_hash(&connector.name, &mapped.dossier.id, row_hash)?;
+                                    tx.set_hash(&connector.name, rowid, row_hash)?;
                                     rowid
                                 }
-                                None => match tx.insert(&connector.name, &write)? {
-                                    Some(rowid) => rowid,
-                                    None => {
-                                        reasons.push(duplicate(
-                                            &file_name,
-                                            line,
-                                            None,
-                                            &mapped.dossier.id,
-                                        ));
-                                        continue;
-                                    }
-                                },
+                                None => tx.insert(&connector.name, key, &write)?,
                             };
                             let mut stored = Vec::with_capacity(change.events.len());
                             for event in &change.events {
@@ -837,8 +859,8 @@ pub fn import_file(
         return refuse(store, run, reasons, rejections, summary);
     }
     for rowid in gone {
-        let (id, step) = tx.id_and_step(rowid)?;
-        tx.mark_disappeared(&connector.name, &id, rowid)?;
+        let step = tx.step_of(rowid)?;
+        tx.mark_disappeared(&connector.name, rowid)?;
         let event = diff::disappeared(&step, options.now);
         let event_id = tx.insert_event(rowid, &event, summary.baseline)?;
         counts.add(event.kind);
@@ -874,12 +896,13 @@ pub fn import_file(
     Ok(summary)
 }
 
-fn duplicate(file: &str, line: u64, first_line: Option<u64>, id: &str) -> String {
-    match first_line {
-        Some(first) => {
-            format!("{file}:{line}: id '{id}' appears more than once (first at line {first})")
+fn duplicate(file: &str, line: u64, first_line: u64, id: Option<&str>) -> String {
+    match id {
+        Some(id) => {
+            format!("{file}:{line}: id '{id}' appears more than once (first at line {first_line})")
         }
-        None => format!("{file}:{line}: id '{id}' appears more than once"),
+        // Both records were rejected: the id is in the rejections.
+        None => format!("{file}:{line}: the id of line {first_line} appears again"),
     }
 }
 

@@ -168,6 +168,9 @@ pub(crate) fn parse_siret(raw: &str) -> Result<String, String> {
 /// Splits and validates a list of e-mail addresses; returns them in order, deduplicated
 /// (case-insensitive).
 pub(crate) fn parse_emails(raw: &str) -> Result<Vec<String>, String> {
+    if let Some(address) = plain_email(raw.trim()) {
+        return Ok(vec![address]);
+    }
     let mut addresses = Vec::new();
     let mut seen = HashSet::new();
     let mut push = |address: String| {
@@ -697,6 +700,31 @@ fn reject_display(display: &[&str]) -> Result<(), String> {
     }
 }
 
+/// The common case, one plain address such as `jean.dupont@asso-exemple.fr`,
+/// recognised without the full parser: ASCII dot-atoms on both sides of one `@`,
+/// domain labels of letters, digits and inner hyphens, a dot in the domain. The
+/// full parser accepts every such address and returns the same (a test checks it);
+/// anything else goes to it.
+fn plain_email(text: &str) -> Option<String> {
+    let (local, domain) = text.split_once('@')?;
+    let atom = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&*+/=?^_`{|}~-".contains(&b);
+    let label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    let plain = local.len() <= 64
+        && domain.len() <= 253
+        && local
+            .split('.')
+            .all(|part| !part.is_empty() && part.bytes().all(atom))
+        && domain.contains('.')
+        && domain.split('.').all(label);
+    plain.then(|| format!("{local}@{}", domain.to_ascii_lowercase()))
+}
+
 /// Validates one address; returns it with its domain in lowercase.
 fn normalize_email(written: &str) -> Result<String, String> {
     let address = match written.get(..7) {
@@ -1069,6 +1097,36 @@ mod tests {
             parse_emails(raw),
             Ok(expected.iter().map(|&e| e.to_owned()).collect::<Vec<_>>())
         );
+    }
+
+    proptest::proptest! {
+        /// The shortcut for plain addresses agrees with the full parser.
+        #[test]
+        fn plain_emails_parse_as_the_full_parser_does(
+            text in "[a-zA-Z0-9.!#$%&*+/=?^_`{|}~'-]{1,70}@[a-zA-Z0-9.-]{1,70}",
+        ) {
+            if let Some(plain) = plain_email(&text) {
+                proptest::prop_assert_eq!(Ok(plain), normalize_email(&text));
+            }
+        }
+    }
+
+    #[test]
+    fn plain_emails_take_the_shortcut() {
+        assert_eq!(
+            plain_email("Jean.Dupont+aides@Asso-Exemple.FR").as_deref(),
+            Some("Jean.Dupont+aides@asso-exemple.fr")
+        );
+        for other in [
+            "a@localhost",
+            "a..b@x.fr",
+            "a@-x.fr",
+            "mailto:a@x.fr",
+            "a@x.fr; b@y.fr",
+            "é@x.fr",
+        ] {
+            assert_eq!(plain_email(other), None, "{other}");
+        }
     }
 
     #[rstest]

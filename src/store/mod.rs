@@ -7,9 +7,11 @@
 //! not at all. Another backend (PostgreSQL) would replace this module only: the
 //! rest of the crate sees plain Rust types.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use rusqlite_migration::{M, Migrations};
 
@@ -52,21 +54,41 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+mod fields;
 mod outbox;
 
+pub use fields::{FieldEncoder, IdKey, id_key};
 pub use outbox::{AdminNews, Change, Delivery, DueAlert};
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-const MIGRATIONS: &[&str] = &[
-    include_str!("migrations/0001_init.sql"),
-    include_str!("migrations/0002_outbox.sql"),
-    include_str!("migrations/0003_delivery.sql"),
-    include_str!("migrations/0004_admin_reports.sql"),
+/// A migration: its SQL, then the Rust code that converts what SQL cannot.
+type Migration = (
+    &'static str,
+    Option<fn(&Transaction<'_>) -> rusqlite_migration::HookResult>,
+);
+
+const MIGRATIONS: &[Migration] = &[
+    (include_str!("migrations/0001_init.sql"), None),
+    (include_str!("migrations/0002_outbox.sql"), None),
+    (include_str!("migrations/0003_delivery.sql"), None),
+    (include_str!("migrations/0004_admin_reports.sql"), None),
+    (
+        include_str!("migrations/0005_compact_state.sql"),
+        Some(fields::migrate_0005),
+    ),
 ];
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect())
+    Migrations::new(
+        MIGRATIONS
+            .iter()
+            .map(|(sql, hook)| match hook {
+                Some(hook) => M::up_with_hook(sql, *hook),
+                None => M::up(sql),
+            })
+            .collect(),
+    )
 }
 
 fn migrations_count() -> i64 {
@@ -309,6 +331,7 @@ pub struct StoredEvent {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    names: RefCell<fields::Names>,
 }
 
 impl Store {
@@ -344,6 +367,7 @@ impl Store {
         Ok(Self {
             conn,
             path: path.to_owned(),
+            names: RefCell::default(),
         })
     }
 
@@ -501,16 +525,19 @@ impl Store {
     /// # Errors
     /// On a database error or a corrupt row.
     pub fn find_dossiers(&self, reference: &str) -> Result<Vec<StoredDossier>> {
+        // By reference (indexed), or by source id through its hash (the narrow
+        // state table is scanned, not the dossiers).
+        let (hash, check) = id_key(reference);
         let mut stmt = self.conn.prepare(&format!(
             "{DOSSIER_SELECT} WHERE d.reference = ?1
              UNION
-             {DOSSIER_SELECT} WHERE k.source_id = ?1
+             {DOSSIER_SELECT} WHERE k.id_hash = ?2 AND k.id_check = ?3 AND d.source_id = ?1
              ORDER BY 2, 3"
         ))?;
-        let mut rows = stmt.query([reference])?;
+        let mut rows = stmt.query(params![reference, hash as i64, i64::from(check)])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
-            out.push(read_dossier(row)?);
+            out.push(self.read_dossier(row)?);
         }
         Ok(out)
     }
@@ -604,6 +631,7 @@ impl Store {
     /// When another import holds the lock longer than the busy timeout, or on a
     /// database error.
     pub fn begin_import(&mut self) -> Result<ImportTx<'_>> {
+        let names = NamesGuard(&self.names);
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -613,14 +641,18 @@ impl Store {
                 }
                 _ => e.into(),
             })?;
-        Ok(ImportTx { tx, run_id: 0 })
+        Ok(ImportTx {
+            tx,
+            run_id: 0,
+            names,
+        })
     }
 }
 
+/// The columns [`Store::read_dossier`] reads, in its order.
 const DOSSIER_SELECT: &str = "SELECT d.id, d.connector, d.source_id, d.step, d.status, d.fields,
-    k.present, d.step_entered_at
-    FROM dossiers d JOIN dossier_keys k
-      ON k.dossier_id = d.id AND k.connector = d.connector AND k.source_id = d.source_id";
+    k.present, d.step_entered_at, d.scheme
+    FROM dossiers d JOIN dossier_state k ON k.connector = d.connector AND k.dossier_id = d.id";
 
 /// An event from the columns `kind, from_step, to_step, field, old_value,
 /// new_value, occurred_at`, the first at index `at`.
@@ -638,24 +670,28 @@ fn read_event(row: &rusqlite::Row<'_>, at: usize) -> Result<Event> {
     })
 }
 
-fn read_dossier(row: &rusqlite::Row<'_>) -> Result<StoredDossier> {
-    let fields: &str = row.get_ref(5)?.as_str()?;
-    Ok(StoredDossier {
-        rowid: row.get(0)?,
-        connector: row.get(1)?,
-        dossier: Dossier {
-            id: row.get(2)?,
-            step: row.get(3)?,
-            status: row.get(4)?,
-            fields: parse_fields(fields)?,
-        },
-        present: row.get(6)?,
-        step_entered_at: parse_time(row.get_ref(7)?.as_str()?)?,
-    })
-}
-
-fn parse_fields(json: &str) -> Result<std::collections::BTreeMap<String, String>> {
-    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("dossier fields: {e}")))
+impl Store {
+    /// A dossier from the columns of [`DOSSIER_SELECT`] (the first nine of a row).
+    fn read_dossier(&self, row: &rusqlite::Row<'_>) -> Result<StoredDossier> {
+        let fields = fields::decode(
+            row.get_ref(5)?.as_blob()?,
+            row.get(8)?,
+            &self.names,
+            &self.conn,
+        )?;
+        Ok(StoredDossier {
+            rowid: row.get(0)?,
+            connector: row.get(1)?,
+            dossier: Dossier {
+                id: row.get(2)?,
+                step: row.get(3)?,
+                status: row.get(4)?,
+                fields,
+            },
+            present: row.get(6)?,
+            step_entered_at: parse_time(row.get_ref(7)?.as_str()?)?,
+        })
+    }
 }
 
 /// What is known of a run when it starts.
@@ -739,6 +775,17 @@ fn insert_rejections(tx: &Transaction<'_>, run_id: i64, rejections: &[Rejection]
 pub struct ImportTx<'a> {
     tx: Transaction<'a>,
     run_id: i64,
+    names: NamesGuard<'a>,
+}
+
+/// Forgets the field names cached during an import once it ends: a rolled-back
+/// import may have cached names that were never committed.
+struct NamesGuard<'a>(&'a RefCell<fields::Names>);
+
+impl Drop for NamesGuard<'_> {
+    fn drop(&mut self) {
+        self.0.borrow_mut().clear();
+    }
 }
 
 /// The state of a dossier to write.
@@ -750,29 +797,26 @@ pub struct DossierWrite<'a> {
     pub row_hash: u64,
     /// When it entered its step.
     pub step_entered_at: DateTime<Utc>,
-    /// The canonical fields as stored (JSON), serialized by the caller's thread.
-    pub fields_json: &'a str,
+    /// The canonical fields as stored, encoded by the caller's thread
+    /// ([`FieldEncoder`]).
+    pub fields: &'a [u8],
 }
 
 impl DossierWrite<'_> {
     /// The stored columns of its state, in the order both writes use.
-    fn state<'s>(&'s self, step_entered_at: &'s str) -> [Option<&'s str>; 6] {
+    fn state<'s>(&'s self, step_entered_at: &'s str) -> [ToSqlOutput<'s>; 6] {
         let d = self.dossier;
+        let value = |v: ValueRef<'s>| ToSqlOutput::Borrowed(v);
+        let text = |s: &'s str| value(ValueRef::Text(s.as_bytes()));
         [
-            Some(d.reference()),
-            d.get("scheme"),
-            Some(&d.step),
-            Some(&d.status),
-            Some(step_entered_at),
-            Some(self.fields_json),
+            text(d.reference()),
+            d.get("scheme").map_or(value(ValueRef::Null), text),
+            text(&d.step),
+            text(&d.status),
+            text(step_entered_at),
+            value(ValueRef::Blob(self.fields)),
         ]
     }
-}
-
-/// The stored form of a dossier's fields.
-pub fn fields_json(d: &Dossier) -> String {
-    // A map of strings always serializes.
-    serde_json::to_string(&d.fields).unwrap_or_else(|_| "{}".to_owned())
 }
 
 impl ImportTx<'_> {
@@ -785,24 +829,38 @@ impl ImportTx<'_> {
         Ok(self.run_id)
     }
 
-    /// Calls `f(source_id, row_hash, present)` for every dossier of a connector.
+    /// Calls `f(id_key, row_hash, present, row id)` for every dossier of a
+    /// connector, in row order.
     ///
     /// # Errors
     /// On a database error.
     pub fn for_each_state(
         &self,
         connector: &str,
-        mut f: impl FnMut(&str, u64, bool, i64),
+        mut f: impl FnMut(IdKey, u64, bool, i64),
     ) -> Result<()> {
         let mut stmt = self.tx.prepare_cached(
-            "SELECT source_id, row_hash, present, dossier_id FROM dossier_keys WHERE connector = ?1",
+            "SELECT id_hash, id_check, row_hash, present, dossier_id
+             FROM dossier_state WHERE connector = ?1",
         )?;
         let mut rows = stmt.query([connector])?;
         while let Some(row) = rows.next()? {
-            let id = row.get_ref(0)?.as_str()?;
-            f(id, row.get::<_, i64>(1)? as u64, row.get(2)?, row.get(3)?);
+            let key = (row.get::<_, i64>(0)? as u64, row.get::<_, i64>(1)? as u32);
+            f(key, row.get::<_, i64>(2)? as u64, row.get(3)?, row.get(4)?);
         }
         Ok(())
+    }
+
+    /// Gives every field name a stored id, and returns the encoder of an
+    /// import's dossiers.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn field_encoder<'n>(
+        &self,
+        names: impl IntoIterator<Item = &'n str>,
+    ) -> Result<FieldEncoder> {
+        fields::register(&self.tx, names)
     }
 
     /// How many dossiers a connector has, so that callers can size their buffers
@@ -813,7 +871,7 @@ impl ImportTx<'_> {
     pub fn count_states(&self, connector: &str) -> Result<usize> {
         let count: i64 = self
             .tx
-            .prepare_cached("SELECT count(*) FROM dossier_keys WHERE connector = ?1")?
+            .prepare_cached("SELECT count(*) FROM dossier_state WHERE connector = ?1")?
             .query_row([connector], |r| r.get(0))?;
         Ok(count as usize)
     }
@@ -856,7 +914,8 @@ impl ImportTx<'_> {
     /// On a database error or a corrupt row.
     pub fn get(&self, rowid: i64) -> Result<Option<(Dossier, DateTime<Utc>)>> {
         let mut stmt = self.tx.prepare_cached(
-            "SELECT source_id, step, status, fields, step_entered_at FROM dossiers WHERE id = ?1",
+            "SELECT source_id, step, status, fields, step_entered_at, scheme
+             FROM dossiers WHERE id = ?1",
         )?;
         let mut rows = stmt.query([rowid])?;
         let Some(row) = rows.next()? else {
@@ -866,18 +925,22 @@ impl ImportTx<'_> {
             id: row.get(0)?,
             step: row.get(1)?,
             status: row.get(2)?,
-            fields: parse_fields(row.get_ref(3)?.as_str()?)?,
+            fields: fields::decode(
+                row.get_ref(3)?.as_blob()?,
+                row.get(5)?,
+                self.names.0,
+                &self.tx,
+            )?,
         };
         Ok(Some((dossier, parse_time(row.get_ref(4)?.as_str()?)?)))
     }
 
-    /// Inserts a new dossier; returns its row id, or `None` when the id is already
-    /// stored for this connector (a duplicate id within the snapshot).
+    /// Inserts a new dossier and returns its row id. The caller has made sure
+    /// that its id is not stored yet for this connector.
     ///
     /// # Errors
     /// On a database error.
-    pub fn insert(&self, connector: &str, w: &DossierWrite<'_>) -> Result<Option<i64>> {
-        let d = w.dossier;
+    pub fn insert(&self, connector: &str, key: IdKey, w: &DossierWrite<'_>) -> Result<i64> {
         let entered = format_time(w.step_entered_at);
         let [reference, scheme, step, status, entered, fields] = w.state(&entered);
         self.tx
@@ -888,7 +951,7 @@ impl ImportTx<'_> {
             )?
             .execute(params![
                 connector,
-                d.id,
+                w.dossier.id,
                 reference,
                 scheme,
                 step,
@@ -898,21 +961,19 @@ impl ImportTx<'_> {
                 self.run_id,
             ])?;
         let rowid = self.tx.last_insert_rowid();
-        let inserted = self
-            .tx
+        self.tx
             .prepare_cached(
-                "INSERT INTO dossier_keys (connector, source_id, dossier_id, row_hash, present)
-                 VALUES (?1, ?2, ?3, ?4, 1)
-                 ON CONFLICT (connector, source_id) DO NOTHING",
+                "INSERT INTO dossier_state (connector, dossier_id, id_hash, id_check, row_hash, present)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 1)",
             )?
-            .execute(params![connector, d.id, rowid, w.row_hash as i64])?;
-        if inserted == 0 {
-            self.tx
-                .prepare_cached("DELETE FROM dossiers WHERE id = ?1")?
-                .execute([rowid])?;
-            return Ok(None);
-        }
-        Ok(Some(rowid))
+            .execute(params![
+                connector,
+                rowid,
+                key.0 as i64,
+                i64::from(key.1),
+                w.row_hash as i64
+            ])?;
+        Ok(rowid)
     }
 
     /// Replaces the state of a stored dossier and marks it present.
@@ -938,54 +999,73 @@ impl ImportTx<'_> {
                 fields,
                 self.run_id,
             ])?;
-        self.set_key(connector, &w.dossier.id, w.row_hash, true)
+        self.set_state(connector, rowid, Some(w.row_hash), true)
     }
 
     /// Records a new raw hash for a dossier whose canonical state did not change.
     ///
     /// # Errors
     /// On a database error.
-    pub fn set_hash(&self, connector: &str, source_id: &str, row_hash: u64) -> Result<()> {
-        self.set_key(connector, source_id, row_hash, true)
+    pub fn set_hash(&self, connector: &str, rowid: i64, row_hash: u64) -> Result<()> {
+        self.set_state(connector, rowid, Some(row_hash), true)
     }
 
-    fn set_key(
+    fn set_state(
         &self,
         connector: &str,
-        source_id: &str,
-        row_hash: u64,
+        rowid: i64,
+        row_hash: Option<u64>,
         present: bool,
     ) -> Result<()> {
         self.tx
             .prepare_cached(
-                "UPDATE dossier_keys SET row_hash = ?3, present = ?4
-                 WHERE connector = ?1 AND source_id = ?2",
+                "UPDATE dossier_state SET row_hash = coalesce(?3, row_hash), present = ?4
+                 WHERE connector = ?1 AND dossier_id = ?2",
             )?
-            .execute(params![connector, source_id, row_hash as i64, present])?;
+            .execute(params![
+                connector,
+                rowid,
+                row_hash.map(|h| h as i64),
+                present
+            ])?;
         Ok(())
     }
 
-    /// The source id and current step of a stored dossier.
+    /// The source id of a dossier written by this import, from its hash.
     ///
     /// # Errors
     /// On a database error.
-    pub fn id_and_step(&self, rowid: i64) -> Result<(String, String)> {
+    pub fn source_id_of(&self, connector: &str, key: IdKey) -> Result<Option<String>> {
         Ok(self
             .tx
-            .prepare_cached("SELECT source_id, step FROM dossiers WHERE id = ?1")?
-            .query_row([rowid], |r| Ok((r.get(0)?, r.get(1)?)))?)
+            .prepare_cached(
+                "SELECT d.source_id FROM dossier_state k JOIN dossiers d ON d.id = k.dossier_id
+                 WHERE k.connector = ?1 AND k.id_hash = ?2 AND k.id_check = ?3
+                 ORDER BY k.dossier_id DESC LIMIT 1",
+            )?
+            .query_row(params![connector, key.0 as i64, i64::from(key.1)], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    /// The current step of a stored dossier.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn step_of(&self, rowid: i64) -> Result<String> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT step FROM dossiers WHERE id = ?1")?
+            .query_row([rowid], |r| r.get(0))?)
     }
 
     /// Marks a dossier as missing from the latest snapshot.
     ///
     /// # Errors
     /// On a database error.
-    pub fn mark_disappeared(&self, connector: &str, source_id: &str, rowid: i64) -> Result<()> {
-        self.tx
-            .prepare_cached(
-                "UPDATE dossier_keys SET present = 0 WHERE connector = ?1 AND source_id = ?2",
-            )?
-            .execute(params![connector, source_id])?;
+    pub fn mark_disappeared(&self, connector: &str, rowid: i64) -> Result<()> {
+        self.set_state(connector, rowid, None, false)?;
         self.tx
             .prepare_cached("UPDATE dossiers SET last_run = ?2 WHERE id = ?1")?
             .execute(params![rowid, self.run_id])?;

@@ -90,16 +90,16 @@ pub struct Delivery {
     pub message_id: Option<String>,
 }
 
-/// A dossier's columns first (as [`super::read_dossier`] reads them), then the
-/// alert's and its event's, from column 8.
+/// A dossier's columns first (as [`Store::read_dossier`] reads them), then the
+/// alert's and its event's, from column 9.
 const DUE_SELECT: &str = "SELECT d.id, d.connector, d.source_id, d.step, d.status, d.fields,
-        k.present, d.step_entered_at,
+        k.present, d.step_entered_at, d.scheme,
         a.id, a.key, a.rule, a.template, a.role, a.recipient, a.digest, a.hold_step,
         a.attempts, a.created_at, a.due_at,
         e.kind, e.from_step, e.to_step, e.field, e.old_value, e.new_value, e.occurred_at
     FROM alerts a JOIN events e ON e.id = a.event_id
     JOIN dossiers d ON d.id = a.dossier_id
-    JOIN dossier_keys k ON k.dossier_id = d.id AND k.connector = d.connector AND k.source_id = d.source_id";
+    JOIN dossier_state k ON k.connector = d.connector AND k.dossier_id = d.id";
 
 impl Store {
     /// The pending alerts due at `until` (every pending one when `None`), next
@@ -116,19 +116,19 @@ impl Store {
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
             out.push(DueAlert {
-                dossier: super::read_dossier(r)?,
-                id: r.get(8)?,
-                key: r.get(9)?,
-                rule: r.get(10)?,
-                template: r.get(11)?,
-                role: r.get(12)?,
-                recipient: r.get(13)?,
-                digest: r.get(14)?,
-                hold_step: r.get(15)?,
-                attempts: r.get(16)?,
-                created_at: parse_time(r.get_ref(17)?.as_str()?)?,
-                due_at: parse_time(r.get_ref(18)?.as_str()?)?,
-                event: super::read_event(r, 19)?,
+                dossier: self.read_dossier(r)?,
+                id: r.get(9)?,
+                key: r.get(10)?,
+                rule: r.get(11)?,
+                template: r.get(12)?,
+                role: r.get(13)?,
+                recipient: r.get(14)?,
+                digest: r.get(15)?,
+                hold_step: r.get(16)?,
+                attempts: r.get(17)?,
+                created_at: parse_time(r.get_ref(18)?.as_str()?)?,
+                due_at: parse_time(r.get_ref(19)?.as_str()?)?,
+                event: super::read_event(r, 20)?,
             });
         }
         Ok(out)

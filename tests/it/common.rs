@@ -143,8 +143,8 @@ impl Install {
         let mut stmt = conn
             .prepare(
                 "SELECT d.source_id, d.reference, d.step, d.status, d.step_entered_at, k.present,
-                        k.row_hash, d.fields
-                 FROM dossiers d JOIN dossier_keys k ON k.dossier_id = d.id
+                        k.row_hash, hex(d.fields)
+                 FROM dossiers d JOIN dossier_state k ON k.dossier_id = d.id AND k.connector = d.connector
                  ORDER BY d.connector, d.source_id",
             )
             .unwrap();

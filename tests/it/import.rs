@@ -323,6 +323,42 @@ fn guard_duplicate_id() {
 }
 
 #[test]
+fn guard_duplicate_new_ids() {
+    // A first import: every id is new, and the store has no unique index on ids.
+    let install = Install::new();
+    let header = "N° dossier;Référence;Dispositif;Bénéficiaire;SIRET;Courriel;Statut;Date statut;Montant voté;Date d'export";
+    let row = |id: &str, status: &str| {
+        format!(
+            "{id};REF-{id};Culture;Théâtre;50123488900019;t@ephemere.fr;{status};05/09/2026;;01/10/2026 06:00"
+        )
+    };
+    let mut lines = vec![header.to_owned()];
+    for i in 1..=200 {
+        lines.push(row(&format!("N{i}"), "Déposé"));
+    }
+    lines.push(row("N7", "Déposé"));
+    lines.push(row("X1", "Inconnu"));
+    lines.push(row("X1", "Inconnu"));
+    let file = install.root().join("duplicates.csv");
+    std::fs::write(&file, lines.join("\r\n")).unwrap();
+    let out = install.run(&["import", "portail", file.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["status"], "refused", "{summary}");
+    let reasons = summary["reasons"].to_string();
+    assert!(
+        reasons.contains("duplicates.csv:202: id 'N7' appears more than once (first at line 8)"),
+        "{reasons}"
+    );
+    // Both X1 records were rejected (unknown status): the line says which.
+    assert!(
+        reasons.contains("duplicates.csv:204: the id of line 203 appears again"),
+        "{reasons}"
+    );
+    assert!(install.dossiers().is_empty(), "nothing is applied");
+}
+
+#[test]
 fn guard_cut_last_line() {
     let summary = refused(
         &Install::new(),
@@ -371,19 +407,23 @@ fn encodings_and_layouts_of_real_exports() {
         let (summary, code) = install.import(file, &[]);
         assert_eq!(code, 0, "{file}: {summary}");
         assert_eq!(counts(&summary), [5, 0, 0, 0, 0, 0], "{file}: {summary}");
-        let rows = install.dossiers();
-        assert!(rows[4].contains("Théâtre Éphémère"), "{file}: {}", rows[4]);
-        assert!(
-            rows[3].contains("\"amount_granted\":\"10000.00\""),
-            "{file}: {}",
-            rows[3]
+        let fields = |reference: &str| {
+            let out = install.run(&["dossier", reference, "--json"]);
+            assert!(out.status.success(), "{file}: {}", text(&out));
+            let found: Value = serde_json::from_slice(&out.stdout).unwrap();
+            found[0]["fields"].clone()
+        };
+        assert_eq!(
+            fields("REF-5")["beneficiary.name"],
+            "Théâtre Éphémère",
+            "{file}"
         );
+        assert_eq!(fields("REF-4")["amount_granted"], "10000.00", "{file}");
         if file == "multiline.csv" {
-            assert!(
-                rows[1]
-                    .contains("Garage Müller\\r\\n(ancien « Garage du Centre » ; repris en 2025)"),
-                "{}",
-                rows[1]
+            assert_eq!(
+                fields("REF-2")["beneficiary.name"],
+                "Garage Müller\r\n(ancien « Garage du Centre » ; repris en 2025)",
+                "{file}"
             );
         }
     }
