@@ -22,9 +22,9 @@ use serde::Serialize;
 use tracing::{debug, error, info, warn};
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
-use crate::connector::csv::{self, CsvFile, Inspected, Record};
+use crate::connector::Connector;
 use crate::connector::mapping::{FieldIssue, Mapped};
-use crate::connector::{Connector, Source};
+use crate::connector::table::{FirstPass, Record, Table};
 use crate::diff::{self, Known};
 use crate::model::{self, Dossier, Event, EventKind};
 use crate::rules::{Rule, Rules, Scene};
@@ -358,16 +358,16 @@ fn row_hash(
 /// Reads a whole file on the calling thread, sending what changed to `send`.
 fn parse(
     connector: &Connector,
-    mut file: CsvFile,
+    mut file: Table,
     index: &Index,
     encoder: &FieldEncoder,
     tz: chrono_tz::Tz,
     progress: impl Fn(u64),
     send: impl Fn(Vec<Item>) -> bool,
 ) -> Result<Parsed, String> {
-    let resolved = csv::resolve(&file, &connector.mapping)?;
-    let width = file.headers.len();
-    let volatile = csv::volatile_columns(&file.headers, &connector.volatile);
+    let resolved = file.resolve(&connector.mapping)?;
+    let width = file.headers().len();
+    let volatile = file.volatile_columns(&connector.volatile);
     // The line where each stored id was seen (0: not seen), to name both lines of a duplicate.
     let mut seen = vec![0u32; index.entries.len()];
     // Ids not stored yet, and their line: sorted at the end, they show the ids that
@@ -487,7 +487,7 @@ pub fn import_pending(
     tz: chrono_tz::Tz,
     options: &Options<'_>,
 ) -> Result<Vec<Summary>, ImportError> {
-    let Source::Csv(source) = &connector.source;
+    let source = connector.source.folder();
     let files = source.files().map_err(|reason| ImportError::Folder {
         connector: connector.name.clone(),
         reason,
@@ -527,7 +527,6 @@ pub fn import_file(
     tz: chrono_tz::Tz,
     options: &Options<'_>,
 ) -> Result<Summary, StoreError> {
-    let Source::Csv(source) = &connector.source;
     let started_at = Utc::now();
     let stamp_before = file_stamp(path);
     // One import at a time per database: what is read below cannot change under it.
@@ -546,9 +545,9 @@ pub fn import_file(
         dispose: false,
         more_rejections: 0,
     };
-    // The first pass (checksum, encoding) runs while the index loads.
+    // The first pass (checksum, and the encoding of text) runs while the index loads.
     let (inspected, index) = std::thread::scope(|s| {
-        let inspect = s.spawn(|| csv::inspect(path, source.encoding));
+        let inspect = s.spawn(|| FirstPass::of(path, &connector.source));
         let index = Index::load(&tx, &connector.name);
         (
             inspect
@@ -571,18 +570,18 @@ pub fn import_file(
         counts: Counts::default(),
         reasons: Vec::new(),
     };
-    let inspected: Inspected = match inspected {
+    let inspected: FirstPass = match inspected {
         Ok(i) => i,
         Err(reason) => {
             drop(tx);
             return refuse(store, run, vec![reason], Vec::new(), summary);
         }
     };
-    run.checksum = Some(inspected.checksum.clone());
+    run.checksum = Some(inspected.checksum().to_owned());
     // An empty file is refused every time: all empty files share one checksum.
     if !options.force
-        && inspected.bytes > 0
-        && let Some(earlier) = tx.run_with_checksum(&connector.name, &inspected.checksum)?
+        && inspected.bytes() > 0
+        && let Some(earlier) = tx.run_with_checksum(&connector.name, inspected.checksum())?
     {
         summary.run_id = Some(earlier.id);
         match earlier.status {
@@ -616,7 +615,7 @@ pub fn import_file(
             RunStatus::Refused => {}
         }
     }
-    let file = match CsvFile::open(path, &inspected, source, &connector.mapping) {
+    let (file, size) = match inspected.open(path, connector) {
         Ok(f) => f,
         Err(reason) => {
             drop(tx);
@@ -654,7 +653,7 @@ pub fn import_file(
                 tz,
                 |offset| {
                     if let Some(progress) = options.progress {
-                        progress(offset, inspected.bytes);
+                        progress(offset, size);
                     }
                 },
                 move |batch| sender.send(batch).is_ok(),

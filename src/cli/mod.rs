@@ -16,7 +16,7 @@ use chrono_tz::Tz;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, LogFormat, Problems};
-use crate::connector::{Connector, Source};
+use crate::connector::Connector;
 use crate::import::{self, Options, Summary};
 use crate::lifecycle::Lifecycle;
 use crate::model::EventKind;
@@ -235,7 +235,7 @@ fn check(config: &Config, environment: bool) -> Exit {
     if environment {
         if let Some(loaded) = &loaded {
             for c in &loaded.connectors {
-                let Source::Csv(source) = &c.source;
+                let source = c.source.folder();
                 if let Err(reason) = source.files() {
                     problems.push(&c.file, reason);
                 } else if let Some(dir) = source.pattern.parent().filter(|d| !d.is_dir()) {

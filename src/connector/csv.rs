@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use encoding_rs::{Encoding, UTF_8, UTF_16BE, UTF_16LE, WINDOWS_1252};
@@ -17,27 +17,12 @@ use serde::Deserialize;
 use xxhash_rust::xxh3::Xxh3;
 
 use super::FileProblems;
-use super::mapping::{Mapping, Resolved, normalize};
+use super::folder::{AfterImport, DropFolder};
+use super::mapping::Mapping;
+use super::table::{self, Record};
 
-/// How long a drop-folder file must stay unmodified before it is read, by default.
-const DEFAULT_SETTLE_SECONDS: u64 = 5;
-/// How many records are searched for the header row.
-const HEADER_SEARCH: usize = 50;
 /// How much decoded text the delimiter sniffer reads.
 const SNIFF_BYTES: usize = 64 * 1024;
-
-/// What happens to a file of the drop folder once imported.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AfterImport {
-    /// Move it into the archive folder, prefixed with the import time (the default).
-    #[default]
-    Archive,
-    /// Leave it in place (its checksum prevents importing it twice).
-    Keep,
-    /// Delete it.
-    Delete,
-}
 
 /// The `[source]` table of a `csv` connector, as written.
 #[derive(Debug, Deserialize)]
@@ -70,21 +55,14 @@ pub enum EncodingChoice {
 /// A validated `csv` source.
 #[derive(Debug, Clone)]
 pub struct CsvSource {
-    /// An absolute path or glob pattern.
-    pub pattern: PathBuf,
+    /// Where the files are and what becomes of them.
+    pub folder: DropFolder,
     /// The encoding.
     pub encoding: EncodingChoice,
     /// The delimiter, or `None` to sniff it.
     pub delimiter: Option<u8>,
     /// The line of the header row (1-based), or `None` to find it.
     pub header_row: Option<u64>,
-    /// What to do with imported files.
-    pub after_import: AfterImport,
-    /// Where archived files go.
-    pub archive_dir: PathBuf,
-    /// How long a file of the drop folder must stay unmodified before it is read
-    /// (a file still being written is left for the next tick).
-    pub settle: std::time::Duration,
 }
 
 impl CsvSource {
@@ -94,16 +72,14 @@ impl CsvSource {
         fp: &mut FileProblems<'_>,
     ) -> Option<Self> {
         let before = fp.count();
-        if def.path.trim().is_empty() {
-            fp.file("[source] path must not be empty");
-        }
-        let pattern = base.join(&def.path);
-        if let Err(error) = glob::Pattern::new(&pattern.to_string_lossy()) {
-            fp.file(format!(
-                "[source] path '{}' is not a valid glob pattern: {error}",
-                def.path
-            ));
-        }
+        let folder = DropFolder::validate(
+            &def.path,
+            def.after_import,
+            def.archive_dir.as_deref(),
+            def.settle.as_deref(),
+            base,
+            fp,
+        );
         let encoding = match def.encoding.as_deref() {
             None | Some("auto") => EncodingChoice::Auto,
             Some(label) => match Encoding::for_label(label.as_bytes()) {
@@ -129,100 +105,14 @@ impl CsvSource {
                 None
             }
         };
-        let header_row = match def.header_row {
-            None => None,
-            Some(toml::Value::String(s)) if s == "auto" => None,
-            Some(toml::Value::Integer(n)) if n >= 1 => Some(n as u64),
-            Some(other) => {
-                fp.file(format!(
-                    "[source] header_row must be \"auto\" or a line number from 1, found {other}"
-                ));
-                None
-            }
-        };
-        let settle = match def.settle.as_deref().map(crate::lifecycle::parse_duration) {
-            None => std::time::Duration::from_secs(DEFAULT_SETTLE_SECONDS),
-            Some(Ok(d)) => d,
-            Some(Err(reason)) => {
-                fp.file(format!("[source] settle: {reason}"));
-                std::time::Duration::ZERO
-            }
-        };
-        let archive_dir = match &def.archive_dir {
-            Some(dir) => base.join(dir),
-            None => pattern
-                .parent()
-                .map_or_else(|| base.join("archive"), |p| p.join("archive")),
-        };
+        let header_row = table::header_row(def.header_row, fp);
+        let folder = folder?;
         (fp.count() == before).then_some(Self {
-            pattern,
+            folder,
             encoding,
             delimiter,
             header_row,
-            after_import: def.after_import,
-            archive_dir,
-            settle,
         })
-    }
-
-    /// The files waiting in the drop folder, in name order (name exports so that
-    /// they sort by date, as most back offices do: `export-2026-11-27.csv`).
-    ///
-    /// # Errors
-    /// When the folder cannot be listed.
-    pub fn files(&self) -> Result<Vec<PathBuf>, String> {
-        let pattern = self.pattern.to_string_lossy();
-        let paths = glob::glob(&pattern).map_err(|e| format!("bad pattern {pattern}: {e}"))?;
-        let mut files = Vec::new();
-        for entry in paths {
-            let path = entry.map_err(|e| format!("cannot list {pattern}: {e}"))?;
-            let Ok(meta) = std::fs::metadata(&path) else {
-                continue;
-            };
-            if !meta.is_file() {
-                continue;
-            }
-            let age = meta
-                .modified()
-                .ok()
-                .and_then(|m| m.elapsed().ok())
-                .unwrap_or_default();
-            if age < self.settle {
-                tracing::info!(
-                    file = %path.display(),
-                    "Left a file modified moments ago (it may still be written); it is read at the next tick."
-                );
-                continue;
-            }
-            files.push(path);
-        }
-        files.sort();
-        Ok(files)
-    }
-
-    /// Archives, keeps or deletes a file of the drop folder once imported.
-    ///
-    /// # Errors
-    /// When the file cannot be moved or deleted.
-    pub fn dispose(&self, file: &Path, stamp: &str) -> io::Result<Option<PathBuf>> {
-        match self.after_import {
-            AfterImport::Keep => Ok(None),
-            AfterImport::Delete => std::fs::remove_file(file).map(|()| None),
-            AfterImport::Archive => {
-                std::fs::create_dir_all(&self.archive_dir)?;
-                let name = file
-                    .file_name()
-                    .map(|n| n.to_string_lossy())
-                    .unwrap_or_default();
-                let target = self.archive_dir.join(format!("{stamp}-{name}"));
-                if std::fs::rename(file, &target).is_err() {
-                    // Another file system: copy, then remove.
-                    std::fs::copy(file, &target)?;
-                    std::fs::remove_file(file)?;
-                }
-                Ok(Some(target))
-            }
-        }
     }
 }
 
@@ -411,27 +301,6 @@ pub fn sniff_delimiter(sample: &[u8]) -> u8 {
     best.2
 }
 
-/// A data record and where it is, borrowed from the reader's buffer.
-#[derive(Debug)]
-pub struct Record<'a> {
-    /// The line where the record starts (1-based).
-    pub line: u64,
-    /// Its number among data records (1 = first after the header).
-    pub number: u64,
-    /// Its fields, valid UTF-8 (the whole text was checked or decoded before).
-    pub fields: &'a csv::ByteRecord,
-    /// The byte offset reached in the decoded text.
-    pub offset: u64,
-}
-
-impl Record<'_> {
-    /// The text of field `i`.
-    pub fn get(&self, i: usize) -> Option<&str> {
-        // Fields of UTF-8 text split at ASCII delimiters are UTF-8.
-        self.fields.get(i).and_then(|b| std::str::from_utf8(b).ok())
-    }
-}
-
 /// A CSV file positioned after its header row.
 pub struct CsvFile {
     reader: csv::Reader<Box<dyn Read + Send>>,
@@ -455,6 +324,11 @@ fn line_of(record: &csv::ByteRecord) -> u64 {
 }
 
 impl CsvFile {
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Opens a file, finds its delimiter and header row.
     ///
     /// # Errors
@@ -498,7 +372,7 @@ impl CsvFile {
             path: path.to_owned(),
         };
         let mut candidates = Vec::new();
-        while candidates.len() < HEADER_SEARCH {
+        while candidates.len() < table::HEADER_SEARCH {
             let mut record = csv::ByteRecord::new();
             if !file.read_raw(&mut record)? {
                 file.at_end = true;
@@ -516,32 +390,9 @@ impl CsvFile {
                 .map(|f| String::from_utf8_lossy(f).into_owned())
                 .collect()
         };
-        let at = match source.header_row {
-            Some(line) => candidates
-                .iter()
-                .position(|r| line_of(r) == line)
-                .ok_or_else(|| {
-                    format!(
-                        "{}: no record starts at line {line} (header_row)",
-                        path.display()
-                    )
-                })?,
-            None => {
-                let scores: Vec<usize> = candidates
-                    .iter()
-                    .map(|r| mapping.header_score(&text_of(r)))
-                    .collect();
-                let best = scores.iter().copied().max().unwrap_or(0);
-                if best == 0 {
-                    return Err(format!(
-                        "{}: no header row found in the first {HEADER_SEARCH} records (expected columns such as {})",
-                        path.display(),
-                        expected_headers(mapping)
-                    ));
-                }
-                scores.iter().position(|s| *s == best).unwrap_or(0)
-            }
-        };
+        let texts: Vec<Vec<String>> = candidates.iter().map(text_of).collect();
+        let lines: Vec<u64> = candidates.iter().map(line_of).collect();
+        let at = table::pick_header(path, &texts, &lines, source.header_row, mapping)?;
         let mut rest = candidates.split_off(at);
         let header = rest.remove(0);
         file.headers = text_of(&header);
@@ -623,47 +474,6 @@ fn bump_line(record: &mut csv::ByteRecord) {
         position.set_line(position.line() + 1);
         record.set_position(Some(position));
     }
-}
-
-fn expected_headers(mapping: &Mapping) -> String {
-    use super::mapping::ValueSource;
-    mapping
-        .fields()
-        .iter()
-        .filter_map(|f| match &f.source {
-            ValueSource::Column(c) | ValueSource::Columns(c, _) => c.first(),
-            ValueSource::Constant(_) => None,
-        })
-        .take(4)
-        .map(|h| format!("'{h}'"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Indexes of volatile columns in a header row.
-pub fn volatile_columns(headers: &[String], volatile: &[String]) -> Vec<usize> {
-    let wanted: Vec<String> = volatile.iter().map(|v| normalize(v)).collect();
-    headers
-        .iter()
-        .enumerate()
-        .filter(|(_, h)| wanted.contains(&normalize(h)))
-        .map(|(i, _)| i)
-        .collect()
-}
-
-/// Resolves a mapping against a file's header, as one refusal reason.
-///
-/// # Errors
-/// The missing columns, with the file name.
-pub fn resolve<'m>(file: &CsvFile, mapping: &'m Mapping) -> Result<Resolved<'m>, String> {
-    mapping.resolve(&file.headers).map_err(|missing| {
-        format!(
-            "{}:{}: {}",
-            file.path.display(),
-            file.header_line,
-            missing.join("; ")
-        )
-    })
 }
 
 #[cfg(test)]
@@ -760,13 +570,15 @@ mod line_tests {
             .mapping
         };
         let source = CsvSource {
-            pattern: path.clone(),
+            folder: DropFolder {
+                pattern: path.clone(),
+                after_import: AfterImport::Keep,
+                archive_dir: dir.path().to_owned(),
+                settle: std::time::Duration::ZERO,
+            },
             encoding: EncodingChoice::Auto,
             delimiter: None,
             header_row,
-            after_import: AfterImport::Keep,
-            archive_dir: dir.path().to_owned(),
-            settle: std::time::Duration::ZERO,
         };
         let inspected = inspect(&path, EncodingChoice::Auto).unwrap();
         let mut file = CsvFile::open(&path, &inspected, &source, &mapping).unwrap();

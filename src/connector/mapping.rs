@@ -418,9 +418,16 @@ fn missing_message(field: &str, aliases: &[String], headers: &[String]) -> Strin
         .iter()
         .filter_map(|a| {
             let a = normalize(a);
+            // Under two header levels, `Group/Column` is close to `Column`.
             headers
                 .iter()
-                .map(|h| (strsim::jaro_winkler(&a, &normalize(h)), h))
+                .map(|h| {
+                    let whole = normalize(h);
+                    let leaf = whole.rsplit('/').next().unwrap_or_default();
+                    let score =
+                        strsim::jaro_winkler(&a, &whole).max(strsim::jaro_winkler(&a, leaf));
+                    (score, h)
+                })
                 .max_by(|x, y| x.0.total_cmp(&y.0))
         })
         .max_by(|x, y| x.0.total_cmp(&y.0));

@@ -3,11 +3,15 @@
 //! Owns `connectors/*.toml` (one connector per file, its stem is its name): strict
 //! parsing with `file:line:column` in every message, validation against the
 //! lifecycle, and the [`Connector`] type the importer works from. Each source kind
-//! lives in its own module (`csv` today); the field mapping shared by all kinds is
-//! in [`mapping`], the value parsers in `value`.
+//! lives in its own module (`csv`, `spreadsheet`); what file kinds share is in
+//! [`folder`] (the drop folder) and [`table`] (header row, records); the field
+//! mapping shared by all kinds is in [`mapping`], the value parsers in `value`.
 
 pub mod csv;
+pub mod folder;
 pub mod mapping;
+pub mod spreadsheet;
+pub mod table;
 pub(crate) mod value;
 
 use std::collections::BTreeMap;
@@ -28,6 +32,8 @@ use mapping::{FieldDef, Mapping};
 pub enum Kind {
     /// CSV files dropped in a folder.
     Csv,
+    /// Workbooks (`.xls`, `.xlsx`, `.xlsb`, `.ods`) dropped in a folder.
+    Spreadsheet,
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,7 +114,22 @@ pub struct Connector {
 pub enum Source {
     /// CSV files.
     Csv(csv::CsvSource),
+    /// Workbooks.
+    Spreadsheet(spreadsheet::SheetSource),
 }
+
+impl Source {
+    /// The drop folder of a file source.
+    pub fn folder(&self) -> &folder::DropFolder {
+        match self {
+            Self::Csv(s) => &s.folder,
+            Self::Spreadsheet(s) => &s.folder,
+        }
+    }
+}
+
+/// The kinds a connector file may declare, as listed in messages.
+const KINDS: &str = "\"csv\" or \"spreadsheet\"";
 
 /// Line and column (1-based) of a byte offset in `text`.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -244,30 +265,25 @@ impl Connector {
         }
         let probe: KindProbe = fp.parse()?;
         let Some(kind) = probe.kind else {
-            fp.file("missing `kind` (one of \"csv\")");
+            fp.file(format!("missing `kind` ({KINDS})"));
             return None;
         };
         let base = path.parent().unwrap_or(Path::new("."));
         let (common, source) = match kind.get_ref().as_str() {
             "csv" => {
-                let file: ConnectorFile<csv::CsvSourceDef> = fp.parse()?;
-                let source = csv::CsvSource::validate(file.source, base, &mut fp);
-                let common = Common {
-                    schedule: file.schedule,
-                    alert_on_first_import: file.alert_on_first_import,
-                    link: file.link,
-                    watch: file.watch,
-                    volatile: file.volatile,
-                    fields: file.fields,
-                    steps: file.steps,
-                    guards: file.guards,
-                };
+                let (common, def) = Common::split(fp.parse::<ConnectorFile<_>>()?);
+                let source = csv::CsvSource::validate(def, base, &mut fp);
                 (common, source.map(Source::Csv))
+            }
+            "spreadsheet" => {
+                let (common, def) = Common::split(fp.parse::<ConnectorFile<_>>()?);
+                let source = spreadsheet::SheetSource::validate(def, base, &mut fp);
+                (common, source.map(Source::Spreadsheet))
             }
             other => {
                 fp.at(
                     kind.span(),
-                    format!("unknown kind '{other}', expected one of \"csv\""),
+                    format!("unknown kind '{other}', expected {KINDS}"),
                 );
                 return None;
             }
@@ -376,4 +392,21 @@ struct Common {
     fields: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
     steps: BTreeMap<Spanned<String>, Spanned<String>>,
     guards: GuardsDef,
+}
+
+impl Common {
+    /// The keys every kind shares, and the kind's `[source]` table.
+    fn split<S>(file: ConnectorFile<S>) -> (Self, S) {
+        let common = Self {
+            schedule: file.schedule,
+            alert_on_first_import: file.alert_on_first_import,
+            link: file.link,
+            watch: file.watch,
+            volatile: file.volatile,
+            fields: file.fields,
+            steps: file.steps,
+            guards: file.guards,
+        };
+        (common, file.source)
+    }
 }

@@ -14,5 +14,6 @@ mod daemon;
 mod delivery;
 mod generated;
 mod import;
+mod sheets;
 mod smtp_server;
 mod templates;

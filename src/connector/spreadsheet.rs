@@ -1,0 +1,402 @@
+//! The `spreadsheet` kind: `.xls`, `.xlsx`, `.xlsb` and `.ods` workbooks dropped in a folder.
+//!
+//! Owns everything specific to workbooks: choosing the sheet (by name or
+//! position), turning cells into the text the value parsers read (dates held as
+//! serial numbers become ISO dates; numbers holding ids or SIRETs keep every
+//! digit, never `2.106e13`), and two-level headers (a group row above the column
+//! row, a column then being named `Group/Column`). The workbook is read with
+//! calamine; the records then go through the same mapping, value parsers and
+//! guards as CSV.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use calamine::{Data, Dimensions, Range, Reader, Sheets, open_workbook_auto};
+use serde::Deserialize;
+
+use super::FileProblems;
+use super::folder::{AfterImport, DropFolder};
+use super::mapping::Mapping;
+use super::table::{self, Record};
+
+/// The `[source]` table of a `spreadsheet` connector, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SheetSourceDef {
+    path: String,
+    #[serde(default)]
+    sheet: Option<toml::Value>,
+    #[serde(default)]
+    header_row: Option<toml::Value>,
+    #[serde(default)]
+    header_levels: Option<toml::Value>,
+    #[serde(default)]
+    after_import: AfterImport,
+    #[serde(default)]
+    archive_dir: Option<String>,
+    #[serde(default)]
+    settle: Option<String>,
+}
+
+/// Which sheet of a workbook to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SheetChoice {
+    /// By name.
+    Name(String),
+    /// By position, from 1.
+    Position(usize),
+}
+
+/// A validated `spreadsheet` source.
+#[derive(Debug, Clone)]
+pub struct SheetSource {
+    /// Where the files are and what becomes of them.
+    pub folder: DropFolder,
+    /// The sheet read.
+    pub sheet: SheetChoice,
+    /// The row of the header (1-based, as the spreadsheet shows it), or `None` to find it.
+    pub header_row: Option<u64>,
+    /// 1, or 2 when a row of group names sits above the column names.
+    pub header_levels: u8,
+}
+
+impl SheetSource {
+    pub(crate) fn validate(
+        def: SheetSourceDef,
+        base: &Path,
+        fp: &mut FileProblems<'_>,
+    ) -> Option<Self> {
+        let before = fp.count();
+        let folder = DropFolder::validate(
+            &def.path,
+            def.after_import,
+            def.archive_dir.as_deref(),
+            def.settle.as_deref(),
+            base,
+            fp,
+        );
+        let sheet = match def.sheet {
+            None => SheetChoice::Position(1),
+            Some(toml::Value::String(name)) if !name.trim().is_empty() => SheetChoice::Name(name),
+            Some(toml::Value::Integer(n)) if n >= 1 => {
+                SheetChoice::Position(usize::try_from(n).unwrap_or(usize::MAX))
+            }
+            Some(other) => {
+                fp.file(format!(
+                    "[source] sheet must be a sheet name or a position from 1, found {other}"
+                ));
+                SheetChoice::Position(1)
+            }
+        };
+        let header_row = table::header_row(def.header_row, fp);
+        let header_levels = match def.header_levels {
+            None => 1,
+            Some(toml::Value::Integer(n @ 1..=2)) => n as u8,
+            Some(other) => {
+                fp.file(format!(
+                    "[source] header_levels must be 1 or 2 (a row of group names above the column names), found {other}"
+                ));
+                1
+            }
+        };
+        let folder = folder?;
+        (fp.count() == before).then_some(Self {
+            folder,
+            sheet,
+            header_row,
+            header_levels,
+        })
+    }
+}
+
+/// A sheet positioned after its header row.
+pub struct SheetFile {
+    cells: Range<Data>,
+    /// The next row to read, relative to the range's first row.
+    next: usize,
+    current: csv::ByteRecord,
+    /// The column names (`Group/Column` under a group).
+    pub headers: Vec<String>,
+    /// The row of the column names, 1-based.
+    pub header_line: u64,
+    number: u64,
+    path: PathBuf,
+}
+
+impl SheetFile {
+    /// Opens a workbook, picks the sheet and finds the header row.
+    ///
+    /// # Errors
+    /// A reason naming the file: unreadable, not a workbook, no such sheet, or no header row.
+    pub fn open(path: &Path, source: &SheetSource, mapping: &Mapping) -> Result<Self, String> {
+        let mut book = open_workbook_auto(path)
+            .map_err(|e| format!("{}: cannot read the workbook: {e}", path.display()))?;
+        let names = book.sheet_names();
+        let name = match &source.sheet {
+            SheetChoice::Name(wanted) => names
+                .iter()
+                .find(|n| n.trim().eq_ignore_ascii_case(wanted.trim()))
+                .cloned(),
+            SheetChoice::Position(n) => names.get(n - 1).cloned(),
+        }
+        .ok_or_else(|| {
+            let wanted = match &source.sheet {
+                SheetChoice::Name(n) => format!("no sheet named '{n}'"),
+                SheetChoice::Position(n) => format!("no sheet number {n}"),
+            };
+            format!(
+                "{}: {wanted}; its sheets are {}",
+                path.display(),
+                names
+                    .iter()
+                    .map(|n| format!("'{n}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?;
+        let cells = book
+            .worksheet_range(&name)
+            .map_err(|e| format!("{}: sheet '{name}': {e}", path.display()))?;
+        let merged = merged_cells(&mut book, &name);
+        let (first_row, first_col) = cells.start().unwrap_or((0, 0));
+        let width = cells.width();
+        let row_text = |r: usize| -> Vec<String> {
+            (0..width)
+                .map(|c| {
+                    let mut text = String::new();
+                    if let Some(cell) = cells.get((r, c)) {
+                        cell_text(cell, &mut text);
+                    }
+                    text.trim().to_owned()
+                })
+                .collect()
+        };
+        // Candidate header rows: the first non-blank rows, each with its names
+        // (joined to the group row above when there are two levels).
+        let mut texts = Vec::new();
+        let mut lines = Vec::new();
+        let mut rows = Vec::new();
+        let mut previous: Option<Vec<String>> = None;
+        for r in 0..cells.height() {
+            if texts.len() >= table::HEADER_SEARCH {
+                break;
+            }
+            let names = row_text(r);
+            if names.iter().all(String::is_empty) {
+                previous = None;
+                continue;
+            }
+            let line = u64::from(first_row) + r as u64 + 1;
+            let combined = match (&previous, source.header_levels) {
+                (Some(groups), 2) => {
+                    let group_row = first_row + r as u32 - 1;
+                    two_level(groups, &names, |c| {
+                        merged_left(&merged, group_row, first_col + c as u32)
+                    })
+                }
+                _ => names.clone(),
+            };
+            texts.push(combined);
+            lines.push(line);
+            rows.push(r);
+            previous = Some(names);
+        }
+        if texts.is_empty() {
+            return Err(format!("{}: sheet '{name}' is empty", path.display()));
+        }
+        let at = table::pick_header(path, &texts, &lines, source.header_row, mapping)?;
+        Ok(Self {
+            next: rows[at] + 1,
+            headers: texts.swap_remove(at),
+            header_line: lines[at],
+            cells,
+            current: csv::ByteRecord::new(),
+            number: 0,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The next non-blank data row.
+    pub fn next_record(&mut self) -> Option<Record<'_>> {
+        let first_row = u64::from(self.cells.start().map_or(0, |(r, _)| r));
+        let mut text = String::new();
+        while self.next < self.cells.height() {
+            let r = self.next;
+            self.next += 1;
+            self.current.clear();
+            let mut blank = true;
+            for c in 0..self.cells.width() {
+                text.clear();
+                if let Some(cell) = self.cells.get((r, c)) {
+                    cell_text(cell, &mut text);
+                }
+                blank &= text.trim().is_empty();
+                self.current.push_field(text.as_bytes());
+            }
+            if blank {
+                continue;
+            }
+            self.number += 1;
+            return Some(Record {
+                line: first_row + r as u64 + 1,
+                number: self.number,
+                fields: &self.current,
+                offset: r as u64,
+            });
+        }
+        None
+    }
+
+    /// How many rows the sheet has, for progress.
+    pub fn rows(&self) -> u64 {
+        self.cells.height() as u64
+    }
+}
+
+/// The merged areas of a sheet, where the format keeps them (`.xls`, `.xlsx`);
+/// `None` when it does not (`.ods`, `.xlsb`).
+fn merged_cells<R: std::io::Read + std::io::Seek>(
+    book: &mut Sheets<R>,
+    name: &str,
+) -> Option<Vec<Dimensions>> {
+    match book {
+        Sheets::Xls(x) => x.merge_cells_by_sheet_name(name).ok(),
+        Sheets::Xlsx(x) => x.merge_cells_by_sheet_name(name).ok(),
+        Sheets::Xlsb(_) | Sheets::Ods(_) => None,
+    }
+}
+
+/// Whether an empty group cell (absolute row and column) continues the group on
+/// its left: it does when it lies in a merged area that starts further left, or,
+/// for formats that do not say what is merged, always.
+fn merged_left(merged: &Option<Vec<Dimensions>>, row: u32, col: u32) -> bool {
+    match merged {
+        Some(areas) => areas
+            .iter()
+            .any(|a| a.contains(row, col) && a.start.1 < col),
+        None => true,
+    }
+}
+
+/// Column names under a row of group names: `Group/Column`, or `Column` alone
+/// where there is no group. `continues(c)` tells whether an empty group cell at
+/// column `c` belongs to the group on its left (a merged cell).
+fn two_level(
+    groups: &[String],
+    names: &[String],
+    continues: impl Fn(usize) -> bool,
+) -> Vec<String> {
+    let mut group = String::new();
+    names
+        .iter()
+        .enumerate()
+        .map(|(c, name)| {
+            match groups.get(c).filter(|g| !g.is_empty()) {
+                Some(g) => group.clone_from(g),
+                None if !group.is_empty() && continues(c) => {}
+                None => group.clear(),
+            }
+            match (group.is_empty(), name.is_empty()) {
+                (true, _) => name.clone(),
+                (false, true) => group.clone(),
+                (false, false) => format!("{group}/{name}"),
+            }
+        })
+        .collect()
+}
+
+/// Appends the text of a cell as the value parsers expect it.
+fn cell_text(cell: &Data, out: &mut String) {
+    match cell {
+        Data::Empty => {}
+        Data::String(s) | Data::DateTimeIso(s) | Data::DurationIso(s) => out.push_str(s),
+        Data::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Data::Float(f) => push_number(*f, out),
+        Data::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Data::DateTime(d) if d.is_duration() => push_number(d.as_f64(), out),
+        Data::DateTime(d) => match d.as_datetime() {
+            Some(t) if t.time() == chrono::NaiveTime::MIN => {
+                let _ = write!(out, "{}", t.format("%Y-%m-%d"));
+            }
+            Some(t) => {
+                let _ = write!(out, "{}", t.format("%Y-%m-%dT%H:%M:%S"));
+            }
+            None => push_number(d.as_f64(), out),
+        },
+        Data::Error(e) => {
+            let _ = write!(out, "{e}");
+        }
+    }
+}
+
+/// A number as written by a person: integers without a decimal part or an
+/// exponent (a SIRET stays `21060004500392`), others in the shortest exact form.
+fn push_number(f: f64, out: &mut String) {
+    // Integers up to 2^53 are exact in a double.
+    if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 {
+        let _ = write!(out, "{}", f as i64);
+    } else {
+        let _ = write!(out, "{f}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(cell: Data) -> String {
+        let mut out = String::new();
+        cell_text(&cell, &mut out);
+        out
+    }
+
+    #[test]
+    fn numbers_keep_every_digit() {
+        assert_eq!(text(Data::Float(21_060_004_500_392.0)), "21060004500392");
+        assert_eq!(text(Data::Float(26_956.0)), "26956");
+        assert_eq!(text(Data::Float(8_500.5)), "8500.5");
+        assert_eq!(text(Data::Float(-0.25)), "-0.25");
+        assert_eq!(text(Data::Float(1e20)), "100000000000000000000");
+        assert_eq!(text(Data::Int(732_829_320)), "732829320");
+    }
+
+    #[test]
+    fn other_cells() {
+        assert_eq!(text(Data::Empty), "");
+        assert_eq!(text(Data::Bool(true)), "true");
+        assert_eq!(text(Data::DateTimeIso("2026-09-05".into())), "2026-09-05");
+        assert_eq!(text(Data::Error(calamine::CellErrorType::Div0)), "#DIV/0!");
+    }
+
+    #[test]
+    fn group_names_prefix_their_columns() {
+        let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+        let groups = s(&["Dossier", "", "Montants", "", "", "Suivi"]);
+        let names = s(&["N°", "Référence", "Demandé", "Accordé", "Observations", ""]);
+        // Columns 1 and 3 lie in merged group cells; column 4 does not.
+        let merged = |c: usize| c == 1 || c == 3;
+        assert_eq!(
+            two_level(&groups, &names, merged),
+            s(&[
+                "Dossier/N°",
+                "Dossier/Référence",
+                "Montants/Demandé",
+                "Montants/Accordé",
+                "Observations",
+                "Suivi"
+            ])
+        );
+        // Without merge information, an empty group cell continues the group.
+        assert_eq!(
+            two_level(&groups, &names, |_| true)[4],
+            "Montants/Observations"
+        );
+    }
+}

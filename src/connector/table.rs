@@ -1,0 +1,240 @@
+//! A file export read as a table: a header row, then data records.
+//!
+//! Owns what every tabular kind shares once its bytes are read: the [`Table`]
+//! the importer streams records from (a CSV file or a spreadsheet sheet), the
+//! search for the header row below title rows, resolving a mapping against the
+//! header, and the volatile columns left out of change detection.
+
+use std::path::Path;
+
+use super::csv::{self, CsvFile, Inspected};
+use super::mapping::{Mapping, Resolved, normalize};
+use super::spreadsheet::SheetFile;
+use super::{Connector, FileProblems, Source, folder};
+
+/// How many records are searched for the header row.
+pub const HEADER_SEARCH: usize = 50;
+
+/// A data record and where it is, borrowed from the reader's buffer.
+#[derive(Debug)]
+pub struct Record<'a> {
+    /// The line where the record starts (1-based).
+    pub line: u64,
+    /// Its number among data records (1 = first after the header).
+    pub number: u64,
+    /// Its fields, valid UTF-8 (the whole text was checked or decoded before,
+    /// or converted from spreadsheet cells).
+    pub fields: &'a ::csv::ByteRecord,
+    /// How far into the file it is, in bytes (CSV) or rows (spreadsheets), for
+    /// progress.
+    pub offset: u64,
+}
+
+impl Record<'_> {
+    /// The text of field `i`.
+    pub fn get(&self, i: usize) -> Option<&str> {
+        // Fields of UTF-8 text split at ASCII delimiters are UTF-8.
+        self.fields.get(i).and_then(|b| std::str::from_utf8(b).ok())
+    }
+}
+
+/// What the first pass over a file learnt.
+pub enum FirstPass {
+    /// A text file: its checksum, size and encoding.
+    Text(Inspected),
+    /// A binary file (a workbook): its checksum and size.
+    Binary {
+        /// xxh3-128 of the content, hex.
+        checksum: String,
+        /// The size.
+        bytes: u64,
+    },
+}
+
+impl FirstPass {
+    /// Reads a file of a source once.
+    ///
+    /// # Errors
+    /// A reason naming the file.
+    pub fn of(path: &Path, source: &Source) -> Result<Self, String> {
+        match source {
+            Source::Csv(c) => csv::inspect(path, c.encoding).map(Self::Text),
+            Source::Spreadsheet(_) => {
+                folder::checksum(path).map(|(checksum, bytes)| Self::Binary { checksum, bytes })
+            }
+        }
+    }
+
+    /// The content checksum.
+    pub fn checksum(&self) -> &str {
+        match self {
+            Self::Text(i) => &i.checksum,
+            Self::Binary { checksum, .. } => checksum,
+        }
+    }
+
+    /// The file size.
+    pub fn bytes(&self) -> u64 {
+        match self {
+            Self::Text(i) => i.bytes,
+            Self::Binary { bytes, .. } => *bytes,
+        }
+    }
+
+    /// Opens the file as a table, and how far its records' offsets go (for progress).
+    ///
+    /// # Errors
+    /// A reason naming the file: unreadable, or no header row.
+    pub fn open(&self, path: &Path, connector: &Connector) -> Result<(Table, u64), String> {
+        match (&connector.source, self) {
+            (Source::Csv(source), Self::Text(inspected)) => Ok((
+                Table::Csv(CsvFile::open(path, inspected, source, &connector.mapping)?),
+                inspected.bytes,
+            )),
+            (Source::Spreadsheet(source), _) => {
+                let sheet = SheetFile::open(path, source, &connector.mapping)?;
+                let rows = sheet.rows();
+                Ok((Table::Sheet(sheet), rows))
+            }
+            (Source::Csv(_), Self::Binary { .. }) => Err(format!(
+                "{}: read as a binary file by a csv connector",
+                path.display()
+            )),
+        }
+    }
+}
+
+/// An opened export, positioned after its header row.
+pub enum Table {
+    /// A CSV file, streamed.
+    Csv(CsvFile),
+    /// A sheet of a workbook.
+    Sheet(SheetFile),
+}
+
+impl Table {
+    /// The header row, one name per column.
+    pub fn headers(&self) -> &[String] {
+        match self {
+            Self::Csv(f) => &f.headers,
+            Self::Sheet(s) => &s.headers,
+        }
+    }
+
+    /// The line (row) of the header.
+    pub fn header_line(&self) -> u64 {
+        match self {
+            Self::Csv(f) => f.header_line,
+            Self::Sheet(s) => s.header_line,
+        }
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        match self {
+            Self::Csv(f) => f.path(),
+            Self::Sheet(s) => s.path(),
+        }
+    }
+
+    /// The next data record.
+    ///
+    /// # Errors
+    /// A reason naming the file and line when the file cannot be read further.
+    pub fn next_record(&mut self) -> Result<Option<Record<'_>>, String> {
+        match self {
+            Self::Csv(f) => f.next_record(),
+            Self::Sheet(s) => Ok(s.next_record()),
+        }
+    }
+
+    /// Resolves a mapping against the header, as one refusal reason.
+    ///
+    /// # Errors
+    /// The missing columns, with the file name and the header's line.
+    pub fn resolve<'m>(&self, mapping: &'m Mapping) -> Result<Resolved<'m>, String> {
+        mapping.resolve(self.headers()).map_err(|missing| {
+            format!(
+                "{}:{}: {}",
+                self.path().display(),
+                self.header_line(),
+                missing.join("; ")
+            )
+        })
+    }
+
+    /// Indexes of the volatile columns.
+    pub fn volatile_columns(&self, volatile: &[String]) -> Vec<usize> {
+        let wanted: Vec<String> = volatile.iter().map(|v| normalize(v)).collect();
+        self.headers()
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| wanted.contains(&normalize(h)))
+            .map(|(i, _)| i)
+            .collect()
+    }
+}
+
+/// Reads a `header_row` setting: `"auto"` (or absent) to search, or a line from 1.
+pub(crate) fn header_row(value: Option<toml::Value>, fp: &mut FileProblems<'_>) -> Option<u64> {
+    match value {
+        None => None,
+        Some(toml::Value::String(s)) if s == "auto" => None,
+        Some(toml::Value::Integer(n)) if n >= 1 => Some(n as u64),
+        Some(other) => {
+            fp.file(format!(
+                "[source] header_row must be \"auto\" or a line number from 1, found {other}"
+            ));
+            None
+        }
+    }
+}
+
+/// Which of the first rows of a file (`texts`, starting at `lines`) is the header:
+/// the one at `header_row` when set, else the one matching the most mapped columns.
+///
+/// # Errors
+/// A reason naming the file when there is no such row.
+pub(crate) fn pick_header(
+    path: &Path,
+    texts: &[Vec<String>],
+    lines: &[u64],
+    header_row: Option<u64>,
+    mapping: &Mapping,
+) -> Result<usize, String> {
+    match header_row {
+        Some(line) => lines.iter().position(|&l| l == line).ok_or_else(|| {
+            format!(
+                "{}: no record starts at line {line} (header_row)",
+                path.display()
+            )
+        }),
+        None => {
+            let scores: Vec<usize> = texts.iter().map(|t| mapping.header_score(t)).collect();
+            let best = scores.iter().copied().max().unwrap_or(0);
+            if best == 0 {
+                return Err(format!(
+                    "{}: no header row found in the first {HEADER_SEARCH} records (expected columns such as {})",
+                    path.display(),
+                    expected_headers(mapping)
+                ));
+            }
+            Ok(scores.iter().position(|s| *s == best).unwrap_or(0))
+        }
+    }
+}
+
+fn expected_headers(mapping: &Mapping) -> String {
+    use super::mapping::ValueSource;
+    mapping
+        .fields()
+        .iter()
+        .filter_map(|f| match &f.source {
+            ValueSource::Column(c) | ValueSource::Columns(c, _) => c.first(),
+            ValueSource::Constant(_) => None,
+        })
+        .take(4)
+        .map(|h| format!("'{h}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
