@@ -11,7 +11,9 @@ fn shipped_configuration_is_valid() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert!(
-        text(&out).contains("2 connectors (portail-aides, scdl-subventions)"),
+        text(&out).contains(
+            "4 connectors (osiris-suivi, portail-aides, progos-export, scdl-subventions)"
+        ),
         "{}",
         text(&out)
     );
