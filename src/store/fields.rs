@@ -9,7 +9,7 @@
 //! Also owns the hash of a source id that the change-detection state keeps.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use rusqlite::Connection;
 use xxhash_rust::xxh3::xxh3_128;
@@ -76,7 +76,9 @@ impl Names {
 /// Encodes fields with the dictionary ids of an import (see [`register`]).
 #[derive(Debug, Clone, Default)]
 pub struct FieldEncoder {
-    ids: HashMap<String, u64>,
+    /// Names and their ids, sorted by name like the fields of a dossier, so that
+    /// encoding walks both in step.
+    ids: Vec<(String, u64)>,
 }
 
 impl FieldEncoder {
@@ -90,15 +92,17 @@ impl FieldEncoder {
     ) -> std::result::Result<Vec<u8>, String> {
         let mut out = Vec::with_capacity(1 + fields.values().map(|v| v.len() + 2).sum::<usize>());
         out.push(FORMAT);
+        let mut ids = self.ids.iter();
         for (name, value) in fields {
             if name == SCHEME {
                 continue;
             }
-            let id = self
-                .ids
-                .get(name.as_str())
+            let id = ids
+                .find(|(n, _)| n >= name)
+                .filter(|(n, _)| n == name)
+                .map(|(_, id)| *id)
                 .ok_or_else(|| format!("the field '{name}' has no stored name"))?;
-            push_varint(&mut out, *id);
+            push_varint(&mut out, id);
             push_varint(&mut out, value.len() as u64);
             out.extend_from_slice(value.as_bytes());
         }
@@ -112,11 +116,11 @@ pub(super) fn register<'n>(
     conn: &Connection,
     names: impl IntoIterator<Item = &'n str>,
 ) -> Result<FieldEncoder> {
-    let mut encoder = FieldEncoder::default();
+    let mut ids: BTreeMap<String, u64> = BTreeMap::new();
     let mut select = conn.prepare_cached("SELECT id FROM field_names WHERE name = ?1")?;
     let mut insert = conn.prepare_cached("INSERT INTO field_names (name) VALUES (?1)")?;
     for name in names {
-        if encoder.ids.contains_key(name) {
+        if ids.contains_key(name) {
             continue;
         }
         let id: i64 = match select.query_row([name], |r| r.get(0)) {
@@ -127,9 +131,11 @@ pub(super) fn register<'n>(
             }
             Err(e) => return Err(e.into()),
         };
-        encoder.ids.insert(name.to_owned(), id as u64);
+        ids.insert(name.to_owned(), id as u64);
     }
-    Ok(encoder)
+    Ok(FieldEncoder {
+        ids: ids.into_iter().collect(),
+    })
 }
 
 /// Reads stored fields back; `scheme` is the column's value.
