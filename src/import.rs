@@ -335,6 +335,8 @@ struct Parsed {
     rows: u64,
     unchanged: u64,
     seen: Vec<u32>,
+    /// Mapped columns that no record had (refusal reasons).
+    vanished: Vec<String>,
 }
 
 /// Hash of a raw record, volatile columns left out; `seed` is the connector's fingerprint.
@@ -472,6 +474,7 @@ fn parse(
         rows,
         unchanged,
         seen,
+        vanished: file.vanished(&connector.mapping),
     })
 }
 
@@ -820,6 +823,7 @@ pub fn import_file(
 
     // Guards.
     let guards = &connector.guards;
+    reasons.extend(parsed.vanished);
     if parsed.rows == 0 {
         reasons.push(format!(
             "{file_name}: the export holds no data record, only a header"

@@ -157,6 +157,11 @@ pub struct FieldMap {
 }
 
 impl FieldMap {
+    /// Whether its column may be missing from a file.
+    pub fn optional(&self) -> bool {
+        self.optional
+    }
+
     /// The kind of value it holds.
     pub fn kind(&self) -> crate::model::FieldKind {
         use crate::model::FieldKind;

@@ -3,7 +3,7 @@
 //! Owns `connectors/*.toml` (one connector per file, its stem is its name): strict
 //! parsing with `file:line:column` in every message, validation against the
 //! lifecycle, and the [`Connector`] type the importer works from. Each source kind
-//! lives in its own module (`csv`, `spreadsheet`); what file kinds share is in
+//! lives in its own module (`csv`, `spreadsheet`, `xml`); what file kinds share is in
 //! [`folder`] (the drop folder) and [`table`] (header row, records); the field
 //! mapping shared by all kinds is in [`mapping`], the value parsers in `value`.
 
@@ -13,6 +13,7 @@ pub mod mapping;
 pub mod spreadsheet;
 pub mod table;
 pub(crate) mod value;
+pub mod xml;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,6 +35,8 @@ pub enum Kind {
     Csv,
     /// Workbooks (`.xls`, `.xlsx`, `.xlsb`, `.ods`) dropped in a folder.
     Spreadsheet,
+    /// XML files dropped in a folder.
+    Xml,
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,6 +119,8 @@ pub enum Source {
     Csv(csv::CsvSource),
     /// Workbooks.
     Spreadsheet(spreadsheet::SheetSource),
+    /// XML files.
+    Xml(xml::XmlSource),
 }
 
 impl Source {
@@ -124,12 +129,13 @@ impl Source {
         match self {
             Self::Csv(s) => &s.folder,
             Self::Spreadsheet(s) => &s.folder,
+            Self::Xml(s) => &s.folder,
         }
     }
 }
 
 /// The kinds a connector file may declare, as listed in messages.
-const KINDS: &str = "\"csv\" or \"spreadsheet\"";
+const KINDS: &str = "\"csv\", \"spreadsheet\" or \"xml\"";
 
 /// Line and column (1-based) of a byte offset in `text`.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -280,6 +286,11 @@ impl Connector {
                 let source = spreadsheet::SheetSource::validate(def, base, &mut fp);
                 (common, source.map(Source::Spreadsheet))
             }
+            "xml" => {
+                let (common, def) = Common::split(fp.parse::<ConnectorFile<_>>()?);
+                let source = xml::XmlSource::validate(def, base, &mut fp);
+                (common, source.map(Source::Xml))
+            }
             other => {
                 fp.at(
                     kind.span(),
@@ -316,6 +327,19 @@ impl Connector {
             })
             .collect();
         let mapping = Mapping::validate(fields, common.steps, lifecycle, &mut fp);
+        if let (Some(Source::Xml(x)), Some(m)) = (&source, &mapping) {
+            for f in m.fields() {
+                if let mapping::ValueSource::Column(paths)
+                | mapping::ValueSource::Columns(paths, _) = &f.source
+                {
+                    for path in paths {
+                        if let Err(reason) = x.check_path(path) {
+                            fp.file(format!("field '{}': path '{path}': {reason}", f.name));
+                        }
+                    }
+                }
+            }
+        }
         if let Some(m) = &mapping {
             for w in &common.watch {
                 if !m.has_field(w.get_ref()) {

@@ -10,6 +10,7 @@ use std::path::Path;
 use super::csv::{self, CsvFile, Inspected};
 use super::mapping::{Mapping, Resolved, normalize};
 use super::spreadsheet::SheetFile;
+use super::xml::XmlFile;
 use super::{Connector, FileProblems, Source, folder};
 
 /// How many records are searched for the header row.
@@ -59,7 +60,7 @@ impl FirstPass {
     pub fn of(path: &Path, source: &Source) -> Result<Self, String> {
         match source {
             Source::Csv(c) => csv::inspect(path, c.encoding).map(Self::Text),
-            Source::Spreadsheet(_) => {
+            Source::Spreadsheet(_) | Source::Xml(_) => {
                 folder::checksum(path).map(|(checksum, bytes)| Self::Binary { checksum, bytes })
             }
         }
@@ -96,6 +97,10 @@ impl FirstPass {
                 let rows = sheet.rows();
                 Ok((Table::Sheet(sheet), rows))
             }
+            (Source::Xml(source), _) => {
+                let file = XmlFile::open(path, source, &connector.mapping)?;
+                Ok((Table::Xml(file), self.bytes()))
+            }
             (Source::Csv(_), Self::Binary { .. }) => Err(format!(
                 "{}: read as a binary file by a csv connector",
                 path.display()
@@ -110,6 +115,8 @@ pub enum Table {
     Csv(CsvFile),
     /// A sheet of a workbook.
     Sheet(SheetFile),
+    /// An XML file, streamed.
+    Xml(XmlFile),
 }
 
 impl Table {
@@ -118,6 +125,7 @@ impl Table {
         match self {
             Self::Csv(f) => &f.headers,
             Self::Sheet(s) => &s.headers,
+            Self::Xml(x) => &x.headers,
         }
     }
 
@@ -126,6 +134,8 @@ impl Table {
         match self {
             Self::Csv(f) => f.header_line,
             Self::Sheet(s) => s.header_line,
+            // Its "header" is the mapping's own paths.
+            Self::Xml(_) => 1,
         }
     }
 
@@ -134,6 +144,7 @@ impl Table {
         match self {
             Self::Csv(f) => f.path(),
             Self::Sheet(s) => s.path(),
+            Self::Xml(x) => x.path(),
         }
     }
 
@@ -145,6 +156,7 @@ impl Table {
         match self {
             Self::Csv(f) => f.next_record(),
             Self::Sheet(s) => Ok(s.next_record()),
+            Self::Xml(x) => x.next_record(),
         }
     }
 
@@ -161,6 +173,16 @@ impl Table {
                 missing.join("; ")
             )
         })
+    }
+
+    /// Once every record is read: the mapped columns no record had (XML, whose
+    /// records name their fields; a missing CSV or spreadsheet column is found
+    /// in the header, before any record).
+    pub fn vanished(&self, mapping: &Mapping) -> Vec<String> {
+        match self {
+            Self::Xml(x) => x.vanished(mapping),
+            Self::Csv(_) | Self::Sheet(_) => Vec::new(),
+        }
     }
 
     /// Indexes of the volatile columns.

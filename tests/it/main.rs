@@ -17,3 +17,4 @@ mod import;
 mod sheets;
 mod smtp_server;
 mod templates;
+mod xml;

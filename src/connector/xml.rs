@@ -1,0 +1,650 @@
+//! The `xml` kind: XML exports dropped in a folder, streamed.
+//!
+//! Owns everything specific to XML: the encoding (from the byte order mark or the
+//! XML declaration: UTF-8, ISO-8859-1, Windows-1252…, decoded to UTF-8 as it is
+//! read), the path of the record element, field paths relative to it (child
+//! elements, attributes, namespace prefixes declared in the connector), and the
+//! defences: no DTD is processed and no entity is expanded, so a "billion laughs"
+//! file is refused at its DOCTYPE. Records stream through with constant memory:
+//! only the element being read is held. Each record becomes a row whose columns
+//! are the paths the mapping names, so the mapping, value parsers and guards are
+//! those of CSV.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use encoding_rs::{Encoding, UTF_8};
+use quick_xml::NsReader;
+use quick_xml::events::Event;
+use quick_xml::name::ResolveResult;
+use serde::Deserialize;
+
+use super::FileProblems;
+use super::csv::EncodingChoice;
+use super::folder::{AfterImport, DropFolder};
+use super::mapping::{Mapping, ValueSource};
+use super::table::Record;
+
+/// How many distinct paths are remembered to suggest the closest to a missing one.
+const KNOWN_PATHS: usize = 512;
+
+/// The `[source]` table of an `xml` connector, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XmlSourceDef {
+    path: String,
+    record: String,
+    #[serde(default)]
+    encoding: Option<String>,
+    #[serde(default)]
+    namespaces: BTreeMap<String, String>,
+    #[serde(default)]
+    after_import: AfterImport,
+    #[serde(default)]
+    archive_dir: Option<String>,
+    #[serde(default)]
+    settle: Option<String>,
+}
+
+/// One step of a path: a local name, in a namespace when it had a prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Step {
+    namespace: Option<String>,
+    local: String,
+}
+
+impl Step {
+    fn matches(&self, element: &Step) -> bool {
+        self.local == element.local
+            && self
+                .namespace
+                .as_ref()
+                .is_none_or(|ns| element.namespace.as_ref() == Some(ns))
+    }
+}
+
+/// A field path relative to the record element: child elements, then maybe an attribute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FieldPath {
+    elements: Vec<Step>,
+    attribute: Option<Step>,
+}
+
+/// A validated `xml` source.
+#[derive(Debug, Clone)]
+pub struct XmlSource {
+    /// Where the files are and what becomes of them.
+    pub folder: DropFolder,
+    /// The record path as written.
+    pub record_text: String,
+    record: Vec<Step>,
+    /// Whether the record path starts at the root (`/export/dossier`) rather than
+    /// matching the element wherever it is (`dossier`).
+    absolute: bool,
+    /// The encoding, or `Auto` to read it from the file.
+    pub encoding: EncodingChoice,
+    namespaces: BTreeMap<String, String>,
+}
+
+impl XmlSource {
+    pub(crate) fn validate(
+        def: XmlSourceDef,
+        base: &Path,
+        fp: &mut FileProblems<'_>,
+    ) -> Option<Self> {
+        let before = fp.count();
+        let folder = DropFolder::validate(
+            &def.path,
+            def.after_import,
+            def.archive_dir.as_deref(),
+            def.settle.as_deref(),
+            base,
+            fp,
+        );
+        let encoding = match def.encoding.as_deref() {
+            None | Some("auto") => EncodingChoice::Auto,
+            Some(label) => match Encoding::for_label(label.as_bytes()) {
+                Some(e) => EncodingChoice::Fixed(e),
+                None => {
+                    fp.file(format!(
+                        "[source] encoding '{label}' is unknown; use \"auto\" (from the XML declaration), \"utf-8\", \"iso-8859-1\" or \"windows-1252\""
+                    ));
+                    EncodingChoice::Auto
+                }
+            },
+        };
+        for (prefix, uri) in &def.namespaces {
+            if prefix.is_empty() || prefix.contains([':', '/', '@']) || uri.trim().is_empty() {
+                fp.file(format!(
+                    "[source.namespaces] '{prefix}' = '{uri}': a prefix is a name without ':', '/' or '@', and its namespace is not empty"
+                ));
+            }
+        }
+        let absolute = def.record.starts_with('/');
+        let record = match parse_steps(def.record.trim_start_matches('/'), &def.namespaces) {
+            Ok(steps) if !steps.is_empty() => Some(steps),
+            Ok(_) => {
+                fp.file("[source] record must name the element of one record, such as \"/export/dossiers/dossier\"");
+                None
+            }
+            Err(reason) => {
+                fp.file(format!("[source] record '{}': {reason}", def.record));
+                None
+            }
+        };
+        let (folder, record) = (folder?, record?);
+        (fp.count() == before).then_some(Self {
+            folder,
+            record_text: def.record,
+            record,
+            absolute,
+            encoding,
+            namespaces: def.namespaces,
+        })
+    }
+
+    /// Checks a field path of the mapping (`child/grandchild`, `@attribute`,
+    /// `child/@attribute`, `prefix:child`).
+    ///
+    /// # Errors
+    /// Why the path cannot be read.
+    pub fn check_path(&self, path: &str) -> Result<(), String> {
+        field_path(path, &self.namespaces).map(|_| ())
+    }
+}
+
+fn parse_step(text: &str, namespaces: &BTreeMap<String, String>) -> Result<Step, String> {
+    let (prefix, local) = match text.split_once(':') {
+        Some((p, l)) => (Some(p), l),
+        None => (None, text),
+    };
+    if local.is_empty() || local.contains(['@', ':', ' ']) {
+        return Err(format!("'{text}' is not an element or attribute name"));
+    }
+    let namespace =
+        match prefix {
+            Some(p) => Some(namespaces.get(p).cloned().ok_or_else(|| {
+                format!("the prefix '{p}' is not declared in [source.namespaces]")
+            })?),
+            None => None,
+        };
+    Ok(Step {
+        namespace,
+        local: local.to_owned(),
+    })
+}
+
+fn parse_steps(text: &str, namespaces: &BTreeMap<String, String>) -> Result<Vec<Step>, String> {
+    text.split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| parse_step(s, namespaces))
+        .collect()
+}
+
+fn field_path(text: &str, namespaces: &BTreeMap<String, String>) -> Result<FieldPath, String> {
+    let text = text.trim();
+    let (elements, attribute) = match text.rsplit_once('/') {
+        Some((elements, last)) if last.starts_with('@') => (elements, Some(last)),
+        None if text.starts_with('@') => ("", Some(text)),
+        _ => (text, None),
+    };
+    let elements = parse_steps(elements, namespaces)?;
+    let attribute = attribute
+        .map(|a| parse_step(&a[1..], namespaces))
+        .transpose()?;
+    if elements.is_empty() && attribute.is_none() {
+        return Err(format!(
+            "'{text}' is not a path such as \"beneficiaire/nom\" or \"@id\""
+        ));
+    }
+    Ok(FieldPath {
+        elements,
+        attribute,
+    })
+}
+
+/// An XML file positioned at its first record.
+pub struct XmlFile {
+    reader: NsReader<BufReader<Box<dyn Read + Send>>>,
+    buf: Vec<u8>,
+    source: XmlSource,
+    /// The column names: the paths the mapping names, as written.
+    pub headers: Vec<String>,
+    paths: Vec<FieldPath>,
+    /// How many records had each path.
+    found: Vec<u64>,
+    /// Paths seen under record elements, to suggest one for a missing path.
+    known: BTreeSet<String>,
+    stack: Vec<Step>,
+    /// The depth of the record element being read.
+    record_depth: Option<usize>,
+    /// Fields whose element is open: (field, depth).
+    captures: Vec<(usize, usize)>,
+    values: Vec<String>,
+    present: Vec<bool>,
+    current: csv::ByteRecord,
+    line: u64,
+    record_line: u64,
+    number: u64,
+    path: PathBuf,
+}
+
+impl XmlFile {
+    /// Opens a file: its encoding, and the paths the mapping reads.
+    ///
+    /// # Errors
+    /// A reason naming the file: unreadable, empty, or a mapped path that is not
+    /// a path.
+    pub fn open(path: &Path, source: &XmlSource, mapping: &Mapping) -> Result<Self, String> {
+        let mut file = BufReader::new(
+            File::open(path).map_err(|e| format!("{}: cannot open: {e}", path.display()))?,
+        );
+        let head = file
+            .fill_buf()
+            .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+        if head.iter().all(u8::is_ascii_whitespace) {
+            return Err(format!("{}: the file is empty", path.display()));
+        }
+        let (encoding, bom) = match Encoding::for_bom(head) {
+            Some((e, len)) => (e, len),
+            None => (declared_encoding(head).unwrap_or(UTF_8), 0),
+        };
+        let encoding = match source.encoding {
+            EncodingChoice::Fixed(e) => e,
+            EncodingChoice::Auto => encoding,
+        };
+        file.consume(bom);
+        let text: Box<dyn Read + Send> = if encoding == UTF_8 {
+            Box::new(file)
+        } else {
+            Box::new(
+                encoding_rs_io::DecodeReaderBytesBuilder::new()
+                    .encoding(Some(encoding))
+                    .bom_sniffing(false)
+                    .build(file),
+            )
+        };
+        let mut reader = NsReader::from_reader(BufReader::with_capacity(1 << 16, text));
+        reader.config_mut().expand_empty_elements = true;
+        let mut headers: Vec<String> = Vec::new();
+        for f in mapping.fields() {
+            if let ValueSource::Column(names) | ValueSource::Columns(names, _) = &f.source {
+                for name in names {
+                    if !headers.contains(name) {
+                        headers.push(name.clone());
+                    }
+                }
+            }
+        }
+        let paths = headers
+            .iter()
+            .map(|h| {
+                field_path(h, &source.namespaces)
+                    .map_err(|reason| format!("{}: field path '{h}': {reason}", path.display()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            reader,
+            buf: Vec::with_capacity(4096),
+            source: source.clone(),
+            found: vec![0; headers.len()],
+            values: vec![String::new(); headers.len()],
+            present: vec![false; headers.len()],
+            headers,
+            paths,
+            known: BTreeSet::new(),
+            stack: Vec::new(),
+            record_depth: None,
+            captures: Vec::new(),
+            current: csv::ByteRecord::new(),
+            line: 1,
+            record_line: 0,
+            number: 0,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn error(&self, what: impl std::fmt::Display) -> String {
+        format!("{}:{}: {what}", self.path.display(), self.line)
+    }
+
+    /// The next record.
+    ///
+    /// # Errors
+    /// A reason naming the file and line: malformed XML, a DTD declaring
+    /// entities, an unknown entity.
+    pub fn next_record(&mut self) -> Result<Option<Record<'_>>, String> {
+        loop {
+            self.buf.clear();
+            let event = self.reader.read_resolved_event_into(&mut self.buf);
+            let (resolved, event) = match event {
+                Ok((resolved, event)) => (namespace_of(&resolved), event.into_owned()),
+                Err(e) => return Err(self.error(format!("malformed XML: {e}"))),
+            };
+            let newlines = memchr_count(&self.buf);
+            match event {
+                Event::Eof => {
+                    if !self.stack.is_empty() {
+                        return Err(self.error(format!(
+                            "the file ends inside <{}>: is it truncated?",
+                            self.stack.last().map_or("", |s| s.local.as_str())
+                        )));
+                    }
+                    return Ok(None);
+                }
+                Event::DocType(text) => {
+                    if text.contains("<!ENTITY") {
+                        return Err(self.error(
+                            "the DOCTYPE declares entities (<!ENTITY …>); Alertissimo never expands them \
+                             (an 'entity expansion' or 'billion laughs' file could exhaust the server): \
+                             export the file without a DTD",
+                        ));
+                    }
+                }
+                Event::Start(start) => {
+                    let step = Step {
+                        namespace: resolved,
+                        local: start.local_name().as_ref().to_owned(),
+                    };
+                    self.stack.push(step);
+                    let depth = self.stack.len();
+                    match self.record_depth {
+                        None if self.is_record() => {
+                            self.record_depth = Some(depth);
+                            self.record_line = self.line;
+                            for v in &mut self.values {
+                                v.clear();
+                            }
+                            self.present.fill(false);
+                            self.open_fields(depth, &start)?;
+                        }
+                        Some(record) if depth > record => self.open_fields(record, &start)?,
+                        _ => {}
+                    }
+                }
+                Event::End(_) => {
+                    let depth = self.stack.len();
+                    self.captures.retain(|&(_, d)| d != depth);
+                    self.stack.pop();
+                    if self.record_depth == Some(depth) {
+                        self.record_depth = None;
+                        self.line += newlines;
+                        return Ok(Some(self.emit()));
+                    }
+                }
+                Event::Text(text) => {
+                    let text = text.xml10_content();
+                    self.capture(&text);
+                }
+                Event::CData(data) => self.capture(&data),
+                Event::GeneralRef(reference) => {
+                    let text = match reference.resolve_char_ref() {
+                        Ok(Some(c)) => c.to_string(),
+                        Ok(None) => match predefined(&reference) {
+                            Some(c) => c.to_owned(),
+                            None => {
+                                return Err(self.error(format!(
+                                    "unknown entity '&{};' (entities are never expanded)",
+                                    &*reference
+                                )));
+                            }
+                        },
+                        Err(e) => return Err(self.error(format!("bad character reference: {e}"))),
+                    };
+                    self.capture(&text);
+                }
+                Event::Empty(_) | Event::Comment(_) | Event::Decl(_) | Event::PI(_) => {}
+            }
+            self.line += newlines;
+        }
+    }
+
+    fn is_record(&self) -> bool {
+        let record = &self.source.record;
+        if self.source.absolute {
+            self.stack.len() == record.len()
+                && record.iter().zip(&self.stack).all(|(r, e)| r.matches(e))
+        } else {
+            self.stack.len() >= record.len()
+                && record
+                    .iter()
+                    .rev()
+                    .zip(self.stack.iter().rev())
+                    .all(|(r, e)| r.matches(e))
+        }
+    }
+
+    /// At an element inside a record (or the record itself), starts the fields it holds.
+    fn open_fields(
+        &mut self,
+        record: usize,
+        start: &quick_xml::events::BytesStart<'_>,
+    ) -> Result<(), String> {
+        let depth = self.stack.len();
+        let relative = &self.stack[record..];
+        if self.known.len() < KNOWN_PATHS && !relative.is_empty() {
+            self.known.insert(display_path(relative, None));
+        }
+        for (i, path) in self.paths.iter().enumerate() {
+            if path.elements.len() != relative.len()
+                || !path
+                    .elements
+                    .iter()
+                    .zip(relative)
+                    .all(|(p, e)| p.matches(e))
+            {
+                continue;
+            }
+            match &path.attribute {
+                None => {
+                    if self.present[i] {
+                        // A repeated element: its values are listed.
+                        self.values[i].push_str("; ");
+                    }
+                    self.present[i] = true;
+                    self.captures.push((i, depth));
+                }
+                Some(wanted) => {
+                    for attribute in start.attributes() {
+                        let attribute = attribute
+                            .map_err(|e| self.error(format!("malformed attribute: {e}")))?;
+                        let (ns, local) = self.reader.resolver().resolve_attribute(attribute.key);
+                        let step = Step {
+                            namespace: namespace_of(&ns),
+                            local: local.as_ref().to_owned(),
+                        };
+                        if wanted.matches(&step) {
+                            let value = attribute
+                                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                                .map_err(|e| {
+                                    self.error(format!("attribute '{}': {e}", step.local))
+                                })?;
+                            self.values[i].push_str(&value);
+                            self.present[i] = true;
+                        }
+                    }
+                }
+            }
+        }
+        if self.known.len() < KNOWN_PATHS {
+            for attribute in start.attributes().flatten() {
+                let local = attribute.key.local_name().as_ref().to_owned();
+                self.known.insert(display_path(relative, Some(&local)));
+            }
+        }
+        Ok(())
+    }
+
+    fn capture(&mut self, text: &str) {
+        for &(i, _) in &self.captures {
+            self.values[i].push_str(text);
+        }
+    }
+
+    fn emit(&mut self) -> Record<'_> {
+        self.current.clear();
+        for (i, value) in self.values.iter().enumerate() {
+            if self.present[i] {
+                self.found[i] += 1;
+            }
+            self.current.push_field(value.trim().as_bytes());
+        }
+        self.number += 1;
+        Record {
+            line: self.record_line,
+            number: self.number,
+            fields: &self.current,
+            offset: self.reader.buffer_position(),
+        }
+    }
+
+    /// After the last record: the mapped fields that no record had, each named
+    /// with the closest path the records do have.
+    pub fn vanished(&self, mapping: &Mapping) -> Vec<String> {
+        if self.number == 0 {
+            return Vec::new();
+        }
+        let mut reasons = Vec::new();
+        for f in mapping.fields() {
+            let names = match &f.source {
+                ValueSource::Column(names) => names.as_slice(),
+                ValueSource::Columns(..) | ValueSource::Constant(_) => continue,
+            };
+            let found = names.iter().any(|n| {
+                self.headers
+                    .iter()
+                    .position(|h| h == n)
+                    .is_some_and(|i| self.found[i] > 0)
+            });
+            if found || f.optional() {
+                continue;
+            }
+            let wanted = names
+                .iter()
+                .map(|n| format!("'{n}'"))
+                .collect::<Vec<_>>()
+                .join(" or ");
+            let hint = names
+                .iter()
+                .filter_map(|n| crate::lifecycle::closest(n, self.known.iter().map(String::as_str)))
+                .next()
+                .map(|c| format!(" (closest path found: '{c}')"))
+                .unwrap_or_default();
+            reasons.push(format!(
+                "{}: no <{}> record has {wanted} for field '{}'{hint}",
+                self.path.display(),
+                self.source.record_text.trim_start_matches('/'),
+                f.name
+            ));
+        }
+        reasons
+    }
+}
+
+fn namespace_of(resolved: &ResolveResult<'_>) -> Option<String> {
+    match resolved {
+        ResolveResult::Bound(ns) => Some(ns.as_ref().to_owned()),
+        ResolveResult::Unbound | ResolveResult::Unknown(_) => None,
+    }
+}
+
+fn display_path(elements: &[Step], attribute: Option<&str>) -> String {
+    let mut out = elements
+        .iter()
+        .map(|s| s.local.as_str())
+        .collect::<Vec<_>>()
+        .join("/");
+    if let Some(a) = attribute {
+        if !out.is_empty() {
+            out.push('/');
+        }
+        out.push('@');
+        out.push_str(a);
+    }
+    out
+}
+
+fn predefined(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "amp" => "&",
+        "lt" => "<",
+        "gt" => ">",
+        "quot" => "\"",
+        "apos" => "'",
+        _ => return None,
+    })
+}
+
+fn memchr_count(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|&&b| b == b'\n').count() as u64
+}
+
+/// The encoding an XML declaration names (`<?xml version="1.0" encoding="ISO-8859-1"?>`).
+fn declared_encoding(head: &[u8]) -> Option<&'static Encoding> {
+    let head = &head[..head.len().min(1024)];
+    let text = String::from_utf8_lossy(head);
+    let decl = text.trim_start().strip_prefix("<?xml")?;
+    let decl = &decl[..decl.find("?>")?];
+    let at = decl.find("encoding")?;
+    let rest = decl[at + "encoding".len()..]
+        .trim_start()
+        .strip_prefix('=')?
+        .trim_start();
+    let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    let value = &rest[1..];
+    let label = &value[..value.find(quote)?];
+    Encoding::for_label(label.trim().as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declared_encodings() {
+        let e = |s: &str| declared_encoding(s.as_bytes()).map(Encoding::name);
+        assert_eq!(
+            e(r#"<?xml version="1.0" encoding="ISO-8859-1"?><a/>"#),
+            Some("windows-1252")
+        );
+        assert_eq!(
+            e("<?xml version='1.0' encoding='windows-1252' ?>"),
+            Some("windows-1252")
+        );
+        assert_eq!(
+            e(r#"<?xml version="1.0" encoding = "utf-8"?>"#),
+            Some("UTF-8")
+        );
+        assert_eq!(e(r#"<?xml version="1.0"?><a/>"#), None);
+        assert_eq!(e("<export/>"), None);
+    }
+
+    #[test]
+    fn field_paths() {
+        let ns = BTreeMap::from([("g".to_owned(), "urn:grants".to_owned())]);
+        let p = field_path("beneficiaire/g:siret", &ns).unwrap();
+        assert_eq!(p.elements.len(), 2);
+        assert_eq!(p.elements[1].namespace.as_deref(), Some("urn:grants"));
+        let p = field_path("@id", &ns).unwrap();
+        assert!(p.elements.is_empty());
+        assert_eq!(p.attribute.unwrap().local, "id");
+        let p = field_path("statut/@depuis", &ns).unwrap();
+        assert_eq!(
+            (p.elements.len(), p.attribute.unwrap().local.as_str()),
+            (1, "depuis")
+        );
+        assert!(
+            field_path("x:nom", &ns)
+                .unwrap_err()
+                .contains("'x' is not declared")
+        );
+        assert!(field_path("", &ns).is_err());
+    }
+}
