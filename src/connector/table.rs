@@ -99,7 +99,7 @@ impl FirstPass {
             }
             (Source::Xml(source), _) => {
                 let file = XmlFile::open(path, source, &connector.mapping)?;
-                Ok((Table::Xml(file), self.bytes()))
+                Ok((Table::Xml(Box::new(file)), self.bytes()))
             }
             (Source::Csv(_), Self::Binary { .. }) => Err(format!(
                 "{}: read as a binary file by a csv connector",
@@ -115,8 +115,8 @@ pub enum Table {
     Csv(CsvFile),
     /// A sheet of a workbook.
     Sheet(SheetFile),
-    /// An XML file, streamed.
-    Xml(XmlFile),
+    /// An XML file, streamed (boxed: its reader state is large).
+    Xml(Box<XmlFile>),
 }
 
 impl Table {
