@@ -1,6 +1,6 @@
 //! Drop folders: where file exports arrive, and where they go once read.
 //!
-//! Owns the part of a source shared by every file kind (`csv`, `spreadsheet`): the
+//! Owns the part of a source shared by every file kind (`csv`, `spreadsheet`, `xml`): the
 //! path or glob of the files, how long a file must stay unmodified before it is read
 //! (a file still being written is left for the next tick), and what happens to it
 //! once imported (archived, kept or deleted).

@@ -12,7 +12,7 @@ fn shipped_configuration_is_valid() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(
         text(&out).contains(
-            "4 connectors (osiris-suivi, portail-aides, progos-export, scdl-subventions)"
+            "5 connectors (export-xml, osiris-suivi, portail-aides, progos-export, scdl-subventions)"
         ),
         "{}",
         text(&out)
