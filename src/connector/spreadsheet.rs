@@ -11,7 +11,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use calamine::{Data, Dimensions, Range, Reader, Sheets, open_workbook_auto};
+use calamine::{Data, DataRef, Dimensions, Range, Reader, Sheets, open_workbook_auto};
 use serde::Deserialize;
 
 use super::FileProblems;
@@ -109,11 +109,83 @@ impl SheetSource {
     }
 }
 
+/// Rows read at once from the reader thread of an `.xlsx` file.
+const ROW_BATCH: usize = 256;
+
+/// A row: its index in the sheet (0-based) and the text of its cells from column A.
+type Row = (u32, Vec<String>);
+
+/// What the reader thread of an `.xlsx` file sends.
+enum Streamed {
+    /// The merged areas of the sheet, first.
+    Merged(Option<Vec<Dimensions>>),
+    /// Rows, in order.
+    Rows(Vec<Row>),
+}
+
+/// Where the rows of a sheet come from.
+enum Rows {
+    /// The whole sheet, loaded (`.xls`, `.ods`, `.xlsb`: their readers load a sheet whole).
+    Loaded { cells: Range<Data>, next: usize },
+    /// Rows streamed by a thread that reads the `.xlsx` as it goes: memory stays
+    /// flat, and the workbook is read while the records before are imported.
+    Streamed {
+        receiver: std::sync::mpsc::Receiver<Result<Streamed, String>>,
+        pending: std::collections::VecDeque<Row>,
+    },
+}
+
+impl Rows {
+    fn next(&mut self) -> Result<Option<Row>, String> {
+        match self {
+            Self::Loaded { cells, next } => {
+                let Some((first_row, first_col)) = cells.start() else {
+                    return Ok(None);
+                };
+                if *next >= cells.height() {
+                    return Ok(None);
+                }
+                let r = *next;
+                *next += 1;
+                // Columns before the range's first are empty: keep A as column 0.
+                let mut row = vec![String::new(); first_col as usize];
+                for c in 0..cells.width() {
+                    let mut text = String::new();
+                    if let Some(cell) = cells.get((r, c)) {
+                        cell_text(cell, &mut text);
+                    }
+                    row.push(text);
+                }
+                Ok(Some((first_row + r as u32, row)))
+            }
+            Self::Streamed { receiver, pending } => loop {
+                if let Some(row) = pending.pop_front() {
+                    return Ok(Some(row));
+                }
+                match receiver.recv() {
+                    Ok(Ok(Streamed::Rows(rows))) => pending.extend(rows),
+                    Ok(Ok(Streamed::Merged(_))) => {}
+                    Ok(Err(reason)) => return Err(reason),
+                    Err(_) => return Ok(None),
+                }
+            },
+        }
+    }
+
+    /// How many rows the sheet has, when known (for progress).
+    fn len(&self) -> Option<u64> {
+        match self {
+            Self::Loaded { cells, .. } => Some(cells.height() as u64),
+            Self::Streamed { .. } => None,
+        }
+    }
+}
+
 /// A sheet positioned after its header row.
 pub struct SheetFile {
-    cells: Range<Data>,
-    /// The next row to read, relative to the range's first row.
-    next: usize,
+    rows: Rows,
+    /// Data rows read while looking for the header.
+    ahead: std::collections::VecDeque<Row>,
     current: csv::ByteRecord,
     /// The column names (`Group/Column` under a group).
     pub headers: Vec<String>,
@@ -129,7 +201,7 @@ impl SheetFile {
     /// # Errors
     /// A reason naming the file: unreadable, not a workbook, no such sheet, or no header row.
     pub fn open(path: &Path, source: &SheetSource, mapping: &Mapping) -> Result<Self, String> {
-        let mut book = open_workbook_auto(path)
+        let book = open_workbook_auto(path)
             .map_err(|e| format!("{}: cannot read the workbook: {e}", path.display()))?;
         let names = book.sheet_names();
         let name = match &source.sheet {
@@ -154,62 +226,62 @@ impl SheetFile {
                     .join(", ")
             )
         })?;
-        let cells = book
-            .worksheet_range(&name)
-            .map_err(|e| format!("{}: sheet '{name}': {e}", path.display()))?;
-        let merged = merged_cells(&mut book, &name);
-        let (first_row, first_col) = cells.start().unwrap_or((0, 0));
-        let width = cells.width();
-        let row_text = |r: usize| -> Vec<String> {
-            (0..width)
-                .map(|c| {
-                    let mut text = String::new();
-                    if let Some(cell) = cells.get((r, c)) {
-                        cell_text(cell, &mut text);
-                    }
-                    text.trim().to_owned()
-                })
-                .collect()
+        let (mut rows, merged) = match book {
+            Sheets::Xlsx(book) => stream_xlsx(book, path, &name)?,
+            mut book => {
+                let cells = book
+                    .worksheet_range(&name)
+                    .map_err(|e| format!("{}: sheet '{name}': {e}", path.display()))?;
+                let merged = merged_cells(&mut book, &name);
+                (Rows::Loaded { cells, next: 0 }, merged)
+            }
         };
         // Candidate header rows: the first non-blank rows, each with its names
-        // (joined to the group row above when there are two levels).
+        // (joined to the group row right above when there are two levels).
+        let mut read: Vec<Row> = Vec::new();
         let mut texts = Vec::new();
         let mut lines = Vec::new();
-        let mut rows = Vec::new();
-        let mut previous: Option<Vec<String>> = None;
-        for r in 0..cells.height() {
-            if texts.len() >= table::HEADER_SEARCH {
-                break;
+        let mut at_read = Vec::new();
+        let mut previous: Option<&Row> = None;
+        while texts.len() < table::HEADER_SEARCH {
+            let Some(mut row) = rows.next()? else { break };
+            for cell in &mut row.1 {
+                let trimmed = cell.trim();
+                if trimmed.len() != cell.len() {
+                    *cell = trimmed.to_owned();
+                }
             }
-            let names = row_text(r);
-            if names.iter().all(String::is_empty) {
+            read.push(row);
+        }
+        for (i, row) in read.iter().enumerate() {
+            if row.1.iter().all(String::is_empty) {
                 previous = None;
                 continue;
             }
-            let line = u64::from(first_row) + r as u64 + 1;
-            let combined = match (&previous, source.header_levels) {
-                (Some(groups), 2) => {
-                    let group_row = first_row + r as u32 - 1;
-                    two_level(groups, &names, |c| {
-                        merged_left(&merged, group_row, first_col + c as u32)
+            let combined = match previous {
+                Some(groups) if source.header_levels == 2 && groups.0 + 1 == row.0 => {
+                    two_level(&groups.1, &row.1, |c| {
+                        merged_left(&merged, groups.0, c as u32)
                     })
                 }
-                _ => names.clone(),
+                _ => row.1.clone(),
             };
             texts.push(combined);
-            lines.push(line);
-            rows.push(r);
-            previous = Some(names);
+            lines.push(u64::from(row.0) + 1);
+            at_read.push(i);
+            previous = Some(row);
         }
         if texts.is_empty() {
             return Err(format!("{}: sheet '{name}' is empty", path.display()));
         }
         let at = table::pick_header(path, &texts, &lines, source.header_row, mapping)?;
+        let mut ahead: std::collections::VecDeque<Row> = read.into();
+        ahead.drain(..=at_read[at]);
         Ok(Self {
-            next: rows[at] + 1,
+            rows,
+            ahead,
             headers: texts.swap_remove(at),
             header_line: lines[at],
-            cells,
             current: csv::ByteRecord::new(),
             number: 0,
             path: path.to_owned(),
@@ -222,40 +294,119 @@ impl SheetFile {
     }
 
     /// The next non-blank data row.
-    pub fn next_record(&mut self) -> Option<Record<'_>> {
-        let first_row = u64::from(self.cells.start().map_or(0, |(r, _)| r));
-        let mut text = String::new();
-        while self.next < self.cells.height() {
-            let r = self.next;
-            self.next += 1;
-            self.current.clear();
-            let mut blank = true;
-            for c in 0..self.cells.width() {
-                text.clear();
-                if let Some(cell) = self.cells.get((r, c)) {
-                    cell_text(cell, &mut text);
-                }
-                blank &= text.trim().is_empty();
-                self.current.push_field(text.as_bytes());
-            }
-            if blank {
+    ///
+    /// # Errors
+    /// A reason naming the file when the workbook cannot be read further.
+    pub fn next_record(&mut self) -> Result<Option<Record<'_>>, String> {
+        loop {
+            let row = match self.ahead.pop_front() {
+                Some(row) => row,
+                None => match self.rows.next()? {
+                    Some(row) => row,
+                    None => return Ok(None),
+                },
+            };
+            if row.1.iter().all(|c| c.trim().is_empty()) {
                 continue;
             }
+            self.current.clear();
+            for cell in &row.1 {
+                self.current.push_field(cell.as_bytes());
+            }
+            // Trailing empty cells are not stored: the row is as wide as the header.
+            for _ in row.1.len()..self.headers.len() {
+                self.current.push_field(b"");
+            }
             self.number += 1;
-            return Some(Record {
-                line: first_row + r as u64 + 1,
+            return Ok(Some(Record {
+                line: u64::from(row.0) + 1,
                 number: self.number,
                 fields: &self.current,
-                offset: r as u64,
-            });
+                offset: u64::from(row.0),
+            }));
         }
-        None
     }
 
-    /// How many rows the sheet has, for progress.
+    /// How many rows the sheet has, for progress (0 when streamed: unknown).
     pub fn rows(&self) -> u64 {
-        self.cells.height() as u64
+        self.rows.len().unwrap_or(0)
     }
+}
+
+/// Starts a thread reading an `.xlsx` sheet cell by cell; returns its rows and
+/// the sheet's merged areas.
+fn stream_xlsx<R: std::io::Read + std::io::Seek + Send + 'static>(
+    mut book: calamine::Xlsx<R>,
+    path: &Path,
+    name: &str,
+) -> Result<(Rows, Option<Vec<Dimensions>>), String> {
+    let (sender, receiver) = std::sync::mpsc::sync_channel(8);
+    let (path, name) = (path.to_owned(), name.to_owned());
+    std::thread::Builder::new()
+        .name("xlsx-reader".to_owned())
+        .spawn(move || {
+            let fail =
+                |e: &dyn std::fmt::Display| format!("{}: sheet '{name}': {e}", path.display());
+            let merged = book.merge_cells_by_sheet_name(&name).ok();
+            if sender.send(Ok(Streamed::Merged(merged))).is_err() {
+                return;
+            }
+            let mut cells = match book.worksheet_cells_reader(&name) {
+                Ok(cells) => cells,
+                Err(e) => {
+                    let _ = sender.send(Err(fail(&e)));
+                    return;
+                }
+            };
+            let mut batch: Vec<Row> = Vec::with_capacity(ROW_BATCH);
+            let mut row: Option<Row> = None;
+            loop {
+                match cells.next_cell() {
+                    Ok(Some(cell)) => {
+                        let (r, c) = cell.get_position();
+                        if row.as_ref().is_some_and(|(at, _)| *at != r) {
+                            batch.extend(row.take());
+                            if batch.len() >= ROW_BATCH
+                                && sender
+                                    .send(Ok(Streamed::Rows(std::mem::take(&mut batch))))
+                                    .is_err()
+                            {
+                                return;
+                            }
+                        }
+                        let (_, texts) = row.get_or_insert_with(|| (r, Vec::new()));
+                        let c = c as usize;
+                        if texts.len() <= c {
+                            texts.resize(c + 1, String::new());
+                        }
+                        cell_ref_text(cell.get_value(), &mut texts[c]);
+                    }
+                    Ok(None) => {
+                        batch.extend(row.take());
+                        let _ = sender.send(Ok(Streamed::Rows(batch)));
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = sender.send(Err(fail(&e)));
+                        return;
+                    }
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the workbook reader: {e}"))?;
+    // The merged areas come first.
+    let merged = match receiver.recv() {
+        Ok(Ok(Streamed::Merged(merged))) => merged,
+        Ok(Err(reason)) => return Err(reason),
+        Ok(Ok(Streamed::Rows(_))) | Err(_) => None,
+    };
+    Ok((
+        Rows::Streamed {
+            receiver,
+            pending: std::collections::VecDeque::new(),
+        },
+        merged,
+    ))
 }
 
 /// The merged areas of a sheet, where the format keeps them (`.xls`, `.xlsx`);
@@ -333,6 +484,15 @@ fn cell_text(cell: &Data, out: &mut String) {
         Data::Error(e) => {
             let _ = write!(out, "{e}");
         }
+    }
+}
+
+/// [`cell_text`] for a cell borrowed from a streamed sheet.
+fn cell_ref_text(cell: &DataRef<'_>, out: &mut String) {
+    match cell {
+        DataRef::SharedString(s) => out.push_str(s),
+        DataRef::String(s) => out.push_str(s),
+        other => cell_text(&Data::from(other.clone()), out),
     }
 }
 

@@ -155,7 +155,7 @@ impl Table {
     pub fn next_record(&mut self) -> Result<Option<Record<'_>>, String> {
         match self {
             Self::Csv(f) => f.next_record(),
-            Self::Sheet(s) => Ok(s.next_record()),
+            Self::Sheet(s) => s.next_record(),
             Self::Xml(x) => x.next_record(),
         }
     }
