@@ -22,9 +22,9 @@ use serde::Serialize;
 use tracing::{debug, error, info, warn};
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
-use crate::connector::Connector;
 use crate::connector::mapping::{FieldIssue, Mapped};
 use crate::connector::table::{FirstPass, Record, Table};
+use crate::connector::{Connector, Mode};
 use crate::diff::{self, Known};
 use crate::model::{self, Dossier, Event, EventKind};
 use crate::rules::{Rule, Rules, Scene};
@@ -491,10 +491,16 @@ pub fn import_pending(
     options: &Options<'_>,
 ) -> Result<Vec<Summary>, ImportError> {
     let source = connector.source.folder();
-    let files = source.files().map_err(|reason| ImportError::Folder {
-        connector: connector.name.clone(),
-        reason,
-    })?;
+    let files = match source.files() {
+        Ok(files) => files,
+        Err(reason) => {
+            store.record_source_error(&connector.name, Utc::now(), &reason)?;
+            return Err(ImportError::Folder {
+                connector: connector.name.clone(),
+                reason,
+            });
+        }
+    };
     let mut out = Vec::with_capacity(files.len());
     for file in files {
         if options.stop.is_some_and(|stop| stop()) {
@@ -839,13 +845,17 @@ pub fn import_file(
             guards.max_rejected_ratio * 100.0
         ));
     }
-    let gone: Vec<i64> = index
-        .entries
-        .iter()
-        .zip(&parsed.seen)
-        .filter(|(e, seen)| e.present() && **seen == 0)
-        .map(|(e, _)| e.dossier_id())
-        .collect();
+    // Only a full snapshot tells who is gone: an incremental one holds changes only.
+    let gone: Vec<i64> = match connector.mode {
+        Mode::Full => index
+            .entries
+            .iter()
+            .zip(&parsed.seen)
+            .filter(|(e, seen)| e.present() && **seen == 0)
+            .map(|(e, _)| e.dossier_id())
+            .collect(),
+        Mode::Incremental => Vec::new(),
+    };
     let present_before = index.entries.iter().filter(|e| e.present()).count() as u64;
     let missing = gone.len() as u64;
     let disappeared_ratio = ratio(missing, present_before);

@@ -86,6 +86,9 @@ enum Command {
         /// Show the rejected records of this run
         #[arg(long, value_name = "RUN_ID")]
         rejections: Option<i64>,
+        /// Show only the health of each source: last success, last error, stale or not
+        #[arg(long, conflicts_with = "rejections")]
+        sources: bool,
         /// Print as JSON
         #[arg(long)]
         json: bool,
@@ -164,8 +167,16 @@ pub fn run(cli: Cli) -> ExitCode {
             connector,
             limit,
             rejections,
+            sources,
             json,
-        } => runs(&config, connector.as_deref(), limit, rejections, json),
+        } => runs(
+            &config,
+            connector.as_deref(),
+            limit,
+            rejections,
+            sources,
+            json,
+        ),
         Command::Dossier { reference, json } => dossier(&config, &reference, json),
         Command::Test { paths } => test_rules(&config, &paths),
         Command::Render {
@@ -659,9 +670,13 @@ fn runs(
     connector: Option<&str>,
     limit: u32,
     rejections: Option<i64>,
+    sources: bool,
     json: bool,
 ) -> anyhow::Result<Exit> {
-    let store = open_existing(config)?;
+    let mut store = open_existing(config)?;
+    if sources {
+        return show_sources(config, &mut store, connector, json);
+    }
     if let Some(run_id) = rejections {
         let list = store.rejections(run_id, crate::store::MAX_STORED_REJECTIONS as u32)?;
         if json {
@@ -685,6 +700,8 @@ fn runs(
         out!("no import yet");
         return Ok(Exit::Ok);
     }
+    show_sources(config, &mut store, connector, false)?;
+    out!("");
     out!(
         "{:>5}  {:<16}  {:<19}  {:<8}  {:>8}  {:>7}  {:>6}  {:>7}  {:>6}  {:>8}  file",
         "run",
@@ -723,6 +740,57 @@ fn runs(
         for reason in &r.reasons {
             out!("       refused: {reason}");
         }
+    }
+    Ok(Exit::Ok)
+}
+
+/// The health of the configured sources (one, with `connector`): last success,
+/// last error, and whether each is stale (no success within its `max_age`).
+fn show_sources(
+    config: &Config,
+    store: &mut Store,
+    connector: Option<&str>,
+    json: bool,
+) -> anyhow::Result<Exit> {
+    let mut problems = Problems::default();
+    let sources: Vec<_> = load(config, &mut problems)
+        .map(|l| l.connectors)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| connector.is_none_or(|name| c.name == name))
+        .map(|c| (c.name, c.max_age))
+        .collect();
+    let health = store.source_health(&sources, Utc::now())?;
+    if json {
+        out!("{}", serde_json::to_string_pretty(&health)?);
+        return Ok(Exit::Ok);
+    }
+    let tz = config.timezone;
+    let when = |t: Option<chrono::DateTime<Utc>>| {
+        t.map_or_else(
+            || "never".to_owned(),
+            |t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string(),
+        )
+    };
+    out!(
+        "{:<18}  {:<16}  {:<16}  last error",
+        "source",
+        "last success",
+        "error at"
+    );
+    for h in &health {
+        let stale = if h.stale { "  STALE" } else { "" };
+        out!(
+            "{:<18}  {:<16}  {:<16}  {}{stale}",
+            h.connector,
+            when(h.last_success),
+            if h.last_error_at.is_some() {
+                when(h.last_error_at)
+            } else {
+                "-".to_owned()
+            },
+            h.last_error.as_deref().unwrap_or("-"),
+        );
     }
     Ok(Exit::Ok)
 }

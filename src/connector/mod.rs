@@ -58,6 +58,10 @@ struct ConnectorFile<S> {
     #[serde(default)]
     alert_on_first_import: bool,
     #[serde(default)]
+    mode: Mode,
+    #[serde(default)]
+    max_age: Option<Spanned<String>>,
+    #[serde(default)]
     link: Option<Spanned<String>>,
     #[serde(default)]
     watch: Vec<Spanned<String>>,
@@ -82,6 +86,17 @@ struct GuardsDef {
     max_disappeared_ratio: Option<f64>,
 }
 
+/// Whether each import holds the whole population of the source.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Each snapshot is every dossier: one missing has disappeared (within the guard).
+    #[default]
+    Full,
+    /// Each snapshot holds only dossiers that changed: nothing disappears by absence.
+    Incremental,
+}
+
 /// A validated connector.
 #[derive(Debug, Clone)]
 pub struct Connector {
@@ -97,6 +112,11 @@ pub struct Connector {
     pub schedule: Cron,
     /// Whether the first import alerts (by default it is a silent baseline).
     pub alert_on_first_import: bool,
+    /// Full snapshots or changes only.
+    pub mode: Mode,
+    /// How long the source may go without a successful import before the
+    /// administrators are told (none: never).
+    pub max_age: Option<std::time::Duration>,
     /// The address of a dossier on the source portal, with `{id}` and `{reference}`
     /// placeholders, for dossiers that have no `url` field.
     pub link: Option<String>,
@@ -387,6 +407,11 @@ impl Connector {
                 }
             }
         }
+        let max_age = common.max_age.as_ref().and_then(|m| {
+            crate::lifecycle::parse_duration(m.get_ref())
+                .map_err(|reason| fp.at(m.span(), format!("max_age: {reason}")))
+                .ok()
+        });
         let (Some(schedule), Some(mapping), Some(source)) = (schedule, mapping, source) else {
             return None;
         };
@@ -397,6 +422,8 @@ impl Connector {
             schedule_text: common.schedule.into_inner(),
             schedule,
             alert_on_first_import: common.alert_on_first_import,
+            mode: common.mode,
+            max_age,
             link: common.link.map(Spanned::into_inner),
             watch: common.watch.into_iter().map(Spanned::into_inner).collect(),
             volatile: common.volatile,
@@ -410,6 +437,8 @@ impl Connector {
 struct Common {
     schedule: Spanned<String>,
     alert_on_first_import: bool,
+    mode: Mode,
+    max_age: Option<Spanned<String>>,
     link: Option<Spanned<String>>,
     watch: Vec<Spanned<String>>,
     volatile: Vec<String>,
@@ -424,6 +453,8 @@ impl Common {
         let common = Self {
             schedule: file.schedule,
             alert_on_first_import: file.alert_on_first_import,
+            mode: file.mode,
+            max_age: file.max_age,
             link: file.link,
             watch: file.watch,
             volatile: file.volatile,

@@ -434,8 +434,16 @@ impl Dispatcher {
         if !due {
             return Ok(false);
         }
-        let news = inner.store.call(|s| s.admin_news()).await??;
-        if news.failed.is_empty() && news.refused.is_empty() {
+        let sources: Vec<_> = inner
+            .connectors
+            .iter()
+            .map(|c| (c.name.clone(), c.max_age))
+            .collect();
+        let news = inner
+            .store
+            .call(move |s| s.admin_news(&sources, now))
+            .await??;
+        if news.is_empty() {
             // Nothing to tell: the next report starts from here.
             inner
                 .store
@@ -445,14 +453,7 @@ impl Dispatcher {
         }
         let text = admin_text(&news, last, tz);
         let content = crate::rules::template::Message {
-            subject: format!(
-                "Alertissimo : {} alerte{} en échec, {} import{} refusé{}",
-                news.failed.len(),
-                if news.failed.len() > 1 { "s" } else { "" },
-                news.refused.len(),
-                if news.refused.len() > 1 { "s" } else { "" },
-                if news.refused.len() > 1 { "s" } else { "" },
-            ),
+            subject: admin_subject(&news),
             html: crate::rules::template::to_html(&text),
             text,
         };
@@ -464,7 +465,7 @@ impl Dispatcher {
         };
         match outcome {
             Outcome::Sent(_) => {
-                info!(to = %admin, failed = news.failed.len(), refused = news.refused.len(), "Sent the administrators' digest.");
+                info!(to = %admin, failed = news.failed.len(), refused = news.refused.len(), stale = news.stale.len(), "Sent the administrators' digest.");
                 inner
                     .store
                     .call(move |s| s.record_admin_report(now, now, &news, Some(&message_id)))
@@ -477,6 +478,32 @@ impl Dispatcher {
             }
         }
     }
+}
+
+/// The subject of the administrators' digest, in French: what it tells, counted.
+fn admin_subject(news: &crate::store::AdminNews) -> String {
+    let plural = |n: usize| if n > 1 { "s" } else { "" };
+    let mut parts = vec![
+        format!(
+            "{} alerte{} en échec",
+            news.failed.len(),
+            plural(news.failed.len())
+        ),
+        format!(
+            "{} import{} refusé{}",
+            news.refused.len(),
+            plural(news.refused.len()),
+            plural(news.refused.len())
+        ),
+    ];
+    if !news.stale.is_empty() {
+        parts.push(format!(
+            "{} source{} sans import récent",
+            news.stale.len(),
+            plural(news.stale.len())
+        ));
+    }
+    format!("Alertissimo : {}", parts.join(", "))
 }
 
 /// The text of the administrators' digest, in French.
@@ -521,6 +548,37 @@ fn admin_text(
             ));
         }
         text.push_str("\nLe détail : alertissimo runs --rejections NUMÉRO\n");
+    }
+    if !news.stale.is_empty() {
+        text.push_str(&format!(
+            "{}Sources sans import réussi dans le délai prévu ({}) : les dossiers ne sont plus suivis.\n",
+            if news.failed.is_empty() && news.refused.is_empty() { "" } else { "\n" },
+            news.stale.len()
+        ));
+        for source in &news.stale {
+            let last = source.last_success.map_or_else(
+                || "aucun import réussi".to_owned(),
+                |t| {
+                    format!(
+                        "dernier import réussi le {}",
+                        t.with_timezone(&tz).format("%d/%m/%Y à %H:%M")
+                    )
+                },
+            );
+            let age = source
+                .max_age_seconds
+                .map(|s| crate::rules::french::duration(std::time::Duration::from_secs(s)))
+                .unwrap_or_default();
+            text.push_str(&format!(
+                "- connecteur {} : {last} (délai prévu : {age})",
+                source.connector
+            ));
+            if let Some(error) = &source.last_error {
+                text.push_str(&format!(" ; dernière erreur : {error}"));
+            }
+            text.push('\n');
+        }
+        text.push_str("\nL'état des sources : alertissimo runs --sources\n");
     }
     text
 }

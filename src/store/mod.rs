@@ -56,9 +56,11 @@ pub enum StoreError {
 
 mod fields;
 mod outbox;
+mod sources;
 
 pub use fields::{FieldEncoder, IdKey, id_key};
 pub use outbox::{AdminNews, Change, Delivery, DueAlert};
+pub use sources::SourceHealth;
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -77,6 +79,7 @@ const MIGRATIONS: &[Migration] = &[
         include_str!("migrations/0005_compact_state.sql"),
         Some(fields::migrate_0005),
     ),
+    (include_str!("migrations/0006_sources.sql"), None),
 ];
 
 fn migrations() -> Migrations<'static> {

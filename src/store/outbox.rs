@@ -375,6 +375,15 @@ pub struct AdminNews {
     pub failed: Vec<(i64, String, String, String, String)>,
     /// Refused snapshots: (run, connector, file, reasons).
     pub refused: Vec<(i64, String, String, Vec<String>)>,
+    /// Sources with no successful import within their `max_age`, not told yet.
+    pub stale: Vec<super::SourceHealth>,
+}
+
+impl AdminNews {
+    /// Whether there is nothing to tell.
+    pub fn is_empty(&self) -> bool {
+        self.failed.is_empty() && self.refused.is_empty() && self.stale.is_empty()
+    }
 }
 
 impl Store {
@@ -391,12 +400,24 @@ impl Store {
         last.map(|t| parse_time(&t)).transpose()
     }
 
-    /// Alerts failed and snapshots refused that no report told yet.
+    /// Alerts failed, snapshots refused and sources gone stale (of `sources`,
+    /// `(connector, max_age)`, at `now`) that no report told yet.
     ///
     /// # Errors
     /// On a database error or a corrupt row.
-    pub fn admin_news(&self) -> Result<AdminNews> {
-        let mut news = AdminNews::default();
+    pub fn admin_news(
+        &mut self,
+        sources: &[(String, Option<std::time::Duration>)],
+        now: DateTime<Utc>,
+    ) -> Result<AdminNews> {
+        let mut news = AdminNews {
+            stale: self
+                .source_health(sources, now)?
+                .into_iter()
+                .filter(|h| h.stale && !h.stale_reported)
+                .collect(),
+            ..AdminNews::default()
+        };
         let mut stmt = self.conn.prepare_cached(
             "SELECT a.id, d.reference, a.rule, a.recipient, coalesce(a.reason, '')
              FROM alerts a JOIN dossiers d ON d.id = a.dossier_id
@@ -446,6 +467,9 @@ impl Store {
         for (id, ..) in &news.refused {
             tx.prepare_cached("UPDATE runs SET reported = 1 WHERE id = ?1")?
                 .execute([id])?;
+        }
+        for source in &news.stale {
+            Store::mark_stale_reported(&tx, &source.connector, sent_at)?;
         }
         tx.execute(
             "INSERT INTO admin_reports (sent_at, covered_until, failed, refused, message_id)

@@ -389,6 +389,75 @@ fn failures_and_refused_snapshots_reach_the_administrators_once() {
 }
 
 #[test]
+fn a_stale_source_reaches_the_administrators_once() {
+    let server = SmtpServer::start(Mode::Accept);
+    let install = install(
+        &server,
+        "admin_email = \"admin@region.example.org\"\nadmin_digest = \"* * * * * *\"",
+    );
+    // A source expected every second, whose only snapshot was refused.
+    let connector = install.root().join("connectors/portail.toml");
+    let edited = std::fs::read_to_string(&connector)
+        .unwrap()
+        .replace("schedule = ", "max_age = \"1s\"\nschedule = ");
+    std::fs::write(&connector, edited).unwrap();
+    let (refused, _) = install.import("empty.csv", &[]);
+    assert_eq!(refused["status"], "refused");
+    let mut child = install
+        .cmd(&["run"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stale_reports = |server: &SmtpServer| {
+        server
+            .received()
+            .into_iter()
+            .map(|m| m.data.replace("=\r\n", ""))
+            .filter(|body| body.contains("Sources sans import r"))
+            .collect::<Vec<_>>()
+    };
+    let start = std::time::Instant::now();
+    while stale_reports(&server).is_empty() {
+        assert!(
+            start.elapsed().as_secs() < 30,
+            "no stale-source report arrived"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // Later ticks do not tell it again while it stays stale.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    crate::common::terminate(&mut child);
+    let reports = stale_reports(&server);
+    assert_eq!(reports.len(), 1, "told more than once");
+    for needle in [
+        "connecteur portail",
+        "aucun import r",
+        "snapshot refused",
+        "runs --sources",
+    ] {
+        assert!(
+            reports[0].contains(needle),
+            "missing {needle:?} in:\n{}",
+            reports[0]
+        );
+    }
+    // The same health, for scripts.
+    let out = install.run(&["runs", "--sources", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let health: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(health[0]["connector"], "portail");
+    assert_eq!(health[0]["stale"], true);
+    assert_eq!(health[0]["last_success"], serde_json::Value::Null);
+    assert!(
+        health[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("empty.csv"),
+        "{health}"
+    );
+}
+
+#[test]
 fn a_rule_may_write_from_its_own_service() {
     let server = SmtpServer::start(Mode::Accept);
     let install = install(&server, "");

@@ -359,6 +359,29 @@ fn guard_duplicate_new_ids() {
 }
 
 #[test]
+fn an_incremental_source_never_infers_disappearance() {
+    let install = Install::with_connector(|c| {
+        c.replace("kind = \"csv\"", "kind = \"csv\"\nmode = \"incremental\"")
+    });
+    let (first, code) = install.import("export-1.csv", &[]);
+    assert_eq!((code, n(&first, "created")), (0, 5), "{first}");
+    // Only D1, changed: the four others are not gone, they just did not change.
+    let export = std::fs::read(crate::common::fixture("export-2.csv")).unwrap();
+    let lines: Vec<&[u8]> = export.split(|&b| b == b'\n').collect();
+    // The title rows, the header (line 4), then D1's record only (Windows-1252 bytes).
+    let mut changes: Vec<u8> = lines[..4].join(&b'\n');
+    changes.push(b'\n');
+    changes.extend_from_slice(lines.iter().find(|l| l.starts_with(b"D1;")).unwrap());
+    let file = install.root().join("changes.csv");
+    std::fs::write(&file, changes).unwrap();
+    let out = install.run(&["import", "portail", file.to_str().unwrap(), "--json"]);
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["status"], "applied", "{summary}");
+    assert_eq!(n(&summary, "disappeared"), 0, "{summary}");
+    assert_eq!(n(&summary, "rows"), 1, "{summary}");
+}
+
+#[test]
 fn guard_cut_last_line() {
     let summary = refused(
         &Install::new(),
