@@ -317,16 +317,24 @@ impl PasswordSource {
     /// # Errors
     /// A reason naming the variable or the file.
     pub fn read(&self) -> Result<Secret, String> {
+        self.read_as("smtp.password")
+    }
+
+    /// Reads the secret that the keys `{key}_env` or `{key}_file` name.
+    ///
+    /// # Errors
+    /// A reason naming the key and the variable or the file.
+    pub fn read_as(&self, key: &str) -> Result<Secret, String> {
         match self {
             Self::Env(var) => match std::env::var(var) {
                 Ok(v) if !v.is_empty() => Ok(Secret(v)),
                 _ => Err(format!(
-                    "smtp.password_env: the environment variable {var} is not set"
+                    "{key}_env: the environment variable {var} is not set"
                 )),
             },
             Self::File(path) => std::fs::read_to_string(path)
                 .map(|v| Secret(v.trim_end_matches(['\r', '\n']).to_owned()))
-                .map_err(|e| format!("smtp.password_file: cannot read {}: {e}", path.display())),
+                .map_err(|e| format!("{key}_file: cannot read {}: {e}", path.display())),
         }
     }
 }

@@ -490,7 +490,16 @@ pub fn import_pending(
     tz: chrono_tz::Tz,
     options: &Options<'_>,
 ) -> Result<Vec<Summary>, ImportError> {
-    let source = connector.source.folder();
+    let Some(source) = connector.source.folder() else {
+        // An API: one snapshot (or one batch of changes) per import.
+        return Ok(vec![import_snapshot(
+            store,
+            connector,
+            Origin::Api,
+            tz,
+            options,
+        )?]);
+    };
     let files = match source.files() {
         Ok(files) => files,
         Err(reason) => {
@@ -536,8 +545,36 @@ pub fn import_file(
     tz: chrono_tz::Tz,
     options: &Options<'_>,
 ) -> Result<Summary, StoreError> {
+    import_snapshot(store, connector, Origin::File(path), tz, options)
+}
+
+/// Where a snapshot is read from.
+#[derive(Debug, Clone, Copy)]
+pub enum Origin<'a> {
+    /// A file.
+    File(&'a Path),
+    /// The connector's API.
+    Api,
+}
+
+/// Imports one snapshot of a connector, from a file or its API.
+fn import_snapshot(
+    store: &mut Store,
+    connector: &Connector,
+    origin: Origin<'_>,
+    tz: chrono_tz::Tz,
+    options: &Options<'_>,
+) -> Result<Summary, StoreError> {
     let started_at = Utc::now();
-    let stamp_before = file_stamp(path);
+    let shown = match origin {
+        Origin::File(path) => path.display().to_string(),
+        Origin::Api => connector.source.address().unwrap_or_default(),
+    };
+    let stamp = || match origin {
+        Origin::File(path) => file_stamp(path),
+        Origin::Api => None,
+    };
+    let stamp_before = stamp();
     // One import at a time per database: what is read below cannot change under it.
     let mut tx = store.begin_import()?;
     let baseline = !tx.has_applied_run(&connector.name)?;
@@ -545,7 +582,7 @@ pub fn import_file(
         run_id: None,
         status: "refused",
         connector: connector.name.clone(),
-        file: path.display().to_string(),
+        file: shown.clone(),
         baseline: baseline && !connector.alert_on_first_import,
         counts: Counts::default(),
         reasons: Vec::new(),
@@ -556,7 +593,7 @@ pub fn import_file(
     };
     // The first pass (checksum, and the encoding of text) runs while the index loads.
     let (inspected, index) = std::thread::scope(|s| {
-        let inspect = s.spawn(|| FirstPass::of(path, &connector.source));
+        let inspect = s.spawn(|| FirstPass::of(origin, &connector.source));
         let index = Index::load(&tx, &connector.name);
         (
             inspect
@@ -586,17 +623,18 @@ pub fn import_file(
             return refuse(store, run, vec![reason], Vec::new(), summary);
         }
     };
-    run.checksum = Some(inspected.checksum().to_owned());
+    run.checksum = inspected.checksum().map(str::to_owned);
     // An empty file is refused every time: all empty files share one checksum.
     if !options.force
         && inspected.bytes() > 0
-        && let Some(earlier) = tx.run_with_checksum(&connector.name, inspected.checksum())?
+        && let Some(checksum) = inspected.checksum()
+        && let Some(earlier) = tx.run_with_checksum(&connector.name, checksum)?
     {
         summary.run_id = Some(earlier.id);
         match earlier.status {
             RunStatus::Applied => {
                 info!(
-                    connector = %connector.name, file = %path.display(), run = earlier.id,
+                    connector = %connector.name, file = %shown, run = earlier.id,
                     "Skipped a file whose content was already imported."
                 );
                 summary.status = "skipped";
@@ -611,7 +649,7 @@ pub fn import_file(
             // Once the connector is fixed (another fingerprint), the file is read again.
             RunStatus::Refused if earlier.fingerprint == run.fingerprint => {
                 warn!(
-                    connector = %connector.name, file = %path.display(), run = earlier.id,
+                    connector = %connector.name, file = %shown, run = earlier.id,
                     "Skipped a file refused before; fix the export or the connector, or import it with --force."
                 );
                 summary.status = "skipped";
@@ -624,7 +662,11 @@ pub fn import_file(
             RunStatus::Refused => {}
         }
     }
-    let (file, size) = match inspected.open(path, connector) {
+    let since = match origin {
+        Origin::Api => tx.last_applied_start(&connector.name)?,
+        Origin::File(_) => None,
+    };
+    let (file, size) = match inspected.open(origin, connector, since) {
         Ok(f) => f,
         Err(reason) => {
             drop(tx);
@@ -814,7 +856,7 @@ pub fn import_file(
     counts.unchanged = parsed.unchanged;
     // A file still being written would look truncated: neither apply nor refuse it,
     // read it again later.
-    if file_stamp(path) != stamp_before {
+    if stamp() != stamp_before {
         drop(tx);
         warn!(
             connector = %connector.name, file = %file_name,

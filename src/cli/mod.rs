@@ -246,7 +246,9 @@ fn check(config: &Config, environment: bool) -> Exit {
     if environment {
         if let Some(loaded) = &loaded {
             for c in &loaded.connectors {
-                let source = c.source.folder();
+                let Some(source) = c.source.folder() else {
+                    continue;
+                };
                 if let Err(reason) = source.files() {
                     problems.push(&c.file, reason);
                 } else if let Some(dir) = source.pattern.parent().filter(|d| !d.is_dir()) {

@@ -9,6 +9,7 @@
 
 pub mod csv;
 pub mod folder;
+pub mod http;
 pub mod mapping;
 pub mod spreadsheet;
 pub mod table;
@@ -37,6 +38,8 @@ pub enum Kind {
     Spreadsheet,
     /// XML files dropped in a folder.
     Xml,
+    /// An HTTP JSON API.
+    HttpJson,
 }
 
 #[derive(Debug, Deserialize)]
@@ -141,21 +144,32 @@ pub enum Source {
     Spreadsheet(spreadsheet::SheetSource),
     /// XML files.
     Xml(xml::XmlSource),
+    /// An HTTP JSON API.
+    Http(http::HttpSource),
 }
 
 impl Source {
-    /// The drop folder of a file source.
-    pub fn folder(&self) -> &folder::DropFolder {
+    /// The drop folder of a file source (none for an API).
+    pub fn folder(&self) -> Option<&folder::DropFolder> {
         match self {
-            Self::Csv(s) => &s.folder,
-            Self::Spreadsheet(s) => &s.folder,
-            Self::Xml(s) => &s.folder,
+            Self::Csv(s) => Some(&s.folder),
+            Self::Spreadsheet(s) => Some(&s.folder),
+            Self::Xml(s) => Some(&s.folder),
+            Self::Http(_) => None,
+        }
+    }
+
+    /// The address of an API source.
+    pub fn address(&self) -> Option<String> {
+        match self {
+            Self::Http(s) => Some(s.url.to_string()),
+            Self::Csv(_) | Self::Spreadsheet(_) | Self::Xml(_) => None,
         }
     }
 }
 
 /// The kinds a connector file may declare, as listed in messages.
-const KINDS: &str = "\"csv\", \"spreadsheet\" or \"xml\"";
+const KINDS: &str = "\"csv\", \"spreadsheet\", \"xml\" or \"http_json\"";
 
 /// Line and column (1-based) of a byte offset in `text`.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -310,6 +324,16 @@ impl Connector {
                 let (common, def) = Common::split(fp.parse::<ConnectorFile<_>>()?);
                 let source = xml::XmlSource::validate(def, base, &mut fp);
                 (common, source.map(Source::Xml))
+            }
+            "http_json" => {
+                let (common, def) = Common::split(fp.parse::<ConnectorFile<_>>()?);
+                let source = http::HttpSource::validate(def, base, &mut fp);
+                if source.as_ref().is_some_and(|s| s.updated_since.is_some())
+                    && common.mode != Mode::Incremental
+                {
+                    fp.file("[source] updated_since asks only for the dossiers that changed: set mode = \"incremental\"");
+                }
+                (common, source.map(Source::Http))
             }
             other => {
                 fp.at(

@@ -8,10 +8,12 @@
 use std::path::Path;
 
 use super::csv::{self, CsvFile, Inspected};
+use super::http::HttpTable;
 use super::mapping::{Mapping, Resolved, normalize};
 use super::spreadsheet::SheetFile;
 use super::xml::XmlFile;
 use super::{Connector, FileProblems, Source, folder};
+use crate::import::Origin;
 
 /// How many records are searched for the header row.
 pub const HEADER_SEARCH: usize = 50;
@@ -50,6 +52,8 @@ pub enum FirstPass {
         /// The size.
         bytes: u64,
     },
+    /// An API: nothing to read before the records.
+    Api,
 }
 
 impl FirstPass {
@@ -57,28 +61,33 @@ impl FirstPass {
     ///
     /// # Errors
     /// A reason naming the file.
-    pub fn of(path: &Path, source: &Source) -> Result<Self, String> {
+    pub fn of(origin: Origin<'_>, source: &Source) -> Result<Self, String> {
+        let Origin::File(path) = origin else {
+            return Ok(Self::Api);
+        };
         match source {
             Source::Csv(c) => csv::inspect(path, c.encoding).map(Self::Text),
-            Source::Spreadsheet(_) | Source::Xml(_) => {
+            Source::Spreadsheet(_) | Source::Xml(_) | Source::Http(_) => {
                 folder::checksum(path).map(|(checksum, bytes)| Self::Binary { checksum, bytes })
             }
         }
     }
 
-    /// The content checksum.
-    pub fn checksum(&self) -> &str {
+    /// The content checksum, for files.
+    pub fn checksum(&self) -> Option<&str> {
         match self {
-            Self::Text(i) => &i.checksum,
-            Self::Binary { checksum, .. } => checksum,
+            Self::Text(i) => Some(&i.checksum),
+            Self::Binary { checksum, .. } => Some(checksum),
+            Self::Api => None,
         }
     }
 
-    /// The file size.
+    /// The file size (0 for an API).
     pub fn bytes(&self) -> u64 {
         match self {
             Self::Text(i) => i.bytes,
             Self::Binary { bytes, .. } => *bytes,
+            Self::Api => 0,
         }
     }
 
@@ -86,7 +95,28 @@ impl FirstPass {
     ///
     /// # Errors
     /// A reason naming the file: unreadable, or no header row.
-    pub fn open(&self, path: &Path, connector: &Connector) -> Result<(Table, u64), String> {
+    /// `since` is when the last applied import started, for incremental polling.
+    pub fn open(
+        &self,
+        origin: Origin<'_>,
+        connector: &Connector,
+        since: Option<String>,
+    ) -> Result<(Table, u64), String> {
+        let path = match origin {
+            Origin::File(path) => path,
+            Origin::Api => match &connector.source {
+                Source::Http(source) => {
+                    let table = HttpTable::open(source, &connector.mapping, since)?;
+                    return Ok((Table::Http(Box::new(table)), 0));
+                }
+                _ => {
+                    return Err(format!(
+                        "connector {}: reads files, not an API: give the file to import",
+                        connector.name
+                    ));
+                }
+            },
+        };
         match (&connector.source, self) {
             (Source::Csv(source), Self::Text(inspected)) => Ok((
                 Table::Csv(CsvFile::open(path, inspected, source, &connector.mapping)?),
@@ -101,7 +131,12 @@ impl FirstPass {
                 let file = XmlFile::open(path, source, &connector.mapping)?;
                 Ok((Table::Xml(Box::new(file)), self.bytes()))
             }
-            (Source::Csv(_), Self::Binary { .. }) => Err(format!(
+            (Source::Http(_), _) => Err(format!(
+                "{}: connector {} reads its API, not files",
+                path.display(),
+                connector.name
+            )),
+            (Source::Csv(_), _) => Err(format!(
                 "{}: read as a binary file by a csv connector",
                 path.display()
             )),
@@ -117,6 +152,8 @@ pub enum Table {
     Sheet(SheetFile),
     /// An XML file, streamed (boxed: its reader state is large).
     Xml(Box<XmlFile>),
+    /// An API, page by page.
+    Http(Box<HttpTable>),
 }
 
 impl Table {
@@ -126,6 +163,7 @@ impl Table {
             Self::Csv(f) => &f.headers,
             Self::Sheet(s) => &s.headers,
             Self::Xml(x) => &x.headers,
+            Self::Http(h) => &h.headers,
         }
     }
 
@@ -135,7 +173,7 @@ impl Table {
             Self::Csv(f) => f.header_line,
             Self::Sheet(s) => s.header_line,
             // Its "header" is the mapping's own paths.
-            Self::Xml(_) => 1,
+            Self::Xml(_) | Self::Http(_) => 1,
         }
     }
 
@@ -145,6 +183,7 @@ impl Table {
             Self::Csv(f) => f.path(),
             Self::Sheet(s) => s.path(),
             Self::Xml(x) => x.path(),
+            Self::Http(h) => Path::new(h.shown()),
         }
     }
 
@@ -157,6 +196,7 @@ impl Table {
             Self::Csv(f) => f.next_record(),
             Self::Sheet(s) => s.next_record(),
             Self::Xml(x) => x.next_record(),
+            Self::Http(h) => h.next_record(),
         }
     }
 
@@ -181,6 +221,7 @@ impl Table {
     pub fn vanished(&self, mapping: &Mapping) -> Vec<String> {
         match self {
             Self::Xml(x) => x.vanished(mapping),
+            Self::Http(h) => h.vanished(mapping),
             Self::Csv(_) | Self::Sheet(_) => Vec::new(),
         }
     }

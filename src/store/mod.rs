@@ -892,6 +892,20 @@ impl ImportTx<'_> {
             .exists([connector])?)
     }
 
+    /// When the last applied import of a connector started (RFC 3339), for
+    /// incremental polling: what changed since then is asked for.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn last_applied_start(&self, connector: &str) -> Result<Option<String>> {
+        Ok(self
+            .tx
+            .prepare_cached(
+                "SELECT max(started_at) FROM runs WHERE connector = ?1 AND status = 'applied'",
+            )?
+            .query_row([connector], |r| r.get(0))?)
+    }
+
     /// The latest run that read a file with this checksum, if any.
     ///
     /// # Errors

@@ -13,6 +13,7 @@ mod crash;
 mod daemon;
 mod delivery;
 mod generated;
+mod http;
 mod import;
 mod sheets;
 mod smtp_server;

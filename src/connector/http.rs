@@ -1,0 +1,856 @@
+//! The `http_json` kind: dossiers read from an HTTP JSON API, page by page.
+//!
+//! Owns everything specific to APIs: the request (GET or POST, headers, a bearer
+//! token or basic credentials read from the environment or a file at each import),
+//! pagination (page number, offset, cursor, or the `Link` header), the record array
+//! and field paths (JSON pointers), incremental polling (an `updated_since`
+//! parameter fed with the start of the last applied import), timeouts, retries with
+//! backoff, `429`/`503` with `Retry-After`, a maximum response size, and TLS
+//! verification (system roots plus an optional CA file). Pages are fetched as the
+//! records are imported: memory holds one page, whatever the number of dossiers.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::FileProblems;
+use super::mapping::{Mapping, ValueSource};
+use super::table::Record;
+use crate::config::{PasswordSource, Secret};
+
+/// How many distinct pointers are remembered to suggest the closest to a missing one.
+const KNOWN_POINTERS: usize = 512;
+/// The longest wait a `Retry-After` may impose before the import gives up.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+/// The `[source]` table of an `http_json` connector, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSourceDef {
+    url: String,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    body: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    #[serde(default)]
+    auth: Option<AuthDef>,
+    records: String,
+    #[serde(default)]
+    pagination: Option<PaginationDef>,
+    #[serde(default)]
+    updated_since: Option<String>,
+    #[serde(default)]
+    timeout: Option<String>,
+    #[serde(default)]
+    retries: Option<u32>,
+    #[serde(default)]
+    max_response_mb: Option<u64>,
+    #[serde(default)]
+    ca_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, tag = "kind", rename_all = "snake_case")]
+enum AuthDef {
+    Bearer {
+        token_env: Option<String>,
+        token_file: Option<String>,
+    },
+    Basic {
+        username: String,
+        password_env: Option<String>,
+        password_file: Option<String>,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, tag = "kind", rename_all = "snake_case")]
+enum PaginationDef {
+    None,
+    Page {
+        #[serde(default = "default_page_param")]
+        param: String,
+        #[serde(default)]
+        size_param: Option<String>,
+        #[serde(default)]
+        size: Option<u64>,
+        #[serde(default = "one")]
+        start: u64,
+    },
+    Offset {
+        #[serde(default = "default_offset_param")]
+        param: String,
+        #[serde(default = "default_limit_param")]
+        size_param: String,
+        #[serde(default = "default_size")]
+        size: u64,
+    },
+    Cursor {
+        #[serde(default = "default_cursor_param")]
+        param: String,
+        next: String,
+    },
+    Link,
+}
+
+fn default_page_param() -> String {
+    "page".to_owned()
+}
+fn default_offset_param() -> String {
+    "offset".to_owned()
+}
+fn default_limit_param() -> String {
+    "limit".to_owned()
+}
+fn default_cursor_param() -> String {
+    "cursor".to_owned()
+}
+fn default_size() -> u64 {
+    100
+}
+fn one() -> u64 {
+    1
+}
+
+/// How a request authenticates.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// `Authorization: Bearer <token>`.
+    Bearer(PasswordSource),
+    /// `Authorization: Basic …`.
+    Basic(String, PasswordSource),
+}
+
+/// How pages follow each other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pagination {
+    /// One request.
+    None,
+    /// `param` = 1, 2, 3… (with `size_param` = `size` when given), until a short or empty page.
+    Page {
+        /// The page number's parameter.
+        param: String,
+        /// The page size's parameter and value.
+        size: Option<(String, u64)>,
+        /// The first page number.
+        start: u64,
+    },
+    /// `param` = 0, size, 2 × size…, `size_param` = size, until a short or empty page.
+    Offset {
+        /// The offset's parameter.
+        param: String,
+        /// The page size's parameter.
+        size_param: String,
+        /// The page size.
+        size: u64,
+    },
+    /// `param` = the value at the pointer `next` of the previous page, until it is missing.
+    Cursor {
+        /// The cursor's parameter.
+        param: String,
+        /// Where the next cursor is, in a page.
+        next: String,
+    },
+    /// The `Link: <…>; rel="next"` header of each page.
+    Link,
+}
+
+/// A validated `http_json` source.
+#[derive(Debug, Clone)]
+pub struct HttpSource {
+    /// The address of the first page.
+    pub url: reqwest::Url,
+    /// Whether requests are POST (with `body`) rather than GET.
+    pub post: bool,
+    /// The JSON body of POST requests.
+    pub body: Option<String>,
+    /// Extra request headers.
+    pub headers: BTreeMap<String, String>,
+    /// Authentication.
+    pub auth: Option<Auth>,
+    /// The JSON pointer of the records' array in a page.
+    pub records: String,
+    /// How pages follow each other.
+    pub pagination: Pagination,
+    /// The query parameter that asks for the records changed since the last import.
+    pub updated_since: Option<String>,
+    /// The timeout of one request.
+    pub timeout: Duration,
+    /// How many times a failed request is tried again.
+    pub retries: u32,
+    /// The largest response accepted, in bytes.
+    pub max_response: u64,
+    /// An extra CA certificate file (PEM) trusted besides the system's.
+    pub ca_file: Option<PathBuf>,
+}
+
+fn secret(
+    env: Option<String>,
+    file: Option<String>,
+    key: &str,
+    base: &Path,
+    fp: &mut FileProblems<'_>,
+) -> Option<PasswordSource> {
+    match (env, file) {
+        (Some(var), None) => Some(PasswordSource::Env(var)),
+        (None, Some(file)) => Some(PasswordSource::File(base.join(file))),
+        _ => {
+            fp.file(format!(
+                "[source.auth] give exactly one of {key}_env (an environment variable) or {key}_file (a file, such as a systemd credential)"
+            ));
+            None
+        }
+    }
+}
+
+impl HttpSource {
+    pub(crate) fn validate(
+        def: HttpSourceDef,
+        base: &Path,
+        fp: &mut FileProblems<'_>,
+    ) -> Option<Self> {
+        let before = fp.count();
+        let url = match reqwest::Url::parse(&def.url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
+            Ok(_) | Err(_) => {
+                fp.file(format!(
+                    "[source] url '{}' is not an http:// or https:// address",
+                    def.url
+                ));
+                None
+            }
+        };
+        let post = match def
+            .method
+            .as_deref()
+            .map(str::to_ascii_uppercase)
+            .as_deref()
+        {
+            None | Some("GET") => false,
+            Some("POST") => true,
+            Some(other) => {
+                fp.file(format!(
+                    "[source] method '{other}' must be \"GET\" or \"POST\""
+                ));
+                false
+            }
+        };
+        if let Some(body) = &def.body {
+            if !post {
+                fp.file("[source] body is only sent with method = \"POST\"");
+            } else if let Err(e) = serde_json::from_str::<Value>(body) {
+                fp.file(format!("[source] body is not JSON: {e}"));
+            }
+        }
+        let auth = match def.auth {
+            None => None,
+            Some(AuthDef::Bearer {
+                token_env,
+                token_file,
+            }) => secret(token_env, token_file, "token", base, fp).map(Auth::Bearer),
+            Some(AuthDef::Basic {
+                username,
+                password_env,
+                password_file,
+            }) => secret(password_env, password_file, "password", base, fp)
+                .map(|p| Auth::Basic(username, p)),
+        };
+        if !(def.records.is_empty() || def.records.starts_with('/')) {
+            fp.file(format!(
+                "[source] records '{}' must be a JSON pointer such as \"/data\" (or \"\" for a page that is the array)",
+                def.records
+            ));
+        }
+        let pagination = match def.pagination {
+            None | Some(PaginationDef::None) => Pagination::None,
+            Some(PaginationDef::Page {
+                param,
+                size_param,
+                size,
+                start,
+            }) => Pagination::Page {
+                param,
+                size: match (size_param, size) {
+                    (Some(p), Some(s)) if s > 0 => Some((p, s)),
+                    (None, None) => None,
+                    _ => {
+                        fp.file("[source.pagination] size_param and size (above 0) go together");
+                        None
+                    }
+                },
+                start,
+            },
+            Some(PaginationDef::Offset {
+                param,
+                size_param,
+                size,
+            }) => {
+                if size == 0 {
+                    fp.file("[source.pagination] size must be above 0");
+                }
+                Pagination::Offset {
+                    param,
+                    size_param,
+                    size,
+                }
+            }
+            Some(PaginationDef::Cursor { param, next }) => {
+                if !next.starts_with('/') {
+                    fp.file(format!(
+                        "[source.pagination] next '{next}' must be a JSON pointer such as \"/meta/next_cursor\""
+                    ));
+                }
+                Pagination::Cursor { param, next }
+            }
+            Some(PaginationDef::Link) => Pagination::Link,
+        };
+        let timeout = match def.timeout.as_deref().map(crate::lifecycle::parse_duration) {
+            None => Duration::from_secs(30),
+            Some(Ok(d)) if !d.is_zero() => d,
+            Some(Ok(_)) => {
+                fp.file("[source] timeout must be above 0");
+                Duration::from_secs(30)
+            }
+            Some(Err(reason)) => {
+                fp.file(format!("[source] timeout: {reason}"));
+                Duration::from_secs(30)
+            }
+        };
+        let ca_file = def.ca_file.map(|f| base.join(f));
+        let url = url?;
+        (fp.count() == before).then_some(Self {
+            url,
+            post,
+            body: def.body,
+            headers: def.headers,
+            auth,
+            records: def.records,
+            pagination,
+            updated_since: def.updated_since,
+            timeout,
+            retries: def.retries.unwrap_or(3),
+            max_response: def.max_response_mb.unwrap_or(50) * 1024 * 1024,
+            ca_file,
+        })
+    }
+
+    /// The HTTP client: rustls with the system's roots and the extra CA file.
+    fn client(&self) -> Result<reqwest::blocking::Client, String> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(cert);
+        }
+        if let Some(path) = &self.ca_file {
+            use rustls_pki_types::pem::PemObject;
+            let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+            for cert in certs {
+                let cert = cert.map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+            }
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        reqwest::blocking::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .timeout(self.timeout)
+            .user_agent(concat!("alertissimo/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot set up the HTTP client: {e}"))
+    }
+}
+
+/// Where the next page is.
+enum Next {
+    /// A page number or offset.
+    Number(u64),
+    /// A cursor.
+    Cursor(Option<String>),
+    /// An address.
+    Url(reqwest::Url),
+    /// No more pages.
+    Done,
+}
+
+/// The records of an API, fetched page by page as they are read.
+pub struct HttpTable {
+    client: reqwest::blocking::Client,
+    source: HttpSource,
+    credentials: Option<(Option<String>, Secret)>,
+    since: Option<String>,
+    next: Next,
+    page: std::vec::IntoIter<Value>,
+    pages: u64,
+    /// The column names: the pointers the mapping names.
+    pub headers: Vec<String>,
+    found: Vec<u64>,
+    known: BTreeSet<String>,
+    current: csv::ByteRecord,
+    number: u64,
+    shown: String,
+}
+
+impl HttpTable {
+    /// Prepares the reading of an API; `since` is the instant of the last applied
+    /// import (RFC 3339), for incremental polling.
+    ///
+    /// # Errors
+    /// A reason when a secret cannot be read or the client cannot be set up.
+    pub fn open(
+        source: &HttpSource,
+        mapping: &Mapping,
+        since: Option<String>,
+    ) -> Result<Self, String> {
+        let credentials = match &source.auth {
+            None => None,
+            Some(Auth::Bearer(token)) => Some((None, token.read_as("auth.token")?)),
+            Some(Auth::Basic(user, password)) => {
+                Some((Some(user.clone()), password.read_as("auth.password")?))
+            }
+        };
+        let mut headers: Vec<String> = Vec::new();
+        for f in mapping.fields() {
+            if let ValueSource::Column(names) | ValueSource::Columns(names, _) = &f.source {
+                for name in names {
+                    if !headers.contains(name) {
+                        headers.push(name.clone());
+                    }
+                }
+            }
+        }
+        let next = match &source.pagination {
+            Pagination::None | Pagination::Link => Next::Url(source.url.clone()),
+            Pagination::Page { start, .. } => Next::Number(*start),
+            Pagination::Offset { .. } => Next::Number(0),
+            Pagination::Cursor { .. } => Next::Cursor(None),
+        };
+        Ok(Self {
+            client: source.client()?,
+            source: source.clone(),
+            credentials,
+            since: since.filter(|_| source.updated_since.is_some()),
+            next,
+            page: Vec::new().into_iter(),
+            pages: 0,
+            found: vec![0; headers.len()],
+            headers,
+            known: BTreeSet::new(),
+            current: csv::ByteRecord::new(),
+            number: 0,
+            shown: source.url.to_string(),
+        })
+    }
+
+    /// The address shown in messages (the first page's).
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    /// The next record, fetching the next page when this one is read.
+    ///
+    /// # Errors
+    /// A reason naming the page's address: an HTTP error, a timeout after the
+    /// retries, a response too large, a page that is not the expected JSON.
+    pub fn next_record(&mut self) -> Result<Option<Record<'_>>, String> {
+        loop {
+            if let Some(record) = self.page.next() {
+                self.number += 1;
+                self.row(&record);
+                return Ok(Some(Record {
+                    line: self.number,
+                    number: self.number,
+                    fields: &self.current,
+                    offset: self.pages,
+                }));
+            }
+            if !self.fetch_next()? {
+                return Ok(None);
+            }
+        }
+    }
+
+    fn row(&mut self, record: &Value) {
+        if self.known.len() < KNOWN_POINTERS {
+            collect_pointers(record, String::new(), &mut self.known);
+        }
+        self.current.clear();
+        let mut text = String::new();
+        for (i, pointer) in self.headers.iter().enumerate() {
+            text.clear();
+            if let Some(value) = record.pointer(pointer) {
+                if !value.is_null() {
+                    self.found[i] += 1;
+                }
+                value_text(value, &mut text);
+            }
+            self.current.push_field(text.trim().as_bytes());
+        }
+    }
+
+    /// Fetches the next page into `self.page`; false when there is none.
+    fn fetch_next(&mut self) -> Result<bool, String> {
+        let mut url = match &self.next {
+            Next::Done => return Ok(false),
+            Next::Url(u) => u.clone(),
+            Next::Number(_) | Next::Cursor(_) => self.source.url.clone(),
+        };
+        {
+            let mut query = url.query_pairs_mut();
+            match (&self.source.pagination, &self.next) {
+                (Pagination::Page { param, size, .. }, Next::Number(n)) => {
+                    query.append_pair(param, &n.to_string());
+                    if let Some((p, s)) = size {
+                        query.append_pair(p, &s.to_string());
+                    }
+                }
+                (
+                    Pagination::Offset {
+                        param,
+                        size_param,
+                        size,
+                    },
+                    Next::Number(n),
+                ) => {
+                    query.append_pair(param, &n.to_string());
+                    query.append_pair(size_param, &size.to_string());
+                }
+                (Pagination::Cursor { param, .. }, Next::Cursor(Some(c))) => {
+                    query.append_pair(param, c);
+                }
+                _ => {}
+            }
+            // The link of a `Link` header already carries its parameters.
+            if let (Some(param), Some(since)) = (&self.source.updated_since, &self.since)
+                && !(matches!(self.next, Next::Url(_)) && self.pages > 0)
+            {
+                query.append_pair(param, since);
+            }
+        }
+        let url = strip_empty_query(url);
+        let (page, link) = self.get(&url)?;
+        self.pages += 1;
+        let records = match page.pointer(&self.source.records) {
+            Some(Value::Array(records)) => records.clone(),
+            Some(Value::Null) | None if self.source.records.is_empty() => Vec::new(),
+            Some(other) => {
+                return Err(format!(
+                    "{url}: the records at '{}' are {}, not an array",
+                    self.source.records,
+                    kind_of(other)
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "{url}: no records at '{}' in the page (is `records` right?)",
+                    self.source.records
+                ));
+            }
+        };
+        let count = records.len() as u64;
+        self.next = match (&self.source.pagination, &self.next) {
+            (Pagination::None, _) => Next::Done,
+            (Pagination::Page { size, .. }, Next::Number(n)) => {
+                if count == 0 || size.as_ref().is_some_and(|(_, s)| count < *s) {
+                    Next::Done
+                } else {
+                    Next::Number(n + 1)
+                }
+            }
+            (Pagination::Offset { size, .. }, Next::Number(n)) => {
+                if count < *size {
+                    Next::Done
+                } else {
+                    Next::Number(n + count)
+                }
+            }
+            (Pagination::Cursor { next, .. }, _) => match page.pointer(next) {
+                Some(Value::String(c)) if !c.is_empty() && count > 0 => {
+                    Next::Cursor(Some(c.clone()))
+                }
+                Some(Value::Number(c)) if count > 0 => Next::Cursor(Some(c.to_string())),
+                _ => Next::Done,
+            },
+            (Pagination::Link, _) => match link {
+                Some(next) => Next::Url(next),
+                None => Next::Done,
+            },
+            _ => Next::Done,
+        };
+        self.page = records.into_iter();
+        Ok(true)
+    }
+
+    /// One request, tried again on timeouts, connection errors, `5xx` and `429`.
+    fn get(&self, url: &reqwest::Url) -> Result<(Value, Option<reqwest::Url>), String> {
+        let mut attempt = 0u32;
+        loop {
+            let mut request = if self.source.post {
+                self.client
+                    .post(url.clone())
+                    .header("Content-Type", "application/json")
+                    .body(self.source.body.clone().unwrap_or_default())
+            } else {
+                self.client.get(url.clone())
+            };
+            request = request.header("Accept", "application/json");
+            for (name, value) in &self.source.headers {
+                request = request.header(name, value);
+            }
+            request = match &self.credentials {
+                None => request,
+                Some((None, token)) => request.bearer_auth(&token.0),
+                Some((Some(user), password)) => request.basic_auth(user, Some(&password.0)),
+            };
+            let wait = match request.send() {
+                Ok(response) if response.status().is_success() => {
+                    let link = next_link(&response);
+                    let body = self.read_body(url, response)?;
+                    let page = serde_json::from_slice(&body)
+                        .map_err(|e| format!("{url}: the response is not valid JSON ({e})"))?;
+                    return Ok((page, link));
+                }
+                Ok(response) => {
+                    let status = response.status();
+                    let retry_after = response
+                        .headers()
+                        .get("Retry-After")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs);
+                    let text = response
+                        .text()
+                        .unwrap_or_default()
+                        .chars()
+                        .take(300)
+                        .collect::<String>();
+                    match status.as_u16() {
+                        401 => {
+                            return Err(format!(
+                                "{url}: 401 Unauthorized: the credentials were refused (expired or wrong token?) {text}"
+                            ));
+                        }
+                        403 => {
+                            return Err(format!(
+                                "{url}: 403 Forbidden: the credentials do not give access (missing rights, or this server's address is not allowed) {text}"
+                            ));
+                        }
+                        429 | 503 => match retry_after {
+                            Some(wait) if wait > MAX_RETRY_AFTER => {
+                                return Err(format!(
+                                    "{url}: {status}: the server asks to wait {} s, longer than {} s; the import is tried again at the next tick",
+                                    wait.as_secs(),
+                                    MAX_RETRY_AFTER.as_secs()
+                                ));
+                            }
+                            Some(wait) => wait,
+                            None => backoff(attempt),
+                        },
+                        500..=599 => backoff(attempt),
+                        _ => return Err(format!("{url}: {status} {text}")),
+                    }
+                }
+                Err(e) if e.is_timeout() => {
+                    if attempt >= self.source.retries {
+                        return Err(format!(
+                            "{url}: no answer within {} s ({} attempts)",
+                            self.source.timeout.as_secs(),
+                            attempt + 1
+                        ));
+                    }
+                    backoff(attempt)
+                }
+                Err(e) if e.is_connect() || e.is_request() => backoff(attempt),
+                Err(e) => return Err(format!("{url}: {e}")),
+            };
+            if attempt >= self.source.retries {
+                return Err(format!(
+                    "{url}: still failing after {} attempts; the import is tried again at the next tick",
+                    attempt + 1
+                ));
+            }
+            tracing::warn!(url = %url, attempt = attempt + 1, wait_ms = wait.as_millis() as u64, "Request failed; trying again.");
+            std::thread::sleep(wait);
+            attempt += 1;
+        }
+    }
+
+    fn read_body(
+        &self,
+        url: &reqwest::Url,
+        response: reqwest::blocking::Response,
+    ) -> Result<Vec<u8>, String> {
+        let max = self.source.max_response;
+        let too_large = || {
+            format!(
+                "{url}: the response is larger than {} MB (max_response_mb)",
+                max / 1024 / 1024
+            )
+        };
+        if response.content_length().is_some_and(|n| n > max) {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        response
+            .take(max + 1)
+            .read_to_end(&mut body)
+            .map_err(|e| format!("{url}: the response was cut: {e}"))?;
+        if body.len() as u64 > max {
+            return Err(too_large());
+        }
+        Ok(body)
+    }
+
+    /// After the last record: the mapped pointers that no record had, each named
+    /// with the closest pointer the records do have.
+    pub fn vanished(&self, mapping: &Mapping) -> Vec<String> {
+        if self.number == 0 {
+            return Vec::new();
+        }
+        let mut reasons = Vec::new();
+        for f in mapping.fields() {
+            let ValueSource::Column(names) = &f.source else {
+                continue;
+            };
+            let found = names.iter().any(|n| {
+                self.headers
+                    .iter()
+                    .position(|h| h == n)
+                    .is_some_and(|i| self.found[i] > 0)
+            });
+            if found || f.optional() {
+                continue;
+            }
+            let hint = names
+                .iter()
+                .filter_map(|n| crate::lifecycle::closest(n, self.known.iter().map(String::as_str)))
+                .next()
+                .map(|c| format!(" (closest pointer found: '{c}')"))
+                .unwrap_or_default();
+            reasons.push(format!(
+                "{}: no record has '{}' for field '{}'{hint}",
+                self.shown,
+                names.join("' or '"),
+                f.name
+            ));
+        }
+        reasons
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(500u64.saturating_mul(1 << attempt.min(6)))
+}
+
+fn strip_empty_query(mut url: reqwest::Url) -> reqwest::Url {
+    if url.query() == Some("") {
+        url.set_query(None);
+    }
+    url
+}
+
+/// The `rel="next"` address of a `Link` header.
+fn next_link(response: &reqwest::blocking::Response) -> Option<reqwest::Url> {
+    let header = response.headers().get("Link")?.to_str().ok()?;
+    header.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        let is_next = params
+            .split(';')
+            .any(|p| p.trim().replace(' ', "") == "rel=\"next\"" || p.trim() == "rel=next");
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        is_next.then(|| response.url().join(target).ok()).flatten()
+    })
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The text the value parsers read: strings as they are, numbers as written,
+/// lists of texts joined by `; ` (an e-mail list), other structures as JSON.
+fn value_text(value: &Value, out: &mut String) {
+    match value {
+        Value::Null => {}
+        Value::String(s) => out.push_str(s),
+        Value::Number(n) => out.push_str(&n.to_string()),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Array(items) if items.iter().all(|i| !i.is_array() && !i.is_object()) => {
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str("; ");
+                }
+                value_text(item, out);
+            }
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+fn collect_pointers(value: &Value, prefix: String, into: &mut BTreeSet<String>) {
+    if into.len() >= KNOWN_POINTERS {
+        return;
+    }
+    if let Value::Object(map) = value {
+        for (key, child) in map {
+            let pointer = format!("{prefix}/{}", key.replace('~', "~0").replace('/', "~1"));
+            collect_pointers(child, pointer.clone(), into);
+            into.insert(pointer);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_become_text() {
+        let text = |v: Value| {
+            let mut out = String::new();
+            value_text(&v, &mut out);
+            out
+        };
+        assert_eq!(
+            text(serde_json::json!(21060004500392_u64)),
+            "21060004500392"
+        );
+        assert_eq!(text(serde_json::json!(8500.5)), "8500.5");
+        assert_eq!(
+            text(serde_json::json!(["a@x.fr", "b@y.fr"])),
+            "a@x.fr; b@y.fr"
+        );
+        assert_eq!(text(serde_json::json!(null)), "");
+        assert_eq!(text(serde_json::json!({"a": 1})), "{\"a\":1}");
+    }
+
+    #[test]
+    fn pointers_are_collected() {
+        let mut known = BTreeSet::new();
+        collect_pointers(
+            &serde_json::json!({"id": 1, "demandeur": {"siret": "x", "a/b": 2}}),
+            String::new(),
+            &mut known,
+        );
+        assert!(known.contains("/demandeur/siret") && known.contains("/demandeur/a~1b"));
+    }
+}
