@@ -1,6 +1,7 @@
-//! Import speed of the file kinds on equivalent data: the same dossiers as CSV, as
-//! XML and as an `.xlsx` workbook, each imported by `alertissimo import` into an empty
-//! store (a baseline), with the CSV measured in the same run as the reference.
+//! Import speed of the kinds on equivalent data: the same dossiers as CSV, as XML, as
+//! an `.xlsx` workbook and as pages of an HTTP JSON API, each imported by
+//! `alertissimo import` into an empty store (a baseline), with the CSV measured in
+//! the same run as the reference.
 //!
 //! Usage (from the repository root):
 //!
@@ -16,11 +17,14 @@
 //! `DIR/data` (default `target/bench-kinds`); this program converts it once into
 //! `snapshot-1.xml` (one `<dossier>` element per record, one child element per
 //! column, UTF-8) and `snapshot-1.xlsx` (one row per record, text cells in the
-//! shared-strings table as Excel writes them), and writes a
-//! connector for each, identical but for `kind` and `[source]`. Each run then imports
-//! the three files, each into a new store. The table gives, per kind, the median time,
-//! rows per second, the ratio to CSV's rows per second, and the median peak RSS; the
-//! target is a ratio of at least 0.5 for XML and spreadsheets.
+//! shared-strings table as Excel writes them), and serves the records as JSON pages of
+//! 100 (`?page=N`) from an HTTP server on 127.0.0.1 inside this program (100 000
+//! dossiers: 1 000 pages). It writes a connector for each, identical but for `kind`,
+//! `[source]` and the names of the columns. Each run then imports the four, each into a
+//! new store. The table gives, per kind, the median time, rows per second, the ratio to
+//! CSV's rows per second, and the median peak RSS; the targets are a ratio of at least
+//! 0.5 for XML and spreadsheets, and for the API a peak RSS no larger than CSV's (pages
+//! are streamed: memory does not grow with the number of pages).
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -126,10 +130,12 @@ fn run(args: &Args) -> Result<(), String> {
     }
     let csv_connector = fs::read_to_string(data.join("connectors/bench.toml"))
         .map_err(|e| format!("the connector gen_export wrote: {e}"))?;
+    let server = serve_pages(&data.join("snapshot-1.csv"))?;
     let kinds = [
         ("csv", "snapshot-1.csv", csv_connector.clone()),
         ("xml", "snapshot-1.xml", xml_connector(&csv_connector)?),
         ("xlsx", "snapshot-1.xlsx", sheet_connector(&csv_connector)?),
+        ("http", "", http_connector(&csv_connector, &server)?),
     ];
     let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/rules");
     for (kind, _, connector) in &kinds {
@@ -150,7 +156,8 @@ fn run(args: &Args) -> Result<(), String> {
         for (i, (kind, file, _)) in kinds.iter().enumerate() {
             let home = dir.join(kind);
             let _ = fs::remove_dir_all(home.join("state"));
-            let sample = measure(&bin, &home, &data.join(file))?;
+            let file = (!file.is_empty()).then(|| data.join(file));
+            let sample = measure(&bin, &home, file.as_deref())?;
             line.push_str(&format!(" {kind} {:.2} s", sample.0));
             samples[i].push(sample);
         }
@@ -169,25 +176,34 @@ fn run(args: &Args) -> Result<(), String> {
         let rss = median(samples[i].iter().map(|s| s.1 as f64).collect()) / 1024.0;
         let rate = args.rows as f64 / seconds;
         let ratio = rate / csv_rate;
-        let verdict = if i == 0 {
-            "(reference)".to_owned()
-        } else {
-            format!(
+        let csv_rss = median(samples[0].iter().map(|s| s.1 as f64).collect()) / 1024.0;
+        let verdict = match *kind {
+            "csv" => "(reference)".to_owned(),
+            "http" => format!(
+                "peak RSS <= csv's: {}",
+                if rss <= csv_rss * 1.05 {
+                    "PASS"
+                } else {
+                    "FAIL"
+                }
+            ),
+            _ => format!(
                 ">= {TARGET_RATIO}: {}",
                 if ratio >= TARGET_RATIO {
                     "PASS"
                 } else {
                     "FAIL"
                 }
-            )
+            ),
         };
         println!("{kind:<8}{seconds:>12.3}{rate:>14.0}{ratio:>11.2}x{rss:>14.1}   {verdict}");
     }
     Ok(())
 }
 
-/// Imports `file` with the configuration in `home`; returns (seconds, peak RSS KiB).
-fn measure(bin: &Path, home: &Path, file: &Path) -> Result<(f64, u64), String> {
+/// Imports `file` (the connector's API when `None`) with the configuration in
+/// `home`; returns (seconds, peak RSS KiB).
+fn measure(bin: &Path, home: &Path, file: Option<&Path>) -> Result<(f64, u64), String> {
     let timing = home.join("time.txt");
     let started = Instant::now();
     let out = Command::new(GNU_TIME)
@@ -195,7 +211,7 @@ fn measure(bin: &Path, home: &Path, file: &Path) -> Result<(f64, u64), String> {
         .arg(&timing)
         .arg(bin)
         .args(["import", "bench"])
-        .arg(file)
+        .args(file)
         .args(["--json", "--config"])
         .arg(home.join("config.toml"))
         .stdin(Stdio::null())
@@ -206,7 +222,7 @@ fn measure(bin: &Path, home: &Path, file: &Path) -> Result<(f64, u64), String> {
     if !out.status.success() || !stdout.contains("\"status\":\"applied\"") {
         return Err(format!(
             "importing {} failed:\n{stdout}{}",
-            file.display(),
+            file.map_or_else(|| "the API".to_owned(), |f| f.display().to_string()),
             String::from_utf8_lossy(&out.stderr)
         ));
     }
@@ -305,4 +321,100 @@ fn sheet_connector(csv: &str) -> Result<String, String> {
         "spreadsheet",
         "[source]\npath = \"../data/snapshot-1.xlsx\"\nheader_row = 1\nafter_import = \"keep\"\nsettle = \"0s\"\n",
     )
+}
+
+/// Serves the records of `csv` as JSON pages of 100 (`GET /dossiers?page=N`, from 1)
+/// on 127.0.0.1; returns the address of the first page.
+fn serve_pages(csv: &Path) -> Result<String, String> {
+    let mut reader = read_csv(csv)?;
+    let mut pages: Vec<String> = Vec::new();
+    let mut page: Vec<serde_json::Value> = Vec::with_capacity(100);
+    let flush = |page: &mut Vec<serde_json::Value>, pages: &mut Vec<String>| {
+        pages.push(serde_json::json!({ "data": std::mem::take(page) }).to_string());
+    };
+    for record in reader.records() {
+        let record = record.map_err(|e| e.to_string())?;
+        let object: serde_json::Map<String, serde_json::Value> = ELEMENTS
+            .iter()
+            .zip(record.iter())
+            .map(|((_, name), value)| ((*name).to_owned(), serde_json::Value::from(value)))
+            .collect();
+        page.push(serde_json::Value::Object(object));
+        if page.len() == 100 {
+            flush(&mut page, &mut pages);
+        }
+    }
+    if !page.is_empty() {
+        flush(&mut page, &mut pages);
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    let pages = std::sync::Arc::new(pages);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let pages = std::sync::Arc::clone(&pages);
+            std::thread::spawn(move || serve(stream, &pages));
+        }
+    });
+    Ok(format!("http://{address}/dossiers"))
+}
+
+/// Answers the requests of one connection (HTTP/1.1, keep-alive).
+fn serve(stream: std::net::TcpStream, pages: &[String]) {
+    use std::io::BufRead;
+    let Ok(read_half) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = std::io::BufReader::new(read_half);
+    let _ = stream.set_nodelay(true);
+    let mut writer = stream;
+    loop {
+        let mut request = String::new();
+        if reader.read_line(&mut request).unwrap_or(0) == 0 {
+            return;
+        }
+        // Skip the headers.
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if line == "\r\n" || line == "\n" {
+                break;
+            }
+        }
+        let number: usize = request
+            .split_whitespace()
+            .nth(1)
+            .and_then(|target| target.split("page=").nth(1))
+            .and_then(|n| n.split('&').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
+        let empty = "{\"data\":[]}".to_owned();
+        let body = pages.get(number.wrapping_sub(1)).unwrap_or(&empty);
+        // One write, without Nagle's delay: the client reads the whole page at once.
+        let mut response = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        response.extend_from_slice(body.as_bytes());
+        if writer.write_all(&response).is_err() {
+            return;
+        }
+    }
+}
+
+fn http_connector(csv: &str, url: &str) -> Result<String, String> {
+    let mut text = with_source(
+        csv,
+        "http_json",
+        &format!(
+            "[source]\nurl = \"{url}\"\nrecords = \"/data\"\n[source.pagination]\nkind = \"page\"\nparam = \"page\"\nsize_param = \"per_page\"\nsize = 100\n"
+        ),
+    )?;
+    for (header, element) in ELEMENTS {
+        text = text.replace(&format!("\"{header}\""), &format!("\"/{element}\""));
+    }
+    Ok(text)
 }
