@@ -340,274 +340,104 @@ impl HttpSource {
             ca_file,
         })
     }
+}
 
-    /// The HTTP client: rustls with the system's roots and the extra CA file.
-    fn client(&self) -> Result<reqwest::blocking::Client, String> {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_native_certs::load_native_certs().certs {
-            let _ = roots.add(cert);
-        }
-        if let Some(path) = &self.ca_file {
-            use rustls_pki_types::pem::PemObject;
-            let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
-                .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
-            for cert in certs {
-                let cert = cert.map_err(|e| format!("ca_file {}: {e}", path.display()))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
-            }
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        reqwest::blocking::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .timeout(self.timeout)
-            .user_agent(concat!("alertissimo/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot set up the HTTP client: {e}"))
+/// An HTTP client: rustls with the system's roots and an extra CA file.
+fn client(timeout: Duration, ca_file: Option<&Path>) -> Result<reqwest::blocking::Client, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
     }
+    if let Some(path) = ca_file {
+        use rustls_pki_types::pem::PemObject;
+        let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+        }
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    reqwest::blocking::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .timeout(timeout)
+        .user_agent(concat!("alertissimo/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("cannot set up the HTTP client: {e}"))
 }
 
-/// Where the next page is.
-enum Next {
-    /// A page number or offset.
-    Number(u64),
-    /// A cursor.
-    Cursor(Option<String>),
-    /// An address.
-    Url(reqwest::Url),
-    /// No more pages.
-    Done,
-}
-
-/// The records of an API, fetched page by page as they are read.
-pub struct HttpTable {
+/// How requests are sent: the client, the credentials, the retries and limits.
+pub(crate) struct Fetcher {
     client: reqwest::blocking::Client,
-    source: HttpSource,
     credentials: Option<(Option<String>, Secret)>,
-    since: Option<String>,
-    next: Next,
-    page: std::vec::IntoIter<Value>,
-    pages: u64,
-    /// The column names: the pointers the mapping names.
-    pub headers: Vec<String>,
-    found: Vec<u64>,
-    known: BTreeSet<String>,
-    current: csv::ByteRecord,
-    number: u64,
-    shown: String,
+    headers: BTreeMap<String, String>,
+    timeout: Duration,
+    retries: u32,
+    max_response: u64,
 }
 
-impl HttpTable {
-    /// Prepares the reading of an API; `since` is the instant of the last applied
-    /// import (RFC 3339), for incremental polling.
+impl Fetcher {
+    /// Reads the secret of `auth` and sets up the client.
     ///
     /// # Errors
-    /// A reason when a secret cannot be read or the client cannot be set up.
-    pub fn open(
-        source: &HttpSource,
-        mapping: &Mapping,
-        since: Option<String>,
+    /// A reason naming the secret's key when it cannot be read, or the CA file.
+    pub(crate) fn new(
+        auth: Option<&Auth>,
+        headers: BTreeMap<String, String>,
+        timeout: Duration,
+        retries: u32,
+        max_response: u64,
+        ca_file: Option<&Path>,
     ) -> Result<Self, String> {
-        let credentials = match &source.auth {
+        let credentials = match auth {
             None => None,
             Some(Auth::Bearer(token)) => Some((None, token.read_as("auth.token")?)),
             Some(Auth::Basic(user, password)) => {
                 Some((Some(user.clone()), password.read_as("auth.password")?))
             }
         };
-        let mut headers: Vec<String> = Vec::new();
-        for f in mapping.fields() {
-            if let ValueSource::Column(names) | ValueSource::Columns(names, _) = &f.source {
-                for name in names {
-                    if !headers.contains(name) {
-                        headers.push(name.clone());
-                    }
-                }
-            }
-        }
-        let next = match &source.pagination {
-            Pagination::None | Pagination::Link => Next::Url(source.url.clone()),
-            Pagination::Page { start, .. } => Next::Number(*start),
-            Pagination::Offset { .. } => Next::Number(0),
-            Pagination::Cursor { .. } => Next::Cursor(None),
-        };
         Ok(Self {
-            client: source.client()?,
-            source: source.clone(),
+            client: client(timeout, ca_file)?,
             credentials,
-            since: since.filter(|_| source.updated_since.is_some()),
-            next,
-            page: Vec::new().into_iter(),
-            pages: 0,
-            found: vec![0; headers.len()],
             headers,
-            known: BTreeSet::new(),
-            current: csv::ByteRecord::new(),
-            number: 0,
-            shown: source.url.to_string(),
+            timeout,
+            retries,
+            max_response,
         })
     }
 
-    /// The address shown in messages (the first page's).
-    pub fn shown(&self) -> &str {
-        &self.shown
-    }
-
-    /// The next record, fetching the next page when this one is read.
+    /// One request (a POST of `body` when given, else a GET), tried again on
+    /// timeouts, connection errors, `5xx` and `429`; returns the JSON page and the
+    /// `rel="next"` address of its `Link` header.
     ///
     /// # Errors
-    /// A reason naming the page's address: an HTTP error, a timeout after the
-    /// retries, a response too large, a page that is not the expected JSON.
-    pub fn next_record(&mut self) -> Result<Option<Record<'_>>, String> {
-        loop {
-            if let Some(record) = self.page.next() {
-                self.number += 1;
-                self.row(&record);
-                return Ok(Some(Record {
-                    line: self.number,
-                    number: self.number,
-                    fields: &self.current,
-                    offset: self.pages,
-                }));
-            }
-            if !self.fetch_next()? {
-                return Ok(None);
-            }
-        }
-    }
-
-    fn row(&mut self, record: &Value) {
-        if self.known.len() < KNOWN_POINTERS {
-            collect_pointers(record, String::new(), &mut self.known);
-        }
-        self.current.clear();
-        let mut text = String::new();
-        for (i, pointer) in self.headers.iter().enumerate() {
-            text.clear();
-            if let Some(value) = record.pointer(pointer) {
-                if !value.is_null() {
-                    self.found[i] += 1;
-                }
-                value_text(value, &mut text);
-            }
-            self.current.push_field(text.trim().as_bytes());
-        }
-    }
-
-    /// Fetches the next page into `self.page`; false when there is none.
-    fn fetch_next(&mut self) -> Result<bool, String> {
-        let mut url = match &self.next {
-            Next::Done => return Ok(false),
-            Next::Url(u) => u.clone(),
-            Next::Number(_) | Next::Cursor(_) => self.source.url.clone(),
-        };
-        {
-            let mut query = url.query_pairs_mut();
-            match (&self.source.pagination, &self.next) {
-                (Pagination::Page { param, size, .. }, Next::Number(n)) => {
-                    query.append_pair(param, &n.to_string());
-                    if let Some((p, s)) = size {
-                        query.append_pair(p, &s.to_string());
-                    }
-                }
-                (
-                    Pagination::Offset {
-                        param,
-                        size_param,
-                        size,
-                    },
-                    Next::Number(n),
-                ) => {
-                    query.append_pair(param, &n.to_string());
-                    query.append_pair(size_param, &size.to_string());
-                }
-                (Pagination::Cursor { param, .. }, Next::Cursor(Some(c))) => {
-                    query.append_pair(param, c);
-                }
-                _ => {}
-            }
-            // The link of a `Link` header already carries its parameters.
-            if let (Some(param), Some(since)) = (&self.source.updated_since, &self.since)
-                && !(matches!(self.next, Next::Url(_)) && self.pages > 0)
-            {
-                query.append_pair(param, since);
-            }
-        }
-        let url = strip_empty_query(url);
-        let (page, link) = self.get(&url)?;
-        self.pages += 1;
-        let records = match page.pointer(&self.source.records) {
-            Some(Value::Array(records)) => records.clone(),
-            Some(Value::Null) | None if self.source.records.is_empty() => Vec::new(),
-            Some(other) => {
-                return Err(format!(
-                    "{url}: the records at '{}' are {}, not an array",
-                    self.source.records,
-                    kind_of(other)
-                ));
-            }
-            None => {
-                return Err(format!(
-                    "{url}: no records at '{}' in the page (is `records` right?)",
-                    self.source.records
-                ));
-            }
-        };
-        let count = records.len() as u64;
-        self.next = match (&self.source.pagination, &self.next) {
-            (Pagination::None, _) => Next::Done,
-            (Pagination::Page { size, .. }, Next::Number(n)) => {
-                if count == 0 || size.as_ref().is_some_and(|(_, s)| count < *s) {
-                    Next::Done
-                } else {
-                    Next::Number(n + 1)
-                }
-            }
-            (Pagination::Offset { size, .. }, Next::Number(n)) => {
-                if count < *size {
-                    Next::Done
-                } else {
-                    Next::Number(n + count)
-                }
-            }
-            (Pagination::Cursor { next, .. }, _) => match page.pointer(next) {
-                Some(Value::String(c)) if !c.is_empty() && count > 0 => {
-                    Next::Cursor(Some(c.clone()))
-                }
-                Some(Value::Number(c)) if count > 0 => Next::Cursor(Some(c.to_string())),
-                _ => Next::Done,
-            },
-            (Pagination::Link, _) => match link {
-                Some(next) => Next::Url(next),
-                None => Next::Done,
-            },
-            _ => Next::Done,
-        };
-        self.page = records.into_iter();
-        Ok(true)
-    }
-
-    /// One request, tried again on timeouts, connection errors, `5xx` and `429`.
-    fn get(&self, url: &reqwest::Url) -> Result<(Value, Option<reqwest::Url>), String> {
+    /// A reason naming the address: `401`, `403`, other `4xx`, still failing after
+    /// the retries, too large, not JSON.
+    pub(crate) fn send(
+        &self,
+        url: &reqwest::Url,
+        body: Option<String>,
+    ) -> Result<(Value, Option<reqwest::Url>), String> {
         let mut attempt = 0u32;
         loop {
-            let mut request = if self.source.post {
-                self.client
+            let mut request = match &body {
+                Some(body) => self
+                    .client
                     .post(url.clone())
                     .header("Content-Type", "application/json")
-                    .body(self.source.body.clone().unwrap_or_default())
-            } else {
-                self.client.get(url.clone())
+                    .body(body.clone()),
+                None => self.client.get(url.clone()),
             };
             request = request.header("Accept", "application/json");
-            for (name, value) in &self.source.headers {
+            for (name, value) in &self.headers {
                 request = request.header(name, value);
             }
             request = match &self.credentials {
@@ -664,10 +494,10 @@ impl HttpTable {
                     }
                 }
                 Err(e) if e.is_timeout() => {
-                    if attempt >= self.source.retries {
+                    if attempt >= self.retries {
                         return Err(format!(
                             "{url}: no answer within {} s ({} attempts)",
-                            self.source.timeout.as_secs(),
+                            self.timeout.as_secs(),
                             attempt + 1
                         ));
                     }
@@ -676,7 +506,7 @@ impl HttpTable {
                 Err(e) if e.is_connect() || e.is_request() => backoff(attempt),
                 Err(e) => return Err(format!("{url}: {e}")),
             };
-            if attempt >= self.source.retries {
+            if attempt >= self.retries {
                 return Err(format!(
                     "{url}: still failing after {} attempts; the import is tried again at the next tick",
                     attempt + 1
@@ -693,7 +523,7 @@ impl HttpTable {
         url: &reqwest::Url,
         response: reqwest::blocking::Response,
     ) -> Result<Vec<u8>, String> {
-        let max = self.source.max_response;
+        let max = self.max_response;
         let too_large = || {
             format!(
                 "{url}: the response is larger than {} MB (max_response_mb)",
@@ -712,6 +542,72 @@ impl HttpTable {
             return Err(too_large());
         }
         Ok(body)
+    }
+}
+
+/// JSON records as rows whose columns are the JSON pointers a mapping names.
+pub struct JsonRows {
+    /// The column names: the pointers the mapping names.
+    pub headers: Vec<String>,
+    found: Vec<u64>,
+    known: BTreeSet<String>,
+    current: csv::ByteRecord,
+    number: u64,
+    shown: String,
+}
+
+impl JsonRows {
+    /// The columns of `mapping`; `shown` names the source in messages.
+    pub fn new(mapping: &Mapping, shown: String) -> Self {
+        let mut headers: Vec<String> = Vec::new();
+        for f in mapping.fields() {
+            if let ValueSource::Column(names) | ValueSource::Columns(names, _) = &f.source {
+                for name in names {
+                    if !headers.contains(name) {
+                        headers.push(name.clone());
+                    }
+                }
+            }
+        }
+        Self {
+            found: vec![0; headers.len()],
+            headers,
+            known: BTreeSet::new(),
+            current: csv::ByteRecord::new(),
+            number: 0,
+            shown,
+        }
+    }
+
+    /// The source, as messages name it.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    /// The row of one record; `offset` tells progress how far the reading is.
+    pub fn row(&mut self, record: &Value, offset: u64) -> Record<'_> {
+        if self.known.len() < KNOWN_POINTERS {
+            collect_pointers(record, String::new(), &mut self.known);
+        }
+        self.current.clear();
+        let mut text = String::new();
+        for (i, pointer) in self.headers.iter().enumerate() {
+            text.clear();
+            if let Some(value) = record.pointer(pointer) {
+                if !value.is_null() {
+                    self.found[i] += 1;
+                }
+                value_text(value, &mut text);
+            }
+            self.current.push_field(text.trim().as_bytes());
+        }
+        self.number += 1;
+        Record {
+            line: self.number,
+            number: self.number,
+            fields: &self.current,
+            offset,
+        }
     }
 
     /// After the last record: the mapped pointers that no record had, each named
@@ -748,6 +644,180 @@ impl HttpTable {
             ));
         }
         reasons
+    }
+}
+
+/// Where the next page is.
+enum Next {
+    /// A page number or offset.
+    Number(u64),
+    /// A cursor.
+    Cursor(Option<String>),
+    /// An address.
+    Url(reqwest::Url),
+    /// No more pages.
+    Done,
+}
+
+/// The records of an API, fetched page by page as they are read.
+pub struct HttpTable {
+    fetcher: Fetcher,
+    source: HttpSource,
+    since: Option<String>,
+    next: Next,
+    page: std::vec::IntoIter<Value>,
+    pages: u64,
+    /// The records as rows.
+    pub rows: JsonRows,
+}
+
+impl HttpTable {
+    /// Prepares the reading of an API; `since` is the instant of the last applied
+    /// import (RFC 3339), for incremental polling.
+    ///
+    /// # Errors
+    /// A reason when a secret cannot be read or the client cannot be set up.
+    pub fn open(
+        source: &HttpSource,
+        mapping: &Mapping,
+        since: Option<String>,
+    ) -> Result<Self, String> {
+        let fetcher = Fetcher::new(
+            source.auth.as_ref(),
+            source.headers.clone(),
+            source.timeout,
+            source.retries,
+            source.max_response,
+            source.ca_file.as_deref(),
+        )?;
+        let next = match &source.pagination {
+            Pagination::None | Pagination::Link => Next::Url(source.url.clone()),
+            Pagination::Page { start, .. } => Next::Number(*start),
+            Pagination::Offset { .. } => Next::Number(0),
+            Pagination::Cursor { .. } => Next::Cursor(None),
+        };
+        Ok(Self {
+            fetcher,
+            source: source.clone(),
+            since: since.filter(|_| source.updated_since.is_some()),
+            next,
+            page: Vec::new().into_iter(),
+            pages: 0,
+            rows: JsonRows::new(mapping, source.url.to_string()),
+        })
+    }
+
+    /// The next record, fetching the next page when this one is read.
+    ///
+    /// # Errors
+    /// A reason naming the page's address: an HTTP error, a timeout after the
+    /// retries, a response too large, a page that is not the expected JSON.
+    pub fn next_record(&mut self) -> Result<Option<Record<'_>>, String> {
+        loop {
+            if let Some(record) = self.page.next() {
+                return Ok(Some(self.rows.row(&record, self.pages)));
+            }
+            if !self.fetch_next()? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Fetches the next page into `self.page`; false when there is none.
+    fn fetch_next(&mut self) -> Result<bool, String> {
+        let mut url = match &self.next {
+            Next::Done => return Ok(false),
+            Next::Url(u) => u.clone(),
+            Next::Number(_) | Next::Cursor(_) => self.source.url.clone(),
+        };
+        {
+            let mut query = url.query_pairs_mut();
+            match (&self.source.pagination, &self.next) {
+                (Pagination::Page { param, size, .. }, Next::Number(n)) => {
+                    query.append_pair(param, &n.to_string());
+                    if let Some((p, s)) = size {
+                        query.append_pair(p, &s.to_string());
+                    }
+                }
+                (
+                    Pagination::Offset {
+                        param,
+                        size_param,
+                        size,
+                    },
+                    Next::Number(n),
+                ) => {
+                    query.append_pair(param, &n.to_string());
+                    query.append_pair(size_param, &size.to_string());
+                }
+                (Pagination::Cursor { param, .. }, Next::Cursor(Some(c))) => {
+                    query.append_pair(param, c);
+                }
+                _ => {}
+            }
+            // The link of a `Link` header already carries its parameters.
+            if let (Some(param), Some(since)) = (&self.source.updated_since, &self.since)
+                && !(matches!(self.next, Next::Url(_)) && self.pages > 0)
+            {
+                query.append_pair(param, since);
+            }
+        }
+        let url = strip_empty_query(url);
+        let body = self
+            .source
+            .post
+            .then(|| self.source.body.clone().unwrap_or_default());
+        let (page, link) = self.fetcher.send(&url, body)?;
+        self.pages += 1;
+        let records = match page.pointer(&self.source.records) {
+            Some(Value::Array(records)) => records.clone(),
+            Some(Value::Null) | None if self.source.records.is_empty() => Vec::new(),
+            Some(other) => {
+                return Err(format!(
+                    "{url}: the records at '{}' are {}, not an array",
+                    self.source.records,
+                    kind_of(other)
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "{url}: no records at '{}' in the page (is `records` right?)",
+                    self.source.records
+                ));
+            }
+        };
+        let count = records.len() as u64;
+        self.next = match (&self.source.pagination, &self.next) {
+            (Pagination::None, _) => Next::Done,
+            (Pagination::Page { size, .. }, Next::Number(n)) => {
+                if count == 0 || size.as_ref().is_some_and(|(_, s)| count < *s) {
+                    Next::Done
+                } else {
+                    Next::Number(n + 1)
+                }
+            }
+            (Pagination::Offset { size, .. }, Next::Number(n)) => {
+                if count < *size {
+                    Next::Done
+                } else {
+                    Next::Number(n + count)
+                }
+            }
+            (Pagination::Cursor { next, .. }, _) => match page.pointer(next) {
+                Some(Value::String(c)) if !c.is_empty() && count > 0 => {
+                    Next::Cursor(Some(c.clone()))
+                }
+                Some(Value::Number(c)) if count > 0 => Next::Cursor(Some(c.to_string())),
+                _ => Next::Done,
+            },
+            (Pagination::Link, _) => match link {
+                Some(next) => Next::Url(next),
+                None => Next::Done,
+            },
+            _ => Next::Done,
+        };
+        self.page = records.into_iter();
+        Ok(true)
     }
 }
 

@@ -163,7 +163,7 @@ impl Table {
             Self::Csv(f) => &f.headers,
             Self::Sheet(s) => &s.headers,
             Self::Xml(x) => &x.headers,
-            Self::Http(h) => &h.headers,
+            Self::Http(h) => &h.rows.headers,
         }
     }
 
@@ -183,7 +183,7 @@ impl Table {
             Self::Csv(f) => f.path(),
             Self::Sheet(s) => s.path(),
             Self::Xml(x) => x.path(),
-            Self::Http(h) => Path::new(h.shown()),
+            Self::Http(h) => Path::new(h.rows.shown()),
         }
     }
 
@@ -221,7 +221,7 @@ impl Table {
     pub fn vanished(&self, mapping: &Mapping) -> Vec<String> {
         match self {
             Self::Xml(x) => x.vanished(mapping),
-            Self::Http(h) => h.vanished(mapping),
+            Self::Http(h) => h.rows.vanished(mapping),
             Self::Csv(_) | Self::Sheet(_) => Vec::new(),
         }
     }
