@@ -133,6 +133,10 @@ pub async fn run(
         "Started."
     );
     for connector in connectors {
+        if !connector.enabled {
+            info!(connector = %connector.name, "Disabled (enabled = false): not imported on schedule.");
+            continue;
+        }
         tracker.spawn(follow(
             Arc::new(connector),
             rules.clone(),

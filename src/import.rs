@@ -23,7 +23,7 @@ use tracing::{debug, error, info, warn};
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use crate::connector::mapping::{FieldIssue, Mapped};
-use crate::connector::table::{FirstPass, Record, Table};
+use crate::connector::table::{ApiState, FirstPass, Record, Table};
 use crate::connector::{Connector, Mode};
 use crate::diff::{self, Known};
 use crate::model::{self, Dossier, Event, EventKind};
@@ -337,6 +337,10 @@ struct Parsed {
     seen: Vec<u32>,
     /// Mapped columns that no record had (refusal reasons).
     vanished: Vec<String>,
+    /// The ids the source said were deleted.
+    deleted: Vec<String>,
+    /// Where the source's synchronisation ends.
+    cursor: Option<String>,
 }
 
 /// Hash of a raw record, volatile columns left out; `seed` is the connector's fingerprint.
@@ -475,6 +479,8 @@ fn parse(
         unchanged,
         seen,
         vanished: file.vanished(&connector.mapping),
+        deleted: file.deleted().to_vec(),
+        cursor: file.cursor(),
     })
 }
 
@@ -662,11 +668,15 @@ fn import_snapshot(
             RunStatus::Refused => {}
         }
     }
-    let since = match origin {
-        Origin::Api => tx.last_applied_start(&connector.name)?,
-        Origin::File(_) => None,
+    let api = match origin {
+        Origin::Api => ApiState {
+            last_start: tx.last_applied_start(&connector.name)?,
+            cursor: tx.source_cursor(&connector.name)?,
+            started: crate::store::format_time(started_at),
+        },
+        Origin::File(_) => ApiState::default(),
     };
-    let (file, size) = match inspected.open(origin, connector, since) {
+    let (file, size) = match inspected.open(origin, connector, api) {
         Ok(f) => f,
         Err(reason) => {
             drop(tx);
@@ -872,7 +882,8 @@ fn import_snapshot(
     // Guards.
     let guards = &connector.guards;
     reasons.extend(parsed.vanished);
-    if parsed.rows == 0 {
+    // An incremental source with nothing new is normal; a full export without data is not.
+    if parsed.rows == 0 && connector.mode == Mode::Full {
         reasons.push(format!(
             "{file_name}: the export holds no data record, only a header"
         ));
@@ -896,12 +907,26 @@ fn import_snapshot(
             .filter(|(e, seen)| e.present() && **seen == 0)
             .map(|(e, _)| e.dossier_id())
             .collect(),
-        Mode::Incremental => Vec::new(),
+        // Only what the source says it deleted.
+        Mode::Incremental => {
+            let mut deleted: Vec<_> = parsed.deleted.iter().map(|id| id_key(id)).collect();
+            deleted.sort_unstable();
+            index
+                .entries
+                .iter()
+                .filter(|e| e.present() && deleted.binary_search(&e.key()).is_ok())
+                .map(|e| e.dossier_id())
+                .collect()
+        }
     };
     let present_before = index.entries.iter().filter(|e| e.present()).count() as u64;
     let missing = gone.len() as u64;
     let disappeared_ratio = ratio(missing, present_before);
-    if missing > 0 && disappeared_ratio > guards.max_disappeared_ratio {
+    // The guard is against truncated full exports; deletions a source states are not guessed.
+    if connector.mode == Mode::Full
+        && missing > 0
+        && disappeared_ratio > guards.max_disappeared_ratio
+    {
         reasons.push(format!(
             "{missing} of {present_before} dossiers would disappear ({:.1} %), above max_disappeared_ratio ({:.1} %): is the export truncated?",
             disappeared_ratio * 100.0,
@@ -930,6 +955,10 @@ fn import_snapshot(
         if counts.alerts_queued > 1 {
             tx.align_digests()?;
         }
+    }
+    if let Some(cursor) = &parsed.cursor {
+        // With the import, in its transaction: it advances only with applied data.
+        tx.set_source_cursor(&connector.name, cursor, options.now)?;
     }
     run.counts = counts;
     run.finished_at = Utc::now();

@@ -760,7 +760,8 @@ fn show_sources(
         .unwrap_or_default()
         .into_iter()
         .filter(|c| connector.is_none_or(|name| c.name == name))
-        .map(|c| (c.name, c.max_age))
+        // A disabled source is not expected to import: never stale.
+        .map(|c| (c.name, c.max_age.filter(|_| c.enabled)))
         .collect();
     let health = store.source_health(&sources, Utc::now())?;
     if json {

@@ -8,6 +8,7 @@
 //! mapping shared by all kinds is in [`mapping`], the value parsers in `value`.
 
 pub mod csv;
+pub mod ds;
 pub mod folder;
 pub mod http;
 pub mod mapping;
@@ -40,6 +41,8 @@ pub enum Kind {
     Xml,
     /// An HTTP JSON API.
     HttpJson,
+    /// The Démarches Simplifiées GraphQL API.
+    DemarchesSimplifiees,
 }
 
 #[derive(Debug, Deserialize)]
@@ -62,6 +65,8 @@ struct ConnectorFile<S> {
     alert_on_first_import: bool,
     #[serde(default)]
     mode: Mode,
+    #[serde(default = "yes")]
+    enabled: bool,
     #[serde(default)]
     max_age: Option<Spanned<String>>,
     #[serde(default)]
@@ -76,6 +81,10 @@ struct ConnectorFile<S> {
     steps: BTreeMap<Spanned<String>, Spanned<String>>,
     #[serde(default)]
     guards: GuardsDef,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_schedule() -> Spanned<String> {
@@ -117,6 +126,8 @@ pub struct Connector {
     pub alert_on_first_import: bool,
     /// Full snapshots or changes only.
     pub mode: Mode,
+    /// Whether the daemon imports it on schedule (`import` still can, by hand).
+    pub enabled: bool,
     /// How long the source may go without a successful import before the
     /// administrators are told (none: never).
     pub max_age: Option<std::time::Duration>,
@@ -146,6 +157,8 @@ pub enum Source {
     Xml(xml::XmlSource),
     /// An HTTP JSON API.
     Http(http::HttpSource),
+    /// Démarches Simplifiées.
+    Ds(ds::DsSource),
 }
 
 impl Source {
@@ -155,7 +168,7 @@ impl Source {
             Self::Csv(s) => Some(&s.folder),
             Self::Spreadsheet(s) => Some(&s.folder),
             Self::Xml(s) => Some(&s.folder),
-            Self::Http(_) => None,
+            Self::Http(_) | Self::Ds(_) => None,
         }
     }
 
@@ -163,13 +176,14 @@ impl Source {
     pub fn address(&self) -> Option<String> {
         match self {
             Self::Http(s) => Some(s.url.to_string()),
+            Self::Ds(s) => Some(s.endpoint()),
             Self::Csv(_) | Self::Spreadsheet(_) | Self::Xml(_) => None,
         }
     }
 }
 
 /// The kinds a connector file may declare, as listed in messages.
-const KINDS: &str = "\"csv\", \"spreadsheet\", \"xml\" or \"http_json\"";
+const KINDS: &str = "\"csv\", \"spreadsheet\", \"xml\", \"http_json\" or \"demarches_simplifiees\"";
 
 /// Line and column (1-based) of a byte offset in `text`.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -335,6 +349,22 @@ impl Connector {
                 }
                 (common, source.map(Source::Http))
             }
+            "demarches_simplifiees" => {
+                let (mut common, def) = Common::split(fp.parse::<ConnectorFile<_>>()?);
+                let source = ds::DsSource::validate(def, base, &mut fp);
+                if common.mode != Mode::Incremental {
+                    fp.file("Démarches Simplifiées sends the dossiers that changed: set mode = \"incremental\" (deletions come from its deletedDossiers)");
+                }
+                if common.steps.is_empty() {
+                    for (state, step) in ds::DEFAULT_STEPS {
+                        common.steps.insert(
+                            Spanned::new(0..0, state.to_owned()),
+                            Spanned::new(0..0, step.to_owned()),
+                        );
+                    }
+                }
+                (common, source.map(Source::Ds))
+            }
             other => {
                 fp.at(
                     kind.span(),
@@ -447,6 +477,7 @@ impl Connector {
             schedule,
             alert_on_first_import: common.alert_on_first_import,
             mode: common.mode,
+            enabled: common.enabled,
             max_age,
             link: common.link.map(Spanned::into_inner),
             watch: common.watch.into_iter().map(Spanned::into_inner).collect(),
@@ -462,6 +493,7 @@ struct Common {
     schedule: Spanned<String>,
     alert_on_first_import: bool,
     mode: Mode,
+    enabled: bool,
     max_age: Option<Spanned<String>>,
     link: Option<Spanned<String>>,
     watch: Vec<Spanned<String>>,
@@ -478,6 +510,7 @@ impl Common {
             schedule: file.schedule,
             alert_on_first_import: file.alert_on_first_import,
             mode: file.mode,
+            enabled: file.enabled,
             max_age: file.max_age,
             link: file.link,
             watch: file.watch,

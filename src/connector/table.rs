@@ -8,6 +8,7 @@
 use std::path::Path;
 
 use super::csv::{self, CsvFile, Inspected};
+use super::ds::DsTable;
 use super::http::HttpTable;
 use super::mapping::{Mapping, Resolved, normalize};
 use super::spreadsheet::SheetFile;
@@ -67,7 +68,7 @@ impl FirstPass {
         };
         match source {
             Source::Csv(c) => csv::inspect(path, c.encoding).map(Self::Text),
-            Source::Spreadsheet(_) | Source::Xml(_) | Source::Http(_) => {
+            Source::Spreadsheet(_) | Source::Xml(_) | Source::Http(_) | Source::Ds(_) => {
                 folder::checksum(path).map(|(checksum, bytes)| Self::Binary { checksum, bytes })
             }
         }
@@ -95,19 +96,28 @@ impl FirstPass {
     ///
     /// # Errors
     /// A reason naming the file: unreadable, or no header row.
-    /// `since` is when the last applied import started, for incremental polling.
+    /// `api` is where an API source stands.
     pub fn open(
         &self,
         origin: Origin<'_>,
         connector: &Connector,
-        since: Option<String>,
+        api: ApiState,
     ) -> Result<(Table, u64), String> {
         let path = match origin {
             Origin::File(path) => path,
             Origin::Api => match &connector.source {
                 Source::Http(source) => {
-                    let table = HttpTable::open(source, &connector.mapping, since)?;
+                    let table = HttpTable::open(source, &connector.mapping, api.last_start)?;
                     return Ok((Table::Http(Box::new(table)), 0));
+                }
+                Source::Ds(source) => {
+                    let table = DsTable::open(
+                        source,
+                        &connector.mapping,
+                        api.cursor.as_deref(),
+                        api.started,
+                    )?;
+                    return Ok((Table::Ds(Box::new(table)), 0));
                 }
                 _ => {
                     return Err(format!(
@@ -131,7 +141,7 @@ impl FirstPass {
                 let file = XmlFile::open(path, source, &connector.mapping)?;
                 Ok((Table::Xml(Box::new(file)), self.bytes()))
             }
-            (Source::Http(_), _) => Err(format!(
+            (Source::Http(_) | Source::Ds(_), _) => Err(format!(
                 "{}: connector {} reads its API, not files",
                 path.display(),
                 connector.name
@@ -144,6 +154,17 @@ impl FirstPass {
     }
 }
 
+/// Where an API source stands when an import starts.
+#[derive(Debug, Clone, Default)]
+pub struct ApiState {
+    /// When its last applied import started (RFC 3339), for `updated_since`.
+    pub last_start: Option<String>,
+    /// Its stored synchronisation cursor.
+    pub cursor: Option<String>,
+    /// When this import started (RFC 3339).
+    pub started: String,
+}
+
 /// An opened export, positioned after its header row.
 pub enum Table {
     /// A CSV file, streamed.
@@ -154,6 +175,8 @@ pub enum Table {
     Xml(Box<XmlFile>),
     /// An API, page by page.
     Http(Box<HttpTable>),
+    /// Démarches Simplifiées, page by page.
+    Ds(Box<DsTable>),
 }
 
 impl Table {
@@ -164,6 +187,7 @@ impl Table {
             Self::Sheet(s) => &s.headers,
             Self::Xml(x) => &x.headers,
             Self::Http(h) => &h.rows.headers,
+            Self::Ds(d) => &d.rows.headers,
         }
     }
 
@@ -173,7 +197,7 @@ impl Table {
             Self::Csv(f) => f.header_line,
             Self::Sheet(s) => s.header_line,
             // Its "header" is the mapping's own paths.
-            Self::Xml(_) | Self::Http(_) => 1,
+            Self::Xml(_) | Self::Http(_) | Self::Ds(_) => 1,
         }
     }
 
@@ -184,6 +208,7 @@ impl Table {
             Self::Sheet(s) => s.path(),
             Self::Xml(x) => x.path(),
             Self::Http(h) => Path::new(h.rows.shown()),
+            Self::Ds(d) => Path::new(d.rows.shown()),
         }
     }
 
@@ -197,6 +222,7 @@ impl Table {
             Self::Sheet(s) => s.next_record(),
             Self::Xml(x) => x.next_record(),
             Self::Http(h) => h.next_record(),
+            Self::Ds(d) => d.next_record(),
         }
     }
 
@@ -222,7 +248,24 @@ impl Table {
         match self {
             Self::Xml(x) => x.vanished(mapping),
             Self::Http(h) => h.rows.vanished(mapping),
+            Self::Ds(d) => d.rows.vanished(mapping),
             Self::Csv(_) | Self::Sheet(_) => Vec::new(),
+        }
+    }
+
+    /// The ids the source said were deleted (an explicit deletion feed).
+    pub fn deleted(&self) -> &[String] {
+        match self {
+            Self::Ds(d) => d.deleted(),
+            _ => &[],
+        }
+    }
+
+    /// Where the source's synchronisation ends, to store with the import.
+    pub fn cursor(&self) -> Option<String> {
+        match self {
+            Self::Ds(d) => Some(d.cursor()),
+            _ => None,
         }
     }
 

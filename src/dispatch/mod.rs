@@ -437,6 +437,7 @@ impl Dispatcher {
         let sources: Vec<_> = inner
             .connectors
             .iter()
+            .filter(|c| c.enabled)
             .map(|c| (c.name.clone(), c.max_age))
             .collect();
         let news = inner

@@ -906,6 +906,38 @@ impl ImportTx<'_> {
             .query_row([connector], |r| r.get(0))?)
     }
 
+    /// Where the synchronisation of an API source stands (opaque to the store).
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn source_cursor(&self, connector: &str) -> Result<Option<String>> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT cursor FROM source_status WHERE connector = ?1")?
+            .query_row([connector], |r| r.get(0))
+            .optional()?
+            .flatten())
+    }
+
+    /// Records where the synchronisation of an API source stands, with the import.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn set_source_cursor(
+        &self,
+        connector: &str,
+        cursor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO source_status (connector, first_seen_at, cursor) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (connector) DO UPDATE SET cursor = ?3",
+            )?
+            .execute(params![connector, format_time(now), cursor])?;
+        Ok(())
+    }
+
     /// The latest run that read a file with this checksum, if any.
     ///
     /// # Errors

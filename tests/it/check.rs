@@ -12,7 +12,7 @@ fn shipped_configuration_is_valid() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(
         text(&out).contains(
-            "5 connectors (export-xml, osiris-suivi, portail-aides, progos-export, scdl-subventions)"
+            "6 connectors (demarches-simplifiees, export-xml, osiris-suivi, portail-aides, progos-export, scdl-subventions)"
         ),
         "{}",
         text(&out)

@@ -12,6 +12,7 @@ mod common;
 mod crash;
 mod daemon;
 mod delivery;
+mod ds;
 mod generated;
 mod http;
 mod import;

@@ -1,0 +1,506 @@
+//! The `demarches_simplifiees` kind: dossiers of one or more démarches read from
+//! the Démarches Simplifiées (Démarche Numérique) GraphQL API v2.
+//!
+//! Owns the GraphQL queries ([`DOSSIERS_QUERY`], [`DELETED_QUERY`], checked against
+//! DS's published schema by the tests), the incremental synchronisation as DS
+//! recommends it (a fixed `updatedSince`, the last `endCursor` kept as an opaque
+//! token and never replaced by a null, deletions read from `deletedDossiers`), the
+//! shape of each dossier as the connector's `[fields]` see it (demandeur as a
+//! company or a person, the date the dossier entered its state), and DS's errors:
+//! HTTP 401 and 403, and `errors[].extensions.code = "unauthorized"` in a 200.
+//! Requests go through the `http_json` machinery (timeouts, retries, `Retry-After`).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::FileProblems;
+use super::http::{Auth, Fetcher, JsonRows};
+use super::mapping::Mapping;
+use super::table::Record;
+use crate::config::PasswordSource;
+
+/// The dossiers of a démarche changed since `updatedSince`, 100 at a time.
+pub const DOSSIERS_QUERY: &str = r"query alertissimoDossiers($demarche: Int!, $after: String, $updatedSince: ISO8601DateTime) {
+  demarche(number: $demarche) {
+    number
+    title
+    dossiers(first: 100, after: $after, updatedSince: $updatedSince) {
+      pageInfo { hasNextPage endCursor }
+      nodes {
+        number
+        state
+        dateDepot
+        datePassageEnInstruction
+        dateTraitement
+        dateDerniereModification
+        usager { email }
+        instructeurs { email }
+        demandeur {
+          __typename
+          ... on PersonneMorale { siret entreprise { raisonSociale } }
+          ... on PersonnePhysique { civilite nom prenom email }
+        }
+      }
+    }
+  }
+}";
+
+/// The dossiers of a démarche deleted since `deletedSince`, 100 at a time.
+pub const DELETED_QUERY: &str = r"query alertissimoDeleted($demarche: Int!, $after: String, $deletedSince: ISO8601DateTime) {
+  demarche(number: $demarche) {
+    deletedDossiers(first: 100, after: $after, deletedSince: $deletedSince) {
+      pageInfo { hasNextPage endCursor }
+      nodes { number dateSupression }
+    }
+  }
+}";
+
+/// The `updatedSince` of a first synchronisation: before any DS dossier.
+const EPOCH: &str = "2015-01-01T00:00:00Z";
+
+/// The default steps of DS's states.
+pub const DEFAULT_STEPS: [(&str, &str); 5] = [
+    ("en_construction", "depose"),
+    ("en_instruction", "instruction"),
+    ("accepte", "accorde"),
+    ("refuse", "refuse"),
+    ("sans_suite", "sans_suite"),
+];
+
+/// The `[source]` table of a `demarches_simplifiees` connector, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DsSourceDef {
+    #[serde(default)]
+    base_url: Option<String>,
+    demarches: Vec<i64>,
+    #[serde(default)]
+    token_env: Option<String>,
+    #[serde(default)]
+    token_file: Option<String>,
+    #[serde(default)]
+    timeout: Option<String>,
+    #[serde(default)]
+    retries: Option<u32>,
+}
+
+/// A validated `demarches_simplifiees` source.
+#[derive(Debug, Clone)]
+pub struct DsSource {
+    /// The instance, such as `https://www.demarches-simplifiees.fr`.
+    pub base_url: reqwest::Url,
+    /// The démarches read, in this order.
+    pub demarches: Vec<i64>,
+    token: PasswordSource,
+    timeout: Duration,
+    retries: u32,
+}
+
+impl DsSource {
+    pub(crate) fn validate(
+        def: DsSourceDef,
+        base: &Path,
+        fp: &mut FileProblems<'_>,
+    ) -> Option<Self> {
+        let before = fp.count();
+        let text = def
+            .base_url
+            .unwrap_or_else(|| "https://www.demarches-simplifiees.fr".to_owned());
+        let base_url = match reqwest::Url::parse(&text) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
+            _ => {
+                fp.file(format!(
+                    "[source] base_url '{text}' is not an https:// address"
+                ));
+                None
+            }
+        };
+        if def.demarches.is_empty() || def.demarches.iter().any(|n| *n <= 0) {
+            fp.file(
+                "[source] demarches lists the numbers of the démarches to read, such as [12345]",
+            );
+        }
+        let token = match (def.token_env, def.token_file) {
+            (Some(var), None) => Some(PasswordSource::Env(var)),
+            (None, Some(file)) => Some(PasswordSource::File(base.join(file))),
+            _ => {
+                fp.file("[source] give exactly one of token_env (an environment variable) or token_file (a file, such as a systemd credential) for the API token");
+                None
+            }
+        };
+        let timeout = match def.timeout.as_deref().map(crate::lifecycle::parse_duration) {
+            None => Duration::from_secs(30),
+            Some(Ok(d)) if !d.is_zero() => d,
+            Some(Ok(_)) | Some(Err(_)) => {
+                fp.file("[source] timeout is a duration above 0, such as \"30s\"");
+                Duration::from_secs(30)
+            }
+        };
+        let (base_url, token) = (base_url?, token?);
+        (fp.count() == before).then_some(Self {
+            base_url,
+            demarches: def.demarches,
+            token,
+            timeout,
+            retries: def.retries.unwrap_or(3),
+        })
+    }
+
+    /// The GraphQL endpoint.
+    pub fn endpoint(&self) -> String {
+        format!(
+            "{}/api/v2/graphql",
+            self.base_url.as_str().trim_end_matches('/')
+        )
+    }
+}
+
+/// Where the synchronisation of one démarche stands, kept in the state database.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    /// The fixed `updatedSince` of every synchronisation.
+    pub updated_since: String,
+    /// The last non-null `endCursor`, opaque.
+    pub end_cursor: Option<String>,
+    /// When the deletions were last read.
+    pub deleted_since: Option<String>,
+}
+
+/// The positions of every démarche of a connector, by number.
+pub type Cursor = BTreeMap<i64, Position>;
+
+/// The dossiers of a connector's démarches, fetched page by page as they are read.
+pub struct DsTable {
+    fetcher: Fetcher,
+    endpoint: reqwest::Url,
+    base: String,
+    demarches: Vec<i64>,
+    /// The démarche being read, as an index in `demarches`.
+    at: usize,
+    /// Its title.
+    title: Option<String>,
+    cursor: Cursor,
+    /// When this synchronisation started: the next `deletedSince`.
+    started: String,
+    page: std::vec::IntoIter<Value>,
+    /// Whether the démarche being read has more pages.
+    more: bool,
+    deleted: Vec<String>,
+    pages: u64,
+    /// The dossiers as rows.
+    pub rows: JsonRows,
+}
+
+impl DsTable {
+    /// Prepares a synchronisation from the stored `cursor` (JSON, when there was one).
+    ///
+    /// # Errors
+    /// When the token cannot be read or the stored cursor is not readable.
+    pub fn open(
+        source: &DsSource,
+        mapping: &Mapping,
+        cursor: Option<&str>,
+        started: String,
+    ) -> Result<Self, String> {
+        let cursor: Cursor = match cursor {
+            Some(text) => serde_json::from_str(text)
+                .map_err(|e| format!("the stored DS cursor is not readable ({e})"))?,
+            None => Cursor::new(),
+        };
+        let endpoint = reqwest::Url::parse(&source.endpoint())
+            .map_err(|e| format!("{}: {e}", source.endpoint()))?;
+        let fetcher = Fetcher::new(
+            Some(&Auth::Bearer(source.token.clone())),
+            BTreeMap::new(),
+            source.timeout,
+            source.retries,
+            100 * 1024 * 1024,
+            None,
+        )?;
+        Ok(Self {
+            fetcher,
+            rows: JsonRows::new(mapping, endpoint.to_string()),
+            endpoint,
+            base: source.base_url.as_str().trim_end_matches('/').to_owned(),
+            demarches: source.demarches.clone(),
+            at: 0,
+            title: None,
+            cursor,
+            started,
+            page: Vec::new().into_iter(),
+            more: true,
+            deleted: Vec::new(),
+            pages: 0,
+        })
+    }
+
+    /// The next dossier.
+    ///
+    /// # Errors
+    /// A reason naming the démarche: an HTTP or GraphQL error.
+    pub fn next_record(&mut self) -> Result<Option<Record<'_>>, String> {
+        loop {
+            if let Some(node) = self.page.next() {
+                let record = flatten(
+                    &node,
+                    &self.base,
+                    self.demarches[self.at],
+                    self.title.as_deref(),
+                );
+                return Ok(Some(self.rows.row(&record, self.pages)));
+            }
+            if self.at >= self.demarches.len() {
+                return Ok(None);
+            }
+            if self.more {
+                self.fetch_dossiers()?;
+            } else {
+                self.fetch_deleted()?;
+                self.at += 1;
+                self.more = true;
+                self.title = None;
+            }
+        }
+    }
+
+    /// The ids of the dossiers DS deleted since the last synchronisation.
+    pub fn deleted(&self) -> &[String] {
+        &self.deleted
+    }
+
+    /// Where the synchronisation ends, to store with the import (JSON).
+    pub fn cursor(&self) -> String {
+        serde_json::to_string(&self.cursor).unwrap_or_default()
+    }
+
+    fn query(&self, demarche: i64, query: &str, variables: Value) -> Result<Value, String> {
+        let body = json!({ "query": query, "variables": variables }).to_string();
+        let (page, _) = self.fetcher.send(&self.endpoint, Some(body))?;
+        if let Some(errors) = page
+            .get("errors")
+            .and_then(Value::as_array)
+            .filter(|e| !e.is_empty())
+        {
+            if errors.iter().any(|e| {
+                e.pointer("/extensions/code").and_then(Value::as_str) == Some("unauthorized")
+            }) {
+                return Err(format!(
+                    "{}: démarche {demarche}: the token has no access to it (DS answered 'unauthorized'): is it the token of an instructeur or administrateur of this démarche?",
+                    self.endpoint
+                ));
+            }
+            let messages: Vec<&str> = errors
+                .iter()
+                .filter_map(|e| e.get("message").and_then(Value::as_str))
+                .collect();
+            return Err(format!(
+                "{}: démarche {demarche}: DS answered with errors (the data may be partial, nothing is applied): {}",
+                self.endpoint,
+                messages.join("; ")
+            ));
+        }
+        Ok(page)
+    }
+
+    fn fetch_dossiers(&mut self) -> Result<(), String> {
+        let demarche = self.demarches[self.at];
+        let position = self.cursor.entry(demarche).or_insert_with(|| Position {
+            updated_since: EPOCH.to_owned(),
+            ..Position::default()
+        });
+        let variables = json!({
+            "demarche": demarche,
+            "after": position.end_cursor,
+            "updatedSince": position.updated_since,
+        });
+        let page = self.query(demarche, DOSSIERS_QUERY, variables)?;
+        self.title = page
+            .pointer("/data/demarche/title")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let connection = page.pointer("/data/demarche/dossiers").ok_or_else(|| {
+            format!(
+                "{}: démarche {demarche}: no dossiers in the answer",
+                self.endpoint
+            )
+        })?;
+        let nodes = connection
+            .get("nodes")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let end_cursor = connection
+            .pointer("/pageInfo/endCursor")
+            .and_then(Value::as_str);
+        let position = self.cursor.entry(demarche).or_default();
+        // An empty page answers a null cursor: the stored one stays.
+        if let Some(end) = end_cursor {
+            position.end_cursor = Some(end.to_owned());
+        }
+        self.more = connection
+            .pointer("/pageInfo/hasNextPage")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+            && !nodes.is_empty();
+        self.pages += 1;
+        self.page = nodes.into_iter();
+        Ok(())
+    }
+
+    fn fetch_deleted(&mut self) -> Result<(), String> {
+        let demarche = self.demarches[self.at];
+        let since = self
+            .cursor
+            .get(&demarche)
+            .and_then(|p| p.deleted_since.clone());
+        // A first synchronisation has no deletion to read: what is gone is not there.
+        if since.is_some() {
+            let mut after: Option<String> = None;
+            loop {
+                let variables =
+                    json!({ "demarche": demarche, "after": after, "deletedSince": since });
+                let page = self.query(demarche, DELETED_QUERY, variables)?;
+                let connection =
+                    page.pointer("/data/demarche/deletedDossiers")
+                        .ok_or_else(|| {
+                            format!(
+                                "{}: démarche {demarche}: no deletedDossiers in the answer",
+                                self.endpoint
+                            )
+                        })?;
+                for node in connection
+                    .get("nodes")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(number) = node.get("number").and_then(Value::as_i64) {
+                        self.deleted.push(number.to_string());
+                    }
+                }
+                after = connection
+                    .pointer("/pageInfo/endCursor")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                let more = connection
+                    .pointer("/pageInfo/hasNextPage")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                if !more || after.is_none() {
+                    break;
+                }
+            }
+        }
+        self.cursor.entry(demarche).or_default().deleted_since = Some(self.started.clone());
+        Ok(())
+    }
+}
+
+/// A DS dossier as the connector's `[fields]` see it: DS's own fields, plus
+/// `/demandeur/nom` (a company's name or a person's first and last names),
+/// `/demandeur/siret`, `/etapeDepuis` (when it entered its state), `/url` (its
+/// page for instructeurs), `/instructeurs` (their e-mails) and `/demarche/number`
+/// and `/demarche/title`.
+fn flatten(node: &Value, base: &str, demarche: i64, title: Option<&str>) -> Value {
+    let text = |p: &str| node.pointer(p).and_then(Value::as_str).map(str::to_owned);
+    let state = text("/state").unwrap_or_default();
+    let since = match state.as_str() {
+        "en_construction" => text("/dateDepot"),
+        "en_instruction" => text("/datePassageEnInstruction").or_else(|| text("/dateDepot")),
+        _ => text("/dateTraitement").or_else(|| text("/dateDerniereModification")),
+    };
+    let demandeur = match text("/demandeur/__typename").as_deref() {
+        Some("PersonneMorale") => json!({
+            "type": "PersonneMorale",
+            "nom": text("/demandeur/entreprise/raisonSociale"),
+            "siret": text("/demandeur/siret"),
+        }),
+        Some("PersonnePhysique") => {
+            let name = [text("/demandeur/prenom"), text("/demandeur/nom")]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ");
+            json!({
+                "type": "PersonnePhysique",
+                "nom": name,
+                "email": text("/demandeur/email"),
+            })
+        }
+        _ => Value::Null,
+    };
+    let number = node.get("number").cloned().unwrap_or(Value::Null);
+    let mut out = node.clone();
+    if let Value::Object(map) = &mut out {
+        map.insert("demandeur".to_owned(), demandeur);
+        map.insert(
+            "etapeDepuis".to_owned(),
+            since.map_or(Value::Null, Value::String),
+        );
+        map.insert(
+            "url".to_owned(),
+            Value::String(format!("{base}/procedures/{demarche}/dossiers/{number}")),
+        );
+        map.insert(
+            "instructeurs".to_owned(),
+            Value::Array(
+                node.get("instructeurs")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|i| i.get("email").cloned())
+                    .collect(),
+            ),
+        );
+        map.insert(
+            "demarche".to_owned(),
+            json!({ "number": demarche, "title": title }),
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_company_and_a_person_as_fields_see_them() {
+        let company = flatten(
+            &json!({
+                "number": 42, "state": "en_instruction",
+                "dateDepot": "2026-03-01T10:00:00+01:00",
+                "datePassageEnInstruction": "2026-03-10T09:00:00+01:00",
+                "usager": { "email": "depot@asso.fr" },
+                "instructeurs": [{ "email": "a@region.fr" }],
+                "demandeur": { "__typename": "PersonneMorale", "siret": "21060004500392",
+                               "entreprise": { "raisonSociale": "Théâtre Éphémère" } }
+            }),
+            "https://ds.example.org",
+            123,
+            Some("Aide aux associations"),
+        );
+        assert_eq!(company["demarche"]["title"], "Aide aux associations");
+        assert_eq!(company["demandeur"]["nom"], "Théâtre Éphémère");
+        assert_eq!(company["demandeur"]["siret"], "21060004500392");
+        assert_eq!(company["etapeDepuis"], "2026-03-10T09:00:00+01:00");
+        assert_eq!(
+            company["url"],
+            "https://ds.example.org/procedures/123/dossiers/42"
+        );
+        assert_eq!(company["instructeurs"], json!(["a@region.fr"]));
+        let person = flatten(
+            &json!({ "number": 7, "state": "accepte", "dateTraitement": "2026-04-01T12:00:00+02:00",
+                     "demandeur": { "__typename": "PersonnePhysique", "prenom": "Jeanne", "nom": "Martin" } }),
+            "https://ds.example.org",
+            123,
+            None,
+        );
+        assert_eq!(person["demandeur"]["nom"], "Jeanne Martin");
+        assert_eq!(person["etapeDepuis"], "2026-04-01T12:00:00+02:00");
+    }
+}
