@@ -52,6 +52,24 @@ pub enum EncodingChoice {
     Fixed(&'static Encoding),
 }
 
+impl EncodingChoice {
+    /// Reads an `encoding` setting: `"auto"` (or absent), or a WHATWG label.
+    pub(crate) fn parse(label: Option<&str>, fp: &mut FileProblems<'_>) -> Self {
+        match label {
+            None | Some("auto") => Self::Auto,
+            Some(label) => match Encoding::for_label(label.as_bytes()) {
+                Some(e) => Self::Fixed(e),
+                None => {
+                    fp.file(format!(
+                        "[source] encoding '{label}' is unknown; use \"auto\", \"utf-8\", \"windows-1252\" or \"iso-8859-1\""
+                    ));
+                    Self::Auto
+                }
+            },
+        }
+    }
+}
+
 /// A validated `csv` source.
 #[derive(Debug, Clone)]
 pub struct CsvSource {
@@ -80,18 +98,7 @@ impl CsvSource {
             base,
             fp,
         );
-        let encoding = match def.encoding.as_deref() {
-            None | Some("auto") => EncodingChoice::Auto,
-            Some(label) => match Encoding::for_label(label.as_bytes()) {
-                Some(e) => EncodingChoice::Fixed(e),
-                None => {
-                    fp.file(format!(
-                        "[source] encoding '{label}' is unknown; use \"auto\", \"utf-8\" or \"windows-1252\""
-                    ));
-                    EncodingChoice::Auto
-                }
-            },
-        };
+        let encoding = EncodingChoice::parse(def.encoding.as_deref(), fp);
         let delimiter = match def.delimiter.as_deref() {
             None | Some("auto") => None,
             Some("\\t" | "tab") => Some(b'\t'),

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::FileProblems;
-use super::http::{Auth, Fetcher, JsonRows};
+use super::http::{self, Auth, Fetcher, JsonRows};
 use super::mapping::Mapping;
 use super::table::Record;
 use crate::config::PasswordSource;
@@ -124,22 +124,14 @@ impl DsSource {
                 "[source] demarches lists the numbers of the démarches to read, such as [12345]",
             );
         }
-        let token = match (def.token_env, def.token_file) {
-            (Some(var), None) => Some(PasswordSource::Env(var)),
-            (None, Some(file)) => Some(PasswordSource::File(base.join(file))),
-            _ => {
-                fp.file("[source] give exactly one of token_env (an environment variable) or token_file (a file, such as a systemd credential) for the API token");
-                None
-            }
-        };
-        let timeout = match def.timeout.as_deref().map(crate::lifecycle::parse_duration) {
-            None => Duration::from_secs(30),
-            Some(Ok(d)) if !d.is_zero() => d,
-            Some(Ok(_)) | Some(Err(_)) => {
-                fp.file("[source] timeout is a duration above 0, such as \"30s\"");
-                Duration::from_secs(30)
-            }
-        };
+        let token = http::secret(
+            def.token_env,
+            def.token_file,
+            ("[source]", "token"),
+            base,
+            fp,
+        );
+        let timeout = http::timeout(def.timeout.as_deref(), fp);
         let (base_url, token) = (base_url?, token?);
         (fp.count() == before).then_some(Self {
             base_url,

@@ -9,7 +9,7 @@
 //! verification (system roots plus an optional CA file). Pages are fetched as the
 //! records are imported: memory holds one page, whatever the number of dossiers.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,12 +19,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::FileProblems;
-use super::mapping::{Mapping, ValueSource};
-use super::table::Record;
+use super::mapping::Mapping;
+use super::table::{NamedColumns, Record};
 use crate::config::{PasswordSource, Secret};
 
-/// How many distinct pointers are remembered to suggest the closest to a missing one.
-const KNOWN_POINTERS: usize = 512;
 /// The longest wait a `Retry-After` may impose before the import gives up.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
@@ -191,10 +189,11 @@ pub struct HttpSource {
     pub ca_file: Option<PathBuf>,
 }
 
-fn secret(
+/// Reads the `{key}_env` and `{key}_file` settings of `table`: exactly one.
+pub(crate) fn secret(
     env: Option<String>,
     file: Option<String>,
-    key: &str,
+    (table, key): (&str, &str),
     base: &Path,
     fp: &mut FileProblems<'_>,
 ) -> Option<PasswordSource> {
@@ -203,9 +202,25 @@ fn secret(
         (None, Some(file)) => Some(PasswordSource::File(base.join(file))),
         _ => {
             fp.file(format!(
-                "[source.auth] give exactly one of {key}_env (an environment variable) or {key}_file (a file, such as a systemd credential)"
+                "{table} give exactly one of {key}_env (an environment variable) or {key}_file (a file, such as a systemd credential)"
             ));
             None
+        }
+    }
+}
+
+/// Reads a `timeout` setting (default 30 s).
+pub(crate) fn timeout(value: Option<&str>, fp: &mut FileProblems<'_>) -> Duration {
+    match value.map(crate::lifecycle::parse_duration) {
+        None => Duration::from_secs(30),
+        Some(Ok(d)) if !d.is_zero() => d,
+        Some(Ok(_)) => {
+            fp.file("[source] timeout must be above 0");
+            Duration::from_secs(30)
+        }
+        Some(Err(reason)) => {
+            fp.file(format!("[source] timeout: {reason}"));
+            Duration::from_secs(30)
         }
     }
 }
@@ -254,13 +269,20 @@ impl HttpSource {
             Some(AuthDef::Bearer {
                 token_env,
                 token_file,
-            }) => secret(token_env, token_file, "token", base, fp).map(Auth::Bearer),
+            }) => secret(token_env, token_file, ("[source.auth]", "token"), base, fp)
+                .map(Auth::Bearer),
             Some(AuthDef::Basic {
                 username,
                 password_env,
                 password_file,
-            }) => secret(password_env, password_file, "password", base, fp)
-                .map(|p| Auth::Basic(username, p)),
+            }) => secret(
+                password_env,
+                password_file,
+                ("[source.auth]", "password"),
+                base,
+                fp,
+            )
+            .map(|p| Auth::Basic(username, p)),
         };
         if !(def.records.is_empty() || def.records.starts_with('/')) {
             fp.file(format!(
@@ -311,18 +333,7 @@ impl HttpSource {
             }
             Some(PaginationDef::Link) => Pagination::Link,
         };
-        let timeout = match def.timeout.as_deref().map(crate::lifecycle::parse_duration) {
-            None => Duration::from_secs(30),
-            Some(Ok(d)) if !d.is_zero() => d,
-            Some(Ok(_)) => {
-                fp.file("[source] timeout must be above 0");
-                Duration::from_secs(30)
-            }
-            Some(Err(reason)) => {
-                fp.file(format!("[source] timeout: {reason}"));
-                Duration::from_secs(30)
-            }
-        };
+        let timeout = timeout(def.timeout.as_deref(), fp);
         let ca_file = def.ca_file.map(|f| base.join(f));
         let url = url?;
         (fp.count() == before).then_some(Self {
@@ -547,10 +558,8 @@ impl Fetcher {
 
 /// JSON records as rows whose columns are the JSON pointers a mapping names.
 pub struct JsonRows {
-    /// The column names: the pointers the mapping names.
-    pub headers: Vec<String>,
-    found: Vec<u64>,
-    known: BTreeSet<String>,
+    /// The columns: the pointers the mapping names.
+    pub columns: NamedColumns,
     current: csv::ByteRecord,
     number: u64,
     shown: String,
@@ -559,20 +568,8 @@ pub struct JsonRows {
 impl JsonRows {
     /// The columns of `mapping`; `shown` names the source in messages.
     pub fn new(mapping: &Mapping, shown: String) -> Self {
-        let mut headers: Vec<String> = Vec::new();
-        for f in mapping.fields() {
-            if let ValueSource::Column(names) | ValueSource::Columns(names, _) = &f.source {
-                for name in names {
-                    if !headers.contains(name) {
-                        headers.push(name.clone());
-                    }
-                }
-            }
-        }
         Self {
-            found: vec![0; headers.len()],
-            headers,
-            known: BTreeSet::new(),
+            columns: NamedColumns::of(mapping),
             current: csv::ByteRecord::new(),
             number: 0,
             shown,
@@ -586,16 +583,16 @@ impl JsonRows {
 
     /// The row of one record; `offset` tells progress how far the reading is.
     pub fn row(&mut self, record: &Value, offset: u64) -> Record<'_> {
-        if self.known.len() < KNOWN_POINTERS {
-            collect_pointers(record, String::new(), &mut self.known);
+        if self.columns.wants_names() {
+            collect_pointers(record, String::new(), &mut self.columns);
         }
         self.current.clear();
         let mut text = String::new();
-        for (i, pointer) in self.headers.iter().enumerate() {
+        for i in 0..self.columns.headers.len() {
             text.clear();
-            if let Some(value) = record.pointer(pointer) {
+            if let Some(value) = record.pointer(&self.columns.headers[i]) {
                 if !value.is_null() {
-                    self.found[i] += 1;
+                    self.columns.found(i);
                 }
                 value_text(value, &mut text);
             }
@@ -616,34 +613,8 @@ impl JsonRows {
         if self.number == 0 {
             return Vec::new();
         }
-        let mut reasons = Vec::new();
-        for f in mapping.fields() {
-            let ValueSource::Column(names) = &f.source else {
-                continue;
-            };
-            let found = names.iter().any(|n| {
-                self.headers
-                    .iter()
-                    .position(|h| h == n)
-                    .is_some_and(|i| self.found[i] > 0)
-            });
-            if found || f.optional() {
-                continue;
-            }
-            let hint = names
-                .iter()
-                .filter_map(|n| crate::lifecycle::closest(n, self.known.iter().map(String::as_str)))
-                .next()
-                .map(|c| format!(" (closest pointer found: '{c}')"))
-                .unwrap_or_default();
-            reasons.push(format!(
-                "{}: no record has '{}' for field '{}'{hint}",
-                self.shown,
-                names.join("' or '"),
-                f.name
-            ));
-        }
-        reasons
+        self.columns
+            .vanished(mapping, &self.shown, "record", "pointer")
     }
 }
 
@@ -876,15 +847,15 @@ fn value_text(value: &Value, out: &mut String) {
     }
 }
 
-fn collect_pointers(value: &Value, prefix: String, into: &mut BTreeSet<String>) {
-    if into.len() >= KNOWN_POINTERS {
+fn collect_pointers(value: &Value, prefix: String, into: &mut NamedColumns) {
+    if !into.wants_names() {
         return;
     }
     if let Value::Object(map) = value {
         for (key, child) in map {
             let pointer = format!("{prefix}/{}", key.replace('~', "~0").replace('/', "~1"));
             collect_pointers(child, pointer.clone(), into);
-            into.insert(pointer);
+            into.saw(pointer);
         }
     }
 }
@@ -911,16 +882,5 @@ mod tests {
         );
         assert_eq!(text(serde_json::json!(null)), "");
         assert_eq!(text(serde_json::json!({"a": 1})), "{\"a\":1}");
-    }
-
-    #[test]
-    fn pointers_are_collected() {
-        let mut known = BTreeSet::new();
-        collect_pointers(
-            &serde_json::json!({"id": 1, "demandeur": {"siret": "x", "a/b": 2}}),
-            String::new(),
-            &mut known,
-        );
-        assert!(known.contains("/demandeur/siret") && known.contains("/demandeur/a~1b"));
     }
 }

@@ -5,12 +5,13 @@
 //! search for the header row below title rows, resolving a mapping against the
 //! header, and the volatile columns left out of change detection.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::csv::{self, CsvFile, Inspected};
 use super::ds::DsTable;
 use super::http::HttpTable;
-use super::mapping::{Mapping, Resolved, normalize};
+use super::mapping::{Mapping, Resolved, ValueSource, normalize};
 use super::spreadsheet::SheetFile;
 use super::xml::XmlFile;
 use super::{Connector, FileProblems, Source, folder};
@@ -185,9 +186,9 @@ impl Table {
         match self {
             Self::Csv(f) => &f.headers,
             Self::Sheet(s) => &s.headers,
-            Self::Xml(x) => &x.headers,
-            Self::Http(h) => &h.rows.headers,
-            Self::Ds(d) => &d.rows.headers,
+            Self::Xml(x) => &x.columns.headers,
+            Self::Http(h) => &h.rows.columns.headers,
+            Self::Ds(d) => &d.rows.columns.headers,
         }
     }
 
@@ -278,6 +279,100 @@ impl Table {
             .filter(|(_, h)| wanted.contains(&normalize(h)))
             .map(|(i, _)| i)
             .collect()
+    }
+}
+
+/// The columns of a source whose records name their fields (XML paths, JSON
+/// pointers): the names the mapping uses, how many records had each, and names
+/// seen in the records, to suggest one for a name no record has.
+pub struct NamedColumns {
+    /// The column names, as the mapping writes them.
+    pub headers: Vec<String>,
+    found: Vec<u64>,
+    known: BTreeSet<String>,
+}
+
+/// How many names seen are kept for suggestions.
+const KNOWN_NAMES: usize = 512;
+
+impl NamedColumns {
+    /// Every name `mapping` reads a column by.
+    pub fn of(mapping: &Mapping) -> Self {
+        let mut headers: Vec<String> = Vec::new();
+        for f in mapping.fields() {
+            if let ValueSource::Column(names) | ValueSource::Columns(names, _) = &f.source {
+                for name in names {
+                    if !headers.contains(name) {
+                        headers.push(name.clone());
+                    }
+                }
+            }
+        }
+        Self {
+            found: vec![0; headers.len()],
+            headers,
+            known: BTreeSet::new(),
+        }
+    }
+
+    /// A record had column `i`.
+    pub fn found(&mut self, i: usize) {
+        self.found[i] += 1;
+    }
+
+    /// Whether more names seen are worth keeping.
+    pub fn wants_names(&self) -> bool {
+        self.known.len() < KNOWN_NAMES
+    }
+
+    /// A name seen in a record.
+    pub fn saw(&mut self, name: String) {
+        if self.wants_names() {
+            self.known.insert(name);
+        }
+    }
+
+    /// After the last record: a refusal reason for each mapped field that no record
+    /// had, naming the closest name seen (`what` is "path" or "pointer"; `source`
+    /// and `record` say where: "export.xml", "<dossier> record").
+    pub fn vanished(
+        &self,
+        mapping: &Mapping,
+        source: &str,
+        record: &str,
+        what: &str,
+    ) -> Vec<String> {
+        let mut reasons = Vec::new();
+        for f in mapping.fields() {
+            let ValueSource::Column(names) = &f.source else {
+                continue;
+            };
+            let found = names.iter().any(|n| {
+                self.headers
+                    .iter()
+                    .position(|h| h == n)
+                    .is_some_and(|i| self.found[i] > 0)
+            });
+            if found || f.optional() {
+                continue;
+            }
+            let wanted = names
+                .iter()
+                .map(|n| format!("'{n}'"))
+                .collect::<Vec<_>>()
+                .join(" or ");
+            let hint = names
+                .iter()
+                .filter_map(|n| crate::lifecycle::closest(n, self.known.iter().map(String::as_str)))
+                .next()
+                .map(|c| format!(" (closest {what} found: '{c}')"))
+                .unwrap_or_default();
+            reasons.push(format!(
+                "{source}: no {record} has {wanted} for field '{}'{hint}",
+                f.name
+            ));
+        }
+        reasons
     }
 }
 

@@ -10,7 +10,7 @@
 //! are the paths the mapping names, so the mapping, value parsers and guards are
 //! those of CSV.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -24,11 +24,8 @@ use serde::Deserialize;
 use super::FileProblems;
 use super::csv::EncodingChoice;
 use super::folder::{AfterImport, DropFolder};
-use super::mapping::{Mapping, ValueSource};
-use super::table::Record;
-
-/// How many distinct paths are remembered to suggest the closest to a missing one.
-const KNOWN_PATHS: usize = 512;
+use super::mapping::Mapping;
+use super::table::{NamedColumns, Record};
 
 /// The `[source]` table of an `xml` connector, as written.
 #[derive(Debug, Deserialize)]
@@ -103,18 +100,7 @@ impl XmlSource {
             base,
             fp,
         );
-        let encoding = match def.encoding.as_deref() {
-            None | Some("auto") => EncodingChoice::Auto,
-            Some(label) => match Encoding::for_label(label.as_bytes()) {
-                Some(e) => EncodingChoice::Fixed(e),
-                None => {
-                    fp.file(format!(
-                        "[source] encoding '{label}' is unknown; use \"auto\" (from the XML declaration), \"utf-8\", \"iso-8859-1\" or \"windows-1252\""
-                    ));
-                    EncodingChoice::Auto
-                }
-            },
-        };
+        let encoding = EncodingChoice::parse(def.encoding.as_deref(), fp);
         for (prefix, uri) in &def.namespaces {
             if prefix.is_empty() || prefix.contains([':', '/', '@']) || uri.trim().is_empty() {
                 fp.file(format!(
@@ -210,13 +196,9 @@ pub struct XmlFile {
     reader: NsReader<BufReader<Box<dyn Read + Send>>>,
     buf: Vec<u8>,
     source: XmlSource,
-    /// The column names: the paths the mapping names, as written.
-    pub headers: Vec<String>,
+    /// The columns: the paths the mapping names, as written.
+    pub columns: NamedColumns,
     paths: Vec<FieldPath>,
-    /// How many records had each path.
-    found: Vec<u64>,
-    /// Paths seen under record elements, to suggest one for a missing path.
-    known: BTreeSet<String>,
     stack: Vec<Step>,
     /// The depth of the record element being read.
     record_depth: Option<usize>,
@@ -268,17 +250,9 @@ impl XmlFile {
         };
         let mut reader = NsReader::from_reader(BufReader::with_capacity(1 << 16, text));
         reader.config_mut().expand_empty_elements = true;
-        let mut headers: Vec<String> = Vec::new();
-        for f in mapping.fields() {
-            if let ValueSource::Column(names) | ValueSource::Columns(names, _) = &f.source {
-                for name in names {
-                    if !headers.contains(name) {
-                        headers.push(name.clone());
-                    }
-                }
-            }
-        }
-        let paths = headers
+        let columns = NamedColumns::of(mapping);
+        let paths = columns
+            .headers
             .iter()
             .map(|h| {
                 field_path(h, &source.namespaces)
@@ -289,12 +263,10 @@ impl XmlFile {
             reader,
             buf: Vec::with_capacity(4096),
             source: source.clone(),
-            found: vec![0; headers.len()],
-            values: vec![String::new(); headers.len()],
-            present: vec![false; headers.len()],
-            headers,
+            values: vec![String::new(); columns.headers.len()],
+            present: vec![false; columns.headers.len()],
+            columns,
             paths,
-            known: BTreeSet::new(),
             stack: Vec::new(),
             record_depth: None,
             captures: Vec::new(),
@@ -429,8 +401,8 @@ impl XmlFile {
     ) -> Result<(), String> {
         let depth = self.stack.len();
         let relative = &self.stack[record..];
-        if self.known.len() < KNOWN_PATHS && !relative.is_empty() {
-            self.known.insert(display_path(relative, None));
+        if self.columns.wants_names() && !relative.is_empty() {
+            self.columns.saw(display_path(relative, None));
         }
         for (i, path) in self.paths.iter().enumerate() {
             if path.elements.len() != relative.len()
@@ -473,10 +445,10 @@ impl XmlFile {
                 }
             }
         }
-        if self.known.len() < KNOWN_PATHS {
+        if self.columns.wants_names() {
             for attribute in start.attributes().flatten() {
                 let local = attribute.key.local_name().as_ref().to_owned();
-                self.known.insert(display_path(relative, Some(&local)));
+                self.columns.saw(display_path(relative, Some(&local)));
             }
         }
         Ok(())
@@ -492,7 +464,7 @@ impl XmlFile {
         self.current.clear();
         for (i, value) in self.values.iter().enumerate() {
             if self.present[i] {
-                self.found[i] += 1;
+                self.columns.found(i);
             }
             self.current.push_field(value.trim().as_bytes());
         }
@@ -511,40 +483,15 @@ impl XmlFile {
         if self.number == 0 {
             return Vec::new();
         }
-        let mut reasons = Vec::new();
-        for f in mapping.fields() {
-            let names = match &f.source {
-                ValueSource::Column(names) => names.as_slice(),
-                ValueSource::Columns(..) | ValueSource::Constant(_) => continue,
-            };
-            let found = names.iter().any(|n| {
-                self.headers
-                    .iter()
-                    .position(|h| h == n)
-                    .is_some_and(|i| self.found[i] > 0)
-            });
-            if found || f.optional() {
-                continue;
-            }
-            let wanted = names
-                .iter()
-                .map(|n| format!("'{n}'"))
-                .collect::<Vec<_>>()
-                .join(" or ");
-            let hint = names
-                .iter()
-                .filter_map(|n| crate::lifecycle::closest(n, self.known.iter().map(String::as_str)))
-                .next()
-                .map(|c| format!(" (closest path found: '{c}')"))
-                .unwrap_or_default();
-            reasons.push(format!(
-                "{}: no <{}> record has {wanted} for field '{}'{hint}",
-                self.path.display(),
-                self.source.record_text.trim_start_matches('/'),
-                f.name
-            ));
-        }
-        reasons
+        self.columns.vanished(
+            mapping,
+            &self.path.display().to_string(),
+            &format!(
+                "<{}> record",
+                self.source.record_text.trim_start_matches('/')
+            ),
+            "path",
+        )
     }
 }
 

@@ -132,6 +132,22 @@ impl Install {
         (summary, out.status.code().unwrap_or(-1))
     }
 
+    /// Imports the file at `path` with `--json`; returns the summary and the exit code.
+    pub fn import_path(&self, path: &Path) -> (Value, i32) {
+        let out = self.run(&["import", "portail", path.to_str().unwrap(), "--json"]);
+        let summary = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&out)));
+        (summary, out.status.code().unwrap_or(-1))
+    }
+
+    /// The fields of the dossier with this reference, as `dossier --json` shows them.
+    pub fn fields(&self, reference: &str) -> Value {
+        let out = self.run(&["dossier", reference, "--json"]);
+        assert!(out.status.success(), "{}", text(&out));
+        let found: Value = serde_json::from_slice(&out.stdout).unwrap();
+        found[0]["fields"].clone()
+    }
+
     /// A read connection to the state database.
     pub fn sql(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(self.db()).expect("the state database opens")

@@ -87,13 +87,6 @@ fn import(install: &Install) -> (Value, i32) {
     (summary, out.status.code().unwrap_or(-1))
 }
 
-fn fields(install: &Install, reference: &str) -> Value {
-    let out = install.run(&["dossier", reference, "--json"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let found: Value = serde_json::from_slice(&out.stdout).unwrap();
-    found[0]["fields"].clone()
-}
-
 /// A blocking import inside the test's runtime, while the mock server answers.
 async fn import_async(install: &Install) -> (Value, i32) {
     tokio::task::block_in_place(|| import(install))
@@ -122,7 +115,7 @@ async fn page_numbers_with_a_bearer_token() {
     let (summary, code) = import_async(&install).await;
     assert_eq!(code, 0, "{summary}");
     assert_eq!(n(&summary, "created"), 5, "{summary}");
-    let d5 = fields(&install, "REF-5");
+    let d5 = install.fields("REF-5");
     // Numbers keep every digit; a list of e-mails is read as a list.
     assert_eq!(d5["beneficiary.siret"], "73282932000074");
     assert_eq!(d5["amount_granted"], "8500.50");
@@ -285,6 +278,26 @@ async fn api_errors_refuse_the_snapshot_with_a_clear_reason() {
         "the response is larger than 1 MB",
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pointer_no_record_has_is_named_with_the_closest_pointer() {
+    let server = MockServer::start().await;
+    Mock::given(path("/api/dossiers"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(page(1..=2)))
+        .mount(&server)
+        .await;
+    let install = install(
+        connector(&server, "kind = \"none\"", "", "full")
+            .replace("\"/beneficiaire/nom\"", "\"/beneficiaire/name\""),
+    );
+    let (summary, code) = import_async(&install).await;
+    assert_eq!(code, 1, "{summary}");
+    let reasons = summary["reasons"].to_string();
+    assert!(
+        reasons.contains("no record has '/beneficiaire/name' for field 'beneficiary.name' (closest pointer found: '/beneficiaire/nom')"),
+        "{reasons}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

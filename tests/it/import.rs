@@ -430,21 +430,19 @@ fn encodings_and_layouts_of_real_exports() {
         let (summary, code) = install.import(file, &[]);
         assert_eq!(code, 0, "{file}: {summary}");
         assert_eq!(counts(&summary), [5, 0, 0, 0, 0, 0], "{file}: {summary}");
-        let fields = |reference: &str| {
-            let out = install.run(&["dossier", reference, "--json"]);
-            assert!(out.status.success(), "{file}: {}", text(&out));
-            let found: Value = serde_json::from_slice(&out.stdout).unwrap();
-            found[0]["fields"].clone()
-        };
         assert_eq!(
-            fields("REF-5")["beneficiary.name"],
+            install.fields("REF-5")["beneficiary.name"],
             "Théâtre Éphémère",
             "{file}"
         );
-        assert_eq!(fields("REF-4")["amount_granted"], "10000.00", "{file}");
+        assert_eq!(
+            install.fields("REF-4")["amount_granted"],
+            "10000.00",
+            "{file}"
+        );
         if file == "multiline.csv" {
             assert_eq!(
-                fields("REF-2")["beneficiary.name"],
+                install.fields("REF-2")["beneficiary.name"],
                 "Garage Müller\r\n(ancien « Garage du Centre » ; repris en 2025)",
                 "{file}"
             );

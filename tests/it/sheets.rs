@@ -72,17 +72,7 @@ fn install(connector: &str) -> Install {
 fn import(install: &Install, fixture: &str) -> (Value, i32) {
     let file = install.root().join("exports").join(fixture);
     std::fs::copy(repo().join("tests/fixtures/sheets").join(fixture), &file).unwrap();
-    let out = install.run(&["import", "portail", file.to_str().unwrap(), "--json"]);
-    let summary = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&out)));
-    (summary, out.status.code().unwrap_or(-1))
-}
-
-fn fields(install: &Install, reference: &str) -> Value {
-    let out = install.run(&["dossier", reference, "--json"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let found: Value = serde_json::from_slice(&out.stdout).unwrap();
-    found[0]["fields"].clone()
+    install.import_path(&file)
 }
 
 #[test]
@@ -92,7 +82,7 @@ fn xls_with_title_rows_serial_dates_and_numeric_ids() {
     assert_eq!(code, 0, "{summary}");
     assert_eq!(summary["created"], 5, "{summary}");
     assert_eq!(summary["rejected"], 0, "{summary}");
-    let d5 = fields(&install, "REF-5");
+    let d5 = install.fields("REF-5");
     // A SIRET held in a numeric cell keeps every digit.
     assert_eq!(d5["beneficiary.siret"], "21060004500392");
     assert_eq!(d5["beneficiary.name"], "Théâtre Éphémère");
@@ -114,14 +104,14 @@ fn xlsx_with_two_header_levels() {
     let (summary, code) = import(&install, "osiris-like.xlsx");
     assert_eq!(code, 0, "{summary}");
     assert_eq!(summary["created"], 5, "{summary}");
-    let d4 = fields(&install, "REF-4");
+    let d4 = install.fields("REF-4");
     assert_eq!(d4["amount_requested"], "10000.00");
     assert_eq!(d4["amount_granted"], "10000.00");
     assert_eq!(d4["beneficiary.siret"], "41821357500024");
     assert_eq!(d4["step_since"], "2026-09-03T22:00:00Z");
     // A column outside any group keeps its own name.
     assert_eq!(
-        fields(&install, "REF-5")["extra.observations"],
+        install.fields("REF-5")["extra.observations"],
         "Pièce manquante relancée le 12/09"
     );
 }
@@ -135,7 +125,7 @@ fn ods_with_two_header_levels() {
     let (summary, code) = import(&install, "osiris-like.ods");
     assert_eq!(code, 0, "{summary}");
     assert_eq!(summary["created"], 5, "{summary}");
-    let d5 = fields(&install, "REF-5");
+    let d5 = install.fields("REF-5");
     assert_eq!(d5["beneficiary.siret"], "21060004500392");
     assert_eq!(d5["amount_granted"], "8500.50");
     assert_eq!(d5["step_since"], "2026-09-04T22:00:00Z");

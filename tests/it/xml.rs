@@ -45,17 +45,7 @@ fn install(connector: &str) -> Install {
 fn import(install: &Install, fixture: &str) -> (Value, i32) {
     let file = install.root().join("exports").join(fixture);
     std::fs::copy(repo().join("tests/fixtures/xml").join(fixture), &file).unwrap();
-    let out = install.run(&["import", "portail", file.to_str().unwrap(), "--json"]);
-    let summary = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&out)));
-    (summary, out.status.code().unwrap_or(-1))
-}
-
-fn fields(install: &Install, reference: &str) -> Value {
-    let out = install.run(&["dossier", reference, "--json"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let found: Value = serde_json::from_slice(&out.stdout).unwrap();
-    found[0]["fields"].clone()
+    install.import_path(&file)
 }
 
 fn refused(fixture: &str, connector: &str) -> String {
@@ -75,7 +65,7 @@ fn namespaces_attributes_and_encodings() {
         assert_eq!(code, 0, "{fixture}: {summary}");
         assert_eq!(summary["created"], 5, "{fixture}: {summary}");
         assert_eq!(summary["rejected"], 0, "{fixture}: {summary}");
-        let d1 = fields(&install, "REF-1");
+        let d1 = install.fields("REF-1");
         // An entity reference, accents from ISO-8859-1, a repeated element, CDATA.
         assert_eq!(
             d1["beneficiary.name"], "Boulangerie Lefèvre & Fils",
@@ -91,7 +81,7 @@ fn namespaces_attributes_and_encodings() {
         );
         assert_eq!(d1["beneficiary.siret"], "73282932000074", "{fixture}");
         assert_eq!(d1["step_since"], "2026-08-31T22:00:00Z", "{fixture}");
-        let d5 = fields(&install, "REF-5");
+        let d5 = install.fields("REF-5");
         assert_eq!(d5["amount_granted"], "8500.50", "{fixture}");
         assert_eq!(d5["beneficiary.name"], "Théâtre Éphémère", "{fixture}");
     }
