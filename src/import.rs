@@ -315,6 +315,8 @@ enum Item {
         row_hash: u64,
         /// The stored dossier with this id: its row id and whether it was present.
         stored: Option<(i64, bool)>,
+        /// Messages about it on the source.
+        messages: Vec<crate::model::SourceMessage>,
     },
     Rejected {
         line: u64,
@@ -383,8 +385,9 @@ fn parse(
     let (mut rows, mut unchanged) = (0u64, 0u64);
     let mut batch = Vec::with_capacity(BATCH);
     let mut buf = Vec::with_capacity(1024);
-    while let Some(record) = file.next_record()? {
+    while let Some(mut record) = file.next_record()? {
         rows += 1;
+        let messages = std::mem::take(&mut record.messages);
         let get = |i: usize| record.get(i);
         let fields = record.fields;
         let id = resolved.id(&get);
@@ -429,7 +432,11 @@ fn parse(
                 }],
             });
         } else {
-            let hash = row_hash(connector.fingerprint, &record, width, &volatile, &mut buf);
+            let mut hash = row_hash(connector.fingerprint, &record, width, &volatile, &mut buf);
+            // A new message changes the record, though no field did.
+            for m in &messages {
+                hash = xxh3_64_with_seed(m.id.as_bytes(), hash);
+            }
             if known.is_some_and(|e| e.same_hash(hash) && e.present()) {
                 unchanged += 1;
                 continue;
@@ -442,6 +449,7 @@ fn parse(
                     mapped,
                     row_hash: hash,
                     stored: known.map(|e| (e.dossier_id(), e.present())),
+                    messages,
                 },
                 Err(issues) => Item::Rejected {
                     line: record.line,
@@ -764,6 +772,7 @@ fn import_snapshot(
                             fields,
                             row_hash,
                             stored,
+                            messages,
                         } => {
                             let mut previous = None;
                             if let Some((rowid, present)) = stored
@@ -821,6 +830,11 @@ fn import_snapshot(
                                     &stored,
                                     &mut counts,
                                 )?;
+                            }
+                            for message in &messages {
+                                if tx.insert_message(rowid, message, summary.baseline)? {
+                                    counts.add(EventKind::Message);
+                                }
                             }
                             for w in mapped.warnings {
                                 counts.warnings += 1;

@@ -209,10 +209,13 @@ pub enum EventKind {
     Disappeared,
     /// A dossier back in an export after it had disappeared.
     Reappeared,
+    /// A message exchanged about the dossier on the source (Démarches Simplifiées'
+    /// messagerie), kept for traceability; it never alerts.
+    Message,
 }
 
 impl EventKind {
-    /// Every kind, in a stable order.
+    /// Every kind rules can react to, in a stable order.
     pub const ALL: [EventKind; 5] = [
         Self::Created,
         Self::StepChanged,
@@ -229,12 +232,21 @@ impl EventKind {
             Self::FieldChanged => "field_changed",
             Self::Disappeared => "disappeared",
             Self::Reappeared => "reappeared",
+            Self::Message => "message",
         }
     }
 
     /// Parses the stored name.
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
+        Self::ALL
+            .into_iter()
+            .chain([Self::Message])
+            .find(|k| k.as_str() == s)
+    }
+
+    /// Whether rules can react to it.
+    pub fn alerts(self) -> bool {
+        Self::ALL.contains(&self)
     }
 }
 
@@ -242,6 +254,19 @@ impl fmt::Display for EventKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// A message about a dossier, as the source keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceMessage {
+    /// The source's id of the message (it is stored once).
+    pub id: String,
+    /// Who wrote it (an e-mail address).
+    pub from: String,
+    /// Its text.
+    pub text: String,
+    /// When it was written.
+    pub at: DateTime<Utc>,
 }
 
 /// A fact detected on a dossier, before it is stored.

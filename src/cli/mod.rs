@@ -926,6 +926,16 @@ fn dossier(config: &Config, reference: &str, json: bool) -> anyhow::Result<Exit>
                 ),
                 EventKind::Disappeared => "absent de l'export".to_owned(),
                 EventKind::Reappeared => "de retour dans l'export".to_owned(),
+                EventKind::Message => {
+                    let text = e.event.new_value.as_deref().unwrap_or("");
+                    let short: String = text.chars().take(160).collect();
+                    format!(
+                        "message de {} : {}{}",
+                        e.event.field.as_deref().unwrap_or("?"),
+                        short.replace('\n', " "),
+                        if short.len() < text.len() { "…" } else { "" }
+                    )
+                }
             };
             let baseline = if e.baseline { " [état initial]" } else { "" };
             out!(

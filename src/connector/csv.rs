@@ -455,6 +455,7 @@ impl CsvFile {
             number: self.number,
             fields: &self.current,
             offset: self.current.position().map_or(0, |p| p.byte()),
+            messages: Vec::new(),
         }))
     }
 

@@ -22,6 +22,7 @@ use super::http::{self, Auth, Fetcher, JsonRows};
 use super::mapping::Mapping;
 use super::table::Record;
 use crate::config::PasswordSource;
+use crate::model::SourceMessage;
 
 /// The dossiers of a démarche changed since `updatedSince`, 100 at a time.
 pub const DOSSIERS_QUERY: &str = r"query alertissimoDossiers($demarche: Int!, $after: String, $updatedSince: ISO8601DateTime) {
@@ -44,6 +45,7 @@ pub const DOSSIERS_QUERY: &str = r"query alertissimoDossiers($demarche: Int!, $a
           ... on PersonneMorale { siret entreprise { raisonSociale } }
           ... on PersonnePhysique { civilite nom prenom email }
         }
+        messages { id email body createdAt }
       }
     }
   }
@@ -243,7 +245,9 @@ impl DsTable {
                     self.demarches[self.at],
                     self.title.as_deref(),
                 );
-                return Ok(Some(self.rows.row(&record, self.pages)));
+                let mut row = self.rows.row(&record, self.pages);
+                row.messages = messages(&node);
+                return Ok(Some(row));
             }
             if self.at >= self.demarches.len() {
                 return Ok(None);
@@ -392,6 +396,66 @@ impl DsTable {
     }
 }
 
+/// The messages of a dossier's messagerie (DS mirrors its own e-mails there too),
+/// their HTML made plain text.
+fn messages(node: &Value) -> Vec<SourceMessage> {
+    node.get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| {
+            let at = chrono::DateTime::parse_from_rfc3339(m.get("createdAt")?.as_str()?).ok()?;
+            Some(SourceMessage {
+                id: m.get("id")?.as_str()?.to_owned(),
+                from: m
+                    .get("email")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+                text: plain_text(m.get("body").and_then(Value::as_str).unwrap_or_default()),
+                at: at.with_timezone(&chrono::Utc),
+            })
+        })
+        .collect()
+}
+
+/// The text of a little HTML (DS message bodies): line breaks for `<br>`, `</p>`
+/// and `</div>`, other tags dropped, the common entities decoded, blank lines squeezed.
+pub fn plain_text(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(start) = rest.find('<') {
+        out.push_str(&rest[..start]);
+        let Some(end) = rest[start..].find('>') else {
+            out.push_str(&rest[start..]);
+            rest = "";
+            break;
+        };
+        let tag = rest[start + 1..start + end].trim().to_ascii_lowercase();
+        if tag.starts_with("br") || tag == "/p" || tag == "/div" || tag == "/li" {
+            out.push('\n');
+        }
+        rest = &rest[start + end + 1..];
+    }
+    out.push_str(rest);
+    let decoded = out
+        .replace("&nbsp;", " ")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&");
+    let mut text = String::new();
+    for line in decoded.lines().map(str::trim) {
+        if line.is_empty() && (text.is_empty() || text.ends_with("\n\n")) {
+            continue;
+        }
+        text.push_str(line);
+        text.push('\n');
+    }
+    text.trim_end().to_owned()
+}
+
 /// A DS dossier as the connector's `[fields]` see it: DS's own fields, plus
 /// `/demandeur/nom` (a company's name or a person's first and last names),
 /// `/demandeur/siret`, `/etapeDepuis` (when it entered its state), `/url` (its
@@ -459,6 +523,20 @@ fn flatten(node: &Value, base: &str, demarche: i64, title: Option<&str>) -> Valu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_bodies_become_plain_text() {
+        assert_eq!(
+            plain_text(
+                "<p>[Votre dossier nº 42 a bien été déposé]</p><div> Bonjour, <br><br>\n</div><div>Votre dossier <strong>a bien été déposé</strong>.<br>Cordialement &amp; à bientôt</div>"
+            ),
+            "[Votre dossier nº 42 a bien été déposé]\nBonjour,\n\nVotre dossier a bien été déposé.\nCordialement & à bientôt"
+        );
+        assert_eq!(
+            plain_text("Pièce manquante : le RIB"),
+            "Pièce manquante : le RIB"
+        );
+    }
 
     #[test]
     fn a_company_and_a_person_as_fields_see_them() {

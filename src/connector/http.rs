@@ -604,6 +604,7 @@ impl JsonRows {
             number: self.number,
             fields: &self.current,
             offset,
+            messages: Vec::new(),
         }
     }
 

@@ -323,6 +323,7 @@ impl SheetFile {
                 number: self.number,
                 fields: &self.current,
                 offset: u64::from(row.0),
+                messages: Vec::new(),
             }));
         }
     }

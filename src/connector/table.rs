@@ -33,6 +33,8 @@ pub struct Record<'a> {
     /// How far into the file it is, in bytes (CSV) or rows (spreadsheets), for
     /// progress.
     pub offset: u64,
+    /// Messages about the dossier the source keeps (Démarches Simplifiées).
+    pub messages: Vec<crate::model::SourceMessage>,
 }
 
 impl Record<'_> {

@@ -474,6 +474,7 @@ impl XmlFile {
             number: self.number,
             fields: &self.current,
             offset: self.reader.buffer_position(),
+            messages: Vec::new(),
         }
     }
 

@@ -681,7 +681,7 @@ fn parse_file(
         }
         let mut on = Vec::new();
         for kind in strings(&def.on, "on", &mut fp) {
-            match EventKind::parse(&kind) {
+            match EventKind::parse(&kind).filter(|k| k.alerts()) {
                 Some(k) => on.push(k),
                 None => fp.at(
                     def.on.span(),

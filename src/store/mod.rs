@@ -80,6 +80,7 @@ const MIGRATIONS: &[Migration] = &[
         Some(fields::migrate_0005),
     ),
     (include_str!("migrations/0006_sources.sql"), None),
+    (include_str!("migrations/0007_messages.sql"), None),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -161,6 +162,8 @@ pub struct Counts {
     pub alerts_queued: u64,
     /// Pending step alerts cancelled because their dossier left the step (debounce).
     pub alerts_cancelled: u64,
+    /// Messages of the source added to the dossiers' timelines.
+    pub messages: u64,
 }
 
 impl Counts {
@@ -172,6 +175,7 @@ impl Counts {
             EventKind::FieldChanged => self.field_changed += 1,
             EventKind::Disappeared => self.disappeared += 1,
             EventKind::Reappeared => self.reappeared += 1,
+            EventKind::Message => self.messages += 1,
         }
     }
 }
@@ -455,7 +459,8 @@ fn query_runs(
     let sql = format!(
         "SELECT id, connector, source, checksum, started_at, finished_at, status, baseline,
                     rows, unchanged, created, step_changed, field_changed, disappeared, reappeared,
-                    rejected, warnings, reasons, fingerprint, alerts_queued, alerts_cancelled
+                    rejected, warnings, reasons, fingerprint, alerts_queued, alerts_cancelled,
+                    messages
              FROM runs {tail}"
     );
     let mut stmt = conn.prepare(&sql)?;
@@ -486,6 +491,7 @@ fn query_runs(
                 warnings: count(16)?,
                 alerts_queued: count(19)?,
                 alerts_cancelled: count(20)?,
+                messages: count(21)?,
             },
             reasons: serde_json::from_str(&reasons)
                 .map_err(|e| StoreError::Corrupt(format!("run reasons: {e}")))?,
@@ -1147,6 +1153,37 @@ impl ImportTx<'_> {
         Ok(self.tx.last_insert_rowid())
     }
 
+    /// Adds a message of the source to a dossier's timeline, once: returns false
+    /// when this message is already there.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn insert_message(
+        &self,
+        rowid: i64,
+        message: &crate::model::SourceMessage,
+        baseline: bool,
+    ) -> Result<bool> {
+        let inserted = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO events (run_id, dossier_id, kind, field, new_value, occurred_at,
+                                     baseline, external_id)
+                 VALUES (?1, ?2, 'message', ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (dossier_id, external_id) WHERE external_id IS NOT NULL DO NOTHING",
+            )?
+            .execute(params![
+                self.run_id,
+                rowid,
+                message.from,
+                message.text,
+                format_time(message.at),
+                baseline,
+                message.id,
+            ])?;
+        Ok(inserted == 1)
+    }
+
     /// Queues an alert; returns false when its key is already queued (the same
     /// rule, dossier, event and recipient), which keeps alerts unique.
     ///
@@ -1280,7 +1317,8 @@ impl ImportTx<'_> {
         self.tx.execute(
             "UPDATE runs SET finished_at = ?2, rows = ?3, unchanged = ?4, created = ?5,
                     step_changed = ?6, field_changed = ?7, disappeared = ?8, reappeared = ?9,
-                    rejected = ?10, warnings = ?11, alerts_queued = ?12, alerts_cancelled = ?13
+                    rejected = ?10, warnings = ?11, alerts_queued = ?12, alerts_cancelled = ?13,
+                    messages = ?14
              WHERE id = ?1",
             params![
                 self.run_id,
@@ -1296,6 +1334,7 @@ impl ImportTx<'_> {
                 c.warnings as i64,
                 c.alerts_queued as i64,
                 c.alerts_cancelled as i64,
+                c.messages as i64,
             ],
         )?;
         insert_rejections(&self.tx, self.run_id, rejections)?;

@@ -55,8 +55,14 @@ fn node(number: i64, state: &str) -> Value {
         "dateDerniereModification": "2026-04-02T15:00:00+02:00",
         "usager": { "email": format!("usager{number}@exemple.fr") },
         "instructeurs": [{ "email": "instructrice@region.example.org" }],
-        "demandeur": demandeur
+        "demandeur": demandeur,
+        "messages": []
     })
+}
+
+/// A message of DS's messagerie.
+fn message(id: &str, from: &str, body: &str, at: &str) -> Value {
+    json!({ "id": id, "email": from, "body": body, "createdAt": at })
 }
 
 fn page(nodes: Vec<Value>, end_cursor: Option<&str>, more: bool) -> ResponseTemplate {
@@ -111,15 +117,20 @@ fn stored_cursor(install: &Install) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn synchronisation_as_ds_recommends() {
     let server = MockServer::start().await;
-    // First synchronisation: every dossier, over two pages.
+    // First synchronisation: every dossier, over two pages. Dossier 1 has DS's own
+    // e-mail in its messagerie.
+    let deposited = message(
+        "M-1",
+        "contact@demarches-simplifiees.fr",
+        "<p>[Votre dossier nº 1 a bien été déposé]</p><div>Bonjour,<br>Votre dossier <strong>a bien été déposé</strong>.</div>",
+        "2026-03-01T10:00:05+01:00",
+    );
+    let mut first = node(1, "en_construction");
+    first["messages"] = json!([deposited.clone()]);
     dossiers_after(
         &server,
         None,
-        page(
-            vec![node(1, "en_construction"), node(2, "en_instruction")],
-            Some("c1"),
-            true,
-        ),
+        page(vec![first, node(2, "en_instruction")], Some("c1"), true),
     )
     .await;
     dossiers_after(
@@ -135,6 +146,7 @@ async fn synchronisation_as_ds_recommends() {
     let (summary, code) = import_async(&install).await;
     assert_eq!(code, 0, "{summary}");
     assert_eq!(n(&summary, "created"), 3, "{summary}");
+    assert_eq!(n(&summary, "messages"), 1, "{summary}");
     assert_eq!(stored_cursor(&install)["123"]["end_cursor"], "c2");
 
     let out = install.run(&["dossier", "1", "--json"]);
@@ -157,12 +169,17 @@ async fn synchronisation_as_ds_recommends() {
 
     // Second: the same updatedSince, after the stored cursor; dossier 1 was
     // accepted, dossier 2 deleted since the first synchronisation started.
-    dossiers_after(
-        &server,
-        Some("c2"),
-        page(vec![node(1, "accepte")], Some("c3"), false),
-    )
-    .await;
+    let mut accepted = node(1, "accepte");
+    accepted["messages"] = json!([
+        deposited,
+        message(
+            "M-2",
+            "instructrice@region.example.org",
+            "Merci d'envoyer le RIB &amp; le budget.",
+            "2026-03-20T14:00:00+01:00"
+        ),
+    ]);
+    dossiers_after(&server, Some("c2"), page(vec![accepted], Some("c3"), false)).await;
     let first_start: String = install
         .sql()
         .query_row("SELECT started_at FROM runs WHERE id = 1", [], |r| r.get(0))
@@ -185,6 +202,15 @@ async fn synchronisation_as_ds_recommends() {
     assert_eq!(n(&summary, "step_changed"), 1, "{summary}");
     assert_eq!(n(&summary, "disappeared"), 1, "{summary}");
     assert_eq!(n(&summary, "created"), 0, "{summary}");
+    // The messagerie joins the timeline, each message once.
+    assert_eq!(n(&summary, "messages"), 1, "{summary}");
+    let timeline = text(&install.run(&["dossier", "1"]));
+    for needle in [
+        "message de contact@demarches-simplifiees.fr : [Votre dossier nº 1 a bien été déposé] Bonjour, Votre dossier a bien été déposé.",
+        "message de instructrice@region.example.org : Merci d'envoyer le RIB & le budget.",
+    ] {
+        assert!(timeline.contains(needle), "{needle:?} not in:\n{timeline}");
+    }
 
     // Third: nothing changed: DS answers an empty page with a null cursor, which
     // never replaces the stored one.

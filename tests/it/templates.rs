@@ -236,6 +236,7 @@ fn event(kind: EventKind, from: Option<&str>, step: &str) -> Event {
         EventKind::Disappeared => {
             event.from_step = from.map(str::to_owned);
         }
+        EventKind::Message => unreachable!("messages never alert"),
     }
     event
 }
