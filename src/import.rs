@@ -382,6 +382,10 @@ fn parse(
     // appear twice (the store has no unique index on ids: this is it). 16 bytes a
     // record, where a hash map would take three times as much.
     let mut new_ids: Vec<(IdKey, u32)> = Vec::new();
+    // An API may send a dossier twice in one synchronisation (DS moves a dossier
+    // updated meanwhile to the end of its list): the later copy is newer and
+    // replaces the earlier. In a file, an id twice is a broken export.
+    let repeats_replace = file.is_api();
     let (mut rows, mut unchanged) = (0u64, 0u64);
     let mut batch = Vec::with_capacity(BATCH);
     let mut buf = Vec::with_capacity(1024);
@@ -398,7 +402,7 @@ fn parse(
         if let (Some(id), Some(key)) = (&id, key) {
             let line = u32::try_from(record.line).unwrap_or(u32::MAX).max(1);
             match index.find(key) {
-                Some(i) if seen[i] != 0 => {
+                Some(i) if seen[i] != 0 && !repeats_replace => {
                     batch.push(Item::Duplicate {
                         line: record.line,
                         first_line: u64::from(seen[i]),
@@ -465,6 +469,9 @@ fn parse(
                 return Err("the import was interrupted".to_owned());
             }
         }
+    }
+    if repeats_replace {
+        new_ids.clear();
     }
     new_ids.sort_unstable();
     let mut first = 0;
@@ -678,7 +685,10 @@ fn import_snapshot(
     }
     let api = match origin {
         Origin::Api => ApiState {
-            last_start: tx.last_applied_start(&connector.name)?,
+            // A margin for a server whose clock is behind ours: a change seen twice is harmless.
+            last_start: tx
+                .last_applied_start(&connector.name, &run.fingerprint)?
+                .map(|t| crate::store::format_time(t - chrono::Duration::minutes(5))),
             cursor: tx.source_cursor(&connector.name)?,
             started: crate::store::format_time(started_at),
         },
@@ -702,6 +712,11 @@ fn import_snapshot(
     let mut counts = Counts::default();
     let mut rejections: Vec<Rejection> = Vec::new();
     let mut reasons: Vec<String> = Vec::new();
+    // The dossiers this import created, when an API may send one again.
+    let repeats_replace = file.is_api();
+    let mut inserted: std::collections::HashMap<IdKey, i64> = std::collections::HashMap::new();
+    // Duplicate ids named in the reasons; beyond, counted.
+    let mut duplicates = 0u64;
     let mut alerting = options
         .rules
         .filter(|_| !summary.baseline)
@@ -759,6 +774,10 @@ fn import_snapshot(
                             first_line,
                             id,
                         } => {
+                            duplicates += 1;
+                            if duplicates > SHOWN_REJECTIONS as u64 {
+                                continue;
+                            }
                             let id = match id {
                                 Ok(id) => Some(id),
                                 Err(key) => tx.source_id_of(&connector.name, key)?,
@@ -775,6 +794,7 @@ fn import_snapshot(
                             messages,
                         } => {
                             let mut previous = None;
+                            let stored = stored.or_else(|| inserted.get(&key).map(|&r| (r, true)));
                             if let Some((rowid, present)) = stored
                                 && let Some((dossier, step_entered_at)) = tx.get(rowid)?
                                 // Equal 128-bit id hashes of different ids: never seen, but cheap to rule out.
@@ -810,7 +830,13 @@ fn import_snapshot(
                                     tx.set_hash(&connector.name, rowid, row_hash)?;
                                     rowid
                                 }
-                                None => tx.insert(&connector.name, key, &write)?,
+                                None => {
+                                    let rowid = tx.insert(&connector.name, key, &write)?;
+                                    if repeats_replace {
+                                        inserted.insert(key, rowid);
+                                    }
+                                    rowid
+                                }
                             };
                             let mut stored = Vec::with_capacity(change.events.len());
                             for event in &change.events {
@@ -866,6 +892,12 @@ fn import_snapshot(
         (parsed, store_result)
     });
     store_result?;
+    if duplicates > SHOWN_REJECTIONS as u64 {
+        reasons.push(format!(
+            "{file_name}: … and {} more ids that appear more than once",
+            duplicates - SHOWN_REJECTIONS as u64
+        ));
+    }
     debug!(connector = %connector.name, elapsed_ms = clock.elapsed().as_millis() as u64, "Read the snapshot and wrote its changes.");
     let parsed = match parsed {
         Ok(p) => p,
@@ -895,7 +927,10 @@ fn import_snapshot(
 
     // Guards.
     let guards = &connector.guards;
-    reasons.extend(parsed.vanished);
+    // A column no record has: a broken export, or (for a batch of changes) a batch too small to say.
+    if connector.mode == Mode::Full {
+        reasons.extend(parsed.vanished);
+    }
     // An incremental source with nothing new is normal; a full export without data is not.
     if parsed.rows == 0 && connector.mode == Mode::Full {
         reasons.push(format!(

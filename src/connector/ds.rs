@@ -164,8 +164,16 @@ pub struct Position {
     pub deleted_since: Option<String>,
 }
 
-/// The positions of every démarche of a connector, by number.
-pub type Cursor = BTreeMap<i64, Position>;
+/// Where the synchronisation of a connector stands: the positions of its
+/// démarches, and the connector file they were read with. A changed connector
+/// (a fixed mapping) starts over, so that dossiers rejected before are read again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    /// The connector's fingerprint.
+    pub fingerprint: String,
+    /// The positions, by démarche number.
+    pub positions: BTreeMap<i64, Position>,
+}
 
 /// The dossiers of a connector's démarches, fetched page by page as they are read.
 pub struct DsTable {
@@ -199,11 +207,20 @@ impl DsTable {
         mapping: &Mapping,
         cursor: Option<&str>,
         started: String,
+        fingerprint: &str,
     ) -> Result<Self, String> {
-        let cursor: Cursor = match cursor {
+        let stored: Cursor = match cursor {
             Some(text) => serde_json::from_str(text)
                 .map_err(|e| format!("the stored DS cursor is not readable ({e})"))?,
-            None => Cursor::new(),
+            None => Cursor::default(),
+        };
+        let cursor = if stored.fingerprint == fingerprint {
+            stored
+        } else {
+            Cursor {
+                fingerprint: fingerprint.to_owned(),
+                positions: BTreeMap::new(),
+            }
         };
         let endpoint = reqwest::Url::parse(&source.endpoint())
             .map_err(|e| format!("{}: {e}", source.endpoint()))?;
@@ -304,10 +321,14 @@ impl DsTable {
 
     fn fetch_dossiers(&mut self) -> Result<(), String> {
         let demarche = self.demarches[self.at];
-        let position = self.cursor.entry(demarche).or_insert_with(|| Position {
-            updated_since: EPOCH.to_owned(),
-            ..Position::default()
-        });
+        let position = self
+            .cursor
+            .positions
+            .entry(demarche)
+            .or_insert_with(|| Position {
+                updated_since: EPOCH.to_owned(),
+                ..Position::default()
+            });
         let variables = json!({
             "demarche": demarche,
             "after": position.end_cursor,
@@ -332,7 +353,14 @@ impl DsTable {
         let end_cursor = connection
             .pointer("/pageInfo/endCursor")
             .and_then(Value::as_str);
-        let position = self.cursor.entry(demarche).or_default();
+        let position = self.cursor.positions.entry(demarche).or_default();
+        if !nodes.is_empty() && end_cursor.is_some() && end_cursor == position.end_cursor.as_deref()
+        {
+            return Err(format!(
+                "{}: démarche {demarche}: DS answered the same cursor again; the synchronisation stops here",
+                self.endpoint
+            ));
+        }
         // An empty page answers a null cursor: the stored one stays.
         if let Some(end) = end_cursor {
             position.end_cursor = Some(end.to_owned());
@@ -351,6 +379,7 @@ impl DsTable {
         let demarche = self.demarches[self.at];
         let since = self
             .cursor
+            .positions
             .get(&demarche)
             .and_then(|p| p.deleted_since.clone());
         // A first synchronisation has no deletion to read: what is gone is not there.
@@ -391,7 +420,11 @@ impl DsTable {
                 }
             }
         }
-        self.cursor.entry(demarche).or_default().deleted_since = Some(self.started.clone());
+        self.cursor
+            .positions
+            .entry(demarche)
+            .or_default()
+            .deleted_since = Some(self.started.clone());
         Ok(())
     }
 }

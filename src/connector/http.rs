@@ -639,6 +639,8 @@ pub struct HttpTable {
     next: Next,
     page: std::vec::IntoIter<Value>,
     pages: u64,
+    /// A hash of the last page's records, to notice a page sent again.
+    last_page: Option<u64>,
     /// The records as rows.
     pub rows: JsonRows,
 }
@@ -675,6 +677,7 @@ impl HttpTable {
             next,
             page: Vec::new().into_iter(),
             pages: 0,
+            last_page: None,
             rows: JsonRows::new(mapping, source.url.to_string()),
         })
     }
@@ -759,6 +762,15 @@ impl HttpTable {
             }
         };
         let count = records.len() as u64;
+        // A server that ignores the paging parameter sends the same page forever.
+        let fingerprint =
+            xxhash_rust::xxh3::xxh3_64(Value::Array(records.clone()).to_string().as_bytes());
+        if count > 0 && self.last_page == Some(fingerprint) {
+            return Err(format!(
+                "{url}: the same records as the page before: does the API read the paging parameter (see [source.pagination])?"
+            ));
+        }
+        self.last_page = Some(fingerprint);
         self.next = match (&self.source.pagination, &self.next) {
             (Pagination::None, _) => Next::Done,
             (Pagination::Page { size, .. }, Next::Number(n)) => {
@@ -813,7 +825,11 @@ fn next_link(response: &reqwest::blocking::Response) -> Option<reqwest::Url> {
             .split(';')
             .any(|p| p.trim().replace(' ', "") == "rel=\"next\"" || p.trim() == "rel=next");
         let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
-        is_next.then(|| response.url().join(target).ok()).flatten()
+        // Credentials go with the next page: only to the same server.
+        is_next
+            .then(|| response.url().join(target).ok())
+            .flatten()
+            .filter(|next| next.origin() == response.url().origin())
     })
 }
 

@@ -121,6 +121,8 @@ enum Streamed {
     Merged(Option<Vec<Dimensions>>),
     /// Rows, in order.
     Rows(Vec<Row>),
+    /// The last row was sent.
+    End,
 }
 
 /// Where the rows of a sheet come from.
@@ -132,6 +134,7 @@ enum Rows {
     Streamed {
         receiver: std::sync::mpsc::Receiver<Result<Streamed, String>>,
         pending: std::collections::VecDeque<Row>,
+        ended: bool,
     },
 }
 
@@ -158,15 +161,28 @@ impl Rows {
                 }
                 Ok(Some((first_row + r as u32, row)))
             }
-            Self::Streamed { receiver, pending } => loop {
+            Self::Streamed {
+                receiver,
+                pending,
+                ended,
+            } => loop {
                 if let Some(row) = pending.pop_front() {
                     return Ok(Some(row));
+                }
+                if *ended {
+                    return Ok(None);
                 }
                 match receiver.recv() {
                     Ok(Ok(Streamed::Rows(rows))) => pending.extend(rows),
                     Ok(Ok(Streamed::Merged(_))) => {}
+                    Ok(Ok(Streamed::End)) => *ended = true,
                     Ok(Err(reason)) => return Err(reason),
-                    Err(_) => return Ok(None),
+                    // The reader stopped without saying it was done: never a whole sheet.
+                    Err(_) => {
+                        return Err(
+                            "the workbook reader stopped before the end of the sheet".to_owned()
+                        );
+                    }
                 }
             },
         }
@@ -243,13 +259,17 @@ impl SheetFile {
         let mut lines = Vec::new();
         let mut at_read = Vec::new();
         let mut previous: Option<&Row> = None;
-        while texts.len() < table::HEADER_SEARCH {
+        let mut non_blank = 0;
+        while non_blank < table::HEADER_SEARCH {
             let Some(mut row) = rows.next()? else { break };
             for cell in &mut row.1 {
                 let trimmed = cell.trim();
                 if trimmed.len() != cell.len() {
                     *cell = trimmed.to_owned();
                 }
+            }
+            if row.1.iter().any(|c| !c.is_empty()) {
+                non_blank += 1;
             }
             read.push(row);
         }
@@ -385,6 +405,7 @@ fn stream_xlsx<R: std::io::Read + std::io::Seek + Send + 'static>(
                     Ok(None) => {
                         batch.extend(row.take());
                         let _ = sender.send(Ok(Streamed::Rows(batch)));
+                        let _ = sender.send(Ok(Streamed::End));
                         return;
                     }
                     Err(e) => {
@@ -399,12 +420,13 @@ fn stream_xlsx<R: std::io::Read + std::io::Seek + Send + 'static>(
     let merged = match receiver.recv() {
         Ok(Ok(Streamed::Merged(merged))) => merged,
         Ok(Err(reason)) => return Err(reason),
-        Ok(Ok(Streamed::Rows(_))) | Err(_) => None,
+        Ok(Ok(Streamed::Rows(_) | Streamed::End)) | Err(_) => None,
     };
     Ok((
         Rows::Streamed {
             receiver,
             pending: std::collections::VecDeque::new(),
+            ended: false,
         },
         merged,
     ))

@@ -119,6 +119,7 @@ impl FirstPass {
                         &connector.mapping,
                         api.cursor.as_deref(),
                         api.started,
+                        &format!("{:016x}", connector.fingerprint),
                     )?;
                     return Ok((Table::Ds(Box::new(table)), 0));
                 }
@@ -160,7 +161,8 @@ impl FirstPass {
 /// Where an API source stands when an import starts.
 #[derive(Debug, Clone, Default)]
 pub struct ApiState {
-    /// When its last applied import started (RFC 3339), for `updated_since`.
+    /// When its last applied import with the same connector file started, less a
+    /// margin for clocks that differ (RFC 3339), for `updated_since`.
     pub last_start: Option<String>,
     /// Its stored synchronisation cursor.
     pub cursor: Option<String>,
@@ -254,6 +256,11 @@ impl Table {
             Self::Ds(d) => d.rows.vanished(mapping),
             Self::Csv(_) | Self::Sheet(_) => Vec::new(),
         }
+    }
+
+    /// Whether it is an API (whose synchronisations may send a dossier twice).
+    pub fn is_api(&self) -> bool {
+        matches!(self, Self::Http(_) | Self::Ds(_))
     }
 
     /// The ids the source said were deleted (an explicit deletion feed).

@@ -433,6 +433,10 @@ impl XmlFile {
                             local: local.as_ref().to_owned(),
                         };
                         if wanted.matches(&step) {
+                            if self.present[i] {
+                                // The same attribute on a repeated element: values are listed.
+                                self.values[i].push_str("; ");
+                            }
                             let value = attribute
                                 .normalized_value(quick_xml::XmlVersion::Implicit1_0)
                                 .map_err(|e| {

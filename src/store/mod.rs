@@ -898,18 +898,25 @@ impl ImportTx<'_> {
             .exists([connector])?)
     }
 
-    /// When the last applied import of a connector started (RFC 3339), for
-    /// incremental polling: what changed since then is asked for.
+    /// When the last applied import of a connector with this connector file
+    /// (`fingerprint`) started, for incremental polling: what changed since then is
+    /// asked for. A changed connector (a fixed mapping) asks for everything again.
     ///
     /// # Errors
-    /// On a database error.
-    pub fn last_applied_start(&self, connector: &str) -> Result<Option<String>> {
-        Ok(self
+    /// On a database error or a corrupt row.
+    pub fn last_applied_start(
+        &self,
+        connector: &str,
+        fingerprint: &str,
+    ) -> Result<Option<DateTime<Utc>>> {
+        let last: Option<String> = self
             .tx
             .prepare_cached(
-                "SELECT max(started_at) FROM runs WHERE connector = ?1 AND status = 'applied'",
+                "SELECT max(started_at) FROM runs
+                 WHERE connector = ?1 AND status = 'applied' AND fingerprint = ?2",
             )?
-            .query_row([connector], |r| r.get(0))?)
+            .query_row([connector, fingerprint], |r| r.get(0))?;
+        last.as_deref().map(parse_time).transpose()
     }
 
     /// Where the synchronisation of an API source stands (opaque to the store).

@@ -147,7 +147,10 @@ async fn synchronisation_as_ds_recommends() {
     assert_eq!(code, 0, "{summary}");
     assert_eq!(n(&summary, "created"), 3, "{summary}");
     assert_eq!(n(&summary, "messages"), 1, "{summary}");
-    assert_eq!(stored_cursor(&install)["123"]["end_cursor"], "c2");
+    assert_eq!(
+        stored_cursor(&install)["positions"]["123"]["end_cursor"],
+        "c2"
+    );
 
     let out = install.run(&["dossier", "1", "--json"]);
     let d1: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -225,7 +228,47 @@ async fn synchronisation_as_ds_recommends() {
         .await;
     let (summary, code) = import_async(&install).await;
     assert_eq!(code, 0, "{summary}");
-    assert_eq!(stored_cursor(&install)["123"]["end_cursor"], "c3");
+    assert_eq!(
+        stored_cursor(&install)["positions"]["123"]["end_cursor"],
+        "c3"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dossier_updated_during_a_synchronisation_counts_once_in_its_last_state() {
+    let server = MockServer::start().await;
+    // DS moves a dossier updated meanwhile to the end of its list: 1 comes again.
+    dossiers_after(
+        &server,
+        None,
+        page(
+            vec![node(1, "en_construction"), node(2, "en_instruction")],
+            Some("c1"),
+            true,
+        ),
+    )
+    .await;
+    dossiers_after(
+        &server,
+        Some("c1"),
+        page(
+            vec![node(3, "accepte"), node(1, "en_instruction")],
+            Some("c2"),
+            false,
+        ),
+    )
+    .await;
+    let install = Install::with_connector({
+        let c = connector(&server);
+        move |_| c
+    });
+    let (summary, code) = import_async(&install).await;
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(n(&summary, "created"), 3, "{summary}");
+    let out = install.run(&["dossier", "1", "--json"]);
+    let d1: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(d1.as_array().unwrap().len(), 1, "one dossier: {d1}");
+    assert_eq!(d1[0]["step"], "instruction");
 }
 
 async fn refused_with(response: ResponseTemplate, needle: &str) {

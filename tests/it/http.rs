@@ -214,12 +214,17 @@ async fn cursor_pages_and_incremental_polling() {
     assert_eq!(n(&summary, "disappeared"), 0, "{summary}");
 }
 
-/// When the first run started, as the store keeps it.
+/// What `updated_since` carries after the first run: when it started, less the
+/// five-minute margin for clocks that differ.
 fn started_at(install: &Install) -> String {
-    install
+    let started: String = install
         .sql()
         .query_row("SELECT started_at FROM runs WHERE id = 1", [], |r| r.get(0))
-        .unwrap()
+        .unwrap();
+    let started = chrono::DateTime::parse_from_rfc3339(&started).unwrap();
+    (started - chrono::Duration::minutes(5))
+        .to_utc()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 async fn refused_with(response: ResponseTemplate, needle: &str) {
@@ -297,6 +302,29 @@ async fn a_pointer_no_record_has_is_named_with_the_closest_pointer() {
     assert!(
         reasons.contains("no record has '/beneficiaire/name' for field 'beneficiary.name' (closest pointer found: '/beneficiaire/nom')"),
         "{reasons}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_ignores_the_paging_parameter_is_stopped() {
+    let server = MockServer::start().await;
+    Mock::given(path("/api/dossiers"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(page(1..=2)))
+        .mount(&server)
+        .await;
+    let install = install(connector(
+        &server,
+        "kind = \"page\"\nparam = \"p\"\nsize_param = \"per_page\"\nsize = 2",
+        "",
+        "full",
+    ));
+    let (summary, code) = import_async(&install).await;
+    assert_eq!(code, 1, "{summary}");
+    assert!(
+        summary["reasons"]
+            .to_string()
+            .contains("the same records as the page before"),
+        "{summary}"
     );
 }
 
