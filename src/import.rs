@@ -809,11 +809,16 @@ fn import_snapshot(
                                     },
                                 ));
                             }
-                            let change = diff::compare(
+                            let mut change = diff::compare(
                                 previous.as_ref().map(|(_, known)| known),
                                 &mapped.dossier,
                                 &connector.watch,
                                 options.now,
+                            );
+                            mark_notified_by_source(
+                                &mut change.events,
+                                &messages,
+                                connector.source.automatic_senders(),
                             );
                             let write = DossierWrite {
                                 dossier: &mapped.dossier,
@@ -1027,6 +1032,27 @@ fn import_snapshot(
     summary.counts = counts;
     summary.show(rejections);
     Ok(summary)
+}
+
+/// Marks the step changes the source already e-mailed the applicant about: one
+/// of its automatic messages (from `senders`) within an hour of the change.
+fn mark_notified_by_source(
+    events: &mut [Event],
+    messages: &[crate::model::SourceMessage],
+    senders: &[String],
+) {
+    if senders.is_empty() {
+        return;
+    }
+    for event in events
+        .iter_mut()
+        .filter(|e| e.kind == EventKind::StepChanged)
+    {
+        event.notified_by_source = messages.iter().any(|m| {
+            senders.contains(&m.from.to_lowercase())
+                && (m.at - event.occurred_at).abs() <= chrono::Duration::hours(1)
+        });
+    }
 }
 
 fn duplicate(file: &str, line: u64, first_line: u64, id: Option<&str>) -> String {

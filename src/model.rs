@@ -286,6 +286,9 @@ pub struct Event {
     pub new_value: Option<String>,
     /// When it happened: the source's step date when it gives one, else when it was detected.
     pub occurred_at: DateTime<Utc>,
+    /// Whether the source already e-mailed the applicant about it (one of
+    /// Démarches Simplifiées' automatic messages): rules may leave it to the source.
+    pub notified_by_source: bool,
 }
 
 impl Event {
@@ -299,6 +302,7 @@ impl Event {
             old_value: None,
             new_value: None,
             occurred_at,
+            notified_by_source: false,
         }
     }
 }

@@ -88,7 +88,15 @@ pub struct DsSourceDef {
     timeout: Option<String>,
     #[serde(default)]
     retries: Option<u32>,
+    #[serde(default)]
+    automatic_senders: Option<Vec<String>>,
 }
+
+/// The addresses DS sends its automatic e-mails from, by default.
+pub const AUTOMATIC_SENDERS: [&str; 2] = [
+    "contact@demarches-simplifiees.fr",
+    "contact@demarche.numerique.gouv.fr",
+];
 
 /// A validated `demarches_simplifiees` source.
 #[derive(Debug, Clone)]
@@ -100,6 +108,8 @@ pub struct DsSource {
     token: PasswordSource,
     timeout: Duration,
     retries: u32,
+    /// The senders of DS's own automatic e-mails (lowercase).
+    pub automatic_senders: Vec<String>,
 }
 
 impl DsSource {
@@ -141,6 +151,12 @@ impl DsSource {
             token,
             timeout,
             retries: def.retries.unwrap_or(3),
+            automatic_senders: def
+                .automatic_senders
+                .unwrap_or_else(|| AUTOMATIC_SENDERS.map(str::to_owned).to_vec())
+                .into_iter()
+                .map(|s| s.trim().to_lowercase())
+                .collect(),
         })
     }
 

@@ -172,6 +172,14 @@ impl Source {
         }
     }
 
+    /// The senders of the source's own automatic e-mails to applicants (DS).
+    pub fn automatic_senders(&self) -> &[String] {
+        match self {
+            Self::Ds(s) => &s.automatic_senders,
+            _ => &[],
+        }
+    }
+
     /// The address of an API source.
     pub fn address(&self) -> Option<String> {
         match self {

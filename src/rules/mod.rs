@@ -438,6 +438,7 @@ impl Rules {
             old => opt(&e.old_value),
             new => opt(&e.new_value),
             occurred_at => e.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            notified_by_source => e.notified_by_source,
         };
         let current = lc.step(&d.step);
         let step = minijinja::context! {
@@ -1045,6 +1046,18 @@ mod tests {
         let mut created = Event::new(EventKind::Created, utc("2026-03-10T09:00:00Z"));
         created.to_step = Some("instruction".to_owned());
         assert!(fired(&rules, "portail-aides", &d, &created).is_empty());
+    }
+
+    #[test]
+    fn a_rule_can_leave_what_the_source_e_mailed_to_it() {
+        let text = "[[rule]]\nname = \"decision\"\non = \"step_changed\"\nwhen = \"not event.notified_by_source\"\nnotify = \"beneficiary\"\ntemplate = \"en_instruction\"\n";
+        let (_dir, rules) = setup(text, "send_windows = []");
+        let rules = rules.unwrap_or_else(|p| panic!("{p}"));
+        let d = dossier("instruction", &[("beneficiary.email", "a@example.org")]);
+        let mut event = step_changed("complet", "instruction");
+        assert_eq!(fired(&rules, "demarches-simplifiees", &d, &event).len(), 1);
+        event.notified_by_source = true;
+        assert!(fired(&rules, "demarches-simplifiees", &d, &event).is_empty());
     }
 
     #[test]

@@ -558,7 +558,7 @@ impl Store {
     pub fn events(&self, rowid: i64) -> Result<Vec<StoredEvent>> {
         let mut stmt = self.conn.prepare(
             "SELECT e.run_id, e.kind, e.from_step, e.to_step, e.field, e.old_value, e.new_value,
-                    e.occurred_at, r.started_at, e.baseline
+                    e.occurred_at, e.notified_by_source, r.started_at, e.baseline
              FROM events e JOIN runs r ON r.id = e.run_id
              WHERE e.dossier_id = ?1 ORDER BY e.occurred_at, e.id",
         )?;
@@ -568,8 +568,8 @@ impl Store {
             out.push(StoredEvent {
                 run_id: r.get(0)?,
                 event: read_event(r, 1)?,
-                detected_at: parse_time(r.get_ref(8)?.as_str()?)?,
-                baseline: r.get(9)?,
+                detected_at: parse_time(r.get_ref(9)?.as_str()?)?,
+                baseline: r.get(10)?,
             });
         }
         Ok(out)
@@ -664,7 +664,7 @@ const DOSSIER_SELECT: &str = "SELECT d.id, d.connector, d.source_id, d.step, d.s
     FROM dossiers d JOIN dossier_state k ON k.connector = d.connector AND k.dossier_id = d.id";
 
 /// An event from the columns `kind, from_step, to_step, field, old_value,
-/// new_value, occurred_at`, the first at index `at`.
+/// new_value, occurred_at, notified_by_source`, the first at index `at`.
 fn read_event(row: &rusqlite::Row<'_>, at: usize) -> Result<Event> {
     let kind: String = row.get(at)?;
     Ok(Event {
@@ -676,6 +676,7 @@ fn read_event(row: &rusqlite::Row<'_>, at: usize) -> Result<Event> {
         old_value: row.get(at + 4)?,
         new_value: row.get(at + 5)?,
         occurred_at: parse_time(row.get_ref(at + 6)?.as_str()?)?,
+        notified_by_source: row.get(at + 7)?,
     })
 }
 
@@ -1142,8 +1143,9 @@ impl ImportTx<'_> {
         self.tx
             .prepare_cached(
                 "INSERT INTO events (run_id, dossier_id, kind, from_step, to_step, field,
-                                     old_value, new_value, occurred_at, baseline)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                                     old_value, new_value, occurred_at, baseline,
+                                     notified_by_source)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?
             .execute(params![
                 self.run_id,
@@ -1156,6 +1158,7 @@ impl ImportTx<'_> {
                 event.new_value,
                 format_time(event.occurred_at),
                 baseline,
+                event.notified_by_source,
             ])?;
         Ok(self.tx.last_insert_rowid())
     }

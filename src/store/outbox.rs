@@ -96,7 +96,8 @@ const DUE_SELECT: &str = "SELECT d.id, d.connector, d.source_id, d.step, d.statu
         k.present, d.step_entered_at, d.scheme,
         a.id, a.key, a.rule, a.template, a.role, a.recipient, a.digest, a.hold_step,
         a.attempts, a.created_at, a.due_at,
-        e.kind, e.from_step, e.to_step, e.field, e.old_value, e.new_value, e.occurred_at
+        e.kind, e.from_step, e.to_step, e.field, e.old_value, e.new_value, e.occurred_at,
+        e.notified_by_source
     FROM alerts a JOIN events e ON e.id = a.event_id
     JOIN dossiers d ON d.id = a.dossier_id
     JOIN dossier_state k ON k.connector = d.connector AND k.dossier_id = d.id";

@@ -181,6 +181,13 @@ async fn synchronisation_as_ds_recommends() {
             "Merci d'envoyer le RIB &amp; le budget.",
             "2026-03-20T14:00:00+01:00"
         ),
+        // DS's own e-mail about the decision, sent as it was taken.
+        message(
+            "M-3",
+            "contact@demarches-simplifiees.fr",
+            "<p>Votre dossier nº 1 a été accepté</p>",
+            "2026-04-02T15:00:20+02:00"
+        ),
     ]);
     dossiers_after(&server, Some("c2"), page(vec![accepted], Some("c3"), false)).await;
     let first_start: String = install
@@ -206,7 +213,17 @@ async fn synchronisation_as_ds_recommends() {
     assert_eq!(n(&summary, "disappeared"), 1, "{summary}");
     assert_eq!(n(&summary, "created"), 0, "{summary}");
     // The messagerie joins the timeline, each message once.
-    assert_eq!(n(&summary, "messages"), 1, "{summary}");
+    assert_eq!(n(&summary, "messages"), 2, "{summary}");
+    // DS e-mailed the decision itself: rules can tell (`event.notified_by_source`).
+    let notified: bool = install
+        .sql()
+        .query_row(
+            "SELECT notified_by_source FROM events WHERE kind = 'step_changed'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(notified, "the acceptance was e-mailed by DS");
     let timeline = text(&install.run(&["dossier", "1"]));
     for needle in [
         "message de contact@demarches-simplifiees.fr : [Votre dossier nº 1 a bien été déposé] Bonjour, Votre dossier a bien été déposé.",
