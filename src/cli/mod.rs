@@ -246,6 +246,12 @@ fn check(config: &Config, environment: bool) -> Exit {
     if environment {
         if let Some(loaded) = &loaded {
             for c in &loaded.connectors {
+                // The secrets of an API the daemon will call (their values are never shown).
+                if c.enabled
+                    && let Err(reason) = c.source.check_secrets()
+                {
+                    problems.push(&c.file, reason);
+                }
                 let Some(source) = c.source.folder() else {
                     continue;
                 };

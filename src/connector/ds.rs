@@ -160,6 +160,14 @@ impl DsSource {
         })
     }
 
+    /// Checks that the token can be read.
+    ///
+    /// # Errors
+    /// A reason naming the variable or file (never the value).
+    pub fn check_token(&self) -> Result<(), String> {
+        self.token.read_as("token").map(drop)
+    }
+
     /// The GraphQL endpoint.
     pub fn endpoint(&self) -> String {
         format!(

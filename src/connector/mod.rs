@@ -172,6 +172,22 @@ impl Source {
         }
     }
 
+    /// Checks that the secrets of an API source can be read.
+    ///
+    /// # Errors
+    /// A reason naming the setting and the variable or file (never the value).
+    pub fn check_secrets(&self) -> Result<(), String> {
+        match self {
+            Self::Http(s) => match &s.auth {
+                Some(http::Auth::Bearer(token)) => token.read_as("auth.token").map(drop),
+                Some(http::Auth::Basic(_, password)) => password.read_as("auth.password").map(drop),
+                None => Ok(()),
+            },
+            Self::Ds(s) => s.check_token(),
+            Self::Csv(_) | Self::Spreadsheet(_) | Self::Xml(_) => Ok(()),
+        }
+    }
+
     /// The senders of the source's own automatic e-mails to applicants (DS).
     pub fn automatic_senders(&self) -> &[String] {
         match self {

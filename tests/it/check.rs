@@ -20,6 +20,34 @@ fn shipped_configuration_is_valid() {
 }
 
 #[test]
+fn an_api_token_that_cannot_be_read_is_named_without_its_value() {
+    let install = Install::with_connector(|_| {
+        "kind = \"http_json\"\n[source]\nurl = \"https://api.example.org/dossiers\"\nrecords = \"/data\"\n\
+         [source.auth]\nkind = \"bearer\"\ntoken_env = \"REGION_CHECK_NO_SUCH_TOKEN\"\n\
+         [fields]\nid = \"/id\"\nstep = \"/etat\"\n[steps]\n\"Déposé\" = \"depose\"\n"
+            .to_owned()
+    });
+    let out = install.run(&["check"]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    assert!(
+        text(&out).contains(
+            "auth.token_env: the environment variable REGION_CHECK_NO_SUCH_TOKEN is not set"
+        ),
+        "{}",
+        text(&out)
+    );
+    // Set, the token is read but never shown.
+    let out = install
+        .cmd(&["check"])
+        .env("REGION_CHECK_NO_SUCH_TOKEN", "s3cret-value")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!text(&out).contains("s3cret-value"));
+    assert!(install.run(&["check", "--no-environment"]).status.success());
+}
+
+#[test]
 fn valid_installation_passes_with_its_environment() {
     let install = Install::new();
     let out = install.run(&["check"]);
