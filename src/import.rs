@@ -398,6 +398,8 @@ fn parse(
         // Whatever happens to the record, a known id is seen: a dossier whose line
         // is rejected keeps its last known state rather than disappearing.
         let mut known = None;
+        // Sent again in this import (an API): the store may hold the earlier copy.
+        let mut repeated = false;
         let key = id.as_deref().map(id_key);
         if let (Some(id), Some(key)) = (&id, key) {
             let line = u32::try_from(record.line).unwrap_or(u32::MAX).max(1);
@@ -411,6 +413,7 @@ fn parse(
                     continue;
                 }
                 Some(i) => {
+                    repeated = seen[i] != 0;
                     seen[i] = line;
                     known = Some(&index.entries[i]);
                 }
@@ -441,7 +444,8 @@ fn parse(
             for m in &messages {
                 hash = xxh3_64_with_seed(m.id.as_bytes(), hash);
             }
-            if known.is_some_and(|e| e.same_hash(hash) && e.present()) {
+            // Unchanged since the last import, unless an earlier copy in this one changed it.
+            if !repeated && known.is_some_and(|e| e.same_hash(hash) && e.present()) {
                 unchanged += 1;
                 continue;
             }

@@ -286,6 +286,35 @@ async fn a_dossier_updated_during_a_synchronisation_counts_once_in_its_last_stat
     let d1: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(d1.as_array().unwrap().len(), 1, "one dossier: {d1}");
     assert_eq!(d1[0]["step"], "instruction");
+
+    // Next time, 1 is accepted, then sent again as it was before (a decision
+    // withdrawn during the synchronisation): the last copy wins, even though it
+    // is the state stored before this import.
+    dossiers_after(
+        &server,
+        Some("c2"),
+        page(vec![node(1, "accepte")], Some("c3"), true),
+    )
+    .await;
+    dossiers_after(
+        &server,
+        Some("c3"),
+        page(vec![node(1, "en_instruction")], Some("c4"), false),
+    )
+    .await;
+    Mock::given(body_string_contains("alertissimoDeleted"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": { "demarche": { "deletedDossiers": {
+                "pageInfo": { "hasNextPage": false, "endCursor": null }, "nodes": []
+            } } }
+        })))
+        .mount(&server)
+        .await;
+    let (summary, code) = import_async(&install).await;
+    assert_eq!(code, 0, "{summary}");
+    let out = install.run(&["dossier", "1", "--json"]);
+    let d1: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(d1[0]["step"], "instruction", "{summary}");
 }
 
 async fn refused_with(response: ResponseTemplate, needle: &str) {
