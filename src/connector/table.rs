@@ -343,7 +343,7 @@ impl NamedColumns {
 
     /// After the last record: a refusal reason for each mapped field that no record
     /// had, naming the closest name seen (`what` is "path" or "pointer"; `source`
-    /// and `record` say where: "export.xml", "<dossier> record").
+    /// and `record` say where: `"export.xml"`, `"<dossier> record"`).
     pub fn vanished(
         &self,
         mapping: &Mapping,

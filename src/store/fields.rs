@@ -73,7 +73,7 @@ impl Names {
     }
 }
 
-/// Encodes fields with the dictionary ids of an import (see [`register`]).
+/// Encodes fields with the dictionary ids of an import (see `ImportTx::field_encoder`).
 #[derive(Debug, Clone, Default)]
 pub struct FieldEncoder {
     /// Names and their ids, sorted by name like the fields of a dossier, so that
