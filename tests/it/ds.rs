@@ -87,6 +87,18 @@ async fn dossiers_after(server: &MockServer, after: Option<&str>, response: Resp
         .await;
 }
 
+/// DS has deleted nothing (an empty page answers a null cursor).
+async fn no_deletions(server: &MockServer) {
+    Mock::given(body_string_contains("alertissimoDeleted"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": { "demarche": { "deletedDossiers": {
+                "pageInfo": { "hasNextPage": false, "endCursor": null }, "nodes": []
+            } } }
+        })))
+        .mount(server)
+        .await;
+}
+
 fn import(install: &Install) -> (Value, i32) {
     let out = install
         .cmd(&["import", "portail", "--json"])
@@ -235,14 +247,7 @@ async fn synchronisation_as_ds_recommends() {
     // Third: nothing changed: DS answers an empty page with a null cursor, which
     // never replaces the stored one.
     dossiers_after(&server, Some("c3"), page(vec![], None, false)).await;
-    Mock::given(body_string_contains("alertissimoDeleted"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "data": { "demarche": { "deletedDossiers": {
-                "pageInfo": { "hasNextPage": false, "endCursor": null }, "nodes": []
-            } } }
-        })))
-        .mount(&server)
-        .await;
+    no_deletions(&server).await;
     let (summary, code) = import_async(&install).await;
     assert_eq!(code, 0, "{summary}");
     assert_eq!(
@@ -302,14 +307,7 @@ async fn a_dossier_updated_during_a_synchronisation_counts_once_in_its_last_stat
         page(vec![node(1, "en_instruction")], Some("c4"), false),
     )
     .await;
-    Mock::given(body_string_contains("alertissimoDeleted"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "data": { "demarche": { "deletedDossiers": {
-                "pageInfo": { "hasNextPage": false, "endCursor": null }, "nodes": []
-            } } }
-        })))
-        .mount(&server)
-        .await;
+    no_deletions(&server).await;
     let (summary, code) = import_async(&install).await;
     assert_eq!(code, 0, "{summary}");
     let out = install.run(&["dossier", "1", "--json"]);
