@@ -763,8 +763,9 @@ impl HttpTable {
         };
         let count = records.len() as u64;
         // A server that ignores the paging parameter sends the same page forever.
+        // Serialising a list of values cannot fail.
         let fingerprint =
-            xxhash_rust::xxh3::xxh3_64(Value::Array(records.clone()).to_string().as_bytes());
+            xxhash_rust::xxh3::xxh3_64(&serde_json::to_vec(&records).unwrap_or_default());
         if count > 0 && self.last_page == Some(fingerprint) {
             return Err(format!(
                 "{url}: the same records as the page before: does the API read the paging parameter (see [source.pagination])?"
