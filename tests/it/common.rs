@@ -30,6 +30,12 @@ impl Install {
         Self::with_connector(|c| c)
     }
 
+    /// An installation whose connector file is `text`.
+    pub fn with_text(text: impl Into<String>) -> Self {
+        let text = text.into();
+        Self::with_connector(move |_| text)
+    }
+
     /// An installation whose connector text is changed by `edit`.
     pub fn with_connector(edit: impl FnOnce(String) -> String) -> Self {
         let dir = tempfile::tempdir().expect("a temporary folder");
@@ -121,23 +127,32 @@ impl Install {
         let file = self.export(fixture_name);
         let mut args = vec!["import", "portail", file.to_str().unwrap(), "--json"];
         args.extend_from_slice(extra);
-        let out = self.run(&args);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let summary: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
-            panic!(
-                "not one JSON object ({e}):\n{stdout}\nstderr:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-        (summary, out.status.code().unwrap_or(-1))
+        summary(&self.run(&args))
     }
 
     /// Imports the file at `path` with `--json`; returns the summary and the exit code.
     pub fn import_path(&self, path: &Path) -> (Value, i32) {
-        let out = self.run(&["import", "portail", path.to_str().unwrap(), "--json"]);
-        let summary = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&out)));
-        (summary, out.status.code().unwrap_or(-1))
+        summary(&self.run(&["import", "portail", path.to_str().unwrap(), "--json"]))
+    }
+
+    /// Copies `tests/fixtures/{folder}/{name}` into `exports/` and imports it.
+    pub fn import_fixture(&self, folder: &str, name: &str) -> (Value, i32) {
+        let file = self.root().join("exports").join(name);
+        std::fs::copy(repo().join("tests/fixtures").join(folder).join(name), &file).unwrap();
+        self.import_path(&file)
+    }
+
+    /// Imports the connector's API with `var` (its token's variable) set to
+    /// `value`, blocking inside the test's runtime while the mock server answers.
+    pub async fn import_api(&self, var: &str, value: &str) -> (Value, i32) {
+        tokio::task::block_in_place(|| {
+            let out = self
+                .cmd(&["import", "portail", "--json"])
+                .env(var, value)
+                .output()
+                .unwrap();
+            summary(&out)
+        })
     }
 
     /// The fields of the dossier with this reference, as `dossier --json` shows them.
@@ -219,6 +234,13 @@ pub fn n(v: &Value, key: &str) -> u64 {
     v[key]
         .as_u64()
         .unwrap_or_else(|| panic!("no integer `{key}` in {v}"))
+}
+
+/// The JSON summary an `import --json` printed, and its exit code.
+fn summary(out: &Output) -> (Value, i32) {
+    let summary = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not one JSON object ({e}):\n{}", text(out)));
+    (summary, out.status.code().unwrap_or(-1))
 }
 
 /// Text of a command's stdout and stderr together.

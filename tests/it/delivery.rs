@@ -340,6 +340,30 @@ fn killing_the_daemon_mid_dispatch_loses_nothing() {
     assert_eq!(sent as usize, ALERTS);
 }
 
+/// Runs the daemon until `reports` finds something on the server (30 s at most,
+/// else fails with `missing`), lets ticks go by for 2.5 s, stops it, and returns
+/// what `reports` finds then.
+fn reports_of_the_daemon<T>(
+    install: &Install,
+    server: &SmtpServer,
+    reports: impl Fn(&SmtpServer) -> Vec<T>,
+    missing: &str,
+) -> Vec<T> {
+    let mut child = install
+        .cmd(&["run"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while reports(server).is_empty() {
+        assert!(start.elapsed().as_secs() < 30, "{missing}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    crate::common::terminate(&mut child);
+    reports(server)
+}
+
 #[test]
 fn failures_and_refused_snapshots_reach_the_administrators_once() {
     let server = SmtpServer::start(Mode::Permanent);
@@ -353,11 +377,6 @@ fn failures_and_refused_snapshots_reach_the_administrators_once() {
     let (refused, _) = install.import("empty.csv", &[]);
     assert_eq!(refused["status"], "refused");
 
-    let mut child = install
-        .cmd(&["run"])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
     let admin = |server: &SmtpServer| {
         server
             .received()
@@ -365,15 +384,8 @@ fn failures_and_refused_snapshots_reach_the_administrators_once() {
             .filter(|m| m.to.iter().any(|t| t.contains("admin@")))
             .collect::<Vec<_>>()
     };
-    let start = std::time::Instant::now();
-    while admin(&server).is_empty() {
-        assert!(start.elapsed().as_secs() < 30, "no digest arrived");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
     // Ticks go by with nothing new: no second report.
-    std::thread::sleep(std::time::Duration::from_millis(2500));
-    crate::common::terminate(&mut child);
-    let reports = admin(&server);
+    let reports = reports_of_the_daemon(&install, &server, admin, "no digest arrived");
     assert_eq!(reports.len(), 1);
     let body = reports[0].data.replace("=\r\n", "");
     for needle in [
@@ -403,11 +415,6 @@ fn a_stale_source_reaches_the_administrators_once() {
     std::fs::write(&connector, edited).unwrap();
     let (refused, _) = install.import("empty.csv", &[]);
     assert_eq!(refused["status"], "refused");
-    let mut child = install
-        .cmd(&["run"])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
     let stale_reports = |server: &SmtpServer| {
         server
             .received()
@@ -416,18 +423,13 @@ fn a_stale_source_reaches_the_administrators_once() {
             .filter(|body| body.contains("Sources sans import r"))
             .collect::<Vec<_>>()
     };
-    let start = std::time::Instant::now();
-    while stale_reports(&server).is_empty() {
-        assert!(
-            start.elapsed().as_secs() < 30,
-            "no stale-source report arrived"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
     // Later ticks do not tell it again while it stays stale.
-    std::thread::sleep(std::time::Duration::from_millis(2500));
-    crate::common::terminate(&mut child);
-    let reports = stale_reports(&server);
+    let reports = reports_of_the_daemon(
+        &install,
+        &server,
+        stale_reports,
+        "no stale-source report arrived",
+    );
     assert_eq!(reports.len(), 1, "told more than once");
     for needle in [
         "connecteur portail",

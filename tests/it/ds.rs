@@ -99,21 +99,6 @@ async fn no_deletions(server: &MockServer) {
         .await;
 }
 
-fn import(install: &Install) -> (Value, i32) {
-    let out = install
-        .cmd(&["import", "portail", "--json"])
-        .env(TOKEN_VAR, "ds-s3cret")
-        .output()
-        .unwrap();
-    let summary = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&out)));
-    (summary, out.status.code().unwrap_or(-1))
-}
-
-async fn import_async(install: &Install) -> (Value, i32) {
-    tokio::task::block_in_place(|| import(install))
-}
-
 fn stored_cursor(install: &Install) -> Value {
     let text: String = install
         .sql()
@@ -151,11 +136,8 @@ async fn synchronisation_as_ds_recommends() {
         page(vec![node(3, "accepte")], Some("c2"), false),
     )
     .await;
-    let install = Install::with_connector({
-        let c = connector(&server);
-        move |_| c
-    });
-    let (summary, code) = import_async(&install).await;
+    let install = Install::with_text(connector(&server));
+    let (summary, code) = install.import_api(TOKEN_VAR, "ds-s3cret").await;
     assert_eq!(code, 0, "{summary}");
     assert_eq!(n(&summary, "created"), 3, "{summary}");
     assert_eq!(n(&summary, "messages"), 1, "{summary}");
@@ -219,7 +201,7 @@ async fn synchronisation_as_ds_recommends() {
         .up_to_n_times(1)
         .mount(&server)
         .await;
-    let (summary, code) = import_async(&install).await;
+    let (summary, code) = install.import_api(TOKEN_VAR, "ds-s3cret").await;
     assert_eq!(code, 0, "{summary}");
     assert_eq!(n(&summary, "step_changed"), 1, "{summary}");
     assert_eq!(n(&summary, "disappeared"), 1, "{summary}");
@@ -248,7 +230,7 @@ async fn synchronisation_as_ds_recommends() {
     // never replaces the stored one.
     dossiers_after(&server, Some("c3"), page(vec![], None, false)).await;
     no_deletions(&server).await;
-    let (summary, code) = import_async(&install).await;
+    let (summary, code) = install.import_api(TOKEN_VAR, "ds-s3cret").await;
     assert_eq!(code, 0, "{summary}");
     assert_eq!(
         stored_cursor(&install)["positions"]["123"]["end_cursor"],
@@ -280,11 +262,8 @@ async fn a_dossier_updated_during_a_synchronisation_counts_once_in_its_last_stat
         ),
     )
     .await;
-    let install = Install::with_connector({
-        let c = connector(&server);
-        move |_| c
-    });
-    let (summary, code) = import_async(&install).await;
+    let install = Install::with_text(connector(&server));
+    let (summary, code) = install.import_api(TOKEN_VAR, "ds-s3cret").await;
     assert_eq!(code, 0, "{summary}");
     assert_eq!(n(&summary, "created"), 3, "{summary}");
     let out = install.run(&["dossier", "1", "--json"]);
@@ -308,7 +287,7 @@ async fn a_dossier_updated_during_a_synchronisation_counts_once_in_its_last_stat
     )
     .await;
     no_deletions(&server).await;
-    let (summary, code) = import_async(&install).await;
+    let (summary, code) = install.import_api(TOKEN_VAR, "ds-s3cret").await;
     assert_eq!(code, 0, "{summary}");
     let out = install.run(&["dossier", "1", "--json"]);
     let d1: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -321,11 +300,8 @@ async fn refused_with(response: ResponseTemplate, needle: &str) {
         .respond_with(response)
         .mount(&server)
         .await;
-    let install = Install::with_connector({
-        let c = connector(&server);
-        move |_| c
-    });
-    let (summary, code) = import_async(&install).await;
+    let install = Install::with_text(connector(&server));
+    let (summary, code) = install.import_api(TOKEN_VAR, "ds-s3cret").await;
     assert_eq!(code, 1, "{summary}");
     let reasons = summary["reasons"].to_string();
     assert!(reasons.contains(needle), "{needle:?} not in {reasons}");

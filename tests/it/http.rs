@@ -71,27 +71,6 @@ fn page(items: std::ops::RangeInclusive<usize>) -> Value {
     json!({ "data": items.map(dossier).collect::<Vec<_>>() })
 }
 
-fn install(connector: String) -> Install {
-    Install::with_connector(move |_| connector)
-}
-
-/// Runs `import portail --json` with the token set; returns the summary and the exit code.
-fn import(install: &Install) -> (Value, i32) {
-    let out = install
-        .cmd(&["import", "portail", "--json"])
-        .env(TOKEN_VAR, "s3cret")
-        .output()
-        .unwrap();
-    let summary = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&out)));
-    (summary, out.status.code().unwrap_or(-1))
-}
-
-/// A blocking import inside the test's runtime, while the mock server answers.
-async fn import_async(install: &Install) -> (Value, i32) {
-    tokio::task::block_in_place(|| import(install))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn page_numbers_with_a_bearer_token() {
     let server = MockServer::start().await;
@@ -106,13 +85,13 @@ async fn page_numbers_with_a_bearer_token() {
             .mount(&server)
             .await;
     }
-    let install = install(connector(
+    let install = Install::with_text(connector(
         &server,
         "kind = \"page\"\nparam = \"page\"\nsize_param = \"per_page\"\nsize = 2",
         "",
         "full",
     ));
-    let (summary, code) = import_async(&install).await;
+    let (summary, code) = install.import_api(TOKEN_VAR, "s3cret").await;
     assert_eq!(code, 0, "{summary}");
     assert_eq!(n(&summary, "created"), 5, "{summary}");
     let d5 = install.fields("REF-5");
@@ -136,13 +115,13 @@ async fn offsets_and_link_headers() {
             .mount(&server)
             .await;
     }
-    let install_offset = install(connector(
+    let install_offset = Install::with_text(connector(
         &server,
         "kind = \"offset\"\nsize = 2",
         "",
         "full",
     ));
-    let (summary, code) = import_async(&install_offset).await;
+    let (summary, code) = install_offset.import_api(TOKEN_VAR, "s3cret").await;
     assert_eq!((code, n(&summary, "created")), (0, 5), "{summary}");
 
     let server = MockServer::start().await;
@@ -161,8 +140,8 @@ async fn offsets_and_link_headers() {
         .respond_with(ResponseTemplate::new(200).set_body_json(page(3..=4)))
         .mount(&server)
         .await;
-    let install_link = install(connector(&server, "kind = \"link\"", "", "full"));
-    let (summary, code) = import_async(&install_link).await;
+    let install_link = Install::with_text(connector(&server, "kind = \"link\"", "", "full"));
+    let (summary, code) = install_link.import_api(TOKEN_VAR, "s3cret").await;
     assert_eq!((code, n(&summary, "created")), (0, 4), "{summary}");
 }
 
@@ -186,13 +165,13 @@ async fn cursor_pages_and_incremental_polling() {
         .expect(1)
         .mount(&server)
         .await;
-    let install = install(connector(
+    let install = Install::with_text(connector(
         &server,
         "kind = \"cursor\"\nnext = \"/meta/next\"",
         "updated_since = \"updated_since\"",
         "incremental",
     ));
-    let (summary, code) = import_async(&install).await;
+    let (summary, code) = install.import_api(TOKEN_VAR, "s3cret").await;
     assert_eq!((code, n(&summary, "created")), (0, 5), "{summary}");
 
     // The next import asks only for what changed since the first one started:
@@ -208,7 +187,7 @@ async fn cursor_pages_and_incremental_polling() {
         .expect(1)
         .mount(&server)
         .await;
-    let (summary, code) = import_async(&install).await;
+    let (summary, code) = install.import_api(TOKEN_VAR, "s3cret").await;
     assert_eq!(code, 0, "{summary}");
     assert_eq!(n(&summary, "step_changed"), 1, "{summary}");
     assert_eq!(n(&summary, "disappeared"), 0, "{summary}");
@@ -233,13 +212,13 @@ async fn refused_with(response: ResponseTemplate, needle: &str) {
         .respond_with(response)
         .mount(&server)
         .await;
-    let install = install(connector(
+    let install = Install::with_text(connector(
         &server,
         "kind = \"none\"",
         "max_response_mb = 1",
         "full",
     ));
-    let (summary, code) = import_async(&install).await;
+    let (summary, code) = install.import_api(TOKEN_VAR, "s3cret").await;
     assert_eq!(code, 1, "{summary}");
     assert_eq!(summary["status"], "refused", "{summary}");
     let reasons = summary["reasons"].to_string();
@@ -292,11 +271,11 @@ async fn a_pointer_no_record_has_is_named_with_the_closest_pointer() {
         .respond_with(ResponseTemplate::new(200).set_body_json(page(1..=2)))
         .mount(&server)
         .await;
-    let install = install(
+    let install = Install::with_text(
         connector(&server, "kind = \"none\"", "", "full")
             .replace("\"/beneficiaire/nom\"", "\"/beneficiaire/name\""),
     );
-    let (summary, code) = import_async(&install).await;
+    let (summary, code) = install.import_api(TOKEN_VAR, "s3cret").await;
     assert_eq!(code, 1, "{summary}");
     let reasons = summary["reasons"].to_string();
     assert!(
@@ -312,13 +291,13 @@ async fn a_server_that_ignores_the_paging_parameter_is_stopped() {
         .respond_with(ResponseTemplate::new(200).set_body_json(page(1..=2)))
         .mount(&server)
         .await;
-    let install = install(connector(
+    let install = Install::with_text(connector(
         &server,
         "kind = \"page\"\nparam = \"p\"\nsize_param = \"per_page\"\nsize = 2",
         "",
         "full",
     ));
-    let (summary, code) = import_async(&install).await;
+    let (summary, code) = install.import_api(TOKEN_VAR, "s3cret").await;
     assert_eq!(code, 1, "{summary}");
     assert!(
         summary["reasons"]
@@ -340,16 +319,16 @@ async fn too_many_requests_waits_as_told() {
         .respond_with(ResponseTemplate::new(200).set_body_json(page(1..=2)))
         .mount(&server)
         .await;
-    let install = install(connector(&server, "kind = \"none\"", "", "full"));
+    let install = Install::with_text(connector(&server, "kind = \"none\"", "", "full"));
     let started = std::time::Instant::now();
-    let (summary, code) = import_async(&install).await;
+    let (summary, code) = install.import_api(TOKEN_VAR, "s3cret").await;
     assert_eq!((code, n(&summary, "created")), (0, 2), "{summary}");
     assert!(started.elapsed() >= std::time::Duration::from_secs(1));
 }
 
 #[test]
 fn a_missing_token_is_named() {
-    let install = install(
+    let install = Install::with_text(
         r#"kind = "http_json"
 [source]
 url = "http://127.0.0.1:9/api"

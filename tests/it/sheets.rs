@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::common::{Install, repo, text};
+use crate::common::{Install, text};
 
 /// A Progos-like export: the second sheet, title rows above the header.
 const PROGOS: &str = r#"kind = "spreadsheet"
@@ -64,21 +64,10 @@ step_since = "Suivi/Depuis"
 "Convention signée" = "convention"
 "#;
 
-fn install(connector: &str) -> Install {
-    let connector = connector.to_owned();
-    Install::with_connector(move |_| connector)
-}
-
-fn import(install: &Install, fixture: &str) -> (Value, i32) {
-    let file = install.root().join("exports").join(fixture);
-    std::fs::copy(repo().join("tests/fixtures/sheets").join(fixture), &file).unwrap();
-    install.import_path(&file)
-}
-
 #[test]
 fn xls_with_title_rows_serial_dates_and_numeric_ids() {
-    let install = install(PROGOS);
-    let (summary, code) = import(&install, "progos-like.xls");
+    let install = Install::with_text(PROGOS);
+    let (summary, code) = install.import_fixture("sheets", "progos-like.xls");
     assert_eq!(code, 0, "{summary}");
     assert_eq!(summary["created"], 5, "{summary}");
     assert_eq!(summary["rejected"], 0, "{summary}");
@@ -90,7 +79,7 @@ fn xls_with_title_rows_serial_dates_and_numeric_ids() {
     // 05/09/2026 as an Excel serial date, midnight in Paris.
     assert_eq!(d5["step_since"], "2026-09-04T22:00:00Z");
     // The same workbook again: skipped by its checksum.
-    let (again, code) = import(&install, "progos-like.xls");
+    let (again, code) = install.import_fixture("sheets", "progos-like.xls");
     assert_eq!(
         (again["status"].as_str(), code),
         (Some("skipped"), 0),
@@ -100,8 +89,8 @@ fn xls_with_title_rows_serial_dates_and_numeric_ids() {
 
 #[test]
 fn xlsx_with_two_header_levels() {
-    let install = install(OSIRIS);
-    let (summary, code) = import(&install, "osiris-like.xlsx");
+    let install = Install::with_text(OSIRIS);
+    let (summary, code) = install.import_fixture("sheets", "osiris-like.xlsx");
     assert_eq!(code, 0, "{summary}");
     assert_eq!(summary["created"], 5, "{summary}");
     let d4 = install.fields("REF-4");
@@ -121,8 +110,8 @@ fn ods_with_two_header_levels() {
     let connector = OSIRIS
         .replace("*.xlsx", "*.ods")
         .replace("\"extra.observations\" = \"Observations\"\n", "");
-    let install = install(&connector);
-    let (summary, code) = import(&install, "osiris-like.ods");
+    let install = Install::with_text(connector);
+    let (summary, code) = install.import_fixture("sheets", "osiris-like.ods");
     assert_eq!(code, 0, "{summary}");
     assert_eq!(summary["created"], 5, "{summary}");
     let d5 = install.fields("REF-5");
@@ -133,8 +122,8 @@ fn ods_with_two_header_levels() {
 
 #[test]
 fn a_missing_sheet_is_named_with_the_sheets_there_are() {
-    let install = install(&PROGOS.replace("sheet = \"Dossiers\"", "sheet = \"Export\""));
-    let (summary, code) = import(&install, "progos-like.xls");
+    let install = Install::with_text(PROGOS.replace("sheet = \"Dossiers\"", "sheet = \"Export\""));
+    let (summary, code) = install.import_fixture("sheets", "progos-like.xls");
     assert_eq!(code, 1, "{summary}");
     let reasons = summary["reasons"].to_string();
     assert!(
@@ -147,8 +136,8 @@ fn a_missing_sheet_is_named_with_the_sheets_there_are() {
 
 #[test]
 fn a_grouped_column_addressed_without_its_group_is_refused_with_the_closest_name() {
-    let install = install(&OSIRIS.replace("\"Montants/Accordé\"", "\"Accordé\""));
-    let (summary, code) = import(&install, "osiris-like.xlsx");
+    let install = Install::with_text(OSIRIS.replace("\"Montants/Accordé\"", "\"Accordé\""));
+    let (summary, code) = install.import_fixture("sheets", "osiris-like.xlsx");
     assert_eq!(code, 1, "{summary}");
     let reasons = summary["reasons"].to_string();
     assert!(reasons.contains("Accordé"), "{reasons}");
@@ -157,7 +146,7 @@ fn a_grouped_column_addressed_without_its_group_is_refused_with_the_closest_name
 
 #[test]
 fn a_file_that_is_not_a_workbook_is_refused() {
-    let install = install(PROGOS);
+    let install = Install::with_text(PROGOS);
     let file = install.root().join("exports/broken.xls");
     std::fs::write(&file, "N° dossier;Statut\nD1;Déposé\n").unwrap();
     let out = install.run(&["import", "portail", file.to_str().unwrap(), "--json"]);
@@ -175,7 +164,8 @@ fn a_file_that_is_not_a_workbook_is_refused() {
 #[test]
 fn check_names_bad_spreadsheet_settings() {
     // A key of another kind is unknown here.
-    let bad = install(&PROGOS.replace("settle = \"0s\"", "settle = \"0s\"\ndelimiter = \";\""));
+    let bad =
+        Install::with_text(PROGOS.replace("settle = \"0s\"", "settle = \"0s\"\ndelimiter = \";\""));
     let out = bad.run(&["check"]);
     assert_eq!(out.status.code(), Some(78), "{}", text(&out));
     assert!(
@@ -183,7 +173,8 @@ fn check_names_bad_spreadsheet_settings() {
         "{}",
         text(&out)
     );
-    let bad = install(&PROGOS.replace("sheet = \"Dossiers\"", "sheet = 0\nheader_levels = 3"));
+    let bad =
+        Install::with_text(PROGOS.replace("sheet = \"Dossiers\"", "sheet = 0\nheader_levels = 3"));
     let out = bad.run(&["check"]);
     assert_eq!(out.status.code(), Some(78), "{}", text(&out));
     for needle in [

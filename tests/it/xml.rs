@@ -2,9 +2,7 @@
 //! attributes, repeated elements, CDATA, and the files it refuses (billion laughs,
 //! malformed, truncated, a mapped path no record has).
 
-use serde_json::Value;
-
-use crate::common::{Install, repo, text};
+use crate::common::{Install, text};
 
 const CONNECTOR: &str = r#"kind = "xml"
 schedule = "* * * * * *"
@@ -37,20 +35,9 @@ amount_granted = { column = "montants/accorde", format = "fr_decimal", optional 
 "Convention signée" = "convention"
 "#;
 
-fn install(connector: &str) -> Install {
-    let connector = connector.to_owned();
-    Install::with_connector(move |_| connector)
-}
-
-fn import(install: &Install, fixture: &str) -> (Value, i32) {
-    let file = install.root().join("exports").join(fixture);
-    std::fs::copy(repo().join("tests/fixtures/xml").join(fixture), &file).unwrap();
-    install.import_path(&file)
-}
-
 fn refused(fixture: &str, connector: &str) -> String {
-    let install = install(connector);
-    let (summary, code) = import(&install, fixture);
+    let install = Install::with_text(connector);
+    let (summary, code) = install.import_fixture("xml", fixture);
     assert_eq!(code, 1, "{summary}");
     assert_eq!(summary["status"], "refused", "{summary}");
     assert!(install.dossiers().is_empty(), "nothing is applied");
@@ -60,8 +47,8 @@ fn refused(fixture: &str, connector: &str) -> String {
 #[test]
 fn namespaces_attributes_and_encodings() {
     for fixture in ["export-iso-8859-1.xml", "export-utf8.xml"] {
-        let install = install(CONNECTOR);
-        let (summary, code) = import(&install, fixture);
+        let install = Install::with_text(CONNECTOR);
+        let (summary, code) = install.import_fixture("xml", fixture);
         assert_eq!(code, 0, "{fixture}: {summary}");
         assert_eq!(summary["created"], 5, "{fixture}: {summary}");
         assert_eq!(summary["rejected"], 0, "{fixture}: {summary}");
@@ -90,8 +77,9 @@ fn namespaces_attributes_and_encodings() {
 #[test]
 fn record_lines_are_those_of_the_record_elements() {
     // D5's opening tag spans two lines; its rejection names the line where it starts.
-    let install = install(&CONNECTOR.replace("\"Convention signée\" = \"convention\"\n", ""));
-    let (summary, _) = import(&install, "export-iso-8859-1.xml");
+    let install =
+        Install::with_text(CONNECTOR.replace("\"Convention signée\" = \"convention\"\n", ""));
+    let (summary, _) = install.import_fixture("xml", "export-iso-8859-1.xml");
     let rejections = summary["rejections"].to_string();
     assert!(
         rejections.contains("\"line\":46")
@@ -159,7 +147,7 @@ fn check_names_bad_xml_settings() {
             "unknown field `delimiter`",
         ),
     ] {
-        let bad = install(&CONNECTOR.replace(from, to));
+        let bad = Install::with_text(CONNECTOR.replace(from, to));
         let out = bad.run(&["check"]);
         assert_eq!(out.status.code(), Some(78), "{}", text(&out));
         assert!(
