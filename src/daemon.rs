@@ -4,7 +4,9 @@
 //! ```text
 //!  one task per connector                          store thread (owns the Store)
 //!  cron (in the configured zone) ─▶ job ─bounded channel─▶ import_pending ─▶ reply
-//!                                    └─ wakes ─▶ dispatcher task ─▶ outbox ─▶ transport
+//!        │ (an API: fetched first, ─▶ spool file ─────▶ import_spool ─▶ reply)
+//!        │  on a blocking thread)
+//!        └─ wakes ─▶ dispatcher task ─▶ outbox ─▶ transport
 //!  SIGTERM / SIGINT ─▶ cancel ─▶ tasks stop waiting; the running import finishes
 //!                                 (or, past shutdown_timeout, is rolled back by SQLite);
 //!                                 no new message starts, those in flight are recorded
@@ -24,6 +26,7 @@ use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::connector::Connector;
+use crate::connector::spool::{self, SpoolError};
 use crate::dispatch::Dispatcher;
 use crate::import::{self, Options};
 use crate::rules::Rules;
@@ -247,38 +250,109 @@ async fn import_once(
     tz: Tz,
     cancel: &CancellationToken,
 ) {
+    let result = if connector.source.folder().is_some() {
+        let c = Arc::clone(connector);
+        let rules = Arc::clone(rules);
+        let cancel = cancel.clone();
+        store
+            .call(move |store| {
+                // A job queued before a shutdown was asked does not start.
+                if cancel.is_cancelled() {
+                    return Ok(Vec::new());
+                }
+                let stop = || cancel.is_cancelled();
+                import::import_pending(store, &c, tz, &options(&stop, &rules))
+            })
+            .await
+            .and_then(|r| r.map_err(anyhow::Error::from))
+    } else {
+        synchronise(connector, rules, store, tz, cancel).await
+    };
+    match result {
+        Ok(summaries) if summaries.is_empty() => {
+            tracing::debug!(connector = %connector.name, "No new file.");
+        }
+        Ok(_) => {}
+        Err(error) => {
+            error!(connector = %connector.name, error = %format!("{error:#}"), "Import failed; will retry at the next tick.")
+        }
+    }
+}
+
+/// What an import in the daemon is told: now, the rules, and how to know a
+/// shutdown was asked.
+fn options<'a>(stop: &'a (dyn Fn() -> bool + Sync), rules: &'a Rules) -> Options<'a> {
+    Options {
+        now: Utc::now(),
+        force: false,
+        progress: None,
+        stop: Some(stop),
+        rules: Some(rules),
+    }
+}
+
+/// Imports an API connector in three steps, so that the store thread (and with it
+/// the delivery of alerts) never waits on the network: where the source stands is
+/// read from the store, the synchronisation is fetched into a spool on a thread of
+/// its own, then the spool is imported in one transaction.
+async fn synchronise(
+    connector: &Arc<Connector>,
+    rules: &Arc<Rules>,
+    store: &StoreHandle,
+    tz: Tz,
+    cancel: &CancellationToken,
+) -> anyhow::Result<Vec<import::Summary>> {
+    let c = Arc::clone(connector);
+    let (state, dir) = store
+        .call(move |store| {
+            import::api_state(store, &c).map(|state| (state, import::spool_dir(store.path())))
+        })
+        .await??;
+    // A thread of its own, left behind at a shutdown: a slow API does not hold
+    // the daemon up, and its spool, an unnamed file, goes with the process.
+    let (tx, rx) = oneshot::channel();
+    let c = Arc::clone(connector);
+    let stop = cancel.clone();
+    std::thread::Builder::new()
+        .name(format!("fetch {}", connector.name))
+        .spawn(move || {
+            let _ = tx.send(spool::fetch(
+                &c,
+                state,
+                &dir,
+                &|| stop.is_cancelled(),
+                &|_| {},
+            ));
+        })?;
+    let interrupted = || {
+        info!(connector = %connector.name, "Stopping: the synchronisation is left for the next start.");
+        Ok(Vec::new())
+    };
+    let fetched = tokio::select! {
+        fetched = rx => fetched.map_err(|_| anyhow::anyhow!("the fetching thread panicked"))?,
+        () = cancel.cancelled() => return interrupted(),
+    };
+    let spool = match fetched {
+        Ok(spool) => spool,
+        Err(SpoolError::Interrupted) => return interrupted(),
+        Err(error) => {
+            let (name, reason) = (connector.name.clone(), error.to_string());
+            store
+                .call(move |store| store.record_source_error(&name, Utc::now(), &reason))
+                .await??;
+            return Err(error.into());
+        }
+    };
     let c = Arc::clone(connector);
     let rules = Arc::clone(rules);
     let cancel = cancel.clone();
-    let result = store
+    let summary = store
         .call(move |store| {
-            // A job queued before a shutdown was asked does not start.
-            if cancel.is_cancelled() {
-                return Ok(Vec::new());
-            }
             let stop = || cancel.is_cancelled();
-            let options = Options {
-                now: Utc::now(),
-                force: false,
-                progress: None,
-                stop: Some(&stop),
-                rules: Some(&rules),
-            };
-            import::import_pending(store, &c, tz, &options)
+            import::import_spool(store, &c, &spool, tz, &options(&stop, &rules))
         })
-        .await;
-    match result {
-        Ok(Ok(summaries)) if summaries.is_empty() => {
-            tracing::debug!(connector = %connector.name, "No new file.");
-        }
-        Ok(Ok(_)) => {}
-        Ok(Err(error)) => {
-            error!(connector = %connector.name, error = %format!("{:#}", anyhow::Error::from(error)), "Import failed; will retry at the next tick.")
-        }
-        Err(error) => {
-            error!(connector = %connector.name, %error, "Import failed; will retry at the next tick.")
-        }
-    }
+        .await??;
+    Ok(vec![summary])
 }
 
 /// The next time a cron schedule fires after `now`, the pattern being read in `tz`

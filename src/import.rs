@@ -23,7 +23,8 @@ use tracing::{debug, error, info, warn};
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use crate::connector::mapping::{FieldIssue, Mapped};
-use crate::connector::table::{ApiState, FirstPass, Record, Table};
+use crate::connector::spool::{self, ApiState, Spool};
+use crate::connector::table::{FirstPass, Record, Table};
 use crate::connector::{Connector, Mode};
 use crate::diff::{self, Known};
 use crate::model::{self, Dossier, Event, EventKind};
@@ -209,6 +210,9 @@ pub enum ImportError {
         /// Why.
         reason: String,
     },
+    /// An API's synchronisation could not be spooled.
+    #[error(transparent)]
+    Spool(#[from] crate::connector::spool::SpoolError),
 }
 
 /// The compact state of a connector, 24 bytes a dossier: for every stored dossier,
@@ -516,14 +520,28 @@ pub fn import_pending(
     options: &Options<'_>,
 ) -> Result<Vec<Summary>, ImportError> {
     let Some(source) = connector.source.folder() else {
-        // An API: one snapshot (or one batch of changes) per import.
-        return Ok(vec![import_snapshot(
-            store,
-            connector,
-            Origin::Api,
-            tz,
-            options,
-        )?]);
+        // An API: one snapshot (or one batch of changes) per import, fetched first.
+        let state = api_state(store, connector)?;
+        let dir = spool_dir(store.path());
+        let stop = || options.stop.is_some_and(|stop| stop());
+        let progress = |pages| {
+            if let Some(progress) = options.progress {
+                progress(pages, 0);
+            }
+        };
+        let spool = match spool::fetch(connector, state, &dir, &stop, &progress) {
+            Ok(spool) => spool,
+            Err(spool::SpoolError::Interrupted) => {
+                info!(connector = %connector.name, "Stopping: the synchronisation is left for the next start.");
+                return Ok(Vec::new());
+            }
+            Err(error) => {
+                let reason = error.to_string();
+                store.record_source_error(&connector.name, Utc::now(), &reason)?;
+                return Err(ImportError::Spool(error));
+            }
+        };
+        return Ok(vec![import_spool(store, connector, &spool, tz, options)?]);
     };
     let files = match source.files() {
         Ok(files) => files,
@@ -559,6 +577,42 @@ pub fn import_pending(
     Ok(out)
 }
 
+/// Where an API connector's synchronisation starts from, as the store knows it.
+///
+/// # Errors
+/// On a store failure.
+pub fn api_state(store: &Store, connector: &Connector) -> Result<ApiState, StoreError> {
+    Ok(ApiState {
+        // A margin for a server whose clock is behind ours: a change seen twice is harmless.
+        last_start: store
+            .last_applied_start(&connector.name, &format!("{:016x}", connector.fingerprint))?
+            .map(|t| crate::store::format_time(t - chrono::Duration::minutes(5))),
+        cursor: store.source_cursor(&connector.name)?,
+    })
+}
+
+/// The folder where API synchronisations are spooled: the state database's.
+pub fn spool_dir(database: &Path) -> std::path::PathBuf {
+    match database.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+        _ => std::path::PathBuf::from("."),
+    }
+}
+
+/// Imports an API connector's synchronisation, fetched before by [`spool::fetch`].
+///
+/// # Errors
+/// Only on a store failure; the source's failures become a refused run.
+pub fn import_spool(
+    store: &mut Store,
+    connector: &Connector,
+    spool: &Spool,
+    tz: chrono_tz::Tz,
+    options: &Options<'_>,
+) -> Result<Summary, StoreError> {
+    import_snapshot(store, connector, Origin::Api(spool), tz, options)
+}
+
 /// Imports one file as one snapshot of a connector.
 ///
 /// # Errors
@@ -578,8 +632,8 @@ pub fn import_file(
 pub enum Origin<'a> {
     /// A file.
     File(&'a Path),
-    /// The connector's API.
-    Api,
+    /// The connector's API, its synchronisation spooled.
+    Api(&'a Spool),
 }
 
 /// Imports one snapshot of a connector, from a file or its API.
@@ -590,14 +644,17 @@ fn import_snapshot(
     tz: chrono_tz::Tz,
     options: &Options<'_>,
 ) -> Result<Summary, StoreError> {
-    let started_at = Utc::now();
-    let shown = match origin {
-        Origin::File(path) => path.display().to_string(),
-        Origin::Api => connector.source.address().unwrap_or_default(),
+    let (started_at, shown) = match origin {
+        Origin::File(path) => (Utc::now(), path.display().to_string()),
+        // The next synchronisation asks for what changed since this one began.
+        Origin::Api(spool) => (
+            spool.started_at,
+            connector.source.address().unwrap_or_default(),
+        ),
     };
     let stamp = || match origin {
         Origin::File(path) => file_stamp(path),
-        Origin::Api => None,
+        Origin::Api(_) => None,
     };
     let stamp_before = stamp();
     // One import at a time per database: what is read below cannot change under it.
@@ -687,18 +744,7 @@ fn import_snapshot(
             RunStatus::Refused => {}
         }
     }
-    let api = match origin {
-        Origin::Api => ApiState {
-            // A margin for a server whose clock is behind ours: a change seen twice is harmless.
-            last_start: tx
-                .last_applied_start(&connector.name, &run.fingerprint)?
-                .map(|t| crate::store::format_time(t - chrono::Duration::minutes(5))),
-            cursor: tx.source_cursor(&connector.name)?,
-            started: crate::store::format_time(started_at),
-        },
-        Origin::File(_) => ApiState::default(),
-    };
-    let (file, size) = match inspected.open(origin, connector, api) {
+    let (file, size) = match inspected.open(origin, connector) {
         Ok(f) => f,
         Err(reason) => {
             drop(tx);

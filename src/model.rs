@@ -257,7 +257,7 @@ impl fmt::Display for EventKind {
 }
 
 /// A message about a dossier, as the source keeps it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SourceMessage {
     /// The source's id of the message (it is stored once).
     pub id: String,

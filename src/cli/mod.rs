@@ -357,21 +357,35 @@ fn import_now(
         return Ok(Exit::Failure);
     };
     let mut store = Store::open(&config.store.path, config.store.cache_mb)?;
+    // Files go by bytes, workbooks by rows; an API by pages, counted as they are
+    // fetched (no total yet), then imported.
+    let api = connector.source.folder().is_none() && file.is_none();
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(0);
+        let template = match &connector.source {
+            _ if api => "{spinner} {msg} [{bar:30}] {pos}/{len} pages",
+            crate::connector::Source::Spreadsheet(_) => {
+                "{spinner} {msg} [{bar:30}] {pos}/{len} rows ({eta})"
+            }
+            _ => "{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} ({eta})",
+        };
         bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} ({eta})",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(template)
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         bar.set_message(format!("importing {name}"));
         bar
     });
     let progress = |done: u64, total: u64| {
         if let Some(bar) = &bar {
-            bar.set_length(total);
-            bar.set_position(done.min(total));
+            if api && total == 0 {
+                bar.set_message(format!("fetching {name}"));
+                bar.set_length(done);
+            } else {
+                bar.set_message(format!("importing {name}"));
+                bar.set_length(total);
+            }
+            bar.set_position(done.min(bar.length().unwrap_or(0)));
         }
     };
     let options = Options {

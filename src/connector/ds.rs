@@ -18,9 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::FileProblems;
-use super::http::{self, Auth, Fetcher, JsonRows};
-use super::mapping::Mapping;
-use super::table::Record;
+use super::http::{self, Auth, Fetcher};
 use crate::config::PasswordSource;
 use crate::model::SourceMessage;
 
@@ -217,8 +215,6 @@ pub struct DsTable {
     more: bool,
     deleted: Vec<String>,
     pages: u64,
-    /// The dossiers as rows.
-    pub rows: JsonRows,
 }
 
 impl DsTable {
@@ -228,7 +224,6 @@ impl DsTable {
     /// When the token cannot be read or the stored cursor is not readable.
     pub fn open(
         source: &DsSource,
-        mapping: &Mapping,
         cursor: Option<&str>,
         started: String,
         fingerprint: &str,
@@ -258,7 +253,6 @@ impl DsTable {
         )?;
         Ok(Self {
             fetcher,
-            rows: JsonRows::new(mapping, endpoint.to_string()),
             endpoint,
             base: source.base_url.as_str().trim_end_matches('/').to_owned(),
             demarches: source.demarches.clone(),
@@ -277,7 +271,7 @@ impl DsTable {
     ///
     /// # Errors
     /// A reason naming the démarche: an HTTP or GraphQL error.
-    pub fn next_record(&mut self) -> Result<Option<Record<'_>>, String> {
+    pub fn next_value(&mut self) -> Result<Option<(Value, Vec<SourceMessage>)>, String> {
         loop {
             if let Some(node) = self.page.next() {
                 let record = flatten(
@@ -286,9 +280,7 @@ impl DsTable {
                     self.demarches[self.at],
                     self.title.as_deref(),
                 );
-                let mut row = self.rows.row(&record, self.pages);
-                row.messages = messages(&node);
-                return Ok(Some(row));
+                return Ok(Some((record, messages(&node))));
             }
             if self.at >= self.demarches.len() {
                 return Ok(None);
@@ -302,6 +294,11 @@ impl DsTable {
                 self.title = None;
             }
         }
+    }
+
+    /// How many pages were fetched.
+    pub fn pages(&self) -> u64 {
+        self.pages
     }
 
     /// The ids of the dossiers DS deleted since the last synchronisation.

@@ -6,8 +6,9 @@
 //! and field paths (JSON pointers), incremental polling (an `updated_since`
 //! parameter fed with the start of the last applied import), timeouts, retries with
 //! backoff, `429`/`503` with `Retry-After`, a maximum response size, and TLS
-//! verification (system roots plus an optional CA file). Pages are fetched as the
-//! records are imported: memory holds one page, whatever the number of dossiers.
+//! verification (system roots plus an optional CA file). [`HttpTable`] hands the
+//! records over one by one to [`super::spool`], which keeps them on disk until
+//! they are imported: memory holds one page, whatever the number of dossiers.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -641,8 +642,6 @@ pub struct HttpTable {
     pages: u64,
     /// A hash of the last page's records, to notice a page sent again.
     last_page: Option<u64>,
-    /// The records as rows.
-    pub rows: JsonRows,
 }
 
 impl HttpTable {
@@ -651,11 +650,7 @@ impl HttpTable {
     ///
     /// # Errors
     /// A reason when a secret cannot be read or the client cannot be set up.
-    pub fn open(
-        source: &HttpSource,
-        mapping: &Mapping,
-        since: Option<String>,
-    ) -> Result<Self, String> {
+    pub fn open(source: &HttpSource, since: Option<String>) -> Result<Self, String> {
         let fetcher = Fetcher::new(
             source.auth.as_ref(),
             source.headers.clone(),
@@ -678,7 +673,6 @@ impl HttpTable {
             page: Vec::new().into_iter(),
             pages: 0,
             last_page: None,
-            rows: JsonRows::new(mapping, source.url.to_string()),
         })
     }
 
@@ -687,15 +681,20 @@ impl HttpTable {
     /// # Errors
     /// A reason naming the page's address: an HTTP error, a timeout after the
     /// retries, a response too large, a page that is not the expected JSON.
-    pub fn next_record(&mut self) -> Result<Option<Record<'_>>, String> {
+    pub fn next_value(&mut self) -> Result<Option<Value>, String> {
         loop {
             if let Some(record) = self.page.next() {
-                return Ok(Some(self.rows.row(&record, self.pages)));
+                return Ok(Some(record));
             }
             if !self.fetch_next()? {
                 return Ok(None);
             }
         }
+    }
+
+    /// How many pages were fetched.
+    pub fn pages(&self) -> u64 {
+        self.pages
     }
 
     /// Fetches the next page into `self.page`; false when there is none.

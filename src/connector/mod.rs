@@ -12,6 +12,7 @@ pub mod ds;
 pub mod folder;
 pub mod http;
 pub mod mapping;
+pub mod spool;
 pub mod spreadsheet;
 pub mod table;
 pub(crate) mod value;

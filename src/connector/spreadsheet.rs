@@ -119,6 +119,8 @@ type Row = (u32, Vec<String>);
 enum Streamed {
     /// The merged areas of the sheet, first.
     Merged(Option<Vec<Dimensions>>),
+    /// How many rows the sheet says it has (its `dimension`), second.
+    Size(Option<u64>),
     /// Rows, in order.
     Rows(Vec<Row>),
     /// The last row was sent.
@@ -135,6 +137,7 @@ enum Rows {
         receiver: std::sync::mpsc::Receiver<Result<Streamed, String>>,
         pending: std::collections::VecDeque<Row>,
         ended: bool,
+        size: Option<u64>,
     },
 }
 
@@ -165,6 +168,7 @@ impl Rows {
                 receiver,
                 pending,
                 ended,
+                ..
             } => loop {
                 if let Some(row) = pending.pop_front() {
                     return Ok(Some(row));
@@ -174,7 +178,7 @@ impl Rows {
                 }
                 match receiver.recv() {
                     Ok(Ok(Streamed::Rows(rows))) => pending.extend(rows),
-                    Ok(Ok(Streamed::Merged(_))) => {}
+                    Ok(Ok(Streamed::Merged(_) | Streamed::Size(_))) => {}
                     Ok(Ok(Streamed::End)) => *ended = true,
                     Ok(Err(reason)) => return Err(reason),
                     // The reader stopped without saying it was done: never a whole sheet.
@@ -192,7 +196,7 @@ impl Rows {
     fn len(&self) -> Option<u64> {
         match self {
             Self::Loaded { cells, .. } => Some(cells.height() as u64),
-            Self::Streamed { .. } => None,
+            Self::Streamed { size, .. } => *size,
         }
     }
 }
@@ -348,7 +352,8 @@ impl SheetFile {
         }
     }
 
-    /// How many rows the sheet has, for progress (0 when streamed: unknown).
+    /// How many rows the sheet has, for progress (0 when unknown: a streamed
+    /// sheet whose file does not say).
     pub fn rows(&self) -> u64 {
         self.rows.len().unwrap_or(0)
     }
@@ -379,6 +384,11 @@ fn stream_xlsx<R: std::io::Read + std::io::Seek + Send + 'static>(
                     return;
                 }
             };
+            let last = cells.dimensions().end.0;
+            let size = (last > 0).then(|| u64::from(last) + 1);
+            if sender.send(Ok(Streamed::Size(size))).is_err() {
+                return;
+            }
             let mut batch: Vec<Row> = Vec::with_capacity(ROW_BATCH);
             let mut row: Option<Row> = None;
             loop {
@@ -420,13 +430,20 @@ fn stream_xlsx<R: std::io::Read + std::io::Seek + Send + 'static>(
     let merged = match receiver.recv() {
         Ok(Ok(Streamed::Merged(merged))) => merged,
         Ok(Err(reason)) => return Err(reason),
-        Ok(Ok(Streamed::Rows(_) | Streamed::End)) | Err(_) => None,
+        Ok(Ok(Streamed::Size(_) | Streamed::Rows(_) | Streamed::End)) | Err(_) => None,
+    };
+    // Then the size, or why the sheet cannot be read.
+    let size = match receiver.recv() {
+        Ok(Ok(Streamed::Size(size))) => size,
+        Ok(Err(reason)) => return Err(reason),
+        Ok(Ok(Streamed::Merged(_) | Streamed::Rows(_) | Streamed::End)) | Err(_) => None,
     };
     Ok((
         Rows::Streamed {
             receiver,
             pending: std::collections::VecDeque::new(),
             ended: false,
+            size,
         },
         merged,
     ))

@@ -9,9 +9,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::csv::{self, CsvFile, Inspected};
-use super::ds::DsTable;
-use super::http::HttpTable;
 use super::mapping::{Mapping, Resolved, ValueSource, normalize};
+use super::spool::SpoolTable;
 use super::spreadsheet::SheetFile;
 use super::xml::XmlFile;
 use super::{Connector, FileProblems, Source, folder};
@@ -95,41 +94,19 @@ impl FirstPass {
         }
     }
 
-    /// Opens the file as a table, and how far its records' offsets go (for progress).
+    /// Opens the file (or the spooled synchronisation) as a table, and how far its
+    /// records' offsets go (for progress).
     ///
     /// # Errors
     /// A reason naming the file: unreadable, or no header row.
-    /// `api` is where an API source stands.
-    pub fn open(
-        &self,
-        origin: Origin<'_>,
-        connector: &Connector,
-        api: ApiState,
-    ) -> Result<(Table, u64), String> {
+    pub fn open(&self, origin: Origin<'_>, connector: &Connector) -> Result<(Table, u64), String> {
         let path = match origin {
             Origin::File(path) => path,
-            Origin::Api => match &connector.source {
-                Source::Http(source) => {
-                    let table = HttpTable::open(source, &connector.mapping, api.last_start)?;
-                    return Ok((Table::Http(Box::new(table)), 0));
-                }
-                Source::Ds(source) => {
-                    let table = DsTable::open(
-                        source,
-                        &connector.mapping,
-                        api.cursor.as_deref(),
-                        api.started,
-                        &format!("{:016x}", connector.fingerprint),
-                    )?;
-                    return Ok((Table::Ds(Box::new(table)), 0));
-                }
-                _ => {
-                    return Err(format!(
-                        "connector {}: reads files, not an API: give the file to import",
-                        connector.name
-                    ));
-                }
-            },
+            Origin::Api(spool) => {
+                let shown = connector.source.address().unwrap_or_default();
+                let table = SpoolTable::open(spool, &connector.mapping, shown)?;
+                return Ok((Table::Api(Box::new(table)), spool.pages));
+            }
         };
         match (&connector.source, self) {
             (Source::Csv(source), Self::Text(inspected)) => Ok((
@@ -158,18 +135,6 @@ impl FirstPass {
     }
 }
 
-/// Where an API source stands when an import starts.
-#[derive(Debug, Clone, Default)]
-pub struct ApiState {
-    /// When its last applied import with the same connector file started, less a
-    /// margin for clocks that differ (RFC 3339), for `updated_since`.
-    pub last_start: Option<String>,
-    /// Its stored synchronisation cursor.
-    pub cursor: Option<String>,
-    /// When this import started (RFC 3339).
-    pub started: String,
-}
-
 /// An opened export, positioned after its header row.
 pub enum Table {
     /// A CSV file, streamed.
@@ -178,10 +143,8 @@ pub enum Table {
     Sheet(SheetFile),
     /// An XML file, streamed (boxed: its reader state is large).
     Xml(Box<XmlFile>),
-    /// An API, page by page.
-    Http(Box<HttpTable>),
-    /// Démarches Simplifiées, page by page.
-    Ds(Box<DsTable>),
+    /// An API's synchronisation, fetched into a spool.
+    Api(Box<SpoolTable>),
 }
 
 impl Table {
@@ -191,8 +154,7 @@ impl Table {
             Self::Csv(f) => &f.headers,
             Self::Sheet(s) => &s.headers,
             Self::Xml(x) => &x.columns.headers,
-            Self::Http(h) => &h.rows.columns.headers,
-            Self::Ds(d) => &d.rows.columns.headers,
+            Self::Api(a) => &a.rows.columns.headers,
         }
     }
 
@@ -202,7 +164,7 @@ impl Table {
             Self::Csv(f) => f.header_line,
             Self::Sheet(s) => s.header_line,
             // Its "header" is the mapping's own paths.
-            Self::Xml(_) | Self::Http(_) | Self::Ds(_) => 1,
+            Self::Xml(_) | Self::Api(_) => 1,
         }
     }
 
@@ -212,8 +174,7 @@ impl Table {
             Self::Csv(f) => f.path(),
             Self::Sheet(s) => s.path(),
             Self::Xml(x) => x.path(),
-            Self::Http(h) => Path::new(h.rows.shown()),
-            Self::Ds(d) => Path::new(d.rows.shown()),
+            Self::Api(a) => Path::new(a.rows.shown()),
         }
     }
 
@@ -226,8 +187,7 @@ impl Table {
             Self::Csv(f) => f.next_record(),
             Self::Sheet(s) => s.next_record(),
             Self::Xml(x) => x.next_record(),
-            Self::Http(h) => h.next_record(),
-            Self::Ds(d) => d.next_record(),
+            Self::Api(a) => a.next_record(),
         }
     }
 
@@ -252,21 +212,20 @@ impl Table {
     pub fn vanished(&self, mapping: &Mapping) -> Vec<String> {
         match self {
             Self::Xml(x) => x.vanished(mapping),
-            Self::Http(h) => h.rows.vanished(mapping),
-            Self::Ds(d) => d.rows.vanished(mapping),
+            Self::Api(a) => a.rows.vanished(mapping),
             Self::Csv(_) | Self::Sheet(_) => Vec::new(),
         }
     }
 
     /// Whether it is an API (whose synchronisations may send a dossier twice).
     pub fn is_api(&self) -> bool {
-        matches!(self, Self::Http(_) | Self::Ds(_))
+        matches!(self, Self::Api(_))
     }
 
     /// The ids the source said were deleted (an explicit deletion feed).
     pub fn deleted(&self) -> &[String] {
         match self {
-            Self::Ds(d) => d.deleted(),
+            Self::Api(a) => a.deleted(),
             _ => &[],
         }
     }
@@ -274,7 +233,7 @@ impl Table {
     /// Where the source's synchronisation ends, to store with the import.
     pub fn cursor(&self) -> Option<String> {
         match self {
-            Self::Ds(d) => Some(d.cursor()),
+            Self::Api(a) => a.cursor(),
             _ => None,
         }
     }

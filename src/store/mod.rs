@@ -681,6 +681,40 @@ fn read_event(row: &rusqlite::Row<'_>, at: usize) -> Result<Event> {
 }
 
 impl Store {
+    /// When the last applied import of a connector with this connector file
+    /// (`fingerprint`) started, for incremental polling: what changed since then is
+    /// asked for. A changed connector (a fixed mapping) asks for everything again.
+    ///
+    /// # Errors
+    /// On a database error or a corrupt row.
+    pub fn last_applied_start(
+        &self,
+        connector: &str,
+        fingerprint: &str,
+    ) -> Result<Option<DateTime<Utc>>> {
+        let last: Option<String> = self
+            .conn
+            .prepare_cached(
+                "SELECT max(started_at) FROM runs
+                 WHERE connector = ?1 AND status = 'applied' AND fingerprint = ?2",
+            )?
+            .query_row([connector, fingerprint], |r| r.get(0))?;
+        last.as_deref().map(parse_time).transpose()
+    }
+
+    /// Where the synchronisation of an API source stands (opaque to the store).
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn source_cursor(&self, connector: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT cursor FROM source_status WHERE connector = ?1")?
+            .query_row([connector], |r| r.get(0))
+            .optional()?
+            .flatten())
+    }
+
     /// A dossier from the columns of [`DOSSIER_SELECT`] (the first nine of a row).
     fn read_dossier(&self, row: &rusqlite::Row<'_>) -> Result<StoredDossier> {
         let fields = fields::decode(
@@ -897,40 +931,6 @@ impl ImportTx<'_> {
                 "SELECT 1 FROM runs WHERE connector = ?1 AND status = 'applied' LIMIT 1",
             )?
             .exists([connector])?)
-    }
-
-    /// When the last applied import of a connector with this connector file
-    /// (`fingerprint`) started, for incremental polling: what changed since then is
-    /// asked for. A changed connector (a fixed mapping) asks for everything again.
-    ///
-    /// # Errors
-    /// On a database error or a corrupt row.
-    pub fn last_applied_start(
-        &self,
-        connector: &str,
-        fingerprint: &str,
-    ) -> Result<Option<DateTime<Utc>>> {
-        let last: Option<String> = self
-            .tx
-            .prepare_cached(
-                "SELECT max(started_at) FROM runs
-                 WHERE connector = ?1 AND status = 'applied' AND fingerprint = ?2",
-            )?
-            .query_row([connector, fingerprint], |r| r.get(0))?;
-        last.as_deref().map(parse_time).transpose()
-    }
-
-    /// Where the synchronisation of an API source stands (opaque to the store).
-    ///
-    /// # Errors
-    /// On a database error.
-    pub fn source_cursor(&self, connector: &str) -> Result<Option<String>> {
-        Ok(self
-            .tx
-            .prepare_cached("SELECT cursor FROM source_status WHERE connector = ?1")?
-            .query_row([connector], |r| r.get(0))
-            .optional()?
-            .flatten())
     }
 
     /// Records where the synchronisation of an API source stands, with the import.

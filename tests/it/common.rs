@@ -266,6 +266,17 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// A daemon killed when dropped, so that a failing test leaves no daemon running
+/// (and `cargo test` waiting for its output).
+pub struct Daemon(pub std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Sends SIGTERM to a daemon and waits (at most 20 s) for it to exit; returns its status.
 pub fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
     let status = Command::new("kill")

@@ -51,7 +51,7 @@ fn daemon_follows_the_schedule_and_stops_on_sigterm() {
     .unwrap();
     let inbox = install.root().join("inbox");
     std::fs::copy(fixture("export-1.csv"), inbox.join("a.csv")).unwrap();
-    let mut child = install.cmd(&["run"]).spawn().unwrap();
+    let mut daemon = crate::common::Daemon(install.cmd(&["run"]).spawn().unwrap());
     wait_for("the start-up import", Duration::from_secs(30), || {
         applied_runs(&install) == 1
     });
@@ -72,7 +72,7 @@ fn daemon_follows_the_schedule_and_stops_on_sigterm() {
         "the broken export is refused once, then skipped by its checksum"
     );
 
-    let exit = crate::common::terminate(&mut child);
+    let exit = crate::common::terminate(&mut daemon.0);
     assert!(exit.success(), "{exit:?}");
     assert!(inbox.join("archive").is_dir());
 }

@@ -349,18 +349,20 @@ fn reports_of_the_daemon<T>(
     reports: impl Fn(&SmtpServer) -> Vec<T>,
     missing: &str,
 ) -> Vec<T> {
-    let mut child = install
-        .cmd(&["run"])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut daemon = crate::common::Daemon(
+        install
+            .cmd(&["run"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let start = std::time::Instant::now();
     while reports(server).is_empty() {
         assert!(start.elapsed().as_secs() < 30, "{missing}");
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     std::thread::sleep(std::time::Duration::from_millis(2500));
-    crate::common::terminate(&mut child);
+    crate::common::terminate(&mut daemon.0);
     reports(server)
 }
 
@@ -507,4 +509,83 @@ fn the_relay_can_be_set_from_the_environment() {
         .unwrap();
     assert!(text(&out).contains("3 messages sent"), "{}", text(&out));
     assert_eq!(server.received().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_api_holds_up_neither_other_imports_nor_delivery() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = SmtpServer::start(Mode::Accept);
+    let install = install(&server, "");
+    tokio::task::block_in_place(|| install.import("export-1.csv", &[]));
+    // An API that takes a minute to answer, next to the CSV connector.
+    let api = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/dossiers"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({ "data": [] }))
+                .set_delay(std::time::Duration::from_secs(60)),
+        )
+        .mount(&api)
+        .await;
+    let slow = crate::http::connector(&api, "kind = \"none\"", "", "incremental")
+        .replace("timeout = \"1s\"", "timeout = \"90s\"");
+    std::fs::write(install.root().join("connectors/api.toml"), slow).unwrap();
+    let mut daemon = crate::common::Daemon(
+        install
+            .cmd(&["run"])
+            .env(crate::http::TOKEN_VAR, "s3cret")
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let start = std::time::Instant::now();
+    while api.received_requests().await.unwrap_or_default().is_empty() {
+        assert!(
+            start.elapsed().as_secs() < 30,
+            "the daemon never asked the API"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // While the API is being waited for, an export arrives: it is imported and
+    // its three alerts are delivered.
+    std::fs::copy(
+        crate::common::fixture("export-2.csv"),
+        install.root().join("inbox/b.csv"),
+    )
+    .unwrap();
+    let asked = std::time::Instant::now();
+    while server.received().len() < 3 {
+        assert!(
+            asked.elapsed().as_secs() < 30,
+            "the alerts waited for the slow API"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(api.received_requests().await.unwrap_or_default().len(), 1);
+    // A shutdown does not wait for the API either.
+    let stopping = std::time::Instant::now();
+    let status = tokio::task::block_in_place(|| crate::common::terminate(&mut daemon.0));
+    assert!(status.success(), "{status}");
+    assert!(
+        stopping.elapsed().as_secs() < 10,
+        "the shutdown waited for the API"
+    );
+    // Nothing of the synchronisation was applied, and no spool is left behind.
+    let runs: i64 = install
+        .sql()
+        .query_row(
+            "SELECT count(*) FROM runs WHERE connector = 'api'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(runs, 0);
+    let state: Vec<_> = std::fs::read_dir(install.db().parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with("alertissimo.db"))
+        .collect();
+    assert!(state.is_empty(), "{state:?}");
 }

@@ -9,9 +9,15 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::common::{Install, n, text};
 
-const TOKEN_VAR: &str = "REGION_TEST_API_TOKEN";
+pub(crate) const TOKEN_VAR: &str = "REGION_TEST_API_TOKEN";
 
-fn connector(server: &MockServer, pagination: &str, extra_source: &str, mode: &str) -> String {
+/// An `http_json` connector reading `server`, with this `[source.pagination]`.
+pub(crate) fn connector(
+    server: &MockServer,
+    pagination: &str,
+    extra_source: &str,
+    mode: &str,
+) -> String {
     format!(
         r#"kind = "http_json"
 schedule = "* * * * * *"

@@ -1,0 +1,301 @@
+//! An API's answer kept on disk between fetching it and importing it.
+//!
+//! Owns the two halves of an API import. [`fetch`] reads a whole synchronisation
+//! (every page of an `http_json` source, every démarche of a Démarches Simplifiées
+//! source, and its deletions) into a spool file, without touching the database;
+//! [`SpoolTable`] then replays the spool as a table, in the import's one
+//! transaction. Waiting on the network therefore never holds the database's write
+//! lock: the daemon fetches on a thread of its own while alerts go on being
+//! delivered, and a synchronisation that fails half-way has applied nothing.
+//!
+//! The spool is an unnamed temporary file in the state folder (it vanishes when
+//! closed, even after a crash), one JSON line per record, ended by the line that
+//! says how the synchronisation ended: its deletions and cursor, or the reason it
+//! failed. Memory holds one page, whatever the number of dossiers.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::ds::DsTable;
+use super::http::{HttpTable, JsonRows};
+use super::mapping::Mapping;
+use super::table::Record;
+use super::{Connector, Source};
+use crate::model::SourceMessage;
+
+/// Where an API source stands when a synchronisation starts, as the store knows it.
+#[derive(Debug, Clone, Default)]
+pub struct ApiState {
+    /// When its last applied import with the same connector file started, less a
+    /// margin for clocks that differ (RFC 3339), for `updated_since`.
+    pub last_start: Option<String>,
+    /// Its stored synchronisation cursor.
+    pub cursor: Option<String>,
+}
+
+/// One line of a spool.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+enum Line {
+    /// A record, from page `page`, with the messages the source keeps about it.
+    Record {
+        page: u64,
+        record: Value,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        messages: Vec<SourceMessage>,
+    },
+    /// The synchronisation ended: what the source said was deleted, and where it
+    /// stands now.
+    End {
+        deleted: Vec<String>,
+        cursor: Option<String>,
+    },
+    /// The synchronisation failed: nothing of it is applied.
+    Failed { reason: String },
+}
+
+/// A synchronisation fetched, ready to import.
+#[derive(Debug)]
+pub struct Spool {
+    file: File,
+    /// When the fetching started: the import's start, from which the next
+    /// incremental synchronisation asks for changes.
+    pub started_at: DateTime<Utc>,
+    /// How many pages were fetched.
+    pub pages: u64,
+    /// How many records were fetched.
+    pub records: u64,
+}
+
+/// Why a synchronisation was not spooled. The source's own failures (HTTP
+/// errors, bad pages, a missing secret) are not among them: they are spooled, for
+/// the import to refuse the run with their reason.
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    /// A shutdown was asked while fetching.
+    #[error("the synchronisation was interrupted by a shutdown")]
+    Interrupted,
+    /// The spool file could not be written.
+    #[error("cannot write the spool file of connector {connector} in {dir}: {source}")]
+    Io {
+        /// The connector.
+        connector: String,
+        /// The folder.
+        dir: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// The source of one synchronisation, as it answers page by page.
+enum Live {
+    Http(Box<HttpTable>),
+    Ds(Box<DsTable>),
+}
+
+impl Live {
+    fn open(connector: &Connector, state: ApiState, started: String) -> Result<Self, String> {
+        match &connector.source {
+            Source::Http(source) => Ok(Self::Http(Box::new(HttpTable::open(
+                source,
+                state.last_start,
+            )?))),
+            Source::Ds(source) => Ok(Self::Ds(Box::new(DsTable::open(
+                source,
+                state.cursor.as_deref(),
+                started,
+                &format!("{:016x}", connector.fingerprint),
+            )?))),
+            Source::Csv(_) | Source::Spreadsheet(_) | Source::Xml(_) => Err(format!(
+                "connector {}: reads files, not an API: give the file to import",
+                connector.name
+            )),
+        }
+    }
+
+    fn next(&mut self) -> Result<Option<(Value, Vec<SourceMessage>)>, String> {
+        match self {
+            Self::Http(h) => Ok(h.next_value()?.map(|v| (v, Vec::new()))),
+            Self::Ds(d) => d.next_value(),
+        }
+    }
+
+    fn pages(&self) -> u64 {
+        match self {
+            Self::Http(h) => h.pages(),
+            Self::Ds(d) => d.pages(),
+        }
+    }
+
+    fn end(&self) -> Line {
+        match self {
+            Self::Http(_) => Line::End {
+                deleted: Vec::new(),
+                cursor: None,
+            },
+            Self::Ds(d) => Line::End {
+                deleted: d.deleted().to_vec(),
+                cursor: Some(d.cursor()),
+            },
+        }
+    }
+}
+
+/// Fetches one whole synchronisation of an API connector into a spool in `dir`,
+/// starting from `state`. `stop` is asked between pages; `progress` is told how
+/// many pages were fetched.
+///
+/// # Errors
+/// When a shutdown was asked, or the spool cannot be written.
+pub fn fetch(
+    connector: &Connector,
+    state: ApiState,
+    dir: &Path,
+    stop: &dyn Fn() -> bool,
+    progress: &dyn Fn(u64),
+) -> Result<Spool, SpoolError> {
+    let started_at = Utc::now();
+    let io = |source| SpoolError::Io {
+        connector: connector.name.clone(),
+        dir: dir.display().to_string(),
+        source,
+    };
+    let mut out = BufWriter::new(tempfile::tempfile_in(dir).map_err(io)?);
+    let write = |out: &mut BufWriter<File>, line: &Line| -> std::io::Result<()> {
+        serde_json::to_writer(&mut *out, line)?;
+        out.write_all(b"\n")
+    };
+    let (mut pages, mut records) = (0, 0);
+    match Live::open(connector, state, crate::store::format_time(started_at)) {
+        Err(reason) => write(&mut out, &Line::Failed { reason }).map_err(io)?,
+        Ok(mut live) => loop {
+            if stop() {
+                return Err(SpoolError::Interrupted);
+            }
+            match live.next() {
+                Ok(Some((record, messages))) => {
+                    records += 1;
+                    let line = Line::Record {
+                        page: live.pages(),
+                        record,
+                        messages,
+                    };
+                    write(&mut out, &line).map_err(io)?;
+                    if live.pages() != pages {
+                        pages = live.pages();
+                        progress(pages);
+                    }
+                }
+                Ok(None) => {
+                    pages = live.pages();
+                    write(&mut out, &live.end()).map_err(io)?;
+                    break;
+                }
+                Err(reason) => {
+                    pages = live.pages();
+                    write(&mut out, &Line::Failed { reason }).map_err(io)?;
+                    break;
+                }
+            }
+        },
+    }
+    let mut file = out.into_inner().map_err(|e| io(e.into_error()))?;
+    file.rewind().map_err(io)?;
+    Ok(Spool {
+        file,
+        started_at,
+        pages,
+        records,
+    })
+}
+
+/// A spool read back as a table.
+pub struct SpoolTable {
+    reader: BufReader<File>,
+    text: String,
+    /// The records as rows.
+    pub rows: JsonRows,
+    deleted: Vec<String>,
+    cursor: Option<String>,
+    ended: bool,
+}
+
+impl SpoolTable {
+    /// Reads `spool` from its start; `shown` names the source in messages.
+    ///
+    /// # Errors
+    /// When the spool file cannot be read.
+    pub fn open(spool: &Spool, mapping: &Mapping, shown: String) -> Result<Self, String> {
+        let mut file = spool
+            .file
+            .try_clone()
+            .map_err(|e| format!("{shown}: cannot read the spooled synchronisation ({e})"))?;
+        file.rewind()
+            .map_err(|e| format!("{shown}: cannot read the spooled synchronisation ({e})"))?;
+        Ok(Self {
+            reader: BufReader::with_capacity(256 * 1024, file),
+            text: String::new(),
+            rows: JsonRows::new(mapping, shown),
+            deleted: Vec::new(),
+            cursor: None,
+            ended: false,
+        })
+    }
+
+    /// The next record.
+    ///
+    /// # Errors
+    /// The reason the synchronisation failed, when it did.
+    pub fn next_record(&mut self) -> Result<Option<Record<'_>>, String> {
+        if self.ended {
+            return Ok(None);
+        }
+        let unreadable = |shown: &str, e: &dyn std::fmt::Display| {
+            format!("{shown}: the spooled synchronisation cannot be read back ({e})")
+        };
+        self.text.clear();
+        let read = self
+            .reader
+            .read_line(&mut self.text)
+            .map_err(|e| unreadable(self.rows.shown(), &e))?;
+        if read == 0 {
+            return Err(unreadable(self.rows.shown(), &"it ends early"));
+        }
+        match serde_json::from_str(&self.text).map_err(|e| unreadable(self.rows.shown(), &e))? {
+            Line::Record {
+                page,
+                record,
+                messages,
+            } => {
+                let mut row = self.rows.row(&record, page);
+                row.messages = messages;
+                Ok(Some(row))
+            }
+            Line::End { deleted, cursor } => {
+                self.ended = true;
+                self.deleted = deleted;
+                self.cursor = cursor;
+                Ok(None)
+            }
+            Line::Failed { reason } => {
+                self.ended = true;
+                Err(reason)
+            }
+        }
+    }
+
+    /// The ids the source said were deleted, once every record is read.
+    pub fn deleted(&self) -> &[String] {
+        &self.deleted
+    }
+
+    /// Where the synchronisation ends, once every record is read.
+    pub fn cursor(&self) -> Option<String> {
+        self.cursor.clone()
+    }
+}
