@@ -262,6 +262,7 @@ fn main() {
                 link: None,
                 dossier,
                 event,
+                delay: None,
             };
             let plan = rules.plan(applicable, &scene, now);
             queued += plan.alerts.len();

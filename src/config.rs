@@ -50,6 +50,8 @@ pub const KEYS: &[&str] = &[
     "region.email",
     "region.phone",
     "region.website",
+    "delays.min_sample",
+    "delays.refresh",
     "delivery.transport",
     "delivery.concurrency",
     "delivery.rate_per_second",
@@ -83,8 +85,15 @@ struct Defaults {
     daemon: DaemonDefaults,
     alerts: AlertDefaults,
     region: RegionDefaults,
+    delays: DelaysDefaults,
     delivery: DeliveryDefaults,
     smtp: SmtpDefaults,
+}
+
+#[derive(Debug, Serialize)]
+struct DelaysDefaults {
+    min_sample: u64,
+    refresh: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -191,6 +200,10 @@ const DEFAULTS: Defaults = Defaults {
         phone: "",
         website: "",
     },
+    delays: DelaysDefaults {
+        min_sample: 30,
+        refresh: "1h",
+    },
     delivery: DeliveryDefaults {
         transport: "file",
         concurrency: 4,
@@ -241,6 +254,8 @@ pub struct Config {
     pub alerts: Policy,
     /// Who writes to beneficiaries, as messages sign.
     pub region: Region,
+    /// Expected delays.
+    pub delays: DelaysConfig,
     /// How alerts leave.
     pub delivery: Delivery,
 }
@@ -412,6 +427,15 @@ pub struct Guards {
     pub max_disappeared_ratio: f64,
 }
 
+/// How expected delays are estimated.
+#[derive(Debug, Clone)]
+pub struct DelaysConfig {
+    /// The fewest stays a scheme (then a step) needs before its history is used.
+    pub min_sample: u64,
+    /// How long the daemon keeps its estimates before reading the history again.
+    pub refresh: Duration,
+}
+
 /// Daemon settings.
 #[derive(Debug, Clone)]
 pub struct DaemonConfig {
@@ -579,6 +603,13 @@ impl Config {
         let alerts = timezone.and_then(|tz| alerts(figment, tz, &mut p));
         let region = region(figment, &mut p);
         let delivery = delivery(figment, &mut p);
+        let min_sample = get::<u64>(figment, "delays.min_sample", &mut p).and_then(|n| {
+            (n >= 1).then_some(n).or_else(|| {
+                push_key(figment, "delays.min_sample", "must be at least 1", &mut p);
+                None
+            })
+        });
+        let refresh = get_duration(figment, "delays.refresh", &mut p);
         match (
             timezone,
             connectors_dir,
@@ -594,6 +625,8 @@ impl Config {
             alerts,
             region,
             delivery,
+            min_sample,
+            refresh,
         ) {
             (
                 Some(timezone),
@@ -610,6 +643,8 @@ impl Config {
                 Some(alerts),
                 Some(region),
                 Some(delivery),
+                Some(min_sample),
+                Some(refresh),
             ) if p.is_empty() => Ok(Config {
                 file,
                 timezone,
@@ -627,6 +662,10 @@ impl Config {
                 },
                 alerts,
                 region,
+                delays: DelaysConfig {
+                    min_sample,
+                    refresh,
+                },
                 delivery,
             }),
             _ => Err(p),

@@ -124,6 +124,7 @@ pub async fn run(
         Arc::clone(&rules),
         Arc::new(connectors.clone()),
         &config.delivery,
+        &config.delays,
         cancel.clone(),
     )?;
     let wake = Arc::new(Notify::new());

@@ -140,6 +140,7 @@ impl<'a> Alerting<'a> {
                 link: link.as_deref(),
                 dossier,
                 event,
+                delay: None,
             };
             let plan = self.rules.plan(&self.applicable, &scene, self.now);
             for (rule, role) in plan.unaddressed {

@@ -10,6 +10,7 @@
 //! model      Dossier, Field, Event: the canonical vocabulary
 //! connector  connectors/*.toml: sources (csv) and the mapping to dossiers
 //! diff       pure change detection: stored state + new reading → events
+//! delays     pure: how long dossiers stay in each step (Kaplan–Meier), estimates
 //! import     one snapshot, streamed, guarded, applied in one transaction
 //! store      SQLite: schema, migrations, every query
 //! daemon     schedules imports (cron, time zone), shutdown
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod config;
 pub mod connector;
 pub mod daemon;
+pub mod delays;
 pub mod diff;
 pub mod dispatch;
 pub mod import;

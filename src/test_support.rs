@@ -8,3 +8,14 @@ pub fn utc(text: &str) -> DateTime<Utc> {
         .expect("valid test instant")
         .with_timezone(&Utc)
 }
+
+/// The shipped `rules/lifecycle.toml`.
+pub fn shipped_lifecycle() -> crate::lifecycle::Lifecycle {
+    let mut problems = crate::config::Problems::default();
+    crate::lifecycle::Lifecycle::parse(
+        std::path::Path::new("lifecycle.toml"),
+        include_str!("../rules/lifecycle.toml"),
+        &mut problems,
+    )
+    .expect("the shipped lifecycle")
+}

@@ -37,6 +37,7 @@ macro_rules! out {
 }
 
 mod outbox;
+mod stats;
 
 /// Keeps grant applicants informed: reads a Region's grant exports, tracks every
 /// dossier in SQLite and detects when it changes step.
@@ -117,6 +118,13 @@ enum Command {
         #[command(subcommand)]
         command: outbox::OutboxCommand,
     },
+    /// How long dossiers stay in each step, per scheme: sample, median, p80, p90,
+    /// dossiers in the step now and overdue
+    Stats {
+        /// table, csv or json
+        #[arg(long, value_enum, default_value_t = stats::Format::Table)]
+        format: stats::Format,
+    },
     /// Show the timeline of a dossier (by reference or source id)
     Dossier {
         /// The dossier's reference or id
@@ -186,6 +194,7 @@ pub fn run(cli: Cli) -> ExitCode {
             json,
         } => render(&config, &rule, &dossier, to.as_deref(), json),
         Command::Outbox { command } => outbox::run(&config, command),
+        Command::Stats { format } => stats::run(&config, format),
     };
     match result {
         Ok(exit) => exit.into(),
@@ -620,11 +629,21 @@ fn render(
     };
     let connector = loaded.connectors.iter().find(|c| c.name == found.connector);
     let link = connector.and_then(|c| c.link_for(&found.dossier));
+    // The delays as the daemon would quote them now.
+    let now = Utc::now();
+    let delay = store
+        .delays(&rules.lifecycle, config.delays.min_sample, now)?
+        .estimate(
+            found.dossier.get("scheme"),
+            &found.dossier.step,
+            (now - found.step_entered_at).num_seconds(),
+        );
     let scene = |event| crate::rules::Scene {
         connector: &found.connector,
         link: link.as_deref(),
         dossier: &found.dossier,
         event,
+        delay: delay.as_ref(),
     };
     // The latest stored event that fires the rule, else one made from the
     // dossier's current state (said so on stderr: the rule may not fire on it).

@@ -181,6 +181,7 @@ fn flush(config: &Config, force: bool) -> anyhow::Result<Exit> {
             Arc::new(rules),
             Arc::new(loaded.connectors),
             &config.delivery,
+            &config.delays,
             tokio_util::sync::CancellationToken::new(),
         )?;
         let report = dispatcher.drain(force).await;

@@ -31,9 +31,10 @@ use tokio::sync::{Mutex, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::config::{Delivery, Transport as TransportConfig};
+use crate::config::{DelaysConfig, Delivery, Transport as TransportConfig};
 use crate::connector::Connector;
 use crate::daemon::StoreHandle;
+use crate::delays::Delays;
 use crate::rules::{Rules, Scene};
 use crate::store::{Change, Delivery as Attempt, DueAlert};
 
@@ -116,6 +117,10 @@ struct Inner {
     next_slot: Mutex<tokio::time::Instant>,
     /// Told to stop: no new message starts.
     stop: CancellationToken,
+    /// How delays are estimated.
+    delays_config: DelaysConfig,
+    /// The estimates messages quote, and when they were read from the history.
+    delays: Mutex<Option<(DateTime<Utc>, Arc<Delays>)>>,
 }
 
 impl Dispatcher {
@@ -128,6 +133,7 @@ impl Dispatcher {
         rules: Arc<Rules>,
         connectors: Arc<Vec<Connector>>,
         config: &Delivery,
+        delays: &DelaysConfig,
         stop: CancellationToken,
     ) -> anyhow::Result<Self> {
         let transport = match &config.transport {
@@ -151,6 +157,8 @@ impl Dispatcher {
                 config: config.clone(),
                 next_slot: Mutex::new(tokio::time::Instant::now()),
                 stop,
+                delays_config: delays.clone(),
+                delays: Mutex::new(None),
             }),
         })
     }
@@ -244,6 +252,11 @@ impl Dispatcher {
             let changes = planned.changes;
             inner.store.call(move |s| s.apply(&changes, now)).await??;
         }
+        let delays = if planned.groups.is_empty() {
+            Arc::default()
+        } else {
+            self.delays(now).await?
+        };
         let permits = Arc::new(Semaphore::new(inner.config.concurrency));
         let mut tasks = tokio::task::JoinSet::new();
         for group in planned.groups {
@@ -253,8 +266,9 @@ impl Dispatcher {
                 break;
             }
             let inner = Arc::clone(&self.inner);
+            let delays = Arc::clone(&delays);
             tasks.spawn(async move {
-                let report = inner.send_group(group).await;
+                let report = inner.send_group(group, &delays).await;
                 drop(permit);
                 report
             });
@@ -276,6 +290,27 @@ impl Dispatcher {
         }
         Ok((report, read))
     }
+
+    /// The delay estimates messages quote, read again from the history once they
+    /// are older than `[delays] refresh`.
+    async fn delays(&self, now: DateTime<Utc>) -> anyhow::Result<Arc<Delays>> {
+        let inner = &self.inner;
+        let mut cached = inner.delays.lock().await;
+        if let Some((at, delays)) = &*cached
+            && (now - *at).to_std().unwrap_or_default() < inner.delays_config.refresh
+        {
+            return Ok(Arc::clone(delays));
+        }
+        let lifecycle = Arc::clone(&inner.rules.lifecycle);
+        let min_sample = inner.delays_config.min_sample;
+        let fresh = inner
+            .store
+            .call(move |s| s.delays(&lifecycle, min_sample, now))
+            .await??;
+        let fresh = Arc::new(fresh);
+        *cached = Some((now, Arc::clone(&fresh)));
+        Ok(fresh)
+    }
 }
 
 impl Inner {
@@ -294,7 +329,7 @@ impl Inner {
 
     /// Sends one message for a group of alerts to one recipient and records the
     /// attempt for each alert.
-    async fn send_group(&self, group: Vec<DueAlert>) -> anyhow::Result<Report> {
+    async fn send_group(&self, group: Vec<DueAlert>, delays: &Delays) -> anyhow::Result<Report> {
         let ids: Vec<i64> = group.iter().map(|a| a.id).collect();
         let claimed = self
             .store
@@ -321,7 +356,7 @@ impl Inner {
         let keys: Vec<&str> = group.iter().map(|a| a.key.as_str()).collect();
         let message_id = message::message_id(&keys, &from);
         let recipient = group[0].recipient.clone();
-        let outcome = match self.render(&group).and_then(|content| {
+        let outcome = match self.render(&group, delays).and_then(|content| {
             message::build(
                 &content,
                 &from,
@@ -381,7 +416,12 @@ impl Inner {
     }
 
     /// The message of a group: one alert's own, or a digest of several.
-    fn render(&self, group: &[DueAlert]) -> Result<crate::rules::template::Message, String> {
+    fn render(
+        &self,
+        group: &[DueAlert],
+        delays: &Delays,
+    ) -> Result<crate::rules::template::Message, String> {
+        let now = Utc::now();
         let mut items = Vec::with_capacity(group.len());
         let links: Vec<Option<String>> = group
             .iter()
@@ -393,11 +433,18 @@ impl Inner {
             })
             .collect();
         for (alert, link) in group.iter().zip(&links) {
+            let stored = &alert.dossier;
+            let delay = delays.estimate(
+                stored.dossier.get("scheme"),
+                &stored.dossier.step,
+                (now - stored.step_entered_at).num_seconds(),
+            );
             let scene = Scene {
-                connector: &alert.dossier.connector,
+                connector: &stored.connector,
                 link: link.as_deref(),
-                dossier: &alert.dossier.dossier,
+                dossier: &stored.dossier,
                 event: &alert.event,
+                delay: delay.as_ref(),
             };
             let ctx = self.rules.context(
                 &scene,
@@ -733,17 +780,7 @@ mod tests {
     use crate::model::{Dossier, Event, EventKind};
     use crate::rules::timing::{Digest, Policy};
     use crate::store::StoredDossier;
-    use crate::test_support::utc;
-
-    fn lifecycle() -> crate::lifecycle::Lifecycle {
-        let mut problems = crate::config::Problems::default();
-        crate::lifecycle::Lifecycle::parse(
-            std::path::Path::new("lifecycle.toml"),
-            include_str!("../../rules/lifecycle.toml"),
-            &mut problems,
-        )
-        .expect("the shipped lifecycle")
-    }
+    use crate::test_support::{shipped_lifecycle as lifecycle, utc};
 
     fn policy(windows: &[&str]) -> Policy {
         Policy {

@@ -207,12 +207,16 @@ fn run_case(case: &CaseDef, rules: &Rules, connectors: &[Connector]) -> Vec<Stri
     if !case.baseline {
         let applicable = rules.for_connector(connector_name);
         let link = connector.and_then(|c| c.link_for(&dossier));
+        // A case has no history: its messages quote the lifecycle's expected durations.
+        let delays = crate::delays::History::new().finish(&rules.lifecycle, 1, now.timestamp());
+        let delay = delays.estimate(dossier.get("scheme"), &dossier.step, 0);
         for event in &events {
             let scene = Scene {
                 connector: connector_name,
                 link: link.as_deref(),
                 dossier: &dossier,
                 event,
+                delay: delay.as_ref(),
             };
             let plan = rules.plan(&applicable, &scene, now);
             for (rule, reason) in plan.failed {

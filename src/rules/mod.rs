@@ -175,6 +175,8 @@ pub struct Scene<'a> {
     pub dossier: &'a Dossier,
     /// The event.
     pub event: &'a Event,
+    /// What the history says of the dossier's stay in its step, when known.
+    pub delay: Option<&'a crate::delays::Estimate>,
 }
 
 /// One alert an event owes.
@@ -312,16 +314,25 @@ impl Rules {
     /// sample dossier and a sparse one, so that a typo or a missing guard fails
     /// here rather than when sending.
     fn check_samples(&self, problems: &mut Problems) {
-        for (label, dossier, event) in [
+        let (history, lifecycle) = sample_delays();
+        for (label, dossier, event, delay) in [
             (
                 "a complete sample dossier",
                 sample_dossier(true, &self.extra_fields),
                 sample_event(true),
+                Some(&history),
+            ),
+            (
+                "a complete sample dossier whose delay comes from lifecycle.toml",
+                sample_dossier(true, &self.extra_fields),
+                sample_event(true),
+                Some(&lifecycle),
             ),
             (
                 "a sample dossier with only an id and a step",
                 sample_dossier(false, &self.extra_fields),
                 sample_event(false),
+                None,
             ),
         ] {
             let scene = Scene {
@@ -329,6 +340,7 @@ impl Rules {
                 link: Some("https://portail.example.org/dossiers/AR-24-000123"),
                 dossier: &dossier,
                 event: &event,
+                delay,
             };
             let ctx = self.context(&scene, Some(("beneficiary", "contact@example.org")));
             let mut renders = None;
@@ -458,6 +470,7 @@ impl Rules {
             dossier => dossier,
             event => event,
             step => step,
+            delay => scene.delay.map(|e| Value::from(minijinja::value::Serde(e))),
             link => scene.link,
             region => Value::from(minijinja::value::Serde(&self.region)),
             recipient => recipient,
@@ -891,6 +904,38 @@ pub fn sample_dossier(complete: bool, extra: &BTreeMap<String, FieldKind>) -> Do
     }
 }
 
+/// Two estimates for the samples: one from a scheme's history (every figure
+/// known), one from the lifecycle's expected duration.
+fn sample_delays() -> (crate::delays::Estimate, crate::delays::Estimate) {
+    use crate::delays::{Basis, Estimate};
+    const DAY: i64 = 86_400;
+    let history = Estimate {
+        basis: Basis::Scheme,
+        sample: 312,
+        median: Some(24 * DAY),
+        p80: Some(33 * DAY),
+        p90: Some(40 * DAY),
+        elapsed: 3 * DAY,
+        remaining: Some(21 * DAY),
+        low: Some(8 * DAY),
+        high: Some(37 * DAY),
+        overdue: false,
+    };
+    let lifecycle = Estimate {
+        basis: Basis::Lifecycle,
+        sample: 0,
+        median: Some(42 * DAY),
+        p80: None,
+        p90: None,
+        elapsed: 3 * DAY,
+        remaining: Some(39 * DAY),
+        low: None,
+        high: None,
+        overdue: false,
+    };
+    (history, lifecycle)
+}
+
 fn sample_event(complete: bool) -> Event {
     let at = DateTime::parse_from_rfc3339("2024-03-12T09:30:00Z")
         .map(|t| t.with_timezone(&Utc))
@@ -971,6 +1016,7 @@ mod tests {
             link: None,
             dossier: d,
             event: e,
+            delay: None,
         };
         let plan = rules.plan(&applicable, &scene, utc("2026-03-10T09:00:00Z"));
         assert!(plan.failed.is_empty(), "{:?}", plan.failed);
@@ -1117,6 +1163,7 @@ mod tests {
             link: None,
             dossier: &d,
             event: &event,
+            delay: None,
         };
         let plan = rules.plan(&applicable, &scene, utc("2026-03-10T09:00:00Z"));
         // The fixed address still gets it; the beneficiary has none.
@@ -1146,6 +1193,7 @@ mod tests {
             link: None,
             dossier: &d,
             event: &event,
+            delay: None,
         };
         // Tuesday 10 March 2026, 18:45 Paris: +30 min is past 19:00, so Wednesday 08:00.
         let plan = rules.plan(&applicable, &scene, utc("2026-03-10T17:45:00Z"));
@@ -1271,6 +1319,7 @@ mod tests {
                 link: None,
                 dossier: &d,
                 event: &event,
+                delay: None,
             };
             items.push((
                 "en_instruction",
@@ -1302,6 +1351,7 @@ mod tests {
             link: None,
             dossier: &d,
             event: &event,
+            delay: None,
         };
         let rule = rules.rule("vers-instruction").unwrap();
         let m = rules

@@ -55,6 +55,7 @@ pub enum StoreError {
 }
 
 mod fields;
+mod history;
 mod outbox;
 mod sources;
 

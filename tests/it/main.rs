@@ -18,5 +18,6 @@ mod http;
 mod import;
 mod sheets;
 mod smtp_server;
+mod stats;
 mod templates;
 mod xml;

@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use alertissimo::config::{Config, Problems, Region};
 use alertissimo::connector::Connector;
+use alertissimo::delays::{Basis, Estimate, History};
 use alertissimo::lifecycle::Lifecycle;
 use alertissimo::model::{Dossier, Event, EventKind};
 use alertissimo::rules::template::Message;
@@ -313,6 +314,31 @@ fn snapshot(name: &str, suffix: &str, content: &str) {
     settings.bind(|| insta::assert_snapshot!(name, content));
 }
 
+/// What the history says of a step: for the association, its scheme's history of
+/// 312 dossiers (figures as `alertissimo stats` would give them); for the company,
+/// which has no scheme, only the lifecycle's expected duration. Final steps have none.
+fn delay(rules: &Rules, history: bool, step: &str) -> Option<Estimate> {
+    const DAY: i64 = 86_400;
+    let lifecycle = History::new().finish(&rules.lifecycle, 30, at(DETECTED_AT).timestamp());
+    let fallback = lifecycle.estimate(None, step, 0)?;
+    Some(if history {
+        Estimate {
+            basis: Basis::Scheme,
+            sample: 312,
+            median: Some(23 * DAY),
+            p80: Some(31 * DAY),
+            p90: Some(38 * DAY),
+            elapsed: 3 * DAY,
+            remaining: Some(20 * DAY),
+            low: Some(6 * DAY),
+            high: Some(35 * DAY),
+            overdue: false,
+        }
+    } else {
+        fallback
+    })
+}
+
 /// Renders every rule for the dossiers `make` builds, under `region`.
 fn render_every_rule(suffix: &str, region: Option<Region>, make: fn(&str) -> Dossier) {
     let (mut rules, connectors) = shipped();
@@ -331,11 +357,13 @@ fn render_every_rule(suffix: &str, region: Option<Region>, make: fn(&str) -> Dos
         let dossier = make(case.step);
         let event = event(case.kind, case.from, case.step);
         let link = connector.link_for(&dossier);
+        let delay = delay(&rules, dossier.get("scheme").is_some(), case.step);
         let scene = Scene {
             connector: CONNECTOR,
             link: link.as_deref(),
             dossier: &dossier,
             event: &event,
+            delay: delay.as_ref(),
         };
         // The scene must be one the rule really fires on, or the snapshot shows
         // a message nobody would ever get.
@@ -415,11 +443,13 @@ fn digest(suffix: &str, items: &[(&str, Dossier, Event)]) {
     for ((rule, dossier, event), link) in items.iter().zip(&links) {
         let rule = rules.rule(rule).expect("a shipped rule");
         assert!(rule.digest, "rule '{}' does not go into digests", rule.name);
+        let delay = delay(&rules, false, &dossier.step);
         let scene = Scene {
             connector: CONNECTOR,
             link: link.as_deref(),
             dossier,
             event,
+            delay: delay.as_ref(),
         };
         let plan = rules.plan(&applicable, &scene, at(DETECTED_AT));
         let address = plan

@@ -1,0 +1,147 @@
+//! `alertissimo stats`: how long dossiers stay in each step, per scheme.
+
+use chrono::Utc;
+use clap::ValueEnum;
+
+use super::{Exit, open_existing};
+use crate::config::{Config, Problems};
+use crate::delays::StepStats;
+use crate::lifecycle::Lifecycle;
+
+/// How `stats` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(super) enum Format {
+    /// Aligned columns, durations in days
+    Table,
+    /// Comma-separated values with a header, durations in days
+    Csv,
+    /// One JSON array, durations in seconds
+    Json,
+}
+
+const DAY: f64 = 86_400.0;
+
+/// Prints the statistics of every scheme's steps.
+pub(super) fn run(config: &Config, format: Format) -> anyhow::Result<Exit> {
+    let mut problems = Problems::default();
+    let Some(lifecycle) = Lifecycle::load(&config.lifecycle_path(), &mut problems) else {
+        eprint!("invalid configuration:\n{problems}");
+        return Ok(Exit::Config);
+    };
+    let store = open_existing(config)?;
+    let delays = store.delays(&lifecycle, config.delays.min_sample, Utc::now())?;
+    let rows = delays.table(&lifecycle);
+    match format {
+        Format::Json => out!("{}", serde_json::to_string_pretty(&rows)?),
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(std::io::stdout());
+            w.write_record(HEADER)?;
+            for row in &rows {
+                w.write_record(cells(row))?;
+            }
+            w.flush()?;
+        }
+        Format::Table => table(&rows, config.delays.min_sample),
+    }
+    Ok(Exit::Ok)
+}
+
+const HEADER: [&str; 11] = [
+    "scheme",
+    "step",
+    "basis",
+    "sample",
+    "own_stays",
+    "own_left",
+    "median_days",
+    "p80_days",
+    "p90_days",
+    "in_step",
+    "overdue",
+];
+
+fn days(seconds: Option<i64>) -> String {
+    seconds.map_or_else(String::new, |s| format!("{:.1}", s as f64 / DAY))
+}
+
+fn cells(row: &StepStats) -> [String; 11] {
+    [
+        row.scheme.clone(),
+        row.step.clone(),
+        row.basis.map_or("", |b| b.as_str()).to_owned(),
+        row.sample.to_string(),
+        row.own_stays.to_string(),
+        row.own_left.to_string(),
+        days(row.median),
+        days(row.p80),
+        days(row.p90),
+        row.in_step.to_string(),
+        row.overdue.to_string(),
+    ]
+}
+
+fn table(rows: &[StepStats], min_sample: u64) {
+    if rows.is_empty() {
+        out!("No dossier history yet: import an export first.");
+        return;
+    }
+    let shown: Vec<[String; 11]> = rows
+        .iter()
+        .map(|r| {
+            let mut c = cells(r);
+            if c[0].is_empty() {
+                c[0] = "(none)".to_owned();
+            }
+            if c[2].is_empty() {
+                c[2] = "-".to_owned();
+            }
+            for cell in &mut c[6..9] {
+                if cell.is_empty() {
+                    *cell = "-".to_owned();
+                }
+            }
+            c
+        })
+        .collect();
+    let header = [
+        "SCHEME", "STEP", "BASIS", "SAMPLE", "SEEN", "LEFT", "MEDIAN", "P80", "P90", "NOW",
+        "OVERDUE",
+    ];
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            shown
+                .iter()
+                .map(|c| c[i].chars().count())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[&str]| {
+        let mut text = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            let pad = widths[i].saturating_sub(cell.chars().count());
+            // Text to the left, numbers to the right.
+            if i < 3 {
+                text.push_str(cell);
+                text.push_str(&" ".repeat(pad));
+            } else {
+                text.push_str(&" ".repeat(pad));
+                text.push_str(cell);
+            }
+            text.push_str("  ");
+        }
+        text.trim_end().to_owned()
+    };
+    out!("{}", line(&header));
+    for c in &shown {
+        out!("{}", line(&c.each_ref().map(String::as_str)));
+    }
+    out!(
+        "\nDurations in days. BASIS: what the figures rest on: scheme = the scheme's own history\n\
+         ({min_sample} dossiers or more), step = every scheme's history of the step, lifecycle =\n\
+         the expected_duration of rules/lifecycle.toml. SEEN, LEFT: the scheme's own stays in the\n\
+         step, and how many ended. NOW: dossiers in the step now; OVERDUE: there for longer than\n\
+         90 % of stays (or than the expected duration)."
+    );
+}

@@ -1,0 +1,86 @@
+//! `alertissimo stats` through the binary: the figures of every scheme's steps,
+//! the basis each rests on, the dossiers in each step and those overdue.
+
+use chrono::{Duration, Utc};
+use serde_json::Value;
+
+use crate::common::{Install, n, text};
+
+/// An export of dossiers in instruction, the i-th since `days[i]` days ago.
+fn export(install: &Install, name: &str, scheme: &str, days: &[i64]) -> std::path::PathBuf {
+    let mut csv = String::from(
+        "N° dossier;Référence;Dispositif;Bénéficiaire;SIRET;Courriel;Statut;Date statut;Montant voté;Date d'export\n",
+    );
+    for (i, d) in days.iter().enumerate() {
+        let since = (Utc::now() - Duration::days(*d)).format("%d/%m/%Y");
+        csv.push_str(&format!(
+            "{scheme}{i};REF-{scheme}{i};{scheme};Association {i};;asso{i}@example.org;Instruction en cours;{since};;\n"
+        ));
+    }
+    let path = install.root().join("exports").join(name);
+    std::fs::write(&path, csv).unwrap();
+    path
+}
+
+#[test]
+fn stats_per_scheme_and_step_in_every_format() {
+    let install = Install::new();
+    // 45 dossiers: 40 in instruction for 1 to 40 days, 5 for 60 days, longer than
+    // the lifecycle's 6 weeks.
+    let mut days: Vec<i64> = (1..=40).collect();
+    days.extend([60; 5]);
+    let (summary, code) = install.import_path(&export(&install, "a.csv", "Culture", &days));
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(n(&summary, "created"), 45);
+
+    let out = install.run(&["stats", "--format", "json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let row = &rows[0];
+    assert_eq!(row["scheme"], "Culture");
+    assert_eq!(row["step"], "instruction");
+    // Every dossier was first seen by this import, already in its step: nothing is
+    // known yet of how long a stay lasts, so the lifecycle answers.
+    assert_eq!(row["basis"], "lifecycle");
+    assert_eq!(row["own_stays"], 45);
+    assert_eq!(row["own_left"], 0);
+    assert_eq!(row["median"], 42 * 86_400);
+    assert_eq!(row["in_step"], 45);
+    assert_eq!(row["overdue"], 5);
+
+    let out = install.run(&["stats", "--format", "csv"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let csv = String::from_utf8(out.stdout).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some(
+            "scheme,step,basis,sample,own_stays,own_left,median_days,p80_days,p90_days,in_step,overdue"
+        )
+    );
+    assert_eq!(
+        lines.next(),
+        Some("Culture,instruction,lifecycle,0,45,0,42.0,,,45,5")
+    );
+
+    let out = install.run(&["stats"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let table = text(&out);
+    assert!(table.contains("SCHEME"), "{table}");
+    assert!(table.contains("Culture"), "{table}");
+    assert!(table.contains("BASIS: what the figures rest on"), "{table}");
+}
+
+#[test]
+fn stats_without_a_database_says_what_to_do() {
+    let install = Install::new();
+    let out = install.run(&["stats"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("run an import or the daemon first"),
+        "{}",
+        text(&out)
+    );
+}
