@@ -51,6 +51,37 @@ impl Open {
     }
 }
 
+/// A stay as the history keeps it: 16 bytes, durations up to 68 years.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stayed {
+    scheme: u32,
+    entry: i32,
+    time: i32,
+    step: u16,
+    left: bool,
+}
+
+impl Stayed {
+    fn new(scheme: u32, step: u16, stay: Stay) -> Self {
+        let short = |t: i64| i32::try_from(t).unwrap_or(if t < 0 { i32::MIN } else { i32::MAX });
+        Self {
+            scheme,
+            entry: short(stay.entry),
+            time: short(stay.time),
+            step,
+            left: stay.left,
+        }
+    }
+
+    fn stay(self) -> Stay {
+        Stay {
+            entry: i64::from(self.entry),
+            time: i64::from(self.time),
+            left: self.left,
+        }
+    }
+}
+
 /// What the history keeps of a dossier.
 #[derive(Debug, Clone, Copy, Default)]
 struct Known {
@@ -72,7 +103,18 @@ struct Interner {
 
 impl Interner {
     fn id(&mut self, name: &str) -> u32 {
-        if let Some(&id) = self.ids.get(name) {
+        // A few dozen steps or schemes, asked for again and again: the last one, or
+        // a short scan, costs less than hashing.
+        if let Some(last) = self.names.last()
+            && last == name
+        {
+            return self.names.len() as u32 - 1;
+        }
+        if self.names.len() <= 16 {
+            if let Some(i) = self.names.iter().position(|n| n == name) {
+                return i as u32;
+            }
+        } else if let Some(&id) = self.ids.get(name) {
             return id;
         }
         let id = self.names.len() as u32;
@@ -90,8 +132,8 @@ pub struct History {
     schemes: Interner,
     /// By dossier row id.
     dossiers: Vec<Known>,
-    /// Stays that ended: (scheme, step, stay).
-    stays: Vec<(u32, u16, Stay)>,
+    /// Stays that ended.
+    stays: Vec<Stayed>,
 }
 
 impl History {
@@ -108,31 +150,40 @@ impl History {
         &mut self.dossiers[i]
     }
 
-    /// A stored dossier: its scheme, current step, when it entered it (Unix
-    /// seconds) and whether it is still in its source.
-    pub fn dossier(
-        &mut self,
-        dossier: i64,
-        scheme: Option<&str>,
-        step: &str,
-        entered: i64,
-        present: bool,
-    ) {
+    /// Makes room for dossiers whose row ids go up to `n` (they are dense), and
+    /// their stays (a dossier goes through a few steps).
+    pub fn reserve(&mut self, n: usize) {
+        self.dossiers.reserve(n.saturating_sub(self.dossiers.len()));
+        self.stays.reserve((4 * n).saturating_sub(self.stays.len()));
+    }
+
+    /// A stored dossier: its scheme, current step, and when it entered it (Unix
+    /// seconds). It is taken to be in its source, until [`History::absent`] says
+    /// otherwise.
+    pub fn dossier(&mut self, dossier: i64, scheme: Option<&str>, step: &str, entered: i64) {
         let scheme = self.schemes.id(scheme.unwrap_or(""));
         let step = self.steps.id(step) as u16;
         let known = self.known(dossier);
         known.scheme = scheme;
         known.step = step;
         known.entered = entered;
-        known.present = present;
+        known.present = true;
+    }
+
+    /// A stored dossier that is no longer in its source.
+    pub fn absent(&mut self, dossier: i64) {
+        self.known(dossier).present = false;
     }
 
     fn close(&mut self, dossier: i64, at: i64, left: bool) {
         let known = self.known(dossier);
         let scheme = known.scheme;
         if let Some(open) = known.open.take() {
-            self.stays
-                .push((scheme, open.step, open.stay(open.entered, at, left)));
+            self.stays.push(Stayed::new(
+                scheme,
+                open.step,
+                open.stay(open.entered, at, left),
+            ));
         }
     }
 
@@ -185,21 +236,24 @@ impl History {
             } else {
                 open.entered
             };
-            self.stays
-                .push((known.scheme, open.step, open.stay(entered, now, false)));
+            self.stays.push(Stayed::new(
+                known.scheme,
+                open.step,
+                open.stay(entered, now, false),
+            ));
             in_step.push((known.scheme, open.step, now - entered));
         }
-        let followed = |step: u16| {
-            lifecycle
-                .step(&self.steps.names[usize::from(step)])
-                .is_some_and(|s| !s.is_final)
-        };
-        let mut grouped: BTreeMap<(u32, u16), Vec<Stay>> = BTreeMap::new();
-        let mut pooled: BTreeMap<u16, Vec<Stay>> = BTreeMap::new();
-        for &(scheme, step, stay) in self.stays.iter().filter(|s| followed(s.1)) {
-            grouped.entry((scheme, step)).or_default().push(stay);
-            pooled.entry(step).or_default().push(stay);
-        }
+        let followed: Vec<bool> = self
+            .steps
+            .names
+            .iter()
+            .map(|n| lifecycle.step(n).is_some_and(|s| !s.is_final))
+            .collect();
+        let followed = |step: u16| followed[usize::from(step)];
+        self.stays.retain(|s| followed(s.step));
+        // By step, then scheme: each scheme's stays in a step are one slice, and
+        // every scheme's stays in a step the slice around them. Nothing is copied.
+        self.stays.sort_unstable_by_key(|s| (s.step, s.scheme));
         let name = |interner: &Interner, id: u32| interner.names[id as usize].clone();
         let mut delays = Delays {
             min_sample,
@@ -212,35 +266,36 @@ impl History {
                         .map(|d| (s.id.clone(), i64::try_from(d.as_secs()).unwrap_or(i64::MAX)))
                 })
                 .collect(),
-            by_scheme: grouped
-                .into_iter()
-                .map(|((scheme, step), stays)| {
-                    (
-                        (
-                            name(&self.schemes, scheme),
-                            name(&self.steps, u32::from(step)),
-                        ),
-                        Curve::estimate(&stays),
-                    )
-                })
-                .collect(),
-            by_step: pooled
-                .into_iter()
-                .map(|(step, stays)| (name(&self.steps, u32::from(step)), Curve::estimate(&stays)))
-                .collect(),
-            now_in_step: BTreeMap::new(),
+            ..Delays::default()
         };
-        for (scheme, step, elapsed) in in_step.into_iter().filter(|s| followed(s.1)) {
+        for step in self.stays.chunk_by(|a, b| a.step == b.step) {
+            let step_name = name(&self.steps, u32::from(step[0].step));
+            for scheme in step.chunk_by(|a, b| a.scheme == b.scheme) {
+                delays.by_scheme.insert(
+                    (name(&self.schemes, scheme[0].scheme), step_name.clone()),
+                    Curve::estimate(scheme.iter().map(|s| s.stay())),
+                );
+            }
+            delays
+                .by_step
+                .insert(step_name, Curve::estimate(step.iter().map(|s| s.stay())));
+        }
+        // The overdue threshold of each group, once.
+        in_step.retain(|s| followed(s.1));
+        in_step.sort_unstable_by_key(|s| (s.0, s.1));
+        for group in in_step.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
             let (scheme, step) = (
-                name(&self.schemes, scheme),
-                name(&self.steps, u32::from(step)),
+                name(&self.schemes, group[0].0),
+                name(&self.steps, u32::from(group[0].1)),
             );
-            let overdue = delays
-                .estimate(Some(&scheme), &step, elapsed)
-                .is_some_and(|e| e.overdue);
-            let count = delays.now_in_step.entry((scheme, step)).or_default();
-            count.0 += 1;
-            count.1 += u64::from(overdue);
+            let threshold = delays.overdue_after(Some(&scheme), &step);
+            let overdue = group
+                .iter()
+                .filter(|s| threshold.is_some_and(|t| s.2 > t))
+                .count();
+            delays
+                .now_in_step
+                .insert((scheme, step), (group.len() as u64, overdue as u64));
         }
         delays
     }
@@ -363,6 +418,18 @@ impl Delays {
             overdue: elapsed > expected,
         })
     }
+
+    /// How long a dossier of `scheme` may stay in `step` before it is overdue: the
+    /// 90th percentile of the stays its estimate rests on, or the lifecycle's
+    /// expected duration. `None` when neither is known (when too many dossiers
+    /// are still waiting for the 90th percentile to be known, none is overdue).
+    pub fn overdue_after(&self, scheme: Option<&str>, step: &str) -> Option<i64> {
+        let e = self.estimate(scheme, step, 0)?;
+        match e.basis {
+            Basis::Lifecycle => e.median,
+            Basis::Scheme | Basis::Step => e.p90,
+        }
+    }
 }
 
 /// One line of `alertissimo stats`: what the estimates of a scheme's step rest on.
@@ -459,7 +526,7 @@ mod tests {
                 Some(d) => ("commission", (start + d) * DAY),
                 None => ("instruction", start * DAY),
             };
-            h.dossier(id, Some(scheme), step, entered, true);
+            h.dossier(id, Some(scheme), step, entered);
             h.event(
                 id,
                 EventKind::Created,
@@ -563,7 +630,7 @@ mod tests {
     fn a_baseline_enters_late_and_a_disappearance_censors() {
         let mut h = History::new();
         // Seen first on day 100, in instruction since day 40 (the source's date).
-        h.dossier(1, None, "commission", 130 * DAY, true);
+        h.dossier(1, None, "commission", 130 * DAY);
         h.event(
             1,
             EventKind::Created,
@@ -579,7 +646,8 @@ mod tests {
             131 * DAY,
         );
         // Gone on day 120 while in instruction since day 110.
-        h.dossier(2, None, "instruction", 110 * DAY, false);
+        h.dossier(2, None, "instruction", 110 * DAY);
+        h.absent(2);
         h.event(
             2,
             EventKind::Created,
@@ -591,7 +659,7 @@ mod tests {
         let stays: Vec<(&str, Stay)> = h
             .stays
             .iter()
-            .map(|(_, step, s)| (h.steps.names[usize::from(*step)].as_str(), *s))
+            .map(|s| (h.steps.names[usize::from(s.step)].as_str(), s.stay()))
             .collect();
         assert_eq!(
             stays,

@@ -41,14 +41,13 @@ const MIN_AT_RISK: u64 = 3;
 impl Curve {
     /// Estimates the curve from stays (any order). Stays whose times are negative
     /// or shorter than their entry are left out (a source date in the future).
-    pub fn estimate(stays: &[Stay]) -> Self {
-        let mut entries: Vec<i64> = Vec::with_capacity(stays.len());
-        let mut exits: Vec<i64> = Vec::with_capacity(stays.len());
-        let mut events: Vec<i64> = Vec::new();
-        for s in stays
-            .iter()
-            .filter(|s| s.entry >= 0 && s.time >= s.entry && s.time > 0)
-        {
+    pub fn estimate<S: std::borrow::Borrow<Stay>>(stays: impl IntoIterator<Item = S>) -> Self {
+        let (mut entries, mut exits, mut events) = (Vec::new(), Vec::new(), Vec::new());
+        for s in stays.into_iter() {
+            let s = s.borrow();
+            if s.entry < 0 || s.time < s.entry || s.time <= 0 {
+                continue;
+            }
             entries.push(s.entry);
             exits.push(s.time);
             if s.left {
@@ -114,10 +113,11 @@ impl Curve {
         }
         // A small tolerance: 1 - 0.8 is not exactly 0.2 in floating point.
         let target = (1.0 - q) * base + 1e-12;
+        // The curve does not rise: the first point at or below the target is found
+        // by halving.
         let from = self.times.partition_point(|&x| x <= elapsed);
-        (from..self.times.len())
-            .find(|&i| self.survival[i] <= target)
-            .map(|i| self.times[i] - elapsed)
+        let at = from + self.survival[from..].partition_point(|&s| s > target);
+        self.times.get(at).map(|t| t - elapsed)
     }
 
     /// The points of the curve, for charts: `(seconds, share still in the step)`.
@@ -184,7 +184,7 @@ mod tests {
             left(9),
             left(10),
         ];
-        let c = Curve::estimate(&stays);
+        let c = Curve::estimate(stays);
         // t=2: 10 at risk, 1 leaves: 0.9.
         close(c.survival(2 * DAY), 0.9);
         // t=4: 8 at risk (3 was censored), 2 leave: 0.9 * 6/8 = 0.675.
@@ -254,7 +254,7 @@ mod tests {
             },
             left(1),
         ];
-        let c = Curve::estimate(&stays);
+        let c = Curve::estimate(stays);
         assert_eq!(c.stays, 1);
     }
 }

@@ -5,8 +5,6 @@
 //! moves a dossier between steps, in the order they were recorded, each with the
 //! start of the import that noticed it.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 
 use super::{Result, Store, StoreError};
@@ -35,51 +33,153 @@ impl Store {
     /// # Errors
     /// On a database error or a corrupt row.
     pub fn read_history(&self, history: &mut History) -> Result<()> {
-        let mut runs: HashMap<i64, i64> = HashMap::new();
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, unixepoch(started_at) FROM runs")?;
+        // Run ids are dense: when each import started, by id.
+        let mut runs: Vec<i64> = Vec::new();
+        let mut stmt = self.conn.prepare("SELECT id, started_at FROM runs")?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
-            runs.insert(row.get(0)?, row.get(1)?);
+            let id = usize::try_from(row.get::<_, i64>(0)?).unwrap_or(0);
+            if runs.len() <= id {
+                runs.resize(id + 1, i64::MIN);
+            }
+            runs[id] = epoch(row.get_ref(1)?.as_bytes()?)?;
         }
-        let mut stmt = self.conn.prepare(
-            "SELECT d.id, d.scheme, d.step, unixepoch(d.step_entered_at), k.present
-             FROM dossiers d JOIN dossier_state k ON k.connector = d.connector AND k.dossier_id = d.id",
-        )?;
+        let last: Option<i64> = self
+            .conn
+            .query_row("SELECT max(id) FROM dossiers", [], |r| r.get(0))?;
+        history.reserve(usize::try_from(last.unwrap_or(0)).unwrap_or(0) + 1);
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, scheme, step, step_entered_at FROM dossiers")?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
             history.dossier(
                 row.get(0)?,
                 row.get_ref(1)?.as_str_or_null()?,
                 row.get_ref(2)?.as_str()?,
-                row.get(3)?,
-                row.get(4)?,
+                epoch(row.get_ref(3)?.as_bytes()?)?,
             );
         }
-        // In id order, which is the order they were recorded (no sort needed).
+        let mut stmt = self
+            .conn
+            .prepare("SELECT dossier_id FROM dossier_state WHERE present = 0")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            history.absent(row.get(0)?);
+        }
+        // In id order, which is the order they were recorded (no sort needed). The
+        // events that enter a step name it; a test on a column is cheaper than on a
+        // list of kinds.
         let mut stmt = self.conn.prepare(
-            "SELECT dossier_id, kind, to_step, unixepoch(occurred_at), run_id FROM events
-             WHERE kind IN ('created', 'step_changed', 'reappeared', 'disappeared')
+            "SELECT dossier_id, kind, to_step, occurred_at, run_id FROM events
+             WHERE to_step IS NOT NULL OR kind = 'disappeared'
              ORDER BY id",
         )?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
-            let kind = row.get_ref(1)?.as_str()?;
-            let kind = EventKind::parse(kind)
-                .ok_or_else(|| StoreError::Corrupt(format!("event kind '{kind}'")))?;
+            let kind = match row.get_ref(1)?.as_bytes()? {
+                b"created" => EventKind::Created,
+                b"step_changed" => EventKind::StepChanged,
+                b"reappeared" => EventKind::Reappeared,
+                b"disappeared" => EventKind::Disappeared,
+                // Time-based events name the step they are about, and move nothing.
+                _ => continue,
+            };
             let run: i64 = row.get(4)?;
-            let seen = *runs
-                .get(&run)
+            let seen = usize::try_from(run)
+                .ok()
+                .and_then(|r| runs.get(r))
+                .copied()
+                .filter(|&t| t != i64::MIN)
                 .ok_or_else(|| StoreError::Corrupt(format!("event of a missing run {run}")))?;
             history.event(
                 row.get(0)?,
                 kind,
                 row.get_ref(2)?.as_str_or_null()?,
-                row.get(3)?,
+                epoch(row.get_ref(3)?.as_bytes()?)?,
                 seen,
             );
         }
         Ok(())
+    }
+}
+
+/// An instant as the store writes it (`2026-11-28T22:47:48Z`), in Unix seconds:
+/// read by hand, as millions are read at once; other RFC 3339 forms the long way.
+fn epoch(text: &[u8]) -> Result<i64> {
+    let digits = |range: std::ops::Range<usize>| {
+        text[range].iter().try_fold(0i64, |n, &b| {
+            b.is_ascii_digit().then(|| n * 10 + i64::from(b - b'0'))
+        })
+    };
+    if let [
+        _,
+        _,
+        _,
+        _,
+        b'-',
+        _,
+        _,
+        b'-',
+        _,
+        _,
+        b'T',
+        _,
+        _,
+        b':',
+        _,
+        _,
+        b':',
+        _,
+        _,
+        b'Z',
+    ] = text
+        && let (Some(y), Some(m), Some(d), Some(h), Some(min), Some(s)) = (
+            digits(0..4),
+            digits(5..7),
+            digits(8..10),
+            digits(11..13),
+            digits(14..16),
+            digits(17..19),
+        )
+        && (1..=12).contains(&m)
+        && (1..=31).contains(&d)
+    {
+        // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's method).
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        let days = era * 146_097 + doe - 719_468;
+        return Ok(days * 86_400 + h * 3_600 + min * 60 + s);
+    }
+    let text = std::str::from_utf8(text)
+        .map_err(|_| StoreError::Corrupt("a time that is not UTF-8".to_owned()))?;
+    Ok(super::parse_time(text)?.timestamp())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_instants_are_read_as_chrono_reads_them() {
+        for text in [
+            "1970-01-01T00:00:00Z",
+            "2000-02-29T23:59:59Z",
+            "2026-03-29T01:30:00Z",
+            "2026-11-28T22:47:48Z",
+            "2100-03-01T00:00:00Z",
+            "1969-12-31T23:59:59Z",
+            "2026-11-28T23:47:48+01:00",
+        ] {
+            let expected = chrono::DateTime::parse_from_rfc3339(text)
+                .unwrap()
+                .timestamp();
+            assert_eq!(epoch(text.as_bytes()).unwrap(), expected, "{text}");
+        }
+        assert!(epoch(b"2026-13-01T00:00:00Z").is_err());
+        assert!(epoch(b"yesterday").is_err());
     }
 }

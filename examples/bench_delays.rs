@@ -1,0 +1,378 @@
+//! Delay estimates benchmark: their accuracy on a simulated history whose truth is
+//! known, and the speed of `alertissimo stats` over a million dossiers.
+//!
+//! Usage (from the repository root):
+//!
+//! ```text
+//! cargo build --release --locked --bin alertissimo --example bench_delays
+//! cargo run --release --locked --example bench_delays -- [--seeds 5] [--dossiers 1000000]
+//!     [--events 10000000] [--runs 3] [--json]
+//! ```
+//!
+//! Requirements: GNU time (`/usr/bin/time`) for peak memory.
+//!
+//! 1. **Accuracy.** For each of `--seeds` seeds, `tests/it/simulate.rs` draws four
+//!    years of dossiers of four schemes (log-normal step durations with a speed per
+//!    scheme, a spring peak of arrivals, a Commission permanente sitting monthly but
+//!    in August, refusals), and feeds what daily imports from the second year on
+//!    would have seen to the estimator. The dossiers still in a step at the end are
+//!    held out: their real further stay is compared with the estimate made at the
+//!    end (the coverage of the 80 % interval, target 80 % ± 5 %; the median
+//!    absolute error of the predicted leaving date) and with the naive mean of the
+//!    completed stays (which the estimate must beat). Medians over the seeds.
+//! 2. **Speed.** A state database is written (through SQLite directly, with the
+//!    store's own schema) with `--dossiers` simulated dossiers and their step events,
+//!    padded with field changes up to `--events` events. Each of `--runs` runs times
+//!    `alertissimo stats --format json` (the release binary, under GNU time), and, as
+//!    the reference in the same run, the bare reading of the same rows with SQLite
+//!    (the three queries the history reads, each row stepped, nothing computed).
+//!    Target: at most 5 s.
+//!
+//! A missed target does not change the exit code (it depends on the machine).
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+#[path = "../tests/it/simulate.rs"]
+mod simulate;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use alertissimo::config::Problems;
+use alertissimo::lifecycle::Lifecycle;
+use alertissimo::store::{Store, format_time};
+use chrono::{TimeZone, Utc};
+use clap::Parser;
+use simulate::{DAY, Fed};
+
+/// Command-line arguments.
+#[derive(Debug, Parser)]
+#[command(about = "Judges the delay estimates on a simulated history, and times `stats`")]
+struct Args {
+    /// Seeds of the accuracy simulation (1, 2, …).
+    #[arg(long, default_value_t = 5)]
+    seeds: u64,
+    /// Dossiers in the database `stats` reads.
+    #[arg(long, default_value_t = 1_000_000)]
+    dossiers: usize,
+    /// Events in that database.
+    #[arg(long, default_value_t = 10_000_000)]
+    events: usize,
+    /// Timed runs of `stats` (the median is reported).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    runs: u32,
+    /// Also write the results to target/bench-delays/results.json.
+    #[arg(long)]
+    json: bool,
+    /// Write the database (and its config.toml) in this folder, and keep it (to
+    /// look at it, or profile `stats` on it).
+    #[arg(long, value_name = "DIR")]
+    keep: Option<PathBuf>,
+}
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let args = Args::parse();
+    let mut problems = Problems::default();
+    let lifecycle = Lifecycle::load(&repo().join("rules/lifecycle.toml"), &mut problems)
+        .unwrap_or_else(|| panic!("{problems}"));
+
+    println!("accuracy: {} seeds of 4 simulated years", args.seeds);
+    let results: Vec<simulate::Accuracy> = (1..=args.seeds)
+        .map(|seed| {
+            let a = simulate::evaluate(&lifecycle, seed, 4, 1.0);
+            println!(
+                "  seed {seed}: {} dossiers, {} held out, coverage {:.1} %, median error {:.1} d (naive {:.1} d)",
+                a.dossiers,
+                a.held,
+                a.coverage * 100.0,
+                a.median_error_days,
+                a.naive_median_error_days
+            );
+            a
+        })
+        .collect();
+    let coverage = median(results.iter().map(|a| a.coverage).collect());
+    let error = median(results.iter().map(|a| a.median_error_days).collect());
+    let naive = median(results.iter().map(|a| a.naive_median_error_days).collect());
+    let calibrated = (0.75..=0.85).contains(&coverage);
+    println!(
+        "  median: coverage of the 80 % interval {:.1} % (target 80 ± 5: {}), median error {error:.1} d vs naive mean {naive:.1} d ({})",
+        coverage * 100.0,
+        if calibrated { "PASS" } else { "FAIL" },
+        if error < naive {
+            "better: PASS"
+        } else {
+            "not better: FAIL"
+        },
+    );
+
+    let temporary = tempfile::tempdir().expect("a temporary folder");
+    let dir = match &args.keep {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).expect("the --keep folder");
+            for name in ["state.db", "state.db-wal", "state.db-shm"] {
+                let _ = std::fs::remove_file(dir.join(name));
+            }
+            dir.clone()
+        }
+        None => temporary.path().to_owned(),
+    };
+    let (dossiers, events) = write_database(&dir, args.dossiers, args.events);
+    println!(
+        "\nspeed: `alertissimo stats` over {dossiers} dossiers and {events} events, {} runs",
+        args.runs
+    );
+    let binary = repo().join("target/release/alertissimo");
+    assert!(
+        binary.exists(),
+        "build it first: cargo build --release --locked --bin alertissimo"
+    );
+    let (mut stats, mut reference, mut rss) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..args.runs {
+        let (seconds, kb) = time_stats(&binary, &dir);
+        stats.push(seconds);
+        rss.push(kb as f64 / 1024.0);
+        reference.push(bare_reading(&dir.join("state.db")));
+    }
+    let (stats, reference, rss) = (median(stats), median(reference), median(rss));
+    println!(
+        "  stats {stats:.2} s (peak RSS {rss:.0} MB); bare SQLite reading {reference:.2} s; ratio {:.2}; target <= 5 s: {}",
+        stats / reference,
+        if stats <= 5.0 { "PASS" } else { "FAIL" }
+    );
+    if args.json {
+        let out = repo().join("target/bench-delays");
+        std::fs::create_dir_all(&out).expect("target/bench-delays");
+        let json = serde_json::json!({
+            "accuracy": { "seeds": results, "coverage": coverage, "median_error_days": error,
+                          "naive_median_error_days": naive },
+            "speed": { "dossiers": dossiers, "events": events, "stats_seconds": stats,
+                       "reference_seconds": reference, "peak_rss_mb": rss },
+        });
+        std::fs::write(out.join("results.json"), json.to_string()).expect("results.json");
+    }
+}
+
+/// Writes a state database of about `dossiers` simulated dossiers with their step
+/// events, padded with field changes up to `events`; returns both counts.
+fn write_database(dir: &Path, dossiers: usize, events: usize) -> (usize, usize) {
+    let clock = Instant::now();
+    let db = dir.join("state.db");
+    drop(Store::open(&db, 64).expect("a new state database"));
+    std::fs::write(
+        dir.join("config.toml"),
+        format!(
+            "rules_dir = \"{}\"\n[store]\npath = \"state.db\"\n",
+            repo().join("rules").display()
+        ),
+    )
+    .expect("config.toml");
+    // About 3.2 years of each dossier's stays are seen: scale the arrivals to match.
+    let years = 4;
+    let mut all = simulate::dossiers(1, years, dossiers as f64 / (4_600.0 * 3.2));
+    let start = simulate::origin();
+    let follow_from = start + 365 * DAY;
+    let end = start + i64::from(years) * 365 * DAY;
+    let mut fed = Vec::with_capacity(dossiers * 6);
+    simulate::observe(&all, follow_from, end, |f| fed.push(f));
+    all.clear();
+    // The first `dossiers` dossiers seen, and their step events.
+    let mut visible = 0;
+    let mut steps = 0;
+    for f in &fed {
+        match f {
+            Fed::Dossier { .. } if visible == dossiers => break,
+            Fed::Dossier { .. } => visible += 1,
+            Fed::Event { .. } => steps += 1,
+        }
+    }
+    let padding = events.saturating_sub(steps.min(events));
+    let mut conn = rusqlite::Connection::open(&db).expect("the state database");
+    conn.execute_batch("PRAGMA synchronous = OFF; PRAGMA cache_size = -262144;")
+        .expect("pragmas");
+    let tx = conn.transaction().expect("a transaction");
+    let run_at = |seen: i64| (seen - (follow_from + 6 * 3600)) / DAY + 1;
+    {
+        let mut run = tx
+            .prepare(
+                "INSERT INTO runs (id, connector, source, fingerprint, started_at, finished_at, status, baseline)
+                 VALUES (?1, 'portail', 'export.csv', '0', ?2, ?2, 'applied', ?3)",
+            )
+            .expect("runs");
+        let mut day = follow_from + 6 * 3600;
+        while day <= end + DAY {
+            let at = format_time(Utc.timestamp_opt(day, 0).unwrap());
+            run.execute(rusqlite::params![
+                run_at(day),
+                at,
+                day == follow_from + 6 * 3600
+            ])
+            .expect("a run");
+            day += DAY;
+        }
+        let mut dossier = tx
+            .prepare(
+                "INSERT INTO dossiers (id, connector, source_id, reference, scheme, step, status,
+                     step_entered_at, fields, first_run, last_run)
+                 VALUES (?1, 'portail', ?2, ?2, ?3, ?4, ?4, ?5, x'', 1, 1)",
+            )
+            .expect("dossiers");
+        let mut state = tx
+            .prepare(
+                "INSERT INTO dossier_state (connector, dossier_id, id_hash, id_check, row_hash, present)
+                 VALUES ('portail', ?1, ?1, 0, 0, 1)",
+            )
+            .expect("dossier_state");
+        let mut event = tx
+            .prepare(
+                "INSERT INTO events (run_id, dossier_id, kind, to_step, field, old_value, new_value,
+                     occurred_at, baseline)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0)",
+            )
+            .expect("events");
+        let (mut written, mut padded) = (0usize, 0usize);
+        let mut last_seen = follow_from;
+        for f in &fed {
+            match *f {
+                Fed::Dossier {
+                    id,
+                    scheme,
+                    step,
+                    entered,
+                } => {
+                    if written == visible {
+                        break;
+                    }
+                    written += 1;
+                    let at = format_time(Utc.timestamp_opt(entered, 0).unwrap());
+                    dossier
+                        .execute(rusqlite::params![id, format!("D{id}"), scheme, step, at])
+                        .expect("a dossier");
+                    state.execute([id]).expect("a dossier state");
+                    // This dossier's share of the padding, after its events.
+                    let share = padding * written / visible - padded;
+                    for _ in 0..share {
+                        let at = format_time(Utc.timestamp_opt(last_seen, 0).unwrap());
+                        event
+                            .execute(rusqlite::params![
+                                run_at(last_seen).max(1),
+                                id,
+                                "field_changed",
+                                None::<&str>,
+                                "amount_granted",
+                                "10000.00",
+                                "12000.00",
+                                at
+                            ])
+                            .expect("a field change");
+                    }
+                    padded += share;
+                }
+                Fed::Event {
+                    id,
+                    kind,
+                    step,
+                    occurred,
+                    seen,
+                } => {
+                    last_seen = seen;
+                    let at = format_time(Utc.timestamp_opt(occurred, 0).unwrap());
+                    event
+                        .execute(rusqlite::params![
+                            run_at(seen),
+                            id,
+                            kind.as_str(),
+                            step,
+                            None::<&str>,
+                            None::<&str>,
+                            None::<&str>,
+                            at
+                        ])
+                        .expect("an event");
+                }
+            }
+        }
+    }
+    tx.commit().expect("commit");
+    let count = |table: &str| -> usize {
+        conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .expect("a count") as usize
+    };
+    let counts = (count("dossiers"), count("events"));
+    println!(
+        "\nwrote {} dossiers and {} events in {:.0} s",
+        counts.0,
+        counts.1,
+        clock.elapsed().as_secs_f64()
+    );
+    counts
+}
+
+/// Runs `stats` under GNU time: seconds and peak RSS (KiB).
+fn time_stats(binary: &Path, dir: &Path) -> (f64, u64) {
+    let time_file: PathBuf = dir.join("time.txt");
+    let clock = Instant::now();
+    let out = Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(&time_file)
+        .arg(binary)
+        .args(["stats", "--format", "json", "--config"])
+        .arg(dir.join("config.toml"))
+        .output()
+        .expect("GNU time (apt-get install time)");
+    let seconds = clock.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "stats failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stats JSON");
+    assert!(
+        rows.as_array().is_some_and(|r| !r.is_empty()),
+        "no statistics"
+    );
+    let kb = std::fs::read_to_string(&time_file)
+        .expect("GNU time's output")
+        .trim()
+        .lines()
+        .last()
+        .and_then(|l| l.parse().ok())
+        .expect("a peak RSS");
+    (seconds, kb)
+}
+
+/// The reference: the rows the history reads, stepped through with SQLite alone.
+fn bare_reading(db: &Path) -> f64 {
+    let clock = Instant::now();
+    let conn = rusqlite::Connection::open(db).expect("the state database");
+    let mut total = 0i64;
+    for sql in [
+        "SELECT id, unixepoch(started_at) FROM runs",
+        "SELECT d.id, d.scheme, d.step, unixepoch(d.step_entered_at), k.present
+         FROM dossiers d JOIN dossier_state k ON k.connector = d.connector AND k.dossier_id = d.id",
+        "SELECT dossier_id, kind, to_step, unixepoch(occurred_at), run_id FROM events
+         WHERE kind IN ('created', 'step_changed', 'reappeared', 'disappeared') ORDER BY id",
+    ] {
+        let mut stmt = conn.prepare(sql).expect("a query");
+        let mut rows = stmt.query([]).expect("rows");
+        while let Some(row) = rows.next().expect("a row") {
+            total += row.get::<_, i64>(0).expect("an id");
+        }
+    }
+    std::hint::black_box(total);
+    clock.elapsed().as_secs_f64()
+}

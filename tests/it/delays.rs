@@ -1,0 +1,34 @@
+//! The delay estimates judged on a simulated history whose truth is known (see
+//! `simulate.rs`; `examples/bench_delays.rs` runs a larger one).
+
+use std::sync::Arc;
+
+use alertissimo::config::Problems;
+use alertissimo::lifecycle::Lifecycle;
+
+use crate::common::repo;
+use crate::simulate;
+
+fn lifecycle() -> Arc<Lifecycle> {
+    let mut problems = Problems::default();
+    Arc::new(
+        Lifecycle::load(&repo().join("rules/lifecycle.toml"), &mut problems)
+            .unwrap_or_else(|| panic!("{problems}")),
+    )
+}
+
+#[test]
+fn estimates_on_a_simulated_history_are_calibrated_and_beat_the_naive_mean() {
+    let accuracy = simulate::evaluate(&lifecycle(), 7, 4, 0.5);
+    eprintln!("{accuracy:?}");
+    assert!(accuracy.held > 500, "{accuracy:?}");
+    assert!(
+        (0.74..=0.86).contains(&accuracy.coverage),
+        "the 80 % intervals held {:.1} % of the truths: {accuracy:?}",
+        accuracy.coverage * 100.0
+    );
+    assert!(
+        accuracy.median_error_days < accuracy.naive_median_error_days,
+        "no better than the naive mean: {accuracy:?}"
+    );
+}

@@ -1,0 +1,344 @@
+//! A simulated history of grant dossiers whose step durations are known, for the
+//! accuracy test and benchmark of the delay estimates (shared with
+//! `examples/bench_delays.rs`).
+//!
+//! Four schemes, each a speed factor on shared log-normal step durations; arrivals
+//! peak in spring; the Commission permanente sits on the 15th of every month but
+//! August, so the time spent waiting for its vote depends on the calendar; one
+//! dossier in five is refused there. Each dossier's whole path is drawn, also past
+//! the end of the simulation. What Alertissimo would have seen — daily imports from
+//! `follow_from` (the day it was installed: dossiers already under way are a
+//! baseline, first seen late) to `end` — is fed to a [`History`]; what happens after
+//! `end` is kept apart, as the truth the estimates are judged against.
+
+#![allow(dead_code)] // Each user takes what it needs.
+
+use alertissimo::delays::History;
+use alertissimo::model::EventKind;
+use chrono::{Datelike, TimeZone, Utc};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// A day, in seconds.
+pub const DAY: i64 = 86_400;
+
+/// The schemes: name, speed factor on the durations, dossiers a year.
+pub const SCHEMES: [(&str, f64, f64); 4] = [
+    ("Aide aux TPE", 0.7, 2_000.0),
+    ("Culture", 1.0, 1_500.0),
+    ("Emploi associatif", 1.3, 800.0),
+    ("Investissement", 2.0, 300.0),
+];
+
+/// One stay of a simulated dossier in a step.
+#[derive(Debug, Clone)]
+pub struct Stay {
+    /// The step.
+    pub step: &'static str,
+    /// When the dossier entered it (Unix seconds).
+    pub entered: i64,
+    /// When it left it; `None` for a final step.
+    pub left: Option<i64>,
+}
+
+/// A simulated dossier: its scheme and whole path.
+#[derive(Debug, Clone)]
+pub struct Dossier {
+    /// Index in [`SCHEMES`].
+    pub scheme: usize,
+    /// Its stays, in order.
+    pub stays: Vec<Stay>,
+}
+
+/// A dossier in a step at the end of the simulation, and its truth.
+#[derive(Debug, Clone)]
+pub struct Held {
+    /// Its scheme.
+    pub scheme: &'static str,
+    /// Its step at the end.
+    pub step: &'static str,
+    /// The time it had spent in it at the end.
+    pub elapsed: i64,
+    /// The further time it really stayed.
+    pub remaining: i64,
+}
+
+/// The start of the simulated time: 1 January 2020.
+pub fn origin() -> i64 {
+    Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0)
+        .unwrap()
+        .timestamp()
+}
+
+fn log_normal(rng: &mut ChaCha8Rng, median_days: f64, sigma: f64) -> i64 {
+    // Box–Muller.
+    let (u1, u2): (f64, f64) = (rng.random::<f64>().max(1e-12), rng.random::<f64>());
+    let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+    (median_days * (sigma * z).exp() * DAY as f64) as i64
+}
+
+/// The first sitting of the Commission permanente at least 10 days after `t`:
+/// the 15th of each month at 10:00 UTC, none in August.
+fn next_commission(t: i64) -> i64 {
+    let earliest = t + 10 * DAY;
+    let day = Utc.timestamp_opt(earliest, 0).unwrap();
+    let (mut y, mut m) = (day.year(), day.month());
+    loop {
+        let sitting = Utc
+            .with_ymd_and_hms(y, m, 15, 10, 0, 0)
+            .unwrap()
+            .timestamp();
+        if m != 8 && sitting >= earliest {
+            return sitting;
+        }
+        (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+    }
+}
+
+/// Draws the dossiers arriving over `years`, `scale` times the schemes' yearly numbers.
+pub fn dossiers(seed: u64, years: u32, scale: f64) -> Vec<Dossier> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let start = origin();
+    let mut out = Vec::new();
+    for day in 0..i64::from(years) * 365 {
+        // A spring peak: twice as many arrivals in April as in October.
+        let season = 1.0 + 0.33 * (std::f64::consts::TAU * (day as f64 - 105.0) / 365.0).cos();
+        for (scheme, &(_, speed, per_year)) in SCHEMES.iter().enumerate() {
+            let expected = per_year * scale * season / 365.0;
+            // Poisson arrivals, by inversion.
+            let mut arrivals = 0;
+            let (mut p, threshold) = (1.0, (-expected).exp());
+            loop {
+                p *= rng.random::<f64>();
+                if p <= threshold {
+                    break;
+                }
+                arrivals += 1;
+            }
+            for _ in 0..arrivals {
+                let filed = start + day * DAY + rng.random_range(8 * 3600..18 * 3600);
+                out.push(path(&mut rng, scheme, speed, filed));
+            }
+        }
+    }
+    out
+}
+
+fn path(rng: &mut ChaCha8Rng, scheme: usize, speed: f64, filed: i64) -> Dossier {
+    let mut stays = Vec::with_capacity(6);
+    let mut t = filed;
+    let mut stay = |step: &'static str, t: &mut i64, until: Option<i64>| {
+        stays.push(Stay {
+            step,
+            entered: *t,
+            left: until,
+        });
+        if let Some(u) = until {
+            *t = u;
+        }
+    };
+    let depose = t + log_normal(rng, 12.0 * speed, 0.6);
+    stay("depose", &mut t, Some(depose));
+    let instruction = t + log_normal(rng, 40.0 * speed, 0.5);
+    stay("instruction", &mut t, Some(instruction));
+    let vote = next_commission(t);
+    stay("commission", &mut t, Some(vote));
+    if rng.random_bool(0.2) {
+        stay("refuse", &mut t, None);
+    } else {
+        let accorde = t + log_normal(rng, 20.0 * speed, 0.5);
+        stay("accorde", &mut t, Some(accorde));
+        let convention = t + log_normal(rng, 45.0 * speed, 0.6);
+        stay("convention", &mut t, Some(convention));
+        stay("cloture", &mut t, None);
+    }
+    Dossier { scheme, stays }
+}
+
+/// The first daily import (06:00 UTC) at or after `t`, from `follow_from` on.
+fn seen(t: i64, follow_from: i64) -> i64 {
+    let t = t.max(follow_from);
+    let day = (t - 6 * 3600).div_euclid(DAY) * DAY + 6 * 3600;
+    if day >= t { day } else { day + DAY }
+}
+
+/// Feeds `history` with what daily imports from `follow_from` to `end` saw of
+/// `dossiers` (row ids from 1), and returns the dossiers in a step that is not final
+/// at `end`, with their truth.
+pub fn observe(
+    dossiers: &[Dossier],
+    follow_from: i64,
+    end: i64,
+    mut history: impl FnMut(Fed),
+) -> Vec<Held> {
+    let mut held = Vec::new();
+    for (i, d) in dossiers.iter().enumerate() {
+        let id = i as i64 + 1;
+        let scheme = SCHEMES[d.scheme].0;
+        // The stay it is in at `follow_from` is the first the imports see.
+        let visible: Vec<&Stay> = d
+            .stays
+            .iter()
+            .filter(|s| s.entered <= end && s.left.is_none_or(|l| l > follow_from))
+            .collect();
+        let Some(first) = visible.first() else {
+            continue;
+        };
+        let current = visible[visible.len() - 1];
+        history(Fed::Dossier {
+            id,
+            scheme,
+            step: current.step,
+            entered: current.entered,
+        });
+        history(Fed::Event {
+            id,
+            kind: EventKind::Created,
+            step: first.step,
+            occurred: first.entered,
+            seen: seen(first.entered, follow_from),
+        });
+        for s in &visible[1..] {
+            history(Fed::Event {
+                id,
+                kind: EventKind::StepChanged,
+                step: s.step,
+                occurred: s.entered,
+                seen: seen(s.entered, follow_from),
+            });
+        }
+        if let Some(left) = current.left {
+            held.push(Held {
+                scheme,
+                step: current.step,
+                elapsed: end - current.entered,
+                remaining: left - end,
+            });
+        }
+    }
+    held
+}
+
+/// What [`observe`] tells a history.
+#[derive(Debug, Clone, Copy)]
+pub enum Fed {
+    /// A dossier as stored at the end.
+    Dossier {
+        id: i64,
+        scheme: &'static str,
+        step: &'static str,
+        entered: i64,
+    },
+    /// One of its step events.
+    Event {
+        id: i64,
+        kind: EventKind,
+        step: &'static str,
+        occurred: i64,
+        seen: i64,
+    },
+}
+
+/// Feeds one fact to a history.
+pub fn feed(history: &mut History, fed: Fed) {
+    match fed {
+        Fed::Dossier {
+            id,
+            scheme,
+            step,
+            entered,
+        } => history.dossier(id, Some(scheme), step, entered),
+        Fed::Event {
+            id,
+            kind,
+            step,
+            occurred,
+            seen,
+        } => history.event(id, kind, Some(step), occurred, seen),
+    }
+}
+
+/// How well the estimates predicted what happened after the end.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Accuracy {
+    /// Dossiers simulated.
+    pub dossiers: usize,
+    /// Dossiers in a step that is not final at the end (the held-out ones).
+    pub held: usize,
+    /// Of them, those whose estimate had an 80 % interval.
+    pub with_interval: usize,
+    /// The share of held-out dossiers whose real further stay fell in the interval
+    /// (a dossier without an interval counts as missed).
+    pub coverage: f64,
+    /// The median absolute error of the predicted date of leaving the step, in days.
+    pub median_error_days: f64,
+    /// The same for the naive prediction: the mean of the completed stays observed
+    /// in the scheme's step, less the time already spent (0 when past it).
+    pub naive_median_error_days: f64,
+}
+
+fn median(mut values: Vec<i64>) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_unstable();
+    values[values.len() / 2] as f64 / DAY as f64
+}
+
+/// Simulates `years` of dossiers (`scale` times the schemes' yearly numbers),
+/// followed from the second year on, and judges the estimates made at the end.
+pub fn evaluate(
+    lifecycle: &alertissimo::lifecycle::Lifecycle,
+    seed: u64,
+    years: u32,
+    scale: f64,
+) -> Accuracy {
+    let dossiers = dossiers(seed, years, scale);
+    let follow_from = origin() + 365 * DAY;
+    let end = origin() + i64::from(years) * 365 * DAY;
+    let mut history = History::new();
+    let held = observe(&dossiers, follow_from, end, |f| feed(&mut history, f));
+    // The naive observer's mean of the stays it saw end.
+    let mut completed: std::collections::HashMap<(&str, &str), (i64, i64)> =
+        std::collections::HashMap::new();
+    for d in &dossiers {
+        for s in &d.stays {
+            if let Some(left) = s.left
+                && left > follow_from
+                && left <= end
+            {
+                let sum = completed.entry((SCHEMES[d.scheme].0, s.step)).or_default();
+                sum.0 += left - s.entered;
+                sum.1 += 1;
+            }
+        }
+    }
+    let delays = history.finish(lifecycle, 30, end);
+    let (mut covered, mut with_interval) = (0usize, 0usize);
+    let (mut errors, mut naive_errors) = (Vec::new(), Vec::new());
+    for h in &held {
+        let estimate = delays.estimate(Some(h.scheme), h.step, h.elapsed);
+        let (low, middle, high) = estimate
+            .as_ref()
+            .map_or((None, None, None), |e| (e.low, e.remaining, e.high));
+        if let (Some(low), Some(high)) = (low, high) {
+            with_interval += 1;
+            if (low..=high).contains(&h.remaining) {
+                covered += 1;
+            }
+        }
+        errors.push((middle.unwrap_or(0) - h.remaining).abs());
+        let naive = completed
+            .get(&(h.scheme, h.step))
+            .map_or(0, |(sum, n)| (sum / n.max(&1) - h.elapsed).max(0));
+        naive_errors.push((naive - h.remaining).abs());
+    }
+    Accuracy {
+        dossiers: dossiers.len(),
+        held: held.len(),
+        with_interval,
+        coverage: covered as f64 / held.len().max(1) as f64,
+        median_error_days: median(errors),
+        naive_median_error_days: median(naive_errors),
+    }
+}
