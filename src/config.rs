@@ -52,6 +52,7 @@ pub const KEYS: &[&str] = &[
     "region.website",
     "delays.min_sample",
     "delays.refresh",
+    "delays.evaluate",
     "delivery.transport",
     "delivery.concurrency",
     "delivery.rate_per_second",
@@ -94,6 +95,7 @@ struct Defaults {
 struct DelaysDefaults {
     min_sample: u64,
     refresh: &'static str,
+    evaluate: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -203,6 +205,7 @@ const DEFAULTS: Defaults = Defaults {
     delays: DelaysDefaults {
         min_sample: 30,
         refresh: "1h",
+        evaluate: "0 0 * * * *",
     },
     delivery: DeliveryDefaults {
         transport: "file",
@@ -434,6 +437,8 @@ pub struct DelaysConfig {
     pub min_sample: u64,
     /// How long the daemon keeps its estimates before reading the history again.
     pub refresh: Duration,
+    /// When the daemon looks for stalled dossiers and deadlines (besides at start-up).
+    pub evaluate: croner::Cron,
 }
 
 /// Daemon settings.
@@ -610,6 +615,7 @@ impl Config {
             })
         });
         let refresh = get_duration(figment, "delays.refresh", &mut p);
+        let evaluate = get_cron(figment, "delays.evaluate", &mut p);
         match (
             timezone,
             connectors_dir,
@@ -627,6 +633,7 @@ impl Config {
             delivery,
             min_sample,
             refresh,
+            evaluate,
         ) {
             (
                 Some(timezone),
@@ -645,6 +652,7 @@ impl Config {
                 Some(delivery),
                 Some(min_sample),
                 Some(refresh),
+                Some(evaluate),
             ) if p.is_empty() => Ok(Config {
                 file,
                 timezone,
@@ -665,6 +673,7 @@ impl Config {
                 delays: DelaysConfig {
                     min_sample,
                     refresh,
+                    evaluate,
                 },
                 delivery,
             }),
@@ -676,6 +685,20 @@ impl Config {
     pub fn lifecycle_path(&self) -> PathBuf {
         self.rules_dir.join(crate::lifecycle::FILE_NAME)
     }
+}
+
+fn get_cron(figment: &Figment, key: &str, p: &mut Problems) -> Option<croner::Cron> {
+    let text = get::<String>(figment, key, p)?;
+    <croner::Cron as std::str::FromStr>::from_str(&text)
+        .map_err(|e| {
+            push_key(
+                figment,
+                key,
+                format!("'{text}' is not a cron schedule like \"0 0 8 * * *\": {e}"),
+                p,
+            );
+        })
+        .ok()
 }
 
 fn get_duration(figment: &Figment, key: &str, p: &mut Problems) -> Option<Duration> {
@@ -809,18 +832,7 @@ fn delivery(figment: &Figment, p: &mut Problems) -> Option<Delivery> {
     let retry_initial = get_duration(figment, "delivery.retry_initial", p);
     let retry_max = get_duration(figment, "delivery.retry_max", p);
     let admin_email = get_mailbox(figment, "delivery.admin_email", p);
-    let admin_digest = get::<String>(figment, "delivery.admin_digest", p).and_then(|text| {
-        <croner::Cron as std::str::FromStr>::from_str(&text)
-            .map_err(|e| {
-                push_key(
-                    figment,
-                    "delivery.admin_digest",
-                    format!("'{text}' is not a cron schedule like \"0 0 8 * * *\": {e}"),
-                    p,
-                );
-            })
-            .ok()
-    });
+    let admin_digest = get_cron(figment, "delivery.admin_digest", p);
     let dir = get_path(figment, "delivery.file.dir", p);
     let from = get_mailbox(figment, "smtp.from", p).and_then(|f| {
         f.or_else(|| {

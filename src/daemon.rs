@@ -7,6 +7,7 @@
 //!        │ (an API: fetched first, ─▶ spool file ─────▶ import_spool ─▶ reply)
 //!        │  on a blocking thread)
 //!        └─ wakes ─▶ dispatcher task ─▶ outbox ─▶ transport
+//!  cron ([delays] evaluate) ─▶ stalled dossiers, deadlines ─▶ store thread ─▶ wakes
 //!  SIGTERM / SIGINT ─▶ cancel ─▶ tasks stop waiting; the running import finishes
 //!                                 (or, past shutdown_timeout, is rolled back by SQLite);
 //!                                 no new message starts, those in flight are recorded
@@ -31,6 +32,7 @@ use crate::dispatch::Dispatcher;
 use crate::import::{self, Options};
 use crate::rules::Rules;
 use crate::store::Store;
+use crate::timers;
 
 type Job = Box<dyn FnOnce(&mut Store) + Send>;
 
@@ -136,6 +138,14 @@ pub async fn run(
         timezone = %config.timezone,
         "Started."
     );
+    tracker.spawn(evaluate(
+        Arc::clone(&rules),
+        Arc::new(connectors.clone()),
+        handle.clone(),
+        config.clone(),
+        Arc::clone(&wake),
+        cancel.clone(),
+    ));
     for connector in connectors {
         if !connector.enabled {
             info!(connector = %connector.name, "Disabled (enabled = false): not imported on schedule.");
@@ -198,6 +208,58 @@ async fn deliver(dispatcher: Dispatcher, wake: Arc<Notify>, cancel: Cancellation
         tokio::select! {
             () = cancel.cancelled() => return,
             () = wake.notified() => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Looks for stalled dossiers and deadlines at start-up, then on `[delays] evaluate`.
+async fn evaluate(
+    rules: Arc<Rules>,
+    connectors: Arc<Vec<Connector>>,
+    store: StoreHandle,
+    config: Config,
+    wake: Arc<Notify>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let (rules, connectors, config_) =
+            (Arc::clone(&rules), Arc::clone(&connectors), config.clone());
+        let result = store
+            .call(move |store| {
+                let now = Utc::now();
+                let lifecycle = &rules.lifecycle;
+                let delays = store.delays(lifecycle, config_.delays.min_sample, now)?;
+                timers::evaluate(
+                    store,
+                    &delays,
+                    Some(&rules),
+                    &connectors,
+                    lifecycle,
+                    config_.timezone,
+                    now,
+                )
+            })
+            .await;
+        match result {
+            Ok(Ok(summary)) if summary.alerts_queued > 0 => wake.notify_one(),
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => {
+                error!(error = %format!("{:#}", anyhow::Error::from(error)), "The evaluation of stalled dossiers and deadlines failed; will retry at the next tick.");
+            }
+            Err(error) => {
+                error!(%error, "The evaluation of stalled dossiers and deadlines failed; will retry at the next tick.");
+            }
+        }
+        let Ok(next) = next_run(&config.delays.evaluate, config.timezone, Utc::now()) else {
+            error!(
+                "[delays] evaluate has no next occurrence: stalled dossiers and deadlines are no longer looked for."
+            );
+            return;
+        };
+        let wait = (next - Utc::now()).to_std().unwrap_or_default();
+        tokio::select! {
+            () = cancel.cancelled() => return,
             () = tokio::time::sleep(wait) => {}
         }
     }

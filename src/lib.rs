@@ -12,12 +12,15 @@
 //! diff       pure change detection: stored state + new reading → events
 //! delays     pure: how long dossiers stay in each step (Kaplan–Meier), estimates
 //! import     one snapshot, streamed, guarded, applied in one transaction
+//! alerting   the alerts events owe, queued in the transaction of the events
 //! store      SQLite: schema, migrations, every query
+//! timers     stalled dossiers and deadline reminders, raised once
 //! daemon     schedules imports (cron, time zone), shutdown
 //! ```
 //! The pure core (`diff`, `connector::mapping`, `connector::value`, the parsers)
 //! does no I/O and takes `now` as an argument.
 
+pub mod alerting;
 pub mod cli;
 pub mod config;
 pub mod connector;
@@ -32,3 +35,4 @@ pub mod rules;
 pub mod store;
 #[cfg(test)]
 mod test_support;
+pub mod timers;

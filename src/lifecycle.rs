@@ -1,8 +1,9 @@
 //! The canonical lifecycle of a dossier, read from `rules/lifecycle.toml`.
 //!
-//! Owns the list of steps (id, French label, order, final, expected duration) and
-//! its validation. Connectors map their labels onto these step ids; the diff and
-//! the rules only ever see step ids.
+//! Owns the list of steps (id, French label, order, final, expected duration,
+//! when a dossier counts as stalled there), the deadlines dossiers are reminded
+//! of, and their validation. Connectors map their labels onto these step ids; the
+//! diff and the rules only ever see step ids.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -18,9 +19,22 @@ pub const FILE_NAME: &str = "lifecycle.toml";
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LifecycleDef {
+    stalled_after: Option<String>,
     step: Vec<StepDef>,
     #[serde(default)]
     pieces: Vec<PiecesDef>,
+    #[serde(default)]
+    deadline: Vec<DeadlineDef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeadlineDef {
+    field: String,
+    label: String,
+    before: Vec<String>,
+    #[serde(default)]
+    steps: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -43,6 +57,58 @@ struct StepDef {
     #[serde(default)]
     pieces: Vec<String>,
     next: Option<Vec<String>>,
+    stalled_after: Option<String>,
+}
+
+/// When a dossier counts as stalled in a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stall {
+    /// Never.
+    Off,
+    /// Past this percentile (80 or 90) of the stays in the step, as the delay
+    /// estimates give it (or past the expected duration, when they rest on it).
+    Percentile(u8),
+    /// Past a fixed time in the step.
+    After(Duration),
+}
+
+impl Stall {
+    /// Parses `off`, `p80`, `p90` or a duration (`8w`).
+    ///
+    /// # Errors
+    /// A reason naming the value.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.trim() {
+            "off" => Ok(Self::Off),
+            "p80" => Ok(Self::Percentile(80)),
+            "p90" => Ok(Self::Percentile(90)),
+            other => parse_duration(other).map(Self::After).map_err(|_| {
+                format!("'{text}' is not \"off\", \"p80\", \"p90\" or a duration like \"8w\"")
+            }),
+        }
+    }
+
+    /// As written in the lifecycle, for events and messages.
+    pub fn text(self) -> String {
+        match self {
+            Self::Off => "off".to_owned(),
+            Self::Percentile(p) => format!("p{p}"),
+            Self::After(d) => humantime::format_duration(d).to_string(),
+        }
+    }
+}
+
+/// A date field dossiers are reminded of, some days before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deadline {
+    /// The date field (`justification_due`, `expires_on`, `extra.…`).
+    pub field: String,
+    /// What the date is, in French, for messages (`la date limite des justificatifs`).
+    pub label: String,
+    /// How many days before it a reminder is due, largest first.
+    pub days_before: Vec<u32>,
+    /// The steps the dossier must be in (empty: any step that is not final).
+    pub steps: Vec<String>,
 }
 
 /// One canonical step.
@@ -62,6 +128,8 @@ pub struct Step {
     pub pieces: Vec<String>,
     /// The usual next steps, when declared (else: the steps of the next order).
     pub next: Option<Vec<String>>,
+    /// When a dossier counts as stalled here (always `Off` for a final step).
+    pub stalled_after: Stall,
 }
 
 /// The pieces expected at a step for the schemes matching a glob.
@@ -77,6 +145,8 @@ struct SchemePieces {
 pub struct Lifecycle {
     steps: Vec<Step>,
     pieces: Vec<SchemePieces>,
+    /// The deadlines dossiers are reminded of.
+    pub deadlines: Vec<Deadline>,
     /// Where it was read from, for messages.
     pub path: PathBuf,
 }
@@ -106,6 +176,13 @@ impl Lifecycle {
             }
         };
         let before = problems.len();
+        let stall = |text: Option<&str>, what: &str, problems: &mut Problems| match text {
+            None => None,
+            Some(text) => Stall::parse(text)
+                .map_err(|reason| problems.push(path, format!("{what}stalled_after: {reason}")))
+                .ok(),
+        };
+        let default_stall = stall(def.stalled_after.as_deref(), "", problems).unwrap_or(Stall::Off);
         let mut seen = HashSet::new();
         let mut steps = Vec::with_capacity(def.step.len());
         for s in def.step {
@@ -129,6 +206,16 @@ impl Lifecycle {
                     None
                 }
             };
+            let stalled_after = if s.r#final {
+                Stall::Off
+            } else {
+                stall(
+                    s.stalled_after.as_deref(),
+                    &format!("step '{}': ", s.id),
+                    problems,
+                )
+                .unwrap_or(default_stall)
+            };
             steps.push(Step {
                 id: s.id,
                 label: s.label,
@@ -137,6 +224,7 @@ impl Lifecycle {
                 expected_duration,
                 pieces: s.pieces,
                 next: s.next,
+                stalled_after,
             });
         }
         if steps.is_empty() {
@@ -174,10 +262,53 @@ impl Lifecycle {
                 ),
             }
         }
+        let mut deadlines = Vec::with_capacity(def.deadline.len());
+        for d in def.deadline {
+            let what = format!("[[deadline]] {}", d.field);
+            let date = crate::model::FIELDS
+                .iter()
+                .any(|f| f.name == d.field && f.kind == crate::model::FieldKind::Date);
+            if !date && !d.field.starts_with(crate::model::EXTRA_PREFIX) {
+                problems.push(
+                    path,
+                    format!(
+                        "{what}: not a date field (one of justification_due, expires_on, decided_on, filed_on, or an extra.* field of format \"date\")"
+                    ),
+                );
+            }
+            if d.label.trim().is_empty() {
+                problems.push(path, format!("{what}: the label is empty"));
+            }
+            for step in &d.steps {
+                unknown(step, &format!("{what}, steps"), problems);
+            }
+            let mut days_before = Vec::with_capacity(d.before.len());
+            for b in &d.before {
+                match parse_duration(b) {
+                    Ok(lead) => days_before.push((lead.as_secs() / 86_400) as u32),
+                    Err(reason) => problems.push(path, format!("{what}: before: {reason}")),
+                }
+            }
+            if d.before.is_empty() {
+                problems.push(
+                    path,
+                    format!("{what}: before lists no delay (\"30d\", \"7d\")"),
+                );
+            }
+            days_before.sort_unstable_by(|a, b| b.cmp(a));
+            days_before.dedup();
+            deadlines.push(Deadline {
+                field: d.field,
+                label: d.label,
+                days_before,
+                steps: d.steps,
+            });
+        }
         steps.sort_by_key(|s| s.order);
         (problems.len() == before).then(|| Self {
             steps,
             pieces,
+            deadlines,
             path: path.to_owned(),
         })
     }

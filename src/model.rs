@@ -212,16 +212,23 @@ pub enum EventKind {
     /// A message exchanged about the dossier on the source (Démarches Simplifiées'
     /// messagerie), kept for traceability; it never alerts.
     Message,
+    /// A dossier has been in its step longer than the lifecycle's `stalled_after`
+    /// (raised once per stay, by the daemon's evaluation of time-based events).
+    Stalled,
+    /// A date field of the dossier is near (raised once per `[[deadline]]` reminder).
+    Deadline,
 }
 
 impl EventKind {
     /// Every kind rules can react to, in a stable order.
-    pub const ALL: [EventKind; 5] = [
+    pub const ALL: [EventKind; 7] = [
         Self::Created,
         Self::StepChanged,
         Self::FieldChanged,
         Self::Disappeared,
         Self::Reappeared,
+        Self::Stalled,
+        Self::Deadline,
     ];
 
     /// The name used in the store, in rules and on the command line.
@@ -233,6 +240,8 @@ impl EventKind {
             Self::Disappeared => "disappeared",
             Self::Reappeared => "reappeared",
             Self::Message => "message",
+            Self::Stalled => "stalled",
+            Self::Deadline => "deadline",
         }
     }
 

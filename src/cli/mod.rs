@@ -118,6 +118,13 @@ enum Command {
         #[command(subcommand)]
         command: outbox::OutboxCommand,
     },
+    /// Look for stalled dossiers and deadlines now, and queue what the rules owe
+    /// (the daemon does it at start-up and on [delays] evaluate)
+    Evaluate {
+        /// Print the summary as JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// How long dossiers stay in each step, per scheme: sample, median, p80, p90,
     /// dossiers in the step now and overdue
     Stats {
@@ -195,6 +202,7 @@ pub fn run(cli: Cli) -> ExitCode {
         } => render(&config, &rule, &dossier, to.as_deref(), json),
         Command::Outbox { command } => outbox::run(&config, command),
         Command::Stats { format } => stats::run(&config, format),
+        Command::Evaluate { json } => evaluate(&config, json),
     };
     match result {
         Ok(exit) => exit.into(),
@@ -534,6 +542,44 @@ fn describe_rejection(r: &crate::store::Rejection) -> String {
         .map(|f| format!(" field '{f}'"))
         .unwrap_or_default();
     format!("{}: {at}:{record}{id}{field}: {}", r.severity, r.reason)
+}
+
+fn evaluate(config: &Config, json: bool) -> anyhow::Result<Exit> {
+    let loaded = match load_or_explain(config) {
+        Ok(l) => l,
+        Err(exit) => return Ok(exit),
+    };
+    let Some(rules) = loaded.rules else {
+        return Ok(Exit::Config);
+    };
+    let mut store = open_existing(config)?;
+    let now = Utc::now();
+    let delays = store.delays(&loaded.lifecycle, config.delays.min_sample, now)?;
+    let summary = crate::timers::evaluate(
+        &mut store,
+        &delays,
+        Some(&rules),
+        &loaded.connectors,
+        &loaded.lifecycle,
+        config.timezone,
+        now,
+    )?;
+    if json {
+        out!("{}", serde_json::to_string(&summary)?);
+    } else {
+        out!(
+            "{} open dossiers looked at: {} newly stalled, {} deadline reminders, {} alerts queued{}",
+            summary.dossiers,
+            summary.stalled,
+            summary.deadline,
+            summary.alerts_queued,
+            summary
+                .run_id
+                .map(|id| format!(" (run {id})"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(Exit::Ok)
 }
 
 fn open_existing(config: &Config) -> anyhow::Result<Store> {
@@ -965,6 +1011,17 @@ fn dossier(config: &Config, reference: &str, json: bool) -> anyhow::Result<Exit>
                 ),
                 EventKind::Disappeared => "absent de l'export".to_owned(),
                 EventKind::Reappeared => "de retour dans l'export".to_owned(),
+                EventKind::Stalled => format!(
+                    "à l'étape {} depuis plus longtemps que prévu (seuil {})",
+                    lifecycle.label(e.event.from_step.as_deref().unwrap_or("?")),
+                    e.event.new_value.as_deref().unwrap_or("?")
+                ),
+                EventKind::Deadline => format!(
+                    "échéance {} le {} : rappel à J-{}",
+                    e.event.field.as_deref().unwrap_or("?"),
+                    e.event.old_value.as_deref().unwrap_or("?"),
+                    e.event.new_value.as_deref().unwrap_or("?")
+                ),
                 EventKind::Message => {
                     let text = e.event.new_value.as_deref().unwrap_or("");
                     let short: String = text.chars().take(160).collect();

@@ -209,7 +209,11 @@ fn run_case(case: &CaseDef, rules: &Rules, connectors: &[Connector]) -> Vec<Stri
         let link = connector.and_then(|c| c.link_for(&dossier));
         // A case has no history: its messages quote the lifecycle's expected durations.
         let delays = crate::delays::History::new().finish(&rules.lifecycle, 1, now.timestamp());
-        let delay = delays.estimate(dossier.get("scheme"), &dossier.step, 0);
+        let elapsed = dossier
+            .get(crate::model::STEP_SINCE)
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map_or(0, |t| (now - t.with_timezone(&Utc)).num_seconds());
+        let delay = delays.estimate(dossier.get("scheme"), &dossier.step, elapsed);
         for event in &events {
             let scene = Scene {
                 connector: connector_name,

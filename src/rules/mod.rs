@@ -315,65 +315,77 @@ impl Rules {
     /// here rather than when sending.
     fn check_samples(&self, problems: &mut Problems) {
         let (history, lifecycle) = sample_delays();
-        for (label, dossier, event, delay) in [
-            (
-                "a complete sample dossier",
-                sample_dossier(true, &self.extra_fields),
-                sample_event(true),
-                Some(&history),
-            ),
+        // Each template is rendered for the kinds of events its rules react to.
+        let kinds_of = |name: &str| {
+            let mut kinds: Vec<EventKind> = self
+                .rules
+                .iter()
+                .filter(|r| r.template == name)
+                .flat_map(|r| r.on.iter().copied())
+                .collect();
+            kinds.sort_by_key(|k| k.as_str());
+            kinds.dedup();
+            if kinds.is_empty() {
+                kinds.push(EventKind::StepChanged);
+            }
+            kinds
+        };
+        for (label, complete, delay) in [
+            ("a complete sample dossier", true, Some(&history)),
             (
                 "a complete sample dossier whose delay comes from lifecycle.toml",
-                sample_dossier(true, &self.extra_fields),
-                sample_event(true),
+                true,
                 Some(&lifecycle),
             ),
-            (
-                "a sample dossier with only an id and a step",
-                sample_dossier(false, &self.extra_fields),
-                sample_event(false),
-                None,
-            ),
+            ("a sample dossier with only an id and a step", false, None),
         ] {
-            let scene = Scene {
-                connector: "sample",
-                link: Some("https://portail.example.org/dossiers/AR-24-000123"),
-                dossier: &dossier,
-                event: &event,
-                delay,
-            };
-            let ctx = self.context(&scene, Some(("beneficiary", "contact@example.org")));
+            let dossier = sample_dossier(complete, &self.extra_fields);
             let mut renders = None;
             for name in self.templates.names() {
-                match self.templates.render(name, &ctx) {
-                    Ok(_) => renders = renders.or(Some(name.as_str())),
-                    Err(reason) => problems.push(
-                        self.templates.path(name),
-                        format!("fails to render for {label}: {reason}"),
-                    ),
+                for kind in kinds_of(name) {
+                    let event = sample_event(kind, complete);
+                    let scene = sample_scene(&dossier, &event, delay);
+                    let ctx = self.context(&scene, Some(("beneficiary", "contact@example.org")));
+                    match self.templates.render(name, &ctx) {
+                        Ok(_) => {
+                            renders.get_or_insert(ctx);
+                        }
+                        Err(reason) => problems.push(
+                            self.templates.path(name),
+                            format!(
+                                "fails to render for {label} and a {} event: {reason}",
+                                kind.as_str()
+                            ),
+                        ),
+                    }
                 }
             }
             // The digest, made of a template that renders on its own.
-            if let Some(name) = renders
+            if let Some(ctx) = renders
+                && let Some(name) = self.templates.names().first()
                 && let Err(reason) = self
                     .templates
-                    .render_many(&[(name, ctx.clone()), (name, ctx.clone())])
+                    .render_many(&[(name, ctx.clone()), (name, ctx)])
             {
                 problems.push(
                     self.templates.dir.join(template::DIGEST),
                     format!("fails to render for {label}: {reason}"),
                 );
             }
-            let ctx = self.context(&scene, None);
             for rule in self.rules.iter().filter(|r| r.when.is_some()) {
-                if let Err(reason) = self.templates.condition(&rule.name, &ctx) {
-                    problems.push(
-                        &rule.file,
-                        format!(
-                            "rule '{}': condition fails for {label}: {reason}",
-                            rule.name
-                        ),
-                    );
+                for &kind in &rule.on {
+                    let event = sample_event(kind, complete);
+                    let ctx = self.context(&sample_scene(&dossier, &event, delay), None);
+                    if let Err(reason) = self.templates.condition(&rule.name, &ctx) {
+                        problems.push(
+                            &rule.file,
+                            format!(
+                                "rule '{}': condition fails for {label} and a {} event: {reason}",
+                                rule.name,
+                                kind.as_str()
+                            ),
+                        );
+                    }
                 }
             }
         }
@@ -451,6 +463,12 @@ impl Rules {
             new => opt(&e.new_value),
             occurred_at => e.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             notified_by_source => e.notified_by_source,
+            // A deadline's label in lifecycle.toml ("la date limite des justificatifs").
+            label => (e.kind == EventKind::Deadline)
+                .then_some(e.field.as_deref())
+                .flatten()
+                .and_then(|f| lc.deadlines.iter().find(|d| d.field == f))
+                .map(|d| d.label.clone()),
         };
         let current = lc.step(&d.step);
         let step = minijinja::context! {
@@ -745,16 +763,24 @@ fn parse_file(
                 }
             }
         }
-        if !from.is_empty() && !on.iter().all(|k| *k == EventKind::StepChanged) {
+        if !from.is_empty()
+            && !on
+                .iter()
+                .all(|k| matches!(k, EventKind::StepChanged | EventKind::Stalled))
+        {
             fp.at(
                 span.clone(),
-                named("`from` only applies to step_changed events".to_owned()),
+                named("`from` only applies to step_changed and stalled events".to_owned()),
             );
         }
-        if !field.is_empty() && !on.iter().all(|k| *k == EventKind::FieldChanged) {
+        if !field.is_empty()
+            && !on
+                .iter()
+                .all(|k| matches!(k, EventKind::FieldChanged | EventKind::Deadline))
+        {
             fp.at(
                 span.clone(),
-                named("`field` only applies to field_changed events".to_owned()),
+                named("`field` only applies to field_changed and deadline events".to_owned()),
             );
         }
         let connector = globs(def.connector.as_ref(), "connector", &mut fp);
@@ -936,17 +962,57 @@ fn sample_delays() -> (crate::delays::Estimate, crate::delays::Estimate) {
     (history, lifecycle)
 }
 
-fn sample_event(complete: bool) -> Event {
+fn sample_scene<'a>(
+    dossier: &'a Dossier,
+    event: &'a Event,
+    delay: Option<&'a crate::delays::Estimate>,
+) -> Scene<'a> {
+    Scene {
+        connector: "sample",
+        link: Some("https://portail.example.org/dossiers/AR-24-000123"),
+        dossier,
+        event,
+        delay,
+    }
+}
+
+/// A sample event of `kind`; `complete` adds what a step change may carry.
+fn sample_event(kind: EventKind, complete: bool) -> Event {
     let at = DateTime::parse_from_rfc3339("2024-03-12T09:30:00Z")
         .map(|t| t.with_timezone(&Utc))
         .unwrap_or_default();
-    let mut event = Event::new(EventKind::StepChanged, at);
-    event.to_step = Some("instruction".to_owned());
-    if complete {
-        event.from_step = Some("complet".to_owned());
-        event.field = Some("amount_granted".to_owned());
-        event.old_value = Some("20000.00".to_owned());
-        event.new_value = Some("26956.00".to_owned());
+    let mut event = Event::new(kind, at);
+    let step = || Some("instruction".to_owned());
+    match kind {
+        EventKind::Created | EventKind::Reappeared => event.to_step = step(),
+        EventKind::StepChanged => {
+            event.to_step = step();
+            if complete {
+                event.from_step = Some("complet".to_owned());
+                event.field = Some("amount_granted".to_owned());
+                event.old_value = Some("20000.00".to_owned());
+                event.new_value = Some("26956.00".to_owned());
+            }
+        }
+        EventKind::FieldChanged => {
+            event.field = Some("amount_granted".to_owned());
+            event.old_value = complete.then(|| "20000.00".to_owned());
+            event.new_value = Some("26956.00".to_owned());
+        }
+        EventKind::Disappeared => event.from_step = step(),
+        EventKind::Stalled => {
+            event.from_step = step();
+            event.new_value = Some("p90".to_owned());
+        }
+        EventKind::Deadline => {
+            event.field = Some("justification_due".to_owned());
+            event.old_value = Some("2024-04-12".to_owned());
+            event.new_value = Some("30".to_owned());
+        }
+        EventKind::Message => {
+            event.field = Some("contact@example.org".to_owned());
+            event.new_value = Some("Bonjour".to_owned());
+        }
     }
     event
 }
@@ -1292,7 +1358,7 @@ mod tests {
         assert!(Rules::load(&config, Arc::new(lifecycle), &[], &mut problems).is_none());
         let text = problems.to_string();
         assert!(
-            text.contains("en_instruction.jinja: fails to render for a complete sample dossier")
+            text.contains("en_instruction.jinja: fails to render for a complete sample dossier and a step_changed event")
                 && text.contains("undefined"),
             "{text}"
         );

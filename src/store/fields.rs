@@ -172,6 +172,30 @@ pub(super) fn decode(
     Ok(fields)
 }
 
+/// The values of the fields whose name ids are `wanted`, read from a stored
+/// blob without decoding the rest: `out[i]` is the value of `wanted[i]`, if any.
+/// A blob that cannot be read gives no value (`decode` reports it).
+pub(super) fn pick<'b>(blob: &'b [u8], wanted: &[u64], out: &mut [Option<&'b str>]) {
+    out.fill(None);
+    let Some((&FORMAT, mut rest)) = blob.split_first() else {
+        return;
+    };
+    while !rest.is_empty() {
+        let (Some(id), Some(len)) = (take_varint(&mut rest), take_varint(&mut rest)) else {
+            return;
+        };
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        if len > rest.len() {
+            return;
+        }
+        let (value, after) = rest.split_at(len);
+        rest = after;
+        if let Some(i) = wanted.iter().position(|&w| w == id) {
+            out[i] = std::str::from_utf8(value).ok();
+        }
+    }
+}
+
 fn push_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);

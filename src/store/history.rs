@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Result, Store, StoreError};
+use super::{Result, Store, StoreError, epoch};
 use crate::delays::{Delays, History};
 use crate::lifecycle::Lifecycle;
 use crate::model::EventKind;
@@ -102,61 +102,6 @@ impl Store {
         }
         Ok(())
     }
-}
-
-/// An instant as the store writes it (`2026-11-28T22:47:48Z`), in Unix seconds:
-/// read by hand, as millions are read at once; other RFC 3339 forms the long way.
-fn epoch(text: &[u8]) -> Result<i64> {
-    let digits = |range: std::ops::Range<usize>| {
-        text[range].iter().try_fold(0i64, |n, &b| {
-            b.is_ascii_digit().then(|| n * 10 + i64::from(b - b'0'))
-        })
-    };
-    if let [
-        _,
-        _,
-        _,
-        _,
-        b'-',
-        _,
-        _,
-        b'-',
-        _,
-        _,
-        b'T',
-        _,
-        _,
-        b':',
-        _,
-        _,
-        b':',
-        _,
-        _,
-        b'Z',
-    ] = text
-        && let (Some(y), Some(m), Some(d), Some(h), Some(min), Some(s)) = (
-            digits(0..4),
-            digits(5..7),
-            digits(8..10),
-            digits(11..13),
-            digits(14..16),
-            digits(17..19),
-        )
-        && (1..=12).contains(&m)
-        && (1..=31).contains(&d)
-    {
-        // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's method).
-        let y = if m <= 2 { y - 1 } else { y };
-        let era = y.div_euclid(400);
-        let yoe = y - era * 400;
-        let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        let days = era * 146_097 + doe - 719_468;
-        return Ok(days * 86_400 + h * 3_600 + min * 60 + s);
-    }
-    let text = std::str::from_utf8(text)
-        .map_err(|_| StoreError::Corrupt("a time that is not UTF-8".to_owned()))?;
-    Ok(super::parse_time(text)?.timestamp())
 }
 
 #[cfg(test)]

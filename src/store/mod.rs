@@ -54,11 +54,13 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+mod evaluations;
 mod fields;
 mod history;
 mod outbox;
 mod sources;
 
+pub use evaluations::OpenDossier;
 pub use fields::{FieldEncoder, IdKey, id_key};
 pub use outbox::{AdminNews, Change, Delivery, DueAlert};
 pub use sources::SourceHealth;
@@ -82,6 +84,7 @@ const MIGRATIONS: &[Migration] = &[
     ),
     (include_str!("migrations/0006_sources.sql"), None),
     (include_str!("migrations/0007_messages.sql"), None),
+    (include_str!("migrations/0008_timers.sql"), None),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -109,6 +112,61 @@ fn parse_time(s: &str) -> Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| StoreError::Corrupt(format!("time '{s}': {e}")))
+}
+
+/// An instant as the store writes it (`2026-11-28T22:47:48Z`), in Unix seconds:
+/// read by hand, as millions are read at once; other RFC 3339 forms the long way.
+pub(crate) fn epoch(text: &[u8]) -> Result<i64> {
+    let digits = |range: std::ops::Range<usize>| {
+        text[range].iter().try_fold(0i64, |n, &b| {
+            b.is_ascii_digit().then(|| n * 10 + i64::from(b - b'0'))
+        })
+    };
+    if let [
+        _,
+        _,
+        _,
+        _,
+        b'-',
+        _,
+        _,
+        b'-',
+        _,
+        _,
+        b'T',
+        _,
+        _,
+        b':',
+        _,
+        _,
+        b':',
+        _,
+        _,
+        b'Z',
+    ] = text
+        && let (Some(y), Some(m), Some(d), Some(h), Some(min), Some(s)) = (
+            digits(0..4),
+            digits(5..7),
+            digits(8..10),
+            digits(11..13),
+            digits(14..16),
+            digits(17..19),
+        )
+        && (1..=12).contains(&m)
+        && (1..=31).contains(&d)
+    {
+        // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's method).
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        let days = era * 146_097 + doe - 719_468;
+        return Ok(days * 86_400 + h * 3_600 + min * 60 + s);
+    }
+    let text = std::str::from_utf8(text)
+        .map_err(|_| StoreError::Corrupt("a time that is not UTF-8".to_owned()))?;
+    Ok(parse_time(text)?.timestamp())
 }
 
 /// The outcome of a run.
@@ -165,6 +223,10 @@ pub struct Counts {
     pub alerts_cancelled: u64,
     /// Messages of the source added to the dossiers' timelines.
     pub messages: u64,
+    /// Dossiers found stalled in their step (evaluations).
+    pub stalled: u64,
+    /// Deadline reminders due (evaluations).
+    pub deadline: u64,
 }
 
 impl Counts {
@@ -177,6 +239,8 @@ impl Counts {
             EventKind::Disappeared => self.disappeared += 1,
             EventKind::Reappeared => self.reappeared += 1,
             EventKind::Message => self.messages += 1,
+            EventKind::Stalled => self.stalled += 1,
+            EventKind::Deadline => self.deadline += 1,
         }
     }
 }
@@ -444,10 +508,14 @@ impl Store {
         match connector {
             Some(c) => query_runs(
                 &self.conn,
-                "WHERE connector = ?1 ORDER BY id DESC LIMIT ?2",
+                "WHERE connector = ?1 AND kind = 'import' ORDER BY id DESC LIMIT ?2",
                 params![c, limit],
             ),
-            None => query_runs(&self.conn, "ORDER BY id DESC LIMIT ?1", params![limit]),
+            None => query_runs(
+                &self.conn,
+                "WHERE kind = 'import' ORDER BY id DESC LIMIT ?1",
+                params![limit],
+            ),
         }
     }
 }
@@ -461,7 +529,7 @@ fn query_runs(
         "SELECT id, connector, source, checksum, started_at, finished_at, status, baseline,
                     rows, unchanged, created, step_changed, field_changed, disappeared, reappeared,
                     rejected, warnings, reasons, fingerprint, alerts_queued, alerts_cancelled,
-                    messages
+                    messages, stalled, deadline
              FROM runs {tail}"
     );
     let mut stmt = conn.prepare(&sql)?;
@@ -493,6 +561,8 @@ fn query_runs(
                 alerts_queued: count(19)?,
                 alerts_cancelled: count(20)?,
                 messages: count(21)?,
+                stalled: count(22)?,
+                deadline: count(23)?,
             },
             reasons: serde_json::from_str(&reasons)
                 .map_err(|e| StoreError::Corrupt(format!("run reasons: {e}")))?,
@@ -1329,7 +1399,7 @@ impl ImportTx<'_> {
             "UPDATE runs SET finished_at = ?2, rows = ?3, unchanged = ?4, created = ?5,
                     step_changed = ?6, field_changed = ?7, disappeared = ?8, reappeared = ?9,
                     rejected = ?10, warnings = ?11, alerts_queued = ?12, alerts_cancelled = ?13,
-                    messages = ?14
+                    messages = ?14, stalled = ?15, deadline = ?16
              WHERE id = ?1",
             params![
                 self.run_id,
@@ -1346,6 +1416,8 @@ impl ImportTx<'_> {
                 c.alerts_queued as i64,
                 c.alerts_cancelled as i64,
                 c.messages as i64,
+                c.stalled as i64,
+                c.deadline as i64,
             ],
         )?;
         insert_rejections(&self.tx, self.run_id, rejections)?;

@@ -22,4 +22,5 @@ mod simulate;
 mod smtp_server;
 mod stats;
 mod templates;
+mod timers;
 mod xml;

@@ -100,6 +100,19 @@ const CASES: &[Case] = &[
         "commission",
     ),
     moved("instructeur-pieces-recues", "incomplet", "complet"),
+    case("rappel-echeance", EventKind::Deadline, None, "convention"),
+    case(
+        "dossier-en-attente",
+        EventKind::Stalled,
+        None,
+        "instruction",
+    ),
+    case(
+        "instructeur-dossier-bloque",
+        EventKind::Stalled,
+        None,
+        "instruction",
+    ),
 ];
 
 fn at(text: &str) -> DateTime<Utc> {
@@ -237,6 +250,17 @@ fn event(kind: EventKind, from: Option<&str>, step: &str) -> Event {
         EventKind::Disappeared => {
             event.from_step = from.map(str::to_owned);
         }
+        // Stalled in its step past the 90th percentile.
+        EventKind::Stalled => {
+            event.from_step = Some(step.to_owned());
+            event.new_value = Some("p90".to_owned());
+        }
+        // The justification period ends on 30 June 2027: the 30-day reminder.
+        EventKind::Deadline => {
+            event.field = Some("justification_due".to_owned());
+            event.old_value = Some("2027-06-30".to_owned());
+            event.new_value = Some("30".to_owned());
+        }
         EventKind::Message => unreachable!("messages never alert"),
     }
     event
@@ -357,7 +381,13 @@ fn render_every_rule(suffix: &str, region: Option<Region>, make: fn(&str) -> Dos
         let dossier = make(case.step);
         let event = event(case.kind, case.from, case.step);
         let link = connector.link_for(&dossier);
-        let delay = delay(&rules, dossier.get("scheme").is_some(), case.step);
+        let mut delay = delay(&rules, dossier.get("scheme").is_some(), case.step);
+        // A stalled dossier has been there long: 45 days, with about 12 to go.
+        if let Some(d) = delay.as_mut().filter(|_| case.kind == EventKind::Stalled) {
+            d.elapsed = 45 * 86_400;
+            d.remaining = d.remaining.map(|_| 12 * 86_400);
+            d.overdue = true;
+        }
         let scene = Scene {
             connector: CONNECTOR,
             link: link.as_deref(),

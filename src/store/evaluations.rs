@@ -1,0 +1,157 @@
+//! The store's side of evaluating time-based events (stalled dossiers, deadline
+//! reminders): the evaluation's run, the open dossiers read in one pass, and each
+//! event recorded once.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+
+use super::{ImportTx, Result, StoreError, epoch, fields, format_time};
+use crate::model::Event;
+
+/// An open dossier, as an evaluation reads it.
+#[derive(Debug)]
+pub struct OpenDossier<'a> {
+    /// Its row id.
+    pub rowid: i64,
+    /// Its connector.
+    pub connector: &'a str,
+    /// Its scheme.
+    pub scheme: Option<&'a str>,
+    /// Its step.
+    pub step: &'a str,
+    /// When it entered the step (Unix seconds).
+    pub entered: i64,
+    /// When Alertissimo first saw it (the start of its first import).
+    pub first_seen: i64,
+    /// The values of the date fields asked for, in their order.
+    pub dates: &'a [Option<&'a str>],
+}
+
+impl ImportTx<'_> {
+    /// Records an evaluation of time-based events, started at `at`, as the run the
+    /// writes that follow belong to.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn start_evaluation(&mut self, at: DateTime<Utc>) -> Result<i64> {
+        let at = format_time(at);
+        self.tx.execute(
+            "INSERT INTO runs (connector, source, fingerprint, started_at, finished_at, status,
+                               baseline, kind)
+             VALUES ('', 'evaluation', '', ?1, ?1, 'applied', 0, 'evaluation')",
+            [&at],
+        )?;
+        self.run_id = self.tx.last_insert_rowid();
+        Ok(self.run_id)
+    }
+
+    /// Calls `f` with every dossier still in its source, with the values of the
+    /// `date_fields`.
+    ///
+    /// # Errors
+    /// On a database error, a corrupt row, or an error of `f`.
+    pub fn for_each_open(
+        &self,
+        date_fields: &[String],
+        mut f: impl FnMut(&OpenDossier<'_>) -> Result<()>,
+    ) -> Result<()> {
+        // Run ids are dense: when each started, by id.
+        let mut runs: Vec<i64> = Vec::new();
+        let mut stmt = self.tx.prepare("SELECT id, started_at FROM runs")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let id = usize::try_from(row.get::<_, i64>(0)?).unwrap_or(0);
+            if runs.len() <= id {
+                runs.resize(id + 1, 0);
+            }
+            runs[id] = epoch(row.get_ref(1)?.as_bytes()?)?;
+        }
+        let mut absent = std::collections::HashSet::new();
+        let mut stmt = self
+            .tx
+            .prepare("SELECT dossier_id FROM dossier_state WHERE present = 0")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            absent.insert(row.get::<_, i64>(0)?);
+        }
+        // A field no dossier has is not in the dictionary: it never matches.
+        let mut wanted = Vec::with_capacity(date_fields.len());
+        for name in date_fields {
+            let id: Option<i64> = self
+                .tx
+                .query_row("SELECT id FROM field_names WHERE name = ?1", [name], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            wanted.push(id.map_or(u64::MAX, |id| id as u64));
+        }
+        let mut stmt = self.tx.prepare(
+            "SELECT id, connector, scheme, step, step_entered_at, first_run, fields FROM dossiers",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let rowid: i64 = row.get(0)?;
+            if absent.contains(&rowid) {
+                continue;
+            }
+            let first_run = row.get::<_, i64>(5)?;
+            let first_seen = usize::try_from(first_run)
+                .ok()
+                .and_then(|r| runs.get(r))
+                .copied()
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!("dossier of a missing run {first_run}"))
+                })?;
+            let mut dates = vec![None; wanted.len()];
+            if !wanted.is_empty() {
+                fields::pick(row.get_ref(6)?.as_blob()?, &wanted, &mut dates);
+            }
+            f(&OpenDossier {
+                rowid,
+                connector: row.get_ref(1)?.as_str()?,
+                scheme: row.get_ref(2)?.as_str_or_null()?,
+                step: row.get_ref(3)?.as_str()?,
+                entered: epoch(row.get_ref(4)?.as_bytes()?)?,
+                first_seen,
+                dates: &dates,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Records a time-based event once: `key` names what it is about (a stay, a
+    /// reminder). Returns its id, or `None` when it was recorded before.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn insert_once(
+        &self,
+        rowid: i64,
+        event: &Event,
+        key: &str,
+        baseline: bool,
+    ) -> Result<Option<i64>> {
+        let inserted = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO events (run_id, dossier_id, kind, from_step, to_step, field,
+                                     old_value, new_value, occurred_at, baseline, external_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 ON CONFLICT (dossier_id, external_id) WHERE external_id IS NOT NULL DO NOTHING",
+            )?
+            .execute(params![
+                self.run_id,
+                rowid,
+                event.kind.as_str(),
+                event.from_step,
+                event.to_step,
+                event.field,
+                event.old_value,
+                event.new_value,
+                format_time(event.occurred_at),
+                baseline,
+                key,
+            ])?;
+        Ok((inserted == 1).then(|| self.tx.last_insert_rowid()))
+    }
+}

@@ -1,0 +1,459 @@
+//! Time-based events: dossiers stalled in their step, and deadlines coming up.
+//!
+//! Owns the decision for one open dossier ([`due`], pure: `now` is an argument)
+//! and the evaluation of every open dossier ([`evaluate`]), which the daemon runs
+//! at start-up and on `[delays] evaluate`, and `alertissimo evaluate` runs by hand.
+//! Each threshold crossing is one event, raised once across evaluations and
+//! restarts: its key names the stay (`stalled:STEP:ENTERED`) or the reminder
+//! (`deadline:FIELD:DATE:DAYS`), and the store keeps one event per key and
+//! dossier. New events queue their alerts in the same transaction, as an
+//! import's do; an evaluation that finds nothing new records nothing.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+use tracing::info;
+
+use crate::alerting::Alerting;
+use crate::connector::Connector;
+use crate::delays::{Basis, Delays};
+use crate::lifecycle::{Lifecycle, Stall};
+use crate::model::{Event, EventKind};
+use crate::rules::Rules;
+use crate::store::{Counts, NewRun, OpenDossier, Store, StoreError};
+
+/// A time-based event one dossier owes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Due {
+    /// The event.
+    pub event: Event,
+    /// What it is about, so that it is raised once.
+    pub key: String,
+    /// Whether it was already true when Alertissimo first saw the dossier: it is
+    /// recorded, and alerts nobody (as a first import's events).
+    pub baseline: bool,
+}
+
+/// How long a dossier of `scheme` may stay in `step` under `stall`; `None` when
+/// it is never stalled there or nothing tells how long stays last.
+pub fn stall_after(stall: Stall, delays: &Delays, scheme: Option<&str>, step: &str) -> Option<i64> {
+    match stall {
+        Stall::Off => None,
+        Stall::After(d) => i64::try_from(d.as_secs()).ok(),
+        Stall::Percentile(p) => {
+            let e = delays.estimate(scheme, step, 0)?;
+            match e.basis {
+                // No history long enough: longer than expected is stalled.
+                Basis::Lifecycle => e.median,
+                Basis::Scheme | Basis::Step if p == 80 => e.p80,
+                Basis::Scheme | Basis::Step => e.p90,
+            }
+        }
+    }
+}
+
+/// The start of a day in `tz`, in UTC.
+fn day_start(day: NaiveDate, tz: Tz) -> Option<DateTime<Utc>> {
+    tz.from_local_datetime(&day.and_hms_opt(0, 0, 0)?)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// What an open dossier owes at `now`: a `stalled` event once it has been in its
+/// step longer than the lifecycle's `stalled_after`, and for each `[[deadline]]`
+/// whose date field it has, a `deadline` event for the nearest reminder due
+/// (days counted in `tz`), until the end of that day.
+pub fn due(
+    lifecycle: &Lifecycle,
+    delays: &Delays,
+    tz: Tz,
+    dossier: &OpenDossier<'_>,
+    now: DateTime<Utc>,
+) -> Vec<Due> {
+    let mut out = Vec::new();
+    let Some(step) = lifecycle.step(dossier.step) else {
+        return out;
+    };
+    if step.is_final {
+        return out;
+    }
+    if let Some(after) = stall_after(step.stalled_after, delays, dossier.scheme, &step.id) {
+        let crossing = dossier.entered.saturating_add(after);
+        if now.timestamp() >= crossing
+            && let Some(at) = DateTime::from_timestamp(crossing, 0)
+        {
+            let mut event = Event::new(EventKind::Stalled, at);
+            event.from_step = Some(step.id.clone());
+            event.new_value = Some(step.stalled_after.text());
+            out.push(Due {
+                event,
+                key: format!("stalled:{}:{}", step.id, dossier.entered),
+                baseline: crossing < dossier.first_seen,
+            });
+        }
+    }
+    for (deadline, date) in lifecycle.deadlines.iter().zip(dossier.dates) {
+        if !deadline.steps.is_empty() && !deadline.steps.contains(&step.id) {
+            continue;
+        }
+        let Some(day) = date.and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()) else {
+            continue;
+        };
+        let Some(end) = day.succ_opt().and_then(|d| day_start(d, tz)) else {
+            continue;
+        };
+        if now >= end {
+            continue;
+        }
+        // The nearest reminder whose day has come (the others are behind it).
+        let reminder = deadline.days_before.iter().rev().find_map(|&days| {
+            let start = day_start(day - chrono::Days::new(u64::from(days)), tz)?;
+            (now >= start).then_some((days, start))
+        });
+        if let Some((days, at)) = reminder {
+            let mut event = Event::new(EventKind::Deadline, at);
+            event.field = Some(deadline.field.clone());
+            event.old_value = Some(day.format("%Y-%m-%d").to_string());
+            event.new_value = Some(days.to_string());
+            out.push(Due {
+                event,
+                key: format!("deadline:{}:{day}:{days}", deadline.field),
+                baseline: false,
+            });
+        }
+    }
+    out
+}
+
+/// What an evaluation did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    /// Its run, when it found something new (else nothing was recorded).
+    pub run_id: Option<i64>,
+    /// Open dossiers looked at.
+    pub dossiers: u64,
+    /// New `stalled` events.
+    pub stalled: u64,
+    /// New `deadline` events.
+    pub deadline: u64,
+    /// Alerts they queued.
+    pub alerts_queued: u64,
+}
+
+/// Raises the time-based events every open dossier owes at `now`, and queues
+/// their alerts (none when `rules` is `None`), in one transaction.
+///
+/// # Errors
+/// On a store failure; then nothing of the evaluation is kept.
+pub fn evaluate(
+    store: &mut Store,
+    delays: &Delays,
+    rules: Option<&Rules>,
+    connectors: &[Connector],
+    lifecycle: &Lifecycle,
+    tz: Tz,
+    now: DateTime<Utc>,
+) -> Result<Summary, StoreError> {
+    let mut tx = store.begin_import()?;
+    let run_id = tx.start_evaluation(now)?;
+    let fields: Vec<String> = lifecycle
+        .deadlines
+        .iter()
+        .map(|d| d.field.clone())
+        .collect();
+    let mut owed: Vec<(i64, String, Due)> = Vec::new();
+    let mut dossiers = 0u64;
+    tx.for_each_open(&fields, |d| {
+        dossiers += 1;
+        for due in due(lifecycle, delays, tz, d, now) {
+            owed.push((d.rowid, d.connector.to_owned(), due));
+        }
+        Ok(())
+    })?;
+    let mut counts = Counts {
+        rows: dossiers,
+        ..Counts::default()
+    };
+    let mut alerting: HashMap<&str, Alerting<'_>> = HashMap::new();
+    for (rowid, connector, due) in &owed {
+        let Some(event_id) = tx.insert_once(*rowid, &due.event, &due.key, due.baseline)? else {
+            continue;
+        };
+        counts.add(due.event.kind);
+        let Some(rules) = rules.filter(|_| !due.baseline) else {
+            continue;
+        };
+        // A connector removed from the configuration: its dossiers' events are
+        // recorded, and alert nobody.
+        let Some(c) = connectors.iter().find(|c| &c.name == connector) else {
+            continue;
+        };
+        let Some((dossier, _)) = tx.get(*rowid)? else {
+            continue;
+        };
+        alerting
+            .entry(c.name.as_str())
+            .or_insert_with(|| Alerting::new(rules, c, now))
+            .on_events(
+                &tx,
+                *rowid,
+                &dossier,
+                &[(event_id, &due.event)],
+                &mut counts,
+            )?;
+    }
+    let summary = Summary {
+        run_id: None,
+        dossiers,
+        stalled: counts.stalled,
+        deadline: counts.deadline,
+        alerts_queued: counts.alerts_queued,
+    };
+    if counts.stalled + counts.deadline == 0 {
+        // Nothing new: the transaction is dropped, no run is recorded.
+        return Ok(summary);
+    }
+    for a in alerting.values() {
+        a.report();
+    }
+    if counts.alerts_queued > 0 {
+        tx.align_digests()?;
+    }
+    let run = NewRun {
+        connector: String::new(),
+        source: "evaluation".to_owned(),
+        checksum: None,
+        fingerprint: String::new(),
+        started_at: now,
+        finished_at: Utc::now(),
+        baseline: false,
+        counts,
+        reasons: Vec::new(),
+    };
+    tx.finish(&run, &[])?;
+    info!(
+        run = run_id,
+        dossiers,
+        stalled = summary.stalled,
+        deadline = summary.deadline,
+        alerts_queued = summary.alerts_queued,
+        "Evaluated stalled dossiers and deadlines."
+    );
+    Ok(Summary {
+        run_id: Some(run_id),
+        ..summary
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delays::History;
+    use crate::test_support::{shipped_lifecycle, utc};
+
+    const DAY: i64 = 86_400;
+
+    fn open<'a>(
+        step: &'a str,
+        entered: &str,
+        first_seen: &str,
+        dates: &'a [Option<&'a str>],
+    ) -> OpenDossier<'a> {
+        OpenDossier {
+            rowid: 1,
+            connector: "portail",
+            scheme: Some("Culture"),
+            step,
+            entered: utc(entered).timestamp(),
+            first_seen: utc(first_seen).timestamp(),
+            dates,
+        }
+    }
+
+    /// No history: the shipped lifecycle's expected durations are the thresholds.
+    fn no_history(lifecycle: &Lifecycle) -> Delays {
+        History::new().finish(lifecycle, 30, 0)
+    }
+
+    #[test]
+    fn a_dossier_is_stalled_once_past_its_threshold() {
+        let lc = shipped_lifecycle();
+        let delays = no_history(&lc);
+        let paris = chrono_tz::Europe::Paris;
+        // Instruction: 6 weeks expected. Entered on 1 March, seen the same day.
+        let d = open(
+            "instruction",
+            "2026-03-01T08:00:00Z",
+            "2026-03-01T09:00:00Z",
+            &[None, None],
+        );
+        assert!(due(&lc, &delays, paris, &d, utc("2026-04-12T07:59:59Z")).is_empty());
+        let owed = due(&lc, &delays, paris, &d, utc("2026-04-12T08:00:00Z"));
+        assert_eq!(owed.len(), 1);
+        assert_eq!(owed[0].event.kind, EventKind::Stalled);
+        assert_eq!(owed[0].event.from_step.as_deref(), Some("instruction"));
+        assert_eq!(owed[0].event.occurred_at, utc("2026-04-12T08:00:00Z"));
+        assert_eq!(owed[0].event.new_value.as_deref(), Some("p90"));
+        assert!(!owed[0].baseline);
+        // The same stay gives the same key at every evaluation: raised once.
+        let later = due(&lc, &delays, paris, &d, utc("2026-06-01T00:00:00Z"));
+        assert_eq!(later[0].key, owed[0].key);
+        // A new stay in the step is another key.
+        let again = open(
+            "instruction",
+            "2026-07-01T08:00:00Z",
+            "2026-03-01T09:00:00Z",
+            &[None, None],
+        );
+        let owed_again = due(&lc, &delays, paris, &again, utc("2026-09-01T00:00:00Z"));
+        assert_ne!(owed_again[0].key, owed[0].key);
+    }
+
+    #[test]
+    fn stalled_before_it_was_first_seen_is_a_baseline() {
+        let lc = shipped_lifecycle();
+        let delays = no_history(&lc);
+        let d = open(
+            "instruction",
+            "2025-01-01T00:00:00Z",
+            "2026-03-01T09:00:00Z",
+            &[None, None],
+        );
+        let owed = due(
+            &lc,
+            &delays,
+            chrono_tz::Europe::Paris,
+            &d,
+            utc("2026-03-01T10:00:00Z"),
+        );
+        assert!(owed[0].baseline);
+    }
+
+    #[test]
+    fn final_steps_never_stall() {
+        let lc = shipped_lifecycle();
+        let delays = no_history(&lc);
+        let d = open(
+            "cloture",
+            "2020-01-01T00:00:00Z",
+            "2020-01-01T00:00:00Z",
+            &[None, None],
+        );
+        assert!(
+            due(
+                &lc,
+                &delays,
+                chrono_tz::Europe::Paris,
+                &d,
+                utc("2026-03-01T10:00:00Z")
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn the_nearest_deadline_reminder_is_due_from_the_start_of_its_day_in_paris() {
+        let lc = shipped_lifecycle();
+        let delays = no_history(&lc);
+        let paris = chrono_tz::Europe::Paris;
+        // justification_due on 5 April 2026, reminders 30 and 7 days before; the
+        // dossier entered its step on 20 March (not stalled before 17 April).
+        let dates = [Some("2026-04-05"), None];
+        let d = open(
+            "convention",
+            "2026-03-20T00:00:00Z",
+            "2026-03-01T00:00:00Z",
+            &dates,
+        );
+        // 30 days before is 6 March, from 00:00 Paris (23:00 UTC the day before).
+        assert!(due(&lc, &delays, paris, &d, utc("2026-03-05T22:59:59Z")).is_empty());
+        let owed = due(&lc, &delays, paris, &d, utc("2026-03-05T23:00:00Z"));
+        assert_eq!(owed.len(), 1);
+        assert_eq!(owed[0].event.kind, EventKind::Deadline);
+        assert_eq!(owed[0].event.new_value.as_deref(), Some("30"));
+        assert_eq!(owed[0].key, "deadline:justification_due:2026-04-05:30");
+        // 7 days before is 29 March, the night clocks go forward: 00:00 Paris is
+        // still 23:00 UTC the day before (summer time starts at 02:00).
+        let owed = due(&lc, &delays, paris, &d, utc("2026-03-28T23:00:00Z"));
+        assert_eq!(owed[0].event.new_value.as_deref(), Some("7"));
+        assert_eq!(owed[0].event.occurred_at, utc("2026-03-28T23:00:00Z"));
+        // Met for the first time 3 days before: only the 7-day reminder.
+        let owed = due(&lc, &delays, paris, &d, utc("2026-04-02T10:00:00Z"));
+        assert_eq!(owed.len(), 1);
+        assert_eq!(owed[0].event.new_value.as_deref(), Some("7"));
+        // The day after the date (from 00:00 Paris, summer time), nothing.
+        assert!(due(&lc, &delays, paris, &d, utc("2026-04-05T22:00:00Z")).is_empty());
+        assert_eq!(
+            due(&lc, &delays, paris, &d, utc("2026-04-05T21:59:59Z")).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_deadline_only_applies_in_its_steps() {
+        let lc = shipped_lifecycle();
+        let delays = no_history(&lc);
+        let dates = [Some("2026-04-05"), None];
+        let d = open(
+            "depose",
+            "2026-03-30T00:00:00Z",
+            "2026-03-30T00:00:00Z",
+            &dates,
+        );
+        assert!(
+            due(
+                &lc,
+                &delays,
+                chrono_tz::Europe::Paris,
+                &d,
+                utc("2026-04-01T10:00:00Z")
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn percentile_thresholds_come_from_the_history() {
+        let lc = shipped_lifecycle();
+        let mut h = History::new();
+        // 40 dossiers of Culture left instruction after 1 to 40 days.
+        for i in 1..=40i64 {
+            h.dossier(i, Some("Culture"), "commission", i * DAY);
+            h.event(i, EventKind::Created, Some("instruction"), 0, 0);
+            h.event(
+                i,
+                EventKind::StepChanged,
+                Some("commission"),
+                i * DAY,
+                i * DAY,
+            );
+        }
+        let delays = h.finish(&lc, 30, 100 * DAY);
+        let p90 = delays
+            .estimate(Some("Culture"), "instruction", 0)
+            .unwrap()
+            .p90
+            .unwrap();
+        assert_eq!(
+            stall_after(
+                Stall::Percentile(90),
+                &delays,
+                Some("Culture"),
+                "instruction"
+            ),
+            Some(p90)
+        );
+        assert_eq!(
+            stall_after(
+                Stall::After(std::time::Duration::from_secs(3 * 86_400)),
+                &delays,
+                None,
+                "instruction"
+            ),
+            Some(3 * DAY)
+        );
+        assert_eq!(stall_after(Stall::Off, &delays, None, "instruction"), None);
+    }
+}
