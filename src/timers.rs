@@ -178,7 +178,9 @@ pub fn evaluate(
     };
     let mut alerting: HashMap<&str, Alerting<'_>> = HashMap::new();
     for (rowid, connector, due) in &owed {
-        let Some(event_id) = tx.insert_once(*rowid, &due.event, &due.key, due.baseline)? else {
+        let Some(event_id) =
+            tx.insert_event_keyed(*rowid, &due.event, due.baseline, Some(&due.key))?
+        else {
             continue;
         };
         counts.add(due.event.kind);

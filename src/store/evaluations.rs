@@ -3,10 +3,9 @@
 //! event recorded once.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
+use rusqlite::OptionalExtension;
 
 use super::{ImportTx, Result, StoreError, epoch, fields, format_time};
-use crate::model::Event;
 
 /// An open dossier, as an evaluation reads it.
 #[derive(Debug)]
@@ -117,41 +116,5 @@ impl ImportTx<'_> {
             })?;
         }
         Ok(())
-    }
-
-    /// Records a time-based event once: `key` names what it is about (a stay, a
-    /// reminder). Returns its id, or `None` when it was recorded before.
-    ///
-    /// # Errors
-    /// On a database error.
-    pub fn insert_once(
-        &self,
-        rowid: i64,
-        event: &Event,
-        key: &str,
-        baseline: bool,
-    ) -> Result<Option<i64>> {
-        let inserted = self
-            .tx
-            .prepare_cached(
-                "INSERT INTO events (run_id, dossier_id, kind, from_step, to_step, field,
-                                     old_value, new_value, occurred_at, baseline, external_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-                 ON CONFLICT (dossier_id, external_id) WHERE external_id IS NOT NULL DO NOTHING",
-            )?
-            .execute(params![
-                self.run_id,
-                rowid,
-                event.kind.as_str(),
-                event.from_step,
-                event.to_step,
-                event.field,
-                event.old_value,
-                event.new_value,
-                format_time(event.occurred_at),
-                baseline,
-                key,
-            ])?;
-        Ok((inserted == 1).then(|| self.tx.last_insert_rowid()))
     }
 }

@@ -1211,12 +1211,31 @@ impl ImportTx<'_> {
     /// # Errors
     /// On a database error.
     pub fn insert_event(&self, rowid: i64, event: &Event, baseline: bool) -> Result<i64> {
-        self.tx
+        // Without a key, the row is always inserted.
+        self.insert_event_keyed(rowid, event, baseline, None)
+            .map(|id| id.unwrap_or_default())
+    }
+
+    /// Records an event; with a `key` (what it is about: a stay, a reminder), once:
+    /// returns its id, or `None` when an event of this dossier has that key already.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn insert_event_keyed(
+        &self,
+        rowid: i64,
+        event: &Event,
+        baseline: bool,
+        key: Option<&str>,
+    ) -> Result<Option<i64>> {
+        let inserted = self
+            .tx
             .prepare_cached(
                 "INSERT INTO events (run_id, dossier_id, kind, from_step, to_step, field,
                                      old_value, new_value, occurred_at, baseline,
-                                     notified_by_source)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                                     notified_by_source, external_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                 ON CONFLICT (dossier_id, external_id) WHERE external_id IS NOT NULL DO NOTHING",
             )?
             .execute(params![
                 self.run_id,
@@ -1230,8 +1249,9 @@ impl ImportTx<'_> {
                 format_time(event.occurred_at),
                 baseline,
                 event.notified_by_source,
+                key,
             ])?;
-        Ok(self.tx.last_insert_rowid())
+        Ok((inserted == 1).then(|| self.tx.last_insert_rowid()))
     }
 
     /// Adds a message of the source to a dossier's timeline, once: returns false
@@ -1245,24 +1265,12 @@ impl ImportTx<'_> {
         message: &crate::model::SourceMessage,
         baseline: bool,
     ) -> Result<bool> {
-        let inserted = self
-            .tx
-            .prepare_cached(
-                "INSERT INTO events (run_id, dossier_id, kind, field, new_value, occurred_at,
-                                     baseline, external_id)
-                 VALUES (?1, ?2, 'message', ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (dossier_id, external_id) WHERE external_id IS NOT NULL DO NOTHING",
-            )?
-            .execute(params![
-                self.run_id,
-                rowid,
-                message.from,
-                message.text,
-                format_time(message.at),
-                baseline,
-                message.id,
-            ])?;
-        Ok(inserted == 1)
+        let mut event = Event::new(EventKind::Message, message.at);
+        event.field = Some(message.from.clone());
+        event.new_value = Some(message.text.clone());
+        Ok(self
+            .insert_event_keyed(rowid, &event, baseline, Some(&message.id))?
+            .is_some())
     }
 
     /// Queues an alert; returns false when its key is already queued (the same
