@@ -119,7 +119,7 @@ enum Command {
         command: outbox::OutboxCommand,
     },
     /// Look for stalled dossiers and deadlines now, and queue what the rules owe
-    /// (the daemon does it at start-up and on [delays] evaluate)
+    /// (the daemon does it at start-up and on the schedule of `delays.evaluate`)
     Evaluate {
         /// Print the summary as JSON
         #[arg(long)]
