@@ -419,8 +419,11 @@ fn time_evaluation(
             None,
             &[],
             lifecycle,
-            chrono_tz::Europe::Paris,
-            now,
+            alertissimo::timers::Clock {
+                tz: chrono_tz::Europe::Paris,
+                now,
+            },
+            alertissimo::timers::Pass::Events,
         )
         .expect("an evaluation");
         (clock.elapsed().as_secs_f64(), summary)

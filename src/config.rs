@@ -53,6 +53,8 @@ pub const KEYS: &[&str] = &[
     "delays.min_sample",
     "delays.refresh",
     "delays.evaluate",
+    "delays.review",
+    "delays.review_horizon",
     "delivery.transport",
     "delivery.concurrency",
     "delivery.rate_per_second",
@@ -96,6 +98,8 @@ struct DelaysDefaults {
     min_sample: u64,
     refresh: &'static str,
     evaluate: &'static str,
+    review: &'static str,
+    review_horizon: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -206,6 +210,8 @@ const DEFAULTS: Defaults = Defaults {
         min_sample: 30,
         refresh: "1h",
         evaluate: "0 0 * * * *",
+        review: "0 0 7 * * MON",
+        review_horizon: "30d",
     },
     delivery: DeliveryDefaults {
         transport: "file",
@@ -439,6 +445,10 @@ pub struct DelaysConfig {
     pub refresh: Duration,
     /// When the daemon looks for stalled dossiers and deadlines (besides at start-up).
     pub evaluate: croner::Cron,
+    /// When the daemon lists, for each instructor, the dossiers to look at.
+    pub review: croner::Cron,
+    /// How far ahead a review looks for deadlines.
+    pub review_horizon: Duration,
 }
 
 /// Daemon settings.
@@ -616,6 +626,8 @@ impl Config {
         });
         let refresh = get_duration(figment, "delays.refresh", &mut p);
         let evaluate = get_cron(figment, "delays.evaluate", &mut p);
+        let review = get_cron(figment, "delays.review", &mut p);
+        let review_horizon = get_duration(figment, "delays.review_horizon", &mut p);
         match (
             timezone,
             connectors_dir,
@@ -634,6 +646,8 @@ impl Config {
             min_sample,
             refresh,
             evaluate,
+            review,
+            review_horizon,
         ) {
             (
                 Some(timezone),
@@ -653,6 +667,8 @@ impl Config {
                 Some(min_sample),
                 Some(refresh),
                 Some(evaluate),
+                Some(review),
+                Some(review_horizon),
             ) if p.is_empty() => Ok(Config {
                 file,
                 timezone,
@@ -674,6 +690,8 @@ impl Config {
                     min_sample,
                     refresh,
                     evaluate,
+                    review,
+                    review_horizon,
                 },
                 delivery,
             }),

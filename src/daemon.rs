@@ -32,7 +32,7 @@ use crate::dispatch::Dispatcher;
 use crate::import::{self, Options};
 use crate::rules::Rules;
 use crate::store::Store;
-use crate::timers;
+use crate::timers::{self, Clock, Pass};
 
 type Job = Box<dyn FnOnce(&mut Store) + Send>;
 
@@ -138,14 +138,27 @@ pub async fn run(
         timezone = %config.timezone,
         "Started."
     );
-    tracker.spawn(evaluate(
-        Arc::clone(&rules),
-        Arc::new(connectors.clone()),
-        handle.clone(),
-        config.clone(),
-        Arc::clone(&wake),
-        cancel.clone(),
-    ));
+    let all = Arc::new(connectors.clone());
+    for (schedule, pass) in [
+        (config.delays.evaluate.clone(), Pass::Events),
+        (
+            config.delays.review.clone(),
+            Pass::Review(config.delays.review_horizon),
+        ),
+    ] {
+        tracker.spawn(evaluate(
+            Evaluation {
+                rules: Arc::clone(&rules),
+                connectors: Arc::clone(&all),
+                config: config.clone(),
+                schedule,
+                pass,
+            },
+            handle.clone(),
+            Arc::clone(&wake),
+            cancel.clone(),
+        ));
+    }
     for connector in connectors {
         if !connector.enabled {
             info!(connector = %connector.name, "Disabled (enabled = false): not imported on schedule.");
@@ -213,54 +226,74 @@ async fn deliver(dispatcher: Dispatcher, wake: Arc<Notify>, cancel: Cancellation
     }
 }
 
-/// Looks for stalled dossiers and deadlines at start-up, then on `[delays] evaluate`.
-async fn evaluate(
+/// One kind of evaluation of time-based events, and its schedule.
+struct Evaluation {
     rules: Arc<Rules>,
     connectors: Arc<Vec<Connector>>,
-    store: StoreHandle,
     config: Config,
+    schedule: croner::Cron,
+    pass: Pass,
+}
+
+/// Looks for stalled dossiers and deadlines at start-up, then on `[delays]
+/// evaluate`; or makes the instructors' review on `[delays] review`.
+async fn evaluate(
+    evaluation: Evaluation,
+    store: StoreHandle,
     wake: Arc<Notify>,
     cancel: CancellationToken,
 ) {
+    // A review waits for its day; stalls and deadlines are looked for at once.
+    let mut due_now = evaluation.pass == Pass::Events;
     loop {
-        let (rules, connectors, config_) =
-            (Arc::clone(&rules), Arc::clone(&connectors), config.clone());
-        let result = store
-            .call(move |store| {
-                let now = Utc::now();
-                let lifecycle = &rules.lifecycle;
-                let delays = store.delays(lifecycle, config_.delays.min_sample, now)?;
-                timers::evaluate(
-                    store,
-                    &delays,
-                    Some(&rules),
-                    &connectors,
-                    lifecycle,
-                    config_.timezone,
-                    now,
-                )
-            })
-            .await;
-        match result {
-            Ok(Ok(summary)) if summary.alerts_queued > 0 => wake.notify_one(),
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => {
-                error!(error = %format!("{:#}", anyhow::Error::from(error)), "The evaluation of stalled dossiers and deadlines failed; will retry at the next tick.");
-            }
-            Err(error) => {
-                error!(%error, "The evaluation of stalled dossiers and deadlines failed; will retry at the next tick.");
-            }
+        if due_now {
+            evaluate_once(&evaluation, &store, &wake).await;
         }
-        let Ok(next) = next_run(&config.delays.evaluate, config.timezone, Utc::now()) else {
-            error!(
-                "[delays] evaluate has no next occurrence: stalled dossiers and deadlines are no longer looked for."
-            );
+        due_now = true;
+        let Ok(next) = next_run(&evaluation.schedule, evaluation.config.timezone, Utc::now())
+        else {
+            error!("A schedule of [delays] has no next occurrence: this evaluation stops.");
             return;
         };
         let wait = (next - Utc::now()).to_std().unwrap_or_default();
         tokio::select! {
             () = cancel.cancelled() => return,
             () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+async fn evaluate_once(evaluation: &Evaluation, store: &StoreHandle, wake: &Notify) {
+    let rules = Arc::clone(&evaluation.rules);
+    let connectors = Arc::clone(&evaluation.connectors);
+    let (config, pass) = (evaluation.config.clone(), evaluation.pass);
+    let result = store
+        .call(move |store| {
+            let clock = Clock {
+                tz: config.timezone,
+                now: Utc::now(),
+            };
+            let lifecycle = &rules.lifecycle;
+            let delays = store.delays(lifecycle, config.delays.min_sample, clock.now)?;
+            timers::evaluate(
+                store,
+                &delays,
+                Some(&rules),
+                &connectors,
+                lifecycle,
+                clock,
+                pass,
+            )
+        })
+        .await;
+    match result {
+        Ok(Ok(summary)) if summary.alerts_queued > 0 => wake.notify_one(),
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => {
+            error!(error = %format!("{:#}", anyhow::Error::from(error)), "The evaluation of time-based events failed; will retry at the next tick.");
+        }
+        Err(error) => {
+            error!(%error, "The evaluation of time-based events failed; will retry at the next tick.");
         }
     }
 }

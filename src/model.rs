@@ -217,11 +217,14 @@ pub enum EventKind {
     Stalled,
     /// A date field of the dossier is near (raised once per `[[deadline]]` reminder).
     Deadline,
+    /// The periodic review of a dossier its instructor should look at: stalled, or
+    /// a deadline within `[delays] review_horizon` (raised on `[delays] review`).
+    Review,
 }
 
 impl EventKind {
     /// Every kind rules can react to, in a stable order.
-    pub const ALL: [EventKind; 7] = [
+    pub const ALL: [EventKind; 8] = [
         Self::Created,
         Self::StepChanged,
         Self::FieldChanged,
@@ -229,6 +232,7 @@ impl EventKind {
         Self::Reappeared,
         Self::Stalled,
         Self::Deadline,
+        Self::Review,
     ];
 
     /// The name used in the store, in rules and on the command line.
@@ -242,6 +246,7 @@ impl EventKind {
             Self::Message => "message",
             Self::Stalled => "stalled",
             Self::Deadline => "deadline",
+            Self::Review => "review",
         }
     }
 

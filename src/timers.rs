@@ -1,13 +1,16 @@
-//! Time-based events: dossiers stalled in their step, and deadlines coming up.
+//! Time-based events: dossiers stalled in their step, deadlines coming up, and
+//! the periodic review of what each instructor should look at.
 //!
-//! Owns the decision for one open dossier ([`due`], pure: `now` is an argument)
-//! and the evaluation of every open dossier ([`evaluate`]), which the daemon runs
-//! at start-up and on `[delays] evaluate`, and `alertissimo evaluate` runs by hand.
-//! Each threshold crossing is one event, raised once across evaluations and
-//! restarts: its key names the stay (`stalled:STEP:ENTERED`) or the reminder
-//! (`deadline:FIELD:DATE:DAYS`), and the store keeps one event per key and
-//! dossier. New events queue their alerts in the same transaction, as an
-//! import's do; an evaluation that finds nothing new records nothing.
+//! Owns the decisions for one open dossier ([`due`] and [`review`], pure: `now`
+//! is an argument) and the evaluation of every open dossier ([`evaluate`]), which
+//! the daemon runs at start-up and on `[delays] evaluate` (and, for reviews, on
+//! `[delays] review`), and `alertissimo evaluate` runs by hand. Each threshold
+//! crossing is one event, raised once across evaluations and restarts: its key
+//! names the stay (`stalled:STEP:ENTERED`), the reminder
+//! (`deadline:FIELD:DATE:DAYS`) or the review (`review:DAY`), and the store keeps
+//! one event per key and dossier. New events queue their alerts in the same
+//! transaction, as an import's do; an evaluation that finds nothing new records
+//! nothing.
 
 use std::collections::HashMap;
 
@@ -127,6 +130,64 @@ pub fn due(
     out
 }
 
+/// Whether an open dossier goes into its instructor's periodic review at `now`:
+/// when it has an instructor (`instructor`), and it is stalled in its step or one
+/// of its deadlines falls within `horizon`. The event carries the step
+/// (`from_step`), `new_value = "stalled"` when it is, and the nearest deadline
+/// (`field`, and its date in `old_value`).
+pub fn review(
+    lifecycle: &Lifecycle,
+    delays: &Delays,
+    tz: Tz,
+    dossier: &OpenDossier<'_>,
+    instructor: bool,
+    horizon: std::time::Duration,
+    now: DateTime<Utc>,
+) -> Option<Due> {
+    let step = lifecycle.step(dossier.step)?;
+    if !instructor || step.is_final {
+        return None;
+    }
+    let stalled = stall_after(step.stalled_after, delays, dossier.scheme, &step.id)
+        .is_some_and(|after| now.timestamp() >= dossier.entered.saturating_add(after));
+    let today = now.with_timezone(&tz).date_naive();
+    let last = today + chrono::Days::new(horizon.as_secs() / 86_400);
+    let nearest = lifecycle
+        .deadlines
+        .iter()
+        .zip(dossier.dates)
+        .filter(|(d, _)| d.steps.is_empty() || d.steps.contains(&step.id))
+        .filter_map(|(d, date)| {
+            let day = NaiveDate::parse_from_str((*date)?, "%Y-%m-%d").ok()?;
+            (today..=last).contains(&day).then_some((day, d))
+        })
+        .min_by_key(|(day, _)| *day);
+    if !stalled && nearest.is_none() {
+        return None;
+    }
+    let mut event = Event::new(EventKind::Review, now);
+    event.from_step = Some(step.id.clone());
+    event.new_value = stalled.then(|| "stalled".to_owned());
+    if let Some((day, deadline)) = nearest {
+        event.field = Some(deadline.field.clone());
+        event.old_value = Some(day.format("%Y-%m-%d").to_string());
+    }
+    Some(Due {
+        event,
+        key: format!("review:{today}"),
+        baseline: false,
+    })
+}
+
+/// What an evaluation looks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// Stalled dossiers and deadline reminders.
+    Events,
+    /// The dossiers each instructor should look at, with deadlines this far ahead.
+    Review(std::time::Duration),
+}
+
 /// What an evaluation did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
@@ -138,12 +199,24 @@ pub struct Summary {
     pub stalled: u64,
     /// New `deadline` events.
     pub deadline: u64,
+    /// Dossiers put in a review.
+    pub review: u64,
     /// Alerts they queued.
     pub alerts_queued: u64,
 }
 
-/// Raises the time-based events every open dossier owes at `now`, and queues
-/// their alerts (none when `rules` is `None`), in one transaction.
+/// The time: what an evaluation is told of the world.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    /// The zone days are counted in.
+    pub tz: Tz,
+    /// Now.
+    pub now: DateTime<Utc>,
+}
+
+/// Raises the time-based events every open dossier owes at `now` (`pass`: the
+/// stalls and reminders, or a review), and queues their alerts (none when `rules`
+/// is `None`), in one transaction.
 ///
 /// # Errors
 /// On a store failure; then nothing of the evaluation is kept.
@@ -153,21 +226,35 @@ pub fn evaluate(
     rules: Option<&Rules>,
     connectors: &[Connector],
     lifecycle: &Lifecycle,
-    tz: Tz,
-    now: DateTime<Utc>,
+    clock: Clock,
+    pass: Pass,
 ) -> Result<Summary, StoreError> {
+    let Clock { tz, now } = clock;
     let mut tx = store.begin_import()?;
     let run_id = tx.start_evaluation(now)?;
-    let fields: Vec<String> = lifecycle
+    let mut fields: Vec<String> = lifecycle
         .deadlines
         .iter()
         .map(|d| d.field.clone())
         .collect();
+    fields.push("instructor.email".to_owned());
     let mut owed: Vec<(i64, String, Due)> = Vec::new();
     let mut dossiers = 0u64;
     tx.for_each_open(&fields, |d| {
         dossiers += 1;
-        for due in due(lifecycle, delays, tz, d, now) {
+        let owes = match pass {
+            Pass::Events => due(lifecycle, delays, tz, d, now),
+            Pass::Review(horizon) => {
+                let instructor = d
+                    .dates
+                    .last()
+                    .is_some_and(|e| e.is_some_and(|e| !e.is_empty()));
+                review(lifecycle, delays, tz, d, instructor, horizon, now)
+                    .into_iter()
+                    .collect()
+            }
+        };
+        for due in owes {
             owed.push((d.rowid, d.connector.to_owned(), due));
         }
         Ok(())
@@ -211,9 +298,10 @@ pub fn evaluate(
         dossiers,
         stalled: counts.stalled,
         deadline: counts.deadline,
+        review: counts.review,
         alerts_queued: counts.alerts_queued,
     };
-    if counts.stalled + counts.deadline == 0 {
+    if counts.stalled + counts.deadline + counts.review == 0 {
         // Nothing new: the transaction is dropped, no run is recorded.
         return Ok(summary);
     }
@@ -240,8 +328,9 @@ pub fn evaluate(
         dossiers,
         stalled = summary.stalled,
         deadline = summary.deadline,
+        review = summary.review,
         alerts_queued = summary.alerts_queued,
-        "Evaluated stalled dossiers and deadlines."
+        "Evaluated stalled dossiers, deadlines and reviews."
     );
     Ok(Summary {
         run_id: Some(run_id),
@@ -414,6 +503,50 @@ mod tests {
             )
             .is_empty()
         );
+    }
+
+    #[test]
+    fn a_review_lists_stalled_dossiers_and_near_deadlines_of_instructed_dossiers() {
+        let lc = shipped_lifecycle();
+        let delays = no_history(&lc);
+        let paris = chrono_tz::Europe::Paris;
+        let horizon = std::time::Duration::from_secs(30 * 86_400);
+        let now = utc("2026-03-02T06:00:00Z");
+        // In convention since February, justification due in 20 days.
+        let dates = [Some("2026-03-22"), None];
+        let near = open(
+            "convention",
+            "2026-02-20T00:00:00Z",
+            "2026-02-20T00:00:00Z",
+            &dates,
+        );
+        let item = review(&lc, &delays, paris, &near, true, horizon, now).unwrap();
+        assert_eq!(item.event.kind, EventKind::Review);
+        assert_eq!(item.event.field.as_deref(), Some("justification_due"));
+        assert_eq!(item.event.old_value.as_deref(), Some("2026-03-22"));
+        assert_eq!(item.event.new_value, None);
+        assert_eq!(item.key, "review:2026-03-02");
+        // Without an instructor, nobody to tell.
+        assert!(review(&lc, &delays, paris, &near, false, horizon, now).is_none());
+        // A deadline beyond the horizon, and not stalled: not listed.
+        let far = [Some("2026-05-22"), None];
+        let calm = open(
+            "convention",
+            "2026-02-20T00:00:00Z",
+            "2026-02-20T00:00:00Z",
+            &far,
+        );
+        assert!(review(&lc, &delays, paris, &calm, true, horizon, now).is_none());
+        // Stalled (instruction for 3 months, 6 weeks expected): listed as such.
+        let stuck = open(
+            "instruction",
+            "2025-12-01T00:00:00Z",
+            "2025-12-01T00:00:00Z",
+            &[None, None],
+        );
+        let item = review(&lc, &delays, paris, &stuck, true, horizon, now).unwrap();
+        assert_eq!(item.event.new_value.as_deref(), Some("stalled"));
+        assert_eq!(item.event.field, None);
     }
 
     #[test]

@@ -121,6 +121,10 @@ enum Command {
     /// Look for stalled dossiers and deadlines now, and queue what the rules owe
     /// (the daemon does it at start-up and on the schedule of `delays.evaluate`)
     Evaluate {
+        /// Make the instructors' review instead: the dossiers each should look at
+        /// (stalled, or with a deadline within `delays.review_horizon`)
+        #[arg(long)]
+        review: bool,
         /// Print the summary as JSON
         #[arg(long)]
         json: bool,
@@ -202,7 +206,7 @@ pub fn run(cli: Cli) -> ExitCode {
         } => render(&config, &rule, &dossier, to.as_deref(), json),
         Command::Outbox { command } => outbox::run(&config, command),
         Command::Stats { format } => stats::run(&config, format),
-        Command::Evaluate { json } => evaluate(&config, json),
+        Command::Evaluate { review, json } => evaluate(&config, review, json),
     };
     match result {
         Ok(exit) => exit.into(),
@@ -544,7 +548,7 @@ fn describe_rejection(r: &crate::store::Rejection) -> String {
     format!("{}: {at}:{record}{id}{field}: {}", r.severity, r.reason)
 }
 
-fn evaluate(config: &Config, json: bool) -> anyhow::Result<Exit> {
+fn evaluate(config: &Config, review: bool, json: bool) -> anyhow::Result<Exit> {
     let loaded = match load_or_explain(config) {
         Ok(l) => l,
         Err(exit) => return Ok(exit),
@@ -561,17 +565,25 @@ fn evaluate(config: &Config, json: bool) -> anyhow::Result<Exit> {
         Some(&rules),
         &loaded.connectors,
         &loaded.lifecycle,
-        config.timezone,
-        now,
+        crate::timers::Clock {
+            tz: config.timezone,
+            now,
+        },
+        if review {
+            crate::timers::Pass::Review(config.delays.review_horizon)
+        } else {
+            crate::timers::Pass::Events
+        },
     )?;
     if json {
         out!("{}", serde_json::to_string(&summary)?);
     } else {
         out!(
-            "{} open dossiers looked at: {} newly stalled, {} deadline reminders, {} alerts queued{}",
+            "{} open dossiers looked at: {} newly stalled, {} deadline reminders, {} in a review, {} alerts queued{}",
             summary.dossiers,
             summary.stalled,
             summary.deadline,
+            summary.review,
             summary.alerts_queued,
             summary
                 .run_id
@@ -1015,6 +1027,14 @@ fn dossier(config: &Config, reference: &str, json: bool) -> anyhow::Result<Exit>
                     "à l'étape {} depuis plus longtemps que prévu (seuil {})",
                     lifecycle.label(e.event.from_step.as_deref().unwrap_or("?")),
                     e.event.new_value.as_deref().unwrap_or("?")
+                ),
+                EventKind::Review => format!(
+                    "signalé dans le point périodique à l'instructeur{}",
+                    e.event
+                        .old_value
+                        .as_deref()
+                        .map(|d| format!(" (échéance le {d})"))
+                        .unwrap_or_default()
                 ),
                 EventKind::Deadline => format!(
                     "échéance {} le {} : rappel à J-{}",

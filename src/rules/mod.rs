@@ -464,7 +464,7 @@ impl Rules {
             occurred_at => e.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             notified_by_source => e.notified_by_source,
             // A deadline's label in lifecycle.toml ("la date limite des justificatifs").
-            label => (e.kind == EventKind::Deadline)
+            label => matches!(e.kind, EventKind::Deadline | EventKind::Review)
                 .then_some(e.field.as_deref())
                 .flatten()
                 .and_then(|f| lc.deadlines.iter().find(|d| d.field == f))
@@ -1008,6 +1008,14 @@ fn sample_event(kind: EventKind, complete: bool) -> Event {
             event.field = Some("justification_due".to_owned());
             event.old_value = Some("2024-04-12".to_owned());
             event.new_value = Some("30".to_owned());
+        }
+        EventKind::Review => {
+            event.from_step = step();
+            if complete {
+                event.field = Some("justification_due".to_owned());
+                event.old_value = Some("2024-04-12".to_owned());
+                event.new_value = Some("stalled".to_owned());
+            }
         }
         EventKind::Message => {
             event.field = Some("contact@example.org".to_owned());

@@ -227,6 +227,8 @@ pub struct Counts {
     pub stalled: u64,
     /// Deadline reminders due (evaluations).
     pub deadline: u64,
+    /// Dossiers listed in a periodic review (evaluations).
+    pub review: u64,
 }
 
 impl Counts {
@@ -241,6 +243,7 @@ impl Counts {
             EventKind::Message => self.messages += 1,
             EventKind::Stalled => self.stalled += 1,
             EventKind::Deadline => self.deadline += 1,
+            EventKind::Review => self.review += 1,
         }
     }
 }
@@ -529,7 +532,7 @@ fn query_runs(
         "SELECT id, connector, source, checksum, started_at, finished_at, status, baseline,
                     rows, unchanged, created, step_changed, field_changed, disappeared, reappeared,
                     rejected, warnings, reasons, fingerprint, alerts_queued, alerts_cancelled,
-                    messages, stalled, deadline
+                    messages, stalled, deadline, review
              FROM runs {tail}"
     );
     let mut stmt = conn.prepare(&sql)?;
@@ -563,6 +566,7 @@ fn query_runs(
                 messages: count(21)?,
                 stalled: count(22)?,
                 deadline: count(23)?,
+                review: count(24)?,
             },
             reasons: serde_json::from_str(&reasons)
                 .map_err(|e| StoreError::Corrupt(format!("run reasons: {e}")))?,
@@ -1407,7 +1411,7 @@ impl ImportTx<'_> {
             "UPDATE runs SET finished_at = ?2, rows = ?3, unchanged = ?4, created = ?5,
                     step_changed = ?6, field_changed = ?7, disappeared = ?8, reappeared = ?9,
                     rejected = ?10, warnings = ?11, alerts_queued = ?12, alerts_cancelled = ?13,
-                    messages = ?14, stalled = ?15, deadline = ?16
+                    messages = ?14, stalled = ?15, deadline = ?16, review = ?17
              WHERE id = ?1",
             params![
                 self.run_id,
@@ -1426,6 +1430,7 @@ impl ImportTx<'_> {
                 c.messages as i64,
                 c.stalled as i64,
                 c.deadline as i64,
+                c.review as i64,
             ],
         )?;
         insert_rejections(&self.tx, self.run_id, rejections)?;

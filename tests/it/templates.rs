@@ -113,6 +113,7 @@ const CASES: &[Case] = &[
         None,
         "instruction",
     ),
+    case("instructeur-point", EventKind::Review, None, "convention"),
 ];
 
 fn at(text: &str) -> DateTime<Utc> {
@@ -261,6 +262,14 @@ fn event(kind: EventKind, from: Option<&str>, step: &str) -> Event {
             event.old_value = Some("2027-06-30".to_owned());
             event.new_value = Some("30".to_owned());
         }
+        // In the instructor's weekly review: stalled, and its justification period
+        // ends on 30 June 2027.
+        EventKind::Review => {
+            event.from_step = Some(step.to_owned());
+            event.new_value = Some("stalled".to_owned());
+            event.field = Some("justification_due".to_owned());
+            event.old_value = Some("2027-06-30".to_owned());
+        }
         EventKind::Message => unreachable!("messages never alert"),
     }
     event
@@ -383,7 +392,10 @@ fn render_every_rule(suffix: &str, region: Option<Region>, make: fn(&str) -> Dos
         let link = connector.link_for(&dossier);
         let mut delay = delay(&rules, dossier.get("scheme").is_some(), case.step);
         // A stalled dossier has been there long: 45 days, with about 12 to go.
-        if let Some(d) = delay.as_mut().filter(|_| case.kind == EventKind::Stalled) {
+        if let Some(d) = delay
+            .as_mut()
+            .filter(|_| matches!(case.kind, EventKind::Stalled | EventKind::Review))
+        {
             d.elapsed = 45 * 86_400;
             d.remaining = d.remaining.map(|_| 12 * 86_400);
             d.overdue = true;

@@ -24,17 +24,19 @@ fn stalls_and_deadlines_are_raised_once_and_alert_as_the_rules_say() {
         c.replace(
             "amount_granted = { column = \"Montant voté\", format = \"auto\" }",
             "amount_granted = { column = \"Montant voté\", format = \"auto\" }\n\
-             justification_due = { column = \"Fin justificatifs\", format = \"%d/%m/%Y\" }",
+             justification_due = { column = \"Fin justificatifs\", format = \"%d/%m/%Y\" }\n\
+             \"instructor.email\" = \"Instructeur\"",
         )
     });
+    install.append_config("[delivery.file]\ndir = \"mail\"\n");
     let export = install.root().join("exports/a.csv");
     std::fs::write(
         &export,
         format!(
-            "N° dossier;Référence;Dispositif;Bénéficiaire;SIRET;Courriel;Statut;Date statut;Montant voté;Fin justificatifs\n\
-             A;REF-A;Culture;Compagnie A;;a@example.org;Convention signée;{};12000;{}\n\
-             B;REF-B;Culture;Compagnie B;;b@example.org;Instruction en cours;{};;\n\
-             C;REF-C;Culture;Compagnie C;;c@example.org;Déposé;{};;\n",
+            "N° dossier;Référence;Dispositif;Bénéficiaire;SIRET;Courriel;Statut;Date statut;Montant voté;Fin justificatifs;Instructeur\n\
+             A;REF-A;Culture;Compagnie A;;a@example.org;Convention signée;{};12000;{};claire@region.example.org\n\
+             B;REF-B;Culture;Compagnie B;;b@example.org;Instruction en cours;{};;;claire@region.example.org\n\
+             C;REF-C;Culture;Compagnie C;;c@example.org;Déposé;{};;;claire@region.example.org\n",
             day(-3),
             day(20),
             day(-100),
@@ -84,6 +86,32 @@ fn stalls_and_deadlines_are_raised_once_and_alert_as_the_rules_say() {
         body.contains("la date limite de remise des justificatifs est fixée au"),
         "{body}"
     );
+
+    // The weekly review: A (deadline within 30 days) and B (stalled) go to their
+    // instructor, once per day whatever the evaluations.
+    let review = |install: &Install| {
+        let out = install.run(&["evaluate", "--review", "--json"]);
+        assert!(out.status.success(), "{}", text(&out));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let first = review(&install);
+    assert_eq!(first["review"], 2, "{first}");
+    assert_eq!(first["alerts_queued"], 2, "{first}");
+    assert_eq!(review(&install)["review"], 0);
+    // The two go as one message.
+    let out = install.run(&["outbox", "flush", "--force"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let outbox = install.root().join("mail");
+    let mails: Vec<String> = std::fs::read_dir(&outbox)
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .filter(|m| m.contains("claire@region.example.org"))
+        .collect();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    let mail = mails[0].replace("=\r\n", "");
+    for needle in ["REF-A", "REF-B", "2 dossiers"] {
+        assert!(mail.contains(needle), "missing {needle:?} in:\n{mail}");
+    }
 
     // Evaluations are not imports: `runs` lists the import alone.
     let out = install.run(&["runs", "--json"]);
