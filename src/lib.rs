@@ -15,6 +15,7 @@
 //! alerting   the alerts events owe, queued in the transaction of the events
 //! store      SQLite: schema, migrations, every query
 //! timers     stalled dossiers and deadline reminders, raised once
+//! report     one self-contained HTML page for managers (inline SVG charts)
 //! daemon     schedules imports (cron, time zone), shutdown
 //! ```
 //! The pure core (`diff`, `connector::mapping`, `connector::value`, the parsers)
@@ -31,6 +32,7 @@ pub mod dispatch;
 pub mod import;
 pub mod lifecycle;
 pub mod model;
+pub mod report;
 pub mod rules;
 pub mod store;
 #[cfg(test)]

@@ -97,7 +97,7 @@ pub fn due(
             });
         }
     }
-    for (deadline, date) in lifecycle.deadlines.iter().zip(dossier.dates) {
+    for (deadline, date) in lifecycle.deadlines.iter().zip(dossier.values) {
         if !deadline.steps.is_empty() && !deadline.steps.contains(&step.id) {
             continue;
         }
@@ -155,7 +155,7 @@ pub fn review(
     let nearest = lifecycle
         .deadlines
         .iter()
-        .zip(dossier.dates)
+        .zip(dossier.values)
         .filter(|(d, _)| d.steps.is_empty() || d.steps.contains(&step.id))
         .filter_map(|(d, date)| {
             let day = NaiveDate::parse_from_str((*date)?, "%Y-%m-%d").ok()?;
@@ -177,6 +177,36 @@ pub fn review(
         key: format!("review:{today}"),
         baseline: false,
     })
+}
+
+/// How many dossiers are stalled now, by instructor (their name, else their
+/// address; "" for dossiers without one), most first.
+///
+/// # Errors
+/// On a store failure.
+pub fn stalled_by_instructor(
+    store: &Store,
+    delays: &Delays,
+    lifecycle: &Lifecycle,
+    now: DateTime<Utc>,
+) -> Result<Vec<(String, u64)>, StoreError> {
+    let fields = ["instructor.name".to_owned(), "instructor.email".to_owned()];
+    let mut counts: HashMap<String, u64> = HashMap::new();
+    store.for_each_open(&fields, |d| {
+        let Some(step) = lifecycle.step(d.step).filter(|s| !s.is_final) else {
+            return Ok(());
+        };
+        let stalled = stall_after(step.stalled_after, delays, d.scheme, &step.id)
+            .is_some_and(|after| now.timestamp() >= d.entered.saturating_add(after));
+        if stalled {
+            let who = d.values[0].or(d.values[1]).unwrap_or("");
+            *counts.entry(who.to_owned()).or_default() += 1;
+        }
+        Ok(())
+    })?;
+    let mut out: Vec<(String, u64)> = counts.into_iter().collect();
+    out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(out)
 }
 
 /// What an evaluation looks for.
@@ -246,7 +276,7 @@ pub fn evaluate(
             Pass::Events => due(lifecycle, delays, tz, d, now),
             Pass::Review(horizon) => {
                 let instructor = d
-                    .dates
+                    .values
                     .last()
                     .is_some_and(|e| e.is_some_and(|e| !e.is_empty()));
                 review(lifecycle, delays, tz, d, instructor, horizon, now)
@@ -359,7 +389,7 @@ mod tests {
             step,
             entered: utc(entered).timestamp(),
             first_seen: utc(first_seen).timestamp(),
-            dates,
+            values: dates,
         }
     }
 

@@ -136,6 +136,13 @@ enum Command {
         #[arg(long, value_enum, default_value_t = stats::Format::Table)]
         format: stats::Format,
     },
+    /// Write one self-contained HTML page for managers: time spent in each step per
+    /// scheme, dossiers per step month by month, stalled dossiers per instructor
+    Report {
+        /// The file to write
+        #[arg(long, value_name = "FILE.html")]
+        out: PathBuf,
+    },
     /// Show the timeline of a dossier (by reference or source id)
     Dossier {
         /// The dossier's reference or id
@@ -206,6 +213,7 @@ pub fn run(cli: Cli) -> ExitCode {
         } => render(&config, &rule, &dossier, to.as_deref(), json),
         Command::Outbox { command } => outbox::run(&config, command),
         Command::Stats { format } => stats::run(&config, format),
+        Command::Report { out } => stats::report(&config, &out),
         Command::Evaluate { review, json } => evaluate(&config, review, json),
     };
     match result {

@@ -1,5 +1,7 @@
-//! `alertissimo stats`: how long dossiers stay in each step, per scheme.
+//! `alertissimo stats` and `alertissimo report`: how long dossiers stay in each
+//! step, per scheme, as a table or as a page for managers.
 
+use anyhow::Context;
 use chrono::Utc;
 use clap::ValueEnum;
 
@@ -21,12 +23,50 @@ pub(super) enum Format {
 
 const DAY: f64 = 86_400.0;
 
+/// The lifecycle, or the exit code of an invalid one (explained on stderr).
+fn lifecycle(config: &Config) -> Result<Lifecycle, Exit> {
+    let mut problems = Problems::default();
+    Lifecycle::load(&config.lifecycle_path(), &mut problems).ok_or_else(|| {
+        eprint!("invalid configuration:\n{problems}");
+        Exit::Config
+    })
+}
+
+/// Writes the managers' report to `out` (whole, or not at all).
+pub(super) fn report(config: &Config, out: &std::path::Path) -> anyhow::Result<Exit> {
+    let lifecycle = match lifecycle(config) {
+        Ok(l) => l,
+        Err(exit) => return Ok(exit),
+    };
+    let store = open_existing(config)?;
+    let report = crate::report::gather(
+        &store,
+        &lifecycle,
+        &config.region.name,
+        config.delays.min_sample,
+        Utc::now(),
+    )?;
+    let html =
+        crate::report::render(&report, &lifecycle, config.timezone).map_err(anyhow::Error::msg)?;
+    let dir = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let mut file = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
+    std::io::Write::write_all(&mut file, html.as_bytes())
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    file.persist(out)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    eprintln!("wrote {} ({} KB)", out.display(), html.len() / 1024);
+    Ok(Exit::Ok)
+}
+
 /// Prints the statistics of every scheme's steps.
 pub(super) fn run(config: &Config, format: Format) -> anyhow::Result<Exit> {
-    let mut problems = Problems::default();
-    let Some(lifecycle) = Lifecycle::load(&config.lifecycle_path(), &mut problems) else {
-        eprint!("invalid configuration:\n{problems}");
-        return Ok(Exit::Config);
+    let lifecycle = match lifecycle(config) {
+        Ok(l) => l,
+        Err(exit) => return Ok(exit),
     };
     let store = open_existing(config)?;
     let delays = store.delays(&lifecycle, config.delays.min_sample, Utc::now())?;

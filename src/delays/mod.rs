@@ -134,6 +134,15 @@ pub struct History {
     dossiers: Vec<Known>,
     /// Stays that ended.
     stays: Vec<Stayed>,
+    /// Dossiers entering (+1) and leaving (−1) each step, by month: how many were
+    /// in each step over time.
+    moves: HashMap<(u16, i32), i64>,
+}
+
+/// The month of an instant (UTC): years × 12 + month − 1.
+fn month(t: i64) -> i32 {
+    use chrono::Datelike;
+    chrono::DateTime::from_timestamp(t, 0).map_or(0, |t| t.year() * 12 + t.month0() as i32)
 }
 
 impl History {
@@ -184,6 +193,11 @@ impl History {
                 open.step,
                 open.stay(open.entered, at, left),
             ));
+            *self
+                .moves
+                .entry((open.step, month(open.entered)))
+                .or_default() += 1;
+            *self.moves.entry((open.step, month(at) + 1)).or_default() -= 1;
         }
     }
 
@@ -241,6 +255,7 @@ impl History {
                 open.step,
                 open.stay(entered, now, false),
             ));
+            *self.moves.entry((open.step, month(entered))).or_default() += 1;
             in_step.push((known.scheme, open.step, now - entered));
         }
         let followed: Vec<bool> = self
@@ -266,8 +281,48 @@ impl History {
                         .map(|d| (s.id.clone(), i64::try_from(d.as_secs()).unwrap_or(i64::MAX)))
                 })
                 .collect(),
+            occupancy: BTreeMap::new(),
             ..Delays::default()
         };
+        // Dossiers in each followed step at the end of each month, up to now.
+        let last = month(now);
+        for step in 0..self.steps.names.len() {
+            let step = u16::try_from(step).unwrap_or(u16::MAX);
+            if !followed(step) {
+                continue;
+            }
+            let mut months: Vec<(i32, i64)> = self
+                .moves
+                .iter()
+                .filter(|((s, m), _)| *s == step && *m <= last)
+                .map(|((_, m), n)| (*m, *n))
+                .collect();
+            months.sort_unstable();
+            let Some(&(first, _)) = months.first() else {
+                continue;
+            };
+            let mut series = Vec::new();
+            let (mut count, mut next) = (0i64, months.iter().peekable());
+            for m in first..=last {
+                while let Some(&&(at, n)) = next.peek() {
+                    if at > m {
+                        break;
+                    }
+                    count += n;
+                    next.next();
+                }
+                // Ten years at most: a step date typed "0226" would make centuries.
+                if m > last - 120 {
+                    series.push((
+                        format!("{}-{:02}", m.div_euclid(12), m.rem_euclid(12) + 1),
+                        count.max(0) as u64,
+                    ));
+                }
+            }
+            delays
+                .occupancy
+                .insert(name(&self.steps, u32::from(step)), series);
+        }
         for step in self.stays.chunk_by(|a, b| a.step == b.step) {
             let step_name = name(&self.steps, u32::from(step[0].step));
             for scheme in step.chunk_by(|a, b| a.scheme == b.scheme) {
@@ -364,6 +419,9 @@ pub struct Delays {
     /// By (scheme, step): the dossiers in it at the end of the history, and how
     /// many of them are overdue.
     pub now_in_step: BTreeMap<(String, String), (u64, u64)>,
+    /// By step that is not final: the dossiers in it during each month
+    /// (`YYYY-MM`), from its first (ten years ago at most) to now.
+    pub occupancy: BTreeMap<String, Vec<(String, u64)>>,
 }
 
 impl Delays {

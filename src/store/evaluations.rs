@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::OptionalExtension;
 
-use super::{ImportTx, Result, StoreError, epoch, fields, format_time};
+use super::{ImportTx, Result, Store, StoreError, epoch, fields, format_time};
 
 /// An open dossier, as an evaluation reads it.
 #[derive(Debug)]
@@ -22,8 +22,8 @@ pub struct OpenDossier<'a> {
     pub entered: i64,
     /// When Alertissimo first saw it (the start of its first import).
     pub first_seen: i64,
-    /// The values of the date fields asked for, in their order.
-    pub dates: &'a [Option<&'a str>],
+    /// The values of the fields asked for, in their order.
+    pub values: &'a [Option<&'a str>],
 }
 
 impl ImportTx<'_> {
@@ -45,76 +45,94 @@ impl ImportTx<'_> {
     }
 
     /// Calls `f` with every dossier still in its source, with the values of the
-    /// `date_fields`.
+    /// `fields`.
     ///
     /// # Errors
     /// On a database error, a corrupt row, or an error of `f`.
     pub fn for_each_open(
         &self,
-        date_fields: &[String],
-        mut f: impl FnMut(&OpenDossier<'_>) -> Result<()>,
+        fields: &[String],
+        f: impl FnMut(&OpenDossier<'_>) -> Result<()>,
     ) -> Result<()> {
-        // Run ids are dense: when each started, by id.
-        let mut runs: Vec<i64> = Vec::new();
-        let mut stmt = self.tx.prepare("SELECT id, started_at FROM runs")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let id = usize::try_from(row.get::<_, i64>(0)?).unwrap_or(0);
-            if runs.len() <= id {
-                runs.resize(id + 1, 0);
-            }
-            runs[id] = epoch(row.get_ref(1)?.as_bytes()?)?;
-        }
-        let mut absent = std::collections::HashSet::new();
-        let mut stmt = self
-            .tx
-            .prepare("SELECT dossier_id FROM dossier_state WHERE present = 0")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            absent.insert(row.get::<_, i64>(0)?);
-        }
-        // A field no dossier has is not in the dictionary: it never matches.
-        let mut wanted = Vec::with_capacity(date_fields.len());
-        for name in date_fields {
-            let id: Option<i64> = self
-                .tx
-                .query_row("SELECT id FROM field_names WHERE name = ?1", [name], |r| {
-                    r.get(0)
-                })
-                .optional()?;
-            wanted.push(id.map_or(u64::MAX, |id| id as u64));
-        }
-        let mut stmt = self.tx.prepare(
-            "SELECT id, connector, scheme, step, step_entered_at, first_run, fields FROM dossiers",
-        )?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let rowid: i64 = row.get(0)?;
-            if absent.contains(&rowid) {
-                continue;
-            }
-            let first_run = row.get::<_, i64>(5)?;
-            let first_seen = usize::try_from(first_run)
-                .ok()
-                .and_then(|r| runs.get(r))
-                .copied()
-                .ok_or_else(|| {
-                    StoreError::Corrupt(format!("dossier of a missing run {first_run}"))
-                })?;
-            let mut dates = vec![None; wanted.len()];
-            if !wanted.is_empty() {
-                fields::pick(row.get_ref(6)?.as_blob()?, &wanted, &mut dates);
-            }
-            f(&OpenDossier {
-                rowid,
-                connector: row.get_ref(1)?.as_str()?,
-                scheme: row.get_ref(2)?.as_str_or_null()?,
-                step: row.get_ref(3)?.as_str()?,
-                entered: epoch(row.get_ref(4)?.as_bytes()?)?,
-                first_seen,
-                dates: &dates,
-            })?;
-        }
-        Ok(())
+        for_each_open(&self.tx, fields, f)
     }
+}
+
+impl Store {
+    /// Calls `f` with every dossier still in its source, with the values of the
+    /// `fields` (read only: for reports).
+    ///
+    /// # Errors
+    /// On a database error, a corrupt row, or an error of `f`.
+    pub fn for_each_open(
+        &self,
+        fields: &[String],
+        f: impl FnMut(&OpenDossier<'_>) -> Result<()>,
+    ) -> Result<()> {
+        for_each_open(&self.conn, fields, f)
+    }
+}
+
+fn for_each_open(
+    conn: &rusqlite::Connection,
+    fields: &[String],
+    mut f: impl FnMut(&OpenDossier<'_>) -> Result<()>,
+) -> Result<()> {
+    // Run ids are dense: when each started, by id.
+    let mut runs: Vec<i64> = Vec::new();
+    let mut stmt = conn.prepare("SELECT id, started_at FROM runs")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let id = usize::try_from(row.get::<_, i64>(0)?).unwrap_or(0);
+        if runs.len() <= id {
+            runs.resize(id + 1, 0);
+        }
+        runs[id] = epoch(row.get_ref(1)?.as_bytes()?)?;
+    }
+    let mut absent = std::collections::HashSet::new();
+    let mut stmt = conn.prepare("SELECT dossier_id FROM dossier_state WHERE present = 0")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        absent.insert(row.get::<_, i64>(0)?);
+    }
+    // A field no dossier has is not in the dictionary: it never matches.
+    let mut wanted = Vec::with_capacity(fields.len());
+    for name in fields {
+        let id: Option<i64> = conn
+            .query_row("SELECT id FROM field_names WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        wanted.push(id.map_or(u64::MAX, |id| id as u64));
+    }
+    let mut stmt = conn.prepare(
+        "SELECT id, connector, scheme, step, step_entered_at, first_run, fields FROM dossiers",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let rowid: i64 = row.get(0)?;
+        if absent.contains(&rowid) {
+            continue;
+        }
+        let first_run = row.get::<_, i64>(5)?;
+        let first_seen = usize::try_from(first_run)
+            .ok()
+            .and_then(|r| runs.get(r))
+            .copied()
+            .ok_or_else(|| StoreError::Corrupt(format!("dossier of a missing run {first_run}")))?;
+        let mut dates = vec![None; wanted.len()];
+        if !wanted.is_empty() {
+            fields::pick(row.get_ref(6)?.as_blob()?, &wanted, &mut dates);
+        }
+        f(&OpenDossier {
+            rowid,
+            connector: row.get_ref(1)?.as_str()?,
+            scheme: row.get_ref(2)?.as_str_or_null()?,
+            step: row.get_ref(3)?.as_str()?,
+            entered: epoch(row.get_ref(4)?.as_bytes()?)?,
+            first_seen,
+            values: &dates,
+        })?;
+    }
+    Ok(())
 }

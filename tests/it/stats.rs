@@ -74,6 +74,31 @@ fn stats_per_scheme_and_step_in_every_format() {
 }
 
 #[test]
+fn the_report_is_one_html_file_that_needs_nothing_else() {
+    let install = Install::new();
+    let days: Vec<i64> = (1..=90).collect();
+    let (summary, code) = install.import_path(&export(&install, "a.csv", "Culture", &days));
+    assert_eq!(code, 0, "{summary}");
+    let out_file = install.root().join("rapport.html");
+    let out = install.run(&["report", "--out", out_file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let html = std::fs::read_to_string(&out_file).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
+    assert!(html.contains("Délais des aides"));
+    // The months since the oldest step date are charted; the dossiers in
+    // instruction for longer than its 6 weeks are stalled, and have no instructor.
+    assert!(html.contains("<svg"), "{html}");
+    assert!(html.contains("(sans instructeur)"), "{html}");
+    for needle in ["<script", "src=", "href="] {
+        assert!(!html.contains(needle), "{needle}");
+    }
+    // A folder that does not exist: said, and nothing half-written.
+    let out = install.run(&["report", "--out", "/nonexistent/rapport.html"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("/nonexistent"), "{}", text(&out));
+}
+
+#[test]
 fn stats_without_a_database_says_what_to_do() {
     let install = Install::new();
     let out = install.run(&["stats"]);
