@@ -134,15 +134,57 @@ pub struct History {
     dossiers: Vec<Known>,
     /// Stays that ended.
     stays: Vec<Stayed>,
-    /// Dossiers entering (+1) and leaving (−1) each step, by month: how many were
-    /// in each step over time.
-    moves: HashMap<(u16, i32), i64>,
+    /// By step: dossiers entering (+1) and leaving (−1) it, by month: how many
+    /// were in each step over time.
+    moves: Vec<Months>,
 }
 
-/// The month of an instant (UTC): years × 12 + month − 1.
+/// Counts by month, from the first month counted.
+#[derive(Debug, Default)]
+struct Months {
+    first: i32,
+    counts: Vec<i64>,
+}
+
+impl Months {
+    /// The counts of `step`.
+    fn of(moves: &mut Vec<Months>, step: u16) -> &mut Months {
+        let step = usize::from(step);
+        if moves.len() <= step {
+            moves.resize_with(step + 1, Months::default);
+        }
+        &mut moves[step]
+    }
+
+    fn add(&mut self, month: i32, n: i64) {
+        if self.counts.is_empty() {
+            self.first = month;
+        }
+        if month < self.first {
+            let before = usize::try_from(self.first - month).unwrap_or(0);
+            self.counts.splice(0..0, std::iter::repeat_n(0, before));
+            self.first = month;
+        }
+        let i = usize::try_from(month - self.first).unwrap_or(0);
+        if self.counts.len() <= i {
+            self.counts.resize(i + 1, 0);
+        }
+        self.counts[i] += n;
+    }
+}
+
+/// The month of an instant (UTC): years × 12 + month − 1. Computed, not looked
+/// up: millions of stays are counted (Howard Hinnant's civil-from-days).
 fn month(t: i64) -> i32 {
-    use chrono::Datelike;
-    chrono::DateTime::from_timestamp(t, 0).map_or(0, |t| t.year() * 12 + t.month0() as i32)
+    let z = t.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    i32::try_from(y * 12 + m - 1).unwrap_or(0)
 }
 
 impl History {
@@ -193,11 +235,9 @@ impl History {
                 open.step,
                 open.stay(open.entered, at, left),
             ));
-            *self
-                .moves
-                .entry((open.step, month(open.entered)))
-                .or_default() += 1;
-            *self.moves.entry((open.step, month(at) + 1)).or_default() -= 1;
+            let months = Months::of(&mut self.moves, open.step);
+            months.add(month(open.entered), 1);
+            months.add(month(at) + 1, -1);
         }
     }
 
@@ -255,7 +295,7 @@ impl History {
                 open.step,
                 open.stay(entered, now, false),
             ));
-            *self.moves.entry((open.step, month(entered))).or_default() += 1;
+            Months::of(&mut self.moves, open.step).add(month(entered), 1);
             in_step.push((known.scheme, open.step, now - entered));
         }
         let followed: Vec<bool> = self
@@ -291,26 +331,18 @@ impl History {
             if !followed(step) {
                 continue;
             }
-            let mut months: Vec<(i32, i64)> = self
+            let Some(months) = self
                 .moves
-                .iter()
-                .filter(|((s, m), _)| *s == step && *m <= last)
-                .map(|((_, m), n)| (*m, *n))
-                .collect();
-            months.sort_unstable();
-            let Some(&(first, _)) = months.first() else {
+                .get(usize::from(step))
+                .filter(|m| !m.counts.is_empty())
+            else {
                 continue;
             };
             let mut series = Vec::new();
-            let (mut count, mut next) = (0i64, months.iter().peekable());
-            for m in first..=last {
-                while let Some(&&(at, n)) = next.peek() {
-                    if at > m {
-                        break;
-                    }
-                    count += n;
-                    next.next();
-                }
+            let mut count = 0i64;
+            for m in months.first..=last {
+                let i = usize::try_from(m - months.first).unwrap_or(usize::MAX);
+                count += months.counts.get(i).copied().unwrap_or(0);
                 // Ten years at most: a step date typed "0226" would make centuries.
                 if m > last - 120 {
                     series.push((
@@ -682,6 +714,26 @@ mod tests {
         let table = delays.table(&shipped_lifecycle());
         let line = table.iter().find(|l| l.step == "instruction").unwrap();
         assert_eq!((line.in_step, line.own_left), (20, 20));
+    }
+
+    #[test]
+    fn months_are_computed_as_chrono_reads_them() {
+        use chrono::Datelike;
+        let mut t = -3 * 365 * DAY;
+        while t < 80 * 365 * DAY {
+            let expected = chrono::DateTime::from_timestamp(t, 0).unwrap();
+            assert_eq!(
+                month(t),
+                expected.year() * 12 + expected.month0() as i32,
+                "{expected}"
+            );
+            t += 86_399;
+        }
+        let mut m = Months::default();
+        m.add(100, 1);
+        m.add(98, 2);
+        m.add(103, -1);
+        assert_eq!((m.first, m.counts), (98, vec![2, 0, 1, 0, 0, -1]));
     }
 
     #[test]
