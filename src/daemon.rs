@@ -117,6 +117,8 @@ pub async fn run(
     rules: Arc<Rules>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    // One daemon per state: held until the daemon ends.
+    let _lock = crate::store::InstanceLock::acquire(&config.store.path)?;
     let store = Store::open(&config.store.path, config.store.cache_mb)?;
     let (handle, store_thread) = StoreHandle::spawn(store);
     let cancel = CancellationToken::new();

@@ -143,6 +143,11 @@ enum Command {
         #[arg(long, value_name = "FILE.html")]
         out: PathBuf,
     },
+    /// Write a consistent copy of the state database to FILE, while the daemon runs
+    Backup {
+        /// The copy to write (it must not exist)
+        file: PathBuf,
+    },
     /// Show the timeline of a dossier (by reference or source id)
     Dossier {
         /// The dossier's reference or id
@@ -214,6 +219,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Outbox { command } => outbox::run(&config, command),
         Command::Stats { format } => stats::run(&config, format),
         Command::Report { out } => stats::report(&config, &out),
+        Command::Backup { file } => backup(&config, &file),
         Command::Evaluate { review, json } => evaluate(&config, review, json),
     };
     match result {
@@ -599,6 +605,20 @@ fn evaluate(config: &Config, review: bool, json: bool) -> anyhow::Result<Exit> {
                 .unwrap_or_default()
         );
     }
+    Ok(Exit::Ok)
+}
+
+fn backup(config: &Config, file: &Path) -> anyhow::Result<Exit> {
+    let store = open_existing(config)?;
+    let clock = std::time::Instant::now();
+    let bytes = store.backup(file)?;
+    eprintln!(
+        "wrote {} ({} MB) in {:.1} s: a copy of {} as it was when the backup started",
+        file.display(),
+        bytes / 1_000_000,
+        clock.elapsed().as_secs_f64(),
+        config.store.path.display()
+    );
     Ok(Exit::Ok)
 }
 

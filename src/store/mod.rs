@@ -52,16 +52,21 @@ pub enum StoreError {
     /// A stored value could not be read back.
     #[error("corrupt value in the state database: {0}")]
     Corrupt(String),
+    /// A backup could not be written.
+    #[error("backup: {0}")]
+    Backup(String),
 }
 
 mod evaluations;
 mod fields;
 mod history;
+mod instance;
 mod outbox;
 mod sources;
 
 pub use evaluations::OpenDossier;
 pub use fields::{FieldEncoder, IdKey, id_key};
+pub use instance::{InstanceLock, LockError, lock_path};
 pub use outbox::{AdminNews, Change, Delivery, DueAlert};
 pub use sources::SourceHealth;
 

@@ -76,3 +76,56 @@ fn daemon_follows_the_schedule_and_stops_on_sigterm() {
     assert!(exit.success(), "{exit:?}");
     assert!(inbox.join("archive").is_dir());
 }
+
+#[test]
+fn one_daemon_per_state_and_backups_while_it_runs() {
+    let install = Install::tolerant();
+    let inbox = install.root().join("inbox");
+    std::fs::copy(fixture("export-1.csv"), inbox.join("a.csv")).unwrap();
+    let mut first = crate::common::Daemon(
+        install
+            .cmd(&["run"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("the start-up import", Duration::from_secs(30), || {
+        applied_runs(&install) == 1
+    });
+    // A second daemon on the same state stops at once, naming the first.
+    let second = install.run(&["run"]);
+    assert_eq!(
+        second.status.code(),
+        Some(1),
+        "{}",
+        crate::common::text(&second)
+    );
+    let said = crate::common::text(&second);
+    assert!(
+        said.contains(&format!(
+            "another Alertissimo daemon (process {})",
+            first.0.id()
+        )),
+        "{said}"
+    );
+    // A backup while it runs is a whole database with the same dossiers.
+    let copy = install.root().join("copy.db");
+    let out = install.run(&["backup", copy.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", crate::common::text(&out));
+    let count = |db: &std::path::Path| -> i64 {
+        rusqlite::Connection::open(db)
+            .unwrap()
+            .query_row("SELECT count(*) FROM dossiers", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(count(&copy), count(&install.db()));
+    assert!(count(&copy) > 0);
+    // Never over an existing file.
+    let again = install.run(&["backup", copy.to_str().unwrap()]);
+    assert!(!again.status.success());
+    assert!(crate::common::text(&again).contains("exists already"));
+    let exit = crate::common::terminate(&mut first.0);
+    assert!(exit.success(), "{exit}");
+    // Once it stopped, the lock is free for the next one.
+    assert!(alertissimo::store::InstanceLock::acquire(&install.db()).is_ok());
+}
