@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::lifecycle::Lifecycle;
 use crate::model::EventKind;
-use survival::{Curve, Stay};
+use survival::{Curve, Sorted, Stay};
 
 /// The bounds of an estimate's 80 % interval, and its middle.
 const LOW: f64 = 0.1;
@@ -305,10 +305,18 @@ impl History {
             .map(|n| lifecycle.step(n).is_some_and(|s| !s.is_final))
             .collect();
         let followed = |step: u16| followed[usize::from(step)];
-        self.stays.retain(|s| followed(s.step));
-        // By step, then scheme: each scheme's stays in a step are one slice, and
-        // every scheme's stays in a step the slice around them. Nothing is copied.
-        self.stays.sort_unstable_by_key(|s| (s.step, s.scheme));
+        // Each scheme's stays in each step, sorted; a step's schemes together are
+        // their merge.
+        let schemes = self.schemes.names.len().max(1);
+        let mut groups = vec![Sorted::default(); self.steps.names.len() * schemes];
+        for s in std::mem::take(&mut self.stays) {
+            if followed(s.step) {
+                groups[usize::from(s.step) * schemes + s.scheme as usize].push(&s.stay());
+            }
+        }
+        for g in &mut groups {
+            g.sort();
+        }
         let name = |interner: &Interner, id: u32| interner.names[id as usize].clone();
         let mut delays = Delays {
             min_sample,
@@ -355,17 +363,20 @@ impl History {
                 .occupancy
                 .insert(name(&self.steps, u32::from(step)), series);
         }
-        for step in self.stays.chunk_by(|a, b| a.step == b.step) {
-            let step_name = name(&self.steps, u32::from(step[0].step));
-            for scheme in step.chunk_by(|a, b| a.scheme == b.scheme) {
+        for (step, parts) in groups.chunks(schemes).enumerate() {
+            if parts.iter().all(Sorted::is_empty) {
+                continue;
+            }
+            let step_name = name(&self.steps, step as u32);
+            for (scheme, part) in parts.iter().enumerate().filter(|(_, p)| !p.is_empty()) {
                 delays.by_scheme.insert(
-                    (name(&self.schemes, scheme[0].scheme), step_name.clone()),
-                    Curve::estimate(scheme.iter().map(|s| s.stay())),
+                    (name(&self.schemes, scheme as u32), step_name.clone()),
+                    Curve::of(part),
                 );
             }
             delays
                 .by_step
-                .insert(step_name, Curve::estimate(step.iter().map(|s| s.stay())));
+                .insert(step_name, Curve::of(&Sorted::merge(parts)));
         }
         // The overdue threshold of each group, once.
         in_step.retain(|s| followed(s.1));

@@ -38,25 +38,81 @@ pub struct Curve {
 /// would move the whole curve (stays seen late make the first durations thin).
 const MIN_AT_RISK: u64 = 3;
 
+/// Stays as the estimator reads them: when each was first seen in the step, when
+/// it stopped being followed, and when those that left did, each list sorted (in
+/// seconds, up to 68 years: millions are held at once).
+#[derive(Debug, Clone, Default)]
+pub struct Sorted {
+    entries: Vec<i32>,
+    exits: Vec<i32>,
+    events: Vec<i32>,
+}
+
+impl Sorted {
+    /// Adds a stay (then [`Sorted::sort`]). A stay whose times are negative or
+    /// shorter than its entry is left out (a source date in the future).
+    pub fn push(&mut self, s: &Stay) {
+        if s.entry < 0 || s.time < s.entry || s.time <= 0 {
+            return;
+        }
+        let short = |t: i64| i32::try_from(t).unwrap_or(i32::MAX);
+        self.entries.push(short(s.entry));
+        self.exits.push(short(s.time));
+        if s.left {
+            self.events.push(short(s.time));
+        }
+    }
+
+    /// Sorts what was pushed.
+    pub fn sort(&mut self) {
+        self.entries.sort_unstable();
+        self.exits.sort_unstable();
+        self.events.sort_unstable();
+    }
+
+    /// Whether no stay was kept.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Every part's stays together. The parts are sorted runs, which the sort
+    /// merges rather than sorting again.
+    pub fn merge(parts: &[Sorted]) -> Self {
+        let join = |list: fn(&Sorted) -> &Vec<i32>| {
+            let mut all: Vec<i32> = Vec::with_capacity(parts.iter().map(|p| list(p).len()).sum());
+            for p in parts {
+                all.extend_from_slice(list(p));
+            }
+            all.sort();
+            all
+        };
+        Self {
+            entries: join(|p| &p.entries),
+            exits: join(|p| &p.exits),
+            events: join(|p| &p.events),
+        }
+    }
+}
+
 impl Curve {
     /// Estimates the curve from stays (any order). Stays whose times are negative
     /// or shorter than their entry are left out (a source date in the future).
     pub fn estimate<S: std::borrow::Borrow<Stay>>(stays: impl IntoIterator<Item = S>) -> Self {
-        let (mut entries, mut exits, mut events) = (Vec::new(), Vec::new(), Vec::new());
-        for s in stays.into_iter() {
-            let s = s.borrow();
-            if s.entry < 0 || s.time < s.entry || s.time <= 0 {
-                continue;
-            }
-            entries.push(s.entry);
-            exits.push(s.time);
-            if s.left {
-                events.push(s.time);
-            }
+        let mut sorted = Sorted::default();
+        for s in stays {
+            sorted.push(s.borrow());
         }
-        entries.sort_unstable();
-        exits.sort_unstable();
-        events.sort_unstable();
+        sorted.sort();
+        Self::of(&sorted)
+    }
+
+    /// The curve of sorted stays.
+    pub fn of(sorted: &Sorted) -> Self {
+        let Sorted {
+            entries,
+            exits,
+            events,
+        } = sorted;
         let mut curve = Self {
             stays: entries.len() as u64,
             left: events.len() as u64,
@@ -83,7 +139,7 @@ impl Curve {
                 continue;
             }
             s *= 1.0 - deaths as f64 / at_risk as f64;
-            curve.times.push(t);
+            curve.times.push(i64::from(t));
             curve.survival.push(s);
         }
         curve
