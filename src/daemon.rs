@@ -5,9 +5,10 @@
 //!  one task per connector                          store thread (owns the Store)
 //!  cron (in the configured zone) ─▶ job ─bounded channel─▶ import_pending ─▶ reply
 //!        │ (an API: fetched first, ─▶ spool file ─────▶ import_spool ─▶ reply)
-//!        │  on a blocking thread)
+//!        │  on a thread of its own)
 //!        └─ wakes ─▶ dispatcher task ─▶ outbox ─▶ transport
 //!  cron ([delays] evaluate) ─▶ stalled dossiers, deadlines ─▶ store thread ─▶ wakes
+//!  cron ([delays] review)   ─▶ instructors' review ──────▶ store thread ─▶ wakes
 //!  SIGTERM / SIGINT ─▶ cancel ─▶ tasks stop waiting; the running import finishes
 //!                                 (or, past shutdown_timeout, is rolled back by SQLite);
 //!                                 no new message starts, those in flight are recorded
