@@ -55,6 +55,7 @@ pub const KEYS: &[&str] = &[
     "delays.evaluate",
     "delays.review",
     "delays.review_horizon",
+    "retention.personal_data",
     "delivery.transport",
     "delivery.concurrency",
     "delivery.rate_per_second",
@@ -89,8 +90,14 @@ struct Defaults {
     alerts: AlertDefaults,
     region: RegionDefaults,
     delays: DelaysDefaults,
+    retention: RetentionDefaults,
     delivery: DeliveryDefaults,
     smtp: SmtpDefaults,
+}
+
+#[derive(Debug, Serialize)]
+struct RetentionDefaults {
+    personal_data: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -213,6 +220,9 @@ const DEFAULTS: Defaults = Defaults {
         review: "0 0 7 * * MON",
         review_horizon: "30d",
     },
+    retention: RetentionDefaults {
+        personal_data: "3y",
+    },
     delivery: DeliveryDefaults {
         transport: "file",
         concurrency: 4,
@@ -265,6 +275,8 @@ pub struct Config {
     pub region: Region,
     /// Expected delays.
     pub delays: DelaysConfig,
+    /// How long closed dossiers keep their personal data (`alertissimo purge`).
+    pub personal_data: Duration,
     /// How alerts leave.
     pub delivery: Delivery,
 }
@@ -628,6 +640,7 @@ impl Config {
         let evaluate = get_cron(figment, "delays.evaluate", &mut p);
         let review = get_cron(figment, "delays.review", &mut p);
         let review_horizon = get_duration(figment, "delays.review_horizon", &mut p);
+        let personal_data = get_duration(figment, "retention.personal_data", &mut p);
         match (
             timezone,
             connectors_dir,
@@ -648,6 +661,7 @@ impl Config {
             evaluate,
             review,
             review_horizon,
+            personal_data,
         ) {
             (
                 Some(timezone),
@@ -669,6 +683,7 @@ impl Config {
                 Some(evaluate),
                 Some(review),
                 Some(review_horizon),
+                Some(personal_data),
             ) if p.is_empty() => Ok(Config {
                 file,
                 timezone,
@@ -693,6 +708,7 @@ impl Config {
                     review,
                     review_horizon,
                 },
+                personal_data,
                 delivery,
             }),
             _ => Err(p),

@@ -143,6 +143,16 @@ enum Command {
         #[arg(long, value_name = "FILE.html")]
         out: PathBuf,
     },
+    /// Erase the personal data of the dossiers closed for longer than
+    /// `retention.personal_data` (RGPD); their steps and dates stay for statistics
+    Purge {
+        /// Only show what would be erased
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the counts as JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Write a consistent copy of the state database to FILE, while the daemon runs
     Backup {
         /// The copy to write (it must not exist)
@@ -220,6 +230,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Stats { format } => stats::run(&config, format),
         Command::Report { out } => stats::report(&config, &out),
         Command::Backup { file } => backup(&config, &file),
+        Command::Purge { dry_run, json } => purge(&config, dry_run, json),
         Command::Evaluate { review, json } => evaluate(&config, review, json),
     };
     match result {
@@ -603,6 +614,53 @@ fn evaluate(config: &Config, review: bool, json: bool) -> anyhow::Result<Exit> {
                 .run_id
                 .map(|id| format!(" (run {id})"))
                 .unwrap_or_default()
+        );
+    }
+    Ok(Exit::Ok)
+}
+
+fn purge(config: &Config, dry_run: bool, json: bool) -> anyhow::Result<Exit> {
+    let mut problems = Problems::default();
+    let Some(lifecycle) = Lifecycle::load(&config.lifecycle_path(), &mut problems) else {
+        eprint!("invalid configuration:\n{problems}");
+        return Ok(Exit::Config);
+    };
+    let finals: Vec<String> = lifecycle
+        .steps()
+        .iter()
+        .filter(|s| s.is_final)
+        .map(|s| s.id.clone())
+        .collect();
+    let mut store = open_existing(config)?;
+    let now = Utc::now();
+    let before = now
+        - chrono::Duration::from_std(config.personal_data)
+            .context("retention.personal_data is too long")?;
+    let purged = store.purge(&finals, before, now, dry_run)?;
+    if json {
+        out!(
+            "{}",
+            serde_json::json!({
+                "dry_run": dry_run,
+                "closed_before": crate::store::format_time(before),
+                "purged": purged,
+            })
+        );
+    } else {
+        out!(
+            "Dossiers closed before {} (in a final step, or gone from their source): {} {} {} personal fields, {} message senders and texts, {} field changes and {} alert addresses.{}",
+            before.with_timezone(&config.timezone).format("%d/%m/%Y"),
+            purged.dossiers,
+            if dry_run { "would lose" } else { "lost" },
+            purged.fields,
+            purged.messages,
+            purged.field_changes,
+            purged.alerts,
+            if dry_run {
+                " Nothing was changed (--dry-run)."
+            } else {
+                ""
+            }
         );
     }
     Ok(Exit::Ok)

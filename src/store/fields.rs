@@ -172,6 +172,35 @@ pub(super) fn decode(
     Ok(fields)
 }
 
+/// A stored blob without the fields whose name ids are in `drop`, and how many
+/// were dropped. A blob that cannot be read is kept as it is.
+pub(super) fn strip(blob: &[u8], drop: &[u64]) -> (Vec<u8>, u64) {
+    let mut out = Vec::with_capacity(blob.len());
+    let Some((&FORMAT, mut rest)) = blob.split_first() else {
+        return (blob.to_vec(), 0);
+    };
+    out.push(FORMAT);
+    let mut dropped = 0;
+    while !rest.is_empty() {
+        let before = rest;
+        let (Some(id), Some(len)) = (take_varint(&mut rest), take_varint(&mut rest)) else {
+            return (blob.to_vec(), 0);
+        };
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        if len > rest.len() {
+            return (blob.to_vec(), 0);
+        }
+        let header = before.len() - rest.len();
+        rest = &rest[len..];
+        if drop.contains(&id) {
+            dropped += 1;
+        } else {
+            out.extend_from_slice(&before[..header + len]);
+        }
+    }
+    (out, dropped)
+}
+
 /// The values of the fields whose name ids are `wanted`, read from a stored
 /// blob without decoding the rest: `out[i]` is the value of `wanted[i]`, if any.
 /// A blob that cannot be read gives no value (`decode` reports it).
@@ -316,6 +345,33 @@ mod tests {
             let scheme = fields.get(SCHEME).cloned();
             let names = RefCell::new(Names::default());
             prop_assert_eq!(decode(&blob, scheme, &names, &conn).expect("decode"), fields);
+        }
+
+        #[test]
+        fn strip_leaves_exactly_the_other_fields(
+            fields in proptest::collection::btree_map("[a-z_.]{1,12}", "\\PC{0,40}", 0..12),
+            drop_every in 1usize..4,
+        ) {
+            let conn = store();
+            let encoder = register(&conn, fields.keys().map(String::as_str)).expect("register");
+            let blob = encoder.encode(&fields).expect("encode");
+            let names = RefCell::new(Names::default());
+            // Drop every n-th field (by its name's id).
+            let mut ids = Vec::new();
+            let mut kept = fields.clone();
+            for (i, name) in fields.keys().enumerate() {
+                if i % drop_every == 0 {
+                    let id: i64 = conn
+                        .query_row("SELECT id FROM field_names WHERE name = ?1", [name], |r| r.get(0))
+                        .expect("a registered name");
+                    ids.push(id as u64);
+                    kept.remove(name);
+                }
+            }
+            let (stripped, dropped) = strip(&blob, &ids);
+            prop_assert_eq!(dropped as usize, fields.len() - kept.len());
+            let scheme = kept.get(SCHEME).cloned();
+            prop_assert_eq!(decode(&stripped, scheme, &names, &conn).expect("decode"), kept);
         }
     }
 

@@ -62,12 +62,14 @@ mod fields;
 mod history;
 mod instance;
 mod outbox;
+mod retention;
 mod sources;
 
 pub use evaluations::OpenDossier;
 pub use fields::{FieldEncoder, IdKey, id_key};
 pub use instance::{InstanceLock, LockError, lock_path};
 pub use outbox::{AdminNews, Change, Delivery, DueAlert};
+pub use retention::{PERSONAL, Purged};
 pub use sources::SourceHealth;
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -90,6 +92,7 @@ const MIGRATIONS: &[Migration] = &[
     (include_str!("migrations/0006_sources.sql"), None),
     (include_str!("migrations/0007_messages.sql"), None),
     (include_str!("migrations/0008_timers.sql"), None),
+    (include_str!("migrations/0009_retention.sql"), None),
 ];
 
 fn migrations() -> Migrations<'static> {
