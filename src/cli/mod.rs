@@ -619,11 +619,19 @@ fn evaluate(config: &Config, review: bool, json: bool) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
-fn purge(config: &Config, dry_run: bool, json: bool) -> anyhow::Result<Exit> {
+/// The lifecycle, or the exit code of an invalid one (explained on stderr).
+fn lifecycle(config: &Config) -> Result<Lifecycle, Exit> {
     let mut problems = Problems::default();
-    let Some(lifecycle) = Lifecycle::load(&config.lifecycle_path(), &mut problems) else {
+    Lifecycle::load(&config.lifecycle_path(), &mut problems).ok_or_else(|| {
         eprint!("invalid configuration:\n{problems}");
-        return Ok(Exit::Config);
+        Exit::Config
+    })
+}
+
+fn purge(config: &Config, dry_run: bool, json: bool) -> anyhow::Result<Exit> {
+    let lifecycle = match lifecycle(config) {
+        Ok(l) => l,
+        Err(exit) => return Ok(exit),
     };
     let finals: Vec<String> = lifecycle
         .steps()

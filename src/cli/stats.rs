@@ -5,10 +5,9 @@ use anyhow::Context;
 use chrono::Utc;
 use clap::ValueEnum;
 
-use super::{Exit, open_existing};
-use crate::config::{Config, Problems};
+use super::{Exit, lifecycle, open_existing};
+use crate::config::Config;
 use crate::delays::StepStats;
-use crate::lifecycle::Lifecycle;
 
 /// How `stats` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -22,15 +21,6 @@ pub(super) enum Format {
 }
 
 const DAY: f64 = 86_400.0;
-
-/// The lifecycle, or the exit code of an invalid one (explained on stderr).
-fn lifecycle(config: &Config) -> Result<Lifecycle, Exit> {
-    let mut problems = Problems::default();
-    Lifecycle::load(&config.lifecycle_path(), &mut problems).ok_or_else(|| {
-        eprint!("invalid configuration:\n{problems}");
-        Exit::Config
-    })
-}
 
 /// Writes the managers' report to `out` (whole, or not at all).
 pub(super) fn report(config: &Config, out: &std::path::Path) -> anyhow::Result<Exit> {
