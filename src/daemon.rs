@@ -179,8 +179,10 @@ pub async fn run(
     }
     tracker.close();
     drop(handle);
+    service::ready();
     shutdown.await;
     info!("Stopping: waiting for the running import to finish.");
+    service::stopping();
     cancel.cancel();
     if tokio::time::timeout(config.daemon.shutdown_timeout, tracker.wait())
         .await
@@ -452,6 +454,44 @@ async fn synchronise(
         })
         .await??;
     Ok(vec![summary])
+}
+
+/// What the daemon tells systemd (`Type=notify`): that it is ready, that it is
+/// alive (when the unit sets `WatchdogSec=`), and that it is stopping. Without
+/// systemd (`NOTIFY_SOCKET` unset), nothing.
+mod service {
+    use sd_notify::NotifyState;
+    use tracing::warn;
+
+    fn tell(state: NotifyState<'_>) {
+        if let Err(error) = sd_notify::notify(false, &[state]) {
+            warn!(%error, "Cannot notify systemd.");
+        }
+    }
+
+    /// Ready: the store is open and every task started. Starts the watchdog's
+    /// heartbeat, at half the interval systemd expects, for as long as the runtime
+    /// runs (through the shutdown too): a runtime stuck for that long stops it, and
+    /// systemd restarts the daemon.
+    pub fn ready() {
+        tell(NotifyState::Ready);
+        let mut usec = 0;
+        if sd_notify::watchdog_enabled(false, &mut usec) && usec > 0 {
+            let every = std::time::Duration::from_micros(usec / 2);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tick.tick().await;
+                    tell(NotifyState::Watchdog);
+                }
+            });
+        }
+    }
+
+    /// Stopping: systemd waits for the exit rather than reporting a failure.
+    pub fn stopping() {
+        tell(NotifyState::Stopping);
+    }
 }
 
 /// The next time a cron schedule fires after `now`, the pattern being read in `tz`

@@ -129,3 +129,50 @@ fn one_daemon_per_state_and_backups_while_it_runs() {
     // Once it stopped, the lock is free for the next one.
     assert!(alertissimo::store::InstanceLock::acquire(&install.db()).is_ok());
 }
+
+#[test]
+fn the_daemon_tells_systemd_it_is_ready_alive_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let install = Install::tolerant();
+    let socket_path = install.root().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    // systemd gives the watchdog to the main process by its pid: the shell hands
+    // its own to the daemon it becomes.
+    let mut daemon = crate::common::Daemon(
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "WATCHDOG_PID=$$ exec '{}' run --config '{}'",
+                crate::common::BIN,
+                install.config().display()
+            ))
+            .env("NOTIFY_SOCKET", &socket_path)
+            .env("WATCHDOG_USEC", "200000")
+            .env_remove("RUST_LOG")
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut buf = [0u8; 256];
+    let mut next = || {
+        let n = socket.recv(&mut buf).expect("a notification within 30 s");
+        String::from_utf8_lossy(&buf[..n]).trim().to_owned()
+    };
+    assert_eq!(next(), "READY=1");
+    // A heartbeat every 100 ms (half of WATCHDOG_USEC).
+    assert_eq!(next(), "WATCHDOG=1");
+    assert_eq!(next(), "WATCHDOG=1");
+    let exit = crate::common::terminate(&mut daemon.0);
+    assert!(exit.success(), "{exit}");
+    let mut said = Vec::new();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    while let Ok(n) = socket.recv(&mut buf) {
+        said.push(String::from_utf8_lossy(&buf[..n]).trim().to_owned());
+    }
+    assert!(said.iter().any(|s| s == "STOPPING=1"), "{said:?}");
+}
