@@ -9,6 +9,9 @@
 //!        └─ wakes ─▶ dispatcher task ─▶ outbox ─▶ transport
 //!  cron ([delays] evaluate) ─▶ stalled dossiers, deadlines ─▶ store thread ─▶ wakes
 //!  cron ([delays] review)   ─▶ instructors' review ──────▶ store thread ─▶ wakes
+//!  SIGHUP ─▶ config, connectors, rules, templates read again ─▶ valid: the tasks
+//!            stop between two imports and the new set starts; invalid: logged, the
+//!            running set goes on
 //!  SIGTERM / SIGINT ─▶ cancel ─▶ tasks stop waiting; the running import finishes
 //!                                 (or, past shutdown_timeout, is rolled back by SQLite);
 //!                                 no new message starts, those in flight are recorded
@@ -108,25 +111,51 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Runs the daemon until `shutdown` resolves.
+/// What the daemon runs with; read again whole on SIGHUP.
+pub struct Setup {
+    /// The configuration.
+    pub config: Config,
+    /// The valid connectors.
+    pub connectors: Vec<Connector>,
+    /// The rules and templates.
+    pub rules: Arc<Rules>,
+}
+
+/// The tasks of one setup: stopped together, between two imports, at a reload.
+struct Generation {
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Generation {
+    /// Stops waiting for the next tick; a running import and a delivery pass
+    /// finish first.
+    async fn stop(self) {
+        self.cancel.cancel();
+        self.tracker.wait().await;
+    }
+}
+
+/// Starts the tasks of a setup: the dispatcher, the evaluations of time-based
+/// events, and one task per enabled connector.
 ///
 /// # Errors
-/// When the store cannot be opened.
-pub async fn run(
-    config: Config,
-    connectors: Vec<Connector>,
-    rules: Arc<Rules>,
-    shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
-    // One daemon per state: held until the daemon ends.
-    let _lock = crate::store::InstanceLock::acquire(&config.store.path)?;
-    let store = Store::open(&config.store.path, config.store.cache_mb)?;
-    let (handle, store_thread) = StoreHandle::spawn(store);
-    let cancel = CancellationToken::new();
+/// When the transport cannot be set up (TLS settings): then nothing started.
+fn start(
+    setup: &Setup,
+    store: &StoreHandle,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Generation> {
+    let Setup {
+        config,
+        connectors,
+        rules,
+    } = setup;
+    let cancel = shutdown.child_token();
     let tracker = TaskTracker::new();
     let dispatcher = Dispatcher::new(
-        handle.clone(),
-        Arc::clone(&rules),
+        store.clone(),
+        Arc::clone(rules),
         Arc::new(connectors.clone()),
         &config.delivery,
         &config.delays,
@@ -134,13 +163,6 @@ pub async fn run(
     )?;
     let wake = Arc::new(Notify::new());
     tracker.spawn(deliver(dispatcher, Arc::clone(&wake), cancel.clone()));
-    info!(
-        connectors = connectors.len(),
-        rules = rules.rules.len(),
-        database = %config.store.path.display(),
-        timezone = %config.timezone,
-        "Started."
-    );
     let all = Arc::new(connectors.clone());
     for (schedule, pass) in [
         (config.delays.evaluate.clone(), Pass::Events),
@@ -151,13 +173,13 @@ pub async fn run(
     ] {
         tracker.spawn(evaluate(
             Evaluation {
-                rules: Arc::clone(&rules),
+                rules: Arc::clone(rules),
                 connectors: Arc::clone(&all),
                 config: config.clone(),
                 schedule,
                 pass,
             },
-            handle.clone(),
+            store.clone(),
             Arc::clone(&wake),
             cancel.clone(),
         ));
@@ -168,28 +190,114 @@ pub async fn run(
             continue;
         }
         tracker.spawn(follow(
-            Arc::new(connector),
-            rules.clone(),
+            Arc::new(connector.clone()),
+            Arc::clone(rules),
             Arc::clone(&wake),
-            handle.clone(),
+            store.clone(),
             config.timezone,
             config.daemon.import_at_startup,
             cancel.clone(),
         ));
     }
     tracker.close();
-    drop(handle);
+    info!(
+        connectors = connectors.len(),
+        rules = rules.rules.len(),
+        database = %config.store.path.display(),
+        timezone = %config.timezone,
+        "Started."
+    );
+    Ok(Generation { cancel, tracker })
+}
+
+/// Resolves at each SIGHUP (never, where there is none).
+async fn hangup(signals: &mut Option<tokio::signal::unix::Signal>) {
+    match signals {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Runs the daemon until `shutdown` resolves. On SIGHUP, `reload` reads the
+/// configuration, connectors, rules and templates again: when they are valid, the
+/// running tasks stop between two imports and the new ones start; when not, the
+/// error is logged and the daemon goes on as it was.
+///
+/// # Errors
+/// When the store cannot be opened, or another daemon holds it.
+pub async fn run(
+    setup: Setup,
+    reload: impl Fn() -> Result<Setup, String>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let config = &setup.config;
+    // One daemon per state: held until the daemon ends.
+    let _lock = crate::store::InstanceLock::acquire(&config.store.path)?;
+    let store = Store::open(&config.store.path, config.store.cache_mb)?;
+    let (handle, store_thread) = StoreHandle::spawn(store);
+    let cancel = CancellationToken::new();
+    let mut generation = start(&setup, &handle, &cancel)?;
+    let mut current = setup;
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|error| warn!(%error, "Cannot listen for SIGHUP: reloads need a restart."))
+        .ok();
     service::ready();
-    shutdown.await;
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            () = hangup(&mut hangups) => {
+                info!("SIGHUP: reading the configuration, connectors, rules and templates again.");
+                let next = reload().and_then(|next| {
+                    if next.config.store.path == current.config.store.path {
+                        Ok(next)
+                    } else {
+                        Err(format!(
+                            "store.path changed ({} → {}): restart the daemon to move the state",
+                            current.config.store.path.display(),
+                            next.config.store.path.display()
+                        ))
+                    }
+                });
+                let next = match next {
+                    Ok(next) => next,
+                    Err(problems) => {
+                        error!(%problems, "Reload refused: the daemon goes on with its previous configuration.");
+                        continue;
+                    }
+                };
+                service::reloading();
+                generation.stop().await;
+                generation = match start(&next, &handle, &cancel) {
+                    Ok(g) => {
+                        current = next;
+                        g
+                    }
+                    Err(error) => {
+                        error!(error = %format!("{error:#}"), "Reload refused: the daemon goes on with its previous configuration.");
+                        start(&current, &handle, &cancel)?
+                    }
+                };
+                service::ready();
+                info!("Reloaded.");
+            }
+        }
+    }
     info!("Stopping: waiting for the running import to finish.");
     service::stopping();
     cancel.cancel();
-    if tokio::time::timeout(config.daemon.shutdown_timeout, tracker.wait())
-        .await
-        .is_err()
+    drop(handle);
+    if tokio::time::timeout(
+        current.config.daemon.shutdown_timeout,
+        generation.tracker.wait(),
+    )
+    .await
+    .is_err()
     {
         warn!(
-            timeout = ?config.daemon.shutdown_timeout,
+            timeout = ?current.config.daemon.shutdown_timeout,
             "Work was still running at the shutdown timeout: an import is rolled back, a message being sent is sent again at the next start."
         );
         return Ok(());
@@ -491,6 +599,11 @@ mod service {
     /// Stopping: systemd waits for the exit rather than reporting a failure.
     pub fn stopping() {
         tell(NotifyState::Stopping);
+    }
+
+    /// Reloading: `READY=1` follows once the new configuration runs.
+    pub fn reloading() {
+        tell(NotifyState::Reloading);
     }
 }
 

@@ -1229,10 +1229,31 @@ fn run_daemon(config: Config) -> anyhow::Result<Exit> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    // A reload is all or nothing: every file valid, or the running set stays.
+    let file = config.file.clone();
+    let reload = move || -> Result<crate::daemon::Setup, String> {
+        let config = Config::load(file.as_deref()).map_err(|p| p.to_string())?;
+        let mut problems = Problems::default();
+        match load(&config, &mut problems) {
+            Some(Loaded {
+                connectors,
+                rules: Some(rules),
+                ..
+            }) if problems.is_empty() => Ok(crate::daemon::Setup {
+                config,
+                connectors,
+                rules: Arc::new(rules),
+            }),
+            _ => Err(problems.to_string()),
+        }
+    };
     runtime.block_on(crate::daemon::run(
-        config,
-        loaded.connectors,
-        Arc::new(rules),
+        crate::daemon::Setup {
+            config,
+            connectors: loaded.connectors,
+            rules: Arc::new(rules),
+        },
+        reload,
         crate::daemon::shutdown_signal(),
     ))?;
     Ok(Exit::Ok)

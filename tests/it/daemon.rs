@@ -176,3 +176,74 @@ fn the_daemon_tells_systemd_it_is_ready_alive_and_stopping() {
     }
     assert!(said.iter().any(|s| s == "STOPPING=1"), "{said:?}");
 }
+
+fn hangup(daemon: &crate::common::Daemon) {
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &daemon.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn applied_runs_of(install: &Install, connector: &str) -> i64 {
+    install
+        .sql()
+        .query_row(
+            "SELECT count(*) FROM runs WHERE status = 'applied' AND connector = ?1",
+            [connector],
+            |r| r.get(0),
+        )
+        .unwrap_or(0)
+}
+
+#[test]
+fn sighup_reloads_a_valid_configuration_and_keeps_the_old_one_otherwise() {
+    let install = Install::tolerant();
+    let rules = install.own_rules();
+    let inbox = install.root().join("inbox");
+    std::fs::copy(fixture("export-1.csv"), inbox.join("a.csv")).unwrap();
+    let mut daemon = crate::common::Daemon(
+        install
+            .cmd(&["run"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("the start-up import", Duration::from_secs(30), || {
+        applied_runs(&install) == 1
+    });
+
+    // A broken rule file: the reload is refused, the daemon goes on as before.
+    std::fs::write(rules.join("broken.toml"), "[[rule]]\nname = \"oops\"\n").unwrap();
+    hangup(&daemon);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(daemon.0.try_wait().unwrap().is_none(), "the daemon stopped");
+    std::fs::copy(fixture("export-2.csv"), inbox.join("b.csv")).unwrap();
+    wait_for(
+        "an import with the old set",
+        Duration::from_secs(30),
+        || applied_runs(&install) == 2,
+    );
+
+    // Fixed, with a second connector: the reload takes it.
+    std::fs::remove_file(rules.join("broken.toml")).unwrap();
+    let second = install.root().join("second-inbox");
+    std::fs::create_dir_all(&second).unwrap();
+    std::fs::write(
+        install.root().join("connectors/second.toml"),
+        std::fs::read_to_string(install.root().join("connectors/portail.toml"))
+            .unwrap()
+            .replace("../inbox/*.csv", "../second-inbox/*.csv"),
+    )
+    .unwrap();
+    hangup(&daemon);
+    std::fs::copy(fixture("export-1.csv"), second.join("a.csv")).unwrap();
+    wait_for(
+        "the new connector's import",
+        Duration::from_secs(30),
+        || applied_runs_of(&install, "second") == 1,
+    );
+
+    let exit = crate::common::terminate(&mut daemon.0);
+    assert!(exit.success(), "{exit}");
+}
