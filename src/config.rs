@@ -356,6 +356,14 @@ impl PasswordSource {
         self.read_as("smtp.password")
     }
 
+    /// The file it is read from, if it is one.
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            Self::File(path) => Some(path),
+            Self::Env(_) => None,
+        }
+    }
+
     /// Reads the secret that the keys `{key}_env` or `{key}_file` name.
     ///
     /// # Errors
@@ -373,6 +381,14 @@ impl PasswordSource {
                 .map_err(|e| format!("{key}_file: cannot read {}: {e}", path.display())),
         }
     }
+}
+
+/// The permissions of a file every user of the machine may read (`0644`), when
+/// it is one: a configuration or a secret should not be.
+pub fn readable_by_others(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o004 != 0).then_some(mode)
 }
 
 /// A secret that is never printed.

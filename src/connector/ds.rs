@@ -158,6 +158,11 @@ impl DsSource {
         })
     }
 
+    /// The file the token is read from, if it is one.
+    pub fn token_file(&self) -> Option<&Path> {
+        self.token.file()
+    }
+
     /// Checks that the token can be read.
     ///
     /// # Errors

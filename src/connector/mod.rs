@@ -189,6 +189,20 @@ impl Source {
         }
     }
 
+    /// The files its secrets are read from, with the setting that names each.
+    pub fn secret_files(&self) -> Vec<(&'static str, &Path)> {
+        let (key, source) = match self {
+            Self::Http(s) => match &s.auth {
+                Some(http::Auth::Bearer(token)) => ("auth.token_file", token.file()),
+                Some(http::Auth::Basic(_, password)) => ("auth.password_file", password.file()),
+                None => return Vec::new(),
+            },
+            Self::Ds(s) => ("token_file", s.token_file()),
+            Self::Csv(_) | Self::Spreadsheet(_) | Self::Xml(_) => return Vec::new(),
+        };
+        source.map(|path| vec![(key, path)]).unwrap_or_default()
+    }
+
     /// The senders of the source's own automatic e-mails to applicants (DS).
     pub fn automatic_senders(&self) -> &[String] {
         match self {

@@ -169,3 +169,98 @@ fn misspelt_environment_variable_is_reported() {
         "{all}"
     );
 }
+
+#[test]
+fn secret_files_readable_by_others_are_warned_of_and_secrets_never_shown() {
+    use std::os::unix::fs::PermissionsExt;
+    let install = Install::with_connector(|_| {
+        "kind = \"http_json\"\nschedule = \"* * * * * *\"\n[source]\nurl = \"http://127.0.0.1:9/dossiers\"\n\
+         records = \"/data\"\ntimeout = \"1s\"\nretries = 0\n\
+         [source.auth]\nkind = \"bearer\"\ntoken_file = \"../api-token\"\n\
+         [fields]\nid = \"/id\"\nstep = \"/etat\"\n[steps]\n\"Déposé\" = \"depose\"\n"
+            .to_owned()
+    });
+    install.append_config(
+        "[delivery]\ntransport = \"smtp\"\n\
+         [smtp]\nhost = \"127.0.0.1\"\nport = 9\ntls = \"none\"\nusername = \"aides\"\n\
+         password_file = \"smtp-password\"\nfrom = \"Région <aides@region.example.org>\"\n",
+    );
+    let (token, password) = ("t0ken-4f7c9e", "p4ss-b81d2a");
+    let token_file = install.root().join("api-token");
+    let password_file = install.root().join("smtp-password");
+    std::fs::write(&token_file, token).unwrap();
+    std::fs::write(&password_file, password).unwrap();
+    let chmod = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    chmod(&token_file, 0o644);
+    chmod(&password_file, 0o644);
+    chmod(&install.config(), 0o640);
+    let out = install.run(&["check"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    // Relative paths are shown as the files they come from resolve them.
+    let shown_token = install.root().join("connectors/../api-token");
+    for (path, key) in [
+        (&shown_token, "auth.token_file of connector portail"),
+        (&password_file, "smtp.password_file"),
+    ] {
+        assert!(
+            said.contains(&format!(
+                "warning: {} ({key}) is readable by every user of this machine (mode 0644)",
+                path.display()
+            )),
+            "{said}"
+        );
+    }
+    assert!(!said.contains("(the configuration)"), "{said}");
+    // Once fixed, nothing to say.
+    chmod(&token_file, 0o600);
+    chmod(&password_file, 0o600);
+    let said = text(&install.run(&["check"]));
+    assert!(!said.contains("readable by every user"), "{said}");
+
+    // Neither `check`, nor an import that fails, nor the daemon at debug level,
+    // ever shows a secret's value.
+    let mut outputs = vec![said, text(&install.run(&["import", "portail"]))];
+    let mut daemon = crate::common::Daemon(
+        install
+            .cmd(&["run"])
+            .env("ALERTISSIMO_LOG__LEVEL", "debug")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    crate::common::terminate(&mut daemon.0);
+    let mut logs = String::new();
+    for stream in [
+        daemon
+            .0
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read>),
+        daemon
+            .0
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let mut stream = stream;
+        std::io::Read::read_to_string(&mut stream, &mut logs).unwrap();
+    }
+    assert!(
+        logs.contains("127.0.0.1:9"),
+        "the daemon did not try the API: {logs}"
+    );
+    outputs.push(logs);
+    for output in outputs {
+        for secret in [token, password] {
+            assert!(!output.contains(secret), "{secret} shown in:\n{output}");
+        }
+    }
+}
