@@ -51,7 +51,7 @@ fn state(install: &Install) -> (Vec<String>, Vec<String>, i64) {
     let runs = install
         .sql()
         .query_row(
-            "SELECT count(*) FROM runs WHERE status = 'applied'",
+            "SELECT count(*) FROM runs WHERE status = 'applied' AND kind = 'import'",
             [],
             |r| r.get(0),
         )

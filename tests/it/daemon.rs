@@ -11,7 +11,7 @@ fn applied_runs(install: &Install) -> i64 {
     install
         .sql()
         .query_row(
-            "SELECT count(*) FROM runs WHERE status = 'applied'",
+            "SELECT count(*) FROM runs WHERE status = 'applied' AND kind = 'import'",
             [],
             |r| r.get(0),
         )
