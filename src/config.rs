@@ -56,6 +56,7 @@ pub const KEYS: &[&str] = &[
     "delays.review",
     "delays.review_horizon",
     "retention.personal_data",
+    "metrics.listen",
     "delivery.transport",
     "delivery.concurrency",
     "delivery.rate_per_second",
@@ -91,8 +92,14 @@ struct Defaults {
     region: RegionDefaults,
     delays: DelaysDefaults,
     retention: RetentionDefaults,
+    metrics: MetricsDefaults,
     delivery: DeliveryDefaults,
     smtp: SmtpDefaults,
+}
+
+#[derive(Debug, Serialize)]
+struct MetricsDefaults {
+    listen: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -223,6 +230,7 @@ const DEFAULTS: Defaults = Defaults {
     retention: RetentionDefaults {
         personal_data: "3y",
     },
+    metrics: MetricsDefaults { listen: "" },
     delivery: DeliveryDefaults {
         transport: "file",
         concurrency: 4,
@@ -277,6 +285,8 @@ pub struct Config {
     pub delays: DelaysConfig,
     /// How long closed dossiers keep their personal data (`alertissimo purge`).
     pub personal_data: Duration,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served (none: off).
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// How alerts leave.
     pub delivery: Delivery,
 }
@@ -657,6 +667,23 @@ impl Config {
         let review = get_cron(figment, "delays.review", &mut p);
         let review_horizon = get_duration(figment, "delays.review_horizon", &mut p);
         let personal_data = get_duration(figment, "retention.personal_data", &mut p);
+        let metrics_listen = get::<String>(figment, "metrics.listen", &mut p).and_then(|text| {
+            if text.trim().is_empty() {
+                return Some(None);
+            }
+            text.trim()
+                .parse::<std::net::SocketAddr>()
+                .map(Some)
+                .map_err(|e| {
+                    push_key(
+                        figment,
+                        "metrics.listen",
+                        format!("'{text}' is not an address and port like \"127.0.0.1:9464\": {e}"),
+                        &mut p,
+                    );
+                })
+                .ok()
+        });
         match (
             timezone,
             connectors_dir,
@@ -678,6 +705,7 @@ impl Config {
             review,
             review_horizon,
             personal_data,
+            metrics_listen,
         ) {
             (
                 Some(timezone),
@@ -700,6 +728,7 @@ impl Config {
                 Some(review),
                 Some(review_horizon),
                 Some(personal_data),
+                Some(metrics_listen),
             ) if p.is_empty() => Ok(Config {
                 file,
                 timezone,
@@ -725,6 +754,7 @@ impl Config {
                     review_horizon,
                 },
                 personal_data,
+                metrics_listen,
                 delivery,
             }),
             _ => Err(p),

@@ -238,6 +238,23 @@ pub async fn run(
     let store = Store::open(&config.store.path, config.store.cache_mb)?;
     let (handle, store_thread) = StoreHandle::spawn(store);
     let cancel = CancellationToken::new();
+    let reloads = Arc::new(crate::metrics::Reloads::default());
+    // Metrics and health, for the whole life of the daemon (a reload keeps them).
+    let metrics = match setup.config.metrics_listen {
+        Some(address) => {
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|e| anyhow::anyhow!("metrics.listen: cannot listen on {address}: {e}"))?;
+            info!(%address, "Serving /metrics, /healthz and /readyz.");
+            Some(tokio::spawn(crate::metrics::serve(
+                listener,
+                handle.clone(),
+                Arc::clone(&reloads),
+                cancel.clone(),
+            )))
+        }
+        None => None,
+    };
     let mut generation = start(&setup, &handle, &cancel)?;
     let mut current = setup;
     let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -264,6 +281,7 @@ pub async fn run(
                 let next = match next {
                     Ok(next) => next,
                     Err(problems) => {
+                        reloads.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         error!(%problems, "Reload refused: the daemon goes on with its previous configuration.");
                         continue;
                     }
@@ -273,9 +291,11 @@ pub async fn run(
                 generation = match start(&next, &handle, &cancel) {
                     Ok(g) => {
                         current = next;
+                        reloads.applied.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         g
                     }
                     Err(error) => {
+                        reloads.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         error!(error = %format!("{error:#}"), "Reload refused: the daemon goes on with its previous configuration.");
                         start(&current, &handle, &cancel)?
                     }
@@ -288,6 +308,9 @@ pub async fn run(
     info!("Stopping: waiting for the running import to finish.");
     service::stopping();
     cancel.cancel();
+    if let Some(metrics) = metrics {
+        let _ = metrics.await;
+    }
     drop(handle);
     if tokio::time::timeout(
         current.config.daemon.shutdown_timeout,

@@ -16,7 +16,8 @@
 //! store      SQLite: schema, migrations, every query
 //! timers     stalled dossiers and deadline reminders, raised once
 //! report     one self-contained HTML page for managers (inline SVG charts)
-//! daemon     schedules imports (cron, time zone), shutdown
+//! daemon     schedules imports (cron, time zone), reload, shutdown
+//! metrics    /metrics (Prometheus), /healthz, /readyz
 //! ```
 //! The pure core (`diff`, `connector::mapping`, `connector::value`, the parsers)
 //! does no I/O and takes `now` as an argument.
@@ -31,6 +32,7 @@ pub mod diff;
 pub mod dispatch;
 pub mod import;
 pub mod lifecycle;
+pub mod metrics;
 pub mod model;
 pub mod report;
 pub mod rules;

@@ -59,6 +59,7 @@ pub enum StoreError {
 
 mod evaluations;
 mod fields;
+mod gauges;
 mod history;
 mod instance;
 mod outbox;
@@ -67,6 +68,7 @@ mod sources;
 
 pub use evaluations::OpenDossier;
 pub use fields::{FieldEncoder, IdKey, id_key};
+pub use gauges::{Gauges, ImportGauges, LATENCY_BOUNDS};
 pub use instance::{InstanceLock, LockError, lock_path};
 pub use outbox::{AdminNews, Change, Delivery, DueAlert};
 pub use retention::{PERSONAL, Purged};

@@ -247,3 +247,71 @@ fn sighup_reloads_a_valid_configuration_and_keeps_the_old_one_otherwise() {
     let exit = crate::common::terminate(&mut daemon.0);
     assert!(exit.success(), "{exit}");
 }
+
+/// A GET on 127.0.0.1:`port`: the status line and the body.
+fn get(port: u16, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    (head.lines().next().unwrap().to_owned(), body.to_owned())
+}
+
+#[test]
+fn metrics_and_health_name_no_person() {
+    let install = Install::tolerant();
+    let rules = install.own_rules();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    install.append_config(&format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"));
+    std::fs::copy(fixture("export-1.csv"), install.root().join("inbox/a.csv")).unwrap();
+    let mut daemon = crate::common::Daemon(
+        install
+            .cmd(&["run"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("the start-up import", Duration::from_secs(30), || {
+        applied_runs(&install) == 1
+    });
+    assert_eq!(
+        get(port, "/healthz"),
+        ("HTTP/1.1 200 OK".to_owned(), "ok\n".to_owned())
+    );
+    assert_eq!(get(port, "/readyz").0, "HTTP/1.1 200 OK");
+    assert_eq!(get(port, "/other").0, "HTTP/1.1 404 Not Found");
+    // A refused reload is counted.
+    std::fs::write(rules.join("broken.toml"), "[[rule]]\nname = \"oops\"\n").unwrap();
+    hangup(&daemon);
+    let mut metrics = String::new();
+    wait_for(
+        "the refused reload in /metrics",
+        Duration::from_secs(30),
+        || {
+            metrics = get(port, "/metrics").1;
+            metrics.contains("alertissimo_reloads_total{outcome=\"refused\"} 1")
+        },
+    );
+    for line in [
+        "alertissimo_imports_total{connector=\"portail\",status=\"applied\"} 1",
+        "alertissimo_outbox_depth 0",
+        "alertissimo_delivery_latency_seconds_count 0",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "missing {line:?} in:\n{metrics}"
+        );
+    }
+    // The export's people are nowhere in it.
+    for person in ["lefevre", "Lefèvre", "@", "REF-1"] {
+        assert!(!metrics.contains(person), "{person} in:\n{metrics}");
+    }
+    let exit = crate::common::terminate(&mut daemon.0);
+    assert!(exit.success(), "{exit}");
+}

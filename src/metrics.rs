@@ -1,0 +1,334 @@
+//! Metrics and health over HTTP: `/metrics` (Prometheus text exposition),
+//! `/healthz` and `/readyz`, on `[metrics] listen` (off unless set).
+//!
+//! Owns the exposition ([`render`], pure) and the small HTTP/1.1 server that
+//! answers the three GET requests. The figures come from the state database at
+//! each scrape (see `store::gauges`), so they survive restarts and agree with
+//! `alertissimo runs` and `outbox list`; reload outcomes are counted in memory. No
+//! metric names a person: connectors, statuses and counts only.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::daemon::StoreHandle;
+use crate::store::Gauges;
+
+/// Reloads since start, by outcome.
+#[derive(Debug, Default)]
+pub struct Reloads {
+    /// Reloads applied.
+    pub applied: AtomicU64,
+    /// Reloads refused (an invalid file): the previous set went on.
+    pub refused: AtomicU64,
+}
+
+/// The Prometheus text exposition of `gauges` and `reloads`.
+pub fn render(g: &Gauges, reloads: &Reloads) -> String {
+    let mut out = String::new();
+    family(
+        &mut out,
+        "alertissimo_imports_total",
+        "counter",
+        "Imports by connector and status (applied, refused).",
+    );
+    for i in &g.imports {
+        for (status, n) in [("applied", i.applied), ("refused", i.refused)] {
+            let _ = writeln!(
+                out,
+                "alertissimo_imports_total{{connector=\"{}\",status=\"{status}\"}} {n}",
+                label(&i.connector)
+            );
+        }
+    }
+    family(
+        &mut out,
+        "alertissimo_last_success_timestamp_seconds",
+        "gauge",
+        "When the last applied import of each connector ended (Unix time).",
+    );
+    for i in &g.imports {
+        if let Some(t) = i.last_success {
+            let _ = writeln!(
+                out,
+                "alertissimo_last_success_timestamp_seconds{{connector=\"{}\"}} {t}",
+                label(&i.connector)
+            );
+        }
+    }
+    for (name, help, value) in [
+        (
+            "alertissimo_rows_total",
+            "Rows read by imports, by connector.",
+            (|i: &crate::store::ImportGauges| i.rows) as fn(&crate::store::ImportGauges) -> u64,
+        ),
+        (
+            "alertissimo_events_total",
+            "Events recorded by imports, by connector.",
+            |i| i.events,
+        ),
+        (
+            "alertissimo_rejected_records_total",
+            "Records rejected by imports, by connector.",
+            |i| i.rejected,
+        ),
+    ] {
+        family(&mut out, name, "counter", help);
+        for i in &g.imports {
+            let _ = writeln!(
+                out,
+                "{name}{{connector=\"{}\"}} {}",
+                label(&i.connector),
+                value(i)
+            );
+        }
+    }
+    family(
+        &mut out,
+        "alertissimo_alerts",
+        "gauge",
+        "Alerts in the outbox by status (pending, sending, sent, failed, cancelled).",
+    );
+    for (status, n) in &g.alerts {
+        let _ = writeln!(
+            out,
+            "alertissimo_alerts{{status=\"{}\"}} {n}",
+            label(status)
+        );
+    }
+    family(
+        &mut out,
+        "alertissimo_alerts_deferred",
+        "gauge",
+        "Pending alerts due later (debounce, digest, sending hours, retry backoff).",
+    );
+    let _ = writeln!(out, "alertissimo_alerts_deferred {}", g.deferred);
+    family(
+        &mut out,
+        "alertissimo_outbox_depth",
+        "gauge",
+        "Alerts waiting to be sent (pending or being sent).",
+    );
+    let depth: u64 = g
+        .alerts
+        .iter()
+        .filter(|(s, _)| s == "pending" || s == "sending")
+        .map(|(_, n)| n)
+        .sum();
+    let _ = writeln!(out, "alertissimo_outbox_depth {depth}");
+    family(
+        &mut out,
+        "alertissimo_outbox_oldest_due_seconds",
+        "gauge",
+        "How long the oldest pending alert that is due has been waiting (0: none).",
+    );
+    let _ = writeln!(
+        out,
+        "alertissimo_outbox_oldest_due_seconds {}",
+        g.oldest_due_seconds
+    );
+    family(
+        &mut out,
+        "alertissimo_delivery_latency_seconds",
+        "histogram",
+        "From an alert queued to its message sent.",
+    );
+    for (bound, n) in &g.latency_buckets {
+        let _ = writeln!(
+            out,
+            "alertissimo_delivery_latency_seconds_bucket{{le=\"{bound}\"}} {n}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "alertissimo_delivery_latency_seconds_bucket{{le=\"+Inf\"}} {}\n\
+         alertissimo_delivery_latency_seconds_sum {}\n\
+         alertissimo_delivery_latency_seconds_count {}",
+        g.latency_count, g.latency_sum, g.latency_count
+    );
+    family(
+        &mut out,
+        "alertissimo_reloads_total",
+        "counter",
+        "Reloads (SIGHUP) since start, by outcome (applied, refused).",
+    );
+    let _ = writeln!(
+        out,
+        "alertissimo_reloads_total{{outcome=\"applied\"}} {}\nalertissimo_reloads_total{{outcome=\"refused\"}} {}",
+        reloads.applied.load(Ordering::Relaxed),
+        reloads.refused.load(Ordering::Relaxed)
+    );
+    out
+}
+
+/// The `# HELP` and `# TYPE` lines of a metric family.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// A label value, escaped as the exposition format wants.
+fn label(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Answers `/metrics`, `/healthz` and `/readyz` on `listener` until `cancel`.
+pub async fn serve(
+    listener: TcpListener,
+    store: StoreHandle,
+    reloads: Arc<Reloads>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = cancel.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(error) => {
+                    warn!(%error, "The metrics endpoint cannot accept a connection.");
+                    continue;
+                }
+            },
+        };
+        let (store, reloads) = (store.clone(), Arc::clone(&reloads));
+        tokio::spawn(async move {
+            if let Err(error) = answer(stream, &store, &reloads).await {
+                debug!(%peer, %error, "A metrics request failed.");
+            }
+        });
+    }
+}
+
+/// Reads one request (its head, 8 KiB at most, within 5 s) and answers it.
+async fn answer(
+    mut stream: TcpStream,
+    store: &StoreHandle,
+    reloads: &Reloads,
+) -> std::io::Result<()> {
+    let mut head = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(5), async {
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
+            let n = stream.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
+    if !matches!(read, Ok(Ok(()))) {
+        return Ok(());
+    }
+    let line = String::from_utf8_lossy(&head);
+    let mut words = line.split_whitespace();
+    let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    let (status, kind, body) = match (method, path) {
+        ("GET", "/healthz") => ("200 OK", "text/plain", "ok\n".to_owned()),
+        ("GET", "/readyz") => {
+            // Ready when the store thread answers within 2 s.
+            match tokio::time::timeout(Duration::from_secs(2), store.call(|_| ())).await {
+                Ok(Ok(())) => ("200 OK", "text/plain", "ready\n".to_owned()),
+                _ => (
+                    "503 Service Unavailable",
+                    "text/plain",
+                    "the state database is busy or stopped\n".to_owned(),
+                ),
+            }
+        }
+        ("GET", "/metrics") => match store.call(|s| s.gauges(Utc::now())).await {
+            Ok(Ok(g)) => ("200 OK", "text/plain; version=0.0.4", render(&g, reloads)),
+            _ => (
+                "503 Service Unavailable",
+                "text/plain",
+                "the state database cannot be read\n".to_owned(),
+            ),
+        },
+        ("GET", _) => (
+            "404 Not Found",
+            "text/plain",
+            "/metrics, /healthz and /readyz only\n".to_owned(),
+        ),
+        _ => (
+            "405 Method Not Allowed",
+            "text/plain",
+            "GET only\n".to_owned(),
+        ),
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(response.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::ImportGauges;
+
+    #[test]
+    fn the_exposition_names_no_person_and_follows_the_format() {
+        let g = Gauges {
+            imports: vec![ImportGauges {
+                connector: "portail-aides".to_owned(),
+                applied: 12,
+                refused: 1,
+                last_success: Some(1_780_000_000),
+                rows: 3_400,
+                events: 210,
+                rejected: 3,
+            }],
+            alerts: vec![("pending".to_owned(), 4), ("sent".to_owned(), 90)],
+            deferred: 3,
+            oldest_due_seconds: 120,
+            latency_buckets: vec![(60.0, 10), (600.0, 80)],
+            latency_count: 90,
+            latency_sum: 12_345.0,
+        };
+        let reloads = Reloads::default();
+        reloads.refused.fetch_add(1, Ordering::Relaxed);
+        let text = render(&g, &reloads);
+        for line in [
+            "alertissimo_imports_total{connector=\"portail-aides\",status=\"applied\"} 12",
+            "alertissimo_imports_total{connector=\"portail-aides\",status=\"refused\"} 1",
+            "alertissimo_last_success_timestamp_seconds{connector=\"portail-aides\"} 1780000000",
+            "alertissimo_rows_total{connector=\"portail-aides\"} 3400",
+            "alertissimo_rejected_records_total{connector=\"portail-aides\"} 3",
+            "alertissimo_alerts{status=\"sent\"} 90",
+            "alertissimo_outbox_depth 4",
+            "alertissimo_outbox_oldest_due_seconds 120",
+            "alertissimo_delivery_latency_seconds_bucket{le=\"600\"} 80",
+            "alertissimo_delivery_latency_seconds_bucket{le=\"+Inf\"} 90",
+            "alertissimo_delivery_latency_seconds_count 90",
+            "alertissimo_reloads_total{outcome=\"refused\"} 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in:\n{text}"
+            );
+        }
+        // Every sample belongs to a declared family.
+        for l in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = l.split(['{', ' ']).next().unwrap();
+            let family = name
+                .trim_end_matches("_bucket")
+                .trim_end_matches("_sum")
+                .trim_end_matches("_count");
+            assert!(
+                text.contains(&format!("# TYPE {family} ")),
+                "{name} has no # TYPE"
+            );
+        }
+    }
+}
