@@ -266,6 +266,18 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+impl Install {
+    /// Starts the daemon (its logs discarded); it is killed when dropped.
+    pub fn daemon(&self) -> Daemon {
+        Daemon(
+            self.cmd(&["run"])
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("the daemon starts"),
+        )
+    }
+}
+
 /// A daemon killed when dropped, so that a failing test leaves no daemon running
 /// (and `cargo test` waiting for its output).
 pub struct Daemon(pub std::process::Child);

@@ -18,6 +18,16 @@ fn applied_runs(install: &Install) -> i64 {
         .unwrap_or(0)
 }
 
+/// The daemon, once it imported export-1 at start-up.
+fn running(install: &Install) -> crate::common::Daemon {
+    std::fs::copy(fixture("export-1.csv"), install.root().join("inbox/a.csv")).unwrap();
+    let daemon = install.daemon();
+    wait_for("the start-up import", Duration::from_secs(30), || {
+        applied_runs(install) == 1
+    });
+    daemon
+}
+
 fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while !done() {
@@ -80,18 +90,7 @@ fn daemon_follows_the_schedule_and_stops_on_sigterm() {
 #[test]
 fn one_daemon_per_state_and_backups_while_it_runs() {
     let install = Install::tolerant();
-    let inbox = install.root().join("inbox");
-    std::fs::copy(fixture("export-1.csv"), inbox.join("a.csv")).unwrap();
-    let mut first = crate::common::Daemon(
-        install
-            .cmd(&["run"])
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for("the start-up import", Duration::from_secs(30), || {
-        applied_runs(&install) == 1
-    });
+    let mut first = running(&install);
     // A second daemon on the same state stops at once, naming the first.
     let second = install.run(&["run"]);
     assert_eq!(
@@ -201,17 +200,7 @@ fn sighup_reloads_a_valid_configuration_and_keeps_the_old_one_otherwise() {
     let install = Install::tolerant();
     let rules = install.own_rules();
     let inbox = install.root().join("inbox");
-    std::fs::copy(fixture("export-1.csv"), inbox.join("a.csv")).unwrap();
-    let mut daemon = crate::common::Daemon(
-        install
-            .cmd(&["run"])
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for("the start-up import", Duration::from_secs(30), || {
-        applied_runs(&install) == 1
-    });
+    let mut daemon = running(&install);
 
     // A broken rule file: the reload is refused, the daemon goes on as before.
     std::fs::write(rules.join("broken.toml"), "[[rule]]\nname = \"oops\"\n").unwrap();
@@ -269,17 +258,7 @@ fn metrics_and_health_name_no_person() {
         .unwrap()
         .port();
     install.append_config(&format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"));
-    std::fs::copy(fixture("export-1.csv"), install.root().join("inbox/a.csv")).unwrap();
-    let mut daemon = crate::common::Daemon(
-        install
-            .cmd(&["run"])
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for("the start-up import", Duration::from_secs(30), || {
-        applied_runs(&install) == 1
-    });
+    let mut daemon = running(&install);
     assert_eq!(
         get(port, "/healthz"),
         ("HTTP/1.1 200 OK".to_owned(), "ok\n".to_owned())

@@ -349,13 +349,7 @@ fn reports_of_the_daemon<T>(
     reports: impl Fn(&SmtpServer) -> Vec<T>,
     missing: &str,
 ) -> Vec<T> {
-    let mut daemon = crate::common::Daemon(
-        install
-            .cmd(&["run"])
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut daemon = install.daemon();
     let start = std::time::Instant::now();
     while reports(server).is_empty() {
         assert!(start.elapsed().as_secs() < 30, "{missing}");
