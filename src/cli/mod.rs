@@ -13,7 +13,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use chrono::Utc;
 use chrono_tz::Tz;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::config::{Config, LogFormat, Problems};
 use crate::connector::Connector;
@@ -158,6 +158,14 @@ enum Command {
         /// The copy to write (it must not exist)
         file: PathBuf,
     },
+    /// Print the completions of a shell (bash, zsh, fish, elvish, powershell), e.g.
+    /// into /usr/share/bash-completion/completions/alertissimo
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. into /usr/share/man/man1/alertissimo.1
+    Manpage,
     /// Show the timeline of a dossier (by reference or source id)
     Dossier {
         /// The dossier's reference or id
@@ -187,15 +195,43 @@ impl From<Exit> for ExitCode {
 
 /// Runs one command and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
-    let config = match Config::load(cli.config.as_deref()) {
+    let result = match cli.command {
+        // These two describe the command line: no configuration is read.
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "alertissimo",
+                &mut std::io::stdout(),
+            );
+            Ok(Exit::Ok)
+        }
+        Command::Manpage => clap_mangen::Man::new(Cli::command())
+            .render(&mut std::io::stdout())
+            .map(|()| Exit::Ok)
+            .context("cannot write the manual page"),
+        command => with_config(cli.config.as_deref(), command),
+    };
+    match result {
+        Ok(exit) => exit.into(),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            Exit::Failure.into()
+        }
+    }
+}
+
+/// Runs a command that reads the configuration.
+fn with_config(file: Option<&Path>, command: Command) -> anyhow::Result<Exit> {
+    let config = match Config::load(file) {
         Ok(c) => c,
         Err(problems) => {
             eprint!("invalid configuration:\n{problems}");
-            return Exit::Config.into();
+            return Ok(Exit::Config);
         }
     };
-    init_logging(&config, matches!(cli.command, Command::Run));
-    let result = match cli.command {
+    init_logging(&config, matches!(command, Command::Run));
+    match command {
         Command::Run => run_daemon(config),
         Command::Check { no_environment } => Ok(check(&config, !no_environment)),
         Command::Import {
@@ -232,12 +268,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Backup { file } => backup(&config, &file),
         Command::Purge { dry_run, json } => purge(&config, dry_run, json),
         Command::Evaluate { review, json } => evaluate(&config, review, json),
-    };
-    match result {
-        Ok(exit) => exit.into(),
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            Exit::Failure.into()
+        Command::Completions { .. } | Command::Manpage => {
+            unreachable!("answered without a configuration, in `run`")
         }
     }
 }

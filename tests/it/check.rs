@@ -264,3 +264,30 @@ fn secret_files_readable_by_others_are_warned_of_and_secrets_never_shown() {
         }
     }
 }
+
+#[test]
+fn completions_and_the_manual_page_need_no_configuration() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(BIN)
+            .args(args)
+            .args(["--config", "/nonexistent/config.toml"])
+            .output()
+            .unwrap()
+    };
+    let bash = run(&["completions", "bash"]);
+    assert!(bash.status.success(), "{}", text(&bash));
+    let bash = String::from_utf8(bash.stdout).unwrap();
+    for word in ["_alertissimo", "evaluate", "report", "purge"] {
+        assert!(
+            bash.contains(word),
+            "{word} missing from the bash completions"
+        );
+    }
+    let man = run(&["manpage"]);
+    assert!(man.status.success(), "{}", text(&man));
+    let man = String::from_utf8(man.stdout).unwrap();
+    assert!(man.contains(".TH alertissimo"), "{man}");
+    assert!(man.contains("evaluate"), "{man}");
+    // Anything else does need it.
+    assert_eq!(run(&["check"]).status.code(), Some(78));
+}
