@@ -56,6 +56,7 @@ pub const KEYS: &[&str] = &[
     "delays.review",
     "delays.review_horizon",
     "retention.personal_data",
+    "retention.schedule",
     "metrics.listen",
     "delivery.transport",
     "delivery.concurrency",
@@ -105,6 +106,7 @@ struct MetricsDefaults {
 #[derive(Debug, Serialize)]
 struct RetentionDefaults {
     personal_data: &'static str,
+    schedule: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -229,6 +231,7 @@ const DEFAULTS: Defaults = Defaults {
     },
     retention: RetentionDefaults {
         personal_data: "3y",
+        schedule: "0 30 3 * * *",
     },
     metrics: MetricsDefaults { listen: "" },
     delivery: DeliveryDefaults {
@@ -285,6 +288,8 @@ pub struct Config {
     pub delays: DelaysConfig,
     /// How long closed dossiers keep their personal data (`alertissimo purge`).
     pub personal_data: Duration,
+    /// When the daemon purges (none: only `alertissimo purge`).
+    pub purge_schedule: Option<croner::Cron>,
     /// Where `/metrics`, `/healthz` and `/readyz` are served (none: off).
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// How alerts leave.
@@ -667,6 +672,11 @@ impl Config {
         let review = get_cron(figment, "delays.review", &mut p);
         let review_horizon = get_duration(figment, "delays.review_horizon", &mut p);
         let personal_data = get_duration(figment, "retention.personal_data", &mut p);
+        let purge_schedule = match get::<String>(figment, "retention.schedule", &mut p) {
+            Some(text) if text.trim().is_empty() => Some(None),
+            Some(_) => get_cron(figment, "retention.schedule", &mut p).map(Some),
+            None => None,
+        };
         let metrics_listen = get::<String>(figment, "metrics.listen", &mut p).and_then(|text| {
             if text.trim().is_empty() {
                 return Some(None);
@@ -706,6 +716,7 @@ impl Config {
             review_horizon,
             personal_data,
             metrics_listen,
+            purge_schedule,
         ) {
             (
                 Some(timezone),
@@ -729,6 +740,7 @@ impl Config {
                 Some(review_horizon),
                 Some(personal_data),
                 Some(metrics_listen),
+                Some(purge_schedule),
             ) if p.is_empty() => Ok(Config {
                 file,
                 timezone,
@@ -755,6 +767,7 @@ impl Config {
                 },
                 personal_data,
                 metrics_listen,
+                purge_schedule,
                 delivery,
             }),
             _ => Err(p),

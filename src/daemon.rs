@@ -184,6 +184,11 @@ fn start(
             cancel.clone(),
         ));
     }
+    tracker.spawn(purge(
+        (config.clone(), Arc::clone(rules)),
+        store.clone(),
+        cancel.clone(),
+    ));
     for connector in connectors {
         if !connector.enabled {
             info!(connector = %connector.name, "Disabled (enabled = false): not imported on schedule.");
@@ -380,15 +385,33 @@ async fn evaluate(
     cancel: CancellationToken,
 ) {
     // A review waits for its day; stalls and deadlines are looked for at once.
-    let mut due_now = evaluation.pass == Pass::Events;
+    every(
+        &evaluation.schedule,
+        evaluation.config.timezone,
+        &cancel,
+        evaluation.pass == Pass::Events,
+        || evaluate_once(&evaluation, &store, &wake),
+    )
+    .await;
+}
+
+/// Runs `job` at each tick of `schedule` (read in `tz`), and first at once when
+/// `at_start`, until `cancel`.
+async fn every<F: Future<Output = ()>>(
+    schedule: &croner::Cron,
+    tz: Tz,
+    cancel: &CancellationToken,
+    at_start: bool,
+    mut job: impl FnMut() -> F,
+) {
+    let mut due = at_start;
     loop {
-        if due_now {
-            evaluate_once(&evaluation, &store, &wake).await;
+        if due {
+            job().await;
         }
-        due_now = true;
-        let Ok(next) = next_run(&evaluation.schedule, evaluation.config.timezone, Utc::now())
-        else {
-            error!("A schedule of [delays] has no next occurrence: this evaluation stops.");
+        due = true;
+        let Ok(next) = next_run(schedule, tz, Utc::now()) else {
+            error!(schedule = %schedule.pattern, "A schedule has no next occurrence: its task stops.");
             return;
         };
         let wait = (next - Utc::now()).to_std().unwrap_or_default();
@@ -397,6 +420,55 @@ async fn evaluate(
             () = tokio::time::sleep(wait) => {}
         }
     }
+}
+
+/// Erases the personal data of the dossiers closed for longer than
+/// `[retention] personal_data`, on `[retention] schedule`.
+async fn purge(setup: (Config, Arc<Rules>), store: StoreHandle, cancel: CancellationToken) {
+    let (config, rules) = setup;
+    let Some(schedule) = config.purge_schedule.clone() else {
+        return;
+    };
+    let finals: Arc<Vec<String>> = Arc::new(
+        rules
+            .lifecycle
+            .steps()
+            .iter()
+            .filter(|s| s.is_final)
+            .map(|s| s.id.clone())
+            .collect(),
+    );
+    let period = chrono::Duration::from_std(config.personal_data).unwrap_or(chrono::Duration::MAX);
+    every(&schedule, config.timezone, &cancel, false, || {
+        let finals = Arc::clone(&finals);
+        let store = store.clone();
+        async move {
+            let result = store
+                .call(move |s| {
+                    let now = Utc::now();
+                    let before = now
+                        .checked_sub_signed(period)
+                        .unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
+                    s.purge(&finals, before, now, false)
+                })
+                .await;
+            match result {
+                Ok(Ok(p)) if p.dossiers > 0 => info!(
+                    dossiers = p.dossiers,
+                    fields = p.fields,
+                    messages = p.messages,
+                    alerts = p.alerts,
+                    "Erased the personal data of dossiers closed for longer than retention.personal_data."
+                ),
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => {
+                    error!(error = %format!("{:#}", anyhow::Error::from(error)), "The purge of personal data failed; will retry at the next tick.");
+                }
+                Err(error) => error!(%error, "The purge of personal data failed; will retry at the next tick."),
+            }
+        }
+    })
+    .await;
 }
 
 async fn evaluate_once(evaluation: &Evaluation, store: &StoreHandle, wake: &Notify) {

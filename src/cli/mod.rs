@@ -707,9 +707,10 @@ fn purge(config: &Config, dry_run: bool, json: bool) -> anyhow::Result<Exit> {
         .collect();
     let mut store = open_existing(config)?;
     let now = Utc::now();
-    let before = now
-        - chrono::Duration::from_std(config.personal_data)
-            .context("retention.personal_data is too long")?;
+    let before = chrono::Duration::from_std(config.personal_data)
+        .ok()
+        .and_then(|period| now.checked_sub_signed(period))
+        .context("retention.personal_data is too long")?;
     let purged = store.purge(&finals, before, now, dry_run)?;
     if json {
         out!(

@@ -88,3 +88,44 @@ fn closed_dossiers_lose_their_personal_data_once_and_keep_their_history() {
     // Once only.
     assert_eq!(purge(&install, false)["purged"]["dossiers"], 0);
 }
+
+#[test]
+fn the_daemon_purges_on_its_schedule() {
+    let install = Install::with_connector(|c| {
+        c.replace(
+            "\"Convention signée\" = \"convention\"",
+            "\"Convention signée\" = \"convention\"\n\"Clôturé\" = \"cloture\"",
+        )
+    });
+    install.append_config("[retention]\npersonal_data = \"1d\"\nschedule = \"* * * * * *\"\n");
+    std::fs::write(
+        install.root().join("inbox/a.csv"),
+        format!(
+            "N° dossier;Référence;Dispositif;Bénéficiaire;SIRET;Courriel;Statut;Date statut;Montant voté\n\
+             OLD;REF-OLD;Culture;Jeanne Martin;;jeanne.martin@example.org;Clôturé;{};12000\n",
+            day(-2),
+        ),
+    )
+    .unwrap();
+    let mut daemon = install.daemon();
+    let start = std::time::Instant::now();
+    loop {
+        // Once imported (the dossier is found), its fields.
+        let found = install.db().exists()
+            && install
+                .run(&["dossier", "REF-OLD", "--json"])
+                .status
+                .success();
+        let fields = found.then(|| install.fields("REF-OLD"));
+        if fields
+            .as_ref()
+            .is_some_and(|f| f.get("scheme").is_some() && f.get("beneficiary.name").is_none())
+        {
+            break;
+        }
+        assert!(start.elapsed().as_secs() < 30, "not purged: {fields:?}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let exit = crate::common::terminate(&mut daemon.0);
+    assert!(exit.success(), "{exit}");
+}
