@@ -319,11 +319,11 @@ fn nice(v: f64) -> f64 {
         .unwrap_or(10.0 * power)
 }
 
+/// `text` escaped for SVG text and attributes, as messages escape their HTML.
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    let mut out = String::with_capacity(text.len());
+    crate::rules::template::escape(text, &mut out);
+    out
 }
 
 fn legend_entry(legend: &mut String, colour: &str, label: &str) {

@@ -437,7 +437,8 @@ fn linkify(text: &str, out: &mut String) {
     escape(rest, out);
 }
 
-fn escape(text: &str, out: &mut String) {
+/// Appends `text` to `out`, escaped for HTML text and attribute values.
+pub(crate) fn escape(text: &str, out: &mut String) {
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),
