@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::OptionalExtension;
 
+use super::history::{RunStarts, absent_dossiers};
 use super::{ImportTx, Result, Store, StoreError, epoch, fields, format_time};
 
 /// An open dossier, as an evaluation reads it.
@@ -78,23 +79,8 @@ fn for_each_open(
     fields: &[String],
     mut f: impl FnMut(&OpenDossier<'_>) -> Result<()>,
 ) -> Result<()> {
-    // Run ids are dense: when each started, by id.
-    let mut runs: Vec<i64> = Vec::new();
-    let mut stmt = conn.prepare("SELECT id, started_at FROM runs")?;
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
-        let id = usize::try_from(row.get::<_, i64>(0)?).unwrap_or(0);
-        if runs.len() <= id {
-            runs.resize(id + 1, 0);
-        }
-        runs[id] = epoch(row.get_ref(1)?.as_bytes()?)?;
-    }
-    let mut absent = std::collections::HashSet::new();
-    let mut stmt = conn.prepare("SELECT dossier_id FROM dossier_state WHERE present = 0")?;
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
-        absent.insert(row.get::<_, i64>(0)?);
-    }
+    let runs = RunStarts::read(conn)?;
+    let absent = absent_dossiers(conn)?;
     // A field no dossier has is not in the dictionary: it never matches.
     let mut wanted = Vec::with_capacity(fields.len());
     for name in fields {
@@ -115,10 +101,8 @@ fn for_each_open(
             continue;
         }
         let first_run = row.get::<_, i64>(5)?;
-        let first_seen = usize::try_from(first_run)
-            .ok()
-            .and_then(|r| runs.get(r))
-            .copied()
+        let first_seen = runs
+            .get(first_run)
             .ok_or_else(|| StoreError::Corrupt(format!("dossier of a missing run {first_run}")))?;
         let mut dates = vec![None; wanted.len()];
         if !wanted.is_empty() {

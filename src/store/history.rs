@@ -5,6 +5,8 @@
 //! moves a dossier between steps, in the order they were recorded, each with the
 //! start of the import that noticed it.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 
 use super::{Result, Store, StoreError, epoch};
@@ -33,17 +35,7 @@ impl Store {
     /// # Errors
     /// On a database error or a corrupt row.
     pub fn read_history(&self, history: &mut History) -> Result<()> {
-        // Run ids are dense: when each import started, by id.
-        let mut runs: Vec<i64> = Vec::new();
-        let mut stmt = self.conn.prepare("SELECT id, started_at FROM runs")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let id = usize::try_from(row.get::<_, i64>(0)?).unwrap_or(0);
-            if runs.len() <= id {
-                runs.resize(id + 1, i64::MIN);
-            }
-            runs[id] = epoch(row.get_ref(1)?.as_bytes()?)?;
-        }
+        let runs = RunStarts::read(&self.conn)?;
         let last: Option<i64> = self
             .conn
             .query_row("SELECT max(id) FROM dossiers", [], |r| r.get(0))?;
@@ -60,12 +52,8 @@ impl Store {
                 epoch(row.get_ref(3)?.as_bytes()?)?,
             );
         }
-        let mut stmt = self
-            .conn
-            .prepare("SELECT dossier_id FROM dossier_state WHERE present = 0")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            history.absent(row.get(0)?);
+        for dossier in absent_dossiers(&self.conn)? {
+            history.absent(dossier);
         }
         // In id order, which is the order they were recorded (no sort needed). The
         // events that enter a step name it; a test on a column is cheaper than on a
@@ -86,11 +74,8 @@ impl Store {
                 _ => continue,
             };
             let run: i64 = row.get(4)?;
-            let seen = usize::try_from(run)
-                .ok()
-                .and_then(|r| runs.get(r))
-                .copied()
-                .filter(|&t| t != i64::MIN)
+            let seen = runs
+                .get(run)
                 .ok_or_else(|| StoreError::Corrupt(format!("event of a missing run {run}")))?;
             history.event(
                 row.get(0)?,
@@ -102,6 +87,42 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// When each run started (Unix seconds), by run id: ids are dense, so a vector.
+pub(super) struct RunStarts(Vec<i64>);
+
+impl RunStarts {
+    /// Reads every run's start.
+    pub(super) fn read(conn: &rusqlite::Connection) -> Result<Self> {
+        let mut starts = Vec::new();
+        let mut stmt = conn.prepare("SELECT id, started_at FROM runs")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let id = usize::try_from(row.get::<_, i64>(0)?).unwrap_or(0);
+            if starts.len() <= id {
+                starts.resize(id + 1, i64::MIN);
+            }
+            starts[id] = epoch(row.get_ref(1)?.as_bytes()?)?;
+        }
+        Ok(Self(starts))
+    }
+
+    /// When run `id` started; `None` for a run that is not stored.
+    pub(super) fn get(&self, id: i64) -> Option<i64> {
+        usize::try_from(id)
+            .ok()
+            .and_then(|i| self.0.get(i))
+            .copied()
+            .filter(|&t| t != i64::MIN)
+    }
+}
+
+/// The dossiers no longer in their source.
+pub(super) fn absent_dossiers(conn: &rusqlite::Connection) -> Result<HashSet<i64>> {
+    let mut stmt = conn.prepare("SELECT dossier_id FROM dossier_state WHERE present = 0")?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
 }
 
 #[cfg(test)]
