@@ -22,7 +22,7 @@ use tracing::info;
 use crate::alerting::Alerting;
 use crate::connector::Connector;
 use crate::delays::{Basis, Delays};
-use crate::lifecycle::{Lifecycle, Stall};
+use crate::lifecycle::{Lifecycle, Stall, Step};
 use crate::model::{Event, EventKind};
 use crate::rules::Rules;
 use crate::store::{Counts, NewRun, OpenDossier, Store, StoreError};
@@ -57,6 +57,13 @@ pub fn stall_after(stall: Stall, delays: &Delays, scheme: Option<&str>, step: &s
     }
 }
 
+/// When an open dossier is stalled in its step from (Unix seconds): its entry in
+/// the step plus the step's threshold; `None` when it never is.
+fn stalled_at(step: &Step, delays: &Delays, dossier: &OpenDossier<'_>) -> Option<i64> {
+    stall_after(step.stalled_after, delays, dossier.scheme, &step.id)
+        .map(|after| dossier.entered.saturating_add(after))
+}
+
 /// The start of a day in `tz`, in UTC.
 fn day_start(day: NaiveDate, tz: Tz) -> Option<DateTime<Utc>> {
     tz.from_local_datetime(&day.and_hms_opt(0, 0, 0)?)
@@ -82,20 +89,18 @@ pub fn due(
     if step.is_final {
         return out;
     }
-    if let Some(after) = stall_after(step.stalled_after, delays, dossier.scheme, &step.id) {
-        let crossing = dossier.entered.saturating_add(after);
-        if now.timestamp() >= crossing
-            && let Some(at) = DateTime::from_timestamp(crossing, 0)
-        {
-            let mut event = Event::new(EventKind::Stalled, at);
-            event.from_step = Some(step.id.clone());
-            event.new_value = Some(step.stalled_after.text());
-            out.push(Due {
-                event,
-                key: format!("stalled:{}:{}", step.id, dossier.entered),
-                baseline: crossing < dossier.first_seen,
-            });
-        }
+    if let Some(crossing) = stalled_at(step, delays, dossier)
+        && now.timestamp() >= crossing
+        && let Some(at) = DateTime::from_timestamp(crossing, 0)
+    {
+        let mut event = Event::new(EventKind::Stalled, at);
+        event.from_step = Some(step.id.clone());
+        event.new_value = Some(step.stalled_after.text());
+        out.push(Due {
+            event,
+            key: format!("stalled:{}:{}", step.id, dossier.entered),
+            baseline: crossing < dossier.first_seen,
+        });
     }
     for (deadline, date) in lifecycle.deadlines.iter().zip(dossier.values) {
         if !deadline.steps.is_empty() && !deadline.steps.contains(&step.id) {
@@ -148,8 +153,7 @@ pub fn review(
     if !instructor || step.is_final {
         return None;
     }
-    let stalled = stall_after(step.stalled_after, delays, dossier.scheme, &step.id)
-        .is_some_and(|after| now.timestamp() >= dossier.entered.saturating_add(after));
+    let stalled = stalled_at(step, delays, dossier).is_some_and(|t| now.timestamp() >= t);
     let today = now.with_timezone(&tz).date_naive();
     let last = today + chrono::Days::new(horizon.as_secs() / 86_400);
     let nearest = lifecycle
@@ -196,9 +200,7 @@ pub fn stalled_by_instructor(
         let Some(step) = lifecycle.step(d.step).filter(|s| !s.is_final) else {
             return Ok(());
         };
-        let stalled = stall_after(step.stalled_after, delays, d.scheme, &step.id)
-            .is_some_and(|after| now.timestamp() >= d.entered.saturating_add(after));
-        if stalled {
+        if stalled_at(step, delays, d).is_some_and(|t| now.timestamp() >= t) {
             let who = d.values[0].or(d.values[1]).unwrap_or("");
             *counts.entry(who.to_owned()).or_default() += 1;
         }
