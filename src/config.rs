@@ -661,16 +661,7 @@ impl Config {
         let alerts = timezone.and_then(|tz| alerts(figment, tz, &mut p));
         let region = region(figment, &mut p);
         let delivery = delivery(figment, &mut p);
-        let min_sample = get::<u64>(figment, "delays.min_sample", &mut p).and_then(|n| {
-            (n >= 1).then_some(n).or_else(|| {
-                push_key(figment, "delays.min_sample", "must be at least 1", &mut p);
-                None
-            })
-        });
-        let refresh = get_duration(figment, "delays.refresh", &mut p);
-        let evaluate = get_cron(figment, "delays.evaluate", &mut p);
-        let review = get_cron(figment, "delays.review", &mut p);
-        let review_horizon = get_duration(figment, "delays.review_horizon", &mut p);
+        let delays = delays(figment, &mut p);
         let personal_data = get_duration(figment, "retention.personal_data", &mut p);
         let purge_schedule = match get::<String>(figment, "retention.schedule", &mut p) {
             Some(text) if text.trim().is_empty() => Some(None),
@@ -709,11 +700,7 @@ impl Config {
             alerts,
             region,
             delivery,
-            min_sample,
-            refresh,
-            evaluate,
-            review,
-            review_horizon,
+            delays,
             personal_data,
             metrics_listen,
             purge_schedule,
@@ -733,11 +720,7 @@ impl Config {
                 Some(alerts),
                 Some(region),
                 Some(delivery),
-                Some(min_sample),
-                Some(refresh),
-                Some(evaluate),
-                Some(review),
-                Some(review_horizon),
+                Some(delays),
                 Some(personal_data),
                 Some(metrics_listen),
                 Some(purge_schedule),
@@ -758,13 +741,7 @@ impl Config {
                 },
                 alerts,
                 region,
-                delays: DelaysConfig {
-                    min_sample,
-                    refresh,
-                    evaluate,
-                    review,
-                    review_horizon,
-                },
+                delays,
                 personal_data,
                 metrics_listen,
                 purge_schedule,
@@ -778,6 +755,26 @@ impl Config {
     pub fn lifecycle_path(&self) -> PathBuf {
         self.rules_dir.join(crate::lifecycle::FILE_NAME)
     }
+}
+
+fn delays(figment: &Figment, p: &mut Problems) -> Option<DelaysConfig> {
+    let min_sample = get::<u64>(figment, "delays.min_sample", p).and_then(|n| {
+        (n >= 1).then_some(n).or_else(|| {
+            push_key(figment, "delays.min_sample", "must be at least 1", p);
+            None
+        })
+    });
+    let refresh = get_duration(figment, "delays.refresh", p);
+    let evaluate = get_cron(figment, "delays.evaluate", p);
+    let review = get_cron(figment, "delays.review", p);
+    let review_horizon = get_duration(figment, "delays.review_horizon", p);
+    Some(DelaysConfig {
+        min_sample: min_sample?,
+        refresh: refresh?,
+        evaluate: evaluate?,
+        review: review?,
+        review_horizon: review_horizon?,
+    })
 }
 
 fn get_cron(figment: &Figment, key: &str, p: &mut Problems) -> Option<croner::Cron> {
