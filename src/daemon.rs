@@ -32,6 +32,7 @@ use tracing::{error, info, warn};
 use crate::config::Config;
 use crate::connector::Connector;
 use crate::connector::spool::{self, SpoolError};
+use crate::delays::Delays;
 use crate::dispatch::Dispatcher;
 use crate::import::{self, Options};
 use crate::rules::Rules;
@@ -84,6 +85,54 @@ impl StoreHandle {
             .map_err(|_| anyhow::anyhow!("the store thread has stopped"))?;
         rx.await
             .map_err(|_| anyhow::anyhow!("the store thread stopped during a job"))
+    }
+}
+
+/// The delay estimates, read from the history again once older than `[delays]
+/// refresh`: one reading serves the messages' figures and the evaluations'
+/// thresholds (at a million dossiers, a reading takes seconds of the store thread).
+pub struct DelayCache {
+    store: StoreHandle,
+    lifecycle: Arc<crate::lifecycle::Lifecycle>,
+    config: crate::config::DelaysConfig,
+    cached: tokio::sync::Mutex<Option<(chrono::DateTime<Utc>, Arc<Delays>)>>,
+}
+
+impl DelayCache {
+    /// An empty cache of the estimates of `lifecycle`'s steps.
+    pub fn new(
+        store: StoreHandle,
+        lifecycle: Arc<crate::lifecycle::Lifecycle>,
+        config: &crate::config::DelaysConfig,
+    ) -> Self {
+        Self {
+            store,
+            lifecycle,
+            config: config.clone(),
+            cached: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The estimates as of `now`, read again when the cached ones are too old.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn get(&self, now: chrono::DateTime<Utc>) -> anyhow::Result<Arc<Delays>> {
+        let mut cached = self.cached.lock().await;
+        if let Some((at, delays)) = &*cached
+            && (now - *at).to_std().unwrap_or_default() < self.config.refresh
+        {
+            return Ok(Arc::clone(delays));
+        }
+        let lifecycle = Arc::clone(&self.lifecycle);
+        let min_sample = self.config.min_sample;
+        let fresh = Arc::new(
+            self.store
+                .call(move |s| s.delays(&lifecycle, min_sample, now))
+                .await??,
+        );
+        *cached = Some((now, Arc::clone(&fresh)));
+        Ok(fresh)
     }
 }
 
@@ -153,12 +202,18 @@ fn start(
     } = setup;
     let cancel = shutdown.child_token();
     let tracker = TaskTracker::new();
+    // One reading of the history serves the messages and the evaluations.
+    let delays = Arc::new(DelayCache::new(
+        store.clone(),
+        Arc::clone(&rules.lifecycle),
+        &config.delays,
+    ));
     let dispatcher = Dispatcher::new(
         store.clone(),
         Arc::clone(rules),
         Arc::new(connectors.clone()),
         &config.delivery,
-        &config.delays,
+        Arc::clone(&delays),
         cancel.clone(),
     )?;
     let wake = Arc::new(Notify::new());
@@ -176,6 +231,7 @@ fn start(
                 rules: Arc::clone(rules),
                 connectors: Arc::clone(&all),
                 config: config.clone(),
+                delays: Arc::clone(&delays),
                 schedule,
                 pass,
             },
@@ -372,6 +428,7 @@ struct Evaluation {
     rules: Arc<Rules>,
     connectors: Arc<Vec<Connector>>,
     config: Config,
+    delays: Arc<DelayCache>,
     schedule: croner::Cron,
     pass: Pass,
 }
@@ -474,34 +531,35 @@ async fn purge(setup: (Config, Arc<Rules>), store: StoreHandle, cancel: Cancella
 async fn evaluate_once(evaluation: &Evaluation, store: &StoreHandle, wake: &Notify) {
     let rules = Arc::clone(&evaluation.rules);
     let connectors = Arc::clone(&evaluation.connectors);
-    let (config, pass) = (evaluation.config.clone(), evaluation.pass);
-    let result = store
-        .call(move |store| {
-            let clock = Clock {
-                tz: config.timezone,
-                now: Utc::now(),
-            };
-            let lifecycle = &rules.lifecycle;
-            let delays = store.delays(lifecycle, config.delays.min_sample, clock.now)?;
-            timers::evaluate(
-                store,
-                &delays,
-                Some(&rules),
-                &connectors,
-                lifecycle,
-                clock,
-                pass,
-            )
-        })
-        .await;
+    let pass = evaluation.pass;
+    let clock = Clock {
+        tz: evaluation.config.timezone,
+        now: Utc::now(),
+    };
+    let result = async {
+        let delays = evaluation.delays.get(clock.now).await?;
+        let summary = store
+            .call(move |store| {
+                let lifecycle = &rules.lifecycle;
+                timers::evaluate(
+                    store,
+                    &delays,
+                    Some(&rules),
+                    &connectors,
+                    lifecycle,
+                    clock,
+                    pass,
+                )
+            })
+            .await??;
+        anyhow::Ok(summary)
+    }
+    .await;
     match result {
-        Ok(Ok(summary)) if summary.alerts_queued > 0 => wake.notify_one(),
-        Ok(Ok(_)) => {}
-        Ok(Err(error)) => {
-            error!(error = %format!("{:#}", anyhow::Error::from(error)), "The evaluation of time-based events failed; will retry at the next tick.");
-        }
+        Ok(summary) if summary.alerts_queued > 0 => wake.notify_one(),
+        Ok(_) => {}
         Err(error) => {
-            error!(%error, "The evaluation of time-based events failed; will retry at the next tick.");
+            error!(error = %format!("{error:#}"), "The evaluation of time-based events failed; will retry at the next tick.");
         }
     }
 }

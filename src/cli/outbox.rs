@@ -7,7 +7,7 @@ use clap::Subcommand;
 
 use super::{Exit, load_or_explain, open_existing};
 use crate::config::Config;
-use crate::daemon::StoreHandle;
+use crate::daemon::{DelayCache, StoreHandle};
 use crate::dispatch::Dispatcher;
 use crate::store::Store;
 
@@ -176,12 +176,18 @@ fn flush(config: &Config, force: bool) -> anyhow::Result<Exit> {
         .build()?;
     let report = runtime.block_on(async {
         let (handle, thread) = StoreHandle::spawn(store);
+        let rules = Arc::new(rules);
+        let delays = Arc::new(DelayCache::new(
+            handle.clone(),
+            Arc::clone(&rules.lifecycle),
+            &config.delays,
+        ));
         let dispatcher = Dispatcher::new(
             handle,
-            Arc::new(rules),
+            rules,
             Arc::new(loaded.connectors),
             &config.delivery,
-            &config.delays,
+            delays,
             tokio_util::sync::CancellationToken::new(),
         )?;
         let report = dispatcher.drain(force).await;

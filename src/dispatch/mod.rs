@@ -31,9 +31,9 @@ use tokio::sync::{Mutex, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::config::{DelaysConfig, Delivery, Transport as TransportConfig};
+use crate::config::{Delivery, Transport as TransportConfig};
 use crate::connector::Connector;
-use crate::daemon::StoreHandle;
+use crate::daemon::{DelayCache, StoreHandle};
 use crate::delays::Delays;
 use crate::rules::{Rules, Scene};
 use crate::store::{Change, Delivery as Attempt, DueAlert};
@@ -117,10 +117,8 @@ struct Inner {
     next_slot: Mutex<tokio::time::Instant>,
     /// Told to stop: no new message starts.
     stop: CancellationToken,
-    /// How delays are estimated.
-    delays_config: DelaysConfig,
-    /// The estimates messages quote, and when they were read from the history.
-    delays: Mutex<Option<(DateTime<Utc>, Arc<Delays>)>>,
+    /// The estimates messages quote.
+    delays: Arc<DelayCache>,
 }
 
 impl Dispatcher {
@@ -133,7 +131,7 @@ impl Dispatcher {
         rules: Arc<Rules>,
         connectors: Arc<Vec<Connector>>,
         config: &Delivery,
-        delays: &DelaysConfig,
+        delays: Arc<DelayCache>,
         stop: CancellationToken,
     ) -> anyhow::Result<Self> {
         let transport = match &config.transport {
@@ -157,8 +155,7 @@ impl Dispatcher {
                 config: config.clone(),
                 next_slot: Mutex::new(tokio::time::Instant::now()),
                 stop,
-                delays_config: delays.clone(),
-                delays: Mutex::new(None),
+                delays,
             }),
         })
     }
@@ -255,7 +252,7 @@ impl Dispatcher {
         let delays = if planned.groups.is_empty() {
             Arc::default()
         } else {
-            self.delays(now).await?
+            inner.delays.get(now).await?
         };
         let permits = Arc::new(Semaphore::new(inner.config.concurrency));
         let mut tasks = tokio::task::JoinSet::new();
@@ -289,27 +286,6 @@ impl Dispatcher {
             );
         }
         Ok((report, read))
-    }
-
-    /// The delay estimates messages quote, read again from the history once they
-    /// are older than `[delays] refresh`.
-    async fn delays(&self, now: DateTime<Utc>) -> anyhow::Result<Arc<Delays>> {
-        let inner = &self.inner;
-        let mut cached = inner.delays.lock().await;
-        if let Some((at, delays)) = &*cached
-            && (now - *at).to_std().unwrap_or_default() < inner.delays_config.refresh
-        {
-            return Ok(Arc::clone(delays));
-        }
-        let lifecycle = Arc::clone(&inner.rules.lifecycle);
-        let min_sample = inner.delays_config.min_sample;
-        let fresh = inner
-            .store
-            .call(move |s| s.delays(&lifecycle, min_sample, now))
-            .await??;
-        let fresh = Arc::new(fresh);
-        *cached = Some((now, Arc::clone(&fresh)));
-        Ok(fresh)
     }
 }
 
