@@ -486,27 +486,17 @@ async fn purge(setup: (Config, Arc<Rules>), store: StoreHandle, cancel: Cancella
     let Some(schedule) = config.purge_schedule.clone() else {
         return;
     };
-    let finals: Arc<Vec<String>> = Arc::new(
-        rules
-            .lifecycle
-            .steps()
-            .iter()
-            .filter(|s| s.is_final)
-            .map(|s| s.id.clone())
-            .collect(),
-    );
-    let period = chrono::Duration::from_std(config.personal_data).unwrap_or(chrono::Duration::MAX);
+    let keep = config.personal_data;
     every(&schedule, config.timezone, &cancel, false, || {
-        let finals = Arc::clone(&finals);
+        let rules = Arc::clone(&rules);
         let store = store.clone();
         async move {
             let result = store
                 .call(move |s| {
                     let now = Utc::now();
-                    let before = now
-                        .checked_sub_signed(period)
+                    let before = crate::store::closed_before(now, keep)
                         .unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
-                    s.purge(&finals, before, now, false)
+                    s.purge(&rules.lifecycle, before, now, false)
                 })
                 .await;
             match result {

@@ -699,19 +699,11 @@ fn purge(config: &Config, dry_run: bool, json: bool) -> anyhow::Result<Exit> {
         Ok(l) => l,
         Err(exit) => return Ok(exit),
     };
-    let finals: Vec<String> = lifecycle
-        .steps()
-        .iter()
-        .filter(|s| s.is_final)
-        .map(|s| s.id.clone())
-        .collect();
     let mut store = open_existing(config)?;
     let now = Utc::now();
-    let before = chrono::Duration::from_std(config.personal_data)
-        .ok()
-        .and_then(|period| now.checked_sub_signed(period))
+    let before = crate::store::closed_before(now, config.personal_data)
         .context("retention.personal_data is too long")?;
-    let purged = store.purge(&finals, before, now, dry_run)?;
+    let purged = store.purge(&lifecycle, before, now, dry_run)?;
     if json {
         out!(
             "{}",

@@ -71,7 +71,7 @@ pub use fields::{FieldEncoder, IdKey, id_key};
 pub use gauges::{Gauges, ImportGauges, LATENCY_BOUNDS};
 pub use instance::{InstanceLock, LockError, lock_path};
 pub use outbox::{AdminNews, Change, Delivery, DueAlert};
-pub use retention::{PERSONAL, Purged};
+pub use retention::{PERSONAL, Purged, closed_before};
 pub use sources::SourceHealth;
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -12,6 +12,7 @@ use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use super::{Result, Store, fields, format_time};
+use crate::lifecycle::Lifecycle;
 
 /// The fields that name or reach people (besides every `extra.*` field, whose
 /// content nobody knows): they go.
@@ -49,15 +50,24 @@ const CLOSED: &str = "
         OR (k.present = 0 AND (SELECT max(occurred_at) FROM events e
                                WHERE e.dossier_id = d.id AND e.kind = 'disappeared') < ?2))";
 
+/// The instant before which a dossier closed at `now` has been closed for longer
+/// than `keep`; `None` when `keep` reaches before any representable time.
+pub fn closed_before(now: DateTime<Utc>, keep: std::time::Duration) -> Option<DateTime<Utc>> {
+    chrono::Duration::from_std(keep)
+        .ok()
+        .and_then(|keep| now.checked_sub_signed(keep))
+}
+
 impl Store {
-    /// Erases the personal data of the dossiers closed before `before` (`final_steps`:
-    /// the lifecycle's final steps), in one transaction; with `dry_run`, only counts.
+    /// Erases the personal data of the dossiers closed before `before` (in a final
+    /// step of `lifecycle`, or gone from their source), in one transaction; with
+    /// `dry_run`, only counts.
     ///
     /// # Errors
     /// On a database error; then nothing is erased.
     pub fn purge(
         &mut self,
-        final_steps: &[String],
+        lifecycle: &Lifecycle,
         before: DateTime<Utc>,
         now: DateTime<Utc>,
         dry_run: bool,
@@ -65,7 +75,13 @@ impl Store {
         // What is erased is overwritten with zeros in the file, not just unlinked.
         self.conn.pragma_update(None, "secure_delete", "ON")?;
         let tx = self.conn.transaction()?;
-        let steps = serde_json::to_string(final_steps).unwrap_or_else(|_| "[]".to_owned());
+        let finals: Vec<&str> = lifecycle
+            .steps()
+            .iter()
+            .filter(|s| s.is_final)
+            .map(|s| s.id.as_str())
+            .collect();
+        let steps = serde_json::to_string(&finals).unwrap_or_else(|_| "[]".to_owned());
         let ids: Vec<i64> = {
             let mut stmt = tx.prepare(CLOSED)?;
             let rows = stmt.query_map(params![steps, format_time(before)], |r| r.get(0))?;
@@ -215,10 +231,10 @@ mod tests {
                  VALUES (1, '2020-01-03T00:00:00Z', 'smtp', 'sent', '250 OK <jeanne@example.org>');",
             )
             .unwrap();
-        let finals = vec!["cloture".to_owned()];
+        let lifecycle = crate::test_support::shipped_lifecycle();
         let now = utc("2026-01-01T00:00:00Z");
         let before = utc("2023-01-01T00:00:00Z");
-        let dry = store.purge(&finals, before, now, true).unwrap();
+        let dry = store.purge(&lifecycle, before, now, true).unwrap();
         let expected = Purged {
             dossiers: 1,
             fields: 1,
@@ -227,7 +243,10 @@ mod tests {
             alerts: 2,
         };
         assert_eq!(dry, expected);
-        assert_eq!(store.purge(&finals, before, now, false).unwrap(), expected);
+        assert_eq!(
+            store.purge(&lifecycle, before, now, false).unwrap(),
+            expected
+        );
         let text: String = store
             .conn
             .query_row(
@@ -267,7 +286,7 @@ mod tests {
             .unwrap();
         assert_eq!(step, "cloture");
         assert_eq!(
-            store.purge(&finals, before, now, false).unwrap(),
+            store.purge(&lifecycle, before, now, false).unwrap(),
             Purged::default()
         );
     }
