@@ -231,12 +231,10 @@ impl SpoolTable {
     /// # Errors
     /// When the spool file cannot be read.
     pub fn open(spool: &Spool, mapping: &Mapping, shown: String) -> Result<Self, String> {
-        let mut file = spool
-            .file
-            .try_clone()
-            .map_err(|e| format!("{shown}: cannot read the spooled synchronisation ({e})"))?;
-        file.rewind()
-            .map_err(|e| format!("{shown}: cannot read the spooled synchronisation ({e})"))?;
+        let unreadable =
+            |e: std::io::Error| format!("{shown}: cannot read the spooled synchronisation ({e})");
+        let mut file = spool.file.try_clone().map_err(unreadable)?;
+        file.rewind().map_err(unreadable)?;
         Ok(Self {
             reader: BufReader::with_capacity(256 * 1024, file),
             text: String::new(),
