@@ -400,11 +400,14 @@ mod tests {
         History::new().finish(lifecycle, 30, 0)
     }
 
+    /// What `d` owes at `at`, under the shipped lifecycle without history, in Paris.
+    fn owed(d: &OpenDossier<'_>, at: &str) -> Vec<Due> {
+        let lc = shipped_lifecycle();
+        due(&lc, &no_history(&lc), chrono_tz::Europe::Paris, d, utc(at))
+    }
+
     #[test]
     fn a_dossier_is_stalled_once_past_its_threshold() {
-        let lc = shipped_lifecycle();
-        let delays = no_history(&lc);
-        let paris = chrono_tz::Europe::Paris;
         // Instruction: 6 weeks expected. Entered on 1 March, seen the same day.
         let d = open(
             "instruction",
@@ -412,17 +415,17 @@ mod tests {
             "2026-03-01T09:00:00Z",
             &[None, None],
         );
-        assert!(due(&lc, &delays, paris, &d, utc("2026-04-12T07:59:59Z")).is_empty());
-        let owed = due(&lc, &delays, paris, &d, utc("2026-04-12T08:00:00Z"));
-        assert_eq!(owed.len(), 1);
-        assert_eq!(owed[0].event.kind, EventKind::Stalled);
-        assert_eq!(owed[0].event.from_step.as_deref(), Some("instruction"));
-        assert_eq!(owed[0].event.occurred_at, utc("2026-04-12T08:00:00Z"));
-        assert_eq!(owed[0].event.new_value.as_deref(), Some("p90"));
-        assert!(!owed[0].baseline);
+        assert!(owed(&d, "2026-04-12T07:59:59Z").is_empty());
+        let due_now = owed(&d, "2026-04-12T08:00:00Z");
+        assert_eq!(due_now.len(), 1);
+        assert_eq!(due_now[0].event.kind, EventKind::Stalled);
+        assert_eq!(due_now[0].event.from_step.as_deref(), Some("instruction"));
+        assert_eq!(due_now[0].event.occurred_at, utc("2026-04-12T08:00:00Z"));
+        assert_eq!(due_now[0].event.new_value.as_deref(), Some("p90"));
+        assert!(!due_now[0].baseline);
         // The same stay gives the same key at every evaluation: raised once.
-        let later = due(&lc, &delays, paris, &d, utc("2026-06-01T00:00:00Z"));
-        assert_eq!(later[0].key, owed[0].key);
+        let later = owed(&d, "2026-06-01T00:00:00Z");
+        assert_eq!(later[0].key, due_now[0].key);
         // A new stay in the step is another key.
         let again = open(
             "instruction",
@@ -430,57 +433,35 @@ mod tests {
             "2026-03-01T09:00:00Z",
             &[None, None],
         );
-        let owed_again = due(&lc, &delays, paris, &again, utc("2026-09-01T00:00:00Z"));
-        assert_ne!(owed_again[0].key, owed[0].key);
+        let due_again = owed(&again, "2026-09-01T00:00:00Z");
+        assert_ne!(due_again[0].key, due_now[0].key);
     }
 
     #[test]
     fn stalled_before_it_was_first_seen_is_a_baseline() {
-        let lc = shipped_lifecycle();
-        let delays = no_history(&lc);
         let d = open(
             "instruction",
             "2025-01-01T00:00:00Z",
             "2026-03-01T09:00:00Z",
             &[None, None],
         );
-        let owed = due(
-            &lc,
-            &delays,
-            chrono_tz::Europe::Paris,
-            &d,
-            utc("2026-03-01T10:00:00Z"),
-        );
-        assert!(owed[0].baseline);
+        let due_now = owed(&d, "2026-03-01T10:00:00Z");
+        assert!(due_now[0].baseline);
     }
 
     #[test]
     fn final_steps_never_stall() {
-        let lc = shipped_lifecycle();
-        let delays = no_history(&lc);
         let d = open(
             "cloture",
             "2020-01-01T00:00:00Z",
             "2020-01-01T00:00:00Z",
             &[None, None],
         );
-        assert!(
-            due(
-                &lc,
-                &delays,
-                chrono_tz::Europe::Paris,
-                &d,
-                utc("2026-03-01T10:00:00Z")
-            )
-            .is_empty()
-        );
+        assert!(owed(&d, "2026-03-01T10:00:00Z").is_empty());
     }
 
     #[test]
     fn the_nearest_deadline_reminder_is_due_from_the_start_of_its_day_in_paris() {
-        let lc = shipped_lifecycle();
-        let delays = no_history(&lc);
-        let paris = chrono_tz::Europe::Paris;
         // justification_due on 5 April 2026, reminders 30 and 7 days before; the
         // dossier entered its step on 20 March (not stalled before 17 April).
         let dates = [Some("2026-04-05"), None];
@@ -491,33 +472,28 @@ mod tests {
             &dates,
         );
         // 30 days before is 6 March, from 00:00 Paris (23:00 UTC the day before).
-        assert!(due(&lc, &delays, paris, &d, utc("2026-03-05T22:59:59Z")).is_empty());
-        let owed = due(&lc, &delays, paris, &d, utc("2026-03-05T23:00:00Z"));
-        assert_eq!(owed.len(), 1);
-        assert_eq!(owed[0].event.kind, EventKind::Deadline);
-        assert_eq!(owed[0].event.new_value.as_deref(), Some("30"));
-        assert_eq!(owed[0].key, "deadline:justification_due:2026-04-05:30");
+        assert!(owed(&d, "2026-03-05T22:59:59Z").is_empty());
+        let due_now = owed(&d, "2026-03-05T23:00:00Z");
+        assert_eq!(due_now.len(), 1);
+        assert_eq!(due_now[0].event.kind, EventKind::Deadline);
+        assert_eq!(due_now[0].event.new_value.as_deref(), Some("30"));
+        assert_eq!(due_now[0].key, "deadline:justification_due:2026-04-05:30");
         // 7 days before is 29 March, the night clocks go forward: 00:00 Paris is
         // still 23:00 UTC the day before (summer time starts at 02:00).
-        let owed = due(&lc, &delays, paris, &d, utc("2026-03-28T23:00:00Z"));
-        assert_eq!(owed[0].event.new_value.as_deref(), Some("7"));
-        assert_eq!(owed[0].event.occurred_at, utc("2026-03-28T23:00:00Z"));
+        let due_now = owed(&d, "2026-03-28T23:00:00Z");
+        assert_eq!(due_now[0].event.new_value.as_deref(), Some("7"));
+        assert_eq!(due_now[0].event.occurred_at, utc("2026-03-28T23:00:00Z"));
         // Met for the first time 3 days before: only the 7-day reminder.
-        let owed = due(&lc, &delays, paris, &d, utc("2026-04-02T10:00:00Z"));
-        assert_eq!(owed.len(), 1);
-        assert_eq!(owed[0].event.new_value.as_deref(), Some("7"));
+        let due_now = owed(&d, "2026-04-02T10:00:00Z");
+        assert_eq!(due_now.len(), 1);
+        assert_eq!(due_now[0].event.new_value.as_deref(), Some("7"));
         // The day after the date (from 00:00 Paris, summer time), nothing.
-        assert!(due(&lc, &delays, paris, &d, utc("2026-04-05T22:00:00Z")).is_empty());
-        assert_eq!(
-            due(&lc, &delays, paris, &d, utc("2026-04-05T21:59:59Z")).len(),
-            1
-        );
+        assert!(owed(&d, "2026-04-05T22:00:00Z").is_empty());
+        assert_eq!(owed(&d, "2026-04-05T21:59:59Z").len(), 1);
     }
 
     #[test]
     fn a_deadline_only_applies_in_its_steps() {
-        let lc = shipped_lifecycle();
-        let delays = no_history(&lc);
         let dates = [Some("2026-04-05"), None];
         let d = open(
             "depose",
@@ -525,16 +501,7 @@ mod tests {
             "2026-03-30T00:00:00Z",
             &dates,
         );
-        assert!(
-            due(
-                &lc,
-                &delays,
-                chrono_tz::Europe::Paris,
-                &d,
-                utc("2026-04-01T10:00:00Z")
-            )
-            .is_empty()
-        );
+        assert!(owed(&d, "2026-04-01T10:00:00Z").is_empty());
     }
 
     #[test]
