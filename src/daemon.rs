@@ -261,6 +261,13 @@ fn start(
         ));
     }
     tracker.close();
+    if !connectors.iter().any(|c| c.enabled) {
+        warn!(
+            folder = %config.connectors_dir.display(),
+            "No connector is enabled: nothing will be imported. Set enabled = true in the \
+             connector file of your source, then reload."
+        );
+    }
     info!(
         connectors = connectors.len(),
         rules = rules.rules.len(),

@@ -294,3 +294,29 @@ fn metrics_and_health_name_no_person() {
     let exit = crate::common::terminate(&mut daemon.0);
     assert!(exit.success(), "{exit}");
 }
+
+#[test]
+fn a_daemon_with_every_connector_disabled_says_it_imports_nothing() {
+    // As the Debian package installs it: connectors shipped disabled.
+    let install =
+        Install::with_connector(|c| c.replace("kind = \"csv\"", "kind = \"csv\"\nenabled = false"));
+    let log = install.root().join("daemon.log");
+    let mut daemon = crate::common::Daemon(
+        install
+            .cmd(&["run"])
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let text = || std::fs::read_to_string(&log).unwrap();
+    wait_for("the daemon's start", Duration::from_secs(30), || {
+        text().contains("Started.")
+    });
+    assert!(crate::common::terminate(&mut daemon.0).success());
+    let text = text();
+    assert!(
+        text.contains("No connector is enabled: nothing will be imported"),
+        "{text}"
+    );
+    assert_eq!(applied_runs(&install), 0);
+}
