@@ -246,13 +246,16 @@ impl SheetFile {
                     .join(", ")
             )
         })?;
+        // Merged areas only matter to a group row; finding them in an `.xlsx`
+        // takes a whole pass over the sheet.
+        let two_levels = source.header_levels == 2;
         let (mut rows, merged) = match book {
-            Sheets::Xlsx(book) => stream_xlsx(book, path, &name)?,
+            Sheets::Xlsx(book) => stream_xlsx(book, path, &name, two_levels)?,
             mut book => {
                 let cells = book
                     .worksheet_range(&name)
                     .map_err(|e| format!("{}: sheet '{name}': {e}", path.display()))?;
-                let merged = merged_cells(&mut book, &name);
+                let merged = two_levels.then(|| merged_cells(&mut book, &name)).flatten();
                 (Rows::Loaded { cells, next: 0 }, merged)
             }
         };
@@ -359,12 +362,13 @@ impl SheetFile {
     }
 }
 
-/// Starts a thread reading an `.xlsx` sheet cell by cell; returns its rows and
-/// the sheet's merged areas.
+/// Starts a thread reading an `.xlsx` sheet cell by cell; returns its rows and,
+/// when `merged` is asked for, the sheet's merged areas.
 fn stream_xlsx<R: std::io::Read + std::io::Seek + Send + 'static>(
     mut book: calamine::Xlsx<R>,
     path: &Path,
     name: &str,
+    merged: bool,
 ) -> Result<(Rows, Option<Vec<Dimensions>>), String> {
     let (sender, receiver) = std::sync::mpsc::sync_channel(8);
     let (path, name) = (path.to_owned(), name.to_owned());
@@ -373,7 +377,9 @@ fn stream_xlsx<R: std::io::Read + std::io::Seek + Send + 'static>(
         .spawn(move || {
             let fail =
                 |e: &dyn std::fmt::Display| format!("{}: sheet '{name}': {e}", path.display());
-            let merged = book.merge_cells_by_sheet_name(&name).ok();
+            let merged = merged
+                .then(|| book.merge_cells_by_sheet_name(&name).ok())
+                .flatten();
             if sender.send(Ok(Streamed::Merged(merged))).is_err() {
                 return;
             }
