@@ -725,20 +725,32 @@ impl Store {
     /// When another import holds the lock longer than the busy timeout, or on a
     /// database error.
     pub fn begin_import(&mut self) -> Result<ImportTx<'_>> {
+        let conn = &self.conn;
+        // The import only links rows to the run it created and to dossiers it
+        // created or read in this transaction: SQLite's own checks of those links
+        // would cost a tenth of a first import. Debug builds check every link
+        // before committing (ImportTx::finish).
+        conn.pragma_update(None, "foreign_keys", false)?;
+        let foreign_keys = ForeignKeysGuard(conn);
         let names = NamesGuard(&self.names);
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        let tx = Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| match e.sqlite_error_code() {
                 Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
                     StoreError::Busy(self.path.clone())
                 }
                 _ => e.into(),
             })?;
+        let prepare = |sql| conn.prepare(sql).map(RefCell::new);
         Ok(ImportTx {
+            hot: Statements {
+                insert_dossier: prepare(INSERT_DOSSIER)?,
+                insert_state: prepare(INSERT_STATE)?,
+                insert_event: prepare(INSERT_EVENT)?,
+            },
             tx,
             run_id: 0,
             names,
+            _foreign_keys: foreign_keys,
         })
     }
 }
@@ -902,9 +914,47 @@ fn insert_rejections(tx: &Transaction<'_>, run_id: i64, rejections: &[Rejection]
 
 /// The single transaction of an import. Dropping it without [`ImportTx::finish`] rolls back.
 pub struct ImportTx<'a> {
+    // Fields drop in this order: the statements, the transaction (rolled back
+    // unless finished), then the guards.
+    hot: Statements<'a>,
     tx: Transaction<'a>,
     run_id: i64,
     names: NamesGuard<'a>,
+    _foreign_keys: ForeignKeysGuard<'a>,
+}
+
+/// The statements an import runs for every new dossier, prepared once per import
+/// (a statement cache lookup costs more than some of these inserts).
+struct Statements<'a> {
+    insert_dossier: RefCell<rusqlite::Statement<'a>>,
+    insert_state: RefCell<rusqlite::Statement<'a>>,
+    insert_event: RefCell<rusqlite::Statement<'a>>,
+}
+
+const INSERT_DOSSIER: &str =
+    "INSERT INTO dossiers (connector, source_id, reference, scheme, step, status,
+                                       step_entered_at, fields, first_run, last_run)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)";
+const INSERT_STATE: &str =
+    "INSERT INTO dossier_state (connector, dossier_id, id_hash, id_check, row_hash, present)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 1)";
+const INSERT_EVENT: &str =
+    "INSERT INTO events (run_id, dossier_id, kind, from_step, to_step, field,
+                                     old_value, new_value, occurred_at, baseline,
+                                     notified_by_source, external_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                 ON CONFLICT (dossier_id, external_id) WHERE external_id IS NOT NULL DO NOTHING";
+
+/// Turns the foreign key checks back on once an import's transaction ended
+/// (the pragma does nothing inside a transaction).
+struct ForeignKeysGuard<'a>(&'a Connection);
+
+impl Drop for ForeignKeysGuard<'_> {
+    fn drop(&mut self) {
+        if let Err(error) = self.0.pragma_update(None, "foreign_keys", true) {
+            tracing::error!(%error, "Cannot turn the foreign key checks back on.");
+        }
+    }
 }
 
 /// Forgets the field names cached during an import once it ends: a rolled-back
@@ -949,6 +999,24 @@ impl DossierWrite<'_> {
 }
 
 impl ImportTx<'_> {
+    /// Debug builds: every row links to rows that exist, as the foreign keys say,
+    /// although SQLite did not check them during the import.
+    #[cfg(debug_assertions)]
+    fn check_links(&self) -> Result<()> {
+        let mut stmt = self.tx.prepare("PRAGMA foreign_key_check")?;
+        let broken: Vec<(String, Option<i64>, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        match broken.first() {
+            None => Ok(()),
+            Some((table, row, parent)) => Err(StoreError::Corrupt(format!(
+                "the import would leave {} rows linked to missing rows, the first in {table} \
+                 (row {row:?}) to {parent}",
+                broken.len()
+            ))),
+        }
+    }
+
     /// Records the run being applied; the writes that follow belong to it.
     ///
     /// # Errors
@@ -1091,36 +1159,25 @@ impl ImportTx<'_> {
     pub fn insert(&self, connector: &str, key: IdKey, w: &DossierWrite<'_>) -> Result<i64> {
         let entered = format_time(w.step_entered_at);
         let [reference, scheme, step, status, entered, fields] = w.state(&entered);
-        self.tx
-            .prepare_cached(
-                "INSERT INTO dossiers (connector, source_id, reference, scheme, step, status,
-                                       step_entered_at, fields, first_run, last_run)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
-            )?
-            .execute(params![
-                connector,
-                w.dossier.id,
-                reference,
-                scheme,
-                step,
-                status,
-                entered,
-                fields,
-                self.run_id,
-            ])?;
+        self.hot.insert_dossier.borrow_mut().execute(params![
+            connector,
+            w.dossier.id,
+            reference,
+            scheme,
+            step,
+            status,
+            entered,
+            fields,
+            self.run_id,
+        ])?;
         let rowid = self.tx.last_insert_rowid();
-        self.tx
-            .prepare_cached(
-                "INSERT INTO dossier_state (connector, dossier_id, id_hash, id_check, row_hash, present)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 1)",
-            )?
-            .execute(params![
-                connector,
-                rowid,
-                key.0 as i64,
-                i64::from(key.1),
-                w.row_hash as i64
-            ])?;
+        self.hot.insert_state.borrow_mut().execute(params![
+            connector,
+            rowid,
+            key.0 as i64,
+            i64::from(key.1),
+            w.row_hash as i64
+        ])?;
         Ok(rowid)
     }
 
@@ -1242,29 +1299,20 @@ impl ImportTx<'_> {
         baseline: bool,
         key: Option<&str>,
     ) -> Result<Option<i64>> {
-        let inserted = self
-            .tx
-            .prepare_cached(
-                "INSERT INTO events (run_id, dossier_id, kind, from_step, to_step, field,
-                                     old_value, new_value, occurred_at, baseline,
-                                     notified_by_source, external_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-                 ON CONFLICT (dossier_id, external_id) WHERE external_id IS NOT NULL DO NOTHING",
-            )?
-            .execute(params![
-                self.run_id,
-                rowid,
-                event.kind.as_str(),
-                event.from_step,
-                event.to_step,
-                event.field,
-                event.old_value,
-                event.new_value,
-                format_time(event.occurred_at),
-                baseline,
-                event.notified_by_source,
-                key,
-            ])?;
+        let inserted = self.hot.insert_event.borrow_mut().execute(params![
+            self.run_id,
+            rowid,
+            event.kind.as_str(),
+            event.from_step,
+            event.to_step,
+            event.field,
+            event.old_value,
+            event.new_value,
+            format_time(event.occurred_at),
+            baseline,
+            event.notified_by_source,
+            key,
+        ])?;
         Ok((inserted == 1).then(|| self.tx.last_insert_rowid()))
     }
 
@@ -1444,7 +1492,76 @@ impl ImportTx<'_> {
             ],
         )?;
         insert_rejections(&self.tx, self.run_id, rejections)?;
+        #[cfg(debug_assertions)]
+        self.check_links()?;
+        drop(self.hot);
         self.tx.commit()?;
         Ok(self.run_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_run() -> NewRun {
+        let now = Utc::now();
+        NewRun {
+            connector: "portail".to_owned(),
+            source: "export.csv".to_owned(),
+            checksum: None,
+            fingerprint: "0".to_owned(),
+            started_at: now,
+            finished_at: now,
+            baseline: false,
+            counts: Counts::default(),
+            reasons: Vec::new(),
+        }
+    }
+
+    fn foreign_keys(store: &Store) -> bool {
+        store
+            .conn
+            .pragma_query_value(None, "foreign_keys", |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn an_import_that_would_break_a_link_is_not_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("state.db"), 8).unwrap();
+        let mut tx = store.begin_import().unwrap();
+        let run = new_run();
+        tx.start_run(&run).unwrap();
+        // An event of a dossier that does not exist.
+        tx.insert_event_keyed(
+            4242,
+            &Event::new(EventKind::Created, run.started_at),
+            false,
+            None,
+        )
+        .unwrap();
+        let error = tx.finish(&run, &[]).unwrap_err().to_string();
+        assert!(error.contains("events"), "{error}");
+        assert!(foreign_keys(&store), "checks are back on after the import");
+        let runs: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(runs, 0, "nothing of the import was committed");
+    }
+
+    #[test]
+    fn foreign_keys_are_checked_again_after_an_import_rolls_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("state.db"), 8).unwrap();
+        drop(store.begin_import().unwrap());
+        assert!(foreign_keys(&store));
+        let orphan = store.conn.execute(
+            "INSERT INTO events (run_id, dossier_id, kind, occurred_at, baseline)
+             VALUES (1, 1, 'created', '2026-01-01T00:00:00Z', 0)",
+            [],
+        );
+        assert!(orphan.is_err(), "outside imports SQLite checks the links");
     }
 }
