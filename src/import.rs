@@ -174,10 +174,10 @@ impl Index {
     }
 
     /// Sorts entries by key, in place, with a radix sort on the top bits of the id
-    /// hash (American flag sort: uniform hashes, about one key per bucket): linear,
+    /// hash (American flag sort: uniform hashes, one to two keys per bucket): linear,
     /// where a comparison sort of a million entries took most of the index's load.
     fn sorted(mut entries: Vec<Entry>) -> Self {
-        let bits = (entries.len().max(1).ilog2() + 1).clamp(1, 24);
+        let bits = entries.len().max(2).ilog2().clamp(1, 24);
         let bucket_of = |e: &Entry| (e.hi >> (64 - bits)) as usize;
         // buckets[b] = where bucket b starts, once counted and summed.
         let mut buckets = vec![0u32; (1 << bits) + 1];

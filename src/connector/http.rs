@@ -871,8 +871,8 @@ fn collect_pointers(value: &Value, prefix: String, into: &mut NamedColumns) {
     if let Value::Object(map) = value {
         for (key, child) in map {
             let pointer = format!("{prefix}/{}", key.replace('~', "~0").replace('/', "~1"));
-            collect_pointers(child, pointer.clone(), into);
-            into.saw(pointer);
+            into.saw(&pointer);
+            collect_pointers(child, pointer, into);
         }
     }
 }

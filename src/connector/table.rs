@@ -293,10 +293,10 @@ impl NamedColumns {
         self.known.len() < KNOWN_NAMES
     }
 
-    /// A name seen in a record.
-    pub fn saw(&mut self, name: String) {
-        if self.wants_names() {
-            self.known.insert(name);
+    /// A name seen in a record (copied only the first time).
+    pub fn saw(&mut self, name: &str) {
+        if self.wants_names() && !self.known.contains(name) {
+            self.known.insert(name.to_owned());
         }
     }
 

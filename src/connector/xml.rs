@@ -195,6 +195,8 @@ fn field_path(text: &str, namespaces: &BTreeMap<String, String>) -> Result<Field
 pub struct XmlFile {
     reader: NsReader<BufReader<Box<dyn Read + Send>>>,
     buf: Vec<u8>,
+    /// The path of an element or attribute, written here to check whether it is new.
+    name: String,
     source: XmlSource,
     /// The columns: the paths the mapping names, as written.
     pub columns: NamedColumns,
@@ -262,6 +264,7 @@ impl XmlFile {
         Ok(Self {
             reader,
             buf: Vec::with_capacity(4096),
+            name: String::new(),
             source: source.clone(),
             values: vec![String::new(); columns.headers.len()],
             present: vec![false; columns.headers.len()],
@@ -402,7 +405,8 @@ impl XmlFile {
         let depth = self.stack.len();
         let relative = &self.stack[record..];
         if self.columns.wants_names() && !relative.is_empty() {
-            self.columns.saw(display_path(relative, None));
+            display_path(&mut self.name, relative, None);
+            self.columns.saw(&self.name);
         }
         for (i, path) in self.paths.iter().enumerate() {
             if path.elements.len() != relative.len()
@@ -451,8 +455,9 @@ impl XmlFile {
         }
         if self.columns.wants_names() {
             for attribute in start.attributes().flatten() {
-                let local = attribute.key.local_name().as_ref().to_owned();
-                self.columns.saw(display_path(relative, Some(&local)));
+                let local = attribute.key.local_name();
+                display_path(&mut self.name, relative, Some(local.into_inner()));
+                self.columns.saw(&self.name);
             }
         }
         Ok(())
@@ -507,12 +512,15 @@ fn namespace_of(resolved: &ResolveResult<'_>) -> Option<String> {
     }
 }
 
-fn display_path(elements: &[Step], attribute: Option<&str>) -> String {
-    let mut out = elements
-        .iter()
-        .map(|s| s.local.as_str())
-        .collect::<Vec<_>>()
-        .join("/");
+/// Writes into `out` the path of an element (`a/b`), or of its attribute (`a/b/@c`).
+fn display_path(out: &mut String, elements: &[Step], attribute: Option<&str>) {
+    out.clear();
+    for (i, step) in elements.iter().enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        out.push_str(&step.local);
+    }
     if let Some(a) = attribute {
         if !out.is_empty() {
             out.push('/');
@@ -520,7 +528,6 @@ fn display_path(elements: &[Step], attribute: Option<&str>) -> String {
         out.push('@');
         out.push_str(a);
     }
-    out
 }
 
 fn predefined(name: &str) -> Option<&'static str> {
