@@ -46,7 +46,7 @@ pub struct XmlSourceDef {
 }
 
 /// One step of a path: a local name, in a namespace when it had a prefix.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Step {
     namespace: Option<String>,
     local: String,
@@ -202,6 +202,8 @@ pub struct XmlFile {
     pub columns: NamedColumns,
     paths: Vec<FieldPath>,
     stack: Vec<Step>,
+    /// Steps of closed elements, whose names are written over by the next ones.
+    spare: Vec<Step>,
     /// The depth of the record element being read.
     record_depth: Option<usize>,
     /// Fields whose element is open: (field, depth).
@@ -271,6 +273,7 @@ impl XmlFile {
             columns,
             paths,
             stack: Vec::new(),
+            spare: Vec::new(),
             record_depth: None,
             captures: Vec::new(),
             current: csv::ByteRecord::new(),
@@ -296,14 +299,22 @@ impl XmlFile {
     /// A reason naming the file and line: malformed XML, a DTD declaring
     /// entities, an unknown entity.
     pub fn next_record(&mut self) -> Result<Option<Record<'_>>, String> {
+        // The events borrow this buffer rather than self, which reading them changes.
+        let mut buf = std::mem::take(&mut self.buf);
+        let ended = self.advance(&mut buf);
+        self.buf = buf;
+        Ok(ended?.then(|| self.emit()))
+    }
+
+    /// Reads events up to the end of the next record (true) or of the file (false).
+    fn advance(&mut self, buf: &mut Vec<u8>) -> Result<bool, String> {
         loop {
-            self.buf.clear();
-            let event = self.reader.read_resolved_event_into(&mut self.buf);
-            let (resolved, event) = match event {
-                Ok((resolved, event)) => (namespace_of(&resolved), event.into_owned()),
+            buf.clear();
+            let (resolved, event) = match self.reader.read_resolved_event_into(buf) {
+                Ok((resolved, event)) => (namespace_of(&resolved), event),
                 Err(e) => return Err(self.error(format!("malformed XML: {e}"))),
             };
-            let newlines = memchr_count(&self.buf);
+            let newlines = memchr_count(event.as_bytes());
             match event {
                 Event::Eof => {
                     if !self.stack.is_empty() {
@@ -312,7 +323,7 @@ impl XmlFile {
                             self.stack.last().map_or("", |s| s.local.as_str())
                         )));
                     }
-                    return Ok(None);
+                    return Ok(false);
                 }
                 Event::DocType(text) => {
                     if text.contains("<!ENTITY") {
@@ -324,10 +335,10 @@ impl XmlFile {
                     }
                 }
                 Event::Start(start) => {
-                    let step = Step {
-                        namespace: resolved,
-                        local: start.local_name().as_ref().to_owned(),
-                    };
+                    let mut step = self.spare.pop().unwrap_or_default();
+                    step.namespace = resolved;
+                    step.local.clear();
+                    step.local.push_str(start.local_name().as_ref());
                     self.stack.push(step);
                     let depth = self.stack.len();
                     match self.record_depth {
@@ -347,11 +358,11 @@ impl XmlFile {
                 Event::End(_) => {
                     let depth = self.stack.len();
                     self.captures.retain(|&(_, d)| d != depth);
-                    self.stack.pop();
+                    self.spare.extend(self.stack.pop());
                     if self.record_depth == Some(depth) {
                         self.record_depth = None;
                         self.line += newlines;
-                        return Ok(Some(self.emit()));
+                        return Ok(true);
                     }
                 }
                 Event::Text(text) => {
