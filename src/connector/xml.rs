@@ -16,9 +16,9 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use encoding_rs::{Encoding, UTF_8};
-use quick_xml::NsReader;
 use quick_xml::events::Event;
-use quick_xml::name::ResolveResult;
+use quick_xml::name::{QName, ResolveResult};
+use quick_xml::{NsReader, Reader};
 use serde::Deserialize;
 
 use super::FileProblems;
@@ -193,7 +193,7 @@ fn field_path(text: &str, namespaces: &BTreeMap<String, String>) -> Result<Field
 
 /// An XML file positioned at its first record.
 pub struct XmlFile {
-    reader: NsReader<BufReader<Box<dyn Read + Send>>>,
+    reader: XmlReader,
     buf: Vec<u8>,
     /// The path of an element or attribute, written here to check whether it is new.
     name: String,
@@ -252,7 +252,14 @@ impl XmlFile {
                     .build(file),
             )
         };
-        let mut reader = NsReader::from_reader(BufReader::with_capacity(1 << 16, text));
+        let text = BufReader::with_capacity(1 << 16, text);
+        // Without namespaces in the connector, paths match local names whatever the
+        // namespace: resolving them would be wasted.
+        let mut reader = if source.namespaces.is_empty() {
+            XmlReader::Plain(Reader::from_reader(text))
+        } else {
+            XmlReader::Namespaced(NsReader::from_reader(text))
+        };
         reader.config_mut().expand_empty_elements = true;
         let columns = NamedColumns::of(mapping);
         let paths = columns
@@ -310,8 +317,8 @@ impl XmlFile {
     fn advance(&mut self, buf: &mut Vec<u8>) -> Result<bool, String> {
         loop {
             buf.clear();
-            let (resolved, event) = match self.reader.read_resolved_event_into(buf) {
-                Ok((resolved, event)) => (namespace_of(&resolved), event),
+            let (resolved, event) = match self.reader.read(buf) {
+                Ok(read) => read,
                 Err(e) => return Err(self.error(format!("malformed XML: {e}"))),
             };
             let newlines = memchr_count(event.as_bytes());
@@ -442,10 +449,9 @@ impl XmlFile {
                     for attribute in start.attributes() {
                         let attribute = attribute
                             .map_err(|e| self.error(format!("malformed attribute: {e}")))?;
-                        let (ns, local) = self.reader.resolver().resolve_attribute(attribute.key);
                         let step = Step {
-                            namespace: namespace_of(&ns),
-                            local: local.as_ref().to_owned(),
+                            namespace: self.reader.attribute_namespace(attribute.key),
+                            local: attribute.key.local_name().as_ref().to_owned(),
                         };
                         if wanted.matches(&step) {
                             if self.present[i] {
@@ -513,6 +519,47 @@ impl XmlFile {
             ),
             "path",
         )
+    }
+}
+
+/// The reader of a file: resolving namespaces only when the connector names some.
+enum XmlReader {
+    Plain(Reader<BufReader<Box<dyn Read + Send>>>),
+    Namespaced(NsReader<BufReader<Box<dyn Read + Send>>>),
+}
+
+impl XmlReader {
+    fn config_mut(&mut self) -> &mut quick_xml::reader::Config {
+        match self {
+            Self::Plain(r) => r.config_mut(),
+            Self::Namespaced(r) => r.config_mut(),
+        }
+    }
+
+    /// The next event, and the namespace of its element when resolved.
+    fn read<'b>(&mut self, buf: &'b mut Vec<u8>) -> quick_xml::Result<(Option<String>, Event<'b>)> {
+        match self {
+            Self::Plain(r) => Ok((None, r.read_event_into(buf)?)),
+            Self::Namespaced(r) => {
+                let (resolved, event) = r.read_resolved_event_into(buf)?;
+                Ok((namespace_of(&resolved), event))
+            }
+        }
+    }
+
+    /// The namespace of an attribute of the element just read, when resolved.
+    fn attribute_namespace(&self, key: QName<'_>) -> Option<String> {
+        match self {
+            Self::Plain(_) => None,
+            Self::Namespaced(r) => namespace_of(&r.resolver().resolve_attribute(key).0),
+        }
+    }
+
+    fn buffer_position(&self) -> u64 {
+        match self {
+            Self::Plain(r) => r.buffer_position(),
+            Self::Namespaced(r) => r.buffer_position(),
+        }
     }
 }
 

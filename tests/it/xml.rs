@@ -35,6 +35,19 @@ amount_granted = { column = "montants/accorde", format = "fr_decimal", optional 
 "Convention signée" = "convention"
 "#;
 
+/// The same connector naming no namespace: its paths match local names (and the
+/// file is read without resolving namespaces).
+fn without_namespaces() -> String {
+    let plain = CONNECTOR
+        .replace(
+            "[source.namespaces]\ng = \"urn:region-exemple:aides:1\"\n",
+            "",
+        )
+        .replace("g:", "");
+    assert!(!plain.contains("namespaces") && !plain.contains("g:"));
+    plain
+}
+
 fn refused(fixture: &str, connector: &str) -> String {
     let install = Install::with_text(connector);
     let (summary, code) = install.import_fixture("xml", fixture);
@@ -46,8 +59,12 @@ fn refused(fixture: &str, connector: &str) -> String {
 
 #[test]
 fn namespaces_attributes_and_encodings() {
-    for fixture in ["export-iso-8859-1.xml", "export-utf8.xml"] {
-        let install = Install::with_text(CONNECTOR);
+    for (fixture, connector) in [
+        ("export-iso-8859-1.xml", CONNECTOR.to_owned()),
+        ("export-utf8.xml", CONNECTOR.to_owned()),
+        ("export-iso-8859-1.xml", without_namespaces()),
+    ] {
+        let install = Install::with_text(connector);
         let (summary, code) = install.import_fixture("xml", fixture);
         assert_eq!(code, 0, "{fixture}: {summary}");
         assert_eq!(summary["created"], 5, "{fixture}: {summary}");
@@ -77,15 +94,17 @@ fn namespaces_attributes_and_encodings() {
 #[test]
 fn record_lines_are_those_of_the_record_elements() {
     // D5's opening tag spans two lines; its rejection names the line where it starts.
-    let install =
-        Install::with_text(CONNECTOR.replace("\"Convention signée\" = \"convention\"\n", ""));
-    let (summary, _) = install.import_fixture("xml", "export-iso-8859-1.xml");
-    let rejections = summary["rejections"].to_string();
-    assert!(
-        rejections.contains("\"line\":46")
-            && rejections.contains("unknown status label 'Convention signée'"),
-        "{rejections}"
-    );
+    for connector in [CONNECTOR.to_owned(), without_namespaces()] {
+        let install =
+            Install::with_text(connector.replace("\"Convention signée\" = \"convention\"\n", ""));
+        let (summary, _) = install.import_fixture("xml", "export-iso-8859-1.xml");
+        let rejections = summary["rejections"].to_string();
+        assert!(
+            rejections.contains("\"line\":46")
+                && rejections.contains("unknown status label 'Convention signée'"),
+            "{rejections}"
+        );
+    }
 }
 
 #[test]
