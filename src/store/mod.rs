@@ -931,19 +931,16 @@ struct Statements<'a> {
     insert_event: RefCell<rusqlite::Statement<'a>>,
 }
 
-const INSERT_DOSSIER: &str =
-    "INSERT INTO dossiers (connector, source_id, reference, scheme, step, status,
-                                       step_entered_at, fields, first_run, last_run)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)";
-const INSERT_STATE: &str =
-    "INSERT INTO dossier_state (connector, dossier_id, id_hash, id_check, row_hash, present)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 1)";
-const INSERT_EVENT: &str =
-    "INSERT INTO events (run_id, dossier_id, kind, from_step, to_step, field,
-                                     old_value, new_value, occurred_at, baseline,
-                                     notified_by_source, external_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-                 ON CONFLICT (dossier_id, external_id) WHERE external_id IS NOT NULL DO NOTHING";
+const INSERT_DOSSIER: &str = "INSERT INTO dossiers (connector, source_id, reference, scheme,
+        step, status, step_entered_at, fields, first_run, last_run)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)";
+const INSERT_STATE: &str = "INSERT INTO dossier_state (connector, dossier_id, id_hash, id_check,
+        row_hash, present)
+    VALUES (?1, ?2, ?3, ?4, ?5, 1)";
+const INSERT_EVENT: &str = "INSERT INTO events (run_id, dossier_id, kind, from_step, to_step,
+        field, old_value, new_value, occurred_at, baseline, notified_by_source, external_id)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+    ON CONFLICT (dossier_id, external_id) WHERE external_id IS NOT NULL DO NOTHING";
 
 /// Turns the foreign key checks back on once an import's transaction ended
 /// (the pragma does nothing inside a transaction).
