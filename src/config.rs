@@ -196,7 +196,7 @@ const DEFAULTS: Defaults = Defaults {
     rules_dir: "rules",
     store: StoreDefaults {
         path: "alertissimo-data/alertissimo.db",
-        cache_mb: 24,
+        cache_mb: 12,
     },
     log: LogDefaults {
         level: "info",
