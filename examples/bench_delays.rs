@@ -258,12 +258,6 @@ fn write_database(dir: &Path, dossiers: usize, events: usize) -> (usize, usize) 
                  VALUES (?1, 'portail', ?2, ?2, ?3, ?4, ?4, ?5, ?6, 1, 1)",
             )
             .expect("dossiers");
-        let mut state = tx
-            .prepare(
-                "INSERT INTO dossier_state (connector, dossier_id, id_hash, id_check, row_hash, present)
-                 VALUES ('portail', ?1, ?1, 0, 0, 1)",
-            )
-            .expect("dossier_state");
         let mut event = tx
             .prepare(
                 "INSERT INTO events (run_id, dossier_id, kind, to_step, field, old_value, new_value,
@@ -301,7 +295,6 @@ fn write_database(dir: &Path, dossiers: usize, events: usize) -> (usize, usize) 
                             fields
                         ])
                         .expect("a dossier");
-                    state.execute([id]).expect("a dossier state");
                     // This dossier's share of the padding, after its events.
                     let share = padding * written / visible - padded;
                     for _ in 0..share {
@@ -453,8 +446,7 @@ fn bare_reading(db: &Path) -> f64 {
     let mut total = 0i64;
     for sql in [
         "SELECT id, unixepoch(started_at) FROM runs",
-        "SELECT d.id, d.scheme, d.step, unixepoch(d.step_entered_at), k.present
-         FROM dossiers d JOIN dossier_state k ON k.connector = d.connector AND k.dossier_id = d.id",
+        "SELECT id, scheme, step, unixepoch(step_entered_at), present FROM dossiers",
         "SELECT dossier_id, kind, to_step, unixepoch(occurred_at), run_id FROM events
          WHERE kind IN ('created', 'step_changed', 'reappeared', 'disappeared') ORDER BY id",
     ] {

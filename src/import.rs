@@ -30,8 +30,8 @@ use crate::diff::{self, Known};
 use crate::model::{self, Event, EventKind};
 use crate::rules::Rules;
 use crate::store::{
-    Counts, DossierWrite, FieldEncoder, IdKey, ImportTx, MAX_STORED_REJECTIONS, NewRun, Rejection,
-    RunStatus, Store, StoreError, id_key,
+    Counts, DossierWrite, Entry, FieldEncoder, IdKey, ImportTx, MAX_STORED_REJECTIONS, NewRun,
+    Rejection, RunStatus, Store, StoreError, entry_row, id_key,
 };
 
 /// How many rejections a summary shows; all are stored with the run.
@@ -112,7 +112,8 @@ pub enum ImportError {
 
 /// The compact state of a connector, 24 bytes a dossier: for every stored dossier,
 /// 96 bits of the hash of its id, its row id, the raw hash of its last record and
-/// whether it is present. Sorted by id hash, with a directory on the top bits of
+/// whether it is present (the store's [`Entry`], read whole at the start of an
+/// import and written whole before it commits). Sorted by id hash, with a directory on the top bits of
 /// the hash, so that a lookup touches one or two cache lines instead of twenty
 /// (the hashes are uniform). Two ids sharing 96 hash bits among millions is a
 /// 1-in-10^16 event, and the store still compares the real ids before using a match.
@@ -123,54 +124,9 @@ struct Index {
     bits: u32,
 }
 
-struct Entry {
-    hi: u64,
-    /// The next 32 bits of the id hash, then the row id.
-    lo: u64,
-    /// The raw hash; its lowest bit holds whether the dossier is present.
-    hash_present: u64,
-}
-
-impl Entry {
-    fn key(&self) -> IdKey {
-        (self.hi, (self.lo >> 32) as u32)
-    }
-
-    fn dossier_id(&self) -> i64 {
-        i64::from(self.lo as u32)
-    }
-
-    fn present(&self) -> bool {
-        self.hash_present & 1 == 1
-    }
-
-    /// Whether `hash` is the stored raw hash (63 bits compared).
-    fn same_hash(&self, hash: u64) -> bool {
-        self.hash_present >> 1 == hash >> 1
-    }
-}
-
 impl Index {
     fn load(store: &ImportTx<'_>, connector: &str) -> Result<Self, StoreError> {
-        let mut entries = Vec::with_capacity(store.count_states(connector)?);
-        let mut too_large = None;
-        store.for_each_state(connector, |(hi, mid), hash, present, dossier_id| {
-            let Ok(row) = u32::try_from(dossier_id) else {
-                too_large = Some(dossier_id);
-                return;
-            };
-            entries.push(Entry {
-                hi,
-                lo: (u64::from(mid) << 32) | u64::from(row),
-                hash_present: (hash & !1) | u64::from(present),
-            });
-        })?;
-        if let Some(id) = too_large {
-            return Err(StoreError::Corrupt(format!(
-                "dossier row id {id} is beyond the 4 billion dossiers an index can hold"
-            )));
-        }
-        Ok(Self::sorted(entries))
+        Ok(Self::sorted(store.load_index(connector)?))
     }
 
     /// Sorts entries by key, in place, with a radix sort on the top bits of the id
@@ -224,6 +180,38 @@ impl Index {
     }
 }
 
+/// The entries of two lists sorted by key, in key order.
+fn merge_sorted<'a>(a: &'a [Entry], b: &'a [Entry]) -> impl Iterator<Item = Entry> + 'a {
+    let (mut i, mut j) = (0, 0);
+    std::iter::from_fn(move || {
+        let next = match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) if (y.hi, y.lo) < (x.hi, x.lo) => {
+                j += 1;
+                y
+            }
+            (Some(x), _) => {
+                i += 1;
+                x
+            }
+            (None, Some(y)) => {
+                j += 1;
+                y
+            }
+            (None, None) => return None,
+        };
+        Some(*next)
+    })
+}
+
+/// Where the stored state of a dossier read again is.
+#[derive(Clone, Copy)]
+enum Slot {
+    /// In the index, at this position.
+    Stored(usize),
+    /// Among the dossiers this import created, at this position.
+    Added(usize),
+}
+
 /// What the parser sends to the store.
 enum Item {
     Changed {
@@ -234,8 +222,8 @@ enum Item {
         /// The stored form of the fields.
         fields: Vec<u8>,
         row_hash: u64,
-        /// The stored dossier with this id: its row id and whether it was present.
-        stored: Option<(i64, bool)>,
+        /// Where the stored dossier with this id is in the index.
+        at: Option<usize>,
         /// Messages about it on the source.
         messages: Vec<crate::model::SourceMessage>,
     },
@@ -318,7 +306,7 @@ fn parse(
         let id = resolved.id(&get);
         // Whatever happens to the record, a known id is seen: a dossier whose line
         // is rejected keeps its last known state rather than disappearing.
-        let mut known = None;
+        let mut known: Option<usize> = None;
         // Sent again in this import (an API): the store may hold the earlier copy.
         let mut repeated = false;
         let key = id.as_deref().map(id_key);
@@ -336,7 +324,7 @@ fn parse(
                 Some(i) => {
                     repeated = seen[i] != 0;
                     seen[i] = line;
-                    known = Some(&index.entries[i]);
+                    known = Some(i);
                 }
                 None => new_ids.push((key, line)),
             }
@@ -366,7 +354,12 @@ fn parse(
                 hash = xxh3_64_with_seed(m.id.as_bytes(), hash);
             }
             // Unchanged since the last import, unless an earlier copy in this one changed it.
-            if !repeated && known.is_some_and(|e| e.same_hash(hash) && e.present()) {
+            if !repeated
+                && known.is_some_and(|i| {
+                    let e = &index.entries[i];
+                    e.same_hash(hash) && e.present()
+                })
+            {
                 unchanged += 1;
                 continue;
             }
@@ -377,7 +370,7 @@ fn parse(
                     key: key.unwrap_or_default(),
                     mapped,
                     row_hash: hash,
-                    stored: known.map(|e| (e.dossier_id(), e.present())),
+                    at: known,
                     messages,
                 },
                 Err(issues) => Item::Rejected {
@@ -681,7 +674,11 @@ fn import_snapshot(
     let mut reasons: Vec<String> = Vec::new();
     // The dossiers this import created, when an API may send one again.
     let repeats_replace = file.is_api();
-    let mut inserted: std::collections::HashMap<IdKey, i64> = std::collections::HashMap::new();
+    let mut inserted: std::collections::HashMap<IdKey, usize> = std::collections::HashMap::new();
+    // What becomes of the index: new raw hashes of stored dossiers (by position),
+    // and the dossiers this import created.
+    let mut rehashed: Vec<(usize, u64)> = Vec::new();
+    let mut added: Vec<Entry> = Vec::new();
     // Duplicate ids named in the reasons; beyond, counted.
     let mut duplicates = 0u64;
     let mut alerting = options
@@ -754,7 +751,11 @@ fn import_snapshot(
                             }
                             let id = match id {
                                 Ok(id) => Some(id),
-                                Err(key) => tx.source_id_of(&connector.name, key)?,
+                                // Both copies are new: the first was just inserted.
+                                Err(key) => match added.iter().find(|e| e.key() == key) {
+                                    Some(e) => tx.get(e.dossier_id())?.map(|(d, _)| d.id),
+                                    None => None,
+                                },
                             };
                             reasons.push(duplicate(&file_name, line, first_line, id.as_deref()));
                         }
@@ -764,11 +765,22 @@ fn import_snapshot(
                             key,
                             fields,
                             row_hash,
-                            stored,
+                            at,
                             messages,
                         } => {
                             let mut previous = None;
-                            let stored = stored.or_else(|| inserted.get(&key).map(|&r| (r, true)));
+                            // A stored dossier, or one this import created and now reads again.
+                            let slot = match at {
+                                Some(i) => Some(Slot::Stored(i)),
+                                None => inserted.get(&key).map(|&a| Slot::Added(a)),
+                            };
+                            let stored = slot.map(|slot| match slot {
+                                Slot::Stored(i) => {
+                                    let e = &index.entries[i];
+                                    (e.dossier_id(), e.present())
+                                }
+                                Slot::Added(a) => (added[a].dossier_id(), true),
+                            });
                             if let Some((rowid, present)) = stored
                                 && let Some((dossier, step_entered_at)) = tx.get(rowid)?
                                 // Equal 128-bit id hashes of different ids: never seen, but cheap to rule out.
@@ -796,24 +808,27 @@ fn import_snapshot(
                             );
                             let write = DossierWrite {
                                 dossier: &mapped.dossier,
-                                row_hash,
                                 step_entered_at: change.step_entered_at,
                                 fields: &fields,
                             };
-                            let rowid = match previous {
-                                Some((rowid, _)) if change.state_changed => {
-                                    tx.update(&connector.name, rowid, &write)?;
+                            if previous.is_some() && change.state_changed {
+                                tx.update(previous.as_ref().map_or(0, |(r, _)| *r), &write)?;
+                            }
+                            let rowid = match (previous, slot) {
+                                (Some((rowid, _)), Some(Slot::Stored(i))) => {
+                                    rehashed.push((i, row_hash));
                                     rowid
                                 }
-                                Some((rowid, _)) => {
-                                    tx.set_hash(&connector.name, rowid, row_hash)?;
+                                (Some((rowid, _)), Some(Slot::Added(a))) => {
+                                    added[a].set(row_hash, true);
                                     rowid
                                 }
-                                None => {
-                                    let rowid = tx.insert(&connector.name, key, &write)?;
+                                _ => {
+                                    let rowid = tx.insert(&connector.name, &write)?;
                                     if repeats_replace {
-                                        inserted.insert(key, rowid);
+                                        inserted.insert(key, added.len());
                                     }
+                                    added.push(Entry::new(key, entry_row(rowid)?, row_hash, true));
                                     rowid
                                 }
                             };
@@ -930,13 +945,15 @@ fn import_snapshot(
         ));
     }
     // Only a full snapshot tells who is gone: an incremental one holds changes only.
-    let gone: Vec<i64> = match connector.mode {
+    // Positions in the index.
+    let gone: Vec<usize> = match connector.mode {
         Mode::Full => index
             .entries
             .iter()
             .zip(&parsed.seen)
-            .filter(|(e, seen)| e.present() && **seen == 0)
-            .map(|(e, _)| e.dossier_id())
+            .enumerate()
+            .filter(|(_, (e, seen))| e.present() && **seen == 0)
+            .map(|(i, _)| i)
             .collect(),
         // Only what the source says it deleted.
         Mode::Incremental => {
@@ -945,8 +962,9 @@ fn import_snapshot(
             index
                 .entries
                 .iter()
-                .filter(|e| e.present() && deleted.binary_search(&e.key()).is_ok())
-                .map(|e| e.dossier_id())
+                .enumerate()
+                .filter(|(_, e)| e.present() && deleted.binary_search(&e.key()).is_ok())
+                .map(|(i, _)| i)
                 .collect()
         }
     };
@@ -969,9 +987,15 @@ fn import_snapshot(
         run.counts = counts;
         return refuse(store, run, reasons, rejections, summary);
     }
-    for rowid in gone {
+    let mut entries = index.entries;
+    for (i, row_hash) in rehashed {
+        entries[i].set(row_hash, true);
+    }
+    for i in gone {
+        entries[i].set_absent();
+        let rowid = entries[i].dossier_id();
         let step = tx.step_of(rowid)?;
-        tx.mark_disappeared(&connector.name, rowid)?;
+        tx.mark_disappeared(rowid)?;
         let event = diff::disappeared(&step, options.now);
         let event_id = tx.insert_event(rowid, &event, summary.baseline)?;
         counts.add(event.kind);
@@ -991,6 +1015,10 @@ fn import_snapshot(
         // With the import, in its transaction: it advances only with applied data.
         tx.set_source_cursor(&connector.name, cursor, options.now)?;
     }
+    // Stored in key order, so that the next import sorts nothing; merged rather
+    // than appended, which would copy the whole index into a vector twice as large.
+    let added = Index::sorted(added).entries;
+    tx.save_index(&connector.name, merge_sorted(&entries, &added))?;
     run.counts = counts;
     run.finished_at = Utc::now();
     let before_commit = std::time::Instant::now();
@@ -1121,6 +1149,21 @@ mod tests {
             }
             let stored = expected.iter().any(|&(hi, lo)| hi == 1 && lo >> 32 == 1);
             proptest::prop_assert_eq!(index.find((1, 1)).is_some(), stored);
+        }
+
+        /// Merging two sorted indexes gives what sorting them together gives.
+        #[test]
+        fn merged_indexes_stay_sorted(
+            his in proptest::collection::vec(proptest::prelude::any::<u64>(), 0..500),
+            split in 0usize..500,
+        ) {
+            let entries: Vec<Entry> =
+                his.iter().enumerate().map(|(row, &hi)| entry(hi, row as u32)).collect();
+            let mut left = entries.clone();
+            let right = left.split_off(split.min(left.len()));
+            let (left, right) = (Index::sorted(left).entries, Index::sorted(right).entries);
+            let merged: Vec<Entry> = merge_sorted(&left, &right).collect();
+            proptest::prop_assert_eq!(merged, Index::sorted(entries).entries);
         }
     }
 }

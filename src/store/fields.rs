@@ -417,7 +417,7 @@ mod tests {
     }
 
     #[test]
-    fn migration_0005_converts_stored_dossiers() {
+    fn migrations_0005_and_0010_convert_stored_dossiers() {
         let dir = tempfile::tempdir().expect("temporary folder");
         let path = dir.path().join("state.db");
         let mut conn = Connection::open(&path).expect("database");
@@ -451,12 +451,17 @@ mod tests {
             assert_eq!(d.dossier.get("scheme"), Some("Pass Rénovation"));
             assert_eq!(d.dossier.reference(), "REF-1");
         }
-        let (hash, row_hash): (i64, i64) = store
-            .conn
-            .query_row("SELECT id_hash, row_hash FROM dossier_state", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .expect("state row");
-        assert_eq!((hash as u64, row_hash), (id_key("D1").0, -5));
+        // Migration 0010 then moved the state into the change index.
+        let mut entries = Vec::new();
+        super::super::index::read(&store.conn, "portail", |e| entries.push(e)).expect("index");
+        assert_eq!(
+            entries,
+            [super::super::Entry::new(
+                id_key("D1"),
+                7,
+                -5i64 as u64,
+                false
+            )]
+        );
     }
 }

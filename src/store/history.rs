@@ -120,7 +120,7 @@ impl RunStarts {
 
 /// The dossiers no longer in their source.
 pub(super) fn absent_dossiers(conn: &rusqlite::Connection) -> Result<HashSet<i64>> {
-    let mut stmt = conn.prepare("SELECT dossier_id FROM dossier_state WHERE present = 0")?;
+    let mut stmt = conn.prepare("SELECT id FROM dossiers WHERE present = 0")?;
     let rows = stmt.query_map([], |r| r.get(0))?;
     Ok(rows.collect::<std::result::Result<_, _>>()?)
 }

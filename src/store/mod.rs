@@ -61,6 +61,7 @@ mod evaluations;
 mod fields;
 mod gauges;
 mod history;
+mod index;
 mod instance;
 mod outbox;
 mod retention;
@@ -69,6 +70,7 @@ mod sources;
 pub use evaluations::OpenDossier;
 pub use fields::{FieldEncoder, IdKey, id_key};
 pub use gauges::{Gauges, ImportGauges, LATENCY_BOUNDS};
+pub use index::{Entry, entry_row};
 pub use instance::{InstanceLock, LockError, lock_path};
 pub use outbox::{AdminNews, Change, Delivery, DueAlert};
 pub use retention::{PERSONAL, Purged, closed_before};
@@ -95,6 +97,10 @@ const MIGRATIONS: &[Migration] = &[
     (include_str!("migrations/0007_messages.sql"), None),
     (include_str!("migrations/0008_timers.sql"), None),
     (include_str!("migrations/0009_retention.sql"), None),
+    (
+        include_str!("migrations/0010_change_index.sql"),
+        Some(index::migrate_0010),
+    ),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -619,16 +625,17 @@ impl Store {
     /// # Errors
     /// On a database error or a corrupt row.
     pub fn find_dossiers(&self, reference: &str) -> Result<Vec<StoredDossier>> {
-        // By reference (indexed), or by source id through its hash (the narrow
-        // state table is scanned, not the dossiers).
-        let (hash, check) = id_key(reference);
+        // By reference (indexed), or by source id through its hash (the compact
+        // change-detection state is scanned, not the dossiers).
+        let rows = index::rows_with_key(&self.conn, id_key(reference))?;
         let mut stmt = self.conn.prepare(&format!(
             "{DOSSIER_SELECT} WHERE d.reference = ?1
              UNION
-             {DOSSIER_SELECT} WHERE k.id_hash = ?2 AND k.id_check = ?3 AND d.source_id = ?1
+             {DOSSIER_SELECT} WHERE d.id IN (SELECT value FROM json_each(?2)) AND d.source_id = ?1
              ORDER BY 2, 3"
         ))?;
-        let mut rows = stmt.query(params![reference, hash as i64, i64::from(check)])?;
+        let rows = serde_json::to_string(&rows).expect("integers serialise");
+        let mut rows = stmt.query(params![reference, rows])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
             out.push(self.read_dossier(row)?);
@@ -744,7 +751,6 @@ impl Store {
         Ok(ImportTx {
             hot: Statements {
                 insert_dossier: prepare(INSERT_DOSSIER)?,
-                insert_state: prepare(INSERT_STATE)?,
                 insert_event: prepare(INSERT_EVENT)?,
             },
             tx,
@@ -757,8 +763,8 @@ impl Store {
 
 /// The columns [`Store::read_dossier`] reads, in its order.
 const DOSSIER_SELECT: &str = "SELECT d.id, d.connector, d.source_id, d.step, d.status, d.fields,
-    k.present, d.step_entered_at, d.scheme
-    FROM dossiers d JOIN dossier_state k ON k.connector = d.connector AND k.dossier_id = d.id";
+    d.present, d.step_entered_at, d.scheme
+    FROM dossiers d";
 
 /// An event from the columns `kind, from_step, to_step, field, old_value,
 /// new_value, occurred_at, notified_by_source`, the first at index `at`.
@@ -927,16 +933,12 @@ pub struct ImportTx<'a> {
 /// (a statement cache lookup costs more than some of these inserts).
 struct Statements<'a> {
     insert_dossier: RefCell<rusqlite::Statement<'a>>,
-    insert_state: RefCell<rusqlite::Statement<'a>>,
     insert_event: RefCell<rusqlite::Statement<'a>>,
 }
 
 const INSERT_DOSSIER: &str = "INSERT INTO dossiers (connector, source_id, reference, scheme,
         step, status, step_entered_at, fields, first_run, last_run)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)";
-const INSERT_STATE: &str = "INSERT INTO dossier_state (connector, dossier_id, id_hash, id_check,
-        row_hash, present)
-    VALUES (?1, ?2, ?3, ?4, ?5, 1)";
 const INSERT_EVENT: &str = "INSERT INTO events (run_id, dossier_id, kind, from_step, to_step,
         field, old_value, new_value, occurred_at, baseline, notified_by_source, external_id)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
@@ -969,8 +971,6 @@ impl Drop for NamesGuard<'_> {
 pub struct DossierWrite<'a> {
     /// The canonical state.
     pub dossier: &'a Dossier,
-    /// The hash of the raw record.
-    pub row_hash: u64,
     /// When it entered its step.
     pub step_entered_at: DateTime<Utc>,
     /// The canonical fields as stored, encoded by the caller's thread
@@ -1023,26 +1023,27 @@ impl ImportTx<'_> {
         Ok(self.run_id)
     }
 
-    /// Calls `f(id_key, row_hash, present, row id)` for every dossier of a
-    /// connector, in row order.
+    /// The change-detection state of a connector, in stored order.
+    ///
+    /// # Errors
+    /// On a database error, or when the stored state is cut.
+    pub fn load_index(&self, connector: &str) -> Result<Vec<Entry>> {
+        // Sized first: growing a large vector by doubling would briefly hold 1.5 copies of it.
+        let mut entries = Vec::with_capacity(index::count(&self.tx, connector)?);
+        index::read(&self.tx, connector, |e| entries.push(e))?;
+        Ok(entries)
+    }
+
+    /// Replaces the change-detection state of a connector, with the import.
     ///
     /// # Errors
     /// On a database error.
-    pub fn for_each_state(
+    pub fn save_index(
         &self,
         connector: &str,
-        mut f: impl FnMut(IdKey, u64, bool, i64),
+        entries: impl IntoIterator<Item = Entry>,
     ) -> Result<()> {
-        let mut stmt = self.tx.prepare_cached(
-            "SELECT id_hash, id_check, row_hash, present, dossier_id
-             FROM dossier_state WHERE connector = ?1",
-        )?;
-        let mut rows = stmt.query([connector])?;
-        while let Some(row) = rows.next()? {
-            let key = (row.get::<_, i64>(0)? as u64, row.get::<_, i64>(1)? as u32);
-            f(key, row.get::<_, i64>(2)? as u64, row.get(3)?, row.get(4)?);
-        }
-        Ok(())
+        index::write(&self.tx, connector, entries)
     }
 
     /// Gives every field name a stored id, and returns the encoder of an
@@ -1055,19 +1056,6 @@ impl ImportTx<'_> {
         names: impl IntoIterator<Item = &'n str>,
     ) -> Result<FieldEncoder> {
         fields::register(&self.tx, names)
-    }
-
-    /// How many dossiers a connector has, so that callers can size their buffers
-    /// (growing a large vector by doubling would briefly hold 1.5 copies of it).
-    ///
-    /// # Errors
-    /// On a database error.
-    pub fn count_states(&self, connector: &str) -> Result<usize> {
-        let count: i64 = self
-            .tx
-            .prepare_cached("SELECT count(*) FROM dossier_state WHERE connector = ?1")?
-            .query_row([connector], |r| r.get(0))?;
-        Ok(count as usize)
     }
 
     /// Whether the connector already has an applied run (if not, the next import is its baseline).
@@ -1153,7 +1141,7 @@ impl ImportTx<'_> {
     ///
     /// # Errors
     /// On a database error.
-    pub fn insert(&self, connector: &str, key: IdKey, w: &DossierWrite<'_>) -> Result<i64> {
+    pub fn insert(&self, connector: &str, w: &DossierWrite<'_>) -> Result<i64> {
         let entered = format_time(w.step_entered_at);
         let [reference, scheme, step, status, entered, fields] = w.state(&entered);
         self.hot.insert_dossier.borrow_mut().execute(params![
@@ -1167,28 +1155,20 @@ impl ImportTx<'_> {
             fields,
             self.run_id,
         ])?;
-        let rowid = self.tx.last_insert_rowid();
-        self.hot.insert_state.borrow_mut().execute(params![
-            connector,
-            rowid,
-            key.0 as i64,
-            i64::from(key.1),
-            w.row_hash as i64
-        ])?;
-        Ok(rowid)
+        Ok(self.tx.last_insert_rowid())
     }
 
     /// Replaces the state of a stored dossier and marks it present.
     ///
     /// # Errors
     /// On a database error.
-    pub fn update(&self, connector: &str, rowid: i64, w: &DossierWrite<'_>) -> Result<()> {
+    pub fn update(&self, rowid: i64, w: &DossierWrite<'_>) -> Result<()> {
         let entered = format_time(w.step_entered_at);
         let [reference, scheme, step, status, entered, fields] = w.state(&entered);
         self.tx
             .prepare_cached(
                 "UPDATE dossiers SET reference = ?2, scheme = ?3, step = ?4, status = ?5,
-                        step_entered_at = ?6, fields = ?7, last_run = ?8
+                        step_entered_at = ?6, fields = ?7, last_run = ?8, present = 1
                  WHERE id = ?1",
             )?
             .execute(params![
@@ -1201,54 +1181,7 @@ impl ImportTx<'_> {
                 fields,
                 self.run_id,
             ])?;
-        self.set_state(connector, rowid, Some(w.row_hash), true)
-    }
-
-    /// Records a new raw hash for a dossier whose canonical state did not change.
-    ///
-    /// # Errors
-    /// On a database error.
-    pub fn set_hash(&self, connector: &str, rowid: i64, row_hash: u64) -> Result<()> {
-        self.set_state(connector, rowid, Some(row_hash), true)
-    }
-
-    fn set_state(
-        &self,
-        connector: &str,
-        rowid: i64,
-        row_hash: Option<u64>,
-        present: bool,
-    ) -> Result<()> {
-        self.tx
-            .prepare_cached(
-                "UPDATE dossier_state SET row_hash = coalesce(?3, row_hash), present = ?4
-                 WHERE connector = ?1 AND dossier_id = ?2",
-            )?
-            .execute(params![
-                connector,
-                rowid,
-                row_hash.map(|h| h as i64),
-                present
-            ])?;
         Ok(())
-    }
-
-    /// The source id of a dossier written by this import, from its hash.
-    ///
-    /// # Errors
-    /// On a database error.
-    pub fn source_id_of(&self, connector: &str, key: IdKey) -> Result<Option<String>> {
-        Ok(self
-            .tx
-            .prepare_cached(
-                "SELECT d.source_id FROM dossier_state k JOIN dossiers d ON d.id = k.dossier_id
-                 WHERE k.connector = ?1 AND k.id_hash = ?2 AND k.id_check = ?3
-                 ORDER BY k.dossier_id DESC LIMIT 1",
-            )?
-            .query_row(params![connector, key.0 as i64, i64::from(key.1)], |r| {
-                r.get(0)
-            })
-            .optional()?)
     }
 
     /// The current step of a stored dossier.
@@ -1266,10 +1199,9 @@ impl ImportTx<'_> {
     ///
     /// # Errors
     /// On a database error.
-    pub fn mark_disappeared(&self, connector: &str, rowid: i64) -> Result<()> {
-        self.set_state(connector, rowid, None, false)?;
+    pub fn mark_disappeared(&self, rowid: i64) -> Result<()> {
         self.tx
-            .prepare_cached("UPDATE dossiers SET last_run = ?2 WHERE id = ?1")?
+            .prepare_cached("UPDATE dossiers SET present = 0, last_run = ?2 WHERE id = ?1")?
             .execute(params![rowid, self.run_id])?;
         Ok(())
     }

@@ -93,14 +93,13 @@ pub struct Delivery {
 /// A dossier's columns first (as [`Store::read_dossier`] reads them), then the
 /// alert's and its event's, from column 9.
 const DUE_SELECT: &str = "SELECT d.id, d.connector, d.source_id, d.step, d.status, d.fields,
-        k.present, d.step_entered_at, d.scheme,
+        d.present, d.step_entered_at, d.scheme,
         a.id, a.key, a.rule, a.template, a.role, a.recipient, a.digest, a.hold_step,
         a.attempts, a.created_at, a.due_at,
         e.kind, e.from_step, e.to_step, e.field, e.old_value, e.new_value, e.occurred_at,
         e.notified_by_source
     FROM alerts a JOIN events e ON e.id = a.event_id
-    JOIN dossiers d ON d.id = a.dossier_id
-    JOIN dossier_state k ON k.connector = d.connector AND k.dossier_id = d.id";
+    JOIN dossiers d ON d.id = a.dossier_id";
 
 impl Store {
     /// The pending alerts due at `until` (every pending one when `None`), next

@@ -44,10 +44,9 @@ pub struct Purged {
 /// then, or gone from their source since then.
 const CLOSED: &str = "
     SELECT d.id FROM dossiers d
-    JOIN dossier_state k ON k.connector = d.connector AND k.dossier_id = d.id
     WHERE d.purged_at IS NULL
       AND ((d.step IN (SELECT value FROM json_each(?1)) AND d.step_entered_at < ?2)
-        OR (k.present = 0 AND (SELECT max(occurred_at) FROM events e
+        OR (d.present = 0 AND (SELECT max(occurred_at) FROM events e
                                WHERE e.dossier_id = d.id AND e.kind = 'disappeared') < ?2))";
 
 /// The instant before which a dossier closed at `now` has been closed for longer
@@ -214,9 +213,7 @@ mod tests {
         store
             .conn
             .execute_batch(
-                "INSERT INTO dossier_state (connector, dossier_id, id_hash, id_check, row_hash, present)
-                 VALUES ('p', 1, 1, 0, 0, 1);
-                 INSERT INTO events (id, run_id, dossier_id, kind, field, new_value, occurred_at, baseline)
+                "INSERT INTO events (id, run_id, dossier_id, kind, field, new_value, occurred_at, baseline)
                  VALUES (1, 1, 1, 'message', 'jeanne@example.org', 'Bonjour, je suis Jeanne', '2020-01-02T00:00:00Z', 0),
                         (2, 1, 1, 'field_changed', 'beneficiary.email', 'jeanne@example.org', '2020-01-02T00:00:00Z', 0),
                         (3, 1, 1, 'step_changed', NULL, NULL, '2020-01-03T00:00:00Z', 0);

@@ -168,33 +168,23 @@ impl Install {
         rusqlite::Connection::open(self.db()).expect("the state database opens")
     }
 
-    /// The dossiers table, as comparable text rows (bookkeeping columns left out).
+    /// The dossiers table, as comparable text rows (bookkeeping columns left out),
+    /// then the change-detection state of each connector.
     pub fn dossiers(&self) -> Vec<String> {
         let conn = self.sql();
-        let mut stmt = conn
-            .prepare(
-                "SELECT d.source_id, d.reference, d.step, d.status, d.step_entered_at, k.present,
-                        k.row_hash, hex(d.fields)
-                 FROM dossiers d JOIN dossier_state k ON k.dossier_id = d.id AND k.connector = d.connector
-                 ORDER BY d.connector, d.source_id",
-            )
-            .unwrap();
-        stmt.query_map([], |r| {
-            Ok(format!(
-                "{}|{}|{}|{}|{}|{}|{}|{}",
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, i64>(5)?,
-                r.get::<_, i64>(6)?,
-                r.get::<_, String>(7)?
-            ))
-        })
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+        let mut rows = Vec::new();
+        for sql in [
+            "SELECT source_id || '|' || reference || '|' || step || '|' || status || '|'
+                    || step_entered_at || '|' || present || '|' || hex(fields)
+             FROM dossiers ORDER BY connector, source_id",
+            "SELECT 'index|' || connector || '|' || part || '|' || hex(entries)
+             FROM change_index ORDER BY connector, part",
+        ] {
+            let mut stmt = conn.prepare(sql).unwrap();
+            let found = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
+            rows.extend(found.map(Result::unwrap));
+        }
+        rows
     }
 
     /// The events, as comparable text rows, in a stable order (times of detection left out).
