@@ -4,8 +4,8 @@
 //! glob), what happens to them once imported, the content checksum, encoding
 //! detection (UTF-8, UTF-8 with BOM, Windows-1252, a UTF-8 BOM in front of a
 //! Windows-1252 body, UTF-16 with BOM), delimiter sniffing, finding the header
-//! row below title rows, and streaming records. Records are never all held in
-//! memory. Mapping records to dossiers is [`super::mapping`]'s job.
+//! row below title rows, and streaming records (lines without a quote are split
+//! directly, the others read by csv_core). Records are never all held in memory. Mapping records to dossiers is [`super::mapping`]'s job.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -134,8 +134,6 @@ pub struct Inspected {
     pub skip: u64,
     /// The file size.
     pub bytes: u64,
-    /// Whether the text ends with a line feed (else its last record is one line further).
-    pub ends_with_newline: bool,
 }
 
 /// Reads a file once: checksum, byte order mark and encoding.
@@ -147,7 +145,6 @@ pub fn inspect(path: &Path, choice: EncodingChoice) -> Result<Inspected, String>
     let mut hasher = Xxh3::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut head = Vec::new();
-    let mut tail = [0u8; 2];
     let mut carry: Vec<u8> = Vec::new();
     let mut offset = 0u64;
     let mut invalid_at: Option<u64> = None;
@@ -160,18 +157,14 @@ pub fn inspect(path: &Path, choice: EncodingChoice) -> Result<Inspected, String>
         }
         let chunk = &buf[..n];
         hasher.update(chunk);
-        if n >= 2 {
-            tail = [chunk[n - 2], chunk[n - 1]];
-        } else {
-            tail = [tail[1], chunk[0]];
-        }
         if head.len() < 4 {
             head.extend_from_slice(&chunk[..chunk.len().min(4 - head.len())]);
         }
         if invalid_at.is_none() {
             let start = offset - carry.len() as u64;
             carry.extend_from_slice(chunk);
-            match std::str::from_utf8(&carry) {
+            // Most of this pass: simdutf8 checks text several times as fast as std.
+            match simdutf8::compat::from_utf8(&carry) {
                 Ok(_) => carry.clear(),
                 Err(e) if e.error_len().is_none() => {
                     carry.drain(..e.valid_up_to());
@@ -222,19 +215,11 @@ pub fn inspect(path: &Path, choice: EncodingChoice) -> Result<Inspected, String>
         (Some(b), e) if b == UTF_8 && e == WINDOWS_1252 => skip,
         _ => 0,
     };
-    let ends_with_newline = if encoding == UTF_16LE {
-        tail == [b'\n', 0]
-    } else if encoding == UTF_16BE {
-        tail == [0, b'\n']
-    } else {
-        tail[1] == b'\n'
-    };
     Ok(Inspected {
         checksum: format!("{:032x}", hasher.digest128()),
         encoding,
         skip,
         bytes: offset,
-        ends_with_newline,
     })
 }
 
@@ -308,14 +293,164 @@ pub fn sniff_delimiter(sample: &[u8]) -> u8 {
     best.2
 }
 
+/// Splits decoded text into raw records.
+///
+/// A line without a quote, most records of an export, is split at the delimiter
+/// directly; from a line with a quote, csv_core reads the record (quoted fields,
+/// embedded delimiters and newlines) with the rules the csv crate applies. Either
+/// way the fields are the same: only lines with a quote can read differently.
+struct Splitter {
+    source: Box<dyn Read + Send>,
+    /// `buf[at..filled]` is read and not split yet.
+    buf: Vec<u8>,
+    at: usize,
+    filled: usize,
+    eof: bool,
+    /// Boxed: its tables would make every table reader as large.
+    core: Box<csv_core::Reader>,
+    delimiter: u8,
+    /// The line and byte offset of `buf[at]`.
+    line: u64,
+    byte: u64,
+    /// csv_core's output: the fields' bytes, and where each field ends.
+    out: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+/// Where a raw record was in the text.
+struct Span {
+    line: u64,
+    byte: u64,
+}
+
+impl Splitter {
+    fn new(source: Box<dyn Read + Send>, delimiter: u8, capacity: usize) -> Self {
+        Self {
+            source,
+            buf: vec![0; capacity.max(16)],
+            at: 0,
+            filled: 0,
+            eof: false,
+            core: Box::new(
+                csv_core::ReaderBuilder::new()
+                    .delimiter(delimiter)
+                    // Ending records on LF alone keeps the line count exact on CRLF files
+                    // (the CR stays at the end of the last field, where trimming removes it).
+                    .terminator(csv_core::Terminator::Any(b'\n'))
+                    .build(),
+            ),
+            delimiter,
+            line: 1,
+            byte: 0,
+            out: vec![0; 1024],
+            ends: vec![0; 64],
+        }
+    }
+
+    /// Reads more text behind what is left, growing the buffer when a line fills it.
+    fn fill(&mut self) -> std::io::Result<()> {
+        self.buf.copy_within(self.at..self.filled, 0);
+        self.filled -= self.at;
+        self.at = 0;
+        if self.filled == self.buf.len() {
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+        loop {
+            match self.source.read(&mut self.buf[self.filled..]) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            return Ok(());
+        }
+    }
+
+    /// Consumes `n` bytes of the buffer.
+    fn advance(&mut self, n: usize) {
+        let consumed = &self.buf[self.at..self.at + n];
+        self.line += memchr::memchr_iter(b'\n', consumed).count() as u64;
+        self.byte += n as u64;
+        self.at += n;
+    }
+
+    /// Reads the next raw record (blank ones included) into `record`.
+    fn next(&mut self, record: &mut csv::ByteRecord) -> std::io::Result<Option<Span>> {
+        loop {
+            let rest = &self.buf[self.at..self.filled];
+            let (line, terminated) = match memchr::memchr(b'\n', rest) {
+                Some(end) => (&rest[..end], true),
+                None if !self.eof => {
+                    self.fill()?;
+                    continue;
+                }
+                None if rest.is_empty() => return Ok(None),
+                None => (rest, false),
+            };
+            if memchr::memchr(b'"', line).is_some() {
+                return self.quoted(record);
+            }
+            record.clear();
+            let mut start = 0;
+            for end in memchr::memchr_iter(self.delimiter, line) {
+                record.push_field(&line[start..end]);
+                start = end + 1;
+            }
+            record.push_field(&line[start..]);
+            let span = Span {
+                line: self.line,
+                byte: self.byte,
+            };
+            self.line += 1;
+            self.byte += line.len() as u64 + u64::from(terminated);
+            self.at += line.len() + usize::from(terminated);
+            return Ok(Some(span));
+        }
+    }
+
+    /// Reads a record that starts on a line with a quote, through csv_core.
+    fn quoted(&mut self, record: &mut csv::ByteRecord) -> std::io::Result<Option<Span>> {
+        let (line, byte) = (self.line, self.byte);
+        let (mut out, mut ends) = (0, 0);
+        loop {
+            let input = &self.buf[self.at..self.filled];
+            let (result, read, wrote, ended) =
+                self.core
+                    .read_record(input, &mut self.out[out..], &mut self.ends[ends..]);
+            self.advance(read);
+            out += wrote;
+            ends += ended;
+            match result {
+                csv_core::ReadRecordResult::InputEmpty if !self.eof => self.fill()?,
+                // At the end, csv_core is called with no input to end the record.
+                csv_core::ReadRecordResult::InputEmpty => {}
+                csv_core::ReadRecordResult::OutputFull => {
+                    self.out.resize(self.out.len() * 2, 0);
+                }
+                csv_core::ReadRecordResult::OutputEndsFull => {
+                    self.ends.resize(self.ends.len() * 2, 0);
+                }
+                csv_core::ReadRecordResult::Record => {
+                    record.clear();
+                    let mut start = 0;
+                    for &end in &self.ends[..ends] {
+                        record.push_field(&self.out[start..end]);
+                        start = end;
+                    }
+                    return Ok(Some(Span { line, byte }));
+                }
+                csv_core::ReadRecordResult::End => return Ok(None),
+            }
+        }
+    }
+}
+
 /// A CSV file positioned after its header row.
 pub struct CsvFile {
-    reader: csv::Reader<Box<dyn Read + Send>>,
+    reader: Splitter,
     pending: VecDeque<csv::ByteRecord>,
     current: csv::ByteRecord,
-    spare: csv::ByteRecord,
     at_end: bool,
-    ends_with_newline: bool,
     /// The header row.
     pub headers: Vec<String>,
     /// The line of the header row.
@@ -356,22 +491,12 @@ impl CsvFile {
         let delimiter = source
             .delimiter
             .unwrap_or_else(|| sniff_delimiter(&sample[..sample.len().min(SNIFF_BYTES)]));
-        let reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .delimiter(delimiter)
-            // Ending records on LF alone keeps csv's line count exact on CRLF files
-            // (the CR stays at the end of the last field, where trimming removes it).
-            .terminator(::csv::Terminator::Any(b'\n'))
-            .buffer_capacity(1 << 16)
-            .from_reader(Box::new(text) as Box<dyn Read + Send>);
+        let reader = Splitter::new(Box::new(text), delimiter, 1 << 16);
         let mut file = Self {
             reader,
             pending: VecDeque::new(),
             current: csv::ByteRecord::new(),
-            spare: csv::ByteRecord::new(),
             at_end: false,
-            ends_with_newline: inspected.ends_with_newline,
             headers: Vec::new(),
             header_line: 0,
             delimiter,
@@ -383,11 +508,6 @@ impl CsvFile {
             let mut record = csv::ByteRecord::new();
             if !file.read_raw(&mut record)? {
                 file.at_end = true;
-                if !file.ends_with_newline
-                    && let Some(last) = candidates.last_mut()
-                {
-                    bump_line(last);
-                }
                 break;
             }
             candidates.push(record);
@@ -411,24 +531,22 @@ impl CsvFile {
     /// Reads the next non-blank record into `record`; false at the end.
     fn read_raw(&mut self, record: &mut csv::ByteRecord) -> Result<bool, String> {
         loop {
-            match self.reader.read_byte_record(record) {
-                Ok(false) => return Ok(false),
+            match self.reader.next(record) {
+                Ok(None) => return Ok(false),
                 // Blank lines and rows of empty cells (spreadsheet leftovers) carry nothing.
-                Ok(true) if record.iter().all(|f| f.trim_ascii().is_empty()) => continue,
-                Ok(true) => {
-                    // csv stamps a record with the position where reading started, before
-                    // the blank lines it skips: count back from where the record ended.
-                    let end = self.reader.position().clone();
-                    let inner = record.as_slice().iter().filter(|&&b| b == b'\n').count() as u64;
-                    let terminated = u64::from(!self.reader.is_done());
-                    let mut start = end.clone();
-                    start.set_line(end.line().saturating_sub(inner + terminated).max(1));
-                    record.set_position(Some(start));
+                Ok(Some(_)) if record.iter().all(|f| f.trim_ascii().is_empty()) => continue,
+                Ok(Some(span)) => {
+                    let mut at = csv::Position::new();
+                    at.set_line(span.line).set_byte(span.byte);
+                    record.set_position(Some(at));
                     return Ok(true);
                 }
                 Err(error) => {
-                    let line = error.position().map_or(0, |p| p.line());
-                    return Err(format!("{}:{line}: {error}", self.path.display()));
+                    return Err(format!(
+                        "{}:{}: cannot read: {error}",
+                        self.path.display(),
+                        self.reader.line
+                    ));
                 }
             }
         }
@@ -439,15 +557,18 @@ impl CsvFile {
     /// # Errors
     /// A reason naming the file and line when the text cannot be read at all.
     pub fn next_record(&mut self) -> Result<Option<Record<'_>>, String> {
-        self.read_ahead()?;
-        let Some(next) = self.pending.pop_front() else {
-            return Ok(None);
-        };
-        self.spare = std::mem::replace(&mut self.current, next);
-        // One record ahead tells whether this one is the last, whose line is one
-        // more when the file does not end with a line feed.
-        if self.read_ahead()? && !self.ends_with_newline {
-            bump_line(&mut self.current);
+        match self.pending.pop_front() {
+            Some(next) => self.current = next,
+            None if self.at_end => return Ok(None),
+            None => {
+                let mut record = std::mem::take(&mut self.current);
+                let more = self.read_raw(&mut record)?;
+                self.current = record;
+                if !more {
+                    self.at_end = true;
+                    return Ok(None);
+                }
+            }
         }
         self.number += 1;
         Ok(Some(Record {
@@ -457,30 +578,6 @@ impl CsvFile {
             offset: self.current.position().map_or(0, |p| p.byte()),
             messages: Vec::new(),
         }))
-    }
-
-    /// Makes sure one record is read ahead, unless at the end. Returns true when it
-    /// just found the end.
-    fn read_ahead(&mut self) -> Result<bool, String> {
-        if self.at_end || !self.pending.is_empty() {
-            return Ok(false);
-        }
-        let mut record = std::mem::take(&mut self.spare);
-        if self.read_raw(&mut record)? {
-            self.pending.push_back(record);
-            Ok(false)
-        } else {
-            self.spare = record;
-            self.at_end = true;
-            Ok(true)
-        }
-    }
-}
-
-fn bump_line(record: &mut csv::ByteRecord) {
-    if let Some(mut position) = record.position().cloned() {
-        position.set_line(position.line() + 1);
-        record.set_position(Some(position));
     }
 }
 
@@ -595,6 +692,48 @@ mod line_tests {
             lines.push(r.line);
         }
         (file.header_line, lines)
+    }
+
+    /// The records of `text`, blank ones left out, split by `Splitter` with a
+    /// buffer of `capacity` bytes, or by the csv crate.
+    fn split(text: &[u8], capacity: usize, by_csv: bool) -> Vec<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        let mut record = csv::ByteRecord::new();
+        let mut keep = |r: &csv::ByteRecord| {
+            if !r.iter().all(|f| f.trim_ascii().is_empty()) {
+                out.push(r.iter().map(<[u8]>::to_vec).collect());
+            }
+        };
+        if by_csv {
+            let mut reader = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .flexible(true)
+                .delimiter(b';')
+                .terminator(csv::Terminator::Any(b'\n'))
+                .from_reader(text);
+            while reader.read_byte_record(&mut record).unwrap() {
+                keep(&record);
+            }
+        } else {
+            let source = Box::new(std::io::Cursor::new(text.to_vec()));
+            let mut splitter = Splitter::new(source, b';', capacity);
+            while splitter.next(&mut record).unwrap().is_some() {
+                keep(&record);
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        /// Lines without quotes are split directly: the records are those the csv
+        /// crate reads, whatever the text and wherever the buffer cuts it.
+        #[test]
+        fn the_splitter_reads_what_csv_reads(
+            text in proptest::collection::vec(proptest::sample::select(b"ab; \"\n\r".to_vec()), 0..300),
+            capacity in 1usize..64,
+        ) {
+            proptest::prop_assert_eq!(split(&text, capacity, false), split(&text, capacity, true));
+        }
     }
 
     #[test]
