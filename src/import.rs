@@ -113,9 +113,9 @@ pub enum ImportError {
 /// The compact state of a connector, 24 bytes a dossier: for every stored dossier,
 /// 96 bits of the hash of its id, its row id, the raw hash of its last record and
 /// whether it is present (the store's [`Entry`], read whole at the start of an
-/// import and written whole before it commits). Sorted by id hash, with a directory on the top bits of
-/// the hash, so that a lookup touches one or two cache lines instead of twenty
-/// (the hashes are uniform). Two ids sharing 96 hash bits among millions is a
+/// import and written whole before it commits). Sorted by id hash, with a
+/// directory on the top bits of the hash, so that a lookup touches one or two
+/// cache lines instead of twenty (the hashes are uniform). Two ids sharing 96 hash bits among millions is a
 /// 1-in-10^16 event, and the store still compares the real ids before using a match.
 struct Index {
     entries: Vec<Entry>,
@@ -783,7 +783,7 @@ fn import_snapshot(
                             });
                             if let Some((rowid, present)) = stored
                                 && let Some((dossier, step_entered_at)) = tx.get(rowid)?
-                                // Equal 128-bit id hashes of different ids: never seen, but cheap to rule out.
+                                // Equal 96-bit id hashes of different ids: never seen, but cheap to rule out.
                                 && dossier.id == mapped.dossier.id
                             {
                                 previous = Some((
@@ -811,8 +811,10 @@ fn import_snapshot(
                                 step_entered_at: change.step_entered_at,
                                 fields: &fields,
                             };
-                            if previous.is_some() && change.state_changed {
-                                tx.update(previous.as_ref().map_or(0, |(r, _)| *r), &write)?;
+                            if let Some((rowid, _)) = &previous
+                                && change.state_changed
+                            {
+                                tx.update(*rowid, &write)?;
                             }
                             let rowid = match (previous, slot) {
                                 (Some((rowid, _)), Some(Slot::Stored(i))) => {
