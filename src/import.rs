@@ -115,8 +115,9 @@ pub enum ImportError {
 /// whether it is present (the store's [`Entry`], read whole at the start of an
 /// import and written whole before it commits). Sorted by id hash, with a
 /// directory on the top bits of the hash, so that a lookup touches one or two
-/// cache lines instead of twenty (the hashes are uniform). Two ids sharing 96 hash bits among millions is a
-/// 1-in-10^16 event, and the store still compares the real ids before using a match.
+/// cache lines instead of twenty (the hashes are uniform). Two ids sharing 96
+/// hash bits among millions is a 1-in-10^16 event, and the store still compares
+/// the real ids before using a match.
 struct Index {
     entries: Vec<Entry>,
     /// `entries[buckets[b]..buckets[b + 1]]` holds the keys whose top `bits` bits are `b`.
@@ -158,7 +159,7 @@ impl Index {
         drop(next);
         for b in 0..(1 << bits) {
             entries[buckets[b] as usize..buckets[b + 1] as usize]
-                .sort_unstable_by_key(|e| (e.hi, e.lo));
+                .sort_unstable_by_key(Entry::order);
         }
         Self {
             entries,
@@ -185,7 +186,7 @@ fn merge_sorted<'a>(a: &'a [Entry], b: &'a [Entry]) -> impl Iterator<Item = Entr
     let (mut i, mut j) = (0, 0);
     std::iter::from_fn(move || {
         let next = match (a.get(i), b.get(j)) {
-            (Some(x), Some(y)) if (y.hi, y.lo) < (x.hi, x.lo) => {
+            (Some(x), Some(y)) if y.order() < x.order() => {
                 j += 1;
                 y
             }
@@ -1118,11 +1119,7 @@ mod tests {
     use super::*;
 
     fn entry(hi: u64, row: u32) -> Entry {
-        Entry {
-            hi,
-            lo: (u64::from(row.wrapping_mul(7)) << 32) | u64::from(row),
-            hash_present: 1,
-        }
+        Entry::new((hi, row.wrapping_mul(7)), row, 0, true)
     }
 
     proptest::proptest! {
@@ -1139,10 +1136,10 @@ mod tests {
                 .enumerate()
                 .map(|(row, &hi)| entry(if clustered { hi >> 20 } else { hi }, row as u32))
                 .collect();
-            let mut expected: Vec<(u64, u64)> = entries.iter().map(|e| (e.hi, e.lo)).collect();
+            let mut expected: Vec<(u64, u64)> = entries.iter().map(Entry::order).collect();
             expected.sort_unstable();
             let index = Index::sorted(entries);
-            let got: Vec<(u64, u64)> = index.entries.iter().map(|e| (e.hi, e.lo)).collect();
+            let got: Vec<(u64, u64)> = index.entries.iter().map(Entry::order).collect();
             proptest::prop_assert_eq!(&got, &expected);
             for (at, e) in index.entries.iter().enumerate() {
                 let found = index.find(e.key()).expect("every key is found");

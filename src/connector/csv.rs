@@ -5,7 +5,8 @@
 //! detection (UTF-8, UTF-8 with BOM, Windows-1252, a UTF-8 BOM in front of a
 //! Windows-1252 body, UTF-16 with BOM), delimiter sniffing, finding the header
 //! row below title rows, and streaming records (lines without a quote are split
-//! directly, the others read by csv_core). Records are never all held in memory. Mapping records to dossiers is [`super::mapping`]'s job.
+//! directly, the others read by csv_core). Records are never all held in
+//! memory. Mapping records to dossiers is [`super::mapping`]'s job.
 
 use std::collections::VecDeque;
 use std::fs::File;

@@ -45,6 +45,11 @@ impl Entry {
         (self.hi, (self.lo >> 32) as u32)
     }
 
+    /// The order entries are kept in: by id hash, then row id.
+    pub fn order(&self) -> (u64, u64) {
+        (self.hi, self.lo)
+    }
+
     /// The row id of the dossier.
     pub fn dossier_id(&self) -> i64 {
         i64::from(self.lo as u32)
@@ -84,8 +89,8 @@ pub fn entry_row(dossier_id: i64) -> Result<u32> {
 }
 
 /// How many entries a connector has.
-pub(super) fn count(tx: &Connection, connector: &str) -> Result<usize> {
-    let bytes: i64 = tx
+pub(super) fn count(conn: &Connection, connector: &str) -> Result<usize> {
+    let bytes: i64 = conn
         .prepare_cached(
             "SELECT coalesce(sum(length(entries)), 0) FROM change_index WHERE connector = ?1",
         )?
@@ -94,8 +99,8 @@ pub(super) fn count(tx: &Connection, connector: &str) -> Result<usize> {
 }
 
 /// Calls `f` with every stored entry of a connector, in stored order.
-pub(super) fn read(tx: &Connection, connector: &str, mut f: impl FnMut(Entry)) -> Result<()> {
-    let mut stmt = tx.prepare_cached(
+pub(super) fn read(conn: &Connection, connector: &str, mut f: impl FnMut(Entry)) -> Result<()> {
+    let mut stmt = conn.prepare_cached(
         "SELECT part, entries FROM change_index WHERE connector = ?1 ORDER BY part",
     )?;
     let mut rows = stmt.query([connector])?;
