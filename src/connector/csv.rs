@@ -328,7 +328,8 @@ impl Splitter {
     fn new(source: Box<dyn Read + Send>, delimiter: u8, capacity: usize) -> Self {
         Self {
             source,
-            buf: vec![0; capacity.max(16)],
+            // At least a byte: the buffer doubles from there when a line fills it.
+            buf: vec![0; capacity.max(1)],
             at: 0,
             filled: 0,
             eof: false,
