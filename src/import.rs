@@ -812,10 +812,10 @@ fn import_snapshot(
                                 step_entered_at: change.step_entered_at,
                                 fields: &fields,
                             };
-                            if let Some((rowid, _)) = &previous
+                            if let Some((rowid, known)) = &previous
                                 && change.state_changed
                             {
-                                tx.update(*rowid, &write)?;
+                                tx.update(*rowid, known.dossier.reference(), &write)?;
                             }
                             let rowid = match (previous, slot) {
                                 (Some((rowid, _)), Some(Slot::Stored(i))) => {

@@ -417,7 +417,7 @@ mod tests {
     }
 
     #[test]
-    fn migrations_0005_and_0010_convert_stored_dossiers() {
+    fn migrations_0005_0010_and_0011_convert_stored_dossiers() {
         let dir = tempfile::tempdir().expect("temporary folder");
         let path = dir.path().join("state.db");
         let mut conn = Connection::open(&path).expect("database");
@@ -441,6 +441,7 @@ mod tests {
         .expect("a version 4 state");
         drop(conn);
         let store = super::super::Store::open(&path, 8).expect("migrated");
+        // By reference through the index migration 0011 filled, and by source id.
         for lookup in ["REF-1", "D1"] {
             let found = store.find_dossiers(lookup).expect("found");
             assert_eq!(found.len(), 1, "{lookup}");

@@ -64,6 +64,7 @@ mod history;
 mod index;
 mod instance;
 mod outbox;
+mod references;
 mod retention;
 mod sources;
 
@@ -100,6 +101,10 @@ const MIGRATIONS: &[Migration] = &[
     (
         include_str!("migrations/0010_change_index.sql"),
         Some(index::migrate_0010),
+    ),
+    (
+        include_str!("migrations/0011_reference_index.sql"),
+        Some(references::migrate_0011),
     ),
 ];
 
@@ -625,13 +630,13 @@ impl Store {
     /// # Errors
     /// On a database error or a corrupt row.
     pub fn find_dossiers(&self, reference: &str) -> Result<Vec<StoredDossier>> {
-        // By reference (indexed), or by source id through its hash (the compact
-        // change-detection state is scanned, not the dossiers).
-        let rows = index::rows_with_key(&self.conn, id_key(reference))?;
+        // The candidates, by the hash of their reference or of their source id
+        // (compact states are scanned, not the dossiers), then checked.
+        let mut rows = references::candidates(&self.conn, reference)?;
+        rows.extend(index::rows_with_key(&self.conn, id_key(reference))?);
         let mut stmt = self.conn.prepare(&format!(
-            "{DOSSIER_SELECT} WHERE d.reference = ?1
-             UNION
-             {DOSSIER_SELECT} WHERE d.id IN (SELECT value FROM json_each(?2)) AND d.source_id = ?1
+            "{DOSSIER_SELECT} WHERE d.id IN (SELECT value FROM json_each(?2))
+                 AND (d.reference = ?1 OR d.source_id = ?1)
              ORDER BY 2, 3"
         ))?;
         let rows = serde_json::to_string(&rows).expect("integers serialise");
@@ -753,6 +758,7 @@ impl Store {
                 insert_dossier: prepare(INSERT_DOSSIER)?,
                 insert_event: prepare(INSERT_EVENT)?,
             },
+            references: RefCell::default(),
             tx,
             run_id: 0,
             names,
@@ -923,6 +929,8 @@ pub struct ImportTx<'a> {
     // Fields drop in this order: the statements, the transaction (rolled back
     // unless finished), then the guards.
     hot: Statements<'a>,
+    /// The reference index entries of the dossiers this import created or renamed.
+    references: RefCell<references::Pending>,
     tx: Transaction<'a>,
     run_id: i64,
     names: NamesGuard<'a>,
@@ -1155,14 +1163,24 @@ impl ImportTx<'_> {
             fields,
             self.run_id,
         ])?;
-        Ok(self.tx.last_insert_rowid())
+        let rowid = self.tx.last_insert_rowid();
+        self.references
+            .borrow_mut()
+            .push(&self.tx, w.dossier.reference(), rowid)?;
+        Ok(rowid)
     }
 
-    /// Replaces the state of a stored dossier and marks it present.
+    /// Replaces the state of a stored dossier, which had the reference
+    /// `reference`, and marks it present.
     ///
     /// # Errors
     /// On a database error.
-    pub fn update(&self, rowid: i64, w: &DossierWrite<'_>) -> Result<()> {
+    pub fn update(&self, rowid: i64, reference: &str, w: &DossierWrite<'_>) -> Result<()> {
+        if w.dossier.reference() != reference {
+            self.references
+                .borrow_mut()
+                .push(&self.tx, w.dossier.reference(), rowid)?;
+        }
         let entered = format_time(w.step_entered_at);
         let [reference, scheme, step, status, entered, fields] = w.state(&entered);
         self.tx
@@ -1421,6 +1439,7 @@ impl ImportTx<'_> {
             ],
         )?;
         insert_rejections(&self.tx, self.run_id, rejections)?;
+        self.references.borrow_mut().flush(&self.tx)?;
         #[cfg(debug_assertions)]
         self.check_links()?;
         drop(self.hot);

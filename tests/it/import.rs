@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::common::{Install, n, text};
+use crate::common::{Install, fixture, n, text};
 
 fn counts(v: &Value) -> [u64; 6] {
     [
@@ -89,6 +89,41 @@ fn three_successive_exports_give_the_expected_events() {
         human.contains("Dossier déposé → En cours d'instruction"),
         "{human}"
     );
+}
+
+#[test]
+fn a_dossier_is_found_by_its_current_reference() {
+    let install = Install::tolerant();
+    install.import("export-1.csv", &[]);
+    // The source renames REF-1 (and only it) in its next export.
+    let renamed = install.root().join("exports").join("renamed.csv");
+    let bytes = std::fs::read(fixture("export-1.csv")).unwrap();
+    let (text, _, malformed) = encoding_rs::WINDOWS_1252.decode(&bytes);
+    assert!(!malformed);
+    let text = text.replace("D1;REF-1;", "D1;REF-1-BIS;");
+    assert!(text.contains("REF-1-BIS"));
+    std::fs::write(&renamed, encoding_rs::WINDOWS_1252.encode(&text).0).unwrap();
+    let (summary, code) = install.import_path(&renamed);
+    assert_eq!(code, 0, "{summary}");
+
+    let found = |reference: &str| -> Vec<String> {
+        let out = install.run(&["dossier", reference, "--json"]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        v.as_array()
+            .map(|all| {
+                all.iter()
+                    .map(|d| d["id"].as_str().unwrap().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(found("REF-1-BIS"), ["D1"]);
+    assert!(
+        found("REF-1").is_empty(),
+        "the old reference still finds D1"
+    );
+    assert_eq!(found("D1"), ["D1"]);
+    assert_eq!(found("REF-2"), ["D2"]);
 }
 
 #[test]
