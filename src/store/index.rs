@@ -105,14 +105,9 @@ pub(super) fn read(conn: &Connection, connector: &str, mut f: impl FnMut(Entry))
     )?;
     let mut rows = stmt.query([connector])?;
     while let Some(row) = rows.next()? {
-        let bytes = row.get_ref(1)?.as_blob()?;
-        if bytes.len() % ENTRY_BYTES != 0 {
-            let part: i64 = row.get(0)?;
-            return Err(StoreError::Corrupt(format!(
-                "change index of connector {connector}, part {part}: {} bytes, not a whole number of entries",
-                bytes.len()
-            )));
-        }
+        let bytes = whole_entries(row, ENTRY_BYTES, |part| {
+            format!("change index of connector {connector}, part {part}")
+        })?;
         for e in bytes.chunks_exact(ENTRY_BYTES) {
             let word =
                 |i: usize| u64::from_le_bytes(e[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
@@ -124,6 +119,24 @@ pub(super) fn read(conn: &Connection, connector: &str, mut f: impl FnMut(Entry))
         }
     }
     Ok(())
+}
+
+/// The blob of a stored part (column 1 of `row`, its number in column 0), checked
+/// to hold whole entries of `size` bytes; `what` names the part from its number.
+pub(super) fn whole_entries<'r>(
+    row: &'r rusqlite::Row<'_>,
+    size: usize,
+    what: impl FnOnce(i64) -> String,
+) -> Result<&'r [u8]> {
+    let bytes = row.get_ref(1)?.as_blob()?;
+    if bytes.len() % size != 0 {
+        return Err(StoreError::Corrupt(format!(
+            "{}: {} bytes, not a whole number of entries",
+            what(row.get(0)?),
+            bytes.len()
+        )));
+    }
+    Ok(bytes)
 }
 
 /// The row ids of the dossiers, of any connector, whose id hash is `key`.

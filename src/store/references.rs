@@ -70,14 +70,9 @@ pub(super) fn candidates(conn: &Connection, reference: &str) -> Result<Vec<i64>>
     let mut rows = stmt.query([])?;
     let mut found = Vec::new();
     while let Some(row) = rows.next()? {
-        let bytes = row.get_ref(1)?.as_blob()?;
-        if bytes.len() % ENTRY_BYTES != 0 {
-            let part: i64 = row.get(0)?;
-            return Err(StoreError::Corrupt(format!(
-                "reference index, part {part}: {} bytes, not a whole number of entries",
-                bytes.len()
-            )));
-        }
+        let bytes = super::index::whole_entries(row, ENTRY_BYTES, |part| {
+            format!("reference index, part {part}")
+        })?;
         for e in bytes.chunks_exact(ENTRY_BYTES) {
             if e[..4] == wanted {
                 let row = u32::from_le_bytes(e[4..].try_into().expect("4 bytes"));
