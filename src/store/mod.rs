@@ -1170,13 +1170,13 @@ impl ImportTx<'_> {
         Ok(rowid)
     }
 
-    /// Replaces the state of a stored dossier, which had the reference
-    /// `reference`, and marks it present.
+    /// Replaces the state of a stored dossier, whose reference was
+    /// `stored_reference`, and marks it present.
     ///
     /// # Errors
     /// On a database error.
-    pub fn update(&self, rowid: i64, reference: &str, w: &DossierWrite<'_>) -> Result<()> {
-        if w.dossier.reference() != reference {
+    pub fn update(&self, rowid: i64, stored_reference: &str, w: &DossierWrite<'_>) -> Result<()> {
+        if w.dossier.reference() != stored_reference {
             self.references
                 .borrow_mut()
                 .push(&self.tx, w.dossier.reference(), rowid)?;
