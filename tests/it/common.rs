@@ -169,7 +169,7 @@ impl Install {
     }
 
     /// The dossiers table, as comparable text rows (bookkeeping columns left out),
-    /// then the change-detection state of each connector.
+    /// then the change-detection state of each connector and the reference index.
     pub fn dossiers(&self) -> Vec<String> {
         let conn = self.sql();
         let mut rows = Vec::new();
@@ -179,6 +179,7 @@ impl Install {
              FROM dossiers ORDER BY connector, source_id",
             "SELECT 'index|' || connector || '|' || part || '|' || hex(entries)
              FROM change_index ORDER BY connector, part",
+            "SELECT 'references|' || id || '|' || hex(entries) FROM reference_index ORDER BY id",
         ] {
             let mut stmt = conn.prepare(sql).unwrap();
             let found = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
