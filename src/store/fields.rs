@@ -250,10 +250,6 @@ fn take_varint(bytes: &mut &[u8]) -> Option<u64> {
 /// change-detection state moves from `dossier_keys` (keyed by source id) to
 /// `dossier_state` (keyed by dossier row, with the id's hash).
 pub(super) fn migrate_0005(tx: &rusqlite::Transaction<'_>) -> rusqlite_migration::HookResult {
-    let to_hook_error = |e: StoreError| match e {
-        StoreError::Sqlite(e) => rusqlite_migration::HookError::RusqliteError(e),
-        other => rusqlite_migration::HookError::Hook(other.to_string()),
-    };
     let mut rows: Vec<(i64, String)> = Vec::new();
     {
         let mut stmt = tx.prepare("SELECT id, fields FROM dossiers")?;
@@ -274,8 +270,7 @@ pub(super) fn migrate_0005(tx: &rusqlite::Transaction<'_>) -> rusqlite_migration
         parsed
             .iter()
             .flat_map(|(_, f)| f.keys().map(String::as_str)),
-    )
-    .map_err(to_hook_error)?;
+    )?;
     {
         let mut update = tx.prepare("UPDATE dossiers SET fields = ?2 WHERE id = ?1")?;
         for (id, fields) in &parsed {

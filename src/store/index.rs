@@ -197,8 +197,7 @@ pub(super) fn migrate_0010(tx: &Transaction<'_>) -> rusqlite_migration::HookResu
         )?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
-            let row = entry_row(r.get(3)?)
-                .map_err(|e| rusqlite_migration::HookError::Hook(e.to_string()))?;
+            let row = entry_row(r.get(3)?)?;
             by_connector.entry(r.get(0)?).or_default().push(Entry::new(
                 (r.get::<_, i64>(1)? as u64, r.get::<_, i64>(2)? as u32),
                 row,
@@ -208,10 +207,7 @@ pub(super) fn migrate_0010(tx: &Transaction<'_>) -> rusqlite_migration::HookResu
         }
     }
     for (connector, entries) in &by_connector {
-        write(tx, connector, entries.iter().copied()).map_err(|e| match e {
-            StoreError::Sqlite(e) => rusqlite_migration::HookError::RusqliteError(e),
-            other => rusqlite_migration::HookError::Hook(other.to_string()),
-        })?;
+        write(tx, connector, entries.iter().copied())?;
     }
     tx.execute_batch("DROP TABLE dossier_state;")?;
     Ok(())

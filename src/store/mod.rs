@@ -79,6 +79,17 @@ pub use sources::SourceHealth;
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// A migration hook's error from the store's: SQLite's stays itself, the others
+/// become their message.
+impl From<StoreError> for rusqlite_migration::HookError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Sqlite(e) => Self::RusqliteError(e),
+            other => Self::Hook(other.to_string()),
+        }
+    }
+}
+
 /// A migration: its SQL, then the Rust code that converts what SQL cannot.
 type Migration = (
     &'static str,

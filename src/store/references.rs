@@ -15,7 +15,7 @@
 use rusqlite::{Connection, Transaction};
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::{Result, StoreError};
+use super::Result;
 
 /// Entries gathered before they are written as one part (512 KB).
 const PART_ENTRIES: usize = 65_536;
@@ -87,19 +87,13 @@ pub(super) fn candidates(conn: &Connection, reference: &str) -> Result<Vec<i64>>
 
 /// Migration 0011: the entries of the stored dossiers, in place of the SQL index.
 pub(super) fn migrate_0011(tx: &Transaction<'_>) -> rusqlite_migration::HookResult {
-    let hook = |e: StoreError| match e {
-        StoreError::Sqlite(e) => rusqlite_migration::HookError::RusqliteError(e),
-        other => rusqlite_migration::HookError::Hook(other.to_string()),
-    };
     let mut pending = Pending::default();
     let mut stmt = tx.prepare("SELECT id, reference FROM dossiers ORDER BY id")?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
-        pending
-            .push(tx, &r.get::<_, String>(1)?, r.get(0)?)
-            .map_err(hook)?;
+        pending.push(tx, &r.get::<_, String>(1)?, r.get(0)?)?;
     }
-    pending.flush(tx).map_err(hook)?;
+    pending.flush(tx)?;
     Ok(())
 }
 
