@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 
 /// What kind of value a field holds, which decides how it is parsed and compared.
@@ -41,6 +41,71 @@ impl FieldKind {
             Self::Emails => "emails",
         }
     }
+}
+
+/// A date in its canonical form, `YYYY-MM-DD`.
+pub fn date_text(date: NaiveDate) -> String {
+    let mut text = *b"0000-00-00";
+    if !write_date(&mut text, date) {
+        return date.format("%Y-%m-%d").to_string();
+    }
+    ascii(&text)
+}
+
+/// An instant in its canonical form, RFC 3339 in UTC to the second
+/// (`2024-03-12T09:30:00Z`), as fields and the store keep it.
+pub fn instant_text(t: DateTime<Utc>) -> String {
+    // By hand: an import writes millions, and chrono's formatting (through
+    // `fmt::Write`, growing its string) cost a writer a twentieth of its time.
+    let mut text = *b"0000-00-00T00:00:00Z";
+    let (date, time) = (t.naive_utc().date(), t.naive_utc().time());
+    if !write_date(&mut text, date) {
+        return t.to_rfc3339_opts(SecondsFormat::Secs, true);
+    }
+    // A leap second (never from a parsed value) shows as :60, as chrono writes it.
+    let leap = u32::from(time.nanosecond() >= 1_000_000_000);
+    write_digits(&mut text[11..13], time.hour());
+    write_digits(&mut text[14..16], time.minute());
+    write_digits(&mut text[17..19], time.second() + leap);
+    ascii(&text)
+}
+
+/// Writes `YYYY-MM-DD` over the start of `text`; false beyond four-digit years.
+fn write_date(text: &mut [u8], date: NaiveDate) -> bool {
+    let Ok(year @ 0..=9999) = u32::try_from(date.year()) else {
+        return false;
+    };
+    write_digits(&mut text[0..4], year);
+    write_digits(&mut text[5..7], date.month());
+    write_digits(&mut text[8..10], date.day());
+    true
+}
+
+/// Fills `slot` with the last digits of `n`, zero-padded.
+fn write_digits(slot: &mut [u8], mut n: u32) {
+    for digit in slot.iter_mut().rev() {
+        *digit = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+}
+
+/// Digits and separators as a string.
+fn ascii(text: &[u8]) -> String {
+    std::str::from_utf8(text).unwrap_or_default().to_owned()
+}
+
+/// Appends `n` in decimal, with leading zeros up to `width` digits.
+pub(crate) fn push_digits(out: &mut String, n: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut at = digits.len();
+    let mut rest = n;
+    while rest > 0 || at == digits.len() {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    let at = at.min(digits.len().saturating_sub(width));
+    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
 }
 
 /// A canonical field a connector can fill, with its kind.
@@ -318,5 +383,57 @@ impl Event {
             occurred_at,
             notified_by_source: false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn dates_are_written_as_chrono_writes_them() {
+        for (y, m, d) in [
+            (2024, 3, 12),
+            (1999, 12, 31),
+            (5, 1, 1),
+            (999, 6, 30),
+            (9999, 12, 31),
+            (10_000, 1, 1),
+            (-1, 1, 1),
+        ] {
+            let date = NaiveDate::from_ymd_opt(y, m, d).unwrap();
+            assert_eq!(
+                date_text(date),
+                date.format("%Y-%m-%d").to_string(),
+                "{date:?}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        /// Instants are written as chrono writes them, from year 0 to 9999 and beyond.
+        #[test]
+        fn instants_are_written_as_chrono_writes_them(
+            seconds in -62_200_000_000i64..300_000_000_000,
+            nanos in 0u32..1_000_000_000,
+        ) {
+            let t = Utc.timestamp_opt(seconds, nanos).unwrap();
+            proptest::prop_assert_eq!(instant_text(t), t.to_rfc3339_opts(SecondsFormat::Secs, true));
+        }
+    }
+
+    #[test]
+    fn a_leap_second_is_written_as_chrono_writes_it() {
+        let t = NaiveDate::from_ymd_opt(2016, 12, 31)
+            .unwrap()
+            .and_hms_milli_opt(23, 59, 59, 1_500)
+            .unwrap()
+            .and_utc();
+        assert_eq!(instant_text(t), "2016-12-31T23:59:60Z");
+        assert_eq!(
+            instant_text(t),
+            t.to_rfc3339_opts(SecondsFormat::Secs, true)
+        );
     }
 }

@@ -573,13 +573,12 @@ impl CsvFile {
             }
         }
         self.number += 1;
-        Ok(Some(Record {
-            line: line_of(&self.current),
-            number: self.number,
-            fields: &self.current,
-            offset: self.current.position().map_or(0, |p| p.byte()),
-            messages: Vec::new(),
-        }))
+        Ok(Some(Record::new(
+            line_of(&self.current),
+            self.number,
+            &self.current,
+            self.current.position().map_or(0, |p| p.byte()),
+        )))
     }
 }
 

@@ -600,13 +600,7 @@ impl JsonRows {
             self.current.push_field(text.trim().as_bytes());
         }
         self.number += 1;
-        Record {
-            line: self.number,
-            number: self.number,
-            fields: &self.current,
-            offset,
-            messages: Vec::new(),
-        }
+        Record::new(self.number, self.number, &self.current, offset)
     }
 
     /// After the last record: the mapped pointers that no record had, each named

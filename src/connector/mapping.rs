@@ -9,7 +9,6 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::SecondsFormat;
 use chrono_tz::Tz;
 use serde::Deserialize;
 use toml::Spanned;
@@ -182,6 +181,9 @@ pub struct Mapping {
     fields: Vec<FieldMap>,
     /// Normalized source label → step id.
     steps: HashMap<String, String>,
+    /// Source label as the connector file writes it → step id: most exports
+    /// write their labels the same way, and this spares normalizing each one.
+    written: HashMap<String, String>,
 }
 
 /// Normalizes a header or a label for tolerant matching: trimmed (NBSP and BOM
@@ -287,8 +289,10 @@ impl Mapping {
             }
         }
         let mut table = HashMap::new();
+        let mut written = HashMap::new();
         for (label, step) in steps {
             let key = normalize(label.get_ref());
+            written.insert(label.get_ref().clone(), step.get_ref().clone());
             if lifecycle.step(step.get_ref()).is_none() {
                 let hint = lifecycle
                     .closest(step.get_ref())
@@ -319,6 +323,7 @@ impl Mapping {
         (fp.count() == before).then_some(Mapping {
             fields: out,
             steps: table,
+            written,
         })
     }
 
@@ -339,7 +344,10 @@ impl Mapping {
 
     /// The step a source label maps onto.
     pub fn step_for(&self, label: &str) -> Option<&str> {
-        self.steps.get(&normalize(label)).map(String::as_str)
+        self.written
+            .get(label)
+            .or_else(|| self.steps.get(&normalize(label)))
+            .map(String::as_str)
     }
 
     /// How many fields of `row` look like headers of this mapping (to find the header row).
@@ -447,7 +455,7 @@ fn missing_message(field: &str, aliases: &[String], headers: &[String]) -> Strin
 fn parser(kind: FieldKind, format: Option<&str>) -> Result<Parse, String> {
     let date_format = |f: Option<&str>| match f {
         None | Some("auto") => DateFormat::Auto,
-        Some(p) => DateFormat::Pattern(p.to_owned()),
+        Some(p) => DateFormat::pattern(p),
     };
     Ok(match kind {
         FieldKind::Date => {
@@ -639,13 +647,11 @@ impl<'m> Resolved<'m> {
 fn parse(how: &Parse, raw: &str, tz: Tz) -> Result<String, String> {
     Ok(match how {
         Parse::Text => raw.to_owned(),
-        Parse::Date(f) => value::parse_date(raw, f)?.format("%Y-%m-%d").to_string(),
-        Parse::Instant(f) => {
-            value::parse_instant(raw, f, tz)?.to_rfc3339_opts(SecondsFormat::Secs, true)
-        }
+        Parse::Date(f) => crate::model::date_text(value::parse_date(raw, f)?),
+        Parse::Instant(f) => crate::model::instant_text(value::parse_instant(raw, f, tz)?),
         Parse::Amount(f) => value::format_amount(value::parse_amount(raw, *f)?),
         Parse::Siret => value::parse_siret(raw)?,
-        Parse::Emails => value::parse_emails(raw)?.join(", "),
+        Parse::Emails => value::email_list(raw)?,
     })
 }
 
@@ -718,6 +724,15 @@ mod tests {
         assert_eq!(mapped.dossier.get("beneficiary.siret"), None);
         assert_eq!(mapped.warnings.len(), 1);
         assert_eq!(mapped.warnings[0].field, "beneficiary.siret");
+    }
+
+    #[test]
+    fn status_labels_map_as_written_or_tolerantly() {
+        let m = mapping(FIELDS, STEPS).unwrap();
+        assert_eq!(m.step_for("Voté en CP"), Some("accorde"));
+        assert_eq!(m.step_for("VOTÉ\u{a0}EN  cp"), Some("accorde"));
+        assert_eq!(m.step_for("instruction en cours"), Some("instruction"));
+        assert_eq!(m.step_for("Voté"), None);
     }
 
     #[test]

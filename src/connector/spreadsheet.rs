@@ -345,13 +345,12 @@ impl SheetFile {
                 self.current.push_field(b"");
             }
             self.number += 1;
-            return Ok(Some(Record {
-                line: u64::from(row.0) + 1,
-                number: self.number,
-                fields: &self.current,
-                offset: u64::from(row.0),
-                messages: Vec::new(),
-            }));
+            return Ok(Some(Record::new(
+                u64::from(row.0) + 1,
+                self.number,
+                &self.current,
+                u64::from(row.0),
+            )));
         }
     }
 

@@ -5,6 +5,7 @@
 //! search for the header row below title rows, resolving a mapping against the
 //! header, and the volatile columns left out of change detection.
 
+use std::cell::OnceCell;
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -34,13 +35,37 @@ pub struct Record<'a> {
     pub offset: u64,
     /// Messages about the dossier the source keeps (Démarches Simplifiées).
     pub messages: Vec<crate::model::SourceMessage>,
+    /// All the fields' text, checked once on the first `get`.
+    text: OnceCell<Option<&'a str>>,
 }
 
-impl Record<'_> {
+impl<'a> Record<'a> {
+    /// A record without messages.
+    pub fn new(line: u64, number: u64, fields: &'a ::csv::ByteRecord, offset: u64) -> Self {
+        Self {
+            line,
+            number,
+            fields,
+            offset,
+            messages: Vec::new(),
+            text: OnceCell::new(),
+        }
+    }
+
     /// The text of field `i`.
-    pub fn get(&self, i: usize) -> Option<&str> {
-        // Fields of UTF-8 text split at ASCII delimiters are UTF-8.
-        self.fields.get(i).and_then(|b| std::str::from_utf8(b).ok())
+    pub fn get(&self, i: usize) -> Option<&'a str> {
+        // The fields lie end to end in one buffer: checking it once costs less
+        // than checking each field, and a field is then the text between its
+        // bounds (`None` if a bound is not at a character's start, as a field
+        // that is not UTF-8 on its own would be).
+        let range = self.fields.range(i)?;
+        match self
+            .text
+            .get_or_init(|| std::str::from_utf8(self.fields.as_slice()).ok())
+        {
+            Some(text) => text.get(range),
+            None => std::str::from_utf8(&self.fields.as_slice()[range]).ok(),
+        }
     }
 }
 
@@ -406,4 +431,51 @@ fn expected_headers(mapping: &Mapping) -> String {
         .map(|h| format!("'{h}'"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(fields: &[&[u8]]) -> ::csv::ByteRecord {
+        let mut record = ::csv::ByteRecord::new();
+        for field in fields {
+            record.push_field(field);
+        }
+        record
+    }
+
+    #[test]
+    fn fields_read_as_text() {
+        let fields = record(&[
+            b"HDF-1",
+            "Équipement médiathèque".as_bytes(),
+            b"",
+            "€".as_bytes(),
+        ]);
+        let r = Record::new(2, 1, &fields, 0);
+        assert_eq!(r.get(0), Some("HDF-1"));
+        assert_eq!(r.get(1), Some("Équipement médiathèque"));
+        assert_eq!(r.get(2), Some(""));
+        assert_eq!(r.get(3), Some("€"));
+        assert_eq!(r.get(4), None);
+    }
+
+    #[test]
+    fn a_field_that_is_not_text_on_its_own_reads_as_none() {
+        // "é" is C3 A9: cut between two fields, the whole buffer is valid UTF-8
+        // but neither field is.
+        let fields = record(&[b"a", b"x\xc3", b"\xa9y", b"z"]);
+        let r = Record::new(2, 1, &fields, 0);
+        assert_eq!(r.get(0), Some("a"));
+        assert_eq!(r.get(1), None);
+        assert_eq!(r.get(2), None);
+        assert_eq!(r.get(3), Some("z"));
+        // A buffer that is not UTF-8 at all: each field is checked on its own.
+        let fields = record(&[b"ok", b"\xff", "été".as_bytes()]);
+        let r = Record::new(2, 1, &fields, 0);
+        assert_eq!(r.get(0), Some("ok"));
+        assert_eq!(r.get(1), None);
+        assert_eq!(r.get(2), Some("été"));
+    }
 }

@@ -12,8 +12,8 @@ use std::collections::HashSet;
 use std::str::FromStr;
 
 use chrono::{
-    DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, TimeZone, Utc,
-    format::ParseErrorKind,
+    DateTime, FixedOffset, NaiveDate, NaiveTime, TimeDelta, TimeZone, Utc,
+    format::{ParseErrorKind, Parsed, StrftimeItems},
 };
 use chrono_tz::Tz;
 use email_address::EmailAddress;
@@ -25,7 +25,28 @@ pub(crate) enum DateFormat {
     /// group has four digits (year first), never month first.
     Auto,
     /// Only this chrono strftime pattern, e.g. `%d/%m/%Y` or `%d/%m/%Y %H:%M`.
-    Pattern(String),
+    Pattern(Pattern),
+}
+
+/// A chrono strftime pattern, read once rather than for every value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Pattern {
+    text: String,
+    /// `None` when chrono cannot read it (the connector's check reports it):
+    /// each value is then parsed with the text, and fails with chrono's reason.
+    items: Option<Vec<chrono::format::Item<'static>>>,
+    has_time: bool,
+}
+
+impl DateFormat {
+    /// Only `pattern`.
+    pub(crate) fn pattern(pattern: &str) -> Self {
+        Self::Pattern(Pattern {
+            text: pattern.to_owned(),
+            items: StrftimeItems::new(pattern).parse_to_owned().ok(),
+            has_time: pattern_has_time(pattern),
+        })
+    }
 }
 
 /// How an amount column is written.
@@ -121,9 +142,16 @@ pub fn parse_amount(raw: &str, format: AmountFormat) -> Result<i64, String> {
 
 /// Canonical text of an amount in cents: "26956.00", "-5.10", "0.00".
 pub(crate) fn format_amount(cents: i64) -> String {
-    let sign = if cents < 0 { "-" } else { "" };
+    // By hand: a first import formats a million amounts.
+    let mut out = String::with_capacity(24);
+    if cents < 0 {
+        out.push('-');
+    }
     let magnitude = cents.unsigned_abs();
-    format!("{sign}{}.{:02}", magnitude / 100, magnitude % 100)
+    crate::model::push_digits(&mut out, magnitude / 100, 1);
+    out.push('.');
+    crate::model::push_digits(&mut out, magnitude % 100, 2);
+    out
 }
 
 /// Validates a SIRET; returns its 14 digits.
@@ -162,6 +190,15 @@ pub(crate) fn parse_siret(raw: &str) -> Result<String, String> {
         Err(format!(
             "'{raw}' is not a valid SIRET (invalid check digit)"
         ))
+    }
+}
+
+/// Validates a list of e-mail addresses; returns them joined by `, `, the
+/// canonical form of e-mail fields.
+pub(crate) fn email_list(raw: &str) -> Result<String, String> {
+    match plain_email(raw.trim()) {
+        Some(address) => Ok(address),
+        None => Ok(parse_emails(raw)?.join(", ")),
     }
 }
 
@@ -395,24 +432,38 @@ fn parse_auto_time(raw: &str, text: &str) -> Result<(NaiveTime, Option<FixedOffs
     Ok((time, offset))
 }
 
-fn parse_pattern(raw: &str, pattern: &str) -> Result<Written, String> {
+fn parse_pattern(raw: &str, pattern: &Pattern) -> Result<Written, String> {
     let text = raw.trim();
+    let shown = &pattern.text;
     let describe = |error: chrono::ParseError, what: &str| match error.kind() {
         ParseErrorKind::OutOfRange | ParseErrorKind::Impossible => {
-            format!("'{raw}' is not a valid {what} (expected {pattern})")
+            format!("'{raw}' is not a valid {what} (expected {shown})")
         }
-        _ => format!("'{raw}' does not match the {what} format '{pattern}' ({error})"),
+        _ => format!("'{raw}' does not match the {what} format '{shown}' ({error})"),
     };
-    if !pattern_has_time(pattern) {
-        return NaiveDate::parse_from_str(text, pattern)
-            .map(|date| Written {
-                date,
-                time: None,
-                offset: None,
-            })
-            .map_err(|error| describe(error, "date"));
+    let what = if pattern.has_time {
+        "date-time"
+    } else {
+        "date"
+    };
+    // What chrono's `parse_from_str` functions do, with the pattern read once.
+    let mut parsed = Parsed::new();
+    match &pattern.items {
+        Some(items) => chrono::format::parse(&mut parsed, text, items.iter()),
+        None => chrono::format::parse(&mut parsed, text, StrftimeItems::new(shown)),
     }
-    if let Ok(instant) = DateTime::parse_from_str(text, pattern) {
+    .map_err(|error| describe(error, what))?;
+    let date_only = |parsed: &Parsed| {
+        parsed.to_naive_date().map(|date| Written {
+            date,
+            time: None,
+            offset: None,
+        })
+    };
+    if !pattern.has_time {
+        return date_only(&parsed).map_err(|error| describe(error, what));
+    }
+    if let Ok(instant) = parsed.to_datetime() {
         let local = instant.naive_local();
         return Ok(Written {
             date: local.date(),
@@ -420,20 +471,14 @@ fn parse_pattern(raw: &str, pattern: &str) -> Result<Written, String> {
             offset: Some(*instant.offset()),
         });
     }
-    match NaiveDateTime::parse_from_str(text, pattern) {
+    match parsed.to_naive_datetime_with_offset(0) {
         Ok(local) => Ok(Written {
             date: local.date(),
             time: Some(local.time()),
             offset: None,
         }),
         // A pattern with an hour but no minute, say, still names a date.
-        Err(error) => NaiveDate::parse_from_str(text, pattern)
-            .map(|date| Written {
-                date,
-                time: None,
-                offset: None,
-            })
-            .map_err(|_| describe(error, "date-time")),
+        Err(error) => date_only(&parsed).map_err(|_| describe(error, what)),
     }
 }
 
@@ -722,7 +767,11 @@ fn plain_email(text: &str) -> Option<String> {
             .all(|part| !part.is_empty() && part.bytes().all(atom))
         && domain.contains('.')
         && domain.split('.').all(label);
-    plain.then(|| format!("{local}@{}", domain.to_ascii_lowercase()))
+    plain.then(|| {
+        let mut address = text.to_owned();
+        address[local.len() + 1..].make_ascii_lowercase();
+        address
+    })
 }
 
 /// Validates one address; returns it with its domain in lowercase.
@@ -757,7 +806,7 @@ mod tests {
     }
 
     fn pattern(p: &str) -> DateFormat {
-        DateFormat::Pattern(p.to_owned())
+        DateFormat::pattern(p)
     }
 
     /// A reason is lowercase-friendly, has no final period and echoes the value.
@@ -1013,6 +1062,22 @@ mod tests {
         let reason = parse_amount(raw, format).expect_err("should be rejected");
         assert_reason(&reason, raw, fragment);
         assert!(reason.contains("is not a valid amount"), "{reason:?}");
+    }
+
+    #[rstest]
+    #[case::plain(" Jean.Dupont@Region-Exemple.FR ", "Jean.Dupont@region-exemple.fr")]
+    #[case::list("a@x.fr; A@X.FR, Jean <b@Y.fr>", "a@x.fr, b@y.fr")]
+    fn email_lists_are_joined(#[case] raw: &str, #[case] expected: &str) {
+        assert_eq!(email_list(raw).as_deref(), Ok(expected));
+    }
+
+    #[test]
+    fn email_lists_are_checked() {
+        let reason = email_list("a@x.fr; n/a").expect_err("should be rejected");
+        assert!(
+            reason.contains("'n/a' is not a valid e-mail address"),
+            "{reason:?}"
+        );
     }
 
     #[rstest]

@@ -495,13 +495,12 @@ impl XmlFile {
             self.current.push_field(value.trim().as_bytes());
         }
         self.number += 1;
-        Record {
-            line: self.record_line,
-            number: self.number,
-            fields: &self.current,
-            offset: self.reader.buffer_position(),
-            messages: Vec::new(),
-        }
+        Record::new(
+            self.record_line,
+            self.number,
+            &self.current,
+            self.reader.buffer_position(),
+        )
     }
 
     /// After the last record: the mapped fields that no record had, each named

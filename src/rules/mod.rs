@@ -461,7 +461,7 @@ impl Rules {
             field => opt(&e.field),
             old => opt(&e.old_value),
             new => opt(&e.new_value),
-            occurred_at => e.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            occurred_at => crate::model::instant_text(e.occurred_at),
             notified_by_source => e.notified_by_source,
             // A deadline's label in lifecycle.toml ("la date limite des justificatifs").
             label => matches!(e.kind, EventKind::Deadline | EventKind::Review)
