@@ -156,10 +156,13 @@ pub(crate) fn format_amount(cents: i64) -> String {
 
 /// Validates a SIRET; returns its 14 digits.
 pub(crate) fn parse_siret(raw: &str) -> Result<String, String> {
-    let digits: String = raw
-        .chars()
-        .filter(|&c| !(c == ' ' || c == '\u{a0}' || c == '\u{202f}' || c == '.' || c == '-'))
-        .collect();
+    let digits: String = if raw.bytes().all(|b| b.is_ascii_digit()) {
+        raw.to_owned()
+    } else {
+        raw.chars()
+            .filter(|&c| !(c == ' ' || c == '\u{a0}' || c == '\u{202f}' || c == '.' || c == '-'))
+            .collect()
+    };
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("'{raw}' is not a valid SIRET (14 digits expected)"));
     }
@@ -751,27 +754,74 @@ fn reject_display(display: &[&str]) -> Result<(), String> {
 /// full parser accepts every such address and returns the same (a test checks it);
 /// anything else goes to it.
 fn plain_email(text: &str) -> Option<String> {
-    let (local, domain) = text.split_once('@')?;
-    let atom = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&*+/=?^_`{|}~-".contains(&b);
-    let label = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    };
-    let plain = local.len() <= 64
-        && domain.len() <= 253
-        && local
-            .split('.')
-            .all(|part| !part.is_empty() && part.bytes().all(atom))
-        && domain.contains('.')
-        && domain.split('.').all(label);
-    plain.then(|| {
-        let mut address = text.to_owned();
-        address[local.len() + 1..].make_ascii_lowercase();
-        address
-    })
+    // One pass over the bytes: an import checks two addresses a record.
+    let bytes = text.as_bytes();
+    let at = bytes.iter().position(|&b| b == b'@')?;
+    let (local, domain) = (&bytes[..at], &bytes[at + 1..]);
+    if local.len() > 64 || domain.len() > 253 {
+        return None;
+    }
+    // Dot-separated runs of atom characters (an empty one too fails).
+    let mut previous = b'.';
+    for &b in local {
+        if (b == b'.' && previous == b'.') || (b != b'.' && !is_atom(b)) {
+            return None;
+        }
+        previous = b;
+    }
+    if previous == b'.' {
+        return None;
+    }
+    // Dot-separated labels, at least two, of 1 to 63 letters, digits and inner hyphens.
+    let (mut label, mut dots) = (0usize, 0usize);
+    previous = b'.';
+    for &b in domain {
+        if b == b'.' {
+            if label == 0 || previous == b'-' {
+                return None;
+            }
+            (label, dots) = (0, dots + 1);
+        } else if b.is_ascii_alphanumeric() || (b == b'-' && label > 0) {
+            label += 1;
+            if label > 63 {
+                return None;
+            }
+        } else {
+            return None;
+        }
+        previous = b;
+    }
+    if label == 0 || previous == b'-' || dots == 0 {
+        return None;
+    }
+    let mut address = text.to_owned();
+    address[at + 1..].make_ascii_lowercase();
+    Some(address)
+}
+
+/// An `atext` character of RFC 5322, ASCII only.
+fn is_atom(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'*'
+                | b'+'
+                | b'/'
+                | b'='
+                | b'?'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'{'
+                | b'|'
+                | b'}'
+                | b'~'
+                | b'-'
+        )
 }
 
 /// Validates one address; returns it with its domain in lowercase.
@@ -1164,7 +1214,36 @@ mod tests {
         );
     }
 
+    /// The shortcut's rules written plainly, to check the one-pass version against.
+    fn plain_email_as_specified(text: &str) -> Option<String> {
+        let (local, domain) = text.split_once('@')?;
+        let atom = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&*+/=?^_`{|}~-".contains(&b);
+        let label = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        };
+        let plain = local.len() <= 64
+            && domain.len() <= 253
+            && local
+                .split('.')
+                .all(|part| !part.is_empty() && part.bytes().all(atom))
+            && domain.contains('.')
+            && domain.split('.').all(label);
+        plain.then(|| format!("{local}@{}", domain.to_ascii_lowercase()))
+    }
+
     proptest::proptest! {
+        /// The one-pass shortcut follows its rules exactly.
+        #[test]
+        fn plain_emails_follow_their_rules(
+            text in "[a-zA-Z0-9.!#$%&*+/=?^_`{|}~'@é -]{0,12}@?[a-zA-Z0-9.@-]{0,70}",
+        ) {
+            proptest::prop_assert_eq!(plain_email(&text), plain_email_as_specified(&text));
+        }
+
         /// The shortcut for plain addresses agrees with the full parser.
         #[test]
         fn plain_emails_parse_as_the_full_parser_does(
@@ -1173,6 +1252,28 @@ mod tests {
             if let Some(plain) = plain_email(&text) {
                 proptest::prop_assert_eq!(Ok(plain), normalize_email(&text));
             }
+        }
+    }
+
+    #[test]
+    fn plain_emails_keep_their_length_limits() {
+        let label = |n: usize| "d".repeat(n);
+        let domain = |labels: usize| vec![label(63); labels].join(".");
+        for text in [
+            format!("{}@x.fr", "a".repeat(64)),
+            format!("{}@x.fr", "a".repeat(65)),
+            format!("a@{}.fr", label(63)),
+            format!("a@{}.fr", label(64)),
+            format!("a@{}.fr", domain(3)),
+            format!("a@{}.{}", domain(3), label(58)),
+            format!("a@{}.{}", domain(3), label(59)),
+            "a.@x.fr".to_owned(),
+            ".a@x.fr".to_owned(),
+            "a@x.fr.".to_owned(),
+            "a@x-.fr".to_owned(),
+            "a@x.-fr".to_owned(),
+        ] {
+            assert_eq!(plain_email(&text), plain_email_as_specified(&text), "{text}");
         }
     }
 
