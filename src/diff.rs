@@ -35,9 +35,7 @@ pub struct Change {
 
 /// The source's own step date, if the connector maps one.
 fn step_since(d: &Dossier) -> Option<DateTime<Utc>> {
-    d.get(STEP_SINCE)
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|t| t.with_timezone(&Utc))
+    d.get(STEP_SINCE).and_then(crate::model::parse_instant_text)
 }
 
 /// Compares `next` (just read) with `previous` (stored, if any).

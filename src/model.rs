@@ -70,6 +70,71 @@ pub fn instant_text(t: DateTime<Utc>) -> String {
     ascii(&text)
 }
 
+/// Reads an instant in RFC 3339 (as [`instant_text`] writes it, or any other
+/// form with an offset); `None` when it is not one.
+pub fn parse_instant_text(text: &str) -> Option<DateTime<Utc>> {
+    match instant_seconds(text.as_bytes()) {
+        Some(seconds) => DateTime::from_timestamp(seconds, 0),
+        None => DateTime::parse_from_rfc3339(text)
+            .ok()
+            .map(|t| t.with_timezone(&Utc)),
+    }
+}
+
+/// An instant written as [`instant_text`] writes it, in Unix seconds: read by
+/// hand, as imports and reports read millions; `None` for any other form.
+pub(crate) fn instant_seconds(text: &[u8]) -> Option<i64> {
+    let digits = |range: std::ops::Range<usize>| {
+        text[range].iter().try_fold(0i64, |n, &b| {
+            b.is_ascii_digit().then(|| n * 10 + i64::from(b - b'0'))
+        })
+    };
+    let [
+        _,
+        _,
+        _,
+        _,
+        b'-',
+        _,
+        _,
+        b'-',
+        _,
+        _,
+        b'T',
+        _,
+        _,
+        b':',
+        _,
+        _,
+        b':',
+        _,
+        _,
+        b'Z',
+    ] = text
+    else {
+        return None;
+    };
+    let (y, m, d) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+    let (h, min, s) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
+    // A real date and time of day (chrono's check); a leap second the long way.
+    NaiveDate::from_ymd_opt(
+        i32::try_from(y).ok()?,
+        u32::try_from(m).ok()?,
+        u32::try_from(d).ok()?,
+    )?;
+    if h > 23 || min > 59 || s > 59 {
+        return None;
+    }
+    // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's method).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3_600 + min * 60 + s)
+}
+
 /// Writes `YYYY-MM-DD` over the start of `text`; false beyond four-digit years.
 fn write_date(text: &mut [u8], date: NaiveDate) -> bool {
     let Ok(year @ 0..=9999) = u32::try_from(date.year()) else {
@@ -420,6 +485,34 @@ mod tests {
         ) {
             let t = Utc.timestamp_opt(seconds, nanos).unwrap();
             proptest::prop_assert_eq!(instant_text(t), t.to_rfc3339_opts(SecondsFormat::Secs, true));
+        }
+    }
+
+    proptest::proptest! {
+        /// What `instant_text` writes reads back, by hand as chrono would.
+        #[test]
+        fn instants_read_back(seconds in -62_000_000_000i64..253_000_000_000) {
+            let t = Utc.timestamp_opt(seconds, 0).unwrap();
+            let text = instant_text(t);
+            proptest::prop_assert_eq!(instant_seconds(text.as_bytes()), Some(seconds));
+            proptest::prop_assert_eq!(parse_instant_text(&text), Some(t));
+        }
+    }
+
+    #[test]
+    fn instants_are_read_in_other_forms_or_refused() {
+        let t = |s: &str| parse_instant_text(s).map(|t| t.timestamp());
+        assert_eq!(t("2024-03-12T10:30:00+01:00"), Some(1_710_235_800));
+        assert_eq!(t("2024-03-12T09:30:00.250Z"), Some(1_710_235_800));
+        for refused in [
+            "2024-02-30T00:00:00Z",
+            "2024-03-12T24:00:00Z",
+            "2024-13-01T00:00:00Z",
+            "12/03/2024",
+            "",
+        ] {
+            assert_eq!(instant_seconds(refused.as_bytes()), None, "{refused}");
+            assert_eq!(t(refused), None, "{refused}");
         }
     }
 

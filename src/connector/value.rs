@@ -1273,7 +1273,11 @@ mod tests {
             "a@x-.fr".to_owned(),
             "a@x.-fr".to_owned(),
         ] {
-            assert_eq!(plain_email(&text), plain_email_as_specified(&text), "{text}");
+            assert_eq!(
+                plain_email(&text),
+                plain_email_as_specified(&text),
+                "{text}"
+            );
         }
     }
 

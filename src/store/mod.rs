@@ -141,64 +141,24 @@ pub fn format_time(t: DateTime<Utc>) -> String {
 }
 
 fn parse_time(s: &str) -> Result<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| StoreError::Corrupt(format!("time '{s}': {e}")))
+    crate::model::parse_instant_text(s).ok_or_else(|| {
+        let reason = DateTime::parse_from_rfc3339(s)
+            .err()
+            .map_or_else(|| "out of range".to_owned(), |e| e.to_string());
+        StoreError::Corrupt(format!("time '{s}': {reason}"))
+    })
 }
 
-/// An instant as the store writes it (`2026-11-28T22:47:48Z`), in Unix seconds:
-/// read by hand, as millions are read at once; other RFC 3339 forms the long way.
+/// An instant as the store writes it (`2026-11-28T22:47:48Z`), in Unix seconds.
 pub(crate) fn epoch(text: &[u8]) -> Result<i64> {
-    let digits = |range: std::ops::Range<usize>| {
-        text[range].iter().try_fold(0i64, |n, &b| {
-            b.is_ascii_digit().then(|| n * 10 + i64::from(b - b'0'))
-        })
-    };
-    if let [
-        _,
-        _,
-        _,
-        _,
-        b'-',
-        _,
-        _,
-        b'-',
-        _,
-        _,
-        b'T',
-        _,
-        _,
-        b':',
-        _,
-        _,
-        b':',
-        _,
-        _,
-        b'Z',
-    ] = text
-        && let (Some(y), Some(m), Some(d), Some(h), Some(min), Some(s)) = (
-            digits(0..4),
-            digits(5..7),
-            digits(8..10),
-            digits(11..13),
-            digits(14..16),
-            digits(17..19),
-        )
-        && (1..=12).contains(&m)
-        && (1..=31).contains(&d)
-    {
-        // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's method).
-        let y = if m <= 2 { y - 1 } else { y };
-        let era = y.div_euclid(400);
-        let yoe = y - era * 400;
-        let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        let days = era * 146_097 + doe - 719_468;
-        return Ok(days * 86_400 + h * 3_600 + min * 60 + s);
+    match crate::model::instant_seconds(text) {
+        Some(seconds) => Ok(seconds),
+        None => {
+            let text = std::str::from_utf8(text)
+                .map_err(|_| StoreError::Corrupt("a time that is not UTF-8".to_owned()))?;
+            Ok(parse_time(text)?.timestamp())
+        }
     }
-    let text = std::str::from_utf8(text)
-        .map_err(|_| StoreError::Corrupt("a time that is not UTF-8".to_owned()))?;
-    Ok(parse_time(text)?.timestamp())
 }
 
 /// The outcome of a run.
@@ -768,6 +728,7 @@ impl Store {
             hot: Statements {
                 insert_dossier: prepare(INSERT_DOSSIER)?,
                 insert_event: prepare(INSERT_EVENT)?,
+                insert_keyed_event: prepare(INSERT_KEYED_EVENT)?,
             },
             references: RefCell::default(),
             tx,
@@ -953,12 +914,17 @@ pub struct ImportTx<'a> {
 struct Statements<'a> {
     insert_dossier: RefCell<rusqlite::Statement<'a>>,
     insert_event: RefCell<rusqlite::Statement<'a>>,
+    insert_keyed_event: RefCell<rusqlite::Statement<'a>>,
 }
 
 const INSERT_DOSSIER: &str = "INSERT INTO dossiers (connector, source_id, reference, scheme,
         step, status, step_entered_at, fields, first_run, last_run)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)";
 const INSERT_EVENT: &str = "INSERT INTO events (run_id, dossier_id, kind, from_step, to_step,
+        field, old_value, new_value, occurred_at, baseline, notified_by_source, external_id)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+/// An event with a key, once per dossier.
+const INSERT_KEYED_EVENT: &str = "INSERT INTO events (run_id, dossier_id, kind, from_step, to_step,
         field, old_value, new_value, occurred_at, baseline, notified_by_source, external_id)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
     ON CONFLICT (dossier_id, external_id) WHERE external_id IS NOT NULL DO NOTHING";
@@ -1257,7 +1223,12 @@ impl ImportTx<'_> {
         baseline: bool,
         key: Option<&str>,
     ) -> Result<Option<i64>> {
-        let inserted = self.hot.insert_event.borrow_mut().execute(params![
+        // Without a key there is no conflict to look for.
+        let statement = match key {
+            None => &self.hot.insert_event,
+            Some(_) => &self.hot.insert_keyed_event,
+        };
+        let inserted = statement.borrow_mut().execute(params![
             self.run_id,
             rowid,
             event.kind.as_str(),
