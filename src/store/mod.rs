@@ -728,7 +728,6 @@ impl Store {
             hot: Statements {
                 insert_dossier: prepare(INSERT_DOSSIER)?,
                 insert_event: prepare(INSERT_EVENT)?,
-                insert_keyed_event: prepare(INSERT_KEYED_EVENT)?,
             },
             references: RefCell::default(),
             tx,
@@ -914,17 +913,12 @@ pub struct ImportTx<'a> {
 struct Statements<'a> {
     insert_dossier: RefCell<rusqlite::Statement<'a>>,
     insert_event: RefCell<rusqlite::Statement<'a>>,
-    insert_keyed_event: RefCell<rusqlite::Statement<'a>>,
 }
 
 const INSERT_DOSSIER: &str = "INSERT INTO dossiers (connector, source_id, reference, scheme,
         step, status, step_entered_at, fields, first_run, last_run)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)";
 const INSERT_EVENT: &str = "INSERT INTO events (run_id, dossier_id, kind, from_step, to_step,
-        field, old_value, new_value, occurred_at, baseline, notified_by_source, external_id)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
-/// An event with a key, once per dossier.
-const INSERT_KEYED_EVENT: &str = "INSERT INTO events (run_id, dossier_id, kind, from_step, to_step,
         field, old_value, new_value, occurred_at, baseline, notified_by_source, external_id)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
     ON CONFLICT (dossier_id, external_id) WHERE external_id IS NOT NULL DO NOTHING";
@@ -1223,12 +1217,7 @@ impl ImportTx<'_> {
         baseline: bool,
         key: Option<&str>,
     ) -> Result<Option<i64>> {
-        // Without a key there is no conflict to look for.
-        let statement = match key {
-            None => &self.hot.insert_event,
-            Some(_) => &self.hot.insert_keyed_event,
-        };
-        let inserted = statement.borrow_mut().execute(params![
+        let inserted = self.hot.insert_event.borrow_mut().execute(params![
             self.run_id,
             rowid,
             event.kind.as_str(),
