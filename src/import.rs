@@ -364,7 +364,8 @@ fn parse(
                 unchanged += 1;
                 continue;
             }
-            batch.push(match resolved.map(get, tz) {
+            let text = record.text();
+            batch.push(match resolved.map(|i| text.get(i), tz) {
                 Ok(mapped) => Item::Changed {
                     line: record.line,
                     fields: encoder.encode(&mapped.dossier.fields)?,

@@ -5,7 +5,6 @@
 //! search for the header row below title rows, resolving a mapping against the
 //! header, and the volatile columns left out of change detection.
 
-use std::cell::OnceCell;
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -35,8 +34,6 @@ pub struct Record<'a> {
     pub offset: u64,
     /// Messages about the dossier the source keeps (Démarches Simplifiées).
     pub messages: Vec<crate::model::SourceMessage>,
-    /// All the fields' text, checked once on the first `get`.
-    text: OnceCell<Option<&'a str>>,
 }
 
 impl<'a> Record<'a> {
@@ -48,21 +45,41 @@ impl<'a> Record<'a> {
             fields,
             offset,
             messages: Vec::new(),
-            text: OnceCell::new(),
         }
     }
 
     /// The text of field `i`.
     pub fn get(&self, i: usize) -> Option<&'a str> {
-        // The fields lie end to end in one buffer: checking it once costs less
-        // than checking each field, and a field is then the text between its
-        // bounds (`None` if a bound is not at a character's start, as a field
-        // that is not UTF-8 on its own would be).
+        // Each field on its own: most imports read only the id of most records
+        // (their hash is unchanged), and checking whole records cost a re-import
+        // a tenth of its time.
+        self.fields.get(i).and_then(|b| std::str::from_utf8(b).ok())
+    }
+
+    /// The text of every field, checked in one pass: cheaper than [`Record::get`]
+    /// when most fields are read (to map a record).
+    pub fn text(&self) -> RecordText<'a> {
+        RecordText {
+            fields: self.fields,
+            text: std::str::from_utf8(self.fields.as_slice()).ok(),
+        }
+    }
+}
+
+/// The fields of a record read as text (see [`Record::text`]).
+pub struct RecordText<'a> {
+    fields: &'a ::csv::ByteRecord,
+    /// All the fields end to end, when that is UTF-8.
+    text: Option<&'a str>,
+}
+
+impl<'a> RecordText<'a> {
+    /// The text of field `i`, as [`Record::get`] gives it.
+    pub fn get(&self, i: usize) -> Option<&'a str> {
+        // A field is the text between its bounds; `None` if a bound is not at
+        // a character's start, as a field that is not UTF-8 on its own would be.
         let range = self.fields.range(i)?;
-        match self
-            .text
-            .get_or_init(|| std::str::from_utf8(self.fields.as_slice()).ok())
-        {
+        match self.text {
             Some(text) => text.get(range),
             None => std::str::from_utf8(&self.fields.as_slice()[range]).ok(),
         }
@@ -445,6 +462,16 @@ mod tests {
         record
     }
 
+    /// Both ways of reading a record's fields, which must agree.
+    fn read(fields: &::csv::ByteRecord) -> Vec<Option<&str>> {
+        let r = Record::new(2, 1, fields, 0);
+        let text = r.text();
+        let out: Vec<Option<&str>> = (0..=fields.len()).map(|i| r.get(i)).collect();
+        let whole: Vec<Option<&str>> = (0..=fields.len()).map(|i| text.get(i)).collect();
+        assert_eq!(out, whole, "{fields:?}");
+        out
+    }
+
     #[test]
     fn fields_read_as_text() {
         let fields = record(&[
@@ -453,12 +480,16 @@ mod tests {
             b"",
             "€".as_bytes(),
         ]);
-        let r = Record::new(2, 1, &fields, 0);
-        assert_eq!(r.get(0), Some("HDF-1"));
-        assert_eq!(r.get(1), Some("Équipement médiathèque"));
-        assert_eq!(r.get(2), Some(""));
-        assert_eq!(r.get(3), Some("€"));
-        assert_eq!(r.get(4), None);
+        assert_eq!(
+            read(&fields),
+            [
+                Some("HDF-1"),
+                Some("Équipement médiathèque"),
+                Some(""),
+                Some("€"),
+                None
+            ]
+        );
     }
 
     #[test]
@@ -466,16 +497,9 @@ mod tests {
         // "é" is C3 A9: cut between two fields, the whole buffer is valid UTF-8
         // but neither field is.
         let fields = record(&[b"a", b"x\xc3", b"\xa9y", b"z"]);
-        let r = Record::new(2, 1, &fields, 0);
-        assert_eq!(r.get(0), Some("a"));
-        assert_eq!(r.get(1), None);
-        assert_eq!(r.get(2), None);
-        assert_eq!(r.get(3), Some("z"));
+        assert_eq!(read(&fields), [Some("a"), None, None, Some("z"), None]);
         // A buffer that is not UTF-8 at all: each field is checked on its own.
         let fields = record(&[b"ok", b"\xff", "été".as_bytes()]);
-        let r = Record::new(2, 1, &fields, 0);
-        assert_eq!(r.get(0), Some("ok"));
-        assert_eq!(r.get(1), None);
-        assert_eq!(r.get(2), Some("été"));
+        assert_eq!(read(&fields), [Some("ok"), None, Some("été"), None]);
     }
 }
