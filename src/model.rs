@@ -116,13 +116,15 @@ pub(crate) fn instant_seconds(text: &[u8]) -> Option<i64> {
     };
     let (y, m, d) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
     let (h, min, s) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
-    // A real date and time of day (chrono's check); a leap second the long way.
-    NaiveDate::from_ymd_opt(
-        i32::try_from(y).ok()?,
-        u32::try_from(m).ok()?,
-        u32::try_from(d).ok()?,
-    )?;
-    if h > 23 || min > 59 || s > 59 {
+    // A real date and time of day, as chrono checks them; a leap second the long way.
+    let leap_year = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let month_days = match m {
+        2 => 28 + i64::from(leap_year),
+        4 | 6 | 9 | 11 => 30,
+        1..=12 => 31,
+        _ => return None,
+    };
+    if !(1..=month_days).contains(&d) || h > 23 || min > 59 || s > 59 {
         return None;
     }
     // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's method).
@@ -504,7 +506,11 @@ mod tests {
         let t = |s: &str| parse_instant_text(s).map(|t| t.timestamp());
         assert_eq!(t("2024-03-12T10:30:00+01:00"), Some(1_710_235_800));
         assert_eq!(t("2024-03-12T09:30:00.250Z"), Some(1_710_235_800));
+        assert_eq!(t("2024-02-29T00:00:00Z"), Some(1_709_164_800));
         for refused in [
+            "2023-02-29T00:00:00Z",
+            "1900-02-29T00:00:00Z",
+            "2024-04-31T00:00:00Z",
             "2024-02-30T00:00:00Z",
             "2024-03-12T24:00:00Z",
             "2024-13-01T00:00:00Z",
