@@ -570,7 +570,13 @@ fn import_snapshot(
     };
     let stamp_before = stamp();
     // One import at a time per database: what is read below cannot change under it.
-    let mut tx = store.begin_import()?;
+    // A connector's first import records every dossier: it writes them once
+    // with a rollback journal, where the WAL would write them twice.
+    let mut tx = if store.has_applied_run(&connector.name)? {
+        store.begin_import()?
+    } else {
+        store.begin_bulk_import()?
+    };
     let baseline = !tx.has_applied_run(&connector.name)?;
     let mut summary = Summary {
         run_id: None,

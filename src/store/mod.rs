@@ -63,6 +63,7 @@ mod gauges;
 mod history;
 mod index;
 mod instance;
+mod journal;
 mod outbox;
 mod references;
 mod retention;
@@ -134,6 +135,9 @@ fn migrations() -> Migrations<'static> {
 fn migrations_count() -> i64 {
     MIGRATIONS.len() as i64
 }
+
+/// How long a statement waits for another program's lock on the database.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Formats an instant the way the store keeps it.
 pub fn format_time(t: DateTime<Utc>) -> String {
@@ -423,8 +427,9 @@ impl Store {
              PRAGMA synchronous = NORMAL;
              PRAGMA foreign_keys = ON;
              PRAGMA temp_store = MEMORY;
-             PRAGMA busy_timeout = 10000;
+             PRAGMA busy_timeout = {};
              PRAGMA cache_size = -{};",
+            BUSY_TIMEOUT.as_millis(),
             u64::from(cache_mb) * 1024
         ))
         .map_err(|e| open_err(e.into()))?;
@@ -448,6 +453,9 @@ impl Store {
             let conn =
                 Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
                     .map_err(|e| format!("cannot open the state database: {e}"))?;
+            // An import may hold it for a while.
+            conn.busy_timeout(BUSY_TIMEOUT)
+                .map_err(|e| format!("cannot open the state database: {e}"))?;
             let version: i64 = conn
                 .query_row("PRAGMA user_version", [], |r| r.get(0))
                 .map_err(|e| format!("not a readable SQLite database: {e}"))?;
@@ -708,7 +716,45 @@ impl Store {
     /// When another import holds the lock longer than the busy timeout, or on a
     /// database error.
     pub fn begin_import(&mut self) -> Result<ImportTx<'_>> {
+        self.begin(false)
+    }
+
+    /// Starts the transaction of an import that writes a great many new rows (a
+    /// connector's first import, which records every dossier), with SQLite's
+    /// rollback journal rather than its WAL when no other program has the
+    /// database open.
+    ///
+    /// A rollback journal keeps the pages an import changes as they were; new
+    /// pages, past the end of the file, need nothing kept: they are written
+    /// once, where the WAL writes them twice (into the WAL, then into the
+    /// database at the checkpoint). Meanwhile other programs reading the
+    /// database wait for the import (up to the busy timeout), where with the WAL
+    /// they would read the state before it. The WAL comes back when the
+    /// transaction ends, committed or not.
+    ///
+    /// # Errors
+    /// As [`Store::begin_import`].
+    pub fn begin_bulk_import(&mut self) -> Result<ImportTx<'_>> {
+        self.begin(true)
+    }
+
+    /// Whether the connector has an applied run (if not, its next import is its baseline).
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn has_applied_run(&self, connector: &str) -> Result<bool> {
+        has_applied_run(&self.conn, connector)
+    }
+
+    fn begin(&mut self, bulk: bool) -> Result<ImportTx<'_>> {
         let conn = &self.conn;
+        let journal = if bulk && journal::rollback(conn)? {
+            Some(journal::Restore(conn))
+        } else {
+            // Back in WAL mode if an earlier bulk import could not restore it.
+            journal::wal(conn)?;
+            None
+        };
         // The import only links rows to the run it created and to dossiers it
         // created or read in this transaction: SQLite's own checks of those links
         // would cost a tenth of a first import. Debug builds check every link
@@ -734,8 +780,15 @@ impl Store {
             run_id: 0,
             names,
             _foreign_keys: foreign_keys,
+            _journal: journal,
         })
     }
+}
+
+fn has_applied_run(conn: &Connection, connector: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM runs WHERE connector = ?1 AND status = 'applied' LIMIT 1")?
+        .exists([connector])?)
 }
 
 /// The columns [`Store::read_dossier`] reads, in its order.
@@ -906,6 +959,8 @@ pub struct ImportTx<'a> {
     run_id: i64,
     names: NamesGuard<'a>,
     _foreign_keys: ForeignKeysGuard<'a>,
+    /// For a bulk import in rollback-journal mode: back to the WAL once it ended.
+    _journal: Option<journal::Restore<'a>>,
 }
 
 /// The statements an import runs for every new dossier, prepared once per import
@@ -1042,12 +1097,7 @@ impl ImportTx<'_> {
     /// # Errors
     /// On a database error.
     pub fn has_applied_run(&self, connector: &str) -> Result<bool> {
-        Ok(self
-            .tx
-            .prepare_cached(
-                "SELECT 1 FROM runs WHERE connector = ?1 AND status = 'applied' LIMIT 1",
-            )?
-            .exists([connector])?)
+        has_applied_run(&self.tx, connector)
     }
 
     /// Records where the synchronisation of an API source stands, with the import.
@@ -1443,6 +1493,52 @@ mod tests {
             .conn
             .pragma_query_value(None, "foreign_keys", |r| r.get(0))
             .unwrap()
+    }
+
+    fn journal_mode(conn: &Connection) -> String {
+        conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    fn runs(conn: &Connection) -> i64 {
+        conn.query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_bulk_import_uses_the_rollback_journal_then_the_wal_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let mut store = Store::open(&path, 8).unwrap();
+        let run = new_run();
+        // Committed.
+        let mut tx = store.begin_bulk_import().unwrap();
+        assert_eq!(journal_mode(&tx.tx), "delete");
+        tx.start_run(&run).unwrap();
+        tx.finish(&run, &[]).unwrap();
+        assert_eq!(journal_mode(&store.conn), "wal");
+        assert_eq!(runs(&store.conn), 1);
+        // Rolled back.
+        let mut tx = store.begin_bulk_import().unwrap();
+        tx.start_run(&run).unwrap();
+        drop(tx);
+        assert_eq!(journal_mode(&store.conn), "wal");
+        assert_eq!(runs(&store.conn), 1, "the rolled-back run is gone");
+        assert!(!dir.path().join("state.db-journal").exists());
+        // Another program has the database open: the WAL, without waiting.
+        let other = Connection::open(&path).unwrap();
+        assert_eq!(runs(&other), 1);
+        let started = std::time::Instant::now();
+        let mut tx = store.begin_bulk_import().unwrap();
+        assert_eq!(journal_mode(&tx.tx), "wal");
+        assert!(
+            started.elapsed() < BUSY_TIMEOUT / 2,
+            "{:?}",
+            started.elapsed()
+        );
+        tx.start_run(&run).unwrap();
+        tx.finish(&run, &[]).unwrap();
+        assert_eq!(runs(&other), 2, "the other program reads the import");
     }
 
     #[test]

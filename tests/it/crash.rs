@@ -61,47 +61,33 @@ fn state(install: &Install) -> (Vec<String>, Vec<String>, i64) {
 
 fn copy_db(from: &Install, to: &Install) {
     std::fs::create_dir_all(to.db().parent().unwrap()).unwrap();
-    for suffix in ["-wal", "-shm"] {
+    for suffix in ["-wal", "-shm", "-journal"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", to.db().display()));
     }
     std::fs::copy(from.db(), to.db()).unwrap();
 }
 
-#[test]
-fn sigkill_during_imports_never_half_applies() {
-    let baseline = Install::new();
-    let first = baseline.root().join("exports/first.csv");
-    let second = baseline.root().join("exports/second.csv");
-    write_export(&first, false);
-    write_export(&second, true);
-    let out = baseline.run(&["import", "portail", first.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", crate::common::text(&out));
-    let before = state(&baseline);
-
+/// Kills the import of `export` into copies of `start`'s store at moments spread
+/// over it: each time the store is as before or as after, and importing again
+/// gives the state after. Returns the final state.
+fn kills_never_half_apply(start: &Install, export: &Path) -> (Vec<String>, Vec<String>, i64) {
+    let before = state(start);
     // The reference: the same import, uninterrupted.
     let reference = Install::new();
-    copy_db(&baseline, &reference);
-    let start = Instant::now();
-    let out = reference.run(&["import", "portail", second.to_str().unwrap()]);
-    let full = start.elapsed();
+    copy_db(start, &reference);
+    let begun = Instant::now();
+    let out = reference.run(&["import", "portail", export.to_str().unwrap()]);
+    let full = begun.elapsed();
     assert!(out.status.success(), "{}", crate::common::text(&out));
     let after = state(&reference);
     assert_ne!(before, after);
-    assert_eq!(
-        after
-            .1
-            .iter()
-            .filter(|e| e.contains(" step_changed "))
-            .count(),
-        ROWS / 50
-    );
 
     let victim = Install::new();
     let (mut as_before, mut as_after) = (0, 0);
     for k in 0..KILLS {
-        copy_db(&baseline, &victim);
+        copy_db(start, &victim);
         let mut child = victim
-            .cmd(&["import", "portail", second.to_str().unwrap()])
+            .cmd(&["import", "portail", export.to_str().unwrap()])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -119,7 +105,7 @@ fn sigkill_during_imports_never_half_applies() {
             panic!("kill {k} left the store half-applied");
         }
         // Re-running the import converges to the same final state.
-        let out = victim.run(&["import", "portail", second.to_str().unwrap()]);
+        let out = victim.run(&["import", "portail", export.to_str().unwrap()]);
         assert!(out.status.success(), "{}", crate::common::text(&out));
         assert_eq!(state(&victim), after, "re-running after kill {k}");
     }
@@ -128,4 +114,52 @@ fn sigkill_during_imports_never_half_applies() {
         "no kill fell inside an import (import took {full:?})"
     );
     eprintln!("{KILLS} kills: {as_before} left the store as before, {as_after} as after");
+    after
+}
+
+#[test]
+fn sigkill_during_imports_never_half_applies() {
+    let baseline = Install::new();
+    let first = baseline.root().join("exports/first.csv");
+    let second = baseline.root().join("exports/second.csv");
+    write_export(&first, false);
+    write_export(&second, true);
+    let out = baseline.run(&["import", "portail", first.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", crate::common::text(&out));
+    let after = kills_never_half_apply(&baseline, &second);
+    assert_eq!(
+        after
+            .1
+            .iter()
+            .filter(|e| e.contains(" step_changed "))
+            .count(),
+        ROWS / 50
+    );
+}
+
+/// A connector's first import writes with SQLite's rollback journal (see
+/// `Store::begin_bulk_import`): killed, it leaves a journal that the next
+/// program to open the store rolls back.
+#[test]
+fn sigkill_during_a_first_import_never_half_applies() {
+    let empty = Install::new();
+    let first = empty.root().join("exports/first.csv");
+    write_export(&first, false);
+    // A migrated store without dossiers: an export of a header alone is refused.
+    let header = empty.root().join("exports/header.csv");
+    let text = std::fs::read_to_string(&first).unwrap();
+    std::fs::write(&header, text.lines().next().unwrap()).unwrap();
+    let out = empty.run(&["import", "portail", header.to_str().unwrap()]);
+    assert!(empty.db().exists(), "{}", crate::common::text(&out));
+    let after = kills_never_half_apply(&empty, &first);
+    assert!(after.0.len() >= ROWS, "{} dossier rows", after.0.len());
+    // Imported without a kill, the store is back in WAL mode, without a journal.
+    let out = empty.run(&["import", "portail", first.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", crate::common::text(&out));
+    let mode: String = empty
+        .sql()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    assert!(!Path::new(&format!("{}-journal", empty.db().display())).exists());
 }
