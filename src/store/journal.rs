@@ -33,14 +33,17 @@ pub(super) fn rollback(conn: &Connection) -> Result<bool> {
     }
 }
 
-/// Makes sure the database is in WAL mode.
+/// Makes sure the database is in WAL mode (with the rollback journal's full
+/// syncs while another program prevents it).
 pub(super) fn wal(conn: &Connection) -> Result<()> {
-    if !set(conn, "wal")? {
+    let in_wal = set(conn, "wal")?;
+    if !in_wal {
         tracing::warn!(
             "The database is not in WAL mode and another program holds it: trying again at the next import."
         );
     }
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    let synchronous = if in_wal { "NORMAL" } else { "FULL" };
+    conn.pragma_update(None, "synchronous", synchronous)?;
     Ok(())
 }
 
