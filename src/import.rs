@@ -130,36 +130,26 @@ impl Index {
         Ok(Self::sorted(store.load_index(connector)?))
     }
 
-    /// Sorts entries by key, in place, with a radix sort on the top bits of the id
-    /// hash (American flag sort: uniform hashes, one to two keys per bucket): linear,
-    /// where a comparison sort of a million entries took most of the index's load.
+    /// Sorts entries by key, in place, and builds the directory: a radix pass
+    /// on the top 8 bits of the id hash (American flag sort: each swap puts an
+    /// entry in its part for good), then a comparison sort of each part, small
+    /// enough to stay in the cache. A radix pass on the top 20 bits, whose swaps
+    /// land anywhere in the 24 MB of a million entries, took 0.2 s more at the
+    /// end of a first import.
     fn sorted(mut entries: Vec<Entry>) -> Self {
+        // A stored index is stored sorted.
+        if !entries.is_sorted_by_key(Entry::order) {
+            sort_entries(&mut entries);
+        }
+        // The directory for lookups: where each value of the top `bits` bits starts.
         let bits = entries.len().max(2).ilog2().clamp(1, 24);
         let bucket_of = |e: &Entry| (e.hi >> (64 - bits)) as usize;
-        // buckets[b] = where bucket b starts, once counted and summed.
         let mut buckets = vec![0u32; (1 << bits) + 1];
         for e in &entries {
             buckets[bucket_of(e) + 1] += 1;
         }
         for b in 1..buckets.len() {
             buckets[b] += buckets[b - 1];
-        }
-        // Each swap puts one entry in its bucket for good.
-        let mut next = buckets.clone();
-        for b in 0..(1 << bits) {
-            while next[b] < buckets[b + 1] {
-                let at = next[b] as usize;
-                let home = bucket_of(&entries[at]);
-                if home != b {
-                    entries.swap(at, next[home] as usize);
-                }
-                next[home] += 1;
-            }
-        }
-        drop(next);
-        for b in 0..(1 << bits) {
-            entries[buckets[b] as usize..buckets[b + 1] as usize]
-                .sort_unstable_by_key(Entry::order);
         }
         Self {
             entries,
@@ -178,6 +168,32 @@ impl Index {
             .iter()
             .position(|e| e.key() == key)
             .map(|i| from + i)
+    }
+}
+
+/// Sorts entries by key (see `Index::sorted`).
+fn sort_entries(entries: &mut [Entry]) {
+    const PARTS: usize = 256;
+    let part_of = |e: &Entry| (e.hi >> 56) as usize;
+    let mut starts = [0usize; PARTS + 1];
+    for e in entries.iter() {
+        starts[part_of(e) + 1] += 1;
+    }
+    for p in 1..=PARTS {
+        starts[p] += starts[p - 1];
+    }
+    let mut next = starts;
+    for p in 0..PARTS {
+        while next[p] < starts[p + 1] {
+            let home = part_of(&entries[next[p]]);
+            if home != p {
+                entries.swap(next[p], next[home]);
+            }
+            next[home] += 1;
+        }
+    }
+    for p in 0..PARTS {
+        entries[starts[p]..starts[p + 1]].sort_unstable_by_key(Entry::order);
     }
 }
 
