@@ -201,16 +201,21 @@ pub(crate) fn parse_siret(raw: &str) -> Result<String, String> {
 pub(crate) fn email_list(raw: &str) -> Result<String, String> {
     match plain_email(raw.trim()) {
         Some(address) => Ok(address),
-        None => Ok(parse_emails(raw)?.join(", ")),
+        None => Ok(parse_email_tokens(raw)?.join(", ")),
     }
 }
 
 /// Splits and validates a list of e-mail addresses; returns them in order, deduplicated
 /// (case-insensitive).
 pub(crate) fn parse_emails(raw: &str) -> Result<Vec<String>, String> {
-    if let Some(address) = plain_email(raw.trim()) {
-        return Ok(vec![address]);
+    match plain_email(raw.trim()) {
+        Some(address) => Ok(vec![address]),
+        None => parse_email_tokens(raw),
     }
+}
+
+/// The full parser behind [`parse_emails`], for what is not one plain address.
+fn parse_email_tokens(raw: &str) -> Result<Vec<String>, String> {
     let mut addresses = Vec::new();
     let mut seen = HashSet::new();
     let mut push = |address: String| {
