@@ -587,7 +587,9 @@ fn import_snapshot(
     let stamp_before = stamp();
     // One import at a time per database: what is read below cannot change under it.
     // A connector's first import records every dossier: it writes them once
-    // with a rollback journal, where the WAL would write them twice.
+    // with a rollback journal, where the WAL would write them twice. The journal
+    // is chosen before the transaction (SQLite cannot change it inside one), so
+    // whether this is the baseline is asked again below, under the lock.
     let mut tx = if store.has_applied_run(&connector.name)? {
         store.begin_import()?
     } else {
