@@ -139,7 +139,7 @@ impl Index {
     fn sorted(mut entries: Vec<Entry>) -> Self {
         // A stored index is stored sorted.
         if !entries.is_sorted_by_key(Entry::order) {
-            sort_entries(&mut entries);
+            sort_by_hash(&mut entries, |e| e.hi, Entry::order);
         }
         // The directory for lookups: where each value of the top `bits` bits starts.
         let bits = entries.len().max(2).ilog2().clamp(1, 24);
@@ -171,13 +171,14 @@ impl Index {
     }
 }
 
-/// Sorts entries by key (see `Index::sorted`).
-fn sort_entries(entries: &mut [Entry]) {
+/// Sorts items by `order`, whose first part is the hash `hash` gives (see
+/// `Index::sorted`): hashes spread evenly over the 256 parts of the radix pass.
+fn sort_by_hash<T, K: Ord>(items: &mut [T], hash: impl Fn(&T) -> u64, order: impl Fn(&T) -> K) {
     const PARTS: usize = 256;
-    let part_of = |e: &Entry| (e.hi >> 56) as usize;
+    let part_of = |item: &T| (hash(item) >> 56) as usize;
     let mut starts = [0usize; PARTS + 1];
-    for e in entries.iter() {
-        starts[part_of(e) + 1] += 1;
+    for item in items.iter() {
+        starts[part_of(item) + 1] += 1;
     }
     for p in 1..=PARTS {
         starts[p] += starts[p - 1];
@@ -185,15 +186,15 @@ fn sort_entries(entries: &mut [Entry]) {
     let mut next = starts;
     for p in 0..PARTS {
         while next[p] < starts[p + 1] {
-            let home = part_of(&entries[next[p]]);
+            let home = part_of(&items[next[p]]);
             if home != p {
-                entries.swap(next[p], next[home]);
+                items.swap(next[p], next[home]);
             }
             next[home] += 1;
         }
     }
     for p in 0..PARTS {
-        entries[starts[p]..starts[p + 1]].sort_unstable_by_key(Entry::order);
+        items[starts[p]..starts[p + 1]].sort_unstable_by_key(&order);
     }
 }
 
@@ -409,7 +410,8 @@ fn parse(
     if repeats_replace {
         new_ids.clear();
     }
-    new_ids.sort_unstable();
+    // In order of id hash, then of line: each id's first line comes first.
+    sort_by_hash(&mut new_ids, |(key, _)| key.0, |&item| item);
     let mut first = 0;
     for (i, &(key, line)) in new_ids.iter().enumerate().skip(1) {
         if key == new_ids[first].0 {
@@ -1173,6 +1175,21 @@ mod tests {
             }
             let stored = expected.iter().any(|&(hi, lo)| hi == 1 && lo >> 32 == 1);
             proptest::prop_assert_eq!(index.find((1, 1)).is_some(), stored);
+        }
+
+        /// New ids sort by hash then line, as a comparison sort does: each
+        /// repeated id's first line comes first.
+        #[test]
+        fn new_ids_sort_by_hash_then_line(
+            ids in proptest::collection::vec((0u64..4, 0u32..3, 0u32..1000), 0..2000),
+        ) {
+            // Few distinct hashes, shifted into the top bits: many repeats.
+            let mut new_ids: Vec<(IdKey, u32)> =
+                ids.iter().map(|&(h, c, line)| ((h << 62 | h, c), line)).collect();
+            let mut expected = new_ids.clone();
+            expected.sort_unstable();
+            sort_by_hash(&mut new_ids, |(key, _)| key.0, |&item| item);
+            proptest::prop_assert_eq!(new_ids, expected);
         }
 
         /// Merging two sorted indexes gives what sorting them together gives.

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use rusqlite_migration::{M, Migrations};
+use sticky::Param;
 
 use crate::model::{Dossier, Event, EventKind};
 
@@ -68,6 +69,7 @@ mod outbox;
 mod references;
 mod retention;
 mod sources;
+mod sticky;
 
 pub use evaluations::OpenDossier;
 pub use fields::{FieldEncoder, IdKey, id_key};
@@ -769,13 +771,14 @@ impl Store {
                 }
                 _ => e.into(),
             })?;
-        let prepare = |sql| conn.prepare(sql).map(RefCell::new);
+        let prepare = |sql| sticky::Sticky::prepare(conn, sql).map(RefCell::new);
         Ok(ImportTx {
             hot: Statements {
                 insert_dossier: prepare(INSERT_DOSSIER)?,
                 insert_event: prepare(INSERT_EVENT)?,
             },
             references: RefCell::default(),
+            last_time: RefCell::default(),
             tx,
             run_id: 0,
             names,
@@ -955,6 +958,9 @@ pub struct ImportTx<'a> {
     hot: Statements<'a>,
     /// The reference index entries of the dossiers this import created or renamed.
     references: RefCell<references::Pending>,
+    /// The last instant written, and its text: a new dossier's `created` event
+    /// happened when it entered its step, written just before.
+    last_time: RefCell<(Option<DateTime<Utc>>, String)>,
     tx: Transaction<'a>,
     run_id: i64,
     names: NamesGuard<'a>,
@@ -966,8 +972,8 @@ pub struct ImportTx<'a> {
 /// The statements an import runs for every new dossier, prepared once per import
 /// (a statement cache lookup costs more than some of these inserts).
 struct Statements<'a> {
-    insert_dossier: RefCell<rusqlite::Statement<'a>>,
-    insert_event: RefCell<rusqlite::Statement<'a>>,
+    insert_dossier: RefCell<sticky::Sticky<'a>>,
+    insert_event: RefCell<sticky::Sticky<'a>>,
 }
 
 const INSERT_DOSSIER: &str = "INSERT INTO dossiers (connector, source_id, reference, scheme,
@@ -1165,24 +1171,34 @@ impl ImportTx<'_> {
         Ok(Some((dossier, parse_time(row.get_ref(4)?.as_str()?)?)))
     }
 
+    /// The text of an instant, as stored.
+    fn time_text(&self, t: DateTime<Utc>) -> std::cell::Ref<'_, str> {
+        let mut last = self.last_time.borrow_mut();
+        if last.0 != Some(t) {
+            *last = (Some(t), format_time(t));
+        }
+        drop(last);
+        std::cell::Ref::map(self.last_time.borrow(), |(_, text)| text.as_str())
+    }
+
     /// Inserts a new dossier and returns its row id. The caller has made sure
     /// that its id is not stored yet for this connector.
     ///
     /// # Errors
     /// On a database error.
     pub fn insert(&self, connector: &str, w: &DossierWrite<'_>) -> Result<i64> {
-        let entered = format_time(w.step_entered_at);
-        let [reference, scheme, step, status, entered, fields] = w.state(&entered);
-        self.hot.insert_dossier.borrow_mut().execute(params![
-            connector,
-            w.dossier.id,
-            reference,
-            scheme,
-            step,
-            status,
-            entered,
-            fields,
-            self.run_id,
+        let entered = self.time_text(w.step_entered_at);
+        let d = w.dossier;
+        self.hot.insert_dossier.borrow_mut().execute(&[
+            Param::Kept(connector),
+            Param::Text(&d.id),
+            Param::Text(d.reference()),
+            Param::text_or_null(d.get("scheme")),
+            Param::Text(&d.step),
+            Param::Text(&d.status),
+            Param::Text(&entered),
+            Param::Blob(w.fields),
+            Param::Int(self.run_id),
         ])?;
         let rowid = self.tx.last_insert_rowid();
         self.references
@@ -1267,19 +1283,22 @@ impl ImportTx<'_> {
         baseline: bool,
         key: Option<&str>,
     ) -> Result<Option<i64>> {
-        let inserted = self.hot.insert_event.borrow_mut().execute(params![
-            self.run_id,
-            rowid,
-            event.kind.as_str(),
-            event.from_step,
-            event.to_step,
-            event.field,
-            event.old_value,
-            event.new_value,
-            format_time(event.occurred_at),
-            baseline,
-            event.notified_by_source,
-            key,
+        fn text(v: &Option<String>) -> Param<'_> {
+            Param::text_or_null(v.as_deref())
+        }
+        let inserted = self.hot.insert_event.borrow_mut().execute(&[
+            Param::Int(self.run_id),
+            Param::Int(rowid),
+            Param::Static(event.kind.as_str()),
+            text(&event.from_step),
+            text(&event.to_step),
+            text(&event.field),
+            text(&event.old_value),
+            text(&event.new_value),
+            Param::Text(&self.time_text(event.occurred_at)),
+            Param::Int(baseline.into()),
+            Param::Int(event.notified_by_source.into()),
+            Param::text_or_null(key),
         ])?;
         Ok((inserted == 1).then(|| self.tx.last_insert_rowid()))
     }
