@@ -410,7 +410,7 @@ impl Mapping {
                 .iter()
                 .map(|f| match f.parse {
                     Parse::Date(_) | Parse::Instant(_) => Memo::Kept(Tz::UTC, HashMap::new()),
-                    _ => Memo::None,
+                    _ => Memo::NotDate,
                 })
                 .collect();
             let mut by_name: Vec<usize> = (0..self.fields.len())
@@ -545,11 +545,11 @@ pub struct Resolved<'m> {
 enum Memo {
     /// Not a date field.
     #[default]
-    None,
+    NotDate,
     /// In the time zone of the values read.
     Kept(Tz, HashMap<String, Result<String, String>>),
     /// Too many distinct values (date-times): each is read.
-    Given,
+    TooMany,
 }
 
 /// How many distinct values of a date field are kept before each is read afresh.
@@ -709,11 +709,11 @@ impl Resolved<'_> {
                 if known.len() < MEMO_VALUES {
                     known.insert(raw.to_owned(), outcome.clone());
                 } else {
-                    *memo = Memo::Given;
+                    *memo = Memo::TooMany;
                 }
                 outcome
             }
-            Memo::None | Memo::Given => parse(how, raw, tz),
+            Memo::NotDate | Memo::TooMany => parse(how, raw, tz),
         }
     }
 }

@@ -103,6 +103,51 @@ pub(crate) fn parse_instant(
 
 /// Parses an amount in euros into cents.
 pub fn parse_amount(raw: &str, format: AmountFormat) -> Result<i64, String> {
+    match plain_amount(raw, format) {
+        Some(cents) => Ok(cents),
+        None => parse_any_amount(raw, format),
+    }
+}
+
+/// The cents of an amount written plainly, as most exports do ("26 956,00",
+/// "4429.00"): digits in groups of three between spaces (plain, no-break or
+/// narrow no-break), one decimal separator, no sign, no currency. `None` for
+/// anything else, which [`parse_any_amount`] reads.
+fn plain_amount(raw: &str, format: AmountFormat) -> Option<i64> {
+    let bytes = raw.as_bytes();
+    if !bytes.first()?.is_ascii_digit() || !bytes.last()?.is_ascii_digit() {
+        return None;
+    }
+    let commas = bytes.iter().filter(|&&b| b == b',').count();
+    let dots = bytes.iter().filter(|&&b| b == b'.').count();
+    let decimal = match (format, commas, dots) {
+        (_, 0, 0) => None,
+        (AmountFormat::FrDecimal | AmountFormat::Auto, 1, 0) => Some(','),
+        (AmountFormat::Decimal | AmountFormat::Auto, 0, 1) => Some('.'),
+        _ => return None,
+    };
+    let (integer, fraction) = match decimal {
+        Some(separator) => raw.split_once(separator)?,
+        None => (raw, ""),
+    };
+    if !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut groups = integer.split([' ', '\u{a0}', '\u{202f}']);
+    let first = groups.next()?;
+    let mut grouped = false;
+    for group in groups {
+        if group.len() != 3 || !group.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        grouped = true;
+    }
+    let first_ok = first.bytes().all(|b| b.is_ascii_digit()) && (!grouped || first.len() <= 3);
+    first_ok.then(|| cents_from_digits(integer, fraction))?
+}
+
+/// Parses an amount in euros into cents, whichever way it is written.
+fn parse_any_amount(raw: &str, format: AmountFormat) -> Result<i64, String> {
     let invalid = |detail: &str| format!("'{raw}' is not a valid amount ({detail})");
     let (negative, body) = split_sign_and_currency(raw).map_err(&invalid)?;
     if body.is_empty() {
@@ -664,10 +709,11 @@ fn ungroup(integer: &str, thousands: Option<char>) -> Result<String, &'static st
     Ok(digits)
 }
 
-/// Cents from the integer and fraction digits, rounded half away from zero; `None` on overflow.
+/// Cents from the integer digits (anything between them is skipped) and the
+/// fraction digits, rounded half away from zero; `None` on overflow.
 fn cents_from_digits(integer: &str, fraction: &str) -> Option<i64> {
     let mut euros: i64 = 0;
-    for b in integer.bytes() {
+    for b in integer.bytes().filter(u8::is_ascii_digit) {
         euros = euros.checked_mul(10)?.checked_add(i64::from(b - b'0'))?;
     }
     let mut fraction_digits = fraction.bytes().map(|b| i64::from(b - b'0'));
@@ -1257,6 +1303,32 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// Amounts written plainly read as the full parser reads them.
+        #[test]
+        fn plain_amounts_read_as_any_amount(
+            raw in "[0-9 ,.\\-€\u{a0}\u{202f}']{0,14}",
+            format in proptest::sample::select(vec![
+                AmountFormat::Auto,
+                AmountFormat::FrDecimal,
+                AmountFormat::Decimal,
+            ]),
+        ) {
+            if let Some(cents) = plain_amount(&raw, format) {
+                proptest::prop_assert_eq!(Ok(cents), parse_any_amount(&raw, format));
+            }
+        }
+
+        /// Amounts written the usual ways take the shortcut.
+        #[test]
+        fn usual_amounts_take_the_shortcut(
+            raw in "[1-9][0-9]{0,2}([ \u{a0}\u{202f}][0-9]{3}){0,4}(,[0-9]{1,3})?",
+        ) {
+            let cents = plain_amount(&raw, AmountFormat::FrDecimal);
+            proptest::prop_assert!(cents.is_some());
+            proptest::prop_assert_eq!(cents, plain_amount(&raw, AmountFormat::Auto));
+            proptest::prop_assert_eq!(Ok(cents.unwrap_or_default()), parse_any_amount(&raw, AmountFormat::Auto));
+        }
+
         /// The shortcut trims as `str::trim` does.
         #[test]
         fn trimming_is_str_trim(
