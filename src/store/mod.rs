@@ -11,7 +11,6 @@ use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use rusqlite_migration::{M, Migrations};
 use sticky::Param;
@@ -1020,17 +1019,15 @@ pub struct DossierWrite<'a> {
 
 impl DossierWrite<'_> {
     /// The stored columns of its state, in the order both writes use.
-    fn state<'s>(&'s self, step_entered_at: &'s str) -> [ToSqlOutput<'s>; 6] {
+    fn state<'s>(&'s self, step_entered_at: &'s str) -> [Param<'s>; 6] {
         let d = self.dossier;
-        let value = |v: ValueRef<'s>| ToSqlOutput::Borrowed(v);
-        let text = |s: &'s str| value(ValueRef::Text(s.as_bytes()));
         [
-            text(d.reference()),
-            d.get("scheme").map_or(value(ValueRef::Null), text),
-            text(&d.step),
-            text(&d.status),
-            text(step_entered_at),
-            value(ValueRef::Blob(self.fields)),
+            Param::Text(d.reference()),
+            Param::text_or_null(d.get("scheme")),
+            Param::Text(&d.step),
+            Param::Text(&d.status),
+            Param::Text(step_entered_at),
+            Param::Blob(self.fields),
         ]
     }
 }
@@ -1188,16 +1185,16 @@ impl ImportTx<'_> {
     /// On a database error.
     pub fn insert(&self, connector: &str, w: &DossierWrite<'_>) -> Result<i64> {
         let entered = self.time_text(w.step_entered_at);
-        let d = w.dossier;
+        let [reference, scheme, step, status, entered, fields] = w.state(&entered);
         self.hot.insert_dossier.borrow_mut().execute(&[
             Param::Kept(connector),
-            Param::Text(&d.id),
-            Param::Text(d.reference()),
-            Param::text_or_null(d.get("scheme")),
-            Param::Text(&d.step),
-            Param::Text(&d.status),
-            Param::Text(&entered),
-            Param::Blob(w.fields),
+            Param::Text(&w.dossier.id),
+            reference,
+            scheme,
+            step,
+            status,
+            entered,
+            fields,
             Param::Int(self.run_id),
         ])?;
         let rowid = self.tx.last_insert_rowid();
@@ -1218,7 +1215,7 @@ impl ImportTx<'_> {
                 .borrow_mut()
                 .push(&self.tx, w.dossier.reference(), rowid)?;
         }
-        let entered = format_time(w.step_entered_at);
+        let entered = self.time_text(w.step_entered_at);
         let [reference, scheme, step, status, entered, fields] = w.state(&entered);
         self.tx
             .prepare_cached(

@@ -5,12 +5,12 @@
 //! are bound once, where binding every parameter of every row took a tenth of
 //! the work of a first import.
 
-use rusqlite::types::Null;
+use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, Statement};
 
 use super::Result;
 
-/// One parameter of a run of a [`Sticky`] statement.
+/// One parameter of a run of a [`Sticky`] statement (or of any statement).
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Param<'v> {
     Null,
@@ -53,6 +53,18 @@ impl<'v> Param<'v> {
     }
 }
 
+impl ToSql for Param<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match *self {
+            Self::Null => ValueRef::Null,
+            Self::Int(v) => ValueRef::Integer(v),
+            Self::Static(s) => ValueRef::Text(s.as_bytes()),
+            Self::Kept(s) | Self::Text(s) => ValueRef::Text(s.as_bytes()),
+            Self::Blob(b) => ValueRef::Blob(b),
+        }))
+    }
+}
+
 /// What is known to be bound to a parameter.
 #[derive(Debug, Clone)]
 enum Bound {
@@ -87,14 +99,7 @@ impl<'c> Sticky<'c> {
             }
             // Unknown until the bind succeeded.
             *bound = Bound::Unknown;
-            let at = index + 1;
-            match param {
-                Param::Null => self.stmt.raw_bind_parameter(at, Null),
-                Param::Int(v) => self.stmt.raw_bind_parameter(at, v),
-                Param::Static(s) => self.stmt.raw_bind_parameter(at, s),
-                Param::Kept(s) | Param::Text(s) => self.stmt.raw_bind_parameter(at, s),
-                Param::Blob(b) => self.stmt.raw_bind_parameter(at, b),
-            }?;
+            self.stmt.raw_bind_parameter(index + 1, param)?;
             *bound = param.memo();
         }
         Ok(self.stmt.raw_execute()?)
