@@ -133,7 +133,7 @@ fn plain_amount(raw: &str, format: AmountFormat) -> Option<i64> {
     if !fraction.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let mut groups = integer.split([' ', '\u{a0}', '\u{202f}']);
+    let mut groups = integer.split(SPACES);
     let first = groups.next()?;
     let mut grouped = false;
     for group in groups {
@@ -142,8 +142,10 @@ fn plain_amount(raw: &str, format: AmountFormat) -> Option<i64> {
         }
         grouped = true;
     }
-    let first_ok = first.bytes().all(|b| b.is_ascii_digit()) && (!grouped || first.len() <= 3);
-    first_ok.then(|| cents_from_digits(integer, fraction))?
+    if !first.bytes().all(|b| b.is_ascii_digit()) || (grouped && first.len() > 3) {
+        return None;
+    }
+    cents_from_digits(integer, fraction)
 }
 
 /// Parses an amount in euros into cents, whichever way it is written.
@@ -221,7 +223,7 @@ pub(crate) fn parse_siret(raw: &str) -> Result<String, String> {
         raw.to_owned()
     } else {
         raw.chars()
-            .filter(|&c| !(c == ' ' || c == '\u{a0}' || c == '\u{202f}' || c == '.' || c == '-'))
+            .filter(|c| !(SPACES.contains(c) || matches!(c, '.' | '-')))
             .collect()
     };
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -605,8 +607,11 @@ fn start_of_day(date: NaiveDate, tz: Tz) -> Option<DateTime<Utc>> {
 // Amounts
 // ---------------------------------------------------------------------------
 
+/// The spaces that separate groups of digits: plain, no-break and narrow no-break.
+const SPACES: [char; 3] = [' ', '\u{a0}', '\u{202f}'];
+
 fn is_group_separator(c: char) -> bool {
-    matches!(c, ' ' | '\u{a0}' | '\u{202f}' | '\'' | '\u{2019}')
+    SPACES.contains(&c) || matches!(c, '\'' | '\u{2019}')
 }
 
 /// Removes the sign and the currency marks, returns whether the amount is negative
@@ -684,7 +689,7 @@ fn ungroup(integer: &str, thousands: Option<char>) -> Result<String, &'static st
     }
     // One kind of separator only: all spaces, all apostrophes, or all `thousands`.
     let kind = |c: char| match c {
-        ' ' | '\u{a0}' | '\u{202f}' => 0,
+        c if SPACES.contains(&c) => 0,
         '\'' | '\u{2019}' => 1,
         _ => 2,
     };

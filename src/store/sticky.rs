@@ -112,6 +112,18 @@ mod tests {
 
     type Row = (i64, Option<String>, Option<Vec<u8>>, Option<String>);
 
+    /// A database with the table `t (a, b, c, d)`, `a` declared as `a_type`.
+    fn table(a_type: &str) -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(&format!(
+            "CREATE TABLE t (a {a_type}, b TEXT, c BLOB, d TEXT)"
+        ))
+        .unwrap();
+        conn
+    }
+
+    const INSERT: &str = "INSERT INTO t VALUES (?1, ?2, ?3, ?4)";
+
     fn rows(conn: &Connection) -> Vec<Row> {
         let mut stmt = conn
             .prepare("SELECT a, b, c, d FROM t ORDER BY rowid")
@@ -124,10 +136,8 @@ mod tests {
 
     #[test]
     fn every_row_holds_its_own_values_whichever_were_bound_again() {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch("CREATE TABLE t (a INTEGER, b TEXT, c BLOB, d TEXT)")
-            .unwrap();
-        let mut insert = Sticky::prepare(&conn, "INSERT INTO t VALUES (?1, ?2, ?3, ?4)").unwrap();
+        let conn = table("INTEGER");
+        let mut insert = Sticky::prepare(&conn, INSERT).unwrap();
         let runs: [[Param<'_>; 4]; 5] = [
             [
                 Param::Int(1),
@@ -178,10 +188,8 @@ mod tests {
 
     #[test]
     fn a_failed_run_leaves_the_next_one_whole() {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch("CREATE TABLE t (a INTEGER UNIQUE, b TEXT, c BLOB, d TEXT)")
-            .unwrap();
-        let mut insert = Sticky::prepare(&conn, "INSERT INTO t VALUES (?1, ?2, ?3, ?4)").unwrap();
+        let conn = table("INTEGER UNIQUE");
+        let mut insert = Sticky::prepare(&conn, INSERT).unwrap();
         let first = [Param::Int(1), Param::Static("a"), Param::Null, Param::Null];
         insert.execute(&first).unwrap();
         assert!(insert.execute(&first).is_err(), "a duplicate is refused");
