@@ -67,6 +67,7 @@ pub const KEYS: &[&str] = &[
     "delivery.retry_max",
     "delivery.admin_email",
     "delivery.admin_digest",
+    "delivery.notice_dir",
     "delivery.file.dir",
     "smtp.host",
     "smtp.port",
@@ -129,6 +130,7 @@ struct DeliveryDefaults {
     retry_max: &'static str,
     admin_email: &'static str,
     admin_digest: &'static str,
+    notice_dir: &'static str,
     file: FileDefaults,
 }
 
@@ -244,6 +246,7 @@ const DEFAULTS: Defaults = Defaults {
         retry_max: "1h",
         admin_email: "",
         admin_digest: "0 0 8 * * *",
+        notice_dir: "alertissimo-data/notices",
         file: FileDefaults {
             dir: "alertissimo-data/outbox",
         },
@@ -317,6 +320,9 @@ pub struct Delivery {
     pub admin_email: Option<String>,
     /// When that report leaves (a cron schedule in the configured zone).
     pub admin_digest: croner::Cron,
+    /// Where notices that cannot count on the relay (its own outage) are
+    /// written, as `.eml` files.
+    pub notice_dir: PathBuf,
     /// The `From` of every message.
     pub from: String,
     /// The `Reply-To` of every message, if any.
@@ -924,6 +930,7 @@ fn delivery(figment: &Figment, p: &mut Problems) -> Option<Delivery> {
     let admin_email = get_mailbox(figment, "delivery.admin_email", p);
     let admin_digest = get_cron(figment, "delivery.admin_digest", p);
     let dir = get_path(figment, "delivery.file.dir", p);
+    let notice_dir = get_path(figment, "delivery.notice_dir", p);
     let from = get_mailbox(figment, "smtp.from", p).and_then(|f| {
         f.or_else(|| {
             push_key(figment, "smtp.from", "must not be empty", p);
@@ -955,6 +962,7 @@ fn delivery(figment: &Figment, p: &mut Problems) -> Option<Delivery> {
         retry_max: retry_max?,
         admin_email: admin_email?,
         admin_digest: admin_digest?,
+        notice_dir: notice_dir?,
         from: from?,
         reply_to: reply_to?,
     })

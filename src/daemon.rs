@@ -403,11 +403,16 @@ pub async fn run(
 const MAX_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Delivers alerts as they fall due, and right after each import.
+///
+/// Each round first takes back the alerts claimed by a process that is gone (a
+/// crash, a killed `outbox flush`): never this process's own, so a reload takes
+/// nothing from the sends of the generation before it, nor from a live `outbox
+/// flush` beside the daemon.
 async fn deliver(dispatcher: Dispatcher, wake: Arc<Notify>, cancel: CancellationToken) {
-    if let Err(error) = dispatcher.recover().await {
-        error!(error = %format!("{error:#}"), "Cannot recover the alerts left being sent.");
-    }
     loop {
+        if let Err(error) = dispatcher.recover().await {
+            error!(error = %format!("{error:#}"), "Cannot recover the alerts left being sent.");
+        }
         // A pass is not interrupted: the messages in flight are recorded first.
         if let Err(error) = dispatcher.drain(false).await {
             error!(error = %format!("{error:#}"), "Delivery failed; will try again.");
@@ -423,10 +428,14 @@ async fn deliver(dispatcher: Dispatcher, wake: Arc<Notify>, cancel: Cancellation
             _ => MAX_IDLE,
         };
         tokio::select! {
-            () = cancel.cancelled() => return,
+            () = cancel.cancelled() => break,
             () = wake.notified() => {}
             () = tokio::time::sleep(wait) => {}
         }
+    }
+    // Claims whose outcome could not be recorded go back, as possible duplicates.
+    if let Err(error) = dispatcher.release().await {
+        error!(error = %format!("{error:#}"), "Cannot give back the alerts being sent.");
     }
 }
 

@@ -39,6 +39,26 @@ macro_rules! out {
 mod outbox;
 mod stats;
 
+/// Text from export data or a remote server made safe for a terminal: control
+/// characters (escape sequences, carriage returns, line breaks) are shown
+/// escaped, never interpreted.
+pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
 /// Keeps grant applicants informed: reads a Region's grant exports, tracks every
 /// dossier in SQLite and detects when it changes step.
 #[derive(Debug, Parser)]

@@ -122,6 +122,19 @@ fn list(
         out!("{}", serde_json::to_string(&alerts)?);
         return Ok(Exit::Ok);
     }
+    for t in store.transport_states()? {
+        if let (Some(since), Some(until)) = (t.paused_since, t.paused_until) {
+            out!(
+                "transport {}: PAUSED since {} ({} failure{} in a row), next try {}: {}",
+                t.name,
+                since.with_timezone(&tz).format("%d/%m/%Y %H:%M"),
+                t.failures,
+                plural(u64::from(t.failures)),
+                until.with_timezone(&tz).format("%d/%m/%Y %H:%M"),
+                super::printable(t.reason.as_deref().unwrap_or_default())
+            );
+        }
+    }
     if alerts.is_empty() {
         out!(
             "the outbox is empty{}",
@@ -162,6 +175,9 @@ fn list(
     Ok(Exit::Ok)
 }
 
+/// Sends what is due, then exits. Ctrl-C or SIGTERM stops it cleanly: no new
+/// message starts, those in flight are recorded, and any claim left is given
+/// back. Exits non-zero when messages were due and none could be delivered.
 fn flush(config: &Config, force: bool) -> anyhow::Result<Exit> {
     let loaded = match load_or_explain(config) {
         Ok(l) => l,
@@ -182,17 +198,26 @@ fn flush(config: &Config, force: bool) -> anyhow::Result<Exit> {
             Arc::clone(&rules.lifecycle),
             &config.delays,
         ));
+        let stop = tokio_util::sync::CancellationToken::new();
         let dispatcher = Dispatcher::new(
             handle,
             rules,
             Arc::new(loaded.connectors),
             &config.delivery,
             delays,
-            tokio_util::sync::CancellationToken::new(),
+            stop.clone(),
         )?;
+        let signal = tokio::spawn(async move {
+            crate::daemon::shutdown_signal().await;
+            stop.cancel();
+        });
+        dispatcher.recover().await?;
         let report = dispatcher.drain(force).await;
+        let released = dispatcher.release().await;
+        signal.abort();
         drop(dispatcher);
         let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        released?;
         report
     })?;
     out!(
@@ -206,5 +231,38 @@ fn flush(config: &Config, force: bool) -> anyhow::Result<Exit> {
         report.cancelled,
         report.deferred
     );
-    Ok(Exit::Ok)
+    if report.errors > 0 {
+        eprintln!(
+            "error: {} message{} went wrong (see the log); {} alerts wait for the next flush",
+            report.errors,
+            plural(report.errors),
+            if report.errors == 1 { "its" } else { "their" }
+        );
+    }
+    if let Some(until) = report.paused_until {
+        eprintln!(
+            "error: the {} transport fails ({} alert{} waiting); it is tried again at {}",
+            transport_name(config),
+            report.waiting,
+            plural(report.waiting),
+            until
+                .with_timezone(&config.timezone)
+                .format("%d/%m/%Y %H:%M")
+        );
+    }
+    let undelivered = report.retried + report.failed + report.waiting + report.errors;
+    Ok(
+        if report.messages == 0 && (undelivered > 0 || report.paused_until.is_some()) {
+            Exit::Failure
+        } else {
+            Exit::Ok
+        },
+    )
+}
+
+fn transport_name(config: &Config) -> &'static str {
+    match config.delivery.transport {
+        crate::config::Transport::File { .. } => "file",
+        crate::config::Transport::Smtp(_) => "smtp",
+    }
 }

@@ -14,8 +14,9 @@ use super::Outcome;
 pub fn write(dir: &Path, message_id: &str, bytes: &[u8]) -> Outcome {
     match write_atomically(dir, message_id, bytes) {
         Ok(path) => Outcome::Sent(format!("written to {}", path.display())),
-        // A full disk or a missing permission may be fixed: retried.
-        Err(error) => Outcome::Transient(format!("cannot write into {}: {error}", dir.display())),
+        // A full disk or a missing permission stops every message, not this one:
+        // the transport pauses until it is fixed.
+        Err(error) => Outcome::Relay(format!("cannot write into {}: {error}", dir.display())),
     }
 }
 
@@ -72,10 +73,10 @@ mod tests {
     }
 
     #[test]
-    fn an_unwritable_folder_is_a_transient_failure() {
+    fn an_unwritable_folder_pauses_the_transport() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("not-a-folder");
         std::fs::write(&file, "").unwrap();
-        assert!(matches!(write(&file, "<a@b>", b"x"), Outcome::Transient(_)));
+        assert!(matches!(write(&file, "<a@b>", b"x"), Outcome::Relay(_)));
     }
 }

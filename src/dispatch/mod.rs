@@ -5,31 +5,41 @@
 //!  store (due alerts) ─▶ plan (pure: debounce check, daily limit, digests)
 //!        ▲                  │ groups of alerts, one message each
 //!        │                  ▼
-//!        │   mark `sending` (commit) ─▶ render ─▶ transport (file | smtp) ─▶ outcome
+//!        │   claim `sending` (commit) ─▶ render ─▶ transport (file | smtp) ─▶ outcome
 //!        └──────────── record the attempt: sent | retry later | failed (commit)
 //! ```
 //!
-//! An alert is committed as `sending` before its message is handed over, and its
-//! attempt is committed right after: a crash in between leaves it `sending`, and
-//! the next start sends it again (at least once; a duplicate only if the relay had
-//! accepted it). Transient failures are retried with exponential backoff and
-//! jitter until the alert is `max_age` old; permanent ones fail at once.
+//! An alert is claimed (`sending`, with this process as its owner and the
+//! Message-ID of its message) before its message is handed over, and its attempt
+//! is committed right after: a crash in between leaves it `sending` until its
+//! owner is known to be gone, then it is sent again under the same Message-ID
+//! (at least once; a duplicate only if the relay had accepted it). Transient
+//! failures are retried with exponential backoff and jitter until the alert is
+//! `max_age` old; permanent ones fail at once. A relay that fails as a whole
+//! (no connection, TLS, authentication, 421…) fails no alert: the transport
+//! pauses with the same backoff (a circuit breaker shared through the store), the
+//! alerts wait, and the administrators are told once per outage
+//! ([`admin`]). A group that goes wrong (a panic, a database error) never stops
+//! the others: its alerts go back to pending.
 //!
-//! Submodules: [`message`] (the e-mail), [`mod@file`] and [`smtp`] (the transports).
+//! Submodules: [`message`] (the e-mail), [`mod@file`] and [`smtp`] (the
+//! transports), [`admin`] (the administrators' digest and notices).
 
+pub mod admin;
 pub mod file;
 pub mod message;
 pub mod smtp;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use lettre::message::Mailbox;
 use tokio::sync::{Mutex, Semaphore};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::config::{Delivery, Transport as TransportConfig};
 use crate::connector::Connector;
@@ -42,16 +52,23 @@ use crate::store::{Change, Delivery as Attempt, DueAlert};
 const BATCH: usize = 500;
 /// Alerts one digest message lists at most.
 const MAX_DIGEST: usize = 50;
+/// How long a claim holds beyond the longest a send may take: past it, another
+/// process may take the alerts back even though their owner still runs.
+const CLAIM_MARGIN: Duration = Duration::from_secs(15 * 60);
 
 /// What a transport made of a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Accepted (the relay's reply, or where the file went).
     Sent(String),
-    /// Worth retrying (4xx, connection refused or dropped, timeout, full disk).
+    /// This message is refused for now (a 4xx to its recipient or its data).
     Transient(String),
-    /// Never worth retrying (5xx, invalid address, a message that cannot be made).
+    /// This message is refused for good (a 5xx to its recipient or its data, an
+    /// invalid address, a message that cannot be made).
     Permanent(String),
+    /// The transport itself failed (no connection, TLS, authentication, a 421, a
+    /// timeout, a folder that cannot be written): the message is not at fault.
+    Relay(String),
 }
 
 /// A transport, ready.
@@ -85,6 +102,12 @@ pub struct Report {
     pub cancelled: u64,
     /// Alerts put off (a recipient's daily limit).
     pub deferred: u64,
+    /// Alerts that wait for the transport (paused after a relay-level failure).
+    pub waiting: u64,
+    /// Groups that went wrong (a panic, a database error): their alerts wait.
+    pub errors: u64,
+    /// Until when the transport is paused, when it is.
+    pub paused_until: Option<DateTime<Utc>>,
 }
 
 impl Report {
@@ -95,6 +118,9 @@ impl Report {
         self.failed += other.failed;
         self.cancelled += other.cancelled;
         self.deferred += other.deferred;
+        self.waiting += other.waiting;
+        self.errors += other.errors;
+        self.paused_until = self.paused_until.max(other.paused_until);
     }
 }
 
@@ -119,6 +145,11 @@ struct Inner {
     stop: CancellationToken,
     /// The estimates messages quote.
     delays: Arc<DelayCache>,
+    /// The transport was paused when this pass began: a message accepted now
+    /// ends the outage.
+    recovering: AtomicBool,
+    /// A relay-level failure in this pass: no further message starts.
+    tripped: AtomicBool,
 }
 
 impl Dispatcher {
@@ -156,12 +187,15 @@ impl Dispatcher {
                 next_slot: Mutex::new(tokio::time::Instant::now()),
                 stop,
                 delays,
+                recovering: AtomicBool::new(false),
+                tripped: AtomicBool::new(false),
             }),
         })
     }
 
-    /// Turns the alerts a crash left `sending` back into `pending`; returns how many
-    /// (each a possible duplicate).
+    /// Takes back the alerts whose sending process is gone (a crash, a kill) or
+    /// whose claim ran out; returns how many (each a possible duplicate). The
+    /// claims of live processes, this one included, are left alone.
     ///
     /// # Errors
     /// When the store fails.
@@ -169,26 +203,49 @@ impl Dispatcher {
         let n = self
             .inner
             .store
-            .call(|s| s.recover_interrupted(Utc::now()))
+            .call(|s| s.recover_orphaned(Utc::now()))
             .await??;
         if n > 0 {
             warn!(
                 alerts = n,
-                "Alerts were being sent when the daemon stopped: they are sent again (possible duplicates)."
+                "Alerts were being sent by a process that stopped: they are sent again (possible duplicates)."
             );
         }
         Ok(n)
     }
 
-    /// When the next pending alert is due, if any.
+    /// Gives back this process's claims that no send will record: call once every
+    /// send has ended (an orderly stop). Returns how many.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn release(&self) -> anyhow::Result<u64> {
+        Ok(self
+            .inner
+            .store
+            .call(|s| s.release_claims(Utc::now()))
+            .await??)
+    }
+
+    /// When the dispatcher has something to do next: the next pending alert's due
+    /// time, not before the end of a transport's pause.
     ///
     /// # Errors
     /// When the store fails.
     pub async fn next_due(&self) -> anyhow::Result<Option<DateTime<Utc>>> {
-        Ok(self.inner.store.call(|s| s.next_due()).await??)
+        let name = self.inner.transport.name();
+        let (due, state) = self
+            .inner
+            .store
+            .call(move |s| -> Result<_, crate::store::StoreError> {
+                Ok((s.next_due()?, s.transport_state(name)?))
+            })
+            .await??;
+        Ok(due.map(|d| d.max(state.paused_until.unwrap_or(d))))
     }
 
-    /// Sends everything due now (`force`: everything pending), batch after batch.
+    /// Sends everything due now (`force`: everything pending, and the transport
+    /// tried even while paused), batch after batch.
     ///
     /// # Errors
     /// When the store fails; transport failures are outcomes, not errors.
@@ -201,6 +258,8 @@ impl Dispatcher {
             let moved = report.messages + report.retried + report.failed + report.cancelled;
             if read < BATCH
                 || moved == 0
+                || report.paused_until.is_some()
+                || report.errors > 0
                 || (force && report.retried > 0)
                 || self.inner.stop.is_cancelled()
             {
@@ -215,6 +274,21 @@ impl Dispatcher {
         let now = Utc::now();
         let until = (!force).then_some(now);
         let since = now - chrono::Duration::hours(24);
+        let name = inner.transport.name();
+        let state = inner.store.call(move |s| s.transport_state(name)).await??;
+        if let Some(paused) = state.paused_until.filter(|p| *p > now && !force) {
+            return Ok((
+                Report {
+                    paused_until: Some(paused),
+                    ..Report::default()
+                },
+                0,
+            ));
+        }
+        inner
+            .recovering
+            .store(state.paused_since.is_some(), Ordering::Relaxed);
+        inner.tripped.store(false, Ordering::Relaxed);
         let (due, sent) = inner
             .store
             .call(move |s| -> Result<_, crate::store::StoreError> {
@@ -254,26 +328,81 @@ impl Dispatcher {
         } else {
             inner.delays.get(now).await?
         };
+        report.add(self.send_all(planned.groups, delays).await?);
+        self.log(&report);
+        Ok((report, read))
+    }
+
+    /// Sends each group as one message, `concurrency` at a time. While the
+    /// transport recovers from an outage, the first message goes alone (a probe).
+    /// A group that goes wrong is recorded on its own alerts; the others finish.
+    async fn send_all(
+        &self,
+        groups: Vec<Vec<DueAlert>>,
+        delays: Arc<Delays>,
+    ) -> anyhow::Result<Report> {
+        let inner = &self.inner;
+        let mut report = Report::default();
         let permits = Arc::new(Semaphore::new(inner.config.concurrency));
         let mut tasks = tokio::task::JoinSet::new();
-        for group in planned.groups {
+        let mut claims: HashMap<tokio::task::Id, Vec<i64>> = HashMap::new();
+        let mut probe = inner.recovering.load(Ordering::Relaxed);
+        for group in groups {
             let permit = Arc::clone(&permits).acquire_owned().await?;
-            // On shutdown, no new message starts; those in flight are recorded.
-            if self.inner.stop.is_cancelled() {
+            // On shutdown or a relay outage, no new message starts; those in
+            // flight are recorded.
+            if inner.stop.is_cancelled() || inner.tripped.load(Ordering::Relaxed) {
                 break;
             }
-            let inner = Arc::clone(&self.inner);
+            let ids = group.iter().map(|a| a.id).collect();
+            let this = Arc::clone(&self.inner);
             let delays = Arc::clone(&delays);
-            tasks.spawn(async move {
-                let report = inner.send_group(group, &delays).await;
+            let handle = tasks.spawn(async move {
+                let report = this.send_group(group, &delays).await;
                 drop(permit);
                 report
             });
+            claims.insert(handle.id(), ids);
+            if std::mem::take(&mut probe)
+                && let Some(done) = tasks.join_next_with_id().await
+            {
+                report.add(self.settle(done, &mut claims).await?);
+            }
         }
-        while let Some(done) = tasks.join_next().await {
-            report.add(done??);
+        while let Some(done) = tasks.join_next_with_id().await {
+            report.add(self.settle(done, &mut claims).await?);
         }
-        if report != Report::default() {
+        if inner.tripped.load(Ordering::Relaxed) {
+            let name = inner.transport.name();
+            let state = inner.store.call(move |s| s.transport_state(name)).await??;
+            report.paused_until = state.paused_until;
+        }
+        Ok(report)
+    }
+
+    /// What one group's task ended with: its report, or, when it went wrong (a
+    /// panic, a database error), its alerts given back to pending.
+    async fn settle(
+        &self,
+        done: Result<(tokio::task::Id, anyhow::Result<Report>), tokio::task::JoinError>,
+        claims: &mut HashMap<tokio::task::Id, Vec<i64>>,
+    ) -> anyhow::Result<Report> {
+        let (id, why) = match done {
+            Ok((_, Ok(report))) => return Ok(report),
+            Ok((id, Err(e))) => (id, format!("{e:#}")),
+            Err(e) => (e.id(), e.to_string()),
+        };
+        error!(error = %why, "Sending one message went wrong; its alerts wait for the next pass.");
+        let ids = claims.remove(&id).unwrap_or_default();
+        self.inner.give_back(ids, &why).await?;
+        Ok(Report {
+            errors: 1,
+            ..Report::default()
+        })
+    }
+
+    fn log(&self, report: &Report) {
+        if *report != Report::default() {
             info!(
                 messages = report.messages,
                 sent = report.sent,
@@ -281,14 +410,14 @@ impl Dispatcher {
                 failed = report.failed,
                 cancelled = report.cancelled,
                 deferred = report.deferred,
-                transport = inner.transport.name(),
+                waiting = report.waiting,
+                errors = report.errors,
+                transport = self.inner.transport.name(),
                 "Delivered alerts."
             );
         }
-        Ok((report, read))
     }
 }
-
 impl Inner {
     /// Waits for this message's turn under the rate limit.
     async fn wait_turn(&self) {
@@ -303,22 +432,23 @@ impl Inner {
         tokio::time::sleep_until(at).await;
     }
 
+    /// How long a claim holds: the longest a send may wait for its turn and
+    /// take, with a wide margin.
+    fn lease(&self) -> chrono::Duration {
+        let turn = Duration::from_secs_f64(
+            (self.config.concurrency as f64 / self.config.rate_per_second).min(86_400.0),
+        );
+        let exchange = match &self.config.transport {
+            TransportConfig::Smtp(smtp) => smtp.timeout.saturating_mul(3),
+            TransportConfig::File { .. } => Duration::ZERO,
+        };
+        chrono::Duration::from_std(turn + exchange + CLAIM_MARGIN).unwrap_or(chrono::TimeDelta::MAX)
+    }
+
     /// Sends one message for a group of alerts to one recipient and records the
-    /// attempt for each alert.
+    /// attempt for each alert. The Message-ID is the one the group's alerts were
+    /// claimed with before, if they were (a copy keeps its identity).
     async fn send_group(&self, group: Vec<DueAlert>, delays: &Delays) -> anyhow::Result<Report> {
-        let ids: Vec<i64> = group.iter().map(|a| a.id).collect();
-        let claimed = self
-            .store
-            .call(move |s| s.claim(&ids, Utc::now()))
-            .await??;
-        // Cancelled meanwhile, or taken by another dispatcher (`outbox flush`).
-        let group: Vec<DueAlert> = group
-            .into_iter()
-            .filter(|a| claimed.contains(&a.id))
-            .collect();
-        if group.is_empty() {
-            return Ok(Report::default());
-        }
         // The rule of the first alert may give its own sender (a service's address).
         let rule = self.rules.rule(&group[0].rule);
         let from = rule
@@ -329,8 +459,25 @@ impl Inner {
             .and_then(|r| r.reply_to.as_deref())
             .and_then(|f| f.parse::<Mailbox>().ok())
             .or_else(|| self.reply_to.clone());
-        let keys: Vec<&str> = group.iter().map(|a| a.key.as_str()).collect();
-        let message_id = message::message_id(&keys, &from);
+        let message_id = group[0].message_id.clone().unwrap_or_else(|| {
+            let keys: Vec<&str> = group.iter().map(|a| a.key.as_str()).collect();
+            message::message_id(&keys, &from)
+        });
+        let ids: Vec<i64> = group.iter().map(|a| a.id).collect();
+        let (id, now) = (message_id.clone(), Utc::now());
+        let lease = now + self.lease();
+        let claimed = self
+            .store
+            .call(move |s| s.claim(&ids, &id, lease, now))
+            .await??;
+        // Cancelled meanwhile, or taken by another process (`outbox flush`).
+        let group: Vec<DueAlert> = group
+            .into_iter()
+            .filter(|a| claimed.contains(&a.id))
+            .collect();
+        if group.is_empty() {
+            return Ok(Report::default());
+        }
         let recipient = group[0].recipient.clone();
         let outcome = match self.render(&group, delays).and_then(|content| {
             message::build(
@@ -343,52 +490,127 @@ impl Inner {
             )
         }) {
             Err(reason) => Outcome::Permanent(reason),
-            Ok(email) => self.transmit(email, &message_id).await?,
+            Ok(email) => self.transmit(email, &message_id).await,
         };
+        self.conclude(&group, outcome, &message_id).await
+    }
+
+    /// Records what became of a group's message on each of its alerts, and
+    /// what it says of the transport.
+    async fn conclude(
+        &self,
+        group: &[DueAlert],
+        outcome: Outcome,
+        message_id: &str,
+    ) -> anyhow::Result<Report> {
         let now = Utc::now();
         let mut report = Report::default();
+        let relay_until = match &outcome {
+            Outcome::Relay(reason) => Some(self.trip(reason, now).await?),
+            _ => None,
+        };
         let changes: Vec<Change> = group
             .iter()
             .map(|alert| {
                 let (change, counted) = attempt(
                     alert,
                     &outcome,
-                    self.transport.name(),
-                    &message_id,
+                    (self.transport.name(), message_id),
                     now,
+                    relay_until,
                     &self.config,
                     &self.rules.policy,
                 );
-                match counted {
-                    "sent" => report.sent += 1,
-                    "pending" => report.retried += 1,
+                match (counted, &outcome) {
+                    ("sent", _) => report.sent += 1,
+                    ("pending", Outcome::Relay(_)) => report.waiting += 1,
+                    ("pending", _) => report.retried += 1,
                     _ => report.failed += 1,
                 }
                 change
             })
             .collect();
-        if matches!(outcome, Outcome::Sent(_)) {
-            report.messages = 1;
-        } else {
-            warn!(
-                to = %recipient, alerts = group.len(), outcome = ?outcome,
+        match &outcome {
+            Outcome::Sent(_) => {
+                report.messages = 1;
+                if self.recovering.swap(false, Ordering::Relaxed) {
+                    self.resume(now).await?;
+                }
+            }
+            Outcome::Relay(_) => {}
+            other => warn!(
+                to = %group[0].recipient, alerts = group.len(), outcome = ?other,
                 "A message was not delivered."
-            );
+            ),
         }
-        self.store.call(move |s| s.apply(&changes, now)).await??;
+        self.record(changes, now).await?;
         Ok(report)
     }
 
     /// Hands one message to the transport, in its turn under the rate limit.
-    async fn transmit(&self, email: lettre::Message, message_id: &str) -> anyhow::Result<Outcome> {
+    async fn transmit(&self, email: lettre::Message, message_id: &str) -> Outcome {
         self.wait_turn().await;
-        Ok(match &self.transport {
+        match &self.transport {
             Transport::File(dir) => {
                 let (dir, id, bytes) = (dir.clone(), message_id.to_owned(), email.formatted());
-                tokio::task::spawn_blocking(move || file::write(&dir, &id, &bytes)).await?
+                tokio::task::spawn_blocking(move || file::write(&dir, &id, &bytes))
+                    .await
+                    .unwrap_or_else(|e| Outcome::Relay(format!("writing the file failed: {e}")))
             }
             Transport::Smtp(relay) => relay.send(email).await,
-        })
+        }
+    }
+
+    /// Writes alerts' changes, trying again while the database is busy (another
+    /// process holding its lock): a recorded outcome is never dropped. Gives up
+    /// only when the store thread is gone, or after a few tries once told to
+    /// stop; the claims then stay with this process, and are taken back once it
+    /// has ended.
+    async fn record(&self, changes: Vec<Change>, now: DateTime<Utc>) -> anyhow::Result<()> {
+        let changes = Arc::new(changes);
+        let mut wait = Duration::from_millis(500);
+        let mut tries_after_stop = 0;
+        loop {
+            let these = Arc::clone(&changes);
+            match self.store.call(move |s| s.apply(&these, now)).await? {
+                Ok(()) => return Ok(()),
+                Err(error) => {
+                    let error = anyhow::Error::new(error);
+                    if self.stop.is_cancelled() {
+                        tries_after_stop += 1;
+                        if tries_after_stop > 3 {
+                            return Err(error.context("cannot record what became of the alerts"));
+                        }
+                    }
+                    warn!(error = %format!("{error:#}"), retry_in = ?wait,
+                        "Cannot record what became of the alerts; trying again.");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    }
+
+    /// Gives a group's alerts back to pending after its send went wrong, with an
+    /// `interrupted` attempt (the message may have left: a possible duplicate).
+    async fn give_back(&self, ids: Vec<i64>, why: &str) -> anyhow::Result<()> {
+        let now = Utc::now();
+        let changes = ids
+            .into_iter()
+            .map(|id| Change::Attempt {
+                id,
+                delivery: Attempt {
+                    attempted_at: now,
+                    transport: self.transport.name().to_owned(),
+                    outcome: "interrupted".to_owned(),
+                    reply: Some(format!("the send went wrong, tried again: {why}")),
+                    message_id: None,
+                },
+                status: "pending",
+                retry_at: Some(now),
+            })
+            .collect();
+        self.record(changes, now).await
     }
 
     /// The message of a group: one alert's own, or a digest of several.
@@ -435,178 +657,6 @@ impl Inner {
     }
 }
 
-impl Dispatcher {
-    /// Sends the administrators' digest when its schedule has ticked since the last
-    /// one and something failed or was refused meanwhile; returns whether it sent.
-    ///
-    /// # Errors
-    /// When the store fails; a transport failure is logged and retried next time.
-    pub async fn admin_digest(&self) -> anyhow::Result<bool> {
-        let inner = &self.inner;
-        let Some(admin) = inner.config.admin_email.clone() else {
-            return Ok(false);
-        };
-        let now = Utc::now();
-        let last = inner.store.call(|s| s.last_admin_report()).await??;
-        let tz = inner.rules.policy.tz;
-        let due = match last {
-            Some(last) => crate::daemon::next_run(&inner.config.admin_digest, tz, last)
-                .is_ok_and(|tick| tick <= now),
-            None => true,
-        };
-        if !due {
-            return Ok(false);
-        }
-        let sources: Vec<_> = inner
-            .connectors
-            .iter()
-            .filter(|c| c.enabled)
-            .map(|c| (c.name.clone(), c.max_age))
-            .collect();
-        let news = inner
-            .store
-            .call(move |s| s.admin_news(&sources, now))
-            .await??;
-        if news.is_empty() {
-            // Nothing to tell: the next report starts from here.
-            inner
-                .store
-                .call(move |s| s.record_admin_report(now, now, &news, None))
-                .await??;
-            return Ok(false);
-        }
-        let text = admin_text(&news, last, tz);
-        let content = crate::rules::template::Message {
-            subject: admin_subject(&news),
-            html: crate::rules::template::to_html(&text),
-            text,
-        };
-        let key = format!("admin/{}", crate::store::format_time(now));
-        let message_id = message::message_id(&[key.as_str()], &inner.from);
-        let outcome = match message::build(&content, &inner.from, None, &admin, &message_id, now) {
-            Ok(email) => inner.transmit(email, &message_id).await?,
-            Err(reason) => Outcome::Permanent(reason),
-        };
-        match outcome {
-            Outcome::Sent(_) => {
-                info!(to = %admin, failed = news.failed.len(), refused = news.refused.len(), stale = news.stale.len(), "Sent the administrators' digest.");
-                inner
-                    .store
-                    .call(move |s| s.record_admin_report(now, now, &news, Some(&message_id)))
-                    .await??;
-                Ok(true)
-            }
-            other => {
-                warn!(to = %admin, outcome = ?other, "The administrators' digest was not delivered; it is tried again later.");
-                Ok(false)
-            }
-        }
-    }
-}
-
-/// The subject of the administrators' digest, in French: what it tells, counted.
-fn admin_subject(news: &crate::store::AdminNews) -> String {
-    let plural = |n: usize| if n > 1 { "s" } else { "" };
-    let mut parts = vec![
-        format!(
-            "{} alerte{} en échec",
-            news.failed.len(),
-            plural(news.failed.len())
-        ),
-        format!(
-            "{} import{} refusé{}",
-            news.refused.len(),
-            plural(news.refused.len()),
-            plural(news.refused.len())
-        ),
-    ];
-    if !news.stale.is_empty() {
-        parts.push(format!(
-            "{} source{} sans import récent",
-            news.stale.len(),
-            plural(news.stale.len())
-        ));
-    }
-    format!("Alertissimo : {}", parts.join(", "))
-}
-
-/// The text of the administrators' digest, in French.
-fn admin_text(
-    news: &crate::store::AdminNews,
-    since: Option<DateTime<Utc>>,
-    tz: chrono_tz::Tz,
-) -> String {
-    let mut text = String::from("Bonjour,\n\n");
-    text.push_str(&match since {
-        Some(since) => format!(
-            "Voici ce qui demande votre attention depuis le {} :",
-            since.with_timezone(&tz).format("%d/%m/%Y à %H:%M")
-        ),
-        None => "Voici ce qui demande votre attention :".to_owned(),
-    });
-    text.push_str("\n\n");
-    if !news.failed.is_empty() {
-        text.push_str(&format!(
-            "Alertes qui n'ont pas pu être envoyées ({}) :\n",
-            news.failed.len()
-        ));
-        for (_, reference, rule, recipient, reason) in news.failed.iter().take(200) {
-            text.push_str(&format!(
-                "- dossier {reference}, règle {rule}, à {recipient} : {reason}\n"
-            ));
-        }
-        if news.failed.len() > 200 {
-            text.push_str(&format!("- … et {} autres\n", news.failed.len() - 200));
-        }
-        text.push_str("\nPour les renvoyer une fois la cause corrigée : alertissimo outbox retry --failed\n\n");
-    }
-    if !news.refused.is_empty() {
-        text.push_str(&format!(
-            "Imports refusés ({}) : rien n'a été modifié, le fichier attend une correction.\n",
-            news.refused.len()
-        ));
-        for (run, connector, file, reasons) in &news.refused {
-            text.push_str(&format!(
-                "- import {run}, connecteur {connector}, fichier {file} : {}\n",
-                reasons.join(" ; ")
-            ));
-        }
-        text.push_str("\nLe détail : alertissimo runs --rejections NUMÉRO\n");
-    }
-    if !news.stale.is_empty() {
-        text.push_str(&format!(
-            "{}Sources sans import réussi dans le délai prévu ({}) : les dossiers ne sont plus suivis.\n",
-            if news.failed.is_empty() && news.refused.is_empty() { "" } else { "\n" },
-            news.stale.len()
-        ));
-        for source in &news.stale {
-            let last = source.last_success.map_or_else(
-                || "aucun import réussi".to_owned(),
-                |t| {
-                    format!(
-                        "dernier import réussi le {}",
-                        t.with_timezone(&tz).format("%d/%m/%Y à %H:%M")
-                    )
-                },
-            );
-            let age = source
-                .max_age_seconds
-                .map(|s| crate::rules::french::duration(std::time::Duration::from_secs(s)))
-                .unwrap_or_default();
-            text.push_str(&format!(
-                "- connecteur {} : {last} (délai prévu : {age})",
-                source.connector
-            ));
-            if let Some(error) = &source.last_error {
-                text.push_str(&format!(" ; dernière erreur : {error}"));
-            }
-            text.push('\n');
-        }
-        text.push_str("\nL'état des sources : alertissimo runs --sources\n");
-    }
-    text
-}
-
 /// What a pass will do with the alerts it read.
 #[derive(Debug, Default)]
 pub struct Planned {
@@ -622,7 +672,9 @@ pub struct Planned {
 
 /// Decides what to do with due alerts (pure): cancel those whose dossier left the
 /// step they were held for, put off those past a recipient's daily limit, and
-/// gather the digestible alerts of each recipient into one message. Addresses
+/// gather the digestible alerts of each recipient into one message. Alerts tried
+/// before under a Message-ID go together again, and with no other alert: the
+/// copy of an interrupted message is the same message. Addresses
 /// compare without case, and `sent_today` is keyed by lowercase address.
 pub fn plan(
     due: Vec<DueAlert>,
@@ -634,6 +686,7 @@ pub fn plan(
 ) -> Planned {
     let mut planned = Planned::default();
     let mut digests: HashMap<String, usize> = HashMap::new();
+    let mut resumed: HashMap<String, usize> = HashMap::new();
     let mut messages: HashMap<String, u32> = HashMap::new();
     for alert in due {
         if let Some(held) = &alert.hold_step
@@ -647,7 +700,13 @@ pub fn plan(
             continue;
         }
         let address = alert.recipient.to_lowercase();
+        // A message tried before goes again as it was, under its Message-ID.
+        if let Some(&g) = alert.message_id.as_ref().and_then(|id| resumed.get(id)) {
+            planned.groups[g].push(alert);
+            continue;
+        }
         if alert.digest
+            && alert.message_id.is_none()
             && let Some(&g) = digests.get(&address)
             && planned.groups[g].len() < MAX_DIGEST
         {
@@ -668,7 +727,9 @@ pub fn plan(
             continue;
         }
         *messages.entry(address.clone()).or_default() += 1;
-        if alert.digest {
+        if let Some(id) = &alert.message_id {
+            resumed.insert(id.clone(), planned.groups.len());
+        } else if alert.digest {
             digests.insert(address, planned.groups.len());
         }
         planned.groups.push(vec![alert]);
@@ -677,18 +738,22 @@ pub fn plan(
 }
 
 /// The recorded attempt for one alert of a message, and its new status.
+///
+/// `via` is the transport's name and the message's Message-ID; `relay_until`,
+/// for a relay-level failure, when the paused transport is tried again: the
+/// alert waits until then, whatever its age (the relay, not the message, failed).
 fn attempt(
     alert: &DueAlert,
     outcome: &Outcome,
-    transport: &str,
-    message_id: &str,
+    (transport, message_id): (&str, &str),
     now: DateTime<Utc>,
+    relay_until: Option<DateTime<Utc>>,
     config: &Delivery,
     policy: &crate::rules::timing::Policy,
 ) -> (Change, &'static str) {
     let (outcome_name, reply) = match outcome {
         Outcome::Sent(r) => ("sent", r),
-        Outcome::Transient(r) => ("transient", r),
+        Outcome::Transient(r) | Outcome::Relay(r) => ("transient", r),
         Outcome::Permanent(r) => ("permanent", r),
     };
     let delivery = Attempt {
@@ -701,6 +766,13 @@ fn attempt(
     let age = (now - alert.created_at).to_std().unwrap_or_default();
     let (status, retry_at, reply) = match outcome {
         Outcome::Sent(_) => ("sent", None, None),
+        Outcome::Relay(reply) => (
+            "pending",
+            Some(relay_until.unwrap_or(now)),
+            Some(format!(
+                "le relais de messagerie ne répond pas, le message attend : {reply}"
+            )),
+        ),
         Outcome::Transient(reply) if age < config.max_age => {
             let at = policy.next_open(retry_at(now, alert.attempts + 1, alert.id, config));
             (
@@ -714,7 +786,7 @@ fn attempt(
             None,
             Some(format!(
                 "abandonné après {} d'essais : {reply}",
-                humantime::format_duration(config.max_age)
+                crate::rules::french::duration(config.max_age)
             )),
         ),
         Outcome::Permanent(reply) => ("failed", None, Some(reply.clone())),
@@ -794,6 +866,7 @@ mod tests {
                 step_entered_at: now,
             },
             event: Event::new(EventKind::StepChanged, now),
+            message_id: None,
         }
     }
 
@@ -887,6 +960,7 @@ mod tests {
             retry_max: Duration::from_secs(3_600),
             admin_email: None,
             admin_digest: "0 0 8 * * *".parse().unwrap(),
+            notice_dir: std::path::PathBuf::from("notices"),
             from: "a@x.fr".to_owned(),
             reply_to: None,
         }
@@ -927,7 +1001,7 @@ mod tests {
         let status = |o: Outcome, created: DateTime<Utc>| {
             let mut a = a.clone();
             a.created_at = created;
-            attempt(&a, &o, "smtp", "<m@x.fr>", now, &config, &policy).1
+            attempt(&a, &o, ("smtp", "<m@x.fr>"), now, None, &config, &policy).1
         };
         assert_eq!(status(Outcome::Sent("250 OK".into()), now), "sent");
         assert_eq!(status(Outcome::Transient("451".into()), now), "pending");

@@ -1,78 +1,263 @@
-//! The `smtp` transport: a relay reached with lettre over tokio, with pooled
-//! connections.
+//! The `smtp` transport: a relay reached with lettre's SMTP client over tokio,
+//! with a small pool of open connections.
 //!
 //! TLS is `starttls` (required, certificate verified) by default, `tls` (implicit,
-//! port 465), or `none`, which must be configured explicitly. Replies are sorted
-//! as Postfix does: 5xx and invalid addresses are permanent, everything else
-//! (4xx, refused or dropped connections, timeouts) is transient and retried.
+//! port 465), or `none`, which must be configured explicitly.
+//!
+//! The exchange is driven a command at a time, so that each reply is judged by
+//! what it answers (as Postfix does):
+//! - the relay itself failing (no connection, TLS, greeting, EHLO,
+//!   authentication, any reply to `MAIL FROM`, 421, 454, 530, 535, a dropped
+//!   connection, a timeout) is [`Outcome::Relay`]: the message is fine, the
+//!   transport pauses and the alerts wait;
+//! - a refusal of this message (a reply to `RCPT TO` or to its data) is
+//!   [`Outcome::Transient`] for a 4xx and [`Outcome::Permanent`] for a 5xx.
 
-use lettre::transport::smtp::PoolConfig;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lettre::address::Envelope;
+use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 
 use super::Outcome;
 use crate::config::{Smtp, Tls};
 
-/// A pooled connection to the relay.
+/// An idle connection is not reused past this age (relays close idle sessions,
+/// Postfix after 300 s).
+const IDLE_LIMIT: Duration = Duration::from_secs(60);
+
+/// Replies that speak for the relay, whatever command they answer: service
+/// closing (421), TLS or authentication unavailable (454), authentication
+/// required (530) or refused (535).
+const RELAY_CODES: [u16; 4] = [421, 454, 530, 535];
+
+/// The relay, ready to be reached.
 #[derive(Clone)]
 pub struct Relay {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
-    timeout: std::time::Duration,
+    settings: Arc<Settings>,
+    idle: Arc<Mutex<Vec<(AsyncSmtpConnection, Instant)>>>,
+    pool_size: usize,
+}
+
+struct Settings {
+    host: String,
+    port: u16,
+    tls: Tls,
+    parameters: Option<TlsParameters>,
+    timeout: Duration,
+    credentials: Option<Credentials>,
+    hello: ClientId,
+}
+
+/// How one transaction on one connection ended.
+enum Ended {
+    /// The outcome for the message; `true` when the connection may serve again.
+    Done(Outcome, bool),
+    /// A pooled connection that the relay had closed meanwhile: try a fresh one.
+    Stale,
 }
 
 impl Relay {
-    /// Prepares the pool; nothing connects before the first message.
+    /// Prepares the relay; nothing connects before the first message.
     ///
     /// # Errors
-    /// When the TLS settings cannot be built for this host.
+    /// When the TLS settings cannot be built for this host, or the password
+    /// cannot be read.
     pub fn new(config: &Smtp, pool_size: usize) -> Result<Self, String> {
-        let builder = match config.tls {
-            Tls::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&config.host)
-                .map_err(|e| format!("smtp: {e}"))?,
-            Tls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&config.host)
-                .map_err(|e| format!("smtp: {e}"))?,
-            Tls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host),
+        let parameters = match config.tls {
+            Tls::None => None,
+            Tls::StartTls | Tls::Tls => {
+                Some(TlsParameters::new(config.host.clone()).map_err(|e| format!("smtp: {e}"))?)
+            }
         };
-        let mut builder = builder
-            .port(config.port)
-            .timeout(Some(config.timeout))
-            .pool_config(PoolConfig::new().max_size(pool_size as u32));
-        if let (Some(user), Some(source)) = (&config.username, &config.password) {
-            let password = source.read()?;
-            builder = builder.credentials(Credentials::new(user.clone(), password.0));
-        }
+        let credentials = match (&config.username, &config.password) {
+            (Some(user), Some(source)) => Some(Credentials::new(user.clone(), source.read()?.0)),
+            _ => None,
+        };
         Ok(Self {
-            transport: builder.build(),
-            timeout: config.timeout,
+            settings: Arc::new(Settings {
+                host: config.host.clone(),
+                port: config.port,
+                tls: config.tls,
+                parameters,
+                timeout: config.timeout,
+                credentials,
+                hello: ClientId::default(),
+            }),
+            idle: Arc::default(),
+            pool_size,
         })
     }
 
     /// Hands one message to the relay. A relay that stops answering mid-way is
-    /// given up on after a few exchange timeouts (a transient failure), so that it
-    /// never holds the dispatcher.
+    /// given up on after a few exchange timeouts, so that it never holds the
+    /// dispatcher.
     pub async fn send(&self, message: lettre::Message) -> Outcome {
-        let limit = self.timeout.saturating_mul(3);
-        let Ok(result) = tokio::time::timeout(limit, self.transport.send(message)).await else {
-            return Outcome::Transient(format!(
+        let limit = self.settings.timeout.saturating_mul(3);
+        let envelope = message.envelope().clone();
+        let bytes = message.formatted();
+        match tokio::time::timeout(limit, self.exchange(&envelope, &bytes)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Outcome::Relay(format!(
                 "the relay did not answer within {}",
                 humantime::format_duration(limit)
-            ));
+            )),
+        }
+    }
+
+    async fn exchange(&self, envelope: &Envelope, bytes: &[u8]) -> Outcome {
+        if let Some(mut conn) = self.pooled() {
+            match transaction(&mut conn, envelope, bytes, true).await {
+                Ended::Stale => conn.abort().await,
+                Ended::Done(outcome, reusable) => {
+                    return self.finish(conn, outcome, reusable).await;
+                }
+            }
+        }
+        let mut conn = match self.connect().await {
+            Ok(conn) => conn,
+            Err(error) => return Outcome::Relay(describe("connection", &error)),
         };
-        match result {
-            Ok(response) => Outcome::Sent(format!(
+        match transaction(&mut conn, envelope, bytes, false).await {
+            Ended::Done(outcome, reusable) => self.finish(conn, outcome, reusable).await,
+            Ended::Stale => {
+                conn.abort().await;
+                Outcome::Relay("MAIL FROM: the relay closed the connection".to_owned())
+            }
+        }
+    }
+
+    /// An idle connection young enough to serve, if any.
+    fn pooled(&self) -> Option<AsyncSmtpConnection> {
+        let mut idle = self.idle.lock().expect("the pool lock is never poisoned");
+        while let Some((conn, since)) = idle.pop() {
+            if since.elapsed() < IDLE_LIMIT && !conn.has_broken() {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    /// Keeps a connection that may serve again (up to the pool's size), closes
+    /// the others.
+    async fn finish(
+        &self,
+        mut conn: AsyncSmtpConnection,
+        outcome: Outcome,
+        reusable: bool,
+    ) -> Outcome {
+        if reusable {
+            let mut idle = self.idle.lock().expect("the pool lock is never poisoned");
+            if idle.len() < self.pool_size {
+                idle.push((conn, Instant::now()));
+                return outcome;
+            }
+        }
+        conn.abort().await;
+        outcome
+    }
+
+    /// A new session: connection, greeting, EHLO, TLS, authentication.
+    async fn connect(&self) -> Result<AsyncSmtpConnection, lettre::transport::smtp::Error> {
+        let s = &self.settings;
+        let implicit = matches!(s.tls, Tls::Tls)
+            .then(|| s.parameters.clone())
+            .flatten();
+        let mut conn = AsyncSmtpConnection::connect_tokio1(
+            (s.host.as_str(), s.port),
+            Some(s.timeout),
+            &s.hello,
+            implicit,
+            None,
+        )
+        .await?;
+        if let (Tls::StartTls, Some(parameters)) = (s.tls, &s.parameters) {
+            conn.starttls(parameters.clone(), &s.hello).await?;
+        }
+        if let Some(credentials) = &s.credentials {
+            conn.auth(DEFAULT_MECHANISMS, credentials).await?;
+        }
+        Ok(conn)
+    }
+}
+
+/// One message on one open session: `MAIL FROM`, each `RCPT TO`, `DATA`.
+async fn transaction(
+    conn: &mut AsyncSmtpConnection,
+    envelope: &Envelope,
+    bytes: &[u8],
+    pooled: bool,
+) -> Ended {
+    let mut options = Vec::new();
+    let non_ascii = envelope
+        .from()
+        .into_iter()
+        .chain(envelope.to())
+        .any(|a: &lettre::Address| !AsRef::<str>::as_ref(a).is_ascii());
+    if non_ascii {
+        if !conn.server_info().supports_feature(Extension::SmtpUtfEight) {
+            return Ended::Done(
+                Outcome::Permanent(
+                    "the relay does not take non-ASCII addresses (no SMTPUTF8)".to_owned(),
+                ),
+                true,
+            );
+        }
+        options.push(MailParameter::SmtpUtfEight);
+    }
+    if !bytes.is_ascii() && conn.server_info().supports_feature(Extension::EightBitMime) {
+        options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    if let Err(error) = conn
+        .command(Mail::new(envelope.from().cloned(), options))
+        .await
+    {
+        // A pooled session the relay closed meanwhile fails here without a reply.
+        if pooled && error.status().is_none() {
+            return Ended::Stale;
+        }
+        return Ended::Done(Outcome::Relay(describe("MAIL FROM", &error)), false);
+    }
+    for to in envelope.to() {
+        if let Err(error) = conn.command(Rcpt::new(to.clone(), vec![])).await {
+            return Ended::Done(refusal(&format!("RCPT TO <{to}>"), &error), false);
+        }
+    }
+    if let Err(error) = conn.command(Data).await {
+        return Ended::Done(refusal("DATA", &error), false);
+    }
+    match conn.message(bytes).await {
+        Ok(response) => Ended::Done(
+            Outcome::Sent(format!(
                 "{} {}",
                 response.code(),
                 response.message().collect::<Vec<_>>().join(" ")
             )),
-            Err(error) if error.is_permanent() => Outcome::Permanent(describe(&error)),
-            Err(error) => Outcome::Transient(describe(&error)),
-        }
+            true,
+        ),
+        Err(error) => Ended::Done(refusal("the message's data", &error), false),
     }
 }
 
-/// The relay's reply when there is one, else what went wrong.
-fn describe(error: &lettre::transport::smtp::Error) -> String {
-    let mut text = error.to_string();
+/// A failed reply about this message: the relay's own trouble (no reply, a
+/// relay-level code) pauses the transport; otherwise 4xx is transient, 5xx
+/// permanent.
+fn refusal(what: &str, error: &lettre::transport::smtp::Error) -> Outcome {
+    let text = describe(what, error);
+    match error.status().map(u16::from) {
+        None => Outcome::Relay(text),
+        Some(code) if RELAY_CODES.contains(&code) => Outcome::Relay(text),
+        Some(code) if code >= 500 => Outcome::Permanent(text),
+        Some(_) => Outcome::Transient(text),
+    }
+}
+
+/// What was asked, then the relay's reply when there is one, else what went wrong.
+fn describe(what: &str, error: &lettre::transport::smtp::Error) -> String {
+    let mut text = format!("{what}: {error}");
     let mut source = std::error::Error::source(error);
     while let Some(s) = source {
         text.push_str(": ");

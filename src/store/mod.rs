@@ -57,6 +57,7 @@ pub enum StoreError {
     Backup(String),
 }
 
+mod claims;
 mod evaluations;
 mod fields;
 mod gauges;
@@ -70,6 +71,7 @@ mod retention;
 mod sources;
 mod sticky;
 
+pub use claims::{ClaimOwner, TransportState};
 pub use evaluations::OpenDossier;
 pub use fields::{FieldEncoder, IdKey, id_key};
 pub use gauges::{Gauges, ImportGauges, LATENCY_BOUNDS};
@@ -119,6 +121,7 @@ const MIGRATIONS: &[Migration] = &[
         include_str!("migrations/0011_reference_index.sql"),
         Some(references::migrate_0011),
     ),
+    (include_str!("migrations/0012_claims.sql"), None),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -404,6 +407,8 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     names: RefCell<fields::Names>,
+    /// This process as the owner of claims on alerts, once it claimed one.
+    owner: Option<ClaimOwner>,
 }
 
 impl Store {
@@ -441,6 +446,7 @@ impl Store {
             conn,
             path: path.to_owned(),
             names: RefCell::default(),
+            owner: None,
         })
     }
 

@@ -3,8 +3,9 @@
 //!
 //! Every change is one transaction: an alert is marked `sending` (and committed)
 //! before it is handed to a transport, and `sent` after the transport accepted it,
-//! so a crash in between leaves it `sending`, which [`Store::recover_interrupted`]
-//! turns back into `pending` at the next start (a possible duplicate, counted).
+//! so a crash in between leaves it `sending`, which [`Store::recover_orphaned`]
+//! turns back into `pending` once its owner is gone (a possible duplicate,
+//! counted). Claims and their owners are in `claims.rs`.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
@@ -41,6 +42,9 @@ pub struct DueAlert {
     pub dossier: StoredDossier,
     /// The event that triggered it.
     pub event: Event,
+    /// The Message-ID of the message it was last claimed for: a message sent
+    /// again after an interruption keeps it, so that mail clients see a copy.
+    pub message_id: Option<String>,
 }
 
 /// What becomes of an alert.
@@ -97,7 +101,7 @@ const DUE_SELECT: &str = "SELECT d.id, d.connector, d.source_id, d.step, d.statu
         a.id, a.key, a.rule, a.template, a.role, a.recipient, a.digest, a.hold_step,
         a.attempts, a.created_at, a.due_at,
         e.kind, e.from_step, e.to_step, e.field, e.old_value, e.new_value, e.occurred_at,
-        e.notified_by_source
+        e.notified_by_source, a.message_id
     FROM alerts a JOIN events e ON e.id = a.event_id
     JOIN dossiers d ON d.id = a.dossier_id";
 
@@ -129,6 +133,7 @@ impl Store {
                 created_at: parse_time(r.get_ref(18)?.as_str()?)?,
                 due_at: parse_time(r.get_ref(19)?.as_str()?)?,
                 event: super::read_event(r, 20)?,
+                message_id: r.get(28)?,
             });
         }
         Ok(out)
@@ -207,7 +212,8 @@ impl Store {
                     };
                     tx.prepare_cached(
                         "UPDATE alerts SET status = ?2, sent_at = ?3, message_id = ?4,
-                                reason = ?5, due_at = coalesce(?6, due_at), updated_at = ?7
+                                reason = ?5, due_at = coalesce(?6, due_at), updated_at = ?7,
+                                claimed_by = NULL, claimed_until = NULL
                          WHERE id = ?1 AND status = 'sending'",
                     )?
                     .execute(params![
@@ -224,66 +230,6 @@ impl Store {
         }
         tx.commit()?;
         Ok(())
-    }
-
-    /// Marks alerts `sending` (one more attempt), in one transaction, and returns
-    /// those that were still `pending`: an alert cancelled meanwhile, or taken by
-    /// another dispatcher, is not sent.
-    ///
-    /// # Errors
-    /// On a database error; then none is marked.
-    pub fn claim(&mut self, ids: &[i64], now: DateTime<Utc>) -> Result<Vec<i64>> {
-        let tx = self.conn.transaction()?;
-        let mut claimed = Vec::with_capacity(ids.len());
-        {
-            let mut stmt = tx.prepare_cached(
-                "UPDATE alerts SET status = 'sending', attempts = attempts + 1, updated_at = ?2
-                 WHERE id = ?1 AND status = 'pending'",
-            )?;
-            for &id in ids {
-                if stmt.execute(params![id, format_time(now)])? == 1 {
-                    claimed.push(id);
-                }
-            }
-        }
-        tx.commit()?;
-        Ok(claimed)
-    }
-
-    /// Turns the alerts left `sending` by a crash back into `pending`, recording
-    /// an `interrupted` attempt for each (the relay may have accepted them: each
-    /// is a possible duplicate). Returns how many.
-    ///
-    /// # Errors
-    /// On a database error.
-    pub fn recover_interrupted(&mut self, now: DateTime<Utc>) -> Result<u64> {
-        let tx = self.conn.transaction()?;
-        let ids: Vec<i64> = tx
-            .prepare("SELECT id FROM alerts WHERE status = 'sending'")?
-            .query_map([], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        for id in &ids {
-            insert_delivery(
-                &tx,
-                *id,
-                &Delivery {
-                    attempted_at: now,
-                    transport: String::new(),
-                    outcome: "interrupted".to_owned(),
-                    reply: Some(
-                        "the daemon stopped while sending: sent again (possible duplicate)"
-                            .to_owned(),
-                    ),
-                    message_id: None,
-                },
-            )?;
-        }
-        tx.execute(
-            "UPDATE alerts SET status = 'pending', updated_at = ?1 WHERE status = 'sending'",
-            [format_time(now)],
-        )?;
-        tx.commit()?;
-        Ok(ids.len() as u64)
     }
 
     /// Makes failed alerts (one, or all when `id` is `None`) pending again, due
@@ -352,7 +298,11 @@ impl Store {
     }
 }
 
-fn insert_delivery(tx: &rusqlite::Transaction<'_>, alert_id: i64, d: &Delivery) -> Result<()> {
+pub(super) fn insert_delivery(
+    tx: &rusqlite::Transaction<'_>,
+    alert_id: i64,
+    d: &Delivery,
+) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO deliveries (alert_id, attempted_at, transport, outcome, reply, message_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

@@ -17,6 +17,7 @@ mod ds;
 mod generated;
 mod http;
 mod import;
+mod outage;
 mod retention;
 mod sheets;
 mod simulate;

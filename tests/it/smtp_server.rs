@@ -23,6 +23,10 @@ pub enum Mode {
     Drop,
     /// Greets, then never answers again.
     Silent,
+    /// 550 to `MAIL FROM` (the relay refuses the sender: a relay-level failure).
+    RejectSender,
+    /// 421 to the recipient (service closing: a relay-level failure).
+    Closing,
 }
 
 /// One accepted message.
@@ -75,13 +79,23 @@ struct Session {
 }
 
 impl Handler for Session {
+    fn mail(&mut self, _ip: IpAddr, _domain: &str, _from: &str) -> Response {
+        if self.mode == Mode::RejectSender {
+            return Response::custom(550, "5.7.1 Sender address rejected".to_owned());
+        }
+        response::OK
+    }
+
     fn rcpt(&mut self, to: &str) -> Response {
         match self.mode {
             Mode::Permanent if !to.contains("admin") => return response::NO_MAILBOX,
             Mode::Transient => {
                 return Response::custom(450, "Mailbox busy, try again later".to_owned());
             }
-            Mode::Permanent | Mode::Accept | Mode::Drop | Mode::Silent => {}
+            Mode::Closing => {
+                return Response::custom(421, "4.3.2 Service shutting down".to_owned());
+            }
+            Mode::Permanent | Mode::Accept | Mode::Drop | Mode::Silent | Mode::RejectSender => {}
         }
         self.to.push(to.to_owned());
         response::OK
