@@ -136,6 +136,45 @@ pub fn render(g: &Gauges, reloads: &Reloads) -> String {
     );
     family(
         &mut out,
+        "alertissimo_alerts_claimed_over_a_minute",
+        "gauge",
+        "Alerts being sent for more than a minute: a stuck send, or a process gone.",
+    );
+    let _ = writeln!(
+        out,
+        "alertissimo_alerts_claimed_over_a_minute {}",
+        g.stale_claims
+    );
+    family(
+        &mut out,
+        "alertissimo_transport_paused",
+        "gauge",
+        "1 while a transport is paused after relay-level failures (alerts wait), else 0.",
+    );
+    for t in &g.transports {
+        let _ = writeln!(
+            out,
+            "alertissimo_transport_paused{{transport=\"{}\"}} {}",
+            label(&t.name),
+            u8::from(t.paused_since.is_some())
+        );
+    }
+    family(
+        &mut out,
+        "alertissimo_transport_failures",
+        "gauge",
+        "Relay-level failures in a row of each transport (0 once it works again).",
+    );
+    for t in &g.transports {
+        let _ = writeln!(
+            out,
+            "alertissimo_transport_failures{{transport=\"{}\"}} {}",
+            label(&t.name),
+            t.failures
+        );
+    }
+    family(
+        &mut out,
         "alertissimo_delivery_latency_seconds",
         "histogram",
         "From an alert queued to its message sent.",
@@ -295,6 +334,14 @@ mod tests {
             latency_buckets: vec![(60.0, 10), (600.0, 80)],
             latency_count: 90,
             latency_sum: 12_345.0,
+            stale_claims: 2,
+            transports: vec![crate::store::TransportState {
+                name: "smtp".to_owned(),
+                paused_since: Some(chrono::DateTime::UNIX_EPOCH),
+                paused_until: Some(chrono::DateTime::UNIX_EPOCH),
+                failures: 3,
+                reason: Some("connection refused".to_owned()),
+            }],
         };
         let reloads = Reloads::default();
         reloads.refused.fetch_add(1, Ordering::Relaxed);
@@ -312,6 +359,9 @@ mod tests {
             "alertissimo_delivery_latency_seconds_bucket{le=\"+Inf\"} 90",
             "alertissimo_delivery_latency_seconds_count 90",
             "alertissimo_reloads_total{outcome=\"refused\"} 1",
+            "alertissimo_alerts_claimed_over_a_minute 2",
+            "alertissimo_transport_paused{transport=\"smtp\"} 1",
+            "alertissimo_transport_failures{transport=\"smtp\"} 3",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -889,6 +889,27 @@ mod tests {
         assert!(planned.changes.is_empty());
     }
 
+    /// Regression: after a crash, a regrouped digest went out again under a new
+    /// Message-ID (with other alerts in it), so mail clients could not see a copy.
+    #[test]
+    fn an_interrupted_message_goes_again_whole_under_its_message_id() {
+        let resumed = |id: i64, to: &str| {
+            let mut a = alert(id, to, true, "instruction", None);
+            a.message_id = Some("<m1@x.fr>".to_owned());
+            a
+        };
+        let due = vec![
+            alert(1, "a@x.fr", true, "instruction", None),
+            resumed(2, "a@x.fr"),
+            alert(3, "a@x.fr", true, "instruction", None),
+            resumed(4, "a@x.fr"),
+        ];
+        let now = utc("2026-03-10T09:00:00Z");
+        let planned = plan(due, &HashMap::new(), 20, now, &policy(&[]), &lifecycle());
+        let groups: Vec<Vec<i64>> = planned.groups.iter().map(|g| ids(g)).collect();
+        assert_eq!(groups, [vec![1, 3], vec![2, 4]]);
+    }
+
     #[test]
     fn a_dossier_that_left_the_held_step_cancels_its_alert() {
         let due = vec![

@@ -47,6 +47,11 @@ pub struct Gauges {
     pub latency_count: u64,
     /// See `latency_buckets`.
     pub latency_sum: f64,
+    /// Alerts claimed (`sending`) more than a minute ago and not recorded: a
+    /// send stuck, or a process gone that no other has noticed yet.
+    pub stale_claims: u64,
+    /// The transports that ever failed, paused or working again.
+    pub transports: Vec<super::TransportState>,
 }
 
 /// The bounds of the delivery latency histogram, in seconds: a minute to a week.
@@ -120,6 +125,8 @@ impl Store {
             }
         }
         g.latency_buckets = LATENCY_BOUNDS.iter().copied().zip(counts).collect();
+        g.stale_claims = self.claims_older_than(now - chrono::Duration::minutes(1))?;
+        g.transports = self.transport_states()?;
         Ok(g)
     }
 }

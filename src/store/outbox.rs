@@ -205,26 +205,31 @@ impl Store {
                     status,
                     retry_at,
                 } => {
-                    insert_delivery(&tx, *id, delivery)?;
                     let (sent_at, reason) = match *status {
                         "sent" => (Some(format_time(delivery.attempted_at)), None),
                         _ => (None, delivery.reply.clone()),
                     };
-                    tx.prepare_cached(
-                        "UPDATE alerts SET status = ?2, sent_at = ?3, message_id = ?4,
-                                reason = ?5, due_at = coalesce(?6, due_at), updated_at = ?7,
-                                claimed_by = NULL, claimed_until = NULL
-                         WHERE id = ?1 AND status = 'sending'",
-                    )?
-                    .execute(params![
-                        id,
-                        status,
-                        sent_at,
-                        delivery.message_id,
-                        reason,
-                        retry_at.map(format_time),
-                        now_text
-                    ])?;
+                    // Only an alert still claimed records the attempt: one cancelled
+                    // or taken back meanwhile keeps its own story.
+                    let claimed = tx
+                        .prepare_cached(
+                            "UPDATE alerts SET status = ?2, sent_at = ?3, message_id = coalesce(?4, message_id),
+                                    reason = ?5, due_at = coalesce(?6, due_at), updated_at = ?7,
+                                    claimed_by = NULL, claimed_until = NULL
+                             WHERE id = ?1 AND status = 'sending'",
+                        )?
+                        .execute(params![
+                            id,
+                            status,
+                            sent_at,
+                            delivery.message_id,
+                            reason,
+                            retry_at.map(format_time),
+                            now_text
+                        ])?;
+                    if claimed == 1 {
+                        insert_delivery(&tx, *id, delivery)?;
+                    }
                 }
             }
         }

@@ -192,3 +192,46 @@ fn several_processes_drain_one_outbox_and_send_each_alert_once() {
         .unwrap();
     assert_eq!(interrupted, 0, "a live process's claim was taken back");
 }
+
+/// Regression: with the database's write lock held by another program past the
+/// busy timeout, the daemon left alerts `sending` (some never handed over) until
+/// a restart, then sent them again. Now what cannot be recorded is recorded once
+/// the lock is free, and nothing stays claimed.
+#[test]
+fn a_busy_database_strands_no_alert() {
+    const ALERTS: usize = 40;
+    let server = SmtpServer::start(Mode::Accept);
+    let install = install(&server, "concurrency = 2\nrate_per_second = 8.0");
+    for (name, status) in [
+        ("first.csv", "Déposé"),
+        ("second.csv", "Instruction en cours"),
+    ] {
+        let file = export(&install, name, ALERTS, status);
+        let out = install.run(&["import", "portail", file.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let daemon = install.daemon();
+    let start = Instant::now();
+    while server.received().is_empty() {
+        assert!(start.elapsed().as_secs() < 30, "nothing was sent");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Another program takes the write lock for longer than the busy timeout.
+    let holder = install.sql();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    std::thread::sleep(Duration::from_secs(12));
+    holder.execute_batch("COMMIT").unwrap();
+    let start = Instant::now();
+    while pending_or_sending(&install) > 0 {
+        assert!(start.elapsed().as_secs() < 60, "the outbox did not drain");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(daemon);
+    let mut per_address = HashMap::<String, usize>::new();
+    for m in server.received() {
+        *per_address.entry(m.header("To").unwrap()).or_default() += 1;
+    }
+    assert_eq!(per_address.len(), ALERTS, "every alert arrived");
+    let doubled: Vec<_> = per_address.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(doubled.is_empty(), "sent more than once: {doubled:?}");
+}
