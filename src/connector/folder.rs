@@ -70,11 +70,12 @@ impl DropFolder {
                 std::time::Duration::ZERO
             }
         };
+        // By default beside the files, in the folder the pattern names before
+        // any wildcard (`inbox/**/*.csv` → `inbox/archive`, never a folder
+        // literally named `**`). Files under it are never read as new exports.
         let archive_dir = match archive_dir {
             Some(dir) => base.join(dir),
-            None => pattern
-                .parent()
-                .map_or_else(|| base.join("archive"), |p| p.join("archive")),
+            None => literal_folder(&pattern).join("archive"),
         };
         (fp.count() == before).then_some(Self {
             pattern,
@@ -98,7 +99,8 @@ impl DropFolder {
             let Ok(meta) = std::fs::metadata(&path) else {
                 continue;
             };
-            if !meta.is_file() {
+            // Archived files are never new exports, whatever the pattern matches.
+            if !meta.is_file() || path.starts_with(&self.archive_dir) {
                 continue;
             }
             let age = meta
@@ -119,30 +121,108 @@ impl DropFolder {
         Ok(files)
     }
 
-    /// Archives, keeps or deletes a file of the drop folder once imported.
+    /// Archives, keeps or deletes a file of the drop folder once imported. An
+    /// archived file never replaces another (two files of one name from two
+    /// sub-folders, or archived in the same second, both survive: the second
+    /// gets `-2`), and the move is synced to the disk (both folders) before this
+    /// returns, as the import it follows was.
     ///
     /// # Errors
     /// When the file cannot be moved or deleted.
     pub fn dispose(&self, file: &Path, stamp: &str) -> io::Result<Option<PathBuf>> {
+        let from = file.parent().map(Path::to_owned).unwrap_or_default();
         match self.after_import {
             AfterImport::Keep => Ok(None),
-            AfterImport::Delete => std::fs::remove_file(file).map(|()| None),
+            AfterImport::Delete => {
+                std::fs::remove_file(file)?;
+                sync_folder(&from)?;
+                Ok(None)
+            }
             AfterImport::Archive => {
                 std::fs::create_dir_all(&self.archive_dir)?;
                 let name = file
                     .file_name()
                     .map(|n| n.to_string_lossy())
                     .unwrap_or_default();
-                let target = self.archive_dir.join(format!("{stamp}-{name}"));
-                if std::fs::rename(file, &target).is_err() {
-                    // Another file system: copy, then remove.
-                    std::fs::copy(file, &target)?;
-                    std::fs::remove_file(file)?;
-                }
+                let target = archive_without_clobbering(file, &self.archive_dir, stamp, &name)?;
+                sync_folder(&self.archive_dir)?;
+                sync_folder(&from)?;
                 Ok(Some(target))
             }
         }
     }
+}
+
+/// The folder a pattern names before its first wildcard: for a pattern
+/// without one, the file's folder.
+fn literal_folder(pattern: &Path) -> PathBuf {
+    let mut components: Vec<_> = pattern.components().collect();
+    components.pop(); // the file's name, or its pattern
+    let mut folder = PathBuf::new();
+    for c in components {
+        if c.as_os_str().to_string_lossy().contains(['*', '?', '[']) {
+            break;
+        }
+        folder.push(c);
+    }
+    folder
+}
+
+/// Moves `file` into `dir` as `<stamp>-<name>`, or `<stamp>-<n>-<name>` when
+/// that is taken: a hard link never replaces an existing file, then the
+/// original goes. Across file systems, a copy made with `create_new`, synced.
+fn archive_without_clobbering(
+    file: &Path,
+    dir: &Path,
+    stamp: &str,
+    name: &str,
+) -> io::Result<PathBuf> {
+    for n in 1..10_000u32 {
+        let target = if n == 1 {
+            dir.join(format!("{stamp}-{name}"))
+        } else {
+            dir.join(format!("{stamp}-{n}-{name}"))
+        };
+        let placed = match std::fs::hard_link(file, &target) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            // Another file system (or no hard links there): copy, without replacing.
+            Err(_) => copy_new(file, &target),
+        };
+        match placed {
+            Ok(()) => {
+                std::fs::remove_file(file)?;
+                return Ok(target);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::other(format!(
+        "{}: every archive name for {name} is taken",
+        dir.display()
+    )))
+}
+
+/// Copies `from` into a new file `to` (never replacing one), synced.
+fn copy_new(from: &Path, to: &Path) -> io::Result<()> {
+    let mut target = std::fs::File::options()
+        .write(true)
+        .create_new(true)
+        .open(to)?;
+    io::copy(&mut std::fs::File::open(from)?, &mut target)?;
+    target.sync_all()
+}
+
+/// Makes a folder's entries durable (a rename or a removal in it survives a
+/// power cut once this returns).
+fn sync_folder(dir: &Path) -> io::Result<()> {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// The content checksum (xxh3-128, hex) and size of a file, read once.
@@ -165,5 +245,70 @@ pub fn checksum(path: &Path) -> Result<(String, u64), String> {
         }
         hasher.update(&buf[..n]);
         bytes += n as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn folder(pattern: &Path, archive_dir: PathBuf) -> DropFolder {
+        DropFolder {
+            pattern: pattern.to_owned(),
+            after_import: AfterImport::Archive,
+            archive_dir,
+            settle: std::time::Duration::ZERO,
+        }
+    }
+
+    /// Regression: two files of one name (from two sub-folders, or archived in
+    /// the same second) went to one archive name, the second replacing the first.
+    #[test]
+    fn archive_names_never_collide() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = dir.path().join("inbox");
+        for (sub, text) in [("a", "first"), ("b", "second")] {
+            std::fs::create_dir_all(inbox.join(sub)).unwrap();
+            std::fs::write(inbox.join(sub).join("export.csv"), text).unwrap();
+        }
+        let drop = folder(&inbox.join("*/*.csv"), inbox.join("archive"));
+        let files = drop.files().unwrap();
+        assert_eq!(files.len(), 2);
+        let archived: Vec<PathBuf> = files
+            .iter()
+            .map(|f| drop.dispose(f, "20261205T200000Z").unwrap().unwrap())
+            .collect();
+        assert_ne!(archived[0], archived[1]);
+        let mut texts: Vec<String> = archived
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect();
+        texts.sort();
+        assert_eq!(texts, ["first", "second"]);
+        assert!(drop.files().unwrap().is_empty(), "the originals are gone");
+    }
+
+    /// Regression: with `**` in the pattern, the default archive was a folder
+    /// literally named `**`, which the pattern matched again: archived files
+    /// came back as new exports.
+    #[test]
+    fn the_default_archive_never_lies_inside_the_glob() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = dir.path().join("inbox");
+        std::fs::create_dir_all(inbox.join("2026")).unwrap();
+        std::fs::write(inbox.join("2026/export.csv"), "x").unwrap();
+        let pattern = inbox.join("**/*.csv");
+        let archive = literal_folder(&pattern).join("archive");
+        assert_eq!(archive, inbox.join("archive"));
+        assert_eq!(literal_folder(&inbox.join("export.csv")), inbox);
+        let drop = folder(&pattern, archive);
+        let file = drop.files().unwrap().pop().unwrap();
+        let archived = drop.dispose(&file, "20261205T200000Z").unwrap().unwrap();
+        assert!(archived.starts_with(inbox.join("archive")), "{archived:?}");
+        assert!(
+            drop.files().unwrap().is_empty(),
+            "archived files are not read again"
+        );
+        assert!(!inbox.join("**").exists());
     }
 }

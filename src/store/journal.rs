@@ -47,7 +47,8 @@ pub(super) fn wal(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-/// Puts the database back in WAL mode once a bulk import's transaction ended.
+/// Puts the database back in WAL mode, with the WAL's usual syncs, once an
+/// import's transaction ended.
 pub(super) struct Restore<'a>(pub(super) &'a Connection);
 
 impl Drop for Restore<'_> {

@@ -756,11 +756,16 @@ impl Store {
     fn begin(&mut self, bulk: bool) -> Result<ImportTx<'_>> {
         let conn = &self.conn;
         let journal = if bulk && journal::rollback(conn)? {
-            Some(journal::Restore(conn))
+            journal::Restore(conn)
         } else {
             // Back in WAL mode if an earlier bulk import could not restore it.
             journal::wal(conn)?;
-            None
+            // An import's commit is synced to the disk before it returns: the
+            // file it read may be archived or deleted right after, so a power cut
+            // must not take the import back. (Other commits keep the WAL's
+            // `synchronous = NORMAL`; the guard below puts it back.)
+            conn.pragma_update(None, "synchronous", "FULL")?;
+            journal::Restore(conn)
         };
         // The import only links rows to the run it created and to dossiers it
         // created or read in this transaction: SQLite's own checks of those links
@@ -970,8 +975,9 @@ pub struct ImportTx<'a> {
     run_id: i64,
     names: NamesGuard<'a>,
     _foreign_keys: ForeignKeysGuard<'a>,
-    /// For a bulk import in rollback-journal mode: back to the WAL once it ended.
-    _journal: Option<journal::Restore<'a>>,
+    /// Once it ended: back to the WAL and its usual syncs (a bulk import ran
+    /// with the rollback journal, any import with full syncs).
+    _journal: journal::Restore<'a>,
 }
 
 /// The statements an import runs for every new dossier, prepared once per import
@@ -1561,6 +1567,33 @@ mod tests {
         tx.start_run(&run).unwrap();
         tx.finish(&run, &[]).unwrap();
         assert_eq!(runs(&other), 2, "the other program reads the import");
+    }
+
+    fn synchronous(conn: &Connection) -> i64 {
+        conn.query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// Regression: an import committed with the WAL's `synchronous = NORMAL`,
+    /// so a power cut right after could take it back while its file was
+    /// already archived or deleted.
+    #[test]
+    fn an_import_commits_durably_and_other_writes_keep_the_wal_syncs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("state.db"), 8).unwrap();
+        assert_eq!(synchronous(&store.conn), 1, "NORMAL outside imports");
+        let run = new_run();
+        for bulk in [true, false] {
+            let mut tx = if bulk {
+                store.begin_bulk_import().unwrap()
+            } else {
+                store.begin_import().unwrap()
+            };
+            assert_eq!(synchronous(&tx.tx), 2, "FULL during an import");
+            tx.start_run(&run).unwrap();
+            tx.finish(&run, &[]).unwrap();
+            assert_eq!(synchronous(&store.conn), 1, "NORMAL again after it");
+        }
     }
 
     #[test]
