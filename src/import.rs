@@ -648,38 +648,44 @@ fn import_snapshot(
     if !options.force
         && inspected.bytes() > 0
         && let Some(checksum) = inspected.checksum()
-        && let Some(earlier) = tx.run_with_checksum(&connector.name, checksum)?
     {
-        summary.run_id = Some(earlier.id);
-        match earlier.status {
-            RunStatus::Applied => {
-                info!(
-                    connector = %connector.name, file = %shown, run = earlier.id,
-                    "Skipped a file whose content was already imported."
-                );
-                summary.status = "skipped";
-                summary.dispose = true;
-                summary.reasons.push(format!(
-                    "same content as the file imported by run {}; use --force to import it again",
-                    earlier.id
-                ));
-                return Ok(summary);
-            }
-            // Refused by this very connector: refusing it again would change nothing.
-            // Once the connector is fixed (another fingerprint), the file is read again.
-            RunStatus::Refused if earlier.fingerprint == run.fingerprint => {
-                warn!(
-                    connector = %connector.name, file = %shown, run = earlier.id,
-                    "Skipped a file refused before; fix the export or the connector, or import it with --force."
-                );
-                summary.status = "skipped";
-                summary.reasons.push(format!(
-                    "same content as the file refused by run {} with the same connector; fix the export or the connector, or use --force",
-                    earlier.id
-                ));
-                return Ok(summary);
-            }
-            RunStatus::Refused => {}
+        // The very content of the last applied snapshot: nothing to read again.
+        // A content applied long ago, with other snapshots since, is read again.
+        if let Some(last) = tx.last_snapshot(&connector.name)?
+            && last.checksum.as_deref() == Some(checksum)
+        {
+            info!(
+                connector = %connector.name, file = %shown, run = last.id,
+                "The file holds the same content as the last applied snapshot: recorded as unchanged."
+            );
+            run.finished_at = Utc::now();
+            run.reasons.push(format!(
+                "same content as the last applied snapshot (run {}); use --force to read it again",
+                last.id
+            ));
+            summary.run_id = Some(tx.finish_unchanged(&run)?);
+            summary.status = RunStatus::Unchanged.as_str();
+            summary.dispose = true;
+            summary.reasons = run.reasons;
+            return Ok(summary);
+        }
+        // Refused by this very connector: refusing it again would change nothing.
+        // Once the connector is fixed (another fingerprint), the file is read again.
+        if let Some(earlier) = tx.run_with_checksum(&connector.name, checksum)?
+            && earlier.status == RunStatus::Refused
+            && earlier.fingerprint == run.fingerprint
+        {
+            summary.run_id = Some(earlier.id);
+            warn!(
+                connector = %connector.name, file = %shown, run = earlier.id,
+                "Skipped a file refused before; fix the export or the connector, or import it with --force."
+            );
+            summary.status = "skipped";
+            summary.reasons.push(format!(
+                "same content as the file refused by run {} with the same connector; fix the export or the connector, or use --force",
+                earlier.id
+            ));
+            return Ok(summary);
         }
     }
     let (file, size) = match inspected.open(origin, connector) {

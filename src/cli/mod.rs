@@ -550,7 +550,7 @@ fn print_summary(s: &Summary, _tz: Tz) {
         .run_id
         .map_or_else(String::new, |id| format!(" (run {id})"));
     out!("{}: {}{run}", s.file, s.status.to_uppercase());
-    if s.status != "skipped" {
+    if s.status != "skipped" && s.status != "unchanged" {
         out!(
             "  rows {}  unchanged {}  created {}  step changes {}  field changes {}  disappeared {}  reappeared {}  rejected {}{}",
             c.rows,
@@ -587,10 +587,9 @@ fn print_summary(s: &Summary, _tz: Tz) {
     for reason in &s.reasons {
         out!(
             "  {}: {reason}",
-            if s.status == "skipped" {
-                "skipped"
-            } else {
-                "refused"
+            match s.status {
+                "skipped" | "unchanged" => s.status,
+                _ => "refused",
             }
         );
     }

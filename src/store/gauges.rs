@@ -69,7 +69,7 @@ impl Store {
         let mut stmt = self.conn.prepare(
             "SELECT connector,
                     sum(status = 'applied'), sum(status = 'refused'),
-                    max(CASE WHEN status = 'applied' THEN finished_at END),
+                    max(CASE WHEN status IN ('applied', 'unchanged') THEN finished_at END),
                     sum(rows),
                     sum(created + step_changed + field_changed + disappeared + reappeared + messages),
                     sum(rejected)

@@ -122,6 +122,7 @@ const MIGRATIONS: &[Migration] = &[
         Some(references::migrate_0011),
     ),
     (include_str!("migrations/0012_claims.sql"), None),
+    (include_str!("migrations/0013_unchanged_runs.sql"), None),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -176,6 +177,9 @@ pub enum RunStatus {
     Applied,
     /// The snapshot was refused by a guard: nothing changed.
     Refused,
+    /// The content was identical to the connector's last applied snapshot:
+    /// nothing to read again, and the source is healthy.
+    Unchanged,
 }
 
 impl RunStatus {
@@ -184,6 +188,7 @@ impl RunStatus {
         match self {
             Self::Applied => "applied",
             Self::Refused => "refused",
+            Self::Unchanged => "unchanged",
         }
     }
 
@@ -191,6 +196,7 @@ impl RunStatus {
         match s {
             "applied" => Ok(Self::Applied),
             "refused" => Ok(Self::Refused),
+            "unchanged" => Ok(Self::Unchanged),
             _ => Err(StoreError::Corrupt(format!("run status '{s}'"))),
         }
     }
@@ -431,7 +437,6 @@ impl Store {
         conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
-             PRAGMA foreign_keys = ON;
              PRAGMA temp_store = MEMORY;
              PRAGMA busy_timeout = {};
              PRAGMA cache_size = -{};",
@@ -439,8 +444,23 @@ impl Store {
             u64::from(cache_mb) * 1024
         ))
         .map_err(|e| open_err(e.into()))?;
+        // A migration may rebuild a table that others refer to (SQLite's way to
+        // change a constraint): the links are checked once all have run.
+        conn.pragma_update(None, "foreign_keys", false)
+            .map_err(|e| open_err(e.into()))?;
         migrations()
             .to_latest(&mut conn)
+            .map_err(|e| open_err(e.into()))?;
+        let broken: Option<String> = conn
+            .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+            .optional()
+            .map_err(|e| open_err(e.into()))?;
+        if let Some(table) = broken {
+            return Err(open_err(
+                format!("a link of table {table} is broken after the migrations").into(),
+            ));
+        }
+        conn.pragma_update(None, "foreign_keys", true)
             .map_err(|e| open_err(e.into()))?;
         Ok(Self {
             conn,
@@ -1132,6 +1152,33 @@ impl ImportTx<'_> {
             )?
             .execute(params![connector, format_time(now), cursor])?;
         Ok(())
+    }
+
+    /// The connector's last applied snapshot (an `unchanged` run repeats the
+    /// one before it), if any.
+    ///
+    /// # Errors
+    /// On a database error or a corrupt row.
+    pub fn last_snapshot(&self, connector: &str) -> Result<Option<RunRecord>> {
+        Ok(query_runs(
+            &self.tx,
+            "WHERE connector = ?1 AND kind = 'import' AND status IN ('applied', 'unchanged')
+             ORDER BY id DESC LIMIT 1",
+            [connector],
+        )?
+        .pop())
+    }
+
+    /// Records a run whose content is the connector's last applied snapshot's,
+    /// read no further, and commits; returns its id.
+    ///
+    /// # Errors
+    /// On a database error; then nothing is recorded.
+    pub fn finish_unchanged(self, run: &NewRun) -> Result<i64> {
+        let id = insert_run(&self.tx, run, RunStatus::Unchanged)?;
+        drop(self.hot);
+        self.tx.commit()?;
+        Ok(id)
     }
 
     /// The latest run that read a file with this checksum, if any.

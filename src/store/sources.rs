@@ -84,7 +84,8 @@ impl Store {
                 })?;
             let success: Option<String> = tx
                 .prepare_cached(
-                    "SELECT max(finished_at) FROM runs WHERE connector = ?1 AND status = 'applied'",
+                    "SELECT max(finished_at) FROM runs
+                     WHERE connector = ?1 AND status IN ('applied', 'unchanged')",
                 )?
                 .query_row([connector], |r| r.get(0))?;
             let refused: Option<(String, String)> = tx

@@ -147,23 +147,49 @@ fn baseline_import_records_without_alerting() {
 }
 
 #[test]
-fn same_content_is_skipped_unless_forced() {
+fn the_last_snapshot_again_is_unchanged_unless_forced() {
     let install = Install::new();
     let (first, _) = install.import("export-1.csv", &[]);
     let (again, code) = install.import("export-1.csv", &[]);
     assert_eq!(code, 0);
-    assert_eq!(again["status"], "skipped", "{again}");
-    assert_eq!(again["run_id"], first["run_id"]);
+    assert_eq!(again["status"], "unchanged", "{again}");
+    assert_ne!(
+        again["run_id"], first["run_id"],
+        "an unchanged snapshot is a run"
+    );
     assert!(again["reasons"][0].as_str().unwrap().contains("--force"));
     let (forced, _) = install.import("export-1.csv", &["--force"]);
     assert_eq!(forced["status"], "applied");
     assert_eq!(counts(&forced), [0; 6]);
     assert_eq!(n(&forced, "unchanged"), 5);
-    let runs = install
+    let statuses: Vec<String> = install
         .sql()
-        .query_row("SELECT count(*) FROM runs", [], |r| r.get::<_, i64>(0))
-        .unwrap();
-    assert_eq!(runs, 2, "a skipped file is not a run");
+        .prepare("SELECT status FROM runs ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(statuses, ["applied", "unchanged", "applied"]);
+    // A source that sends the same file every day is healthy.
+    let out = install.run(&["runs", "--sources", "--json"]);
+    let health: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(health[0]["stale"], false, "{health}");
+}
+
+/// Regression: a content applied once, long ago, was skipped forever, even
+/// after later snapshots changed the state (A, then B, then A again left the
+/// state at B).
+#[test]
+fn a_content_applied_long_ago_is_read_again() {
+    let install = Install::tolerant();
+    install.import("export-1.csv", &[]);
+    let (b, _) = install.import("export-2.csv", &[]);
+    assert_eq!(n(&b, "step_changed"), 1, "{b}");
+    let (a, code) = install.import("export-1.csv", &[]);
+    assert_eq!(code, 0, "{a}");
+    assert_eq!(a["status"], "applied", "{a}");
+    assert_eq!(n(&a, "step_changed"), 1, "the state goes back to A: {a}");
 }
 
 #[test]
@@ -210,15 +236,15 @@ fn drop_folder_files_are_imported_in_order_and_archived() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["status"], "no_file");
 
-    // An archived file dropped again is recognised by its content.
+    // The last snapshot dropped again is recognised by its content.
     std::fs::copy(
-        crate::common::fixture("export-1.csv"),
+        crate::common::fixture("export-2.csv"),
         inbox.join("export-again.csv"),
     )
     .unwrap();
     let out = install.run(&["import", "portail", "--json"]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["status"], "skipped", "{v}");
+    assert_eq!(v["status"], "unchanged", "{v}");
 }
 
 /// Imports the baseline, then `bad`: the snapshot must be refused, the dossiers

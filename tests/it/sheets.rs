@@ -78,11 +78,11 @@ fn xls_with_title_rows_serial_dates_and_numeric_ids() {
     assert_eq!(d5["amount_granted"], "8500.50");
     // 05/09/2026 as an Excel serial date, midnight in Paris.
     assert_eq!(d5["step_since"], "2026-09-04T22:00:00Z");
-    // The same workbook again: skipped by its checksum.
+    // The same workbook again: unchanged, by its checksum.
     let (again, code) = install.import_fixture("sheets", "progos-like.xls");
     assert_eq!(
         (again["status"].as_str(), code),
-        (Some("skipped"), 0),
+        (Some("unchanged"), 0),
         "{again}"
     );
 }
