@@ -220,7 +220,7 @@ fn cancel_and_retry_check_the_status() {
 }
 
 /// An export of `n` dossiers, all with the status `status`, each with its own address.
-pub(crate) fn export(install: &Install, name: &str, n: usize, status: &str) -> std::path::PathBuf {
+fn export(install: &Install, name: &str, n: usize, status: &str) -> std::path::PathBuf {
     let path = install.root().join("exports").join(name);
     std::fs::write(&path, crate::generated::export_text(n, status)).unwrap();
     path
@@ -237,6 +237,29 @@ pub(crate) fn pending_or_sending(install: &Install) -> usize {
         .unwrap() as usize
 }
 
+/// Imports `n` dossiers filed, then the same in instruction: `n` alerts, each to
+/// its own address.
+pub(crate) fn queue_alerts(install: &Install, n: usize) {
+    for (name, status) in [
+        ("first.csv", "Déposé"),
+        ("second.csv", "Instruction en cours"),
+    ] {
+        let file = export(install, name, n, status);
+        let out = install.run(&["import", "portail", file.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    assert_eq!(pending_or_sending(install), n);
+}
+
+/// How many messages the server received for each address.
+pub(crate) fn per_address(server: &SmtpServer) -> std::collections::HashMap<String, usize> {
+    let mut counts = std::collections::HashMap::<String, usize>::new();
+    for m in server.received() {
+        *counts.entry(m.header("To").unwrap()).or_default() += 1;
+    }
+    counts
+}
+
 #[test]
 fn killing_the_daemon_mid_dispatch_loses_nothing() {
     use rand::{RngExt, SeedableRng};
@@ -245,15 +268,7 @@ fn killing_the_daemon_mid_dispatch_loses_nothing() {
     let server = SmtpServer::start(Mode::Accept);
     // One message in flight at a time, so that a crash can double one at most.
     let install = install(&server, "concurrency = 1\nrate_per_second = 150.0");
-    for (name, status) in [
-        ("first.csv", "Déposé"),
-        ("second.csv", "Instruction en cours"),
-    ] {
-        let file = export(&install, name, ALERTS, status);
-        let out = install.run(&["import", "portail", file.to_str().unwrap()]);
-        assert!(out.status.success(), "{}", text(&out));
-    }
-    assert_eq!(pending_or_sending(&install), ALERTS);
+    queue_alerts(&install, ALERTS);
 
     let seed = 20_261_129;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
@@ -283,10 +298,7 @@ fn killing_the_daemon_mid_dispatch_loses_nothing() {
     crate::common::terminate(&mut child);
 
     let received = server.received();
-    let mut per_address = std::collections::HashMap::<String, usize>::new();
-    for m in &received {
-        *per_address.entry(m.header("To").unwrap()).or_default() += 1;
-    }
+    let per_address = per_address(&server);
     let duplicates = received.len() - per_address.len();
     let interrupted: i64 = install
         .sql()

@@ -2,14 +2,14 @@
 //! pauses delivery and fails no alert, the administrators' digest backs off, and
 //! several processes draining one outbox send each alert once.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use rstest::rstest;
 
 use crate::common::{Install, text};
 use crate::delivery::{
-    all, export, flush, flush_undelivered, install, pending_or_sending, statuses, three_alerts,
+    all, flush, flush_undelivered, install, pending_or_sending, per_address, queue_alerts,
+    statuses, three_alerts,
 };
 use crate::smtp_server::{Mode, SmtpServer};
 
@@ -136,15 +136,7 @@ fn several_processes_drain_one_outbox_and_send_each_alert_once() {
     const ALERTS: usize = 150;
     let server = SmtpServer::start(Mode::Accept);
     let install = install(&server, "concurrency = 2\nrate_per_second = 40.0");
-    for (name, status) in [
-        ("first.csv", "Déposé"),
-        ("second.csv", "Instruction en cours"),
-    ] {
-        let file = export(&install, name, ALERTS, status);
-        let out = install.run(&["import", "portail", file.to_str().unwrap()]);
-        assert!(out.status.success(), "{}", text(&out));
-    }
-    assert_eq!(pending_or_sending(&install), ALERTS);
+    queue_alerts(&install, ALERTS);
 
     let daemon = install.daemon();
     let flushes: Vec<_> = (0..2)
@@ -175,10 +167,7 @@ fn several_processes_drain_one_outbox_and_send_each_alert_once() {
     }
     drop(daemon);
 
-    let mut per_address = HashMap::<String, usize>::new();
-    for m in server.received() {
-        *per_address.entry(m.header("To").unwrap()).or_default() += 1;
-    }
+    let per_address = per_address(&server);
     let doubled: Vec<_> = per_address.iter().filter(|(_, n)| **n > 1).collect();
     assert!(doubled.is_empty(), "sent more than once: {doubled:?}");
     assert_eq!(per_address.len(), ALERTS, "every alert arrived");
@@ -202,14 +191,7 @@ fn a_busy_database_strands_no_alert() {
     const ALERTS: usize = 40;
     let server = SmtpServer::start(Mode::Accept);
     let install = install(&server, "concurrency = 2\nrate_per_second = 8.0");
-    for (name, status) in [
-        ("first.csv", "Déposé"),
-        ("second.csv", "Instruction en cours"),
-    ] {
-        let file = export(&install, name, ALERTS, status);
-        let out = install.run(&["import", "portail", file.to_str().unwrap()]);
-        assert!(out.status.success(), "{}", text(&out));
-    }
+    queue_alerts(&install, ALERTS);
     let daemon = install.daemon();
     let start = Instant::now();
     while server.received().is_empty() {
@@ -227,10 +209,7 @@ fn a_busy_database_strands_no_alert() {
         std::thread::sleep(Duration::from_millis(100));
     }
     drop(daemon);
-    let mut per_address = HashMap::<String, usize>::new();
-    for m in server.received() {
-        *per_address.entry(m.header("To").unwrap()).or_default() += 1;
-    }
+    let per_address = per_address(&server);
     assert_eq!(per_address.len(), ALERTS, "every alert arrived");
     let doubled: Vec<_> = per_address.iter().filter(|(_, n)| **n > 1).collect();
     assert!(doubled.is_empty(), "sent more than once: {doubled:?}");
