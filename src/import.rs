@@ -540,7 +540,7 @@ pub fn import_spool(
     tz: chrono_tz::Tz,
     options: &Options<'_>,
 ) -> Result<Summary, StoreError> {
-    import_snapshot(store, connector, Origin::Api(spool), tz, options)
+    guarded(store, connector, Origin::Api(spool), tz, options)
 }
 
 /// Imports one file as one snapshot of a connector.
@@ -554,7 +554,71 @@ pub fn import_file(
     tz: chrono_tz::Tz,
     options: &Options<'_>,
 ) -> Result<Summary, StoreError> {
-    import_snapshot(store, connector, Origin::File(path), tz, options)
+    guarded(store, connector, Origin::File(path), tz, options)
+}
+
+/// Imports one snapshot, a panic while reading it included: a parser that
+/// panics on a hostile or cut file (calamine on a truncated workbook, say) rolls
+/// the import back, and the snapshot is refused naming the file and the cause,
+/// recorded as a run with the file's checksum, so that it is not read again
+/// until it changes and the other connectors go on.
+fn guarded(
+    store: &mut Store,
+    connector: &Connector,
+    origin: Origin<'_>,
+    tz: chrono_tz::Tz,
+    options: &Options<'_>,
+) -> Result<Summary, StoreError> {
+    let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        import_snapshot(store, connector, origin, tz, options)
+    }));
+    let panic = match attempt {
+        Ok(outcome) => return outcome,
+        Err(panic) => panic,
+    };
+    let cause = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown cause".to_owned());
+    let (shown, checksum) = match origin {
+        Origin::File(path) => (
+            path.display().to_string(),
+            crate::connector::folder::checksum(path)
+                .ok()
+                .map(|(c, _)| c),
+        ),
+        Origin::Api(_) => (connector.source.address().unwrap_or_default(), None),
+    };
+    let now = Utc::now();
+    let run = NewRun {
+        connector: connector.name.clone(),
+        source: shown.clone(),
+        checksum,
+        fingerprint: format!("{:016x}", connector.fingerprint),
+        started_at: now,
+        finished_at: now,
+        baseline: false,
+        counts: Counts::default(),
+        reasons: Vec::new(),
+    };
+    let summary = Summary {
+        run_id: None,
+        status: "refused",
+        connector: connector.name.clone(),
+        file: shown.clone(),
+        baseline: false,
+        counts: Counts::default(),
+        reasons: Vec::new(),
+        rejections: Vec::new(),
+        archived_to: None,
+        dispose: false,
+        more_rejections: 0,
+    };
+    let reason = format!(
+        "{shown}: the file cannot be read (its reader failed: {cause}); a cut or damaged export? It is read again once it changes"
+    );
+    refuse(store, run, vec![reason], Vec::new(), summary)
 }
 
 /// Where a snapshot is read from.

@@ -188,3 +188,55 @@ fn check_names_bad_spreadsheet_settings() {
         );
     }
 }
+
+/// Regression: a truncated `.xls` made calamine panic (index out of bounds in
+/// its CFB reader): `import` exited 101 with a backtrace, no run was recorded
+/// and no file named, and the daemon panicked again on every tick. Now a cut
+/// workbook, at any point, is a refused snapshot naming the file, recorded as a
+/// run, and not read again until it changes.
+#[test]
+fn a_cut_workbook_is_a_refused_snapshot_never_a_crash() {
+    for (fixture, connector) in [
+        ("progos-like.xls", PROGOS.to_owned()),
+        ("osiris-like.xlsx", OSIRIS.to_owned()),
+        ("osiris-like.ods", OSIRIS.replace("*.xlsx", "*.ods")),
+    ] {
+        let whole = std::fs::read(
+            crate::common::repo()
+                .join("tests/fixtures/sheets")
+                .join(fixture),
+        )
+        .unwrap();
+        let install = Install::with_text(connector);
+        let cuts = 24;
+        for i in 1..cuts {
+            let at = whole.len() * i / cuts;
+            let name = format!("cut-{at}-{fixture}");
+            let file = install.root().join("exports").join(&name);
+            std::fs::write(&file, &whole[..at]).unwrap();
+            let out = install.run(&["import", "portail", file.to_str().unwrap(), "--json"]);
+            let code = out.status.code();
+            let summary: Value = serde_json::from_slice(&out.stdout)
+                .unwrap_or_else(|e| panic!("{fixture} cut at {at}: {e}: {}", text(&out)));
+            // A cut past the last cell the reader needs loses nothing.
+            if summary["status"] == "applied" {
+                assert_eq!(summary["rows"], 5, "{fixture} cut at {at}: {summary}");
+                continue;
+            }
+            assert_eq!(code, Some(1), "{fixture} cut at {at}: {}", text(&out));
+            assert_eq!(summary["status"], "refused", "{summary}");
+            assert!(
+                summary["run_id"].is_number(),
+                "a run is recorded: {summary}"
+            );
+            assert!(
+                summary["reasons"][0].as_str().unwrap().contains(&name),
+                "the file is named: {summary}"
+            );
+            // Not read again until it changes.
+            let again = install.run(&["import", "portail", file.to_str().unwrap(), "--json"]);
+            let again: Value = serde_json::from_slice(&again.stdout).unwrap();
+            assert_eq!(again["status"], "skipped", "{again}");
+        }
+    }
+}
