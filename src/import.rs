@@ -63,6 +63,8 @@ pub struct Summary {
     pub more_rejections: usize,
     /// Where the file was archived, if it was.
     pub archived_to: Option<String>,
+    /// The encoding a text export was decoded with (`UTF-8`, `windows-1252`…).
+    pub encoding: Option<String>,
     /// Whether a drop-folder file may be archived or deleted now (applied, or
     /// already applied before).
     #[serde(skip)]
@@ -70,6 +72,25 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// The summary of reading `file` for `connector`, before anything is known
+    /// of it (refused until said otherwise).
+    pub fn new(connector: &str, file: String) -> Self {
+        Self {
+            run_id: None,
+            status: "refused",
+            connector: connector.to_owned(),
+            file,
+            baseline: false,
+            counts: Counts::default(),
+            reasons: Vec::new(),
+            rejections: Vec::new(),
+            more_rejections: 0,
+            archived_to: None,
+            encoding: None,
+            dispose: false,
+        }
+    }
+
     /// Keeps the first rejections to show, and counts the others.
     fn show(&mut self, rejections: Vec<Rejection>) {
         self.more_rejections = rejections.len().saturating_sub(SHOWN_REJECTIONS);
@@ -601,20 +622,9 @@ fn guarded(
         baseline: false,
         counts: Counts::default(),
         reasons: Vec::new(),
+        encoding: None,
     };
-    let summary = Summary {
-        run_id: None,
-        status: "refused",
-        connector: connector.name.clone(),
-        file: shown.clone(),
-        baseline: false,
-        counts: Counts::default(),
-        reasons: Vec::new(),
-        rejections: Vec::new(),
-        archived_to: None,
-        dispose: false,
-        more_rejections: 0,
-    };
+    let summary = Summary::new(&connector.name, shown.clone());
     let reason = format!(
         "{shown}: the file cannot be read (its reader failed: {cause}); a cut or damaged export? It is read again once it changes"
     );
@@ -663,17 +673,8 @@ fn import_snapshot(
     };
     let baseline = !tx.has_applied_run(&connector.name)?;
     let mut summary = Summary {
-        run_id: None,
-        status: "refused",
-        connector: connector.name.clone(),
-        file: shown.clone(),
         baseline: baseline && !connector.alert_on_first_import,
-        counts: Counts::default(),
-        reasons: Vec::new(),
-        rejections: Vec::new(),
-        archived_to: None,
-        dispose: false,
-        more_rejections: 0,
+        ..Summary::new(&connector.name, shown.clone())
     };
     // The first pass (checksum, and the encoding of text) runs while the index loads.
     let (inspected, index) = std::thread::scope(|s| {
@@ -699,6 +700,7 @@ fn import_snapshot(
         baseline: summary.baseline,
         counts: Counts::default(),
         reasons: Vec::new(),
+        encoding: None,
     };
     let inspected: FirstPass = match inspected {
         Ok(i) => i,
@@ -708,6 +710,8 @@ fn import_snapshot(
         }
     };
     run.checksum = inspected.checksum().map(str::to_owned);
+    run.encoding = inspected.encoding().map(str::to_owned);
+    summary.encoding.clone_from(&run.encoding);
     // An empty file is refused every time: all empty files share one checksum.
     if !options.force
         && inspected.bytes() > 0

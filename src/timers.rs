@@ -344,6 +344,7 @@ pub fn evaluate(
         tx.align_digests()?;
     }
     let run = NewRun {
+        encoding: None,
         connector: String::new(),
         source: "evaluation".to_owned(),
         checksum: None,

@@ -512,17 +512,9 @@ fn import_now(
     if summaries.is_empty() {
         if json {
             let none = Summary {
-                run_id: None,
                 status: "no_file",
-                connector: name.to_owned(),
-                file: String::new(),
-                baseline: false,
-                counts: Default::default(),
                 reasons: vec!["no file waiting in the drop folder".to_owned()],
-                rejections: Vec::new(),
-                archived_to: None,
-                dispose: false,
-                more_rejections: 0,
+                ..Summary::new(name, String::new())
             };
             out!("{}", serde_json::to_string(&none)?);
         } else {
@@ -1089,6 +1081,7 @@ fn run_json(r: &RunRecord, tz: Tz) -> serde_json::Value {
         "alerts_queued": r.counts.alerts_queued,
         "alerts_cancelled": r.counts.alerts_cancelled,
         "reasons": r.reasons,
+        "encoding": r.encoding,
     })
 }
 

@@ -202,11 +202,22 @@ pub fn inspect(path: &Path, choice: EncodingChoice) -> Result<Inspected, String>
             UTF_8
         }
         EncodingChoice::Fixed(e) => e,
-        EncodingChoice::Auto => match bom_encoding {
-            Some(e) if e != UTF_8 => e,
+        EncodingChoice::Auto => match (bom_encoding, invalid_at) {
+            (Some(e), _) if e != UTF_8 => e,
+            (_, None) => UTF_8,
+            // Invalid bytes beside valid multi-byte UTF-8: a damaged or mixed
+            // export. Decoding it all as Windows-1252 would turn every accented
+            // letter into mojibake, sent to beneficiaries: refused, naming the
+            // first bad byte.
+            (_, Some(at)) if holds_multibyte_utf8(path, skip)? => {
+                let (line, byte) = locate(path, at)?;
+                return Err(format!(
+                    "{}:{line}: not valid UTF-8 (byte 0x{byte:02X} at offset {at}), though the file holds UTF-8 text elsewhere: a damaged or mixed export; fix it, or set encoding = \"utf-8\" or \"windows-1252\" in the connector",
+                    path.display()
+                ));
+            }
             // A UTF-8 byte order mark in front of a Windows-1252 body: real open-data files do that.
-            _ if invalid_at.is_some() => WINDOWS_1252,
-            _ => UTF_8,
+            (_, Some(_)) => WINDOWS_1252,
         },
     };
     // Skip a byte order mark only when it belongs to the encoding family we decode
@@ -222,6 +233,35 @@ pub fn inspect(path: &Path, choice: EncodingChoice) -> Result<Inspected, String>
         skip,
         bytes: offset,
     })
+}
+
+/// Whether a file (past its first `skip` bytes, a byte order mark) holds at
+/// least one well-formed multi-byte UTF-8 character. Read only for a file with
+/// invalid UTF-8, to tell Windows-1252 from damaged UTF-8.
+fn holds_multibyte_utf8(path: &Path, skip: u64) -> Result<bool, String> {
+    let cannot = |e: std::io::Error| format!("{}: cannot read: {e}", path.display());
+    let mut file = File::open(path).map_err(cannot)?;
+    file.seek(SeekFrom::Start(skip)).map_err(cannot)?;
+    let mut buf = vec![0u8; 1 << 20];
+    // The bytes of a character cut by the end of a chunk, read again with the next.
+    let mut carry: Vec<u8> = Vec::new();
+    loop {
+        let n = file.read(&mut buf).map_err(cannot)?;
+        if n == 0 {
+            return Ok(false);
+        }
+        carry.extend_from_slice(&buf[..n]);
+        let mut tail = 0;
+        for chunk in carry.utf8_chunks() {
+            if !chunk.valid().is_ascii() {
+                return Ok(true);
+            }
+            // An incomplete sequence at the very end may complete in the next chunk.
+            tail = chunk.invalid().len().min(3);
+        }
+        let keep = carry.len() - tail;
+        carry.drain(..keep);
+    }
 }
 
 /// The line (1-based) and byte value at a byte offset of a file.
@@ -623,6 +663,39 @@ mod tests {
         bytes.extend_from_slice("é;è\n".as_bytes());
         let i = inspect_bytes(&bytes, EncodingChoice::Auto).unwrap();
         assert_eq!(i.encoding, UTF_8);
+    }
+
+    /// Regression: one invalid byte anywhere made a whole UTF-8 export
+    /// Windows-1252, and its names were stored and sent as mojibake.
+    #[test]
+    fn auto_never_decodes_utf8_text_as_windows_1252() {
+        let err = inspect_bytes(
+            "Nom;Ville\nHélène;Lille\nbad;\u{0}"
+                .as_bytes()
+                .iter()
+                .copied()
+                .chain([b'\n', b'x', b';', 0xE9, b'\n'])
+                .collect::<Vec<_>>()
+                .as_slice(),
+            EncodingChoice::Auto,
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("f.csv:4: not valid UTF-8 (byte 0xE9")
+                && err.contains("holds UTF-8 text elsewhere"),
+            "{err}"
+        );
+        // A multi-byte character after the bad byte counts too, even one cut by
+        // the end of the first chunk read.
+        let mut bytes = b"a;\xE9\n".to_vec();
+        bytes.resize((1 << 20) - 1, b'a');
+        bytes.extend_from_slice("é\n".as_bytes());
+        assert!(inspect_bytes(&bytes, EncodingChoice::Auto).is_err());
+        // Invalid bytes and no UTF-8 at all: Windows-1252, as before.
+        let mut bytes = b"a;\xE9\n".to_vec();
+        bytes.resize(1 << 21, b'a');
+        let i = inspect_bytes(&bytes, EncodingChoice::Auto).unwrap();
+        assert_eq!(i.encoding, WINDOWS_1252);
     }
 
     #[test]

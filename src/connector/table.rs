@@ -118,6 +118,14 @@ impl FirstPass {
         }
     }
 
+    /// The encoding a text file is decoded with (its WHATWG name).
+    pub fn encoding(&self) -> Option<&'static str> {
+        match self {
+            Self::Text(i) => Some(i.encoding.name()),
+            Self::Binary { .. } | Self::Api => None,
+        }
+    }
+
     /// The content checksum, for files.
     pub fn checksum(&self) -> Option<&str> {
         match self {

@@ -123,6 +123,7 @@ const MIGRATIONS: &[Migration] = &[
     ),
     (include_str!("migrations/0012_claims.sql"), None),
     (include_str!("migrations/0013_unchanged_runs.sql"), None),
+    (include_str!("migrations/0014_run_encoding.sql"), None),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -279,6 +280,8 @@ pub struct RunRecord {
     pub counts: Counts,
     /// Why it was refused.
     pub reasons: Vec<String>,
+    /// The encoding a text export was decoded with.
+    pub encoding: Option<String>,
 }
 
 /// An alert to queue.
@@ -559,7 +562,7 @@ fn query_runs(
         "SELECT id, connector, source, checksum, started_at, finished_at, status, baseline,
                     rows, unchanged, created, step_changed, field_changed, disappeared, reappeared,
                     rejected, warnings, reasons, fingerprint, alerts_queued, alerts_cancelled,
-                    messages, stalled, deadline, review
+                    messages, stalled, deadline, review, encoding
              FROM runs {tail}"
     );
     let mut stmt = conn.prepare(&sql)?;
@@ -597,6 +600,7 @@ fn query_runs(
             },
             reasons: serde_json::from_str(&reasons)
                 .map_err(|e| StoreError::Corrupt(format!("run reasons: {e}")))?,
+            encoding: r.get(25)?,
         });
     }
     Ok(out)
@@ -925,6 +929,8 @@ pub struct NewRun {
     pub counts: Counts,
     /// Why it was refused.
     pub reasons: Vec<String>,
+    /// The encoding a text export was decoded with.
+    pub encoding: Option<String>,
 }
 
 fn insert_run(tx: &Transaction<'_>, run: &NewRun, status: RunStatus) -> Result<i64> {
@@ -932,8 +938,9 @@ fn insert_run(tx: &Transaction<'_>, run: &NewRun, status: RunStatus) -> Result<i
     tx.execute(
         "INSERT INTO runs (connector, source, checksum, started_at, finished_at, status, baseline,
                            rows, unchanged, created, step_changed, field_changed, disappeared,
-                           reappeared, rejected, warnings, reasons, fingerprint)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                           reappeared, rejected, warnings, reasons, fingerprint, encoding)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+                 ?19)",
         params![
             run.connector,
             run.source,
@@ -953,6 +960,7 @@ fn insert_run(tx: &Transaction<'_>, run: &NewRun, status: RunStatus) -> Result<i
             c.warnings as i64,
             serde_json::to_string(&run.reasons).unwrap_or_else(|_| "[]".to_owned()),
             run.fingerprint,
+            run.encoding,
         ],
     )?;
     Ok(tx.last_insert_rowid())
@@ -1560,6 +1568,7 @@ mod tests {
             baseline: false,
             counts: Counts::default(),
             reasons: Vec::new(),
+            encoding: None,
         }
     }
 

@@ -642,3 +642,35 @@ fn a_file_modified_moments_ago_waits_for_the_next_tick() {
     assert_eq!(v["status"], "no_file", "{v}");
     assert!(install.root().join("inbox/a.csv").is_file());
 }
+
+/// Regression: with `encoding = "auto"`, one invalid byte anywhere made a whole
+/// UTF-8 export Windows-1252, so its names were stored as mojibake and sent to
+/// beneficiaries. Such a file is refused naming the line and byte; a real
+/// Windows-1252 file is still read as such, and the encoding is on the run.
+#[test]
+fn a_utf8_export_with_one_bad_byte_is_refused_not_turned_into_mojibake() {
+    let install = Install::new();
+    let latin1 = std::fs::read(crate::common::fixture("export-1.csv")).unwrap();
+    let (first, code) = install.import("export-1.csv", &[]);
+    assert_eq!(code, 0, "{first}");
+    assert_eq!(first["encoding"], "windows-1252", "{first}");
+    let out = install.run(&["runs", "--json"]);
+    let runs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(runs[0]["encoding"], "windows-1252", "{runs}");
+
+    let (text_1252, _, _) = encoding_rs::WINDOWS_1252.decode(&latin1);
+    let mut utf8 = text_1252.replace("Lefèvre", "Lefèvre Hélène").into_bytes();
+    let line = utf8.iter().filter(|&&b| b == b'\n').count() + 1;
+    utf8.extend_from_slice(
+        b"X9;REF-X9;Culture;Caf\xE9;;x@example.org;D\xE9pos\xE9;01/10/2026;;\r\n",
+    );
+    let file = install.root().join("exports/mixed.csv");
+    std::fs::write(&file, &utf8).unwrap();
+    let (summary, code) = install.import_path(&file);
+    assert_eq!(code, 1, "{summary}");
+    let reason = summary["reasons"][0].as_str().unwrap();
+    assert!(
+        reason.contains(&format!("mixed.csv:{line}: not valid UTF-8 (byte 0xE9")),
+        "{summary}"
+    );
+}
