@@ -1189,7 +1189,10 @@ mod tests {
     }
 
     #[test]
-    fn environment_overrides_the_file() {
+    /// A later layer (the environment's place in `Config::load`) wins over the
+    /// file. The environment itself is tested through the binary
+    /// (`tests/it/check.rs`, `environment_overrides_the_file`).
+    fn a_later_layer_overrides_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = write(dir.path(), "[guards]\nmax_rejected_ratio = 0.02\n");
         let figment = Figment::from(Serialized::defaults(DEFAULTS))

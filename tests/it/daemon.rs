@@ -202,7 +202,19 @@ fn sighup_reloads_a_valid_configuration_and_keeps_the_old_one_otherwise() {
     let inbox = install.root().join("inbox");
     let mut daemon = running(&install);
 
-    // A broken rule file: the reload is refused, the daemon goes on as before.
+    // A second connector, with a file waiting, and a broken rule file: the
+    // reload is refused whole, so the daemon goes on as before, without the new
+    // connector (had the broken set been taken, the new connector would import).
+    let second = install.root().join("second-inbox");
+    std::fs::create_dir_all(&second).unwrap();
+    std::fs::write(
+        install.root().join("connectors/second.toml"),
+        std::fs::read_to_string(install.root().join("connectors/portail.toml"))
+            .unwrap()
+            .replace("../inbox/*.csv", "../second-inbox/*.csv"),
+    )
+    .unwrap();
+    std::fs::copy(fixture("export-1.csv"), second.join("first.csv")).unwrap();
     std::fs::write(rules.join("broken.toml"), "[[rule]]\nname = \"oops\"\n").unwrap();
     hangup(&daemon);
     std::thread::sleep(Duration::from_millis(500));
@@ -213,20 +225,16 @@ fn sighup_reloads_a_valid_configuration_and_keeps_the_old_one_otherwise() {
         Duration::from_secs(30),
         || applied_runs(&install) == 2,
     );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        applied_runs_of(&install, "second"),
+        0,
+        "the refused set was applied"
+    );
 
-    // Fixed, with a second connector: the reload takes it.
+    // Fixed: the reload takes the second connector.
     std::fs::remove_file(rules.join("broken.toml")).unwrap();
-    let second = install.root().join("second-inbox");
-    std::fs::create_dir_all(&second).unwrap();
-    std::fs::write(
-        install.root().join("connectors/second.toml"),
-        std::fs::read_to_string(install.root().join("connectors/portail.toml"))
-            .unwrap()
-            .replace("../inbox/*.csv", "../second-inbox/*.csv"),
-    )
-    .unwrap();
     hangup(&daemon);
-    std::fs::copy(fixture("export-1.csv"), second.join("a.csv")).unwrap();
     wait_for(
         "the new connector's import",
         Duration::from_secs(30),
