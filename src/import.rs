@@ -955,10 +955,17 @@ fn import_snapshot(
                                     &mut counts,
                                 )?;
                             }
+                            let mut told = !stored.is_empty();
                             for message in &messages {
                                 if tx.insert_message(rowid, message, summary.baseline)? {
                                     counts.add(EventKind::Message);
+                                    told = true;
                                 }
+                            }
+                            if told {
+                                counts.changed += 1;
+                            } else {
+                                counts.unchanged += 1;
                             }
                             for w in mapped.warnings {
                                 counts.warnings += 1;
@@ -1010,7 +1017,7 @@ fn import_snapshot(
         }
     };
     counts.rows = parsed.rows;
-    counts.unchanged = parsed.unchanged;
+    counts.unchanged += parsed.unchanged;
     // A file still being written would look truncated: neither apply nor refuse it,
     // read it again later.
     if stamp() != stamp_before {
@@ -1198,9 +1205,16 @@ fn refuse(
 ) -> Result<Summary, StoreError> {
     run.finished_at = Utc::now();
     run.reasons = reasons;
-    // The transaction that queued or cancelled alerts was rolled back.
-    run.counts.alerts_queued = 0;
-    run.counts.alerts_cancelled = 0;
+    // The transaction was rolled back: nothing was created, changed or queued.
+    // What was read (rows, records unchanged or rejected, values ignored) stays.
+    let read = run.counts;
+    run.counts = Counts {
+        rows: read.rows,
+        unchanged: read.unchanged,
+        rejected: read.rejected,
+        warnings: read.warnings,
+        ..Counts::default()
+    };
     let run_id = store.record_refused(&run, &rejections)?;
     error!(
         connector = %run.connector, file = %run.source, run = run_id,

@@ -544,9 +544,10 @@ fn print_summary(s: &Summary, _tz: Tz) {
     out!("{}: {}{run}", s.file, s.status.to_uppercase());
     if s.status != "skipped" && s.status != "unchanged" {
         out!(
-            "  rows {}  unchanged {}  created {}  step changes {}  field changes {}  disappeared {}  reappeared {}  rejected {}{}",
+            "  rows {}  unchanged {}  changed {}  created {}  step changes {}  field changes {}  disappeared {}  reappeared {}  rejected {}{}",
             c.rows,
             c.unchanged,
+            c.changed,
             c.created,
             c.step_changed,
             c.field_changed,

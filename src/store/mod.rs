@@ -123,7 +123,10 @@ const MIGRATIONS: &[Migration] = &[
     ),
     (include_str!("migrations/0012_claims.sql"), None),
     (include_str!("migrations/0013_unchanged_runs.sql"), None),
-    (include_str!("migrations/0014_run_encoding.sql"), None),
+    (
+        include_str!("migrations/0014_run_encoding_and_changed.sql"),
+        None,
+    ),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -206,10 +209,14 @@ impl RunStatus {
 /// Counts of one run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Counts {
-    /// Data records read.
+    /// Data records read: `unchanged` + `changed` + `rejected` for an applied
+    /// snapshot.
     pub rows: u64,
-    /// Records identical to the stored state.
+    /// Records that raised no event: identical to the stored state, or changed
+    /// only in fields nobody watches (the state is updated).
     pub unchanged: u64,
+    /// Records that raised at least one event (or brought a message).
+    pub changed: u64,
     /// New dossiers.
     pub created: u64,
     /// Step changes.
@@ -562,7 +569,7 @@ fn query_runs(
         "SELECT id, connector, source, checksum, started_at, finished_at, status, baseline,
                     rows, unchanged, created, step_changed, field_changed, disappeared, reappeared,
                     rejected, warnings, reasons, fingerprint, alerts_queued, alerts_cancelled,
-                    messages, stalled, deadline, review, encoding
+                    messages, stalled, deadline, review, encoding, changed
              FROM runs {tail}"
     );
     let mut stmt = conn.prepare(&sql)?;
@@ -597,6 +604,7 @@ fn query_runs(
                 stalled: count(22)?,
                 deadline: count(23)?,
                 review: count(24)?,
+                changed: count(26)?,
             },
             reasons: serde_json::from_str(&reasons)
                 .map_err(|e| StoreError::Corrupt(format!("run reasons: {e}")))?,
@@ -1520,7 +1528,7 @@ impl ImportTx<'_> {
             "UPDATE runs SET finished_at = ?2, rows = ?3, unchanged = ?4, created = ?5,
                     step_changed = ?6, field_changed = ?7, disappeared = ?8, reappeared = ?9,
                     rejected = ?10, warnings = ?11, alerts_queued = ?12, alerts_cancelled = ?13,
-                    messages = ?14, stalled = ?15, deadline = ?16, review = ?17
+                    messages = ?14, stalled = ?15, deadline = ?16, review = ?17, changed = ?18
              WHERE id = ?1",
             params![
                 self.run_id,
@@ -1540,6 +1548,7 @@ impl ImportTx<'_> {
                 c.stalled as i64,
                 c.deadline as i64,
                 c.review as i64,
+                c.changed as i64,
             ],
         )?;
         insert_rejections(&self.tx, self.run_id, rejections)?;

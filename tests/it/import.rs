@@ -674,3 +674,35 @@ fn a_utf8_export_with_one_bad_byte_is_refused_not_turned_into_mojibake() {
         "{summary}"
     );
 }
+
+/// Regression: rows updated without an event (a field nobody watches) were
+/// counted nowhere, and a refused snapshot reported `created` counts for
+/// dossiers it never created. Every record read is now unchanged, changed or
+/// rejected, and a refused run reports what it read, nothing it would have done.
+#[test]
+fn counts_add_up_and_a_refused_run_creates_nothing() {
+    let install = Install::tolerant();
+    let adds_up = |s: &Value| {
+        assert_eq!(
+            n(s, "rows"),
+            n(s, "unchanged") + n(s, "changed") + n(s, "rejected"),
+            "{s}"
+        );
+    };
+    let (first, _) = install.import("export-1.csv", &[]);
+    adds_up(&first);
+    assert_eq!(n(&first, "changed"), 5, "{first}");
+    let (second, _) = install.import("export-2.csv", &[]);
+    adds_up(&second);
+    let (refused, code) = install.import("empty.csv", &[]);
+    assert_eq!(code, 1, "{refused}");
+    for key in [
+        "created",
+        "step_changed",
+        "field_changed",
+        "disappeared",
+        "changed",
+    ] {
+        assert_eq!(n(&refused, key), 0, "{key}: {refused}");
+    }
+}
