@@ -22,6 +22,7 @@ use tracing::{debug, error, info, warn};
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use crate::alerting::Alerting;
+use crate::connector::budget;
 use crate::connector::mapping::{FieldIssue, Mapped};
 use crate::connector::spool::{self, ApiState, Spool};
 use crate::connector::table::{FirstPass, Record, Table};
@@ -337,8 +338,25 @@ fn parse(
     let (mut rows, mut unchanged) = (0u64, 0u64);
     let mut batch = Vec::with_capacity(BATCH);
     let mut buf = Vec::with_capacity(1024);
+    let shown = file.path().display().to_string();
+    let headers = file.headers().to_vec();
     while let Some(mut record) = file.next_record()? {
         rows += 1;
+        // The read budget: whole records are measured, fields only past it.
+        if record.fields.as_slice().len() > budget::MAX_FIELD_BYTES {
+            budget::check_fields(&shown, record.line, record.fields.iter().enumerate(), |i| {
+                headers
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| format!("column {}", i + 1))
+            })?;
+        }
+        if rows > budget::MAX_RECORDS {
+            return Err(format!(
+                "{shown}: more than {} records, past the read budget of a snapshot; nothing was applied",
+                budget::MAX_RECORDS
+            ));
+        }
         let messages = std::mem::take(&mut record.messages);
         let get = |i: usize| record.get(i);
         let fields = record.fields;

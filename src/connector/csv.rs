@@ -391,9 +391,13 @@ impl Splitter {
 
     /// Reads more text behind what is left, growing the buffer when a line fills it.
     fn fill(&mut self) -> std::io::Result<()> {
-        self.buf.copy_within(self.at..self.filled, 0);
-        self.filled -= self.at;
-        self.at = 0;
+        // Kept bytes move to the front once; a long line filled chunk after chunk
+        // is not moved again at each one (that was quadratic in its length).
+        if self.at > 0 {
+            self.buf.copy_within(self.at..self.filled, 0);
+            self.filled -= self.at;
+            self.at = 0;
+        }
         if self.filled == self.buf.len() {
             self.buf.resize(self.buf.len() * 2, 0);
         }
@@ -418,11 +422,14 @@ impl Splitter {
 
     /// Reads the next raw record (blank ones included) into `record`.
     fn next(&mut self, record: &mut csv::ByteRecord) -> std::io::Result<Option<Span>> {
+        // How much of the rest was searched for the end of the line already.
+        let mut searched = 0;
         loop {
             let rest = &self.buf[self.at..self.filled];
-            let (line, terminated) = match memchr::memchr(b'\n', rest) {
-                Some(end) => (&rest[..end], true),
+            let (line, terminated) = match memchr::memchr(b'\n', &rest[searched..]) {
+                Some(end) => (&rest[..searched + end], true),
                 None if !self.eof => {
+                    searched = rest.len();
                     self.fill()?;
                     continue;
                 }

@@ -7,6 +7,7 @@
 //! [`folder`] (the drop folder) and [`table`] (header row, records); the field
 //! mapping shared by all kinds is in [`mapping`], the value parsers in `value`.
 
+pub mod budget;
 pub mod csv;
 pub mod ds;
 pub mod folder;

@@ -221,6 +221,7 @@ impl SheetFile {
     /// # Errors
     /// A reason naming the file: unreadable, not a workbook, no such sheet, or no header row.
     pub fn open(path: &Path, source: &SheetSource, mapping: &Mapping) -> Result<Self, String> {
+        super::budget::check_archive(path)?;
         let book = open_workbook_auto(path)
             .map_err(|e| format!("{}: cannot read the workbook: {e}", path.display()))?;
         let names = book.sheet_names();

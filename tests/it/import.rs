@@ -706,3 +706,26 @@ fn counts_add_up_and_a_refused_run_creates_nothing() {
         assert_eq!(n(&refused, key), 0, "{key}: {refused}");
     }
 }
+
+/// Regression: a 50 MB CSV field was accepted (490 MB of memory) and became a
+/// 104 MB e-mail. A field past the read budget refuses the snapshot, naming the
+/// line, the column and the limit.
+#[test]
+fn a_huge_field_is_refused_by_the_read_budget() {
+    let install = Install::new();
+    let mut text = std::fs::read(crate::common::fixture("export-1.csv")).unwrap();
+    text.extend_from_slice(b"D9;REF-9;Aide aux TPE;");
+    text.extend(std::iter::repeat_n(b'x', 50 << 20));
+    text.extend_from_slice(b";;x@example.org;D\xE9pos\xE9;01/09/2026;;01/10/2026 06:00\r\n");
+    let file = install.root().join("exports/huge.csv");
+    std::fs::write(&file, &text).unwrap();
+    let (summary, code) = install.import_path(&file);
+    assert_eq!(code, 1, "{summary}");
+    let reason = summary["reasons"][0].as_str().unwrap();
+    assert!(
+        reason.contains("huge.csv:10: the field 'Bénéficiaire' holds 51200 KiB")
+            && reason.contains("read budget of 128 KiB"),
+        "{summary}"
+    );
+    assert_eq!(install.dossiers().len(), 0, "nothing applied");
+}

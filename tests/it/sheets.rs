@@ -240,3 +240,27 @@ fn a_cut_workbook_is_a_refused_snapshot_never_a_crash() {
         }
     }
 }
+
+/// Regression: a 300 KB `.xlsx` or `.ods` whose shared strings (content)
+/// inflate to hundreds of megabytes made the process allocate gigabytes and
+/// abort, with no run recorded and no file named. Such a file is refused by its
+/// declared sizes, before anything is inflated.
+#[test]
+fn a_workbook_bomb_is_refused_unread() {
+    for (fixture, connector) in [
+        ("bomb.xlsx", OSIRIS.to_owned()),
+        ("bomb.ods", OSIRIS.replace("*.xlsx", "*.ods")),
+    ] {
+        let install = Install::with_text(connector);
+        let started = std::time::Instant::now();
+        let (summary, code) = install.import_fixture("sheets", fixture);
+        assert_eq!(code, 1, "{summary}");
+        assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
+        let reason = summary["reasons"][0].as_str().unwrap();
+        assert!(
+            reason.contains(fixture) && reason.contains("read budget of 256 MiB"),
+            "{summary}"
+        );
+        assert!(summary["run_id"].is_number(), "{summary}");
+    }
+}
