@@ -23,6 +23,7 @@ use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use crate::alerting::Alerting;
 use crate::connector::budget;
+use crate::connector::folder::AfterImport;
 use crate::connector::mapping::{FieldIssue, Mapped};
 use crate::connector::spool::{self, ApiState, Spool};
 use crate::connector::table::{FirstPass, Record, Table};
@@ -32,7 +33,7 @@ use crate::model::{self, Event, EventKind};
 use crate::rules::Rules;
 use crate::store::{
     Counts, DossierWrite, Entry, FieldEncoder, IdKey, ImportTx, MAX_STORED_REJECTIONS, NewRun,
-    Rejection, RunStatus, Store, StoreError, entry_row, id_key,
+    Rejection, RunStatus, SeenFile, Store, StoreError, entry_row, id_key,
 };
 
 /// How many rejections a summary shows; all are stored with the run.
@@ -66,6 +67,9 @@ pub struct Summary {
     pub archived_to: Option<String>,
     /// The encoding a text export was decoded with (`UTF-8`, `windows-1252`…).
     pub encoding: Option<String>,
+    /// The content checksum of a file read whole.
+    #[serde(skip)]
+    pub checksum: Option<String>,
     /// Whether a drop-folder file may be archived or deleted now (applied, or
     /// already applied before).
     #[serde(skip)]
@@ -88,6 +92,7 @@ impl Summary {
             more_rejections: 0,
             archived_to: None,
             encoding: None,
+            checksum: None,
             dispose: false,
         }
     }
@@ -528,7 +533,35 @@ pub fn import_pending(
             info!(connector = %connector.name, "Stopping: the files still waiting are left for the next start.");
             break;
         }
+        let shown = file.display().to_string();
+        let state = file_state(&file);
+        match passed_over(
+            store,
+            connector,
+            &shown,
+            state,
+            source.after_import,
+            options,
+        )? {
+            Some(Some(summary)) => {
+                out.push(summary);
+                continue;
+            }
+            Some(None) => continue,
+            None => {}
+        }
         let mut summary = import_file(store, connector, &file, tz, options)?;
+        if let Some((size, mtime_ns)) = state {
+            let seen = SeenFile {
+                size,
+                mtime_ns,
+                checksum: summary.checksum.clone(),
+                outcome: summary.status.to_owned(),
+                run_id: summary.run_id,
+                fingerprint: format!("{:016x}", connector.fingerprint),
+            };
+            store.record_file_seen(&connector.name, &shown, &seen, Utc::now())?;
+        }
         // A refused file stays where it is, for the administrators to look at; its
         // checksum keeps it from being read again until it or the connector changes.
         if summary.dispose {
@@ -544,6 +577,54 @@ pub fn import_pending(
         out.push(summary);
     }
     Ok(out)
+}
+
+/// A drop-folder file's size and modification time (nanoseconds since 1970).
+fn file_state(path: &Path) -> Option<(u64, i64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    let modified = meta.modified().ok()?;
+    let since = modified.duration_since(std::time::UNIX_EPOCH).ok()?;
+    Some((meta.len(), i64::try_from(since.as_nanos()).ok()?))
+}
+
+/// Whether a file unchanged since the connector last read it (same size and
+/// modification time) is passed over without being opened: `None` to read it;
+/// `Some(Some(summary))` for one refused before, said again as skipped;
+/// `Some(None)` for one kept in place after its import, passed over silently.
+fn passed_over(
+    store: &Store,
+    connector: &Connector,
+    shown: &str,
+    state: Option<(u64, i64)>,
+    after_import: AfterImport,
+    options: &Options<'_>,
+) -> Result<Option<Option<Summary>>, StoreError> {
+    let Some((size, mtime_ns)) = state.filter(|_| !options.force) else {
+        return Ok(None);
+    };
+    let Some(seen) = store.file_seen(&connector.name, shown)? else {
+        return Ok(None);
+    };
+    if seen.size != size || seen.mtime_ns != mtime_ns {
+        return Ok(None);
+    }
+    let same_connector = seen.fingerprint == format!("{:016x}", connector.fingerprint);
+    match seen.outcome.as_str() {
+        // Once the connector file changes (a mapping fixed), a refused file is read again.
+        "refused" | "skipped" if same_connector => {
+            debug!(connector = %connector.name, file = %shown, "Passed over a file refused before and unchanged since.");
+            let mut summary = Summary::new(&connector.name, shown.to_owned());
+            summary.status = "skipped";
+            summary.run_id = seen.run_id;
+            summary.reasons.push(format!(
+                "unchanged since run {} refused it; fix the export or the connector, or use --force",
+                seen.run_id.map_or_else(|| "?".to_owned(), |id| id.to_string())
+            ));
+            Ok(Some(Some(summary)))
+        }
+        _ if after_import == AfterImport::Keep => Ok(Some(None)),
+        _ => Ok(None),
+    }
 }
 
 /// Where an API connector's synchronisation starts from, as the store knows it.
@@ -679,6 +760,10 @@ fn import_snapshot(
         Origin::Api(_) => None,
     };
     let stamp_before = stamp();
+    // The first pass (checksum, and the encoding of text) reads the whole file
+    // before the write transaction: a slow drop folder (a network share) never
+    // holds the database's lock, and a file passed over is never read under it.
+    let inspected = FirstPass::of(origin, &connector.source);
     // One import at a time per database: what is read below cannot change under it.
     // A connector's first import records every dossier: it writes them once
     // with a rollback journal, where the WAL would write them twice. The journal
@@ -694,18 +779,7 @@ fn import_snapshot(
         baseline: baseline && !connector.alert_on_first_import,
         ..Summary::new(&connector.name, shown.clone())
     };
-    // The first pass (checksum, and the encoding of text) runs while the index loads.
-    let (inspected, index) = std::thread::scope(|s| {
-        let inspect = s.spawn(|| FirstPass::of(origin, &connector.source));
-        let index = Index::load(&tx, &connector.name);
-        (
-            inspect
-                .join()
-                .unwrap_or_else(|_| Err("the file reader panicked".to_owned())),
-            index,
-        )
-    });
-    let index = index?;
+    let index = Index::load(&tx, &connector.name)?;
     let clock = std::time::Instant::now();
     debug!(connector = %connector.name, dossiers = index.entries.len(), elapsed_ms = (Utc::now() - started_at).num_milliseconds(), "Loaded the change-detection index.");
     let mut run = NewRun {
@@ -730,6 +804,7 @@ fn import_snapshot(
     run.checksum = inspected.checksum().map(str::to_owned);
     run.encoding = inspected.encoding().map(str::to_owned);
     summary.encoding.clone_from(&run.encoding);
+    summary.checksum.clone_from(&run.checksum);
     // An empty file is refused every time: all empty files share one checksum.
     if !options.force
         && inspected.bytes() > 0

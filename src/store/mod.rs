@@ -60,6 +60,7 @@ pub enum StoreError {
 mod claims;
 mod evaluations;
 mod fields;
+mod files;
 mod gauges;
 mod history;
 mod index;
@@ -74,6 +75,7 @@ mod sticky;
 pub use claims::{ClaimOwner, TransportState};
 pub use evaluations::OpenDossier;
 pub use fields::{FieldEncoder, IdKey, id_key};
+pub use files::SeenFile;
 pub use gauges::{Gauges, ImportGauges, LATENCY_BOUNDS};
 pub use index::{Entry, entry_row};
 pub use instance::{InstanceLock, LockError, lock_path};
@@ -127,6 +129,7 @@ const MIGRATIONS: &[Migration] = &[
         include_str!("migrations/0014_run_encoding_and_changed.sql"),
         None,
     ),
+    (include_str!("migrations/0015_files_seen.sql"), None),
 ];
 
 fn migrations() -> Migrations<'static> {

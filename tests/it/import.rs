@@ -552,12 +552,16 @@ fn refused_drop_file_stays_until_it_or_the_connector_changes() {
         inbox.join("b.csv").is_file(),
         "a refused file stays in the drop folder"
     );
-    // Read again by the same connector: skipped, still not archived.
+    // Unchanged, by the same connector: skipped without being opened (its size
+    // and modification time say it), still not archived.
     let out = install.run(&["import", "portail", "--json"]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["status"], "skipped", "{v}");
     assert!(
-        v["reasons"][0].as_str().unwrap().contains("refused by run"),
+        v["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("unchanged since run 2 refused it"),
         "{v}"
     );
     assert!(inbox.join("b.csv").is_file());
@@ -728,4 +732,45 @@ fn a_huge_field_is_refused_by_the_read_budget() {
         "{summary}"
     );
     assert_eq!(install.dossiers().len(), 0, "nothing applied");
+}
+
+/// Regression: a file kept in the drop folder (`after_import = "keep"`) was
+/// opened and checksummed again at every tick, for ever. A file unchanged since
+/// its import (same size and modification time) is passed over unopened; once
+/// it changes, it is read again.
+#[test]
+fn a_kept_file_unchanged_is_not_read_again() {
+    let install = Install::with_connector(|c| {
+        c.replace("after_import = \"archive\"", "after_import = \"keep\"")
+    });
+    let inbox = install.root().join("inbox");
+    let file = inbox.join("export.csv");
+    std::fs::copy(crate::common::fixture("export-1.csv"), &file).unwrap();
+    assert!(install.run(&["import", "portail"]).status.success());
+    let runs = |install: &Install| -> i64 {
+        install
+            .sql()
+            .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
+            .unwrap()
+    };
+    for _ in 0..3 {
+        let out = install.run(&["import", "portail", "--json"]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["status"], "no_file", "{v}");
+    }
+    assert_eq!(runs(&install), 1, "no run for a file passed over");
+    // Rewritten with the same content: read again, an unchanged snapshot.
+    std::fs::copy(crate::common::fixture("export-1.csv"), &file).unwrap();
+    let mtime = std::fs::metadata(&file).unwrap().modified().unwrap();
+    let later = mtime + std::time::Duration::from_secs(60);
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let out = install.run(&["import", "portail", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["status"], "unchanged", "{v}");
+    assert!(file.is_file(), "kept");
 }
