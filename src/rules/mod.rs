@@ -330,6 +330,7 @@ impl Rules {
             }
             kinds
         };
+        let mut failed = std::collections::BTreeSet::new();
         for (label, complete, delay) in [
             ("a complete sample dossier", true, Some(&history)),
             (
@@ -343,26 +344,33 @@ impl Rules {
             let mut renders = None;
             for name in self.templates.names() {
                 for kind in kinds_of(name) {
+                    // A template is said to fail once: the first reason is enough,
+                    // and one that spent its whole budget would spend it again.
+                    if failed.contains(name) {
+                        continue;
+                    }
                     let event = sample_event(kind, complete);
                     let scene = sample_scene(&dossier, &event, delay);
                     let ctx = self.context(&scene, Some(("beneficiary", "contact@example.org")));
                     match self.templates.render(name, &ctx) {
                         Ok(_) => {
-                            renders.get_or_insert(ctx);
+                            renders.get_or_insert((name, ctx));
                         }
-                        Err(reason) => problems.push(
-                            self.templates.path(name),
-                            format!(
-                                "fails to render for {label} and a {} event: {reason}",
-                                kind.as_str()
-                            ),
-                        ),
+                        Err(reason) => {
+                            failed.insert(name);
+                            problems.push(
+                                self.templates.path(name),
+                                format!(
+                                    "fails to render for {label} and a {} event: {reason}",
+                                    kind.as_str()
+                                ),
+                            );
+                        }
                     }
                 }
             }
             // The digest, made of a template that renders on its own.
-            if let Some(ctx) = renders
-                && let Some(name) = self.templates.names().first()
+            if let Some((name, ctx)) = renders
                 && let Err(reason) = self
                     .templates
                     .render_many(&[(name, ctx.clone()), (name, ctx)])

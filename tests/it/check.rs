@@ -1,6 +1,10 @@
 //! `alertissimo check`: exit 0 when valid, 78 with every problem named when not.
 
-use crate::common::{BIN, Install, repo, text};
+use std::time::Duration;
+
+use rstest::rstest;
+
+use crate::common::{BIN, Install, output_within, repo, text};
 
 #[test]
 fn shipped_configuration_is_valid() {
@@ -290,4 +294,43 @@ fn completions_and_the_manual_page_need_no_configuration() {
     assert!(man.contains("evaluate"), "{man}");
     // Anything else does need it.
     assert_eq!(run(&["check"]).status.code(), Some(78));
+}
+
+/// A template that would loop 10¹² times, or write gigabytes, is refused by
+/// `check` in a moment, naming the template and why (it used to hang `check`,
+/// `render`, `run` and a SIGHUP reload, or abort `check` out of memory).
+// See: issue 17, item 29 (templates have a budget).
+#[rstest]
+#[case::three_nested_loops(
+    "{% for i in range(10000) %}{% for j in range(10000) %}{% for k in range(10000) %}x{% endfor %}{% endfor %}{% endfor %}",
+    "too much work for one message"
+)]
+#[case::gigabytes_of_output(
+    "{% for i in range(10000) %}{% for j in range(10000) %}{{ \"0123456789\" * 1000 }}{% endfor %}{% endfor %}",
+    "the message is too large (more than 1 MB)"
+)]
+#[case::one_huge_string("{{ \"x\" * 4000000000 }}", "too much work for one message")]
+fn issue_17_item_29_templates_have_a_budget(#[case] body: &str, #[case] reason: &str) {
+    let install = Install::new();
+    let template = install.own_rules().join("templates/depot_recu.jinja");
+    std::fs::write(
+        &template,
+        format!(
+            "{{% block subject %}}Dépôt{{% endblock %}}\n{{% block body %}}{body}{{% endblock %}}\n"
+        ),
+    )
+    .unwrap();
+    let out = output_within(
+        install.cmd(&["check", "--no-environment"]),
+        Duration::from_secs(10),
+    )
+    .expect("check finishes within 10 s");
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains(&format!("{}: fails to render", template.display())) && said.contains(reason),
+        "{said}"
+    );
+    // Said once, not once per sample dossier and event.
+    assert_eq!(said.matches(reason).count(), 1, "{said}");
 }
