@@ -29,6 +29,26 @@ pub const DEFAULT_PATH: &str = "/etc/alertissimo/config.toml";
 /// The prefix of environment variables that override the file.
 pub const ENV_PREFIX: &str = "ALERTISSIMO_";
 
+const HOUR: Duration = Duration::from_secs(3_600);
+const DAY: Duration = Duration::from_secs(86_400);
+/// The longest value of the duration keys that allow less than
+/// [`crate::lifecycle::MAX_DURATION`] (10 years), as `config.example.toml`
+/// documents them: past these a value means nothing, and far past them date
+/// arithmetic overflows and panics (issue 17, item 20).
+const MAX_DURATIONS: &[(&str, Duration)] = &[
+    ("daemon.shutdown_timeout", HOUR),
+    ("alerts.debounce", timing::MAX_DEBOUNCE),
+    ("delays.refresh", Duration::from_secs(7 * 86_400)),
+    ("delays.review_horizon", Duration::from_secs(365 * 86_400)),
+    ("delivery.max_age", Duration::from_secs(365 * 86_400)),
+    ("delivery.retry_initial", DAY),
+    ("delivery.retry_max", DAY),
+    ("smtp.timeout", HOUR),
+];
+/// The range of `delivery.rate_per_second`: below, the interval between two
+/// messages overflows; above, no relay keeps up.
+pub const RATE_PER_SECOND: std::ops::RangeInclusive<f64> = 0.001..=10_000.0;
+
 /// Every key of the configuration, as written in the file (`section.key`).
 pub const KEYS: &[&str] = &[
     "timezone",
@@ -654,16 +674,7 @@ impl Config {
         let max_rejected_ratio = get_ratio(figment, "guards.max_rejected_ratio", &mut p);
         let max_disappeared_ratio = get_ratio(figment, "guards.max_disappeared_ratio", &mut p);
         let import_at_startup = get::<bool>(figment, "daemon.import_at_startup", &mut p);
-        let shutdown_timeout =
-            get::<String>(figment, "daemon.shutdown_timeout", &mut p).and_then(|s| {
-                match crate::lifecycle::parse_duration(&s) {
-                    Ok(d) => Some(d),
-                    Err(reason) => {
-                        push_key(figment, "daemon.shutdown_timeout", reason, &mut p);
-                        None
-                    }
-                }
-            });
+        let shutdown_timeout = get_duration(figment, "daemon.shutdown_timeout", &mut p);
         let alerts = timezone.and_then(|tz| alerts(figment, tz, &mut p));
         let region = region(figment, &mut p);
         let delivery = delivery(figment, &mut p);
@@ -797,9 +808,14 @@ fn get_cron(figment: &Figment, key: &str, p: &mut Problems) -> Option<croner::Cr
         .ok()
 }
 
+/// A duration key, within its bound ([`MAX_DURATIONS`], else 10 years).
 fn get_duration(figment: &Figment, key: &str, p: &mut Problems) -> Option<Duration> {
     let text = get::<String>(figment, key, p)?;
-    crate::lifecycle::parse_duration(&text)
+    let max = MAX_DURATIONS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map_or(crate::lifecycle::MAX_DURATION, |(_, max)| *max);
+    crate::lifecycle::parse_duration_at_most(&text, max)
         .map_err(|reason| push_key(figment, key, reason, p))
         .ok()
 }
@@ -903,11 +919,15 @@ fn delivery(figment: &Figment, p: &mut Problems) -> Option<Delivery> {
         })
     });
     let rate = get::<f64>(figment, "delivery.rate_per_second", p).and_then(|r| {
-        (r > 0.0 && r.is_finite()).then_some(r).or_else(|| {
+        RATE_PER_SECOND.contains(&r).then_some(r).or_else(|| {
             push_key(
                 figment,
                 "delivery.rate_per_second",
-                "must be a positive number",
+                format!(
+                    "must be between {} and {} (messages a second)",
+                    RATE_PER_SECOND.start(),
+                    RATE_PER_SECOND.end()
+                ),
                 p,
             );
             None

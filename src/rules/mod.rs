@@ -846,15 +846,15 @@ fn parse_file(
                 Class::Mandatory
             }
         };
-        let mut duration = |value: &Option<Spanned<String>>, key: &str| {
+        let mut duration = |value: &Option<Spanned<String>>, key: &str, max| {
             value.as_ref().and_then(|v| {
-                lifecycle::parse_duration(v.get_ref())
+                lifecycle::parse_duration_at_most(v.get_ref(), max)
                     .map_err(|reason| fp.at(v.span(), named(format!("`{key}`: {reason}"))))
                     .ok()
             })
         };
-        let cooldown = duration(&def.cooldown, "cooldown");
-        let debounce = duration(&def.debounce, "debounce");
+        let cooldown = duration(&def.cooldown, "cooldown", lifecycle::MAX_DURATION);
+        let debounce = duration(&def.debounce, "debounce", timing::MAX_DEBOUNCE);
         let mut mailbox = |value: &Option<Spanned<String>>, key: &str| {
             value.as_ref().and_then(|v| {
                 v.get_ref()

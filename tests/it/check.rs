@@ -334,3 +334,99 @@ fn issue_17_item_29_templates_have_a_budget(#[case] body: &str, #[case] reason: 
     // Said once, not once per sample dossier and event.
     assert_eq!(said.matches(reason).count(), 1, "{said}");
 }
+
+/// An `http_json` connector whose `[source]` ends with `extra`.
+fn api_connector(extra: &str) -> String {
+    format!(
+        "kind = \"http_json\"\n[source]\nurl = \"https://api.example.org/dossiers\"\nrecords = \"/data\"\n{extra}\n\
+         [fields]\nid = \"/id\"\nstep = \"/etat\"\n[steps]\n\"Déposé\" = \"depose\"\n"
+    )
+}
+
+/// A setting far out of range is refused by `check` and by `run` (exit 78),
+/// naming the key and its bound, rather than overflowing a date or a duration
+/// later: an exit code of 101 would be a panic.
+// See: issue 17, item 20 (no setting can make the daemon panic).
+#[rstest]
+#[case::retry_max(
+    "[delivery]\nretry_max = \"100000000y\"\n",
+    "",
+    "key `delivery.retry_max`: '100000000y' is too long: at most 1d"
+)]
+#[case::retry_initial(
+    "[delivery]\nretry_initial = \"100000000y\"\n",
+    "",
+    "key `delivery.retry_initial`: '100000000y' is too long: at most 1d"
+)]
+#[case::max_age(
+    "[delivery]\nmax_age = \"100000000y\"\n",
+    "",
+    "key `delivery.max_age`: '100000000y' is too long: at most 365d"
+)]
+#[case::shutdown_timeout(
+    "[daemon]\nshutdown_timeout = \"100000000y\"\n",
+    "",
+    "key `daemon.shutdown_timeout`: '100000000y' is too long: at most 1h"
+)]
+#[case::debounce(
+    "[alerts]\ndebounce = \"100000000y\"\n",
+    "",
+    "key `alerts.debounce`: '100000000y' is too long: at most 30d"
+)]
+#[case::delays_refresh(
+    "[delays]\nrefresh = \"100000000y\"\n",
+    "",
+    "key `delays.refresh`: '100000000y' is too long: at most 7d"
+)]
+#[case::personal_data(
+    "[retention]\npersonal_data = \"100000000y\"\n",
+    "",
+    "key `retention.personal_data`: '100000000y' is too long: at most 10y"
+)]
+#[case::smtp_timeout(
+    "[delivery]\ntransport = \"smtp\"\n[smtp]\ntimeout = \"100000000y\"\n",
+    "",
+    "key `smtp.timeout`: '100000000y' is too long: at most 1h"
+)]
+#[case::huge_rate(
+    "[delivery]\nrate_per_second = 1e300\n",
+    "",
+    "key `delivery.rate_per_second`: must be between 0.001 and 10000"
+)]
+#[case::tiny_rate(
+    "[delivery]\nrate_per_second = 1e-300\n",
+    "",
+    "key `delivery.rate_per_second`: must be between 0.001 and 10000"
+)]
+#[case::max_response_mb(
+    "",
+    "max_response_mb = 100000000000000000",
+    "portail.toml: [source] max_response_mb 100000000000000000 must be between 1 and 4096"
+)]
+#[case::api_timeout(
+    "",
+    "timeout = \"100000000y\"",
+    "portail.toml: [source] timeout: '100000000y' is too long: at most 1h"
+)]
+fn issue_17_item_20_no_setting_can_make_the_daemon_panic(
+    #[case] config: &str,
+    #[case] source: &str,
+    #[case] said: &str,
+) {
+    let install = if source.is_empty() {
+        Install::new()
+    } else {
+        Install::with_connector(|_| api_connector(source))
+    };
+    install.append_config(config);
+    for command in [&["check", "--no-environment"][..], &["run"]] {
+        let out = output_within(install.cmd(command), Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("{command:?} did not stop"));
+        assert_eq!(out.status.code(), Some(78), "{command:?}: {}", text(&out));
+        assert!(
+            text(&out).contains(said),
+            "{command:?}: {said:?} not in:\n{}",
+            text(&out)
+        );
+    }
+}
