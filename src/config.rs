@@ -602,10 +602,19 @@ impl Config {
         };
         let mut figment = Figment::from(Serialized::defaults(DEFAULTS));
         if let Some(path) = &file {
-            // Read it ourselves so that an unreadable file is reported as such.
-            if let Err(error) = std::fs::read_to_string(path) {
-                problems.push(path, format!("cannot read the configuration file: {error}"));
-                return Err(problems);
+            // Read it ourselves so that an unreadable file is reported as such,
+            // and a syntax error once (figment repeats it for every key).
+            match std::fs::read_to_string(path) {
+                Ok(text) => {
+                    if let Some(reason) = syntax_error(&text) {
+                        problems.push(path, reason);
+                        return Err(problems);
+                    }
+                }
+                Err(error) => {
+                    problems.push(path, format!("cannot read the configuration file: {error}"));
+                    return Err(problems);
+                }
             }
             figment = figment.merge(Toml::file_exact(path));
         }
@@ -772,6 +781,27 @@ impl Config {
     pub fn lifecycle_path(&self) -> PathBuf {
         self.rules_dir.join(crate::lifecycle::FILE_NAME)
     }
+}
+
+/// The TOML syntax error of the configuration's text, if any: its line, column
+/// and reason, without the line itself, which may hold a secret typed by
+/// mistake (a password without quotes). See issue 17, item 36.
+fn syntax_error(text: &str) -> Option<String> {
+    let error = toml::de::DeTable::parse(text).err()?;
+    let reason = error
+        .message()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let place = error.span().map_or_else(String::new, |span| {
+        let (line, col) = crate::connector::line_col(text, span.start);
+        format!("line {line}, column {col}: ")
+    });
+    Some(format!(
+        "not a valid TOML file: {place}{reason} (the line is not shown: it may hold a secret)"
+    ))
 }
 
 fn delays(figment: &Figment, p: &mut Problems) -> Option<DelaysConfig> {

@@ -168,10 +168,12 @@ impl Lifecycle {
 
     /// Validates the text of a lifecycle file (pure; see [`Lifecycle::load`]).
     pub fn parse(path: &Path, text: &str, problems: &mut Problems) -> Option<Self> {
-        let def: LifecycleDef = match toml::from_str(text) {
+        let def: LifecycleDef = match crate::diag::from_toml(text) {
             Ok(def) => def,
-            Err(error) => {
-                problems.push(path, error.to_string().trim_end().to_owned());
+            Err(errors) => {
+                for error in errors {
+                    problems.push(path, error.to_string().trim_end().to_owned());
+                }
                 return None;
             }
         };

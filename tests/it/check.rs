@@ -430,3 +430,95 @@ fn issue_17_item_20_no_setting_can_make_the_daemon_panic(
         );
     }
 }
+
+/// A TOML syntax error in `config.toml` is said once (not once per key), and
+/// without its line, which may hold a password typed without quotes.
+// See: issue 17, item 36 (messages said once).
+#[test]
+fn issue_17_item_36_a_syntax_error_of_the_configuration_is_said_once() {
+    let install = Install::new();
+    install.append_config("[smtp]\nusername = \"aides\"\npassword = hunter2-s3cret\n");
+    let out = install.run(&["check", "--no-environment"]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    let said = text(&out);
+    let line = std::fs::read_to_string(install.config())
+        .unwrap()
+        .lines()
+        .count();
+    let needle = format!("not a valid TOML file: line {line}, column 12");
+    assert_eq!(said.matches(&needle).count(), 1, "{said}");
+    // "invalid configuration:" and the one problem.
+    assert_eq!(said.lines().count(), 2, "{said}");
+    assert!(!said.contains("hunter2"), "{said}");
+}
+
+/// Every unknown key of a connector or rule file is named in one run of `check`,
+/// each with its line and column (serde stops at the first).
+// See: issue 17, item 36 (messages said once).
+#[test]
+fn issue_17_item_36_every_unknown_key_of_a_file_in_one_pass() {
+    let install = Install::with_connector(|c| {
+        c.replace("watch = ", "delimeter = \";\"\nwatch = ")
+            .replace("settle = \"0s\"", "settle = \"0s\"\narchve_dir = \"old\"")
+            .replace("[guards]", "[guards]\nmax_rejected = 0.5")
+    });
+    let rules = install.own_rules();
+    std::fs::write(
+        rules.join("extra.toml"),
+        "[[rule]]\nname = \"extra\"\ntemplte = \"depot_recu\"\nrecipents = [\"beneficiary\"]\n",
+    )
+    .unwrap();
+    let out = install.run(&["check", "--no-environment"]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    let said = text(&out);
+    for needle in [
+        "portail.toml: TOML parse error at line 4, column 1",
+        "unknown field `delimeter`",
+        "portail.toml: TOML parse error at line 12, column 1",
+        "unknown field `archve_dir`",
+        "unknown field `max_rejected`",
+        "extra.toml: TOML parse error at line 3, column 1",
+        "unknown field `templte`",
+        "extra.toml: TOML parse error at line 4, column 1",
+        "unknown field `recipents`",
+    ] {
+        assert!(said.contains(needle), "{needle:?} not in:\n{said}");
+    }
+}
+
+/// `check` warns, without failing, of a drop folder outside the configuration's
+/// folders (the packaged service cannot reach it) and of metrics served to
+/// other machines.
+// See: issue 17, item 36 (messages said once).
+#[test]
+fn issue_17_item_36_check_warns_of_outside_folders_and_open_metrics() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let pattern = elsewhere.path().join("*.csv");
+    let install =
+        Install::with_connector(|c| c.replace("../inbox/*.csv", &pattern.display().to_string()));
+    install.append_config("[metrics]\nlisten = \"0.0.0.0:9464\"\n");
+    let out = install.run(&["check", "--no-environment"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    for needle in [
+        format!(
+            "warning: {}: [source] path {} is outside the configuration's folders ({}, ",
+            install.root().join("connectors/portail.toml").display(),
+            pattern.display(),
+            install.root().display()
+        ),
+        "ReadWritePaths=".to_owned(),
+        "warning: [metrics] listen = \"0.0.0.0:9464\" is reachable from other machines".to_owned(),
+    ] {
+        assert!(said.contains(&needle), "{needle:?} not in:\n{said}");
+    }
+    // Inside, and on the loopback: nothing to say.
+    let install = Install::new();
+    install.append_config("[metrics]\nlisten = \"127.0.0.1:9464\"\n");
+    let said = text(&install.run(&["check", "--no-environment"]));
+    assert!(
+        !said.contains("outside the configuration's folders"),
+        "{said}"
+    );
+    assert!(!said.contains("reachable from other machines"), "{said}");
+}
