@@ -29,6 +29,26 @@ pub const DEFAULT_PATH: &str = "/etc/alertissimo/config.toml";
 /// The prefix of environment variables that override the file.
 pub const ENV_PREFIX: &str = "ALERTISSIMO_";
 
+const HOUR: Duration = Duration::from_secs(3_600);
+const DAY: Duration = Duration::from_secs(86_400);
+/// The longest value of the duration keys that allow less than
+/// [`crate::lifecycle::MAX_DURATION`] (10 years), as `config.example.toml`
+/// documents them: past these a value means nothing, and far past them date
+/// arithmetic overflows and panics (issue 17, item 20).
+const MAX_DURATIONS: &[(&str, Duration)] = &[
+    ("daemon.shutdown_timeout", HOUR),
+    ("alerts.debounce", timing::MAX_DEBOUNCE),
+    ("delays.refresh", Duration::from_secs(7 * 86_400)),
+    ("delays.review_horizon", Duration::from_secs(365 * 86_400)),
+    ("delivery.max_age", Duration::from_secs(365 * 86_400)),
+    ("delivery.retry_initial", DAY),
+    ("delivery.retry_max", DAY),
+    ("smtp.timeout", HOUR),
+];
+/// The range of `delivery.rate_per_second`: below, the interval between two
+/// messages overflows; above, no relay keeps up.
+pub const RATE_PER_SECOND: std::ops::RangeInclusive<f64> = 0.001..=10_000.0;
+
 /// Every key of the configuration, as written in the file (`section.key`).
 pub const KEYS: &[&str] = &[
     "timezone",
@@ -582,10 +602,19 @@ impl Config {
         };
         let mut figment = Figment::from(Serialized::defaults(DEFAULTS));
         if let Some(path) = &file {
-            // Read it ourselves so that an unreadable file is reported as such.
-            if let Err(error) = std::fs::read_to_string(path) {
-                problems.push(path, format!("cannot read the configuration file: {error}"));
-                return Err(problems);
+            // Read it ourselves so that an unreadable file is reported as such,
+            // and a syntax error once (figment repeats it for every key).
+            match std::fs::read_to_string(path) {
+                Ok(text) => {
+                    if let Some(reason) = syntax_error(&text) {
+                        problems.push(path, reason);
+                        return Err(problems);
+                    }
+                }
+                Err(error) => {
+                    problems.push(path, format!("cannot read the configuration file: {error}"));
+                    return Err(problems);
+                }
             }
             figment = figment.merge(Toml::file_exact(path));
         }
@@ -654,16 +683,7 @@ impl Config {
         let max_rejected_ratio = get_ratio(figment, "guards.max_rejected_ratio", &mut p);
         let max_disappeared_ratio = get_ratio(figment, "guards.max_disappeared_ratio", &mut p);
         let import_at_startup = get::<bool>(figment, "daemon.import_at_startup", &mut p);
-        let shutdown_timeout =
-            get::<String>(figment, "daemon.shutdown_timeout", &mut p).and_then(|s| {
-                match crate::lifecycle::parse_duration(&s) {
-                    Ok(d) => Some(d),
-                    Err(reason) => {
-                        push_key(figment, "daemon.shutdown_timeout", reason, &mut p);
-                        None
-                    }
-                }
-            });
+        let shutdown_timeout = get_duration(figment, "daemon.shutdown_timeout", &mut p);
         let alerts = timezone.and_then(|tz| alerts(figment, tz, &mut p));
         let region = region(figment, &mut p);
         let delivery = delivery(figment, &mut p);
@@ -763,6 +783,27 @@ impl Config {
     }
 }
 
+/// The TOML syntax error of the configuration's text, if any: its line, column
+/// and reason, without the line itself, which may hold a secret typed by
+/// mistake (a password without quotes). See issue 17, item 36.
+fn syntax_error(text: &str) -> Option<String> {
+    let error = toml::de::DeTable::parse(text).err()?;
+    let reason = error
+        .message()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let place = error.span().map_or_else(String::new, |span| {
+        let (line, col) = crate::connector::line_col(text, span.start);
+        format!("line {line}, column {col}: ")
+    });
+    Some(format!(
+        "not a valid TOML file: {place}{reason} (the line is not shown: it may hold a secret)"
+    ))
+}
+
 fn delays(figment: &Figment, p: &mut Problems) -> Option<DelaysConfig> {
     let min_sample = get::<u64>(figment, "delays.min_sample", p).and_then(|n| {
         (n >= 1).then_some(n).or_else(|| {
@@ -797,9 +838,14 @@ fn get_cron(figment: &Figment, key: &str, p: &mut Problems) -> Option<croner::Cr
         .ok()
 }
 
+/// A duration key, within its bound ([`MAX_DURATIONS`], else 10 years).
 fn get_duration(figment: &Figment, key: &str, p: &mut Problems) -> Option<Duration> {
     let text = get::<String>(figment, key, p)?;
-    crate::lifecycle::parse_duration(&text)
+    let max = MAX_DURATIONS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map_or(crate::lifecycle::MAX_DURATION, |(_, max)| *max);
+    crate::lifecycle::parse_duration_at_most(&text, max)
         .map_err(|reason| push_key(figment, key, reason, p))
         .ok()
 }
@@ -903,11 +949,15 @@ fn delivery(figment: &Figment, p: &mut Problems) -> Option<Delivery> {
         })
     });
     let rate = get::<f64>(figment, "delivery.rate_per_second", p).and_then(|r| {
-        (r > 0.0 && r.is_finite()).then_some(r).or_else(|| {
+        RATE_PER_SECOND.contains(&r).then_some(r).or_else(|| {
             push_key(
                 figment,
                 "delivery.rate_per_second",
-                "must be a positive number",
+                format!(
+                    "must be between {} and {} (messages a second)",
+                    RATE_PER_SECOND.start(),
+                    RATE_PER_SECOND.end()
+                ),
                 p,
             );
             None

@@ -6,6 +6,7 @@
 //! ```text
 //! cli        command line: parses arguments, runs one command
 //! config     config.toml: defaults → file → ALERTISSIMO_* environment
+//! diag       admin-written TOML read in one pass: every unknown key at once
 //! lifecycle  rules/lifecycle.toml: canonical steps and their French labels
 //! model      Dossier, Field, Event: the canonical vocabulary
 //! connector  connectors/*.toml: sources (csv) and the mapping to dossiers
@@ -28,6 +29,7 @@ pub mod config;
 pub mod connector;
 pub mod daemon;
 pub mod delays;
+pub mod diag;
 pub mod diff;
 pub mod dispatch;
 pub mod import;

@@ -38,6 +38,7 @@ macro_rules! out {
 
 mod outbox;
 mod stats;
+mod warnings;
 
 /// Text from export data or a remote server made safe for a terminal: control
 /// characters (escape sequences, carriage returns, line breaks) are shown
@@ -392,7 +393,7 @@ fn check(config: &Config, environment: bool) -> Exit {
             "warning: [region] gives neither an e-mail nor a phone: messages cannot tell people how to reach the Region"
         );
     }
-    for warning in exposed_files(config, loaded.as_ref().map_or(&[], |l| &l.connectors)) {
+    for warning in warnings::all(config, loaded.as_ref().map_or(&[], |l| &l.connectors)) {
         eprintln!("warning: {warning}");
     }
     if let Some(loaded) = loaded {
@@ -664,37 +665,6 @@ fn evaluate(config: &Config, review: bool, json: bool) -> anyhow::Result<Exit> {
         );
     }
     Ok(Exit::Ok)
-}
-
-/// The configuration file and the secret files that every user of the machine
-/// may read, each with how to fix it.
-fn exposed_files(config: &Config, connectors: &[Connector]) -> Vec<String> {
-    let mut files: Vec<(String, &Path)> = Vec::new();
-    if let Some(file) = &config.file {
-        files.push(("the configuration".to_owned(), file));
-    }
-    if let crate::config::Transport::Smtp(smtp) = &config.delivery.transport
-        && let Some(file) = smtp.password.as_ref().and_then(|p| p.file())
-    {
-        files.push(("smtp.password_file".to_owned(), file));
-    }
-    for c in connectors {
-        for (key, file) in c.source.secret_files() {
-            files.push((format!("{key} of connector {}", c.name), file));
-        }
-    }
-    files
-        .into_iter()
-        .filter_map(|(what, path)| {
-            crate::config::readable_by_others(path).map(|mode| {
-                format!(
-                    "{} ({what}) is readable by every user of this machine (mode {mode:04o}): chmod o-rwx {}",
-                    path.display(),
-                    path.display()
-                )
-            })
-        })
-        .collect()
 }
 
 /// The lifecycle, or the exit code of an invalid one (explained on stderr).
@@ -1297,7 +1267,7 @@ fn run_daemon(config: Config) -> anyhow::Result<Exit> {
     for p in problems.iter() {
         tracing::error!(place = %p.place, problem = %p.message, "Invalid connector left out; the others run.");
     }
-    for warning in exposed_files(&config, &loaded.connectors) {
+    for warning in warnings::all(&config, &loaded.connectors) {
         tracing::warn!("{warning}");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()

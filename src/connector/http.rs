@@ -26,6 +26,11 @@ use crate::config::{PasswordSource, Secret};
 
 /// The longest wait a `Retry-After` may impose before the import gives up.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+/// The longest `timeout` of one request (issue 17, item 20).
+pub(crate) const MAX_TIMEOUT: Duration = Duration::from_secs(3_600);
+/// The range of `max_response_mb`: in bytes, 4096 MB still fits every counter
+/// (issue 17, item 20: a huge value overflowed).
+const MAX_RESPONSE_MB: std::ops::RangeInclusive<u64> = 1..=4096;
 
 /// The `[source]` table of an `http_json` connector, as written.
 #[derive(Debug, Deserialize)]
@@ -210,9 +215,9 @@ pub(crate) fn secret(
     }
 }
 
-/// Reads a `timeout` setting (default 30 s).
+/// Reads a `timeout` setting (default 30 s, at most [`MAX_TIMEOUT`]).
 pub(crate) fn timeout(value: Option<&str>, fp: &mut FileProblems<'_>) -> Duration {
-    match value.map(crate::lifecycle::parse_duration) {
+    match value.map(|v| crate::lifecycle::parse_duration_at_most(v, MAX_TIMEOUT)) {
         None => Duration::from_secs(30),
         Some(Ok(d)) if !d.is_zero() => d,
         Some(Ok(_)) => {
@@ -335,6 +340,14 @@ impl HttpSource {
             Some(PaginationDef::Link) => Pagination::Link,
         };
         let timeout = timeout(def.timeout.as_deref(), fp);
+        let max_response_mb = def.max_response_mb.unwrap_or(50);
+        if !MAX_RESPONSE_MB.contains(&max_response_mb) {
+            fp.file(format!(
+                "[source] max_response_mb {max_response_mb} must be between {} and {}",
+                MAX_RESPONSE_MB.start(),
+                MAX_RESPONSE_MB.end()
+            ));
+        }
         let ca_file = def.ca_file.map(|f| base.join(f));
         let url = url?;
         (fp.count() == before).then_some(Self {
@@ -348,7 +361,7 @@ impl HttpSource {
             updated_since: def.updated_since,
             timeout,
             retries: def.retries.unwrap_or(3),
-            max_response: def.max_response_mb.unwrap_or(50) * 1024 * 1024,
+            max_response: max_response_mb.saturating_mul(1024 * 1024),
             ca_file,
         })
     }
@@ -771,14 +784,14 @@ impl HttpTable {
                 if count == 0 || size.as_ref().is_some_and(|(_, s)| count < *s) {
                     Next::Done
                 } else {
-                    Next::Number(n + 1)
+                    Next::Number(n.saturating_add(1))
                 }
             }
             (Pagination::Offset { size, .. }, Next::Number(n)) => {
                 if count < *size {
                     Next::Done
                 } else {
-                    Next::Number(n + count)
+                    Next::Number(n.saturating_add(count))
                 }
             }
             (Pagination::Cursor { next, .. }, _) => match page.pointer(next) {

@@ -258,10 +258,14 @@ impl<'a> FileProblems<'a> {
     }
 
     /// Deserializes the file's TOML; a syntax or shape error (which names its
-    /// line and column) is recorded, and gives `None`.
+    /// line and column) is recorded, every unknown key at once, and gives `None`.
     pub(crate) fn parse<T: serde::de::DeserializeOwned>(&mut self) -> Option<T> {
-        toml::from_str(self.text)
-            .map_err(|error| self.file(error.to_string().trim_end()))
+        crate::diag::from_toml(self.text)
+            .map_err(|errors| {
+                for error in errors {
+                    self.file(error.to_string().trim_end());
+                }
+            })
             .ok()
     }
 

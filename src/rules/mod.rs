@@ -330,6 +330,7 @@ impl Rules {
             }
             kinds
         };
+        let mut failed = std::collections::BTreeSet::new();
         for (label, complete, delay) in [
             ("a complete sample dossier", true, Some(&history)),
             (
@@ -343,26 +344,33 @@ impl Rules {
             let mut renders = None;
             for name in self.templates.names() {
                 for kind in kinds_of(name) {
+                    // A template is said to fail once: the first reason is enough,
+                    // and one that spent its whole budget would spend it again.
+                    if failed.contains(name) {
+                        continue;
+                    }
                     let event = sample_event(kind, complete);
                     let scene = sample_scene(&dossier, &event, delay);
                     let ctx = self.context(&scene, Some(("beneficiary", "contact@example.org")));
                     match self.templates.render(name, &ctx) {
                         Ok(_) => {
-                            renders.get_or_insert(ctx);
+                            renders.get_or_insert((name, ctx));
                         }
-                        Err(reason) => problems.push(
-                            self.templates.path(name),
-                            format!(
-                                "fails to render for {label} and a {} event: {reason}",
-                                kind.as_str()
-                            ),
-                        ),
+                        Err(reason) => {
+                            failed.insert(name);
+                            problems.push(
+                                self.templates.path(name),
+                                format!(
+                                    "fails to render for {label} and a {} event: {reason}",
+                                    kind.as_str()
+                                ),
+                            );
+                        }
                     }
                 }
             }
             // The digest, made of a template that renders on its own.
-            if let Some(ctx) = renders
-                && let Some(name) = self.templates.names().first()
+            if let Some((name, ctx)) = renders
                 && let Err(reason) = self
                     .templates
                     .render_many(&[(name, ctx.clone()), (name, ctx)])
@@ -838,15 +846,15 @@ fn parse_file(
                 Class::Mandatory
             }
         };
-        let mut duration = |value: &Option<Spanned<String>>, key: &str| {
+        let mut duration = |value: &Option<Spanned<String>>, key: &str, max| {
             value.as_ref().and_then(|v| {
-                lifecycle::parse_duration(v.get_ref())
+                lifecycle::parse_duration_at_most(v.get_ref(), max)
                     .map_err(|reason| fp.at(v.span(), named(format!("`{key}`: {reason}"))))
                     .ok()
             })
         };
-        let cooldown = duration(&def.cooldown, "cooldown");
-        let debounce = duration(&def.debounce, "debounce");
+        let cooldown = duration(&def.cooldown, "cooldown", lifecycle::MAX_DURATION);
+        let debounce = duration(&def.debounce, "debounce", timing::MAX_DEBOUNCE);
         let mut mailbox = |value: &Option<Spanned<String>>, key: &str| {
             value.as_ref().and_then(|v| {
                 v.get_ref()

@@ -7,7 +7,13 @@
 //! `_layout.txt.jinja` for the text part, and turned into escaped HTML paragraphs
 //! wrapped by `_layout.html.jinja` (auto-escaped) for the HTML part. Several
 //! alerts to one person become one message through `_digest.jinja`.
+//!
+//! Every render has a budget, so that no template can hang `check`, `render` or
+//! the daemon, nor fill its memory (issue 17, item 29): minijinja's fuel bounds
+//! the work of one render ([`FUEL`]), and each rendered part may be at most
+//! [`MAX_OUTPUT`] bytes, measured as it is written.
 
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +36,12 @@ pub const DIGEST: &str = "_digest.jinja";
 const EXTENSION: &str = ".jinja";
 /// Templates named by rules are read with this prefix for their conditions.
 const CONDITION_PREFIX: &str = "@when/";
+/// The work one render may do, in minijinja fuel (about one instruction, or 64
+/// bytes of data made): a message of the shipped templates takes a few
+/// thousand; three nested loops of 10 000 turns would take 10¹².
+pub const FUEL: u64 = 1_000_000;
+/// The largest text one render may write (a subject, a body, a layout): 1 MB.
+pub const MAX_OUTPUT: usize = 1024 * 1024;
 
 /// One e-mail's content.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -202,27 +214,44 @@ impl Templates {
 
     fn part(&self, template: &str, ctx: &Value) -> Result<Part, String> {
         let name = format!("{template}{EXTENSION}");
-        let failed = |e: &Error| format!("{name}: {}", describe(e));
-        let tmpl = self.env.get_template(&name).map_err(|e| failed(&e))?;
-        let mut captured = tmpl.render_captured(ctx).map_err(|e| failed(&e))?;
-        let (subject, body) = captured
+        let tmpl = self
+            .env
+            .get_template(&name)
+            .map_err(|e| format!("{name}: {}", describe(&e)))?;
+        // What the template writes outside its blocks is not used, but measured.
+        let mut outside = Capped::default();
+        let mut captured = tmpl
+            .render_captured_to(ctx, &mut outside)
+            .map_err(|e| format!("{name}: {}", outside.describe(&e)))?;
+        let (mut subject, mut body) = (Capped::default(), Capped::default());
+        captured
             .with_state_mut(|state| {
-                Ok::<_, Error>((state.render_block("subject")?, state.render_block("body")?))
+                state.render_block_to_write("subject", &mut subject)?;
+                state.render_block_to_write("body", &mut body)
             })
-            .map_err(|e| failed(&e))?;
+            .map_err(|e| {
+                let reason = if subject.over { &subject } else { &body }.describe(&e);
+                format!("{name}: {reason}")
+            })?;
         Ok(Part {
             // A subject is one header line: no line breaks can come from data.
-            subject: subject.split_whitespace().collect::<Vec<_>>().join(" "),
-            body: tidy(&body),
+            subject: subject
+                .text()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
+            body: tidy(&body.text()),
         })
     }
 
     fn wrap(&self, part: &Part, ctx: &Value) -> Result<Message, String> {
         let layout = |name: &str, extra: Value| {
+            let mut out = Capped::default();
             self.env
                 .get_template(name)
-                .and_then(|t| t.render(context! { ..extra, ..ctx.clone() }))
-                .map_err(|e| format!("{name}: {}", describe(&e)))
+                .and_then(|t| t.render_captured_to(context! { ..extra, ..ctx.clone() }, &mut out))
+                .map_err(|e| format!("{name}: {}", out.describe(&e)))?;
+            Ok::<_, String>(out.text())
         };
         let text = layout(
             LAYOUT_TEXT,
@@ -252,14 +281,61 @@ pub fn describe(e: &Error) -> String {
         (ErrorKind::UndefinedError, Some(line)) => {
             format!("line {line}: undefined variable or attribute ({what})")
         }
+        (ErrorKind::OutOfFuel, line) => format!(
+            "{}too much work for one message (more than {FUEL} steps): a loop too long?",
+            line.map(|l| format!("line {l}: ")).unwrap_or_default()
+        ),
         (_, Some(line)) => format!("line {line}: {what}"),
         _ => what,
+    }
+}
+
+/// The text a render writes, refused past [`MAX_OUTPUT`] bytes: the render
+/// stops there rather than filling the memory.
+#[derive(Debug, Default)]
+struct Capped {
+    bytes: Vec<u8>,
+    over: bool,
+}
+
+impl Capped {
+    /// The text written (whole characters: minijinja writes whole strings).
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+
+    /// Why a render that wrote here failed.
+    fn describe(&self, e: &Error) -> String {
+        if self.over {
+            format!(
+                "the message is too large (more than {} MB): a loop too long?",
+                MAX_OUTPUT / 1024 / 1024
+            )
+        } else {
+            describe(e)
+        }
+    }
+}
+
+impl io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.bytes.len() + buf.len() > MAX_OUTPUT {
+            self.over = true;
+            return Err(io::Error::other("the message is too large"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
 fn environment(lifecycle: Arc<Lifecycle>, tz: Tz) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_fuel(Some(FUEL));
     env.set_auto_escape_callback(|name| {
         if name.ends_with(".html.jinja") {
             AutoEscape::Html

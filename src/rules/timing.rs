@@ -37,6 +37,10 @@ pub struct Window {
     end: NaiveTime,
 }
 
+/// The longest debounce, of `[alerts]` or of a rule: an alert held longer is
+/// news no more (issue 17, item 20).
+pub const MAX_DEBOUNCE: Duration = Duration::from_secs(30 * 86_400);
+
 /// The timing policy of alerts.
 #[derive(Debug, Clone)]
 pub struct Policy {

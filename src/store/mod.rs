@@ -490,15 +490,32 @@ impl Store {
     /// A reason naming the file or folder.
     pub fn check(path: &Path) -> std::result::Result<(), String> {
         if path.exists() {
-            let conn =
-                Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-                    .map_err(|e| format!("cannot open the state database: {e}"))?;
+            // A write killed in rollback-journal mode (a connector's first import)
+            // leaves a hot journal that the next reader must roll back, which a
+            // read-only connection cannot: then open it for writing (never
+            // creating it), as `run` would, so that `check` accepts what `run`
+            // recovers. Reading it rolls the interrupted write back, nothing else
+            // (issue 17, item 30).
+            let journal = PathBuf::from(format!("{}-journal", path.display()));
+            let flags = if journal.exists() {
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+            } else {
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+            };
+            let conn = Connection::open_with_flags(path, flags)
+                .map_err(|e| format!("cannot open the state database: {e}"))?;
             // An import may hold it for a while.
             conn.busy_timeout(BUSY_TIMEOUT)
                 .map_err(|e| format!("cannot open the state database: {e}"))?;
             let version: i64 = conn
                 .query_row("PRAGMA user_version", [], |r| r.get(0))
-                .map_err(|e| format!("not a readable SQLite database: {e}"))?;
+                .map_err(|e| match e.sqlite_error_code() {
+                    Some(rusqlite::ErrorCode::ReadOnly) if journal.exists() => format!(
+                        "the state database holds an interrupted write ({}) that only a user who may write it can roll back: run check as the service's user, or start the service",
+                        journal.display()
+                    ),
+                    _ => format!("not a readable SQLite database: {e}"),
+                })?;
             let latest = migrations_count();
             if version > latest {
                 return Err(format!(

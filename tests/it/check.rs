@@ -1,6 +1,10 @@
 //! `alertissimo check`: exit 0 when valid, 78 with every problem named when not.
 
-use crate::common::{BIN, Install, repo, text};
+use std::time::Duration;
+
+use rstest::rstest;
+
+use crate::common::{BIN, Install, output_within, repo, text};
 
 #[test]
 fn shipped_configuration_is_valid() {
@@ -290,4 +294,231 @@ fn completions_and_the_manual_page_need_no_configuration() {
     assert!(man.contains("evaluate"), "{man}");
     // Anything else does need it.
     assert_eq!(run(&["check"]).status.code(), Some(78));
+}
+
+/// A template that would loop 10¹² times, or write gigabytes, is refused by
+/// `check` in a moment, naming the template and why (it used to hang `check`,
+/// `render`, `run` and a SIGHUP reload, or abort `check` out of memory).
+// See: issue 17, item 29 (templates have a budget).
+#[rstest]
+#[case::three_nested_loops(
+    "{% for i in range(10000) %}{% for j in range(10000) %}{% for k in range(10000) %}x{% endfor %}{% endfor %}{% endfor %}",
+    "too much work for one message"
+)]
+#[case::gigabytes_of_output(
+    "{% for i in range(10000) %}{% for j in range(10000) %}{{ \"0123456789\" * 1000 }}{% endfor %}{% endfor %}",
+    "the message is too large (more than 1 MB)"
+)]
+#[case::one_huge_string("{{ \"x\" * 4000000000 }}", "too much work for one message")]
+fn issue_17_item_29_templates_have_a_budget(#[case] body: &str, #[case] reason: &str) {
+    let install = Install::new();
+    let template = install.own_rules().join("templates/depot_recu.jinja");
+    std::fs::write(
+        &template,
+        format!(
+            "{{% block subject %}}Dépôt{{% endblock %}}\n{{% block body %}}{body}{{% endblock %}}\n"
+        ),
+    )
+    .unwrap();
+    let out = output_within(
+        install.cmd(&["check", "--no-environment"]),
+        Duration::from_secs(10),
+    )
+    .expect("check finishes within 10 s");
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains(&format!("{}: fails to render", template.display())) && said.contains(reason),
+        "{said}"
+    );
+    // Said once, not once per sample dossier and event.
+    assert_eq!(said.matches(reason).count(), 1, "{said}");
+}
+
+/// An `http_json` connector whose `[source]` ends with `extra`.
+fn api_connector(extra: &str) -> String {
+    format!(
+        "kind = \"http_json\"\n[source]\nurl = \"https://api.example.org/dossiers\"\nrecords = \"/data\"\n{extra}\n\
+         [fields]\nid = \"/id\"\nstep = \"/etat\"\n[steps]\n\"Déposé\" = \"depose\"\n"
+    )
+}
+
+/// A setting far out of range is refused by `check` and by `run` (exit 78),
+/// naming the key and its bound, rather than overflowing a date or a duration
+/// later: an exit code of 101 would be a panic.
+// See: issue 17, item 20 (no setting can make the daemon panic).
+#[rstest]
+#[case::retry_max(
+    "[delivery]\nretry_max = \"100000000y\"\n",
+    "",
+    "key `delivery.retry_max`: '100000000y' is too long: at most 1d"
+)]
+#[case::retry_initial(
+    "[delivery]\nretry_initial = \"100000000y\"\n",
+    "",
+    "key `delivery.retry_initial`: '100000000y' is too long: at most 1d"
+)]
+#[case::max_age(
+    "[delivery]\nmax_age = \"100000000y\"\n",
+    "",
+    "key `delivery.max_age`: '100000000y' is too long: at most 365d"
+)]
+#[case::shutdown_timeout(
+    "[daemon]\nshutdown_timeout = \"100000000y\"\n",
+    "",
+    "key `daemon.shutdown_timeout`: '100000000y' is too long: at most 1h"
+)]
+#[case::debounce(
+    "[alerts]\ndebounce = \"100000000y\"\n",
+    "",
+    "key `alerts.debounce`: '100000000y' is too long: at most 30d"
+)]
+#[case::delays_refresh(
+    "[delays]\nrefresh = \"100000000y\"\n",
+    "",
+    "key `delays.refresh`: '100000000y' is too long: at most 7d"
+)]
+#[case::personal_data(
+    "[retention]\npersonal_data = \"100000000y\"\n",
+    "",
+    "key `retention.personal_data`: '100000000y' is too long: at most 10y"
+)]
+#[case::smtp_timeout(
+    "[delivery]\ntransport = \"smtp\"\n[smtp]\ntimeout = \"100000000y\"\n",
+    "",
+    "key `smtp.timeout`: '100000000y' is too long: at most 1h"
+)]
+#[case::huge_rate(
+    "[delivery]\nrate_per_second = 1e300\n",
+    "",
+    "key `delivery.rate_per_second`: must be between 0.001 and 10000"
+)]
+#[case::tiny_rate(
+    "[delivery]\nrate_per_second = 1e-300\n",
+    "",
+    "key `delivery.rate_per_second`: must be between 0.001 and 10000"
+)]
+#[case::max_response_mb(
+    "",
+    "max_response_mb = 100000000000000000",
+    "portail.toml: [source] max_response_mb 100000000000000000 must be between 1 and 4096"
+)]
+#[case::api_timeout(
+    "",
+    "timeout = \"100000000y\"",
+    "portail.toml: [source] timeout: '100000000y' is too long: at most 1h"
+)]
+fn issue_17_item_20_no_setting_can_make_the_daemon_panic(
+    #[case] config: &str,
+    #[case] source: &str,
+    #[case] said: &str,
+) {
+    let install = if source.is_empty() {
+        Install::new()
+    } else {
+        Install::with_connector(|_| api_connector(source))
+    };
+    install.append_config(config);
+    for command in [&["check", "--no-environment"][..], &["run"]] {
+        let out = output_within(install.cmd(command), Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("{command:?} did not stop"));
+        assert_eq!(out.status.code(), Some(78), "{command:?}: {}", text(&out));
+        assert!(
+            text(&out).contains(said),
+            "{command:?}: {said:?} not in:\n{}",
+            text(&out)
+        );
+    }
+}
+
+/// A TOML syntax error in `config.toml` is said once (not once per key), and
+/// without its line, which may hold a password typed without quotes.
+// See: issue 17, item 36 (messages said once).
+#[test]
+fn issue_17_item_36_a_syntax_error_of_the_configuration_is_said_once() {
+    let install = Install::new();
+    install.append_config("[smtp]\nusername = \"aides\"\npassword = hunter2-s3cret\n");
+    let out = install.run(&["check", "--no-environment"]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    let said = text(&out);
+    let line = std::fs::read_to_string(install.config())
+        .unwrap()
+        .lines()
+        .count();
+    let needle = format!("not a valid TOML file: line {line}, column 12");
+    assert_eq!(said.matches(&needle).count(), 1, "{said}");
+    // "invalid configuration:" and the one problem.
+    assert_eq!(said.lines().count(), 2, "{said}");
+    assert!(!said.contains("hunter2"), "{said}");
+}
+
+/// Every unknown key of a connector or rule file is named in one run of `check`,
+/// each with its line and column (serde stops at the first).
+// See: issue 17, item 36 (messages said once).
+#[test]
+fn issue_17_item_36_every_unknown_key_of_a_file_in_one_pass() {
+    let install = Install::with_connector(|c| {
+        c.replace("watch = ", "delimeter = \";\"\nwatch = ")
+            .replace("settle = \"0s\"", "settle = \"0s\"\narchve_dir = \"old\"")
+            .replace("[guards]", "[guards]\nmax_rejected = 0.5")
+    });
+    let rules = install.own_rules();
+    std::fs::write(
+        rules.join("extra.toml"),
+        "[[rule]]\nname = \"extra\"\ntemplte = \"depot_recu\"\nrecipents = [\"beneficiary\"]\n",
+    )
+    .unwrap();
+    let out = install.run(&["check", "--no-environment"]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    let said = text(&out);
+    for needle in [
+        "portail.toml: TOML parse error at line 4, column 1",
+        "unknown field `delimeter`",
+        "portail.toml: TOML parse error at line 12, column 1",
+        "unknown field `archve_dir`",
+        "unknown field `max_rejected`",
+        "extra.toml: TOML parse error at line 3, column 1",
+        "unknown field `templte`",
+        "extra.toml: TOML parse error at line 4, column 1",
+        "unknown field `recipents`",
+    ] {
+        assert!(said.contains(needle), "{needle:?} not in:\n{said}");
+    }
+}
+
+/// `check` warns, without failing, of a drop folder outside the configuration's
+/// folders (the packaged service cannot reach it) and of metrics served to
+/// other machines.
+// See: issue 17, item 36 (messages said once).
+#[test]
+fn issue_17_item_36_check_warns_of_outside_folders_and_open_metrics() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let pattern = elsewhere.path().join("*.csv");
+    let install =
+        Install::with_connector(|c| c.replace("../inbox/*.csv", &pattern.display().to_string()));
+    install.append_config("[metrics]\nlisten = \"0.0.0.0:9464\"\n");
+    let out = install.run(&["check", "--no-environment"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    for needle in [
+        format!(
+            "warning: {}: [source] path {} is outside the configuration's folders ({}, ",
+            install.root().join("connectors/portail.toml").display(),
+            pattern.display(),
+            install.root().display()
+        ),
+        "ReadWritePaths=".to_owned(),
+        "warning: [metrics] listen = \"0.0.0.0:9464\" is reachable from other machines".to_owned(),
+    ] {
+        assert!(said.contains(&needle), "{needle:?} not in:\n{said}");
+    }
+    // Inside, and on the loopback: nothing to say.
+    let install = Install::new();
+    install.append_config("[metrics]\nlisten = \"127.0.0.1:9464\"\n");
+    let said = text(&install.run(&["check", "--no-environment"]));
+    assert!(
+        !said.contains("outside the configuration's folders"),
+        "{said}"
+    );
+    assert!(!said.contains("reachable from other machines"), "{said}");
 }

@@ -3,8 +3,8 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::Path;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::common::Install;
 
@@ -162,4 +162,68 @@ fn sigkill_during_a_first_import_never_half_applies() {
         .unwrap();
     assert_eq!(mode, "wal");
     assert!(!Path::new(&format!("{}-journal", empty.db().display())).exists());
+}
+
+/// SQLite writes it at the head of a journal once the journal is synced, before
+/// the database file is written: a journal that starts with it is hot.
+const JOURNAL_MAGIC: [u8; 8] = [0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7];
+
+/// Kills, a few times if need be, the first import of `export` into a copy of
+/// `start`'s store while it writes into the database file, until the kill leaves
+/// a hot journal; returns the journal's path.
+fn kill_leaving_a_hot_journal(start: &Install, victim: &Install, export: &Path) -> PathBuf {
+    let journal = PathBuf::from(format!("{}-journal", victim.db().display()));
+    let size = |path: &Path| std::fs::metadata(path).map_or(0, |m| m.len());
+    for _ in 0..10 {
+        copy_db(start, victim);
+        let before = size(&victim.db());
+        let mut child = victim
+            .cmd(&["import", "portail", export.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Killed once the import's pages spill into the database file (which
+        // grows); new pages are not journaled, so the journal stays small.
+        while child.try_wait().unwrap().is_none() && size(&victim.db()) < before + (1 << 20) {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let head = std::fs::read(&journal).unwrap_or_default();
+        if head.starts_with(&JOURNAL_MAGIC) {
+            return journal;
+        }
+    }
+    panic!("no kill left a hot journal");
+}
+
+/// After a SIGKILL during a connector's first import (rollback-journal mode),
+/// `check` accepts the store, as `run` and `import` recover it, rather than
+/// failing on "attempt to write a readonly database".
+// See: issue 17, item 30 (`check` after a crash).
+#[test]
+fn issue_17_item_30_check_after_a_crash_during_a_first_import() {
+    let empty = Install::new();
+    let first = empty.root().join("exports/first.csv");
+    write_export(&first, false);
+    let header = empty.root().join("exports/header.csv");
+    let text = std::fs::read_to_string(&first).unwrap();
+    std::fs::write(&header, text.lines().next().unwrap()).unwrap();
+    let _ = empty.run(&["import", "portail", header.to_str().unwrap()]);
+    assert!(empty.db().exists());
+
+    let victim = Install::new();
+    let journal = kill_leaving_a_hot_journal(&empty, &victim, &first);
+    let out = victim.run(&["check"]);
+    assert!(out.status.success(), "{}", crate::common::text(&out));
+    // It rolled the interrupted import back, and changed nothing else.
+    assert!(!journal.exists(), "the journal is still there");
+    assert_eq!(state(&victim), state(&empty));
+    // The import then runs whole, and `check` still passes.
+    let out = victim.run(&["import", "portail", first.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", crate::common::text(&out));
+    assert!(state(&victim).0.len() >= ROWS);
+    let out = victim.run(&["check"]);
+    assert!(out.status.success(), "{}", crate::common::text(&out));
 }
