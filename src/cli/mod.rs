@@ -24,11 +24,14 @@ use crate::rules::Rules;
 use crate::store::{RunRecord, Store};
 
 /// `println!` that ends the process quietly when stdout is closed early
-/// (`alertissimo outbox list | head`), instead of panicking.
+/// (`alertissimo outbox list | head`), instead of panicking, and never lets
+/// text from an export steer the terminal: control characters other than line
+/// breaks and tabs (escape sequences, carriage returns) are shown escaped.
 macro_rules! out {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        if let Err(e) = writeln!(std::io::stdout(), $($arg)*)
+        let line = format!($($arg)*);
+        if let Err(e) = writeln!(std::io::stdout(), "{}", $crate::cli::terminal_safe(&line))
             && e.kind() == std::io::ErrorKind::BrokenPipe
         {
             std::process::exit(0);
@@ -40,17 +43,29 @@ mod outbox;
 mod stats;
 mod warnings;
 
-/// Text from export data or a remote server made safe for a terminal: control
-/// characters (escape sequences, carriage returns, line breaks) are shown
-/// escaped, never interpreted.
+/// Text from export data or a remote server made safe for one line of a
+/// terminal: control characters (escape sequences, carriage returns, line
+/// breaks) are shown escaped, never interpreted.
 pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
+    escape_controls(text, |_| true)
+}
+
+/// Text made safe for a terminal, its line breaks and tabs kept: what [`out!`]
+/// writes.
+pub(crate) fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    escape_controls(text, |c| c != '\n' && c != '\t')
+}
+
+/// Escapes the control characters `escaped` chooses.
+fn escape_controls(text: &str, escaped: impl Fn(char) -> bool) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && escaped(c);
+    if !text.chars().any(unsafe_char) {
         return std::borrow::Cow::Borrowed(text);
     }
     std::borrow::Cow::Owned(
         text.chars()
             .map(|c| {
-                if c.is_control() {
+                if unsafe_char(c) {
                     c.escape_default().to_string()
                 } else {
                     c.to_string()
@@ -618,7 +633,8 @@ fn describe_rejection(r: &crate::store::Rejection) -> String {
         .as_ref()
         .map(|f| format!(" field '{f}'"))
         .unwrap_or_default();
-    format!("{}: {at}:{record}{id}{field}: {}", r.severity, r.reason)
+    let line = format!("{}: {at}:{record}{id}{field}: {}", r.severity, r.reason);
+    printable(&line).into_owned()
 }
 
 fn evaluate(config: &Config, review: bool, json: bool) -> anyhow::Result<Exit> {
@@ -969,10 +985,10 @@ fn runs(
             r.counts.field_changed,
             r.counts.disappeared,
             r.counts.rejected,
-            r.source
+            printable(&r.source)
         );
         for reason in &r.reasons {
-            out!("       refused: {reason}");
+            out!("       refused: {}", printable(reason));
         }
     }
     Ok(Exit::Ok)

@@ -162,13 +162,13 @@ fn list(
             a.id,
             a.status,
             a.due_at.with_timezone(&tz).format("%d/%m/%Y %H:%M"),
-            a.reference,
+            super::printable(&a.reference),
             a.rule,
-            format!("{} ({})", a.recipient, a.role),
+            super::printable(&format!("{} ({})", a.recipient, a.role)),
             a.event,
             a.reason
                 .as_deref()
-                .map(|r| format!(" — {r}"))
+                .map(|r| format!(" — {}", super::printable(r)))
                 .unwrap_or_default()
         );
     }

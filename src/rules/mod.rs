@@ -497,8 +497,13 @@ impl Rules {
             event => event,
             step => step,
             delay => scene.delay.map(|e| Value::from(minijinja::value::Serde(e))),
-            link => scene.link,
-            region => Value::from(minijinja::value::Serde(&self.region)),
+            // The configuration's own links may become links in the HTML part;
+            // the export's text never does (see `template::DATA_START`).
+            link => scene.link.map(|l| Value::from_safe_string(l.to_owned())),
+            region => minijinja::context! {
+                website => self.region.website.clone().map(Value::from_safe_string),
+                ..Value::from(minijinja::value::Serde(&self.region))
+            },
             recipient => recipient,
         }
     }
@@ -1450,5 +1455,46 @@ mod tests {
             m.html
         );
         assert!(m.html.contains("&lt;b&gt;Patrimoine"), "{}", m.html);
+    }
+
+    /// Regression: text from an export made links in the HTML part (a
+    /// beneficiary's title could put a link in the Region's e-mail). Only the
+    /// links the configuration gives (the dossier's address) become links.
+    #[test]
+    fn only_the_configurations_links_are_clickable() {
+        let (_dir, rules) = setup(RULES, "send_windows = []");
+        let rules = rules.unwrap_or_else(|p| panic!("{p}"));
+        let d = dossier(
+            "instruction",
+            &[
+                ("reference", "AR-1"),
+                ("title", "Gagnez un prix sur https://evil.example/win"),
+                ("beneficiary.name", "Asso http://phish.example/x"),
+            ],
+        );
+        let event = step_changed("complet", "instruction");
+        let scene = Scene {
+            connector: "x",
+            link: Some("https://portail.example.org/dossiers/AR-1"),
+            dossier: &d,
+            event: &event,
+            delay: None,
+        };
+        let rule = rules.rule("vers-instruction").unwrap();
+        let m = rules
+            .render(rule, &scene, "beneficiary", "a@example.org")
+            .unwrap();
+        assert!(m.html.contains("evil.example/win"), "{}", m.html);
+        assert!(!m.html.contains("href=\"https://evil"), "{}", m.html);
+        assert!(!m.html.contains("href=\"http://phish"), "{}", m.html);
+        assert!(
+            m.html
+                .contains("<a href=\"https://portail.example.org/dossiers/AR-1\">"),
+            "{}",
+            m.html
+        );
+        // The text part carries no marks.
+        assert!(!m.text.contains(['\u{E000}', '\u{E001}']), "{}", m.text);
+        assert!(m.text.contains("https://evil.example/win"), "{}", m.text);
     }
 }

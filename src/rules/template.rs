@@ -36,6 +36,20 @@ pub const DIGEST: &str = "_digest.jinja";
 const EXTENSION: &str = ".jinja";
 /// Templates named by rules are read with this prefix for their conditions.
 const CONDITION_PREFIX: &str = "@when/";
+/// Marks the start of text that came from data (an export's values) in a
+/// rendered text part; [`DATA_END`] its end. The HTML part escapes such text and
+/// never makes a link of it (a beneficiary's title must not put a link in the
+/// Region's e-mail); the text part drops the marks. Characters of Unicode's
+/// private use area, removed from data before marking.
+const DATA_START: char = '\u{E000}';
+/// See [`DATA_START`].
+const DATA_END: char = '\u{E001}';
+
+/// Text without the data marks.
+fn unmarked(text: &str) -> String {
+    text.replace([DATA_START, DATA_END], "")
+}
+
 /// The work one render may do, in minijinja fuel (about one instruction, or 64
 /// bytes of data made): a message of the shipped templates takes a few
 /// thousand; three nested loops of 10 000 turns would take 10¹².
@@ -197,7 +211,10 @@ impl Templates {
                     let part = self.part(template, ctx)?;
                     list.push(context! {
                         ..ctx.clone(),
-                        ..context! { subject => part.subject, body => part.body }
+                        ..context! {
+                            subject => part.subject,
+                            body => Value::from_safe_string(part.body),
+                        }
                     });
                 }
                 let ctx = context! {
@@ -235,8 +252,7 @@ impl Templates {
             })?;
         Ok(Part {
             // A subject is one header line: no line breaks can come from data.
-            subject: subject
-                .text()
+            subject: unmarked(&subject.text())
                 .split_whitespace()
                 .collect::<Vec<_>>()
                 .join(" "),
@@ -255,7 +271,10 @@ impl Templates {
         };
         let text = layout(
             LAYOUT_TEXT,
-            context! { subject => &part.subject, body => &part.body },
+            context! {
+                subject => &part.subject,
+                body => Value::from_safe_string(part.body.clone()),
+            },
         )?;
         let html = layout(
             LAYOUT_HTML,
@@ -266,7 +285,7 @@ impl Templates {
         )?;
         Ok(Message {
             subject: part.subject.clone(),
-            text: tidy(&text),
+            text: tidy(&unmarked(&text)),
             html,
         })
     }
@@ -351,13 +370,22 @@ fn environment(lifecycle: Arc<Lifecycle>, tz: Tz) -> Environment<'static> {
     {
         env.set_syntax(syntax);
     }
-    // Absent values are `none`: they print as nothing rather than "none".
+    // Absent values are `none`: they print as nothing rather than "none". Text
+    // from data printed into a text part is marked (see `DATA_START`), so that
+    // the HTML part never makes a link of it; safe values (the links the
+    // configuration gives, parts already rendered) are written as they are.
     env.set_formatter(|out, state, value| {
         if value.is_none() {
-            Ok(())
-        } else {
-            minijinja::escape_formatter(out, state, value)
+            return Ok(());
         }
+        if *state.auto_escape() != AutoEscape::None
+            || value.is_safe()
+            || value.kind() != ValueKind::String
+        {
+            return minijinja::escape_formatter(out, state, value);
+        }
+        let clean = unmarked(value.as_str().unwrap_or_default());
+        write!(out, "{DATA_START}{clean}{DATA_END}").map_err(Error::from)
     });
     env.add_filter("date", move |value: Value| -> Result<String, Error> {
         let Some(value) = defined(&value, "date")? else {
@@ -491,8 +519,23 @@ pub fn to_html(body: &str) -> String {
     html
 }
 
-/// Escapes `text` into `out`, turning http(s) addresses into links.
+/// Escapes `text` into `out`, turning the http(s) addresses the template wrote
+/// into links; text from data (between [`DATA_START`] and [`DATA_END`]) is only
+/// escaped.
 fn linkify(text: &str, out: &mut String) {
+    let mut rest = text;
+    while let Some(start) = rest.find(DATA_START) {
+        links(&rest[..start], out);
+        let data = &rest[start + DATA_START.len_utf8()..];
+        let end = data.find(DATA_END).unwrap_or(data.len());
+        escape(&data[..end], out);
+        rest = data.get(end + DATA_END.len_utf8()..).unwrap_or_default();
+    }
+    links(rest, out);
+}
+
+/// Escapes `text` into `out`, turning http(s) addresses into links.
+fn links(text: &str, out: &mut String) {
     let mut rest = text;
     while let Some(start) = rest.find("https://").or_else(|| rest.find("http://")) {
         escape(&rest[..start], out);

@@ -774,3 +774,36 @@ fn a_kept_file_unchanged_is_not_read_again() {
     assert_eq!(v["status"], "unchanged", "{v}");
     assert!(file.is_file(), "kept");
 }
+
+/// Regression: export data could steer a terminal: an escape sequence or a
+/// carriage return in a value went as it was to `outbox list`, `dossier` and
+/// `runs`. They are shown escaped.
+#[test]
+fn export_data_cannot_steer_the_terminal() {
+    let install = Install::tolerant();
+    install.import("export-1.csv", &[]);
+    let latin1 = std::fs::read(crate::common::fixture("export-2.csv")).unwrap();
+    let (text_1252, _, _) = encoding_rs::WINDOWS_1252.decode(&latin1);
+    let hostile: Vec<u8> = text_1252
+        .replace("Boulangerie Lef", "\x1b[2J\x1b[31m\x07Boulangerie\rLef")
+        .into_bytes();
+    let file = install.root().join("exports/hostile.csv");
+    std::fs::write(&file, hostile).unwrap();
+    let (summary, _) = install.import_path(&file);
+    assert_eq!(summary["status"], "applied", "{summary}");
+    for args in [
+        vec!["dossier", "REF-1"],
+        vec!["outbox", "list"],
+        vec!["runs"],
+        vec!["runs", "--rejections", "2"],
+    ] {
+        let out = install.run(&args);
+        let shown = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !shown.contains(['\x1b', '\r', '\x07']),
+            "{args:?}: {shown:?}"
+        );
+    }
+    let timeline = text(&install.run(&["dossier", "REF-1"]));
+    assert!(timeline.contains("\\u{1b}[2J"), "{timeline}");
+}
