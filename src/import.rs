@@ -579,6 +579,34 @@ pub fn import_pending(
     Ok(out)
 }
 
+/// Puts back the stored values of the fields a record left empty with
+/// `on_empty = "keep"` (see [`crate::connector::mapping::OnEmpty`]), and the
+/// stored form of its fields with them; returns the fields kept.
+fn keep_stored(
+    mut mapped: Mapped,
+    fields: Vec<u8>,
+    stored: Option<&model::Dossier>,
+    encoder: &FieldEncoder,
+) -> Result<(Mapped, Vec<u8>, Vec<String>), StoreError> {
+    let Some(stored) = stored.filter(|_| !mapped.kept.is_empty()) else {
+        return Ok((mapped, fields, Vec::new()));
+    };
+    let mut kept = Vec::new();
+    for name in std::mem::take(&mut mapped.kept) {
+        if let Some(value) = stored.fields.get(&name) {
+            mapped.dossier.fields.insert(name.clone(), value.clone());
+            kept.push(name);
+        }
+    }
+    if kept.is_empty() {
+        return Ok((mapped, fields, kept));
+    }
+    let fields = encoder
+        .encode(&mapped.dossier.fields)
+        .map_err(StoreError::Corrupt)?;
+    Ok((mapped, fields, kept))
+}
+
 /// A drop-folder file's size and modification time (nanoseconds since 1970).
 fn file_state(path: &Path) -> Option<(u64, i64)> {
     let meta = std::fs::metadata(path).ok()?;
@@ -989,6 +1017,27 @@ fn import_snapshot(
                                         step_entered_at,
                                     },
                                 ));
+                            }
+                            let (mapped, fields, kept) = keep_stored(
+                                mapped,
+                                fields,
+                                previous.as_ref().map(|(_, known)| &known.dossier),
+                                &encoder,
+                            )?;
+                            for field in kept {
+                                counts.warnings += 1;
+                                reject(
+                                    &mut rejections,
+                                    Rejection {
+                                        severity: "warning",
+                                        file: file_name.clone(),
+                                        line: Some(line),
+                                        record: None,
+                                        source_id: Some(mapped.dossier.id.clone()),
+                                        field: Some(field),
+                                        reason: "empty in this export: the stored value is kept (on_empty = \"keep\")".to_owned(),
+                                    },
+                                );
                             }
                             let mut change = diff::compare(
                                 previous.as_ref().map(|(_, known)| known),

@@ -30,6 +30,21 @@ pub enum OnInvalid {
     Ignore,
 }
 
+/// What an empty cell does to a value stored before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnEmpty {
+    /// The value is erased (watched, the field changes).
+    Clear,
+    /// The stored value is kept, and a warning says so on the run: the default
+    /// for amounts and dates, which a back office never empties (an empty cell
+    /// there is a cut row or a failed export, and must not erase a granted
+    /// amount unnoticed).
+    Keep,
+    /// The record is rejected.
+    Reject,
+}
+
 /// Where a field's value comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ValueSource {
@@ -49,6 +64,7 @@ pub struct FieldDef {
     kind: Option<FieldKind>,
     optional: bool,
     on_invalid: OnInvalid,
+    on_empty: Option<OnEmpty>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -64,6 +80,7 @@ struct DetailedDef {
     optional: bool,
     #[serde(default)]
     on_invalid: OnInvalid,
+    on_empty: Option<OnEmpty>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -85,6 +102,7 @@ impl FieldDef {
             kind: None,
             optional: false,
             on_invalid: OnInvalid::Reject,
+            on_empty: None,
         };
         match value {
             toml::Value::String(s) => Ok(plain(ValueSource::Column(vec![s]))),
@@ -124,6 +142,7 @@ impl FieldDef {
                     kind: d.r#type,
                     optional: d.optional,
                     on_invalid: d.on_invalid,
+                    on_empty: d.on_empty,
                 })
             }
             other => Err(format!(
@@ -154,6 +173,7 @@ pub struct FieldMap {
     parse: Parse,
     optional: bool,
     on_invalid: OnInvalid,
+    on_empty: OnEmpty,
 }
 
 impl FieldMap {
@@ -272,8 +292,20 @@ impl Mapping {
             if (name == ID || name == STEP) && (def.optional || def.on_invalid == OnInvalid::Ignore)
             {
                 fp.at(
-                    span,
+                    span.clone(),
                     format!("field '{name}' is required: it cannot be optional or ignored"),
+                );
+            }
+            // Amounts and dates keep their stored value when a cell is empty;
+            // text follows the export (an instructor removed is removed).
+            let on_empty = def.on_empty.unwrap_or(match parse {
+                Parse::Amount(_) | Parse::Date(_) | Parse::Instant(_) => OnEmpty::Keep,
+                Parse::Text | Parse::Siret | Parse::Emails => OnEmpty::Clear,
+            });
+            if (name == ID || name == STEP) && def.on_empty.is_some() {
+                fp.at(
+                    span,
+                    format!("field '{name}' is required: an empty one always rejects the record"),
                 );
             }
             out.push(FieldMap {
@@ -282,6 +314,7 @@ impl Mapping {
                 parse,
                 optional: def.optional,
                 on_invalid: def.on_invalid,
+                on_empty,
             });
         }
         for required in [ID, STEP] {
@@ -571,6 +604,9 @@ pub struct Mapped {
     pub dossier: Dossier,
     /// Values that did not parse, on fields with `on_invalid = "ignore"`.
     pub warnings: Vec<FieldIssue>,
+    /// Fields whose cell was empty, with `on_empty = "keep"`: the stored value,
+    /// if any, stays.
+    pub kept: Vec<String>,
 }
 
 impl<'m> Resolved<'m> {
@@ -621,6 +657,7 @@ impl<'m> Resolved<'m> {
     {
         let mut errors = Vec::new();
         let mut warnings = Vec::new();
+        let mut kept = Vec::new();
         let mut id = None;
         let mut status = None;
         // By field index, then made a map at once in name order (see below).
@@ -645,7 +682,16 @@ impl<'m> Resolved<'m> {
                 }
                 continue;
             }
-            let Some(raw) = raw else { continue };
+            let Some(raw) = raw else {
+                match f.on_empty {
+                    OnEmpty::Clear => {}
+                    OnEmpty::Keep => kept.push(f.name.clone()),
+                    OnEmpty::Reject => errors.push(issue(
+                        "empty, and this field has on_empty = \"reject\"".to_owned(),
+                    )),
+                }
+                continue;
+            };
             match self.parse(index, &f.parse, &raw, tz) {
                 Ok(v) => values[index] = Some(v),
                 Err(reason) => match f.on_invalid {
@@ -682,6 +728,7 @@ impl<'m> Resolved<'m> {
                         fields: BTreeMap::from_iter(fields),
                     },
                     warnings,
+                    kept,
                 })
             }
             _ => Err(errors),

@@ -45,6 +45,9 @@ const DATA_START: char = '\u{E000}';
 /// See [`DATA_START`].
 const DATA_END: char = '\u{E001}';
 
+/// The auto-escape mode of text templates: nothing is escaped, data is marked.
+const TEXT_MODE: &str = "text";
+
 /// Text without the data marks.
 fn unmarked(text: &str) -> String {
     text.replace([DATA_START, DATA_END], "")
@@ -355,11 +358,13 @@ fn environment(lifecycle: Arc<Lifecycle>, tz: Tz) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_fuel(Some(FUEL));
+    // Text templates use a mode of their own, so that what they make (a macro's
+    // output, a block) is a safe string and data printed in it stays marked.
     env.set_auto_escape_callback(|name| {
         if name.ends_with(".html.jinja") {
             AutoEscape::Html
         } else {
-            AutoEscape::None
+            AutoEscape::Custom(TEXT_MODE.into())
         }
     });
     // Block tags take no room of their own in a text message.
@@ -378,14 +383,16 @@ fn environment(lifecycle: Arc<Lifecycle>, tz: Tz) -> Environment<'static> {
         if value.is_none() {
             return Ok(());
         }
-        if *state.auto_escape() != AutoEscape::None
-            || value.is_safe()
-            || value.kind() != ValueKind::String
-        {
+        if !matches!(state.auto_escape(), AutoEscape::Custom(_)) {
             return minijinja::escape_formatter(out, state, value);
         }
-        let clean = unmarked(value.as_str().unwrap_or_default());
-        write!(out, "{DATA_START}{clean}{DATA_END}").map_err(Error::from)
+        match value.as_str() {
+            Some(text) if !value.is_safe() && value.kind() == ValueKind::String => {
+                let clean = unmarked(text);
+                write!(out, "{DATA_START}{clean}{DATA_END}").map_err(Error::from)
+            }
+            _ => write!(out, "{value}").map_err(Error::from),
+        }
     });
     env.add_filter("date", move |value: Value| -> Result<String, Error> {
         let Some(value) = defined(&value, "date")? else {
@@ -483,13 +490,15 @@ fn tidy(text: &str) -> String {
 /// Turns a plain-text body into HTML: paragraphs on blank lines, `- ` lines into
 /// lists, addresses into links; everything from data is escaped.
 pub fn to_html(body: &str) -> String {
+    let body = &balanced(body);
     let mut html = String::with_capacity(body.len() * 2);
     for paragraph in body.split("\n\n").map(str::trim).filter(|p| !p.is_empty()) {
         // Runs of text lines become a <p>, runs of "- " lines a <ul>.
         let mut open: Option<&str> = None;
         for line in paragraph.lines() {
-            let (tag, content) = match line.trim_start().strip_prefix("- ") {
-                Some(item) => ("ul", item.trim()),
+            let item = list_item(line);
+            let (tag, content) = match &item {
+                Some(item) => ("ul", item.as_ref()),
                 None => ("p", line),
             };
             if open != Some(tag) {
@@ -519,19 +528,61 @@ pub fn to_html(body: &str) -> String {
     html
 }
 
+/// The text of a list item (a line starting with "- ", the dash written by the
+/// template or by data), without its dash.
+fn list_item(line: &str) -> Option<std::borrow::Cow<'_, str>> {
+    let line = line.trim_start();
+    if let Some(item) = line.strip_prefix("- ") {
+        return Some(std::borrow::Cow::Borrowed(item.trim()));
+    }
+    let item = line
+        .strip_prefix(DATA_START)?
+        .trim_start()
+        .strip_prefix("- ")?;
+    Some(std::borrow::Cow::Owned(format!(
+        "{DATA_START}{}",
+        item.trim()
+    )))
+}
+
+/// `body` with each data span closed at a line break and opened again after
+/// it, so that a line (a paragraph, a list item) carries its own marks.
+fn balanced(body: &str) -> std::borrow::Cow<'_, str> {
+    if !body.contains(DATA_START) {
+        return std::borrow::Cow::Borrowed(body);
+    }
+    let mut out = String::with_capacity(body.len() + 16);
+    let mut open = false;
+    for c in body.chars() {
+        match c {
+            DATA_START => open = true,
+            DATA_END => open = false,
+            '\n' if open => {
+                out.push(DATA_END);
+                out.push('\n');
+                out.push(DATA_START);
+                continue;
+            }
+            _ => {}
+        }
+        out.push(c);
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Escapes `text` into `out`, turning the http(s) addresses the template wrote
 /// into links; text from data (between [`DATA_START`] and [`DATA_END`]) is only
 /// escaped.
 fn linkify(text: &str, out: &mut String) {
     let mut rest = text;
     while let Some(start) = rest.find(DATA_START) {
-        links(&rest[..start], out);
+        links(&unmarked(&rest[..start]), out);
         let data = &rest[start + DATA_START.len_utf8()..];
         let end = data.find(DATA_END).unwrap_or(data.len());
         escape(&data[..end], out);
         rest = data.get(end + DATA_END.len_utf8()..).unwrap_or_default();
     }
-    links(rest, out);
+    links(&unmarked(rest), out);
 }
 
 /// Escapes `text` into `out`, turning http(s) addresses into links.

@@ -807,3 +807,73 @@ fn export_data_cannot_steer_the_terminal() {
     let timeline = text(&install.run(&["dossier", "REF-1"]));
     assert!(timeline.contains("\\u{1b}[2J"), "{timeline}");
 }
+
+/// Regression: an empty cell silently erased a stored value: a cut spreadsheet
+/// row turned a granted amount into nothing without anyone knowing. Amounts and
+/// dates keep their stored value by default, with a warning on the run;
+/// `on_empty = "clear"` erases, `on_empty = "reject"` rejects the record.
+#[rstest::rstest]
+#[case::keep_by_default(None, "applied", Some("10000.00"))]
+#[case::clear(Some("clear"), "applied", None)]
+fn an_empty_cell_does_not_silently_erase_a_stored_value(
+    #[case] on_empty: Option<&str>,
+    #[case] status: &str,
+    #[case] amount: Option<&str>,
+) {
+    let install = Install::with_connector(|c| match on_empty {
+        Some(choice) => c.replace(
+            "format = \"auto\" }",
+            &format!("format = \"auto\", on_empty = \"{choice}\" }}"),
+        ),
+        None => c,
+    });
+    let (first, _) = install.import("export-1.csv", &[]);
+    assert_eq!(
+        install.fields("REF-4")["amount_granted"],
+        "10000.00",
+        "{first}"
+    );
+    let latin1 = std::fs::read(crate::common::fixture("export-1.csv")).unwrap();
+    let (text_1252, _, _) = encoding_rs::WINDOWS_1252.decode(&latin1);
+    let cut = text_1252.replace(";10 000,00;", ";;");
+    let file = install.root().join("exports/cut-amount.csv");
+    std::fs::write(&file, cut).unwrap();
+    let (summary, _) = install.import_path(&file);
+    assert_eq!(summary["status"], status, "{summary}");
+    let stored = install.fields("REF-4");
+    assert_eq!(stored["amount_granted"].as_str(), amount, "{summary}");
+    if on_empty.is_none() {
+        assert_eq!(n(&summary, "warnings"), 1, "{summary}");
+        assert!(
+            summary["rejections"][0]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("the stored value is kept"),
+            "{summary}"
+        );
+    }
+}
+
+/// `on_empty = "reject"`: a record with the cell empty is rejected, naming the
+/// field and the reason.
+#[test]
+fn on_empty_reject_rejects_the_record() {
+    let install = Install::with_connector(|c| {
+        c.replace(
+            "format = \"auto\" }",
+            "format = \"auto\", on_empty = \"reject\" }",
+        )
+        .replace("max_rejected_ratio = 0.01", "max_rejected_ratio = 0.9")
+    });
+    let (summary, _) = install.import("export-1.csv", &[]);
+    assert_eq!(n(&summary, "rejected"), 3, "{summary}");
+    let rejection = &summary["rejections"][0];
+    assert_eq!(rejection["field"], "amount_granted", "{summary}");
+    assert!(
+        rejection["reason"]
+            .as_str()
+            .unwrap()
+            .contains("on_empty = \"reject\""),
+        "{summary}"
+    );
+}
