@@ -41,8 +41,9 @@ pub struct SheetSourceDef {
 /// Which sheet of a workbook to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SheetChoice {
-    /// By name.
-    Name(String),
+    /// By name, or the first of several names the workbook has (back offices
+    /// name the sheet differently from one version to the next).
+    Names(Vec<String>),
     /// By position, from 1.
     Position(usize),
 }
@@ -77,13 +78,28 @@ impl SheetSource {
         );
         let sheet = match def.sheet {
             None => SheetChoice::Position(1),
-            Some(toml::Value::String(name)) if !name.trim().is_empty() => SheetChoice::Name(name),
+            Some(toml::Value::String(name)) if !name.trim().is_empty() => {
+                SheetChoice::Names(vec![name])
+            }
+            Some(toml::Value::Array(names))
+                if !names.is_empty()
+                    && names
+                        .iter()
+                        .all(|n| n.as_str().is_some_and(|n| !n.trim().is_empty())) =>
+            {
+                SheetChoice::Names(
+                    names
+                        .iter()
+                        .filter_map(|n| n.as_str().map(str::to_owned))
+                        .collect(),
+                )
+            }
             Some(toml::Value::Integer(n)) if n >= 1 => {
                 SheetChoice::Position(usize::try_from(n).unwrap_or(usize::MAX))
             }
             Some(other) => {
                 fp.file(format!(
-                    "[source] sheet must be a sheet name or a position from 1, found {other}"
+                    "[source] sheet must be a sheet name, a list of names (the first the workbook has), or a position from 1, found {other}"
                 ));
                 SheetChoice::Position(1)
             }
@@ -222,19 +238,21 @@ impl SheetFile {
     /// A reason naming the file: unreadable, not a workbook, no such sheet, or no header row.
     pub fn open(path: &Path, source: &SheetSource, mapping: &Mapping) -> Result<Self, String> {
         super::budget::check_archive(path)?;
-        let book = open_workbook_auto(path)
+        let book = open_by_content(path)
             .map_err(|e| format!("{}: cannot read the workbook: {e}", path.display()))?;
         let names = book.sheet_names();
         let name = match &source.sheet {
-            SheetChoice::Name(wanted) => names
-                .iter()
-                .find(|n| n.trim().eq_ignore_ascii_case(wanted.trim()))
-                .cloned(),
+            SheetChoice::Names(wanted) => wanted.iter().find_map(|w| {
+                names
+                    .iter()
+                    .find(|n| n.trim().eq_ignore_ascii_case(w.trim()))
+                    .cloned()
+            }),
             SheetChoice::Position(n) => names.get(n - 1).cloned(),
         }
         .ok_or_else(|| {
             let wanted = match &source.sheet {
-                SheetChoice::Name(n) => format!("no sheet named '{n}'"),
+                SheetChoice::Names(n) => format!("no sheet named '{}'", n.join("' or '")),
                 SheetChoice::Position(n) => format!("no sheet number {n}"),
             };
             format!(
@@ -359,6 +377,34 @@ impl SheetFile {
     /// sheet whose file does not say).
     pub fn rows(&self) -> u64 {
         self.rows.len().unwrap_or(0)
+    }
+}
+
+/// Opens a workbook by what its first bytes say it is, whatever its name: back
+/// offices name `.xls` an `.xlsx` (or the other way round); then by its name.
+fn open_by_content(
+    path: &Path,
+) -> Result<Sheets<std::io::BufReader<std::fs::File>>, calamine::Error> {
+    use calamine::{Ods, Xls, Xlsb, Xlsx, open_workbook};
+    let mut magic = [0u8; 4];
+    let read =
+        std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic));
+    match (read, magic) {
+        (Ok(()), [0xD0, 0xCF, 0x11, 0xE0]) => Ok(Sheets::Xls(
+            open_workbook::<Xls<_>, _>(path).map_err(calamine::Error::Xls)?,
+        )),
+        (Ok(()), [b'P', b'K', 3, 4]) => {
+            if let Ok(book) = open_workbook::<Xlsx<_>, _>(path) {
+                Ok(Sheets::Xlsx(book))
+            } else if let Ok(book) = open_workbook::<Ods<_>, _>(path) {
+                Ok(Sheets::Ods(book))
+            } else {
+                Ok(Sheets::Xlsb(
+                    open_workbook::<Xlsb<_>, _>(path).map_err(calamine::Error::Xlsb)?,
+                ))
+            }
+        }
+        _ => open_workbook_auto(path),
     }
 }
 

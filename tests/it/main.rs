@@ -18,6 +18,7 @@ mod generated;
 mod http;
 mod import;
 mod outage;
+mod presets;
 mod retention;
 mod sheets;
 mod simulate;

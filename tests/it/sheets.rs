@@ -178,7 +178,7 @@ fn check_names_bad_spreadsheet_settings() {
     let out = bad.run(&["check"]);
     assert_eq!(out.status.code(), Some(78), "{}", text(&out));
     for needle in [
-        "sheet must be a sheet name or a position from 1, found 0",
+        "sheet must be a sheet name, a list of names (the first the workbook has), or a position from 1, found 0",
         "header_levels must be 1 or 2",
     ] {
         assert!(
