@@ -366,16 +366,21 @@ fn check(config: &Config, environment: bool) -> Exit {
         if let Err(reason) = Store::check(&config.store.path) {
             problems.push(&config.store.path, reason);
         }
-        if let crate::config::Transport::Smtp(smtp) = &config.delivery.transport
-            && let Some(Err(reason)) = smtp.password.as_ref().map(|p| p.read())
-        {
-            problems.push(
-                config
-                    .file
-                    .as_deref()
-                    .unwrap_or(std::path::Path::new("configuration")),
-                reason,
-            );
+        if let crate::config::Transport::Smtp(smtp) = &config.delivery.transport {
+            let password = smtp.password.as_ref().map(|p| p.read().map(drop));
+            let ca = smtp
+                .ca_file
+                .as_deref()
+                .map(|f| crate::config::read_ca_file(f, "smtp.ca_file").map(drop));
+            for reason in [password, ca].into_iter().flatten().filter_map(Result::err) {
+                problems.push(
+                    config
+                        .file
+                        .as_deref()
+                        .unwrap_or(std::path::Path::new("configuration")),
+                    reason,
+                );
+            }
         }
     }
     if !problems.is_empty() {
@@ -683,7 +688,7 @@ fn exposed_files(config: &Config, connectors: &[Connector]) -> Vec<String> {
             files.push((format!("{key} of connector {}", c.name), file));
         }
     }
-    files
+    let mut warnings: Vec<String> = files
         .into_iter()
         .filter_map(|(what, path)| {
             crate::config::readable_by_others(path).map(|mode| {
@@ -694,7 +699,24 @@ fn exposed_files(config: &Config, connectors: &[Connector]) -> Vec<String> {
                 )
             })
         })
-        .collect()
+        .collect();
+    // A connector file is not secret, unless a credential is written in it.
+    for c in connectors {
+        let inline = c.source.inline_secrets();
+        if inline.is_empty() {
+            continue;
+        }
+        if let Some(mode) = crate::config::readable_by_others(&c.file) {
+            warnings.push(format!(
+                "{} (connector {}) holds a secret ({}) and is readable by every user of this machine (mode {mode:04o}): chmod o-rwx {}, or read the secret from the environment or a file ([source.secret_headers], [source.auth])",
+                c.file.display(),
+                c.name,
+                inline.join(", "),
+                c.file.display()
+            ));
+        }
+    }
+    warnings
 }
 
 /// The lifecycle, or the exit code of an invalid one (explained on stderr).
