@@ -95,6 +95,8 @@ pub const KEYS: &[&str] = &[
     "smtp.username",
     "smtp.password_env",
     "smtp.password_file",
+    "smtp.allow_insecure_auth",
+    "smtp.ca_file",
     "smtp.from",
     "smtp.reply_to",
     "smtp.timeout",
@@ -167,6 +169,8 @@ struct SmtpDefaults {
     username: &'static str,
     password_env: &'static str,
     password_file: &'static str,
+    allow_insecure_auth: bool,
+    ca_file: &'static str,
     from: &'static str,
     reply_to: &'static str,
     timeout: &'static str,
@@ -278,6 +282,8 @@ const DEFAULTS: Defaults = Defaults {
         username: "",
         password_env: "",
         password_file: "",
+        allow_insecure_auth: false,
+        ca_file: "",
         from: "Alertissimo <alertissimo@localhost>",
         reply_to: "",
         timeout: "30s",
@@ -375,6 +381,12 @@ pub struct Smtp {
     /// Where the password is: the environment or a file, never this file. It is
     /// read when the transport starts (a systemd credential exists only then).
     pub password: Option<PasswordSource>,
+    /// Whether the password may go in clear (`tls = "none"`) to a relay that is
+    /// not this machine: `smtp.allow_insecure_auth`, off by default.
+    pub allow_insecure_auth: bool,
+    /// Extra CA certificates (PEM) trusted for the relay's certificate, besides
+    /// the system's: a relay whose certificate comes from a private CA.
+    pub ca_file: Option<PathBuf>,
     /// How long one exchange with the relay may take.
     pub timeout: Duration,
 }
@@ -411,17 +423,51 @@ impl PasswordSource {
     /// A reason naming the key and the variable or the file.
     pub fn read_as(&self, key: &str) -> Result<Secret, String> {
         match self {
+            Self::Env(_) => self.read_for(&format!("{key}_env")),
+            Self::File(_) => self.read_for(&format!("{key}_file")),
+        }
+    }
+
+    /// Reads the secret; an error starts with `setting`, the key that names it.
+    ///
+    /// # Errors
+    /// A reason naming the setting and the variable or the file.
+    pub fn read_for(&self, setting: &str) -> Result<Secret, String> {
+        match self {
             Self::Env(var) => match std::env::var(var) {
                 Ok(v) if !v.is_empty() => Ok(Secret(v)),
                 _ => Err(format!(
-                    "{key}_env: the environment variable {var} is not set"
+                    "{setting}: the environment variable {var} is not set"
                 )),
             },
             Self::File(path) => std::fs::read_to_string(path)
                 .map(|v| Secret(v.trim_end_matches(['\r', '\n']).to_owned()))
-                .map_err(|e| format!("{key}_file: cannot read {}: {e}", path.display())),
+                .map_err(|e| format!("{setting}: cannot read {}: {e}", path.display())),
         }
     }
+}
+
+/// The CA certificates of the PEM file that the setting `key` names (a
+/// connector's `ca_file`, `smtp.ca_file`).
+///
+/// # Errors
+/// A reason naming the key and the file: unreadable, not PEM, no certificate.
+pub fn read_ca_file(
+    path: &Path,
+    key: &str,
+) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, String> {
+    use rustls_pki_types::pem::PemObject;
+    let problem = |reason: String| format!("{key} {}: {reason}", path.display());
+    let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
+        .map_err(|e| problem(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| problem(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(problem(
+            "no certificate in it (a PEM file: -----BEGIN CERTIFICATE-----)".to_owned(),
+        ));
+    }
+    Ok(certs)
 }
 
 /// The permissions of a file every user of the machine may read (`0644`), when
@@ -1060,6 +1106,9 @@ fn smtp(figment: &Figment, p: &mut Problems) -> Option<Smtp> {
         (None, Some(file)) => Some(Some(PasswordSource::File(file))),
         (None, None) => Some(None),
     };
+    let allow_insecure_auth = get::<bool>(figment, "smtp.allow_insecure_auth", p);
+    let ca_file = get::<RelativePathBuf>(figment, "smtp.ca_file", p)
+        .map(|path| (!path.original().as_os_str().is_empty()).then(|| path.relative()));
     let username = username?;
     let password = password?;
     if username.is_some() != password.is_some() {
@@ -1071,14 +1120,39 @@ fn smtp(figment: &Figment, p: &mut Problems) -> Option<Smtp> {
         );
         return None;
     }
-    Some(Smtp {
+    let smtp = Smtp {
         host: host?,
         port: port?,
         tls: tls?,
         username,
         password,
+        allow_insecure_auth: allow_insecure_auth?,
+        ca_file: ca_file?,
         timeout: timeout?,
-    })
+    };
+    if let Some(reason) = smtp.password_in_clear() {
+        push_key(figment, "smtp.tls", reason, p);
+        return None;
+    }
+    Some(smtp)
+}
+
+impl Smtp {
+    /// Why the password would cross the network in clear, if it would: `tls =
+    /// "none"` with a user name, to a relay that is not this machine, without
+    /// `allow_insecure_auth`.
+    fn password_in_clear(&self) -> Option<String> {
+        let user = self.username.as_deref()?;
+        (self.tls == Tls::None
+            && !self.allow_insecure_auth
+            && !crate::secret::is_loopback(&self.host))
+        .then(|| {
+            format!(
+                "tls = \"none\" would send the password of '{user}' to {} in clear: use \"starttls\" or \"tls\", or set smtp.allow_insecure_auth = true if the network to the relay is trusted",
+                self.host
+            )
+        })
+    }
 }
 
 /// Describes where the value of `key` came from: "in config.toml", "from ALERTISSIMO_…".

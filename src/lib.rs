@@ -15,6 +15,7 @@
 //! import     one snapshot, streamed, guarded, applied in one transaction
 //! alerting   the alerts events owe, queued in the transaction of the events
 //! store      SQLite: schema, migrations, every query
+//! secret     pure: loopback hosts, names and values that carry a credential
 //! timers     stalled dossiers and deadline reminders, raised once
 //! report     one self-contained HTML page for managers (inline SVG charts)
 //! daemon     schedules imports (cron, time zone), reload, shutdown
@@ -38,6 +39,7 @@ pub mod metrics;
 pub mod model;
 pub mod report;
 pub mod rules;
+pub mod secret;
 pub mod store;
 #[cfg(test)]
 mod test_support;

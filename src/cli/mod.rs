@@ -382,16 +382,21 @@ fn check(config: &Config, environment: bool) -> Exit {
         if let Err(reason) = Store::check(&config.store.path) {
             problems.push(&config.store.path, reason);
         }
-        if let crate::config::Transport::Smtp(smtp) = &config.delivery.transport
-            && let Some(Err(reason)) = smtp.password.as_ref().map(|p| p.read())
-        {
-            problems.push(
-                config
-                    .file
-                    .as_deref()
-                    .unwrap_or(std::path::Path::new("configuration")),
-                reason,
-            );
+        if let crate::config::Transport::Smtp(smtp) = &config.delivery.transport {
+            let password = smtp.password.as_ref().map(|p| p.read().map(drop));
+            let ca = smtp
+                .ca_file
+                .as_deref()
+                .map(|f| crate::config::read_ca_file(f, "smtp.ca_file").map(drop));
+            for reason in [password, ca].into_iter().flatten().filter_map(Result::err) {
+                problems.push(
+                    config
+                        .file
+                        .as_deref()
+                        .unwrap_or(std::path::Path::new("configuration")),
+                    reason,
+                );
+            }
         }
     }
     if !problems.is_empty() {

@@ -42,7 +42,7 @@ fn exposed_files(config: &Config, connectors: &[Connector]) -> Vec<String> {
             files.push((format!("{key} of connector {}", c.name), file));
         }
     }
-    files
+    let mut warnings: Vec<String> = files
         .into_iter()
         .filter_map(|(what, path)| {
             crate::config::readable_by_others(path).map(|mode| {
@@ -53,7 +53,24 @@ fn exposed_files(config: &Config, connectors: &[Connector]) -> Vec<String> {
                 )
             })
         })
-        .collect()
+        .collect();
+    // A connector file is not secret, unless a credential is written in it.
+    for c in connectors {
+        let inline = c.source.inline_secrets();
+        if inline.is_empty() {
+            continue;
+        }
+        if let Some(mode) = crate::config::readable_by_others(&c.file) {
+            warnings.push(format!(
+                "{} (connector {}) holds a secret ({}) and is readable by every user of this machine (mode {mode:04o}): chmod o-rwx {}, or read the secret from the environment or a file ([source.secret_headers], [source.auth])",
+                c.file.display(),
+                c.name,
+                inline.join(", "),
+                c.file.display()
+            ));
+        }
+    }
+    warnings
 }
 
 /// The drop folders (and archive folders, when files are archived) outside the

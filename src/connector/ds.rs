@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::FileProblems;
-use super::http::{self, Auth, Fetcher};
+use super::credentials;
+use super::fetch::Fetcher;
+use super::http::{self, Auth};
 use crate::config::PasswordSource;
 use crate::model::SourceMessage;
 
@@ -88,6 +90,10 @@ pub struct DsSourceDef {
     retries: Option<u32>,
     #[serde(default)]
     automatic_senders: Option<Vec<String>>,
+    #[serde(default)]
+    ca_file: Option<String>,
+    #[serde(default)]
+    allow_insecure: bool,
 }
 
 /// The addresses DS sends its automatic e-mails from, by default.
@@ -108,6 +114,8 @@ pub struct DsSource {
     retries: u32,
     /// The senders of DS's own automatic e-mails (lowercase).
     pub automatic_senders: Vec<String>,
+    /// An extra CA certificate file (PEM) trusted besides the system's.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl DsSource {
@@ -143,6 +151,13 @@ impl DsSource {
         );
         let timeout = http::timeout(def.timeout.as_deref(), fp);
         let (base_url, token) = (base_url?, token?);
+        credentials::refuse_cleartext(
+            &base_url,
+            "base_url",
+            &["the API token (token_env or token_file)".to_owned()],
+            def.allow_insecure,
+            fp,
+        );
         (fp.count() == before).then_some(Self {
             base_url,
             demarches: def.demarches,
@@ -155,6 +170,7 @@ impl DsSource {
                 .into_iter()
                 .map(|s| s.trim().to_lowercase())
                 .collect(),
+            ca_file: def.ca_file.map(|f| base.join(f)),
         })
     }
 
@@ -251,10 +267,11 @@ impl DsTable {
         let fetcher = Fetcher::new(
             Some(&Auth::Bearer(source.token.clone())),
             BTreeMap::new(),
+            &BTreeMap::new(),
             source.timeout,
             source.retries,
             100 * 1024 * 1024,
-            None,
+            source.ca_file.as_deref(),
         )?;
         Ok(Self {
             fetcher,

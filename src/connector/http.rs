@@ -1,31 +1,31 @@
 //! The `http_json` kind: dossiers read from an HTTP JSON API, page by page.
 //!
-//! Owns everything specific to APIs: the request (GET or POST, headers, a bearer
-//! token or basic credentials read from the environment or a file at each import),
-//! pagination (page number, offset, cursor, or the `Link` header), the record array
-//! and field paths (JSON pointers), incremental polling (an `updated_since`
-//! parameter fed with the start of the last applied import), timeouts, retries with
-//! backoff, `429`/`503` with `Retry-After`, a maximum response size, and TLS
-//! verification (system roots plus an optional CA file). [`HttpTable`] hands the
-//! records over one by one to [`super::spool`], which keeps them on disk until
-//! they are imported: memory holds one page, whatever the number of dossiers.
+//! Owns what is specific to this kind: the request as written (GET or POST,
+//! headers, `[source.secret_headers]` and a bearer token or basic credentials read
+//! from the environment or a file at each import, `allow_insecure`), pagination
+//! (page number, offset, cursor, or the `Link` header), the record array and field
+//! paths (JSON pointers), and incremental polling (an `updated_since` parameter
+//! fed with the start of the last applied import). Requests go through
+//! [`super::fetch`] (timeouts, retries, `Retry-After`, a maximum response size)
+//! and [`super::credentials`] (no credential in clear, TLS with the system roots
+//! plus `ca_file`). [`HttpTable`] hands the records over one by one to
+//! [`super::spool`], which keeps them on disk until they are imported: memory
+//! holds one page, whatever the number of dossiers.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::FileProblems;
+use super::credentials::{self, HeaderSecretDef};
+use super::fetch::Fetcher;
 use super::mapping::Mapping;
 use super::table::{NamedColumns, Record};
-use crate::config::{PasswordSource, Secret};
+use crate::config::PasswordSource;
 
-/// The longest wait a `Retry-After` may impose before the import gives up.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 /// The longest `timeout` of one request (issue 17, item 20).
 pub(crate) const MAX_TIMEOUT: Duration = Duration::from_secs(3_600);
 /// The range of `max_response_mb`: in bytes, 4096 MB still fits every counter
@@ -58,6 +58,10 @@ pub struct HttpSourceDef {
     max_response_mb: Option<u64>,
     #[serde(default)]
     ca_file: Option<String>,
+    #[serde(default)]
+    secret_headers: BTreeMap<String, HeaderSecretDef>,
+    #[serde(default)]
+    allow_insecure: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -177,6 +181,12 @@ pub struct HttpSource {
     pub body: Option<String>,
     /// Extra request headers.
     pub headers: BTreeMap<String, String>,
+    /// Extra request headers whose values are secrets, read at each import from
+    /// the environment or a file (`[source.secret_headers]`), never logged.
+    pub secret_headers: BTreeMap<String, PasswordSource>,
+    /// Credentials written in the connector file itself, as messages name them
+    /// (`check` warns when the file is readable by every user).
+    pub inline_secrets: Vec<String>,
     /// Authentication.
     pub auth: Option<Auth>,
     /// The JSON pointer of the records' array in a page.
@@ -296,49 +306,7 @@ impl HttpSource {
                 def.records
             ));
         }
-        let pagination = match def.pagination {
-            None | Some(PaginationDef::None) => Pagination::None,
-            Some(PaginationDef::Page {
-                param,
-                size_param,
-                size,
-                start,
-            }) => Pagination::Page {
-                param,
-                size: match (size_param, size) {
-                    (Some(p), Some(s)) if s > 0 => Some((p, s)),
-                    (None, None) => None,
-                    _ => {
-                        fp.file("[source.pagination] size_param and size (above 0) go together");
-                        None
-                    }
-                },
-                start,
-            },
-            Some(PaginationDef::Offset {
-                param,
-                size_param,
-                size,
-            }) => {
-                if size == 0 {
-                    fp.file("[source.pagination] size must be above 0");
-                }
-                Pagination::Offset {
-                    param,
-                    size_param,
-                    size,
-                }
-            }
-            Some(PaginationDef::Cursor { param, next }) => {
-                if !next.starts_with('/') {
-                    fp.file(format!(
-                        "[source.pagination] next '{next}' must be a JSON pointer such as \"/meta/next_cursor\""
-                    ));
-                }
-                Pagination::Cursor { param, next }
-            }
-            Some(PaginationDef::Link) => Pagination::Link,
-        };
+        let pagination = pagination(def.pagination, fp);
         let timeout = timeout(def.timeout.as_deref(), fp);
         let max_response_mb = def.max_response_mb.unwrap_or(50);
         if !MAX_RESPONSE_MB.contains(&max_response_mb) {
@@ -349,12 +317,19 @@ impl HttpSource {
             ));
         }
         let ca_file = def.ca_file.map(|f| base.join(f));
+        let secret_headers =
+            credentials::secret_headers(def.secret_headers, &def.headers, base, fp);
         let url = url?;
+        let inline_secrets = credentials::inline_secrets(&url, &def.headers);
+        let sent = sent_credentials(auth.as_ref(), &secret_headers, &inline_secrets);
+        credentials::refuse_cleartext(&url, "url", &sent, def.allow_insecure, fp);
         (fp.count() == before).then_some(Self {
             url,
             post,
             body: def.body,
             headers: def.headers,
+            secret_headers,
+            inline_secrets,
             auth,
             records: def.records,
             pagination,
@@ -367,207 +342,72 @@ impl HttpSource {
     }
 }
 
-/// An HTTP client: rustls with the system's roots and an extra CA file.
-fn client(timeout: Duration, ca_file: Option<&Path>) -> Result<reqwest::blocking::Client, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    if let Some(path) = ca_file {
-        use rustls_pki_types::pem::PemObject;
-        let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
-            .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
-        for cert in certs {
-            let cert = cert.map_err(|e| format!("ca_file {}: {e}", path.display()))?;
-            roots
-                .add(cert)
-                .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+/// Validates `[source.pagination]` (none when left out).
+fn pagination(def: Option<PaginationDef>, fp: &mut FileProblems<'_>) -> Pagination {
+    match def {
+        None | Some(PaginationDef::None) => Pagination::None,
+        Some(PaginationDef::Page {
+            param,
+            size_param,
+            size,
+            start,
+        }) => Pagination::Page {
+            param,
+            size: match (size_param, size) {
+                (Some(p), Some(s)) if s > 0 => Some((p, s)),
+                (None, None) => None,
+                _ => {
+                    fp.file("[source.pagination] size_param and size (above 0) go together");
+                    None
+                }
+            },
+            start,
+        },
+        Some(PaginationDef::Offset {
+            param,
+            size_param,
+            size,
+        }) => {
+            if size == 0 {
+                fp.file("[source.pagination] size must be above 0");
+            }
+            Pagination::Offset {
+                param,
+                size_param,
+                size,
+            }
         }
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    reqwest::blocking::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .timeout(timeout)
-        .user_agent(concat!("alertissimo/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| format!("cannot set up the HTTP client: {e}"))
-}
-
-/// How requests are sent: the client, the credentials, the retries and limits.
-pub(crate) struct Fetcher {
-    client: reqwest::blocking::Client,
-    credentials: Option<(Option<String>, Secret)>,
-    headers: BTreeMap<String, String>,
-    timeout: Duration,
-    retries: u32,
-    max_response: u64,
-}
-
-impl Fetcher {
-    /// Reads the secret of `auth` and sets up the client.
-    ///
-    /// # Errors
-    /// A reason naming the secret's key when it cannot be read, or the CA file.
-    pub(crate) fn new(
-        auth: Option<&Auth>,
-        headers: BTreeMap<String, String>,
-        timeout: Duration,
-        retries: u32,
-        max_response: u64,
-        ca_file: Option<&Path>,
-    ) -> Result<Self, String> {
-        let credentials = match auth {
-            None => None,
-            Some(Auth::Bearer(token)) => Some((None, token.read_as("auth.token")?)),
-            Some(Auth::Basic(user, password)) => {
-                Some((Some(user.clone()), password.read_as("auth.password")?))
-            }
-        };
-        Ok(Self {
-            client: client(timeout, ca_file)?,
-            credentials,
-            headers,
-            timeout,
-            retries,
-            max_response,
-        })
-    }
-
-    /// One request (a POST of `body` when given, else a GET), tried again on
-    /// timeouts, connection errors, `5xx` and `429`; returns the JSON page and the
-    /// `rel="next"` address of its `Link` header.
-    ///
-    /// # Errors
-    /// A reason naming the address: `401`, `403`, other `4xx`, still failing after
-    /// the retries, too large, not JSON.
-    pub(crate) fn send(
-        &self,
-        url: &reqwest::Url,
-        body: Option<String>,
-    ) -> Result<(Value, Option<reqwest::Url>), String> {
-        let mut attempt = 0u32;
-        loop {
-            let mut request = match &body {
-                Some(body) => self
-                    .client
-                    .post(url.clone())
-                    .header("Content-Type", "application/json")
-                    .body(body.clone()),
-                None => self.client.get(url.clone()),
-            };
-            request = request.header("Accept", "application/json");
-            for (name, value) in &self.headers {
-                request = request.header(name, value);
-            }
-            request = match &self.credentials {
-                None => request,
-                Some((None, token)) => request.bearer_auth(&token.0),
-                Some((Some(user), password)) => request.basic_auth(user, Some(&password.0)),
-            };
-            let wait = match request.send() {
-                Ok(response) if response.status().is_success() => {
-                    let link = next_link(&response);
-                    let body = self.read_body(url, response)?;
-                    let page = serde_json::from_slice(&body)
-                        .map_err(|e| format!("{url}: the response is not valid JSON ({e})"))?;
-                    return Ok((page, link));
-                }
-                Ok(response) => {
-                    let status = response.status();
-                    let retry_after = response
-                        .headers()
-                        .get("Retry-After")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
-                    let text = response
-                        .text()
-                        .unwrap_or_default()
-                        .chars()
-                        .take(300)
-                        .collect::<String>();
-                    match status.as_u16() {
-                        401 => {
-                            return Err(format!(
-                                "{url}: 401 Unauthorized: the credentials were refused (expired or wrong token?) {text}"
-                            ));
-                        }
-                        403 => {
-                            return Err(format!(
-                                "{url}: 403 Forbidden: the credentials do not give access (missing rights, or this server's address is not allowed) {text}"
-                            ));
-                        }
-                        429 | 503 => match retry_after {
-                            Some(wait) if wait > MAX_RETRY_AFTER => {
-                                return Err(format!(
-                                    "{url}: {status}: the server asks to wait {} s, longer than {} s; the import is tried again at the next tick",
-                                    wait.as_secs(),
-                                    MAX_RETRY_AFTER.as_secs()
-                                ));
-                            }
-                            Some(wait) => wait,
-                            None => backoff(attempt),
-                        },
-                        500..=599 => backoff(attempt),
-                        _ => return Err(format!("{url}: {status} {text}")),
-                    }
-                }
-                Err(e) if e.is_timeout() => {
-                    if attempt >= self.retries {
-                        return Err(format!(
-                            "{url}: no answer within {} s ({} attempts)",
-                            self.timeout.as_secs(),
-                            attempt + 1
-                        ));
-                    }
-                    backoff(attempt)
-                }
-                Err(e) if e.is_connect() || e.is_request() => backoff(attempt),
-                Err(e) => return Err(format!("{url}: {e}")),
-            };
-            if attempt >= self.retries {
-                return Err(format!(
-                    "{url}: still failing after {} attempts; the import is tried again at the next tick",
-                    attempt + 1
+        Some(PaginationDef::Cursor { param, next }) => {
+            if !next.starts_with('/') {
+                fp.file(format!(
+                    "[source.pagination] next '{next}' must be a JSON pointer such as \"/meta/next_cursor\""
                 ));
             }
-            tracing::warn!(url = %url, attempt = attempt + 1, wait_ms = wait.as_millis() as u64, "Request failed; trying again.");
-            std::thread::sleep(wait);
-            attempt += 1;
+            Pagination::Cursor { param, next }
         }
+        Some(PaginationDef::Link) => Pagination::Link,
     }
+}
 
-    fn read_body(
-        &self,
-        url: &reqwest::Url,
-        response: reqwest::blocking::Response,
-    ) -> Result<Vec<u8>, String> {
-        let max = self.max_response;
-        let too_large = || {
-            format!(
-                "{url}: the response is larger than {} MB (max_response_mb)",
-                max / 1024 / 1024
-            )
-        };
-        if response.content_length().is_some_and(|n| n > max) {
-            return Err(too_large());
-        }
-        let mut body = Vec::new();
-        response
-            .take(max + 1)
-            .read_to_end(&mut body)
-            .map_err(|e| format!("{url}: the response was cut: {e}"))?;
-        if body.len() as u64 > max {
-            return Err(too_large());
-        }
-        Ok(body)
+/// The credentials requests carry, as messages name them (never their values).
+fn sent_credentials(
+    auth: Option<&Auth>,
+    secret_headers: &BTreeMap<String, PasswordSource>,
+    inline_secrets: &[String],
+) -> Vec<String> {
+    let mut sent = Vec::new();
+    match auth {
+        Some(Auth::Bearer(_)) => sent.push("the bearer token of [source.auth]".to_owned()),
+        Some(Auth::Basic(..)) => sent.push("the password of [source.auth]".to_owned()),
+        None => {}
     }
+    sent.extend(
+        secret_headers
+            .keys()
+            .map(|name| format!("header '{name}' of [source.secret_headers]")),
+    );
+    sent.extend(inline_secrets.iter().cloned());
+    sent
 }
 
 /// JSON records as rows whose columns are the JSON pointers a mapping names.
@@ -661,6 +501,7 @@ impl HttpTable {
         let fetcher = Fetcher::new(
             source.auth.as_ref(),
             source.headers.clone(),
+            &source.secret_headers,
             source.timeout,
             source.retries,
             source.max_response,
@@ -812,32 +653,11 @@ impl HttpTable {
     }
 }
 
-fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(500u64.saturating_mul(1 << attempt.min(6)))
-}
-
 fn strip_empty_query(mut url: reqwest::Url) -> reqwest::Url {
     if url.query() == Some("") {
         url.set_query(None);
     }
     url
-}
-
-/// The `rel="next"` address of a `Link` header.
-fn next_link(response: &reqwest::blocking::Response) -> Option<reqwest::Url> {
-    let header = response.headers().get("Link")?.to_str().ok()?;
-    header.split(',').find_map(|part| {
-        let (target, params) = part.split_once(';')?;
-        let is_next = params
-            .split(';')
-            .any(|p| p.trim().replace(' ', "") == "rel=\"next\"" || p.trim() == "rel=next");
-        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
-        // Credentials go with the next page: only to the same server.
-        is_next
-            .then(|| response.url().join(target).ok())
-            .flatten()
-            .filter(|next| next.origin() == response.url().origin())
-    })
 }
 
 fn kind_of(v: &Value) -> &'static str {

@@ -8,8 +8,10 @@
 //! mapping shared by all kinds is in [`mapping`], the value parsers in `value`.
 
 pub mod budget;
+pub(crate) mod credentials;
 pub mod csv;
 pub mod ds;
+pub(crate) mod fetch;
 pub mod folder;
 pub mod http;
 pub mod mapping;
@@ -180,28 +182,59 @@ impl Source {
     /// A reason naming the setting and the variable or file (never the value).
     pub fn check_secrets(&self) -> Result<(), String> {
         match self {
-            Self::Http(s) => match &s.auth {
-                Some(http::Auth::Bearer(token)) => token.read_as("auth.token").map(drop),
-                Some(http::Auth::Basic(_, password)) => password.read_as("auth.password").map(drop),
-                None => Ok(()),
-            },
+            Self::Http(s) => {
+                match &s.auth {
+                    Some(http::Auth::Bearer(token)) => token.read_as("auth.token").map(drop)?,
+                    Some(http::Auth::Basic(_, password)) => {
+                        password.read_as("auth.password").map(drop)?;
+                    }
+                    None => {}
+                }
+                s.secret_headers.iter().try_for_each(|(name, value)| {
+                    value
+                        .read_for(&format!("[source.secret_headers] '{name}'"))
+                        .map(drop)
+                })
+            }
             Self::Ds(s) => s.check_token(),
             Self::Csv(_) | Self::Spreadsheet(_) | Self::Xml(_) => Ok(()),
         }
     }
 
     /// The files its secrets are read from, with the setting that names each.
-    pub fn secret_files(&self) -> Vec<(&'static str, &Path)> {
-        let (key, source) = match self {
-            Self::Http(s) => match &s.auth {
-                Some(http::Auth::Bearer(token)) => ("auth.token_file", token.file()),
-                Some(http::Auth::Basic(_, password)) => ("auth.password_file", password.file()),
-                None => return Vec::new(),
-            },
-            Self::Ds(s) => ("token_file", s.token_file()),
-            Self::Csv(_) | Self::Spreadsheet(_) | Self::Xml(_) => return Vec::new(),
-        };
-        source.map(|path| vec![(key, path)]).unwrap_or_default()
+    pub fn secret_files(&self) -> Vec<(String, &Path)> {
+        let mut files = Vec::new();
+        match self {
+            Self::Http(s) => {
+                match &s.auth {
+                    Some(http::Auth::Bearer(token)) => {
+                        files.push(("auth.token_file".to_owned(), token.file()));
+                    }
+                    Some(http::Auth::Basic(_, password)) => {
+                        files.push(("auth.password_file".to_owned(), password.file()));
+                    }
+                    None => {}
+                }
+                for (name, value) in &s.secret_headers {
+                    files.push((format!("secret_headers '{name}'"), value.file()));
+                }
+            }
+            Self::Ds(s) => files.push(("token_file".to_owned(), s.token_file())),
+            Self::Csv(_) | Self::Spreadsheet(_) | Self::Xml(_) => {}
+        }
+        files
+            .into_iter()
+            .filter_map(|(key, file)| file.map(|f| (key, f)))
+            .collect()
+    }
+
+    /// The credentials written in the connector file itself, as messages name
+    /// them (never their values).
+    pub fn inline_secrets(&self) -> &[String] {
+        match self {
+            Self::Http(s) => &s.inline_secrets,
+            _ => &[],
+        }
     }
 
     /// The senders of the source's own automatic e-mails to applicants (DS).

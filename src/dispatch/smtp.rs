@@ -2,7 +2,9 @@
 //! with a small pool of open connections.
 //!
 //! TLS is `starttls` (required, certificate verified) by default, `tls` (implicit,
-//! port 465), or `none`, which must be configured explicitly.
+//! port 465), or `none`, which must be configured explicitly (and, with a
+//! password, to a relay on this machine or with `allow_insecure_auth`). The
+//! relay's certificate is checked against the system's store, plus `ca_file`.
 //!
 //! The exchange is driven a command at a time, so that each reply is judged by
 //! what it answers (as Postfix does):
@@ -18,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
 use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 
@@ -69,9 +71,7 @@ impl Relay {
     pub fn new(config: &Smtp, pool_size: usize) -> Result<Self, String> {
         let parameters = match config.tls {
             Tls::None => None,
-            Tls::StartTls | Tls::Tls => {
-                Some(TlsParameters::new(config.host.clone()).map_err(|e| format!("smtp: {e}"))?)
-            }
+            Tls::StartTls | Tls::Tls => Some(tls_parameters(config)?),
         };
         let credentials = match (&config.username, &config.password) {
             (Some(user), Some(source)) => Some(Credentials::new(user.clone(), source.read()?.0)),
@@ -182,6 +182,20 @@ impl Relay {
         }
         Ok(conn)
     }
+}
+
+/// The TLS settings: the system's certificate store, plus the CA certificates of
+/// `smtp.ca_file` when it is set (a relay with a certificate from a private CA).
+fn tls_parameters(config: &Smtp) -> Result<TlsParameters, String> {
+    let mut builder = TlsParameters::builder(config.host.clone());
+    if let Some(path) = &config.ca_file {
+        for der in crate::config::read_ca_file(path, "smtp.ca_file")? {
+            let cert = Certificate::from_der(der.to_vec())
+                .map_err(|e| format!("smtp.ca_file {}: {e}", path.display()))?;
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder.build().map_err(|e| format!("smtp: {e}"))
 }
 
 /// One message on one open session: `MAIL FROM`, each `RCPT TO`, `DATA`.

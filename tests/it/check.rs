@@ -181,6 +181,7 @@ fn secret_files_readable_by_others_are_warned_of_and_secrets_never_shown() {
         "kind = \"http_json\"\nschedule = \"* * * * * *\"\n[source]\nurl = \"http://127.0.0.1:9/dossiers\"\n\
          records = \"/data\"\ntimeout = \"1s\"\nretries = 0\n\
          [source.auth]\nkind = \"bearer\"\ntoken_file = \"../api-token\"\n\
+         [source.secret_headers]\n\"X-Api-Key\" = { file = \"../api-key\" }\n\
          [fields]\nid = \"/id\"\nstep = \"/etat\"\n[steps]\n\"Déposé\" = \"depose\"\n"
             .to_owned()
     });
@@ -189,24 +190,32 @@ fn secret_files_readable_by_others_are_warned_of_and_secrets_never_shown() {
          [smtp]\nhost = \"127.0.0.1\"\nport = 9\ntls = \"none\"\nusername = \"aides\"\n\
          password_file = \"smtp-password\"\nfrom = \"Région <aides@region.example.org>\"\n",
     );
-    let (token, password) = ("t0ken-4f7c9e", "p4ss-b81d2a");
+    let (token, password, key) = ("t0ken-4f7c9e", "p4ss-b81d2a", "k3y-9d1e07");
     let token_file = install.root().join("api-token");
     let password_file = install.root().join("smtp-password");
+    let key_file = install.root().join("api-key");
     std::fs::write(&token_file, token).unwrap();
     std::fs::write(&password_file, password).unwrap();
+    std::fs::write(&key_file, key).unwrap();
     let chmod = |path: &std::path::Path, mode: u32| {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
     };
     chmod(&token_file, 0o644);
     chmod(&password_file, 0o644);
+    chmod(&key_file, 0o644);
     chmod(&install.config(), 0o640);
     let out = install.run(&["check"]);
     assert!(out.status.success(), "{}", text(&out));
     let said = text(&out);
     // Relative paths are shown as the files they come from resolve them.
     let shown_token = install.root().join("connectors/../api-token");
+    let shown_key = install.root().join("connectors/../api-key");
     for (path, key) in [
         (&shown_token, "auth.token_file of connector portail"),
+        (
+            &shown_key,
+            "secret_headers 'X-Api-Key' of connector portail",
+        ),
         (&password_file, "smtp.password_file"),
     ] {
         assert!(
@@ -221,6 +230,7 @@ fn secret_files_readable_by_others_are_warned_of_and_secrets_never_shown() {
     // Once fixed, nothing to say.
     chmod(&token_file, 0o600);
     chmod(&password_file, 0o600);
+    chmod(&key_file, 0o600);
     let said = text(&install.run(&["check"]));
     assert!(!said.contains("readable by every user"), "{said}");
 
@@ -263,7 +273,7 @@ fn secret_files_readable_by_others_are_warned_of_and_secrets_never_shown() {
     );
     outputs.push(logs);
     for output in outputs {
-        for secret in [token, password] {
+        for secret in [token, password, key] {
             assert!(!output.contains(secret), "{secret} shown in:\n{output}");
         }
     }

@@ -18,6 +18,11 @@ pub(crate) fn connector(
     extra_source: &str,
     mode: &str,
 ) -> String {
+    connector_at(&server.uri(), pagination, extra_source, mode)
+}
+
+/// An `http_json` connector reading `{base}/api/dossiers`, with this `[source.pagination]`.
+pub(crate) fn connector_at(base: &str, pagination: &str, extra_source: &str, mode: &str) -> String {
     format!(
         r#"kind = "http_json"
 schedule = "* * * * * *"
@@ -53,7 +58,7 @@ amount_granted = {{ column = "/montant_accorde", format = "auto", optional = tru
 "Instruction en cours" = "instruction"
 "Voté en CP" = "accorde"
 "#,
-        server.uri()
+        base
     )
 }
 
@@ -73,7 +78,7 @@ fn dossier(i: usize) -> Value {
     })
 }
 
-fn page(items: std::ops::RangeInclusive<usize>) -> Value {
+pub(crate) fn page(items: std::ops::RangeInclusive<usize>) -> Value {
     json!({ "data": items.map(dossier).collect::<Vec<_>>() })
 }
 

@@ -1,14 +1,42 @@
 //! A real SMTP server on 127.0.0.1 for the tests, in this process: the protocol is
 //! the `mailin` library's state machine; this file only moves bytes between it and
-//! the sockets. It can be told to accept, to answer 4xx or 5xx, or to drop the
-//! connection, and it keeps every message it accepted.
+//! the sockets (plain, or rustls for STARTTLS and implicit TLS). It can be told to
+//! accept, to answer 4xx or 5xx, or to drop the connection, to require AUTH PLAIN
+//! or LOGIN, and it keeps every message it accepted.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use mailin::response::{self, Response};
-use mailin::{Action, Handler, SessionBuilder};
+use mailin::{Action, AuthMechanism, Handler, SessionBuilder};
+
+/// Transport security the server offers.
+#[derive(Clone)]
+pub enum Security {
+    /// Plain text only.
+    None,
+    /// STARTTLS offered, with this certificate; AUTH only after it.
+    StartTls(Arc<rustls::ServerConfig>),
+    /// TLS from the first byte (port 465 style), with this certificate.
+    Implicit(Arc<rustls::ServerConfig>),
+}
+
+/// The AUTH the server requires before `MAIL FROM`.
+#[derive(Clone)]
+pub struct Login {
+    /// The user name accepted.
+    pub user: String,
+    /// Its password.
+    pub password: String,
+    /// The mechanisms offered.
+    pub mechanisms: Vec<AuthMechanism>,
+}
+
+/// A connection, plain or TLS.
+trait Stream: Read + Write + Send {}
+impl<T: Read + Write + Send> Stream for T {}
 
 /// How the server answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +64,10 @@ pub struct Received {
     pub to: Vec<String>,
     /// The message as sent (headers and body).
     pub data: String,
+    /// Whether it came over TLS.
+    pub tls: bool,
+    /// The user that authenticated, if any.
+    pub user: Option<String>,
 }
 
 impl Received {
@@ -68,6 +100,8 @@ pub struct SmtpServer {
     pub port: u16,
     mode: Arc<Mutex<Mode>>,
     received: Arc<Mutex<Vec<Received>>>,
+    security: Security,
+    login: Option<Login>,
 }
 
 #[derive(Clone)]
@@ -76,6 +110,22 @@ struct Session {
     to: Vec<String>,
     data: Vec<u8>,
     received: Arc<Mutex<Vec<Received>>>,
+    login: Option<Login>,
+    /// Set when TLS is up (the mailin session owns the handler).
+    tls: Arc<AtomicBool>,
+    user: Option<String>,
+}
+
+impl Session {
+    fn authenticate(&mut self, user: &str, password: &str) -> Response {
+        match &self.login {
+            Some(login) if login.user == user && login.password == password => {
+                self.user = Some(user.to_owned());
+                response::AUTH_OK
+            }
+            _ => response::INVALID_CREDENTIALS,
+        }
+    }
 }
 
 impl Handler for Session {
@@ -121,19 +171,37 @@ impl Handler for Session {
         self.received.lock().unwrap().push(Received {
             to: std::mem::take(&mut self.to),
             data: String::from_utf8_lossy(&self.data).into_owned(),
+            tls: self.tls.load(Ordering::SeqCst),
+            user: self.user.clone(),
         });
         response::OK
+    }
+
+    fn auth_plain(&mut self, _authorization: &str, user: &str, password: &str) -> Response {
+        self.authenticate(user, password)
+    }
+
+    fn auth_login(&mut self, user: &str, password: &str) -> Response {
+        self.authenticate(user, password)
     }
 }
 
 impl SmtpServer {
-    /// Starts a server answering as `mode`.
+    /// Starts a server answering as `mode`, in plain text, without AUTH.
     pub fn start(mode: Mode) -> Self {
+        Self::start_with(mode, Security::None, None)
+    }
+
+    /// Starts a server answering as `mode`, offering `security`, and requiring
+    /// `login` when given.
+    pub fn start_with(mode: Mode, security: Security, login: Option<Login>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("a free port on 127.0.0.1");
         let server = Self {
             port: listener.local_addr().unwrap().port(),
             mode: Arc::new(Mutex::new(mode)),
             received: Arc::new(Mutex::new(Vec::new())),
+            security,
+            login,
         };
         let this = server.clone();
         std::thread::spawn(move || {
@@ -160,25 +228,41 @@ impl SmtpServer {
         if mode == Mode::Drop {
             return;
         }
+        let tls_up = Arc::new(AtomicBool::new(false));
         let handler = Session {
             mode,
             to: Vec::new(),
             data: Vec::new(),
             received: Arc::clone(&self.received),
+            login: self.login.clone(),
+            tls: Arc::clone(&tls_up),
+            user: None,
         };
-        let mut session =
-            SessionBuilder::new("test.example.org").build(IpAddr::from([127, 0, 0, 1]), handler);
+        let mut builder = SessionBuilder::new("test.example.org");
+        if let Security::StartTls(_) = self.security {
+            builder.enable_start_tls();
+        }
+        for mechanism in self.login.iter().flat_map(|l| l.mechanisms.iter()) {
+            builder.enable_auth(mechanism.clone());
+        }
+        let mut session = builder.build(IpAddr::from([127, 0, 0, 1]), handler);
         // One write per reply, sent at once (no Nagle delay against delayed ACKs).
         let _ = stream.set_nodelay(true);
-        let mut writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
-        if reply(&session.greeting(), &mut writer).is_err() {
+        let mut io: BufReader<Box<dyn Stream>> = match &self.security {
+            Security::Implicit(config) => {
+                session.tls_active();
+                tls_up.store(true, Ordering::SeqCst);
+                BufReader::new(tls(config, Box::new(stream)))
+            }
+            Security::None | Security::StartTls(_) => BufReader::new(Box::new(stream)),
+        };
+        if reply(&session.greeting(), io.get_mut()).is_err() {
             return;
         }
         if mode == Mode::Silent {
             // Read and ignore everything until the client gives up.
             let mut sink = Vec::new();
-            while reader.read_until(b'\n', &mut sink).is_ok_and(|n| n > 0) {
+            while io.read_until(b'\n', &mut sink).is_ok_and(|n| n > 0) {
                 sink.clear();
             }
             return;
@@ -186,7 +270,7 @@ impl SmtpServer {
         let mut line = Vec::new();
         loop {
             line.clear();
-            match reader.read_until(b'\n', &mut line) {
+            match io.read_until(b'\n', &mut line) {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
             }
@@ -194,20 +278,38 @@ impl SmtpServer {
             match response.action {
                 Action::NoReply => continue,
                 Action::Close => {
-                    let _ = reply(&response, &mut writer);
+                    let _ = reply(&response, io.get_mut());
                     return;
                 }
-                Action::Reply | Action::UpgradeTls => {
-                    if reply(&response, &mut writer).is_err() {
+                Action::Reply => {
+                    if reply(&response, io.get_mut()).is_err() {
                         return;
                     }
+                }
+                Action::UpgradeTls => {
+                    let Security::StartTls(config) = &self.security else {
+                        return;
+                    };
+                    if reply(&response, io.get_mut()).is_err() {
+                        return;
+                    }
+                    // The client waits for the 220 before its handshake: nothing is buffered.
+                    io = BufReader::new(tls(config, io.into_inner()));
+                    session.tls_active();
+                    tls_up.store(true, Ordering::SeqCst);
                 }
             }
         }
     }
 }
 
-fn reply(response: &Response, writer: &mut TcpStream) -> std::io::Result<()> {
+/// `stream` wrapped in a TLS server session (the handshake happens on first use).
+fn tls(config: &Arc<rustls::ServerConfig>, stream: Box<dyn Stream>) -> Box<dyn Stream> {
+    let conn = rustls::ServerConnection::new(Arc::clone(config)).unwrap();
+    Box::new(rustls::StreamOwned::new(conn, stream))
+}
+
+fn reply(response: &Response, writer: &mut dyn Stream) -> std::io::Result<()> {
     writer.write_all(&response.buffer()?)?;
     writer.flush()
 }

@@ -1,0 +1,127 @@
+//! Credentials on the wire: which hosts are this machine, and which header or
+//! query parameter names and values carry a credential. Pure: no I/O.
+//!
+//! Connectors (`http_json`, `demarches_simplifiees`) and the SMTP transport use it
+//! to refuse sending a credential in clear (plain `http://`, `tls = "none"`) to
+//! another machine, and `check` to warn about a credential written in a file
+//! that every user may read.
+
+use std::net::IpAddr;
+
+/// Whether `host` (a URL's host, `smtp.host`) is this machine: `localhost`, an
+/// address of 127.0.0.0/8, or `::1` (also written `[::1]`, or IPv4-mapped).
+pub fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.trim_end_matches('.').eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    host.parse::<IpAddr>()
+        .is_ok_and(|ip| ip.to_canonical().is_loopback())
+}
+
+/// The words of a header or query parameter name that say its value is a
+/// credential (`Authorization`, `X-Api-Key`, `access_token`, `PRIVATE-TOKEN`…).
+const SECRET_WORDS: [&str; 14] = [
+    "authorization",
+    "auth",
+    "cookie",
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "pwd",
+    "key",
+    "apikey",
+    "signature",
+    "credential",
+    "credentials",
+    "session",
+];
+
+/// Whether a header or query parameter called `name` carries a credential, by
+/// its name: one of its words (split on `-`, `_` and `.`) is one of
+/// [`SECRET_WORDS`], or it contains `token`, `secret`, `password` or `apikey`.
+pub fn is_secret_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower
+        .split(['-', '_', '.'])
+        .any(|word| SECRET_WORDS.contains(&word))
+        || ["token", "secret", "password", "apikey"]
+            .iter()
+            .any(|w| lower.contains(w))
+}
+
+/// Whether a header `name: value` carries a credential: a secret name, or a
+/// value that is an authentication scheme and its credentials (`Bearer …`,
+/// `Basic …`, `Token …`, `Digest …`).
+pub fn is_secret_header(name: &str, value: &str) -> bool {
+    let scheme = value
+        .trim_start()
+        .split_once(' ')
+        .map(|(scheme, _)| scheme.to_ascii_lowercase());
+    is_secret_name(name)
+        || scheme.is_some_and(|s| matches!(s.as_str(), "bearer" | "basic" | "token" | "digest"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts() {
+        for host in [
+            "localhost",
+            "LOCALHOST",
+            "127.0.0.1",
+            "127.8.9.10",
+            "::1",
+            "[::1]",
+        ] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in [
+            "api.example.org",
+            "10.0.0.1",
+            "localhost.example.org",
+            "128.0.0.1",
+            "::2",
+            "",
+        ] {
+            assert!(!is_loopback(host), "{host}");
+        }
+        assert!(is_loopback("::ffff:127.0.0.1"));
+    }
+
+    #[test]
+    fn secret_names_and_headers() {
+        for name in [
+            "Authorization",
+            "X-Api-Key",
+            "x-api-key",
+            "X-Auth-Token",
+            "PRIVATE-TOKEN",
+            "access_token",
+            "api_key",
+            "apikey",
+            "Ocp-Apim-Subscription-Key",
+            "Cookie",
+            "client_secret",
+        ] {
+            assert!(is_secret_name(name), "{name}");
+        }
+        for name in [
+            "Accept",
+            "X-Api-Version",
+            "page",
+            "per_page",
+            "X-Tenant",
+            "keyword",
+        ] {
+            assert!(!is_secret_name(name), "{name}");
+        }
+        assert!(is_secret_header("X-Custom", "Bearer abc"));
+        assert!(is_secret_header("X-Custom", "basic dXNlcjpwdw=="));
+        assert!(!is_secret_header("X-Api-Version", "2"));
+        assert!(!is_secret_header("Accept-Language", "fr fr"));
+    }
+}
