@@ -55,9 +55,9 @@ pub fn build(
     message_id: &str,
     date: DateTime<Utc>,
 ) -> Result<lettre::Message, String> {
-    let to: Mailbox = to
-        .parse()
-        .map_err(|e| format!("'{to}' is not a valid address: {e}"))?;
+    let to: Mailbox = to.parse().map_err(|e| {
+        format!("« {to} » n'est pas une adresse valide, le message ne peut pas partir : {e}")
+    })?;
     // Rendered subjects hold no line break; make sure of it all the same.
     let subject: String = content
         .subject

@@ -603,7 +603,7 @@ impl Inner {
                     attempted_at: now,
                     transport: self.transport.name().to_owned(),
                     outcome: "interrupted".to_owned(),
-                    reply: Some(format!("the send went wrong, tried again: {why}")),
+                    reply: Some(format!("l'envoi a échoué, il est refait : {why}")),
                     message_id: None,
                 },
                 status: "pending",
@@ -653,7 +653,7 @@ impl Inner {
         self.rules
             .templates
             .render_many(&items)
-            .map_err(|reason| format!("the message cannot be rendered: {reason}"))
+            .map_err(|reason| format!("le message ne peut pas être composé : {reason}"))
     }
 }
 
@@ -789,7 +789,11 @@ fn attempt(
                 crate::rules::french::duration(config.max_age)
             )),
         ),
-        Outcome::Permanent(reply) => ("failed", None, Some(reply.clone())),
+        Outcome::Permanent(reply) => (
+            "failed",
+            None,
+            Some(format!("refus définitif, non renvoyé : {reply}")),
+        ),
     };
     let delivery = Attempt {
         reply: reply.or(delivery.reply.clone()),

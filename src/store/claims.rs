@@ -197,7 +197,7 @@ impl Store {
                     transport: String::new(),
                     outcome: "interrupted".to_owned(),
                     reply: Some(
-                        "the process sending it stopped: sent again (possible duplicate)"
+                        "le processus qui l'envoyait s'est arrêté : renvoyé (doublon possible)"
                             .to_owned(),
                     ),
                     message_id: None,

@@ -171,6 +171,8 @@ fn a_5xx_fails_at_once_and_can_be_retried_by_hand() {
     assert_eq!(statuses(&install), all("failed"));
     let list = text(&install.run(&["outbox", "list", "--status", "failed"]));
     assert!(list.contains("550"), "{list}");
+    // What administrators read of an alert is French (issue 17, item 23).
+    assert!(list.contains("refus définitif, non renvoyé"), "{list}");
 
     server.set_mode(Mode::Accept);
     let out = install.run(&["outbox", "retry", "--failed"]);
