@@ -1437,4 +1437,154 @@ mod tests {
             proptest::prop_assert_eq!(merged, Index::sorted(entries).entries);
         }
     }
+
+    /// The status labels of the property test's connector, and their steps.
+    const LABELS: [(&str, &str); 4] = [
+        ("Déposé", "depose"),
+        ("Instruction", "instruction"),
+        ("Voté", "accorde"),
+        ("Payé", "paiement_solde"),
+    ];
+
+    /// The connector of the property test: ids, a status, a watched amount.
+    fn model_connector() -> Connector {
+        let mut problems = crate::config::Problems::default();
+        let lifecycle = crate::test_support::shipped_lifecycle();
+        let config = crate::config::Config::load(Some(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config.example.toml"
+        ))))
+        .expect("the example configuration");
+        let mut text = String::from(
+            "kind = \"csv\"\nwatch = [\"amount_granted\"]\n[source]\npath = \"x\"\n\
+             [fields]\nid = \"id\"\nreference = \"id\"\nstep = \"statut\"\n\
+             amount_granted = { column = \"montant\", format = \"auto\", on_empty = \"clear\" }\n\
+             [guards]\nmax_rejected_ratio = 1.0\nmax_disappeared_ratio = 1.0\n[steps]\n",
+        );
+        for (label, step) in LABELS {
+            text.push_str(&format!("\"{label}\" = \"{step}\"\n"));
+        }
+        Connector::parse(
+            Path::new("model.toml"),
+            &text,
+            &config,
+            &lifecycle,
+            &mut problems,
+        )
+        .unwrap_or_else(|| panic!("{problems}"))
+    }
+
+    /// One snapshot: (id, status index, amount) a dossier, ids distinct.
+    fn arb_snapshot() -> impl proptest::strategy::Strategy<Value = Vec<(u8, usize, Option<u32>)>> {
+        use proptest::prelude::*;
+        proptest::collection::vec(
+            (0u8..12, 0..LABELS.len(), proptest::option::of(0u32..4)),
+            1..10,
+        )
+        .prop_map(|mut v| {
+            v.sort_by_key(|d| d.0);
+            v.dedup_by_key(|d| d.0);
+            v
+        })
+    }
+
+    /// The dossier the mapping makes of one record of a snapshot.
+    fn model_dossier(&(id, label, amount): &(u8, usize, Option<u32>)) -> model::Dossier {
+        let id = format!("D{id}");
+        let mut fields = std::collections::BTreeMap::from([("reference".to_owned(), id.clone())]);
+        if let Some(a) = amount {
+            fields.insert("amount_granted".to_owned(), format!("{}.00", a * 1000));
+        }
+        model::Dossier {
+            id,
+            step: LABELS[label].1.to_owned(),
+            status: LABELS[label].0.to_owned(),
+            fields,
+        }
+    }
+
+    fn csv_of(snapshot: &[(u8, usize, Option<u32>)]) -> String {
+        let mut text = String::from("id;statut;montant\n");
+        for (id, label, amount) in snapshot {
+            let amount = amount.map(|a| format!("{}", a * 1000)).unwrap_or_default();
+            text.push_str(&format!("D{id};{};{amount}\n", LABELS[*label].0));
+        }
+        text
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+        /// Regression (issue 17, item 22): change detection was tested on a
+        /// model of the importer, not on the importer. Random sequences of
+        /// snapshots go through the real import into a real SQLite file: after
+        /// each, the stored state equals the snapshot (dossiers missing from it
+        /// are kept, not present), and the events it recorded are those of the
+        /// pure change detection (`diff::snapshot`) on the same states.
+        #[test]
+        fn the_importer_agrees_with_the_model(
+            snapshots in proptest::collection::vec(arb_snapshot(), 1..5),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut store = Store::open(&dir.path().join("state.db"), 8).unwrap();
+            let connector = model_connector();
+            let mut state: std::collections::BTreeMap<String, diff::Known> = Default::default();
+            let start = crate::test_support::utc("2026-03-02T08:00:00Z");
+            for (n, snapshot) in snapshots.iter().enumerate() {
+                let now = start + chrono::Duration::days(n as i64);
+                let file = dir.path().join(format!("export-{n}.csv"));
+                std::fs::write(&file, csv_of(snapshot)).unwrap();
+                let options = Options { now, force: false, progress: None, stop: None, rules: None };
+                let summary =
+                    import_file(&mut store, &connector, &file, chrono_tz::Europe::Paris, &options)
+                        .unwrap();
+                proptest::prop_assert!(
+                    summary.status != "refused",
+                    "snapshot {n} refused: {:?}", summary.reasons
+                );
+                let next: Vec<model::Dossier> = snapshot.iter().map(model_dossier).collect();
+                let deltas = diff::snapshot(&state, &next, &connector.watch, now);
+                // The events the model expects, by dossier, kinds in order.
+                let mut expected: std::collections::BTreeMap<String, Vec<EventKind>> =
+                    Default::default();
+                for (id, delta) in &deltas {
+                    let kinds = match delta {
+                        diff::Delta::Upsert(_, change) => {
+                            change.events.iter().map(|e| e.kind).collect()
+                        }
+                        diff::Delta::Disappear(_) => vec![EventKind::Disappeared],
+                    };
+                    if !kinds.is_empty() {
+                        expected.insert(id.clone(), kinds);
+                    }
+                }
+                diff::apply(&mut state, deltas);
+                let mut got: std::collections::BTreeMap<String, Vec<EventKind>> =
+                    Default::default();
+                for (id, known) in &state {
+                    let stored = store.find_dossiers(id).unwrap();
+                    proptest::prop_assert_eq!(stored.len(), 1, "dossier {}", id);
+                    let stored = &stored[0];
+                    proptest::prop_assert_eq!(&stored.dossier.step, &known.dossier.step);
+                    proptest::prop_assert_eq!(
+                        stored.dossier.get("amount_granted"),
+                        known.dossier.get("amount_granted"),
+                        "dossier {} after snapshot {}", id, n
+                    );
+                    proptest::prop_assert_eq!(stored.present, known.present, "dossier {}", id);
+                    let kinds: Vec<EventKind> = store
+                        .events(stored.rowid)
+                        .unwrap()
+                        .into_iter()
+                        .filter(|e| Some(e.run_id) == summary.run_id && summary.status == "applied")
+                        .map(|e| e.event.kind)
+                        .collect();
+                    if !kinds.is_empty() {
+                        got.insert(id.clone(), kinds);
+                    }
+                }
+                proptest::prop_assert_eq!(&got, &expected, "events of snapshot {}", n);
+            }
+        }
+    }
 }
