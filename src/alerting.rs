@@ -12,6 +12,7 @@ use tracing::warn;
 
 use crate::connector::Connector;
 use crate::model::{Dossier, Event, EventKind};
+use crate::rules::cases::{Queued, Rehearsal};
 use crate::rules::{Rule, Rules, Scene};
 use crate::store::{Counts, ImportTx, NewAlert, StoreError};
 
@@ -19,20 +20,37 @@ use crate::store::{Counts, ImportTx, NewAlert, StoreError};
 pub(crate) struct Alerting<'a> {
     rules: &'a Rules,
     applicable: Vec<&'a Rule>,
-    connector: &'a Connector,
+    /// The connector's name, and the connector itself when there is one (a rule
+    /// test case may name none): it gives the dossier's link.
+    name: &'a str,
+    connector: Option<&'a Connector>,
     now: DateTime<Utc>,
     /// Alerts owed to nobody (no address on the dossier), by rule and role.
     unaddressed: BTreeMap<(String, &'static str), u64>,
+    /// Rules whose condition failed to evaluate, with why.
+    failed: Vec<(String, String)>,
 }
 
 impl<'a> Alerting<'a> {
     pub(crate) fn new(rules: &'a Rules, connector: &'a Connector, now: DateTime<Utc>) -> Self {
+        Self::named(rules, &connector.name, Some(connector), now)
+    }
+
+    /// For the dossiers of connector `name`, whose file may be unknown.
+    fn named(
+        rules: &'a Rules,
+        name: &'a str,
+        connector: Option<&'a Connector>,
+        now: DateTime<Utc>,
+    ) -> Self {
         Self {
             rules,
-            applicable: rules.for_connector(&connector.name),
+            applicable: rules.for_connector(name),
+            name,
             connector,
             now,
             unaddressed: BTreeMap::new(),
+            failed: Vec::new(),
         }
     }
 
@@ -46,7 +64,7 @@ impl<'a> Alerting<'a> {
         events: &[(i64, &Event)],
         counts: &mut Counts,
     ) -> Result<(), StoreError> {
-        let link = self.connector.link_for(dossier);
+        let link = self.connector.and_then(|c| c.link_for(dossier));
         for &(event_id, event) in events {
             if event.kind == EventKind::StepChanged {
                 let reason = || crate::rules::left_step(self.rules.lifecycle.label(&dossier.step));
@@ -60,7 +78,7 @@ impl<'a> Alerting<'a> {
                 }
             }
             let scene = Scene {
-                connector: &self.connector.name,
+                connector: self.name,
                 link: link.as_deref(),
                 dossier,
                 event,
@@ -75,9 +93,10 @@ impl<'a> Alerting<'a> {
             }
             for (rule, reason) in plan.failed {
                 warn!(
-                    connector = %self.connector.name, dossier = %dossier.reference(), rule = %rule.name,
+                    connector = %self.name, dossier = %dossier.reference(), rule = %rule.name,
                     "A rule's condition failed; no alert was queued for it: {reason}"
                 );
+                self.failed.push((rule.name.clone(), reason));
             }
             for alert in plan.alerts {
                 let rule = alert.rule;
@@ -114,9 +133,83 @@ impl<'a> Alerting<'a> {
     pub(crate) fn report(&self) {
         for ((rule, role), n) in &self.unaddressed {
             warn!(
-                connector = %self.connector.name, rule = %rule, role = %role, dossiers = n,
+                connector = %self.name, rule = %rule, role = %role, dossiers = n,
                 "Alerts owed to nobody: these dossiers have no {role} e-mail address."
             );
         }
     }
+}
+
+/// What an import would queue for `dossier` and its `events`, through the very
+/// path an import takes (cancellations of held alerts, cooldowns, the rules'
+/// plan, invalid addresses, the outbox's idempotency), in a throw-away store:
+/// rule test cases (`alertissimo test`) run this, so that a case that passes is
+/// what production does.
+///
+/// # Errors
+/// A reason, when the throw-away store fails.
+pub fn rehearse(
+    rules: &Rules,
+    connector: (&str, Option<&Connector>),
+    dossier: &Dossier,
+    events: &[Event],
+    now: DateTime<Utc>,
+) -> Result<Rehearsal, String> {
+    let fail = |e: StoreError| format!("the rehearsal's store: {e}");
+    let dir = tempfile::tempdir().map_err(|e| format!("a temporary folder: {e}"))?;
+    let mut store = crate::store::Store::open(&dir.path().join("rehearsal.db"), 2).map_err(fail)?;
+    let mut tx = store.begin_import().map_err(fail)?;
+    let run = crate::store::NewRun {
+        connector: connector.0.to_owned(),
+        source: "rule test case".to_owned(),
+        checksum: None,
+        fingerprint: String::new(),
+        started_at: now,
+        finished_at: now,
+        baseline: false,
+        counts: Counts::default(),
+        reasons: Vec::new(),
+        encoding: None,
+    };
+    tx.start_run(&run).map_err(fail)?;
+    let encoder = tx
+        .field_encoder(dossier.fields.keys().map(String::as_str))
+        .map_err(fail)?;
+    let fields = encoder
+        .encode(&dossier.fields)
+        .map_err(StoreError::Corrupt)
+        .map_err(fail)?;
+    let write = crate::store::DossierWrite {
+        dossier,
+        step_entered_at: now,
+        fields: &fields,
+    };
+    let rowid = tx.insert(connector.0, &write).map_err(fail)?;
+    let mut ids = Vec::with_capacity(events.len());
+    for event in events {
+        ids.push((tx.insert_event(rowid, event, false).map_err(fail)?, event));
+    }
+    let mut alerting = Alerting::named(rules, connector.0, connector.1, now);
+    let mut counts = Counts::default();
+    alerting
+        .on_events(&tx, rowid, dossier, &ids, &mut counts)
+        .map_err(fail)?;
+    tx.finish(&run, &[]).map_err(fail)?;
+    let failed = alerting.failed;
+    let queued = store.alerts(None, None, usize::MAX).map_err(fail)?;
+    let queued = queued
+        .into_iter()
+        .filter(|a| a.status != "cancelled")
+        .map(|a| Queued {
+            event: ids
+                .iter()
+                .position(|(id, _)| *id == a.event_id)
+                .unwrap_or(0),
+            invalid: (a.status == "failed").then(|| a.reason.clone().unwrap_or_default()),
+            rule: a.rule,
+            role: a.role,
+            address: a.recipient,
+        })
+        .collect();
+    Ok(Rehearsal { queued, failed })
 }

@@ -774,6 +774,9 @@ fn test_rules(config: &Config, paths: &[PathBuf]) -> anyhow::Result<Exit> {
             file,
             &rules,
             &connectors,
+            &|connector, dossier, events, now| {
+                crate::alerting::rehearse(&rules, connector, dossier, events, now)
+            },
             &mut problems,
         ));
     }

@@ -5,7 +5,10 @@
 //! rules fire, for which recipients, what the subject and body say, or that
 //! nothing is sent. The runner uses the real diff, the real rules and the real
 //! templates, with `now` fixed by the case, so a case gives the same answer on
-//! every machine and at every hour.
+//! every machine and at every hour; what an event queues comes from the caller
+//! ([`Queue`]: `alertissimo test` gives `alerting::rehearse`, the import's own
+//! alerting path in a throw-away store), so a case that passes is what
+//! production does (cooldowns, held alerts, invalid addresses).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +22,42 @@ use crate::config::Problems;
 use crate::connector::{Connector, FileProblems};
 use crate::diff::{self, Known};
 use crate::model::{Dossier, Event, EventKind};
+
+/// One alert a rehearsal queued: its rule, role, address, the index of its
+/// event, and why it can never leave, when it cannot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    /// The rule.
+    pub rule: String,
+    /// The recipient's role.
+    pub role: String,
+    /// The address.
+    pub address: String,
+    /// The event, by its index in the rehearsed events.
+    pub event: usize,
+    /// Why it is queued as failed (an invalid address), if it is.
+    pub invalid: Option<String>,
+}
+
+/// What the alerting path of an import made of a case: the alerts it queued,
+/// and the rules whose condition failed, with why.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rehearsal {
+    /// The alerts queued.
+    pub queued: Vec<Queued>,
+    /// (rule, why) for each condition that failed to evaluate.
+    pub failed: Vec<(String, String)>,
+}
+
+/// What the alerting of an import queues for a dossier and its events (see
+/// `alerting::rehearse`): given by the caller, so that cases run the very path an
+/// import takes.
+pub type Queue<'a> = &'a dyn Fn(
+    (&str, Option<&Connector>),
+    &Dossier,
+    &[Event],
+    DateTime<Utc>,
+) -> Result<Rehearsal, String>;
 
 /// The instant cases run at unless they say otherwise: a Tuesday morning in Paris.
 const DEFAULT_NOW: &str = "2026-03-10T10:00:00+01:00";
@@ -144,6 +183,7 @@ pub fn run_file(
     path: &Path,
     rules: &Rules,
     connectors: &[Connector],
+    queue: Queue<'_>,
     problems: &mut Problems,
 ) -> Vec<Outcome> {
     let text = match std::fs::read_to_string(path) {
@@ -169,13 +209,18 @@ pub fn run_file(
                 file: path.to_owned(),
                 line,
                 name: case.name.clone(),
-                failures: run_case(&case, rules, connectors),
+                failures: run_case(&case, rules, connectors, queue),
             }
         })
         .collect()
 }
 
-fn run_case(case: &CaseDef, rules: &Rules, connectors: &[Connector]) -> Vec<String> {
+fn run_case(
+    case: &CaseDef,
+    rules: &Rules,
+    connectors: &[Connector],
+    queue: Queue<'_>,
+) -> Vec<String> {
     let mut failures = Vec::new();
     let now = match case
         .now
@@ -205,36 +250,19 @@ fn run_case(case: &CaseDef, rules: &Rules, connectors: &[Connector]) -> Vec<Stri
     // (rule, address, message)
     let mut sent = Vec::new();
     if !case.baseline {
-        let applicable = rules.for_connector(connector_name);
-        let link = connector.and_then(|c| c.link_for(&dossier));
-        // A case has no history: its messages quote the lifecycle's expected durations.
-        let delays = crate::delays::History::new().finish(&rules.lifecycle, 1, now.timestamp());
-        let elapsed = dossier
-            .get(crate::model::STEP_SINCE)
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map_or(0, |t| (now - t.with_timezone(&Utc)).num_seconds());
-        let delay = delays.estimate(dossier.get("scheme"), &dossier.step, elapsed);
-        for event in &events {
-            let scene = Scene {
-                connector: connector_name,
-                link: link.as_deref(),
-                dossier: &dossier,
-                event,
-                delay: delay.as_ref(),
-            };
-            let plan = rules.plan(&applicable, &scene, now);
-            for (rule, reason) in plan.failed {
-                failures.push(format!(
-                    "rule '{}': the condition fails: {reason}",
-                    rule.name
-                ));
+        match sent_by(
+            rules,
+            (connector_name, connector),
+            &dossier,
+            &events,
+            now,
+            queue,
+        ) {
+            Ok((messages, problems)) => {
+                sent = messages;
+                failures.extend(problems);
             }
-            for alert in plan.alerts {
-                match rules.render(alert.rule, &scene, alert.role, &alert.address) {
-                    Ok(message) => sent.push((alert.rule.name.clone(), alert.address, message)),
-                    Err(reason) => failures.push(format!("rule '{}': {reason}", alert.rule.name)),
-                }
-            }
+            Err(reason) => failures.push(reason),
         }
     }
     if case.expect_nothing && !case.expect.is_empty() {
@@ -306,6 +334,59 @@ fn run_case(case: &CaseDef, rules: &Rules, connectors: &[Connector]) -> Vec<Stri
         }
     }
     failures
+}
+
+/// A message a case sends: (rule, address, message).
+type Sent = (String, String, crate::rules::template::Message);
+
+/// The messages an import would send for `dossier` and its `events`: what the
+/// alerting path queues, rendered as the dispatcher renders them; and the
+/// problems met (an alert that can never leave, a message that cannot be made).
+fn sent_by(
+    rules: &Rules,
+    connector: (&str, Option<&Connector>),
+    dossier: &Dossier,
+    events: &[Event],
+    now: DateTime<Utc>,
+    queue: Queue<'_>,
+) -> Result<(Vec<Sent>, Vec<String>), String> {
+    let link = connector.1.and_then(|c| c.link_for(dossier));
+    // A case has no history: its messages quote the lifecycle's expected durations.
+    let delays = crate::delays::History::new().finish(&rules.lifecycle, 1, now.timestamp());
+    let elapsed = dossier
+        .get(crate::model::STEP_SINCE)
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map_or(0, |t| (now - t.with_timezone(&Utc)).num_seconds());
+    let delay = delays.estimate(dossier.get("scheme"), &dossier.step, elapsed);
+    let (mut sent, mut problems) = (Vec::new(), Vec::new());
+    let rehearsal = queue(connector, dossier, events, now)?;
+    for (rule, reason) in rehearsal.failed {
+        problems.push(format!("rule '{rule}': the condition fails: {reason}"));
+    }
+    for alert in rehearsal.queued {
+        if let Some(reason) = &alert.invalid {
+            problems.push(format!(
+                "rule '{}' to {}: {reason}",
+                alert.rule, alert.address
+            ));
+            continue;
+        }
+        let Some(rule) = rules.rule(&alert.rule) else {
+            continue;
+        };
+        let scene = Scene {
+            connector: connector.0,
+            link: link.as_deref(),
+            dossier,
+            event: &events[alert.event],
+            delay: delay.as_ref(),
+        };
+        match rules.render(rule, &scene, &alert.role, &alert.address) {
+            Ok(message) => sent.push((alert.rule, alert.address, message)),
+            Err(reason) => problems.push(format!("rule '{}': {reason}", alert.rule)),
+        }
+    }
+    Ok((sent, problems))
 }
 
 fn indent(text: &str) -> String {

@@ -351,6 +351,8 @@ pub struct AlertRecord {
     pub connector: String,
     /// The triggering event's kind.
     pub event: String,
+    /// The triggering event's id.
+    pub event_id: i64,
     /// The rule.
     pub rule: String,
     /// The template.
@@ -724,7 +726,8 @@ impl Store {
     ) -> Result<Vec<AlertRecord>> {
         let mut stmt = self.conn.prepare(
             "SELECT a.id, a.key, d.reference, d.connector, e.kind, a.rule, a.template, a.class,
-                    a.role, a.recipient, a.digest, a.status, a.created_at, a.due_at, a.reason
+                    a.role, a.recipient, a.digest, a.status, a.created_at, a.due_at, a.reason,
+                    a.event_id
              FROM alerts a JOIN dossiers d ON d.id = a.dossier_id JOIN events e ON e.id = a.event_id
              WHERE (?1 IS NULL OR a.status = ?1) AND (?3 IS NULL OR a.dossier_id = ?3)
              ORDER BY CASE a.status WHEN 'sending' THEN 0 WHEN 'pending' THEN 1 WHEN 'failed' THEN 2
@@ -750,6 +753,7 @@ impl Store {
                 created_at: parse_time(r.get_ref(12)?.as_str()?)?,
                 due_at: parse_time(r.get_ref(13)?.as_str()?)?,
                 reason: r.get(14)?,
+                event_id: r.get(15)?,
             });
         }
         Ok(out)

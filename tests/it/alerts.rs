@@ -212,6 +212,31 @@ fn the_shipped_rule_cases_pass_and_a_failing_case_fails() {
     assert!(text(&out).contains("unknown field `nom`"), "{}", text(&out));
 }
 
+/// Regression (issue 17, item 21): `alertissimo test` planned and rendered
+/// alerts on its own path, so a case could pass that production would not
+/// send: an address no relay takes was "sent". Cases now run the import's
+/// alerting path, where such an alert is queued as failed, and the case says so.
+#[test]
+fn a_rule_case_runs_the_imports_alerting_path() {
+    let install = install("0s");
+    let rules = install.own_rules();
+    let case = rules.join("tests/invalid.toml");
+    std::fs::write(
+        &case,
+        "[[case]]\nname = \"invalid address\"\n[case.before]\nstep = \"complet\"\n\
+         fields = { \"beneficiary.email\" = \"contact(at)example.org\" }\n\
+         [case.after]\nstep = \"instruction\"\n[[case.expect]]\nrule = \"en-instruction\"\n",
+    )
+    .unwrap();
+    let out = install.run(&["test", case.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let report = text(&out);
+    assert!(
+        report.contains("rule 'en-instruction' to contact(at)example.org: adresse invalide"),
+        "{report}"
+    );
+}
+
 #[test]
 fn render_shows_the_message_for_a_stored_dossier() {
     let install = install("0s");
