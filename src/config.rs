@@ -565,6 +565,11 @@ impl Problems {
     pub fn iter(&self) -> impl Iterator<Item = &Problem> {
         self.0.iter()
     }
+
+    /// Adds every problem of `other`, after these.
+    pub fn append(&mut self, other: Problems) {
+        self.0.extend(other.0);
+    }
 }
 
 impl fmt::Display for Problems {

@@ -32,8 +32,8 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::config::Config;
-use crate::connector::Connector;
 use crate::connector::spool::{self, SpoolError};
+use crate::connector::{Connector, LeftOut};
 use crate::delays::Delays;
 use crate::dispatch::Dispatcher;
 use crate::import::{self, Options};
@@ -124,6 +124,8 @@ pub struct Setup {
     pub config: Config,
     /// The valid connectors.
     pub connectors: Vec<Connector>,
+    /// The connector files that do not validate: the daemon runs without them.
+    pub left_out: Vec<LeftOut>,
     /// The rules and templates.
     pub rules: Arc<Rules>,
 }
@@ -148,6 +150,7 @@ fn start(
         config,
         connectors,
         rules,
+        ..
     } = setup;
     let cancel = shutdown.child_token();
     let tracker = TaskTracker::new();
@@ -243,6 +246,60 @@ struct Running {
     generation: Generation,
 }
 
+/// Says which connector files are left out (they do not validate), at a start
+/// and a reload: in the log, in `/metrics` (with the state of every connector
+/// file), and to the store, for the administrators' digest to tell each once.
+async fn announce(setup: &Setup, store: &StoreHandle, live: &crate::metrics::Live) {
+    use crate::metrics::ConnectorState;
+    for l in &setup.left_out {
+        for p in l.problems.iter() {
+            error!(connector = %l.name, place = %p.place, problem = %p.message, "Invalid connector left out; the others run.");
+        }
+    }
+    let mut states: Vec<_> = setup
+        .connectors
+        .iter()
+        .map(|c| {
+            let state = if c.enabled {
+                ConnectorState::Enabled
+            } else {
+                ConnectorState::Disabled
+            };
+            (c.name.clone(), state)
+        })
+        .chain(
+            setup
+                .left_out
+                .iter()
+                .map(|l| (l.name.clone(), ConnectorState::LeftOut)),
+        )
+        .collect();
+    states.sort_by(|a, b| a.0.cmp(&b.0));
+    live.set_connectors(states);
+    let left_out: Vec<_> = setup
+        .left_out
+        .iter()
+        .map(|l| crate::store::LeftOutConnector {
+            connector: l.name.clone(),
+            file: l.file.display().to_string(),
+            reason: l.reason(),
+            since: Utc::now(),
+        })
+        .collect();
+    match store
+        .call(move |s| s.record_left_out(&left_out, Utc::now()))
+        .await
+    {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            error!(error = %format!("{:#}", anyhow::Error::from(error)), "Cannot record the connectors left out for the administrators' digest.");
+        }
+        Err(error) => {
+            error!(%error, "Cannot record the connectors left out for the administrators' digest.")
+        }
+    }
+}
+
 /// How a reload ended.
 #[derive(Debug, PartialEq, Eq)]
 enum Reloaded {
@@ -270,7 +327,7 @@ pub async fn run(
     let store = Store::open(&config.store.path, config.store.cache_mb)?;
     let (handle, store_thread) = StoreHandle::spawn(store);
     let cancel = CancellationToken::new();
-    let reloads = Arc::new(crate::metrics::Reloads::default());
+    let live = Arc::new(crate::metrics::Live::default());
     // Metrics and health, for the whole life of the daemon (a reload keeps them).
     let metrics = match setup.config.metrics_listen {
         Some(address) => {
@@ -281,12 +338,13 @@ pub async fn run(
             Some(tokio::spawn(crate::metrics::serve(
                 listener,
                 handle.clone(),
-                Arc::clone(&reloads),
+                Arc::clone(&live),
                 cancel.clone(),
             )))
         }
         None => None,
     };
+    announce(&setup, &handle, &live).await;
     let mut running = Running {
         generation: start(&setup, &handle, &cancel)?,
         current: setup,
@@ -302,7 +360,7 @@ pub async fn run(
         tokio::select! {
             () = &mut shutdown => break,
             () = hangup(&mut hangups) => {
-                let reloaded = apply_reload(&mut running, &reload, &handle, &cancel, &reloads, &mut shutdown).await?;
+                let reloaded = apply_reload(&mut running, &reload, &handle, &cancel, &live, &mut shutdown).await?;
                 if reloaded == Reloaded::Shutdown {
                     break;
                 }
@@ -349,10 +407,11 @@ async fn apply_reload<S: Future<Output = ()> + Unpin>(
     reload: &impl Fn() -> Result<Setup, String>,
     store: &StoreHandle,
     cancel: &CancellationToken,
-    reloads: &crate::metrics::Reloads,
+    live: &crate::metrics::Live,
     shutdown: &mut S,
 ) -> anyhow::Result<Reloaded> {
     use std::sync::atomic::Ordering::Relaxed;
+    let reloads = &live.reloads;
     info!("SIGHUP: reading the configuration, connectors, rules and templates again.");
     let current = &running.current.config.store.path;
     let next = reload().and_then(|next| {
@@ -386,6 +445,7 @@ async fn apply_reload<S: Future<Output = ()> + Unpin>(
     }
     running.generation = match start(&next, store, cancel) {
         Ok(generation) => {
+            announce(&next, store, live).await;
             running.current = next;
             reloads.applied.fetch_add(1, Relaxed);
             generation
