@@ -41,6 +41,7 @@ use crate::rules::Rules;
 use crate::store::Store;
 use crate::timers::{self, Clock, Pass};
 
+mod retention;
 mod service;
 mod store_thread;
 
@@ -192,8 +193,10 @@ fn start(
             cancel.clone(),
         ));
     }
-    tracker.spawn(purge(
-        (config.clone(), Arc::clone(rules)),
+    tracker.spawn(retention::purge(
+        config.clone(),
+        Arc::clone(rules),
+        Arc::clone(&all),
         store.clone(),
         cancel.clone(),
     ));
@@ -555,45 +558,6 @@ async fn every<F: Future<Output = ()>>(
             () = tokio::time::sleep(wait) => {}
         }
     }
-}
-
-/// Erases the personal data of the dossiers closed for longer than
-/// `[retention] personal_data`, on `[retention] schedule`.
-async fn purge(setup: (Config, Arc<Rules>), store: StoreHandle, cancel: CancellationToken) {
-    let (config, rules) = setup;
-    let Some(schedule) = config.purge_schedule.clone() else {
-        return;
-    };
-    let keep = config.personal_data;
-    every(&schedule, config.timezone, &cancel, false, || {
-        let rules = Arc::clone(&rules);
-        let store = store.clone();
-        async move {
-            let result = store
-                .call(move |s| {
-                    let now = Utc::now();
-                    let before = crate::store::closed_before(now, keep)
-                        .unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
-                    s.purge(&rules.lifecycle, before, now, false)
-                })
-                .await;
-            match result {
-                Ok(Ok(p)) if p.dossiers > 0 => info!(
-                    dossiers = p.dossiers,
-                    fields = p.fields,
-                    messages = p.messages,
-                    alerts = p.alerts,
-                    "Erased the personal data of dossiers closed for longer than retention.personal_data."
-                ),
-                Ok(Ok(_)) => {}
-                Ok(Err(error)) => {
-                    error!(error = %format!("{:#}", anyhow::Error::from(error)), "The purge of personal data failed; will retry at the next tick.");
-                }
-                Err(error) => error!(%error, "The purge of personal data failed; will retry at the next tick."),
-            }
-        }
-    })
-    .await;
 }
 
 async fn evaluate_once(evaluation: &Evaluation, store: &StoreHandle, wake: &Notify) {

@@ -16,6 +16,7 @@
 //! alerting   the alerts events owe, queued in the transaction of the events
 //! store      SQLite: schema, migrations, every query
 //! timers     stalled dossiers and deadline reminders, raised once
+//! retention  the RGPD purge's part in files: archived exports, .eml, spools
 //! report     one self-contained HTML page for managers (inline SVG charts)
 //! daemon     schedules imports (cron, time zone), reload, shutdown
 //! metrics    /metrics (Prometheus), /healthz, /readyz
@@ -37,6 +38,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod model;
 pub mod report;
+pub mod retention;
 pub mod rules;
 pub mod store;
 #[cfg(test)]

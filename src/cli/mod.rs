@@ -38,6 +38,7 @@ macro_rules! out {
 
 mod check;
 mod outbox;
+mod purge;
 mod stats;
 mod warnings;
 
@@ -295,7 +296,7 @@ fn with_config(file: Option<&Path>, command: Command) -> anyhow::Result<Exit> {
         Command::Stats { format } => stats::run(&config, format),
         Command::Report { out } => stats::report(&config, &out),
         Command::Backup { file } => backup(&config, &file),
-        Command::Purge { dry_run, json } => purge(&config, dry_run, json),
+        Command::Purge { dry_run, json } => purge::purge(&config, dry_run, json),
         Command::Evaluate { review, json } => evaluate(&config, review, json),
         Command::Completions { .. } | Command::Manpage => {
             unreachable!("answered without a configuration, in `run`")
@@ -615,45 +616,6 @@ fn lifecycle(config: &Config) -> Result<Lifecycle, Exit> {
         eprint!("invalid configuration:\n{problems}");
         Exit::Config
     })
-}
-
-fn purge(config: &Config, dry_run: bool, json: bool) -> anyhow::Result<Exit> {
-    let lifecycle = match lifecycle(config) {
-        Ok(l) => l,
-        Err(exit) => return Ok(exit),
-    };
-    let mut store = open_existing(config)?;
-    let now = Utc::now();
-    let before = crate::store::closed_before(now, config.personal_data)
-        .context("retention.personal_data is too long")?;
-    let purged = store.purge(&lifecycle, before, now, dry_run)?;
-    if json {
-        out!(
-            "{}",
-            serde_json::json!({
-                "dry_run": dry_run,
-                "closed_before": crate::store::format_time(before),
-                "purged": purged,
-            })
-        );
-    } else {
-        out!(
-            "Dossiers closed before {} (in a final step, or gone from their source): {} {} {} personal fields, {} message senders and texts, {} field changes and {} alert addresses.{}",
-            before.with_timezone(&config.timezone).format("%d/%m/%Y"),
-            purged.dossiers,
-            if dry_run { "would lose" } else { "lost" },
-            purged.fields,
-            purged.messages,
-            purged.field_changes,
-            purged.alerts,
-            if dry_run {
-                " Nothing was changed (--dry-run)."
-            } else {
-                ""
-            }
-        );
-    }
-    Ok(Exit::Ok)
 }
 
 fn backup(config: &Config, file: &Path) -> anyhow::Result<Exit> {
