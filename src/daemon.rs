@@ -216,6 +216,18 @@ fn start(
         ));
     }
     tracker.close();
+    started(setup);
+    Ok(Generation { cancel, tracker })
+}
+
+/// Logs that the tasks of `setup` started, and when none imports anything.
+fn started(setup: &Setup) {
+    let Setup {
+        config,
+        connectors,
+        rules,
+        ..
+    } = setup;
     if !connectors.iter().any(|c| c.enabled) {
         warn!(
             folder = %config.connectors_dir.display(),
@@ -230,7 +242,6 @@ fn start(
         timezone = %config.timezone,
         "Started."
     );
-    Ok(Generation { cancel, tracker })
 }
 
 /// Resolves at each SIGHUP (never, where there is none).

@@ -21,7 +21,14 @@ pub(super) fn purge(config: &Config, dry_run: bool, json: bool) -> anyhow::Resul
     };
     // The archive folders are the connectors'; one whose file does not validate
     // cannot be known, and is named.
-    let (connectors, left_out) = Connector::load_each(config, &lifecycle, &mut Problems::default());
+    let mut problems = Problems::default();
+    let (connectors, left_out) = Connector::load_each(config, &lifecycle, &mut problems);
+    for p in problems.iter() {
+        eprintln!(
+            "warning: {}: {}: no archived export is expired",
+            p.place, p.message
+        );
+    }
     for l in &left_out {
         eprintln!(
             "warning: {}: connector '{}' does not validate: its archive folder is unknown, and its archived exports are not expired",

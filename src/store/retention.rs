@@ -170,22 +170,35 @@ impl Store {
                 [id],
             )?;
         }
-        // Whatever their dossiers: a rejected record may belong to no dossier.
-        let old_runs = "SELECT id FROM runs WHERE finished_at < ?1";
-        purged.rejections = tx.query_row(
-            &format!("SELECT count(*) FROM rejections WHERE run_id IN ({old_runs})"),
-            [format_time(before)],
-            |r| r.get::<_, i64>(0),
-        )? as u64;
+        purged.rejections = purge_rejections(&tx, before, dry_run)?;
         if !dry_run {
-            tx.execute(
-                &format!("DELETE FROM rejections WHERE run_id IN ({old_runs})"),
-                [format_time(before)],
-            )?;
             tx.commit()?;
         }
         Ok(purged)
     }
+}
+
+/// Deletes (with `dry_run`, counts) the rejected records of the imports that
+/// ended before `before`, whatever their dossiers: a rejected record may belong
+/// to none.
+fn purge_rejections(
+    tx: &rusqlite::Transaction<'_>,
+    before: DateTime<Utc>,
+    dry_run: bool,
+) -> Result<u64> {
+    let old_runs = "SELECT id FROM runs WHERE finished_at < ?1";
+    let count = tx.query_row(
+        &format!("SELECT count(*) FROM rejections WHERE run_id IN ({old_runs})"),
+        [format_time(before)],
+        |r| r.get::<_, i64>(0),
+    )?;
+    if !dry_run {
+        tx.execute(
+            &format!("DELETE FROM rejections WHERE run_id IN ({old_runs})"),
+            [format_time(before)],
+        )?;
+    }
+    Ok(count as u64)
 }
 
 #[cfg(test)]
