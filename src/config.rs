@@ -349,6 +349,9 @@ pub struct Delivery {
     /// Where notices that cannot count on the relay (its own outage) are
     /// written, as `.eml` files.
     pub notice_dir: PathBuf,
+    /// The folder of the `file` transport (`[delivery.file] dir`), kept whatever
+    /// the transport: the purge expires the `.eml` files an earlier use left.
+    pub file_dir: PathBuf,
     /// The `From` of every message.
     pub from: String,
     /// The `Reply-To` of every message, if any.
@@ -610,6 +613,11 @@ impl Problems {
     /// Every problem.
     pub fn iter(&self) -> impl Iterator<Item = &Problem> {
         self.0.iter()
+    }
+
+    /// Adds every problem of `other`, after these.
+    pub fn append(&mut self, other: Problems) {
+        self.0.extend(other.0);
     }
 }
 
@@ -1035,7 +1043,7 @@ fn delivery(figment: &Figment, p: &mut Problems) -> Option<Delivery> {
     });
     let reply_to = get_mailbox(figment, "smtp.reply_to", p);
     let transport = match kind.as_deref() {
-        Some("file") => dir.map(|dir| Transport::File { dir }),
+        Some("file") => dir.clone().map(|dir| Transport::File { dir }),
         Some("smtp") => smtp(figment, p).map(Transport::Smtp),
         Some(other) => {
             push_key(
@@ -1059,6 +1067,7 @@ fn delivery(figment: &Figment, p: &mut Problems) -> Option<Delivery> {
         admin_email: admin_email?,
         admin_digest: admin_digest?,
         notice_dir: notice_dir?,
+        file_dir: dir?,
         from: from?,
         reply_to: reply_to?,
     })

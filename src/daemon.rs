@@ -15,6 +15,8 @@
 //!  SIGTERM / SIGINT ─▶ cancel ─▶ tasks stop waiting; the running import finishes
 //!                                 (or, past shutdown_timeout, is rolled back by SQLite);
 //!                                 no new message starts, those in flight are recorded
+//!                                 (during a reload too: the new set never starts)
+//!  heartbeat (one task) ─▶ round trip to the store thread ─▶ answered in time: WATCHDOG=1
 //! ```
 //! A failing connector is logged and retried at its next tick; it never stops the
 //! others. Imports run one at a time because SQLite has one writer.
@@ -24,14 +26,14 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use chrono_tz::Tz;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::config::Config;
-use crate::connector::Connector;
 use crate::connector::spool::{self, SpoolError};
+use crate::connector::{Connector, LeftOut};
 use crate::delays::Delays;
 use crate::dispatch::Dispatcher;
 use crate::import::{self, Options};
@@ -39,54 +41,11 @@ use crate::rules::Rules;
 use crate::store::Store;
 use crate::timers::{self, Clock, Pass};
 
-type Job = Box<dyn FnOnce(&mut Store) + Send>;
+mod retention;
+mod service;
+mod store_thread;
 
-/// A handle to the thread that owns the store: work is sent to it as closures.
-#[derive(Clone)]
-pub struct StoreHandle {
-    jobs: mpsc::Sender<Job>,
-}
-
-impl StoreHandle {
-    /// Starts the store thread.
-    pub fn spawn(mut store: Store) -> (Self, std::thread::JoinHandle<()>) {
-        let (jobs, mut rx) = mpsc::channel::<Job>(16);
-        let thread = std::thread::Builder::new()
-            .name("store".to_owned())
-            .spawn(move || {
-                while let Some(job) = rx.blocking_recv() {
-                    // A bug in one import must not take every connector down with it: the
-                    // import's transaction was rolled back while unwinding.
-                    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut store)))
-                        .is_err()
-                    {
-                        error!("A job on the store panicked; it was rolled back and the daemon goes on.");
-                    }
-                }
-            })
-            .expect("the OS refused to start the store thread");
-        (Self { jobs }, thread)
-    }
-
-    /// Runs `f` on the store thread and waits for its result.
-    ///
-    /// # Errors
-    /// When the store thread has stopped.
-    pub async fn call<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Store) -> T + Send + 'static,
-    ) -> anyhow::Result<T> {
-        let (tx, rx) = oneshot::channel();
-        self.jobs
-            .send(Box::new(move |store| {
-                let _ = tx.send(f(store));
-            }))
-            .await
-            .map_err(|_| anyhow::anyhow!("the store thread has stopped"))?;
-        rx.await
-            .map_err(|_| anyhow::anyhow!("the store thread stopped during a job"))
-    }
-}
+pub use store_thread::StoreHandle;
 
 /// The delay estimates, read from the history again once older than `[delays]
 /// refresh`: one reading serves the messages' figures and the evaluations'
@@ -166,6 +125,8 @@ pub struct Setup {
     pub config: Config,
     /// The valid connectors.
     pub connectors: Vec<Connector>,
+    /// The connector files that do not validate: the daemon runs without them.
+    pub left_out: Vec<LeftOut>,
     /// The rules and templates.
     pub rules: Arc<Rules>,
 }
@@ -174,15 +135,6 @@ pub struct Setup {
 struct Generation {
     cancel: CancellationToken,
     tracker: TaskTracker,
-}
-
-impl Generation {
-    /// Stops waiting for the next tick; a running import and a delivery pass
-    /// finish first.
-    async fn stop(self) {
-        self.cancel.cancel();
-        self.tracker.wait().await;
-    }
 }
 
 /// Starts the tasks of a setup: the dispatcher, the evaluations of time-based
@@ -199,6 +151,7 @@ fn start(
         config,
         connectors,
         rules,
+        ..
     } = setup;
     let cancel = shutdown.child_token();
     let tracker = TaskTracker::new();
@@ -240,8 +193,10 @@ fn start(
             cancel.clone(),
         ));
     }
-    tracker.spawn(purge(
-        (config.clone(), Arc::clone(rules)),
+    tracker.spawn(retention::purge(
+        config.clone(),
+        Arc::clone(rules),
+        Arc::clone(&all),
         store.clone(),
         cancel.clone(),
     ));
@@ -261,6 +216,18 @@ fn start(
         ));
     }
     tracker.close();
+    started(setup);
+    Ok(Generation { cancel, tracker })
+}
+
+/// Logs that the tasks of `setup` started, and when none imports anything.
+fn started(setup: &Setup) {
+    let Setup {
+        config,
+        connectors,
+        rules,
+        ..
+    } = setup;
     if !connectors.iter().any(|c| c.enabled) {
         warn!(
             folder = %config.connectors_dir.display(),
@@ -275,7 +242,6 @@ fn start(
         timezone = %config.timezone,
         "Started."
     );
-    Ok(Generation { cancel, tracker })
 }
 
 /// Resolves at each SIGHUP (never, where there is none).
@@ -286,6 +252,75 @@ async fn hangup(signals: &mut Option<tokio::signal::unix::Signal>) {
         }
         None => std::future::pending().await,
     }
+}
+
+/// The running set: its setup and its tasks.
+struct Running {
+    current: Setup,
+    generation: Generation,
+}
+
+/// Says which connector files are left out (they do not validate), at a start
+/// and a reload: in the log, in `/metrics` (with the state of every connector
+/// file), and to the store, for the administrators' digest to tell each once.
+async fn announce(setup: &Setup, store: &StoreHandle, live: &crate::metrics::Live) {
+    use crate::metrics::ConnectorState;
+    for l in &setup.left_out {
+        for p in l.problems.iter() {
+            error!(connector = %l.name, place = %p.place, problem = %p.message, "Invalid connector left out; the others run.");
+        }
+    }
+    let mut states: Vec<_> = setup
+        .connectors
+        .iter()
+        .map(|c| {
+            let state = if c.enabled {
+                ConnectorState::Enabled
+            } else {
+                ConnectorState::Disabled
+            };
+            (c.name.clone(), state)
+        })
+        .chain(
+            setup
+                .left_out
+                .iter()
+                .map(|l| (l.name.clone(), ConnectorState::LeftOut)),
+        )
+        .collect();
+    states.sort_by(|a, b| a.0.cmp(&b.0));
+    live.set_connectors(states);
+    let left_out: Vec<_> = setup
+        .left_out
+        .iter()
+        .map(|l| crate::store::LeftOutConnector {
+            connector: l.name.clone(),
+            file: l.file.display().to_string(),
+            reason: l.reason(),
+            since: Utc::now(),
+        })
+        .collect();
+    match store
+        .call(move |s| s.record_left_out(&left_out, Utc::now()))
+        .await
+    {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            error!(error = %format!("{:#}", anyhow::Error::from(error)), "Cannot record the connectors left out for the administrators' digest.");
+        }
+        Err(error) => {
+            error!(%error, "Cannot record the connectors left out for the administrators' digest.")
+        }
+    }
+}
+
+/// How a reload ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Reloaded {
+    /// The new set runs, or the previous one goes on.
+    Running,
+    /// A shutdown was asked while the previous tasks were stopping.
+    Shutdown,
 }
 
 /// Runs the daemon until `shutdown` resolves. On SIGHUP, `reload` reads the
@@ -306,7 +341,7 @@ pub async fn run(
     let store = Store::open(&config.store.path, config.store.cache_mb)?;
     let (handle, store_thread) = StoreHandle::spawn(store);
     let cancel = CancellationToken::new();
-    let reloads = Arc::new(crate::metrics::Reloads::default());
+    let live = Arc::new(crate::metrics::Live::default());
     // Metrics and health, for the whole life of the daemon (a reload keeps them).
     let metrics = match setup.config.metrics_listen {
         Some(address) => {
@@ -317,59 +352,32 @@ pub async fn run(
             Some(tokio::spawn(crate::metrics::serve(
                 listener,
                 handle.clone(),
-                Arc::clone(&reloads),
+                Arc::clone(&live),
                 cancel.clone(),
             )))
         }
         None => None,
     };
-    let mut generation = start(&setup, &handle, &cancel)?;
-    let mut current = setup;
+    announce(&setup, &handle, &live).await;
+    let mut running = Running {
+        generation: start(&setup, &handle, &cancel)?,
+        current: setup,
+    };
     let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .map_err(|error| warn!(%error, "Cannot listen for SIGHUP: reloads need a restart."))
         .ok();
     service::ready();
+    // One heartbeat for the daemon's whole life, reloads included.
+    let heartbeat = service::heartbeat(handle.clone());
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => break,
             () = hangup(&mut hangups) => {
-                info!("SIGHUP: reading the configuration, connectors, rules and templates again.");
-                let next = reload().and_then(|next| {
-                    if next.config.store.path == current.config.store.path {
-                        Ok(next)
-                    } else {
-                        Err(format!(
-                            "store.path changed ({} → {}): restart the daemon to move the state",
-                            current.config.store.path.display(),
-                            next.config.store.path.display()
-                        ))
-                    }
-                });
-                let next = match next {
-                    Ok(next) => next,
-                    Err(problems) => {
-                        reloads.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        error!(%problems, "Reload refused: the daemon goes on with its previous configuration.");
-                        continue;
-                    }
-                };
-                service::reloading();
-                generation.stop().await;
-                generation = match start(&next, &handle, &cancel) {
-                    Ok(g) => {
-                        current = next;
-                        reloads.applied.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        g
-                    }
-                    Err(error) => {
-                        reloads.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        error!(error = %format!("{error:#}"), "Reload refused: the daemon goes on with its previous configuration.");
-                        start(&current, &handle, &cancel)?
-                    }
-                };
-                service::ready();
-                info!("Reloaded.");
+                let reloaded = apply_reload(&mut running, &reload, &handle, &cancel, &live, &mut shutdown).await?;
+                if reloaded == Reloaded::Shutdown {
+                    break;
+                }
             }
         }
     }
@@ -379,24 +387,92 @@ pub async fn run(
     if let Some(metrics) = metrics {
         let _ = metrics.await;
     }
-    drop(handle);
-    if tokio::time::timeout(
-        current.config.daemon.shutdown_timeout,
-        generation.tracker.wait(),
-    )
-    .await
-    .is_err()
+    let timeout = running.current.config.daemon.shutdown_timeout;
+    if tokio::time::timeout(timeout, running.generation.tracker.wait())
+        .await
+        .is_err()
     {
         warn!(
-            timeout = ?current.config.daemon.shutdown_timeout,
+            ?timeout,
             "Work was still running at the shutdown timeout: an import is rolled back, a message being sent is sent again at the next start."
         );
         return Ok(());
     }
-    // Every handle is gone once the tasks end: the store thread drains and stops.
+    // The heartbeat holds a handle to the store thread: once it and the tasks are
+    // gone, the store thread drains and stops.
+    if let Some(heartbeat) = heartbeat {
+        heartbeat.abort();
+        let _ = heartbeat.await;
+    }
+    drop(handle);
     let _ = tokio::task::spawn_blocking(move || store_thread.join()).await;
     info!("Stopped.");
     Ok(())
+}
+
+/// Reads the files again and, when they are valid, stops the running tasks and
+/// starts the new set; a shutdown asked while the tasks stop is not kept waiting
+/// for them (the caller then stops within `daemon.shutdown_timeout`).
+///
+/// # Errors
+/// When neither the new set nor the previous one can start again.
+async fn apply_reload<S: Future<Output = ()> + Unpin>(
+    running: &mut Running,
+    reload: &impl Fn() -> Result<Setup, String>,
+    store: &StoreHandle,
+    cancel: &CancellationToken,
+    live: &crate::metrics::Live,
+    shutdown: &mut S,
+) -> anyhow::Result<Reloaded> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let reloads = &live.reloads;
+    info!("SIGHUP: reading the configuration, connectors, rules and templates again.");
+    let current = &running.current.config.store.path;
+    let next = reload().and_then(|next| {
+        if next.config.store.path == *current {
+            Ok(next)
+        } else {
+            Err(format!(
+                "store.path changed ({} → {}): restart the daemon to move the state",
+                current.display(),
+                next.config.store.path.display()
+            ))
+        }
+    });
+    let next = match next {
+        Ok(next) => next,
+        Err(problems) => {
+            reloads.refused.fetch_add(1, Relaxed);
+            error!(%problems, "Reload refused: the daemon goes on with its previous configuration.");
+            return Ok(Reloaded::Running);
+        }
+    };
+    service::reloading();
+    // The running import finishes first, unless a shutdown is asked meanwhile.
+    running.generation.cancel.cancel();
+    tokio::select! {
+        () = running.generation.tracker.wait() => {}
+        () = shutdown => {
+            info!("Shutdown asked during a reload: the new configuration is not started.");
+            return Ok(Reloaded::Shutdown);
+        }
+    }
+    running.generation = match start(&next, store, cancel) {
+        Ok(generation) => {
+            announce(&next, store, live).await;
+            running.current = next;
+            reloads.applied.fetch_add(1, Relaxed);
+            generation
+        }
+        Err(error) => {
+            reloads.refused.fetch_add(1, Relaxed);
+            error!(error = %format!("{error:#}"), "Reload refused: the daemon goes on with its previous configuration.");
+            start(&running.current, store, cancel)?
+        }
+    };
+    service::ready();
+    info!("Reloaded.");
+    Ok(Reloaded::Running)
 }
 
 /// The longest the dispatcher sleeps without looking at the outbox.
@@ -493,45 +569,6 @@ async fn every<F: Future<Output = ()>>(
             () = tokio::time::sleep(wait) => {}
         }
     }
-}
-
-/// Erases the personal data of the dossiers closed for longer than
-/// `[retention] personal_data`, on `[retention] schedule`.
-async fn purge(setup: (Config, Arc<Rules>), store: StoreHandle, cancel: CancellationToken) {
-    let (config, rules) = setup;
-    let Some(schedule) = config.purge_schedule.clone() else {
-        return;
-    };
-    let keep = config.personal_data;
-    every(&schedule, config.timezone, &cancel, false, || {
-        let rules = Arc::clone(&rules);
-        let store = store.clone();
-        async move {
-            let result = store
-                .call(move |s| {
-                    let now = Utc::now();
-                    let before = crate::store::closed_before(now, keep)
-                        .unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
-                    s.purge(&rules.lifecycle, before, now, false)
-                })
-                .await;
-            match result {
-                Ok(Ok(p)) if p.dossiers > 0 => info!(
-                    dossiers = p.dossiers,
-                    fields = p.fields,
-                    messages = p.messages,
-                    alerts = p.alerts,
-                    "Erased the personal data of dossiers closed for longer than retention.personal_data."
-                ),
-                Ok(Ok(_)) => {}
-                Ok(Err(error)) => {
-                    error!(error = %format!("{:#}", anyhow::Error::from(error)), "The purge of personal data failed; will retry at the next tick.");
-                }
-                Err(error) => error!(%error, "The purge of personal data failed; will retry at the next tick."),
-            }
-        }
-    })
-    .await;
 }
 
 async fn evaluate_once(evaluation: &Evaluation, store: &StoreHandle, wake: &Notify) {
@@ -721,49 +758,6 @@ async fn synchronise(
         })
         .await??;
     Ok(vec![summary])
-}
-
-/// What the daemon tells systemd (`Type=notify`): that it is ready, that it is
-/// alive (when the unit sets `WatchdogSec=`), and that it is stopping. Without
-/// systemd (`NOTIFY_SOCKET` unset), nothing.
-mod service {
-    use sd_notify::NotifyState;
-    use tracing::warn;
-
-    fn tell(state: NotifyState<'_>) {
-        if let Err(error) = sd_notify::notify(false, &[state]) {
-            warn!(%error, "Cannot notify systemd.");
-        }
-    }
-
-    /// Ready: the store is open and every task started. Starts the watchdog's
-    /// heartbeat, at half the interval systemd expects, for as long as the runtime
-    /// runs (through the shutdown too): a runtime stuck for that long stops it, and
-    /// systemd restarts the daemon.
-    pub fn ready() {
-        tell(NotifyState::Ready);
-        let mut usec = 0;
-        if sd_notify::watchdog_enabled(false, &mut usec) && usec > 0 {
-            let every = std::time::Duration::from_micros(usec / 2);
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(every);
-                loop {
-                    tick.tick().await;
-                    tell(NotifyState::Watchdog);
-                }
-            });
-        }
-    }
-
-    /// Stopping: systemd waits for the exit rather than reporting a failure.
-    pub fn stopping() {
-        tell(NotifyState::Stopping);
-    }
-
-    /// Reloading: `READY=1` follows once the new configuration runs.
-    pub fn reloading() {
-        tell(NotifyState::Reloading);
-    }
 }
 
 /// The next time a cron schedule fires after `now`, the pattern being read in `tz`

@@ -17,6 +17,7 @@
 //! store      SQLite: schema, migrations, every query
 //! secret     pure: loopback hosts, names and values that carry a credential
 //! timers     stalled dossiers and deadline reminders, raised once
+//! retention  the RGPD purge's part in files: archived exports, .eml, spools
 //! report     one self-contained HTML page for managers (inline SVG charts)
 //! daemon     schedules imports (cron, time zone), reload, shutdown
 //! metrics    /metrics (Prometheus), /healthz, /readyz
@@ -38,6 +39,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod model;
 pub mod report;
+pub mod retention;
 pub mod rules;
 pub mod secret;
 pub mod store;

@@ -4,8 +4,9 @@
 //! Owns the exposition ([`render`], pure) and the small HTTP/1.1 server that
 //! answers the three GET requests. The figures come from the state database at
 //! each scrape (see `store::gauges`), so they survive restarts and agree with
-//! `alertissimo runs` and `outbox list`; reload outcomes are counted in memory. No
-//! metric names a person: connectors, statuses and counts only.
+//! `alertissimo runs` and `outbox list`; reload outcomes and the connector files'
+//! states are kept in memory ([`Live`]). No metric names a person: connectors,
+//! statuses and counts only.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -30,8 +31,60 @@ pub struct Reloads {
     pub refused: AtomicU64,
 }
 
-/// The Prometheus text exposition of `gauges` and `reloads`.
-pub fn render(g: &Gauges, reloads: &Reloads) -> String {
+/// What a connector file is to the running daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectorState {
+    /// Valid and enabled: imported on its schedule.
+    Enabled,
+    /// Valid, with `enabled = false`.
+    Disabled,
+    /// Invalid: the daemon runs without it.
+    LeftOut,
+}
+
+impl ConnectorState {
+    const ALL: [Self; 3] = [Self::Enabled, Self::Disabled, Self::LeftOut];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Enabled => "enabled",
+            Self::Disabled => "disabled",
+            Self::LeftOut => "left_out",
+        }
+    }
+}
+
+/// What the daemon knows in memory rather than from the store: its reloads, and
+/// the state of each connector file as of its last start or reload.
+#[derive(Debug, Default)]
+pub struct Live {
+    /// Reloads since start, by outcome.
+    pub reloads: Reloads,
+    connectors: std::sync::Mutex<Vec<(String, ConnectorState)>>,
+}
+
+impl Live {
+    /// Replaces the connectors' states (at a start or a reload).
+    pub fn set_connectors(&self, states: Vec<(String, ConnectorState)>) {
+        // A panic while holding this lock cannot leave it half-written: take it anyway.
+        *self
+            .connectors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = states;
+    }
+
+    fn connectors(&self) -> Vec<(String, ConnectorState)> {
+        self.connectors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// The Prometheus text exposition of `gauges` and of what the daemon knows
+/// in memory (`live`).
+pub fn render(g: &Gauges, live: &Live) -> String {
+    let reloads = &live.reloads;
     let mut out = String::new();
     family(
         &mut out,
@@ -204,7 +257,40 @@ pub fn render(g: &Gauges, reloads: &Reloads) -> String {
         reloads.applied.load(Ordering::Relaxed),
         reloads.refused.load(Ordering::Relaxed)
     );
+    connectors(&mut out, &live.connectors());
     out
+}
+
+/// The connector files by state, and which are left out, by name.
+fn connectors(out: &mut String, states: &[(String, ConnectorState)]) {
+    family(
+        out,
+        "alertissimo_connectors",
+        "gauge",
+        "Connector files by state: enabled, disabled (enabled = false), left_out (invalid: the daemon runs without it).",
+    );
+    for state in ConnectorState::ALL {
+        let n = states.iter().filter(|(_, s)| *s == state).count();
+        let _ = writeln!(
+            out,
+            "alertissimo_connectors{{state=\"{}\"}} {n}",
+            state.as_str()
+        );
+    }
+    family(
+        out,
+        "alertissimo_connector_left_out",
+        "gauge",
+        "1 for a connector file that does not validate (the daemon runs without it), else 0.",
+    );
+    for (name, state) in states {
+        let _ = writeln!(
+            out,
+            "alertissimo_connector_left_out{{connector=\"{}\"}} {}",
+            label(name),
+            u8::from(*state == ConnectorState::LeftOut)
+        );
+    }
 }
 
 /// The `# HELP` and `# TYPE` lines of a metric family.
@@ -223,7 +309,7 @@ fn label(text: &str) -> String {
 pub async fn serve(
     listener: TcpListener,
     store: StoreHandle,
-    reloads: Arc<Reloads>,
+    live: Arc<Live>,
     cancel: CancellationToken,
 ) {
     loop {
@@ -237,9 +323,9 @@ pub async fn serve(
                 }
             },
         };
-        let (store, reloads) = (store.clone(), Arc::clone(&reloads));
+        let (store, live) = (store.clone(), Arc::clone(&live));
         tokio::spawn(async move {
-            if let Err(error) = answer(stream, &store, &reloads).await {
+            if let Err(error) = answer(stream, &store, &live).await {
                 debug!(%peer, %error, "A metrics request failed.");
             }
         });
@@ -247,11 +333,7 @@ pub async fn serve(
 }
 
 /// Reads one request (its head, 8 KiB at most, within 5 s) and answers it.
-async fn answer(
-    mut stream: TcpStream,
-    store: &StoreHandle,
-    reloads: &Reloads,
-) -> std::io::Result<()> {
+async fn answer(mut stream: TcpStream, store: &StoreHandle, live: &Live) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
     let read = tokio::time::timeout(Duration::from_secs(5), async {
@@ -285,7 +367,7 @@ async fn answer(
             }
         }
         ("GET", "/metrics") => match store.call(|s| s.gauges(Utc::now())).await {
-            Ok(Ok(g)) => ("200 OK", "text/plain; version=0.0.4", render(&g, reloads)),
+            Ok(Ok(g)) => ("200 OK", "text/plain; version=0.0.4", render(&g, live)),
             _ => (
                 "503 Service Unavailable",
                 "text/plain",
@@ -343,9 +425,14 @@ mod tests {
                 reason: Some("connection refused".to_owned()),
             }],
         };
-        let reloads = Reloads::default();
-        reloads.refused.fetch_add(1, Ordering::Relaxed);
-        let text = render(&g, &reloads);
+        let live = Live::default();
+        live.reloads.refused.fetch_add(1, Ordering::Relaxed);
+        live.set_connectors(vec![
+            ("portail-aides".to_owned(), ConnectorState::Enabled),
+            ("osiris".to_owned(), ConnectorState::Disabled),
+            ("cassé".to_owned(), ConnectorState::LeftOut),
+        ]);
+        let text = render(&g, &live);
         for line in [
             "alertissimo_imports_total{connector=\"portail-aides\",status=\"applied\"} 12",
             "alertissimo_imports_total{connector=\"portail-aides\",status=\"refused\"} 1",
@@ -362,6 +449,11 @@ mod tests {
             "alertissimo_alerts_claimed_over_a_minute 2",
             "alertissimo_transport_paused{transport=\"smtp\"} 1",
             "alertissimo_transport_failures{transport=\"smtp\"} 3",
+            "alertissimo_connectors{state=\"enabled\"} 1",
+            "alertissimo_connectors{state=\"disabled\"} 1",
+            "alertissimo_connectors{state=\"left_out\"} 1",
+            "alertissimo_connector_left_out{connector=\"cassé\"} 1",
+            "alertissimo_connector_left_out{connector=\"portail-aides\"} 0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

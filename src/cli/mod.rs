@@ -16,7 +16,7 @@ use chrono_tz::Tz;
 use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::config::{Config, LogFormat, Problems};
-use crate::connector::Connector;
+use crate::connector::{Connector, LeftOut};
 use crate::import::{self, Options, Summary};
 use crate::lifecycle::Lifecycle;
 use crate::model::EventKind;
@@ -39,7 +39,9 @@ macro_rules! out {
     }};
 }
 
+mod check;
 mod outbox;
+mod purge;
 mod stats;
 mod warnings;
 
@@ -98,6 +100,10 @@ enum Command {
         /// Only check the files, not the folders and database they point at
         #[arg(long)]
         no_environment: bool,
+        /// Fail (exit 78) on a connector file that does not validate too, which the
+        /// daemon leaves out while it runs the others (for the CI of configuration files)
+        #[arg(long)]
+        strict: bool,
     },
     /// Import a connector's export now
     Import {
@@ -269,7 +275,10 @@ fn with_config(file: Option<&Path>, command: Command) -> anyhow::Result<Exit> {
     init_logging(&config, matches!(command, Command::Run));
     match command {
         Command::Run => run_daemon(config),
-        Command::Check { no_environment } => Ok(check(&config, !no_environment)),
+        Command::Check {
+            no_environment,
+            strict,
+        } => Ok(check::check(&config, !no_environment, strict)),
         Command::Import {
             connector,
             file,
@@ -302,7 +311,7 @@ fn with_config(file: Option<&Path>, command: Command) -> anyhow::Result<Exit> {
         Command::Stats { format } => stats::run(&config, format),
         Command::Report { out } => stats::report(&config, &out),
         Command::Backup { file } => backup(&config, &file),
-        Command::Purge { dry_run, json } => purge(&config, dry_run, json),
+        Command::Purge { dry_run, json } => purge::purge(&config, dry_run, json),
         Command::Evaluate { review, json } => evaluate(&config, review, json),
         Command::Completions { .. } | Command::Manpage => {
             unreachable!("answered without a configuration, in `run`")
@@ -338,112 +347,40 @@ pub struct Loaded {
     pub lifecycle: Arc<Lifecycle>,
     /// The valid connectors.
     pub connectors: Vec<Connector>,
+    /// The connector files that do not validate, with their problems (see
+    /// [`load_apart`]).
+    pub left_out: Vec<LeftOut>,
     /// The rules and templates, when they are all valid.
     pub rules: Option<Rules>,
 }
 
-/// Loads the lifecycle, connectors, rules and templates, collecting every problem.
+/// Loads the lifecycle, connectors, rules and templates, collecting every
+/// problem, those of the connector files left out too.
 pub fn load(config: &Config, problems: &mut Problems) -> Option<Loaded> {
+    let loaded = load_apart(config, problems)?;
+    // In the order found: the connector files, then the rules.
+    let mut all = Problems::default();
+    for l in &loaded.left_out {
+        all.append(l.problems.clone());
+    }
+    all.append(std::mem::take(problems));
+    *problems = all;
+    Some(loaded)
+}
+
+/// Loads as [`load`], except that the problems of the connector files that do not
+/// validate stay with them, in [`Loaded::left_out`]: the daemon runs without
+/// those files, where any other problem stops it.
+pub fn load_apart(config: &Config, problems: &mut Problems) -> Option<Loaded> {
     let lifecycle = Arc::new(Lifecycle::load(&config.lifecycle_path(), problems)?);
-    let connectors = Connector::load_all(config, &lifecycle, problems);
+    let (connectors, left_out) = Connector::load_each(config, &lifecycle, problems);
     let rules = Rules::load(config, lifecycle.clone(), &connectors, problems);
     Some(Loaded {
         lifecycle,
         connectors,
+        left_out,
         rules,
     })
-}
-
-fn check(config: &Config, environment: bool) -> Exit {
-    let mut problems = Problems::default();
-    let loaded = load(config, &mut problems);
-    if environment {
-        if let Some(loaded) = &loaded {
-            for c in &loaded.connectors {
-                // The secrets of an API the daemon will call (their values are never shown).
-                if c.enabled
-                    && let Err(reason) = c.source.check_secrets()
-                {
-                    problems.push(&c.file, reason);
-                }
-                let Some(source) = c.source.folder() else {
-                    continue;
-                };
-                if let Err(reason) = source.files() {
-                    problems.push(&c.file, reason);
-                } else if let Some(dir) = source.pattern.parent().filter(|d| !d.is_dir()) {
-                    problems.push(
-                        &c.file,
-                        format!("the drop folder {} does not exist", dir.display()),
-                    );
-                }
-            }
-        }
-        if let Err(reason) = Store::check(&config.store.path) {
-            problems.push(&config.store.path, reason);
-        }
-        if let crate::config::Transport::Smtp(smtp) = &config.delivery.transport {
-            let password = smtp.password.as_ref().map(|p| p.read().map(drop));
-            let ca = smtp
-                .ca_file
-                .as_deref()
-                .map(|f| crate::config::read_ca_file(f, "smtp.ca_file").map(drop));
-            for reason in [password, ca].into_iter().flatten().filter_map(Result::err) {
-                problems.push(
-                    config
-                        .file
-                        .as_deref()
-                        .unwrap_or(std::path::Path::new("configuration")),
-                    reason,
-                );
-            }
-        }
-    }
-    if !problems.is_empty() {
-        eprint!("{problems}");
-        eprintln!(
-            "{} problem{} found",
-            problems.len(),
-            if problems.len() == 1 { "" } else { "s" }
-        );
-        return Exit::Config;
-    }
-    if config.region.email.is_none() && config.region.phone.is_none() {
-        eprintln!(
-            "warning: [region] gives neither an e-mail nor a phone: messages cannot tell people how to reach the Region"
-        );
-    }
-    for warning in warnings::all(config, loaded.as_ref().map_or(&[], |l| &l.connectors)) {
-        eprintln!("warning: {warning}");
-    }
-    if let Some(loaded) = loaded {
-        out!(
-            "configuration is valid: {}, lifecycle of {} steps, {} connector{} ({}), {} rules, {} templates",
-            config.file.as_ref().map_or_else(
-                || "built-in defaults".to_owned(),
-                |f| f.display().to_string()
-            ),
-            loaded.lifecycle.steps().len(),
-            loaded.connectors.len(),
-            if loaded.connectors.len() == 1 {
-                ""
-            } else {
-                "s"
-            },
-            loaded
-                .connectors
-                .iter()
-                .map(|c| c.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-            loaded.rules.as_ref().map_or(0, |r| r.rules.len()),
-            loaded
-                .rules
-                .as_ref()
-                .map_or(0, |r| r.templates.names().len()),
-        );
-    }
-    Exit::Ok
 }
 
 /// Loads what a command needs, or reports why it cannot run.
@@ -695,45 +632,6 @@ fn lifecycle(config: &Config) -> Result<Lifecycle, Exit> {
         eprint!("invalid configuration:\n{problems}");
         Exit::Config
     })
-}
-
-fn purge(config: &Config, dry_run: bool, json: bool) -> anyhow::Result<Exit> {
-    let lifecycle = match lifecycle(config) {
-        Ok(l) => l,
-        Err(exit) => return Ok(exit),
-    };
-    let mut store = open_existing(config)?;
-    let now = Utc::now();
-    let before = crate::store::closed_before(now, config.personal_data)
-        .context("retention.personal_data is too long")?;
-    let purged = store.purge(&lifecycle, before, now, dry_run)?;
-    if json {
-        out!(
-            "{}",
-            serde_json::json!({
-                "dry_run": dry_run,
-                "closed_before": crate::store::format_time(before),
-                "purged": purged,
-            })
-        );
-    } else {
-        out!(
-            "Dossiers closed before {} (in a final step, or gone from their source): {} {} {} personal fields, {} message senders and texts, {} field changes and {} alert addresses.{}",
-            before.with_timezone(&config.timezone).format("%d/%m/%Y"),
-            purged.dossiers,
-            if dry_run { "would lose" } else { "lost" },
-            purged.fields,
-            purged.messages,
-            purged.field_changes,
-            purged.alerts,
-            if dry_run {
-                " Nothing was changed (--dry-run)."
-            } else {
-                ""
-            }
-        );
-    }
-    Ok(Exit::Ok)
 }
 
 fn backup(config: &Config, file: &Path) -> anyhow::Result<Exit> {
@@ -1278,52 +1176,63 @@ fn dossier(config: &Config, reference: &str, json: bool) -> anyhow::Result<Exit>
 }
 
 fn run_daemon(config: Config) -> anyhow::Result<Exit> {
-    // The daemon runs the connectors it can; the others are reported and wait for a fix.
-    let mut problems = Problems::default();
-    // Rules are all or nothing: a broken rule could tell people wrong things.
-    let Some((loaded, rules)) = load(&config, &mut problems)
-        .filter(|l| !l.connectors.is_empty())
-        .and_then(|mut l| l.rules.take().map(|r| (l, r)))
-    else {
-        eprint!("invalid configuration:\n{problems}");
-        return Ok(Exit::Config);
+    let setup = match daemon_setup(config) {
+        Ok(setup) => setup,
+        Err(problems) => {
+            eprint!("invalid configuration:\n{problems}");
+            return Ok(Exit::Config);
+        }
     };
-    for p in problems.iter() {
-        tracing::error!(place = %p.place, problem = %p.message, "Invalid connector left out; the others run.");
-    }
-    for warning in warnings::all(&config, &loaded.connectors) {
+    for warning in warnings::all(&setup.config, &setup.connectors) {
         tracing::warn!("{warning}");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    // A reload is all or nothing: every file valid, or the running set stays.
-    let file = config.file.clone();
+    // A reload follows the rule of a start: every file valid but connector files,
+    // which are left out (the others run); else the running set stays.
+    let file = setup.config.file.clone();
     let reload = move || -> Result<crate::daemon::Setup, String> {
         let config = Config::load(file.as_deref()).map_err(|p| p.to_string())?;
-        let mut problems = Problems::default();
-        match load(&config, &mut problems) {
-            Some(Loaded {
-                connectors,
-                rules: Some(rules),
-                ..
-            }) if problems.is_empty() => Ok(crate::daemon::Setup {
-                config,
-                connectors,
-                rules: Arc::new(rules),
-            }),
-            _ => Err(problems.to_string()),
-        }
+        daemon_setup(config).map_err(|p| p.to_string())
     };
     runtime.block_on(crate::daemon::run(
-        crate::daemon::Setup {
-            config,
-            connectors: loaded.connectors,
-            rules: Arc::new(rules),
-        },
+        setup,
         reload,
         crate::daemon::shutdown_signal(),
     ))?;
     Ok(Exit::Ok)
+}
+
+/// What the daemon runs with: the valid connectors, the files left out, and the
+/// rules. Rules are all or nothing (a broken rule could tell people wrong
+/// things); a connector file that does not validate is left out, and the others
+/// run, as long as one does. `check` applies the same rule.
+///
+/// # Errors
+/// Every problem, when the daemon cannot run.
+fn daemon_setup(config: Config) -> Result<crate::daemon::Setup, Problems> {
+    let mut problems = Problems::default();
+    match load_apart(&config, &mut problems) {
+        Some(Loaded {
+            connectors,
+            left_out,
+            rules: Some(rules),
+            ..
+        }) if problems.is_empty() && !connectors.is_empty() => Ok(crate::daemon::Setup {
+            config,
+            connectors,
+            left_out,
+            rules: Arc::new(rules),
+        }),
+        loaded => {
+            let mut all = Problems::default();
+            for l in loaded.map(|l| l.left_out).unwrap_or_default() {
+                all.append(l.problems);
+            }
+            all.append(problems);
+            Err(all)
+        }
+    }
 }

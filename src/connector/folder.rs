@@ -153,6 +153,19 @@ impl DropFolder {
     }
 }
 
+/// Whether `name` is the name of an archived export, `<stamp>-<name>` (the
+/// stamp being the import's time, `20261205T200000Z`): the retention expires
+/// these, and nothing else an archive folder may hold.
+pub fn is_archived_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() > 17
+        && b[..8].iter().all(u8::is_ascii_digit)
+        && b[8] == b'T'
+        && b[9..15].iter().all(u8::is_ascii_digit)
+        && b[15] == b'Z'
+        && b[16] == b'-'
+}
+
 /// The folder a pattern names before its first wildcard: for a pattern
 /// without one, the file's folder.
 fn literal_folder(pattern: &Path) -> PathBuf {
@@ -258,6 +271,20 @@ mod tests {
             after_import: AfterImport::Archive,
             archive_dir,
             settle: std::time::Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn archived_names_are_told_from_other_files() {
+        assert!(is_archived_name("20261205T200000Z-export.csv"));
+        assert!(is_archived_name("20261205T200000Z-2-export.csv"));
+        for other in [
+            "export.csv",
+            "20261205T200000Z-",
+            "2026-12-05-export.csv",
+            "notes.txt",
+        ] {
+            assert!(!is_archived_name(other), "{other}");
         }
     }
 

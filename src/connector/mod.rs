@@ -313,6 +313,36 @@ impl<'a> FileProblems<'a> {
     }
 }
 
+/// A connector file that does not validate. The daemon runs without it and says
+/// so (its log, `/metrics`, the administrators' digest); `check` warns of it, and
+/// fails on it with `--strict`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftOut {
+    /// The connector's name: its file's stem.
+    pub name: String,
+    /// Its file.
+    pub file: PathBuf,
+    /// Why, each problem with its line and column when it has them.
+    pub problems: Problems,
+}
+
+impl LeftOut {
+    /// Why, one problem a line, each without the file's path (named apart) but
+    /// with its line and column (`3:12: schedule …`).
+    pub fn reason(&self) -> String {
+        let file = self.file.display().to_string();
+        self.problems
+            .iter()
+            .map(|p| match p.place.strip_prefix(&file) {
+                Some("") => p.message.clone(),
+                Some(at) => format!("{}: {}", at.trim_start_matches(':'), p.message),
+                None => format!("{}: {}", p.place, p.message),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
 impl Connector {
     /// The address of a dossier on the source portal: its `url` field, else the
     /// connector's `link` with `{id}` and `{reference}` filled in.
@@ -328,8 +358,23 @@ impl Connector {
     /// Reads every `*.toml` of the connectors folder, in name order.
     ///
     /// Valid connectors are returned even when others are not: the daemon runs
-    /// what it can, `check` reports the rest.
+    /// what it can, `check` reports the rest. Every problem goes into `problems`.
     pub fn load_all(config: &Config, lifecycle: &Lifecycle, problems: &mut Problems) -> Vec<Self> {
+        let (valid, left_out) = Self::load_each(config, lifecycle, problems);
+        for l in left_out {
+            problems.append(l.problems);
+        }
+        valid
+    }
+
+    /// Reads every `*.toml` of the connectors folder, in name order: the valid
+    /// connectors, and the files left out with their problems. A problem of the
+    /// folder itself (unreadable, without connector files) goes into `problems`.
+    pub fn load_each(
+        config: &Config,
+        lifecycle: &Lifecycle,
+        problems: &mut Problems,
+    ) -> (Vec<Self>, Vec<LeftOut>) {
         let dir = &config.connectors_dir;
         let mut paths = match std::fs::read_dir(dir) {
             Ok(entries) => entries
@@ -338,17 +383,29 @@ impl Connector {
                 .collect::<Vec<_>>(),
             Err(error) => {
                 problems.push(dir, format!("cannot read the connectors folder: {error}"));
-                return Vec::new();
+                return (Vec::new(), Vec::new());
             }
         };
         paths.sort();
         if paths.is_empty() {
             problems.push(dir, "no connector file (*.toml) in the connectors folder");
         }
-        paths
-            .iter()
-            .filter_map(|p| Self::load(p, config, lifecycle, problems))
-            .collect()
+        let (mut valid, mut left_out) = (Vec::new(), Vec::new());
+        for path in paths {
+            let mut found = Problems::default();
+            match Self::load(&path, config, lifecycle, &mut found) {
+                Some(connector) if found.is_empty() => valid.push(connector),
+                _ => left_out.push(LeftOut {
+                    name: path
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    file: path,
+                    problems: found,
+                }),
+            }
+        }
+        (valid, left_out)
     }
 
     /// Reads and validates one connector file.

@@ -11,7 +11,10 @@
 //! The spool is an unnamed temporary file in the state folder (it vanishes when
 //! closed, even after a crash), one JSON line per record, ended by the line that
 //! says how the synchronisation ended: its deletions and cursor, or the reason it
-//! failed. Memory holds one page, whatever the number of dossiers.
+//! failed. Memory holds one page, whatever the number of dossiers. On a file
+//! system without unnamed files (`O_TMPFILE`), it is created as `.tmpXXXXXX` and
+//! removed at once: a crash in between leaves that file, which the retention
+//! expires ([`is_left_over`]).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
@@ -27,6 +30,14 @@ use super::mapping::Mapping;
 use super::table::Record;
 use super::{Connector, Source};
 use crate::model::SourceMessage;
+
+/// Whether `name` may be a spool left over by a crash: the name `tempfile` gives
+/// a temporary file where the file system has no unnamed ones (`.tmp` and six
+/// letters or digits).
+pub fn is_left_over(name: &str) -> bool {
+    name.strip_prefix(".tmp")
+        .is_some_and(|rest| rest.len() == 6 && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
 
 /// Where an API source stands when a synchronisation starts, as the store knows it.
 #[derive(Debug, Clone, Default)]

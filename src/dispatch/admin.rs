@@ -1,5 +1,6 @@
 //! What the administrators are told: the periodic digest of failed alerts,
-//! refused snapshots and stale sources, and the notice of a relay outage.
+//! refused snapshots, stale sources and connector files left out, and the notice
+//! of a relay outage.
 //!
 //! The digest goes through the transport like any message, and retries with
 //! the alerts' backoff when it cannot. The outage notice cannot count on the
@@ -80,7 +81,7 @@ impl Dispatcher {
         };
         let (kind, reply) = match outcome {
             Outcome::Sent(_) => {
-                info!(to = %admin, failed = news.failed.len(), refused = news.refused.len(), stale = news.stale.len(), "Sent the administrators' digest.");
+                info!(to = %admin, failed = news.failed.len(), refused = news.refused.len(), stale = news.stale.len(), left_out = news.left_out.len(), "Sent the administrators' digest.");
                 inner
                     .store
                     .call(move |s| s.record_admin_report(now, now, &news, Some(&message_id)))
@@ -237,6 +238,10 @@ fn admin_subject(news: &crate::store::AdminNews) -> String {
             plural(news.stale.len())
         ));
     }
+    if !news.left_out.is_empty() {
+        let n = news.left_out.len();
+        parts.push(format!("{n} connecteur{} écarté{}", plural(n), plural(n)));
+    }
     format!("Alertissimo : {}", parts.join(", "))
 }
 
@@ -284,35 +289,74 @@ fn admin_text(
         text.push_str("\nLe détail : alertissimo runs --rejections NUMÉRO\n");
     }
     if !news.stale.is_empty() {
-        text.push_str(&format!(
-            "{}Sources sans import réussi dans le délai prévu ({}) : les dossiers ne sont plus suivis.\n",
-            if news.failed.is_empty() && news.refused.is_empty() { "" } else { "\n" },
-            news.stale.len()
-        ));
-        for source in &news.stale {
-            let last = source.last_success.map_or_else(
-                || "aucun import réussi".to_owned(),
-                |t| {
-                    format!(
-                        "dernier import réussi le {}",
-                        t.with_timezone(&tz).format("%d/%m/%Y à %H:%M")
-                    )
-                },
-            );
-            let age = source
-                .max_age_seconds
-                .map(|s| crate::rules::french::duration(std::time::Duration::from_secs(s)))
-                .unwrap_or_default();
-            text.push_str(&format!(
-                "- connecteur {} : {last} (délai prévu : {age})",
-                source.connector
-            ));
-            if let Some(error) = &source.last_error {
-                text.push_str(&format!(" ; dernière erreur : {error}"));
-            }
+        if !news.failed.is_empty() || !news.refused.is_empty() {
             text.push('\n');
         }
-        text.push_str("\nL'état des sources : alertissimo runs --sources\n");
+        text.push_str(&stale_text(&news.stale, tz));
     }
+    if !news.left_out.is_empty() {
+        if !(news.failed.is_empty() && news.refused.is_empty() && news.stale.is_empty()) {
+            text.push('\n');
+        }
+        text.push_str(&left_out_text(&news.left_out, tz));
+    }
+    text
+}
+
+/// The digest's part on sources gone stale, in French.
+fn stale_text(stale: &[crate::store::SourceHealth], tz: chrono_tz::Tz) -> String {
+    let mut text = format!(
+        "Sources sans import réussi dans le délai prévu ({}) : les dossiers ne sont plus suivis.\n",
+        stale.len()
+    );
+    for source in stale {
+        let last = source.last_success.map_or_else(
+            || "aucun import réussi".to_owned(),
+            |t| {
+                format!(
+                    "dernier import réussi le {}",
+                    t.with_timezone(&tz).format("%d/%m/%Y à %H:%M")
+                )
+            },
+        );
+        let age = source
+            .max_age_seconds
+            .map(|s| crate::rules::french::duration(std::time::Duration::from_secs(s)))
+            .unwrap_or_default();
+        text.push_str(&format!(
+            "- connecteur {} : {last} (délai prévu : {age})",
+            source.connector
+        ));
+        if let Some(error) = &source.last_error {
+            text.push_str(&format!(" ; dernière erreur : {error}"));
+        }
+        text.push('\n');
+    }
+    text.push_str("\nL'état des sources : alertissimo runs --sources\n");
+    text
+}
+
+/// The digest's part on connector files the daemon leaves out, in French: each
+/// with its file and why (as `alertissimo check` says it).
+fn left_out_text(left_out: &[crate::store::LeftOutConnector], tz: chrono_tz::Tz) -> String {
+    let mut text = format!(
+        "Connecteurs écartés ({}) : leur fichier n'est pas valide. Alertissimo fonctionne sans \
+         eux, et leurs dossiers ne sont plus suivis, jusqu'à ce que le fichier soit corrigé.\n",
+        left_out.len()
+    );
+    for l in left_out {
+        text.push_str(&format!(
+            "- connecteur {}, fichier {}, écarté depuis le {} :\n",
+            l.connector,
+            l.file,
+            l.since.with_timezone(&tz).format("%d/%m/%Y à %H:%M")
+        ));
+        for line in l.reason.lines() {
+            text.push_str(&format!("    {line}\n"));
+        }
+    }
+    text.push_str(
+        "\nUne fois le fichier corrigé : alertissimo check, puis systemctl reload alertissimo\n",
+    );
     text
 }

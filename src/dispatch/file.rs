@@ -20,6 +20,12 @@ pub fn write(dir: &Path, message_id: &str, bytes: &[u8]) -> Outcome {
     }
 }
 
+/// Whether `name` is a message file of this transport (`<id>.eml`), or one left
+/// half-written by a crash (`.<id>.eml.tmp`): the retention expires these.
+pub fn is_message_file(name: &str) -> bool {
+    name.ends_with(".eml") || (name.starts_with('.') && name.ends_with(".eml.tmp"))
+}
+
 fn write_atomically(dir: &Path, message_id: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let stem: String = message_id

@@ -986,6 +986,7 @@ mod tests {
             admin_email: None,
             admin_digest: "0 0 8 * * *".parse().unwrap(),
             notice_dir: std::path::PathBuf::from("notices"),
+            file_dir: std::path::PathBuf::from("x"),
             from: "a@x.fr".to_owned(),
             reply_to: None,
         }

@@ -66,6 +66,7 @@ mod history;
 mod index;
 mod instance;
 mod journal;
+mod left_out;
 mod outbox;
 mod references;
 mod retention;
@@ -79,6 +80,7 @@ pub use files::SeenFile;
 pub use gauges::{Gauges, ImportGauges, LATENCY_BOUNDS};
 pub use index::{Entry, entry_row};
 pub use instance::{InstanceLock, LockError, lock_path};
+pub use left_out::LeftOutConnector;
 pub use outbox::{AdminNews, Change, Delivery, DueAlert};
 pub use retention::{PERSONAL, Purged, closed_before};
 pub use sources::SourceHealth;
@@ -130,6 +132,7 @@ const MIGRATIONS: &[Migration] = &[
         None,
     ),
     (include_str!("migrations/0015_files_seen.sql"), None),
+    (include_str!("migrations/0016_left_out.sql"), None),
 ];
 
 fn migrations() -> Migrations<'static> {

@@ -332,12 +332,18 @@ pub struct AdminNews {
     pub refused: Vec<(i64, String, String, Vec<String>)>,
     /// Sources with no successful import within their `max_age`, not told yet.
     pub stale: Vec<super::SourceHealth>,
+    /// Connector files the daemon leaves out, not told yet (or told with
+    /// another reason).
+    pub left_out: Vec<super::LeftOutConnector>,
 }
 
 impl AdminNews {
     /// Whether there is nothing to tell.
     pub fn is_empty(&self) -> bool {
-        self.failed.is_empty() && self.refused.is_empty() && self.stale.is_empty()
+        self.failed.is_empty()
+            && self.refused.is_empty()
+            && self.stale.is_empty()
+            && self.left_out.is_empty()
     }
 }
 
@@ -355,8 +361,9 @@ impl Store {
         last.map(|t| parse_time(&t)).transpose()
     }
 
-    /// Alerts failed, snapshots refused and sources gone stale (of `sources`,
-    /// `(connector, max_age)`, at `now`) that no report told yet.
+    /// Alerts failed, snapshots refused, sources gone stale (of `sources`,
+    /// `(connector, max_age)`, at `now`) and connector files left out that no
+    /// report told yet.
     ///
     /// # Errors
     /// On a database error or a corrupt row.
@@ -371,6 +378,7 @@ impl Store {
                 .into_iter()
                 .filter(|h| h.stale && !h.stale_reported)
                 .collect(),
+            left_out: self.left_out_untold()?,
             ..AdminNews::default()
         };
         let mut stmt = self.conn.prepare_cached(
@@ -425,6 +433,9 @@ impl Store {
         }
         for source in &news.stale {
             Store::mark_stale_reported(&tx, &source.connector, sent_at)?;
+        }
+        for left_out in &news.left_out {
+            Store::mark_left_out_told(&tx, left_out)?;
         }
         tx.execute(
             "INSERT INTO admin_reports (sent_at, covered_until, failed, refused, message_id)

@@ -6,6 +6,8 @@
 //! people (see [`PERSONAL`]), the senders and bodies of its messages, the values of
 //! its changes to those fields, and the addresses and relay replies of its alerts.
 //! Its steps, dates, scheme and amounts stay: the delay statistics keep using it.
+//! The records imports rejected go too once their import is that old, whatever
+//! their dossier. The copies in files are the `retention` module's.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
@@ -38,6 +40,9 @@ pub struct Purged {
     pub field_changes: u64,
     /// Alerts whose address and relay replies were erased.
     pub alerts: u64,
+    /// Rejected records (their reasons and ids echo the values they held) of
+    /// imports that ended before the cut-off, deleted.
+    pub rejections: u64,
 }
 
 /// The dossiers closed before `before` and not purged yet: in a final step since
@@ -59,8 +64,9 @@ pub fn closed_before(now: DateTime<Utc>, keep: std::time::Duration) -> Option<Da
 
 impl Store {
     /// Erases the personal data of the dossiers closed before `before` (in a final
-    /// step of `lifecycle`, or gone from their source), in one transaction; with
-    /// `dry_run`, only counts.
+    /// step of `lifecycle`, or gone from their source), and the rejected records
+    /// of the imports that ended before then, in one transaction; with `dry_run`,
+    /// only counts.
     ///
     /// # Errors
     /// On a database error; then nothing is erased.
@@ -164,11 +170,35 @@ impl Store {
                 [id],
             )?;
         }
+        purged.rejections = purge_rejections(&tx, before, dry_run)?;
         if !dry_run {
             tx.commit()?;
         }
         Ok(purged)
     }
+}
+
+/// Deletes (with `dry_run`, counts) the rejected records of the imports that
+/// ended before `before`, whatever their dossiers: a rejected record may belong
+/// to none.
+fn purge_rejections(
+    tx: &rusqlite::Transaction<'_>,
+    before: DateTime<Utc>,
+    dry_run: bool,
+) -> Result<u64> {
+    let old_runs = "SELECT id FROM runs WHERE finished_at < ?1";
+    let count = tx.query_row(
+        &format!("SELECT count(*) FROM rejections WHERE run_id IN ({old_runs})"),
+        [format_time(before)],
+        |r| r.get::<_, i64>(0),
+    )?;
+    if !dry_run {
+        tx.execute(
+            &format!("DELETE FROM rejections WHERE run_id IN ({old_runs})"),
+            [format_time(before)],
+        )?;
+    }
+    Ok(count as u64)
 }
 
 #[cfg(test)]
@@ -225,7 +255,12 @@ mod tests {
                         (2, 'r:1:3:instr@example.org', 1, 3, 1, 'r', 't', 'mandatory', 'instructor',
                          'instr@example.org', 1, 'pending', '2020-01-03T00:00:00Z', '2020-01-03T00:00:00Z', '2020-01-03T00:00:00Z');
                  INSERT INTO deliveries (alert_id, attempted_at, transport, outcome, reply)
-                 VALUES (1, '2020-01-03T00:00:00Z', 'smtp', 'sent', '250 OK <jeanne@example.org>');",
+                 VALUES (1, '2020-01-03T00:00:00Z', 'smtp', 'sent', '250 OK <jeanne@example.org>');
+                 INSERT INTO runs (id, connector, source, fingerprint, started_at, finished_at, status, baseline)
+                 VALUES (2, 'p', 'g', '0', '2025-12-01T00:00:00Z', '2025-12-01T00:00:00Z', 'applied', 0);
+                 INSERT INTO rejections (run_id, severity, file, source_id, reason)
+                 VALUES (1, 'rejected', 'f', 'jeanne@example.org', 'not a SIRET: jeanne'),
+                        (2, 'rejected', 'g', 'D2', 'recent: kept');",
             )
             .unwrap();
         let lifecycle = crate::test_support::shipped_lifecycle();
@@ -238,6 +273,7 @@ mod tests {
             messages: 1,
             field_changes: 1,
             alerts: 2,
+            rejections: 1,
         };
         assert_eq!(dry, expected);
         assert_eq!(
@@ -276,6 +312,13 @@ mod tests {
             .query_row("SELECT reply FROM deliveries", [], |r| r.get(0))
             .unwrap();
         assert_eq!(reply, None);
+        let kept: String = store
+            .conn
+            .query_row("SELECT group_concat(reason) FROM rejections", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(kept, "recent: kept");
         // The amount and the step stay.
         let step: String = store
             .conn

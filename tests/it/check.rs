@@ -532,3 +532,67 @@ fn issue_17_item_36_check_warns_of_outside_folders_and_open_metrics() {
     );
     assert!(!said.contains("reachable from other machines"), "{said}");
 }
+
+/// A connector file that does not validate is left out by `run`, which starts
+/// with the others; `check` (the unit's `ExecStartPre=` and `ExecReload=`) says
+/// so in a warning naming the file and the reason, and passes, unless
+/// `--strict`. A disabled connector's folder is not looked at.
+// See: issue 17, item 18 (a left-out connector never keeps the daemon from starting).
+#[test]
+fn issue_17_item_18_check_warns_of_a_left_out_connector_and_fails_with_strict() {
+    let install = Install::new();
+    let connectors = install.root().join("connectors");
+    let broken = connectors.join("broken.toml");
+    std::fs::write(
+        &broken,
+        std::fs::read_to_string(connectors.join("portail.toml"))
+            .unwrap()
+            .replace("schedule = \"* * * * * *\"", "schedule = \"every day\""),
+    )
+    .unwrap();
+    // Disabled, its drop folder missing: the daemon never reads it.
+    std::fs::write(
+        connectors.join("dormant.toml"),
+        std::fs::read_to_string(connectors.join("portail.toml"))
+            .unwrap()
+            .replace("kind = \"csv\"", "kind = \"csv\"\nenabled = false")
+            .replace("../inbox/*.csv", "../no-such-inbox/*.csv"),
+    )
+    .unwrap();
+    let reason = "broken.toml:3:12: schedule 'every day' is not a cron pattern";
+    for args in [&["check", "--no-environment"][..], &["check"]] {
+        let out = install.run(args);
+        let said = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {said}");
+        for needle in [
+            format!(
+                "warning: {}: connector 'broken' is left out: the daemon runs the others without it",
+                broken.display()
+            ),
+            reason.to_owned(),
+            "2 connectors (dormant, portail), 1 left out (broken)".to_owned(),
+        ] {
+            assert!(
+                said.contains(&needle),
+                "{args:?}: {needle:?} not in:\n{said}"
+            );
+        }
+    }
+    let out = install.run(&["check", "--no-environment", "--strict"]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(78), "{said}");
+    assert!(
+        said.contains(reason) && said.contains("1 problem found"),
+        "{said}"
+    );
+    // Left alone, the connector stops the daemon no more than `check`: where no
+    // connector validates, both refuse.
+    std::fs::remove_file(connectors.join("portail.toml")).unwrap();
+    std::fs::remove_file(connectors.join("dormant.toml")).unwrap();
+    for command in [&["check", "--no-environment"][..], &["run"]] {
+        let out = output_within(install.cmd(command), Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("{command:?} did not stop"));
+        assert_eq!(out.status.code(), Some(78), "{command:?}: {}", text(&out));
+        assert!(text(&out).contains(reason), "{command:?}: {}", text(&out));
+    }
+}

@@ -328,3 +328,65 @@ fn a_daemon_with_every_connector_disabled_says_it_imports_nothing() {
     );
     assert_eq!(applied_runs(&install), 0);
 }
+
+/// A connector file that does not validate keeps neither `check` (as the unit's
+/// `ExecStartPre=` runs it) nor the daemon from starting; `/metrics` names it,
+/// and no longer once it is fixed and the daemon reloaded.
+// See: issue 17, item 18 (a left-out connector never keeps the daemon from starting).
+#[test]
+fn issue_17_item_18_a_left_out_connector_is_in_the_metrics() {
+    let install = Install::tolerant();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    install.append_config(&format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"));
+    let broken = install.root().join("connectors/broken.toml");
+    let valid = std::fs::read_to_string(install.root().join("connectors/portail.toml"))
+        .unwrap()
+        .replace("../inbox/*.csv", "../broken-inbox/*.csv");
+    std::fs::write(
+        &broken,
+        valid.replace(
+            "\"Voté en CP\" = \"accorde\"",
+            "\"Voté en CP\" = \"acorde\"",
+        ),
+    )
+    .unwrap();
+    let check = install.run(&["check", "--no-environment"]);
+    assert!(check.status.success(), "{}", crate::common::text(&check));
+    let mut daemon = running(&install);
+    let metrics = get(port, "/metrics").1;
+    for line in [
+        "alertissimo_connectors{state=\"enabled\"} 1",
+        "alertissimo_connectors{state=\"disabled\"} 0",
+        "alertissimo_connectors{state=\"left_out\"} 1",
+        "alertissimo_connector_left_out{connector=\"broken\"} 1",
+        "alertissimo_connector_left_out{connector=\"portail\"} 0",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "missing {line:?} in:\n{metrics}"
+        );
+    }
+    // Fixed and reloaded: it runs.
+    std::fs::create_dir_all(install.root().join("broken-inbox")).unwrap();
+    std::fs::write(&broken, valid).unwrap();
+    hangup(&daemon);
+    let mut metrics = String::new();
+    wait_for(
+        "the fixed connector in /metrics",
+        Duration::from_secs(30),
+        || {
+            metrics = get(port, "/metrics").1;
+            metrics.contains("alertissimo_connector_left_out{connector=\"broken\"} 0")
+        },
+    );
+    assert!(
+        metrics.contains("alertissimo_connectors{state=\"left_out\"} 0"),
+        "{metrics}"
+    );
+    let exit = crate::common::terminate(&mut daemon.0);
+    assert!(exit.success(), "{exit}");
+}

@@ -453,6 +453,69 @@ fn a_stale_source_reaches_the_administrators_once() {
     );
 }
 
+/// The administrators' digest names a connector file the daemon leaves out, with
+/// its file and reason, once: not at every digest nor at every start, and again
+/// when the reason changes.
+// See: issue 17, item 18 (a left-out connector never keeps the daemon from starting).
+#[test]
+fn issue_17_item_18_the_digest_names_a_left_out_connector_once_per_change() {
+    let server = SmtpServer::start(Mode::Accept);
+    let install = install(
+        &server,
+        "admin_email = \"admin@region.example.org\"\nadmin_digest = \"* * * * * *\"",
+    );
+    let broken = install.root().join("connectors/broken.toml");
+    let valid = std::fs::read_to_string(install.root().join("connectors/portail.toml")).unwrap();
+    std::fs::write(
+        &broken,
+        valid.replace("schedule = \"* * * * * *\"", "schedule = \"every day\""),
+    )
+    .unwrap();
+    let told = |server: &SmtpServer| {
+        server
+            .received()
+            .into_iter()
+            .map(|m| m.data.replace("=\r\n", ""))
+            .filter(|body| body.contains("connecteur broken"))
+            .collect::<Vec<_>>()
+    };
+    let reports = reports_of_the_daemon(&install, &server, told, "no digest named it");
+    assert_eq!(reports.len(), 1, "told more than once");
+    for needle in [
+        broken.display().to_string(),
+        "3:12: schedule 'every day' is not a cron pattern".to_owned(),
+        "alertissimo check".to_owned(),
+    ] {
+        assert!(
+            reports[0].contains(&needle),
+            "missing {needle:?} in:\n{}",
+            reports[0]
+        );
+    }
+    // Started again, the same file left out for the same reason: not told again.
+    let mut daemon = install.daemon();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    crate::common::terminate(&mut daemon.0);
+    assert_eq!(told(&server).len(), 1, "told again at a restart");
+    // Another reason: told again.
+    std::fs::write(
+        &broken,
+        valid.replace(
+            "\"Voté en CP\" = \"accorde\"",
+            "\"Voté en CP\" = \"acorde\"",
+        ),
+    )
+    .unwrap();
+    let again = |server: &SmtpServer| told(server).into_iter().skip(1).collect::<Vec<_>>();
+    let reports = reports_of_the_daemon(&install, &server, again, "the new reason was not told");
+    assert_eq!(reports.len(), 1, "told more than once");
+    assert!(
+        reports[0].contains("'acorde' is not a step"),
+        "{}",
+        reports[0]
+    );
+}
+
 #[test]
 fn a_rule_may_write_from_its_own_service() {
     let server = SmtpServer::start(Mode::Accept);

@@ -26,6 +26,7 @@ mod sheets;
 mod simulate;
 mod smtp_server;
 mod stats;
+mod systemd;
 mod templates;
 mod timers;
 mod tls;
