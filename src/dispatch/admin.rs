@@ -283,7 +283,11 @@ fn admin_text(
         for (run, connector, file, reasons) in &news.refused {
             text.push_str(&format!(
                 "- import {run}, connecteur {connector}, fichier {file} : {}\n",
-                reasons.join(" ; ")
+                reasons
+                    .iter()
+                    .map(|r| crate::rules::french::refusal(r))
+                    .collect::<Vec<_>>()
+                    .join(" ; ")
             ));
         }
         text.push_str("\nLe détail : alertissimo runs --rejections NUMÉRO\n");

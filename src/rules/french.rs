@@ -88,6 +88,48 @@ pub fn duration(d: Duration) -> String {
     format!("environ {n} {}", if n > 1 { many } else { one })
 }
 
+/// A refused snapshot's reason, as the administrators' digest says it: the
+/// guards' and the usual readers' reasons in French; any other one behind a
+/// French label, as the log gives it.
+pub fn refusal(reason: &str) -> String {
+    // "{where}: {what}", where "where" is the file (and line) when there is one.
+    let (place, what) = match reason.split_once(": ") {
+        Some((place, what)) if !place.contains(' ') || place.contains('/') => {
+            (format!("{place} : "), what)
+        }
+        _ => (String::new(), reason),
+    };
+    if let Some(rest) = what.strip_suffix(": is the export truncated?")
+        && let Some((counts, ratios)) = rest.split_once(" dossiers would disappear ")
+        && let Some((missing, of)) = counts.split_once(" of ")
+    {
+        return format!(
+            "{place}{missing} dossiers sur {of} disparaîtraient {} : l'export est-il tronqué ?",
+            ratios.replace("above ", "au-delà du seuil ")
+        );
+    }
+    if let Some((counts, ratios)) = what.split_once(" records rejected ")
+        && let Some((rejected, of)) = counts.split_once(" of ")
+    {
+        return format!(
+            "{place}{rejected} enregistrements rejetés sur {of} {}",
+            ratios.replace("above ", "au-delà du seuil ")
+        );
+    }
+    if what == "the export holds no data record, only a header" {
+        return format!("{place}l'export ne contient aucun enregistrement, seulement l'en-tête");
+    }
+    if let Some(rest) = what.strip_prefix("id '")
+        && let Some((id, first)) = rest.split_once("' appears more than once (first at line ")
+    {
+        return format!(
+            "{place}l'identifiant « {id} » apparaît plusieurs fois (d'abord à la ligne {}",
+            first
+        );
+    }
+    format!("{place}motif (tel que le journal le donne) : {what}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,5 +181,33 @@ mod tests {
     #[case(61 * 86_400, "environ 2 mois")]
     fn durations_read_in_french(#[case] secs: u64, #[case] expected: &str) {
         assert_eq!(duration(Duration::from_secs(secs)), expected);
+    }
+
+    /// Regression (issue 17, item 23): the digest gave refused snapshots'
+    /// reasons in English.
+    #[test]
+    fn refusals_read_in_french() {
+        assert_eq!(
+            refusal("/x/a.csv: 3 of 5 records rejected (60.0 %), above max_rejected_ratio (1.0 %)"),
+            "/x/a.csv : 3 enregistrements rejetés sur 5 (60.0 %), au-delà du seuil max_rejected_ratio (1.0 %)"
+        );
+        assert_eq!(
+            refusal(
+                "4 of 5 dossiers would disappear (80.0 %), above max_disappeared_ratio (20.0 %): is the export truncated?"
+            ),
+            "4 dossiers sur 5 disparaîtraient (80.0 %), au-delà du seuil max_disappeared_ratio (20.0 %) : l'export est-il tronqué ?"
+        );
+        assert_eq!(
+            refusal("/x/a.csv: the export holds no data record, only a header"),
+            "/x/a.csv : l'export ne contient aucun enregistrement, seulement l'en-tête"
+        );
+        assert_eq!(
+            refusal("/x/a.csv:7: id 'D1' appears more than once (first at line 3)"),
+            "/x/a.csv:7 : l'identifiant « D1 » apparaît plusieurs fois (d'abord à la ligne 3)"
+        );
+        assert!(
+            refusal("/x/a.csv: cannot read: denied")
+                .contains("motif (tel que le journal le donne) : cannot read")
+        );
     }
 }
