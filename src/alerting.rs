@@ -159,18 +159,7 @@ pub fn rehearse(
     let dir = tempfile::tempdir().map_err(|e| format!("a temporary folder: {e}"))?;
     let mut store = crate::store::Store::open(&dir.path().join("rehearsal.db"), 2).map_err(fail)?;
     let mut tx = store.begin_import().map_err(fail)?;
-    let run = crate::store::NewRun {
-        connector: connector.0.to_owned(),
-        source: "rule test case".to_owned(),
-        checksum: None,
-        fingerprint: String::new(),
-        started_at: now,
-        finished_at: now,
-        baseline: false,
-        counts: Counts::default(),
-        reasons: Vec::new(),
-        encoding: None,
-    };
+    let run = crate::store::NewRun::new(connector.0, "rule test case", String::new(), now);
     tx.start_run(&run).map_err(fail)?;
     let encoder = tx
         .field_encoder(dossier.fields.keys().map(String::as_str))

@@ -579,6 +579,19 @@ pub fn import_pending(
     Ok(out)
 }
 
+/// A value of a record that was not used, as the run reports it.
+fn warning(file: &str, line: u64, id: &str, field: String, reason: String) -> Rejection {
+    Rejection {
+        severity: "warning",
+        file: file.to_owned(),
+        line: Some(line),
+        record: None,
+        source_id: Some(id.to_owned()),
+        field: Some(field),
+        reason,
+    }
+}
+
 /// Puts back the stored values of the fields a record left empty with
 /// `on_empty = "keep"` (see [`crate::connector::mapping::OnEmpty`]), and the
 /// stored form of its fields with them; returns the fields kept.
@@ -738,18 +751,14 @@ fn guarded(
         ),
         Origin::Api(_) => (connector.source.address().unwrap_or_default(), None),
     };
-    let now = Utc::now();
     let run = NewRun {
-        connector: connector.name.clone(),
-        source: shown.clone(),
         checksum,
-        fingerprint: format!("{:016x}", connector.fingerprint),
-        started_at: now,
-        finished_at: now,
-        baseline: false,
-        counts: Counts::default(),
-        reasons: Vec::new(),
-        encoding: None,
+        ..NewRun::new(
+            &connector.name,
+            &shown,
+            format!("{:016x}", connector.fingerprint),
+            Utc::now(),
+        )
     };
     let summary = Summary::new(&connector.name, shown.clone());
     let reason = format!(
@@ -811,16 +820,13 @@ fn import_snapshot(
     let clock = std::time::Instant::now();
     debug!(connector = %connector.name, dossiers = index.entries.len(), elapsed_ms = (Utc::now() - started_at).num_milliseconds(), "Loaded the change-detection index.");
     let mut run = NewRun {
-        connector: connector.name.clone(),
-        source: summary.file.clone(),
-        checksum: None,
-        fingerprint: format!("{:016x}", connector.fingerprint),
-        started_at,
-        finished_at: started_at,
         baseline: summary.baseline,
-        counts: Counts::default(),
-        reasons: Vec::new(),
-        encoding: None,
+        ..NewRun::new(
+            &connector.name,
+            &summary.file,
+            format!("{:016x}", connector.fingerprint),
+            started_at,
+        )
     };
     let inspected: FirstPass = match inspected {
         Ok(i) => i,
@@ -1026,17 +1032,16 @@ fn import_snapshot(
                             )?;
                             for field in kept {
                                 counts.warnings += 1;
+                                let reason = "empty in this export: the stored value is kept (on_empty = \"keep\")";
                                 reject(
                                     &mut rejections,
-                                    Rejection {
-                                        severity: "warning",
-                                        file: file_name.clone(),
-                                        line: Some(line),
-                                        record: None,
-                                        source_id: Some(mapped.dossier.id.clone()),
-                                        field: Some(field),
-                                        reason: "empty in this export: the stored value is kept (on_empty = \"keep\")".to_owned(),
-                                    },
+                                    warning(
+                                        &file_name,
+                                        line,
+                                        &mapped.dossier.id,
+                                        field,
+                                        reason.to_owned(),
+                                    ),
                                 );
                             }
                             let mut change = diff::compare(
@@ -1111,17 +1116,10 @@ fn import_snapshot(
                             }
                             for w in mapped.warnings {
                                 counts.warnings += 1;
+                                let reason = format!("{} (value ignored)", w.reason);
                                 reject(
                                     &mut rejections,
-                                    Rejection {
-                                        severity: "warning",
-                                        file: file_name.clone(),
-                                        line: Some(line),
-                                        record: None,
-                                        source_id: Some(mapped.dossier.id.clone()),
-                                        field: Some(w.field),
-                                        reason: format!("{} (value ignored)", w.reason),
-                                    },
+                                    warning(&file_name, line, &mapped.dossier.id, w.field, reason),
                                 );
                             }
                             spent.push(mapped.dossier);

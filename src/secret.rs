@@ -40,7 +40,7 @@ const SECRET_WORDS: [&str; 14] = [
 
 /// Whether a header or query parameter called `name` carries a credential, by
 /// its name: one of its words (split on `-`, `_` and `.`) is one of
-/// [`SECRET_WORDS`], or it contains `token`, `secret`, `password` or `apikey`.
+/// `SECRET_WORDS`, or it contains `token`, `secret`, `password` or `apikey`.
 pub fn is_secret_name(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     lower

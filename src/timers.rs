@@ -344,16 +344,9 @@ pub fn evaluate(
         tx.align_digests()?;
     }
     let run = NewRun {
-        encoding: None,
-        connector: String::new(),
-        source: "evaluation".to_owned(),
-        checksum: None,
-        fingerprint: String::new(),
-        started_at: now,
         finished_at: Utc::now(),
-        baseline: false,
         counts,
-        reasons: Vec::new(),
+        ..NewRun::new("", "evaluation", String::new(), now)
     };
     tx.finish(&run, &[])?;
     info!(

@@ -6,8 +6,8 @@
 //! (page number, offset, cursor, or the `Link` header), the record array and field
 //! paths (JSON pointers), and incremental polling (an `updated_since` parameter
 //! fed with the start of the last applied import). Requests go through
-//! [`super::fetch`] (timeouts, retries, `Retry-After`, a maximum response size)
-//! and [`super::credentials`] (no credential in clear, TLS with the system roots
+//! `super::fetch` (timeouts, retries, `Retry-After`, a maximum response size)
+//! and `super::credentials` (no credential in clear, TLS with the system roots
 //! plus `ca_file`). [`HttpTable`] hands the records over one by one to
 //! [`super::spool`], which keeps them on disk until they are imported: memory
 //! holds one page, whatever the number of dossiers.

@@ -968,6 +968,25 @@ pub struct NewRun {
     pub encoding: Option<String>,
 }
 
+impl NewRun {
+    /// A run of `connector` reading `source`, started (and, until it ends,
+    /// finished) at `at`, with nothing counted yet.
+    pub fn new(connector: &str, source: &str, fingerprint: String, at: DateTime<Utc>) -> Self {
+        Self {
+            connector: connector.to_owned(),
+            source: source.to_owned(),
+            checksum: None,
+            fingerprint,
+            started_at: at,
+            finished_at: at,
+            baseline: false,
+            counts: Counts::default(),
+            reasons: Vec::new(),
+            encoding: None,
+        }
+    }
+}
+
 fn insert_run(tx: &Transaction<'_>, run: &NewRun, status: RunStatus) -> Result<i64> {
     let c = &run.counts;
     tx.execute(
@@ -1593,19 +1612,7 @@ mod tests {
     use super::*;
 
     fn new_run() -> NewRun {
-        let now = Utc::now();
-        NewRun {
-            connector: "portail".to_owned(),
-            source: "export.csv".to_owned(),
-            checksum: None,
-            fingerprint: "0".to_owned(),
-            started_at: now,
-            finished_at: now,
-            baseline: false,
-            counts: Counts::default(),
-            reasons: Vec::new(),
-            encoding: None,
-        }
+        NewRun::new("portail", "export.csv", "0".to_owned(), Utc::now())
     }
 
     fn foreign_keys(store: &Store) -> bool {
