@@ -130,6 +130,7 @@ const MIGRATIONS: &[Migration] = &[
         None,
     ),
     (include_str!("migrations/0015_files_seen.sql"), None),
+    (include_str!("migrations/0016_gauge_totals.sql"), None),
 ];
 
 fn migrations() -> Migrations<'static> {
