@@ -318,6 +318,7 @@ pub async fn run(
                 listener,
                 handle.clone(),
                 Arc::clone(&reloads),
+                crate::metrics::Limits::default(),
                 cancel.clone(),
             )))
         }

@@ -89,6 +89,18 @@ impl Store {
         Ok(g)
     }
 
+    /// Whether the database answers (for `/readyz`): reads its schema
+    /// version, in the header of its first page.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn ping(&self) -> Result<()> {
+        self.conn
+            .prepare_cached("PRAGMA schema_version")?
+            .query_row([], |_| Ok(()))?;
+        Ok(())
+    }
+
     /// Import figures by connector, from their running totals.
     fn import_gauges(&self) -> Result<Vec<ImportGauges>> {
         let mut stmt = self.conn.prepare_cached(
