@@ -353,6 +353,7 @@ pub async fn run(
                 listener,
                 handle.clone(),
                 Arc::clone(&live),
+                crate::metrics::Limits::default(),
                 cancel.clone(),
             )))
         }

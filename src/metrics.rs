@@ -2,25 +2,21 @@
 //! `/healthz` and `/readyz`, on `[metrics] listen` (off unless set).
 //!
 //! Owns the exposition ([`render`], pure) and the small HTTP/1.1 server that
-//! answers the three GET requests. The figures come from the state database at
+//! answers the three GET requests (`server`, bounded in connections, request
+//! size and time, and paused when the process runs out of descriptors). The figures come from the state database at
 //! each scrape (see `store::gauges`), so they survive restarts and agree with
 //! `alertissimo runs` and `outbox list`; reload outcomes and the connector files'
 //! states are kept in memory ([`Live`]). No metric names a person: connectors,
 //! statuses and counts only.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
-use chrono::Utc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
-
-use crate::daemon::StoreHandle;
 use crate::store::Gauges;
+
+mod server;
+
+pub use server::{Limits, serve};
 
 /// Reloads since start, by outcome.
 #[derive(Debug, Default)]
@@ -303,94 +299,6 @@ fn label(text: &str) -> String {
     text.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
-}
-
-/// Answers `/metrics`, `/healthz` and `/readyz` on `listener` until `cancel`.
-pub async fn serve(
-    listener: TcpListener,
-    store: StoreHandle,
-    live: Arc<Live>,
-    cancel: CancellationToken,
-) {
-    loop {
-        let (stream, peer) = tokio::select! {
-            () = cancel.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(error) => {
-                    warn!(%error, "The metrics endpoint cannot accept a connection.");
-                    continue;
-                }
-            },
-        };
-        let (store, live) = (store.clone(), Arc::clone(&live));
-        tokio::spawn(async move {
-            if let Err(error) = answer(stream, &store, &live).await {
-                debug!(%peer, %error, "A metrics request failed.");
-            }
-        });
-    }
-}
-
-/// Reads one request (its head, 8 KiB at most, within 5 s) and answers it.
-async fn answer(mut stream: TcpStream, store: &StoreHandle, live: &Live) -> std::io::Result<()> {
-    let mut head = Vec::with_capacity(512);
-    let mut buf = [0u8; 1024];
-    let read = tokio::time::timeout(Duration::from_secs(5), async {
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
-            let n = stream.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            head.extend_from_slice(&buf[..n]);
-        }
-        Ok::<_, std::io::Error>(())
-    })
-    .await;
-    if !matches!(read, Ok(Ok(()))) {
-        return Ok(());
-    }
-    let line = String::from_utf8_lossy(&head);
-    let mut words = line.split_whitespace();
-    let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-    let (status, kind, body) = match (method, path) {
-        ("GET", "/healthz") => ("200 OK", "text/plain", "ok\n".to_owned()),
-        ("GET", "/readyz") => {
-            // Ready when the store thread answers within 2 s.
-            match tokio::time::timeout(Duration::from_secs(2), store.call(|_| ())).await {
-                Ok(Ok(())) => ("200 OK", "text/plain", "ready\n".to_owned()),
-                _ => (
-                    "503 Service Unavailable",
-                    "text/plain",
-                    "the state database is busy or stopped\n".to_owned(),
-                ),
-            }
-        }
-        ("GET", "/metrics") => match store.call(|s| s.gauges(Utc::now())).await {
-            Ok(Ok(g)) => ("200 OK", "text/plain; version=0.0.4", render(&g, live)),
-            _ => (
-                "503 Service Unavailable",
-                "text/plain",
-                "the state database cannot be read\n".to_owned(),
-            ),
-        },
-        ("GET", _) => (
-            "404 Not Found",
-            "text/plain",
-            "/metrics, /healthz and /readyz only\n".to_owned(),
-        ),
-        _ => (
-            "405 Method Not Allowed",
-            "text/plain",
-            "GET only\n".to_owned(),
-        ),
-    };
-    let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await
 }
 
 #[cfg(test)]

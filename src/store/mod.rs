@@ -133,6 +133,7 @@ const MIGRATIONS: &[Migration] = &[
     ),
     (include_str!("migrations/0015_files_seen.sql"), None),
     (include_str!("migrations/0016_left_out.sql"), None),
+    (include_str!("migrations/0017_gauge_totals.sql"), None),
 ];
 
 fn migrations() -> Migrations<'static> {

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::{Install, fixture};
 
-fn applied_runs(install: &Install) -> i64 {
+pub(crate) fn applied_runs(install: &Install) -> i64 {
     if !install.db().exists() {
         return 0;
     }
@@ -19,7 +19,7 @@ fn applied_runs(install: &Install) -> i64 {
 }
 
 /// The daemon, once it imported export-1 at start-up.
-fn running(install: &Install) -> crate::common::Daemon {
+pub(crate) fn running(install: &Install) -> crate::common::Daemon {
     std::fs::copy(fixture("export-1.csv"), install.root().join("inbox/a.csv")).unwrap();
     let daemon = install.daemon();
     wait_for("the start-up import", Duration::from_secs(30), || {
@@ -28,7 +28,7 @@ fn running(install: &Install) -> crate::common::Daemon {
     daemon
 }
 
-fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while !done() {
         assert!(start.elapsed() < timeout, "timed out waiting for {what}");
@@ -246,7 +246,7 @@ fn sighup_reloads_a_valid_configuration_and_keeps_the_old_one_otherwise() {
 }
 
 /// A GET on 127.0.0.1:`port`: the status line and the body.
-fn get(port: u16, path: &str) -> (String, String) {
+pub(crate) fn get(port: u16, path: &str) -> (String, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();

@@ -18,6 +18,7 @@ mod ds;
 mod generated;
 mod http;
 mod import;
+mod metrics;
 mod outage;
 mod pki;
 mod presets;
