@@ -26,7 +26,7 @@ use super::http::{HttpTable, JsonRows};
 use super::mapping::Mapping;
 use super::table::Record;
 use super::{Connector, Source};
-use crate::model::SourceMessage;
+use crate::model::{SourceDeletion, SourceMessage};
 
 /// Where an API source stands when a synchronisation starts, as the store knows it.
 #[derive(Debug, Clone, Default)]
@@ -49,11 +49,13 @@ enum Line {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         messages: Vec<SourceMessage>,
     },
-    /// The synchronisation ended: what the source said was deleted, and where it
-    /// stands now.
+    /// The synchronisation ended: what the source said was deleted, where it
+    /// stands now, and whether it read every dossier (a full snapshot).
     End {
-        deleted: Vec<String>,
+        deleted: Vec<SourceDeletion>,
         cursor: Option<String>,
+        #[serde(default)]
+        full: bool,
     },
     /// The synchronisation failed: nothing of it is applied.
     Failed { reason: String },
@@ -110,6 +112,7 @@ impl Live {
                 state.cursor.as_deref(),
                 started,
                 &format!("{:016x}", connector.fingerprint),
+                &connector.mapping.ds_champs(),
             )?))),
             Source::Csv(_) | Source::Spreadsheet(_) | Source::Xml(_) => Err(format!(
                 "connector {}: reads files, not an API: give the file to import",
@@ -137,10 +140,12 @@ impl Live {
             Self::Http(_) => Line::End {
                 deleted: Vec::new(),
                 cursor: None,
+                full: false,
             },
             Self::Ds(d) => Line::End {
                 deleted: d.deleted().to_vec(),
                 cursor: Some(d.cursor()),
+                full: d.full_snapshot(),
             },
         }
     }
@@ -220,8 +225,9 @@ pub struct SpoolTable {
     text: String,
     /// The records as rows.
     pub rows: JsonRows,
-    deleted: Vec<String>,
+    deleted: Vec<SourceDeletion>,
     cursor: Option<String>,
+    full: bool,
     ended: bool,
 }
 
@@ -241,6 +247,7 @@ impl SpoolTable {
             rows: JsonRows::new(mapping, shown),
             deleted: Vec::new(),
             cursor: None,
+            full: false,
             ended: false,
         })
     }
@@ -274,10 +281,15 @@ impl SpoolTable {
                 row.messages = messages;
                 Ok(Some(row))
             }
-            Line::End { deleted, cursor } => {
+            Line::End {
+                deleted,
+                cursor,
+                full,
+            } => {
                 self.ended = true;
                 self.deleted = deleted;
                 self.cursor = cursor;
+                self.full = full;
                 Ok(None)
             }
             Line::Failed { reason } => {
@@ -287,9 +299,15 @@ impl SpoolTable {
         }
     }
 
-    /// The ids the source said were deleted, once every record is read.
-    pub fn deleted(&self) -> &[String] {
+    /// The dossiers the source said were deleted, once every record is read.
+    pub fn deleted(&self) -> &[SourceDeletion] {
         &self.deleted
+    }
+
+    /// Whether the synchronisation read every dossier (a snapshot, not changes
+    /// only), once every record is read.
+    pub fn full_snapshot(&self) -> bool {
+        self.full
     }
 
     /// Where the synchronisation ends, once every record is read.
