@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{Dossier, Event, EventKind, STEP_SINCE};
+use crate::model::{DELETED_ON_SOURCE, Dossier, Event, EventKind, STEP_SINCE, SourceDeletion};
 
 /// The stored state of a dossier, as the diff needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +101,16 @@ pub fn compare(
 pub fn disappeared(step: &str, now: DateTime<Utc>) -> Event {
     let mut gone = Event::new(EventKind::Disappeared, now);
     gone.from_step = Some(step.to_owned());
+    gone
+}
+
+/// The event of a stored dossier, last seen in `step`, its source said it
+/// deleted: a `disappeared` dated by the source when it says (else `now`), its
+/// `field` [`DELETED_ON_SOURCE`] and its `new_value` the source's reason.
+pub fn deleted_on_source(step: &str, deletion: &SourceDeletion, now: DateTime<Utc>) -> Event {
+    let mut gone = disappeared(step, deletion.at.unwrap_or(now));
+    gone.field = Some(DELETED_ON_SOURCE.to_owned());
+    gone.new_value.clone_from(&deletion.reason);
     gone
 }
 

@@ -293,8 +293,10 @@ struct Parsed {
     seen: Vec<u32>,
     /// Mapped columns that no record had (refusal reasons).
     vanished: Vec<String>,
-    /// The ids the source said were deleted.
-    deleted: Vec<String>,
+    /// The dossiers the source said were deleted.
+    deleted: Vec<model::SourceDeletion>,
+    /// Whether an incremental source read every dossier this time.
+    full_snapshot: bool,
     /// Where the source's synchronisation ends.
     cursor: Option<String>,
 }
@@ -477,6 +479,7 @@ fn parse(
         seen,
         vanished: file.vanished(&connector.mapping),
         deleted: file.deleted().to_vec(),
+        full_snapshot: file.full_snapshot(),
         cursor: file.cursor(),
     })
 }
@@ -1195,38 +1198,15 @@ fn import_snapshot(
             guards.max_rejected_ratio * 100.0
         ));
     }
-    // Only a full snapshot tells who is gone: an incremental one holds changes only.
-    // Positions in the index.
-    let gone: Vec<usize> = match connector.mode {
-        Mode::Full => index
-            .entries
-            .iter()
-            .zip(&parsed.seen)
-            .enumerate()
-            .filter(|(_, (e, seen))| e.present() && **seen == 0)
-            .map(|(i, _)| i)
-            .collect(),
-        // Only what the source says it deleted.
-        Mode::Incremental => {
-            let mut deleted: Vec<_> = parsed.deleted.iter().map(|id| id_key(id)).collect();
-            deleted.sort_unstable();
-            index
-                .entries
-                .iter()
-                .enumerate()
-                .filter(|(_, e)| e.present() && deleted.binary_search(&e.key()).is_ok())
-                .map(|(i, _)| i)
-                .collect()
-        }
-    };
+    // Only a full snapshot tells who is gone by absence (an incremental one holds
+    // changes only, unless it started over); the source's own deletions always do.
+    let full = connector.mode == Mode::Full || parsed.full_snapshot;
+    let gone = gone(&index.entries, &parsed.seen, full, &parsed.deleted);
     let present_before = index.entries.iter().filter(|e| e.present()).count() as u64;
-    let missing = gone.len() as u64;
+    // The guard is against truncated snapshots; deletions a source states are not guessed.
+    let missing = gone.iter().filter(|(_, stated)| stated.is_none()).count() as u64;
     let disappeared_ratio = ratio(missing, present_before);
-    // The guard is against truncated full exports; deletions a source states are not guessed.
-    if connector.mode == Mode::Full
-        && missing > 0
-        && disappeared_ratio > guards.max_disappeared_ratio
-    {
+    if full && missing > 0 && disappeared_ratio > guards.max_disappeared_ratio {
         reasons.push(format!(
             "{missing} of {present_before} dossiers would disappear ({:.1} %), above max_disappeared_ratio ({:.1} %): is the export truncated?",
             disappeared_ratio * 100.0,
@@ -1242,12 +1222,15 @@ fn import_snapshot(
     for (i, row_hash) in rehashed {
         entries[i].set(row_hash, true);
     }
-    for i in gone {
+    for (i, stated) in gone {
         entries[i].set_absent();
         let rowid = entries[i].dossier_id();
         let step = tx.step_of(rowid)?;
         tx.mark_disappeared(rowid)?;
-        let event = diff::disappeared(&step, options.now);
+        let event = match stated {
+            Some(deletion) => diff::deleted_on_source(&step, deletion, options.now),
+            None => diff::disappeared(&step, options.now),
+        };
         let event_id = tx.insert_event(rowid, &event, summary.baseline)?;
         counts.add(event.kind);
         if let Some(alerting) = &mut alerting
@@ -1290,8 +1273,36 @@ fn import_snapshot(
     Ok(summary)
 }
 
-/// Marks the step changes the source already e-mailed the applicant about: one
-/// of its automatic messages (from `senders`) within an hour of the change.
+/// The stored dossiers a snapshot makes go, as positions in the index, each with
+/// the deletion the source stated for it, if it did: those the source said it
+/// deleted and, from a `full` snapshot, every present one it did not hold.
+fn gone<'d>(
+    entries: &[Entry],
+    seen: &[u32],
+    full: bool,
+    deleted: &'d [model::SourceDeletion],
+) -> Vec<(usize, Option<&'d model::SourceDeletion>)> {
+    let mut stated: Vec<(IdKey, &model::SourceDeletion)> =
+        deleted.iter().map(|d| (id_key(&d.id), d)).collect();
+    stated.sort_unstable_by_key(|(key, _)| *key);
+    entries
+        .iter()
+        .zip(seen)
+        .enumerate()
+        .filter(|(_, (e, _))| e.present())
+        .filter_map(|(i, (e, seen))| {
+            let deletion = stated
+                .binary_search_by_key(&e.key(), |(key, _)| *key)
+                .ok()
+                .map(|at| stated[at].1);
+            (deletion.is_some() || (full && *seen == 0)).then_some((i, deletion))
+        })
+        .collect()
+}
+
+/// Marks the creations and step changes the source already e-mailed the
+/// applicant about (DS's deposit e-mail, its e-mail on each state change): one
+/// of its automatic messages (from `senders`) within an hour of the event.
 fn mark_notified_by_source(
     events: &mut [Event],
     messages: &[crate::model::SourceMessage],
@@ -1302,7 +1313,7 @@ fn mark_notified_by_source(
     }
     for event in events
         .iter_mut()
-        .filter(|e| e.kind == EventKind::StepChanged)
+        .filter(|e| matches!(e.kind, EventKind::Created | EventKind::StepChanged))
     {
         event.notified_by_source = messages.iter().any(|m| {
             senders.contains(&m.from.to_lowercase())

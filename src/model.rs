@@ -290,7 +290,12 @@ pub const FIELDS: &[Field] = &[
     Field {
         name: "url",
         kind: FieldKind::Text,
-        doc: "link to the dossier in the source portal",
+        doc: "link to the dossier in the source portal, for the beneficiary",
+    },
+    Field {
+        name: "instructor.url",
+        kind: FieldKind::Text,
+        doc: "link to the dossier for the Region's staff, when it differs (the link of instructor and service messages)",
     },
 ];
 
@@ -414,6 +419,22 @@ pub struct SourceMessage {
     /// When it was written.
     pub at: DateTime<Utc>,
 }
+
+/// A dossier its source says it deleted (Démarches Simplifiées' `deletedDossiers`
+/// and `pendingDeletedDossiers`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SourceDeletion {
+    /// The dossier's id.
+    pub id: String,
+    /// When it was deleted, when the source says.
+    pub at: Option<DateTime<Utc>>,
+    /// Why, as the source words it (DS: `user_request`, `expired`…).
+    pub reason: Option<String>,
+}
+
+/// The `field` of a `disappeared` event whose source said it deleted the dossier
+/// (its `new_value` is the source's reason), rather than left it out of an export.
+pub const DELETED_ON_SOURCE: &str = "deleted_on_source";
 
 /// A fact detected on a dossier, before it is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]

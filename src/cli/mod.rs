@@ -1079,6 +1079,14 @@ fn dossier(config: &Config, reference: &str, json: bool) -> anyhow::Result<Exit>
                     e.event.old_value.as_deref().unwrap_or("(vide)"),
                     e.event.new_value.as_deref().unwrap_or("(vide)")
                 ),
+                EventKind::Disappeared
+                    if e.event.field.as_deref() == Some(crate::model::DELETED_ON_SOURCE) =>
+                {
+                    format!(
+                        "supprimé sur la source (motif : {})",
+                        e.event.new_value.as_deref().unwrap_or("non précisé")
+                    )
+                }
                 EventKind::Disappeared => "absent de l'export".to_owned(),
                 EventKind::Reappeared => "de retour dans l'export".to_owned(),
                 EventKind::Stalled => format!(

@@ -56,10 +56,51 @@ pub enum ValueSource {
     Constant(String),
 }
 
+/// A champ, or an annotation privée, of a Démarches Simplifiées dossier, named
+/// by its id or its label: `{ champ = "Montant demandé" }`,
+/// `{ annotation = "Q2hhbXAtMTIz" }`. The DS connector reads it under the JSON
+/// pointer [`DsChamp::pointer`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DsChamp {
+    /// An annotation privée (instructeurs' own champs), not a champ of the usager.
+    pub annotation: bool,
+    /// The id or the label, as written.
+    pub key: String,
+}
+
+impl DsChamp {
+    /// A champ of the usager's form.
+    pub fn champ(key: &str) -> Self {
+        Self {
+            annotation: false,
+            key: key.to_owned(),
+        }
+    }
+
+    /// An annotation privée.
+    pub fn annotation(key: &str) -> Self {
+        Self {
+            annotation: true,
+            key: key.to_owned(),
+        }
+    }
+
+    /// Where a DS record holds its value: `/champ/<key>` or `/annotation/<key>`.
+    pub fn pointer(&self) -> String {
+        let list = if self.annotation {
+            "annotation"
+        } else {
+            "champ"
+        };
+        format!("/{list}/{}", self.key.replace('~', "~0").replace('/', "~1"))
+    }
+}
+
 /// One entry of `[fields]`, before validation.
 #[derive(Debug, Clone)]
 pub struct FieldDef {
     source: ValueSource,
+    champ: Option<DsChamp>,
     format: Option<String>,
     kind: Option<FieldKind>,
     optional: bool,
@@ -74,6 +115,8 @@ struct DetailedDef {
     columns: Option<Vec<String>>,
     separator: Option<String>,
     value: Option<String>,
+    champ: Option<String>,
+    annotation: Option<String>,
     format: Option<String>,
     r#type: Option<FieldKind>,
     #[serde(default)]
@@ -98,6 +141,7 @@ impl FieldDef {
     pub fn from_value(value: toml::Value) -> Result<Self, String> {
         let plain = |source| FieldDef {
             source,
+            champ: None,
             format: None,
             kind: None,
             optional: false,
@@ -119,25 +163,32 @@ impl FieldDef {
             toml::Value::Table(t) => {
                 let d =
                     DetailedDef::deserialize(toml::Value::Table(t)).map_err(|e| e.to_string())?;
-                let source = match (d.column, d.columns, d.value) {
-                    (Some(OneOrMany::One(c)), None, None) => ValueSource::Column(vec![c]),
-                    (Some(OneOrMany::Many(c)), None, None) => ValueSource::Column(c),
-                    (None, Some(c), None) => {
-                        ValueSource::Columns(c, d.separator.clone().unwrap_or_else(|| "-".to_owned()))
-                    }
-                    (None, None, Some(v)) => ValueSource::Constant(v),
-                    _ => {
-                        return Err(
-                            "give exactly one of `column` (a header or a list of aliases), `columns` (joined) or `value` (a constant)"
-                                .to_owned(),
-                        )
-                    }
+                let champ = match (d.champ, d.annotation) {
+                    (Some(key), None) => Some(DsChamp::champ(&key)),
+                    (None, Some(key)) => Some(DsChamp::annotation(&key)),
+                    (None, None) => None,
+                    (Some(_), Some(_)) => return Err(ONE_SOURCE.to_owned()),
+                };
+                if champ.as_ref().is_some_and(|c| normalize(&c.key).is_empty()) {
+                    return Err("`champ` and `annotation` name a champ by its id or its label, not an empty text".to_owned());
+                }
+                let source = match (d.column, d.columns, d.value, &champ) {
+                    (Some(OneOrMany::One(c)), None, None, None) => ValueSource::Column(vec![c]),
+                    (Some(OneOrMany::Many(c)), None, None, None) => ValueSource::Column(c),
+                    (None, Some(c), None, None) => ValueSource::Columns(
+                        c,
+                        d.separator.clone().unwrap_or_else(|| "-".to_owned()),
+                    ),
+                    (None, None, Some(v), None) => ValueSource::Constant(v),
+                    (None, None, None, Some(c)) => ValueSource::Column(vec![c.pointer()]),
+                    _ => return Err(ONE_SOURCE.to_owned()),
                 };
                 if d.separator.is_some() && !matches!(source, ValueSource::Columns(..)) {
                     return Err("`separator` only goes with `columns`".to_owned());
                 }
                 Ok(FieldDef {
                     source,
+                    champ,
                     format: d.format,
                     kind: d.r#type,
                     optional: d.optional,
@@ -149,6 +200,16 @@ impl FieldDef {
                 "expected a header name, a list of header aliases or a table such as {{ column = \"Date statut\", format = \"%d/%m/%Y\" }}, found {other}"
             )),
         }
+    }
+}
+
+/// What a table of `[fields]` must give exactly one of.
+const ONE_SOURCE: &str = "give exactly one of `column` (a header or a list of aliases), `columns` (joined), `value` (a constant), `champ` or `annotation` (Démarches Simplifiées, by id or label)";
+
+impl FieldDef {
+    /// The DS champ or annotation it reads, if it reads one.
+    pub fn champ(&self) -> Option<&DsChamp> {
+        self.champ.as_ref()
     }
 }
 
@@ -170,6 +231,8 @@ pub struct FieldMap {
     pub name: String,
     /// Where the value comes from.
     pub source: ValueSource,
+    /// The DS champ or annotation it reads (its pointer is `source`).
+    pub champ: Option<DsChamp>,
     parse: Parse,
     optional: bool,
     on_invalid: OnInvalid,
@@ -311,6 +374,7 @@ impl Mapping {
             out.push(FieldMap {
                 name,
                 source: def.source,
+                champ: def.champ,
                 parse,
                 optional: def.optional,
                 on_invalid: def.on_invalid,
@@ -374,6 +438,14 @@ impl Mapping {
     /// Every mapped field.
     pub fn fields(&self) -> &[FieldMap] {
         &self.fields
+    }
+
+    /// The DS champs and annotations the fields read.
+    pub fn ds_champs(&self) -> Vec<&DsChamp> {
+        self.fields
+            .iter()
+            .filter_map(|f| f.champ.as_ref())
+            .collect()
     }
 
     /// The step a source label maps onto.

@@ -526,6 +526,13 @@ impl Connector {
             .filter_map(|(k, v)| {
                 let span = v.span();
                 match FieldDef::from_value(v.into_inner()) {
+                    Ok(def) if def.champ().is_some() && kind.get_ref() != "demarches_simplifiees" => {
+                        fp.at(span, format!(
+                            "field '{}': `champ` and `annotation` read a champ of a Démarches Simplifiées dossier: only for kind = \"demarches_simplifiees\"",
+                            k.get_ref()
+                        ));
+                        None
+                    }
                     Ok(def) => Some((k, def)),
                     Err(reason) => {
                         fp.at(span, reason);

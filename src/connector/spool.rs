@@ -29,7 +29,7 @@ use super::http::{HttpTable, JsonRows};
 use super::mapping::Mapping;
 use super::table::Record;
 use super::{Connector, Source};
-use crate::model::SourceMessage;
+use crate::model::{SourceDeletion, SourceMessage};
 
 /// Whether `name` may be a spool left over by a crash: the name `tempfile` gives
 /// a temporary file where the file system has no unnamed ones (`.tmp` and six
@@ -60,11 +60,13 @@ enum Line {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         messages: Vec<SourceMessage>,
     },
-    /// The synchronisation ended: what the source said was deleted, and where it
-    /// stands now.
+    /// The synchronisation ended: what the source said was deleted, where it
+    /// stands now, and whether it read every dossier (a full snapshot).
     End {
-        deleted: Vec<String>,
+        deleted: Vec<SourceDeletion>,
         cursor: Option<String>,
+        #[serde(default)]
+        full: bool,
     },
     /// The synchronisation failed: nothing of it is applied.
     Failed { reason: String },
@@ -121,6 +123,7 @@ impl Live {
                 state.cursor.as_deref(),
                 started,
                 &format!("{:016x}", connector.fingerprint),
+                &connector.mapping.ds_champs(),
             )?))),
             Source::Csv(_) | Source::Spreadsheet(_) | Source::Xml(_) => Err(format!(
                 "connector {}: reads files, not an API: give the file to import",
@@ -148,10 +151,12 @@ impl Live {
             Self::Http(_) => Line::End {
                 deleted: Vec::new(),
                 cursor: None,
+                full: false,
             },
             Self::Ds(d) => Line::End {
                 deleted: d.deleted().to_vec(),
                 cursor: Some(d.cursor()),
+                full: d.full_snapshot(),
             },
         }
     }
@@ -231,8 +236,9 @@ pub struct SpoolTable {
     text: String,
     /// The records as rows.
     pub rows: JsonRows,
-    deleted: Vec<String>,
+    deleted: Vec<SourceDeletion>,
     cursor: Option<String>,
+    full: bool,
     ended: bool,
 }
 
@@ -252,6 +258,7 @@ impl SpoolTable {
             rows: JsonRows::new(mapping, shown),
             deleted: Vec::new(),
             cursor: None,
+            full: false,
             ended: false,
         })
     }
@@ -285,10 +292,15 @@ impl SpoolTable {
                 row.messages = messages;
                 Ok(Some(row))
             }
-            Line::End { deleted, cursor } => {
+            Line::End {
+                deleted,
+                cursor,
+                full,
+            } => {
                 self.ended = true;
                 self.deleted = deleted;
                 self.cursor = cursor;
+                self.full = full;
                 Ok(None)
             }
             Line::Failed { reason } => {
@@ -298,9 +310,15 @@ impl SpoolTable {
         }
     }
 
-    /// The ids the source said were deleted, once every record is read.
-    pub fn deleted(&self) -> &[String] {
+    /// The dossiers the source said were deleted, once every record is read.
+    pub fn deleted(&self) -> &[SourceDeletion] {
         &self.deleted
+    }
+
+    /// Whether the synchronisation read every dossier (a snapshot, not changes
+    /// only), once every record is read.
+    pub fn full_snapshot(&self) -> bool {
+        self.full
     }
 
     /// Where the synchronisation ends, once every record is read.

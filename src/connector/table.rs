@@ -272,11 +272,20 @@ impl Table {
         matches!(self, Self::Api(_))
     }
 
-    /// The ids the source said were deleted (an explicit deletion feed).
-    pub fn deleted(&self) -> &[String] {
+    /// The dossiers the source said were deleted (an explicit deletion feed).
+    pub fn deleted(&self) -> &[crate::model::SourceDeletion] {
         match self {
             Self::Api(a) => a.deleted(),
             _ => &[],
+        }
+    }
+
+    /// Whether an API's synchronisation read every dossier, though the connector
+    /// is incremental (DS, started over after its connector file changed).
+    pub fn full_snapshot(&self) -> bool {
+        match self {
+            Self::Api(a) => a.full_snapshot(),
+            _ => false,
         }
     }
 

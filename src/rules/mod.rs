@@ -460,6 +460,9 @@ impl Rules {
         dossier.insert("status".to_owned(), Value::from(d.status.as_str()));
         let opt = |v: &Option<String>| Value::from(v.clone());
         let label = |v: &Option<String>| Value::from(v.as_deref().map(|s| lc.label(s).to_owned()));
+        let deleted = e.kind == EventKind::Disappeared
+            && e.field.as_deref() == Some(model::DELETED_ON_SOURCE);
+        let link = link_for_role(scene, recipient.map(|(role, _)| role));
         let event = minijinja::context! {
             kind => e.kind.as_str(),
             from => opt(&e.from_step),
@@ -471,6 +474,9 @@ impl Rules {
             new => opt(&e.new_value),
             occurred_at => crate::model::instant_text(e.occurred_at),
             notified_by_source => e.notified_by_source,
+            // A `disappeared` the source stated (DS's deletions), with its reason.
+            deleted_on_source => deleted,
+            reason => deleted.then(|| e.new_value.clone()).flatten(),
             // A deadline's label in lifecycle.toml ("la date limite des justificatifs").
             label => matches!(e.kind, EventKind::Deadline | EventKind::Review)
                 .then_some(e.field.as_deref())
@@ -499,7 +505,7 @@ impl Rules {
             delay => scene.delay.map(|e| Value::from(minijinja::value::Serde(e))),
             // The configuration's own links may become links in the HTML part;
             // the export's text never does (see `template::DATA_START`).
-            link => scene.link.map(|l| Value::from_safe_string(l.to_owned())),
+            link => link.map(|l| Value::from_safe_string(l.to_owned())),
             region => minijinja::context! {
                 website => self.region.website.clone().map(Value::from_safe_string),
                 ..Value::from(minijinja::value::Serde(&self.region))
@@ -912,11 +918,26 @@ fn parse_file(
     rules
 }
 
+/// The dossier's link as `role` sees it: the Region's staff (`instructor`,
+/// `service`) get the dossier's `instructor.url` when it has one (DS's page for
+/// instructeurs), everyone else the scene's link (DS's page for the usager: a
+/// beneficiary cannot open the instructeurs' one).
+fn link_for_role<'a>(scene: &Scene<'a>, role: Option<&str>) -> Option<&'a str> {
+    let staff = matches!(role, Some("instructor" | "service"));
+    staff
+        .then(|| scene.dossier.get("instructor.url"))
+        .flatten()
+        .or(scene.link)
+}
+
 /// A dossier for checking templates: every canonical field filled, or none.
 pub fn sample_dossier(complete: bool, extra: &BTreeMap<String, FieldKind>) -> Dossier {
     let sample = |name: &str, kind: FieldKind| match kind {
         FieldKind::Text => match name {
             "url" => "https://portail.example.org/dossiers/AR-24-000123".to_owned(),
+            "instructor.url" => {
+                "https://portail.example.org/instruction/dossiers/AR-24-000123".to_owned()
+            }
             "reference" => "AR-24-000123".to_owned(),
             _ => "Association Les Jardins partagés".to_owned(),
         },
@@ -1012,7 +1033,13 @@ fn sample_event(kind: EventKind, complete: bool) -> Event {
             event.old_value = complete.then(|| "20000.00".to_owned());
             event.new_value = Some("26956.00".to_owned());
         }
-        EventKind::Disappeared => event.from_step = step(),
+        EventKind::Disappeared => {
+            event.from_step = step();
+            if complete {
+                event.field = Some(model::DELETED_ON_SOURCE.to_owned());
+                event.new_value = Some("user_request".to_owned());
+            }
+        }
         EventKind::Stalled => {
             event.from_step = step();
             event.new_value = Some("p90".to_owned());

@@ -1,7 +1,10 @@
 //! The `demarches_simplifiees` kind through the binary, against a GraphQL server on
 //! 127.0.0.1 (wiremock): synchronisation as DS recommends it (fixed `updatedSince`,
 //! opaque `endCursor` never replaced by a null), deletions, DS's errors; and the
-//! queries checked against DS's published schema.
+//! queries checked against DS's published schema. The regressions of issue 17
+//! (item 13) are in `regressions`.
+
+mod regressions;
 
 use serde_json::{Value, json};
 use wiremock::matchers::{body_partial_json, body_string_contains, method, path};
@@ -9,9 +12,9 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::common::{Install, n, repo, text};
 
-const TOKEN_VAR: &str = "REGION_TEST_DS_TOKEN";
+pub(super) const TOKEN_VAR: &str = "REGION_TEST_DS_TOKEN";
 
-fn connector(server: &MockServer) -> String {
+pub(super) fn connector(server: &MockServer) -> String {
     format!(
         r#"kind = "demarches_simplifiees"
 schedule = "* * * * * *"
@@ -34,12 +37,13 @@ scheme = "/demarche/title"
 step = "/state"
 step_since = "/etapeDepuis"
 url = "/url"
+"instructor.url" = "/urlInstructeur"
 "#,
         server.uri()
     )
 }
 
-fn node(number: i64, state: &str) -> Value {
+pub(super) fn node(number: i64, state: &str) -> Value {
     let demandeur = if number % 2 == 0 {
         json!({ "__typename": "PersonnePhysique", "civilite": "Mme", "prenom": "Jeanne", "nom": "Martin", "email": null })
     } else {
@@ -61,11 +65,11 @@ fn node(number: i64, state: &str) -> Value {
 }
 
 /// A message of DS's messagerie.
-fn message(id: &str, from: &str, body: &str, at: &str) -> Value {
+pub(super) fn message(id: &str, from: &str, body: &str, at: &str) -> Value {
     json!({ "id": id, "email": from, "body": body, "createdAt": at })
 }
 
-fn page(nodes: Vec<Value>, end_cursor: Option<&str>, more: bool) -> ResponseTemplate {
+pub(super) fn page(nodes: Vec<Value>, end_cursor: Option<&str>, more: bool) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(json!({
         "data": { "demarche": { "number": 123, "title": "Aide aux projets culturels", "dossiers": {
             "pageInfo": { "hasNextPage": more, "endCursor": end_cursor },
@@ -74,7 +78,11 @@ fn page(nodes: Vec<Value>, end_cursor: Option<&str>, more: bool) -> ResponseTemp
     }))
 }
 
-async fn dossiers_after(server: &MockServer, after: Option<&str>, response: ResponseTemplate) {
+pub(super) async fn dossiers_after(
+    server: &MockServer,
+    after: Option<&str>,
+    response: ResponseTemplate,
+) {
     Mock::given(method("POST"))
         .and(path("/api/v2/graphql"))
         .and(body_string_contains("alertissimoDossiers"))
@@ -88,18 +96,33 @@ async fn dossiers_after(server: &MockServer, after: Option<&str>, response: Resp
 }
 
 /// DS has deleted nothing (an empty page answers a null cursor).
-async fn no_deletions(server: &MockServer) {
+pub(super) async fn no_deletions(server: &MockServer) {
     Mock::given(body_string_contains("alertissimoDeleted"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "data": { "demarche": { "deletedDossiers": {
-                "pageInfo": { "hasNextPage": false, "endCursor": null }, "nodes": []
-            } } }
-        })))
+        .respond_with(deletions("deletedDossiers", vec![]))
+        .mount(server)
+        .await;
+    no_pending_deletions(server).await;
+}
+
+/// No usager has deleted a dossier.
+pub(super) async fn no_pending_deletions(server: &MockServer) {
+    Mock::given(body_string_contains("alertissimoPendingDeletions"))
+        .respond_with(deletions("pendingDeletedDossiers", vec![]))
         .mount(server)
         .await;
 }
 
-fn stored_cursor(install: &Install) -> Value {
+/// A page of `deletedDossiers` or `pendingDeletedDossiers` (`list`).
+pub(super) fn deletions(list: &str, nodes: Vec<Value>) -> ResponseTemplate {
+    let end_cursor = (!nodes.is_empty()).then_some("d1");
+    ResponseTemplate::new(200).set_body_json(json!({
+        "data": { "demarche": { list: {
+            "pageInfo": { "hasNextPage": false, "endCursor": end_cursor }, "nodes": nodes
+        } } }
+    }))
+}
+
+pub(super) fn stored_cursor(install: &Install) -> Value {
     let text: String = install
         .sql()
         .query_row(
@@ -154,8 +177,10 @@ async fn synchronisation_as_ds_recommends() {
     assert_eq!(fields["beneficiary.email"], "usager1@exemple.fr");
     assert_eq!(fields["scheme"], "Aide aux projets culturels");
     assert_eq!(fields["step_since"], "2026-03-01T09:00:00Z");
+    // The usager's page, for beneficiaries; the instructeurs' one for staff.
+    assert_eq!(fields["url"], format!("{}/dossiers/1", server.uri()));
     assert_eq!(
-        fields["url"],
+        fields["instructor.url"],
         format!("{}/procedures/123/dossiers/1", server.uri())
     );
     assert_eq!(d1[0]["step"], "depose");
@@ -192,15 +217,14 @@ async fn synchronisation_as_ds_recommends() {
         .and(body_partial_json(
             json!({ "variables": { "deletedSince": first_start } }),
         ))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "data": { "demarche": { "deletedDossiers": {
-                "pageInfo": { "hasNextPage": false, "endCursor": "d1" },
-                "nodes": [{ "number": 2, "dateSupression": "2026-04-03T10:00:00+02:00" }]
-            } } }
-        })))
+        .respond_with(deletions(
+            "deletedDossiers",
+            vec![json!({ "number": 2, "dateSupression": "2026-04-03T10:00:00+02:00", "reason": "user_request" })],
+        ))
         .up_to_n_times(1)
         .mount(&server)
         .await;
+    no_pending_deletions(&server).await;
     let (summary, code) = install.import_api(TOKEN_VAR, "ds-s3cret").await;
     assert_eq!(code, 0, "{summary}");
     assert_eq!(n(&summary, "step_changed"), 1, "{summary}");
@@ -294,7 +318,7 @@ async fn a_dossier_updated_during_a_synchronisation_counts_once_in_its_last_stat
     assert_eq!(d1[0]["step"], "instruction", "{summary}");
 }
 
-async fn refused_with(response: ResponseTemplate, needle: &str) {
+pub(super) async fn refused_with(response: ResponseTemplate, needle: &str) {
     let server = MockServer::start().await;
     Mock::given(path("/api/v2/graphql"))
         .respond_with(response)
@@ -361,6 +385,10 @@ fn queries_match_the_published_schema() {
     for (name, query) in [
         ("dossiers", alertissimo::connector::ds::DOSSIERS_QUERY),
         ("deleted", alertissimo::connector::ds::DELETED_QUERY),
+        (
+            "pending deletions",
+            alertissimo::connector::ds::PENDING_DELETED_QUERY,
+        ),
     ] {
         apollo_compiler::ExecutableDocument::parse_and_validate(&schema, query, name)
             .unwrap_or_else(|e| panic!("the {name} query is not valid against DS's schema:\n{e}"));
