@@ -1539,7 +1539,11 @@ impl ImportTx<'_> {
         let mut held: Vec<(i64, Option<String>)> = Vec::new();
         {
             let mut stmt = self.tx.prepare_cached(
-                "SELECT a.id, e.from_step FROM alerts a JOIN events e ON e.id = a.event_id
+                // By the dossier's index, always: without statistics SQLite may take
+                // the status index and scan every pending alert for each dossier
+                // (quadratic in an import that queues thousands).
+                "SELECT a.id, e.from_step FROM alerts a INDEXED BY alerts_dossier
+                 JOIN events e ON e.id = a.event_id
                  WHERE a.dossier_id = ?1 AND a.status = 'pending' AND a.hold_step IS NOT NULL
                    AND a.hold_step IS NOT ?2",
             )?;
