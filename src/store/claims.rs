@@ -88,6 +88,13 @@ impl Store {
                 source,
             };
             std::fs::create_dir_all(&dir).map_err(io)?;
+            // The folder belongs to the database's owner, whoever made it: an
+            // `outbox flush` run as root first must not keep the daemon's user
+            // from registering there (as another user, this changes nothing).
+            if let Ok(db) = std::fs::metadata(&self.path) {
+                use std::os::unix::fs::MetadataExt;
+                let _ = std::os::unix::fs::chown(&dir, Some(db.uid()), Some(db.gid()));
+            }
             // Locked under a temporary name, then renamed: a lock file is never
             // seen unlocked while its owner lives.
             let temporary = dir.join(format!(".{token}.tmp"));
@@ -387,5 +394,31 @@ impl Store {
             .optional()?;
         row.map(|(at, outcome, reply)| Ok((parse_time(&at)?, outcome, reply.unwrap_or_default())))
             .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    use super::*;
+
+    /// An `outbox flush` run as root before the daemon ever claimed must leave
+    /// the owners' folder to the database's owner (the service user), or the
+    /// daemon could not register there and would send nothing. As another user
+    /// than root this cannot be arranged, and the test says so.
+    #[test]
+    fn the_owners_folder_belongs_to_the_databases_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let mut store = Store::open(&path, 8).unwrap();
+        // The database belongs to another user (nobody), as under systemd.
+        if let Err(error) = std::os::unix::fs::chown(&path, Some(65_534), Some(65_534)) {
+            println!("not root ({error}): the case of root's `outbox flush` cannot be made here");
+            return;
+        }
+        store.claim_owner().unwrap();
+        let owners = std::fs::metadata(owners_dir(&path)).unwrap();
+        assert_eq!((owners.uid(), owners.gid()), (65_534, 65_534));
     }
 }
