@@ -561,7 +561,7 @@ pub fn import_pending(
                 checksum: summary.checksum.clone(),
                 outcome: summary.status.to_owned(),
                 run_id: summary.run_id,
-                fingerprint: format!("{:016x}", connector.fingerprint),
+                fingerprint: connector.fingerprint_text(),
             };
             store.record_file_seen(&connector.name, &shown, &seen, Utc::now())?;
         }
@@ -652,7 +652,7 @@ fn passed_over(
     if seen.size != size || seen.mtime_ns != mtime_ns {
         return Ok(None);
     }
-    let same_connector = seen.fingerprint == format!("{:016x}", connector.fingerprint);
+    let same_connector = seen.fingerprint == connector.fingerprint_text();
     match seen.outcome.as_str() {
         // Once the connector file changes (a mapping fixed), a refused file is read again.
         "refused" | "skipped" if same_connector => {
@@ -679,7 +679,7 @@ pub fn api_state(store: &Store, connector: &Connector) -> Result<ApiState, Store
     Ok(ApiState {
         // A margin for a server whose clock is behind ours: a change seen twice is harmless.
         last_start: store
-            .last_applied_start(&connector.name, &format!("{:016x}", connector.fingerprint))?
+            .last_applied_start(&connector.name, &connector.fingerprint_text())?
             .map(|t| crate::store::format_time(t - chrono::Duration::minutes(5))),
         cursor: store.source_cursor(&connector.name)?,
     })
@@ -759,7 +759,7 @@ fn guarded(
         ..NewRun::new(
             &connector.name,
             &shown,
-            format!("{:016x}", connector.fingerprint),
+            connector.fingerprint_text(),
             Utc::now(),
         )
     };
@@ -827,7 +827,7 @@ fn import_snapshot(
         ..NewRun::new(
             &connector.name,
             &summary.file,
-            format!("{:016x}", connector.fingerprint),
+            connector.fingerprint_text(),
             started_at,
         )
     };

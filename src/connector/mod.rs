@@ -344,6 +344,11 @@ impl LeftOut {
 }
 
 impl Connector {
+    /// Its fingerprint as the store records it on runs, cursors and files seen.
+    pub fn fingerprint_text(&self) -> String {
+        format!("{:016x}", self.fingerprint)
+    }
+
     /// The address of a dossier on the source portal: its `url` field, else the
     /// connector's `link` with `{id}` and `{reference}` filled in.
     pub fn link_for(&self, dossier: &crate::model::Dossier) -> Option<String> {

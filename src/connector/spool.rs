@@ -122,7 +122,7 @@ impl Live {
                 source,
                 state.cursor.as_deref(),
                 started,
-                &format!("{:016x}", connector.fingerprint),
+                &connector.fingerprint_text(),
                 &connector.mapping.ds_champs(),
             )?))),
             Source::Csv(_) | Source::Spreadsheet(_) | Source::Xml(_) => Err(format!(

@@ -1447,30 +1447,39 @@ mod tests {
         assert!(!message.subject.contains('\n'));
     }
 
-    #[test]
-    fn data_cannot_break_the_subject_or_the_html() {
+    /// The message of the rule `vers-instruction` to the beneficiary of a
+    /// dossier with `fields`, moved from complet to instruction.
+    fn into_instruction(
+        fields: &[(&str, &str)],
+        link: Option<&str>,
+    ) -> crate::rules::template::Message {
         let (_dir, rules) = setup(RULES, "send_windows = []");
         let rules = rules.unwrap_or_else(|p| panic!("{p}"));
-        let d = dossier(
-            "instruction",
-            &[
-                ("reference", "AR-1\r\nBcc: victim@example.org"),
-                ("title", "<script>alert(1)</script>"),
-                ("scheme", "Culture & <b>Patrimoine</b>"),
-            ],
-        );
+        let d = dossier("instruction", fields);
         let event = step_changed("complet", "instruction");
         let scene = Scene {
             connector: "x",
-            link: None,
+            link,
             dossier: &d,
             event: &event,
             delay: None,
         };
         let rule = rules.rule("vers-instruction").unwrap();
-        let m = rules
+        rules
             .render(rule, &scene, "beneficiary", "a@example.org")
-            .unwrap();
+            .unwrap()
+    }
+
+    #[test]
+    fn data_cannot_break_the_subject_or_the_html() {
+        let m = into_instruction(
+            &[
+                ("reference", "AR-1\r\nBcc: victim@example.org"),
+                ("title", "<script>alert(1)</script>"),
+                ("scheme", "Culture & <b>Patrimoine</b>"),
+            ],
+            None,
+        );
         assert!(
             !m.subject.contains('\r') && !m.subject.contains('\n'),
             "{:?}",
@@ -1489,28 +1498,14 @@ mod tests {
     /// links the configuration gives (the dossier's address) become links.
     #[test]
     fn only_the_configurations_links_are_clickable() {
-        let (_dir, rules) = setup(RULES, "send_windows = []");
-        let rules = rules.unwrap_or_else(|p| panic!("{p}"));
-        let d = dossier(
-            "instruction",
+        let m = into_instruction(
             &[
                 ("reference", "AR-1"),
                 ("title", "Gagnez un prix sur https://evil.example/win"),
                 ("beneficiary.name", "Asso http://phish.example/x"),
             ],
+            Some("https://portail.example.org/dossiers/AR-1"),
         );
-        let event = step_changed("complet", "instruction");
-        let scene = Scene {
-            connector: "x",
-            link: Some("https://portail.example.org/dossiers/AR-1"),
-            dossier: &d,
-            event: &event,
-            delay: None,
-        };
-        let rule = rules.rule("vers-instruction").unwrap();
-        let m = rules
-            .render(rule, &scene, "beneficiary", "a@example.org")
-            .unwrap();
         assert!(m.html.contains("evil.example/win"), "{}", m.html);
         assert!(!m.html.contains("href=\"https://evil"), "{}", m.html);
         assert!(!m.html.contains("href=\"http://phish"), "{}", m.html);
