@@ -64,6 +64,18 @@ impl Install {
         std::fs::write(path, config).unwrap();
     }
 
+    /// Serves `/metrics` on a free port of 127.0.0.1 (`[metrics] listen`);
+    /// returns the port.
+    pub fn serve_metrics(&self) -> u16 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        self.append_config(&format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"));
+        port
+    }
+
     /// Gives the installation its own copy of the shipped rules folder, to edit;
     /// returns its path.
     pub fn own_rules(&self) -> PathBuf {

@@ -260,12 +260,7 @@ pub(crate) fn get(port: u16, path: &str) -> (String, String) {
 fn metrics_and_health_name_no_person() {
     let install = Install::tolerant();
     let rules = install.own_rules();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    install.append_config(&format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"));
+    let port = install.serve_metrics();
     let mut daemon = running(&install);
     assert_eq!(
         get(port, "/healthz"),
@@ -336,12 +331,7 @@ fn a_daemon_with_every_connector_disabled_says_it_imports_nothing() {
 #[test]
 fn issue_17_item_18_a_left_out_connector_is_in_the_metrics() {
     let install = Install::tolerant();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    install.append_config(&format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"));
+    let port = install.serve_metrics();
     let broken = install.root().join("connectors/broken.toml");
     let valid = std::fs::read_to_string(install.root().join("connectors/portail.toml"))
         .unwrap()

@@ -12,12 +12,7 @@ use crate::daemon::{applied_runs, get, running, wait_for};
 /// An installation serving metrics on a free port of 127.0.0.1.
 fn with_metrics() -> (Install, u16) {
     let install = Install::tolerant();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    install.append_config(&format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"));
+    let port = install.serve_metrics();
     (install, port)
 }
 
