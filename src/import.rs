@@ -546,12 +546,12 @@ pub fn import_pending(
             source.after_import,
             options,
         )? {
-            Some(Some(summary)) => {
-                out.push(summary);
+            Seen::Refused(summary) => {
+                out.push(*summary);
                 continue;
             }
-            Some(None) => continue,
-            None => {}
+            Seen::Kept => continue,
+            Seen::ToRead => {}
         }
         let mut summary = import_file(store, connector, &file, tz, options)?;
         if let Some((size, mtime_ns)) = state {
@@ -631,10 +631,19 @@ fn file_state(path: &Path) -> Option<(u64, i64)> {
     Some((meta.len(), i64::try_from(since.as_nanos()).ok()?))
 }
 
+/// What becomes of a drop-folder file the connector may have read before.
+enum Seen {
+    /// New or changed (or `--force`): read it.
+    ToRead,
+    /// Refused before by the same connector file, unchanged since: said again
+    /// as skipped, without being opened.
+    Refused(Box<Summary>),
+    /// Kept in place after its import, unchanged since: passed over silently.
+    Kept,
+}
+
 /// Whether a file unchanged since the connector last read it (same size and
-/// modification time) is passed over without being opened: `None` to read it;
-/// `Some(Some(summary))` for one refused before, said again as skipped;
-/// `Some(None)` for one kept in place after its import, passed over silently.
+/// modification time) is passed over without being opened.
 fn passed_over(
     store: &Store,
     connector: &Connector,
@@ -642,15 +651,15 @@ fn passed_over(
     state: Option<(u64, i64)>,
     after_import: AfterImport,
     options: &Options<'_>,
-) -> Result<Option<Option<Summary>>, StoreError> {
+) -> Result<Seen, StoreError> {
     let Some((size, mtime_ns)) = state.filter(|_| !options.force) else {
-        return Ok(None);
+        return Ok(Seen::ToRead);
     };
     let Some(seen) = store.file_seen(&connector.name, shown)? else {
-        return Ok(None);
+        return Ok(Seen::ToRead);
     };
     if seen.size != size || seen.mtime_ns != mtime_ns {
-        return Ok(None);
+        return Ok(Seen::ToRead);
     }
     let same_connector = seen.fingerprint == connector.fingerprint_text();
     match seen.outcome.as_str() {
@@ -664,10 +673,10 @@ fn passed_over(
                 "unchanged since run {} refused it; fix the export or the connector, or use --force",
                 seen.run_id.map_or_else(|| "?".to_owned(), |id| id.to_string())
             ));
-            Ok(Some(Some(summary)))
+            Ok(Seen::Refused(Box::new(summary)))
         }
-        _ if after_import == AfterImport::Keep => Ok(Some(None)),
-        _ => Ok(None),
+        _ if after_import == AfterImport::Keep => Ok(Seen::Kept),
+        _ => Ok(Seen::ToRead),
     }
 }
 

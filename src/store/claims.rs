@@ -16,7 +16,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 
 use super::{Delivery, Result, Store, StoreError, format_time, parse_time};
 
@@ -374,26 +374,6 @@ impl Store {
             params![format_time(now), outcome, reply, format_time(retry_at)],
         )?;
         Ok(())
-    }
-
-    /// The last attempt at the administrators' digest, if it failed since the
-    /// last one sent: (when, outcome, reply).
-    ///
-    /// # Errors
-    /// On a database error or a corrupt row.
-    pub fn last_admin_attempt(&self) -> Result<Option<(DateTime<Utc>, String, String)>> {
-        let row: Option<(String, String, Option<String>)> = self
-            .conn
-            .query_row(
-                "SELECT attempted_at, outcome, reply FROM admin_attempts
-                 WHERE attempted_at > coalesce((SELECT max(sent_at) FROM admin_reports), '')
-                 ORDER BY id DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()?;
-        row.map(|(at, outcome, reply)| Ok((parse_time(&at)?, outcome, reply.unwrap_or_default())))
-            .transpose()
     }
 }
 
