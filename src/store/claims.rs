@@ -20,18 +20,12 @@ use rusqlite::params;
 
 use super::{Delivery, Result, Store, StoreError, format_time, parse_time};
 
-/// This process as the owner of claims: its token, and the lock that says it lives.
+/// This process as the owner of claims: its token (`<pid>-<random>`, what
+/// claims record), and the lock that says it lives.
 #[derive(Debug)]
-pub struct ClaimOwner {
+pub(super) struct ClaimOwner {
     token: String,
     _lock: File,
-}
-
-impl ClaimOwner {
-    /// The token claims record (`<pid>-<random>`).
-    pub fn token(&self) -> &str {
-        &self.token
-    }
 }
 
 /// A transport's state, as every process sees it.
@@ -76,7 +70,7 @@ impl Store {
     ///
     /// # Errors
     /// When its lock file cannot be made.
-    pub fn claim_owner(&mut self) -> Result<&ClaimOwner> {
+    fn claim_owner(&mut self) -> Result<&ClaimOwner> {
         if self.owner.is_none() {
             let random: String =
                 self.conn

@@ -73,7 +73,8 @@ mod retention;
 mod sources;
 mod sticky;
 
-pub use claims::{ClaimOwner, TransportState};
+use claims::ClaimOwner;
+pub use claims::TransportState;
 pub use evaluations::OpenDossier;
 pub use fields::{FieldEncoder, IdKey, id_key};
 pub use files::SeenFile;
