@@ -41,6 +41,7 @@ use crate::rules::Rules;
 use crate::store::Store;
 use crate::timers::{self, Clock, Pass};
 
+mod control;
 mod retention;
 mod service;
 mod store_thread;
@@ -135,6 +136,8 @@ pub struct Setup {
 struct Generation {
     cancel: CancellationToken,
     tracker: TaskTracker,
+    /// What the control socket may ask of this set.
+    hands: Arc<control::Hands>,
 }
 
 /// Starts the tasks of a setup: the dispatcher, the evaluations of time-based
@@ -170,7 +173,13 @@ fn start(
         cancel.clone(),
     )?;
     let wake = Arc::new(Notify::new());
-    tracker.spawn(deliver(dispatcher, Arc::clone(&wake), cancel.clone()));
+    let (flushes, asked) = tokio::sync::mpsc::channel(4);
+    tracker.spawn(deliver(
+        dispatcher,
+        Arc::clone(&wake),
+        asked,
+        cancel.clone(),
+    ));
     let all = Arc::new(connectors.clone());
     for (schedule, pass) in [
         (config.delays.evaluate.clone(), Pass::Events),
@@ -217,7 +226,21 @@ fn start(
     }
     tracker.close();
     started(setup);
-    Ok(Generation { cancel, tracker })
+    let hands = Arc::new(control::Hands {
+        config: config.clone(),
+        connectors: all,
+        left_out: control::Hands::left_out(&setup.left_out),
+        rules: Arc::clone(rules),
+        delays,
+        wake,
+        flushes,
+        cancel: cancel.clone(),
+    });
+    Ok(Generation {
+        cancel,
+        tracker,
+        hands,
+    })
 }
 
 /// Logs that the tasks of `setup` started, and when none imports anything.
@@ -364,6 +387,14 @@ pub async fn run(
         generation: start(&setup, &handle, &cancel)?,
         current: setup,
     };
+    // Commands that write hand their work to this daemon (one writer).
+    let (hands, current_hands) = tokio::sync::watch::channel(Arc::clone(&running.generation.hands));
+    let control = listen_for_commands(
+        &running.current.config.store.path,
+        current_hands,
+        &handle,
+        &cancel,
+    );
     let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .map_err(|error| warn!(%error, "Cannot listen for SIGHUP: reloads need a restart."))
         .ok();
@@ -376,6 +407,7 @@ pub async fn run(
             () = &mut shutdown => break,
             () = hangup(&mut hangups) => {
                 let reloaded = apply_reload(&mut running, &reload, &handle, &cancel, &live, &mut shutdown).await?;
+                hands.send_replace(Arc::clone(&running.generation.hands));
                 if reloaded == Reloaded::Shutdown {
                     break;
                 }
@@ -388,6 +420,9 @@ pub async fn run(
     if let Some(metrics) = metrics {
         let _ = metrics.await;
     }
+    if let Some(control) = control {
+        let _ = control.await;
+    }
     let timeout = running.current.config.daemon.shutdown_timeout;
     if tokio::time::timeout(timeout, running.generation.tracker.wait())
         .await
@@ -399,8 +434,11 @@ pub async fn run(
         );
         return Ok(());
     }
-    // The heartbeat holds a handle to the store thread: once it and the tasks are
-    // gone, the store thread drains and stops.
+    // The heartbeat, the running set (its delay estimates) and the control
+    // socket's requests hold handles to the store thread: once they and the tasks
+    // are gone, the store thread drains and stops.
+    drop(hands);
+    drop(running);
     if let Some(heartbeat) = heartbeat {
         heartbeat.abort();
         let _ = heartbeat.await;
@@ -409,6 +447,37 @@ pub async fn run(
     let _ = tokio::task::spawn_blocking(move || store_thread.join()).await;
     info!("Stopped.");
     Ok(())
+}
+
+/// Serves the control socket beside the database for the daemon's whole life,
+/// each request going to the running set of the moment. Without the socket (a
+/// path too long for one, a folder that cannot be written) the daemon runs all
+/// the same, and commands beside it open the store themselves.
+fn listen_for_commands(
+    db: &std::path::Path,
+    hands: tokio::sync::watch::Receiver<Arc<control::Hands>>,
+    store: &StoreHandle,
+    cancel: &CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let listener = match crate::control::bind(db) {
+        Ok(listener) => listener,
+        Err(error) => {
+            error!(socket = %crate::control::socket_path(db).display(), %error, "Cannot open the control socket: commands beside the daemon will open the database themselves.");
+            return None;
+        }
+    };
+    info!(socket = %crate::control::socket_path(db).display(), "Commands that write hand their work to the daemon over its control socket.");
+    let store = store.clone();
+    let answer = move |request| {
+        let hands = Arc::clone(&hands.borrow());
+        control::answer(hands, store.clone(), request)
+    };
+    Some(tokio::spawn(crate::control::serve(
+        listener,
+        db.to_owned(),
+        answer,
+        cancel.clone(),
+    )))
 }
 
 /// Reads the files again and, when they are valid, stops the running tasks and
@@ -485,13 +554,25 @@ const MAX_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
 /// crash, a killed `outbox flush`): never this process's own, so a reload takes
 /// nothing from the sends of the generation before it, nor from a live `outbox
 /// flush` beside the daemon.
-async fn deliver(dispatcher: Dispatcher, wake: Arc<Notify>, cancel: CancellationToken) {
+async fn deliver(
+    dispatcher: Dispatcher,
+    wake: Arc<Notify>,
+    mut flushes: tokio::sync::mpsc::Receiver<control::Flush>,
+    cancel: CancellationToken,
+) {
+    // A flush asked over the control socket: its pass, answered when done.
+    let mut asked: Option<control::Flush> = None;
     loop {
         if let Err(error) = dispatcher.recover().await {
             error!(error = %format!("{error:#}"), "Cannot recover the alerts left being sent.");
         }
         // A pass is not interrupted: the messages in flight are recorded first.
-        if let Err(error) = dispatcher.drain(false).await {
+        let force = asked.as_ref().is_some_and(|(force, _)| *force);
+        let drained = dispatcher.drain(force).await;
+        if let Some((_, reply)) = asked.take() {
+            let _ = reply.send(drained.as_ref().map(|r| *r).map_err(|e| format!("{e:#}")));
+        }
+        if let Err(error) = drained {
             error!(error = %format!("{error:#}"), "Delivery failed; will try again.");
         }
         if let Err(error) = dispatcher.admin_digest().await {
@@ -508,6 +589,7 @@ async fn deliver(dispatcher: Dispatcher, wake: Arc<Notify>, cancel: Cancellation
             () = cancel.cancelled() => break,
             () = wake.notified() => {}
             () = tokio::time::sleep(wait) => {}
+            Some(flush) = flushes.recv() => asked = Some(flush),
         }
     }
     // Claims whose outcome could not be recorded go back, as possible duplicates.
@@ -573,31 +655,14 @@ async fn every<F: Future<Output = ()>>(
 }
 
 async fn evaluate_once(evaluation: &Evaluation, store: &StoreHandle, wake: &Notify) {
-    let rules = Arc::clone(&evaluation.rules);
-    let connectors = Arc::clone(&evaluation.connectors);
-    let pass = evaluation.pass;
-    let clock = Clock {
-        tz: evaluation.config.timezone,
-        now: Utc::now(),
-    };
-    let result = async {
-        let delays = evaluation.delays.get(clock.now).await?;
-        let summary = store
-            .call(move |store| {
-                let lifecycle = &rules.lifecycle;
-                timers::evaluate(
-                    store,
-                    &delays,
-                    Some(&rules),
-                    &connectors,
-                    lifecycle,
-                    clock,
-                    pass,
-                )
-            })
-            .await??;
-        anyhow::Ok(summary)
-    }
+    let result = evaluate_now(
+        &evaluation.rules,
+        &evaluation.connectors,
+        &evaluation.delays,
+        store,
+        evaluation.config.timezone,
+        evaluation.pass,
+    )
     .await;
     match result {
         Ok(summary) if summary.alerts_queued > 0 => wake.notify_one(),
@@ -606,6 +671,38 @@ async fn evaluate_once(evaluation: &Evaluation, store: &StoreHandle, wake: &Noti
             error!(error = %format!("{error:#}"), "The evaluation of time-based events failed; will retry at the next tick.");
         }
     }
+}
+
+/// Raises the time-based events `pass` looks for, now, on the store thread.
+async fn evaluate_now(
+    rules: &Arc<Rules>,
+    connectors: &Arc<Vec<Connector>>,
+    delays: &DelayCache,
+    store: &StoreHandle,
+    tz: Tz,
+    pass: Pass,
+) -> anyhow::Result<timers::Summary> {
+    let clock = Clock {
+        tz,
+        now: Utc::now(),
+    };
+    let delays = delays.get(clock.now).await?;
+    let rules = Arc::clone(rules);
+    let connectors = Arc::clone(connectors);
+    let summary = store
+        .call(move |store| {
+            timers::evaluate(
+                store,
+                &delays,
+                Some(&rules),
+                &connectors,
+                &rules.lifecycle,
+                clock,
+                pass,
+            )
+        })
+        .await??;
+    Ok(summary)
 }
 
 /// Follows one connector's schedule.
@@ -656,25 +753,7 @@ async fn import_once(
     tz: Tz,
     cancel: &CancellationToken,
 ) {
-    let result = if connector.source.folder().is_some() {
-        let c = Arc::clone(connector);
-        let rules = Arc::clone(rules);
-        let cancel = cancel.clone();
-        store
-            .call(move |store| {
-                // A job queued before a shutdown was asked does not start.
-                if cancel.is_cancelled() {
-                    return Ok(Vec::new());
-                }
-                let stop = || cancel.is_cancelled();
-                import::import_pending(store, &c, tz, &options(&stop, &rules))
-            })
-            .await
-            .and_then(|r| r.map_err(anyhow::Error::from))
-    } else {
-        synchronise(connector, rules, store, tz, cancel).await
-    };
-    match result {
+    match import_now(connector, rules, store, tz, cancel, None, false).await {
         Ok(summaries) if summaries.is_empty() => {
             tracing::debug!(connector = %connector.name, "No new file.");
         }
@@ -685,12 +764,45 @@ async fn import_once(
     }
 }
 
-/// What an import in the daemon is told: now, the rules, and how to know a
-/// shutdown was asked.
-fn options<'a>(stop: &'a (dyn Fn() -> bool + Sync), rules: &'a Rules) -> Options<'a> {
+/// Imports `connector` now: `file`, or what waits in its drop folder, or what
+/// its API has new; with `force`, even a content already imported.
+async fn import_now(
+    connector: &Arc<Connector>,
+    rules: &Arc<Rules>,
+    store: &StoreHandle,
+    tz: Tz,
+    cancel: &CancellationToken,
+    file: Option<std::path::PathBuf>,
+    force: bool,
+) -> anyhow::Result<Vec<import::Summary>> {
+    if file.is_none() && connector.source.folder().is_none() {
+        return synchronise(connector, rules, store, tz, cancel, force).await;
+    }
+    let c = Arc::clone(connector);
+    let rules = Arc::clone(rules);
+    let cancel = cancel.clone();
+    store
+        .call(move |store| {
+            // A job queued before a shutdown was asked does not start.
+            if cancel.is_cancelled() {
+                return Ok(Vec::new());
+            }
+            let stop = || cancel.is_cancelled();
+            let options = options(&stop, &rules, force);
+            anyhow::Ok(match &file {
+                Some(file) => vec![import::import_file(store, &c, file, tz, &options)?],
+                None => import::import_pending(store, &c, tz, &options)?,
+            })
+        })
+        .await?
+}
+
+/// What an import in the daemon is told: now, the rules, whether to import a
+/// content already imported, and how to know a shutdown was asked.
+fn options<'a>(stop: &'a (dyn Fn() -> bool + Sync), rules: &'a Rules, force: bool) -> Options<'a> {
     Options {
         now: Utc::now(),
-        force: false,
+        force,
         progress: None,
         stop: Some(stop),
         rules: Some(rules),
@@ -707,6 +819,7 @@ async fn synchronise(
     store: &StoreHandle,
     tz: Tz,
     cancel: &CancellationToken,
+    force: bool,
 ) -> anyhow::Result<Vec<import::Summary>> {
     let c = Arc::clone(connector);
     let (state, dir) = store
@@ -755,7 +868,7 @@ async fn synchronise(
     let summary = store
         .call(move |store| {
             let stop = || cancel.is_cancelled();
-            import::import_spool(store, &c, &spool, tz, &options(&stop, &rules))
+            import::import_spool(store, &c, &spool, tz, &options(&stop, &rules, force))
         })
         .await??;
     Ok(vec![summary])

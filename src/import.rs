@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::mpsc::sync_channel;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tracing::{debug, error, info, warn};
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
@@ -41,13 +41,22 @@ const SHOWN_REJECTIONS: usize = 20;
 /// Records sent from the parser to the store at once.
 const BATCH: usize = 512;
 
+/// The statuses of a summary.
+const STATUSES: &[&str] = &["applied", "refused", "skipped", "unchanged", "no_file"];
+
+/// A summary's status, read back (a daemon's answer over the control socket).
+fn known_status<'de, D: serde::Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    model::one_of(d, STATUSES)
+}
+
 /// The outcome of importing one file.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Summary {
     /// The run recorded (for `skipped`, the earlier run that read the same content).
     pub run_id: Option<i64>,
-    /// `applied`, `refused` or `skipped`.
-    pub status: &'static str,
+    /// `applied`, `refused`, `unchanged`, `skipped` (or `no_file`).
+    #[serde(deserialize_with = "known_status")]
+    pub status: model::StaticName,
     /// The connector.
     pub connector: String,
     /// The file read.

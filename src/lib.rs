@@ -19,6 +19,7 @@
 //! timers     stalled dossiers and deadline reminders, raised once
 //! retention  the RGPD purge's part in files: archived exports, .eml, spools
 //! report     one self-contained HTML page for managers (inline SVG charts)
+//! control    the control socket: commands hand their writes to the running daemon
 //! daemon     schedules imports (cron, time zone), reload, shutdown
 //! metrics    /metrics (Prometheus), /healthz, /readyz
 //! ```
@@ -29,6 +30,7 @@ pub mod alerting;
 pub mod cli;
 pub mod config;
 pub mod connector;
+pub mod control;
 pub mod daemon;
 pub mod delays;
 pub mod diag;

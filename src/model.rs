@@ -161,6 +161,27 @@ fn ascii(text: &[u8]) -> String {
     std::str::from_utf8(text).unwrap_or_default().to_owned()
 }
 
+/// A name out of a fixed list (a status, a severity). Spelled as an alias so that
+/// serde does not take a field of this type for text borrowed from its input.
+pub type StaticName = &'static str;
+
+/// One of `names`, read back as the static text it was written from (a status
+/// or severity in a daemon's answer over the control socket).
+///
+/// # Errors
+/// A text that is none of `names`.
+pub(crate) fn one_of<'de, D: serde::Deserializer<'de>>(
+    d: D,
+    names: &[&'static str],
+) -> Result<&'static str, D::Error> {
+    let text = String::deserialize(d)?;
+    names
+        .iter()
+        .find(|n| **n == text)
+        .copied()
+        .ok_or_else(|| serde::de::Error::unknown_variant(&text, &[]))
+}
+
 /// Appends `n` in decimal, with leading zeros up to `width` digits.
 pub(crate) fn push_digits(out: &mut String, n: u64, width: usize) {
     let mut digits = [b'0'; 20];

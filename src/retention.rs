@@ -36,7 +36,7 @@ pub struct Copies {
 }
 
 /// How many copies a purge deleted (or would delete).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Swept {
     /// Archived exports.
     pub archived_files: u64,

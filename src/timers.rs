@@ -221,7 +221,7 @@ pub enum Pass {
 }
 
 /// What an evaluation did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct Summary {
     /// Its run, when it found something new (else nothing was recorded).
     pub run_id: Option<i64>,

@@ -17,6 +17,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::config::{Config, LogFormat, Problems};
 use crate::connector::{Connector, LeftOut};
+use crate::control::{Answer, Request};
 use crate::import::{self, Options, Summary};
 use crate::lifecycle::Lifecycle;
 use crate::model::EventKind;
@@ -395,6 +396,29 @@ fn load_or_explain(config: &Config) -> Result<Loaded, Exit> {
     }
 }
 
+/// Hands `request` to the daemon when one runs, so that one process writes to
+/// the state (issue 17, item 31); `None` when none runs, and the command does
+/// the work itself.
+///
+/// # Errors
+/// When a daemon runs but cannot be asked.
+fn hand_off(config: &Config, request: &Request) -> anyhow::Result<Option<Answer>> {
+    let answer = crate::control::hand_off(&config.store.path, request)?;
+    if answer.is_some() && std::io::stderr().is_terminal() {
+        eprintln!("(done by the running daemon, with the configuration it last loaded)");
+    }
+    Ok(answer)
+}
+
+/// Explains an answer that is not the one asked for (a failure, mostly).
+fn failed(answer: Answer) -> Exit {
+    match answer {
+        Answer::Failed(why) => eprintln!("error: {why}"),
+        other => eprintln!("error: the daemon gave an answer to another question: {other:?}"),
+    }
+    Exit::Failure
+}
+
 fn import_now(
     config: &Config,
     name: &str,
@@ -402,9 +426,33 @@ fn import_now(
     json: bool,
     force: bool,
 ) -> anyhow::Result<Exit> {
+    let request = Request::Import {
+        connector: name.to_owned(),
+        file: file.map(std::path::absolute).transpose()?,
+        force,
+    };
+    let summaries = match hand_off(config, &request)? {
+        Some(Answer::Imported(summaries)) => summaries,
+        Some(other) => return Ok(failed(other)),
+        None => match import_alone(config, name, file, force)? {
+            Ok(summaries) => summaries,
+            Err(exit) => return Ok(exit),
+        },
+    };
+    print_summaries(config, name, &summaries, json)
+}
+
+/// Imports with a store of this command's own (no daemon runs), with a progress
+/// bar on a terminal.
+fn import_alone(
+    config: &Config,
+    name: &str,
+    file: Option<&Path>,
+    force: bool,
+) -> anyhow::Result<Result<Vec<Summary>, Exit>> {
     let loaded = match load_or_explain(config) {
         Ok(l) => l,
-        Err(exit) => return Ok(exit),
+        Err(exit) => return Ok(Err(exit)),
     };
     let Some(connector) = loaded.connectors.iter().find(|c| c.name == name) else {
         let known: Vec<&str> = loaded.connectors.iter().map(|c| c.name.as_str()).collect();
@@ -413,7 +461,7 @@ fn import_now(
             config.connectors_dir.display(),
             known.join(", ")
         );
-        return Ok(Exit::Failure);
+        return Ok(Err(Exit::Failure));
     };
     let mut store = Store::open(&config.store.path, config.store.cache_mb)?;
     // Files go by bytes, workbooks by rows; an API by pages, counted as they are
@@ -467,6 +515,16 @@ fn import_now(
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
+    Ok(Ok(summaries))
+}
+
+/// Prints what an import did; exit 1 when a snapshot was refused.
+fn print_summaries(
+    config: &Config,
+    name: &str,
+    summaries: &[Summary],
+    json: bool,
+) -> anyhow::Result<Exit> {
     if summaries.is_empty() {
         if json {
             let none = Summary {
@@ -481,7 +539,7 @@ fn import_now(
         return Ok(Exit::Ok);
     }
     let mut exit = Exit::Ok;
-    for s in &summaries {
+    for s in summaries {
         if s.status == "refused" {
             exit = Exit::Failure;
         }
@@ -580,12 +638,43 @@ fn describe_rejection(r: &crate::store::Rejection) -> String {
 }
 
 fn evaluate(config: &Config, review: bool, json: bool) -> anyhow::Result<Exit> {
+    let summary = match hand_off(config, &Request::Evaluate { review })? {
+        Some(Answer::Evaluated(summary)) => summary,
+        Some(other) => return Ok(failed(other)),
+        None => match evaluate_alone(config, review)? {
+            Ok(summary) => summary,
+            Err(exit) => return Ok(exit),
+        },
+    };
+    if json {
+        out!("{}", serde_json::to_string(&summary)?);
+    } else {
+        out!(
+            "{} open dossiers looked at: {} newly stalled, {} deadline reminders, {} in a review, {} alerts queued{}",
+            summary.dossiers,
+            summary.stalled,
+            summary.deadline,
+            summary.review,
+            summary.alerts_queued,
+            summary
+                .run_id
+                .map(|id| format!(" (run {id})"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(Exit::Ok)
+}
+
+fn evaluate_alone(
+    config: &Config,
+    review: bool,
+) -> anyhow::Result<Result<crate::timers::Summary, Exit>> {
     let loaded = match load_or_explain(config) {
         Ok(l) => l,
-        Err(exit) => return Ok(exit),
+        Err(exit) => return Ok(Err(exit)),
     };
     let Some(rules) = loaded.rules else {
-        return Ok(Exit::Config);
+        return Ok(Err(Exit::Config));
     };
     let mut store = open_existing(config)?;
     let now = Utc::now();
@@ -606,23 +695,7 @@ fn evaluate(config: &Config, review: bool, json: bool) -> anyhow::Result<Exit> {
             crate::timers::Pass::Events
         },
     )?;
-    if json {
-        out!("{}", serde_json::to_string(&summary)?);
-    } else {
-        out!(
-            "{} open dossiers looked at: {} newly stalled, {} deadline reminders, {} in a review, {} alerts queued{}",
-            summary.dossiers,
-            summary.stalled,
-            summary.deadline,
-            summary.review,
-            summary.alerts_queued,
-            summary
-                .run_id
-                .map(|id| format!(" (run {id})"))
-                .unwrap_or_default()
-        );
-    }
-    Ok(Exit::Ok)
+    Ok(Ok(summary))
 }
 
 /// The lifecycle, or the exit code of an invalid one (explained on stderr).

@@ -5,10 +5,11 @@ use std::sync::Arc;
 use chrono::Utc;
 use clap::Subcommand;
 
-use super::{Exit, load_or_explain, open_existing};
+use super::{Exit, failed, hand_off, load_or_explain, open_existing};
 use crate::config::Config;
+use crate::control::{Answer, Request};
 use crate::daemon::{DelayCache, StoreHandle};
-use crate::dispatch::Dispatcher;
+use crate::dispatch::{Dispatcher, Report};
 use crate::store::Store;
 
 /// The statuses of an alert.
@@ -57,38 +58,68 @@ pub(super) fn run(config: &Config, command: OutboxCommand) -> anyhow::Result<Exi
             limit,
             json,
         } => list(config, status.as_deref(), limit, json),
-        OutboxCommand::Retry { id, .. } => {
-            let mut store = open_existing(config)?;
-            let n = store.retry_failed(id, Utc::now())?;
-            match (id, n) {
-                (Some(id), 0) => {
-                    eprintln!(
-                        "error: alert {id} is not failed ({})",
-                        status_of(&store, id)?
-                    );
-                    Ok(Exit::Failure)
-                }
-                _ => {
-                    out!("{n} alert{} pending again, due now", plural(n));
-                    Ok(Exit::Ok)
-                }
-            }
-        }
-        OutboxCommand::Cancel { id } => {
-            let mut store = open_existing(config)?;
-            if store.cancel_alert(id, Utc::now())? {
-                out!("alert {id} cancelled");
-                Ok(Exit::Ok)
-            } else {
-                eprintln!(
-                    "error: alert {id} is not pending ({})",
-                    status_of(&store, id)?
-                );
-                Ok(Exit::Failure)
-            }
-        }
+        OutboxCommand::Retry { id, .. } => retry(config, id),
+        OutboxCommand::Cancel { id } => cancel(config, id),
         OutboxCommand::Flush { force } => flush(config, force),
     }
+}
+
+/// Makes the failed alert `id` (or every failed one) pending again.
+fn retry(config: &Config, id: Option<i64>) -> anyhow::Result<Exit> {
+    let (count, status) = match hand_off(config, &Request::Retry { id })? {
+        Some(Answer::Retried { count, status }) => (count, status),
+        Some(other) => return Ok(failed(other)),
+        None => {
+            let mut store = open_existing(config)?;
+            let count = store.retry_failed(id, Utc::now())?;
+            let status = match id {
+                Some(id) if count == 0 => Some(status_of(&store, id)?),
+                _ => None,
+            };
+            (count, status)
+        }
+    };
+    match (id, count) {
+        (Some(id), 0) => {
+            eprintln!(
+                "error: alert {id} is not failed ({})",
+                known(status.as_deref())
+            );
+            Ok(Exit::Failure)
+        }
+        _ => {
+            out!("{count} alert{} pending again, due now", plural(count));
+            Ok(Exit::Ok)
+        }
+    }
+}
+
+/// Cancels the pending alert `id`.
+fn cancel(config: &Config, id: i64) -> anyhow::Result<Exit> {
+    let (done, status) = match hand_off(config, &Request::Cancel { id })? {
+        Some(Answer::Cancelled { done, status }) => (done, status),
+        Some(other) => return Ok(failed(other)),
+        None => {
+            let mut store = open_existing(config)?;
+            let done = store.cancel_alert(id, Utc::now())?;
+            (done, (!done).then(|| status_of(&store, id)).transpose()?)
+        }
+    };
+    if done {
+        out!("alert {id} cancelled");
+        Ok(Exit::Ok)
+    } else {
+        eprintln!(
+            "error: alert {id} is not pending ({})",
+            known(status.as_deref())
+        );
+        Ok(Exit::Failure)
+    }
+}
+
+/// An alert's status, or that there is no such alert.
+fn known(status: Option<&str>) -> &str {
+    status.filter(|s| !s.is_empty()).unwrap_or("no such alert")
 }
 
 fn plural(n: u64) -> &'static str {
@@ -96,9 +127,7 @@ fn plural(n: u64) -> &'static str {
 }
 
 fn status_of(store: &Store, id: i64) -> anyhow::Result<String> {
-    Ok(store
-        .alert_status(id)?
-        .unwrap_or_else(|| "no such alert".to_owned()))
+    Ok(store.alert_status(id)?.unwrap_or_default())
 }
 
 fn list(
@@ -179,12 +208,26 @@ fn list(
 /// message starts, those in flight are recorded, and any claim left is given
 /// back. Exits non-zero when messages were due and none could be delivered.
 fn flush(config: &Config, force: bool) -> anyhow::Result<Exit> {
+    // Beside the daemon, its dispatcher makes the pass: one sending rate.
+    let report = match hand_off(config, &Request::Flush { force })? {
+        Some(Answer::Flushed(report)) => report,
+        Some(other) => return Ok(failed(other)),
+        None => match flush_alone(config, force)? {
+            Ok(report) => report,
+            Err(exit) => return Ok(exit),
+        },
+    };
+    print_flush(config, &report)
+}
+
+/// Sends with a dispatcher of this command's own (no daemon runs).
+fn flush_alone(config: &Config, force: bool) -> anyhow::Result<Result<Report, Exit>> {
     let loaded = match load_or_explain(config) {
         Ok(l) => l,
-        Err(exit) => return Ok(exit),
+        Err(exit) => return Ok(Err(exit)),
     };
     let Some(rules) = loaded.rules else {
-        return Ok(Exit::Config);
+        return Ok(Err(Exit::Config));
     };
     let store = open_existing(config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -220,6 +263,11 @@ fn flush(config: &Config, force: bool) -> anyhow::Result<Exit> {
         released?;
         report
     })?;
+    Ok(Ok(report))
+}
+
+/// Prints what a pass did; exit 1 when messages were due and none went.
+fn print_flush(config: &Config, report: &Report) -> anyhow::Result<Exit> {
     out!(
         "{} message{} sent ({} alert{}), {} to retry, {} failed, {} cancelled, {} put off",
         report.messages,

@@ -88,7 +88,7 @@ impl Transport {
 }
 
 /// What one pass did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Report {
     /// Messages accepted by the transport.
     pub messages: u64,

@@ -40,7 +40,13 @@ pub enum StoreError {
     },
     /// A query failed.
     #[error("state database error")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(#[source] rusqlite::Error),
+    /// Another process held the database past the busy timeout.
+    #[error(
+        "the state database is busy: another process has been writing to it for more than {} s (an import, most likely: see `alertissimo runs`); try again when it is done",
+        BUSY_TIMEOUT.as_secs()
+    )]
+    Locked(#[source] rusqlite::Error),
     /// Another process holds the write lock.
     #[error(
         "another import is writing to {0} (the daemon, or another command); try again when it is done"
@@ -88,12 +94,24 @@ pub use sources::SourceHealth;
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// SQLite's errors, a lock held too long told apart: its message says what to do.
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        match error.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                Self::Locked(error)
+            }
+            _ => Self::Sqlite(error),
+        }
+    }
+}
+
 /// A migration hook's error from the store's: SQLite's stays itself, the others
 /// become their message.
 impl From<StoreError> for rusqlite_migration::HookError {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::Sqlite(e) => Self::RusqliteError(e),
+            StoreError::Sqlite(e) | StoreError::Locked(e) => Self::RusqliteError(e),
             other => Self::Hook(other.to_string()),
         }
     }
@@ -156,6 +174,45 @@ fn migrations_count() -> i64 {
 /// How long a statement waits for another program's lock on the database.
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Runs `f` again while SQLite answers busy at once (where waiting could
+/// deadlock, it does not call the busy handler), up to the busy timeout.
+fn patiently<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let start = std::time::Instant::now();
+    loop {
+        match f() {
+            Err(e)
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && start.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Migrates the database to this version's schema. Two programs opening a new
+/// database at once both find it empty; the second one's migration fails on
+/// the tables the first one made, or is refused at once: then what counts is
+/// whether the schema is the latest now (issue 17, item 31).
+fn migrate(conn: &mut Connection) -> std::result::Result<(), rusqlite_migration::Error> {
+    let start = std::time::Instant::now();
+    loop {
+        let Err(error) = migrations().to_latest(conn) else {
+            return Ok(());
+        };
+        let busy = matches!(&error, rusqlite_migration::Error::RusqliteError { err, .. }
+            if err.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy));
+        match migrations().pending_migrations(conn) {
+            Ok(0) => return Ok(()),
+            _ if busy && start.elapsed() < BUSY_TIMEOUT => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            _ => return Err(error),
+        }
+    }
+}
+
 /// Formats an instant the way the store keeps it.
 pub fn format_time(t: DateTime<Utc>) -> String {
     crate::model::instant_text(t)
@@ -215,7 +272,7 @@ impl RunStatus {
 }
 
 /// Counts of one run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Counts {
     /// Data records read: `unchanged` + `changed` + `rejected` for an applied
     /// snapshot.
@@ -381,10 +438,11 @@ pub struct AlertRecord {
 }
 
 /// A rejected record or ignored value.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Rejection {
     /// `rejected` (the record was not used) or `warning` (a value was ignored).
-    pub severity: &'static str,
+    #[serde(deserialize_with = "known_severity")]
+    pub severity: crate::model::StaticName,
     /// The file read.
     pub file: String,
     /// The line where the record starts.
@@ -427,6 +485,11 @@ pub struct StoredEvent {
     pub baseline: bool,
 }
 
+/// A rejection's severity, read back (a daemon's answer over the control socket).
+fn known_severity<'de, D: serde::Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    crate::model::one_of(d, &["rejected", "warning"])
+}
+
 /// The state database.
 #[derive(Debug)]
 pub struct Store {
@@ -454,23 +517,34 @@ impl Store {
             source,
         };
         let mut conn = Connection::open(path).map_err(|e| open_err(e.into()))?;
-        conn.execute_batch(&format!(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = NORMAL;
-             PRAGMA temp_store = MEMORY;
-             PRAGMA busy_timeout = {};
-             PRAGMA cache_size = -{};",
-            BUSY_TIMEOUT.as_millis(),
-            u64::from(cache_mb) * 1024
-        ))
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| open_err(e.into()))?;
+        // Switching to the WAL while another program's first import holds the
+        // database in the rollback journal is refused at once (SQLite does not
+        // wait where waiting could deadlock): it is tried again, up to the busy
+        // timeout.
+        patiently(|| {
+            conn.execute_batch(&format!(
+                "PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = NORMAL;
+                 PRAGMA temp_store = MEMORY;
+                 PRAGMA cache_size = -{};",
+                u64::from(cache_mb) * 1024
+            ))
+        })
         .map_err(|e| open_err(e.into()))?;
+        // Every transaction here writes: it takes the write lock at its start,
+        // waiting up to the busy timeout, rather than reading first and failing
+        // at once when another program wrote meanwhile (issue 17, item 31).
+        conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
         // A migration may rebuild a table that others refer to (SQLite's way to
         // change a constraint): the links are checked once all have run.
         conn.pragma_update(None, "foreign_keys", false)
             .map_err(|e| open_err(e.into()))?;
-        migrations()
-            .to_latest(&mut conn)
-            .map_err(|e| open_err(e.into()))?;
+        // Two commands opening a new database at once both find it empty; the
+        // second one's migration then fails on the tables the first one made, and
+        // only the first one's counts (issue 17, item 31).
+        migrate(&mut conn).map_err(|e| open_err(e.into()))?;
         let broken: Option<String> = conn
             .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
             .optional()

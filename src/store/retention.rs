@@ -28,7 +28,7 @@ pub const PERSONAL: [&str; 6] = [
 ];
 
 /// What a purge erased (or would erase).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Purged {
     /// Dossiers that lost their personal data.
     pub dossiers: u64,

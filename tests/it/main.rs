@@ -9,6 +9,7 @@
 mod alerts;
 mod check;
 mod common;
+mod control;
 mod crash;
 mod credentials;
 mod daemon;
