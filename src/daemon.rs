@@ -17,6 +17,8 @@
 //!                                 no new message starts, those in flight are recorded
 //!                                 (during a reload too: the new set never starts)
 //!  heartbeat (one task) ─▶ round trip to the store thread ─▶ answered in time: WATCHDOG=1
+//!  control socket (<db>.sock) ─▶ a command's import, evaluation, purge ─▶ store thread
+//!                             └─ its flush ─▶ the dispatcher task's next pass ─▶ answer
 //! ```
 //! A failing connector is logged and retried at its next tick; it never stops the
 //! others. Imports run one at a time because SQLite has one writer.
