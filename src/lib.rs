@@ -21,6 +21,7 @@
 //! report     one self-contained HTML page for managers (inline SVG charts)
 //! daemon     schedules imports (cron, time zone), reload, shutdown
 //! metrics    /metrics (Prometheus), /healthz, /readyz
+//! web        the web face ([web] listen): the unsubscribe pages
 //! ```
 //! The pure core (`diff`, `connector::mapping`, `connector::value`, the parsers)
 //! does no I/O and takes `now` as an argument.
@@ -46,3 +47,4 @@ pub mod store;
 #[cfg(test)]
 mod test_support;
 pub mod timers;
+pub mod web;

@@ -204,6 +204,7 @@ fn flush(config: &Config, force: bool) -> anyhow::Result<Exit> {
             rules,
             Arc::new(loaded.connectors),
             &config.delivery,
+            config.web.public_url.clone(),
             delays,
             stop.clone(),
         )?;

@@ -55,6 +55,9 @@ pub enum StoreError {
     /// A backup could not be written.
     #[error("backup: {0}")]
     Backup(String),
+    /// The operating system gave no random bytes for a token.
+    #[error("cannot draw a random token: {0}")]
+    Random(String),
 }
 
 mod claims;
@@ -68,6 +71,7 @@ mod instance;
 mod journal;
 mod left_out;
 mod outbox;
+mod recipients;
 mod references;
 mod retention;
 mod sources;
@@ -83,6 +87,7 @@ pub use index::{Entry, entry_row};
 pub use instance::{InstanceLock, LockError, lock_path};
 pub use left_out::LeftOutConnector;
 pub use outbox::{AdminNews, Change, Delivery, DueAlert};
+pub use recipients::{OptOut, OptOutHow, Subscription, token_shape};
 pub use retention::{PERSONAL, Purged, closed_before};
 pub use sources::SourceHealth;
 
@@ -135,6 +140,7 @@ const MIGRATIONS: &[Migration] = &[
     (include_str!("migrations/0015_files_seen.sql"), None),
     (include_str!("migrations/0016_left_out.sql"), None),
     (include_str!("migrations/0017_gauge_totals.sql"), None),
+    (include_str!("migrations/0018_unsubscribe.sql"), None),
 ];
 
 fn migrations() -> Migrations<'static> {
