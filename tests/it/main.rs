@@ -31,4 +31,5 @@ mod systemd;
 mod templates;
 mod timers;
 mod tls;
+mod unsubscribe;
 mod xml;
