@@ -78,6 +78,8 @@ pub const KEYS: &[&str] = &[
     "retention.personal_data",
     "retention.schedule",
     "metrics.listen",
+    "web.listen",
+    "web.public_url",
     "delivery.transport",
     "delivery.concurrency",
     "delivery.rate_per_second",
@@ -117,6 +119,7 @@ struct Defaults {
     delays: DelaysDefaults,
     retention: RetentionDefaults,
     metrics: MetricsDefaults,
+    web: WebDefaults,
     delivery: DeliveryDefaults,
     smtp: SmtpDefaults,
 }
@@ -124,6 +127,12 @@ struct Defaults {
 #[derive(Debug, Serialize)]
 struct MetricsDefaults {
     listen: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct WebDefaults {
+    listen: &'static str,
+    public_url: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -260,6 +269,14 @@ const DEFAULTS: Defaults = Defaults {
         schedule: "0 30 3 * * *",
     },
     metrics: MetricsDefaults { listen: "" },
+    // Off, as /metrics; the links of the quick start's informational messages
+    // name the address `listen = "127.0.0.1:8080"` would serve, so that the
+    // embedded defaults run with the shipped rules (`check` says when nothing
+    // here serves them). A production file sets both (config.example.toml).
+    web: WebDefaults {
+        listen: "",
+        public_url: "http://127.0.0.1:8080",
+    },
     delivery: DeliveryDefaults {
         transport: "file",
         concurrency: 4,
@@ -321,6 +338,8 @@ pub struct Config {
     pub purge_schedule: Option<croner::Cron>,
     /// Where `/metrics`, `/healthz` and `/readyz` are served (none: off).
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// The web face: the unsubscribe pages.
+    pub web: Web,
     /// How alerts leave.
     pub delivery: Delivery,
 }
@@ -515,6 +534,18 @@ pub struct Region {
     pub phone: Option<String>,
     /// A website.
     pub website: Option<String>,
+}
+
+/// The web face (`[web]`): where it listens, and the address people use.
+#[derive(Debug, Clone, Default)]
+pub struct Web {
+    /// Where the daemon serves the pages (none: off).
+    pub listen: Option<std::net::SocketAddr>,
+    /// The address people open (the Region's reverse proxy in front of
+    /// `listen`), without a final `/`: the links in messages start with it. None
+    /// when set empty: then no rule may be informational (its messages must
+    /// carry a way out).
+    pub public_url: Option<String>,
 }
 
 /// Where and how the state is stored.
@@ -748,23 +779,8 @@ impl Config {
             Some(_) => get_cron(figment, "retention.schedule", &mut p).map(Some),
             None => None,
         };
-        let metrics_listen = get::<String>(figment, "metrics.listen", &mut p).and_then(|text| {
-            if text.trim().is_empty() {
-                return Some(None);
-            }
-            text.trim()
-                .parse::<std::net::SocketAddr>()
-                .map(Some)
-                .map_err(|e| {
-                    push_key(
-                        figment,
-                        "metrics.listen",
-                        format!("'{text}' is not an address and port like \"127.0.0.1:9464\": {e}"),
-                        &mut p,
-                    );
-                })
-                .ok()
-        });
+        let metrics_listen = get_listen(figment, "metrics.listen", "127.0.0.1:9464", &mut p);
+        let web = web(figment, &mut p);
         match (
             timezone,
             connectors_dir,
@@ -784,6 +800,7 @@ impl Config {
             personal_data,
             metrics_listen,
             purge_schedule,
+            web,
         ) {
             (
                 Some(timezone),
@@ -804,6 +821,7 @@ impl Config {
                 Some(personal_data),
                 Some(metrics_listen),
                 Some(purge_schedule),
+                Some(web),
             ) if p.is_empty() => Ok(Config {
                 file,
                 timezone,
@@ -825,6 +843,7 @@ impl Config {
                 personal_data,
                 metrics_listen,
                 purge_schedule,
+                web,
                 delivery,
             }),
             _ => Err(p),
@@ -856,6 +875,65 @@ fn syntax_error(text: &str) -> Option<String> {
     Some(format!(
         "not a valid TOML file: {place}{reason} (the line is not shown: it may hold a secret)"
     ))
+}
+
+/// A socket address, or none when the key is empty (off).
+fn get_listen(
+    figment: &Figment,
+    key: &str,
+    example: &str,
+    p: &mut Problems,
+) -> Option<Option<std::net::SocketAddr>> {
+    let text = get::<String>(figment, key, p)?;
+    if text.trim().is_empty() {
+        return Some(None);
+    }
+    text.trim()
+        .parse::<std::net::SocketAddr>()
+        .map(Some)
+        .map_err(|e| {
+            let why = format!("'{text}' is not an address and port like \"{example}\": {e}");
+            push_key(figment, key, why, p);
+        })
+        .ok()
+}
+
+/// `[web]`: the listening address and the public address of the pages.
+fn web(figment: &Figment, p: &mut Problems) -> Option<Web> {
+    let listen = get_listen(figment, "web.listen", "127.0.0.1:8080", p);
+    let public_url = get::<String>(figment, "web.public_url", p).and_then(|text| {
+        if text.trim().is_empty() {
+            return Some(None);
+        }
+        public_url(text.trim())
+            .map(Some)
+            .map_err(|why| push_key(figment, "web.public_url", format!("'{text}' {why}"), p))
+            .ok()
+    });
+    Some(Web {
+        listen: listen?,
+        public_url: public_url?,
+    })
+}
+
+/// The public address of the web face as links start with it (no final `/`),
+/// or why it cannot be one (pure).
+pub fn public_url(text: &str) -> Result<String, &'static str> {
+    let url = url::Url::parse(text)
+        .map_err(|_| "is not an address like \"https://aides.region.example.org\"")?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("must start with http:// or https://");
+    }
+    if url.host().is_none() {
+        return Err("names no host");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not hold a user name or password: it is written in every message");
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not have a query (?…) or a fragment (#…): paths are added after it");
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
 fn delays(figment: &Figment, p: &mut Problems) -> Option<DelaysConfig> {
@@ -1313,6 +1391,51 @@ mod tests {
         }
         assert_eq!(problems.len(), 5, "{text}");
         assert!(problems.iter().all(|p| p.place == file), "{text}");
+    }
+
+    #[test]
+    fn public_urls_are_http_addresses_that_paths_follow() {
+        for (text, expected) in [
+            (
+                "https://aides.region.example.org",
+                "https://aides.region.example.org",
+            ),
+            (
+                "https://aides.region.example.org/",
+                "https://aides.region.example.org",
+            ),
+            ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+            (
+                "https://www.region.example.org/alertes/",
+                "https://www.region.example.org/alertes",
+            ),
+        ] {
+            assert_eq!(public_url(text).as_deref(), Ok(expected), "{text}");
+        }
+        for (text, why) in [
+            ("aides.region.example.org", "is not an address"),
+            ("ftp://aides.region.example.org", "http:// or https://"),
+            ("https://aides.region.example.org/?x=1", "query"),
+            ("https://aides.region.example.org/#haut", "fragment"),
+            ("https://moi:secret@aides.region.example.org", "password"),
+        ] {
+            let error = public_url(text).unwrap_err();
+            assert!(error.contains(why), "{text}: {error}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            "[web]\npublic_url = \"ftp://x\"\nlisten = \"here\"\n",
+        );
+        let text = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(
+            text.contains("key `web.public_url`: 'ftp://x' must start with http"),
+            "{text}"
+        );
+        assert!(
+            text.contains("key `web.listen`: 'here' is not an address and port"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -171,6 +171,7 @@ fn start(
         Arc::clone(rules),
         Arc::new(connectors.clone()),
         &config.delivery,
+        config.web.public_url.clone(),
         Arc::clone(&delays),
         cancel.clone(),
     )?;
@@ -384,6 +385,8 @@ pub async fn run(
         }
         None => None,
     };
+    // The web face too, for the daemon's whole life (a reload keeps it).
+    let web = serve_web(setup.config.web.listen, &handle, &cancel).await?;
     announce(&setup, &handle, &live).await;
     let mut running = Running {
         generation: start(&setup, &handle, &cancel)?,
@@ -424,6 +427,10 @@ pub async fn run(
     }
     if let Some(control) = control {
         let _ = control.await;
+    }
+    if let Some(web) = web {
+        // Requests under way finish (each within web::REQUEST_TIMEOUT).
+        let _ = tokio::time::timeout(crate::web::REQUEST_TIMEOUT, web).await;
     }
     let timeout = running.current.config.daemon.shutdown_timeout;
     if tokio::time::timeout(timeout, running.generation.tracker.wait())
@@ -480,6 +487,30 @@ fn listen_for_commands(
         answer,
         cancel.clone(),
     )))
+}
+
+/// Starts the web face on `listen`, when set, until `cancel`.
+///
+/// # Errors
+/// When the address cannot be listened on.
+async fn serve_web(
+    listen: Option<std::net::SocketAddr>,
+    store: &StoreHandle,
+    cancel: &CancellationToken,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let Some(address) = listen else {
+        return Ok(None);
+    };
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|e| anyhow::anyhow!("web.listen: cannot listen on {address}: {e}"))?;
+    info!(%address, "Serving the web pages (unsubscribing).");
+    let (store, cancel) = (store.clone(), cancel.clone());
+    Ok(Some(tokio::spawn(async move {
+        if let Err(error) = crate::web::serve(listener, store, cancel).await {
+            error!(%error, "The web pages stopped.");
+        }
+    })))
 }
 
 /// Reads the files again and, when they are valid, stops the running tasks and

@@ -22,6 +22,7 @@
 //! control    the control socket: commands hand their writes to the running daemon
 //! daemon     schedules imports (cron, time zone), reload, shutdown
 //! metrics    /metrics (Prometheus), /healthz, /readyz
+//! web        the web face ([web] listen): the unsubscribe pages
 //! ```
 //! The pure core (`diff`, `connector::mapping`, `connector::value`, the parsers)
 //! does no I/O and takes `now` as an argument.
@@ -48,3 +49,4 @@ pub mod store;
 #[cfg(test)]
 mod test_support;
 pub mod timers;
+pub mod web;

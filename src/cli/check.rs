@@ -13,6 +13,7 @@
 
 use crate::config::{Config, Problems};
 use crate::connector::LeftOut;
+use crate::rules::Class;
 use crate::store::Store;
 
 use super::{Exit, Loaded, load_apart, warnings};
@@ -55,7 +56,13 @@ pub(super) fn check(config: &Config, environment: bool, strict: bool) -> Exit {
             "warning: [region] gives neither an e-mail nor a phone: messages cannot tell people how to reach the Region"
         );
     }
-    for warning in warnings::all(config, loaded.as_ref().map_or(&[], |l| &l.connectors)) {
+    let informational = loaded
+        .as_ref()
+        .and_then(|l| l.rules.as_ref())
+        .is_some_and(|r| r.rules.iter().any(|r| r.class == Class::Informational));
+    let mut all = warnings::all(config, loaded.as_ref().map_or(&[], |l| &l.connectors));
+    all.extend(warnings::way_out(config, informational));
+    for warning in all {
         eprintln!("warning: {warning}");
     }
     if let Some(loaded) = loaded {

@@ -247,6 +247,7 @@ fn flush_alone(config: &Config, force: bool) -> anyhow::Result<Result<Report, Ex
             rules,
             Arc::new(loaded.connectors),
             &config.delivery,
+            config.web.public_url.clone(),
             delays,
             stop.clone(),
         )?;

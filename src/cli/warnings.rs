@@ -8,6 +8,9 @@
 //! packaged service can neither see (`ProtectHome=`, `PrivateTmp=`) nor write
 //! (`ProtectSystem=strict`) unless a drop-in lists it; and `[metrics] listen` on
 //! an address other machines can reach, since nothing protects the endpoint.
+//! Issue 17, item 25 adds the unsubscribe links of informational messages that
+//! nobody could open: no `[web] listen` here, or a `public_url` on this machine
+//! while messages leave by SMTP.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -113,6 +116,32 @@ fn folders_outside(config: &Config, connectors: &[Connector]) -> Vec<String> {
                 folder.display()
             ));
         }
+    }
+    warnings
+}
+
+/// The unsubscribe links of informational messages (when a rule is
+/// informational) that lead nowhere, each with how to fix it.
+pub(super) fn way_out(config: &Config, informational: bool) -> Vec<String> {
+    let Some(url) = config.web.public_url.as_deref().filter(|_| informational) else {
+        return Vec::new();
+    };
+    let mut warnings = Vec::new();
+    if config.web.listen.is_none() {
+        warnings.push(format!(
+            "[web] listen is not set: nothing here serves the unsubscribe links of informational messages ({url}{}/…); set it, and public_url to the address that reaches it",
+            crate::web::UNSUBSCRIBE_PATH
+        ));
+    }
+    let host = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned));
+    if matches!(config.delivery.transport, crate::config::Transport::Smtp(_))
+        && host.is_some_and(|h| crate::secret::is_loopback(&h))
+    {
+        warnings.push(format!(
+            "[web] public_url = \"{url}\" is this machine: the recipients of informational messages cannot open their unsubscribe links; set it to the address people use (the Region's reverse proxy)"
+        ));
     }
     warnings
 }

@@ -75,7 +75,15 @@ impl Dispatcher {
         };
         let key = format!("admin/{}", crate::store::format_time(now));
         let message_id = message::message_id(&[key.as_str()], &inner.from);
-        let outcome = match message::build(&content, &inner.from, None, &admin, &message_id, now) {
+        let outcome = match message::build(
+            &content,
+            &inner.from,
+            None,
+            &admin,
+            &message_id,
+            now,
+            &message::Footer::Nothing,
+        ) {
             Ok(email) => inner.transmit(email, &message_id).await,
             Err(reason) => Outcome::Permanent(reason),
         };
@@ -195,7 +203,15 @@ impl Inner {
             .clone()
             .unwrap_or_else(|| self.from.email.to_string());
         let dir = self.config.notice_dir.clone();
-        let written = match message::build(&content, &self.from, None, &to, &id, Utc::now()) {
+        let written = match message::build(
+            &content,
+            &self.from,
+            None,
+            &to,
+            &id,
+            Utc::now(),
+            &message::Footer::Nothing,
+        ) {
             Ok(email) => {
                 let bytes = email.formatted();
                 tokio::task::spawn_blocking(move || file::write(&dir, &id, &bytes))

@@ -22,6 +22,12 @@
 //! ([`admin`]). A group that goes wrong (a panic, a database error) never stops
 //! the others: its alerts go back to pending.
 //!
+//! An informational alert to an address that unsubscribed from informational
+//! messages is cancelled, not sent (within a digest, only such alerts drop
+//! out); a message of informational alerts only carries the address's
+//! unsubscribe link, a message with a mandatory alert says why it cannot be
+//! turned off ([`message::Footer`]; issue 17, item 25).
+//!
 //! Submodules: [`message`] (the e-mail), [`mod@file`] and [`smtp`] (the
 //! transports), [`admin`] (the administrators' digest and notices).
 
@@ -30,7 +36,7 @@ pub mod file;
 pub mod message;
 pub mod smtp;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -45,7 +51,7 @@ use crate::config::{Delivery, Transport as TransportConfig};
 use crate::connector::Connector;
 use crate::daemon::{DelayCache, StoreHandle};
 use crate::delays::Delays;
-use crate::rules::{Rules, Scene};
+use crate::rules::{Class, Rules, Scene};
 use crate::store::{Change, Delivery as Attempt, DueAlert};
 
 /// Alerts read from the outbox at once.
@@ -139,6 +145,8 @@ struct Inner {
     transport: Transport,
     from: Mailbox,
     reply_to: Option<Mailbox>,
+    /// `[web] public_url`: where unsubscribe links lead.
+    public_url: Option<String>,
     /// The earliest instant the next message may leave (rate limit).
     next_slot: Mutex<tokio::time::Instant>,
     /// Told to stop: no new message starts.
@@ -153,7 +161,8 @@ struct Inner {
 }
 
 impl Dispatcher {
-    /// Prepares the transport.
+    /// Prepares the transport; `public_url` is `[web] public_url`, where the
+    /// unsubscribe links of informational messages lead.
     ///
     /// # Errors
     /// When the transport cannot be set up (TLS settings).
@@ -162,6 +171,7 @@ impl Dispatcher {
         rules: Arc<Rules>,
         connectors: Arc<Vec<Connector>>,
         config: &Delivery,
+        public_url: Option<String>,
         delays: Arc<DelayCache>,
         stop: CancellationToken,
     ) -> anyhow::Result<Self> {
@@ -183,6 +193,7 @@ impl Dispatcher {
                 transport,
                 from: parse(&config.from)?,
                 reply_to: config.reply_to.as_deref().map(parse).transpose()?,
+                public_url,
                 config: config.clone(),
                 next_slot: Mutex::new(tokio::time::Instant::now()),
                 stop,
@@ -289,26 +300,30 @@ impl Dispatcher {
             .recovering
             .store(state.paused_since.is_some(), Ordering::Relaxed);
         inner.tripped.store(false, Ordering::Relaxed);
-        let (due, sent) = inner
+        let (due, sent, opted_out) = inner
             .store
             .call(move |s| -> Result<_, crate::store::StoreError> {
                 let due = s.due_alerts(until, BATCH)?;
-                let mut sent = HashMap::new();
+                let (mut sent, mut opted_out) = (HashMap::new(), HashSet::new());
                 for a in &due {
                     if let std::collections::hash_map::Entry::Vacant(slot) =
                         sent.entry(a.recipient.to_lowercase())
                     {
                         let n = s.messages_sent_since(slot.key(), since)?;
+                        if s.opted_out(slot.key())? {
+                            opted_out.insert(slot.key().clone());
+                        }
                         slot.insert(n);
                     }
                 }
-                Ok((due, sent))
+                Ok((due, sent, opted_out))
             })
             .await??;
         let read = due.len();
         let planned = plan(
             due,
             &sent,
+            &opted_out,
             inner.config.max_per_recipient_per_day,
             now,
             &inner.rules.policy,
@@ -479,6 +494,7 @@ impl Inner {
             return Ok(Report::default());
         }
         let recipient = group[0].recipient.clone();
+        let footer = self.footer(&group).await?;
         let outcome = match self.render(&group, delays).and_then(|content| {
             message::build(
                 &content,
@@ -487,12 +503,35 @@ impl Inner {
                 &recipient,
                 &message_id,
                 Utc::now(),
+                &footer,
             )
         }) {
             Err(reason) => Outcome::Permanent(reason),
             Ok(email) => self.transmit(email, &message_id).await,
         };
         self.conclude(&group, outcome, &message_id).await
+    }
+
+    /// What a group's message says about turning such messages off: a message of
+    /// informational alerts only gets its recipient's unsubscribe link (their
+    /// token drawn the first time), one with a mandatory alert says why not.
+    async fn footer(&self, group: &[DueAlert]) -> anyhow::Result<message::Footer> {
+        let informational = Class::Informational.as_str();
+        if group.iter().any(|a| a.class != informational) {
+            return Ok(message::Footer::Mandatory);
+        }
+        let Some(public_url) = self.public_url.clone() else {
+            return Ok(message::Footer::Nothing);
+        };
+        let recipient = group[0].recipient.clone();
+        let token = self
+            .store
+            .call(move |s| s.recipient_token(&recipient, Utc::now()))
+            .await??;
+        Ok(message::Footer::Unsubscribe(crate::web::unsubscribe_url(
+            &public_url,
+            &token,
+        )))
     }
 
     /// Records what became of a group's message on each of its alerts, and
@@ -670,15 +709,23 @@ pub struct Planned {
     pub deferred: u64,
 }
 
+/// Why an informational alert to an address that unsubscribed is not sent.
+pub const UNSUBSCRIBED: &str =
+    "le destinataire s'est désabonné des messages d'information : non envoyé";
+
 /// Decides what to do with due alerts (pure): cancel those whose dossier left the
-/// step they were held for, put off those past a recipient's daily limit, and
+/// step they were held for and the informational ones to an address that
+/// unsubscribed from them, put off those past a recipient's daily limit, and
 /// gather the digestible alerts of each recipient into one message. Alerts tried
 /// before under a Message-ID go together again, and with no other alert: the
-/// copy of an interrupted message is the same message. Addresses
-/// compare without case, and `sent_today` is keyed by lowercase address.
+/// copy of an interrupted message is the same message. Addresses compare
+/// without case: `sent_today` (messages sent in the last 24 hours) and
+/// `opted_out` (addresses that left the informational messages) are keyed by
+/// lowercase address.
 pub fn plan(
     due: Vec<DueAlert>,
     sent_today: &HashMap<String, u32>,
+    opted_out: &HashSet<String>,
     per_day: u32,
     now: DateTime<Utc>,
     policy: &crate::rules::timing::Policy,
@@ -700,6 +747,14 @@ pub fn plan(
             continue;
         }
         let address = alert.recipient.to_lowercase();
+        if alert.class == Class::Informational.as_str() && opted_out.contains(&address) {
+            planned.changes.push(Change::Cancel {
+                id: alert.id,
+                reason: UNSUBSCRIBED.to_owned(),
+            });
+            planned.cancelled += 1;
+            continue;
+        }
         // A message tried before goes again as it was, under its Message-ID.
         if let Some(&g) = alert.message_id.as_ref().and_then(|id| resumed.get(id)) {
             planned.groups[g].push(alert);
@@ -851,6 +906,7 @@ mod tests {
             rule: "r".to_owned(),
             template: "t".to_owned(),
             role: "beneficiary".to_owned(),
+            class: "mandatory".to_owned(),
             recipient: to.to_owned(),
             digest,
             hold_step: hold.map(str::to_owned),
@@ -887,7 +943,15 @@ mod tests {
             alert(4, "a@x.fr", false, "refuse", None),
         ];
         let now = utc("2026-03-10T09:00:00Z");
-        let planned = plan(due, &HashMap::new(), 20, now, &policy(&[]), &lifecycle());
+        let planned = plan(
+            due,
+            &HashMap::new(),
+            &HashSet::new(),
+            20,
+            now,
+            &policy(&[]),
+            &lifecycle(),
+        );
         let groups: Vec<Vec<i64>> = planned.groups.iter().map(|g| ids(g)).collect();
         assert_eq!(groups, [vec![1, 3], vec![2], vec![4]]);
         assert!(planned.changes.is_empty());
@@ -909,7 +973,15 @@ mod tests {
             resumed(4, "a@x.fr"),
         ];
         let now = utc("2026-03-10T09:00:00Z");
-        let planned = plan(due, &HashMap::new(), 20, now, &policy(&[]), &lifecycle());
+        let planned = plan(
+            due,
+            &HashMap::new(),
+            &HashSet::new(),
+            20,
+            now,
+            &policy(&[]),
+            &lifecycle(),
+        );
         let groups: Vec<Vec<i64>> = planned.groups.iter().map(|g| ids(g)).collect();
         assert_eq!(groups, [vec![1, 3], vec![2, 4]]);
     }
@@ -923,6 +995,7 @@ mod tests {
         let planned = plan(
             due,
             &HashMap::new(),
+            &HashSet::new(),
             20,
             utc("2026-03-10T09:00:00Z"),
             &policy(&[]),
@@ -942,6 +1015,43 @@ mod tests {
     }
 
     #[test]
+    fn an_unsubscribed_address_gets_only_its_mandatory_alerts() {
+        let informational = |id: i64, to: &str| {
+            let mut a = alert(id, to, true, "instruction", None);
+            a.class = "informational".to_owned();
+            a
+        };
+        let due = vec![
+            informational(1, "A@x.fr"),
+            alert(2, "a@x.fr", true, "instruction", None),
+            informational(3, "a@x.fr"),
+            informational(4, "b@x.fr"),
+        ];
+        let opted_out = HashSet::from(["a@x.fr".to_owned()]);
+        let now = utc("2026-03-10T09:00:00Z");
+        let planned = plan(
+            due,
+            &HashMap::new(),
+            &opted_out,
+            20,
+            now,
+            &policy(&[]),
+            &lifecycle(),
+        );
+        let groups: Vec<Vec<i64>> = planned.groups.iter().map(|g| ids(g)).collect();
+        // Within a digest, only the informational alerts drop out.
+        assert_eq!(groups, [vec![2], vec![4]]);
+        assert_eq!(planned.cancelled, 2);
+        assert_eq!(
+            planned.changes,
+            [1, 3].map(|id| Change::Cancel {
+                id,
+                reason: UNSUBSCRIBED.to_owned()
+            })
+        );
+    }
+
+    #[test]
     fn the_daily_limit_puts_off_the_rest_into_the_next_sending_window() {
         let due = vec![
             alert(1, "a@x.fr", false, "instruction", None),
@@ -954,6 +1064,7 @@ mod tests {
         let planned = plan(
             due,
             &sent,
+            &HashSet::new(),
             2,
             now,
             &policy(&["mon-fri 08:00-19:00"]),

@@ -36,18 +36,20 @@ use timing::Policy;
 /// The folder of templates inside the rules folder.
 pub const TEMPLATES_DIR: &str = "templates";
 
-/// How much a message matters to its recipient, for future opt-outs.
+/// How much a message matters to its recipient: whether they may turn it off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
-    /// Must be sent (a decision, a request for pieces).
+    /// Always sent (a decision, a missing piece, a deadline): its message says
+    /// why it cannot be turned off.
     Mandatory,
-    /// Good to know; a recipient may opt out later.
+    /// Good to know: its message carries a one-click way out (`List-Unsubscribe`
+    /// and a footer link), and an address that took it gets no more of them.
     Informational,
 }
 
 impl Class {
     /// The name used in rule files and in the outbox.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Mandatory => "mandatory",
             Self::Informational => "informational",
@@ -289,6 +291,9 @@ impl Rules {
                 }
                 rules.push(rule);
             }
+        }
+        if config.web.public_url.is_none() {
+            way_out_missing(&rules, problems);
         }
         let extra_fields = connectors
             .iter()
@@ -658,6 +663,20 @@ fn field_value(kind: FieldKind, value: Option<&str>) -> Value {
 /// is now in the step labelled `now_in`.
 pub fn left_step(now_in: &str) -> String {
     format!("le dossier a quitté l'étape avant l'envoi (désormais : {now_in})")
+}
+
+/// Reports every informational rule: without `[web] public_url`, its messages
+/// could not carry the way out that informational messages must have.
+fn way_out_missing(rules: &[Rule], problems: &mut Problems) {
+    for rule in rules.iter().filter(|r| r.class == Class::Informational) {
+        problems.push(
+            &rule.file,
+            format!(
+                "rule '{}' is informational: its messages must carry a way out: set [web] public_url and [web] listen",
+                rule.name
+            ),
+        );
+    }
 }
 
 /// A string or a list of strings, with the span of the whole value.

@@ -61,6 +61,9 @@ pub enum StoreError {
     /// A backup could not be written.
     #[error("backup: {0}")]
     Backup(String),
+    /// The operating system gave no random bytes for a token.
+    #[error("cannot draw a random token: {0}")]
+    Random(String),
 }
 
 mod claims;
@@ -74,6 +77,7 @@ mod instance;
 mod journal;
 mod left_out;
 mod outbox;
+mod recipients;
 mod references;
 mod retention;
 mod sources;
@@ -89,6 +93,7 @@ pub use index::{Entry, entry_row};
 pub use instance::{InstanceLock, LockError, lock_path};
 pub use left_out::LeftOutConnector;
 pub use outbox::{AdminNews, Change, Delivery, DueAlert};
+pub use recipients::{OptOut, OptOutHow, Subscription, token_shape};
 pub use retention::{PERSONAL, Purged, closed_before};
 pub use sources::SourceHealth;
 
@@ -153,6 +158,7 @@ const MIGRATIONS: &[Migration] = &[
     (include_str!("migrations/0015_files_seen.sql"), None),
     (include_str!("migrations/0016_left_out.sql"), None),
     (include_str!("migrations/0017_gauge_totals.sql"), None),
+    (include_str!("migrations/0018_unsubscribe.sql"), None),
 ];
 
 fn migrations() -> Migrations<'static> {

@@ -26,6 +26,8 @@ pub struct DueAlert {
     pub template: String,
     /// The recipient's role.
     pub role: String,
+    /// `mandatory` or `informational` (its rule's class when it was queued).
+    pub class: String,
     /// The address.
     pub recipient: String,
     /// Whether it may share a message with others to the same address.
@@ -101,7 +103,7 @@ const DUE_SELECT: &str = "SELECT d.id, d.connector, d.source_id, d.step, d.statu
         a.id, a.key, a.rule, a.template, a.role, a.recipient, a.digest, a.hold_step,
         a.attempts, a.created_at, a.due_at,
         e.kind, e.from_step, e.to_step, e.field, e.old_value, e.new_value, e.occurred_at,
-        e.notified_by_source, a.message_id
+        e.notified_by_source, a.message_id, a.class
     FROM alerts a JOIN events e ON e.id = a.event_id
     JOIN dossiers d ON d.id = a.dossier_id";
 
@@ -134,6 +136,7 @@ impl Store {
                 due_at: parse_time(r.get_ref(19)?.as_str()?)?,
                 event: super::read_event(r, 20)?,
                 message_id: r.get(28)?,
+                class: r.get(29)?,
             });
         }
         Ok(out)

@@ -32,4 +32,5 @@ mod systemd;
 mod templates;
 mod timers;
 mod tls;
+mod unsubscribe;
 mod xml;

@@ -1,0 +1,111 @@
+//! The web face: the HTTP listener of `[web] listen`, for the daemon's whole
+//! life, and the pages it serves. Today these are the unsubscribe pages of
+//! informational messages ([`unsubscribe`], issue 17, item 25); the front office
+//! of the design will grow here.
+//!
+//! Owns the router and what protects every page: a request timeout, a small
+//! body limit, security headers (no sniffing, no referrer, so that a token in a
+//! URL never leaves in a `Referer`; a content security policy that allows no
+//! script and no external asset; no framing; no caching) and a tracing span per
+//! request that names the route, never the token. It does not own `/metrics`
+//! (the `metrics` module, on its own listener) and writes the store only
+//! through the store's own functions, on the store thread.
+
+pub mod unsubscribe;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::daemon::StoreHandle;
+
+/// The path of the unsubscribe pages, below `[web] public_url`.
+pub const UNSUBSCRIBE_PATH: &str = "/desabonnement";
+/// How long one request may take, store included; then 503.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest request body read (a one-click body is 26 bytes).
+pub const MAX_BODY: usize = 4 * 1024;
+
+/// The headers every answer carries.
+const SECURITY_HEADERS: [(HeaderName, &str); 6] = [
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::REFERRER_POLICY, "no-referrer"),
+    (
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
+         frame-ancestors 'none'; base-uri 'none'",
+    ),
+    (header::X_FRAME_OPTIONS, "DENY"),
+    (header::CACHE_CONTROL, "no-store"),
+    (HeaderName::from_static("x-robots-tag"), "noindex, nofollow"),
+];
+
+/// The address of the unsubscribe link of the holder of `token`, under
+/// `public_url` (validated, without a final `/`).
+pub fn unsubscribe_url(public_url: &str, token: &str) -> String {
+    format!("{public_url}{UNSUBSCRIBE_PATH}/{token}")
+}
+
+/// Every page, with the layers that protect them.
+pub fn router(store: StoreHandle) -> Router {
+    let mut router = unsubscribe::routes()
+        .fallback(unsubscribe::not_found)
+        .with_state(store)
+        .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                // The route, not the path: a path holds a token.
+                let route = request
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map_or("(none)", MatchedPath::as_str);
+                tracing::debug_span!("web", method = %request.method(), route)
+            }),
+        );
+    for (name, value) in SECURITY_HEADERS {
+        router = router.layer(SetResponseHeaderLayer::overriding(
+            name,
+            HeaderValue::from_static(value),
+        ));
+    }
+    router
+}
+
+/// Serves the pages on `listener` until `cancel`; requests under way finish.
+///
+/// # Errors
+/// When the listener fails for good.
+pub async fn serve(
+    listener: TcpListener,
+    store: StoreHandle,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(store))
+        .with_graceful_shutdown(cancel.cancelled_owned())
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_are_built_under_the_public_address() {
+        assert_eq!(
+            unsubscribe_url("https://aides.region.example.org/alertes", "0a1b"),
+            "https://aides.region.example.org/alertes/desabonnement/0a1b"
+        );
+    }
+}
