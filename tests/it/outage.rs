@@ -129,8 +129,10 @@ fn the_administrators_digest_backs_off_and_records_its_failures() {
 }
 
 /// Regression: a reload of the daemon took back the claims of an `outbox flush`
-/// running beside it, and both sent the same alerts. Here the daemon and two
-/// `outbox flush` drain one outbox while the daemon is reloaded three times.
+/// running beside it, and both sent the same alerts. Here two `outbox flush`
+/// started before the daemon (so each works alone, with claims of its own; a
+/// flush started after it hands its pass to the daemon) drain one outbox with
+/// the daemon while it starts and is reloaded three times.
 #[test]
 fn several_processes_drain_one_outbox_and_send_each_alert_once() {
     const ALERTS: usize = 150;
@@ -138,7 +140,6 @@ fn several_processes_drain_one_outbox_and_send_each_alert_once() {
     let install = install(&server, "concurrency = 2\nrate_per_second = 40.0");
     queue_alerts(&install, ALERTS);
 
-    let daemon = install.daemon();
     let flushes: Vec<_> = (0..2)
         .map(|_| {
             install
@@ -149,8 +150,14 @@ fn several_processes_drain_one_outbox_and_send_each_alert_once() {
                 .unwrap()
         })
         .collect();
+    let start = Instant::now();
+    while server.received().is_empty() {
+        assert!(start.elapsed().as_secs() < 30, "the flushes sent nothing");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let daemon = install.daemon();
     for _ in 0..3 {
-        std::thread::sleep(Duration::from_millis(400));
+        std::thread::sleep(Duration::from_millis(300));
         let hup = std::process::Command::new("kill")
             .args(["-HUP", &daemon.0.id().to_string()])
             .status()
