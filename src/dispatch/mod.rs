@@ -28,7 +28,7 @@
 //! unsubscribe link, a message with a mandatory alert says why it cannot be
 //! turned off ([`message::Footer`]; issue 17, item 25).
 //!
-//! Submodules: [`mod@plan`] (what a pass does with the alerts it read, pure),
+//! Submodules: `plan` (what a pass does with the alerts it read, pure),
 //! `groups` (the groups sent a few at a time, one going wrong stopping none),
 //! [`message`] (the e-mail), [`mod@file`] and [`smtp`] (the transports),
 //! [`admin`] (the administrators' digest and notices).
