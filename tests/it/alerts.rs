@@ -17,20 +17,7 @@ fn install(debounce: &str) -> Install {
 
 /// The outbox as `(status, rule, recipient, reference)`, sorted.
 fn outbox(install: &Install) -> Vec<(String, String, String, String)> {
-    let out = install.run(&["outbox", "list", "--json", "--limit", "1000"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let all: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mut rows: Vec<_> = all
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| {
-            let s = |k: &str| v[k].as_str().unwrap().to_owned();
-            (s("status"), s("rule"), s("recipient"), s("reference"))
-        })
-        .collect();
-    rows.sort();
-    rows
+    crate::common::outbox_rows(install, ["status", "rule", "recipient", "reference"])
 }
 
 fn row(status: &str, rule: &str, to: &str, reference: &str) -> (String, String, String, String) {

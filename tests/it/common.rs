@@ -233,6 +233,25 @@ impl Install {
 }
 
 /// The integer value of a JSON key.
+/// Every alert of `outbox list --json`, as the values of four of its `keys`
+/// (an absent one is empty), sorted.
+pub fn outbox_rows(install: &Install, keys: [&str; 4]) -> Vec<(String, String, String, String)> {
+    let out = install.run(&["outbox", "list", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let all: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut rows: Vec<_> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let s = |k: &str| a[k].as_str().unwrap_or_default().to_owned();
+            (s(keys[0]), s(keys[1]), s(keys[2]), s(keys[3]))
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
 pub fn n(v: &Value, key: &str) -> u64 {
     v[key]
         .as_u64()

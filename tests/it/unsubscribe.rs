@@ -7,8 +7,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::Value;
-
 use crate::common::{Install, text};
 use crate::daemon::wait_for;
 
@@ -168,20 +166,7 @@ fn opt_outs(install: &Install) -> Vec<(String, String, String)> {
 
 /// The alerts of `outbox list --json`: (reference, rule, status, reason).
 fn alerts(install: &Install) -> Vec<(String, String, String, String)> {
-    let out = install.run(&["outbox", "list", "--json"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let all: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mut rows: Vec<_> = all
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| {
-            let s = |k: &str| a[k].as_str().unwrap_or_default().to_owned();
-            (s("reference"), s("rule"), s("status"), s("reason"))
-        })
-        .collect();
-    rows.sort();
-    rows
+    crate::common::outbox_rows(install, ["reference", "rule", "status", "reason"])
 }
 
 #[test]
