@@ -39,7 +39,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use alertissimo::config::Problems;
+use alertissimo::diag::Problems;
 use alertissimo::lifecycle::Lifecycle;
 use alertissimo::store::{Store, format_time};
 use chrono::{TimeZone, Utc};

@@ -34,7 +34,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alertissimo::config::{Config, Problems};
+use alertissimo::config::Config;
+use alertissimo::diag::Problems;
 use alertissimo::lifecycle::Lifecycle;
 use alertissimo::model::{Dossier, Event, EventKind};
 use alertissimo::rules::{Rules, Scene};

@@ -22,6 +22,7 @@ use figment::value::{Dict, Value};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::diag::Problems;
 use crate::rules::timing::{self, Policy, Window};
 
 /// Where the daemon looks for its configuration when `--config` is not given.
@@ -32,7 +33,7 @@ pub const ENV_PREFIX: &str = "ALERTISSIMO_";
 const HOUR: Duration = Duration::from_secs(3_600);
 const DAY: Duration = Duration::from_secs(86_400);
 /// The longest value of the duration keys that allow less than
-/// [`crate::lifecycle::MAX_DURATION`] (10 years), as `config.example.toml`
+/// [`crate::diag::MAX_DURATION`] (10 years), as `config.example.toml`
 /// documents them: past these a value means nothing, and far past them date
 /// arithmetic overflows and panics (issue 17, item 20).
 const MAX_DURATIONS: &[(&str, Duration)] = &[
@@ -609,62 +610,6 @@ pub struct DaemonConfig {
     pub shutdown_timeout: Duration,
 }
 
-/// One problem found while checking admin-written files.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// Where: a file, or a key and the source of its value.
-    pub place: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-/// Every problem found, in the order found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Problems(Vec<Problem>);
-
-impl Problems {
-    /// Records a problem found in `place` (usually a file path).
-    pub fn push(&mut self, place: impl AsRef<Path>, message: impl Into<String>) {
-        self.0.push(Problem {
-            place: place.as_ref().display().to_string(),
-            message: message.into(),
-        });
-    }
-
-    /// How many problems were found.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Whether no problem was found.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// Every problem.
-    pub fn iter(&self) -> impl Iterator<Item = &Problem> {
-        self.0.iter()
-    }
-
-    /// Adds every problem of `other`, after these.
-    pub fn append(&mut self, other: Problems) {
-        self.0.extend(other.0);
-    }
-}
-
-impl fmt::Display for Problems {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for p in &self.0 {
-            // A toml error spans several lines (snippet and caret): indent them.
-            let message = p.message.replace('\n', "\n    ");
-            writeln!(f, "{}: {message}", p.place)?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for Problems {}
-
 impl Config {
     /// Loads the configuration.
     ///
@@ -707,7 +652,7 @@ impl Config {
         // than silently ignored; ALERTISSIMO_CONFIG is --config, read by the command line.
         figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__").ignore(&["config"]));
         Self::from_figment(&figment, file).map_err(|mut p| {
-            p.0.sort_by(|a, b| a.place.cmp(&b.place));
+            p.sort_by_place();
             p
         })
     }
@@ -976,8 +921,8 @@ fn get_duration(figment: &Figment, key: &str, p: &mut Problems) -> Option<Durati
     let max = MAX_DURATIONS
         .iter()
         .find(|(k, _)| *k == key)
-        .map_or(crate::lifecycle::MAX_DURATION, |(_, max)| *max);
-    crate::lifecycle::parse_duration_at_most(&text, max)
+        .map_or(crate::diag::MAX_DURATION, |(_, max)| *max);
+    crate::diag::parse_duration_at_most(&text, max)
         .map_err(|reason| push_key(figment, key, reason, p))
         .ok()
 }
@@ -1260,10 +1205,10 @@ fn source_of(figment: &Figment, key: &str) -> String {
 }
 
 fn push_key(figment: &Figment, key: &str, message: impl Into<String>, p: &mut Problems) {
-    p.0.push(Problem {
-        place: source_of(figment, key),
-        message: format!("key `{key}`: {}", message.into()),
-    });
+    p.push(
+        source_of(figment, key),
+        format!("key `{key}`: {}", message.into()),
+    );
 }
 
 fn get<T: DeserializeOwned>(figment: &Figment, key: &str, p: &mut Problems) -> Option<T> {
@@ -1310,7 +1255,7 @@ fn check_unknown_keys(figment: &Figment, p: &mut Problems) {
     flatten("", &dict, &mut found);
     for key in found {
         if !KEYS.contains(&key.as_str()) {
-            let hint = crate::lifecycle::closest(&key, KEYS.iter().copied())
+            let hint = crate::diag::closest(&key, KEYS.iter().copied())
                 .map(|k| format!(" (did you mean `{k}`?)"))
                 .unwrap_or_default();
             push_key(figment, &key, format!("unknown key{hint}"), p);

@@ -1,15 +1,140 @@
-//! Reading admin-written TOML so that one pass says everything.
+//! Reading admin-written TOML so that one pass says everything, and the
+//! problems found in it.
 //!
-//! Owns [`from_toml`]: serde stops at the first unknown key of a struct with
+//! Owns [`Problems`] (every problem found in the configuration, connectors,
+//! rules and templates, each with its place), the reading of the values every
+//! such file shares (durations, bounded: [`parse_duration`]; "did you mean"
+//! hints: [`closest`]), and [`from_toml`]: serde stops at the first unknown key of a struct with
 //! `deny_unknown_fields`, so a file with three typos took three runs of `check`
 //! (issue 17, item 36). Here every unknown key is reported, each with its line,
 //! column and snippet. It does not collect the problems: callers put the errors
-//! into their [`crate::config::Problems`].
+//! into their [`Problems`].
 
+use std::fmt;
 use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use toml::de::{DeTable, DeValue, Deserializer, Error};
+
+/// One problem found while checking admin-written files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Where: a file, or a key and the source of its value.
+    pub place: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Every problem found, in the order found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Problems(Vec<Problem>);
+
+impl Problems {
+    /// Records a problem found in `place` (usually a file path).
+    pub fn push(&mut self, place: impl AsRef<Path>, message: impl Into<String>) {
+        self.0.push(Problem {
+            place: place.as_ref().display().to_string(),
+            message: message.into(),
+        });
+    }
+
+    /// How many problems were found.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether no problem was found.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Every problem.
+    pub fn iter(&self) -> impl Iterator<Item = &Problem> {
+        self.0.iter()
+    }
+
+    /// Orders the problems by place (a file, a key), keeping the order found
+    /// within one place.
+    pub fn sort_by_place(&mut self) {
+        self.0.sort_by(|a, b| a.place.cmp(&b.place));
+    }
+
+    /// Adds every problem of `other`, after these.
+    pub fn append(&mut self, other: Problems) {
+        self.0.extend(other.0);
+    }
+}
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for p in &self.0 {
+            // A toml error spans several lines (snippet and caret): indent them.
+            let message = p.message.replace('\n', "\n    ");
+            writeln!(f, "{}: {message}", p.place)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problems {}
+
+/// A year as durations count it (`1y`): 365.25 days.
+const YEAR_SECS: u64 = 31_557_600;
+
+/// The longest duration any setting may hold: 10 years. None is meaningful
+/// longer, and far longer ones overflow date arithmetic, which panics
+/// (issue 17, item 20). Some keys allow less ([`parse_duration_at_most`]).
+pub const MAX_DURATION: Duration = Duration::from_secs(10 * YEAR_SECS);
+
+/// Parses a human duration such as `45d`, `6w`, `12h`, of at most [`MAX_DURATION`].
+///
+/// # Errors
+/// A reason naming the value when it is not a duration, or a longer one.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    parse_duration_at_most(s, MAX_DURATION)
+}
+
+/// Parses a human duration of at most `max` (itself at most [`MAX_DURATION`]).
+///
+/// # Errors
+/// A reason naming the value and the bound when it is not a duration, or a longer one.
+pub fn parse_duration_at_most(s: &str, max: Duration) -> Result<Duration, String> {
+    let max = max.min(MAX_DURATION);
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("'{s}' is not a duration like \"45d\", \"6w\" or \"12h\" ({e})"))?;
+    if d > max {
+        return Err(format!(
+            "'{s}' is too long: at most {}",
+            short_duration(max)
+        ));
+    }
+    Ok(d)
+}
+
+/// A bound as the settings write it: `10y`, `30d`, `1h`, `90s`.
+pub fn short_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        0 => "0s".to_owned(),
+        s if s % YEAR_SECS == 0 => format!("{}y", s / YEAR_SECS),
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// The candidate closest to `word` (Jaro-Winkler over lowercase), if reasonably close.
+pub fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let word = word.to_lowercase();
+    candidates
+        .map(|c| (strsim::jaro_winkler(&word, &c.to_lowercase()), c))
+        .filter(|(score, _)| *score > 0.7)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
 
 /// At most this many unknown keys are reported for one file.
 const MAX_UNKNOWN_KEYS: usize = 100;
@@ -68,6 +193,22 @@ fn remove_in(value: &mut DeValue<'_>, span: &Range<usize>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_are_bounded() {
+        assert_eq!(parse_duration("10y"), Ok(MAX_DURATION));
+        let reason = parse_duration("100000000y").unwrap_err();
+        assert_eq!(reason, "'100000000y' is too long: at most 10y");
+        let day = Duration::from_secs(86_400);
+        assert_eq!(parse_duration_at_most("1d", day), Ok(day));
+        assert!(
+            parse_duration_at_most("25h", day)
+                .unwrap_err()
+                .contains("at most 1d")
+        );
+        assert_eq!(short_duration(Duration::from_secs(90)), "90s");
+        assert_eq!(short_duration(Duration::from_secs(3_600)), "1h");
+    }
 
     #[derive(Debug, serde::Deserialize)]
     #[serde(deny_unknown_fields)]

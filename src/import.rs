@@ -1475,7 +1475,7 @@ mod tests {
 
     /// The connector of the property test: ids, a status, a watched amount.
     fn model_connector() -> Connector {
-        let mut problems = crate::config::Problems::default();
+        let mut problems = crate::diag::Problems::default();
         let lifecycle = crate::test_support::shipped_lifecycle();
         let config = crate::config::Config::load(Some(Path::new(concat!(
             env!("CARGO_MANIFEST_DIR"),

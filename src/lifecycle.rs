@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::Problems;
+use crate::diag::{Problems, closest, parse_duration};
 
 /// The file name of the lifecycle inside the rules folder.
 pub const FILE_NAME: &str = "lifecycle.toml";
@@ -382,83 +382,11 @@ pub fn is_identifier(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
-/// A year as durations count it (`1y`): 365.25 days.
-const YEAR_SECS: u64 = 31_557_600;
-
-/// The longest duration any setting may hold: 10 years. None is meaningful
-/// longer, and far longer ones overflow date arithmetic, which panics
-/// (issue 17, item 20). Some keys allow less ([`parse_duration_at_most`]).
-pub const MAX_DURATION: Duration = Duration::from_secs(10 * YEAR_SECS);
-
-/// Parses a human duration such as `45d`, `6w`, `12h`, of at most [`MAX_DURATION`].
-///
-/// # Errors
-/// A reason naming the value when it is not a duration, or a longer one.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    parse_duration_at_most(s, MAX_DURATION)
-}
-
-/// Parses a human duration of at most `max` (itself at most [`MAX_DURATION`]).
-///
-/// # Errors
-/// A reason naming the value and the bound when it is not a duration, or a longer one.
-pub fn parse_duration_at_most(s: &str, max: Duration) -> Result<Duration, String> {
-    let max = max.min(MAX_DURATION);
-    let d = humantime::parse_duration(s.trim())
-        .map_err(|e| format!("'{s}' is not a duration like \"45d\", \"6w\" or \"12h\" ({e})"))?;
-    if d > max {
-        return Err(format!(
-            "'{s}' is too long: at most {}",
-            short_duration(max)
-        ));
-    }
-    Ok(d)
-}
-
-/// A bound as the settings write it: `10y`, `30d`, `1h`, `90s`.
-pub fn short_duration(d: Duration) -> String {
-    let secs = d.as_secs();
-    match secs {
-        0 => "0s".to_owned(),
-        s if s % YEAR_SECS == 0 => format!("{}y", s / YEAR_SECS),
-        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
-        s if s % 3_600 == 0 => format!("{}h", s / 3_600),
-        s if s % 60 == 0 => format!("{}m", s / 60),
-        s => format!("{s}s"),
-    }
-}
-
-/// The candidate closest to `word` (Jaro-Winkler over lowercase), if reasonably close.
-pub fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    let word = word.to_lowercase();
-    candidates
-        .map(|c| (strsim::jaro_winkler(&word, &c.to_lowercase()), c))
-        .filter(|(score, _)| *score > 0.7)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const SHIPPED: &str = include_str!("../rules/lifecycle.toml");
-
-    #[test]
-    fn durations_are_bounded() {
-        assert_eq!(parse_duration("10y"), Ok(MAX_DURATION));
-        let reason = parse_duration("100000000y").unwrap_err();
-        assert_eq!(reason, "'100000000y' is too long: at most 10y");
-        let day = Duration::from_secs(86_400);
-        assert_eq!(parse_duration_at_most("1d", day), Ok(day));
-        assert!(
-            parse_duration_at_most("25h", day)
-                .unwrap_err()
-                .contains("at most 1d")
-        );
-        assert_eq!(short_duration(Duration::from_secs(90)), "90s");
-        assert_eq!(short_duration(Duration::from_secs(3_600)), "1h");
-    }
 
     #[test]
     fn shipped_lifecycle_is_valid() {

@@ -11,7 +11,7 @@ pub fn utc(text: &str) -> DateTime<Utc> {
 
 /// The shipped `rules/lifecycle.toml`.
 pub fn shipped_lifecycle() -> crate::lifecycle::Lifecycle {
-    let mut problems = crate::config::Problems::default();
+    let mut problems = crate::diag::Problems::default();
     crate::lifecycle::Lifecycle::parse(
         std::path::Path::new("lifecycle.toml"),
         include_str!("../rules/lifecycle.toml"),

@@ -11,8 +11,9 @@
 //! the daemon does not start on them.
 // See: issue 17, item 18.
 
-use crate::config::{Config, Problems};
+use crate::config::Config;
 use crate::connector::LeftOut;
+use crate::diag::Problems;
 use crate::rules::Class;
 use crate::store::Store;
 

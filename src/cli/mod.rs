@@ -15,9 +15,10 @@ use chrono::Utc;
 use chrono_tz::Tz;
 use clap::{CommandFactory, Parser, Subcommand};
 
-use crate::config::{Config, LogFormat, Problems};
+use crate::config::{Config, LogFormat};
 use crate::connector::{Connector, LeftOut};
 use crate::control::{Answer, Request};
+use crate::diag::Problems;
 use crate::import::{self, Options, Summary};
 use crate::lifecycle::Lifecycle;
 use crate::model::EventKind;

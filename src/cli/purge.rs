@@ -6,8 +6,9 @@
 use anyhow::Context;
 use chrono::Utc;
 
-use crate::config::{Config, Problems};
+use crate::config::Config;
 use crate::connector::Connector;
+use crate::diag::Problems;
 use crate::retention::Copies;
 
 use super::{Exit, failed, hand_off, lifecycle, open_existing};

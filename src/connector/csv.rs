@@ -725,7 +725,7 @@ mod tests {
 #[cfg(test)]
 mod line_tests {
     use super::*;
-    use crate::config::Problems;
+    use crate::diag::Problems;
 
     fn lines_of(text: &str, header_row: Option<u64>) -> (u64, Vec<u64>) {
         let dir = tempfile::tempdir().unwrap();

@@ -62,7 +62,7 @@ impl DropFolder {
                 "[source] path '{path}' is not a valid glob pattern: {error}"
             ));
         }
-        let settle = match settle.map(crate::lifecycle::parse_duration) {
+        let settle = match settle.map(crate::diag::parse_duration) {
             None => std::time::Duration::from_secs(DEFAULT_SETTLE_SECONDS),
             Some(Ok(d)) => d,
             Some(Err(reason)) => {

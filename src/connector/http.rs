@@ -227,7 +227,7 @@ pub(crate) fn secret(
 
 /// Reads a `timeout` setting (default 30 s, at most [`MAX_TIMEOUT`]).
 pub(crate) fn timeout(value: Option<&str>, fp: &mut FileProblems<'_>) -> Duration {
-    match value.map(|v| crate::lifecycle::parse_duration_at_most(v, MAX_TIMEOUT)) {
+    match value.map(|v| crate::diag::parse_duration_at_most(v, MAX_TIMEOUT)) {
         None => Duration::from_secs(30),
         Some(Ok(d)) if !d.is_zero() => d,
         Some(Ok(_)) => {

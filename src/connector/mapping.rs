@@ -16,7 +16,8 @@ use toml::Spanned;
 
 use super::FileProblems;
 use super::value::{self, AmountFormat, DateFormat};
-use crate::lifecycle::{Lifecycle, closest};
+use crate::diag::closest;
+use crate::lifecycle::Lifecycle;
 use crate::model::{self, Dossier, EXTRA_PREFIX, FieldKind, ID, STEP};
 
 /// What to do with a value that does not parse.
@@ -851,7 +852,7 @@ fn parse(how: &Parse, raw: &str, tz: Tz) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Problems;
+    use crate::diag::Problems;
     use std::path::Path;
 
     fn lifecycle() -> Lifecycle {

@@ -29,7 +29,8 @@ use croner::Cron;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::{Config, Guards, Problems};
+use crate::config::{Config, Guards};
+use crate::diag::Problems;
 use crate::lifecycle::Lifecycle;
 use mapping::{FieldDef, Mapping};
 
@@ -608,7 +609,7 @@ impl Connector {
             }
         }
         let max_age = common.max_age.as_ref().and_then(|m| {
-            crate::lifecycle::parse_duration(m.get_ref())
+            crate::diag::parse_duration(m.get_ref())
                 .map_err(|reason| fp.at(m.span(), format!("max_age: {reason}")))
                 .ok()
         });

@@ -390,7 +390,7 @@ impl NamedColumns {
                 .join(" or ");
             let hint = names
                 .iter()
-                .filter_map(|n| crate::lifecycle::closest(n, self.known.iter().map(String::as_str)))
+                .filter_map(|n| crate::diag::closest(n, self.known.iter().map(String::as_str)))
                 .next()
                 .map(|c| format!(" (closest {what} found: '{c}')"))
                 .unwrap_or_default();

@@ -18,8 +18,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{Rules, Scene};
-use crate::config::Problems;
 use crate::connector::{Connector, FileProblems};
+use crate::diag::Problems;
 use crate::diff::{self, Known};
 use crate::model::{Dossier, Event, EventKind};
 

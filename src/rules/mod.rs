@@ -26,8 +26,9 @@ use minijinja::Value;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::{Config, Problems, Region};
+use crate::config::{Config, Region};
 use crate::connector::{Connector, FileProblems};
+use crate::diag::Problems;
 use crate::lifecycle::{self, Lifecycle};
 use crate::model::{self, Dossier, Event, EventKind, FieldKind};
 use template::{Message, Templates};
@@ -791,7 +792,7 @@ fn parse_file(
         if let Some(value) = &def.field {
             for f in &field {
                 if model::field(f).is_none() && !f.starts_with(model::EXTRA_PREFIX) {
-                    let hint = lifecycle::closest(f, model::FIELDS.iter().map(|f| f.name))
+                    let hint = crate::diag::closest(f, model::FIELDS.iter().map(|f| f.name))
                         .map(|c| format!(" (did you mean '{c}'?)"))
                         .unwrap_or_default();
                     fp.at(
@@ -847,7 +848,7 @@ fn parse_file(
             fp.at(def.notify.span(), named("`notify` names nobody".to_owned()));
         }
         if !templates.has(def.template.get_ref()) {
-            let hint = lifecycle::closest(
+            let hint = crate::diag::closest(
                 def.template.get_ref(),
                 templates.names().iter().map(String::as_str),
             )
@@ -878,12 +879,12 @@ fn parse_file(
         };
         let mut duration = |value: &Option<Spanned<String>>, key: &str, max| {
             value.as_ref().and_then(|v| {
-                lifecycle::parse_duration_at_most(v.get_ref(), max)
+                crate::diag::parse_duration_at_most(v.get_ref(), max)
                     .map_err(|reason| fp.at(v.span(), named(format!("`{key}`: {reason}"))))
                     .ok()
             })
         };
-        let cooldown = duration(&def.cooldown, "cooldown", lifecycle::MAX_DURATION);
+        let cooldown = duration(&def.cooldown, "cooldown", crate::diag::MAX_DURATION);
         let debounce = duration(&def.debounce, "debounce", timing::MAX_DEBOUNCE);
         let mut mailbox = |value: &Option<Spanned<String>>, key: &str| {
             value.as_ref().and_then(|v| {

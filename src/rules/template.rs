@@ -24,7 +24,7 @@ use minijinja::{AutoEscape, Environment, Error, ErrorKind, UndefinedBehavior, Va
 use serde::Serialize;
 
 use super::french;
-use crate::config::Problems;
+use crate::diag::Problems;
 use crate::lifecycle::Lifecycle;
 
 /// The text layout, wrapping every text part.

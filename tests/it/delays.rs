@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use alertissimo::config::Problems;
+use alertissimo::diag::Problems;
 use alertissimo::lifecycle::Lifecycle;
 
 use crate::common::repo;

@@ -17,9 +17,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use alertissimo::config::{Config, Problems, Region};
+use alertissimo::config::{Config, Region};
 use alertissimo::connector::Connector;
 use alertissimo::delays::{Basis, Estimate, History};
+use alertissimo::diag::Problems;
 use alertissimo::lifecycle::Lifecycle;
 use alertissimo::model::{Dossier, Event, EventKind};
 use alertissimo::rules::template::Message;
