@@ -116,7 +116,7 @@ impl Policy {
         let mut due = now + chrono::Duration::from_std(debounce).unwrap_or(chrono::TimeDelta::MAX);
         if digest && let Digest::Schedule(cron) = &self.digest {
             // A schedule that never fires again leaves the alert where it is.
-            if let Ok(tick) = crate::daemon::next_run(cron, self.tz, due) {
+            if let Ok(tick) = next_run(cron, self.tz, due) {
                 due = tick;
             }
         }
@@ -184,6 +184,21 @@ pub fn parse_digest(text: &str) -> Result<Digest, String> {
         .map_err(|e| {
             format!("'{text}' is neither \"import\" nor a cron schedule like \"0 0 8 * * *\": {e}")
         })
+}
+
+/// The next time a cron schedule fires after `now`, the pattern being read in `tz`
+/// (so "every day at 07:00" stays at 07:00 Paris time across daylight-saving changes).
+///
+/// # Errors
+/// When the pattern never fires again.
+pub fn next_run(
+    schedule: &croner::Cron,
+    tz: Tz,
+    now: chrono::DateTime<Utc>,
+) -> Result<chrono::DateTime<Utc>, croner::errors::CronError> {
+    schedule
+        .find_next_occurrence(&now.with_timezone(&tz), false)
+        .map(|t| t.with_timezone(&Utc))
 }
 
 #[cfg(test)]
@@ -309,5 +324,53 @@ mod tests {
         assert!(matches!(parse_digest("import"), Ok(Digest::Import)));
         let err = parse_digest("daily").unwrap_err();
         assert!(err.contains("'daily' is neither"), "{err}");
+    }
+
+    /// An instant in UTC.
+    fn at(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, m, d, h, min, 0).unwrap()
+    }
+
+    #[test]
+    fn daily_schedule_follows_paris_time_across_dst() {
+        let cron = croner::Cron::from_str("0 0 7 * * *").unwrap();
+        let paris = chrono_tz::Europe::Paris;
+        // Winter: 07:00 Paris is 06:00 UTC.
+        assert_eq!(
+            next_run(&cron, paris, at(2026, 3, 27, 12, 0)).unwrap(),
+            at(2026, 3, 28, 6, 0)
+        );
+        // The night of 28 to 29 March 2026 moves to summer time: 07:00 Paris is 05:00 UTC.
+        assert_eq!(
+            next_run(&cron, paris, at(2026, 3, 28, 12, 0)).unwrap(),
+            at(2026, 3, 29, 5, 0)
+        );
+        // Back to winter time on 25 October 2026.
+        assert_eq!(
+            next_run(&cron, paris, at(2026, 10, 24, 12, 0)).unwrap(),
+            at(2026, 10, 25, 6, 0)
+        );
+    }
+
+    #[test]
+    fn nonexistent_local_time_is_not_skipped_forever() {
+        // 02:30 does not exist in Paris on 29 March 2026; the schedule still fires
+        // (at the next existing time) and the day after at 02:30 again.
+        let cron = croner::Cron::from_str("0 30 2 * * *").unwrap();
+        let paris = chrono_tz::Europe::Paris;
+        let first = next_run(&cron, paris, at(2026, 3, 28, 12, 0)).unwrap();
+        assert!(
+            first > at(2026, 3, 28, 12, 0) && first <= at(2026, 3, 30, 0, 30),
+            "{first}"
+        );
+        let second = next_run(&cron, paris, first).unwrap();
+        assert_eq!(second, at(2026, 3, 30, 0, 30));
+    }
+
+    #[test]
+    fn every_fifteen_minutes() {
+        let cron = croner::Cron::from_str("0 */15 * * * *").unwrap();
+        let next = next_run(&cron, chrono_tz::Europe::Paris, at(2026, 11, 28, 22, 47)).unwrap();
+        assert_eq!(next, at(2026, 11, 28, 23, 0));
     }
 }
