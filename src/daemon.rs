@@ -36,7 +36,6 @@ use tracing::{error, info, warn};
 use crate::config::Config;
 use crate::connector::spool::{self, SpoolError};
 use crate::connector::{Connector, LeftOut};
-use crate::delays::Delays;
 use crate::dispatch::Dispatcher;
 use crate::import::{self, Options};
 use crate::rules::Rules;
@@ -47,57 +46,8 @@ use crate::timers::{self, Clock, Pass};
 mod control;
 mod retention;
 mod service;
-mod store_thread;
 
-pub use store_thread::StoreHandle;
-
-/// The delay estimates, read from the history again once older than `[delays]
-/// refresh`: one reading serves the messages' figures and the evaluations'
-/// thresholds (at a million dossiers, a reading takes seconds of the store thread).
-pub struct DelayCache {
-    store: StoreHandle,
-    lifecycle: Arc<crate::lifecycle::Lifecycle>,
-    config: crate::config::DelaysConfig,
-    cached: tokio::sync::Mutex<Option<(chrono::DateTime<Utc>, Arc<Delays>)>>,
-}
-
-impl DelayCache {
-    /// An empty cache of the estimates of `lifecycle`'s steps.
-    pub fn new(
-        store: StoreHandle,
-        lifecycle: Arc<crate::lifecycle::Lifecycle>,
-        config: &crate::config::DelaysConfig,
-    ) -> Self {
-        Self {
-            store,
-            lifecycle,
-            config: config.clone(),
-            cached: tokio::sync::Mutex::new(None),
-        }
-    }
-
-    /// The estimates as of `now`, read again when the cached ones are too old.
-    ///
-    /// # Errors
-    /// When the store fails.
-    pub async fn get(&self, now: chrono::DateTime<Utc>) -> anyhow::Result<Arc<Delays>> {
-        let mut cached = self.cached.lock().await;
-        if let Some((at, delays)) = &*cached
-            && (now - *at).to_std().unwrap_or_default() < self.config.refresh
-        {
-            return Ok(Arc::clone(delays));
-        }
-        let lifecycle = Arc::clone(&self.lifecycle);
-        let min_sample = self.config.min_sample;
-        let fresh = Arc::new(
-            self.store
-                .call(move |s| s.delays(&lifecycle, min_sample, now))
-                .await??,
-        );
-        *cached = Some((now, Arc::clone(&fresh)));
-        Ok(fresh)
-    }
-}
+pub use crate::store::{DelayCache, StoreHandle};
 
 /// Resolves on SIGTERM or SIGINT.
 pub async fn shutdown_signal() {
@@ -165,7 +115,8 @@ fn start(
     let delays = Arc::new(DelayCache::new(
         store.clone(),
         Arc::clone(&rules.lifecycle),
-        &config.delays,
+        config.delays.min_sample,
+        config.delays.refresh,
     ));
     let dispatcher = Dispatcher::new(
         store.clone(),

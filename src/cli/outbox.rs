@@ -8,9 +8,9 @@ use clap::Subcommand;
 use super::{Exit, failed, hand_off, load_or_explain, open_existing};
 use crate::config::Config;
 use crate::control::{Answer, Request};
-use crate::daemon::{DelayCache, StoreHandle};
 use crate::dispatch::{Dispatcher, Report};
 use crate::store::Store;
+use crate::store::{DelayCache, StoreHandle};
 
 /// The statuses of an alert.
 const STATUSES: [&str; 5] = ["pending", "sending", "sent", "failed", "cancelled"];
@@ -239,7 +239,8 @@ fn flush_alone(config: &Config, force: bool) -> anyhow::Result<Result<Report, Ex
         let delays = Arc::new(DelayCache::new(
             handle.clone(),
             Arc::clone(&rules.lifecycle),
-            &config.delays,
+            config.delays.min_sample,
+            config.delays.refresh,
         ));
         let stop = tokio_util::sync::CancellationToken::new();
         let dispatcher = Dispatcher::new(

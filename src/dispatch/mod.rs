@@ -53,10 +53,10 @@ use tracing::{info, warn};
 
 use crate::config::{Delivery, Transport as TransportConfig};
 use crate::connector::Connector;
-use crate::daemon::{DelayCache, StoreHandle};
 use crate::delays::Delays;
 use crate::rules::{Class, Rules, Scene};
 use crate::store::{Change, Delivery as Attempt, DueAlert};
+use crate::store::{DelayCache, StoreHandle};
 
 pub use plan::{Planned, UNSUBSCRIBED, plan};
 

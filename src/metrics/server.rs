@@ -31,8 +31,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::{Live, render};
-use crate::daemon::StoreHandle;
 use crate::store::Store;
+use crate::store::StoreHandle;
 
 /// The bounds of the metrics endpoint.
 #[derive(Debug, Clone, Copy)]

@@ -82,6 +82,7 @@ mod references;
 mod retention;
 mod sources;
 mod sticky;
+mod thread;
 
 use claims::ClaimOwner;
 pub use claims::TransportState;
@@ -96,6 +97,7 @@ pub use outbox::{AdminNews, Change, Delivery, DueAlert};
 pub use recipients::{OptOut, OptOutHow, Subscription, token_shape};
 pub use retention::{PERSONAL, Purged, closed_before};
 pub use sources::SourceHealth;
+pub use thread::{DelayCache, StoreHandle};
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 

@@ -25,7 +25,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::daemon::StoreHandle;
+use crate::store::StoreHandle;
 
 /// The path of the unsubscribe pages, below `[web] public_url`.
 pub const UNSUBSCRIBE_PATH: &str = "/desabonnement";

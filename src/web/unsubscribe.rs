@@ -25,7 +25,7 @@ use axum::routing::{get, post};
 use chrono::Utc;
 use tracing::{error, info};
 
-use crate::daemon::StoreHandle;
+use crate::store::StoreHandle;
 use crate::store::{OptOutHow, Subscription, token_shape};
 
 /// The body of an RFC 8058 one-click POST.
