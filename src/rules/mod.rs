@@ -410,7 +410,7 @@ impl Rules {
         self.rules.iter().find(|r| r.name == name)
     }
 
-    /// The variables templates and conditions see (see the README).
+    /// The variables templates and conditions see (see `docs/rules.md`, "Templates").
     pub fn context(&self, scene: &Scene<'_>, recipient: Option<(&str, &str)>) -> Value {
         let d = scene.dossier;
         let e = scene.event;
