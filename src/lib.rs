@@ -6,14 +6,16 @@
 //! ```text
 //! cli        command line: parses arguments, runs one command
 //! config     config.toml: defaults → file → ALERTISSIMO_* environment
-//! diag       admin-written TOML read in one pass: every unknown key at once
+//! diag       problems in admin-written files, shared values, TOML in one pass
 //! lifecycle  rules/lifecycle.toml: canonical steps and their French labels
 //! model      Dossier, Field, Event: the canonical vocabulary
-//! connector  connectors/*.toml: sources (csv) and the mapping to dossiers
+//! connector  connectors/*.toml: every kind of source and the mapping to dossiers
 //! diff       pure change detection: stored state + new reading → events
 //! delays     pure: how long dossiers stay in each step (Kaplan–Meier), estimates
 //! import     one snapshot, streamed, guarded, applied in one transaction
 //! alerting   the alerts events owe, queued in the transaction of the events
+//! rules      rule files, templates, timing: which messages an event owes
+//! dispatch   the outbox drained into a transport (file, smtp), with retries
 //! store      SQLite: schema, migrations, every query
 //! secret     pure: loopback hosts, names and values that carry a credential
 //! timers     stalled dossiers and deadline reminders, raised once
