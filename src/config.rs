@@ -814,7 +814,7 @@ fn syntax_error(text: &str) -> Option<String> {
         .collect::<Vec<_>>()
         .join("; ");
     let place = error.span().map_or_else(String::new, |span| {
-        let (line, col) = crate::connector::line_col(text, span.start);
+        let (line, col) = crate::diag::line_col(text, span.start);
         format!("line {line}, column {col}: ")
     });
     Some(format!(
@@ -971,7 +971,7 @@ fn region(figment: &Figment, p: &mut Problems) -> Option<Region> {
         }
     };
     if let Some(Some(email)) = &email
-        && crate::connector::value::parse_emails(email).is_err()
+        && crate::value::parse_emails(email).is_err()
     {
         push_key(
             figment,

@@ -4,7 +4,8 @@
 //! Owns [`Problems`] (every problem found in the configuration, connectors,
 //! rules and templates, each with its place), the reading of the values every
 //! such file shares (durations, bounded: [`parse_duration`]; "did you mean"
-//! hints: [`closest`]), and [`from_toml`]: serde stops at the first unknown key of a struct with
+//! hints: [`closest`]; where a byte lies: [`line_col`]; the problems of one
+//! file, each at its line and column: `FileProblems`), and [`from_toml`]: serde stops at the first unknown key of a struct with
 //! `deny_unknown_fields`, so a file with three typos took three runs of `check`
 //! (issue 17, item 36). Here every unknown key is reported, each with its line,
 //! column and snippet. It does not collect the problems: callers put the errors
@@ -134,6 +135,61 @@ pub fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Opt
         .filter(|(score, _)| *score > 0.7)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)
+}
+
+/// Line and column (1-based) of a byte offset in `text`.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// Collects problems for one file, prefixing each with `file:line:column`.
+pub(crate) struct FileProblems<'a> {
+    path: &'a Path,
+    text: &'a str,
+    problems: &'a mut Problems,
+}
+
+impl<'a> FileProblems<'a> {
+    /// Collects the problems of the file at `path` whose text is `text`.
+    pub(crate) fn new(path: &'a Path, text: &'a str, problems: &'a mut Problems) -> Self {
+        Self {
+            path,
+            text,
+            problems,
+        }
+    }
+
+    /// A problem at a byte span of the file.
+    pub(crate) fn at(&mut self, span: std::ops::Range<usize>, message: impl Into<String>) {
+        let (line, col) = line_col(self.text, span.start);
+        self.problems
+            .push(format!("{}:{line}:{col}", self.path.display()), message);
+    }
+
+    /// Deserializes the file's TOML; a syntax or shape error (which names its
+    /// line and column) is recorded, every unknown key at once, and gives `None`.
+    pub(crate) fn parse<T: serde::de::DeserializeOwned>(&mut self) -> Option<T> {
+        crate::diag::from_toml(self.text)
+            .map_err(|errors| {
+                for error in errors {
+                    self.file(error.to_string().trim_end());
+                }
+            })
+            .ok()
+    }
+
+    /// A problem about the whole file.
+    pub(crate) fn file(&mut self, message: impl Into<String>) {
+        self.problems.push(self.path, message);
+    }
+
+    /// How many problems have been collected so far, for all files.
+    pub(crate) fn count(&self) -> usize {
+        self.problems.len()
+    }
 }
 
 /// At most this many unknown keys are reported for one file.

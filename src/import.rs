@@ -27,7 +27,7 @@ use crate::connector::folder::AfterImport;
 use crate::connector::mapping::{FieldIssue, Mapped};
 use crate::connector::spool::{self, ApiState, Spool};
 use crate::connector::table::{FirstPass, Record, Table};
-use crate::connector::{Connector, Mode};
+use crate::connector::{Connector, Mode, Origin};
 use crate::diff::{self, Known};
 use crate::model::{self, Event, EventKind};
 use crate::rules::Rules;
@@ -786,15 +786,6 @@ fn guarded(
         "{shown}: the file cannot be read (its reader failed: {cause}); a cut or damaged export? It is read again once it changes"
     );
     refuse(store, run, vec![reason], Vec::new(), summary)
-}
-
-/// Where a snapshot is read from.
-#[derive(Debug, Clone, Copy)]
-pub enum Origin<'a> {
-    /// A file.
-    File(&'a Path),
-    /// The connector's API, its synchronisation spooled.
-    Api(&'a Spool),
 }
 
 /// Imports one snapshot of a connector, from a file or its API.

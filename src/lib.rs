@@ -10,6 +10,7 @@
 //! lifecycle  rules/lifecycle.toml: canonical steps and their French labels
 //! model      Dossier, Field, Event: the canonical vocabulary
 //! connector  connectors/*.toml: every kind of source and the mapping to dossiers
+//! value      pure: the values of exports read (amounts in cents, dates, e-mails…)
 //! diff       pure change detection: stored state + new reading → events
 //! delays     pure: how long dossiers stay in each step (Kaplan–Meier), estimates
 //! import     one snapshot, streamed, guarded, applied in one transaction
@@ -26,7 +27,7 @@
 //! metrics    /metrics (Prometheus), /healthz, /readyz
 //! web        the web face ([web] listen): the unsubscribe pages
 //! ```
-//! The pure core (`diff`, `connector::mapping`, `connector::value`, the parsers)
+//! The pure core (`diff`, `connector::mapping`, `value`, the parsers)
 //! does no I/O and takes `now` as an argument.
 
 pub mod alerting;
@@ -51,4 +52,5 @@ pub mod store;
 #[cfg(test)]
 mod test_support;
 pub mod timers;
+pub(crate) mod value;
 pub mod web;

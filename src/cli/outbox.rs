@@ -9,8 +9,7 @@ use super::{Exit, failed, hand_off, load_or_explain, open_existing};
 use crate::config::Config;
 use crate::control::{Answer, Request};
 use crate::dispatch::{Dispatcher, Report};
-use crate::store::Store;
-use crate::store::{DelayCache, StoreHandle};
+use crate::store::{DelayCache, Store, StoreHandle};
 
 /// The statuses of an alert.
 const STATUSES: [&str; 5] = ["pending", "sending", "sent", "failed", "cancelled"];

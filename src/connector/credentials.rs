@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::FileProblems;
 use crate::config::PasswordSource;
+use crate::diag::FileProblems;
 use crate::secret;
 
 /// One value of `[source.secret_headers]`: `{ env = "VAR" }` or `{ file = "path" }`.

@@ -17,10 +17,10 @@ use encoding_rs::{Encoding, UTF_8, UTF_16BE, UTF_16LE, WINDOWS_1252};
 use serde::Deserialize;
 use xxhash_rust::xxh3::Xxh3;
 
-use super::FileProblems;
 use super::folder::{AfterImport, DropFolder};
 use super::mapping::Mapping;
 use super::table::{self, Record};
+use crate::diag::FileProblems;
 
 /// How much decoded text the delimiter sniffer reads.
 const SNIFF_BYTES: usize = 64 * 1024;

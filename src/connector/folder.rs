@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::FileProblems;
+use crate::diag::FileProblems;
 
 /// How long a drop-folder file must stay unmodified before it is read, by default.
 const DEFAULT_SETTLE_SECONDS: u64 = 5;

@@ -19,12 +19,12 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::FileProblems;
 use super::credentials::{self, HeaderSecretDef};
 use super::fetch::Fetcher;
 use super::mapping::Mapping;
 use super::table::{NamedColumns, Record};
 use crate::config::PasswordSource;
+use crate::diag::FileProblems;
 
 /// The longest `timeout` of one request (issue 17, item 20).
 pub(crate) const MAX_TIMEOUT: Duration = Duration::from_secs(3_600);

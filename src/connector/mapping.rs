@@ -14,11 +14,11 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::FileProblems;
-use super::value::{self, AmountFormat, DateFormat};
+use crate::diag::FileProblems;
 use crate::diag::closest;
 use crate::lifecycle::Lifecycle;
 use crate::model::{self, Dossier, EXTRA_PREFIX, FieldKind, ID, STEP};
+use crate::value::{self, AmountFormat, DateFormat};
 
 /// What to do with a value that does not parse.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -874,11 +874,7 @@ mod tests {
         let text = format!("[fields]\n{fields}\n[steps]\n{steps}\n");
         let t: T = toml::from_str(&text).unwrap();
         let mut problems = Problems::default();
-        let mut fp = FileProblems {
-            path: Path::new("c.toml"),
-            text: &text,
-            problems: &mut problems,
-        };
+        let mut fp = FileProblems::new(Path::new("c.toml"), &text, &mut problems);
         let mut defs = Vec::new();
         for (k, v) in t.fields {
             let span = v.span();

@@ -18,7 +18,6 @@ pub mod mapping;
 pub mod spool;
 pub mod spreadsheet;
 pub mod table;
-pub(crate) mod value;
 pub mod xml;
 
 use std::collections::BTreeMap;
@@ -30,7 +29,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::config::{Config, Guards};
-use crate::diag::Problems;
+use crate::diag::{FileProblems, Problems};
 use crate::lifecycle::Lifecycle;
 use mapping::{FieldDef, Mapping};
 
@@ -259,59 +258,13 @@ impl Source {
 /// The kinds a connector file may declare, as listed in messages.
 const KINDS: &str = "\"csv\", \"spreadsheet\", \"xml\", \"http_json\" or \"demarches_simplifiees\"";
 
-/// Line and column (1-based) of a byte offset in `text`.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
-}
-
-/// Collects problems for one file, prefixing each with `file:line:column`.
-pub(crate) struct FileProblems<'a> {
-    path: &'a Path,
-    text: &'a str,
-    problems: &'a mut Problems,
-}
-
-impl<'a> FileProblems<'a> {
-    /// Collects the problems of the file at `path` whose text is `text`.
-    pub(crate) fn new(path: &'a Path, text: &'a str, problems: &'a mut Problems) -> Self {
-        Self {
-            path,
-            text,
-            problems,
-        }
-    }
-
-    /// A problem at a byte span of the file.
-    pub(crate) fn at(&mut self, span: std::ops::Range<usize>, message: impl Into<String>) {
-        let (line, col) = line_col(self.text, span.start);
-        self.problems
-            .push(format!("{}:{line}:{col}", self.path.display()), message);
-    }
-
-    /// Deserializes the file's TOML; a syntax or shape error (which names its
-    /// line and column) is recorded, every unknown key at once, and gives `None`.
-    pub(crate) fn parse<T: serde::de::DeserializeOwned>(&mut self) -> Option<T> {
-        crate::diag::from_toml(self.text)
-            .map_err(|errors| {
-                for error in errors {
-                    self.file(error.to_string().trim_end());
-                }
-            })
-            .ok()
-    }
-
-    /// A problem about the whole file.
-    pub(crate) fn file(&mut self, message: impl Into<String>) {
-        self.problems.push(self.path, message);
-    }
-
-    /// How many problems have been collected so far, for all files.
-    pub(crate) fn count(&self) -> usize {
-        self.problems.len()
-    }
+/// Where a snapshot is read from.
+#[derive(Debug, Clone, Copy)]
+pub enum Origin<'a> {
+    /// A file.
+    File(&'a Path),
+    /// The connector's API, its synchronisation spooled.
+    Api(&'a spool::Spool),
 }
 
 /// A connector file that does not validate. The daemon runs without it and says
@@ -438,11 +391,7 @@ impl Connector {
         lifecycle: &Lifecycle,
         problems: &mut Problems,
     ) -> Option<Self> {
-        let mut fp = FileProblems {
-            path,
-            text,
-            problems,
-        };
+        let mut fp = FileProblems::new(path, text, problems);
         let before = fp.count();
         let name = path
             .file_stem()

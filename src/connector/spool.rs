@@ -187,7 +187,7 @@ pub fn fetch(
         out.write_all(b"\n")
     };
     let (mut pages, mut records) = (0, 0);
-    match Live::open(connector, state, crate::store::format_time(started_at)) {
+    match Live::open(connector, state, crate::model::instant_text(started_at)) {
         Err(reason) => write(&mut out, &Line::Failed { reason }).map_err(io)?,
         Ok(mut live) => loop {
             if stop() {

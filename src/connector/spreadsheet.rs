@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 use calamine::{Data, DataRef, Dimensions, Range, Reader, Sheets, open_workbook_auto};
 use serde::Deserialize;
 
-use super::FileProblems;
 use super::folder::{AfterImport, DropFolder};
 use super::mapping::Mapping;
 use super::table::{self, Record};
+use crate::diag::FileProblems;
 
 /// The `[source]` table of a `spreadsheet` connector, as written.
 #[derive(Debug, Deserialize)]

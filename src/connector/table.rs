@@ -8,13 +8,14 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use super::Origin;
 use super::csv::{self, CsvFile, Inspected};
 use super::mapping::{Mapping, Resolved, ValueSource, normalize};
 use super::spool::SpoolTable;
 use super::spreadsheet::SheetFile;
 use super::xml::XmlFile;
-use super::{Connector, FileProblems, Source, folder};
-use crate::import::Origin;
+use super::{Connector, Source, folder};
+use crate::diag::FileProblems;
 
 /// How many records are searched for the header row.
 pub const HEADER_SEARCH: usize = 50;

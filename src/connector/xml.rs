@@ -21,11 +21,11 @@ use quick_xml::name::{QName, ResolveResult};
 use quick_xml::{NsReader, Reader};
 use serde::Deserialize;
 
-use super::FileProblems;
 use super::csv::EncodingChoice;
 use super::folder::{AfterImport, DropFolder};
 use super::mapping::Mapping;
 use super::table::{NamedColumns, Record};
+use crate::diag::FileProblems;
 
 /// The `[source]` table of an `xml` connector, as written.
 #[derive(Debug, Deserialize)]

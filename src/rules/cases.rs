@@ -18,7 +18,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{Rules, Scene};
-use crate::connector::{Connector, FileProblems};
+use crate::connector::Connector;
+use crate::diag::FileProblems;
 use crate::diag::Problems;
 use crate::diff::{self, Known};
 use crate::model::{Dossier, Event, EventKind};
@@ -203,7 +204,7 @@ pub fn run_file(
     file.case
         .into_iter()
         .map(|case| {
-            let (line, _) = crate::connector::line_col(&text, case.span().start);
+            let (line, _) = crate::diag::line_col(&text, case.span().start);
             let case = case.into_inner();
             Outcome {
                 file: path.to_owned(),

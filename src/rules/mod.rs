@@ -27,7 +27,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::config::{Config, Region};
-use crate::connector::{Connector, FileProblems};
+use crate::connector::Connector;
+use crate::diag::FileProblems;
 use crate::diag::Problems;
 use crate::lifecycle::{self, Lifecycle};
 use crate::model::{self, Dossier, Event, EventKind, FieldKind};
@@ -830,7 +831,7 @@ fn parse_file(
                 "beneficiary" => Recipient::Beneficiary,
                 "instructor" => Recipient::Instructor,
                 "service" => Recipient::Service,
-                address => match crate::connector::value::parse_emails(address) {
+                address => match crate::value::parse_emails(address) {
                     Ok(list) if list.len() == 1 => Recipient::Address(list[0].clone()),
                     _ => {
                         fp.at(

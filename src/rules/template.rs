@@ -457,9 +457,9 @@ fn cents(value: &Value) -> Result<i64, Error> {
             let euros = f64::try_from(value.clone()).map_err(|_| not_amount())?;
             Ok((euros * 100.0).round() as i64)
         }
-        ValueKind::String => crate::connector::value::parse_amount(
+        ValueKind::String => crate::value::parse_amount(
             value.as_str().unwrap_or_default(),
-            crate::connector::value::AmountFormat::Auto,
+            crate::value::AmountFormat::Auto,
         )
         .map_err(invalid),
         _ => Err(not_amount()),

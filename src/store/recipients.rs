@@ -11,7 +11,6 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use super::{Result, Store, StoreError, format_time, parse_time};
-use crate::rules::Class;
 
 /// Random bytes in a token: 192 bits, written as 48 lowercase hex digits.
 pub const TOKEN_BYTES: usize = 24;
@@ -64,7 +63,7 @@ fn new_token() -> Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-const INFORMATIONAL: &str = Class::Informational.as_str();
+const INFORMATIONAL: &str = "informational";
 
 impl Store {
     /// The token of `address` (any case), drawn and recorded the first time.

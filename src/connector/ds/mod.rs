@@ -22,10 +22,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::FileProblems;
 use super::credentials;
 use super::http;
 use crate::config::PasswordSource;
+use crate::diag::FileProblems;
 
 pub use record::plain_text;
 pub use sync::DsTable;
