@@ -156,8 +156,13 @@ fn load_rules(dir: &Path, n: usize) -> Rules {
     let mut problems = Problems::default();
     let lifecycle = Lifecycle::load(&config.lifecycle_path(), &mut problems)
         .unwrap_or_else(|| panic!("{problems}"));
-    Rules::load(&config, Arc::new(lifecycle), &[], &mut problems)
-        .unwrap_or_else(|| panic!("{problems}"))
+    Rules::load(
+        &config,
+        Arc::new(lifecycle),
+        Default::default(),
+        &mut problems,
+    )
+    .unwrap_or_else(|| panic!("{problems}"))
 }
 
 fn scenes(n: usize, seed: u64, at: DateTime<Utc>) -> Vec<(String, Dossier, Event)> {

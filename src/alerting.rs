@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use tracing::warn;
 
+use crate::cases::{Queued, Rehearsal};
 use crate::connector::Connector;
 use crate::model::{Dossier, Event, EventKind};
-use crate::rules::cases::{Queued, Rehearsal};
 use crate::rules::{Rule, Rules, Scene};
 use crate::store::{Counts, ImportTx, NewAlert, StoreError};
 

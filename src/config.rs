@@ -23,7 +23,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::diag::Problems;
-use crate::rules::timing::{self, Policy, Window};
+use crate::timing::{self, Policy, Window};
 
 /// Where the daemon looks for its configuration when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/alertissimo/config.toml";

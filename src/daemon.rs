@@ -39,9 +39,9 @@ use crate::connector::{Connector, LeftOut};
 use crate::dispatch::Dispatcher;
 use crate::import::{self, Options};
 use crate::rules::Rules;
-use crate::rules::timing::next_run;
 use crate::store::Store;
 use crate::timers::{self, Clock, Pass};
+use crate::timing::next_run;
 
 mod control;
 mod retention;

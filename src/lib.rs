@@ -3,34 +3,39 @@
 //! of every dossier in SQLite, and detects when a dossier changes step.
 //!
 //! # Layout
+//! By layer, lowest first: a module only uses those of lower layers
+//! (`docs/ARCHITECTURE.md`, "Layers"; kept by `tests/it/architecture.rs`).
 //! ```text
-//! cli        command line: parses arguments, runs one command
-//! config     config.toml: defaults → file → ALERTISSIMO_* environment
-//! diag       problems in admin-written files, shared values, TOML in one pass
-//! lifecycle  rules/lifecycle.toml: canonical steps and their French labels
-//! model      Dossier, Field, Event: the canonical vocabulary
-//! connector  connectors/*.toml: every kind of source and the mapping to dossiers
-//! value      pure: the values of exports read (amounts in cents, dates, e-mails…)
-//! diff       pure change detection: stored state + new reading → events
-//! delays     pure: how long dossiers stay in each step (Kaplan–Meier), estimates
-//! import     one snapshot, streamed, guarded, applied in one transaction
-//! alerting   the alerts events owe, queued in the transaction of the events
-//! rules      rule files, templates, timing: which messages an event owes
-//! dispatch   the outbox drained into a transport (file, smtp), with retries
-//! store      SQLite: schema, migrations, every query
-//! secret     pure: loopback hosts, names and values that carry a credential
-//! timers     stalled dossiers and deadline reminders, raised once
-//! retention  the RGPD purge's part in files: archived exports, .eml, spools
-//! report     one self-contained HTML page for managers (inline SVG charts)
-//! control    the control socket: commands hand their writes to the running daemon
-//! daemon     schedules imports (cron, time zone), reload, shutdown
-//! metrics    /metrics (Prometheus), /healthz, /readyz
-//! web        the web face ([web] listen): the unsubscribe pages
+//! 0 model      Dossier, Field, Event: the canonical vocabulary
+//!   diag       problems in admin-written files, shared values, TOML in one pass
+//!   secret     pure: loopback hosts, names and values that carry a credential
+//!   timing     pure: debounce, digests, sending windows, cron in the Region's zone
+//! 1 value      pure: the values of exports (amounts in cents, dates, e-mails…)
+//!   lifecycle  rules/lifecycle.toml: canonical steps and their French labels
+//!   diff       pure change detection: stored state + new reading → events
+//! 2 delays     pure: how long dossiers stay in each step (Kaplan–Meier), estimates
+//!   config     config.toml: defaults → file → ALERTISSIMO_* environment
+//! 3 connector  connectors/*.toml: every kind of source and the mapping to dossiers
+//!   rules      rule files and templates: which messages an event owes
+//!   store      SQLite: schema, migrations, every query, the store thread
+//! 4 cases      the rule test cases (`alertissimo test`)
+//! 5 alerting   the alerts events owe, queued in the transaction of the events
+//! 6 import     one snapshot, streamed, guarded, applied in one transaction
+//!   timers     stalled dossiers and deadline reminders, raised once
+//!   dispatch   the outbox drained into a transport (file, smtp), with retries
+//! 7 retention  the RGPD purge's part in files: archived exports, .eml, spools
+//!   report     one self-contained HTML page for managers (inline SVG charts)
+//!   metrics    /metrics (Prometheus), /healthz, /readyz
+//!   web        the web face ([web] listen): the unsubscribe pages
+//! 8 control    the control socket: commands hand their writes to the running daemon
+//! 9 daemon     schedules imports (cron, time zone), reload, shutdown
+//! 10 cli       command line: parses arguments, runs one command
 //! ```
 //! The pure core (`diff`, `connector::mapping`, `value`, the parsers)
 //! does no I/O and takes `now` as an argument.
 
 pub mod alerting;
+pub mod cases;
 pub mod cli;
 pub mod config;
 pub mod connector;
@@ -52,5 +57,6 @@ pub mod store;
 #[cfg(test)]
 mod test_support;
 pub mod timers;
+pub mod timing;
 pub(crate) mod value;
 pub mod web;

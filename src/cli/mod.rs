@@ -376,7 +376,12 @@ pub fn load(config: &Config, problems: &mut Problems) -> Option<Loaded> {
 pub fn load_apart(config: &Config, problems: &mut Problems) -> Option<Loaded> {
     let lifecycle = Arc::new(Lifecycle::load(&config.lifecycle_path(), problems)?);
     let (connectors, left_out) = Connector::load_each(config, &lifecycle, problems);
-    let rules = Rules::load(config, lifecycle.clone(), &connectors, problems);
+    let rules = Rules::load(
+        config,
+        lifecycle.clone(),
+        Connector::extra_fields(&connectors),
+        problems,
+    );
     Some(Loaded {
         lifecycle,
         connectors,
@@ -739,10 +744,10 @@ fn test_rules(config: &Config, paths: &[PathBuf]) -> anyhow::Result<Exit> {
         eprint!("invalid configuration:\n{problems}");
         return Ok(Exit::Config);
     };
-    let files = crate::rules::cases::collect(paths, &config.rules_dir.join("tests"), &mut problems);
+    let files = crate::cases::collect(paths, &config.rules_dir.join("tests"), &mut problems);
     let mut outcomes = Vec::new();
     for file in &files {
-        outcomes.extend(crate::rules::cases::run_file(
+        outcomes.extend(crate::cases::run_file(
             file,
             &rules,
             &connectors,

@@ -130,7 +130,7 @@ pub(super) fn way_out(config: &Config, informational: bool) -> Vec<String> {
     if config.web.listen.is_none() {
         warnings.push(format!(
             "[web] listen is not set: nothing here serves the unsubscribe links of informational messages ({url}{}/…); set it, and public_url to the address that reaches it",
-            crate::web::UNSUBSCRIBE_PATH
+            crate::dispatch::message::UNSUBSCRIBE_PATH
         ));
     }
     let host = url::Url::parse(url)

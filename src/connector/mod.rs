@@ -303,6 +303,19 @@ impl Connector {
         format!("{:016x}", self.fingerprint)
     }
 
+    /// The `extra.*` fields `connectors` declare, each with its kind: what the
+    /// rules' templates may name besides the canonical fields.
+    pub fn extra_fields(
+        connectors: &[Connector],
+    ) -> std::collections::BTreeMap<String, crate::model::FieldKind> {
+        connectors
+            .iter()
+            .flat_map(|c| c.mapping.fields())
+            .filter(|f| f.name.starts_with(crate::model::EXTRA_PREFIX))
+            .map(|f| (f.name.clone(), f.kind()))
+            .collect()
+    }
+
     /// The address of a dossier on the source portal: its `url` field, else the
     /// connector's `link` with `{id}` and `{reference}` filled in.
     pub fn link_for(&self, dossier: &crate::model::Dossier) -> Option<String> {

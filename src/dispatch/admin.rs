@@ -42,7 +42,7 @@ impl Dispatcher {
         }
         let tz = inner.rules.policy.tz;
         let due = match last {
-            Some(last) => crate::rules::timing::next_run(&inner.config.admin_digest, tz, last)
+            Some(last) => crate::timing::next_run(&inner.config.admin_digest, tz, last)
                 .is_ok_and(|tick| tick <= now),
             None => true,
         };

@@ -21,6 +21,15 @@ use xxhash_rust::xxh3::xxh3_128;
 
 use crate::rules::template::Message;
 
+/// The path of the unsubscribe pages (served by `web`), below `[web] public_url`.
+pub const UNSUBSCRIBE_PATH: &str = "/desabonnement";
+
+/// The address of the unsubscribe link of the holder of `token`, under
+/// `public_url` (validated, without a final `/`).
+pub fn unsubscribe_url(public_url: &str, token: &str) -> String {
+    format!("{public_url}{UNSUBSCRIBE_PATH}/{token}")
+}
+
 /// `Auto-Submitted: auto-generated` (RFC 3834).
 #[derive(Debug, Clone)]
 struct AutoSubmitted;

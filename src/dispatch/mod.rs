@@ -502,7 +502,7 @@ impl Inner {
             .store
             .call(move |s| s.recipient_token(&recipient, Utc::now()))
             .await??;
-        Ok(message::Footer::Unsubscribe(crate::web::unsubscribe_url(
+        Ok(message::Footer::Unsubscribe(message::unsubscribe_url(
             &public_url,
             &token,
         )))
@@ -682,7 +682,7 @@ fn attempt(
     now: DateTime<Utc>,
     relay_until: Option<DateTime<Utc>>,
     config: &Delivery,
-    policy: &crate::rules::timing::Policy,
+    policy: &crate::timing::Policy,
 ) -> (Change, &'static str) {
     let (outcome_name, reply) = match outcome {
         Outcome::Sent(r) => ("sent", r),

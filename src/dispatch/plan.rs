@@ -44,7 +44,7 @@ pub fn plan(
     opted_out: &HashSet<String>,
     per_day: u32,
     now: DateTime<Utc>,
-    policy: &crate::rules::timing::Policy,
+    policy: &crate::timing::Policy,
     lifecycle: &crate::lifecycle::Lifecycle,
 ) -> Planned {
     let mut planned = Planned::default();
@@ -114,9 +114,9 @@ pub(super) mod tests {
 
     use super::*;
     use crate::model::{Dossier, Event, EventKind};
-    use crate::rules::timing::{Digest, Policy};
     use crate::store::StoredDossier;
     use crate::test_support::{shipped_lifecycle as lifecycle, utc};
+    use crate::timing::{Digest, Policy};
 
     pub(in crate::dispatch) fn policy(windows: &[&str]) -> Policy {
         Policy {

@@ -7,13 +7,11 @@
 //! steps, fields, then the optional condition) and resolves the recipients and the
 //! timing of each alert. Nothing here does I/O after loading; `now` is an argument.
 //!
-//! Submodules: [`template`] (the messages), [`french`] (filters), [`timing`]
-//! (debounce, digests, sending windows), [`cases`] (`alertissimo test`).
+//! Submodules: [`template`] (the messages), [`french`] (filters). When alerts
+//! leave is [`crate::timing`]'s; the rule test cases are [`crate::cases`]'s.
 
-pub mod cases;
 pub mod french;
 pub mod template;
-pub mod timing;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,13 +25,12 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::config::{Config, Region};
-use crate::connector::Connector;
 use crate::diag::FileProblems;
 use crate::diag::Problems;
 use crate::lifecycle::{self, Lifecycle};
 use crate::model::{self, Dossier, Event, EventKind, FieldKind};
+use crate::timing::{self, Policy};
 use template::{Message, Templates};
-use timing::Policy;
 
 /// The folder of templates inside the rules folder.
 pub const TEMPLATES_DIR: &str = "templates";
@@ -237,11 +234,13 @@ pub struct Rules {
 
 impl Rules {
     /// Reads every rule file and template, reporting every problem; then checks
-    /// every template and condition against sample dossiers.
+    /// every template and condition against sample dossiers. `extra_fields` are
+    /// the `extra.*` fields the connectors declare, with their kind
+    /// ([`crate::connector::Connector::extra_fields`]).
     pub fn load(
         config: &Config,
         lifecycle: Arc<Lifecycle>,
-        connectors: &[Connector],
+        extra_fields: BTreeMap<String, FieldKind>,
         problems: &mut Problems,
     ) -> Option<Self> {
         let before = problems.len();
@@ -297,12 +296,6 @@ impl Rules {
         if config.web.public_url.is_none() {
             way_out_missing(&rules, problems);
         }
-        let extra_fields = connectors
-            .iter()
-            .flat_map(|c| c.mapping.fields())
-            .filter(|f| f.name.starts_with(model::EXTRA_PREFIX))
-            .map(|f| (f.name.clone(), f.kind()))
-            .collect();
         let rules = Self {
             rules,
             templates,
@@ -1121,7 +1114,12 @@ mod tests {
         let mut problems = Problems::default();
         let lifecycle =
             Lifecycle::load(&config.lifecycle_path(), &mut problems).expect("shipped lifecycle");
-        let rules = Rules::load(&config, Arc::new(lifecycle), &[], &mut problems);
+        let rules = Rules::load(
+            &config,
+            Arc::new(lifecycle),
+            Default::default(),
+            &mut problems,
+        );
         (dir, rules.ok_or(problems))
     }
 
@@ -1417,14 +1415,30 @@ mod tests {
         let config = Config::load(Some(&dir.path().join("config.toml"))).unwrap();
         let mut problems = Problems::default();
         let lifecycle = Lifecycle::load(&config.lifecycle_path(), &mut problems).unwrap();
-        assert!(Rules::load(&config, Arc::new(lifecycle), &[], &mut problems).is_none());
+        assert!(
+            Rules::load(
+                &config,
+                Arc::new(lifecycle),
+                Default::default(),
+                &mut problems
+            )
+            .is_none()
+        );
         let text = problems.to_string();
         assert!(text.contains("broken.jinja: line 1"), "{text}");
         // The syntax error stops loading before the samples; fix it and the typo shows.
         std::fs::remove_file(templates.join("broken.jinja")).unwrap();
         let mut problems = Problems::default();
         let lifecycle = Lifecycle::load(&config.lifecycle_path(), &mut problems).unwrap();
-        assert!(Rules::load(&config, Arc::new(lifecycle), &[], &mut problems).is_none());
+        assert!(
+            Rules::load(
+                &config,
+                Arc::new(lifecycle),
+                Default::default(),
+                &mut problems
+            )
+            .is_none()
+        );
         let text = problems.to_string();
         assert!(
             text.contains("en_instruction.jinja: fails to render for a complete sample dossier and a step_changed event")

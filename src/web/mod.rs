@@ -27,8 +27,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::store::StoreHandle;
 
-/// The path of the unsubscribe pages, below `[web] public_url`.
-pub const UNSUBSCRIBE_PATH: &str = "/desabonnement";
+pub use crate::dispatch::message::{UNSUBSCRIBE_PATH, unsubscribe_url};
 /// How long one request may take, store included; then 503.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest request body read (a one-click body is 26 bytes).
@@ -47,12 +46,6 @@ const SECURITY_HEADERS: [(HeaderName, &str); 6] = [
     (header::CACHE_CONTROL, "no-store"),
     (HeaderName::from_static("x-robots-tag"), "noindex, nofollow"),
 ];
-
-/// The address of the unsubscribe link of the holder of `token`, under
-/// `public_url` (validated, without a final `/`).
-pub fn unsubscribe_url(public_url: &str, token: &str) -> String {
-    format!("{public_url}{UNSUBSCRIBE_PATH}/{token}")
-}
 
 /// Every page, with the layers that protect them.
 pub fn router(store: StoreHandle) -> Router {

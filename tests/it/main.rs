@@ -7,6 +7,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)] // Tests report what they measured.
 
 mod alerts;
+mod architecture;
 mod check;
 mod common;
 mod control;

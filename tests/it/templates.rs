@@ -132,7 +132,12 @@ fn shipped() -> (Rules, Vec<Connector>) {
         .unwrap_or_else(|| panic!("the lifecycle is invalid:\n{problems}"));
     let lifecycle = Arc::new(lifecycle);
     let connectors = Connector::load_all(&config, &lifecycle, &mut problems);
-    let rules = Rules::load(&config, lifecycle, &connectors, &mut problems);
+    let rules = Rules::load(
+        &config,
+        lifecycle,
+        alertissimo::connector::Connector::extra_fields(&connectors),
+        &mut problems,
+    );
     assert!(
         problems.is_empty(),
         "the shipped files are invalid:\n{problems}"

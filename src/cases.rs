@@ -17,12 +17,12 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Rules, Scene};
 use crate::connector::Connector;
 use crate::diag::FileProblems;
 use crate::diag::Problems;
 use crate::diff::{self, Known};
 use crate::model::{Dossier, Event, EventKind};
+use crate::rules::{Rules, Scene};
 
 /// One alert a rehearsal queued: its rule, role, address, the index of its
 /// event, and why it can never leave, when it cannot.

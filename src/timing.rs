@@ -1,4 +1,6 @@
-//! When an alert may be sent: debounce, digest windows and sending windows.
+//! When an alert may be sent: debounce, digest windows and sending windows; and
+//! when a cron schedule fires, read in the Region's zone ([`next_run`]). A leaf:
+//! it uses no other module of the crate.
 //!
 //! Owns the pure computation of an alert's `due_at` from `now` (injected, so that
 //! tests are exact) and the `[alerts]` policy of the configuration:
