@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 use tracing::info;
@@ -64,13 +64,6 @@ fn stalled_at(step: &Step, delays: &Delays, dossier: &OpenDossier<'_>) -> Option
         .map(|after| dossier.entered.saturating_add(after))
 }
 
-/// The start of a day in `tz`, in UTC.
-fn day_start(day: NaiveDate, tz: Tz) -> Option<DateTime<Utc>> {
-    tz.from_local_datetime(&day.and_hms_opt(0, 0, 0)?)
-        .earliest()
-        .map(|t| t.with_timezone(&Utc))
-}
-
 /// What an open dossier owes at `now`: a `stalled` event once it has been in its
 /// step longer than the lifecycle's `stalled_after`, and for each `[[deadline]]`
 /// whose date field it has, a `deadline` event for the nearest reminder due
@@ -109,7 +102,10 @@ pub fn due(
         let Some(day) = date.and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()) else {
             continue;
         };
-        let Some(end) = day.succ_opt().and_then(|d| day_start(d, tz)) else {
+        let Some(end) = day
+            .succ_opt()
+            .and_then(|d| crate::timing::start_of_day(d, tz))
+        else {
             continue;
         };
         if now >= end {
@@ -117,7 +113,7 @@ pub fn due(
         }
         // The nearest reminder whose day has come (the others are behind it).
         let reminder = deadline.days_before.iter().rev().find_map(|&days| {
-            let start = day_start(day - chrono::Days::new(u64::from(days)), tz)?;
+            let start = crate::timing::start_of_day(day - chrono::Days::new(u64::from(days)), tz)?;
             (now >= start).then_some((days, start))
         });
         if let Some((days, at)) = reminder {

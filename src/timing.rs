@@ -203,6 +203,22 @@ pub fn next_run(
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// The first instant of `date` in `tz`, in UTC: midnight, or the end of a
+/// daylight-saving gap that swallowed it. The one way days start here (values
+/// read from exports, deadline reminders).
+pub fn start_of_day(date: chrono::NaiveDate, tz: Tz) -> Option<DateTime<Utc>> {
+    let midnight = date.and_time(NaiveTime::MIN);
+    (0..96).find_map(|quarter| {
+        let local = midnight.checked_add_signed(chrono::TimeDelta::minutes(15 * quarter))?;
+        if local.date() != date {
+            return None;
+        }
+        tz.from_local_datetime(&local)
+            .earliest()
+            .map(|instant| instant.with_timezone(&Utc))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,7 @@
 //! layouts (`auto`) or one strftime pattern, and the start of a day in a zone.
 
 use chrono::{
-    DateTime, FixedOffset, NaiveDate, NaiveTime, TimeDelta, TimeZone, Utc,
+    DateTime, FixedOffset, NaiveDate, NaiveTime, TimeZone, Utc,
     format::{ParseErrorKind, Parsed, StrftimeItems},
 };
 use chrono_tz::Tz;
@@ -41,7 +41,7 @@ pub(crate) fn parse_instant(
                     tz.name()
                 )
             }),
-        (None, _) => start_of_day(written.date, tz).ok_or_else(|| {
+        (None, _) => crate::timing::start_of_day(written.date, tz).ok_or_else(|| {
             format!(
                 "'{raw}' has no start of day in {} (the day was skipped)",
                 tz.name()
@@ -324,18 +324,4 @@ pub(super) fn pattern_has_time(pattern: &str) -> bool {
         }
     }
     false
-}
-
-/// The first instant of `date` in `tz`: midnight, or the end of a gap that swallowed it.
-fn start_of_day(date: NaiveDate, tz: Tz) -> Option<DateTime<Utc>> {
-    let midnight = date.and_time(NaiveTime::MIN);
-    (0..96).find_map(|quarter| {
-        let local = midnight.checked_add_signed(TimeDelta::minutes(15 * quarter))?;
-        if local.date() != date {
-            return None;
-        }
-        tz.from_local_datetime(&local)
-            .earliest()
-            .map(|instant| instant.with_timezone(&Utc))
-    })
 }
