@@ -417,7 +417,7 @@ mod tests {
         let path = dir.path().join("state.db");
         let mut conn = Connection::open(&path).expect("database");
         rusqlite_migration::Migrations::new(
-            super::super::MIGRATIONS[..4]
+            super::super::migrate::MIGRATIONS[..4]
                 .iter()
                 .map(|(sql, _)| rusqlite_migration::M::up(sql))
                 .collect(),

@@ -542,7 +542,7 @@ mod tests {
     #[test]
     fn issue_17_item_16_the_migration_fills_the_totals() {
         let migration = include_str!("migrations/0017_gauge_totals.sql");
-        let position = super::super::MIGRATIONS
+        let position = super::super::migrate::MIGRATIONS
             .iter()
             .position(|(sql, _)| *sql == migration)
             .expect("migration 0017 registered");
@@ -550,7 +550,7 @@ mod tests {
         let path = dir.path().join("state.db");
         let mut conn = Connection::open(&path).unwrap();
         rusqlite_migration::Migrations::new(
-            super::super::MIGRATIONS[..position]
+            super::super::migrate::MIGRATIONS[..position]
                 .iter()
                 .map(|(sql, hook)| match hook {
                     Some(hook) => rusqlite_migration::M::up_with_hook(sql, *hook),

@@ -134,7 +134,7 @@ impl Store {
                 attempts: r.get(17)?,
                 created_at: parse_time(r.get_ref(18)?.as_str()?)?,
                 due_at: parse_time(r.get_ref(19)?.as_str()?)?,
-                event: super::read_event(r, 20)?,
+                event: super::dossiers::read_event(r, 20)?,
                 message_id: r.get(28)?,
                 class: r.get(29)?,
             });
@@ -453,5 +453,91 @@ impl Store {
         )?;
         tx.commit()?;
         Ok(())
+    }
+}
+
+/// An alert as stored in the outbox.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AlertRecord {
+    /// Its id.
+    pub id: i64,
+    /// Its idempotency key.
+    pub key: String,
+    /// The dossier's reference.
+    pub reference: String,
+    /// The dossier's connector.
+    pub connector: String,
+    /// The triggering event's kind.
+    pub event: String,
+    /// The triggering event's id.
+    pub event_id: i64,
+    /// The rule.
+    pub rule: String,
+    /// The template.
+    pub template: String,
+    /// `mandatory` or `informational`.
+    pub class: String,
+    /// The recipient's role.
+    pub role: String,
+    /// The address.
+    pub recipient: String,
+    /// Whether it may be gathered with others.
+    pub digest: bool,
+    /// `pending`, `sending`, `sent`, `failed` or `cancelled`.
+    pub status: String,
+    /// When it was queued.
+    pub created_at: DateTime<Utc>,
+    /// Not before.
+    pub due_at: DateTime<Utc>,
+    /// Why it was cancelled or failed.
+    pub reason: Option<String>,
+}
+
+impl Store {
+    /// Alerts of the outbox, those still to send first (next due first), then
+    /// failed, then sent and cancelled: those with `status` (any when `None`), of
+    /// one dossier (any when `None`), at most `limit`.
+    ///
+    /// # Errors
+    /// On a database error or a corrupt row.
+    pub fn alerts(
+        &self,
+        status: Option<&str>,
+        dossier: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<AlertRecord>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT a.id, a.key, d.reference, d.connector, e.kind, a.rule, a.template, a.class,
+                    a.role, a.recipient, a.digest, a.status, a.created_at, a.due_at, a.reason,
+                    a.event_id
+             FROM alerts a JOIN dossiers d ON d.id = a.dossier_id JOIN events e ON e.id = a.event_id
+             WHERE (?1 IS NULL OR a.status = ?1) AND (?3 IS NULL OR a.dossier_id = ?3)
+             ORDER BY CASE a.status WHEN 'sending' THEN 0 WHEN 'pending' THEN 1 WHEN 'failed' THEN 2
+                                    ELSE 3 END, a.due_at, a.id
+             LIMIT ?2",
+        )?;
+        let mut rows = stmt.query(params![status, limit as i64, dossier])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(AlertRecord {
+                id: r.get(0)?,
+                key: r.get(1)?,
+                reference: r.get(2)?,
+                connector: r.get(3)?,
+                event: r.get(4)?,
+                rule: r.get(5)?,
+                template: r.get(6)?,
+                class: r.get(7)?,
+                role: r.get(8)?,
+                recipient: r.get(9)?,
+                digest: r.get(10)?,
+                status: r.get(11)?,
+                created_at: parse_time(r.get_ref(12)?.as_str()?)?,
+                due_at: parse_time(r.get_ref(13)?.as_str()?)?,
+                reason: r.get(14)?,
+                event_id: r.get(15)?,
+            });
+        }
+        Ok(out)
     }
 }

@@ -9,7 +9,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
-use super::{Result, Store, StoreError, format_time, parse_time};
+use super::{ImportTx, Result, Store, StoreError, format_time, parse_time};
 
 /// The health of one source.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -136,6 +136,42 @@ impl Store {
     ) -> Result<()> {
         tx.prepare_cached("UPDATE source_status SET stale_reported_at = ?2 WHERE connector = ?1")?
             .execute(params![connector, format_time(at)])?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Where the synchronisation of an API source stands (opaque to the store).
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn source_cursor(&self, connector: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT cursor FROM source_status WHERE connector = ?1")?
+            .query_row([connector], |r| r.get(0))
+            .optional()?
+            .flatten())
+    }
+}
+
+impl ImportTx<'_> {
+    /// Records where the synchronisation of an API source stands, with the import.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn set_source_cursor(
+        &self,
+        connector: &str,
+        cursor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO source_status (connector, first_seen_at, cursor) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (connector) DO UPDATE SET cursor = ?3",
+            )?
+            .execute(params![connector, format_time(now), cursor])?;
         Ok(())
     }
 }

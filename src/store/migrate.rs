@@ -1,0 +1,96 @@
+//! The schema's versions: the migrations (`migrations/NNNN_name.sql`), each with
+//! the Rust hook that converts what SQL cannot, and how a database is brought to
+//! the latest one, also when two programs open a new database at once.
+
+use rusqlite::{Connection, Transaction};
+use rusqlite_migration::{M, Migrations};
+
+use super::{BUSY_TIMEOUT, StoreError, fields, index, references};
+
+/// A migration hook's error from the store's: SQLite's stays itself, the others
+/// become their message.
+impl From<StoreError> for rusqlite_migration::HookError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Sqlite(e) | StoreError::Locked(e) => Self::RusqliteError(e),
+            other => Self::Hook(other.to_string()),
+        }
+    }
+}
+
+/// A migration: its SQL, then the Rust code that converts what SQL cannot.
+type Migration = (
+    &'static str,
+    Option<fn(&Transaction<'_>) -> rusqlite_migration::HookResult>,
+);
+
+pub(super) const MIGRATIONS: &[Migration] = &[
+    (include_str!("migrations/0001_init.sql"), None),
+    (include_str!("migrations/0002_outbox.sql"), None),
+    (include_str!("migrations/0003_delivery.sql"), None),
+    (include_str!("migrations/0004_admin_reports.sql"), None),
+    (
+        include_str!("migrations/0005_compact_state.sql"),
+        Some(fields::migrate_0005),
+    ),
+    (include_str!("migrations/0006_sources.sql"), None),
+    (include_str!("migrations/0007_messages.sql"), None),
+    (include_str!("migrations/0008_timers.sql"), None),
+    (include_str!("migrations/0009_retention.sql"), None),
+    (
+        include_str!("migrations/0010_change_index.sql"),
+        Some(index::migrate_0010),
+    ),
+    (
+        include_str!("migrations/0011_reference_index.sql"),
+        Some(references::migrate_0011),
+    ),
+    (include_str!("migrations/0012_claims.sql"), None),
+    (include_str!("migrations/0013_unchanged_runs.sql"), None),
+    (
+        include_str!("migrations/0014_run_encoding_and_changed.sql"),
+        None,
+    ),
+    (include_str!("migrations/0015_files_seen.sql"), None),
+    (include_str!("migrations/0016_left_out.sql"), None),
+    (include_str!("migrations/0017_gauge_totals.sql"), None),
+    (include_str!("migrations/0018_unsubscribe.sql"), None),
+];
+
+fn migrations() -> Migrations<'static> {
+    Migrations::new(
+        MIGRATIONS
+            .iter()
+            .map(|(sql, hook)| match hook {
+                Some(hook) => M::up_with_hook(sql, *hook),
+                None => M::up(sql),
+            })
+            .collect(),
+    )
+}
+
+pub(super) fn migrations_count() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// Migrates the database to this version's schema. Two programs opening a new
+/// database at once both find it empty; the second one's migration fails on
+/// the tables the first one made, or is refused at once: then what counts is
+/// whether the schema is the latest now (issue 17, item 31).
+pub(super) fn migrate(conn: &mut Connection) -> std::result::Result<(), rusqlite_migration::Error> {
+    let start = std::time::Instant::now();
+    loop {
+        let Err(error) = migrations().to_latest(conn) else {
+            return Ok(());
+        };
+        let busy = matches!(&error, rusqlite_migration::Error::RusqliteError { err, .. }
+            if err.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy));
+        match migrations().pending_migrations(conn) {
+            Ok(0) => return Ok(()),
+            _ if busy && start.elapsed() < BUSY_TIMEOUT => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            _ => return Err(error),
+        }
+    }
+}
