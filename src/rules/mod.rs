@@ -9,27 +9,34 @@
 //!
 //! Submodules: [`template`] (the messages), [`french`] (filters). When alerts
 //! leave is [`crate::timing`]'s; the rule test cases are [`crate::cases`]'s.
+//!
+//! Here: [`Rules`], its loading and [`Rules::plan`]; in `file.rs`, the parsing of
+//! one rule file; in `context.rs`, what templates and conditions see of a
+//! dossier; in `samples.rs`, the sample dossiers every template is checked on.
 
 pub mod french;
 pub mod template;
 
+mod context;
+mod file;
+mod samples;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use globset::GlobSet;
 use minijinja::Value;
-use serde::Deserialize;
-use toml::Spanned;
 
 use crate::config::{Config, Region};
-use crate::diag::FileProblems;
 use crate::diag::Problems;
 use crate::lifecycle::{self, Lifecycle};
-use crate::model::{self, Dossier, Event, EventKind, FieldKind};
-use crate::timing::{self, Policy};
+use crate::model::{Dossier, Event, EventKind, FieldKind};
+use crate::timing::Policy;
+use file::{parse_file, way_out_missing};
+pub use samples::sample_dossier;
 use template::{Message, Templates};
 
 /// The folder of templates inside the rules folder.
@@ -132,37 +139,6 @@ pub struct Rule {
     pub sender: Option<String>,
     /// Its messages' `Reply-To`, instead of `smtp.reply_to`.
     pub reply_to: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RuleFile {
-    #[serde(default)]
-    rule: Vec<Spanned<RuleDef>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RuleDef {
-    name: Spanned<String>,
-    #[serde(default)]
-    #[allow(dead_code)] // Documentation for admins only.
-    description: Option<String>,
-    on: Spanned<toml::Value>,
-    connector: Option<Spanned<toml::Value>>,
-    scheme: Option<Spanned<toml::Value>>,
-    from: Option<Spanned<toml::Value>>,
-    to: Option<Spanned<toml::Value>>,
-    field: Option<Spanned<toml::Value>>,
-    when: Option<Spanned<String>>,
-    notify: Spanned<toml::Value>,
-    template: Spanned<String>,
-    class: Option<Spanned<String>>,
-    cooldown: Option<Spanned<String>>,
-    debounce: Option<Spanned<String>>,
-    digest: Option<bool>,
-    sender: Option<Spanned<String>>,
-    reply_to: Option<Spanned<String>>,
 }
 
 /// An event on a dossier, as rules see it.
@@ -310,208 +286,9 @@ impl Rules {
         (problems.len() == before).then_some(rules)
     }
 
-    /// Renders every template and evaluates every condition against a complete
-    /// sample dossier and a sparse one, so that a typo or a missing guard fails
-    /// here rather than when sending.
-    fn check_samples(&self, problems: &mut Problems) {
-        let (history, lifecycle) = sample_delays();
-        // Each template is rendered for the kinds of events its rules react to.
-        let kinds_of = |name: &str| {
-            let mut kinds: Vec<EventKind> = self
-                .rules
-                .iter()
-                .filter(|r| r.template == name)
-                .flat_map(|r| r.on.iter().copied())
-                .collect();
-            kinds.sort_by_key(|k| k.as_str());
-            kinds.dedup();
-            if kinds.is_empty() {
-                kinds.push(EventKind::StepChanged);
-            }
-            kinds
-        };
-        let mut failed = std::collections::BTreeSet::new();
-        for (label, complete, delay) in [
-            ("a complete sample dossier", true, Some(&history)),
-            (
-                "a complete sample dossier whose delay comes from lifecycle.toml",
-                true,
-                Some(&lifecycle),
-            ),
-            ("a sample dossier with only an id and a step", false, None),
-        ] {
-            let dossier = sample_dossier(complete, &self.extra_fields);
-            let mut renders = None;
-            for name in self.templates.names() {
-                for kind in kinds_of(name) {
-                    // A template is said to fail once: the first reason is enough,
-                    // and one that spent its whole budget would spend it again.
-                    if failed.contains(name) {
-                        continue;
-                    }
-                    let event = sample_event(kind, complete);
-                    let scene = sample_scene(&dossier, &event, delay);
-                    let ctx = self.context(&scene, Some(("beneficiary", "contact@example.org")));
-                    match self.templates.render(name, &ctx) {
-                        Ok(_) => {
-                            renders.get_or_insert((name, ctx));
-                        }
-                        Err(reason) => {
-                            failed.insert(name);
-                            problems.push(
-                                self.templates.path(name),
-                                format!(
-                                    "fails to render for {label} and a {} event: {reason}",
-                                    kind.as_str()
-                                ),
-                            );
-                        }
-                    }
-                }
-            }
-            // The digest, made of a template that renders on its own.
-            if let Some((name, ctx)) = renders
-                && let Err(reason) = self
-                    .templates
-                    .render_many(&[(name, ctx.clone()), (name, ctx)])
-            {
-                problems.push(
-                    self.templates.dir.join(template::DIGEST),
-                    format!("fails to render for {label}: {reason}"),
-                );
-            }
-            for rule in self.rules.iter().filter(|r| r.when.is_some()) {
-                for &kind in &rule.on {
-                    let event = sample_event(kind, complete);
-                    let ctx = self.context(&sample_scene(&dossier, &event, delay), None);
-                    if let Err(reason) = self.templates.condition(&rule.name, &ctx) {
-                        problems.push(
-                            &rule.file,
-                            format!(
-                                "rule '{}': condition fails for {label} and a {} event: {reason}",
-                                rule.name,
-                                kind.as_str()
-                            ),
-                        );
-                    }
-                }
-            }
-        }
-    }
-
     /// The rule with this name.
     pub fn rule(&self, name: &str) -> Option<&Rule> {
         self.rules.iter().find(|r| r.name == name)
-    }
-
-    /// The variables templates and conditions see (see `docs/rules.md`, "Templates").
-    pub fn context(&self, scene: &Scene<'_>, recipient: Option<(&str, &str)>) -> Value {
-        let d = scene.dossier;
-        let e = scene.event;
-        let lc = &self.lifecycle;
-        let mut dossier: BTreeMap<String, Value> = BTreeMap::new();
-        let mut groups: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
-        let mut put = |name: &str, value: Value| {
-            // `service` is both a name and the prefix of `service.email`.
-            let name = if name == "service" {
-                "service.name"
-            } else {
-                name
-            };
-            match name.split_once('.') {
-                Some((group, key)) => {
-                    groups
-                        .entry(group.to_owned())
-                        .or_default()
-                        .insert(key.to_owned(), value);
-                }
-                None => {
-                    dossier.insert(name.to_owned(), value);
-                }
-            }
-        };
-        for f in model::FIELDS {
-            put(f.name, field_value(f.kind, d.get(f.name)));
-        }
-        for name in self.extra_fields.keys() {
-            put(name, Value::from(()));
-        }
-        for (name, value) in d
-            .fields
-            .iter()
-            .filter(|(n, _)| n.starts_with(model::EXTRA_PREFIX))
-        {
-            let kind = self
-                .extra_fields
-                .get(name)
-                .copied()
-                .unwrap_or(FieldKind::Text);
-            put(name, field_value(kind, Some(value)));
-        }
-        groups.entry("extra".to_owned()).or_default();
-        for (group, map) in groups {
-            dossier.insert(group, Value::from(map));
-        }
-        dossier.insert("id".to_owned(), Value::from(d.id.as_str()));
-        dossier.insert("reference".to_owned(), Value::from(d.reference()));
-        dossier.insert("connector".to_owned(), Value::from(scene.connector));
-        dossier.insert("step".to_owned(), Value::from(d.step.as_str()));
-        dossier.insert("step_label".to_owned(), Value::from(lc.label(&d.step)));
-        dossier.insert("status".to_owned(), Value::from(d.status.as_str()));
-        let opt = |v: &Option<String>| Value::from(v.clone());
-        let label = |v: &Option<String>| Value::from(v.as_deref().map(|s| lc.label(s).to_owned()));
-        let deleted = e.kind == EventKind::Disappeared
-            && e.field.as_deref() == Some(model::DELETED_ON_SOURCE);
-        let link = link_for_role(scene, recipient.map(|(role, _)| role));
-        let event = minijinja::context! {
-            kind => e.kind.as_str(),
-            from => opt(&e.from_step),
-            from_label => label(&e.from_step),
-            to => opt(&e.to_step),
-            to_label => label(&e.to_step),
-            field => opt(&e.field),
-            old => opt(&e.old_value),
-            new => opt(&e.new_value),
-            occurred_at => crate::model::instant_text(e.occurred_at),
-            notified_by_source => e.notified_by_source,
-            // A `disappeared` the source stated (DS's deletions), with its reason.
-            deleted_on_source => deleted,
-            reason => deleted.then(|| e.new_value.clone()).flatten(),
-            // A deadline's label in lifecycle.toml ("la date limite des justificatifs").
-            label => matches!(e.kind, EventKind::Deadline | EventKind::Review)
-                .then_some(e.field.as_deref())
-                .flatten()
-                .and_then(|f| lc.deadlines.iter().find(|d| d.field == f))
-                .map(|d| d.label.clone()),
-        };
-        let current = lc.step(&d.step);
-        let step = minijinja::context! {
-            id => d.step.as_str(),
-            label => lc.label(&d.step),
-            final => current.is_some_and(|s| s.is_final),
-            expected_duration => current.and_then(|s| s.expected_duration).map(|d| d.as_secs()),
-            pieces => lc.pieces(&d.step, d.get("scheme")).to_vec(),
-            next => lc.next(&d.step).iter().map(|s| minijinja::context! {
-                id => s.id.as_str(), label => s.label.as_str()
-            }).collect::<Vec<_>>(),
-        };
-        let recipient = recipient.map(|(role, address)| {
-            minijinja::context! { role => role, address => address }
-        });
-        minijinja::context! {
-            dossier => dossier,
-            event => event,
-            step => step,
-            delay => scene.delay.map(|e| Value::from(minijinja::value::Serde(e))),
-            // The configuration's own links may become links in the HTML part;
-            // the export's text never does (see `template::DATA_START`).
-            link => link.map(|l| Value::from_safe_string(l.to_owned())),
-            region => minijinja::context! {
-                website => self.region.website.clone().map(Value::from_safe_string),
-                ..Value::from(minijinja::value::Serde(&self.region))
-            },
-            recipient => recipient,
-        }
     }
 
     /// The rules that apply to a connector, so that the connector globs are
@@ -643,450 +420,22 @@ impl Rule {
     }
 }
 
-/// A stored field value as templates see it: amounts as numbers, the rest as text.
-fn field_value(kind: FieldKind, value: Option<&str>) -> Value {
-    match (kind, value) {
-        (_, None) => Value::from(()),
-        (FieldKind::Amount, Some(v)) => v
-            .parse::<f64>()
-            .map_or_else(|_| Value::from(v), Value::from),
-        (_, Some(v)) => Value::from(v),
-    }
-}
-
 /// Why a debounced alert is not sent: its dossier left the step it was about and
 /// is now in the step labelled `now_in`.
 pub fn left_step(now_in: &str) -> String {
     format!("le dossier a quitté l'étape avant l'envoi (désormais : {now_in})")
 }
 
-/// Reports every informational rule: without `[web] public_url`, its messages
-/// could not carry the way out that informational messages must have.
-fn way_out_missing(rules: &[Rule], problems: &mut Problems) {
-    for rule in rules.iter().filter(|r| r.class == Class::Informational) {
-        problems.push(
-            &rule.file,
-            format!(
-                "rule '{}' is informational: its messages must carry a way out: set [web] public_url and [web] listen",
-                rule.name
-            ),
-        );
-    }
-}
-
-/// A string or a list of strings, with the span of the whole value.
-fn strings(value: &Spanned<toml::Value>, key: &str, fp: &mut FileProblems<'_>) -> Vec<String> {
-    match value.get_ref() {
-        toml::Value::String(s) => vec![s.clone()],
-        toml::Value::Array(items) if items.iter().all(toml::Value::is_str) => items
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect(),
-        _ => {
-            fp.at(
-                value.span(),
-                format!("`{key}` must be a string or a list of strings"),
-            );
-            Vec::new()
-        }
-    }
-}
-
-fn globs(
-    value: Option<&Spanned<toml::Value>>,
-    key: &str,
-    fp: &mut FileProblems<'_>,
-) -> Option<GlobSet> {
-    let value = value?;
-    let mut builder = GlobSetBuilder::new();
-    for pattern in strings(value, key, fp) {
-        match Glob::new(&pattern) {
-            Ok(g) => {
-                builder.add(g);
-            }
-            Err(error) => fp.at(
-                value.span(),
-                format!("`{key}`: '{pattern}' is not a valid glob: {error}"),
-            ),
-        }
-    }
-    builder.build().ok()
-}
-
-fn parse_file(
-    path: &Path,
-    text: &str,
-    lifecycle: &Lifecycle,
-    templates: &mut Templates,
-    problems: &mut Problems,
-) -> Vec<Rule> {
-    let mut fp = FileProblems::new(path, text, problems);
-    let Some(file) = fp.parse::<RuleFile>() else {
-        return Vec::new();
-    };
-    if file.rule.is_empty() {
-        fp.file("the file declares no [[rule]]");
-    }
-    let mut rules = Vec::new();
-    for def in file.rule {
-        let span = def.span();
-        let def = def.into_inner();
-        let before = fp.count();
-        let name = def.name.get_ref().clone();
-        let named = |m: String| format!("rule '{name}': {m}");
-        if !name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-            || name.is_empty()
-        {
-            fp.at(
-                def.name.span(),
-                named("the name must use only a-z, 0-9, - and _".to_owned()),
-            );
-        }
-        let mut on = Vec::new();
-        for kind in strings(&def.on, "on", &mut fp) {
-            match EventKind::parse(&kind).filter(|k| k.alerts()) {
-                Some(k) => on.push(k),
-                None => fp.at(
-                    def.on.span(),
-                    named(format!(
-                        "unknown event '{kind}', expected one of {}",
-                        EventKind::ALL.map(|k| format!("\"{k}\"")).join(", ")
-                    )),
-                ),
-            }
-        }
-        let steps = |value: &Option<Spanned<toml::Value>>, key: &str, fp: &mut FileProblems<'_>| {
-            let Some(value) = value else {
-                return Vec::new();
-            };
-            let list = strings(value, key, fp);
-            for id in &list {
-                if lifecycle.step(id).is_none() {
-                    let hint = lifecycle
-                        .closest(id)
-                        .map(|c| format!(" (did you mean '{c}'?)"))
-                        .unwrap_or_default();
-                    fp.at(
-                        value.span(),
-                        named(format!("`{key}`: unknown step '{id}'{hint}")),
-                    );
-                }
-            }
-            list
-        };
-        let from = steps(&def.from, "from", &mut fp);
-        let to = steps(&def.to, "to", &mut fp);
-        let field = def
-            .field
-            .as_ref()
-            .map(|v| strings(v, "field", &mut fp))
-            .unwrap_or_default();
-        if let Some(value) = &def.field {
-            for f in &field {
-                if model::field(f).is_none() && !f.starts_with(model::EXTRA_PREFIX) {
-                    let hint = crate::diag::closest(f, model::FIELDS.iter().map(|f| f.name))
-                        .map(|c| format!(" (did you mean '{c}'?)"))
-                        .unwrap_or_default();
-                    fp.at(
-                        value.span(),
-                        named(format!("`field`: unknown field '{f}'{hint}")),
-                    );
-                }
-            }
-        }
-        if !from.is_empty()
-            && !on
-                .iter()
-                .all(|k| matches!(k, EventKind::StepChanged | EventKind::Stalled))
-        {
-            fp.at(
-                span.clone(),
-                named("`from` only applies to step_changed and stalled events".to_owned()),
-            );
-        }
-        if !field.is_empty()
-            && !on
-                .iter()
-                .all(|k| matches!(k, EventKind::FieldChanged | EventKind::Deadline))
-        {
-            fp.at(
-                span.clone(),
-                named("`field` only applies to field_changed and deadline events".to_owned()),
-            );
-        }
-        let connector = globs(def.connector.as_ref(), "connector", &mut fp);
-        let scheme = globs(def.scheme.as_ref(), "scheme", &mut fp);
-        let mut notify = Vec::new();
-        for who in strings(&def.notify, "notify", &mut fp) {
-            notify.push(match who.as_str() {
-                "beneficiary" => Recipient::Beneficiary,
-                "instructor" => Recipient::Instructor,
-                "service" => Recipient::Service,
-                address => match crate::value::parse_emails(address) {
-                    Ok(list) if list.len() == 1 => Recipient::Address(list[0].clone()),
-                    _ => {
-                        fp.at(
-                            def.notify.span(),
-                            named(format!(
-                                "`notify`: '{who}' is neither beneficiary, instructor, service nor an e-mail address"
-                            )),
-                        );
-                        continue;
-                    }
-                },
-            });
-        }
-        if notify.is_empty() && fp.count() == before {
-            fp.at(def.notify.span(), named("`notify` names nobody".to_owned()));
-        }
-        if !templates.has(def.template.get_ref()) {
-            let hint = crate::diag::closest(
-                def.template.get_ref(),
-                templates.names().iter().map(String::as_str),
-            )
-            .map(|c| format!(" (did you mean '{c}'?)"))
-            .unwrap_or_default();
-            fp.at(
-                def.template.span(),
-                named(format!(
-                    "no template '{}' in {}{hint}",
-                    def.template.get_ref(),
-                    templates.dir.display()
-                )),
-            );
-        }
-        let class = match def.class.as_ref().map(|c| c.get_ref().as_str()) {
-            None | Some("mandatory") => Class::Mandatory,
-            Some("informational") => Class::Informational,
-            Some(other) => {
-                let span = def.class.as_ref().map(Spanned::span).unwrap_or_default();
-                fp.at(
-                    span,
-                    named(format!(
-                        "class '{other}' is not \"mandatory\" nor \"informational\""
-                    )),
-                );
-                Class::Mandatory
-            }
-        };
-        let mut duration = |value: &Option<Spanned<String>>, key: &str, max| {
-            value.as_ref().and_then(|v| {
-                crate::diag::parse_duration_at_most(v.get_ref(), max)
-                    .map_err(|reason| fp.at(v.span(), named(format!("`{key}`: {reason}"))))
-                    .ok()
-            })
-        };
-        let cooldown = duration(&def.cooldown, "cooldown", crate::diag::MAX_DURATION);
-        let debounce = duration(&def.debounce, "debounce", timing::MAX_DEBOUNCE);
-        let mut mailbox = |value: &Option<Spanned<String>>, key: &str| {
-            value.as_ref().and_then(|v| {
-                v.get_ref()
-                    .parse::<lettre::message::Mailbox>()
-                    .map(|_| v.get_ref().clone())
-                    .map_err(|_| {
-                        fp.at(
-                            v.span(),
-                            named(format!(
-                                "`{key}`: '{}' is not an address like \"Service culture <culture@region.example.org>\"",
-                                v.get_ref()
-                            )),
-                        )
-                    })
-                    .ok()
-            })
-        };
-        let sender = mailbox(&def.sender, "sender");
-        let reply_to = mailbox(&def.reply_to, "reply_to");
-        if let Some(when) = &def.when
-            && let Err(reason) = templates.add_condition(&name, when.get_ref())
-        {
-            fp.at(
-                when.span(),
-                named(format!("the condition does not compile: {reason}")),
-            );
-        }
-        if fp.count() == before {
-            rules.push(Rule {
-                name,
-                file: path.to_owned(),
-                on,
-                connector,
-                scheme,
-                from,
-                to,
-                field,
-                when: def.when.map(Spanned::into_inner),
-                notify,
-                template: def.template.into_inner(),
-                class,
-                cooldown,
-                debounce,
-                digest: def.digest.unwrap_or(true),
-                sender,
-                reply_to,
-            });
-        }
-    }
-    rules
-}
-
-/// The dossier's link as `role` sees it: the Region's staff (`instructor`,
-/// `service`) get the dossier's `instructor.url` when it has one (DS's page for
-/// instructeurs), everyone else the scene's link (DS's page for the usager: a
-/// beneficiary cannot open the instructeurs' one).
-fn link_for_role<'a>(scene: &Scene<'a>, role: Option<&str>) -> Option<&'a str> {
-    let staff = matches!(role, Some("instructor" | "service"));
-    staff
-        .then(|| scene.dossier.get("instructor.url"))
-        .flatten()
-        .or(scene.link)
-}
-
-/// A dossier for checking templates: every canonical field filled, or none.
-pub fn sample_dossier(complete: bool, extra: &BTreeMap<String, FieldKind>) -> Dossier {
-    let sample = |name: &str, kind: FieldKind| match kind {
-        FieldKind::Text => match name {
-            "url" => "https://portail.example.org/dossiers/AR-24-000123".to_owned(),
-            "instructor.url" => {
-                "https://portail.example.org/instruction/dossiers/AR-24-000123".to_owned()
-            }
-            "reference" => "AR-24-000123".to_owned(),
-            _ => "Association Les Jardins partagés".to_owned(),
-        },
-        FieldKind::Date => "2024-03-12".to_owned(),
-        FieldKind::Instant => "2024-03-12T09:30:00Z".to_owned(),
-        FieldKind::Amount => "26956.00".to_owned(),
-        FieldKind::Siret => "73282932000074".to_owned(),
-        FieldKind::Emails => "contact@example.org".to_owned(),
-    };
-    let mut fields = BTreeMap::new();
-    if complete {
-        for f in model::FIELDS {
-            fields.insert(f.name.to_owned(), sample(f.name, f.kind));
-        }
-        for (name, kind) in extra {
-            fields.insert(name.clone(), sample(name, *kind));
-        }
-    }
-    Dossier {
-        id: "AR-24-000123".to_owned(),
-        step: "instruction".to_owned(),
-        status: "En cours d'instruction".to_owned(),
-        fields,
-    }
-}
-
-/// Two estimates for the samples: one from a scheme's history (every figure
-/// known), one from the lifecycle's expected duration.
-fn sample_delays() -> (crate::delays::Estimate, crate::delays::Estimate) {
-    use crate::delays::{Basis, Estimate};
-    const DAY: i64 = 86_400;
-    let history = Estimate {
-        basis: Basis::Scheme,
-        sample: 312,
-        median: Some(24 * DAY),
-        p80: Some(33 * DAY),
-        p90: Some(40 * DAY),
-        elapsed: 3 * DAY,
-        remaining: Some(21 * DAY),
-        low: Some(8 * DAY),
-        high: Some(37 * DAY),
-        overdue: false,
-    };
-    let lifecycle = Estimate {
-        basis: Basis::Lifecycle,
-        sample: 0,
-        median: Some(42 * DAY),
-        p80: None,
-        p90: None,
-        elapsed: 3 * DAY,
-        remaining: Some(39 * DAY),
-        low: None,
-        high: None,
-        overdue: false,
-    };
-    (history, lifecycle)
-}
-
-fn sample_scene<'a>(
-    dossier: &'a Dossier,
-    event: &'a Event,
-    delay: Option<&'a crate::delays::Estimate>,
-) -> Scene<'a> {
-    Scene {
-        connector: "sample",
-        link: Some("https://portail.example.org/dossiers/AR-24-000123"),
-        dossier,
-        event,
-        delay,
-    }
-}
-
-/// A sample event of `kind`; `complete` adds what a step change may carry.
-fn sample_event(kind: EventKind, complete: bool) -> Event {
-    let at = DateTime::parse_from_rfc3339("2024-03-12T09:30:00Z")
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_default();
-    let mut event = Event::new(kind, at);
-    let step = || Some("instruction".to_owned());
-    match kind {
-        EventKind::Created | EventKind::Reappeared => event.to_step = step(),
-        EventKind::StepChanged => {
-            event.to_step = step();
-            if complete {
-                event.from_step = Some("complet".to_owned());
-                event.field = Some("amount_granted".to_owned());
-                event.old_value = Some("20000.00".to_owned());
-                event.new_value = Some("26956.00".to_owned());
-            }
-        }
-        EventKind::FieldChanged => {
-            event.field = Some("amount_granted".to_owned());
-            event.old_value = complete.then(|| "20000.00".to_owned());
-            event.new_value = Some("26956.00".to_owned());
-        }
-        EventKind::Disappeared => {
-            event.from_step = step();
-            if complete {
-                event.field = Some(model::DELETED_ON_SOURCE.to_owned());
-                event.new_value = Some("user_request".to_owned());
-            }
-        }
-        EventKind::Stalled => {
-            event.from_step = step();
-            event.new_value = Some("p90".to_owned());
-        }
-        EventKind::Deadline => {
-            event.field = Some("justification_due".to_owned());
-            event.old_value = Some("2024-04-12".to_owned());
-            event.new_value = Some("30".to_owned());
-        }
-        EventKind::Review => {
-            event.from_step = step();
-            if complete {
-                event.field = Some("justification_due".to_owned());
-                event.old_value = Some("2024-04-12".to_owned());
-                event.new_value = Some("stalled".to_owned());
-            }
-        }
-        EventKind::Message => {
-            event.field = Some("contact@example.org".to_owned());
-            event.new_value = Some("Bonjour".to_owned());
-        }
-    }
-    event
-}
-
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
     use crate::test_support::utc;
 
     /// A rules folder with the shipped lifecycle and templates and `rules` as its
     /// only rule file; the configuration sends at any time after `debounce`.
-    fn setup(rules: &str, alerts: &str) -> (tempfile::TempDir, Result<Rules, Problems>) {
+    pub(super) fn setup(rules: &str, alerts: &str) -> (tempfile::TempDir, Result<Rules, Problems>) {
         let dir = tempfile::tempdir().unwrap();
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
         let root = dir.path();
@@ -1123,7 +472,7 @@ mod tests {
         (dir, rules.ok_or(problems))
     }
 
-    fn dossier(step: &str, fields: &[(&str, &str)]) -> Dossier {
+    pub(super) fn dossier(step: &str, fields: &[(&str, &str)]) -> Dossier {
         Dossier {
             id: "D1".to_owned(),
             step: step.to_owned(),
@@ -1135,7 +484,7 @@ mod tests {
         }
     }
 
-    fn step_changed(from: &str, to: &str) -> Event {
+    pub(super) fn step_changed(from: &str, to: &str) -> Event {
         let mut e = Event::new(EventKind::StepChanged, utc("2026-03-10T09:00:00Z"));
         e.from_step = Some(from.to_owned());
         e.to_step = Some(to.to_owned());
@@ -1159,7 +508,7 @@ mod tests {
             .collect()
     }
 
-    const RULES: &str = r#"
+    pub(super) const RULES: &str = r#"
         [[rule]]
         name = "vers-instruction"
         on = "step_changed"
@@ -1345,109 +694,6 @@ mod tests {
     }
 
     #[test]
-    fn every_rule_problem_is_reported_with_its_line() {
-        let text = "[[rule]]\nname = \"Bad Name\"\non = \"moved\"\nto = \"instrucion\"\nnotify = [\"boss\"]\ntemplate = \"en_instrucion\"\nclass = \"urgent\"\ncooldown = \"soon\"\n\n[[rule]]\nname = \"cond\"\non = \"created\"\nwhen = \"dossier.amount_granted >\"\nnotify = \"beneficiary\"\ntemplate = \"depot_recu\"\n\n[[rule]]\nname = \"typo\"\non = \"created\"\nwhen = \"dossier.amount_grnted\"\nnotify = \"beneficiary\"\ntemplate = \"depot_recu\"\n";
-        let (_dir, rules) = setup(text, "");
-        let problems = rules.unwrap_err().to_string();
-        for needle in [
-            "test.toml:2:8: rule 'Bad Name': the name must use only",
-            "test.toml:3:6: rule 'Bad Name': unknown event 'moved'",
-            "test.toml:4:6: rule 'Bad Name': `to`: unknown step 'instrucion' (did you mean 'instruction'?)",
-            "test.toml:5:10: rule 'Bad Name': `notify`: 'boss' is neither",
-            "test.toml:6:12: rule 'Bad Name': no template 'en_instrucion'",
-            "(did you mean 'en_instruction'?)",
-            "test.toml:7:9: rule 'Bad Name': class 'urgent'",
-            "test.toml:8:12: rule 'Bad Name': `cooldown`: 'soon' is not a duration",
-            "test.toml:13:8: rule 'cond': the condition does not compile: line 1: unexpected end of input",
-        ] {
-            assert!(
-                problems.contains(needle),
-                "missing {needle:?} in:\n{problems}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_condition_naming_an_unknown_field_fails_on_the_samples() {
-        let text = "[[rule]]\nname = \"typo\"\non = \"created\"\nwhen = \"dossier.amount_grnted > 1\"\nnotify = \"beneficiary\"\ntemplate = \"depot_recu\"\n";
-        let (_dir, rules) = setup(text, "");
-        let problems = rules.unwrap_err().to_string();
-        assert!(
-            problems.contains("rule 'typo': condition fails for a complete sample dossier")
-                && problems.contains("undefined"),
-            "{problems}"
-        );
-    }
-
-    #[test]
-    fn unknown_keys_and_duplicate_names_are_errors() {
-        let text = "[[rule]]\nname = \"a\"\non = \"created\"\nnotify = \"beneficiary\"\ntemplate = \"depot_recu\"\nrecipients = []\n";
-        let (_dir, rules) = setup(text, "");
-        let problems = rules.unwrap_err().to_string();
-        assert!(
-            problems.contains("unknown field `recipients`"),
-            "{problems}"
-        );
-        assert!(problems.contains("line 6"), "{problems}");
-        let text = "[[rule]]\nname = \"a\"\non = \"created\"\nnotify = \"beneficiary\"\ntemplate = \"depot_recu\"\n[[rule]]\nname = \"a\"\non = \"created\"\nnotify = \"beneficiary\"\ntemplate = \"depot_recu\"\n";
-        let (_dir, rules) = setup(text, "");
-        let problems = rules.unwrap_err().to_string();
-        assert!(
-            problems.contains("rule 'a' is already declared"),
-            "{problems}"
-        );
-    }
-
-    #[test]
-    fn a_template_typo_fails_at_load() {
-        let (dir, _) = setup(RULES, "");
-        let templates = dir.path().join("rules/templates");
-        std::fs::write(
-            templates.join("en_instruction.jinja"),
-            "{% block subject %}Dossier {{ dossier.referense }}{% endblock %}{% block body %}x{% endblock %}",
-        )
-        .unwrap();
-        std::fs::write(
-            templates.join("broken.jinja"),
-            "{% block subject %}{% if %}{% endblock %}",
-        )
-        .unwrap();
-        let config = Config::load(Some(&dir.path().join("config.toml"))).unwrap();
-        let mut problems = Problems::default();
-        let lifecycle = Lifecycle::load(&config.lifecycle_path(), &mut problems).unwrap();
-        assert!(
-            Rules::load(
-                &config,
-                Arc::new(lifecycle),
-                Default::default(),
-                &mut problems
-            )
-            .is_none()
-        );
-        let text = problems.to_string();
-        assert!(text.contains("broken.jinja: line 1"), "{text}");
-        // The syntax error stops loading before the samples; fix it and the typo shows.
-        std::fs::remove_file(templates.join("broken.jinja")).unwrap();
-        let mut problems = Problems::default();
-        let lifecycle = Lifecycle::load(&config.lifecycle_path(), &mut problems).unwrap();
-        assert!(
-            Rules::load(
-                &config,
-                Arc::new(lifecycle),
-                Default::default(),
-                &mut problems
-            )
-            .is_none()
-        );
-        let text = problems.to_string();
-        assert!(
-            text.contains("en_instruction.jinja: fails to render for a complete sample dossier and a step_changed event")
-                && text.contains("undefined"),
-            "{text}"
-        );
-    }
-
-    #[test]
     fn several_alerts_to_one_person_make_one_digest() {
         let (_dir, rules) = setup(RULES, "send_windows = []");
         let rules = rules.unwrap_or_else(|p| panic!("{p}"));
@@ -1480,78 +726,5 @@ mod tests {
         assert!(message.text.contains("Atelier vélo"), "{}", message.text);
         assert!(message.subject.contains('2'), "{}", message.subject);
         assert!(!message.subject.contains('\n'));
-    }
-
-    /// The message of the rule `vers-instruction` to the beneficiary of a
-    /// dossier with `fields`, moved from complet to instruction.
-    fn into_instruction(
-        fields: &[(&str, &str)],
-        link: Option<&str>,
-    ) -> crate::rules::template::Message {
-        let (_dir, rules) = setup(RULES, "send_windows = []");
-        let rules = rules.unwrap_or_else(|p| panic!("{p}"));
-        let d = dossier("instruction", fields);
-        let event = step_changed("complet", "instruction");
-        let scene = Scene {
-            connector: "x",
-            link,
-            dossier: &d,
-            event: &event,
-            delay: None,
-        };
-        let rule = rules.rule("vers-instruction").unwrap();
-        rules
-            .render(rule, &scene, "beneficiary", "a@example.org")
-            .unwrap()
-    }
-
-    #[test]
-    fn data_cannot_break_the_subject_or_the_html() {
-        let m = into_instruction(
-            &[
-                ("reference", "AR-1\r\nBcc: victim@example.org"),
-                ("title", "<script>alert(1)</script>"),
-                ("scheme", "Culture & <b>Patrimoine</b>"),
-            ],
-            None,
-        );
-        assert!(
-            !m.subject.contains('\r') && !m.subject.contains('\n'),
-            "{:?}",
-            m.subject
-        );
-        assert!(
-            !m.html.contains("<script>") && !m.html.contains("<b>Patrimoine"),
-            "{}",
-            m.html
-        );
-        assert!(m.html.contains("&lt;b&gt;Patrimoine"), "{}", m.html);
-    }
-
-    /// Regression: text from an export made links in the HTML part (a
-    /// beneficiary's title could put a link in the Region's e-mail). Only the
-    /// links the configuration gives (the dossier's address) become links.
-    #[test]
-    fn only_the_configurations_links_are_clickable() {
-        let m = into_instruction(
-            &[
-                ("reference", "AR-1"),
-                ("title", "Gagnez un prix sur https://evil.example/win"),
-                ("beneficiary.name", "Asso http://phish.example/x"),
-            ],
-            Some("https://portail.example.org/dossiers/AR-1"),
-        );
-        assert!(m.html.contains("evil.example/win"), "{}", m.html);
-        assert!(!m.html.contains("href=\"https://evil"), "{}", m.html);
-        assert!(!m.html.contains("href=\"http://phish"), "{}", m.html);
-        assert!(
-            m.html
-                .contains("<a href=\"https://portail.example.org/dossiers/AR-1\">"),
-            "{}",
-            m.html
-        );
-        // The text part carries no marks.
-        assert!(!m.text.contains(['\u{E000}', '\u{E001}']), "{}", m.text);
-        assert!(m.text.contains("https://evil.example/win"), "{}", m.text);
     }
 }

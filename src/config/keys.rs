@@ -1,0 +1,287 @@
+//! Every key of `config.toml`: its name ([`KEYS`]), its built-in default
+//! ([`DEFAULTS`]) and its bounds ([`MAX_DURATIONS`], [`RATE_PER_SECOND`]). A
+//! new key is written here, and read and checked by its section's reader.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::timing;
+
+const HOUR: Duration = Duration::from_secs(3_600);
+const DAY: Duration = Duration::from_secs(86_400);
+/// The longest value of the duration keys that allow less than
+/// [`crate::diag::MAX_DURATION`] (10 years), as `config.example.toml`
+/// documents them: past these a value means nothing, and far past them date
+/// arithmetic overflows and panics (issue 17, item 20).
+pub(super) const MAX_DURATIONS: &[(&str, Duration)] = &[
+    ("daemon.shutdown_timeout", HOUR),
+    ("alerts.debounce", timing::MAX_DEBOUNCE),
+    ("delays.refresh", Duration::from_secs(7 * 86_400)),
+    ("delays.review_horizon", Duration::from_secs(365 * 86_400)),
+    ("delivery.max_age", Duration::from_secs(365 * 86_400)),
+    ("delivery.retry_initial", DAY),
+    ("delivery.retry_max", DAY),
+    ("smtp.timeout", HOUR),
+];
+/// The range of `delivery.rate_per_second`: below, the interval between two
+/// messages overflows; above, no relay keeps up.
+pub const RATE_PER_SECOND: std::ops::RangeInclusive<f64> = 0.001..=10_000.0;
+
+/// Every key of the configuration, as written in the file (`section.key`).
+pub const KEYS: &[&str] = &[
+    "timezone",
+    "connectors_dir",
+    "rules_dir",
+    "store.path",
+    "store.cache_mb",
+    "log.level",
+    "log.format",
+    "guards.max_rejected_ratio",
+    "guards.max_disappeared_ratio",
+    "daemon.import_at_startup",
+    "daemon.shutdown_timeout",
+    "alerts.debounce",
+    "alerts.digest",
+    "alerts.send_windows",
+    "region.name",
+    "region.service",
+    "region.email",
+    "region.phone",
+    "region.website",
+    "delays.min_sample",
+    "delays.refresh",
+    "delays.evaluate",
+    "delays.review",
+    "delays.review_horizon",
+    "retention.personal_data",
+    "retention.schedule",
+    "metrics.listen",
+    "web.listen",
+    "web.public_url",
+    "delivery.transport",
+    "delivery.concurrency",
+    "delivery.rate_per_second",
+    "delivery.max_per_recipient_per_day",
+    "delivery.max_age",
+    "delivery.retry_initial",
+    "delivery.retry_max",
+    "delivery.admin_email",
+    "delivery.admin_digest",
+    "delivery.notice_dir",
+    "delivery.file.dir",
+    "smtp.host",
+    "smtp.port",
+    "smtp.tls",
+    "smtp.username",
+    "smtp.password_env",
+    "smtp.password_file",
+    "smtp.allow_insecure_auth",
+    "smtp.ca_file",
+    "smtp.from",
+    "smtp.reply_to",
+    "smtp.timeout",
+];
+
+/// The built-in defaults: they need nothing installed and work from a checkout.
+#[derive(Debug, Serialize)]
+pub(super) struct Defaults {
+    timezone: &'static str,
+    connectors_dir: &'static str,
+    rules_dir: &'static str,
+    store: StoreDefaults,
+    log: LogDefaults,
+    guards: GuardDefaults,
+    daemon: DaemonDefaults,
+    alerts: AlertDefaults,
+    region: RegionDefaults,
+    delays: DelaysDefaults,
+    retention: RetentionDefaults,
+    metrics: MetricsDefaults,
+    web: WebDefaults,
+    delivery: DeliveryDefaults,
+    smtp: SmtpDefaults,
+}
+
+#[derive(Debug, Serialize)]
+struct MetricsDefaults {
+    listen: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct WebDefaults {
+    listen: &'static str,
+    public_url: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct RetentionDefaults {
+    personal_data: &'static str,
+    schedule: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct DelaysDefaults {
+    min_sample: u64,
+    refresh: &'static str,
+    evaluate: &'static str,
+    review: &'static str,
+    review_horizon: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct DeliveryDefaults {
+    transport: &'static str,
+    concurrency: u32,
+    rate_per_second: f64,
+    max_per_recipient_per_day: u32,
+    max_age: &'static str,
+    retry_initial: &'static str,
+    retry_max: &'static str,
+    admin_email: &'static str,
+    admin_digest: &'static str,
+    notice_dir: &'static str,
+    file: FileDefaults,
+}
+
+#[derive(Debug, Serialize)]
+struct FileDefaults {
+    dir: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct SmtpDefaults {
+    host: &'static str,
+    port: u16,
+    tls: &'static str,
+    username: &'static str,
+    password_env: &'static str,
+    password_file: &'static str,
+    allow_insecure_auth: bool,
+    ca_file: &'static str,
+    from: &'static str,
+    reply_to: &'static str,
+    timeout: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct AlertDefaults {
+    debounce: &'static str,
+    digest: &'static str,
+    send_windows: &'static [&'static str],
+}
+
+#[derive(Debug, Serialize)]
+struct RegionDefaults {
+    name: &'static str,
+    service: &'static str,
+    email: &'static str,
+    phone: &'static str,
+    website: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct StoreDefaults {
+    path: &'static str,
+    cache_mb: u32,
+}
+
+#[derive(Debug, Serialize)]
+struct LogDefaults {
+    level: &'static str,
+    format: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct GuardDefaults {
+    max_rejected_ratio: f64,
+    max_disappeared_ratio: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct DaemonDefaults {
+    import_at_startup: bool,
+    shutdown_timeout: &'static str,
+}
+
+pub(super) const DEFAULTS: Defaults = Defaults {
+    timezone: "Europe/Paris",
+    connectors_dir: "connectors",
+    rules_dir: "rules",
+    store: StoreDefaults {
+        path: "alertissimo-data/alertissimo.db",
+        cache_mb: 12,
+    },
+    log: LogDefaults {
+        level: "info",
+        format: "text",
+    },
+    guards: GuardDefaults {
+        max_rejected_ratio: 0.01,
+        max_disappeared_ratio: 0.05,
+    },
+    daemon: DaemonDefaults {
+        import_at_startup: true,
+        shutdown_timeout: "30s",
+    },
+    alerts: AlertDefaults {
+        debounce: "30m",
+        digest: "import",
+        send_windows: &["mon-fri 08:00-19:00"],
+    },
+    region: RegionDefaults {
+        name: "Région",
+        service: "Service des aides",
+        email: "",
+        phone: "",
+        website: "",
+    },
+    delays: DelaysDefaults {
+        min_sample: 30,
+        refresh: "1h",
+        evaluate: "0 0 * * * *",
+        review: "0 0 7 * * MON",
+        review_horizon: "30d",
+    },
+    retention: RetentionDefaults {
+        personal_data: "3y",
+        schedule: "0 30 3 * * *",
+    },
+    metrics: MetricsDefaults { listen: "" },
+    // Off, as /metrics; the links of the quick start's informational messages
+    // name the address `listen = "127.0.0.1:8080"` would serve, so that the
+    // embedded defaults run with the shipped rules (`check` says when nothing
+    // here serves them). A production file sets both (config.example.toml).
+    web: WebDefaults {
+        listen: "",
+        public_url: "http://127.0.0.1:8080",
+    },
+    delivery: DeliveryDefaults {
+        transport: "file",
+        concurrency: 4,
+        rate_per_second: 50.0,
+        max_per_recipient_per_day: 20,
+        max_age: "5d",
+        retry_initial: "1m",
+        retry_max: "1h",
+        admin_email: "",
+        admin_digest: "0 0 8 * * *",
+        notice_dir: "alertissimo-data/notices",
+        file: FileDefaults {
+            dir: "alertissimo-data/outbox",
+        },
+    },
+    smtp: SmtpDefaults {
+        host: "localhost",
+        port: 587,
+        tls: "starttls",
+        username: "",
+        password_env: "",
+        password_file: "",
+        allow_insecure_auth: false,
+        ca_file: "",
+        from: "Alertissimo <alertissimo@localhost>",
+        reply_to: "",
+        timeout: "30s",
+    },
+};
