@@ -1,0 +1,165 @@
+//! Drop folders: the files waiting, those seen before and passed over unopened,
+//! and what becomes of a file once imported (archived or deleted).
+
+use super::*;
+
+/// Imports every waiting file of a connector's drop folder, in name order, then
+/// archives (or keeps, or deletes) each one that was read.
+///
+/// # Errors
+/// On a store failure, or when the drop folder cannot be listed; problems with
+/// the files themselves become refused runs.
+pub fn import_pending(
+    store: &mut Store,
+    connector: &Connector,
+    tz: chrono_tz::Tz,
+    options: &Options<'_>,
+) -> Result<Vec<Summary>, ImportError> {
+    let Some(source) = connector.source.folder() else {
+        // An API: one snapshot (or one batch of changes) per import, fetched first.
+        let state = api_state(store, connector)?;
+        let dir = spool_dir(store.path());
+        let stop = || options.stop.is_some_and(|stop| stop());
+        let progress = |pages| {
+            if let Some(progress) = options.progress {
+                progress(pages, 0);
+            }
+        };
+        let spool = match spool::fetch(connector, state, &dir, &stop, &progress) {
+            Ok(spool) => spool,
+            Err(spool::SpoolError::Interrupted) => {
+                info!(connector = %connector.name, "Stopping: the synchronisation is left for the next start.");
+                return Ok(Vec::new());
+            }
+            Err(error) => {
+                let reason = error.to_string();
+                store.record_source_error(&connector.name, Utc::now(), &reason)?;
+                return Err(ImportError::Spool(error));
+            }
+        };
+        return Ok(vec![import_spool(store, connector, &spool, tz, options)?]);
+    };
+    let files = match source.files() {
+        Ok(files) => files,
+        Err(reason) => {
+            store.record_source_error(&connector.name, Utc::now(), &reason)?;
+            return Err(ImportError::Folder {
+                connector: connector.name.clone(),
+                reason,
+            });
+        }
+    };
+    let mut out = Vec::with_capacity(files.len());
+    for file in files {
+        if options.stop.is_some_and(|stop| stop()) {
+            info!(connector = %connector.name, "Stopping: the files still waiting are left for the next start.");
+            break;
+        }
+        let shown = file.display().to_string();
+        let state = file_state(&file);
+        match passed_over(
+            store,
+            connector,
+            &shown,
+            state,
+            source.after_import,
+            options,
+        )? {
+            Seen::Refused(summary) => {
+                out.push(*summary);
+                continue;
+            }
+            Seen::Kept => continue,
+            Seen::ToRead => {}
+        }
+        let mut summary = import_file(store, connector, &file, tz, options)?;
+        if let Some((size, mtime_ns)) = state {
+            let seen = SeenFile {
+                size,
+                mtime_ns,
+                checksum: summary.checksum.clone(),
+                outcome: summary.status.to_owned(),
+                run_id: summary.run_id,
+                fingerprint: connector.fingerprint_text(),
+            };
+            store.record_file_seen(&connector.name, &shown, &seen, Utc::now())?;
+        }
+        // A refused file stays where it is, for the administrators to look at; its
+        // checksum keeps it from being read again until it or the connector changes.
+        if summary.dispose {
+            let stamp = options.now.format("%Y%m%dT%H%M%SZ").to_string();
+            match source.dispose(&file, &stamp) {
+                Ok(target) => summary.archived_to = target.map(|t| t.display().to_string()),
+                Err(error) => warn!(
+                    connector = %connector.name, file = %file.display(), %error,
+                    "Cannot archive or delete an imported file; its checksum prevents importing it twice."
+                ),
+            }
+        }
+        out.push(summary);
+    }
+    Ok(out)
+}
+
+/// A drop-folder file's size and modification time (nanoseconds since 1970).
+pub(super) fn file_state(path: &Path) -> Option<(u64, i64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    let modified = meta.modified().ok()?;
+    let since = modified.duration_since(std::time::UNIX_EPOCH).ok()?;
+    Some((meta.len(), i64::try_from(since.as_nanos()).ok()?))
+}
+
+/// What becomes of a drop-folder file the connector may have read before.
+pub(super) enum Seen {
+    /// New or changed (or `--force`): read it.
+    ToRead,
+    /// Refused before by the same connector file, unchanged since: said again
+    /// as skipped, without being opened.
+    Refused(Box<Summary>),
+    /// Kept in place after its import, unchanged since: passed over silently.
+    Kept,
+}
+
+/// Whether a file unchanged since the connector last read it (same size and
+/// modification time) is passed over without being opened.
+pub(super) fn passed_over(
+    store: &Store,
+    connector: &Connector,
+    shown: &str,
+    state: Option<(u64, i64)>,
+    after_import: AfterImport,
+    options: &Options<'_>,
+) -> Result<Seen, StoreError> {
+    let Some((size, mtime_ns)) = state.filter(|_| !options.force) else {
+        return Ok(Seen::ToRead);
+    };
+    let Some(seen) = store.file_seen(&connector.name, shown)? else {
+        return Ok(Seen::ToRead);
+    };
+    if seen.size != size || seen.mtime_ns != mtime_ns {
+        return Ok(Seen::ToRead);
+    }
+    let same_connector = seen.fingerprint == connector.fingerprint_text();
+    match seen.outcome.as_str() {
+        // Once the connector file changes (a mapping fixed), a refused file is read again.
+        "refused" | "skipped" if same_connector => {
+            debug!(connector = %connector.name, file = %shown, "Passed over a file refused before and unchanged since.");
+            let mut summary = Summary::new(&connector.name, shown.to_owned());
+            summary.status = "skipped";
+            summary.run_id = seen.run_id;
+            summary.reasons.push(format!(
+                "unchanged since run {} refused it; fix the export or the connector, or use --force",
+                seen.run_id.map_or_else(|| "?".to_owned(), |id| id.to_string())
+            ));
+            Ok(Seen::Refused(Box::new(summary)))
+        }
+        _ if after_import == AfterImport::Keep => Ok(Seen::Kept),
+        _ => Ok(Seen::ToRead),
+    }
+}
+
+/// Size and modification time of a file, to notice it changing while read.
+pub(super) fn file_stamp(path: &Path) -> Option<(u64, std::time::SystemTime)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.len(), meta.modified().ok()?))
+}
