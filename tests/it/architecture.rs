@@ -121,6 +121,19 @@ fn group_heads(text: &str) -> Vec<String> {
     heads
 }
 
+/// The first segments of the path or group that `rest` starts with.
+fn heads(rest: &str) -> Vec<String> {
+    match rest.strip_prefix('{') {
+        Some(group) => group_heads(group),
+        None => rest
+            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .next()
+            .map(str::to_owned)
+            .into_iter()
+            .collect(),
+    }
+}
+
 /// The top-level modules the code of the file at `path` (its module path) names
 /// outside its own top-level module, each with its line: `crate::x`,
 /// `crate::{x, y::z}`, and `super::` paths that climb to the crate root.
@@ -132,16 +145,7 @@ fn uses(code: &str, path: &[String]) -> Vec<(usize, String)> {
             continue;
         }
         let rest = &code[at + "crate::".len()..];
-        let heads = match rest.strip_prefix('{') {
-            Some(group) => group_heads(group),
-            None => rest
-                .split(|c: char| !(c.is_alphanumeric() || c == '_'))
-                .next()
-                .map(str::to_owned)
-                .into_iter()
-                .collect(),
-        };
-        found.extend(heads.into_iter().map(|h| (line_of(at), h)));
+        found.extend(heads(rest).into_iter().map(|h| (line_of(at), h)));
     }
     for (at, _) in code.match_indices("super::") {
         // Only the first of a run of `super::` counts.
@@ -157,16 +161,7 @@ fn uses(code: &str, path: &[String]) -> Vec<(usize, String)> {
         if climb < path.len() {
             continue; // Still inside the file's own top-level module.
         }
-        let heads = match rest.strip_prefix('{') {
-            Some(group) => group_heads(group),
-            None => rest
-                .split(|c: char| !(c.is_alphanumeric() || c == '_'))
-                .next()
-                .map(str::to_owned)
-                .into_iter()
-                .collect(),
-        };
-        found.extend(heads.into_iter().map(|h| (line_of(at), h)));
+        found.extend(heads(rest).into_iter().map(|h| (line_of(at), h)));
     }
     let own = path.first().cloned().unwrap_or_default();
     found.retain(|(_, m)| *m != own && m != "self" && m != "*");
