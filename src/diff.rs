@@ -2,9 +2,11 @@
 //!
 //! Pure: no I/O, no SQL, no clock (`now` is an argument). The importer calls
 //! [`compare`] for every record whose raw hash changed and [`disappeared`] for
-//! every stored dossier missing from a full snapshot; [`snapshot`] and [`apply`]
-//! compose them over whole snapshots, which is what the property tests check.
+//! every stored dossier missing from a full snapshot; `snapshot` and `apply`
+//! (compiled for the tests) compose them over whole snapshots: the model the
+//! importer's property test checks it against.
 
+#[cfg(test)]
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Utc};
@@ -114,10 +116,13 @@ pub fn deleted_on_source(step: &str, deletion: &SourceDeletion, now: DateTime<Ut
     gone
 }
 
-/// The changes from a stored state to a full snapshot, by dossier id.
+/// The changes from a stored state to a full snapshot, by dossier id: the
+/// model the importer is tested against (`import`'s property test), which
+/// streams the same decisions over an index instead.
 ///
 /// Dossiers identical to their stored state are left out; stored dossiers absent
 /// from `next` (and still present) disappear.
+#[cfg(test)]
 pub fn snapshot(
     previous: &BTreeMap<String, Known>,
     next: &[Dossier],
@@ -144,6 +149,7 @@ pub fn snapshot(
 }
 
 /// One dossier's part of a snapshot diff.
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delta {
     /// Store this state.
@@ -153,6 +159,7 @@ pub enum Delta {
 }
 
 /// Applies a snapshot diff to a stored state.
+#[cfg(test)]
 pub fn apply(state: &mut BTreeMap<String, Known>, deltas: BTreeMap<String, Delta>) {
     for (id, delta) in deltas {
         match delta {

@@ -34,29 +34,29 @@
 //! The pure core (`diff`, `connector::mapping`, `value`, the parsers)
 //! does no I/O and takes `now` as an argument.
 
-pub mod alerting;
-pub mod cases;
+pub(crate) mod alerting;
+pub(crate) mod cases;
 pub mod cli;
 pub mod config;
 pub mod connector;
-pub mod control;
-pub mod daemon;
+pub(crate) mod control;
+pub(crate) mod daemon;
 pub mod delays;
 pub mod diag;
-pub mod diff;
-pub mod dispatch;
-pub mod import;
+pub(crate) mod diff;
+pub(crate) mod dispatch;
+pub(crate) mod import;
 pub mod lifecycle;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod model;
-pub mod report;
-pub mod retention;
+pub(crate) mod report;
+pub(crate) mod retention;
 pub mod rules;
-pub mod secret;
+pub(crate) mod secret;
 pub mod store;
 #[cfg(test)]
 mod test_support;
 pub mod timers;
-pub mod timing;
+pub(crate) mod timing;
 pub(crate) mod value;
-pub mod web;
+pub(crate) mod web;

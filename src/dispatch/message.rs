@@ -228,6 +228,14 @@ pub fn build(
 mod tests {
     use super::*;
 
+    #[test]
+    fn links_are_built_under_the_public_address() {
+        assert_eq!(
+            unsubscribe_url("https://aides.region.example.org/alertes", "0a1b"),
+            "https://aides.region.example.org/alertes/desabonnement/0a1b"
+        );
+    }
+
     fn content(subject: &str) -> Message {
         Message {
             subject: subject.to_owned(),

@@ -58,7 +58,7 @@ use crate::rules::{Class, Rules, Scene};
 use crate::store::{Change, Delivery as Attempt, DueAlert};
 use crate::store::{DelayCache, StoreHandle};
 
-pub use plan::{Planned, UNSUBSCRIBED, plan};
+pub use plan::plan;
 
 /// Alerts read from the outbox at once.
 const BATCH: usize = 500;

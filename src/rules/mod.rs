@@ -8,7 +8,7 @@
 //! timing of each alert. Nothing here does I/O after loading; `now` is an argument.
 //!
 //! Submodules: [`template`] (the messages), [`french`] (filters). When alerts
-//! leave is [`crate::timing`]'s; the rule test cases are [`crate::cases`]'s.
+//! leave is `crate::timing`'s; the rule test cases are `crate::cases`'s.
 //!
 //! Here: [`Rules`], its loading and [`Rules::plan`]; in `file.rs`, the parsing of
 //! one rule file; in `context.rs`, what templates and conditions see of a

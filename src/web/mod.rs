@@ -27,7 +27,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::store::StoreHandle;
 
-pub use crate::dispatch::message::{UNSUBSCRIBE_PATH, unsubscribe_url};
+pub use crate::dispatch::message::UNSUBSCRIBE_PATH;
 /// How long one request may take, store included; then 503.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest request body read (a one-click body is 26 bytes).
@@ -88,17 +88,4 @@ pub async fn serve(
     axum::serve(listener, router(store))
         .with_graceful_shutdown(cancel.cancelled_owned())
         .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn links_are_built_under_the_public_address() {
-        assert_eq!(
-            unsubscribe_url("https://aides.region.example.org/alertes", "0a1b"),
-            "https://aides.region.example.org/alertes/desabonnement/0a1b"
-        );
-    }
 }
