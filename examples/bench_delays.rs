@@ -397,7 +397,7 @@ fn time_evaluation(
     dir: &Path,
     lifecycle: &Lifecycle,
     runs: u32,
-) -> (f64, f64, f64, alertissimo::timers::Summary) {
+) -> (f64, f64, f64, alertissimo::timers::Evaluated) {
     let mut store = Store::open(&dir.join("state.db"), 64).expect("the state database");
     // The end of the simulation: the simulated dossiers' "now".
     let now = Utc

@@ -100,9 +100,9 @@ pub enum Answer {
         status: Option<String>,
     },
     /// What the delivery pass did.
-    Flushed(crate::dispatch::Report),
+    Flushed(crate::dispatch::PassReport),
     /// What the evaluation did.
-    Evaluated(crate::timers::Summary),
+    Evaluated(crate::timers::Evaluated),
     /// What the purge erased.
     Purged(Purge),
     /// The work could not be done: why.

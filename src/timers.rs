@@ -218,7 +218,7 @@ pub enum Pass {
 
 /// What an evaluation did.
 #[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
-pub struct Summary {
+pub struct Evaluated {
     /// Its run, when it found something new (else nothing was recorded).
     pub run_id: Option<i64>,
     /// Open dossiers looked at.
@@ -256,7 +256,7 @@ pub fn evaluate(
     lifecycle: &Lifecycle,
     clock: Clock,
     pass: Pass,
-) -> Result<Summary, StoreError> {
+) -> Result<Evaluated, StoreError> {
     let Clock { tz, now } = clock;
     let mut tx = store.begin_import()?;
     let run_id = tx.start_evaluation(now)?;
@@ -321,7 +321,7 @@ pub fn evaluate(
                 &mut counts,
             )?;
     }
-    let summary = Summary {
+    let summary = Evaluated {
         run_id: None,
         dossiers,
         stalled: counts.stalled,
@@ -354,7 +354,7 @@ pub fn evaluate(
         alerts_queued = summary.alerts_queued,
         "Evaluated stalled dossiers, deadlines and reviews."
     );
-    Ok(Summary {
+    Ok(Evaluated {
         run_id: Some(run_id),
         ..summary
     })

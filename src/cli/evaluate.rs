@@ -34,7 +34,7 @@ pub(super) fn evaluate(config: &Config, review: bool, json: bool) -> anyhow::Res
 pub(super) fn evaluate_alone(
     config: &Config,
     review: bool,
-) -> anyhow::Result<Result<crate::timers::Summary, Exit>> {
+) -> anyhow::Result<Result<crate::timers::Evaluated, Exit>> {
     let loaded = match load_or_explain(config) {
         Ok(l) => l,
         Err(exit) => return Ok(Err(exit)),

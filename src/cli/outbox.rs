@@ -8,7 +8,7 @@ use clap::Subcommand;
 use super::{Exit, failed, hand_off, load_or_explain, open_existing};
 use crate::config::Config;
 use crate::control::{Answer, Request};
-use crate::dispatch::{Dispatcher, Report};
+use crate::dispatch::{Dispatcher, PassReport};
 use crate::store::{DelayCache, Store, StoreHandle};
 
 /// The statuses of an alert.
@@ -220,7 +220,7 @@ fn flush(config: &Config, force: bool) -> anyhow::Result<Exit> {
 }
 
 /// Sends with a dispatcher of this command's own (no daemon runs).
-fn flush_alone(config: &Config, force: bool) -> anyhow::Result<Result<Report, Exit>> {
+fn flush_alone(config: &Config, force: bool) -> anyhow::Result<Result<PassReport, Exit>> {
     let loaded = match load_or_explain(config) {
         Ok(l) => l,
         Err(exit) => return Ok(Err(exit)),
@@ -268,7 +268,7 @@ fn flush_alone(config: &Config, force: bool) -> anyhow::Result<Result<Report, Ex
 }
 
 /// Prints what a pass did; exit 1 when messages were due and none went.
-fn print_flush(config: &Config, report: &Report) -> anyhow::Result<Exit> {
+fn print_flush(config: &Config, report: &PassReport) -> anyhow::Result<Exit> {
     out!(
         "{} message{} sent ({} alert{}), {} to retry, {} failed, {} cancelled, {} put off",
         report.messages,

@@ -15,13 +15,13 @@ use super::{DelayCache, StoreHandle};
 use crate::config::Config;
 use crate::connector::{Connector, LeftOut};
 use crate::control::{Answer, Purge, Request};
-use crate::dispatch::Report;
+use crate::dispatch::PassReport;
 use crate::retention::Copies;
 use crate::rules::Rules;
 use crate::timers::Pass;
 
 /// A flush asked of the dispatcher task: with `force`, and where to answer.
-pub(super) type Flush = (bool, oneshot::Sender<Result<Report, String>>);
+pub(super) type Flush = (bool, oneshot::Sender<Result<PassReport, String>>);
 
 /// What the running set can be asked to do: replaced at each reload.
 pub(super) struct Hands {

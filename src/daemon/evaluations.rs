@@ -87,7 +87,7 @@ pub(super) async fn evaluate_now(
     store: &StoreHandle,
     tz: Tz,
     pass: Pass,
-) -> anyhow::Result<timers::Summary> {
+) -> anyhow::Result<timers::Evaluated> {
     let clock = Clock {
         tz,
         now: Utc::now(),

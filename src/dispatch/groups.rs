@@ -11,7 +11,7 @@ use tokio::sync::Semaphore;
 use tokio::task::{Id, JoinError, JoinSet};
 use tracing::error;
 
-use super::Report;
+use super::PassReport;
 
 /// How the groups of a pass are sent.
 pub(super) struct Sending<Stop, Send, Back> {
@@ -37,11 +37,11 @@ pub(super) async fn each<G, Stop, Send, SendFut, Back, BackFut>(
     groups: Vec<G>,
     ids: impl Fn(&G) -> Vec<i64>,
     sending: Sending<Stop, Send, Back>,
-) -> anyhow::Result<Report>
+) -> anyhow::Result<PassReport>
 where
     Stop: Fn() -> bool,
     Send: Fn(G) -> SendFut,
-    SendFut: Future<Output = anyhow::Result<Report>> + std::marker::Send + 'static,
+    SendFut: Future<Output = anyhow::Result<PassReport>> + std::marker::Send + 'static,
     Back: Fn(Vec<i64>, String) -> BackFut,
     BackFut: Future<Output = anyhow::Result<()>>,
 {
@@ -52,7 +52,7 @@ where
         send,
         give_back,
     } = sending;
-    let mut report = Report::default();
+    let mut report = PassReport::default();
     let permits = Arc::new(Semaphore::new(concurrency));
     let mut tasks = JoinSet::new();
     let mut claims: HashMap<Id, Vec<i64>> = HashMap::new();
@@ -86,10 +86,10 @@ where
 /// What one group's task ended with: its report, or, when it went wrong (a
 /// panic, a database error), its alerts given back.
 async fn settle<Back, BackFut>(
-    done: Result<(Id, anyhow::Result<Report>), JoinError>,
+    done: Result<(Id, anyhow::Result<PassReport>), JoinError>,
     claims: &mut HashMap<Id, Vec<i64>>,
     give_back: &Back,
-) -> anyhow::Result<Report>
+) -> anyhow::Result<PassReport>
 where
     Back: Fn(Vec<i64>, String) -> BackFut,
     BackFut: Future<Output = anyhow::Result<()>>,
@@ -102,9 +102,9 @@ where
     error!(error = %why, "Sending one message went wrong; its alerts wait for the next pass.");
     let ids = claims.remove(&id).unwrap_or_default();
     give_back(ids, why).await?;
-    Ok(Report {
+    Ok(PassReport {
         errors: 1,
-        ..Report::default()
+        ..PassReport::default()
     })
 }
 
@@ -119,7 +119,7 @@ mod tests {
     async fn pass(
         groups: Vec<(Vec<i64>, &'static str)>,
         concurrency: usize,
-    ) -> (Report, Vec<i64>, Vec<(Vec<i64>, String)>) {
+    ) -> (PassReport, Vec<i64>, Vec<(Vec<i64>, String)>) {
         let sent = Arc::new(Mutex::new(Vec::new()));
         let given_back = Mutex::new(Vec::new());
         let report = each(
@@ -141,10 +141,10 @@ mod tests {
                         }
                         tokio::time::sleep(std::time::Duration::from_millis(30)).await;
                         sent.lock().unwrap().extend(&ids);
-                        Ok(Report {
+                        Ok(PassReport {
                             messages: 1,
                             sent: ids.len() as u64,
-                            ..Report::default()
+                            ..PassReport::default()
                         })
                     }
                 },
@@ -202,12 +202,12 @@ mod tests {
                 concurrency: 1,
                 probe: true,
                 stop: || true,
-                send: |_| async { anyhow::Ok(Report::default()) },
+                send: |_| async { anyhow::Ok(PassReport::default()) },
                 give_back: |_, _| async { Ok(()) },
             },
         )
         .await
         .unwrap();
-        assert_eq!(report, Report::default());
+        assert_eq!(report, PassReport::default());
     }
 }

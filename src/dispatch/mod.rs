@@ -55,7 +55,7 @@ use crate::config::{Delivery, Transport as TransportConfig};
 use crate::connector::Connector;
 use crate::delays::Delays;
 use crate::rules::{Class, Rules, Scene};
-use crate::store::{Change, Delivery as Attempt, DueAlert};
+use crate::store::{Attempt, DueAlert, OutboxChange};
 use crate::store::{DelayCache, StoreHandle};
 
 pub use plan::plan;
@@ -83,14 +83,14 @@ pub enum Outcome {
     Relay(String),
 }
 
-/// A transport, ready.
+/// A transport, ready to send (`[delivery] transport`, set up once).
 #[derive(Clone)]
-enum Transport {
+enum ReadyTransport {
     File(std::path::PathBuf),
     Smtp(smtp::Relay),
 }
 
-impl Transport {
+impl ReadyTransport {
     fn name(&self) -> &'static str {
         match self {
             Self::File(_) => "file",
@@ -101,7 +101,7 @@ impl Transport {
 
 /// What one pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Report {
+pub struct PassReport {
     /// Messages accepted by the transport.
     pub messages: u64,
     /// Alerts they carried.
@@ -122,8 +122,8 @@ pub struct Report {
     pub paused_until: Option<DateTime<Utc>>,
 }
 
-impl Report {
-    fn add(&mut self, other: Report) {
+impl PassReport {
+    fn add(&mut self, other: PassReport) {
         self.messages += other.messages;
         self.sent += other.sent;
         self.retried += other.retried;
@@ -148,7 +148,7 @@ struct Inner {
     rules: Arc<Rules>,
     connectors: Arc<Vec<Connector>>,
     config: Delivery,
-    transport: Transport,
+    transport: ReadyTransport,
     from: Mailbox,
     reply_to: Option<Mailbox>,
     /// `[web] public_url`: where unsubscribe links lead.
@@ -182,8 +182,8 @@ impl Dispatcher {
         stop: CancellationToken,
     ) -> anyhow::Result<Self> {
         let transport = match &config.transport {
-            TransportConfig::File { dir } => Transport::File(dir.clone()),
-            TransportConfig::Smtp(smtp) => Transport::Smtp(
+            TransportConfig::File { dir } => ReadyTransport::File(dir.clone()),
+            TransportConfig::Smtp(smtp) => ReadyTransport::Smtp(
                 smtp::Relay::new(smtp, config.concurrency).map_err(anyhow::Error::msg)?,
             ),
         };
@@ -266,8 +266,8 @@ impl Dispatcher {
     ///
     /// # Errors
     /// When the store fails; transport failures are outcomes, not errors.
-    pub async fn drain(&self, force: bool) -> anyhow::Result<Report> {
-        let mut total = Report::default();
+    pub async fn drain(&self, force: bool) -> anyhow::Result<PassReport> {
+        let mut total = PassReport::default();
         loop {
             let (report, read) = self.pass(force).await?;
             total.add(report);
@@ -286,7 +286,7 @@ impl Dispatcher {
     }
 
     /// One batch: returns what it did and how many alerts it read.
-    async fn pass(&self, force: bool) -> anyhow::Result<(Report, usize)> {
+    async fn pass(&self, force: bool) -> anyhow::Result<(PassReport, usize)> {
         let inner = &self.inner;
         let now = Utc::now();
         let until = (!force).then_some(now);
@@ -295,9 +295,9 @@ impl Dispatcher {
         let state = inner.store.call(move |s| s.transport_state(name)).await??;
         if let Some(paused) = state.paused_until.filter(|p| *p > now && !force) {
             return Ok((
-                Report {
+                PassReport {
                     paused_until: Some(paused),
-                    ..Report::default()
+                    ..PassReport::default()
                 },
                 0,
             ));
@@ -335,10 +335,10 @@ impl Dispatcher {
             &inner.rules.policy,
             &inner.rules.lifecycle,
         );
-        let mut report = Report {
+        let mut report = PassReport {
             cancelled: planned.cancelled,
             deferred: planned.deferred,
-            ..Report::default()
+            ..PassReport::default()
         };
         if !planned.changes.is_empty() {
             let changes = planned.changes;
@@ -361,7 +361,7 @@ impl Dispatcher {
         &self,
         groups: Vec<Vec<DueAlert>>,
         delays: Arc<Delays>,
-    ) -> anyhow::Result<Report> {
+    ) -> anyhow::Result<PassReport> {
         let inner = &self.inner;
         let mut report =
             groups::each(
@@ -390,8 +390,8 @@ impl Dispatcher {
         Ok(report)
     }
 
-    fn log(&self, report: &Report) {
-        if *report != Report::default() {
+    fn log(&self, report: &PassReport) {
+        if *report != PassReport::default() {
             info!(
                 messages = report.messages,
                 sent = report.sent,
@@ -437,7 +437,11 @@ impl Inner {
     /// Sends one message for a group of alerts to one recipient and records the
     /// attempt for each alert. The Message-ID is the one the group's alerts were
     /// claimed with before, if they were (a copy keeps its identity).
-    async fn send_group(&self, group: Vec<DueAlert>, delays: &Delays) -> anyhow::Result<Report> {
+    async fn send_group(
+        &self,
+        group: Vec<DueAlert>,
+        delays: &Delays,
+    ) -> anyhow::Result<PassReport> {
         // The rule of the first alert may give its own sender (a service's address).
         let rule = self.rules.rule(&group[0].rule);
         let from = rule
@@ -465,7 +469,7 @@ impl Inner {
             .filter(|a| claimed.contains(&a.id))
             .collect();
         if group.is_empty() {
-            return Ok(Report::default());
+            return Ok(PassReport::default());
         }
         let recipient = group[0].recipient.clone();
         let footer = self.footer(&group).await?;
@@ -515,14 +519,14 @@ impl Inner {
         group: &[DueAlert],
         outcome: Outcome,
         message_id: &str,
-    ) -> anyhow::Result<Report> {
+    ) -> anyhow::Result<PassReport> {
         let now = Utc::now();
-        let mut report = Report::default();
+        let mut report = PassReport::default();
         let relay_until = match &outcome {
             Outcome::Relay(reason) => Some(self.trip(reason, now).await?),
             _ => None,
         };
-        let changes: Vec<Change> = group
+        let changes: Vec<OutboxChange> = group
             .iter()
             .map(|alert| {
                 let (change, counted) = attempt(
@@ -564,13 +568,13 @@ impl Inner {
     async fn transmit(&self, email: lettre::Message, message_id: &str) -> Outcome {
         self.wait_turn().await;
         match &self.transport {
-            Transport::File(dir) => {
+            ReadyTransport::File(dir) => {
                 let (dir, id, bytes) = (dir.clone(), message_id.to_owned(), email.formatted());
                 tokio::task::spawn_blocking(move || file::write(&dir, &id, &bytes))
                     .await
                     .unwrap_or_else(|e| Outcome::Relay(format!("writing the file failed: {e}")))
             }
-            Transport::Smtp(relay) => relay.send(email).await,
+            ReadyTransport::Smtp(relay) => relay.send(email).await,
         }
     }
 
@@ -579,7 +583,7 @@ impl Inner {
     /// only when the store thread is gone, or after a few tries once told to
     /// stop; the claims then stay with this process, and are taken back once it
     /// has ended.
-    async fn record(&self, changes: Vec<Change>, now: DateTime<Utc>) -> anyhow::Result<()> {
+    async fn record(&self, changes: Vec<OutboxChange>, now: DateTime<Utc>) -> anyhow::Result<()> {
         let changes = Arc::new(changes);
         let mut wait = Duration::from_millis(500);
         let mut tries_after_stop = 0;
@@ -610,7 +614,7 @@ impl Inner {
         let now = Utc::now();
         let changes = ids
             .into_iter()
-            .map(|id| Change::Attempt {
+            .map(|id| OutboxChange::Attempt {
                 id,
                 delivery: Attempt {
                     attempted_at: now,
@@ -683,7 +687,7 @@ fn attempt(
     relay_until: Option<DateTime<Utc>>,
     config: &Delivery,
     policy: &crate::timing::Policy,
-) -> (Change, &'static str) {
+) -> (OutboxChange, &'static str) {
     let (outcome_name, reply) = match outcome {
         Outcome::Sent(r) => ("sent", r),
         Outcome::Transient(r) | Outcome::Relay(r) => ("transient", r),
@@ -733,7 +737,7 @@ fn attempt(
         ..delivery
     };
     (
-        Change::Attempt {
+        OutboxChange::Attempt {
             id: alert.id,
             delivery,
             status,

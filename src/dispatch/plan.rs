@@ -10,15 +10,15 @@ use chrono::{DateTime, Utc};
 
 use super::MAX_DIGEST;
 use crate::rules::Class;
-use crate::store::{Change, DueAlert};
+use crate::store::{DueAlert, OutboxChange};
 
 /// What a pass will do with the alerts it read.
 #[derive(Debug, Default)]
-pub struct Planned {
+pub struct PassPlan {
     /// One message each: alerts to the same recipient, or one alone.
     pub groups: Vec<Vec<DueAlert>>,
     /// Cancellations and deferrals, applied before sending.
-    pub changes: Vec<Change>,
+    pub changes: Vec<OutboxChange>,
     /// How many were cancelled.
     pub cancelled: u64,
     /// How many were put off.
@@ -46,8 +46,8 @@ pub fn plan(
     now: DateTime<Utc>,
     policy: &crate::timing::Policy,
     lifecycle: &crate::lifecycle::Lifecycle,
-) -> Planned {
-    let mut planned = Planned::default();
+) -> PassPlan {
+    let mut planned = PassPlan::default();
     let mut digests: HashMap<String, usize> = HashMap::new();
     let mut resumed: HashMap<String, usize> = HashMap::new();
     let mut messages: HashMap<String, u32> = HashMap::new();
@@ -55,7 +55,7 @@ pub fn plan(
         if let Some(held) = &alert.hold_step
             && *held != alert.dossier.dossier.step
         {
-            planned.changes.push(Change::Cancel {
+            planned.changes.push(OutboxChange::Cancel {
                 id: alert.id,
                 reason: crate::rules::left_step(lifecycle.label(&alert.dossier.dossier.step)),
             });
@@ -64,7 +64,7 @@ pub fn plan(
         }
         let address = alert.recipient.to_lowercase();
         if alert.class == Class::Informational.as_str() && opted_out.contains(&address) {
-            planned.changes.push(Change::Cancel {
+            planned.changes.push(OutboxChange::Cancel {
                 id: alert.id,
                 reason: UNSUBSCRIBED.to_owned(),
             });
@@ -87,7 +87,7 @@ pub fn plan(
         let count = sent_today.get(&address).copied().unwrap_or(0)
             + messages.get(&address).copied().unwrap_or(0);
         if count >= per_day {
-            planned.changes.push(Change::Defer {
+            planned.changes.push(OutboxChange::Defer {
                 id: alert.id,
                 until: policy.next_open(now + chrono::Duration::hours(1)),
                 reason: format!(
@@ -237,10 +237,13 @@ pub(super) mod tests {
             &lifecycle(),
         );
         assert_eq!(planned.cancelled, 1);
-        assert!(matches!(&planned.changes[0], Change::Cancel { id: 1, .. }));
+        assert!(matches!(
+            &planned.changes[0],
+            OutboxChange::Cancel { id: 1, .. }
+        ));
         // The reason names the step as the import's cancellations do: by its label.
         assert!(
-            matches!(&planned.changes[0], Change::Cancel { reason, .. }
+            matches!(&planned.changes[0], OutboxChange::Cancel { reason, .. }
                 if reason.ends_with("(désormais : En attente du vote de la Commission permanente)")),
             "{:?}",
             planned.changes[0]
@@ -279,7 +282,7 @@ pub(super) mod tests {
         assert_eq!(planned.cancelled, 2);
         assert_eq!(
             planned.changes,
-            [1, 3].map(|id| Change::Cancel {
+            [1, 3].map(|id| OutboxChange::Cancel {
                 id,
                 reason: UNSUBSCRIBED.to_owned()
             })
@@ -309,7 +312,7 @@ pub(super) mod tests {
         assert_eq!(groups, [vec![1], vec![3]]);
         assert_eq!(planned.deferred, 1);
         match &planned.changes[0] {
-            Change::Defer { id, until, reason } => {
+            OutboxChange::Defer { id, until, reason } => {
                 assert_eq!(*id, 2);
                 assert_eq!(*until, utc("2026-03-11T07:00:00Z"));
                 assert!(reason.contains("limite de 2 messages par jour"), "{reason}");

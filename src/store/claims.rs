@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use rusqlite::params;
 
-use super::{Delivery, Result, Store, StoreError, format_time, parse_time};
+use super::{Attempt, Result, Store, StoreError, format_time, parse_time};
 
 /// This process as the owner of claims: its token (`<pid>-<random>`, what
 /// claims record), and the lock that says it lives.
@@ -193,7 +193,7 @@ impl Store {
             super::outbox::insert_delivery(
                 &tx,
                 *id,
-                &Delivery {
+                &Attempt {
                     attempted_at: now,
                     transport: String::new(),
                     outcome: "interrupted".to_owned(),

@@ -195,7 +195,7 @@ mod tests {
     use rusqlite::{Connection, StatementStatus, params};
 
     use super::*;
-    use crate::store::{Change, Counts, Delivery, NewRun, format_time};
+    use crate::store::{Attempt, Counts, NewRun, OutboxChange, format_time};
 
     /// The gauges as scrapes read them before issue 17, item 16: every import run
     /// and every sent alert, at each scrape. The totals must give the same.
@@ -447,35 +447,35 @@ mod tests {
                 [],
             )
             .unwrap();
-        let delivery = |outcome: &str| Delivery {
+        let delivery = |outcome: &str| Attempt {
             attempted_at: now() + chrono::Duration::seconds(3_000),
             transport: "smtp".to_owned(),
             outcome: outcome.to_owned(),
             reply: None,
             message_id: Some("<m@example.org>".to_owned()),
         };
-        let mut changes: Vec<Change> = ids[..4]
+        let mut changes: Vec<OutboxChange> = ids[..4]
             .iter()
-            .map(|&id| Change::Attempt {
+            .map(|&id| OutboxChange::Attempt {
                 id,
                 delivery: delivery("sent"),
                 status: "sent",
                 retry_at: None,
             })
             .collect();
-        changes.push(Change::Attempt {
+        changes.push(OutboxChange::Attempt {
             id: ids[4],
             delivery: delivery("transient"),
             status: "pending",
             retry_at: Some(now()),
         });
-        changes.push(Change::Attempt {
+        changes.push(OutboxChange::Attempt {
             id: ids[5],
             delivery: delivery("permanent"),
             status: "failed",
             retry_at: None,
         });
-        changes.push(Change::Cancel {
+        changes.push(OutboxChange::Cancel {
             id: ids[6],
             reason: "gone".to_owned(),
         });

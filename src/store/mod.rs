@@ -98,7 +98,7 @@ pub use import_tx::{DossierWrite, ImportTx};
 pub use index::{Entry, entry_row};
 pub use instance::{InstanceLock, LockError, lock_path};
 pub use left_out::LeftOutConnector;
-pub use outbox::{AdminNews, AlertRecord, Change, Delivery, DueAlert};
+pub use outbox::{AdminNews, AlertRecord, Attempt, DueAlert, OutboxChange};
 pub use queue::NewAlert;
 pub use recipients::{OptOut, OptOutHow, Subscription, token_shape};
 pub use retention::{PERSONAL, Purged, closed_before};

@@ -51,7 +51,7 @@ pub struct DueAlert {
 
 /// What becomes of an alert.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
+pub enum OutboxChange {
     /// Cancelled, with why.
     Cancel {
         /// The alert.
@@ -73,7 +73,7 @@ pub enum Change {
         /// The alert.
         id: i64,
         /// The attempt.
-        delivery: Delivery,
+        delivery: Attempt,
         /// `sent`, `pending` (retried at `retry_at`) or `failed`.
         status: &'static str,
         /// For a retry, when.
@@ -83,7 +83,7 @@ pub enum Change {
 
 /// One attempt to hand an alert to a transport.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Delivery {
+pub struct Attempt {
     /// When.
     pub attempted_at: DateTime<Utc>,
     /// `file` or `smtp`.
@@ -178,19 +178,19 @@ impl Store {
     ///
     /// # Errors
     /// On a database error; then none is applied.
-    pub fn apply(&mut self, changes: &[Change], now: DateTime<Utc>) -> Result<()> {
+    pub fn apply(&mut self, changes: &[OutboxChange], now: DateTime<Utc>) -> Result<()> {
         let tx = self.conn.transaction()?;
         let now_text = format_time(now);
         for change in changes {
             match change {
-                Change::Cancel { id, reason } => {
+                OutboxChange::Cancel { id, reason } => {
                     tx.prepare_cached(
                         "UPDATE alerts SET status = 'cancelled', reason = ?2, updated_at = ?3
                          WHERE id = ?1 AND status IN ('pending', 'sending')",
                     )?
                     .execute(params![id, reason, now_text])?;
                 }
-                Change::Defer { id, until, reason } => {
+                OutboxChange::Defer { id, until, reason } => {
                     tx.prepare_cached(
                         "UPDATE alerts SET due_at = ?2, reason = ?3, updated_at = ?4
                          WHERE id = ?1 AND status = 'pending'",
@@ -202,7 +202,7 @@ impl Store {
                         now_text
                     ])?;
                 }
-                Change::Attempt {
+                OutboxChange::Attempt {
                     id,
                     delivery,
                     status,
@@ -286,7 +286,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error or a corrupt row.
-    pub fn deliveries(&self, alert_id: i64) -> Result<Vec<Delivery>> {
+    pub fn deliveries(&self, alert_id: i64) -> Result<Vec<Attempt>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT attempted_at, transport, outcome, reply, message_id FROM deliveries
              WHERE alert_id = ?1 ORDER BY id",
@@ -294,7 +294,7 @@ impl Store {
         let mut rows = stmt.query([alert_id])?;
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
-            out.push(Delivery {
+            out.push(Attempt {
                 attempted_at: parse_time(r.get_ref(0)?.as_str()?)?,
                 transport: r.get(1)?,
                 outcome: r.get(2)?,
@@ -309,7 +309,7 @@ impl Store {
 pub(super) fn insert_delivery(
     tx: &rusqlite::Transaction<'_>,
     alert_id: i64,
-    d: &Delivery,
+    d: &Attempt,
 ) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO deliveries (alert_id, attempted_at, transport, outcome, reply, message_id)
