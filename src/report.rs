@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use crate::delays::{Delays, StepStats};
 use crate::lifecycle::Lifecycle;
+use crate::rules::template::escaped;
 use crate::store::{Store, StoreError};
 
 /// The page, with its French text; charts come in as SVG.
@@ -297,7 +298,7 @@ fn bars_chart(stalled: &[(String, u64)]) -> Option<String> {
             r#"<text x="{:.1}" y="{:.1}" class="tick" text-anchor="end">{}</text><rect x="{label_width:.1}" y="{y:.1}" width="{length:.1}" height="{:.1}" fill="{}"/><text x="{:.1}" y="{:.1}" class="tick">{n}</text>"#,
             label_width - 8.0,
             y + row * 0.65,
-            escape(who),
+            escaped(who),
             row - 6.0,
             COLOURS[1],
             label_width + length + 6.0,
@@ -319,18 +320,11 @@ fn nice(v: f64) -> f64 {
         .unwrap_or(10.0 * power)
 }
 
-/// `text` escaped for SVG text and attributes, as messages escape their HTML.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    crate::rules::template::escape(text, &mut out);
-    out
-}
-
 fn legend_entry(legend: &mut String, colour: &str, label: &str) {
     let _ = write!(
         legend,
         r#"<span class="key"><span class="swatch" style="background:{colour}"></span>{}</span> "#,
-        escape(label)
+        escaped(label)
     );
 }
 
@@ -370,7 +364,7 @@ impl Plot {
     fn open(&self, title: &str) -> String {
         format!(
             r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{}"><rect x="{LEFT}" y="{TOP}" width="{}" height="{}" class="frame"/>"#,
-            escape(title),
+            escaped(title),
             WIDTH - LEFT - RIGHT,
             HEIGHT - TOP - BOTTOM
         )

@@ -113,14 +113,17 @@ impl Footer {
             Self::Nothing => return content.clone(),
             Self::Mandatory => (
                 MANDATORY_LINE.to_owned(),
-                format!("<p style=\"{STYLE}\">{}</p>\n", escaped(MANDATORY_LINE)),
+                format!(
+                    "<p style=\"{STYLE}\">{}</p>\n",
+                    crate::rules::template::escaped(MANDATORY_LINE)
+                ),
             ),
             Self::Unsubscribe(url) => (
                 format!("{UNSUBSCRIBE_QUESTION} Désabonnez-vous : {url}"),
                 format!(
                     "<p style=\"{STYLE}\">{} <a href=\"{}\" style=\"color:#003b6f;\">Désabonnez-vous</a>.</p>\n",
-                    escaped(UNSUBSCRIBE_QUESTION),
-                    escaped(url)
+                    crate::rules::template::escaped(UNSUBSCRIBE_QUESTION),
+                    crate::rules::template::escaped(url)
                 ),
             ),
         };
@@ -152,12 +155,6 @@ impl Footer {
 /// The footer's paragraph style, as the shipped layout's footer.
 const STYLE: &str = "margin:16px auto; max-width:640px; padding:0 24px; font-family:Arial, \
      Helvetica, sans-serif; font-size:13px; line-height:1.5; color:#555555;";
-
-fn escaped(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    crate::rules::template::escape(text, &mut out);
-    out
-}
 
 /// The Message-ID of the message carrying these alerts: a hash of their keys, at
 /// the domain of the sender.

@@ -607,6 +607,13 @@ fn links(text: &str, out: &mut String) {
     escape(rest, out);
 }
 
+/// `text` escaped for HTML (or SVG) text and attribute values.
+pub(crate) fn escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    escape(text, &mut out);
+    out
+}
+
 /// Appends `text` to `out`, escaped for HTML text and attribute values.
 pub(crate) fn escape(text: &str, out: &mut String) {
     for c in text.chars() {
