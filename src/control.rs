@@ -89,14 +89,15 @@ pub enum Answer {
     Retried {
         /// Alerts made pending.
         count: u64,
-        /// The status of the alert named, when it was not failed.
+        /// The status of the alert named, when it was not failed (`None`:
+        /// there is no such alert).
         status: Option<String>,
     },
     /// Whether the alert was cancelled; if not, its status.
     Cancelled {
         /// Cancelled.
         done: bool,
-        /// Its status when it was not pending.
+        /// Its status when it was not pending (`None`: there is no such alert).
         status: Option<String>,
     },
     /// What the delivery pass did.
@@ -107,6 +108,38 @@ pub enum Answer {
     Purged(Purge),
     /// The work could not be done: why.
     Failed(String),
+}
+
+/// `outbox retry`, done on `store` by whichever process holds it (the daemon, or
+/// a command alone).
+///
+/// # Errors
+/// On a database error.
+pub fn retry(
+    store: &mut crate::store::Store,
+    id: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<Answer, crate::store::StoreError> {
+    let count = store.retry_failed(id, now)?;
+    let status = match id {
+        Some(id) if count == 0 => store.alert_status(id)?,
+        _ => None,
+    };
+    Ok(Answer::Retried { count, status })
+}
+
+/// `outbox cancel`, done on `store` by whichever process holds it.
+///
+/// # Errors
+/// On a database error.
+pub fn cancel(
+    store: &mut crate::store::Store,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<Answer, crate::store::StoreError> {
+    let done = store.cancel_alert(id, now)?;
+    let status = if done { None } else { store.alert_status(id)? };
+    Ok(Answer::Cancelled { done, status })
 }
 
 /// What a purge erased (or would erase), in the store and in files.

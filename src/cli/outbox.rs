@@ -9,7 +9,7 @@ use super::{Exit, failed, hand_off, load_or_explain, open_existing};
 use crate::config::Config;
 use crate::control::{Answer, Request};
 use crate::dispatch::{Dispatcher, PassReport};
-use crate::store::{DelayCache, Store, StoreHandle};
+use crate::store::{DelayCache, StoreHandle};
 
 /// The statuses of an alert.
 const STATUSES: [&str; 5] = ["pending", "sending", "sent", "failed", "cancelled"];
@@ -65,25 +65,16 @@ pub(super) fn run(config: &Config, command: OutboxCommand) -> anyhow::Result<Exi
 
 /// Makes the failed alert `id` (or every failed one) pending again.
 fn retry(config: &Config, id: Option<i64>) -> anyhow::Result<Exit> {
-    let (count, status) = match hand_off(config, &Request::Retry { id })? {
-        Some(Answer::Retried { count, status }) => (count, status),
-        Some(other) => return Ok(failed(other)),
-        None => {
-            let mut store = open_existing(config)?;
-            let count = store.retry_failed(id, Utc::now())?;
-            let status = match id {
-                Some(id) if count == 0 => Some(status_of(&store, id)?),
-                _ => None,
-            };
-            (count, status)
-        }
+    let answer = match hand_off(config, &Request::Retry { id })? {
+        Some(answer) => answer,
+        None => crate::control::retry(&mut open_existing(config)?, id, Utc::now())?,
+    };
+    let Answer::Retried { count, status } = answer else {
+        return Ok(failed(answer));
     };
     match (id, count) {
         (Some(id), 0) => {
-            eprintln!(
-                "error: alert {id} is not failed ({})",
-                known(status.as_deref())
-            );
+            eprintln!("error: alert {id} is not failed ({})", known(status));
             Ok(Exit::Failure)
         }
         _ => {
@@ -95,38 +86,29 @@ fn retry(config: &Config, id: Option<i64>) -> anyhow::Result<Exit> {
 
 /// Cancels the pending alert `id`.
 fn cancel(config: &Config, id: i64) -> anyhow::Result<Exit> {
-    let (done, status) = match hand_off(config, &Request::Cancel { id })? {
-        Some(Answer::Cancelled { done, status }) => (done, status),
-        Some(other) => return Ok(failed(other)),
-        None => {
-            let mut store = open_existing(config)?;
-            let done = store.cancel_alert(id, Utc::now())?;
-            (done, (!done).then(|| status_of(&store, id)).transpose()?)
-        }
+    let answer = match hand_off(config, &Request::Cancel { id })? {
+        Some(answer) => answer,
+        None => crate::control::cancel(&mut open_existing(config)?, id, Utc::now())?,
+    };
+    let Answer::Cancelled { done, status } = answer else {
+        return Ok(failed(answer));
     };
     if done {
         out!("alert {id} cancelled");
         Ok(Exit::Ok)
     } else {
-        eprintln!(
-            "error: alert {id} is not pending ({})",
-            known(status.as_deref())
-        );
+        eprintln!("error: alert {id} is not pending ({})", known(status));
         Ok(Exit::Failure)
     }
 }
 
 /// An alert's status, or that there is no such alert.
-fn known(status: Option<&str>) -> &str {
-    status.filter(|s| !s.is_empty()).unwrap_or("no such alert")
+fn known(status: Option<String>) -> String {
+    status.unwrap_or_else(|| "no such alert".to_owned())
 }
 
 fn plural(n: u64) -> &'static str {
     if n == 1 { "" } else { "s" }
-}
-
-fn status_of(store: &Store, id: i64) -> anyhow::Result<String> {
-    Ok(store.alert_status(id)?.unwrap_or_default())
 }
 
 fn list(

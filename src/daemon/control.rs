@@ -64,25 +64,14 @@ pub(super) async fn answer(hands: Arc<Hands>, store: StoreHandle, request: Reque
             force,
         } => import(&hands, &store, &connector, file, force).await,
         Request::Retry { id } => store
-            .call(move |s| {
-                let count = s.retry_failed(id, Utc::now())?;
-                let status = match id {
-                    Some(id) if count == 0 => Some(s.alert_status(id)?.unwrap_or_default()),
-                    _ => None,
-                };
-                anyhow::Ok(Answer::Retried { count, status })
-            })
+            .call(move |s| crate::control::retry(s, id, Utc::now()))
             .await
-            .and_then(|r| r)
+            .and_then(|r| r.map_err(anyhow::Error::from))
             .inspect(|_| hands.wake.notify_one()),
         Request::Cancel { id } => store
-            .call(move |s| {
-                let done = s.cancel_alert(id, Utc::now())?;
-                let status = if done { None } else { s.alert_status(id)? };
-                anyhow::Ok(Answer::Cancelled { done, status })
-            })
+            .call(move |s| crate::control::cancel(s, id, Utc::now()))
             .await
-            .and_then(|r| r),
+            .and_then(|r| r.map_err(anyhow::Error::from)),
         Request::Flush { force } => flush(&hands, force).await,
         Request::Evaluate { review } => evaluate(&hands, &store, review).await,
         Request::Purge { dry_run } => purge(&hands, &store, dry_run).await,
