@@ -5,7 +5,7 @@
 use rusqlite::{Connection, Transaction};
 use rusqlite_migration::{M, Migrations};
 
-use super::{BUSY_TIMEOUT, StoreError, fields, index, references};
+use super::{StoreError, fields, index, references};
 
 /// A migration hook's error from the store's: SQLite's stays itself, the others
 /// become their message.
@@ -78,19 +78,11 @@ pub(super) fn migrations_count() -> i64 {
 /// the tables the first one made, or is refused at once: then what counts is
 /// whether the schema is the latest now (issue 17, item 31).
 pub(super) fn migrate(conn: &mut Connection) -> std::result::Result<(), rusqlite_migration::Error> {
-    let start = std::time::Instant::now();
-    loop {
-        let Err(error) = migrations().to_latest(conn) else {
-            return Ok(());
-        };
-        let busy = matches!(&error, rusqlite_migration::Error::RusqliteError { err, .. }
-            if err.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy));
-        match migrations().pending_migrations(conn) {
-            Ok(0) => return Ok(()),
-            _ if busy && start.elapsed() < BUSY_TIMEOUT => {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            _ => return Err(error),
-        }
-    }
+    super::patiently(
+        |error| matches!(error, rusqlite_migration::Error::RusqliteError { err, .. } if super::is_busy(err)),
+        || match migrations().to_latest(conn) {
+            Err(error) if migrations().pending_migrations(conn) != Ok(0) => Err(error),
+            _ => Ok(()),
+        },
+    )
 }

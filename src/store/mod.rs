@@ -123,21 +123,27 @@ impl From<rusqlite::Error> for StoreError {
 /// How long a statement waits for another program's lock on the database.
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Runs `f` again while SQLite answers busy at once (where waiting could
-/// deadlock, it does not call the busy handler), up to the busy timeout.
-fn patiently<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+/// Runs `f` again while its error is `busy` (SQLite answers busy at once where
+/// waiting could deadlock: it does not call the busy handler), up to the busy
+/// timeout. Serves the switch to the WAL and the migrations at open.
+fn patiently<T, E>(
+    busy: impl Fn(&E) -> bool,
+    mut f: impl FnMut() -> std::result::Result<T, E>,
+) -> std::result::Result<T, E> {
     let start = std::time::Instant::now();
     loop {
         match f() {
-            Err(e)
-                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
-                    && start.elapsed() < BUSY_TIMEOUT =>
-            {
+            Err(e) if busy(&e) && start.elapsed() < BUSY_TIMEOUT => {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
             other => return other,
         }
     }
+}
+
+/// Whether SQLite answered that another connection holds the database.
+fn is_busy(error: &rusqlite::Error) -> bool {
+    error.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
 }
 
 /// Formats an instant the way the store keeps it.
@@ -199,7 +205,7 @@ impl Store {
         // database in the rollback journal is refused at once (SQLite does not
         // wait where waiting could deadlock): it is tried again, up to the busy
         // timeout.
-        patiently(|| {
+        patiently(is_busy, || {
             conn.execute_batch(&format!(
                 "PRAGMA journal_mode = WAL;
                  PRAGMA synchronous = NORMAL;
