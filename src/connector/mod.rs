@@ -1,10 +1,10 @@
 //! Connector files: how to fetch an export and how to map its records to dossiers.
 //!
 //! Owns `connectors/*.toml` (one connector per file, its stem is its name): the
-//! list of kinds ([`KINDS`]), loading the files of the connectors folder, and the
+//! list of kinds (`KINDS`), loading the files of the connectors folder, and the
 //! [`Connector`] type the importer works from. Each kind lives in its own module
 //! (`csv`, `spreadsheet`, `xml`, `http`, `ds/`), which implements
-//! `source::SourceKind`: a new kind is one file and one line in [`KINDS`]
+//! `source::SourceKind`: a new kind is one file and one line in `KINDS`
 //! (`docs/CONTRIBUTING.md`, "Add a connector kind"). What kinds share: [`source`]
 //! (the traits), `parse` (the keys every connector file has, read and validated
 //! with `file:line:column` in every message), [`folder`] (drop folders), [`table`]

@@ -1,7 +1,7 @@
 //! What a kind of source is: the traits each kind implements in its own file.
 //!
 //! A kind (`csv`, `spreadsheet`, `xml`, `http_json`, `demarches_simplifiees`) is one
-//! file that implements [`SourceKind`]: its name, its `[source]` table (a
+//! file that implements `SourceKind`: its name, its `[source]` table (a
 //! `Deserialize` type with `deny_unknown_fields`), its validation, and the checks
 //! that tie it to the keys every connector has. What it validates into is a
 //! [`Source`], which the [`super::Connector`] holds as a trait object: its secrets,
@@ -9,7 +9,7 @@
 //! pass and the [`Table`] of a file) or an API synchronised ([`ApiSource`]: the
 //! [`Live`] reader of one synchronisation, which `spool` keeps on disk). A source
 //! never sees the database: it yields records, `mapping` makes dossiers of them and
-//! `import` writes them. The list of kinds is `super::KINDS`, and [`Kind`] is how
+//! `import` writes them. The list of kinds is `super::KINDS`, and `Kind` is how
 //! that list holds one.
 
 use std::fmt;

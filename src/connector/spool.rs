@@ -2,7 +2,8 @@
 //!
 //! Owns the two halves of an API import. [`fetch`] reads a whole synchronisation
 //! (every page of an `http_json` source, every démarche of a Démarches Simplifiées
-//! source, and its deletions) into a spool file, without touching the database;
+//! source, and its deletions), through the [`Live`] reader the kind opens
+//! ([`super::source::ApiSource`]), into a spool file, without touching the database;
 //! [`SpoolTable`] then replays the spool as a table, in the import's one
 //! transaction. Waiting on the network therefore never holds the database's write
 //! lock: the daemon fetches on a thread of its own while alerts go on being

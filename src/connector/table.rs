@@ -1,7 +1,9 @@
 //! A file export read as a table: a header row, then data records.
 //!
-//! Owns what every tabular kind shares once its bytes are read: the [`Table`]
-//! the importer streams records from (a CSV file or a spreadsheet sheet), the
+//! Owns what every kind shares once its bytes are read: the [`FirstPass`] over a
+//! file before the import's transaction, the [`Records`] trait each kind's reader
+//! implements and the [`Table`] the importer streams records from (a CSV file, a
+//! sheet of a workbook, an XML file, an API's spooled synchronisation), the
 //! search for the header row below title rows, resolving a mapping against the
 //! header, and the volatile columns left out of change detection.
 
