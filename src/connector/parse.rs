@@ -325,3 +325,102 @@ fn guards(mut guards: Guards, def: &GuardsDef, fp: &mut FileProblems<'_>) -> Gua
     }
     guards
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> (Option<Connector>, Problems) {
+        let config = Config::load(Some(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config.example.toml"
+        ))))
+        .unwrap();
+        let lifecycle = crate::test_support::shipped_lifecycle();
+        let mut problems = Problems::default();
+        let connector = Connector::parse(
+            Path::new("c.toml"),
+            text,
+            &config,
+            &lifecycle,
+            &mut problems,
+        );
+        (connector, problems)
+    }
+
+    #[test]
+    fn the_kinds_messages_list_are_the_registered_kinds() {
+        assert_eq!(
+            kind_names(),
+            "\"csv\", \"spreadsheet\", \"xml\", \"http_json\" or \"demarches_simplifiees\""
+        );
+        let mut names: Vec<&str> = KINDS.iter().map(|k| k.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), KINDS.len(), "two kinds share a name");
+    }
+
+    #[test]
+    fn an_unknown_or_missing_kind_names_the_kinds() {
+        let (connector, problems) = parse("kind = \"json\"\n[source]\n[fields]\n");
+        assert!(connector.is_none());
+        assert_eq!(
+            problems.to_string().trim(),
+            format!("c.toml:1:8: unknown kind 'json', expected {}", kind_names())
+        );
+        let (_, problems) = parse("[source]\n[fields]\n");
+        assert_eq!(
+            problems.to_string().trim(),
+            format!("c.toml: missing `kind` ({})", kind_names())
+        );
+    }
+
+    #[test]
+    fn each_kind_reads_its_own_source_table() {
+        let common = "[fields]\nid = \"id\"\nstep = \"statut\"\n[steps]\n\"a\" = \"depose\"\n";
+        let (csv, problems) = parse(&format!(
+            "kind = \"csv\"\n[source]\npath = \"*.csv\"\ndelimiter = \";\"\n{common}"
+        ));
+        assert!(problems.is_empty(), "{problems}");
+        assert!(csv.unwrap().source.folder().is_some());
+        // A key of another kind's table is unknown here.
+        let (xml, problems) = parse(&format!(
+            "kind = \"xml\"\n[source]\npath = \"*.xml\"\nrecord = \"dossier\"\ndelimiter = \";\"\n{common}"
+        ));
+        assert!(xml.is_none());
+        assert!(
+            problems.to_string().contains("unknown field `delimiter`"),
+            "{problems}"
+        );
+    }
+
+    #[test]
+    fn a_kind_checks_the_common_keys_it_depends_on() {
+        // http_json: `updated_since` asks for changes only.
+        let (_, problems) = parse(
+            "kind = \"http_json\"\n[source]\nurl = \"https://x.example/api\"\nrecords = \"/data\"\nupdated_since = \"since\"\n[fields]\nid = \"/id\"\nstep = \"/s\"\n[steps]\n\"a\" = \"depose\"\n",
+        );
+        assert!(
+            problems.to_string().contains("set mode = \"incremental\""),
+            "{problems}"
+        );
+        // demarches_simplifiees: incremental, with default steps.
+        let (ds, problems) = parse(
+            "kind = \"demarches_simplifiees\"\nmode = \"incremental\"\n[source]\ndemarches = [1]\ntoken_env = \"DS_TOKEN\"\n[fields]\nid = \"/number\"\nstep = \"/state\"\n",
+        );
+        assert!(problems.is_empty(), "{problems}");
+        let ds = ds.unwrap();
+        assert_eq!(ds.mapping.step_for("en_instruction"), Some("instruction"));
+        assert!(ds.source.address().is_some() && ds.source.folder().is_none());
+        // `champ` is for the kinds that read champs.
+        let (_, problems) = parse(
+            "kind = \"csv\"\n[source]\npath = \"*.csv\"\n[fields]\nid = \"id\"\nstep = \"statut\"\n\"extra.x\" = { champ = \"Q1\" }\n[steps]\n\"a\" = \"depose\"\n",
+        );
+        assert!(
+            problems
+                .to_string()
+                .contains("only for kind = \"demarches_simplifiees\""),
+            "{problems}"
+        );
+    }
+}
