@@ -353,6 +353,68 @@ impl Dossier {
     }
 }
 
+/// What the layers downstream of the import need of the connectors, by name:
+/// each one's `link` pattern (its dossiers' links), and whether the daemon
+/// imports it on schedule with how long it may go without a successful import
+/// (the administrators' digest). Built once where the connectors are loaded, so
+/// that no connector travels downstream.
+#[derive(Debug, Clone, Default)]
+pub struct Sources(BTreeMap<String, SourceFacts>);
+
+/// What [`Sources`] knows of one connector.
+#[derive(Debug, Clone, Default)]
+pub struct SourceFacts {
+    /// Its `link` pattern, with `{id}` and `{reference}` placeholders.
+    pub link: Option<String>,
+    /// Whether the daemon imports it on schedule.
+    pub enabled: bool,
+    /// How long it may go without a successful import (none: forever).
+    pub max_age: Option<std::time::Duration>,
+}
+
+impl Sources {
+    /// The facts of connectors given as `(name, facts)`.
+    pub fn new(connectors: impl IntoIterator<Item = (String, SourceFacts)>) -> Self {
+        Self(connectors.into_iter().collect())
+    }
+
+    /// Whether connector `name` is among the loaded ones.
+    pub fn knows(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+
+    /// The `link` pattern of connector `name`, when it has one.
+    pub fn pattern(&self, name: &str) -> Option<&str> {
+        self.0.get(name).and_then(|f| f.link.as_deref())
+    }
+
+    /// The address of a dossier of connector `name` on its source portal
+    /// (see [`link`]).
+    pub fn link_of(&self, name: &str, dossier: &Dossier) -> Option<String> {
+        link(dossier, self.pattern(name))
+    }
+
+    /// The connectors imported on schedule, each with its `max_age`.
+    pub fn scheduled(&self) -> Vec<(String, Option<std::time::Duration>)> {
+        self.0
+            .iter()
+            .filter(|(_, f)| f.enabled)
+            .map(|(name, f)| (name.clone(), f.max_age))
+            .collect()
+    }
+}
+
+/// The address of a dossier on its source portal: its `url` field, else the
+/// connector's `link` pattern with `{id}` and `{reference}` filled in.
+pub fn link(dossier: &Dossier, pattern: Option<&str>) -> Option<String> {
+    dossier.get("url").map(str::to_owned).or_else(|| {
+        pattern.map(|l| {
+            l.replace("{id}", &dossier.id)
+                .replace("{reference}", dossier.reference())
+        })
+    })
+}
+
 /// The kinds of events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

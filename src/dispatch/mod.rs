@@ -52,8 +52,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::{Delivery, Transport as TransportConfig};
-use crate::connector::Connector;
 use crate::delays::Delays;
+use crate::model::Sources;
 use crate::rules::{Class, Rules, Scene};
 use crate::store::{Attempt, DueAlert, OutboxChange};
 use crate::store::{DelayCache, StoreHandle};
@@ -146,7 +146,8 @@ pub struct Dispatcher {
 struct Inner {
     store: StoreHandle,
     rules: Arc<Rules>,
-    connectors: Arc<Vec<Connector>>,
+    /// What it needs of the connectors: links, and the sources the digest watches.
+    sources: Arc<Sources>,
     config: Delivery,
     transport: ReadyTransport,
     from: Mailbox,
@@ -175,7 +176,7 @@ impl Dispatcher {
     pub fn new(
         store: StoreHandle,
         rules: Arc<Rules>,
-        connectors: Arc<Vec<Connector>>,
+        sources: Arc<Sources>,
         config: &Delivery,
         public_url: Option<String>,
         delays: Arc<DelayCache>,
@@ -195,7 +196,7 @@ impl Dispatcher {
             inner: Arc::new(Inner {
                 store,
                 rules,
-                connectors,
+                sources,
                 transport,
                 from: parse(&config.from)?,
                 reply_to: config.reply_to.as_deref().map(parse).transpose()?,
@@ -641,10 +642,8 @@ impl Inner {
         let links: Vec<Option<String>> = group
             .iter()
             .map(|a| {
-                self.connectors
-                    .iter()
-                    .find(|c| c.name == a.dossier.connector)
-                    .and_then(|c| c.link_for(&a.dossier.dossier))
+                self.sources
+                    .link_of(&a.dossier.connector, &a.dossier.dossier)
             })
             .collect();
         for (alert, link) in group.iter().zip(&links) {
