@@ -101,23 +101,22 @@ impl<'a> Alerting<'a> {
                 {
                     continue;
                 }
-                let queued =
-                    tx.queue_alert(&NewAlert {
-                        event_id,
-                        dossier_id: rowid,
-                        rule: &rule.name,
-                        template: &rule.template,
-                        class: rule.class.as_str(),
-                        role: alert.role,
-                        recipient: &alert.address,
-                        digest: rule.digest,
-                        hold_step: alert.hold_step.as_deref(),
-                        created_at: self.now,
-                        due_at: alert.due_at,
-                        invalid: alert.address.parse::<lettre::Address>().err().map(|e| {
-                            format!("adresse invalide, le message ne peut pas partir : {e}")
-                        }),
-                    })?;
+                let queued = tx.queue_alert(&NewAlert {
+                    event_id,
+                    dossier_id: rowid,
+                    rule: &rule.name,
+                    template: &rule.template,
+                    class: rule.class.as_str(),
+                    role: alert.role,
+                    recipient: &alert.address,
+                    digest: rule.digest,
+                    hold_step: alert.hold_step.as_deref(),
+                    created_at: self.now,
+                    due_at: alert.due_at,
+                    invalid: crate::value::recipient(&alert.address)
+                        .err()
+                        .map(|e| format!("adresse invalide, le message ne peut pas partir : {e}")),
+                })?;
                 counts.alerts_queued += u64::from(queued);
             }
         }

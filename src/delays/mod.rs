@@ -174,16 +174,9 @@ impl Months {
 }
 
 /// The month of an instant (UTC): years × 12 + month − 1. Computed, not looked
-/// up: millions of stays are counted (Howard Hinnant's civil-from-days).
+/// up: millions of stays are counted.
 fn month(t: i64) -> i32 {
-    let z = t.div_euclid(86_400) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, _) = crate::model::civil_from_days(t.div_euclid(86_400));
     i32::try_from(y * 12 + m - 1).unwrap_or(0)
 }
 

@@ -188,10 +188,8 @@ impl Dispatcher {
                 smtp::Relay::new(smtp, config.concurrency).map_err(anyhow::Error::msg)?,
             ),
         };
-        let parse = |text: &str| {
-            text.parse::<Mailbox>()
-                .map_err(|e| anyhow::anyhow!("'{text}': {e}"))
-        };
+        let parse =
+            |text: &str| crate::value::mailbox(text).map_err(|e| anyhow::anyhow!("'{text}': {e}"));
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
@@ -447,11 +445,11 @@ impl Inner {
         let rule = self.rules.rule(&group[0].rule);
         let from = rule
             .and_then(|r| r.sender.as_deref())
-            .and_then(|f| f.parse::<Mailbox>().ok())
+            .and_then(|f| crate::value::mailbox(f).ok())
             .unwrap_or_else(|| self.from.clone());
         let reply_to = rule
             .and_then(|r| r.reply_to.as_deref())
-            .and_then(|f| f.parse::<Mailbox>().ok())
+            .and_then(|f| crate::value::mailbox(f).ok())
             .or_else(|| self.reply_to.clone());
         let message_id = group[0].message_id.clone().unwrap_or_else(|| {
             let keys: Vec<&str> = group.iter().map(|a| a.key.as_str()).collect();

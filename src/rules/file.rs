@@ -404,8 +404,7 @@ fn mailbox(
     fp: &mut FileProblems<'_>,
 ) -> Option<String> {
     value.and_then(|v| {
-        v.get_ref()
-            .parse::<lettre::message::Mailbox>()
+        crate::value::mailbox(v.get_ref())
             .map(|_| v.get_ref().clone())
             .map_err(|_| {
                 fp.at(
