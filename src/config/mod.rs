@@ -33,11 +33,11 @@ mod delivery;
 mod keys;
 mod sections;
 
-use delivery::delivery;
+pub use crate::secret::{PasswordSource, Secret, read_ca_file};
 pub use delivery::Delivery;
+use delivery::delivery;
 use keys::{DEFAULTS, MAX_DURATIONS};
 pub use keys::{KEYS, RATE_PER_SECOND, all_keys};
-pub use crate::secret::{PasswordSource, Secret, read_ca_file};
 pub use sections::{
     DaemonConfig, DelaysConfig, Guards, LogConfig, LogFormat, Region, StoreConfig, Web, public_url,
 };

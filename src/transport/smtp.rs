@@ -473,3 +473,75 @@ fn describe(what: &str, error: &lettre::transport::smtp::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::tests::Given;
+
+    fn given(changes: &[(&'static str, &str)]) -> Given {
+        let mut values: Vec<(&'static str, String)> = KIND
+            .keys
+            .iter()
+            .map(|key| {
+                let value = match key.default {
+                    KeyDefault::Text(text) => text.to_owned(),
+                    KeyDefault::Integer(n) => n.to_string(),
+                    KeyDefault::Flag(flag) => flag.to_string(),
+                };
+                (key.name, value)
+            })
+            .collect();
+        for (key, value) in changes {
+            values.retain(|(k, _)| k != key);
+            values.push((key, (*value).to_owned()));
+        }
+        Given {
+            values,
+            ..Given::default()
+        }
+    }
+
+    #[test]
+    fn the_defaults_reach_a_relay_on_this_machine() {
+        let mut keys = given(&[]);
+        let smtp = smtp(&mut keys).unwrap();
+        assert!(keys.problems.is_empty(), "{:?}", keys.problems);
+        assert_eq!((smtp.host.as_str(), smtp.port), ("localhost", 587));
+        assert_eq!(smtp.tls, Security::StartTls);
+        assert_eq!(smtp.longest_exchange(), Duration::from_secs(90));
+        assert!(smtp.leaves_this_machine() && smtp.secret_files().is_empty());
+    }
+
+    #[test]
+    fn a_password_never_crosses_the_network_in_clear() {
+        let mut keys = given(&[
+            ("smtp.host", "relay.example.org"),
+            ("smtp.tls", "none"),
+            ("smtp.username", "u"),
+            ("smtp.password_file", "/run/credentials/smtp-password"),
+        ]);
+        assert!(smtp(&mut keys).is_none());
+        assert_eq!(keys.problems.len(), 1);
+        assert!(
+            keys.problems[0].starts_with(
+                "key `smtp.tls`: tls = \"none\" would send the password of 'u' to relay.example.org in clear"
+            ),
+            "{:?}",
+            keys.problems
+        );
+        let mut keys = given(&[
+            ("smtp.tls", "none"),
+            ("smtp.username", "u"),
+            ("smtp.password_file", "/run/credentials/smtp-password"),
+        ]);
+        let smtp = smtp(&mut keys).unwrap();
+        assert_eq!(
+            smtp.secret_files(),
+            [(
+                "smtp.password_file",
+                Path::new("/run/credentials/smtp-password")
+            )]
+        );
+    }
+}
