@@ -113,13 +113,14 @@ pub(super) fn delivery(figment: &Figment, p: &mut Problems) -> Option<Delivery> 
     let retry_max = get_duration(figment, "delivery.retry_max", p);
     let admin_email = get_mailbox(figment, "delivery.admin_email", p);
     let admin_digest = get_cron(figment, "delivery.admin_digest", p);
+    // The purge's folder is the `file` transport's key: read through `keys`, as
+    // the transport's settings below, its problem is reported once.
     let mut keys = FigmentKeys {
         figment,
         p,
         failed: BTreeSet::new(),
     };
     let dir = keys.path(crate::transport::file::DIR);
-    // The other keys, up to the transport's settings, are read as before.
     let p = &mut *keys.p;
     let notice_dir = get_path(figment, "delivery.notice_dir", p);
     let from = get_mailbox(figment, "smtp.from", p).and_then(|f| {

@@ -12,7 +12,7 @@
 //!
 //! Here: [`Config`], its layering and the readers every section shares; in
 //! `keys.rs`, every key with its default and bounds (but the transports', which
-//! each transport of [`crate::transport`] lists); in `delivery.rs`,
+//! each transport of `crate::transport` lists); in `delivery.rs`,
 //! `[delivery]` and the chosen transport's settings; in `sections.rs`, the
 //! other sections.
 

@@ -5,7 +5,7 @@
 //! is written under a temporary name, synced, then renamed: a reader never sees
 //! half a message. Its name derives from the Message-ID, so a message sent again
 //! after a crash replaces its first copy instead of doubling it. The
-//! administrators' outage notices are written the same way ([`write`]), and the
+//! administrators' outage notices are written the same way ([`fn@write`]), and the
 //! purge expires the files of its folder whatever the transport is now
 //! ([`is_message_file`]).
 
