@@ -33,7 +33,6 @@ mod delivery;
 mod keys;
 mod sections;
 
-pub use crate::secret::{PasswordSource, Secret, read_ca_file};
 pub use delivery::Delivery;
 use delivery::delivery;
 use keys::{DEFAULTS, MAX_DURATIONS};
