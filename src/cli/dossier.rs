@@ -61,7 +61,7 @@ pub(super) fn dossier(config: &Config, reference: &str, json: bool) -> anyhow::R
         out!(
             "{} — {} ({}, id {})",
             d.dossier.reference(),
-            d.dossier.get("title").unwrap_or("sans intitulé"),
+            d.dossier.text("title").unwrap_or("sans intitulé"),
             d.connector,
             d.dossier.id
         );

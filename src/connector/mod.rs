@@ -319,7 +319,7 @@ impl Connector {
     /// The address of a dossier on the source portal: its `url` field, else the
     /// connector's `link` with `{id}` and `{reference}` filled in.
     pub fn link_for(&self, dossier: &crate::model::Dossier) -> Option<String> {
-        dossier.get("url").map(str::to_owned).or_else(|| {
+        dossier.text("url").map(str::to_owned).or_else(|| {
             self.link.as_ref().map(|l| {
                 l.replace("{id}", &dossier.id)
                     .replace("{reference}", dossier.reference())
