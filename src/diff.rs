@@ -234,8 +234,7 @@ mod tests {
     fn step_change_is_dated_by_the_source_when_it_can() {
         let prev = known(dossier("A", "depose", None), true);
         let mut next = dossier("A", "instruction", None);
-        next.fields
-            .insert_text(STEP_SINCE, "2026-03-01T23:00:00Z");
+        next.fields.insert_text(STEP_SINCE, "2026-03-01T23:00:00Z");
         let change = compare(Some(&prev), &next, &watch(), at(5));
         let e = &change.events[0];
         assert_eq!(e.kind, EventKind::StepChanged);

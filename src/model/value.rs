@@ -136,8 +136,7 @@ impl Value {
     /// same canonical text (a value read back as text from an older state).
     pub fn same(&self, other: &Self) -> bool {
         self == other
-            || (self.kind() != other.kind()
-                && self.with_text(|a| other.with_text(|b| a == b)))
+            || (self.kind() != other.kind() && self.with_text(|a| other.with_text(|b| a == b)))
     }
 }
 
@@ -253,7 +252,11 @@ impl Fields {
     }
 
     /// Sets a field's value; returns the one it replaces.
-    pub fn insert(&mut self, name: impl Into<FieldName> + AsRef<str>, value: Value) -> Option<Value> {
+    pub fn insert(
+        &mut self,
+        name: impl Into<FieldName> + AsRef<str>,
+        value: Value,
+    ) -> Option<Value> {
         match self.position(name.as_ref()) {
             Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
             Err(i) => {
@@ -378,14 +381,20 @@ mod tests {
             fields.names().collect::<Vec<_>>(),
             ["amount_granted", "filed_on", "title"]
         );
-        assert_eq!(fields.get("amount_granted"), Some(&Value::Amount(2_695_600)));
+        assert_eq!(
+            fields.get("amount_granted"),
+            Some(&Value::Amount(2_695_600))
+        );
         assert_eq!(
             serde_json::to_string(&fields).unwrap(),
             r#"{"amount_granted":"26956.00","filed_on":"2024-03-12","title":"Toiture"}"#
         );
         let back: Fields = serde_json::from_str(&serde_json::to_string(&fields).unwrap()).unwrap();
         assert_eq!(back, fields);
-        assert_eq!(fields.remove("filed_on").map(|v| v.to_string()).as_deref(), Some("2024-03-12"));
+        assert_eq!(
+            fields.remove("filed_on").map(|v| v.to_string()).as_deref(),
+            Some("2024-03-12")
+        );
         assert!(!fields.contains("filed_on"));
     }
 

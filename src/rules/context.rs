@@ -34,12 +34,7 @@ impl Rules {
         self.build(scene, None, Purpose::Condition)
     }
 
-    fn build(
-        &self,
-        scene: &Scene<'_>,
-        recipient: Option<(&str, &str)>,
-        purpose: Purpose,
-    ) -> Value {
+    fn build(&self, scene: &Scene<'_>, recipient: Option<(&str, &str)>, purpose: Purpose) -> Value {
         let lc = &self.lifecycle;
         let link = link_for_role(scene, recipient.map(|(role, _)| role));
         let recipient = recipient.map(|(role, address)| {
@@ -164,9 +159,7 @@ fn step_value(d: &Dossier, lc: &Lifecycle) -> Value {
 fn field_value(value: Option<&model::Value>, purpose: Purpose) -> Value {
     match (value, purpose) {
         (None, _) => Value::from(()),
-        (Some(model::Value::Amount(cents)), Purpose::Message) => {
-            Value::from_object(Amount(*cents))
-        }
+        (Some(model::Value::Amount(cents)), Purpose::Message) => Value::from_object(Amount(*cents)),
         (Some(model::Value::Amount(cents)), Purpose::Condition) => comparable(*cents),
         (Some(v), _) => Value::from(v.text().into_owned()),
     }

@@ -615,9 +615,7 @@ mod tests {
             "connector glob"
         );
         let mut small = big.clone();
-        small
-            .fields
-            .insert_text("amount_granted", "23000.00");
+        small.fields.insert_text("amount_granted", "23000.00");
         assert!(
             fired(&rules, "portail-aides", &small, &event).is_empty(),
             "condition"
@@ -629,9 +627,7 @@ mod tests {
             "absent amount"
         );
         let mut other = big.clone();
-        other
-            .fields
-            .insert_text("scheme", "Culture");
+        other.fields.insert_text("scheme", "Culture");
         assert!(
             fired(&rules, "portail-aides", &other, &event).is_empty(),
             "scheme glob"

@@ -120,10 +120,16 @@ pub fn sample_dossier(complete: bool, extra: &BTreeMap<String, FieldKind>) -> Do
     let mut fields = model::Fields::default();
     if complete {
         for f in model::FIELDS {
-            fields.insert(f.name, model::Value::from_text(f.kind, &sample(f.name, f.kind)));
+            fields.insert(
+                f.name,
+                model::Value::from_text(f.kind, &sample(f.name, f.kind)),
+            );
         }
         for (name, kind) in extra {
-            fields.insert(name.as_str(), model::Value::from_text(*kind, &sample(name, *kind)));
+            fields.insert(
+                name.as_str(),
+                model::Value::from_text(*kind, &sample(name, *kind)),
+            );
         }
     }
     Dossier {

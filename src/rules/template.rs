@@ -464,10 +464,11 @@ fn cents(value: &Value) -> Result<i64, Error> {
             Err(_) => parse(&value.to_string(), crate::value::AmountFormat::Decimal)
                 .map_err(|_| not_amount()),
         },
-        ValueKind::String => {
-            parse(value.as_str().unwrap_or_default(), crate::value::AmountFormat::Auto)
-                .map_err(invalid)
-        }
+        ValueKind::String => parse(
+            value.as_str().unwrap_or_default(),
+            crate::value::AmountFormat::Auto,
+        )
+        .map_err(invalid),
         _ => Err(not_amount()),
     }
 }

@@ -74,12 +74,9 @@ impl Names {
         if self.by_id.get(id).is_none_or(Option::is_none) {
             self.reload(conn)?;
         }
-        self.by_id
-            .get(id)
-            .and_then(Option::as_ref)
-            .ok_or_else(|| {
-                StoreError::Corrupt(format!("dossier fields: unknown field name id {id}"))
-            })
+        self.by_id.get(id).and_then(Option::as_ref).ok_or_else(|| {
+            StoreError::Corrupt(format!("dossier fields: unknown field name id {id}"))
+        })
     }
 }
 
@@ -433,7 +430,12 @@ mod tests {
         let conn = store();
         let encoder = register(&conn, ["title"]).expect("register");
         let fields = BTreeMap::from([("amount".to_owned(), "1".to_owned())]);
-        assert!(encoder.encode(&typed(&fields)).unwrap_err().contains("'amount'"));
+        assert!(
+            encoder
+                .encode(&typed(&fields))
+                .unwrap_err()
+                .contains("'amount'")
+        );
     }
 
     #[test]
