@@ -309,4 +309,64 @@ mod tests {
         assert!(!m.text.contains(['\u{E000}', '\u{E001}']), "{}", m.text);
         assert!(m.text.contains("https://evil.example/win"), "{}", m.text);
     }
+
+    /// The engine's environment, with the filters messages use.
+    fn env() -> minijinja::Environment<'static> {
+        let (_dir, rules) = setup(RULES, "send_windows = []");
+        let rules = rules.unwrap_or_else(|p| panic!("{p}"));
+        crate::rules::template::environment(rules.lifecycle.clone(), chrono_tz::Europe::Paris)
+    }
+
+    /// What a dossier's amount showed as before typed values: its stored text
+    /// read as the engine's number, written as the shortest decimals.
+    fn shown_before(cents: i64) -> String {
+        let text = model::amount_text(cents);
+        let trimmed = text.trim_end_matches('0');
+        if trimmed.ends_with('.') {
+            format!("{trimmed}0")
+        } else {
+            trimmed.to_owned()
+        }
+    }
+
+    proptest::proptest! {
+        /// Any amount, mapped to cents, reaches `montant` as its cents, and
+        /// shows bare as it did.
+        #[test]
+        fn amounts_reach_montant_in_cents(cents in proptest::prelude::any::<i64>()) {
+            let env = env();
+            let value = model::Value::from_text(FieldKind::Amount, &model::amount_text(cents));
+            let ctx = minijinja::context! {
+                a => field_value(Some(&value), Purpose::Message),
+            };
+            let out = env
+                .render_str("{{ a | montant }}|{{ a }}|{% if a %}yes{% endif %}", ctx)
+                .expect("renders")
+                .replace(['\u{E000}', '\u{E001}'], "");
+            let truthy = if cents == 0 { "" } else { "yes" };
+            proptest::prop_assert_eq!(
+                out,
+                format!("{}|{}|{truthy}", crate::rules::french::amount(cents), shown_before(cents))
+            );
+        }
+    }
+
+    #[test]
+    fn amounts_compare_with_numbers_in_conditions_and_with_each_other_in_messages() {
+        let env = env();
+        let amount = |cents, purpose| field_value(Some(&model::Value::Amount(cents)), purpose);
+        let eval = |expr: &str, ctx: Value| env.render_str(expr, ctx).expect("renders");
+        let condition = |cents| minijinja::context! { a => amount(cents, Purpose::Condition) };
+        assert_eq!(eval("{{ a > 23000 }}", condition(2_300_000)), "False");
+        assert_eq!(eval("{{ a > 23000 }}", condition(2_300_001)), "True");
+        assert_eq!(eval("{{ a < 23000.5 }}", condition(2_300_049)), "True");
+        let message = minijinja::context! {
+            paid => amount(1_078_240, Purpose::Message),
+            granted => amount(2_695_600, Purpose::Message),
+        };
+        assert_eq!(
+            eval("{{ paid < granted }}|{{ granted < paid }}", message),
+            "True|False"
+        );
+    }
 }

@@ -354,7 +354,7 @@ impl io::Write for Capped {
     }
 }
 
-fn environment(lifecycle: Arc<Lifecycle>, tz: Tz) -> Environment<'static> {
+pub(super) fn environment(lifecycle: Arc<Lifecycle>, tz: Tz) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_fuel(Some(FUEL));

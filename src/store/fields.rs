@@ -409,6 +409,46 @@ mod tests {
         assert_eq!(blob.len(), 1 + 2 + "contact@asso.fr".len());
     }
 
+    /// A blob as every earlier version wrote it (canonical texts) reads back
+    /// typed, and is written back byte for byte.
+    #[test]
+    fn a_stored_blob_reads_back_typed_and_unchanged() {
+        let conn = store();
+        let encoder = register(&conn, ["amount_granted", "extra.vote", "filed_on", "title"])
+            .expect("register");
+        let id = |name: &str| encoder.ids.iter().find(|(n, _)| n == name).unwrap().1 as u8;
+        let mut blob = vec![FORMAT];
+        for (name, text) in [
+            ("amount_granted", "26956.40"),
+            ("extra.vote", "2024-03-12"),
+            ("filed_on", "2024-03-01"),
+            ("title", "Toiture"),
+        ] {
+            blob.extend([id(name), text.len() as u8]);
+            blob.extend_from_slice(text.as_bytes());
+        }
+        let names = RefCell::new(Names::default());
+        let fields = decode(&blob, Some("Culture".to_owned()), &names, &conn).expect("decode");
+        assert_eq!(
+            fields.get("amount_granted"),
+            Some(&Value::Amount(2_695_640))
+        );
+        assert_eq!(
+            fields.get("filed_on").and_then(Value::date),
+            chrono::NaiveDate::from_ymd_opt(2024, 3, 1)
+        );
+        // An extra field's kind is its connector's: text here, the same text.
+        assert_eq!(
+            fields.get("extra.vote"),
+            Some(&Value::Text("2024-03-12".to_owned()))
+        );
+        assert_eq!(
+            fields.get("scheme"),
+            Some(&Value::Text("Culture".to_owned()))
+        );
+        assert_eq!(encoder.encode(&fields).expect("encode"), blob);
+    }
+
     #[test]
     fn corrupt_values_are_reported() {
         let conn = store();
