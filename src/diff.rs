@@ -96,7 +96,10 @@ pub fn compare(
     }
     Change {
         state_changed: !prev.present
-            || prev.dossier != *next
+            || prev.dossier.id != next.id
+            || prev.dossier.step != next.step
+            || prev.dossier.status != next.status
+            || !prev.dossier.fields.same(&next.fields)
             || prev.step_entered_at != step_entered_at,
         events,
         step_entered_at,

@@ -288,6 +288,16 @@ impl Fields {
         self.0.iter().map(|(n, _)| &**n)
     }
 
+    /// Whether both have the same fields saying the same (see [`Value::same`]).
+    pub fn same(&self, other: &Self) -> bool {
+        self.0.len() == other.0.len()
+            && self
+                .0
+                .iter()
+                .zip(&other.0)
+                .all(|((n, a), (m, b))| n == m && a.same(b))
+    }
+
     /// How many fields have a value.
     pub fn len(&self) -> usize {
         self.0.len()
