@@ -319,12 +319,19 @@ impl Connector {
     /// The address of a dossier on the source portal: its `url` field, else the
     /// connector's `link` with `{id}` and `{reference}` filled in.
     pub fn link_for(&self, dossier: &crate::model::Dossier) -> Option<String> {
-        dossier.text("url").map(str::to_owned).or_else(|| {
-            self.link.as_ref().map(|l| {
-                l.replace("{id}", &dossier.id)
-                    .replace("{reference}", dossier.reference())
-            })
-        })
+        crate::model::link(dossier, self.link.as_deref())
+    }
+
+    /// What the layers downstream of the import need of `connectors`.
+    pub fn sources(connectors: &[Connector]) -> crate::model::Sources {
+        crate::model::Sources::new(connectors.iter().map(|c| {
+            let facts = crate::model::SourceFacts {
+                link: c.link.clone(),
+                enabled: c.enabled,
+                max_age: c.max_age,
+            };
+            (c.name.clone(), facts)
+        }))
     }
 
     /// Reads every `*.toml` of the connectors folder, in name order.

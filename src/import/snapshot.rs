@@ -178,10 +178,14 @@ pub(super) fn import_snapshot(
     let mut added: Vec<Entry> = Vec::new();
     // Duplicate ids named in the reasons; beyond, counted.
     let mut duplicates = 0u64;
-    let mut alerting = options
-        .rules
-        .filter(|_| !summary.baseline)
-        .map(|rules| Alerting::new(rules, connector, options.now));
+    let mut alerting = options.rules.filter(|_| !summary.baseline).map(|rules| {
+        Alerting::new(
+            rules,
+            &connector.name,
+            connector.link.as_deref(),
+            options.now,
+        )
+    });
     let reject = |rejections: &mut Vec<Rejection>, r: Rejection| {
         if rejections.len() < MAX_STORED_REJECTIONS {
             rejections.push(r);
