@@ -601,7 +601,7 @@ impl Inner {
         for (alert, link) in group.iter().zip(&links) {
             let stored = &alert.dossier;
             let delay = delays.estimate(
-                stored.dossier.get("scheme"),
+                stored.dossier.text("scheme"),
                 &stored.dossier.step,
                 (now - stored.step_entered_at).num_seconds(),
             );
