@@ -232,6 +232,76 @@ fn link_for_role<'a>(scene: &Scene<'a>, role: Option<&str>) -> Option<&'a str> {
         .or(scene.link)
 }
 
+/// The places where a message template computes with an amount, or compares
+/// one with a number: `(line, what is written)`. In a message an amount is
+/// [`Amount`], exact cents, which compares only with another amount and takes
+/// no arithmetic; the engine would not say so, but order it apart from every
+/// number. Conditions (`when`) compare amounts with numbers as they always have.
+pub(super) fn amounts_misused(text: &str) -> Vec<(usize, String)> {
+    const NAME: &str = "dossier.amount_";
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(at) = text[from..].find(NAME).map(|i| from + i) {
+        let end = at
+            + NAME.len()
+            + text[at + NAME.len()..]
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(text.len() - at - NAME.len());
+        from = end;
+        let (left, right) = (operator_before(&text[..at]), operator_after(&text[end..]));
+        let misused = [left, right].into_iter().flatten().any(|(op, operand)| {
+            matches!(op, "+" | "-" | "*" | "/" | "//" | "%" | "**")
+                || operand.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '.')
+        });
+        if misused {
+            let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+            let line_end = text[end..].find('\n').map_or(text.len(), |i| end + i);
+            let line = text[..at].matches('\n').count() + 1;
+            found.push((line, text[line_start..line_end].trim().to_owned()));
+        }
+    }
+    found.dedup();
+    found
+}
+
+/// The operator written just after an expression, and the first characters of
+/// what follows it; none at the end of a tag or an output (`%}`, `-%}`, `-}}`).
+fn operator_after(text: &str) -> Option<(&str, String)> {
+    let rest = text.trim_start();
+    if ["%}", "-%}", "-}}"].iter().any(|end| rest.starts_with(end)) {
+        return None;
+    }
+    let len = rest
+        .find(|c: char| !"<>=!+-*/%".contains(c))
+        .unwrap_or(rest.len());
+    let (op, after) = rest.split_at(len);
+    (!op.is_empty() && op != "=").then(|| (op, after.trim_start().chars().take(2).collect()))
+}
+
+/// The operator written just before an expression, and the last characters of
+/// what precedes it (reversed); none at the start of a tag or an output (`{%`,
+/// `{%-`, `{{-`) or after an assignment.
+fn operator_before(text: &str) -> Option<(&'static str, String)> {
+    let rest = text.trim_end();
+    if ["{%", "{%-", "{{-"]
+        .iter()
+        .any(|start| rest.ends_with(start))
+    {
+        return None;
+    }
+    let len = rest.len()
+        - rest
+            .rfind(|c: char| !"<>=!+-*/%".contains(c))
+            .map_or(0, |i| i + 1);
+    let (before, op) = rest.split_at(rest.len() - len);
+    let op = [
+        "<=", ">=", "==", "!=", "<", ">", "//", "**", "+", "-", "*", "/", "%",
+    ]
+    .into_iter()
+    .find(|o| *o == op)?;
+    Some((op, before.trim_end().chars().rev().take(2).collect()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,6 +437,22 @@ mod tests {
         assert_eq!(
             eval("{{ paid < granted }}|{{ granted < paid }}", message),
             "True|False"
+        );
+    }
+
+    #[test]
+    fn computing_with_an_amount_or_comparing_it_with_a_number_is_found() {
+        let text = "{% if dossier.amount_paid < dossier.amount_granted %}ok{% endif %}\n\
+                    {{- dossier.amount_paid | montant -}}\n\
+                    {% if dossier.amount_granted > 23000 %}big{% endif %}\n\
+                    {% set x = dossier.amount_granted %}\n\
+                    Reste : {{ (dossier.amount_granted - dossier.amount_paid) | montant }}\n\
+                    {% if 0 == dossier.amount_paid %}none{% endif %}\n";
+        let found: Vec<usize> = amounts_misused(text).into_iter().map(|(l, _)| l).collect();
+        assert_eq!(found, [3, 5, 6]);
+        assert_eq!(
+            amounts_misused("{% if dossier.amount_granted >= 1 %}")[0].1,
+            "{% if dossier.amount_granted >= 1 %}"
         );
     }
 }

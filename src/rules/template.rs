@@ -123,6 +123,12 @@ impl Templates {
                     continue;
                 }
             };
+            for (line, written) in super::context::amounts_misused(&text) {
+                problems.push(
+                    format!("{}:{line}", path.display()),
+                    format!("`{written}`: in a message, an amount (exact cents) compares only with another amount and takes no arithmetic; compare it with a number in the rule's `when`, show it with `| montant`"),
+                );
+            }
             if let Err(error) = env.add_template_owned(file_name.clone(), text) {
                 problems.push(path, describe(&error));
                 continue;
