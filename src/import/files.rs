@@ -15,6 +15,7 @@ pub fn import_pending(
     tz: chrono_tz::Tz,
     options: &Options<'_>,
 ) -> Result<Vec<Summary>, ImportError> {
+    let clock = Clock::start(options.now);
     let Some(source) = connector.source.folder() else {
         // An API: one snapshot (or one batch of changes) per import, fetched first.
         let state = api_state(store, connector)?;
@@ -33,16 +34,19 @@ pub fn import_pending(
             }
             Err(error) => {
                 let reason = error.to_string();
-                store.record_source_error(&connector.name, Utc::now(), &reason)?;
+                store.record_source_error(&connector.name, clock.at(), &reason)?;
                 return Err(ImportError::Spool(error));
             }
         };
-        return Ok(vec![import_spool(store, connector, &spool, tz, options)?]);
+        let origin = Origin::Api(&spool);
+        return Ok(vec![guarded(
+            store, connector, origin, tz, options, &clock,
+        )?]);
     };
     let files = match source.files() {
         Ok(files) => files,
         Err(reason) => {
-            store.record_source_error(&connector.name, Utc::now(), &reason)?;
+            store.record_source_error(&connector.name, clock.at(), &reason)?;
             return Err(ImportError::Folder {
                 connector: connector.name.clone(),
                 reason,
@@ -72,7 +76,7 @@ pub fn import_pending(
             Seen::Kept => continue,
             Seen::ToRead => {}
         }
-        let mut summary = import_file(store, connector, &file, tz, options)?;
+        let mut summary = guarded(store, connector, Origin::File(&file), tz, options, &clock)?;
         if let Some((size, mtime_ns)) = state {
             let seen = SeenFile {
                 size,
@@ -82,12 +86,12 @@ pub fn import_pending(
                 run_id: summary.run_id,
                 fingerprint: connector.fingerprint_text(),
             };
-            store.record_file_seen(&connector.name, &shown, &seen, Utc::now())?;
+            store.record_file_seen(&connector.name, &shown, &seen, clock.at())?;
         }
         // A refused file stays where it is, for the administrators to look at; its
         // checksum keeps it from being read again until it or the connector changes.
         if summary.dispose {
-            let stamp = options.now.format("%Y%m%dT%H%M%SZ").to_string();
+            let stamp = clock.now().format("%Y%m%dT%H%M%SZ").to_string();
             match source.dispose(&file, &stamp) {
                 Ok(target) => summary.archived_to = target.map(|t| t.display().to_string()),
                 Err(error) => warn!(
