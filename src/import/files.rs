@@ -17,31 +17,7 @@ pub fn import_pending(
 ) -> Result<Vec<Summary>, ImportError> {
     let clock = Clock::start(options.now);
     let Some(source) = connector.source.folder() else {
-        // An API: one snapshot (or one batch of changes) per import, fetched first.
-        let state = api_state(store, connector)?;
-        let dir = spool_dir(store.path());
-        let stop = || options.stop.is_some_and(|stop| stop());
-        let progress = |pages| {
-            if let Some(progress) = options.progress {
-                progress(pages, 0);
-            }
-        };
-        let spool = match spool::fetch(connector, state, &dir, &stop, &progress) {
-            Ok(spool) => spool,
-            Err(spool::SpoolError::Interrupted) => {
-                info!(connector = %connector.name, "Stopping: the synchronisation is left for the next start.");
-                return Ok(Vec::new());
-            }
-            Err(error) => {
-                let reason = error.to_string();
-                store.record_source_error(&connector.name, clock.at(), &reason)?;
-                return Err(ImportError::Spool(error));
-            }
-        };
-        let origin = Origin::Api(&spool);
-        return Ok(vec![guarded(
-            store, connector, origin, tz, options, &clock,
-        )?]);
+        return synchronise(store, connector, tz, options, &clock);
     };
     let files = match source.files() {
         Ok(files) => files,
@@ -103,6 +79,39 @@ pub fn import_pending(
         out.push(summary);
     }
     Ok(out)
+}
+
+/// Imports an API connector: one snapshot (or one batch of changes) per
+/// import, fetched first into a spool.
+fn synchronise(
+    store: &mut Store,
+    connector: &Connector,
+    tz: chrono_tz::Tz,
+    options: &Options<'_>,
+    clock: &Clock,
+) -> Result<Vec<Summary>, ImportError> {
+    let state = api_state(store, connector)?;
+    let dir = spool_dir(store.path());
+    let stop = || options.stop.is_some_and(|stop| stop());
+    let progress = |pages| {
+        if let Some(progress) = options.progress {
+            progress(pages, 0);
+        }
+    };
+    let spool = match spool::fetch(connector, state, &dir, &stop, &progress) {
+        Ok(spool) => spool,
+        Err(spool::SpoolError::Interrupted) => {
+            info!(connector = %connector.name, "Stopping: the synchronisation is left for the next start.");
+            return Ok(Vec::new());
+        }
+        Err(error) => {
+            let reason = error.to_string();
+            store.record_source_error(&connector.name, clock.at(), &reason)?;
+            return Err(ImportError::Spool(error));
+        }
+    };
+    let origin = Origin::Api(&spool);
+    Ok(vec![guarded(store, connector, origin, tz, options, clock)?])
 }
 
 /// A drop-folder file's size and modification time (nanoseconds since 1970).

@@ -1,6 +1,8 @@
 //! One import of one connector: read a snapshot, reconcile it with the store,
 //! apply it whole or refuse it whole.
 //!
+//! # The stages
+//!
 //! An import is a pipeline of named stages, each a function with typed input
 //! and output. The snapshot streams through the first, second and fourth, record
 //! by record, on two threads; the third waits for the whole snapshot, and only
@@ -32,7 +34,9 @@
 //! guards may still roll back: that is how a refusal applies nothing without the
 //! snapshot being held.
 //!
-//! **One clock.** The caller gives the import's instant, [`Options::now`] (the
+//! # One clock
+//!
+//! The caller gives the import's instant, [`Options::now`] (the
 //! command line and the daemon pass the wall clock; issue 19's `import --as-of`
 //! will pass another instant); nothing in the pipeline reads the wall clock:
 //! - events are detected at `now` (a creation or step change without the
@@ -45,6 +49,8 @@
 //! - an API run starts at its spool's `started_at`: when the source was asked,
 //!   the instant the next synchronisation asks for changes since. It is the
 //!   source's instant, not the import's: its events are still at `now`.
+//!
+//! # Files
 //!
 //! Here: the entry points (a file, a drop folder, an API's spool), the summary,
 //! the options and the clock. `snapshot` drives the stages; `read`, `reconcile`,
@@ -482,6 +488,64 @@ mod tests {
             text.push_str(&format!("D{id};{};{amount}\n", LABELS[*label].0));
         }
         text
+    }
+
+    /// Issue 18, item 2: an import runs on the one instant it is given, never
+    /// on the wall clock: its events are detected at `now`, and its run starts
+    /// at `now` and ends a moment later, whether it is applied or refused.
+    #[test]
+    fn issue_18_an_import_runs_on_the_instant_it_is_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("state.db"), 8).unwrap();
+        let connector = model_connector();
+        let within = |t: DateTime<Utc>, now: DateTime<Utc>| {
+            assert!(
+                t >= now && t - now < chrono::Duration::minutes(1),
+                "{t} is not a moment after {now}"
+            );
+        };
+        let mut import = |n: u32, text: &str| {
+            let now =
+                crate::test_support::utc("2020-03-02T08:00:00Z") + chrono::Duration::days(n.into());
+            let file = dir.path().join(format!("export-{n}.csv"));
+            std::fs::write(&file, text).unwrap();
+            let options = Options {
+                now,
+                force: false,
+                progress: None,
+                stop: None,
+                rules: None,
+            };
+            let summary = import_file(
+                &mut store,
+                &connector,
+                &file,
+                chrono_tz::Europe::Paris,
+                &options,
+            )
+            .unwrap();
+            let run = store.run(summary.run_id.unwrap()).unwrap().unwrap();
+            within(run.started_at, now);
+            within(run.finished_at, run.started_at);
+            (now, summary.status)
+        };
+        let (first, status) = import(0, "id;statut;montant\nD1;Déposé;\nD2;Déposé;\n");
+        assert_eq!(status, "applied");
+        let (second, status) = import(1, "id;statut;montant\nD1;Déposé;\n");
+        assert_eq!(status, "applied");
+        let (_, status) = import(2, "id;statut;montant\n");
+        assert_eq!(status, "refused");
+        let events = |id: &str| {
+            let rowid = store.find_dossiers(id).unwrap()[0].rowid;
+            store.events(rowid).unwrap()
+        };
+        let created = &events("D1")[0];
+        assert_eq!(created.event.kind, EventKind::Created);
+        assert_eq!(created.event.occurred_at, first);
+        within(created.detected_at, first);
+        let gone = events("D2").pop().unwrap();
+        assert_eq!(gone.event.kind, EventKind::Disappeared);
+        assert_eq!(gone.event.occurred_at, second);
     }
 
     proptest::proptest! {

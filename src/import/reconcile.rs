@@ -295,3 +295,89 @@ pub(super) fn gone<'d>(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An index of the stored ids `ids`, present, their raw hash 7.
+    fn index_of(ids: &[&str]) -> Index {
+        let entries = ids
+            .iter()
+            .zip(1..)
+            .map(|(id, row)| Entry::new(id_key(id), row, 7, true))
+            .collect();
+        Index::sorted(entries)
+    }
+
+    #[test]
+    fn an_id_read_twice_from_a_file_is_a_duplicate_naming_its_first_line() {
+        let index = index_of(&["A"]);
+        let mut sightings = Sightings::new(&index, false);
+        assert!(matches!(
+            sightings.sight(&index, id_key("A"), 2),
+            Sighting::Known {
+                repeated: false,
+                ..
+            }
+        ));
+        assert!(matches!(
+            sightings.sight(&index, id_key("A"), 5),
+            Sighting::Duplicate { first_line: 2 }
+        ));
+        // New ids seen twice are found once the file is read.
+        assert!(matches!(
+            sightings.sight(&index, id_key("B"), 3),
+            Sighting::New
+        ));
+        sightings.sight(&index, id_key("C"), 4);
+        sightings.sight(&index, id_key("B"), 9);
+        let (seen, duplicates) = sightings.end();
+        assert_eq!(seen, [2]);
+        let named: Vec<(u64, u64, Result<String, IdKey>)> = duplicates
+            .into_iter()
+            .map(|d| (d.line, d.first_line, d.id))
+            .collect();
+        assert_eq!(named, [(9, 3, Err(id_key("B")))]);
+    }
+
+    #[test]
+    fn an_api_sending_a_dossier_again_is_no_duplicate() {
+        let index = index_of(&["A"]);
+        let mut sightings = Sightings::new(&index, true);
+        sightings.sight(&index, id_key("A"), 2);
+        assert!(matches!(
+            sightings.sight(&index, id_key("A"), 5),
+            Sighting::Known { repeated: true, .. }
+        ));
+        sightings.sight(&index, id_key("B"), 3);
+        sightings.sight(&index, id_key("B"), 8);
+        let (seen, duplicates) = sightings.end();
+        assert_eq!(seen, [5], "the later copy is the one seen");
+        assert!(duplicates.is_empty());
+    }
+
+    #[test]
+    fn a_full_snapshot_makes_go_the_dossiers_it_lacks_and_any_snapshot_those_deleted() {
+        let index = index_of(&["A", "B", "C"]);
+        let deleted = vec![model::SourceDeletion {
+            id: "C".to_owned(),
+            at: None,
+            reason: None,
+        }];
+        let at = |id: &str| index.find(id_key(id)).unwrap();
+        let mut seen = vec![0; 3];
+        seen[at("A")] = 2;
+        seen[at("C")] = 3;
+        let full = gone(&index.entries, &seen, true, &deleted);
+        let mut positions: Vec<(usize, bool)> =
+            full.iter().map(|&(i, d)| (i, d.is_some())).collect();
+        positions.sort_unstable();
+        let mut expected = vec![(at("B"), false), (at("C"), true)];
+        expected.sort_unstable();
+        assert_eq!(positions, expected);
+        let incremental = gone(&index.entries, &seen, false, &deleted);
+        assert_eq!(incremental.len(), 1);
+        assert_eq!(incremental[0].0, at("C"));
+    }
+}

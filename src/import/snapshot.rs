@@ -147,16 +147,7 @@ fn open<'s>(
     // before the write transaction: a slow drop folder (a network share) never
     // holds the database's lock, and a file passed over is never read under it.
     let inspected = FirstPass::of(origin, &connector.source);
-    // One import at a time per database: what is read below cannot change under it.
-    // A connector's first import records every dossier: it writes them once
-    // with a rollback journal, where the WAL would write them twice. The journal
-    // is chosen before the transaction (SQLite cannot change it inside one), so
-    // whether this is the baseline is asked again below, under the lock.
-    let mut tx = if store.has_applied_run(&connector.name)? {
-        store.begin_import()?
-    } else {
-        store.begin_bulk_import()?
-    };
+    let mut tx = begin(store, &connector.name)?;
     let baseline = !tx.has_applied_run(&connector.name)? && !connector.alert_on_first_import;
     let mut summary = Summary {
         baseline,
@@ -208,6 +199,20 @@ fn open<'s>(
         table,
         size,
     })))
+}
+
+/// Begins the one transaction of an import. One import at a time per
+/// database: what it reads cannot change under it. A connector's first import
+/// records every dossier: it writes them once with a rollback journal, where the
+/// WAL would write them twice. The journal is chosen before the transaction
+/// (SQLite cannot change it inside one), so whether this is the baseline is
+/// asked again under the lock.
+fn begin<'s>(store: &'s mut Store, connector: &str) -> Result<ImportTx<'s>, StoreError> {
+    if store.has_applied_run(connector)? {
+        store.begin_import()
+    } else {
+        store.begin_bulk_import()
+    }
 }
 
 /// A snapshot that cannot be read: refused.
