@@ -410,7 +410,7 @@ fn time_evaluation(
             &mut store,
             &delays,
             None,
-            &[],
+            &alertissimo::model::Sources::default(),
             lifecycle,
             alertissimo::timers::Clock {
                 tz: chrono_tz::Europe::Paris,

@@ -11,7 +11,6 @@ use chrono::{DateTime, Utc};
 use tracing::warn;
 
 use crate::cases::{Queued, Rehearsal};
-use crate::connector::Connector;
 use crate::model::{Dossier, Event, EventKind};
 use crate::rules::{Rule, Rules, Scene};
 use crate::store::{Counts, ImportTx, NewAlert, StoreError};
@@ -20,10 +19,10 @@ use crate::store::{Counts, ImportTx, NewAlert, StoreError};
 pub(crate) struct Alerting<'a> {
     rules: &'a Rules,
     applicable: Vec<&'a Rule>,
-    /// The connector's name, and the connector itself when there is one (a rule
-    /// test case may name none): it gives the dossier's link.
+    /// The connector's name, and its `link` pattern (a rule test case may name
+    /// no connector): with the dossier's `url`, it gives the dossier's link.
     name: &'a str,
-    connector: Option<&'a Connector>,
+    link: Option<&'a str>,
     now: DateTime<Utc>,
     /// Alerts owed to nobody (no address on the dossier), by rule and role.
     unaddressed: BTreeMap<(String, &'static str), u64>,
@@ -32,22 +31,18 @@ pub(crate) struct Alerting<'a> {
 }
 
 impl<'a> Alerting<'a> {
-    pub(crate) fn new(rules: &'a Rules, connector: &'a Connector, now: DateTime<Utc>) -> Self {
-        Self::named(rules, &connector.name, Some(connector), now)
-    }
-
-    /// For the dossiers of connector `name`, whose file may be unknown.
-    fn named(
+    /// For the dossiers of connector `name`, whose `link` pattern is `link`.
+    pub(crate) fn new(
         rules: &'a Rules,
         name: &'a str,
-        connector: Option<&'a Connector>,
+        link: Option<&'a str>,
         now: DateTime<Utc>,
     ) -> Self {
         Self {
             rules,
             applicable: rules.for_connector(name),
             name,
-            connector,
+            link,
             now,
             unaddressed: BTreeMap::new(),
             failed: Vec::new(),
@@ -64,7 +59,7 @@ impl<'a> Alerting<'a> {
         events: &[(i64, &Event)],
         counts: &mut Counts,
     ) -> Result<(), StoreError> {
-        let link = self.connector.and_then(|c| c.link_for(dossier));
+        let link = crate::model::link(dossier, self.link);
         for &(event_id, event) in events {
             if event.kind == EventKind::StepChanged {
                 let reason = || crate::rules::left_step(self.rules.lifecycle.label(&dossier.step));
@@ -106,23 +101,22 @@ impl<'a> Alerting<'a> {
                 {
                     continue;
                 }
-                let queued =
-                    tx.queue_alert(&NewAlert {
-                        event_id,
-                        dossier_id: rowid,
-                        rule: &rule.name,
-                        template: &rule.template,
-                        class: rule.class.as_str(),
-                        role: alert.role,
-                        recipient: &alert.address,
-                        digest: rule.digest,
-                        hold_step: alert.hold_step.as_deref(),
-                        created_at: self.now,
-                        due_at: alert.due_at,
-                        invalid: alert.address.parse::<lettre::Address>().err().map(|e| {
-                            format!("adresse invalide, le message ne peut pas partir : {e}")
-                        }),
-                    })?;
+                let queued = tx.queue_alert(&NewAlert {
+                    event_id,
+                    dossier_id: rowid,
+                    rule: &rule.name,
+                    template: &rule.template,
+                    class: rule.class.as_str(),
+                    role: alert.role,
+                    recipient: &alert.address,
+                    digest: rule.digest,
+                    hold_step: alert.hold_step.as_deref(),
+                    created_at: self.now,
+                    due_at: alert.due_at,
+                    invalid: crate::value::recipient(&alert.address)
+                        .err()
+                        .map(|e| format!("adresse invalide, le message ne peut pas partir : {e}")),
+                })?;
                 counts.alerts_queued += u64::from(queued);
             }
         }
@@ -150,7 +144,7 @@ impl<'a> Alerting<'a> {
 /// A reason, when the throw-away store fails.
 pub fn rehearse(
     rules: &Rules,
-    connector: (&str, Option<&Connector>),
+    connector: (&str, Option<&str>),
     dossier: &Dossier,
     events: &[Event],
     now: DateTime<Utc>,
@@ -178,7 +172,7 @@ pub fn rehearse(
     for event in events {
         ids.push((tx.insert_event(rowid, event, false).map_err(fail)?, event));
     }
-    let mut alerting = Alerting::named(rules, connector.0, connector.1, now);
+    let mut alerting = Alerting::new(rules, connector.0, connector.1, now);
     let mut counts = Counts::default();
     alerting
         .on_events(&tx, rowid, dossier, &ids, &mut counts)

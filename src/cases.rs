@@ -54,7 +54,7 @@ pub struct Rehearsal {
 /// `alerting::rehearse`): given by the caller, so that cases run the very path an
 /// import takes.
 pub type Queue<'a> = &'a dyn Fn(
-    (&str, Option<&Connector>),
+    (&str, Option<&str>),
     &Dossier,
     &[Event],
     DateTime<Utc>,
@@ -253,7 +253,7 @@ fn run_case(
     if !case.baseline {
         match sent_by(
             rules,
-            (connector_name, connector),
+            (connector_name, connector.and_then(|c| c.link.as_deref())),
             &dossier,
             &events,
             now,
@@ -266,6 +266,13 @@ fn run_case(
             Err(reason) => failures.push(reason),
         }
     }
+    failures.extend(judge(case, rules, &sent));
+    failures
+}
+
+/// What a case's expectations find wrong with the messages `sent`.
+fn judge(case: &CaseDef, rules: &Rules, sent: &[Sent]) -> Vec<String> {
+    let mut failures = Vec::new();
     if case.expect_nothing && !case.expect.is_empty() {
         failures.push("`expect_nothing` and [[case.expect]] contradict each other".to_owned());
     }
@@ -279,7 +286,7 @@ fn run_case(
             failures.push(format!("no rule '{}'", expect.rule));
             continue;
         }
-        let fired: Vec<_> = sent
+        let fired: Vec<&Sent> = sent
             .iter()
             .filter(|(rule, ..)| *rule == expect.rule)
             .collect();
@@ -287,51 +294,58 @@ fn run_case(
             failures.push(format!("rule '{}' did not fire", expect.rule));
             continue;
         }
-        if let Some(to) = &expect.to {
-            let mut want: Vec<String> = to.iter().map(|a| a.to_lowercase()).collect();
-            let mut got: Vec<String> = fired.iter().map(|(_, a, _)| a.to_lowercase()).collect();
-            want.sort();
-            got.sort();
-            if want != got {
+        failures.extend(judge_fired(expect, &fired));
+    }
+    for (rule, address, _) in sent {
+        if !case.expect.iter().any(|e| e.rule == *rule) {
+            failures.push(format!("rule '{rule}' fired unexpectedly (to {address})"));
+        }
+    }
+    failures
+}
+
+/// What one expectation finds wrong with the messages its rule sent.
+fn judge_fired(expect: &ExpectDef, fired: &[&Sent]) -> Vec<String> {
+    let mut failures = Vec::new();
+    if let Some(to) = &expect.to {
+        let mut want: Vec<String> = to.iter().map(|a| a.to_lowercase()).collect();
+        let mut got: Vec<String> = fired.iter().map(|(_, a, _)| a.to_lowercase()).collect();
+        want.sort();
+        got.sort();
+        if want != got {
+            failures.push(format!(
+                "rule '{}' wrote to [{}], expected [{}]",
+                expect.rule,
+                got.join(", "),
+                want.join(", ")
+            ));
+        }
+    }
+    for (_, address, message) in fired {
+        for needle in &expect.subject_contains {
+            if !message.subject.contains(needle.as_str()) {
                 failures.push(format!(
-                    "rule '{}' wrote to [{}], expected [{}]",
-                    expect.rule,
-                    got.join(", "),
-                    want.join(", ")
+                    "rule '{}' to {address}: the subject does not contain \"{needle}\": \"{}\"",
+                    expect.rule, message.subject
                 ));
             }
         }
-        for (_, address, message) in &fired {
-            for needle in &expect.subject_contains {
-                if !message.subject.contains(needle.as_str()) {
-                    failures.push(format!(
-                        "rule '{}' to {address}: the subject does not contain \"{needle}\": \"{}\"",
-                        expect.rule, message.subject
-                    ));
-                }
-            }
-            for needle in &expect.body_contains {
-                if !message.text.contains(needle.as_str()) {
-                    failures.push(format!(
-                        "rule '{}' to {address}: the body does not contain \"{needle}\"; it reads:\n{}",
-                        expect.rule,
-                        indent(&message.text)
-                    ));
-                }
-            }
-            for needle in &expect.body_excludes {
-                if message.text.contains(needle.as_str()) {
-                    failures.push(format!(
-                        "rule '{}' to {address}: the body contains \"{needle}\"",
-                        expect.rule
-                    ));
-                }
+        for needle in &expect.body_contains {
+            if !message.text.contains(needle.as_str()) {
+                failures.push(format!(
+                    "rule '{}' to {address}: the body does not contain \"{needle}\"; it reads:\n{}",
+                    expect.rule,
+                    indent(&message.text)
+                ));
             }
         }
-    }
-    for (rule, address, _) in &sent {
-        if !case.expect.iter().any(|e| e.rule == *rule) {
-            failures.push(format!("rule '{rule}' fired unexpectedly (to {address})"));
+        for needle in &expect.body_excludes {
+            if message.text.contains(needle.as_str()) {
+                failures.push(format!(
+                    "rule '{}' to {address}: the body contains \"{needle}\"",
+                    expect.rule
+                ));
+            }
         }
     }
     failures
@@ -345,13 +359,13 @@ type Sent = (String, String, crate::rules::template::Message);
 /// problems met (an alert that can never leave, a message that cannot be made).
 fn sent_by(
     rules: &Rules,
-    connector: (&str, Option<&Connector>),
+    connector: (&str, Option<&str>),
     dossier: &Dossier,
     events: &[Event],
     now: DateTime<Utc>,
     queue: Queue<'_>,
 ) -> Result<(Vec<Sent>, Vec<String>), String> {
-    let link = connector.1.and_then(|c| c.link_for(dossier));
+    let link = crate::model::link(dossier, connector.1);
     // A case has no history: its messages quote the lifecycle's expected durations.
     let delays = crate::delays::History::new().finish(&rules.lifecycle, 1, now.timestamp());
     let elapsed = dossier

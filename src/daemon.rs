@@ -38,6 +38,7 @@ use crate::connector::spool::{self, SpoolError};
 use crate::connector::{Connector, LeftOut};
 use crate::dispatch::Dispatcher;
 use crate::import::{self, Options};
+use crate::model::Sources;
 use crate::rules::Rules;
 use crate::store::Store;
 use crate::timers::{self, Clock, Pass};
@@ -124,10 +125,11 @@ fn start(
         config.delays.min_sample,
         config.delays.refresh,
     ));
+    let sources = Arc::new(Connector::sources(connectors));
     let dispatcher = Dispatcher::new(
         store.clone(),
         Arc::clone(rules),
-        Arc::new(connectors.clone()),
+        Arc::clone(&sources),
         &config.delivery,
         config.web.public_url.clone(),
         Arc::clone(&delays),
@@ -152,7 +154,7 @@ fn start(
         tracker.spawn(evaluate(
             Evaluation {
                 rules: Arc::clone(rules),
-                connectors: Arc::clone(&all),
+                sources: Arc::clone(&sources),
                 config: config.clone(),
                 delays: Arc::clone(&delays),
                 schedule,
@@ -190,6 +192,7 @@ fn start(
     let hands = Arc::new(control::Hands {
         config: config.clone(),
         connectors: all,
+        sources,
         left_out: control::Hands::left_out(&setup.left_out),
         rules: Arc::clone(rules),
         delays,

@@ -178,134 +178,24 @@ impl Lifecycle {
             }
         };
         let before = problems.len();
-        let stall = |text: Option<&str>, what: &str, problems: &mut Problems| match text {
-            None => None,
-            Some(text) => Stall::parse(text)
-                .map_err(|reason| problems.push(path, format!("{what}stalled_after: {reason}")))
-                .ok(),
-        };
-        let default_stall = stall(def.stalled_after.as_deref(), "", problems).unwrap_or(Stall::Off);
-        let mut seen = HashSet::new();
-        let mut steps = Vec::with_capacity(def.step.len());
-        for s in def.step {
-            if !is_identifier(&s.id) {
-                problems.push(
-                    path,
-                    format!("step id '{}' must use only a-z, 0-9 and _", s.id),
-                );
-            }
-            if !seen.insert(s.id.clone()) {
-                problems.push(path, format!("step '{}' is declared twice", s.id));
-            }
-            if s.label.trim().is_empty() {
-                problems.push(path, format!("step '{}' has an empty label", s.id));
-            }
-            let expected_duration = match s.expected_duration.as_deref().map(parse_duration) {
-                None => None,
-                Some(Ok(d)) => Some(d),
-                Some(Err(reason)) => {
-                    problems.push(path, format!("step '{}': expected_duration {reason}", s.id));
-                    None
-                }
-            };
-            let stalled_after = if s.r#final {
-                Stall::Off
-            } else {
-                stall(
-                    s.stalled_after.as_deref(),
-                    &format!("step '{}': ", s.id),
-                    problems,
-                )
-                .unwrap_or(default_stall)
-            };
-            steps.push(Step {
-                id: s.id,
-                label: s.label,
-                order: s.order,
-                is_final: s.r#final,
-                expected_duration,
-                pieces: s.pieces,
-                next: s.next,
-                stalled_after,
-            });
-        }
-        if steps.is_empty() {
-            problems.push(path, "the lifecycle declares no [[step]]");
-        }
-        let known: HashSet<&str> = steps.iter().map(|s| s.id.as_str()).collect();
-        let unknown = |id: &str, what: &str, problems: &mut Problems| {
-            if !known.contains(id) {
-                let hint = closest(id, known.iter().copied())
-                    .map(|c| format!(" (did you mean '{c}'?)"))
-                    .unwrap_or_default();
-                problems.push(path, format!("{what}: unknown step '{id}'{hint}"));
-            }
+        let default_stall =
+            stall(path, def.stalled_after.as_deref(), "", problems).unwrap_or(Stall::Off);
+        let mut steps = steps(path, def.step, default_stall, problems);
+        let known = Known {
+            path,
+            ids: steps.iter().map(|s| s.id.as_str()).collect(),
         };
         for s in &steps {
             for next in s.next.iter().flatten() {
-                unknown(next, &format!("step '{}', next", s.id), problems);
+                known.check(next, &format!("step '{}', next", s.id), problems);
             }
         }
-        let mut pieces = Vec::with_capacity(def.pieces.len());
-        for p in def.pieces {
-            unknown(&p.step, "[[pieces]] step", problems);
-            match globset::Glob::new(&p.scheme) {
-                Ok(glob) => pieces.push(SchemePieces {
-                    scheme: glob.compile_matcher(),
-                    step: p.step,
-                    list: p.list,
-                }),
-                Err(error) => problems.push(
-                    path,
-                    format!(
-                        "[[pieces]] scheme '{}' is not a valid glob: {error}",
-                        p.scheme
-                    ),
-                ),
-            }
-        }
-        let mut deadlines = Vec::with_capacity(def.deadline.len());
-        for d in def.deadline {
-            let what = format!("[[deadline]] {}", d.field);
-            let date = crate::model::FIELDS
-                .iter()
-                .any(|f| f.name == d.field && f.kind == crate::model::FieldKind::Date);
-            if !date && !d.field.starts_with(crate::model::EXTRA_PREFIX) {
-                problems.push(
-                    path,
-                    format!(
-                        "{what}: not a date field (one of justification_due, expires_on, decided_on, filed_on, or an extra.* field of format \"date\")"
-                    ),
-                );
-            }
-            if d.label.trim().is_empty() {
-                problems.push(path, format!("{what}: the label is empty"));
-            }
-            for step in &d.steps {
-                unknown(step, &format!("{what}, steps"), problems);
-            }
-            let mut days_before = Vec::with_capacity(d.before.len());
-            for b in &d.before {
-                match parse_duration(b) {
-                    Ok(lead) => days_before.push((lead.as_secs() / 86_400) as u32),
-                    Err(reason) => problems.push(path, format!("{what}: before: {reason}")),
-                }
-            }
-            if d.before.is_empty() {
-                problems.push(
-                    path,
-                    format!("{what}: before lists no delay (\"30d\", \"7d\")"),
-                );
-            }
-            days_before.sort_unstable_by(|a, b| b.cmp(a));
-            days_before.dedup();
-            deadlines.push(Deadline {
-                field: d.field,
-                label: d.label,
-                days_before,
-                steps: d.steps,
-            });
-        }
+        let pieces = pieces(&known, def.pieces, problems);
+        let deadlines = def
+            .deadline
+            .into_iter()
+            .map(|d| deadline(&known, d, problems))
+            .collect();
         steps.sort_by_key(|s| s.order);
         (problems.len() == before).then(|| Self {
             steps,
@@ -372,6 +262,152 @@ impl Lifecycle {
     /// The closest known step id, for "did you mean" hints.
     pub fn closest(&self, id: &str) -> Option<&str> {
         closest(id, self.steps.iter().map(|s| s.id.as_str()))
+    }
+}
+
+/// A `stalled_after` of the lifecycle (`what` names the step, or is empty).
+fn stall(path: &Path, text: Option<&str>, what: &str, problems: &mut Problems) -> Option<Stall> {
+    let text = text?;
+    Stall::parse(text)
+        .map_err(|reason| problems.push(path, format!("{what}stalled_after: {reason}")))
+        .ok()
+}
+
+/// The `[[step]]`s, in the file's order.
+fn steps(
+    path: &Path,
+    defs: Vec<StepDef>,
+    default_stall: Stall,
+    problems: &mut Problems,
+) -> Vec<Step> {
+    let mut seen = HashSet::new();
+    let mut steps = Vec::with_capacity(defs.len());
+    for s in defs {
+        if !is_identifier(&s.id) {
+            problems.push(
+                path,
+                format!("step id '{}' must use only a-z, 0-9 and _", s.id),
+            );
+        }
+        if !seen.insert(s.id.clone()) {
+            problems.push(path, format!("step '{}' is declared twice", s.id));
+        }
+        if s.label.trim().is_empty() {
+            problems.push(path, format!("step '{}' has an empty label", s.id));
+        }
+        let expected_duration = match s.expected_duration.as_deref().map(parse_duration) {
+            None => None,
+            Some(Ok(d)) => Some(d),
+            Some(Err(reason)) => {
+                problems.push(path, format!("step '{}': expected_duration {reason}", s.id));
+                None
+            }
+        };
+        let stalled_after = if s.r#final {
+            Stall::Off
+        } else {
+            let what = format!("step '{}': ", s.id);
+            stall(path, s.stalled_after.as_deref(), &what, problems).unwrap_or(default_stall)
+        };
+        steps.push(Step {
+            id: s.id,
+            label: s.label,
+            order: s.order,
+            is_final: s.r#final,
+            expected_duration,
+            pieces: s.pieces,
+            next: s.next,
+            stalled_after,
+        });
+    }
+    if steps.is_empty() {
+        problems.push(path, "the lifecycle declares no [[step]]");
+    }
+    steps
+}
+
+/// The step ids a lifecycle declares, to check the steps other entries name.
+struct Known<'a> {
+    path: &'a Path,
+    ids: HashSet<&'a str>,
+}
+
+impl Known<'_> {
+    /// Says so when `id` is no declared step (`what`: where it is named).
+    fn check(&self, id: &str, what: &str, problems: &mut Problems) {
+        if !self.ids.contains(id) {
+            let hint = closest(id, self.ids.iter().copied())
+                .map(|c| format!(" (did you mean '{c}'?)"))
+                .unwrap_or_default();
+            problems.push(self.path, format!("{what}: unknown step '{id}'{hint}"));
+        }
+    }
+}
+
+/// The `[[pieces]]` entries.
+fn pieces(known: &Known<'_>, defs: Vec<PiecesDef>, problems: &mut Problems) -> Vec<SchemePieces> {
+    let mut pieces = Vec::with_capacity(defs.len());
+    for p in defs {
+        known.check(&p.step, "[[pieces]] step", problems);
+        match globset::Glob::new(&p.scheme) {
+            Ok(glob) => pieces.push(SchemePieces {
+                scheme: glob.compile_matcher(),
+                step: p.step,
+                list: p.list,
+            }),
+            Err(error) => problems.push(
+                known.path,
+                format!(
+                    "[[pieces]] scheme '{}' is not a valid glob: {error}",
+                    p.scheme
+                ),
+            ),
+        }
+    }
+    pieces
+}
+
+/// One `[[deadline]]`.
+fn deadline(known: &Known<'_>, d: DeadlineDef, problems: &mut Problems) -> Deadline {
+    let path = known.path;
+    let what = format!("[[deadline]] {}", d.field);
+    let date = crate::model::FIELDS
+        .iter()
+        .any(|f| f.name == d.field && f.kind == crate::model::FieldKind::Date);
+    if !date && !d.field.starts_with(crate::model::EXTRA_PREFIX) {
+        problems.push(
+            path,
+            format!(
+                "{what}: not a date field (one of justification_due, expires_on, decided_on, filed_on, or an extra.* field of format \"date\")"
+            ),
+        );
+    }
+    if d.label.trim().is_empty() {
+        problems.push(path, format!("{what}: the label is empty"));
+    }
+    for step in &d.steps {
+        known.check(step, &format!("{what}, steps"), problems);
+    }
+    let mut days_before = Vec::with_capacity(d.before.len());
+    for b in &d.before {
+        match parse_duration(b) {
+            Ok(lead) => days_before.push((lead.as_secs() / 86_400) as u32),
+            Err(reason) => problems.push(path, format!("{what}: before: {reason}")),
+        }
+    }
+    if d.before.is_empty() {
+        problems.push(
+            path,
+            format!("{what}: before lists no delay (\"30d\", \"7d\")"),
+        );
+    }
+    days_before.sort_unstable_by(|a, b| b.cmp(a));
+    days_before.dedup();
+    Deadline {
+        field: d.field,
+        label: d.label,
+        days_before,
+        steps: d.steps,
     }
 }
 

@@ -80,10 +80,19 @@ impl Live {
 /// The Prometheus text exposition of `gauges` and of what the daemon knows
 /// in memory (`live`).
 pub fn render(g: &Gauges, live: &Live) -> String {
-    let reloads = &live.reloads;
     let mut out = String::new();
+    imports(&mut out, g);
+    outbox(&mut out, g);
+    transports(&mut out, g);
+    reloads(&mut out, &live.reloads);
+    connectors(&mut out, &live.connectors());
+    out
+}
+
+/// The imports, by connector.
+fn imports(out: &mut String, g: &Gauges) {
     family(
-        &mut out,
+        out,
         "alertissimo_imports_total",
         "counter",
         "Imports by connector and status (applied, refused).",
@@ -98,7 +107,7 @@ pub fn render(g: &Gauges, live: &Live) -> String {
         }
     }
     family(
-        &mut out,
+        out,
         "alertissimo_last_success_timestamp_seconds",
         "gauge",
         "When the last applied import of each connector ended (Unix time).",
@@ -129,7 +138,7 @@ pub fn render(g: &Gauges, live: &Live) -> String {
             |i| i.rejected,
         ),
     ] {
-        family(&mut out, name, "counter", help);
+        family(out, name, "counter", help);
         for i in &g.imports {
             let _ = writeln!(
                 out,
@@ -139,8 +148,12 @@ pub fn render(g: &Gauges, live: &Live) -> String {
             );
         }
     }
+}
+
+/// The outbox: alerts by status, what waits and for how long.
+fn outbox(out: &mut String, g: &Gauges) {
     family(
-        &mut out,
+        out,
         "alertissimo_alerts",
         "gauge",
         "Alerts in the outbox by status (pending, sending, sent, failed, cancelled).",
@@ -153,14 +166,14 @@ pub fn render(g: &Gauges, live: &Live) -> String {
         );
     }
     family(
-        &mut out,
+        out,
         "alertissimo_alerts_deferred",
         "gauge",
         "Pending alerts due later (debounce, digest, sending hours, retry backoff).",
     );
     let _ = writeln!(out, "alertissimo_alerts_deferred {}", g.deferred);
     family(
-        &mut out,
+        out,
         "alertissimo_outbox_depth",
         "gauge",
         "Alerts waiting to be sent (pending or being sent).",
@@ -173,7 +186,7 @@ pub fn render(g: &Gauges, live: &Live) -> String {
         .sum();
     let _ = writeln!(out, "alertissimo_outbox_depth {depth}");
     family(
-        &mut out,
+        out,
         "alertissimo_outbox_oldest_due_seconds",
         "gauge",
         "How long the oldest pending alert that is due has been waiting (0: none).",
@@ -184,7 +197,7 @@ pub fn render(g: &Gauges, live: &Live) -> String {
         g.oldest_due_seconds
     );
     family(
-        &mut out,
+        out,
         "alertissimo_alerts_claimed_over_a_minute",
         "gauge",
         "Alerts being sent for more than a minute: a stuck send, or a process gone.",
@@ -194,8 +207,12 @@ pub fn render(g: &Gauges, live: &Live) -> String {
         "alertissimo_alerts_claimed_over_a_minute {}",
         g.stale_claims
     );
+}
+
+/// The transports' state, and how long delivery takes.
+fn transports(out: &mut String, g: &Gauges) {
     family(
-        &mut out,
+        out,
         "alertissimo_transport_paused",
         "gauge",
         "1 while a transport is paused after relay-level failures (alerts wait), else 0.",
@@ -209,7 +226,7 @@ pub fn render(g: &Gauges, live: &Live) -> String {
         );
     }
     family(
-        &mut out,
+        out,
         "alertissimo_transport_failures",
         "gauge",
         "Relay-level failures in a row of each transport (0 once it works again).",
@@ -223,7 +240,7 @@ pub fn render(g: &Gauges, live: &Live) -> String {
         );
     }
     family(
-        &mut out,
+        out,
         "alertissimo_delivery_latency_seconds",
         "histogram",
         "From an alert queued to its message sent.",
@@ -241,8 +258,12 @@ pub fn render(g: &Gauges, live: &Live) -> String {
          alertissimo_delivery_latency_seconds_count {}",
         g.latency_count, g.latency_sum, g.latency_count
     );
+}
+
+/// The reloads, by outcome.
+fn reloads(out: &mut String, reloads: &Reloads) {
     family(
-        &mut out,
+        out,
         "alertissimo_reloads_total",
         "counter",
         "Reloads (SIGHUP) since start, by outcome (applied, refused).",
@@ -253,8 +274,6 @@ pub fn render(g: &Gauges, live: &Live) -> String {
         reloads.applied.load(Ordering::Relaxed),
         reloads.refused.load(Ordering::Relaxed)
     );
-    connectors(&mut out, &live.connectors());
-    out
 }
 
 /// The connector files by state, and which are left out, by name.

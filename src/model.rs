@@ -127,14 +127,36 @@ pub(crate) fn instant_seconds(text: &[u8]) -> Option<i64> {
     if !(1..=month_days).contains(&d) || h > 23 || min > 59 || s > 59 {
         return None;
     }
-    // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's method).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + h * 3_600 + min * 60 + s)
+    Some(days_from_civil(y, m, d) * 86_400 + h * 3_600 + min * 60 + s)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+/// algorithm): computed, not looked up, as imports and the delays read millions.
+pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+/// The inverse of [`days_from_civil`]: (year, month 1–12, day 1–31).
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    (year_of_era + era * 400 + i64::from(month <= 2), month, day)
 }
 
 /// Writes `YYYY-MM-DD` over the start of `text`; false beyond four-digit years.
@@ -351,6 +373,68 @@ impl Dossier {
     pub fn reference(&self) -> &str {
         self.get("reference").unwrap_or(&self.id)
     }
+}
+
+/// What the layers downstream of the import need of the connectors, by name:
+/// each one's `link` pattern (its dossiers' links), and whether the daemon
+/// imports it on schedule with how long it may go without a successful import
+/// (the administrators' digest). Built once where the connectors are loaded, so
+/// that no connector travels downstream.
+#[derive(Debug, Clone, Default)]
+pub struct Sources(BTreeMap<String, SourceFacts>);
+
+/// What [`Sources`] knows of one connector.
+#[derive(Debug, Clone, Default)]
+pub struct SourceFacts {
+    /// Its `link` pattern, with `{id}` and `{reference}` placeholders.
+    pub link: Option<String>,
+    /// Whether the daemon imports it on schedule.
+    pub enabled: bool,
+    /// How long it may go without a successful import (none: forever).
+    pub max_age: Option<std::time::Duration>,
+}
+
+impl Sources {
+    /// The facts of connectors given as `(name, facts)`.
+    pub fn new(connectors: impl IntoIterator<Item = (String, SourceFacts)>) -> Self {
+        Self(connectors.into_iter().collect())
+    }
+
+    /// Whether connector `name` is among the loaded ones.
+    pub fn knows(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+
+    /// The `link` pattern of connector `name`, when it has one.
+    pub fn pattern(&self, name: &str) -> Option<&str> {
+        self.0.get(name).and_then(|f| f.link.as_deref())
+    }
+
+    /// The address of a dossier of connector `name` on its source portal
+    /// (see [`link`]).
+    pub fn link_of(&self, name: &str, dossier: &Dossier) -> Option<String> {
+        link(dossier, self.pattern(name))
+    }
+
+    /// The connectors imported on schedule, each with its `max_age`.
+    pub fn scheduled(&self) -> Vec<(String, Option<std::time::Duration>)> {
+        self.0
+            .iter()
+            .filter(|(_, f)| f.enabled)
+            .map(|(name, f)| (name.clone(), f.max_age))
+            .collect()
+    }
+}
+
+/// The address of a dossier on its source portal: its `url` field, else the
+/// connector's `link` pattern with `{id}` and `{reference}` filled in.
+pub fn link(dossier: &Dossier, pattern: Option<&str>) -> Option<String> {
+    dossier.get("url").map(str::to_owned).or_else(|| {
+        pattern.map(|l| {
+            l.replace("{id}", &dossier.id)
+                .replace("{reference}", dossier.reference())
+        })
+    })
 }
 
 /// The kinds of events.

@@ -20,10 +20,9 @@ use serde::Serialize;
 use tracing::info;
 
 use crate::alerting::Alerting;
-use crate::connector::Connector;
 use crate::delays::{Basis, Delays};
 use crate::lifecycle::{Lifecycle, Stall, Step};
-use crate::model::{Event, EventKind};
+use crate::model::{Event, EventKind, Sources};
 use crate::rules::Rules;
 use crate::store::{Counts, NewRun, OpenDossier, Store, StoreError};
 
@@ -252,7 +251,7 @@ pub fn evaluate(
     store: &mut Store,
     delays: &Delays,
     rules: Option<&Rules>,
-    connectors: &[Connector],
+    sources: &Sources,
     lifecycle: &Lifecycle,
     clock: Clock,
     pass: Pass,
@@ -304,15 +303,15 @@ pub fn evaluate(
         };
         // A connector removed from the configuration: its dossiers' events are
         // recorded, and alert nobody.
-        let Some(c) = connectors.iter().find(|c| &c.name == connector) else {
+        if !sources.knows(connector) {
             continue;
-        };
+        }
         let Some((dossier, _)) = tx.get(*rowid)? else {
             continue;
         };
         alerting
-            .entry(c.name.as_str())
-            .or_insert_with(|| Alerting::new(rules, c, now))
+            .entry(connector.as_str())
+            .or_insert_with(|| Alerting::new(rules, connector, sources.pattern(connector), now))
             .on_events(
                 &tx,
                 *rowid,

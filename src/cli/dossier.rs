@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// The alerts of a dossier, each with its delivery attempts.
+type Alerts = Vec<(crate::store::AlertRecord, Vec<crate::store::Attempt>)>;
+
 pub(super) fn dossier(config: &Config, reference: &str, json: bool) -> anyhow::Result<Exit> {
     let lifecycle = {
         let mut problems = Problems::default();
@@ -26,184 +29,223 @@ pub(super) fn dossier(config: &Config, reference: &str, json: bool) -> anyhow::R
                 let deliveries = store.deliveries(a.id)?;
                 Ok((a, deliveries))
             })
-            .collect::<Result<Vec<_>, crate::store::StoreError>>()?;
+            .collect::<Result<Alerts, crate::store::StoreError>>()?;
         if json {
-            all.push(serde_json::json!({
-                "connector": d.connector,
-                "id": d.dossier.id,
-                "reference": d.dossier.reference(),
-                "step": d.dossier.step,
-                "step_label": lifecycle.label(&d.dossier.step),
-                "status": d.dossier.status,
-                "step_entered_at": d.step_entered_at.with_timezone(&tz).to_rfc3339(),
-                "present": d.present,
-                "fields": d.dossier.fields,
-                "events": events.iter().map(|e| serde_json::json!({
-                    "kind": e.event.kind.as_str(),
-                    "from_step": e.event.from_step,
-                    "to_step": e.event.to_step,
-                    "field": e.event.field,
-                    "old_value": e.event.old_value,
-                    "new_value": e.event.new_value,
-                    "occurred_at": e.event.occurred_at.with_timezone(&tz).to_rfc3339(),
-                    "detected_at": e.detected_at.with_timezone(&tz).to_rfc3339(),
-                    "run_id": e.run_id,
-                    "baseline": e.baseline,
-                })).collect::<Vec<_>>(),
-                "alerts": alerts.iter().map(|(a, deliveries)| {
-                    let mut v = serde_json::to_value(a).unwrap_or_default();
-                    v["deliveries"] = serde_json::to_value(deliveries).unwrap_or_default();
-                    v
-                }).collect::<Vec<_>>(),
-            }));
-            continue;
-        }
-        out!(
-            "{} — {} ({}, id {})",
-            d.dossier.reference(),
-            d.dossier.get("title").unwrap_or("sans intitulé"),
-            d.connector,
-            d.dossier.id
-        );
-        if let Some(name) = d.dossier.get("beneficiary.name") {
-            out!("  bénéficiaire : {name}");
-        }
-        out!(
-            "  étape : {} (« {} ») depuis le {}{}",
-            lifecycle.label(&d.dossier.step),
-            d.dossier.status,
-            d.step_entered_at
-                .with_timezone(&tz)
-                .format("%d/%m/%Y %H:%M"),
-            if d.present {
-                ""
-            } else {
-                " — absent du dernier export"
-            }
-        );
-        out!("  historique :");
-        for e in &events {
-            let when = e
-                .event
-                .occurred_at
-                .with_timezone(&tz)
-                .format("%d/%m/%Y %H:%M");
-            let what = match e.event.kind {
-                EventKind::Created => format!(
-                    "apparu à l'étape {}",
-                    lifecycle.label(e.event.to_step.as_deref().unwrap_or("?"))
-                ),
-                EventKind::StepChanged => format!(
-                    "{} → {}",
-                    lifecycle.label(e.event.from_step.as_deref().unwrap_or("?")),
-                    lifecycle.label(e.event.to_step.as_deref().unwrap_or("?"))
-                ),
-                EventKind::FieldChanged => format!(
-                    "{} : {} → {}",
-                    e.event.field.as_deref().unwrap_or("?"),
-                    e.event.old_value.as_deref().unwrap_or("(vide)"),
-                    e.event.new_value.as_deref().unwrap_or("(vide)")
-                ),
-                EventKind::Disappeared
-                    if e.event.field.as_deref() == Some(crate::model::DELETED_ON_SOURCE) =>
-                {
-                    format!(
-                        "supprimé sur la source (motif : {})",
-                        e.event.new_value.as_deref().unwrap_or("non précisé")
-                    )
-                }
-                EventKind::Disappeared => "absent de l'export".to_owned(),
-                EventKind::Reappeared => "de retour dans l'export".to_owned(),
-                EventKind::Stalled => format!(
-                    "à l'étape {} depuis plus longtemps que prévu (seuil {})",
-                    lifecycle.label(e.event.from_step.as_deref().unwrap_or("?")),
-                    e.event.new_value.as_deref().unwrap_or("?")
-                ),
-                EventKind::Review => format!(
-                    "signalé dans le point périodique à l'instructeur{}",
-                    e.event
-                        .old_value
-                        .as_deref()
-                        .map(|d| format!(" (échéance le {d})"))
-                        .unwrap_or_default()
-                ),
-                EventKind::Deadline => format!(
-                    "échéance {} le {} : rappel à J-{}",
-                    e.event.field.as_deref().unwrap_or("?"),
-                    e.event.old_value.as_deref().unwrap_or("?"),
-                    e.event.new_value.as_deref().unwrap_or("?")
-                ),
-                EventKind::Message => {
-                    let text = e.event.new_value.as_deref().unwrap_or("");
-                    let short: String = text.chars().take(160).collect();
-                    format!(
-                        "message de {} : {}{}",
-                        e.event.field.as_deref().unwrap_or("?"),
-                        short.replace('\n', " "),
-                        if short.len() < text.len() { "…" } else { "" }
-                    )
-                }
-            };
-            let baseline = if e.baseline { " [état initial]" } else { "" };
-            out!(
-                "    {when}  {:<13} {what}{baseline}  (import {})",
-                e.event.kind.as_str(),
-                e.run_id
-            );
-        }
-        if !alerts.is_empty() {
-            out!("  messages :");
-        }
-        for (a, deliveries) in &alerts {
-            let status = match a.status.as_str() {
-                "pending" => "en attente",
-                "sending" => "en cours d'envoi",
-                "sent" => "envoyé",
-                "failed" => "échec",
-                "cancelled" => "annulé",
-                other => other,
-            };
-            out!(
-                "    {}  {:<13} {} à {} ({}), prévu le {}{}",
-                a.created_at.with_timezone(&tz).format("%d/%m/%Y %H:%M"),
-                a.rule,
-                status,
-                a.recipient,
-                a.role,
-                a.due_at.with_timezone(&tz).format("%d/%m/%Y %H:%M"),
-                a.reason
-                    .as_deref()
-                    .map(|r| format!(" — {r}"))
-                    .unwrap_or_default()
-            );
-            for d in deliveries {
-                let outcome = match d.outcome.as_str() {
-                    "sent" => "remis",
-                    "transient" => "échec temporaire",
-                    "permanent" => "échec définitif",
-                    "interrupted" => "interrompu",
-                    other => other,
-                };
-                out!(
-                    "        {}  {outcome} ({}){}",
-                    d.attempted_at
-                        .with_timezone(&tz)
-                        .format("%d/%m/%Y %H:%M:%S"),
-                    if d.transport.is_empty() {
-                        "-"
-                    } else {
-                        d.transport.as_str()
-                    },
-                    d.reply
-                        .as_deref()
-                        .map(|r| format!(" : {r}"))
-                        .unwrap_or_default()
-                );
-            }
+            all.push(as_json(d, &events, &alerts, &lifecycle, tz));
+        } else {
+            print(d, &events, &alerts, &lifecycle, tz);
         }
     }
     if json {
         out!("{}", serde_json::to_string_pretty(&all)?);
     }
     Ok(Exit::Ok)
+}
+
+/// One dossier for `--json`.
+fn as_json(
+    d: &crate::store::StoredDossier,
+    events: &[crate::store::StoredEvent],
+    alerts: &Alerts,
+    lifecycle: &Lifecycle,
+    tz: chrono_tz::Tz,
+) -> serde_json::Value {
+    serde_json::json!({
+        "connector": d.connector,
+        "id": d.dossier.id,
+        "reference": d.dossier.reference(),
+        "step": d.dossier.step,
+        "step_label": lifecycle.label(&d.dossier.step),
+        "status": d.dossier.status,
+        "step_entered_at": d.step_entered_at.with_timezone(&tz).to_rfc3339(),
+        "present": d.present,
+        "fields": d.dossier.fields,
+        "events": events.iter().map(|e| serde_json::json!({
+            "kind": e.event.kind.as_str(),
+            "from_step": e.event.from_step,
+            "to_step": e.event.to_step,
+            "field": e.event.field,
+            "old_value": e.event.old_value,
+            "new_value": e.event.new_value,
+            "occurred_at": e.event.occurred_at.with_timezone(&tz).to_rfc3339(),
+            "detected_at": e.detected_at.with_timezone(&tz).to_rfc3339(),
+            "run_id": e.run_id,
+            "baseline": e.baseline,
+        })).collect::<Vec<_>>(),
+        "alerts": alerts.iter().map(|(a, deliveries)| {
+            let mut v = serde_json::to_value(a).unwrap_or_default();
+            v["deliveries"] = serde_json::to_value(deliveries).unwrap_or_default();
+            v
+        }).collect::<Vec<_>>(),
+    })
+}
+
+/// One dossier for people: its state, its history, its messages.
+fn print(
+    d: &crate::store::StoredDossier,
+    events: &[crate::store::StoredEvent],
+    alerts: &Alerts,
+    lifecycle: &Lifecycle,
+    tz: chrono_tz::Tz,
+) {
+    out!(
+        "{} — {} ({}, id {})",
+        d.dossier.reference(),
+        d.dossier.get("title").unwrap_or("sans intitulé"),
+        d.connector,
+        d.dossier.id
+    );
+    if let Some(name) = d.dossier.get("beneficiary.name") {
+        out!("  bénéficiaire : {name}");
+    }
+    out!(
+        "  étape : {} (« {} ») depuis le {}{}",
+        lifecycle.label(&d.dossier.step),
+        d.dossier.status,
+        d.step_entered_at
+            .with_timezone(&tz)
+            .format("%d/%m/%Y %H:%M"),
+        if d.present {
+            ""
+        } else {
+            " — absent du dernier export"
+        }
+    );
+    out!("  historique :");
+    for e in events {
+        let when = e
+            .event
+            .occurred_at
+            .with_timezone(&tz)
+            .format("%d/%m/%Y %H:%M");
+        let what = event_text(&e.event, lifecycle);
+        let baseline = if e.baseline { " [état initial]" } else { "" };
+        out!(
+            "    {when}  {:<13} {what}{baseline}  (import {})",
+            e.event.kind.as_str(),
+            e.run_id
+        );
+    }
+    if !alerts.is_empty() {
+        out!("  messages :");
+    }
+    if !alerts.is_empty() {
+        out!("  messages :");
+    }
+    for (a, deliveries) in alerts {
+        print_alert(a, deliveries, tz);
+    }
+}
+
+/// What an event says, in French.
+fn event_text(event: &crate::model::Event, lifecycle: &Lifecycle) -> String {
+    match event.kind {
+        EventKind::Created => format!(
+            "apparu à l'étape {}",
+            lifecycle.label(event.to_step.as_deref().unwrap_or("?"))
+        ),
+        EventKind::StepChanged => format!(
+            "{} → {}",
+            lifecycle.label(event.from_step.as_deref().unwrap_or("?")),
+            lifecycle.label(event.to_step.as_deref().unwrap_or("?"))
+        ),
+        EventKind::FieldChanged => format!(
+            "{} : {} → {}",
+            event.field.as_deref().unwrap_or("?"),
+            event.old_value.as_deref().unwrap_or("(vide)"),
+            event.new_value.as_deref().unwrap_or("(vide)")
+        ),
+        EventKind::Disappeared
+            if event.field.as_deref() == Some(crate::model::DELETED_ON_SOURCE) =>
+        {
+            format!(
+                "supprimé sur la source (motif : {})",
+                event.new_value.as_deref().unwrap_or("non précisé")
+            )
+        }
+        EventKind::Disappeared => "absent de l'export".to_owned(),
+        EventKind::Reappeared => "de retour dans l'export".to_owned(),
+        EventKind::Stalled => format!(
+            "à l'étape {} depuis plus longtemps que prévu (seuil {})",
+            lifecycle.label(event.from_step.as_deref().unwrap_or("?")),
+            event.new_value.as_deref().unwrap_or("?")
+        ),
+        EventKind::Review => format!(
+            "signalé dans le point périodique à l'instructeur{}",
+            event
+                .old_value
+                .as_deref()
+                .map(|d| format!(" (échéance le {d})"))
+                .unwrap_or_default()
+        ),
+        EventKind::Deadline => format!(
+            "échéance {} le {} : rappel à J-{}",
+            event.field.as_deref().unwrap_or("?"),
+            event.old_value.as_deref().unwrap_or("?"),
+            event.new_value.as_deref().unwrap_or("?")
+        ),
+        EventKind::Message => {
+            let text = event.new_value.as_deref().unwrap_or("");
+            let short: String = text.chars().take(160).collect();
+            format!(
+                "message de {} : {}{}",
+                event.field.as_deref().unwrap_or("?"),
+                short.replace('\n', " "),
+                if short.len() < text.len() { "…" } else { "" }
+            )
+        }
+    }
+}
+
+/// One alert and its delivery attempts.
+fn print_alert(
+    a: &crate::store::AlertRecord,
+    deliveries: &[crate::store::Attempt],
+    tz: chrono_tz::Tz,
+) {
+    let status = match a.status.as_str() {
+        "pending" => "en attente",
+        "sending" => "en cours d'envoi",
+        "sent" => "envoyé",
+        "failed" => "échec",
+        "cancelled" => "annulé",
+        other => other,
+    };
+    out!(
+        "    {}  {:<13} {} à {} ({}), prévu le {}{}",
+        a.created_at.with_timezone(&tz).format("%d/%m/%Y %H:%M"),
+        a.rule,
+        status,
+        a.recipient,
+        a.role,
+        a.due_at.with_timezone(&tz).format("%d/%m/%Y %H:%M"),
+        a.reason
+            .as_deref()
+            .map(|r| format!(" — {r}"))
+            .unwrap_or_default()
+    );
+    for d in deliveries {
+        let outcome = match d.outcome.as_str() {
+            "sent" => "remis",
+            "transient" => "échec temporaire",
+            "permanent" => "échec définitif",
+            "interrupted" => "interrompu",
+            other => other,
+        };
+        out!(
+            "        {}  {outcome} ({}){}",
+            d.attempted_at
+                .with_timezone(&tz)
+                .format("%d/%m/%Y %H:%M:%S"),
+            if d.transport.is_empty() {
+                "-"
+            } else {
+                d.transport.as_str()
+            },
+            d.reply
+                .as_deref()
+                .map(|r| format!(" : {r}"))
+                .unwrap_or_default()
+        );
+    }
 }

@@ -49,7 +49,7 @@ pub(super) fn evaluate_alone(
         &mut store,
         &delays,
         Some(&rules),
-        &loaded.connectors,
+        &crate::connector::Connector::sources(&loaded.connectors),
         &loaded.lifecycle,
         crate::timers::Clock {
             tz: config.timezone,

@@ -2,6 +2,7 @@
 //! progress bar on a terminal), and its summary, as text or JSON.
 
 use super::*;
+use crate::connector::source::{ProgressUnit, Reads};
 
 pub(super) fn import_now(
     config: &Config,
@@ -53,9 +54,9 @@ pub(super) fn import_alone(
     let api = connector.source.folder().is_none() && file.is_none();
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(0);
-        let template = match &connector.source {
+        let template = match connector.source.reads() {
             _ if api => "{spinner} {msg} [{bar:30}] {pos}/{len} pages",
-            crate::connector::Source::Spreadsheet(_) => {
+            Reads::Files(files) if files.progress_unit() == ProgressUnit::Rows => {
                 "{spinner} {msg} [{bar:30}] {pos}/{len} rows ({eta})"
             }
             _ => "{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} ({eta})",

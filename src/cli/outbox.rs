@@ -227,7 +227,7 @@ fn flush_alone(config: &Config, force: bool) -> anyhow::Result<Result<PassReport
         let dispatcher = Dispatcher::new(
             handle,
             rules,
-            Arc::new(loaded.connectors),
+            Arc::new(crate::connector::Connector::sources(&loaded.connectors)),
             &config.delivery,
             config.web.public_url.clone(),
             delays,

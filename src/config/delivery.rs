@@ -183,7 +183,7 @@ pub enum Tls {
 fn get_mailbox(figment: &Figment, key: &str, p: &mut Problems) -> Option<Option<String>> {
     let value = get_optional(figment, key, p)?;
     if let Some(text) = &value
-        && text.parse::<lettre::message::Mailbox>().is_err()
+        && crate::value::mailbox(text).is_err()
     {
         push_key(
             figment,

@@ -132,137 +132,45 @@ impl Config {
     fn from_figment(figment: &Figment, file: Option<PathBuf>) -> Result<Self, Problems> {
         let mut p = Problems::default();
         check_unknown_keys(figment, &mut p);
-        let timezone = get::<String>(figment, "timezone", &mut p).and_then(|tz| {
-            tz.parse::<Tz>()
-                .map_err(|_| {
-                    push_key(
-                        figment,
-                        "timezone",
-                        format!("'{tz}' is not an IANA time zone such as \"Europe/Paris\""),
-                        &mut p,
-                    )
-                })
-                .ok()
-        });
+        // Every setting is read, in this order, before any is missed: one run
+        // names every problem.
+        let timezone = timezone(figment, &mut p);
         let connectors_dir = get_path(figment, "connectors_dir", &mut p);
         let rules_dir = get_path(figment, "rules_dir", &mut p);
-        let store_path = get_path(figment, "store.path", &mut p);
-        let cache_mb = get::<u32>(figment, "store.cache_mb", &mut p).and_then(|mb| {
-            if (1..=4096).contains(&mb) {
-                Some(mb)
-            } else {
-                push_key(
-                    figment,
-                    "store.cache_mb",
-                    "must be between 1 and 4096",
-                    &mut p,
-                );
-                None
-            }
-        });
-        let level = get::<String>(figment, "log.level", &mut p).and_then(|level| {
-            match tracing_subscriber::EnvFilter::try_new(&level) {
-                Ok(_) => Some(level),
-                Err(error) => {
-                    push_key(figment, "log.level", format!("'{level}': {error}"), &mut p);
-                    None
-                }
-            }
-        });
-        let format = get::<String>(figment, "log.format", &mut p).and_then(|f| match f.as_str() {
-            "text" => Some(LogFormat::Text),
-            "json" => Some(LogFormat::Json),
-            _ => {
-                push_key(
-                    figment,
-                    "log.format",
-                    format!("'{f}' is not one of \"text\", \"json\""),
-                    &mut p,
-                );
-                None
-            }
-        });
-        let max_rejected_ratio = get_ratio(figment, "guards.max_rejected_ratio", &mut p);
-        let max_disappeared_ratio = get_ratio(figment, "guards.max_disappeared_ratio", &mut p);
-        let import_at_startup = get::<bool>(figment, "daemon.import_at_startup", &mut p);
-        let shutdown_timeout = get_duration(figment, "daemon.shutdown_timeout", &mut p);
+        let store = store(figment, &mut p);
+        let log = log(figment, &mut p);
+        let guards = guards(figment, &mut p);
+        let daemon = daemon(figment, &mut p);
         let alerts = timezone.and_then(|tz| alerts(figment, tz, &mut p));
         let region = region(figment, &mut p);
         let delivery = delivery(figment, &mut p);
         let delays = delays(figment, &mut p);
         let personal_data = get_duration(figment, "retention.personal_data", &mut p);
-        let purge_schedule = match get::<String>(figment, "retention.schedule", &mut p) {
-            Some(text) if text.trim().is_empty() => Some(None),
-            Some(_) => get_cron(figment, "retention.schedule", &mut p).map(Some),
-            None => None,
-        };
+        let purge_schedule = purge_schedule(figment, &mut p);
         let metrics_listen = get_listen(figment, "metrics.listen", "127.0.0.1:9464", &mut p);
         let web = web(figment, &mut p);
-        match (
-            timezone,
-            connectors_dir,
-            rules_dir,
-            store_path,
-            cache_mb,
-            level,
-            format,
-            max_rejected_ratio,
-            max_disappeared_ratio,
-            import_at_startup,
-            shutdown_timeout,
-            alerts,
-            region,
-            delivery,
-            delays,
-            personal_data,
-            metrics_listen,
-            purge_schedule,
-            web,
-        ) {
-            (
-                Some(timezone),
-                Some(connectors_dir),
-                Some(rules_dir),
-                Some(path),
-                Some(cache_mb),
-                Some(level),
-                Some(format),
-                Some(max_rejected_ratio),
-                Some(max_disappeared_ratio),
-                Some(import_at_startup),
-                Some(shutdown_timeout),
-                Some(alerts),
-                Some(region),
-                Some(delivery),
-                Some(delays),
-                Some(personal_data),
-                Some(metrics_listen),
-                Some(purge_schedule),
-                Some(web),
-            ) if p.is_empty() => Ok(Config {
+        let config = (|| {
+            Some(Config {
                 file,
-                timezone,
-                connectors_dir,
-                rules_dir,
-                store: StoreConfig { path, cache_mb },
-                log: LogConfig { level, format },
-                guards: Guards {
-                    max_rejected_ratio,
-                    max_disappeared_ratio,
-                },
-                daemon: DaemonConfig {
-                    import_at_startup,
-                    shutdown_timeout,
-                },
-                alerts,
-                region,
-                delays,
-                personal_data,
-                metrics_listen,
-                purge_schedule,
-                web,
-                delivery,
-            }),
+                timezone: timezone?,
+                connectors_dir: connectors_dir?,
+                rules_dir: rules_dir?,
+                store: store?,
+                log: log?,
+                guards: guards?,
+                daemon: daemon?,
+                alerts: alerts?,
+                region: region?,
+                delays: delays?,
+                personal_data: personal_data?,
+                metrics_listen: metrics_listen?,
+                purge_schedule: purge_schedule?,
+                web: web?,
+                delivery: delivery?,
+            })
+        })();
+        match config {
+            Some(config) if p.is_empty() => Ok(config),
             _ => Err(p),
         }
     }
@@ -270,6 +178,98 @@ impl Config {
     /// The path of the lifecycle file.
     pub fn lifecycle_path(&self) -> PathBuf {
         self.rules_dir.join(crate::lifecycle::FILE_NAME)
+    }
+}
+
+/// `timezone`: an IANA zone.
+fn timezone(figment: &Figment, p: &mut Problems) -> Option<Tz> {
+    get::<String>(figment, "timezone", p).and_then(|tz| {
+        tz.parse::<Tz>()
+            .map_err(|_| {
+                push_key(
+                    figment,
+                    "timezone",
+                    format!("'{tz}' is not an IANA time zone such as \"Europe/Paris\""),
+                    p,
+                )
+            })
+            .ok()
+    })
+}
+
+/// `[store]`.
+fn store(figment: &Figment, p: &mut Problems) -> Option<StoreConfig> {
+    let path = get_path(figment, "store.path", p);
+    let cache_mb = get::<u32>(figment, "store.cache_mb", p).and_then(|mb| {
+        if (1..=4096).contains(&mb) {
+            Some(mb)
+        } else {
+            push_key(figment, "store.cache_mb", "must be between 1 and 4096", p);
+            None
+        }
+    });
+    Some(StoreConfig {
+        path: path?,
+        cache_mb: cache_mb?,
+    })
+}
+
+/// `[log]`.
+fn log(figment: &Figment, p: &mut Problems) -> Option<LogConfig> {
+    let level = get::<String>(figment, "log.level", p).and_then(|level| {
+        match tracing_subscriber::EnvFilter::try_new(&level) {
+            Ok(_) => Some(level),
+            Err(error) => {
+                push_key(figment, "log.level", format!("'{level}': {error}"), p);
+                None
+            }
+        }
+    });
+    let format = get::<String>(figment, "log.format", p).and_then(|f| match f.as_str() {
+        "text" => Some(LogFormat::Text),
+        "json" => Some(LogFormat::Json),
+        _ => {
+            push_key(
+                figment,
+                "log.format",
+                format!("'{f}' is not one of \"text\", \"json\""),
+                p,
+            );
+            None
+        }
+    });
+    Some(LogConfig {
+        level: level?,
+        format: format?,
+    })
+}
+
+/// `[guards]`.
+fn guards(figment: &Figment, p: &mut Problems) -> Option<Guards> {
+    let max_rejected_ratio = get_ratio(figment, "guards.max_rejected_ratio", p);
+    let max_disappeared_ratio = get_ratio(figment, "guards.max_disappeared_ratio", p);
+    Some(Guards {
+        max_rejected_ratio: max_rejected_ratio?,
+        max_disappeared_ratio: max_disappeared_ratio?,
+    })
+}
+
+/// `[daemon]`.
+fn daemon(figment: &Figment, p: &mut Problems) -> Option<DaemonConfig> {
+    let import_at_startup = get::<bool>(figment, "daemon.import_at_startup", p);
+    let shutdown_timeout = get_duration(figment, "daemon.shutdown_timeout", p);
+    Some(DaemonConfig {
+        import_at_startup: import_at_startup?,
+        shutdown_timeout: shutdown_timeout?,
+    })
+}
+
+/// `[retention] schedule`: a cron pattern, or empty for no scheduled purge.
+fn purge_schedule(figment: &Figment, p: &mut Problems) -> Option<Option<croner::Cron>> {
+    match get::<String>(figment, "retention.schedule", p) {
+        Some(text) if text.trim().is_empty() => Some(None),
+        Some(_) => get_cron(figment, "retention.schedule", p).map(Some),
+        None => None,
     }
 }
 

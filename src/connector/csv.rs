@@ -19,7 +19,8 @@ use xxhash_rust::xxh3::Xxh3;
 
 use super::folder::{AfterImport, DropFolder};
 use super::mapping::Mapping;
-use super::table::{self, Record};
+use super::source::{FileSource, Reads, Source, SourceKind};
+use super::table::{self, FirstPass, Record, Records, Table};
 use crate::diag::FileProblems;
 
 /// How much decoded text the delimiter sniffer reads.
@@ -84,12 +85,11 @@ pub struct CsvSource {
     pub header_row: Option<u64>,
 }
 
-impl CsvSource {
-    pub(crate) fn validate(
-        def: CsvSourceDef,
-        base: &Path,
-        fp: &mut FileProblems<'_>,
-    ) -> Option<Self> {
+impl SourceKind for CsvSource {
+    const NAME: &'static str = "csv";
+    type Settings = CsvSourceDef;
+
+    fn validate(def: CsvSourceDef, base: &Path, fp: &mut FileProblems<'_>) -> Option<Self> {
         let before = fp.count();
         let folder = DropFolder::validate(
             &def.path,
@@ -121,6 +121,39 @@ impl CsvSource {
             delimiter,
             header_row,
         })
+    }
+}
+
+impl Source for CsvSource {
+    fn reads(&self) -> Reads<'_> {
+        Reads::Files(self)
+    }
+}
+
+impl FileSource for CsvSource {
+    fn folder(&self) -> &DropFolder {
+        &self.folder
+    }
+
+    /// A text file: its checksum, byte order mark and encoding.
+    fn first_pass(&self, path: &Path) -> Result<FirstPass, String> {
+        inspect(path, self.encoding).map(FirstPass::Text)
+    }
+
+    fn open(
+        &self,
+        path: &Path,
+        first: &FirstPass,
+        mapping: &Mapping,
+    ) -> Result<(Table, u64), String> {
+        let FirstPass::Text(inspected) = first else {
+            return Err(format!(
+                "{}: read as a binary file by a csv connector",
+                path.display()
+            ));
+        };
+        let file = CsvFile::open(path, inspected, self, mapping)?;
+        Ok((Box::new(file), inspected.bytes))
     }
 }
 
@@ -515,11 +548,6 @@ fn line_of(record: &csv::ByteRecord) -> u64 {
 }
 
 impl CsvFile {
-    /// The file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Opens a file, finds its delimiter and header row.
     ///
     /// # Errors
@@ -600,12 +628,24 @@ impl CsvFile {
             }
         }
     }
+}
 
-    /// The next data record.
-    ///
-    /// # Errors
-    /// A reason naming the file and line when the text cannot be read at all.
-    pub fn next_record(&mut self) -> Result<Option<Record<'_>>, String> {
+impl Records for CsvFile {
+    fn headers(&self) -> &[String] {
+        &self.headers
+    }
+
+    fn header_line(&self) -> u64 {
+        self.header_line
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The next data record; a reason naming the file and line when the text
+    /// cannot be read at all.
+    fn next_record(&mut self) -> Result<Option<Record<'_>>, String> {
         match self.pending.pop_front() {
             Some(next) => self.current = next,
             None if self.at_end => return Ok(None),

@@ -19,12 +19,17 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::Mode;
 use super::credentials::{self, HeaderSecretDef};
 use super::fetch::Fetcher;
 use super::mapping::Mapping;
+use super::parse::Common;
+use super::source::{ApiSource, Reads, Source, SourceKind};
+use super::spool::{Live, SyncStart};
 use super::table::{NamedColumns, Record};
 use crate::config::PasswordSource;
 use crate::diag::FileProblems;
+use crate::model::SourceMessage;
 
 /// The longest `timeout` of one request (issue 17, item 20).
 pub(crate) const MAX_TIMEOUT: Duration = Duration::from_secs(3_600);
@@ -241,12 +246,11 @@ pub(crate) fn timeout(value: Option<&str>, fp: &mut FileProblems<'_>) -> Duratio
     }
 }
 
-impl HttpSource {
-    pub(crate) fn validate(
-        def: HttpSourceDef,
-        base: &Path,
-        fp: &mut FileProblems<'_>,
-    ) -> Option<Self> {
+impl SourceKind for HttpSource {
+    const NAME: &'static str = "http_json";
+    type Settings = HttpSourceDef;
+
+    fn validate(def: HttpSourceDef, base: &Path, fp: &mut FileProblems<'_>) -> Option<Self> {
         let before = fp.count();
         let url = match reqwest::Url::parse(&def.url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
@@ -339,6 +343,65 @@ impl HttpSource {
             max_response: max_response_mb.saturating_mul(1024 * 1024),
             ca_file,
         })
+    }
+
+    /// `updated_since` asks for the dossiers that changed only.
+    fn settle(source: Option<&Self>, common: &mut Common, fp: &mut FileProblems<'_>) {
+        if source.is_some_and(|s| s.updated_since.is_some()) && common.mode != Mode::Incremental {
+            fp.file("[source] updated_since asks only for the dossiers that changed: set mode = \"incremental\"");
+        }
+    }
+}
+
+impl Source for HttpSource {
+    fn reads(&self) -> Reads<'_> {
+        Reads::Api(self)
+    }
+
+    fn check_secrets(&self) -> Result<(), String> {
+        match &self.auth {
+            Some(Auth::Bearer(token)) => token.read_as("auth.token").map(drop)?,
+            Some(Auth::Basic(_, password)) => password.read_as("auth.password").map(drop)?,
+            None => {}
+        }
+        self.secret_headers.iter().try_for_each(|(name, value)| {
+            value
+                .read_for(&format!("[source.secret_headers] '{name}'"))
+                .map(drop)
+        })
+    }
+
+    fn secret_files(&self) -> Vec<(String, &Path)> {
+        let mut files = Vec::new();
+        match &self.auth {
+            Some(Auth::Bearer(token)) => files.push(("auth.token_file".to_owned(), token.file())),
+            Some(Auth::Basic(_, password)) => {
+                files.push(("auth.password_file".to_owned(), password.file()));
+            }
+            None => {}
+        }
+        for (name, value) in &self.secret_headers {
+            files.push((format!("secret_headers '{name}'"), value.file()));
+        }
+        files
+            .into_iter()
+            .filter_map(|(key, file)| file.map(|f| (key, f)))
+            .collect()
+    }
+
+    fn inline_secrets(&self) -> &[String] {
+        &self.inline_secrets
+    }
+}
+
+impl ApiSource for HttpSource {
+    fn address(&self) -> String {
+        self.url.to_string()
+    }
+
+    /// Pages asked from the start of the last applied import (`updated_since`).
+    fn open(&self, start: SyncStart<'_>) -> Result<Box<dyn Live>, String> {
+        Ok(Box::new(HttpTable::open(self, start.state.last_start)?))
     }
 }
 
@@ -524,27 +587,6 @@ impl HttpTable {
         })
     }
 
-    /// The next record, fetching the next page when this one is read.
-    ///
-    /// # Errors
-    /// A reason naming the page's address: an HTTP error, a timeout after the
-    /// retries, a response too large, a page that is not the expected JSON.
-    pub fn next_value(&mut self) -> Result<Option<Value>, String> {
-        loop {
-            if let Some(record) = self.page.next() {
-                return Ok(Some(record));
-            }
-            if !self.fetch_next()? {
-                return Ok(None);
-            }
-        }
-    }
-
-    /// How many pages were fetched.
-    pub fn pages(&self) -> u64 {
-        self.pages
-    }
-
     /// Fetches the next page into `self.page`; false when there is none.
     fn fetch_next(&mut self) -> Result<bool, String> {
         let mut url = match &self.next {
@@ -650,6 +692,26 @@ impl HttpTable {
         };
         self.page = records.into_iter();
         Ok(true)
+    }
+}
+
+impl Live for HttpTable {
+    /// The next record, fetching the next page when this one is read; a reason
+    /// naming the page's address: an HTTP error, a timeout after the retries, a
+    /// response too large, a page that is not the expected JSON.
+    fn next(&mut self) -> Result<Option<(Value, Vec<SourceMessage>)>, String> {
+        loop {
+            if let Some(record) = self.page.next() {
+                return Ok(Some((record, Vec::new())));
+            }
+            if !self.fetch_next()? {
+                return Ok(None);
+            }
+        }
+    }
+
+    fn pages(&self) -> u64 {
+        self.pages
     }
 }
 

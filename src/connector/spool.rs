@@ -2,7 +2,8 @@
 //!
 //! Owns the two halves of an API import. [`fetch`] reads a whole synchronisation
 //! (every page of an `http_json` source, every démarche of a Démarches Simplifiées
-//! source, and its deletions) into a spool file, without touching the database;
+//! source, and its deletions), through the [`Live`] reader the kind opens
+//! ([`super::source::ApiSource`]), into a spool file, without touching the database;
 //! [`SpoolTable`] then replays the spool as a table, in the import's one
 //! transaction. Waiting on the network therefore never holds the database's write
 //! lock: the daemon fetches on a thread of its own while alerts go on being
@@ -24,11 +25,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::ds::DsTable;
-use super::http::{HttpTable, JsonRows};
+use super::Connector;
+use super::http::JsonRows;
 use super::mapping::Mapping;
-use super::table::Record;
-use super::{Connector, Source};
+use super::source::Reads;
+use super::table::{Record, Records};
 use crate::model::{SourceDeletion, SourceMessage};
 
 /// Whether `name` may be a spool left over by a crash: the name `tempfile` gives
@@ -105,61 +106,62 @@ pub enum SpoolError {
     },
 }
 
-/// The source of one synchronisation, as it answers page by page.
-enum Live {
-    Http(Box<HttpTable>),
-    Ds(Box<DsTable>),
+/// One synchronisation of an API, as it answers page by page: what an API kind
+/// opens ([`super::source::ApiSource::open`]).
+pub trait Live {
+    /// The next record, with the messages the source keeps about its dossier.
+    ///
+    /// # Errors
+    /// A reason naming the source: an HTTP or API error, a malformed answer.
+    fn next(&mut self) -> Result<Option<(Value, Vec<SourceMessage>)>, String>;
+
+    /// How many pages were fetched so far.
+    fn pages(&self) -> u64;
+
+    /// How the synchronisation ended, once [`Live::next`] gave `None`: by
+    /// default, no deletions, no cursor, changes only.
+    fn end(&self) -> SyncEnd {
+        SyncEnd::default()
+    }
 }
 
-impl Live {
-    fn open(connector: &Connector, state: ApiState, started: String) -> Result<Self, String> {
-        match &connector.source {
-            Source::Http(source) => Ok(Self::Http(Box::new(HttpTable::open(
-                source,
-                state.last_start,
-            )?))),
-            Source::Ds(source) => Ok(Self::Ds(Box::new(DsTable::open(
-                source,
-                state.cursor.as_deref(),
-                started,
-                &connector.fingerprint_text(),
-                &connector.mapping.ds_champs(),
-            )?))),
-            Source::Csv(_) | Source::Spreadsheet(_) | Source::Xml(_) => Err(format!(
-                "connector {}: reads files, not an API: give the file to import",
-                connector.name
-            )),
-        }
-    }
+/// Where a synchronisation starts: what an API kind's reader is opened with.
+pub struct SyncStart<'a> {
+    /// Where the source stands, as the store knows it.
+    pub state: ApiState,
+    /// When the fetching started (RFC 3339).
+    pub started: String,
+    /// The connector's fingerprint (a changed connector file may start over).
+    pub fingerprint: String,
+    /// The connector's mapping (what the records must hold).
+    pub mapping: &'a Mapping,
+}
 
-    fn next(&mut self) -> Result<Option<(Value, Vec<SourceMessage>)>, String> {
-        match self {
-            Self::Http(h) => Ok(h.next_value()?.map(|v| (v, Vec::new()))),
-            Self::Ds(d) => d.next_value(),
-        }
-    }
+/// How a synchronisation ended.
+#[derive(Debug, Default)]
+pub struct SyncEnd {
+    /// What the source said was deleted.
+    pub deleted: Vec<SourceDeletion>,
+    /// Where the source stands now, to store with the import.
+    pub cursor: Option<String>,
+    /// Whether it read every dossier (a full snapshot, not changes only).
+    pub full: bool,
+}
 
-    fn pages(&self) -> u64 {
-        match self {
-            Self::Http(h) => h.pages(),
-            Self::Ds(d) => d.pages(),
-        }
-    }
-
-    fn end(&self) -> Line {
-        match self {
-            Self::Http(_) => Line::End {
-                deleted: Vec::new(),
-                cursor: None,
-                full: false,
-            },
-            Self::Ds(d) => Line::End {
-                deleted: d.deleted().to_vec(),
-                cursor: Some(d.cursor()),
-                full: d.full_snapshot(),
-            },
-        }
-    }
+/// Opens the synchronisation of an API connector.
+fn open(connector: &Connector, state: ApiState, started: String) -> Result<Box<dyn Live>, String> {
+    let Reads::Api(api) = connector.source.reads() else {
+        return Err(format!(
+            "connector {}: reads files, not an API: give the file to import",
+            connector.name
+        ));
+    };
+    api.open(SyncStart {
+        state,
+        started,
+        fingerprint: connector.fingerprint_text(),
+        mapping: &connector.mapping,
+    })
 }
 
 /// Fetches one whole synchronisation of an API connector into a spool in `dir`,
@@ -187,7 +189,7 @@ pub fn fetch(
         out.write_all(b"\n")
     };
     let (mut pages, mut records) = (0, 0);
-    match Live::open(connector, state, crate::model::instant_text(started_at)) {
+    match open(connector, state, crate::model::instant_text(started_at)) {
         Err(reason) => write(&mut out, &Line::Failed { reason }).map_err(io)?,
         Ok(mut live) => loop {
             if stop() {
@@ -209,7 +211,17 @@ pub fn fetch(
                 }
                 Ok(None) => {
                     pages = live.pages();
-                    write(&mut out, &live.end()).map_err(io)?;
+                    let SyncEnd {
+                        deleted,
+                        cursor,
+                        full,
+                    } = live.end();
+                    let end = Line::End {
+                        deleted,
+                        cursor,
+                        full,
+                    };
+                    write(&mut out, &end).map_err(io)?;
                     break;
                 }
                 Err(reason) => {
@@ -236,9 +248,7 @@ pub struct SpoolTable {
     text: String,
     /// The records as rows.
     pub rows: JsonRows,
-    deleted: Vec<SourceDeletion>,
-    cursor: Option<String>,
-    full: bool,
+    end: SyncEnd,
     ended: bool,
 }
 
@@ -256,18 +266,23 @@ impl SpoolTable {
             reader: BufReader::with_capacity(256 * 1024, file),
             text: String::new(),
             rows: JsonRows::new(mapping, shown),
-            deleted: Vec::new(),
-            cursor: None,
-            full: false,
+            end: SyncEnd::default(),
             ended: false,
         })
     }
+}
 
-    /// The next record.
-    ///
-    /// # Errors
-    /// The reason the synchronisation failed, when it did.
-    pub fn next_record(&mut self) -> Result<Option<Record<'_>>, String> {
+impl Records for SpoolTable {
+    fn headers(&self) -> &[String] {
+        &self.rows.columns.headers
+    }
+
+    fn path(&self) -> &Path {
+        Path::new(self.rows.shown())
+    }
+
+    /// The next record; the reason the synchronisation failed, when it did.
+    fn next_record(&mut self) -> Result<Option<Record<'_>>, String> {
         if self.ended {
             return Ok(None);
         }
@@ -298,9 +313,11 @@ impl SpoolTable {
                 full,
             } => {
                 self.ended = true;
-                self.deleted = deleted;
-                self.cursor = cursor;
-                self.full = full;
+                self.end = SyncEnd {
+                    deleted,
+                    cursor,
+                    full,
+                };
                 Ok(None)
             }
             Line::Failed { reason } => {
@@ -310,19 +327,27 @@ impl SpoolTable {
         }
     }
 
+    fn vanished(&self, mapping: &Mapping) -> Vec<String> {
+        self.rows.vanished(mapping)
+    }
+
+    fn is_api(&self) -> bool {
+        true
+    }
+
     /// The dossiers the source said were deleted, once every record is read.
-    pub fn deleted(&self) -> &[SourceDeletion] {
-        &self.deleted
+    fn deleted(&self) -> &[SourceDeletion] {
+        &self.end.deleted
     }
 
     /// Whether the synchronisation read every dossier (a snapshot, not changes
     /// only), once every record is read.
-    pub fn full_snapshot(&self) -> bool {
-        self.full
+    fn full_snapshot(&self) -> bool {
+        self.end.full
     }
 
     /// Where the synchronisation ends, once every record is read.
-    pub fn cursor(&self) -> Option<String> {
-        self.cursor.clone()
+    fn cursor(&self) -> Option<String> {
+        self.end.cursor.clone()
     }
 }

@@ -16,7 +16,8 @@ use serde::Deserialize;
 
 use super::folder::{AfterImport, DropFolder};
 use super::mapping::Mapping;
-use super::table::{self, Record};
+use super::source::{FileSource, ProgressUnit, Reads, Source, SourceKind};
+use super::table::{self, FirstPass, Record, Records, Table};
 use crate::diag::FileProblems;
 
 /// The `[source]` table of a `spreadsheet` connector, as written.
@@ -61,12 +62,11 @@ pub struct SheetSource {
     pub header_levels: u8,
 }
 
-impl SheetSource {
-    pub(crate) fn validate(
-        def: SheetSourceDef,
-        base: &Path,
-        fp: &mut FileProblems<'_>,
-    ) -> Option<Self> {
+impl SourceKind for SheetSource {
+    const NAME: &'static str = "spreadsheet";
+    type Settings = SheetSourceDef;
+
+    fn validate(def: SheetSourceDef, base: &Path, fp: &mut FileProblems<'_>) -> Option<Self> {
         let before = fp.count();
         let folder = DropFolder::validate(
             &def.path,
@@ -122,6 +122,34 @@ impl SheetSource {
             header_row,
             header_levels,
         })
+    }
+}
+
+impl Source for SheetSource {
+    fn reads(&self) -> Reads<'_> {
+        Reads::Files(self)
+    }
+}
+
+impl FileSource for SheetSource {
+    fn folder(&self) -> &DropFolder {
+        &self.folder
+    }
+
+    fn open(
+        &self,
+        path: &Path,
+        _first: &FirstPass,
+        mapping: &Mapping,
+    ) -> Result<(Table, u64), String> {
+        let sheet = SheetFile::open(path, self, mapping)?;
+        let rows = sheet.rows();
+        Ok((Box::new(sheet), rows))
+    }
+
+    /// A workbook counts its rows.
+    fn progress_unit(&self) -> ProgressUnit {
+        ProgressUnit::Rows
     }
 }
 
@@ -334,16 +362,29 @@ impl SheetFile {
         })
     }
 
-    /// The file.
-    pub fn path(&self) -> &Path {
+    /// How many rows the sheet has, for progress (0 when unknown: a streamed
+    /// sheet whose file does not say).
+    pub fn rows(&self) -> u64 {
+        self.rows.len().unwrap_or(0)
+    }
+}
+
+impl Records for SheetFile {
+    fn headers(&self) -> &[String] {
+        &self.headers
+    }
+
+    fn header_line(&self) -> u64 {
+        self.header_line
+    }
+
+    fn path(&self) -> &Path {
         &self.path
     }
 
-    /// The next non-blank data row.
-    ///
-    /// # Errors
-    /// A reason naming the file when the workbook cannot be read further.
-    pub fn next_record(&mut self) -> Result<Option<Record<'_>>, String> {
+    /// The next non-blank data row; a reason naming the file when the workbook
+    /// cannot be read further.
+    fn next_record(&mut self) -> Result<Option<Record<'_>>, String> {
         loop {
             let row = match self.ahead.pop_front() {
                 Some(row) => row,
@@ -371,12 +412,6 @@ impl SheetFile {
                 u64::from(row.0),
             )));
         }
-    }
-
-    /// How many rows the sheet has, for progress (0 when unknown: a streamed
-    /// sheet whose file does not say).
-    pub fn rows(&self) -> u64 {
-        self.rows.len().unwrap_or(0)
     }
 }
 

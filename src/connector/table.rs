@@ -1,20 +1,21 @@
 //! A file export read as a table: a header row, then data records.
 //!
-//! Owns what every tabular kind shares once its bytes are read: the [`Table`]
-//! the importer streams records from (a CSV file or a spreadsheet sheet), the
+//! Owns what every kind shares once its bytes are read: the [`FirstPass`] over a
+//! file before the import's transaction, the [`Records`] trait each kind's reader
+//! implements and the [`Table`] the importer streams records from (a CSV file, a
+//! sheet of a workbook, an XML file, an API's spooled synchronisation), the
 //! search for the header row below title rows, resolving a mapping against the
 //! header, and the volatile columns left out of change detection.
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::Arc;
 
-use super::Origin;
-use super::csv::{self, CsvFile, Inspected};
+use super::csv::Inspected;
 use super::mapping::{Mapping, Resolved, ValueSource, normalize};
+use super::source::{Reads, Source};
 use super::spool::SpoolTable;
-use super::spreadsheet::SheetFile;
-use super::xml::XmlFile;
-use super::{Connector, Source, folder};
+use super::{Connector, Origin, folder};
 use crate::diag::FileProblems;
 
 /// How many records are searched for the header row.
@@ -103,19 +104,17 @@ pub enum FirstPass {
 }
 
 impl FirstPass {
-    /// Reads a file of a source once.
+    /// Reads a file of a source once (nothing for an API).
     ///
     /// # Errors
     /// A reason naming the file.
-    pub fn of(origin: Origin<'_>, source: &Source) -> Result<Self, String> {
-        let Origin::File(path) = origin else {
-            return Ok(Self::Api);
-        };
-        match source {
-            Source::Csv(c) => csv::inspect(path, c.encoding).map(Self::Text),
-            Source::Spreadsheet(_) | Source::Xml(_) | Source::Http(_) | Source::Ds(_) => {
+    pub fn of(origin: Origin<'_>, source: &Arc<dyn Source>) -> Result<Self, String> {
+        match (origin, source.reads()) {
+            (Origin::File(path), Reads::Files(files)) => files.first_pass(path),
+            (Origin::File(path), Reads::Api(_)) => {
                 folder::checksum(path).map(|(checksum, bytes)| Self::Binary { checksum, bytes })
             }
+            (Origin::Api(_), _) => Ok(Self::Api),
         }
     }
 
@@ -151,97 +150,79 @@ impl FirstPass {
     /// # Errors
     /// A reason naming the file: unreadable, or no header row.
     pub fn open(&self, origin: Origin<'_>, connector: &Connector) -> Result<(Table, u64), String> {
-        let path = match origin {
-            Origin::File(path) => path,
-            Origin::Api(spool) => {
+        match (origin, connector.source.reads()) {
+            (Origin::Api(spool), _) => {
                 let shown = connector.source.address().unwrap_or_default();
                 let table = SpoolTable::open(spool, &connector.mapping, shown)?;
-                return Ok((Table::Api(Box::new(table)), spool.pages));
+                Ok((Box::new(table), spool.pages))
             }
-        };
-        match (&connector.source, self) {
-            (Source::Csv(source), Self::Text(inspected)) => Ok((
-                Table::Csv(CsvFile::open(path, inspected, source, &connector.mapping)?),
-                inspected.bytes,
-            )),
-            (Source::Spreadsheet(source), _) => {
-                let sheet = SheetFile::open(path, source, &connector.mapping)?;
-                let rows = sheet.rows();
-                Ok((Table::Sheet(sheet), rows))
-            }
-            (Source::Xml(source), _) => {
-                let file = XmlFile::open(path, source, &connector.mapping)?;
-                Ok((Table::Xml(Box::new(file)), self.bytes()))
-            }
-            (Source::Http(_) | Source::Ds(_), _) => Err(format!(
+            (Origin::File(path), Reads::Files(files)) => files.open(path, self, &connector.mapping),
+            (Origin::File(path), Reads::Api(_)) => Err(format!(
                 "{}: connector {} reads its API, not files",
                 path.display(),
                 connector.name
             )),
-            (Source::Csv(_), _) => Err(format!(
-                "{}: read as a binary file by a csv connector",
-                path.display()
-            )),
         }
     }
 }
 
-/// An opened export, positioned after its header row.
-pub enum Table {
-    /// A CSV file, streamed.
-    Csv(CsvFile),
-    /// A sheet of a workbook.
-    Sheet(SheetFile),
-    /// An XML file, streamed (boxed: its reader state is large).
-    Xml(Box<XmlFile>),
-    /// An API's synchronisation, fetched into a spool.
-    Api(Box<SpoolTable>),
-}
+/// An opened export, positioned on its first record: what every kind's reader
+/// gives the importer.
+pub type Table = Box<dyn Records>;
 
-impl Table {
-    /// The header row, one name per column.
-    pub fn headers(&self) -> &[String] {
-        match self {
-            Self::Csv(f) => &f.headers,
-            Self::Sheet(s) => &s.headers,
-            Self::Xml(x) => &x.columns.headers,
-            Self::Api(a) => &a.rows.columns.headers,
-        }
-    }
+/// The records of an opened export (a CSV file, a sheet of a workbook, an XML
+/// file, an API's spooled synchronisation), one at a time.
+pub trait Records: Send {
+    /// The header row, one name per column (the mapping's own names for a
+    /// source whose records name their fields).
+    fn headers(&self) -> &[String];
 
     /// The line (row) of the header.
-    pub fn header_line(&self) -> u64 {
-        match self {
-            Self::Csv(f) => f.header_line,
-            Self::Sheet(s) => s.header_line,
-            // Its "header" is the mapping's own paths.
-            Self::Xml(_) | Self::Api(_) => 1,
-        }
+    fn header_line(&self) -> u64 {
+        // A source whose records name their fields has no header row: its
+        // "header" is the mapping's own names.
+        1
     }
 
-    /// The file.
-    pub fn path(&self) -> &Path {
-        match self {
-            Self::Csv(f) => f.path(),
-            Self::Sheet(s) => s.path(),
-            Self::Xml(x) => x.path(),
-            Self::Api(a) => Path::new(a.rows.shown()),
-        }
-    }
+    /// The file (or the address of an API).
+    fn path(&self) -> &Path;
 
     /// The next data record.
     ///
     /// # Errors
     /// A reason naming the file and line when the file cannot be read further.
-    pub fn next_record(&mut self) -> Result<Option<Record<'_>>, String> {
-        match self {
-            Self::Csv(f) => f.next_record(),
-            Self::Sheet(s) => s.next_record(),
-            Self::Xml(x) => x.next_record(),
-            Self::Api(a) => a.next_record(),
-        }
+    fn next_record(&mut self) -> Result<Option<Record<'_>>, String>;
+
+    /// Once every record is read: the mapped columns no record had (for
+    /// sources whose records name their fields; a missing CSV or spreadsheet
+    /// column is found in the header, before any record).
+    fn vanished(&self, _mapping: &Mapping) -> Vec<String> {
+        Vec::new()
     }
 
+    /// Whether it is an API (whose synchronisations may send a dossier twice).
+    fn is_api(&self) -> bool {
+        false
+    }
+
+    /// The dossiers the source said were deleted (an explicit deletion feed).
+    fn deleted(&self) -> &[crate::model::SourceDeletion] {
+        &[]
+    }
+
+    /// Whether an API's synchronisation read every dossier, though the connector
+    /// is incremental (DS, started over after its connector file changed).
+    fn full_snapshot(&self) -> bool {
+        false
+    }
+
+    /// Where the source's synchronisation ends, to store with the import.
+    fn cursor(&self) -> Option<String> {
+        None
+    }
+}
+
+impl dyn Records {
     /// Resolves a mapping against the header, as one refusal reason.
     ///
     /// # Errors
@@ -255,47 +236,6 @@ impl Table {
                 missing.join("; ")
             )
         })
-    }
-
-    /// Once every record is read: the mapped columns no record had (XML, whose
-    /// records name their fields; a missing CSV or spreadsheet column is found
-    /// in the header, before any record).
-    pub fn vanished(&self, mapping: &Mapping) -> Vec<String> {
-        match self {
-            Self::Xml(x) => x.vanished(mapping),
-            Self::Api(a) => a.rows.vanished(mapping),
-            Self::Csv(_) | Self::Sheet(_) => Vec::new(),
-        }
-    }
-
-    /// Whether it is an API (whose synchronisations may send a dossier twice).
-    pub fn is_api(&self) -> bool {
-        matches!(self, Self::Api(_))
-    }
-
-    /// The dossiers the source said were deleted (an explicit deletion feed).
-    pub fn deleted(&self) -> &[crate::model::SourceDeletion] {
-        match self {
-            Self::Api(a) => a.deleted(),
-            _ => &[],
-        }
-    }
-
-    /// Whether an API's synchronisation read every dossier, though the connector
-    /// is incremental (DS, started over after its connector file changed).
-    pub fn full_snapshot(&self) -> bool {
-        match self {
-            Self::Api(a) => a.full_snapshot(),
-            _ => false,
-        }
-    }
-
-    /// Where the source's synchronisation ends, to store with the import.
-    pub fn cursor(&self) -> Option<String> {
-        match self {
-            Self::Api(a) => a.cursor(),
-            _ => None,
-        }
     }
 
     /// Indexes of the volatile columns.

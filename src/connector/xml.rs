@@ -23,8 +23,9 @@ use serde::Deserialize;
 
 use super::csv::EncodingChoice;
 use super::folder::{AfterImport, DropFolder};
-use super::mapping::Mapping;
-use super::table::{NamedColumns, Record};
+use super::mapping::{Mapping, ValueSource};
+use super::source::{FileSource, Reads, Source, SourceKind};
+use super::table::{FirstPass, NamedColumns, Record, Records, Table};
 use crate::diag::FileProblems;
 
 /// The `[source]` table of an `xml` connector, as written.
@@ -85,12 +86,11 @@ pub struct XmlSource {
     namespaces: BTreeMap<String, String>,
 }
 
-impl XmlSource {
-    pub(crate) fn validate(
-        def: XmlSourceDef,
-        base: &Path,
-        fp: &mut FileProblems<'_>,
-    ) -> Option<Self> {
+impl SourceKind for XmlSource {
+    const NAME: &'static str = "xml";
+    type Settings = XmlSourceDef;
+
+    fn validate(def: XmlSourceDef, base: &Path, fp: &mut FileProblems<'_>) -> Option<Self> {
         let before = fp.count();
         let folder = DropFolder::validate(
             &def.path,
@@ -130,7 +130,46 @@ impl XmlSource {
             namespaces: def.namespaces,
         })
     }
+}
 
+impl Source for XmlSource {
+    fn reads(&self) -> Reads<'_> {
+        Reads::Files(self)
+    }
+
+    /// Each path `[fields]` reads must be a path of this file's records.
+    fn check_mapping(&self, mapping: &Mapping) -> Vec<String> {
+        let mut problems = Vec::new();
+        for f in mapping.fields() {
+            if let ValueSource::Column(paths) | ValueSource::Columns(paths, _) = &f.source {
+                for path in paths {
+                    if let Err(reason) = self.check_path(path) {
+                        problems.push(format!("field '{}': path '{path}': {reason}", f.name));
+                    }
+                }
+            }
+        }
+        problems
+    }
+}
+
+impl FileSource for XmlSource {
+    fn folder(&self) -> &DropFolder {
+        &self.folder
+    }
+
+    fn open(
+        &self,
+        path: &Path,
+        first: &FirstPass,
+        mapping: &Mapping,
+    ) -> Result<(Table, u64), String> {
+        let file = XmlFile::open(path, self, mapping)?;
+        Ok((Box::new(file), first.bytes()))
+    }
+}
+
+impl XmlSource {
     /// Checks a field path of the mapping (`child/grandchild`, `@attribute`,
     /// `child/@attribute`, `prefix:child`).
     ///
@@ -291,26 +330,8 @@ impl XmlFile {
         })
     }
 
-    /// The file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     fn error(&self, what: impl std::fmt::Display) -> String {
         format!("{}:{}: {what}", self.path.display(), self.line)
-    }
-
-    /// The next record.
-    ///
-    /// # Errors
-    /// A reason naming the file and line: malformed XML, a DTD declaring
-    /// entities, an unknown entity.
-    pub fn next_record(&mut self) -> Result<Option<Record<'_>>, String> {
-        // The events borrow this buffer rather than self, which reading them changes.
-        let mut buf = std::mem::take(&mut self.buf);
-        let ended = self.advance(&mut buf);
-        self.buf = buf;
-        Ok(ended?.then(|| self.emit()))
     }
 
     /// Reads events up to the end of the next record (true) or of the file (false).
@@ -502,10 +523,31 @@ impl XmlFile {
             self.reader.buffer_position(),
         )
     }
+}
+
+impl Records for XmlFile {
+    /// The paths the mapping names.
+    fn headers(&self) -> &[String] {
+        &self.columns.headers
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The next record; a reason naming the file and line: malformed XML, a DTD
+    /// declaring entities, an unknown entity.
+    fn next_record(&mut self) -> Result<Option<Record<'_>>, String> {
+        // The events borrow this buffer rather than self, which reading them changes.
+        let mut buf = std::mem::take(&mut self.buf);
+        let ended = self.advance(&mut buf);
+        self.buf = buf;
+        Ok(ended?.then(|| self.emit()))
+    }
 
     /// After the last record: the mapped fields that no record had, each named
     /// with the closest path the records do have.
-    pub fn vanished(&self, mapping: &Mapping) -> Vec<String> {
+    fn vanished(&self, mapping: &Mapping) -> Vec<String> {
         if self.number == 0 {
             return Vec::new();
         }

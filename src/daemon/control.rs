@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::connector::{Connector, LeftOut};
 use crate::control::{Answer, Purge, Request};
 use crate::dispatch::PassReport;
+use crate::model::Sources;
 use crate::retention::Copies;
 use crate::rules::Rules;
 use crate::timers::Pass;
@@ -27,6 +28,8 @@ pub(super) type Flush = (bool, oneshot::Sender<Result<PassReport, String>>);
 pub(super) struct Hands {
     pub(super) config: Config,
     pub(super) connectors: Arc<Vec<Connector>>,
+    /// What the evaluations need of them (the dossiers' links).
+    pub(super) sources: Arc<Sources>,
     /// The connector files left out, each with why.
     pub(super) left_out: Vec<(String, String)>,
     pub(super) rules: Arc<Rules>,
@@ -145,7 +148,7 @@ async fn evaluate(hands: &Hands, store: &StoreHandle, review: bool) -> anyhow::R
     };
     let summary = super::evaluate_now(
         &hands.rules,
-        &hands.connectors,
+        &hands.sources,
         &hands.delays,
         store,
         hands.config.timezone,

@@ -7,7 +7,7 @@ use super::*;
 /// One kind of evaluation of time-based events, and its schedule.
 pub(super) struct Evaluation {
     pub(super) rules: Arc<Rules>,
-    pub(super) connectors: Arc<Vec<Connector>>,
+    pub(super) sources: Arc<Sources>,
     pub(super) config: Config,
     pub(super) delays: Arc<DelayCache>,
     pub(super) schedule: croner::Cron,
@@ -63,7 +63,7 @@ pub(super) async fn every<F: Future<Output = ()>>(
 pub(super) async fn evaluate_once(evaluation: &Evaluation, store: &StoreHandle, wake: &Notify) {
     let result = evaluate_now(
         &evaluation.rules,
-        &evaluation.connectors,
+        &evaluation.sources,
         &evaluation.delays,
         store,
         evaluation.config.timezone,
@@ -82,7 +82,7 @@ pub(super) async fn evaluate_once(evaluation: &Evaluation, store: &StoreHandle, 
 /// Raises the time-based events `pass` looks for, now, on the store thread.
 pub(super) async fn evaluate_now(
     rules: &Arc<Rules>,
-    connectors: &Arc<Vec<Connector>>,
+    sources: &Arc<Sources>,
     delays: &DelayCache,
     store: &StoreHandle,
     tz: Tz,
@@ -94,14 +94,14 @@ pub(super) async fn evaluate_now(
     };
     let delays = delays.get(clock.now).await?;
     let rules = Arc::clone(rules);
-    let connectors = Arc::clone(connectors);
+    let sources = Arc::clone(sources);
     let summary = store
         .call(move |store| {
             timers::evaluate(
                 store,
                 &delays,
                 Some(&rules),
-                &connectors,
+                &sources,
                 &rules.lifecycle,
                 clock,
                 pass,

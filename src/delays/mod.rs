@@ -174,16 +174,9 @@ impl Months {
 }
 
 /// The month of an instant (UTC): years × 12 + month − 1. Computed, not looked
-/// up: millions of stays are counted (Howard Hinnant's civil-from-days).
+/// up: millions of stays are counted.
 fn month(t: i64) -> i32 {
-    let z = t.div_euclid(86_400) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, _) = crate::model::civil_from_days(t.div_euclid(86_400));
     i32::try_from(y * 12 + m - 1).unwrap_or(0)
 }
 
@@ -276,7 +269,36 @@ impl History {
     /// The estimates, once everything is read: the stays still open at `now` are
     /// censored there; final steps (which nobody leaves) have none.
     pub fn finish(mut self, lifecycle: &Lifecycle, min_sample: u64, now: i64) -> Delays {
-        let mut in_step: Vec<(u32, u16, i64)> = Vec::new();
+        let in_step = self.close_open(now);
+        let followed: Vec<bool> = self
+            .steps
+            .names
+            .iter()
+            .map(|n| lifecycle.step(n).is_some_and(|s| !s.is_final))
+            .collect();
+        let mut delays = Delays {
+            min_sample,
+            lifecycle: lifecycle
+                .steps()
+                .iter()
+                .filter(|s| !s.is_final)
+                .filter_map(|s| {
+                    s.expected_duration
+                        .map(|d| (s.id.clone(), i64::try_from(d.as_secs()).unwrap_or(i64::MAX)))
+                })
+                .collect(),
+            occupancy: BTreeMap::new(),
+            ..Delays::default()
+        };
+        delays.occupancy = self.occupancy(&followed, now);
+        self.curves(&followed, &mut delays);
+        self.now_in_step(in_step, &followed, &mut delays);
+        delays
+    }
+
+    /// Censors at `now` the stays still open: (scheme, step, age) of each.
+    fn close_open(&mut self, now: i64) -> Vec<(u32, u16, i64)> {
+        let mut in_step = Vec::new();
         for known in &mut self.dossiers {
             let Some(open) = known.open.take() else {
                 continue;
@@ -298,54 +320,17 @@ impl History {
             Months::of(&mut self.moves, open.step).add(month(entered), 1);
             in_step.push((known.scheme, open.step, now - entered));
         }
-        let followed: Vec<bool> = self
-            .steps
-            .names
-            .iter()
-            .map(|n| lifecycle.step(n).is_some_and(|s| !s.is_final))
-            .collect();
-        let followed = |step: u16| followed[usize::from(step)];
-        // Each scheme's stays in each step, sorted; a step's schemes together are
-        // their merge.
-        let schemes = self.schemes.names.len().max(1);
-        let mut groups = vec![Sorted::default(); self.steps.names.len() * schemes];
-        for s in std::mem::take(&mut self.stays) {
-            if followed(s.step) {
-                groups[usize::from(s.step) * schemes + s.scheme as usize].push(&s.stay());
-            }
-        }
-        for g in &mut groups {
-            g.sort();
-        }
-        let name = |interner: &Interner, id: u32| interner.names[id as usize].clone();
-        let mut delays = Delays {
-            min_sample,
-            lifecycle: lifecycle
-                .steps()
-                .iter()
-                .filter(|s| !s.is_final)
-                .filter_map(|s| {
-                    s.expected_duration
-                        .map(|d| (s.id.clone(), i64::try_from(d.as_secs()).unwrap_or(i64::MAX)))
-                })
-                .collect(),
-            occupancy: BTreeMap::new(),
-            ..Delays::default()
-        };
-        // Dossiers in each followed step at the end of each month, up to now.
+        in_step
+    }
+
+    /// Dossiers in each followed step at the end of each month, up to now.
+    fn occupancy(&self, followed: &[bool], now: i64) -> BTreeMap<String, Vec<(String, u64)>> {
         let last = month(now);
-        for step in 0..self.steps.names.len() {
-            let step = u16::try_from(step).unwrap_or(u16::MAX);
-            if !followed(step) {
+        let mut occupancy = BTreeMap::new();
+        for (step, months) in self.moves.iter().enumerate() {
+            if !followed[step] || months.counts.is_empty() {
                 continue;
             }
-            let Some(months) = self
-                .moves
-                .get(usize::from(step))
-                .filter(|m| !m.counts.is_empty())
-            else {
-                continue;
-            };
             let mut series = Vec::new();
             let mut count = 0i64;
             for m in months.first..=last {
@@ -359,18 +344,33 @@ impl History {
                     ));
                 }
             }
-            delays
-                .occupancy
-                .insert(name(&self.steps, u32::from(step)), series);
+            occupancy.insert(self.steps.names[step].clone(), series);
+        }
+        occupancy
+    }
+
+    /// Each followed step's curve, overall and per scheme.
+    fn curves(&mut self, followed: &[bool], delays: &mut Delays) {
+        // Each scheme's stays in each step, sorted; a step's schemes together are
+        // their merge.
+        let schemes = self.schemes.names.len().max(1);
+        let mut groups = vec![Sorted::default(); self.steps.names.len() * schemes];
+        for s in std::mem::take(&mut self.stays) {
+            if followed[usize::from(s.step)] {
+                groups[usize::from(s.step) * schemes + s.scheme as usize].push(&s.stay());
+            }
+        }
+        for g in &mut groups {
+            g.sort();
         }
         for (step, parts) in groups.chunks(schemes).enumerate() {
             if parts.iter().all(Sorted::is_empty) {
                 continue;
             }
-            let step_name = name(&self.steps, step as u32);
+            let step_name = self.steps.names[step].clone();
             for (scheme, part) in parts.iter().enumerate().filter(|(_, p)| !p.is_empty()) {
                 delays.by_scheme.insert(
-                    (name(&self.schemes, scheme as u32), step_name.clone()),
+                    (self.schemes.names[scheme].clone(), step_name.clone()),
                     Curve::of(part),
                 );
             }
@@ -378,13 +378,22 @@ impl History {
                 .by_step
                 .insert(step_name, Curve::of(&Sorted::merge(parts)));
         }
-        // The overdue threshold of each group, once.
-        in_step.retain(|s| followed(s.1));
+    }
+
+    /// How many dossiers are in each (scheme, followed step) now, and how many of
+    /// them overdue: each group's threshold computed once.
+    fn now_in_step(
+        &self,
+        mut in_step: Vec<(u32, u16, i64)>,
+        followed: &[bool],
+        delays: &mut Delays,
+    ) {
+        in_step.retain(|s| followed[usize::from(s.1)]);
         in_step.sort_unstable_by_key(|s| (s.0, s.1));
         for group in in_step.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
             let (scheme, step) = (
-                name(&self.schemes, group[0].0),
-                name(&self.steps, u32::from(group[0].1)),
+                self.schemes.names[group[0].0 as usize].clone(),
+                self.steps.names[usize::from(group[0].1)].clone(),
             );
             let threshold = delays.overdue_after(Some(&scheme), &step);
             let overdue = group
@@ -395,7 +404,6 @@ impl History {
                 .now_in_step
                 .insert((scheme, step), (group.len() as u64, overdue as u64));
         }
-        delays
     }
 }
 

@@ -49,12 +49,7 @@ impl Dispatcher {
         if !due {
             return Ok(false);
         }
-        let sources: Vec<_> = inner
-            .connectors
-            .iter()
-            .filter(|c| c.enabled)
-            .map(|c| (c.name.clone(), c.max_age))
-            .collect();
+        let sources = inner.sources.scheduled();
         let news = inner
             .store
             .call(move |s| s.admin_news(&sources, now))

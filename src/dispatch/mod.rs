@@ -52,8 +52,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::{Delivery, Transport as TransportConfig};
-use crate::connector::Connector;
 use crate::delays::Delays;
+use crate::model::Sources;
 use crate::rules::{Class, Rules, Scene};
 use crate::store::{Attempt, DueAlert, OutboxChange};
 use crate::store::{DelayCache, StoreHandle};
@@ -146,7 +146,8 @@ pub struct Dispatcher {
 struct Inner {
     store: StoreHandle,
     rules: Arc<Rules>,
-    connectors: Arc<Vec<Connector>>,
+    /// What it needs of the connectors: links, and the sources the digest watches.
+    sources: Arc<Sources>,
     config: Delivery,
     transport: ReadyTransport,
     from: Mailbox,
@@ -175,7 +176,7 @@ impl Dispatcher {
     pub fn new(
         store: StoreHandle,
         rules: Arc<Rules>,
-        connectors: Arc<Vec<Connector>>,
+        sources: Arc<Sources>,
         config: &Delivery,
         public_url: Option<String>,
         delays: Arc<DelayCache>,
@@ -187,15 +188,13 @@ impl Dispatcher {
                 smtp::Relay::new(smtp, config.concurrency).map_err(anyhow::Error::msg)?,
             ),
         };
-        let parse = |text: &str| {
-            text.parse::<Mailbox>()
-                .map_err(|e| anyhow::anyhow!("'{text}': {e}"))
-        };
+        let parse =
+            |text: &str| crate::value::mailbox(text).map_err(|e| anyhow::anyhow!("'{text}': {e}"));
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
                 rules,
-                connectors,
+                sources,
                 transport,
                 from: parse(&config.from)?,
                 reply_to: config.reply_to.as_deref().map(parse).transpose()?,
@@ -446,11 +445,11 @@ impl Inner {
         let rule = self.rules.rule(&group[0].rule);
         let from = rule
             .and_then(|r| r.sender.as_deref())
-            .and_then(|f| f.parse::<Mailbox>().ok())
+            .and_then(|f| crate::value::mailbox(f).ok())
             .unwrap_or_else(|| self.from.clone());
         let reply_to = rule
             .and_then(|r| r.reply_to.as_deref())
-            .and_then(|f| f.parse::<Mailbox>().ok())
+            .and_then(|f| crate::value::mailbox(f).ok())
             .or_else(|| self.reply_to.clone());
         let message_id = group[0].message_id.clone().unwrap_or_else(|| {
             let keys: Vec<&str> = group.iter().map(|a| a.key.as_str()).collect();
@@ -641,10 +640,8 @@ impl Inner {
         let links: Vec<Option<String>> = group
             .iter()
             .map(|a| {
-                self.connectors
-                    .iter()
-                    .find(|c| c.name == a.dossier.connector)
-                    .and_then(|c| c.link_for(&a.dossier.dossier))
+                self.sources
+                    .link_of(&a.dossier.connector, &a.dossier.dossier)
             })
             .collect();
         for (alert, link) in group.iter().zip(&links) {

@@ -316,7 +316,7 @@ fn stream<'a>(
     let alerting = options
         .rules
         .filter(|_| !cx.baseline)
-        .map(|rules| Alerting::new(rules, connector, cx.now));
+        .map(|rules| Alerting::new(rules, &connector.name, connector.link.as_deref(), cx.now));
     let file = import.summary.file.clone();
     let mut applied = Applied::new(file, table.is_api(), alerting);
     let (index, encoder) = (cx.index, cx.encoder);

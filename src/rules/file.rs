@@ -113,209 +113,313 @@ pub(super) fn parse_file(
     if file.rule.is_empty() {
         fp.file("the file declares no [[rule]]");
     }
-    let mut rules = Vec::new();
-    for def in file.rule {
-        let span = def.span();
-        let def = def.into_inner();
-        let before = fp.count();
-        let name = def.name.get_ref().clone();
-        let named = |m: String| format!("rule '{name}': {m}");
-        if !name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-            || name.is_empty()
-        {
-            fp.at(
-                def.name.span(),
-                named("the name must use only a-z, 0-9, - and _".to_owned()),
-            );
-        }
-        let mut on = Vec::new();
-        for kind in strings(&def.on, "on", &mut fp) {
-            match EventKind::parse(&kind).filter(|k| k.alerts()) {
-                Some(k) => on.push(k),
-                None => fp.at(
-                    def.on.span(),
-                    named(format!(
+    file.rule
+        .into_iter()
+        .filter_map(|def| {
+            let span = def.span();
+            rule(path, def.into_inner(), span, lifecycle, templates, &mut fp)
+        })
+        .collect()
+}
+
+/// A problem of rule `name`.
+fn named(name: &str, message: impl std::fmt::Display) -> String {
+    format!("rule '{name}': {message}")
+}
+
+/// One `[[rule]]`, when it validates; its problems go to `fp`.
+fn rule(
+    path: &Path,
+    def: RuleDef,
+    span: std::ops::Range<usize>,
+    lifecycle: &Lifecycle,
+    templates: &mut Templates,
+    fp: &mut FileProblems<'_>,
+) -> Option<Rule> {
+    let before = fp.count();
+    let name = def.name.get_ref().clone();
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        || name.is_empty()
+    {
+        fp.at(
+            def.name.span(),
+            named(&name, "the name must use only a-z, 0-9, - and _"),
+        );
+    }
+    let on = events(&name, &def.on, fp);
+    let from = steps(&name, def.from.as_ref(), "from", lifecycle, fp);
+    let to = steps(&name, def.to.as_ref(), "to", lifecycle, fp);
+    let field = fields(&name, def.field.as_ref(), fp);
+    if !from.is_empty()
+        && !on
+            .iter()
+            .all(|k| matches!(k, EventKind::StepChanged | EventKind::Stalled))
+    {
+        fp.at(
+            span.clone(),
+            named(
+                &name,
+                "`from` only applies to step_changed and stalled events",
+            ),
+        );
+    }
+    if !field.is_empty()
+        && !on
+            .iter()
+            .all(|k| matches!(k, EventKind::FieldChanged | EventKind::Deadline))
+    {
+        fp.at(
+            span,
+            named(
+                &name,
+                "`field` only applies to field_changed and deadline events",
+            ),
+        );
+    }
+    let connector = globs(def.connector.as_ref(), "connector", fp);
+    let scheme = globs(def.scheme.as_ref(), "scheme", fp);
+    let notify = recipients(&name, &def.notify, fp);
+    if notify.is_empty() && fp.count() == before {
+        fp.at(def.notify.span(), named(&name, "`notify` names nobody"));
+    }
+    check_template(&name, &def.template, templates, fp);
+    let class = class(&name, def.class.as_ref(), fp);
+    let cooldown = duration(
+        &name,
+        def.cooldown.as_ref(),
+        "cooldown",
+        crate::diag::MAX_DURATION,
+        fp,
+    );
+    let debounce = duration(
+        &name,
+        def.debounce.as_ref(),
+        "debounce",
+        timing::MAX_DEBOUNCE,
+        fp,
+    );
+    let sender = mailbox(&name, def.sender.as_ref(), "sender", fp);
+    let reply_to = mailbox(&name, def.reply_to.as_ref(), "reply_to", fp);
+    if let Some(when) = &def.when
+        && let Err(reason) = templates.add_condition(&name, when.get_ref())
+    {
+        fp.at(
+            when.span(),
+            named(&name, format!("the condition does not compile: {reason}")),
+        );
+    }
+    (fp.count() == before).then(|| Rule {
+        name,
+        file: path.to_owned(),
+        on,
+        connector,
+        scheme,
+        from,
+        to,
+        field,
+        when: def.when.map(Spanned::into_inner),
+        notify,
+        template: def.template.into_inner(),
+        class,
+        cooldown,
+        debounce,
+        digest: def.digest.unwrap_or(true),
+        sender,
+        reply_to,
+    })
+}
+
+/// `on`: the events a rule answers, each one that alerts.
+fn events(name: &str, on: &Spanned<toml::Value>, fp: &mut FileProblems<'_>) -> Vec<EventKind> {
+    let mut events = Vec::new();
+    for kind in strings(on, "on", fp) {
+        match EventKind::parse(&kind).filter(|k| k.alerts()) {
+            Some(k) => events.push(k),
+            None => fp.at(
+                on.span(),
+                named(
+                    name,
+                    format!(
                         "unknown event '{kind}', expected one of {}",
                         EventKind::ALL.map(|k| format!("\"{k}\"")).join(", ")
-                    )),
+                    ),
                 ),
-            }
-        }
-        let steps = |value: &Option<Spanned<toml::Value>>, key: &str, fp: &mut FileProblems<'_>| {
-            let Some(value) = value else {
-                return Vec::new();
-            };
-            let list = strings(value, key, fp);
-            for id in &list {
-                if lifecycle.step(id).is_none() {
-                    let hint = lifecycle
-                        .closest(id)
-                        .map(|c| format!(" (did you mean '{c}'?)"))
-                        .unwrap_or_default();
-                    fp.at(
-                        value.span(),
-                        named(format!("`{key}`: unknown step '{id}'{hint}")),
-                    );
-                }
-            }
-            list
-        };
-        let from = steps(&def.from, "from", &mut fp);
-        let to = steps(&def.to, "to", &mut fp);
-        let field = def
-            .field
-            .as_ref()
-            .map(|v| strings(v, "field", &mut fp))
-            .unwrap_or_default();
-        if let Some(value) = &def.field {
-            for f in &field {
-                if model::field(f).is_none() && !f.starts_with(model::EXTRA_PREFIX) {
-                    let hint = crate::diag::closest(f, model::FIELDS.iter().map(|f| f.name))
-                        .map(|c| format!(" (did you mean '{c}'?)"))
-                        .unwrap_or_default();
-                    fp.at(
-                        value.span(),
-                        named(format!("`field`: unknown field '{f}'{hint}")),
-                    );
-                }
-            }
-        }
-        if !from.is_empty()
-            && !on
-                .iter()
-                .all(|k| matches!(k, EventKind::StepChanged | EventKind::Stalled))
-        {
-            fp.at(
-                span.clone(),
-                named("`from` only applies to step_changed and stalled events".to_owned()),
-            );
-        }
-        if !field.is_empty()
-            && !on
-                .iter()
-                .all(|k| matches!(k, EventKind::FieldChanged | EventKind::Deadline))
-        {
-            fp.at(
-                span.clone(),
-                named("`field` only applies to field_changed and deadline events".to_owned()),
-            );
-        }
-        let connector = globs(def.connector.as_ref(), "connector", &mut fp);
-        let scheme = globs(def.scheme.as_ref(), "scheme", &mut fp);
-        let mut notify = Vec::new();
-        for who in strings(&def.notify, "notify", &mut fp) {
-            notify.push(match who.as_str() {
-                "beneficiary" => Recipient::Beneficiary,
-                "instructor" => Recipient::Instructor,
-                "service" => Recipient::Service,
-                address => match crate::value::parse_emails(address) {
-                    Ok(list) if list.len() == 1 => Recipient::Address(list[0].clone()),
-                    _ => {
-                        fp.at(
-                            def.notify.span(),
-                            named(format!(
-                                "`notify`: '{who}' is neither beneficiary, instructor, service nor an e-mail address"
-                            )),
-                        );
-                        continue;
-                    }
-                },
-            });
-        }
-        if notify.is_empty() && fp.count() == before {
-            fp.at(def.notify.span(), named("`notify` names nobody".to_owned()));
-        }
-        if !templates.has(def.template.get_ref()) {
-            let hint = crate::diag::closest(
-                def.template.get_ref(),
-                templates.names().iter().map(String::as_str),
-            )
-            .map(|c| format!(" (did you mean '{c}'?)"))
-            .unwrap_or_default();
-            fp.at(
-                def.template.span(),
-                named(format!(
-                    "no template '{}' in {}{hint}",
-                    def.template.get_ref(),
-                    templates.dir.display()
-                )),
-            );
-        }
-        let class = match def.class.as_ref().map(|c| c.get_ref().as_str()) {
-            None | Some("mandatory") => Class::Mandatory,
-            Some("informational") => Class::Informational,
-            Some(other) => {
-                let span = def.class.as_ref().map(Spanned::span).unwrap_or_default();
-                fp.at(
-                    span,
-                    named(format!(
-                        "class '{other}' is not \"mandatory\" nor \"informational\""
-                    )),
-                );
-                Class::Mandatory
-            }
-        };
-        let mut duration = |value: &Option<Spanned<String>>, key: &str, max| {
-            value.as_ref().and_then(|v| {
-                crate::diag::parse_duration_at_most(v.get_ref(), max)
-                    .map_err(|reason| fp.at(v.span(), named(format!("`{key}`: {reason}"))))
-                    .ok()
-            })
-        };
-        let cooldown = duration(&def.cooldown, "cooldown", crate::diag::MAX_DURATION);
-        let debounce = duration(&def.debounce, "debounce", timing::MAX_DEBOUNCE);
-        let mut mailbox = |value: &Option<Spanned<String>>, key: &str| {
-            value.as_ref().and_then(|v| {
-                v.get_ref()
-                    .parse::<lettre::message::Mailbox>()
-                    .map(|_| v.get_ref().clone())
-                    .map_err(|_| {
-                        fp.at(
-                            v.span(),
-                            named(format!(
-                                "`{key}`: '{}' is not an address like \"Service culture <culture@region.example.org>\"",
-                                v.get_ref()
-                            )),
-                        )
-                    })
-                    .ok()
-            })
-        };
-        let sender = mailbox(&def.sender, "sender");
-        let reply_to = mailbox(&def.reply_to, "reply_to");
-        if let Some(when) = &def.when
-            && let Err(reason) = templates.add_condition(&name, when.get_ref())
-        {
-            fp.at(
-                when.span(),
-                named(format!("the condition does not compile: {reason}")),
-            );
-        }
-        if fp.count() == before {
-            rules.push(Rule {
-                name,
-                file: path.to_owned(),
-                on,
-                connector,
-                scheme,
-                from,
-                to,
-                field,
-                when: def.when.map(Spanned::into_inner),
-                notify,
-                template: def.template.into_inner(),
-                class,
-                cooldown,
-                debounce,
-                digest: def.digest.unwrap_or(true),
-                sender,
-                reply_to,
-            });
+            ),
         }
     }
-    rules
+    events
+}
+
+/// `from` or `to`: steps of the lifecycle.
+fn steps(
+    name: &str,
+    value: Option<&Spanned<toml::Value>>,
+    key: &str,
+    lifecycle: &Lifecycle,
+    fp: &mut FileProblems<'_>,
+) -> Vec<String> {
+    let Some(value) = value else {
+        return Vec::new();
+    };
+    let list = strings(value, key, fp);
+    for id in &list {
+        if lifecycle.step(id).is_none() {
+            let hint = lifecycle
+                .closest(id)
+                .map(|c| format!(" (did you mean '{c}'?)"))
+                .unwrap_or_default();
+            fp.at(
+                value.span(),
+                named(name, format!("`{key}`: unknown step '{id}'{hint}")),
+            );
+        }
+    }
+    list
+}
+
+/// `field`: canonical or `extra.*` fields.
+fn fields(
+    name: &str,
+    value: Option<&Spanned<toml::Value>>,
+    fp: &mut FileProblems<'_>,
+) -> Vec<String> {
+    let Some(value) = value else {
+        return Vec::new();
+    };
+    let list = strings(value, "field", fp);
+    for f in &list {
+        if model::field(f).is_none() && !f.starts_with(model::EXTRA_PREFIX) {
+            let hint = crate::diag::closest(f, model::FIELDS.iter().map(|f| f.name))
+                .map(|c| format!(" (did you mean '{c}'?)"))
+                .unwrap_or_default();
+            fp.at(
+                value.span(),
+                named(name, format!("`field`: unknown field '{f}'{hint}")),
+            );
+        }
+    }
+    list
+}
+
+/// `notify`: roles or e-mail addresses.
+fn recipients(
+    name: &str,
+    notify: &Spanned<toml::Value>,
+    fp: &mut FileProblems<'_>,
+) -> Vec<Recipient> {
+    let mut found = Vec::new();
+    for who in strings(notify, "notify", fp) {
+        found.push(match who.as_str() {
+            "beneficiary" => Recipient::Beneficiary,
+            "instructor" => Recipient::Instructor,
+            "service" => Recipient::Service,
+            address => match crate::value::parse_emails(address) {
+                Ok(list) if list.len() == 1 => Recipient::Address(list[0].clone()),
+                _ => {
+                    fp.at(
+                        notify.span(),
+                        named(
+                            name,
+                            format!("`notify`: '{who}' is neither beneficiary, instructor, service nor an e-mail address"),
+                        ),
+                    );
+                    continue;
+                }
+            },
+        });
+    }
+    found
+}
+
+/// `template`: one of the templates folder's.
+fn check_template(
+    name: &str,
+    template: &Spanned<String>,
+    templates: &Templates,
+    fp: &mut FileProblems<'_>,
+) {
+    if templates.has(template.get_ref()) {
+        return;
+    }
+    let hint = crate::diag::closest(
+        template.get_ref(),
+        templates.names().iter().map(String::as_str),
+    )
+    .map(|c| format!(" (did you mean '{c}'?)"))
+    .unwrap_or_default();
+    fp.at(
+        template.span(),
+        named(
+            name,
+            format!(
+                "no template '{}' in {}{hint}",
+                template.get_ref(),
+                templates.dir.display()
+            ),
+        ),
+    );
+}
+
+/// `class`: mandatory (the default) or informational.
+fn class(name: &str, class: Option<&Spanned<String>>, fp: &mut FileProblems<'_>) -> Class {
+    match class.map(|c| c.get_ref().as_str()) {
+        None | Some("mandatory") => Class::Mandatory,
+        Some("informational") => Class::Informational,
+        Some(other) => {
+            let span = class.map(Spanned::span).unwrap_or_default();
+            fp.at(
+                span,
+                named(
+                    name,
+                    format!("class '{other}' is not \"mandatory\" nor \"informational\""),
+                ),
+            );
+            Class::Mandatory
+        }
+    }
+}
+
+/// `cooldown` or `debounce`: a duration up to `max`.
+fn duration(
+    name: &str,
+    value: Option<&Spanned<String>>,
+    key: &str,
+    max: std::time::Duration,
+    fp: &mut FileProblems<'_>,
+) -> Option<std::time::Duration> {
+    value.and_then(|v| {
+        crate::diag::parse_duration_at_most(v.get_ref(), max)
+            .map_err(|reason| fp.at(v.span(), named(name, format!("`{key}`: {reason}"))))
+            .ok()
+    })
+}
+
+/// `sender` or `reply_to`: a mailbox.
+fn mailbox(
+    name: &str,
+    value: Option<&Spanned<String>>,
+    key: &str,
+    fp: &mut FileProblems<'_>,
+) -> Option<String> {
+    value.and_then(|v| {
+        crate::value::mailbox(v.get_ref())
+            .map(|_| v.get_ref().clone())
+            .map_err(|_| {
+                fp.at(
+                    v.span(),
+                    named(
+                        name,
+                        format!(
+                            "`{key}`: '{}' is not an address like \"Service culture <culture@region.example.org>\"",
+                            v.get_ref()
+                        ),
+                    ),
+                )
+            })
+            .ok()
+    })
 }
 
 #[cfg(test)]

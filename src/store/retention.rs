@@ -206,10 +206,10 @@ mod tests {
     use super::*;
     use crate::test_support::utc;
 
-    #[test]
-    fn messages_changes_and_alerts_lose_what_names_people() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("state.db"), 8).unwrap();
+    /// A store with one closed dossier of 2020 whose events, alerts, deliveries
+    /// and rejections name its beneficiary, and one recent rejection.
+    fn seeded(dir: &std::path::Path) -> Store {
+        let store = Store::open(&dir.join("state.db"), 8).unwrap();
         let encoder =
             fields::register(&store.conn, ["beneficiary.email", "amount_granted"]).unwrap();
         let blob = encoder
@@ -263,6 +263,13 @@ mod tests {
                         (2, 'rejected', 'g', 'D2', 'recent: kept');",
             )
             .unwrap();
+        store
+    }
+
+    #[test]
+    fn messages_changes_and_alerts_lose_what_names_people() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = seeded(dir.path());
         let lifecycle = crate::test_support::shipped_lifecycle();
         let now = utc("2026-01-01T00:00:00Z");
         let before = utc("2023-01-01T00:00:00Z");

@@ -1,5 +1,7 @@
-//! Lists of e-mail addresses as the exports write them (separators, display
-//! names refused), each checked and normalised.
+//! E-mail addresses, the one place they are checked: lists as the exports
+//! write them (separators, display names refused), each checked and normalised;
+//! the mailboxes settings and rules write (`From`, `Reply-To`), and recipients,
+//! both as the message builder and the transport will read them.
 
 use std::collections::HashSet;
 use std::str::FromStr;
@@ -13,6 +15,26 @@ pub(crate) fn email_list(raw: &str) -> Result<String, String> {
         Some(address) => Ok(address),
         None => Ok(parse_email_tokens(raw)?.join(", ")),
     }
+}
+
+/// A sender or reply-to as settings and rules write it, `"Région
+/// <aides@region.example.org>"` or a bare address: what the headers will carry.
+///
+/// # Errors
+/// Why it is not one.
+pub(crate) fn mailbox(text: &str) -> Result<lettre::message::Mailbox, String> {
+    text.parse::<lettre::message::Mailbox>()
+        .map_err(|e| e.to_string())
+}
+
+/// A recipient as the transport will write it in the envelope.
+///
+/// # Errors
+/// Why it cannot be one.
+pub(crate) fn recipient(address: &str) -> Result<lettre::Address, String> {
+    address
+        .parse::<lettre::Address>()
+        .map_err(|e| e.to_string())
 }
 
 /// Splits and validates a list of e-mail addresses; returns them in order, deduplicated

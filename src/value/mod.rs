@@ -66,7 +66,7 @@ use dates::pattern_has_time;
 pub(crate) use amounts::format_amount;
 pub use amounts::parse_amount;
 pub(crate) use dates::{parse_date, parse_instant};
-pub(crate) use emails::{email_list, parse_emails};
+pub(crate) use emails::{email_list, mailbox, parse_emails, recipient};
 pub(crate) use siret::parse_siret;
 
 /// `str::trim`, faster when the text starts and ends with ASCII (most values).

@@ -297,3 +297,23 @@ fn paths_to_other_modules_are_read_in_every_form() {
     assert_eq!(names, ["store", "config", "diag", "model", "daemon"]);
     assert_eq!(found[4].0, 4, "the line of the super:: path");
 }
+
+/// A dossier's link is resolved from `model::Sources`, built where connectors
+/// are loaded: the modules that raise and send alerts never see a connector.
+#[test]
+fn issue_18_no_connector_travels_downstream() {
+    let edges = edges(&modules());
+    let downstream = ["alerting", "timers", "dispatch"];
+    let found: Vec<String> = edges
+        .iter()
+        .filter(|(_, _, from, to)| downstream.contains(&from.as_str()) && to == "connector")
+        .map(|(file, line, from, _)| format!("{file}:{line}: `{from}` uses `connector`"))
+        .collect();
+    assert!(found.is_empty(), "\n{}", found.join("\n"));
+    // The same reading sees these modules' other edges.
+    assert!(
+        edges
+            .iter()
+            .any(|(_, _, from, to)| from == "dispatch" && to == "store")
+    );
+}

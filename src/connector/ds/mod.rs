@@ -21,9 +21,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use toml::Spanned;
 
+use super::Mode;
 use super::credentials;
 use super::http;
+use super::parse::Common;
+use super::source::{ApiSource, Reads, Source, SourceKind};
+use super::spool::{Live, SyncStart};
 use crate::config::PasswordSource;
 use crate::diag::FileProblems;
 
@@ -155,12 +160,12 @@ pub struct DsSource {
     pub ca_file: Option<std::path::PathBuf>,
 }
 
-impl DsSource {
-    pub(crate) fn validate(
-        def: DsSourceDef,
-        base: &Path,
-        fp: &mut FileProblems<'_>,
-    ) -> Option<Self> {
+impl SourceKind for DsSource {
+    const NAME: &'static str = "demarches_simplifiees";
+    const READS_CHAMPS: bool = true;
+    type Settings = DsSourceDef;
+
+    fn validate(def: DsSourceDef, base: &Path, fp: &mut FileProblems<'_>) -> Option<Self> {
         let before = fp.count();
         let text = def
             .base_url
@@ -211,19 +216,63 @@ impl DsSource {
         })
     }
 
-    /// The file the token is read from, if it is one.
-    pub fn token_file(&self) -> Option<&Path> {
-        self.token.file()
+    /// DS sends the dossiers that changed; its states map to steps by default.
+    fn settle(_source: Option<&Self>, common: &mut Common, fp: &mut FileProblems<'_>) {
+        if common.mode != Mode::Incremental {
+            fp.file("Démarches Simplifiées sends the dossiers that changed: set mode = \"incremental\" (deletions come from its deletedDossiers)");
+        }
+        if common.steps.is_empty() {
+            for (state, step) in DEFAULT_STEPS {
+                common.steps.insert(
+                    Spanned::new(0..0, state.to_owned()),
+                    Spanned::new(0..0, step.to_owned()),
+                );
+            }
+        }
+    }
+}
+
+impl Source for DsSource {
+    fn reads(&self) -> Reads<'_> {
+        Reads::Api(self)
     }
 
-    /// Checks that the token can be read.
-    ///
-    /// # Errors
-    /// A reason naming the variable or file (never the value).
-    pub fn check_token(&self) -> Result<(), String> {
+    fn check_secrets(&self) -> Result<(), String> {
         self.token.read_as("token").map(drop)
     }
 
+    fn secret_files(&self) -> Vec<(String, &Path)> {
+        self.token
+            .file()
+            .map(|file| ("token_file".to_owned(), file))
+            .into_iter()
+            .collect()
+    }
+
+    fn automatic_senders(&self) -> &[String] {
+        &self.automatic_senders
+    }
+}
+
+impl ApiSource for DsSource {
+    fn address(&self) -> String {
+        self.endpoint()
+    }
+
+    /// From the stored cursor; the champs and annotations the mapping reads.
+    fn open(&self, start: SyncStart<'_>) -> Result<Box<dyn Live>, String> {
+        let table = DsTable::open(
+            self,
+            start.state.cursor.as_deref(),
+            start.started,
+            &start.fingerprint,
+            &start.mapping.ds_champs(),
+        )?;
+        Ok(Box::new(table))
+    }
+}
+
+impl DsSource {
     /// The GraphQL endpoint.
     pub fn endpoint(&self) -> String {
         format!(

@@ -13,6 +13,7 @@ use super::{Cursor, DELETED_QUERY, DOSSIERS_QUERY, DsSource, PENDING_DELETED_QUE
 use crate::connector::fetch::Fetcher;
 use crate::connector::http::Auth;
 use crate::connector::mapping::DsChamp;
+use crate::connector::spool::{Live, SyncEnd};
 use crate::model::{SourceDeletion, SourceMessage};
 
 /// The dossiers of a connector's démarches, fetched page by page as they are read.
@@ -37,6 +38,60 @@ pub struct DsTable {
     more: bool,
     deleted: Vec<SourceDeletion>,
     pages: u64,
+}
+
+impl Live for DsTable {
+    /// The next dossier; a reason naming the démarche: an HTTP or GraphQL
+    /// error, a malformed answer.
+    fn next(&mut self) -> Result<Option<(Value, Vec<SourceMessage>)>, String> {
+        loop {
+            if let Some(node) = self.page.next() {
+                let demarche = self.demarches[self.at];
+                let shown = record::Demarche {
+                    base: &self.base,
+                    number: demarche,
+                    title: self.title.as_deref(),
+                };
+                let record = record::flatten(&node, &shown, &mut self.wanted);
+                return Ok(Some((record, record::messages(&node))));
+            }
+            if self.at >= self.demarches.len() {
+                self.wanted.report_unmatched(&self.demarches);
+                return Ok(None);
+            }
+            if self.more {
+                self.fetch_dossiers()?;
+            } else {
+                self.fetch_deleted(Deletions::Deleted)?;
+                self.fetch_deleted(Deletions::Pending)?;
+                let demarche = self.demarches[self.at];
+                self.cursor
+                    .positions
+                    .entry(demarche)
+                    .or_default()
+                    .deleted_since = Some(self.started.clone());
+                self.at += 1;
+                self.more = true;
+                self.title = None;
+            }
+        }
+    }
+
+    fn pages(&self) -> u64 {
+        self.pages
+    }
+
+    /// The dossiers DS deleted since the last synchronisation (for good, or by
+    /// their usager), with when and why; where the synchronisation ends (JSON);
+    /// and whether it read every dossier of the connector's démarches (it
+    /// started over): a dossier it did not read is gone.
+    fn end(&self) -> SyncEnd {
+        SyncEnd {
+            deleted: self.deleted.clone(),
+            cursor: Some(serde_json::to_string(&self.cursor).unwrap_or_default()),
+            full: self.full,
+        }
+    }
 }
 
 /// The two lists of deleted dossiers of a démarche.
@@ -112,66 +167,6 @@ impl DsTable {
             deleted: Vec::new(),
             pages: 0,
         })
-    }
-
-    /// The next dossier.
-    ///
-    /// # Errors
-    /// A reason naming the démarche: an HTTP or GraphQL error, a malformed answer.
-    pub fn next_value(&mut self) -> Result<Option<(Value, Vec<SourceMessage>)>, String> {
-        loop {
-            if let Some(node) = self.page.next() {
-                let demarche = self.demarches[self.at];
-                let shown = record::Demarche {
-                    base: &self.base,
-                    number: demarche,
-                    title: self.title.as_deref(),
-                };
-                let record = record::flatten(&node, &shown, &mut self.wanted);
-                return Ok(Some((record, record::messages(&node))));
-            }
-            if self.at >= self.demarches.len() {
-                self.wanted.report_unmatched(&self.demarches);
-                return Ok(None);
-            }
-            if self.more {
-                self.fetch_dossiers()?;
-            } else {
-                self.fetch_deleted(Deletions::Deleted)?;
-                self.fetch_deleted(Deletions::Pending)?;
-                let demarche = self.demarches[self.at];
-                self.cursor
-                    .positions
-                    .entry(demarche)
-                    .or_default()
-                    .deleted_since = Some(self.started.clone());
-                self.at += 1;
-                self.more = true;
-                self.title = None;
-            }
-        }
-    }
-
-    /// How many pages were fetched.
-    pub fn pages(&self) -> u64 {
-        self.pages
-    }
-
-    /// The dossiers DS deleted since the last synchronisation (for good, or by
-    /// their usager), with when and why.
-    pub fn deleted(&self) -> &[SourceDeletion] {
-        &self.deleted
-    }
-
-    /// Whether this synchronisation read every dossier of the connector's
-    /// démarches (it started over): a dossier it did not read is gone.
-    pub fn full_snapshot(&self) -> bool {
-        self.full
-    }
-
-    /// Where the synchronisation ends, to store with the import (JSON).
-    pub fn cursor(&self) -> String {
-        serde_json::to_string(&self.cursor).unwrap_or_default()
     }
 
     /// `reason` about démarche `demarche`, as every error of a synchronisation
