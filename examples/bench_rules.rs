@@ -204,7 +204,7 @@ fn scenes(n: usize, seed: u64, at: DateTime<Utc>) -> Vec<(String, Dossier, Event
                 id: format!("D{i}"),
                 step: step.to_owned(),
                 status: step.to_owned(),
-                fields,
+                fields: fields.into_iter().collect(),
             };
             let roll = rng.random_range(0..100);
             let kind = match roll {

@@ -155,9 +155,7 @@ pub fn rehearse(
     let mut tx = store.begin_import().map_err(fail)?;
     let run = crate::store::NewRun::new(connector.0, "rule test case", String::new(), now);
     tx.start_run(&run).map_err(fail)?;
-    let encoder = tx
-        .field_encoder(dossier.fields.keys().map(String::as_str))
-        .map_err(fail)?;
+    let encoder = tx.field_encoder(dossier.fields.names()).map_err(fail)?;
     let fields = encoder
         .encode(&dossier.fields)
         .map_err(StoreError::Corrupt)

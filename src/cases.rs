@@ -21,7 +21,7 @@ use crate::connector::Connector;
 use crate::diag::FileProblems;
 use crate::diag::Problems;
 use crate::diff::{self, Known};
-use crate::model::{Dossier, Event, EventKind};
+use crate::model::{Dossier, Event, EventKind, Value, parse_instant_text};
 use crate::rules::{Rules, Scene};
 
 /// One alert a rehearsal queued: its rule, role, address, the index of its
@@ -370,9 +370,9 @@ fn sent_by(
     let delays = crate::delays::History::new().finish(&rules.lifecycle, 1, now.timestamp());
     let elapsed = dossier
         .get(crate::model::STEP_SINCE)
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map_or(0, |t| (now - t.with_timezone(&Utc)).num_seconds());
-    let delay = delays.estimate(dossier.get("scheme"), &dossier.step, elapsed);
+        .and_then(|v| v.instant().or_else(|| parse_instant_text(&v.text())))
+        .map_or(0, |t| (now - t).num_seconds());
+    let delay = delays.estimate(dossier.text("scheme"), &dossier.step, elapsed);
     let (mut sent, mut problems) = (Vec::new(), Vec::new());
     let rehearsal = queue(connector, dossier, events, now)?;
     for (rule, reason) in rehearsal.failed {
@@ -436,7 +436,11 @@ fn scenario(
             if value.is_empty() {
                 fields.remove(name);
             } else {
-                fields.insert(name.clone(), value.clone());
+                let kind = crate::model::field(name)
+                    .map(|f| f.kind)
+                    .or_else(|| rules.extra_kind(name))
+                    .unwrap_or(crate::model::FieldKind::Text);
+                fields.insert(name.as_str(), Value::from_text(kind, value));
             }
         }
         Ok(Dossier {

@@ -37,7 +37,7 @@ pub struct Change {
 
 /// The source's own step date, if the connector maps one.
 fn step_since(d: &Dossier) -> Option<DateTime<Utc>> {
-    d.get(STEP_SINCE).and_then(crate::model::parse_instant_text)
+    d.get(STEP_SINCE).and_then(crate::model::Value::instant)
 }
 
 /// Compares `next` (just read) with `previous` (stored, if any).
@@ -82,17 +82,24 @@ pub fn compare(
     for field in watch {
         let old = prev.dossier.get(field);
         let new = next.get(field);
-        if old != new {
+        let same = match (old, new) {
+            (Some(old), Some(new)) => old.same(new),
+            (old, new) => old.is_none() && new.is_none(),
+        };
+        if !same {
             let mut changed = Event::new(EventKind::FieldChanged, now);
             changed.field = Some(field.clone());
-            changed.old_value = old.map(str::to_owned);
-            changed.new_value = new.map(str::to_owned);
+            changed.old_value = old.map(ToString::to_string);
+            changed.new_value = new.map(ToString::to_string);
             events.push(changed);
         }
     }
     Change {
         state_changed: !prev.present
-            || prev.dossier != *next
+            || prev.dossier.id != next.id
+            || prev.dossier.step != next.step
+            || prev.dossier.status != next.status
+            || !prev.dossier.fields.same(&next.fields)
             || prev.step_entered_at != step_entered_at,
         events,
         step_entered_at,
@@ -193,9 +200,9 @@ mod tests {
     }
 
     fn dossier(id: &str, step: &str, amount: Option<&str>) -> Dossier {
-        let mut fields = BTreeMap::new();
+        let mut fields = crate::model::Fields::default();
         if let Some(a) = amount {
-            fields.insert("amount_granted".to_owned(), a.to_owned());
+            fields.insert_text("amount_granted", a);
         }
         Dossier {
             id: id.to_owned(),
@@ -230,8 +237,7 @@ mod tests {
     fn step_change_is_dated_by_the_source_when_it_can() {
         let prev = known(dossier("A", "depose", None), true);
         let mut next = dossier("A", "instruction", None);
-        next.fields
-            .insert(STEP_SINCE.to_owned(), "2026-03-01T23:00:00Z".to_owned());
+        next.fields.insert_text(STEP_SINCE, "2026-03-01T23:00:00Z");
         let change = compare(Some(&prev), &next, &watch(), at(5));
         let e = &change.events[0];
         assert_eq!(e.kind, EventKind::StepChanged);

@@ -13,6 +13,7 @@
 //! 1 value      pure: the values of exports (amounts in cents, dates, e-mails…)
 //!   lifecycle  rules/lifecycle.toml: canonical steps and their French labels
 //!   diff       pure change detection: stored state + new reading → events
+//!   transport  what a message is handed to (file, smtp): one file each, one registry
 //! 2 delays     pure: how long dossiers stay in each step (Kaplan–Meier), estimates
 //!   config     config.toml: defaults → file → ALERTISSIMO_* environment
 //! 3 connector  connectors/*.toml: every kind of source and the mapping to dossiers
@@ -22,7 +23,7 @@
 //! 5 alerting   the alerts events owe, queued in the transaction of the events
 //! 6 import     one snapshot, streamed, guarded, applied in one transaction
 //!   timers     stalled dossiers and deadline reminders, raised once
-//!   dispatch   the outbox drained into a transport (file, smtp), with retries
+//!   dispatch   the outbox drained into the transport, with retries
 //! 7 retention  the RGPD purge's part in files: archived exports, .eml, spools
 //!   report     one self-contained HTML page for managers (inline SVG charts)
 //!   metrics    /metrics (Prometheus), /healthz, /readyz
@@ -58,5 +59,6 @@ pub mod store;
 mod test_support;
 pub mod timers;
 pub(crate) mod timing;
+pub(crate) mod transport;
 pub(crate) mod value;
 pub(crate) mod web;

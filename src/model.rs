@@ -11,6 +11,10 @@ use std::fmt;
 use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 
+mod value;
+
+pub use value::{FieldName, Fields, Value, amount_text, decimal_cents};
+
 /// What kind of value a field holds, which decides how it is parsed and compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -21,7 +25,7 @@ pub enum FieldKind {
     Date,
     /// An instant, stored in UTC as RFC 3339 (`2024-03-12T09:30:00Z`).
     Instant,
-    /// An amount in euros, stored with two decimals (`26956.00`).
+    /// An amount in euros, in integer cents, stored with two decimals (`26956.00`).
     Amount,
     /// A SIRET (14 digits, valid check key).
     Siret,
@@ -45,29 +49,42 @@ impl FieldKind {
 
 /// A date in its canonical form, `YYYY-MM-DD`.
 pub fn date_text(date: NaiveDate) -> String {
-    let mut text = *b"0000-00-00";
-    if !write_date(&mut text, date) {
-        return date.format("%Y-%m-%d").to_string();
+    match date_bytes(date) {
+        Some(text) => ascii(&text),
+        None => date.format("%Y-%m-%d").to_string(),
     }
-    ascii(&text)
+}
+
+/// `YYYY-MM-DD`, written by hand; `None` beyond four-digit years.
+pub(crate) fn date_bytes(date: NaiveDate) -> Option<[u8; 10]> {
+    let mut text = *b"0000-00-00";
+    write_date(&mut text, date).then_some(text)
 }
 
 /// An instant in its canonical form, RFC 3339 in UTC to the second
 /// (`2024-03-12T09:30:00Z`), as fields and the store keep it.
 pub fn instant_text(t: DateTime<Utc>) -> String {
+    match instant_bytes(t) {
+        Some(text) => ascii(&text),
+        None => t.to_rfc3339_opts(SecondsFormat::Secs, true),
+    }
+}
+
+/// [`instant_text`] on the stack; `None` beyond four-digit years.
+pub(crate) fn instant_bytes(t: DateTime<Utc>) -> Option<[u8; 20]> {
     // By hand: an import writes millions, and chrono's formatting (through
     // `fmt::Write`, growing its string) took 4 % of a first import's writing.
     let mut text = *b"0000-00-00T00:00:00Z";
     let (date, time) = (t.naive_utc().date(), t.naive_utc().time());
     if !write_date(&mut text, date) {
-        return t.to_rfc3339_opts(SecondsFormat::Secs, true);
+        return None;
     }
     // A leap second (never from a parsed value) shows as :60, as chrono writes it.
     let leap = u32::from(time.nanosecond() >= 1_000_000_000);
     write_digits(&mut text[11..13], time.hour());
     write_digits(&mut text[14..16], time.minute());
     write_digits(&mut text[17..19], time.second() + leap);
-    ascii(&text)
+    Some(text)
 }
 
 /// Reads an instant in RFC 3339 (as [`instant_text`] writes it, or any other
@@ -204,20 +221,6 @@ pub(crate) fn one_of<'de, D: serde::Deserializer<'de>>(
         .ok_or_else(|| serde::de::Error::unknown_variant(&text, &[]))
 }
 
-/// Appends `n` in decimal, with leading zeros up to `width` digits.
-pub(crate) fn push_digits(out: &mut String, n: u64, width: usize) {
-    let mut digits = [b'0'; 20];
-    let mut at = digits.len();
-    let mut rest = n;
-    while rest > 0 || at == digits.len() {
-        at -= 1;
-        digits[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-    }
-    let at = at.min(digits.len().saturating_sub(width));
-    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
-}
-
 /// A canonical field a connector can fill, with its kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Field {
@@ -349,8 +352,8 @@ pub fn field(name: &str) -> Option<&'static Field> {
 
 /// The canonical record of one grant application, as last read from its source.
 ///
-/// Field values are kept in their canonical text form (see [`FieldKind`]), so that
-/// comparing two states is comparing strings, and a stored dossier reads back exactly.
+/// Field values are typed (see [`Value`]); their canonical text is what the store
+/// keeps, so that a stored dossier reads back exactly.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dossier {
     /// The source system's identifier, unique within a connector.
@@ -359,19 +362,24 @@ pub struct Dossier {
     pub step: String,
     /// The status label as the source wrote it.
     pub status: String,
-    /// Every other mapped field that has a value, by canonical name.
-    pub fields: BTreeMap<String, String>,
+    /// Every other mapped field that has a value, sorted by canonical name.
+    pub fields: Fields,
 }
 
 impl Dossier {
     /// The value of a field, if the source gave one.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.fields.get(name).map(String::as_str)
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.fields.get(name)
+    }
+
+    /// The text of a field held as text (text, SIRET, e-mails), if it has one.
+    pub fn text(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).and_then(Value::as_str)
     }
 
     /// The reference shown to people: the `reference` field, or the id.
     pub fn reference(&self) -> &str {
-        self.get("reference").unwrap_or(&self.id)
+        self.text("reference").unwrap_or(&self.id)
     }
 }
 
@@ -429,7 +437,7 @@ impl Sources {
 /// The address of a dossier on its source portal: its `url` field, else the
 /// connector's `link` pattern with `{id}` and `{reference}` filled in.
 pub fn link(dossier: &Dossier, pattern: Option<&str>) -> Option<String> {
-    dossier.get("url").map(str::to_owned).or_else(|| {
+    dossier.text("url").map(str::to_owned).or_else(|| {
         pattern.map(|l| {
             l.replace("{id}", &dossier.id)
                 .replace("{reference}", dossier.reference())

@@ -90,7 +90,7 @@ impl Copies {
         }
         swept.eml_files = sweep_dir(
             &self.messages,
-            crate::dispatch::file::is_message_file,
+            crate::transport::file::is_message_file,
             before,
             dry_run,
             &mut failures,

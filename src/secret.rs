@@ -1,12 +1,16 @@
-//! Credentials on the wire: which hosts are this machine, and which header or
-//! query parameter names and values carry a credential. Pure: no I/O.
+//! Credentials: which hosts are this machine, which header or query parameter
+//! names and values carry a credential (pure), and where a secret is read from
+//! (the environment or a file, [`PasswordSource`]), kept in a [`Secret`] that is
+//! never printed, with the CA certificates of a PEM file ([`read_ca_file`]).
 //!
 //! Connectors (`http_json`, `demarches_simplifiees`) and the SMTP transport use it
 //! to refuse sending a credential in clear (plain `http://`, `tls = "none"`) to
 //! another machine, and `check` to warn about a credential written in a file
 //! that every user may read.
 
+use std::fmt;
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 
 /// Whether `host` (a URL's host, `smtp.host`) is this machine: `localhost`, an
 /// address of 127.0.0.0/8, or `::1` (also written `[::1]`, or IPv4-mapped).
@@ -61,6 +65,95 @@ pub fn is_secret_header(name: &str, value: &str) -> bool {
         .map(|(scheme, _)| scheme.to_ascii_lowercase());
     is_secret_name(name)
         || scheme.is_some_and(|s| matches!(s.as_str(), "bearer" | "basic" | "token" | "digest"))
+}
+
+/// Where a secret (the SMTP password, an API token) is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordSource {
+    /// An environment variable.
+    Env(String),
+    /// A file (a systemd credential), its content without the final line break.
+    File(PathBuf),
+}
+
+impl PasswordSource {
+    /// Reads the password.
+    ///
+    /// # Errors
+    /// A reason naming the variable or the file.
+    pub fn read(&self) -> Result<Secret, String> {
+        self.read_as("smtp.password")
+    }
+
+    /// The file it is read from, if it is one.
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            Self::File(path) => Some(path),
+            Self::Env(_) => None,
+        }
+    }
+
+    /// Reads the secret that the keys `{key}_env` or `{key}_file` name.
+    ///
+    /// # Errors
+    /// A reason naming the key and the variable or the file.
+    pub fn read_as(&self, key: &str) -> Result<Secret, String> {
+        match self {
+            Self::Env(_) => self.read_for(&format!("{key}_env")),
+            Self::File(_) => self.read_for(&format!("{key}_file")),
+        }
+    }
+
+    /// Reads the secret; an error starts with `setting`, the key that names it.
+    ///
+    /// # Errors
+    /// A reason naming the setting and the variable or the file.
+    pub fn read_for(&self, setting: &str) -> Result<Secret, String> {
+        match self {
+            Self::Env(var) => match std::env::var(var) {
+                Ok(v) if !v.is_empty() => Ok(Secret(v)),
+                _ => Err(format!(
+                    "{setting}: the environment variable {var} is not set"
+                )),
+            },
+            Self::File(path) => std::fs::read_to_string(path)
+                .map(|v| Secret(v.trim_end_matches(['\r', '\n']).to_owned()))
+                .map_err(|e| format!("{setting}: cannot read {}: {e}", path.display())),
+        }
+    }
+}
+
+/// The CA certificates of the PEM file that the setting `key` names (a
+/// connector's `ca_file`, `smtp.ca_file`).
+///
+/// # Errors
+/// A reason naming the key and the file: unreadable, not PEM, no certificate.
+pub fn read_ca_file(
+    path: &Path,
+    key: &str,
+) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, String> {
+    use rustls_pki_types::pem::PemObject;
+    let problem = |reason: String| format!("{key} {}: {reason}", path.display());
+    let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
+        .map_err(|e| problem(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| problem(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(problem(
+            "no certificate in it (a PEM file: -----BEGIN CERTIFICATE-----)".to_owned(),
+        ));
+    }
+    Ok(certs)
+}
+
+/// A secret that is never printed.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
 }
 
 #[cfg(test)]

@@ -114,21 +114,14 @@ fn check_environment(config: &Config, loaded: Option<&Loaded>, problems: &mut Pr
     if let Err(reason) = Store::check(&config.store.path) {
         problems.push(&config.store.path, reason);
     }
-    if let crate::config::Transport::Smtp(smtp) = &config.delivery.transport {
-        let password = smtp.password.as_ref().map(|p| p.read().map(drop));
-        let ca = smtp
-            .ca_file
-            .as_deref()
-            .map(|f| crate::config::read_ca_file(f, "smtp.ca_file").map(drop));
-        for reason in [password, ca].into_iter().flatten().filter_map(Result::err) {
-            problems.push(
-                config
-                    .file
-                    .as_deref()
-                    .unwrap_or(std::path::Path::new("configuration")),
-                reason,
-            );
-        }
+    for reason in config.delivery.transport.check_environment() {
+        problems.push(
+            config
+                .file
+                .as_deref()
+                .unwrap_or(std::path::Path::new("configuration")),
+            reason,
+        );
     }
 }
 

@@ -91,7 +91,7 @@ fn print(
     out!(
         "{} — {} ({}, id {})",
         d.dossier.reference(),
-        d.dossier.get("title").unwrap_or("sans intitulé"),
+        d.dossier.text("title").unwrap_or("sans intitulé"),
         d.connector,
         d.dossier.id
     );

@@ -273,7 +273,7 @@ fn print_flush(config: &Config, report: &PassReport) -> anyhow::Result<Exit> {
     if let Some(until) = report.paused_until {
         eprintln!(
             "error: the {} transport fails ({} alert{} waiting); it is tried again at {}",
-            transport_name(config),
+            config.delivery.transport.name(),
             report.waiting,
             plural(report.waiting),
             until
@@ -289,11 +289,4 @@ fn print_flush(config: &Config, report: &PassReport) -> anyhow::Result<Exit> {
             Exit::Ok
         },
     )
-}
-
-fn transport_name(config: &Config) -> &'static str {
-    match config.delivery.transport {
-        crate::config::Transport::File { .. } => "file",
-        crate::config::Transport::Smtp(_) => "smtp",
-    }
 }

@@ -94,7 +94,7 @@ pub(super) fn render(
     let delay = store
         .delays(&rules.lifecycle, config.delays.min_sample, now)?
         .estimate(
-            found.dossier.get("scheme"),
+            found.dossier.text("scheme"),
             &found.dossier.step,
             (now - found.step_entered_at).num_seconds(),
         );

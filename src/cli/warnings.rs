@@ -10,7 +10,7 @@
 //! an address other machines can reach, since nothing protects the endpoint.
 //! Issue 17, item 25 adds the unsubscribe links of informational messages that
 //! nobody could open: no `[web] listen` here, or a `public_url` on this machine
-//! while messages leave by SMTP.
+//! while messages leave it (by SMTP: [`crate::transport::Transport::leaves_this_machine`]).
 
 use std::path::{Component, Path, PathBuf};
 
@@ -35,10 +35,8 @@ fn exposed_files(config: &Config, connectors: &[Connector]) -> Vec<String> {
     if let Some(file) = &config.file {
         files.push(("the configuration".to_owned(), file));
     }
-    if let crate::config::Transport::Smtp(smtp) = &config.delivery.transport
-        && let Some(file) = smtp.password.as_ref().and_then(|p| p.file())
-    {
-        files.push(("smtp.password_file".to_owned(), file));
+    for (key, file) in config.delivery.transport.secret_files() {
+        files.push((key.to_owned(), file));
     }
     for c in connectors {
         for (key, file) in c.source.secret_files() {
@@ -136,7 +134,7 @@ pub(super) fn way_out(config: &Config, informational: bool) -> Vec<String> {
     let host = url::Url::parse(url)
         .ok()
         .and_then(|u| u.host_str().map(str::to_owned));
-    if matches!(config.delivery.transport, crate::config::Transport::Smtp(_))
+    if config.delivery.transport.leaves_this_machine()
         && host.is_some_and(|h| crate::secret::is_loopback(&h))
     {
         warnings.push(format!(

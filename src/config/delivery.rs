@@ -1,21 +1,28 @@
-//! `[delivery]` and `[smtp]`: how alerts leave, the SMTP relay, and the
-//! password and CA certificates it is read with.
+//! `[delivery]`: how alerts leave, whatever the transport (limits, retries, the
+//! administrators' reports, `smtp.from` and `smtp.reply_to`), and the chosen
+//! transport's settings, which its file in [`crate::transport`] reads through
+//! [`FigmentKeys`].
 
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use figment::Figment;
 use figment::value::magic::RelativePathBuf;
 
-use super::{RATE_PER_SECOND, get, get_cron, get_duration, get_optional, get_path, push_key};
+use super::{
+    RATE_PER_SECOND, get, get_cron, get_duration, get_duration_at_most, get_optional, get_path,
+    push_key,
+};
 use crate::diag::Problems;
+use crate::transport::{Keys, Transport};
 
 /// How alerts are delivered.
 #[derive(Debug, Clone)]
 pub struct Delivery {
-    /// Where messages go.
-    pub transport: Transport,
+    /// Where messages go: the chosen transport's settings.
+    pub transport: Arc<dyn Transport>,
     /// Messages handed to the transport at once.
     pub concurrency: usize,
     /// At most this many messages a second to the transport.
@@ -42,142 +49,6 @@ pub struct Delivery {
     pub from: String,
     /// The `Reply-To` of every message, if any.
     pub reply_to: Option<String>,
-}
-
-/// Where messages go.
-#[derive(Debug, Clone)]
-pub enum Transport {
-    /// Each message written as an `.eml` file into a folder.
-    File {
-        /// The folder.
-        dir: PathBuf,
-    },
-    /// An SMTP relay.
-    Smtp(Smtp),
-}
-
-/// How the SMTP relay is reached.
-#[derive(Debug, Clone)]
-pub struct Smtp {
-    /// Host name or address.
-    pub host: String,
-    /// Port.
-    pub port: u16,
-    /// Transport security.
-    pub tls: Tls,
-    /// User name, when the relay wants authentication.
-    pub username: Option<String>,
-    /// Where the password is: the environment or a file, never this file. It is
-    /// read when the transport starts (a systemd credential exists only then).
-    pub password: Option<PasswordSource>,
-    /// Whether the password may go in clear (`tls = "none"`) to a relay that is
-    /// not this machine: `smtp.allow_insecure_auth`, off by default.
-    pub allow_insecure_auth: bool,
-    /// Extra CA certificates (PEM) trusted for the relay's certificate, besides
-    /// the system's: a relay whose certificate comes from a private CA.
-    pub ca_file: Option<PathBuf>,
-    /// How long one exchange with the relay may take.
-    pub timeout: Duration,
-}
-
-/// Where the SMTP password is read from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PasswordSource {
-    /// An environment variable.
-    Env(String),
-    /// A file (a systemd credential), its content without the final line break.
-    File(PathBuf),
-}
-
-impl PasswordSource {
-    /// Reads the password.
-    ///
-    /// # Errors
-    /// A reason naming the variable or the file.
-    pub fn read(&self) -> Result<Secret, String> {
-        self.read_as("smtp.password")
-    }
-
-    /// The file it is read from, if it is one.
-    pub fn file(&self) -> Option<&Path> {
-        match self {
-            Self::File(path) => Some(path),
-            Self::Env(_) => None,
-        }
-    }
-
-    /// Reads the secret that the keys `{key}_env` or `{key}_file` name.
-    ///
-    /// # Errors
-    /// A reason naming the key and the variable or the file.
-    pub fn read_as(&self, key: &str) -> Result<Secret, String> {
-        match self {
-            Self::Env(_) => self.read_for(&format!("{key}_env")),
-            Self::File(_) => self.read_for(&format!("{key}_file")),
-        }
-    }
-
-    /// Reads the secret; an error starts with `setting`, the key that names it.
-    ///
-    /// # Errors
-    /// A reason naming the setting and the variable or the file.
-    pub fn read_for(&self, setting: &str) -> Result<Secret, String> {
-        match self {
-            Self::Env(var) => match std::env::var(var) {
-                Ok(v) if !v.is_empty() => Ok(Secret(v)),
-                _ => Err(format!(
-                    "{setting}: the environment variable {var} is not set"
-                )),
-            },
-            Self::File(path) => std::fs::read_to_string(path)
-                .map(|v| Secret(v.trim_end_matches(['\r', '\n']).to_owned()))
-                .map_err(|e| format!("{setting}: cannot read {}: {e}", path.display())),
-        }
-    }
-}
-
-/// The CA certificates of the PEM file that the setting `key` names (a
-/// connector's `ca_file`, `smtp.ca_file`).
-///
-/// # Errors
-/// A reason naming the key and the file: unreadable, not PEM, no certificate.
-pub fn read_ca_file(
-    path: &Path,
-    key: &str,
-) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, String> {
-    use rustls_pki_types::pem::PemObject;
-    let problem = |reason: String| format!("{key} {}: {reason}", path.display());
-    let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
-        .map_err(|e| problem(e.to_string()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| problem(e.to_string()))?;
-    if certs.is_empty() {
-        return Err(problem(
-            "no certificate in it (a PEM file: -----BEGIN CERTIFICATE-----)".to_owned(),
-        ));
-    }
-    Ok(certs)
-}
-
-/// A secret that is never printed.
-#[derive(Clone)]
-pub struct Secret(pub String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-/// Transport security with the relay.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tls {
-    /// STARTTLS, required, certificate verified (port 587).
-    StartTls,
-    /// Implicit TLS (port 465).
-    Tls,
-    /// Plain text: only when explicitly configured (a relay on the same host).
-    None,
 }
 
 fn get_mailbox(figment: &Figment, key: &str, p: &mut Problems) -> Option<Option<String>> {
@@ -242,7 +113,15 @@ pub(super) fn delivery(figment: &Figment, p: &mut Problems) -> Option<Delivery> 
     let retry_max = get_duration(figment, "delivery.retry_max", p);
     let admin_email = get_mailbox(figment, "delivery.admin_email", p);
     let admin_digest = get_cron(figment, "delivery.admin_digest", p);
-    let dir = get_path(figment, "delivery.file.dir", p);
+    // The purge's folder is the `file` transport's key: read through `keys`, as
+    // the transport's settings below, its problem is reported once.
+    let mut keys = FigmentKeys {
+        figment,
+        p,
+        failed: BTreeSet::new(),
+    };
+    let dir = keys.path(crate::transport::file::DIR);
+    let p = &mut *keys.p;
     let notice_dir = get_path(figment, "delivery.notice_dir", p);
     let from = get_mailbox(figment, "smtp.from", p).and_then(|f| {
         f.or_else(|| {
@@ -251,20 +130,7 @@ pub(super) fn delivery(figment: &Figment, p: &mut Problems) -> Option<Delivery> 
         })
     });
     let reply_to = get_mailbox(figment, "smtp.reply_to", p);
-    let transport = match kind.as_deref() {
-        Some("file") => dir.clone().map(|dir| Transport::File { dir }),
-        Some("smtp") => smtp(figment, p).map(Transport::Smtp),
-        Some(other) => {
-            push_key(
-                figment,
-                "delivery.transport",
-                format!("'{other}' is not one of \"file\", \"smtp\""),
-                p,
-            );
-            None
-        }
-        None => None,
-    };
+    let transport = kind.and_then(|name| crate::transport::settings(&name, &mut keys));
     Some(Delivery {
         transport: transport?,
         concurrency: concurrency?,
@@ -282,93 +148,71 @@ pub(super) fn delivery(figment: &Figment, p: &mut Problems) -> Option<Delivery> 
     })
 }
 
-fn smtp(figment: &Figment, p: &mut Problems) -> Option<Smtp> {
-    let host = get_optional(figment, "smtp.host", p).and_then(|h| {
-        h.or_else(|| {
-            push_key(figment, "smtp.host", "must not be empty", p);
-            None
-        })
-    });
-    let port = get::<u16>(figment, "smtp.port", p);
-    let tls = get::<String>(figment, "smtp.tls", p).and_then(|t| match t.as_str() {
-        "starttls" => Some(Tls::StartTls),
-        "tls" => Some(Tls::Tls),
-        "none" => Some(Tls::None),
-        other => {
-            push_key(
-                figment,
-                "smtp.tls",
-                format!("'{other}' is not one of \"starttls\", \"tls\", \"none\""),
-                p,
-            );
-            None
-        }
-    });
-    let username = get_optional(figment, "smtp.username", p);
-    let password_env = get_optional(figment, "smtp.password_env", p);
-    // Relative to the file that set it, as every path; "" means none.
-    let password_file = get::<RelativePathBuf>(figment, "smtp.password_file", p)
-        .map(|path| (!path.original().as_os_str().is_empty()).then(|| path.relative()));
-    let timeout = get_duration(figment, "smtp.timeout", p);
-    let password = match (password_env?, password_file?) {
-        (Some(_), Some(_)) => {
-            push_key(
-                figment,
-                "smtp.password_file",
-                "give the password through password_env or password_file, not both",
-                p,
-            );
-            None
-        }
-        (Some(var), None) => Some(Some(PasswordSource::Env(var))),
-        (None, Some(file)) => Some(Some(PasswordSource::File(file))),
-        (None, None) => Some(None),
-    };
-    let allow_insecure_auth = get::<bool>(figment, "smtp.allow_insecure_auth", p);
-    let ca_file = get::<RelativePathBuf>(figment, "smtp.ca_file", p)
-        .map(|path| (!path.original().as_os_str().is_empty()).then(|| path.relative()));
-    let username = username?;
-    let password = password?;
-    if username.is_some() != password.is_some() {
-        push_key(
-            figment,
-            "smtp.username",
-            "a user name needs a password (password_env or password_file), and a password a user name",
-            p,
-        );
-        return None;
-    }
-    let smtp = Smtp {
-        host: host?,
-        port: port?,
-        tls: tls?,
-        username,
-        password,
-        allow_insecure_auth: allow_insecure_auth?,
-        ca_file: ca_file?,
-        timeout: timeout?,
-    };
-    if let Some(reason) = smtp.password_in_clear() {
-        push_key(figment, "smtp.tls", reason, p);
-        return None;
-    }
-    Some(smtp)
+/// The keys of `config.toml` as a transport reads them ([`Keys`]): from the
+/// layered figment, each problem naming the key and where its value came from.
+/// A key read twice (`[delivery.file] dir`: the purge's and the `file`
+/// transport's) reports its problem once.
+struct FigmentKeys<'a> {
+    figment: &'a Figment,
+    p: &'a mut Problems,
+    /// The keys whose problem is reported.
+    failed: BTreeSet<String>,
 }
 
-impl Smtp {
-    /// Why the password would cross the network in clear, if it would: `tls =
-    /// "none"` with a user name, to a relay that is not this machine, without
-    /// `allow_insecure_auth`.
-    fn password_in_clear(&self) -> Option<String> {
-        let user = self.username.as_deref()?;
-        (self.tls == Tls::None
-            && !self.allow_insecure_auth
-            && !crate::secret::is_loopback(&self.host))
-        .then(|| {
-            format!(
-                "tls = \"none\" would send the password of '{user}' to {} in clear: use \"starttls\" or \"tls\", or set smtp.allow_insecure_auth = true if the network to the relay is trusted",
-                self.host
-            )
+impl FigmentKeys<'_> {
+    /// Reads `key` with `read`, unless its problem is already reported.
+    fn read<T>(
+        &mut self,
+        key: &str,
+        read: impl FnOnce(&Figment, &str, &mut Problems) -> Option<T>,
+    ) -> Option<T> {
+        if self.failed.contains(key) {
+            return None;
+        }
+        let value = read(self.figment, key, self.p);
+        if value.is_none() {
+            self.failed.insert(key.to_owned());
+        }
+        value
+    }
+}
+
+impl Keys for FigmentKeys<'_> {
+    fn text(&mut self, key: &str) -> Option<String> {
+        self.read(key, get::<String>)
+    }
+
+    fn optional(&mut self, key: &str) -> Option<Option<String>> {
+        self.read(key, get_optional)
+    }
+
+    fn port(&mut self, key: &str) -> Option<u16> {
+        self.read(key, get::<u16>)
+    }
+
+    fn flag(&mut self, key: &str) -> Option<bool> {
+        self.read(key, get::<bool>)
+    }
+
+    fn duration(&mut self, key: &str, max: Duration) -> Option<Duration> {
+        self.read(key, |figment, key, p| {
+            get_duration_at_most(figment, key, max, p)
         })
+    }
+
+    fn path(&mut self, key: &str) -> Option<PathBuf> {
+        self.read(key, get_path)
+    }
+
+    fn optional_path(&mut self, key: &str) -> Option<Option<PathBuf>> {
+        self.read(key, |figment, key, p| {
+            get::<RelativePathBuf>(figment, key, p)
+                .map(|path| (!path.original().as_os_str().is_empty()).then(|| path.relative()))
+        })
+    }
+
+    fn problem(&mut self, key: &str, message: String) {
+        self.failed.insert(key.to_owned());
+        push_key(self.figment, key, message, self.p);
     }
 }

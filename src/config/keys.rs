@@ -1,12 +1,16 @@
 //! Every key of `config.toml`: its name ([`KEYS`]), its built-in default
 //! ([`DEFAULTS`]) and its bounds ([`MAX_DURATIONS`], [`RATE_PER_SECOND`]). A
-//! new key is written here, and read and checked by its section's reader.
+//! new key is written here, and read and checked by its section's reader; a
+//! transport's keys are written in its file instead ([`crate::transport::Kind`]),
+//! and [`all_keys`] and [`DEFAULTS`] add them.
 
 use std::time::Duration;
 
+use figment::value::{Dict, Value};
 use serde::Serialize;
 
 use crate::timing;
+use crate::transport::KeyDefault;
 
 const HOUR: Duration = Duration::from_secs(3_600);
 const DAY: Duration = Duration::from_secs(86_400);
@@ -22,13 +26,13 @@ pub(super) const MAX_DURATIONS: &[(&str, Duration)] = &[
     ("delivery.max_age", Duration::from_secs(365 * 86_400)),
     ("delivery.retry_initial", DAY),
     ("delivery.retry_max", DAY),
-    ("smtp.timeout", HOUR),
 ];
 /// The range of `delivery.rate_per_second`: below, the interval between two
 /// messages overflows; above, no relay keeps up.
 pub const RATE_PER_SECOND: std::ops::RangeInclusive<f64> = 0.001..=10_000.0;
 
-/// Every key of the configuration, as written in the file (`section.key`).
+/// Every key of the configuration but the transports', as written in the file
+/// (`section.key`).
 pub const KEYS: &[&str] = &[
     "timezone",
     "connectors_dir",
@@ -69,23 +73,59 @@ pub const KEYS: &[&str] = &[
     "delivery.admin_email",
     "delivery.admin_digest",
     "delivery.notice_dir",
-    "delivery.file.dir",
-    "smtp.host",
-    "smtp.port",
-    "smtp.tls",
-    "smtp.username",
-    "smtp.password_env",
-    "smtp.password_file",
-    "smtp.allow_insecure_auth",
-    "smtp.ca_file",
     "smtp.from",
     "smtp.reply_to",
-    "smtp.timeout",
 ];
 
+/// Every key of the configuration: [`KEYS`], then each transport's.
+pub fn all_keys() -> impl Iterator<Item = &'static str> {
+    KEYS.iter()
+        .copied()
+        .chain(crate::transport::keys().map(|key| key.name))
+}
+
 /// The built-in defaults: they need nothing installed and work from a checkout.
+/// Those of [`KEYS`], with each transport's keys at their defaults.
+#[derive(Debug)]
+pub(super) struct Defaults(Common);
+
+impl Serialize for Defaults {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut dict = Value::serialize(&self.0)
+            .ok()
+            .and_then(Value::into_dict)
+            .ok_or_else(|| serde::ser::Error::custom("the built-in defaults are not a table"))?;
+        for key in crate::transport::keys() {
+            let value = match key.default {
+                KeyDefault::Text(text) => Value::from(text),
+                KeyDefault::Integer(n) => Value::from(n),
+                KeyDefault::Flag(flag) => Value::from(flag),
+            };
+            insert(&mut dict, key.name, value);
+        }
+        dict.serialize(serializer)
+    }
+}
+
+/// Sets `value` at the dotted `key` of `dict`, making the tables on the way.
+fn insert(dict: &mut Dict, key: &str, value: Value) {
+    match key.split_once('.') {
+        None => {
+            dict.insert(key.to_owned(), value);
+        }
+        Some((table, rest)) => {
+            let inner = dict
+                .entry(table.to_owned())
+                .or_insert_with(|| Value::from(Dict::new()));
+            if let Value::Dict(_, inner) = inner {
+                insert(inner, rest, value);
+            }
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
-pub(super) struct Defaults {
+struct Common {
     timezone: &'static str,
     connectors_dir: &'static str,
     rules_dir: &'static str,
@@ -141,27 +181,13 @@ struct DeliveryDefaults {
     admin_email: &'static str,
     admin_digest: &'static str,
     notice_dir: &'static str,
-    file: FileDefaults,
 }
 
-#[derive(Debug, Serialize)]
-struct FileDefaults {
-    dir: &'static str,
-}
-
+/// The keys of `[smtp]` that every transport's messages use.
 #[derive(Debug, Serialize)]
 struct SmtpDefaults {
-    host: &'static str,
-    port: u16,
-    tls: &'static str,
-    username: &'static str,
-    password_env: &'static str,
-    password_file: &'static str,
-    allow_insecure_auth: bool,
-    ca_file: &'static str,
     from: &'static str,
     reply_to: &'static str,
-    timeout: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -204,7 +230,7 @@ struct DaemonDefaults {
     shutdown_timeout: &'static str,
 }
 
-pub(super) const DEFAULTS: Defaults = Defaults {
+pub(super) const DEFAULTS: Defaults = Defaults(Common {
     timezone: "Europe/Paris",
     connectors_dir: "connectors",
     rules_dir: "rules",
@@ -267,21 +293,9 @@ pub(super) const DEFAULTS: Defaults = Defaults {
         admin_email: "",
         admin_digest: "0 0 8 * * *",
         notice_dir: "alertissimo-data/notices",
-        file: FileDefaults {
-            dir: "alertissimo-data/outbox",
-        },
     },
     smtp: SmtpDefaults {
-        host: "localhost",
-        port: 587,
-        tls: "starttls",
-        username: "",
-        password_env: "",
-        password_file: "",
-        allow_insecure_auth: false,
-        ca_file: "",
         from: "Alertissimo <alertissimo@localhost>",
         reply_to: "",
-        timeout: "30s",
     },
-};
+});

@@ -11,8 +11,10 @@
 //! [`crate::lifecycle`]. [`Problems`] is the shared collector used by all of them.
 //!
 //! Here: [`Config`], its layering and the readers every section shares; in
-//! `keys.rs`, every key with its default and bounds; in `delivery.rs`,
-//! `[delivery]` and `[smtp]`; in `sections.rs`, the other sections.
+//! `keys.rs`, every key with its default and bounds (but the transports', which
+//! each transport of `crate::transport` lists); in `delivery.rs`,
+//! `[delivery]` and the chosen transport's settings; in `sections.rs`, the
+//! other sections.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -31,10 +33,10 @@ mod delivery;
 mod keys;
 mod sections;
 
+pub use delivery::Delivery;
 use delivery::delivery;
-pub use delivery::{Delivery, PasswordSource, Secret, Smtp, Tls, Transport, read_ca_file};
 use keys::{DEFAULTS, MAX_DURATIONS};
-pub use keys::{KEYS, RATE_PER_SECOND};
+pub use keys::{KEYS, RATE_PER_SECOND, all_keys};
 pub use sections::{
     DaemonConfig, DelaysConfig, Guards, LogConfig, LogFormat, Region, StoreConfig, Web, public_url,
 };
@@ -301,9 +303,10 @@ fn check_unknown_keys(figment: &Figment, p: &mut Problems) {
     };
     let mut found = Vec::new();
     flatten("", &dict, &mut found);
+    let known: Vec<&str> = all_keys().collect();
     for key in found {
-        if !KEYS.contains(&key.as_str()) {
-            let hint = crate::diag::closest(&key, KEYS.iter().copied())
+        if !known.contains(&key.as_str()) {
+            let hint = crate::diag::closest(&key, known.iter().copied())
                 .map(|k| format!(" (did you mean `{k}`?)"))
                 .unwrap_or_default();
             push_key(figment, &key, format!("unknown key{hint}"), p);
@@ -413,11 +416,21 @@ fn get_cron(figment: &Figment, key: &str, p: &mut Problems) -> Option<croner::Cr
 
 /// A duration key, within its bound ([`MAX_DURATIONS`], else 10 years).
 fn get_duration(figment: &Figment, key: &str, p: &mut Problems) -> Option<Duration> {
-    let text = get::<String>(figment, key, p)?;
     let max = MAX_DURATIONS
         .iter()
         .find(|(k, _)| *k == key)
         .map_or(crate::diag::MAX_DURATION, |(_, max)| *max);
+    get_duration_at_most(figment, key, max, p)
+}
+
+/// A duration key of at most `max`.
+fn get_duration_at_most(
+    figment: &Figment,
+    key: &str,
+    max: Duration,
+    p: &mut Problems,
+) -> Option<Duration> {
+    let text = get::<String>(figment, key, p)?;
     crate::diag::parse_duration_at_most(&text, max)
         .map_err(|reason| push_key(figment, key, reason, p))
         .ok()
@@ -534,7 +547,8 @@ mod tests {
         // Every key is documented in the example, set to its default or commented out.
         let table: toml::Table = toml::from_str(&text).unwrap();
         let mut documented = Vec::new();
-        for key in KEYS {
+        let keys: Vec<&str> = all_keys().collect();
+        for key in &keys {
             let name = key.rsplit('.').next().unwrap_or(key);
             let mut value: Option<&toml::Value> = None;
             for (i, part) in key.split('.').enumerate() {
@@ -550,7 +564,7 @@ mod tests {
             }
         }
         assert_eq!(
-            documented, KEYS,
+            documented, keys,
             "config.example.toml must document every key"
         );
     }

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::PasswordSource;
+use crate::secret::PasswordSource;
 use crate::diag::FileProblems;
 use crate::secret;
 
@@ -123,7 +123,7 @@ pub(crate) fn client(
         let _ = roots.add(cert);
     }
     if let Some(path) = ca_file {
-        for cert in crate::config::read_ca_file(path, "ca_file")? {
+        for cert in crate::secret::read_ca_file(path, "ca_file")? {
             roots
                 .add(cert)
                 .map_err(|e| format!("ca_file {}: {e}", path.display()))?;

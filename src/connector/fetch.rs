@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::credentials;
 use super::http::Auth;
-use crate::config::{PasswordSource, Secret};
+use crate::secret::{PasswordSource, Secret};
 
 /// The longest wait a `Retry-After` may impose before the import gives up.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);

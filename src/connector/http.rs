@@ -27,7 +27,7 @@ use super::parse::Common;
 use super::source::{ApiSource, Reads, Source, SourceKind};
 use super::spool::{Live, SyncStart};
 use super::table::{NamedColumns, Record};
-use crate::config::PasswordSource;
+use crate::secret::PasswordSource;
 use crate::diag::FileProblems;
 use crate::model::SourceMessage;
 

@@ -13,7 +13,8 @@ use std::sync::atomic::Ordering;
 use chrono::{DateTime, Utc};
 use tracing::{error, info, warn};
 
-use super::{Dispatcher, Inner, Outcome, file, message, retry_at};
+use super::{Dispatcher, Inner, message, retry_at};
+use crate::transport::{Outcome, file};
 
 impl Dispatcher {
     /// Sends the administrators' digest when its schedule has ticked since the last

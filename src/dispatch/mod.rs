@@ -30,15 +30,14 @@
 //!
 //! Submodules: `plan` (what a pass does with the alerts it read, pure),
 //! `groups` (the groups sent a few at a time, one going wrong stopping none),
-//! [`message`] (the e-mail), [`mod@file`] and [`smtp`] (the transports),
-//! [`admin`] (the administrators' digest and notices).
+//! [`message`] (the e-mail), [`admin`] (the administrators' digest and
+//! notices). The transports are [`crate::transport`]'s: the dispatcher starts
+//! the chosen one and knows none by name.
 
 pub mod admin;
-pub mod file;
 mod groups;
 pub mod message;
 mod plan;
-pub mod smtp;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -51,12 +50,13 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::config::{Delivery, Transport as TransportConfig};
+use crate::config::Delivery;
 use crate::delays::Delays;
 use crate::model::Sources;
 use crate::rules::{Class, Rules, Scene};
 use crate::store::{Attempt, DueAlert, OutboxChange};
 use crate::store::{DelayCache, StoreHandle};
+use crate::transport::{Outcome, Ready};
 
 pub use plan::plan;
 
@@ -67,37 +67,6 @@ const MAX_DIGEST: usize = 50;
 /// How long a claim holds beyond the longest a send may take: past it, another
 /// process may take the alerts back even though their owner still runs.
 const CLAIM_MARGIN: Duration = Duration::from_secs(15 * 60);
-
-/// What a transport made of a message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// Accepted (the relay's reply, or where the file went).
-    Sent(String),
-    /// This message is refused for now (a 4xx to its recipient or its data).
-    Transient(String),
-    /// This message is refused for good (a 5xx to its recipient or its data, an
-    /// invalid address, a message that cannot be made).
-    Permanent(String),
-    /// The transport itself failed (no connection, TLS, authentication, a 421, a
-    /// timeout, a folder that cannot be written): the message is not at fault.
-    Relay(String),
-}
-
-/// A transport, ready to send (`[delivery] transport`, set up once).
-#[derive(Clone)]
-enum ReadyTransport {
-    File(std::path::PathBuf),
-    Smtp(smtp::Relay),
-}
-
-impl ReadyTransport {
-    fn name(&self) -> &'static str {
-        match self {
-            Self::File(_) => "file",
-            Self::Smtp(_) => "smtp",
-        }
-    }
-}
 
 /// What one pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -149,7 +118,7 @@ struct Inner {
     /// What it needs of the connectors: links, and the sources the digest watches.
     sources: Arc<Sources>,
     config: Delivery,
-    transport: ReadyTransport,
+    transport: Ready,
     from: Mailbox,
     reply_to: Option<Mailbox>,
     /// `[web] public_url`: where unsubscribe links lead.
@@ -182,12 +151,8 @@ impl Dispatcher {
         delays: Arc<DelayCache>,
         stop: CancellationToken,
     ) -> anyhow::Result<Self> {
-        let transport = match &config.transport {
-            TransportConfig::File { dir } => ReadyTransport::File(dir.clone()),
-            TransportConfig::Smtp(smtp) => ReadyTransport::Smtp(
-                smtp::Relay::new(smtp, config.concurrency).map_err(anyhow::Error::msg)?,
-            ),
-        };
+        let transport =
+            Ready::start(&config.transport, config.concurrency).map_err(anyhow::Error::msg)?;
         let parse =
             |text: &str| crate::value::mailbox(text).map_err(|e| anyhow::anyhow!("'{text}': {e}"));
         Ok(Self {
@@ -426,10 +391,7 @@ impl Inner {
         let turn = Duration::from_secs_f64(
             (self.config.concurrency as f64 / self.config.rate_per_second).min(86_400.0),
         );
-        let exchange = match &self.config.transport {
-            TransportConfig::Smtp(smtp) => smtp.timeout.saturating_mul(3),
-            TransportConfig::File { .. } => Duration::ZERO,
-        };
+        let exchange = self.transport.longest_exchange();
         chrono::Duration::from_std(turn + exchange + CLAIM_MARGIN).unwrap_or(chrono::TimeDelta::MAX)
     }
 
@@ -566,15 +528,7 @@ impl Inner {
     /// Hands one message to the transport, in its turn under the rate limit.
     async fn transmit(&self, email: lettre::Message, message_id: &str) -> Outcome {
         self.wait_turn().await;
-        match &self.transport {
-            ReadyTransport::File(dir) => {
-                let (dir, id, bytes) = (dir.clone(), message_id.to_owned(), email.formatted());
-                tokio::task::spawn_blocking(move || file::write(&dir, &id, &bytes))
-                    .await
-                    .unwrap_or_else(|e| Outcome::Relay(format!("writing the file failed: {e}")))
-            }
-            ReadyTransport::Smtp(relay) => relay.send(email).await,
-        }
+        self.transport.send(email, message_id).await
     }
 
     /// Writes alerts' changes, trying again while the database is busy (another
@@ -647,7 +601,7 @@ impl Inner {
         for (alert, link) in group.iter().zip(&links) {
             let stored = &alert.dossier;
             let delay = delays.estimate(
-                stored.dossier.get("scheme"),
+                stored.dossier.text("scheme"),
                 &stored.dossier.step,
                 (now - stored.step_entered_at).num_seconds(),
             );
@@ -768,9 +722,9 @@ mod tests {
 
     fn delivery() -> Delivery {
         Delivery {
-            transport: TransportConfig::File {
+            transport: std::sync::Arc::new(crate::transport::file::FileTransport {
                 dir: std::path::PathBuf::from("x"),
-            },
+            }),
             concurrency: 1,
             rate_per_second: 1.0,
             max_per_recipient_per_day: 1,

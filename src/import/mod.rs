@@ -477,7 +477,7 @@ mod tests {
             id,
             step: LABELS[label].1.to_owned(),
             status: LABELS[label].0.to_owned(),
-            fields,
+            fields: fields.into_iter().collect(),
         }
     }
 

@@ -2,18 +2,64 @@
 //! `docs/rules.md`, "Templates").
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use minijinja::Value;
+use minijinja::value::{DynObject, Object};
 
 use super::{Rules, Scene};
-use crate::model::{self, EventKind, FieldKind};
+use crate::lifecycle::Lifecycle;
+use crate::model::{self, Dossier, Event, EventKind, FieldKind};
+
+/// What a context is for: conditions compare amounts with numbers, messages
+/// show them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// A rule's `when`.
+    Condition,
+    /// A message.
+    Message,
+}
 
 impl Rules {
-    /// The variables templates and conditions see (see `docs/rules.md`, "Templates").
+    /// The variables templates see (see `docs/rules.md`, "Templates"), built
+    /// once for each message.
     pub fn context(&self, scene: &Scene<'_>, recipient: Option<(&str, &str)>) -> Value {
-        let d = scene.dossier;
-        let e = scene.event;
+        self.build(scene, recipient, Purpose::Message)
+    }
+
+    /// The variables a rule's condition sees: those of [`Rules::context`], with
+    /// amounts as the template engine's numbers (`dossier.amount_granted > 23000`).
+    pub fn condition_context(&self, scene: &Scene<'_>) -> Value {
+        self.build(scene, None, Purpose::Condition)
+    }
+
+    fn build(&self, scene: &Scene<'_>, recipient: Option<(&str, &str)>, purpose: Purpose) -> Value {
         let lc = &self.lifecycle;
+        let link = link_for_role(scene, recipient.map(|(role, _)| role));
+        let recipient = recipient.map(|(role, address)| {
+            minijinja::context! { role => role, address => address }
+        });
+        minijinja::context! {
+            dossier => self.dossier_value(scene, purpose),
+            event => event_value(scene.event, lc),
+            step => step_value(scene.dossier, lc),
+            delay => scene.delay.map(|e| Value::from(minijinja::value::Serde(e))),
+            // The configuration's own links may become links in the HTML part;
+            // the export's text never does (see `template::DATA_START`).
+            link => link.map(|l| Value::from_safe_string(l.to_owned())),
+            region => minijinja::context! {
+                website => self.region.website.clone().map(Value::from_safe_string),
+                ..Value::from(minijinja::value::Serde(&self.region))
+            },
+            recipient => recipient,
+        }
+    }
+
+    /// `dossier`: every canonical field and declared extra field (`none` when
+    /// absent), grouped by their prefix (`dossier.beneficiary.email`).
+    fn dossier_value(&self, scene: &Scene<'_>, purpose: Purpose) -> Value {
+        let d = scene.dossier;
         let mut dossier: BTreeMap<String, Value> = BTreeMap::new();
         let mut groups: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
         let mut put = |name: &str, value: Value| {
@@ -36,98 +82,141 @@ impl Rules {
             }
         };
         for f in model::FIELDS {
-            put(f.name, field_value(f.kind, d.get(f.name)));
+            put(f.name, field_value(d.get(f.name), purpose));
         }
         for name in self.extra_fields.keys() {
             put(name, Value::from(()));
         }
-        for (name, value) in d
-            .fields
-            .iter()
-            .filter(|(n, _)| n.starts_with(model::EXTRA_PREFIX))
-        {
-            let kind = self
-                .extra_fields
-                .get(name)
-                .copied()
-                .unwrap_or(FieldKind::Text);
-            put(name, field_value(kind, Some(value)));
+        for (name, value) in d.fields.iter() {
+            if let Some(kind) = name
+                .starts_with(model::EXTRA_PREFIX)
+                .then(|| self.extra_fields.get(&**name).copied())
+            {
+                put(name, extra_value(value, kind, purpose));
+            }
         }
         groups.entry("extra".to_owned()).or_default();
         for (group, map) in groups {
             dossier.insert(group, Value::from(map));
         }
+        let lc = &self.lifecycle;
         dossier.insert("id".to_owned(), Value::from(d.id.as_str()));
         dossier.insert("reference".to_owned(), Value::from(d.reference()));
         dossier.insert("connector".to_owned(), Value::from(scene.connector));
         dossier.insert("step".to_owned(), Value::from(d.step.as_str()));
         dossier.insert("step_label".to_owned(), Value::from(lc.label(&d.step)));
         dossier.insert("status".to_owned(), Value::from(d.status.as_str()));
-        let opt = |v: &Option<String>| Value::from(v.clone());
-        let label = |v: &Option<String>| Value::from(v.as_deref().map(|s| lc.label(s).to_owned()));
-        let deleted = e.kind == EventKind::Disappeared
-            && e.field.as_deref() == Some(model::DELETED_ON_SOURCE);
-        let link = link_for_role(scene, recipient.map(|(role, _)| role));
-        let event = minijinja::context! {
-            kind => e.kind.as_str(),
-            from => opt(&e.from_step),
-            from_label => label(&e.from_step),
-            to => opt(&e.to_step),
-            to_label => label(&e.to_step),
-            field => opt(&e.field),
-            old => opt(&e.old_value),
-            new => opt(&e.new_value),
-            occurred_at => crate::model::instant_text(e.occurred_at),
-            notified_by_source => e.notified_by_source,
-            // A `disappeared` the source stated (DS's deletions), with its reason.
-            deleted_on_source => deleted,
-            reason => deleted.then(|| e.new_value.clone()).flatten(),
-            // A deadline's label in lifecycle.toml ("la date limite des justificatifs").
-            label => matches!(e.kind, EventKind::Deadline | EventKind::Review)
-                .then_some(e.field.as_deref())
-                .flatten()
-                .and_then(|f| lc.deadlines.iter().find(|d| d.field == f))
-                .map(|d| d.label.clone()),
-        };
-        let current = lc.step(&d.step);
-        let step = minijinja::context! {
-            id => d.step.as_str(),
-            label => lc.label(&d.step),
-            final => current.is_some_and(|s| s.is_final),
-            expected_duration => current.and_then(|s| s.expected_duration).map(|d| d.as_secs()),
-            pieces => lc.pieces(&d.step, d.get("scheme")).to_vec(),
-            next => lc.next(&d.step).iter().map(|s| minijinja::context! {
-                id => s.id.as_str(), label => s.label.as_str()
-            }).collect::<Vec<_>>(),
-        };
-        let recipient = recipient.map(|(role, address)| {
-            minijinja::context! { role => role, address => address }
-        });
-        minijinja::context! {
-            dossier => dossier,
-            event => event,
-            step => step,
-            delay => scene.delay.map(|e| Value::from(minijinja::value::Serde(e))),
-            // The configuration's own links may become links in the HTML part;
-            // the export's text never does (see `template::DATA_START`).
-            link => link.map(|l| Value::from_safe_string(l.to_owned())),
-            region => minijinja::context! {
-                website => self.region.website.clone().map(Value::from_safe_string),
-                ..Value::from(minijinja::value::Serde(&self.region))
-            },
-            recipient => recipient,
-        }
+        Value::from(dossier)
     }
 }
 
-/// A stored field value as templates see it: amounts as numbers, the rest as text.
-fn field_value(kind: FieldKind, value: Option<&str>) -> Value {
-    match (kind, value) {
-        (_, None) => Value::from(()),
-        (FieldKind::Amount, Some(v)) => v
-            .parse::<f64>()
-            .map_or_else(|_| Value::from(v), Value::from),
-        (_, Some(v)) => Value::from(v),
+/// `event`: what happened, with the steps' labels.
+fn event_value(e: &Event, lc: &Lifecycle) -> Value {
+    let opt = |v: &Option<String>| Value::from(v.clone());
+    let label = |v: &Option<String>| Value::from(v.as_deref().map(|s| lc.label(s).to_owned()));
+    let deleted =
+        e.kind == EventKind::Disappeared && e.field.as_deref() == Some(model::DELETED_ON_SOURCE);
+    minijinja::context! {
+        kind => e.kind.as_str(),
+        from => opt(&e.from_step),
+        from_label => label(&e.from_step),
+        to => opt(&e.to_step),
+        to_label => label(&e.to_step),
+        field => opt(&e.field),
+        old => opt(&e.old_value),
+        new => opt(&e.new_value),
+        occurred_at => crate::model::instant_text(e.occurred_at),
+        notified_by_source => e.notified_by_source,
+        // A `disappeared` the source stated (DS's deletions), with its reason.
+        deleted_on_source => deleted,
+        reason => deleted.then(|| e.new_value.clone()).flatten(),
+        // A deadline's label in lifecycle.toml ("la date limite des justificatifs").
+        label => matches!(e.kind, EventKind::Deadline | EventKind::Review)
+            .then_some(e.field.as_deref())
+            .flatten()
+            .and_then(|f| lc.deadlines.iter().find(|d| d.field == f))
+            .map(|d| d.label.clone()),
+    }
+}
+
+/// `step`: the dossier's current step, its pieces and the steps that may follow.
+fn step_value(d: &Dossier, lc: &Lifecycle) -> Value {
+    let current = lc.step(&d.step);
+    minijinja::context! {
+        id => d.step.as_str(),
+        label => lc.label(&d.step),
+        final => current.is_some_and(|s| s.is_final),
+        expected_duration => current.and_then(|s| s.expected_duration).map(|d| d.as_secs()),
+        pieces => lc.pieces(&d.step, d.text("scheme")).to_vec(),
+        next => lc.next(&d.step).iter().map(|s| minijinja::context! {
+            id => s.id.as_str(), label => s.label.as_str()
+        }).collect::<Vec<_>>(),
+    }
+}
+
+/// A field's value as templates see it: amounts as [`Amount`] (numbers, for a
+/// condition), the rest as their canonical text.
+fn field_value(value: Option<&model::Value>, purpose: Purpose) -> Value {
+    match (value, purpose) {
+        (None, _) => Value::from(()),
+        (Some(model::Value::Amount(cents)), Purpose::Message) => Value::from_object(Amount(*cents)),
+        (Some(model::Value::Amount(cents)), Purpose::Condition) => comparable(*cents),
+        (Some(v), _) => Value::from(v.text().into_owned()),
+    }
+}
+
+/// An extra field's value, of the kind its connector declares: read back from
+/// the store as text, an amount is typed here (from its canonical text).
+fn extra_value(value: &model::Value, kind: Option<FieldKind>, purpose: Purpose) -> Value {
+    match (value, kind) {
+        (model::Value::Text(text), Some(FieldKind::Amount)) => {
+            match model::Value::from_text(FieldKind::Amount, text) {
+                typed @ model::Value::Amount(_) => field_value(Some(&typed), purpose),
+                _ => Value::from(text.as_str()),
+            }
+        }
+        (model::Value::Amount(_), _) => field_value(Some(value), purpose),
+        _ => Value::from(value.text().into_owned()),
+    }
+}
+
+/// An amount as the template engine's number, for conditions to compare with
+/// the numbers they write (`> 23000`). The engine's only number with decimals
+/// is a binary float: a condition sees the nearest one (as it always has), and
+/// nothing turns it back into money; messages get [`Amount`] and its cents.
+fn comparable(cents: i64) -> Value {
+    if cents % 100 == 0 {
+        Value::from(cents / 100)
+    } else {
+        // Exact below 2^53 cents, then the nearest float, as a parsed literal is.
+        Value::from(cents as f64 / 100.0)
+    }
+}
+
+/// An amount in a message: integer cents, which `montant` reads. It shows as
+/// the engine showed an amount in euros (`26956.0`, `10782.4`), is false when
+/// zero, and compares with other amounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Amount(pub(super) i64);
+
+impl Object for Amount {
+    fn is_true(self: &Arc<Self>) -> bool {
+        self.0 != 0
+    }
+
+    fn custom_cmp(self: &Arc<Self>, other: &DynObject) -> Option<std::cmp::Ordering> {
+        other.downcast_ref::<Self>().map(|o| self.0.cmp(&o.0))
+    }
+
+    fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let (euros, cents) = (self.0.unsigned_abs() / 100, self.0.unsigned_abs() % 100);
+        // The shortest decimals, at least one: 26956.0, 10782.4, 0.05.
+        match (cents % 10, cents) {
+            (_, 0) => write!(f, "{sign}{euros}.0"),
+            (0, _) => write!(f, "{sign}{euros}.{}", cents / 10),
+            _ => write!(f, "{sign}{euros}.{cents:02}"),
+        }
     }
 }
 
@@ -138,7 +227,7 @@ fn field_value(kind: FieldKind, value: Option<&str>) -> Value {
 fn link_for_role<'a>(scene: &Scene<'a>, role: Option<&str>) -> Option<&'a str> {
     let staff = matches!(role, Some("instructor" | "service"));
     staff
-        .then(|| scene.dossier.get("instructor.url"))
+        .then(|| scene.dossier.text("instructor.url"))
         .flatten()
         .or(scene.link)
 }
@@ -219,5 +308,65 @@ mod tests {
         // The text part carries no marks.
         assert!(!m.text.contains(['\u{E000}', '\u{E001}']), "{}", m.text);
         assert!(m.text.contains("https://evil.example/win"), "{}", m.text);
+    }
+
+    /// The engine's environment, with the filters messages use.
+    fn env() -> minijinja::Environment<'static> {
+        let (_dir, rules) = setup(RULES, "send_windows = []");
+        let rules = rules.unwrap_or_else(|p| panic!("{p}"));
+        crate::rules::template::environment(rules.lifecycle.clone(), chrono_tz::Europe::Paris)
+    }
+
+    /// What a dossier's amount showed as before typed values: its stored text
+    /// read as the engine's number, written as the shortest decimals.
+    fn shown_before(cents: i64) -> String {
+        let text = model::amount_text(cents);
+        let trimmed = text.trim_end_matches('0');
+        if trimmed.ends_with('.') {
+            format!("{trimmed}0")
+        } else {
+            trimmed.to_owned()
+        }
+    }
+
+    proptest::proptest! {
+        /// Any amount, mapped to cents, reaches `montant` as its cents, and
+        /// shows bare as it did.
+        #[test]
+        fn amounts_reach_montant_in_cents(cents in proptest::prelude::any::<i64>()) {
+            let env = env();
+            let value = model::Value::from_text(FieldKind::Amount, &model::amount_text(cents));
+            let ctx = minijinja::context! {
+                a => field_value(Some(&value), Purpose::Message),
+            };
+            let out = env
+                .render_str("{{ a | montant }}|{{ a }}|{% if a %}yes{% endif %}", ctx)
+                .expect("renders")
+                .replace(['\u{E000}', '\u{E001}'], "");
+            let truthy = if cents == 0 { "" } else { "yes" };
+            proptest::prop_assert_eq!(
+                out,
+                format!("{}|{}|{truthy}", crate::rules::french::amount(cents), shown_before(cents))
+            );
+        }
+    }
+
+    #[test]
+    fn amounts_compare_with_numbers_in_conditions_and_with_each_other_in_messages() {
+        let env = env();
+        let amount = |cents, purpose| field_value(Some(&model::Value::Amount(cents)), purpose);
+        let eval = |expr: &str, ctx: Value| env.render_str(expr, ctx).expect("renders");
+        let condition = |cents| minijinja::context! { a => amount(cents, Purpose::Condition) };
+        assert_eq!(eval("{{ a > 23000 }}", condition(2_300_000)), "False");
+        assert_eq!(eval("{{ a > 23000 }}", condition(2_300_001)), "True");
+        assert_eq!(eval("{{ a < 23000.5 }}", condition(2_300_049)), "True");
+        let message = minijinja::context! {
+            paid => amount(1_078_240, Purpose::Message),
+            granted => amount(2_695_600, Purpose::Message),
+        };
+        assert_eq!(
+            eval("{{ paid < granted }}|{{ granted < paid }}", message),
+            "True|False"
+        );
     }
 }

@@ -96,7 +96,7 @@ impl Recipient {
             Self::Address(address) => return vec![address.as_str()],
         };
         dossier
-            .get(field)
+            .text(field)
             .map(|list| {
                 list.split(',')
                     .map(str::trim)
@@ -286,6 +286,11 @@ impl Rules {
         (problems.len() == before).then_some(rules)
     }
 
+    /// The kind of an extra field, as its connector declares it.
+    pub fn extra_kind(&self, name: &str) -> Option<FieldKind> {
+        self.extra_fields.get(name).copied()
+    }
+
     /// The rule with this name.
     pub fn rule(&self, name: &str) -> Option<&Rule> {
         self.rules.iter().find(|r| r.name == name)
@@ -312,7 +317,7 @@ impl Rules {
                 continue;
             }
             if rule.when.is_some() {
-                let ctx = ctx.get_or_insert_with(|| self.context(scene, None));
+                let ctx = ctx.get_or_insert_with(|| self.condition_context(scene));
                 match self.templates.condition(&rule.name, ctx) {
                     Ok(true) => {}
                     Ok(false) => continue,
@@ -381,7 +386,7 @@ impl Rules {
             && (rule.when.is_none()
                 || self
                     .templates
-                    .condition(&rule.name, &self.context(scene, None))
+                    .condition(&rule.name, &self.condition_context(scene))
                     .unwrap_or(false))
     }
 
@@ -416,7 +421,7 @@ impl Rule {
             && self
                 .scheme
                 .as_ref()
-                .is_none_or(|g| scene.dossier.get("scheme").is_some_and(|s| g.is_match(s)))
+                .is_none_or(|g| scene.dossier.text("scheme").is_some_and(|s| g.is_match(s)))
     }
 }
 
@@ -610,9 +615,7 @@ mod tests {
             "connector glob"
         );
         let mut small = big.clone();
-        small
-            .fields
-            .insert("amount_granted".to_owned(), "23000.00".to_owned());
+        small.fields.insert_text("amount_granted", "23000.00");
         assert!(
             fired(&rules, "portail-aides", &small, &event).is_empty(),
             "condition"
@@ -624,9 +627,7 @@ mod tests {
             "absent amount"
         );
         let mut other = big.clone();
-        other
-            .fields
-            .insert("scheme".to_owned(), "Culture".to_owned());
+        other.fields.insert_text("scheme", "Culture");
         assert!(
             fired(&rules, "portail-aides", &other, &event).is_empty(),
             "scheme glob"

@@ -83,7 +83,7 @@ impl Rules {
             for rule in self.rules.iter().filter(|r| r.when.is_some()) {
                 for &kind in &rule.on {
                     let event = sample_event(kind, complete);
-                    let ctx = self.context(&sample_scene(&dossier, &event, delay), None);
+                    let ctx = self.condition_context(&sample_scene(&dossier, &event, delay));
                     if let Err(reason) = self.templates.condition(&rule.name, &ctx) {
                         problems.push(
                             &rule.file,
@@ -117,13 +117,19 @@ pub fn sample_dossier(complete: bool, extra: &BTreeMap<String, FieldKind>) -> Do
         FieldKind::Siret => "73282932000074".to_owned(),
         FieldKind::Emails => "contact@example.org".to_owned(),
     };
-    let mut fields = BTreeMap::new();
+    let mut fields = model::Fields::default();
     if complete {
         for f in model::FIELDS {
-            fields.insert(f.name.to_owned(), sample(f.name, f.kind));
+            fields.insert(
+                f.name,
+                model::Value::from_text(f.kind, &sample(f.name, f.kind)),
+            );
         }
         for (name, kind) in extra {
-            fields.insert(name.clone(), sample(name, *kind));
+            fields.insert(
+                name.as_str(),
+                model::Value::from_text(*kind, &sample(name, *kind)),
+            );
         }
     }
     Dossier {

@@ -354,7 +354,7 @@ impl io::Write for Capped {
     }
 }
 
-fn environment(lifecycle: Arc<Lifecycle>, tz: Tz) -> Environment<'static> {
+pub(super) fn environment(lifecycle: Arc<Lifecycle>, tz: Tz) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_fuel(Some(FUEL));
@@ -449,15 +449,22 @@ fn text_of(value: &Value) -> Result<String, Error> {
         .ok_or_else(|| invalid(format!("expected a text, not {value}")))
 }
 
-/// The cents of an amount given as a number (26956.5) or its stored text ("26956.50").
+/// The cents of an amount: a dossier's (its cents), its stored text
+/// (`event.old`, "26956.50"), or a number a template writes (in euros).
 fn cents(value: &Value) -> Result<i64, Error> {
     let not_amount = || invalid(format!("montant expects an amount, not {value}"));
+    if let Some(amount) = value.downcast_object_ref::<super::context::Amount>() {
+        return Ok(amount.0);
+    }
+    let parse = |text: &str, format| crate::value::parse_amount(text, format);
     match value.kind() {
-        ValueKind::Number => {
-            let euros = f64::try_from(value.clone()).map_err(|_| not_amount())?;
-            Ok((euros * 100.0).round() as i64)
-        }
-        ValueKind::String => crate::value::parse_amount(
+        ValueKind::Number => match i64::try_from(value.clone()) {
+            Ok(euros) => euros.checked_mul(100).ok_or_else(not_amount),
+            // A number with decimals is read from its shortest decimal text.
+            Err(_) => parse(&value.to_string(), crate::value::AmountFormat::Decimal)
+                .map_err(|_| not_amount()),
+        },
+        ValueKind::String => parse(
             value.as_str().unwrap_or_default(),
             crate::value::AmountFormat::Auto,
         )

@@ -6,6 +6,12 @@
 //! the dictionary rather than in every row (as JSON keys, names took more room than
 //! values). `scheme`, a column of its own, is not repeated in the blob.
 //!
+//! A value is written as its canonical text (`26956.00`, `2024-03-12`), the
+//! bytes every version has written, and read back typed by its field's kind:
+//! the canonical fields' kinds are known here; an extra field's kind is its
+//! connector's, so it reads back as text, which compares and shows the same
+//! (see [`Value::same`]).
+//!
 //! Also owns the hash of a source id that the change-detection state keeps.
 
 use std::cell::RefCell;
@@ -15,6 +21,7 @@ use rusqlite::Connection;
 use xxhash_rust::xxh3::xxh3_128;
 
 use super::{Result, StoreError};
+use crate::model::{FieldKind, FieldName, Fields, Value};
 
 /// The first byte of every encoded blob.
 const FORMAT: u8 = 1;
@@ -35,7 +42,7 @@ pub fn id_key(id: &str) -> IdKey {
 /// renamed once committed, so the cache can only miss names: it reloads then.
 #[derive(Debug, Default)]
 pub(super) struct Names {
-    by_id: Vec<Option<String>>,
+    by_id: Vec<Option<(FieldName, FieldKind)>>,
 }
 
 impl Names {
@@ -54,22 +61,22 @@ impl Names {
             if self.by_id.len() <= id {
                 self.by_id.resize(id + 1, None);
             }
-            self.by_id[id] = Some(row.get(1)?);
+            let name: String = row.get(1)?;
+            let kind = crate::model::field(&name).map_or(FieldKind::Text, |f| f.kind);
+            self.by_id[id] = Some((FieldName::from(name), kind));
         }
         Ok(())
     }
 
-    fn name(&mut self, conn: &Connection, id: u64) -> Result<&str> {
+    /// The name of id `id` and the kind of its values.
+    fn name(&mut self, conn: &Connection, id: u64) -> Result<&(FieldName, FieldKind)> {
         let id = usize::try_from(id).unwrap_or(usize::MAX);
         if self.by_id.get(id).is_none_or(Option::is_none) {
             self.reload(conn)?;
         }
-        self.by_id
-            .get(id)
-            .and_then(Option::as_deref)
-            .ok_or_else(|| {
-                StoreError::Corrupt(format!("dossier fields: unknown field name id {id}"))
-            })
+        self.by_id.get(id).and_then(Option::as_ref).ok_or_else(|| {
+            StoreError::Corrupt(format!("dossier fields: unknown field name id {id}"))
+        })
     }
 }
 
@@ -86,25 +93,25 @@ impl FieldEncoder {
     ///
     /// # Errors
     /// When a field's name was not registered (a bug: every mapped name is).
-    pub fn encode(
-        &self,
-        fields: &BTreeMap<String, String>,
-    ) -> std::result::Result<Vec<u8>, String> {
-        let mut out = Vec::with_capacity(1 + fields.values().map(|v| v.len() + 2).sum::<usize>());
+    pub fn encode(&self, fields: &Fields) -> std::result::Result<Vec<u8>, String> {
+        let mut out = Vec::with_capacity(1 + fields.len() * 16);
         out.push(FORMAT);
         let mut ids = self.ids.iter();
-        for (name, value) in fields {
+        for (name, value) in fields.iter() {
+            let name = &**name;
             if name == SCHEME {
                 continue;
             }
             let id = ids
-                .find(|(n, _)| n >= name)
+                .find(|(n, _)| n.as_str() >= name)
                 .filter(|(n, _)| n == name)
                 .map(|(_, id)| *id)
                 .ok_or_else(|| format!("the field '{name}' has no stored name"))?;
             push_varint(&mut out, id);
-            push_varint(&mut out, value.len() as u64);
-            out.extend_from_slice(value.as_bytes());
+            value.with_text(|text| {
+                push_varint(&mut out, text.len() as u64);
+                out.extend_from_slice(text.as_bytes());
+            });
         }
         Ok(out)
     }
@@ -138,18 +145,15 @@ pub(super) fn register<'n>(
     })
 }
 
-/// Reads stored fields back; `scheme` is the column's value.
+/// Reads stored fields back, typed; `scheme` is the column's value.
 pub(super) fn decode(
     blob: &[u8],
     scheme: Option<String>,
     names: &RefCell<Names>,
     conn: &Connection,
-) -> Result<BTreeMap<String, String>> {
+) -> Result<Fields> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("dossier fields: {what}"));
-    let mut fields = BTreeMap::new();
-    if let Some(scheme) = scheme {
-        fields.insert(SCHEME.to_owned(), scheme);
-    }
+    let mut fields = Vec::new();
     let Some((&format, mut rest)) = blob.split_first() else {
         return Err(corrupt("empty value"));
     };
@@ -167,7 +171,17 @@ pub(super) fn decode(
         let (value, after) = rest.split_at(len);
         rest = after;
         let value = std::str::from_utf8(value).map_err(|_| corrupt("a value is not UTF-8"))?;
-        fields.insert(names.name(conn, id)?.to_owned(), value.to_owned());
+        let (name, kind) = names.name(conn, id)?;
+        fields.push((name.clone(), Value::from_text(*kind, value)));
+    }
+    // Written in name order: sorting is a check, unless a name was repeated.
+    if !fields.windows(2).all(|w| w[0].0 < w[1].0) {
+        fields.sort_by(|a, b| a.0.cmp(&b.0));
+        fields.dedup_by(|later, earlier| later.0 == earlier.0);
+    }
+    let mut fields = Fields::from_sorted(fields);
+    if let Some(scheme) = scheme {
+        fields.insert(SCHEME, Value::Text(scheme));
     }
     Ok(fields)
 }
@@ -263,14 +277,15 @@ pub(super) fn migrate_0005(tx: &rusqlite::Transaction<'_>) -> rusqlite_migration
         let fields: BTreeMap<String, String> = serde_json::from_str(&json).map_err(|e| {
             rusqlite_migration::HookError::Hook(format!("dossier {id}: fields: {e}"))
         })?;
+        // As text: the bytes stored are the bytes the JSON held.
+        let fields = Fields::from_pairs(
+            fields
+                .into_iter()
+                .map(|(name, text)| (FieldName::from(name), Value::Text(text))),
+        );
         parsed.push((id, fields));
     }
-    let encoder = register(
-        tx,
-        parsed
-            .iter()
-            .flat_map(|(_, f)| f.keys().map(String::as_str)),
-    )?;
+    let encoder = register(tx, parsed.iter().flat_map(|(_, f)| f.names()))?;
     {
         let mut update = tx.prepare("UPDATE dossiers SET fields = ?2 WHERE id = ?1")?;
         for (id, fields) in &parsed {
@@ -320,6 +335,13 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// Fields of texts, typed as a mapping types them.
+    fn typed(fields: &BTreeMap<String, String>) -> Fields {
+        Fields::from_texts(fields.iter().map(|(n, v)| (n.as_str(), v.as_str())), |_| {
+            FieldKind::Text
+        })
+    }
+
     fn store() -> Connection {
         let conn = Connection::open_in_memory().expect("in-memory database");
         conn.execute_batch(
@@ -336,10 +358,10 @@ mod tests {
         ) {
             let conn = store();
             let encoder = register(&conn, fields.keys().map(String::as_str)).expect("register");
-            let blob = encoder.encode(&fields).expect("encode");
+            let blob = encoder.encode(&typed(&fields)).expect("encode");
             let scheme = fields.get(SCHEME).cloned();
             let names = RefCell::new(Names::default());
-            prop_assert_eq!(decode(&blob, scheme, &names, &conn).expect("decode"), fields);
+            prop_assert_eq!(decode(&blob, scheme, &names, &conn).expect("decode"), typed(&fields));
         }
 
         #[test]
@@ -349,7 +371,7 @@ mod tests {
         ) {
             let conn = store();
             let encoder = register(&conn, fields.keys().map(String::as_str)).expect("register");
-            let blob = encoder.encode(&fields).expect("encode");
+            let blob = encoder.encode(&typed(&fields)).expect("encode");
             let names = RefCell::new(Names::default());
             // Drop every n-th field (by its name's id).
             let mut ids = Vec::new();
@@ -366,7 +388,7 @@ mod tests {
             let (stripped, dropped) = strip(&blob, &ids);
             prop_assert_eq!(dropped as usize, fields.len() - kept.len());
             let scheme = kept.get(SCHEME).cloned();
-            prop_assert_eq!(decode(&stripped, scheme, &names, &conn).expect("decode"), kept);
+            prop_assert_eq!(decode(&stripped, scheme, &names, &conn).expect("decode"), typed(&kept));
         }
     }
 
@@ -383,8 +405,48 @@ mod tests {
         let encoder = register(&conn, fields.keys().map(String::as_str)).expect("register");
         let again = register(&conn, ["scheme", "beneficiary.email"]).expect("register again");
         assert_eq!(encoder.ids, again.ids);
-        let blob = encoder.encode(&fields).expect("encode");
+        let blob = encoder.encode(&typed(&fields)).expect("encode");
         assert_eq!(blob.len(), 1 + 2 + "contact@asso.fr".len());
+    }
+
+    /// A blob as every earlier version wrote it (canonical texts) reads back
+    /// typed, and is written back byte for byte.
+    #[test]
+    fn a_stored_blob_reads_back_typed_and_unchanged() {
+        let conn = store();
+        let encoder = register(&conn, ["amount_granted", "extra.vote", "filed_on", "title"])
+            .expect("register");
+        let id = |name: &str| encoder.ids.iter().find(|(n, _)| n == name).unwrap().1 as u8;
+        let mut blob = vec![FORMAT];
+        for (name, text) in [
+            ("amount_granted", "26956.40"),
+            ("extra.vote", "2024-03-12"),
+            ("filed_on", "2024-03-01"),
+            ("title", "Toiture"),
+        ] {
+            blob.extend([id(name), text.len() as u8]);
+            blob.extend_from_slice(text.as_bytes());
+        }
+        let names = RefCell::new(Names::default());
+        let fields = decode(&blob, Some("Culture".to_owned()), &names, &conn).expect("decode");
+        assert_eq!(
+            fields.get("amount_granted"),
+            Some(&Value::Amount(2_695_640))
+        );
+        assert_eq!(
+            fields.get("filed_on").and_then(Value::date),
+            chrono::NaiveDate::from_ymd_opt(2024, 3, 1)
+        );
+        // An extra field's kind is its connector's: text here, the same text.
+        assert_eq!(
+            fields.get("extra.vote"),
+            Some(&Value::Text("2024-03-12".to_owned()))
+        );
+        assert_eq!(
+            fields.get("scheme"),
+            Some(&Value::Text("Culture".to_owned()))
+        );
+        assert_eq!(encoder.encode(&fields).expect("encode"), blob);
     }
 
     #[test]
@@ -408,7 +470,12 @@ mod tests {
         let conn = store();
         let encoder = register(&conn, ["title"]).expect("register");
         let fields = BTreeMap::from([("amount".to_owned(), "1".to_owned())]);
-        assert!(encoder.encode(&fields).unwrap_err().contains("'amount'"));
+        assert!(
+            encoder
+                .encode(&typed(&fields))
+                .unwrap_err()
+                .contains("'amount'")
+        );
     }
 
     #[test]
@@ -443,8 +510,8 @@ mod tests {
             let d = &found[0];
             assert_eq!(d.rowid, 7);
             assert!(!d.present);
-            assert_eq!(d.dossier.get("title"), Some("Toiture"));
-            assert_eq!(d.dossier.get("scheme"), Some("Pass Rénovation"));
+            assert_eq!(d.dossier.text("title"), Some("Toiture"));
+            assert_eq!(d.dossier.text("scheme"), Some("Pass Rénovation"));
             assert_eq!(d.dossier.reference(), "REF-1");
         }
         // Migration 0010 then moved the state into the change index.

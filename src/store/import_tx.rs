@@ -165,7 +165,7 @@ impl DossierWrite<'_> {
         let d = self.dossier;
         [
             Param::Text(d.reference()),
-            Param::text_or_null(d.get("scheme")),
+            Param::text_or_null(d.text("scheme")),
             Param::Text(&d.step),
             Param::Text(&d.status),
             Param::Text(step_entered_at),

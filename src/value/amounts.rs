@@ -89,20 +89,6 @@ pub(super) fn parse_any_amount(raw: &str, format: AmountFormat) -> Result<i64, S
     Ok(if negative { -magnitude } else { magnitude })
 }
 
-/// Canonical text of an amount in cents: "26956.00", "-5.10", "0.00".
-pub(crate) fn format_amount(cents: i64) -> String {
-    // By hand: a first import formats a million amounts.
-    let mut out = String::with_capacity(24);
-    if cents < 0 {
-        out.push('-');
-    }
-    let magnitude = cents.unsigned_abs();
-    crate::model::push_digits(&mut out, magnitude / 100, 1);
-    out.push('.');
-    crate::model::push_digits(&mut out, magnitude % 100, 2);
-    out
-}
-
 /// The spaces that separate groups of digits: plain, no-break and narrow no-break.
 pub(super) const SPACES: [char; 3] = [' ', '\u{a0}', '\u{202f}'];
 

@@ -63,7 +63,6 @@ mod siret;
 use amounts::SPACES;
 use dates::pattern_has_time;
 
-pub(crate) use amounts::format_amount;
 pub use amounts::parse_amount;
 pub(crate) use dates::{parse_date, parse_instant};
 pub(crate) use emails::{email_list, mailbox, parse_emails, recipient};
@@ -384,7 +383,7 @@ mod tests {
     #[case::max(i64::MAX, "92233720368547758.07")]
     #[case::min(i64::MIN, "-92233720368547758.08")]
     fn format_amount_is_canonical(#[case] cents: i64, #[case] expected: &str) {
-        assert_eq!(format_amount(cents), expected);
+        assert_eq!(crate::model::amount_text(cents), expected);
     }
 
     #[rstest]
@@ -394,7 +393,7 @@ mod tests {
     fn format_amount_round_trips(#[case] raw: &str) {
         let cents = parse_amount(raw, AmountFormat::Auto).expect("valid amount");
         assert_eq!(
-            parse_amount(&format_amount(cents), AmountFormat::Auto),
+            parse_amount(&crate::model::amount_text(cents), AmountFormat::Auto),
             Ok(cents)
         );
     }

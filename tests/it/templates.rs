@@ -14,7 +14,6 @@
 //! checked for what a reader must never see (a stray `none`, a label left with
 //! no value, a doubled space, unbalanced HTML).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use alertissimo::config::{Config, Region};
@@ -164,7 +163,7 @@ fn dossier(id: &str, step: &str, status: &str, fields: &[(&str, &str)]) -> Dossi
         fields: fields
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect::<BTreeMap<_, _>>(),
+            .collect(),
     }
 }
 
@@ -540,7 +539,7 @@ fn association_second_dossier(step: &str) -> Dossier {
         ("url", "https://aides.region.example.fr/dossiers/AR-25-1187"),
         ("amount_requested", "8500.00"),
     ] {
-        d.fields.insert(k.to_owned(), v.to_owned());
+        d.fields.insert_text(k, v);
     }
     for k in [
         "decided_on",

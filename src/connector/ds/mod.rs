@@ -29,7 +29,7 @@ use super::http;
 use super::parse::Common;
 use super::source::{ApiSource, Reads, Source, SourceKind};
 use super::spool::{Live, SyncStart};
-use crate::config::PasswordSource;
+use crate::secret::PasswordSource;
 use crate::diag::FileProblems;
 
 pub use record::plain_text;

@@ -8,6 +8,7 @@
 //! columns). Pure: no I/O, no clock.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -232,6 +233,8 @@ pub struct FieldMap {
     pub source: ValueSource,
     /// The DS champ or annotation it reads (its pointer is `source`).
     pub champ: Option<DsChamp>,
+    /// `name`, shared by every dossier mapped.
+    key: model::FieldName,
     parse: Parse,
     optional: bool,
     on_invalid: OnInvalid,
@@ -297,126 +300,16 @@ impl Mapping {
         let mut fields = fields;
         // File order, so that messages and rejections follow what the admin wrote.
         fields.sort_by_key(|(name, _)| name.span().start);
-        let mut out = Vec::new();
-        for (name, def) in fields {
-            let span = name.span();
-            let name = name.into_inner();
-            let canonical = model::field(&name).map(|f| f.kind);
-            let kind = if name == ID || name == STEP {
-                Some(FieldKind::Text)
-            } else if let Some(kind) = canonical {
-                Some(kind)
-            } else if name
-                .strip_prefix(EXTRA_PREFIX)
-                .is_some_and(|rest| !rest.is_empty())
-            {
-                Some(def.kind.unwrap_or(FieldKind::Text))
-            } else {
-                let all = [ID, STEP]
-                    .into_iter()
-                    .chain(model::FIELDS.iter().map(|f| f.name));
-                let hint = closest(&name, all)
-                    .map(|c| format!(" (did you mean '{c}'?)"))
-                    .unwrap_or_default();
-                fp.at(
-                    span.clone(),
-                    format!(
-                        "unknown field '{name}'{hint}; extra fields are named 'extra.something'"
-                    ),
-                );
-                None
-            };
-            let Some(kind) = kind else { continue };
-            if let (Some(given), Some(fixed)) = (def.kind, canonical)
-                && given != fixed
-            {
-                fp.at(
-                    span.clone(),
-                    format!("field '{name}' is always of type '{}'", fixed.name()),
-                );
-            }
-            let parse = match parser(kind, def.format.as_deref()) {
-                Ok(p) => p,
-                Err(reason) => {
-                    fp.at(span.clone(), format!("field '{name}': {reason}"));
-                    continue;
-                }
-            };
-            let empty_header = match &def.source {
-                ValueSource::Column(c) | ValueSource::Columns(c, _) => {
-                    c.is_empty() || c.iter().any(|h| normalize(h).is_empty())
-                }
-                ValueSource::Constant(_) => false,
-            };
-            if empty_header {
-                fp.at(span.clone(), format!("field '{name}': empty column name"));
-            }
-            if (name == ID || name == STEP) && (def.optional || def.on_invalid == OnInvalid::Ignore)
-            {
-                fp.at(
-                    span.clone(),
-                    format!("field '{name}' is required: it cannot be optional or ignored"),
-                );
-            }
-            // Amounts and dates keep their stored value when a cell is empty;
-            // text follows the export (an instructor removed is removed).
-            let on_empty = def.on_empty.unwrap_or(match parse {
-                Parse::Amount(_) | Parse::Date(_) | Parse::Instant(_) => OnEmpty::Keep,
-                Parse::Text | Parse::Siret | Parse::Emails => OnEmpty::Clear,
-            });
-            if (name == ID || name == STEP) && def.on_empty.is_some() {
-                fp.at(
-                    span,
-                    format!("field '{name}' is required: an empty one always rejects the record"),
-                );
-            }
-            out.push(FieldMap {
-                name,
-                source: def.source,
-                champ: def.champ,
-                parse,
-                optional: def.optional,
-                on_invalid: def.on_invalid,
-                on_empty,
-            });
-        }
+        let out: Vec<FieldMap> = fields
+            .into_iter()
+            .filter_map(|(name, def)| field_map(name, def, fp))
+            .collect();
         for required in [ID, STEP] {
             if !out.iter().any(|f| f.name == required) {
                 fp.file(format!("[fields] must map '{required}'"));
             }
         }
-        let mut table = HashMap::new();
-        let mut written = HashMap::new();
-        for (label, step) in steps {
-            let key = normalize(label.get_ref());
-            written.insert(label.get_ref().clone(), step.get_ref().clone());
-            if lifecycle.step(step.get_ref()).is_none() {
-                let hint = lifecycle
-                    .closest(step.get_ref())
-                    .map(|c| format!(" (did you mean '{c}'?)"))
-                    .unwrap_or_default();
-                fp.at(
-                    step.span(),
-                    format!(
-                        "'{}' is not a step of {}{hint}",
-                        step.get_ref(),
-                        lifecycle.path.display()
-                    ),
-                );
-            }
-            if table.insert(key, step.get_ref().clone()).is_some() {
-                fp.at(
-                    label.span(),
-                    format!(
-                        "status label '{}' is mapped twice (labels ignore case and extra spaces)",
-                        label.get_ref()
-                    ),
-                );
-            }
-        }
-        if table.is_empty() {
-            fp.file("[steps] must map the source's status labels onto lifecycle steps");
-        }
+        let (table, written) = step_table(steps, lifecycle, fp);
         (fp.count() == before).then_some(Mapping {
             fields: out,
             steps: table,
@@ -467,6 +360,137 @@ impl Mapping {
             })
             .count()
     }
+}
+
+/// The kind of the field `name`: fixed for the canonical ones, declared (or
+/// text) for an extra one; `None`, reported, for an unknown name.
+fn field_kind(
+    name: &str,
+    def: &FieldDef,
+    span: &Range<usize>,
+    fp: &mut FileProblems<'_>,
+) -> Option<FieldKind> {
+    let canonical = model::field(name).map(|f| f.kind);
+    let kind = if name == ID || name == STEP {
+        FieldKind::Text
+    } else if let Some(kind) = canonical {
+        kind
+    } else if name
+        .strip_prefix(EXTRA_PREFIX)
+        .is_some_and(|rest| !rest.is_empty())
+    {
+        def.kind.unwrap_or(FieldKind::Text)
+    } else {
+        let all = [ID, STEP]
+            .into_iter()
+            .chain(model::FIELDS.iter().map(|f| f.name));
+        let hint = closest(name, all)
+            .map(|c| format!(" (did you mean '{c}'?)"))
+            .unwrap_or_default();
+        fp.at(
+            span.clone(),
+            format!("unknown field '{name}'{hint}; extra fields are named 'extra.something'"),
+        );
+        return None;
+    };
+    if let (Some(given), Some(fixed)) = (def.kind, canonical)
+        && given != fixed
+    {
+        fp.at(
+            span.clone(),
+            format!("field '{name}' is always of type '{}'", fixed.name()),
+        );
+    }
+    Some(kind)
+}
+
+/// One `[fields]` entry validated; `None` when it cannot be used (reported).
+fn field_map(name: Spanned<String>, def: FieldDef, fp: &mut FileProblems<'_>) -> Option<FieldMap> {
+    let span = name.span();
+    let name = name.into_inner();
+    let kind = field_kind(&name, &def, &span, fp)?;
+    let parse = parser(kind, def.format.as_deref())
+        .map_err(|reason| fp.at(span.clone(), format!("field '{name}': {reason}")))
+        .ok()?;
+    let empty_header = match &def.source {
+        ValueSource::Column(c) | ValueSource::Columns(c, _) => {
+            c.is_empty() || c.iter().any(|h| normalize(h).is_empty())
+        }
+        ValueSource::Constant(_) => false,
+    };
+    if empty_header {
+        fp.at(span.clone(), format!("field '{name}': empty column name"));
+    }
+    let required = name == ID || name == STEP;
+    if required && (def.optional || def.on_invalid == OnInvalid::Ignore) {
+        fp.at(
+            span.clone(),
+            format!("field '{name}' is required: it cannot be optional or ignored"),
+        );
+    }
+    // Amounts and dates keep their stored value when a cell is empty;
+    // text follows the export (an instructor removed is removed).
+    let on_empty = def.on_empty.unwrap_or(match parse {
+        Parse::Amount(_) | Parse::Date(_) | Parse::Instant(_) => OnEmpty::Keep,
+        Parse::Text | Parse::Siret | Parse::Emails => OnEmpty::Clear,
+    });
+    if required && def.on_empty.is_some() {
+        fp.at(
+            span,
+            format!("field '{name}' is required: an empty one always rejects the record"),
+        );
+    }
+    Some(FieldMap {
+        key: model::FieldName::from(name.as_str()),
+        name,
+        source: def.source,
+        champ: def.champ,
+        parse,
+        optional: def.optional,
+        on_invalid: def.on_invalid,
+        on_empty,
+    })
+}
+
+/// `[steps]` validated: the labels, normalised and as written, to their steps.
+fn step_table(
+    steps: BTreeMap<Spanned<String>, Spanned<String>>,
+    lifecycle: &Lifecycle,
+    fp: &mut FileProblems<'_>,
+) -> (HashMap<String, String>, HashMap<String, String>) {
+    let mut table = HashMap::new();
+    let mut written = HashMap::new();
+    for (label, step) in steps {
+        let key = normalize(label.get_ref());
+        written.insert(label.get_ref().clone(), step.get_ref().clone());
+        if lifecycle.step(step.get_ref()).is_none() {
+            let hint = lifecycle
+                .closest(step.get_ref())
+                .map(|c| format!(" (did you mean '{c}'?)"))
+                .unwrap_or_default();
+            fp.at(
+                step.span(),
+                format!(
+                    "'{}' is not a step of {}{hint}",
+                    step.get_ref(),
+                    lifecycle.path.display()
+                ),
+            );
+        }
+        if table.insert(key, step.get_ref().clone()).is_some() {
+            fp.at(
+                label.span(),
+                format!(
+                    "status label '{}' is mapped twice (labels ignore case and extra spaces)",
+                    label.get_ref()
+                ),
+            );
+        }
+    }
+    if table.is_empty() {
+        fp.file("[steps] must map the source's status labels onto lifecycle steps");
+    }
+    (table, written)
 }
 
 fn headers_of(source: &ValueSource) -> &[String] {
@@ -624,7 +648,14 @@ mod tests {
         let mapped = r.map(get, chrono_tz::Europe::Paris).unwrap();
         assert_eq!(mapped.dossier.id, "HDF-1");
         assert_eq!(mapped.dossier.step, "accorde");
-        assert_eq!(mapped.dossier.get("amount_granted"), Some("26956.00"));
+        assert_eq!(
+            mapped
+                .dossier
+                .get("amount_granted")
+                .map(ToString::to_string)
+                .as_deref(),
+            Some("26956.00")
+        );
         assert_eq!(mapped.dossier.get("beneficiary.siret"), None);
         assert_eq!(mapped.warnings.len(), 1);
         assert_eq!(mapped.warnings[0].field, "beneficiary.siret");
@@ -649,8 +680,14 @@ mod tests {
             let d = map("30/03/2025", "2025-03-30 12:00", paris)
                 .unwrap()
                 .dossier;
-            assert_eq!(d.get("step_since"), Some("2025-03-29T23:00:00Z"));
-            assert_eq!(d.get("extra.vote"), Some("2025-03-30T10:00:00Z"));
+            assert_eq!(
+                d.get("step_since").map(ToString::to_string).as_deref(),
+                Some("2025-03-29T23:00:00Z")
+            );
+            assert_eq!(
+                d.get("extra.vote").map(ToString::to_string).as_deref(),
+                Some("2025-03-30T10:00:00Z")
+            );
             let errors = map("31/02/2025", "", paris).unwrap_err();
             assert_eq!(errors.len(), 1, "{errors:?}");
             assert_eq!(errors[0].field, "step_since");
@@ -659,8 +696,14 @@ mod tests {
         let d = map("30/03/2025", "2025-03-30 12:00", chrono_tz::UTC)
             .unwrap()
             .dossier;
-        assert_eq!(d.get("step_since"), Some("2025-03-30T00:00:00Z"));
-        assert_eq!(d.get("extra.vote"), Some("2025-03-30T12:00:00Z"));
+        assert_eq!(
+            d.get("step_since").map(ToString::to_string).as_deref(),
+            Some("2025-03-30T00:00:00Z")
+        );
+        assert_eq!(
+            d.get("extra.vote").map(ToString::to_string).as_deref(),
+            Some("2025-03-30T12:00:00Z")
+        );
     }
 
     #[test]

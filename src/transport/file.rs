@@ -1,14 +1,66 @@
-//! The `file` transport: each message written as an `.eml` file into a folder.
+//! The `file` transport: each message written as an `.eml` file into a folder
+//! (`[delivery.file] dir`).
 //!
 //! The embedded default, so that the daemon runs with nothing installed. A file
 //! is written under a temporary name, synced, then renamed: a reader never sees
 //! half a message. Its name derives from the Message-ID, so a message sent again
-//! after a crash replaces its first copy instead of doubling it.
+//! after a crash replaces its first copy instead of doubling it. The
+//! administrators' outage notices are written the same way ([`fn@write`]), and the
+//! purge expires the files of its folder whatever the transport is now
+//! ([`is_message_file`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use super::Outcome;
+use super::{Key, KeyDefault, Keys, Kind, Outcome, Sender, Sending, Transport};
+
+/// The folder of `.eml` files: read whatever the transport, since the purge
+/// expires the files an earlier use left there.
+pub const DIR: &str = "delivery.file.dir";
+
+/// Its line of the registry.
+pub const KIND: Kind = Kind {
+    name: "file",
+    keys: &[Key {
+        name: DIR,
+        default: KeyDefault::Text("alertissimo-data/outbox"),
+    }],
+    settings,
+};
+
+/// The folder messages are written into.
+#[derive(Debug, Clone)]
+pub struct FileTransport {
+    /// The folder (created when missing).
+    pub dir: PathBuf,
+}
+
+fn settings(keys: &mut dyn Keys) -> Option<Arc<dyn Transport>> {
+    let dir = keys.path(DIR)?;
+    Some(Arc::new(FileTransport { dir }))
+}
+
+impl Transport for FileTransport {
+    fn name(&self) -> &'static str {
+        KIND.name
+    }
+
+    fn start(&self, _concurrency: usize) -> Result<Box<dyn Sender>, String> {
+        Ok(Box::new(self.clone()))
+    }
+}
+
+impl Sender for FileTransport {
+    fn send<'a>(&'a self, message: lettre::Message, message_id: &'a str) -> Sending<'a> {
+        let (dir, id, bytes) = (self.dir.clone(), message_id.to_owned(), message.formatted());
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || write(&dir, &id, &bytes))
+                .await
+                .unwrap_or_else(|e| Outcome::Relay(format!("writing the file failed: {e}")))
+        })
+    }
+}
 
 /// Writes `bytes` (one formatted message) into `dir`.
 pub fn write(dir: &Path, message_id: &str, bytes: &[u8]) -> Outcome {
