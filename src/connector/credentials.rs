@@ -16,9 +16,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::secret::PasswordSource;
 use crate::diag::FileProblems;
 use crate::secret;
+use crate::secret::PasswordSource;
 
 /// One value of `[source.secret_headers]`: `{ env = "VAR" }` or `{ file = "path" }`.
 #[derive(Debug, Deserialize)]

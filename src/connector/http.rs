@@ -27,9 +27,9 @@ use super::parse::Common;
 use super::source::{ApiSource, Reads, Source, SourceKind};
 use super::spool::{Live, SyncStart};
 use super::table::{NamedColumns, Record};
-use crate::secret::PasswordSource;
 use crate::diag::FileProblems;
 use crate::model::SourceMessage;
+use crate::secret::PasswordSource;
 
 /// The longest `timeout` of one request (issue 17, item 20).
 pub(crate) const MAX_TIMEOUT: Duration = Duration::from_secs(3_600);

@@ -29,8 +29,8 @@ use super::http;
 use super::parse::Common;
 use super::source::{ApiSource, Reads, Source, SourceKind};
 use super::spool::{Live, SyncStart};
-use crate::secret::PasswordSource;
 use crate::diag::FileProblems;
+use crate::secret::PasswordSource;
 
 pub use record::plain_text;
 pub use sync::DsTable;
