@@ -15,34 +15,14 @@ pub fn import_pending(
     tz: chrono_tz::Tz,
     options: &Options<'_>,
 ) -> Result<Vec<Summary>, ImportError> {
+    let clock = Clock::start(options.now);
     let Some(source) = connector.source.folder() else {
-        // An API: one snapshot (or one batch of changes) per import, fetched first.
-        let state = api_state(store, connector)?;
-        let dir = spool_dir(store.path());
-        let stop = || options.stop.is_some_and(|stop| stop());
-        let progress = |pages| {
-            if let Some(progress) = options.progress {
-                progress(pages, 0);
-            }
-        };
-        let spool = match spool::fetch(connector, state, &dir, &stop, &progress) {
-            Ok(spool) => spool,
-            Err(spool::SpoolError::Interrupted) => {
-                info!(connector = %connector.name, "Stopping: the synchronisation is left for the next start.");
-                return Ok(Vec::new());
-            }
-            Err(error) => {
-                let reason = error.to_string();
-                store.record_source_error(&connector.name, Utc::now(), &reason)?;
-                return Err(ImportError::Spool(error));
-            }
-        };
-        return Ok(vec![import_spool(store, connector, &spool, tz, options)?]);
+        return synchronise(store, connector, tz, options, &clock);
     };
     let files = match source.files() {
         Ok(files) => files,
         Err(reason) => {
-            store.record_source_error(&connector.name, Utc::now(), &reason)?;
+            store.record_source_error(&connector.name, clock.at(), &reason)?;
             return Err(ImportError::Folder {
                 connector: connector.name.clone(),
                 reason,
@@ -72,7 +52,7 @@ pub fn import_pending(
             Seen::Kept => continue,
             Seen::ToRead => {}
         }
-        let mut summary = import_file(store, connector, &file, tz, options)?;
+        let mut summary = guarded(store, connector, Origin::File(&file), tz, options, &clock)?;
         if let Some((size, mtime_ns)) = state {
             let seen = SeenFile {
                 size,
@@ -82,12 +62,12 @@ pub fn import_pending(
                 run_id: summary.run_id,
                 fingerprint: connector.fingerprint_text(),
             };
-            store.record_file_seen(&connector.name, &shown, &seen, Utc::now())?;
+            store.record_file_seen(&connector.name, &shown, &seen, clock.at())?;
         }
         // A refused file stays where it is, for the administrators to look at; its
         // checksum keeps it from being read again until it or the connector changes.
         if summary.dispose {
-            let stamp = options.now.format("%Y%m%dT%H%M%SZ").to_string();
+            let stamp = clock.now().format("%Y%m%dT%H%M%SZ").to_string();
             match source.dispose(&file, &stamp) {
                 Ok(target) => summary.archived_to = target.map(|t| t.display().to_string()),
                 Err(error) => warn!(
@@ -99,6 +79,39 @@ pub fn import_pending(
         out.push(summary);
     }
     Ok(out)
+}
+
+/// Imports an API connector: one snapshot (or one batch of changes) per
+/// import, fetched first into a spool.
+fn synchronise(
+    store: &mut Store,
+    connector: &Connector,
+    tz: chrono_tz::Tz,
+    options: &Options<'_>,
+    clock: &Clock,
+) -> Result<Vec<Summary>, ImportError> {
+    let state = api_state(store, connector)?;
+    let dir = spool_dir(store.path());
+    let stop = || options.stop.is_some_and(|stop| stop());
+    let progress = |pages| {
+        if let Some(progress) = options.progress {
+            progress(pages, 0);
+        }
+    };
+    let spool = match spool::fetch(connector, state, &dir, &stop, &progress) {
+        Ok(spool) => spool,
+        Err(spool::SpoolError::Interrupted) => {
+            info!(connector = %connector.name, "Stopping: the synchronisation is left for the next start.");
+            return Ok(Vec::new());
+        }
+        Err(error) => {
+            let reason = error.to_string();
+            store.record_source_error(&connector.name, clock.at(), &reason)?;
+            return Err(ImportError::Spool(error));
+        }
+    };
+    let origin = Origin::Api(&spool);
+    Ok(vec![guarded(store, connector, origin, tz, options, clock)?])
 }
 
 /// A drop-folder file's size and modification time (nanoseconds since 1970).

@@ -1,6 +1,6 @@
 //! The change-detection index an import holds in memory: one entry per stored
-//! dossier (its id's hash and its raw record's hash), sorted by hash, merged with
-//! the entries of a snapshot.
+//! dossier (its id's hash and its raw record's hash), sorted by hash; the
+//! changes an import makes to it ([`IndexChanges`]), merged in when it commits.
 
 use super::*;
 
@@ -62,6 +62,114 @@ impl Index {
             .iter()
             .position(|e| e.key() == key)
             .map(|i| from + i)
+    }
+
+    /// Whether the stored dossier at `at` is present and its raw record hashed `hash`.
+    pub(super) fn unchanged(&self, at: usize, hash: u64) -> bool {
+        let e = &self.entries[at];
+        e.same_hash(hash) && e.present()
+    }
+}
+
+/// Where the stored state of a dossier read again is.
+#[derive(Clone, Copy)]
+pub(super) enum Slot {
+    /// In the index, at this position.
+    Stored(usize),
+    /// Among the dossiers this import created, at this position.
+    Added(usize),
+}
+
+/// What an import changes in the index, kept aside until it commits.
+pub(super) struct IndexChanges {
+    /// New raw hashes of stored dossiers, by position in the index.
+    rehashed: Vec<(usize, u64)>,
+    /// The dossiers this import created.
+    added: Vec<Entry>,
+    /// Where each dossier this import created is in `added`, when an API may
+    /// send one again (see [`Sightings`]).
+    inserted: std::collections::HashMap<IdKey, usize>,
+    repeats_replace: bool,
+}
+
+impl IndexChanges {
+    pub(super) fn new(repeats_replace: bool) -> Self {
+        Self {
+            rehashed: Vec::new(),
+            added: Vec::new(),
+            inserted: std::collections::HashMap::new(),
+            repeats_replace,
+        }
+    }
+
+    /// The stored dossier a record reads again: stored before (at `at` in the
+    /// index), or created by this import and sent again.
+    pub(super) fn held(&self, index: &Index, at: Option<usize>, key: IdKey) -> Option<Held> {
+        let slot = match at {
+            Some(i) => Slot::Stored(i),
+            None => Slot::Added(*self.inserted.get(&key)?),
+        };
+        let (rowid, present) = match slot {
+            Slot::Stored(i) => {
+                let e = &index.entries[i];
+                (e.dossier_id(), e.present())
+            }
+            Slot::Added(a) => (self.added[a].dossier_id(), true),
+        };
+        Some(Held {
+            rowid,
+            present,
+            slot,
+        })
+    }
+
+    /// Notes the new raw hash of a dossier read again.
+    pub(super) fn read_again(&mut self, slot: Slot, row_hash: u64) {
+        match slot {
+            Slot::Stored(i) => self.rehashed.push((i, row_hash)),
+            Slot::Added(a) => self.added[a].set(row_hash, true),
+        }
+    }
+
+    /// Notes a dossier this import created, row `rowid`.
+    pub(super) fn created(
+        &mut self,
+        key: IdKey,
+        rowid: i64,
+        row_hash: u64,
+    ) -> Result<(), StoreError> {
+        if self.repeats_replace {
+            self.inserted.insert(key, self.added.len());
+        }
+        self.added
+            .push(Entry::new(key, entry_row(rowid)?, row_hash, true));
+        Ok(())
+    }
+
+    /// The row of the first dossier this import created whose id hashed `key`.
+    pub(super) fn created_with(&self, key: IdKey) -> Option<i64> {
+        self.added
+            .iter()
+            .find(|e| e.key() == key)
+            .map(Entry::dossier_id)
+    }
+
+    /// The index's entries once this import applied: the stored ones rehashed,
+    /// those at the positions `gone` marked absent, and the created ones; both
+    /// lists in key order, for [`merge_sorted`].
+    pub(super) fn applied(
+        self,
+        index: Index,
+        gone: impl IntoIterator<Item = usize>,
+    ) -> (Vec<Entry>, Vec<Entry>) {
+        let mut entries = index.entries;
+        for (i, row_hash) in self.rehashed {
+            entries[i].set(row_hash, true);
+        }
+        for i in gone {
+            entries[i].set_absent();
+        }
+        (entries, Index::sorted(self.added).entries)
     }
 }
 

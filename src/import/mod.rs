@@ -1,22 +1,61 @@
-//! One import of one connector: read a snapshot, diff it with the store, apply it
-//! whole or refuse it whole.
+//! One import of one connector: read a snapshot, reconcile it with the store,
+//! apply it whole or refuse it whole.
 //!
-//! Owns the import pipeline and its guards:
+//! # The stages
+//!
+//! An import is a pipeline of named stages, each a function with typed input
+//! and output. The snapshot streams through the first, second and fourth, record
+//! by record, on two threads; the third waits for the whole snapshot, and only
+//! then is the one transaction committed or rolled back:
 //!
 //! ```text
-//!  parser thread                              store (this thread, one transaction)
-//!  file ─▶ records ─▶ id, raw hash ─▶ index ──changed/new/rejected──▶ diff ─▶ dossiers, events
-//!                                  (unchanged: nothing sent)          guards ─▶ commit | rollback
+//!  open         snapshot::open   first pass (checksum, encoding), the transaction, the stored Index,
+//!               the run; or done already (the last snapshot's content, refused before, unreadable)
+//!  ─ reader thread ────────────────────────────────────────────────────────────────────────────────
+//!  1 read+map   read::read       record ─▶ id, raw hash ─▶ Sighting in the index (reconcile's first
+//!                                look: an unchanged raw hash is counted, not even mapped) ─▶ Read:
+//!                                a dossier mapped | a record rejected | an id seen twice
+//!                                (then Encoded: the fields' stored form, made here for stage 4)
+//!  ─ store thread, in the transaction ─────────────────────────────────────────────────────────────
+//!  2 reconcile  reconcile::plan  stored state ─▶ diff ─▶ Plan: its events, and an Action:
+//!                                Create | Change | Unchanged
+//!  4 apply      apply::Applied   the plan written: dossier, events, alerts, messages ─▶ Applied
+//!                                (counts, rejections, reasons, the index's changes)
+//!  ─ once the snapshot is read ────────────────────────────────────────────────────────────────────
+//!  2 reconcile  reconcile::disappearances   stored dossiers not seen (full) or deleted at the source
+//!  3 guards     guards::check    a column gone, no data, too many rejected or gone ─▶ refuse:
+//!                                rollback, the run recorded alone (guards::refuse)
+//!  4 commit     apply::commit    disappearances, the source's cursor, the index, the run ─▶ commit
 //! ```
 //!
-//! Memory stays flat whatever the file size: records stream through, and the
-//! only per-dossier state held is the compact `Index` (id hash → raw hash).
-//! Records whose raw hash did not change are not even parsed.
+//! Memory stays flat whatever the file size: records stream through in batches,
+//! the only per-dossier state held is the compact `Index` (id hash → raw hash),
+//! and a dossier's plan is applied as it comes, in the transaction that the
+//! guards may still roll back: that is how a refusal applies nothing without the
+//! snapshot being held.
 //!
-//! Here: the entry points (a file, a drop folder, an API's spool), the summary and
-//! the options. `parse` is the parser thread's side, `index` the in-memory
-//! change index, `snapshot` the store's side in one transaction with its guards,
-//! `files` the drop folders.
+//! # One clock
+//!
+//! The caller gives the import's instant, [`Options::now`] (the
+//! command line and the daemon pass the wall clock; issue 19's `import --as-of`
+//! will pass another instant); nothing in the pipeline reads the wall clock:
+//! - events are detected at `now` (a creation or step change without the
+//!   source's own date, a field change, a disappearance), alerts are planned
+//!   from it, the source's cursor is stamped with it, and a drop-folder file is
+//!   archived under it;
+//! - times of record (when a run starts and ends, when a file was seen or a
+//!   source failed) are `now` plus the time the import has taken so far, on a
+//!   monotonic clock ([`Clock`]), so that a run keeps its real duration;
+//! - an API run starts at its spool's `started_at`: when the source was asked,
+//!   the instant the next synchronisation asks for changes since. It is the
+//!   source's instant, not the import's: its events are still at `now`.
+//!
+//! # Files
+//!
+//! Here: the entry points (a file, a drop folder, an API's spool), the summary,
+//! the options and the clock. `snapshot` drives the stages; `read`, `reconcile`,
+//! `guards` and `apply` are the stages; `index` the in-memory change index and
+//! its changes; `files` the drop folders.
 
 use std::path::Path;
 use std::sync::mpsc::sync_channel;
@@ -29,7 +68,7 @@ use xxhash_rust::xxh3::xxh3_64_with_seed;
 use crate::alerting::Alerting;
 use crate::connector::budget;
 use crate::connector::folder::AfterImport;
-use crate::connector::mapping::{FieldIssue, Mapped};
+use crate::connector::mapping::{FieldIssue, Mapped, Resolved};
 use crate::connector::spool::{self, ApiState, Spool};
 use crate::connector::table::{FirstPass, Record, Table};
 use crate::connector::{Connector, Mode, Origin};
@@ -41,15 +80,21 @@ use crate::store::{
     Rejection, RunStatus, SeenFile, Store, StoreError, entry_row, id_key,
 };
 
+mod apply;
 mod files;
+mod guards;
 mod index;
-mod parse;
+mod read;
+mod reconcile;
 mod snapshot;
 
+use apply::*;
 pub use files::import_pending;
 use files::*;
+use guards::*;
 use index::*;
-use parse::*;
+use read::*;
+use reconcile::*;
 use snapshot::*;
 
 /// How many rejections a summary shows; all are stored with the run.
@@ -131,7 +176,8 @@ impl Summary {
 
 /// How an import runs.
 pub struct Options<'a> {
-    /// The instant events are detected at.
+    /// The import's instant: events are detected at it, and the times of
+    /// record are counted from it (see [the clock](self#one-clock)).
     pub now: DateTime<Utc>,
     /// Import even a content already imported.
     pub force: bool,
@@ -160,6 +206,41 @@ pub enum ImportError {
     /// An API's synchronisation could not be spooled.
     #[error(transparent)]
     Spool(#[from] crate::connector::spool::SpoolError),
+}
+
+/// The one clock of an import: the instant it happens at, given by the caller
+/// ([`Options::now`]), and the time it has taken since it began, measured on a
+/// monotonic clock.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    now: DateTime<Utc>,
+    began: std::time::Instant,
+}
+
+impl Clock {
+    /// The clock of an import beginning at `now`.
+    fn start(now: DateTime<Utc>) -> Self {
+        Self {
+            now,
+            began: std::time::Instant::now(),
+        }
+    }
+
+    /// The import's instant, at which events are detected.
+    fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+
+    /// `now` plus the time the import has taken so far: when a run starts or
+    /// ends, when a file was seen.
+    fn at(&self) -> DateTime<Utc> {
+        self.now + chrono::Duration::from_std(self.began.elapsed()).unwrap_or_default()
+    }
+
+    /// How long the import has taken so far, in milliseconds (for the logs).
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.began.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
 }
 
 /// Where an API connector's synchronisation starts from, as the store knows it.
@@ -195,7 +276,8 @@ pub fn import_spool(
     tz: chrono_tz::Tz,
     options: &Options<'_>,
 ) -> Result<Summary, StoreError> {
-    guarded(store, connector, Origin::Api(spool), tz, options)
+    let clock = Clock::start(options.now);
+    guarded(store, connector, Origin::Api(spool), tz, options, &clock)
 }
 
 /// Imports one file as one snapshot of a connector.
@@ -209,7 +291,8 @@ pub fn import_file(
     tz: chrono_tz::Tz,
     options: &Options<'_>,
 ) -> Result<Summary, StoreError> {
-    guarded(store, connector, Origin::File(path), tz, options)
+    let clock = Clock::start(options.now);
+    guarded(store, connector, Origin::File(path), tz, options, &clock)
 }
 
 /// Imports one snapshot, a panic while reading it included: a parser that
@@ -223,9 +306,10 @@ fn guarded(
     origin: Origin<'_>,
     tz: chrono_tz::Tz,
     options: &Options<'_>,
+    clock: &Clock,
 ) -> Result<Summary, StoreError> {
     let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        import_snapshot(store, connector, origin, tz, options)
+        import_snapshot(store, connector, origin, tz, options, clock)
     }));
     let panic = match attempt {
         Ok(outcome) => return outcome,
@@ -251,14 +335,18 @@ fn guarded(
             &connector.name,
             &shown,
             connector.fingerprint_text(),
-            Utc::now(),
+            clock.at(),
         )
     };
     let summary = Summary::new(&connector.name, shown.clone());
     let reason = format!(
         "{shown}: the file cannot be read (its reader failed: {cause}); a cut or damaged export? It is read again once it changes"
     );
-    refuse(store, run, vec![reason], Vec::new(), summary)
+    refuse(
+        store,
+        Refusal::before_reading(run, reason, summary),
+        clock.at(),
+    )
 }
 
 #[cfg(test)]
@@ -400,6 +488,64 @@ mod tests {
             text.push_str(&format!("D{id};{};{amount}\n", LABELS[*label].0));
         }
         text
+    }
+
+    /// Issue 18, item 2: an import runs on the one instant it is given, never
+    /// on the wall clock: its events are detected at `now`, and its run starts
+    /// at `now` and ends a moment later, whether it is applied or refused.
+    #[test]
+    fn issue_18_an_import_runs_on_the_instant_it_is_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("state.db"), 8).unwrap();
+        let connector = model_connector();
+        let within = |t: DateTime<Utc>, now: DateTime<Utc>| {
+            assert!(
+                t >= now && t - now < chrono::Duration::minutes(1),
+                "{t} is not a moment after {now}"
+            );
+        };
+        let mut import = |n: u32, text: &str| {
+            let now =
+                crate::test_support::utc("2020-03-02T08:00:00Z") + chrono::Duration::days(n.into());
+            let file = dir.path().join(format!("export-{n}.csv"));
+            std::fs::write(&file, text).unwrap();
+            let options = Options {
+                now,
+                force: false,
+                progress: None,
+                stop: None,
+                rules: None,
+            };
+            let summary = import_file(
+                &mut store,
+                &connector,
+                &file,
+                chrono_tz::Europe::Paris,
+                &options,
+            )
+            .unwrap();
+            let run = store.run(summary.run_id.unwrap()).unwrap().unwrap();
+            within(run.started_at, now);
+            within(run.finished_at, run.started_at);
+            (now, summary.status)
+        };
+        let (first, status) = import(0, "id;statut;montant\nD1;Déposé;\nD2;Déposé;\n");
+        assert_eq!(status, "applied");
+        let (second, status) = import(1, "id;statut;montant\nD1;Déposé;\n");
+        assert_eq!(status, "applied");
+        let (_, status) = import(2, "id;statut;montant\n");
+        assert_eq!(status, "refused");
+        let events = |id: &str| {
+            let rowid = store.find_dossiers(id).unwrap()[0].rowid;
+            store.events(rowid).unwrap()
+        };
+        let created = &events("D1")[0];
+        assert_eq!(created.event.kind, EventKind::Created);
+        assert_eq!(created.event.occurred_at, first);
+        within(created.detected_at, first);
+        let gone = events("D2").pop().unwrap();
+        assert_eq!(gone.event.kind, EventKind::Disappeared);
+        assert_eq!(gone.event.occurred_at, second);
     }
 
     proptest::proptest! {

@@ -1,47 +1,52 @@
-//! One snapshot imported in one transaction: the store's side of the pipeline
-//! (diff, events, alerts), the guards, and the refusal that applies nothing.
+//! One snapshot imported: the driver that opens the import and runs its stages
+//! in order (see [the module's map](super)), ending it applied, refused or
+//! skipped.
 
 use super::*;
 
-/// A value of a record that was not used, as the run reports it.
-pub(super) fn warning(file: &str, line: u64, id: &str, field: String, reason: String) -> Rejection {
-    Rejection {
-        severity: "warning",
-        file: file.to_owned(),
-        line: Some(line),
-        record: None,
-        source_id: Some(id.to_owned()),
-        field: Some(field),
-        reason,
-    }
+/// An import opened: its one transaction, and what was read before the records.
+pub(super) struct Import<'s> {
+    pub(super) tx: ImportTx<'s>,
+    /// The connector's stored index.
+    pub(super) index: Index,
+    /// The stored form of the dossiers' fields.
+    pub(super) encoder: FieldEncoder,
+    /// The run, recorded as started in the transaction.
+    pub(super) run: NewRun,
+    pub(super) summary: Summary,
 }
 
-/// Puts back the stored values of the fields a record left empty with
-/// `on_empty = "keep"` (see [`crate::connector::mapping::OnEmpty`]), and the
-/// stored form of its fields with them; returns the fields kept.
-pub(super) fn keep_stored(
-    mut mapped: Mapped,
-    fields: Vec<u8>,
-    stored: Option<&model::Dossier>,
-    encoder: &FieldEncoder,
-) -> Result<(Mapped, Vec<u8>, Vec<String>), StoreError> {
-    let Some(stored) = stored.filter(|_| !mapped.kept.is_empty()) else {
-        return Ok((mapped, fields, Vec::new()));
-    };
-    let mut kept = Vec::new();
-    for name in std::mem::take(&mut mapped.kept) {
-        if let Some(value) = stored.fields.get(&name) {
-            mapped.dossier.fields.insert(name.clone(), value.clone());
-            kept.push(name);
-        }
-    }
-    if kept.is_empty() {
-        return Ok((mapped, fields, kept));
-    }
-    let fields = encoder
-        .encode(&mapped.dossier.fields)
-        .map_err(StoreError::Corrupt)?;
-    Ok((mapped, fields, kept))
+/// An import opened, and the table it reads.
+struct Opened<'s> {
+    import: Import<'s>,
+    table: Table,
+    /// The table's size, for progress.
+    size: u64,
+}
+
+/// How opening an import ended.
+enum Opening<'s> {
+    /// Ready to read the table.
+    Ready(Box<Opened<'s>>),
+    /// Ended already.
+    Ended(Ended),
+}
+
+/// How an import's stages ended, once its transaction is committed or gone.
+enum Ended {
+    /// Applied, or nothing to do (the content was imported or refused before),
+    /// or skipped.
+    Done(Box<Summary>),
+    /// Refused: to be recorded, the transaction rolled back.
+    Refused(Box<Refusal>),
+}
+
+/// A content read before, which an import does not read again.
+enum Earlier {
+    /// The last applied snapshot's, by this run.
+    Applied(i64),
+    /// Refused by this run, with the same connector file.
+    Refused(i64),
 }
 
 /// Imports one snapshot of a connector, from a file or its API.
@@ -51,114 +56,130 @@ pub(super) fn import_snapshot(
     origin: Origin<'_>,
     tz: chrono_tz::Tz,
     options: &Options<'_>,
+    clock: &Clock,
 ) -> Result<Summary, StoreError> {
+    match stages(store, connector, origin, tz, options, clock)? {
+        Ended::Done(summary) => Ok(*summary),
+        // The transaction was rolled back when the stages returned.
+        Ended::Refused(refusal) => refuse(store, *refusal, clock.at()),
+    }
+}
+
+/// The stages of an import, in order, in its one transaction.
+fn stages(
+    store: &mut Store,
+    connector: &Connector,
+    origin: Origin<'_>,
+    tz: chrono_tz::Tz,
+    options: &Options<'_>,
+    clock: &Clock,
+) -> Result<Ended, StoreError> {
+    let stamp = || match origin {
+        Origin::File(path) => file_stamp(path),
+        Origin::Api(_) => None,
+    };
+    let stamp_before = stamp();
+    let (import, table, size) = match open(store, connector, origin, options, clock)? {
+        Opening::Ready(opened) => (opened.import, opened.table, opened.size),
+        Opening::Ended(ended) => return Ok(ended),
+    };
+    let timer = std::time::Instant::now();
+    let (read, mut applied) = stream(&import, connector, table, size, tz, options, clock)?;
+    applied.findings.end();
+    debug!(connector = %connector.name, elapsed_ms = timer.elapsed().as_millis() as u64, "Read the snapshot and wrote its changes.");
+    let read = match read {
+        Ok(read) => read,
+        Err(reason) => {
+            let mut reasons = std::mem::take(&mut applied.findings.reasons);
+            reasons.insert(0, reason);
+            return Ok(Ended::Refused(Box::new(refused(import, applied, reasons))));
+        }
+    };
+    applied.counts.rows = read.rows;
+    applied.counts.unchanged += read.unchanged;
+    if stamp() != stamp_before {
+        let summary = changed_while_read(connector, import.summary);
+        return Ok(Ended::Done(Box::new(summary)));
+    }
+    let gone = reconcile::disappearances(&import.index, &read, connector.mode);
+    let file = &import.summary.file;
+    let guarded = guards::check(connector, file, &read, applied.counts.rejected, &gone);
+    if !applied.findings.reasons.is_empty() || !guarded.is_empty() {
+        let mut reasons = std::mem::take(&mut applied.findings.reasons);
+        reasons.extend(guarded);
+        return Ok(Ended::Refused(Box::new(refused(import, applied, reasons))));
+    }
+    let summary = apply::commit(import, connector, applied, &read, &gone, clock)?;
+    Ok(Ended::Done(Box::new(summary)))
+}
+
+/// The refusal of an import whose records were read (some, or all): what was
+/// counted and rejected, and why. Its transaction is dropped: rolled back.
+fn refused(import: Import<'_>, applied: Applied<'_>, reasons: Vec<String>) -> Refusal {
+    let mut run = import.run;
+    run.counts = applied.counts;
+    Refusal {
+        run,
+        reasons,
+        rejections: applied.findings.rejections,
+        summary: import.summary,
+    }
+}
+
+/// Opens an import: the first pass over the file, the transaction, the stored
+/// index and the run; or ends it already.
+fn open<'s>(
+    store: &'s mut Store,
+    connector: &Connector,
+    origin: Origin<'_>,
+    options: &Options<'_>,
+    clock: &Clock,
+) -> Result<Opening<'s>, StoreError> {
     let (started_at, shown) = match origin {
-        Origin::File(path) => (Utc::now(), path.display().to_string()),
+        Origin::File(path) => (clock.at(), path.display().to_string()),
         // The next synchronisation asks for what changed since this one began.
         Origin::Api(spool) => (
             spool.started_at,
             connector.source.address().unwrap_or_default(),
         ),
     };
-    let stamp = || match origin {
-        Origin::File(path) => file_stamp(path),
-        Origin::Api(_) => None,
-    };
-    let stamp_before = stamp();
     // The first pass (checksum, and the encoding of text) reads the whole file
     // before the write transaction: a slow drop folder (a network share) never
     // holds the database's lock, and a file passed over is never read under it.
     let inspected = FirstPass::of(origin, &connector.source);
-    // One import at a time per database: what is read below cannot change under it.
-    // A connector's first import records every dossier: it writes them once
-    // with a rollback journal, where the WAL would write them twice. The journal
-    // is chosen before the transaction (SQLite cannot change it inside one), so
-    // whether this is the baseline is asked again below, under the lock.
-    let mut tx = if store.has_applied_run(&connector.name)? {
-        store.begin_import()?
-    } else {
-        store.begin_bulk_import()?
-    };
-    let baseline = !tx.has_applied_run(&connector.name)?;
+    let mut tx = begin(store, &connector.name)?;
+    let baseline = !tx.has_applied_run(&connector.name)? && !connector.alert_on_first_import;
     let mut summary = Summary {
-        baseline: baseline && !connector.alert_on_first_import,
-        ..Summary::new(&connector.name, shown.clone())
+        baseline,
+        ..Summary::new(&connector.name, shown)
     };
     let index = Index::load(&tx, &connector.name)?;
-    let clock = std::time::Instant::now();
-    debug!(connector = %connector.name, dossiers = index.entries.len(), elapsed_ms = (Utc::now() - started_at).num_milliseconds(), "Loaded the change-detection index.");
+    debug!(connector = %connector.name, dossiers = index.entries.len(), elapsed_ms = clock.elapsed_ms(), "Loaded the change-detection index.");
+    let fingerprint = connector.fingerprint_text();
     let mut run = NewRun {
-        baseline: summary.baseline,
-        ..NewRun::new(
-            &connector.name,
-            &summary.file,
-            connector.fingerprint_text(),
-            started_at,
-        )
+        baseline,
+        ..NewRun::new(&connector.name, &summary.file, fingerprint, started_at)
     };
-    let inspected: FirstPass = match inspected {
-        Ok(i) => i,
-        Err(reason) => {
-            drop(tx);
-            return refuse(store, run, vec![reason], Vec::new(), summary);
-        }
+    let inspected = match inspected {
+        Ok(inspected) => inspected,
+        Err(reason) => return Ok(refused_before_reading(run, reason, summary)),
     };
     run.checksum = inspected.checksum().map(str::to_owned);
     run.encoding = inspected.encoding().map(str::to_owned);
     summary.encoding.clone_from(&run.encoding);
     summary.checksum.clone_from(&run.checksum);
-    // An empty file is refused every time: all empty files share one checksum.
-    if !options.force
-        && inspected.bytes() > 0
-        && let Some(checksum) = inspected.checksum()
-    {
-        // The very content of the last applied snapshot: nothing to read again.
-        // A content applied long ago, with other snapshots since, is read again.
-        if let Some(last) = tx.last_snapshot(&connector.name)?
-            && last.checksum.as_deref() == Some(checksum)
-        {
-            info!(
-                connector = %connector.name, file = %shown, run = last.id,
-                "The file holds the same content as the last applied snapshot: recorded as unchanged."
-            );
-            run.finished_at = Utc::now();
-            run.reasons.push(format!(
-                "same content as the last applied snapshot (run {}); use --force to read it again",
-                last.id
-            ));
-            summary.run_id = Some(tx.finish_unchanged(&run)?);
-            summary.status = RunStatus::Unchanged.as_str();
-            summary.dispose = true;
-            summary.reasons = run.reasons;
-            return Ok(summary);
+    match earlier(&tx, connector, &inspected, &run, options)? {
+        Some(Earlier::Applied(last)) => return unchanged(tx, run, summary, last, clock),
+        Some(Earlier::Refused(earlier)) => {
+            let summary = skipped(summary, earlier);
+            return Ok(Opening::Ended(Ended::Done(Box::new(summary))));
         }
-        // Refused by this very connector: refusing it again would change nothing.
-        // Once the connector is fixed (another fingerprint), the file is read again.
-        if let Some(earlier) = tx.run_with_checksum(&connector.name, checksum)?
-            && earlier.status == RunStatus::Refused
-            && earlier.fingerprint == run.fingerprint
-        {
-            summary.run_id = Some(earlier.id);
-            warn!(
-                connector = %connector.name, file = %shown, run = earlier.id,
-                "Skipped a file refused before; fix the export or the connector, or import it with --force."
-            );
-            summary.status = "skipped";
-            summary.reasons.push(format!(
-                "same content as the file refused by run {} with the same connector; fix the export or the connector, or use --force",
-                earlier.id
-            ));
-            return Ok(summary);
-        }
+        None => {}
     }
-    let (file, size) = match inspected.open(origin, connector) {
-        Ok(f) => f,
-        Err(reason) => {
-            drop(tx);
-            return refuse(store, run, vec![reason], Vec::new(), summary);
-        }
+    let (table, size) = match inspected.open(origin, connector) {
+        Ok(opened) => opened,
+        Err(reason) => return Ok(refused_before_reading(run, reason, summary)),
     };
-    let file_name = summary.file.clone();
     tx.start_run(&run)?;
     let encoder = tx.field_encoder(
         connector
@@ -166,479 +187,163 @@ pub(super) fn import_snapshot(
             .field_names()
             .filter(|&name| name != model::ID && name != model::STEP),
     )?;
-    let mut counts = Counts::default();
-    let mut rejections: Vec<Rejection> = Vec::new();
-    let mut reasons: Vec<String> = Vec::new();
-    // The dossiers this import created, when an API may send one again.
-    let repeats_replace = file.is_api();
-    let mut inserted: std::collections::HashMap<IdKey, usize> = std::collections::HashMap::new();
-    // What becomes of the index: new raw hashes of stored dossiers (by position),
-    // and the dossiers this import created.
-    let mut rehashed: Vec<(usize, u64)> = Vec::new();
-    let mut added: Vec<Entry> = Vec::new();
-    // Duplicate ids named in the reasons; beyond, counted.
-    let mut duplicates = 0u64;
-    let mut alerting = options.rules.filter(|_| !summary.baseline).map(|rules| {
-        Alerting::new(
-            rules,
-            &connector.name,
-            connector.link.as_deref(),
-            options.now,
-        )
-    });
-    let reject = |rejections: &mut Vec<Rejection>, r: Rejection| {
-        if rejections.len() < MAX_STORED_REJECTIONS {
-            rejections.push(r);
-        }
+    let import = Import {
+        tx,
+        index,
+        encoder,
+        run,
+        summary,
     };
-    let (parsed, store_result) = std::thread::scope(|s| {
-        let (sender, receiver) = sync_channel::<Vec<Item>>(8);
-        // The dossiers the store is done with go back to the parser to be freed:
+    Ok(Opening::Ready(Box::new(Opened {
+        import,
+        table,
+        size,
+    })))
+}
+
+/// Begins the one transaction of an import. One import at a time per
+/// database: what it reads cannot change under it. A connector's first import
+/// records every dossier: it writes them once with a rollback journal, where the
+/// WAL would write them twice. The journal is chosen before the transaction
+/// (SQLite cannot change it inside one), so whether this is the baseline is
+/// asked again under the lock.
+fn begin<'s>(store: &'s mut Store, connector: &str) -> Result<ImportTx<'s>, StoreError> {
+    if store.has_applied_run(connector)? {
+        store.begin_import()
+    } else {
+        store.begin_bulk_import()
+    }
+}
+
+/// A snapshot that cannot be read: refused.
+fn refused_before_reading<'s>(run: NewRun, reason: String, summary: Summary) -> Opening<'s> {
+    let refusal = Refusal::before_reading(run, reason, summary);
+    Opening::Ended(Ended::Refused(Box::new(refusal)))
+}
+
+/// The earlier run that read the same content, when it is not read again.
+fn earlier(
+    tx: &ImportTx<'_>,
+    connector: &Connector,
+    inspected: &FirstPass,
+    run: &NewRun,
+    options: &Options<'_>,
+) -> Result<Option<Earlier>, StoreError> {
+    // An empty file is refused every time: all empty files share one checksum.
+    let Some(checksum) = inspected
+        .checksum()
+        .filter(|_| !options.force && inspected.bytes() > 0)
+    else {
+        return Ok(None);
+    };
+    // The very content of the last applied snapshot: nothing to read again.
+    // A content applied long ago, with other snapshots since, is read again.
+    if let Some(last) = tx.last_snapshot(&connector.name)?
+        && last.checksum.as_deref() == Some(checksum)
+    {
+        return Ok(Some(Earlier::Applied(last.id)));
+    }
+    // Refused by this very connector: refusing it again would change nothing.
+    // Once the connector is fixed (another fingerprint), the file is read again.
+    if let Some(earlier) = tx.run_with_checksum(&connector.name, checksum)?
+        && earlier.status == RunStatus::Refused
+        && earlier.fingerprint == run.fingerprint
+    {
+        return Ok(Some(Earlier::Refused(earlier.id)));
+    }
+    Ok(None)
+}
+
+/// Records a run whose content is the last applied snapshot's (`last`), and
+/// commits it.
+fn unchanged<'s>(
+    tx: ImportTx<'_>,
+    mut run: NewRun,
+    mut summary: Summary,
+    last: i64,
+    clock: &Clock,
+) -> Result<Opening<'s>, StoreError> {
+    info!(
+        connector = %run.connector, file = %summary.file, run = last,
+        "The file holds the same content as the last applied snapshot: recorded as unchanged."
+    );
+    run.finished_at = clock.at();
+    run.reasons.push(format!(
+        "same content as the last applied snapshot (run {last}); use --force to read it again"
+    ));
+    summary.run_id = Some(tx.finish_unchanged(&run)?);
+    summary.status = RunStatus::Unchanged.as_str();
+    summary.dispose = true;
+    summary.reasons = run.reasons;
+    Ok(Opening::Ended(Ended::Done(Box::new(summary))))
+}
+
+/// A content refused before by run `earlier`, with the same connector file:
+/// skipped.
+fn skipped(mut summary: Summary, earlier: i64) -> Summary {
+    warn!(
+        connector = %summary.connector, file = %summary.file, run = earlier,
+        "Skipped a file refused before; fix the export or the connector, or import it with --force."
+    );
+    summary.run_id = Some(earlier);
+    summary.status = "skipped";
+    summary.reasons.push(format!(
+        "same content as the file refused by run {earlier} with the same connector; fix the export or the connector, or use --force"
+    ));
+    summary
+}
+
+/// Stages 1, 2 and 4, record by record: the reader's thread reads and maps the
+/// table (stage 1) while this one plans (stage 2) and applies (stage 4) what it
+/// sends. Gives how the reading ended, and what was applied.
+fn stream<'a>(
+    import: &Import<'_>,
+    connector: &'a Connector,
+    table: Table,
+    size: u64,
+    tz: chrono_tz::Tz,
+    options: &Options<'a>,
+    clock: &Clock,
+) -> Result<(Result<ReadEnd, String>, Applied<'a>), StoreError> {
+    let cx = Context {
+        tx: &import.tx,
+        connector,
+        index: &import.index,
+        encoder: &import.encoder,
+        now: clock.now(),
+        baseline: import.summary.baseline,
+    };
+    let alerting = options
+        .rules
+        .filter(|_| !cx.baseline)
+        .map(|rules| Alerting::new(rules, &connector.name, connector.link.as_deref(), cx.now));
+    let file = import.summary.file.clone();
+    let mut applied = Applied::new(file, table.is_api(), alerting);
+    let (index, encoder) = (cx.index, cx.encoder);
+    let (read, applying) = std::thread::scope(|s| {
+        let (sender, receiver) = sync_channel::<Vec<Encoded>>(8);
+        // The dossiers the store is done with go back to the reader to be freed:
         // freeing their fields costs the busier thread a twentieth of a first import.
         let (recycle, recycled) = std::sync::mpsc::channel::<Vec<model::Dossier>>();
-        let parser = s.spawn(|| {
-            parse(
-                connector,
-                file,
-                &index,
-                &encoder,
-                tz,
-                |offset| {
-                    if let Some(progress) = options.progress {
-                        progress(offset, size);
-                    }
-                },
-                move |batch| {
-                    recycled.try_iter().for_each(drop);
-                    sender.send(batch).is_ok()
-                },
-            )
-        });
-        let mut apply = || -> Result<(), StoreError> {
-            for batch in receiver.iter() {
-                let mut spent = Vec::with_capacity(batch.len());
-                for item in batch {
-                    match item {
-                        Item::Rejected {
-                            line,
-                            number,
-                            id,
-                            issues,
-                        } => {
-                            counts.rejected += 1;
-                            for issue in issues {
-                                reject(
-                                    &mut rejections,
-                                    Rejection {
-                                        severity: "rejected",
-                                        file: file_name.clone(),
-                                        line: Some(line),
-                                        record: Some(number),
-                                        source_id: id.clone(),
-                                        field: Some(issue.field).filter(|f| !f.is_empty()),
-                                        reason: issue.reason,
-                                    },
-                                );
-                            }
-                        }
-                        Item::Duplicate {
-                            line,
-                            first_line,
-                            id,
-                        } => {
-                            duplicates += 1;
-                            if duplicates > SHOWN_REJECTIONS as u64 {
-                                continue;
-                            }
-                            let id = match id {
-                                Ok(id) => Some(id),
-                                // Both copies are new: the first was just inserted.
-                                Err(key) => match added.iter().find(|e| e.key() == key) {
-                                    Some(e) => tx.get(e.dossier_id())?.map(|(d, _)| d.id),
-                                    None => None,
-                                },
-                            };
-                            reasons.push(duplicate(&file_name, line, first_line, id.as_deref()));
-                        }
-                        Item::Changed {
-                            line,
-                            mapped,
-                            key,
-                            fields,
-                            row_hash,
-                            at,
-                            messages,
-                        } => {
-                            let mut previous = None;
-                            // A stored dossier, or one this import created and now reads again.
-                            let slot = match at {
-                                Some(i) => Some(Slot::Stored(i)),
-                                None => inserted.get(&key).map(|&a| Slot::Added(a)),
-                            };
-                            let stored = slot.map(|slot| match slot {
-                                Slot::Stored(i) => {
-                                    let e = &index.entries[i];
-                                    (e.dossier_id(), e.present())
-                                }
-                                Slot::Added(a) => (added[a].dossier_id(), true),
-                            });
-                            if let Some((rowid, present)) = stored
-                                && let Some((dossier, step_entered_at)) = tx.get(rowid)?
-                                // Equal 96-bit id hashes of different ids: never seen, but cheap to rule out.
-                                && dossier.id == mapped.dossier.id
-                            {
-                                previous = Some((
-                                    rowid,
-                                    Known {
-                                        dossier,
-                                        present,
-                                        step_entered_at,
-                                    },
-                                ));
-                            }
-                            let (mapped, fields, kept) = keep_stored(
-                                mapped,
-                                fields,
-                                previous.as_ref().map(|(_, known)| &known.dossier),
-                                &encoder,
-                            )?;
-                            for field in kept {
-                                counts.warnings += 1;
-                                let reason = "empty in this export: the stored value is kept (on_empty = \"keep\")";
-                                reject(
-                                    &mut rejections,
-                                    warning(
-                                        &file_name,
-                                        line,
-                                        &mapped.dossier.id,
-                                        field,
-                                        reason.to_owned(),
-                                    ),
-                                );
-                            }
-                            let mut change = diff::compare(
-                                previous.as_ref().map(|(_, known)| known),
-                                &mapped.dossier,
-                                &connector.watch,
-                                options.now,
-                            );
-                            mark_notified_by_source(
-                                &mut change.events,
-                                &messages,
-                                connector.source.automatic_senders(),
-                            );
-                            let write = DossierWrite {
-                                dossier: &mapped.dossier,
-                                step_entered_at: change.step_entered_at,
-                                fields: &fields,
-                            };
-                            if let Some((rowid, known)) = &previous
-                                && change.state_changed
-                            {
-                                tx.update(*rowid, known.dossier.reference(), &write)?;
-                            }
-                            let rowid = match (previous, slot) {
-                                (Some((rowid, _)), Some(Slot::Stored(i))) => {
-                                    rehashed.push((i, row_hash));
-                                    rowid
-                                }
-                                (Some((rowid, _)), Some(Slot::Added(a))) => {
-                                    added[a].set(row_hash, true);
-                                    rowid
-                                }
-                                _ => {
-                                    let rowid = tx.insert(&connector.name, &write)?;
-                                    if repeats_replace {
-                                        inserted.insert(key, added.len());
-                                    }
-                                    added.push(Entry::new(key, entry_row(rowid)?, row_hash, true));
-                                    rowid
-                                }
-                            };
-                            let mut stored = Vec::with_capacity(change.events.len());
-                            for event in &change.events {
-                                stored.push((
-                                    tx.insert_event(rowid, event, summary.baseline)?,
-                                    event,
-                                ));
-                                counts.add(event.kind);
-                            }
-                            if let Some(alerting) = &mut alerting
-                                && !stored.is_empty()
-                            {
-                                alerting.on_events(
-                                    &tx,
-                                    rowid,
-                                    &mapped.dossier,
-                                    &stored,
-                                    &mut counts,
-                                )?;
-                            }
-                            let mut told = !stored.is_empty();
-                            for message in &messages {
-                                if tx.insert_message(rowid, message, summary.baseline)? {
-                                    counts.add(EventKind::Message);
-                                    told = true;
-                                }
-                            }
-                            if told {
-                                counts.changed += 1;
-                            } else {
-                                counts.unchanged += 1;
-                            }
-                            for w in mapped.warnings {
-                                counts.warnings += 1;
-                                let reason = format!("{} (value ignored)", w.reason);
-                                reject(
-                                    &mut rejections,
-                                    warning(&file_name, line, &mapped.dossier.id, w.field, reason),
-                                );
-                            }
-                            spent.push(mapped.dossier);
-                        }
-                    }
+        let reader = s.spawn(move || {
+            let progress = |offset| {
+                if let Some(progress) = options.progress {
+                    progress(offset, size);
                 }
-                // Once the parser ended, they are freed here.
-                let _ = recycle.send(spent);
-            }
-            Ok(())
-        };
-        let store_result = apply();
-        // On a store error, dropping the receiver stops the parser at its next batch.
-        drop(receiver);
-        let parsed = parser
+            };
+            let send = move |batch| {
+                recycled.try_iter().for_each(drop);
+                sender.send(batch).is_ok()
+            };
+            read::read(connector, table, index, encoder, tz, progress, send)
+        });
+        // On a store error, the receiver is dropped: the reader stops at its next batch.
+        let applying = applied.drain(&cx, receiver, recycle);
+        let read = reader
             .join()
             .unwrap_or_else(|_| Err("the file parser panicked".to_owned()));
-        (parsed, store_result)
+        (read, applying)
     });
-    store_result?;
-    if duplicates > SHOWN_REJECTIONS as u64 {
-        reasons.push(format!(
-            "{file_name}: … and {} more ids that appear more than once",
-            duplicates - SHOWN_REJECTIONS as u64
-        ));
-    }
-    debug!(connector = %connector.name, elapsed_ms = clock.elapsed().as_millis() as u64, "Read the snapshot and wrote its changes.");
-    let parsed = match parsed {
-        Ok(p) => p,
-        Err(reason) => {
-            drop(tx);
-            reasons.insert(0, reason);
-            run.counts = counts;
-            return refuse(store, run, reasons, rejections, summary);
-        }
-    };
-    counts.rows = parsed.rows;
-    counts.unchanged += parsed.unchanged;
-    // A file still being written would look truncated: neither apply nor refuse it,
-    // read it again later.
-    if stamp() != stamp_before {
-        drop(tx);
-        warn!(
-            connector = %connector.name, file = %file_name,
-            "The file changed while it was read; nothing was applied, it is read again at the next tick."
-        );
-        summary.status = "skipped";
-        summary.reasons.push(format!(
-            "{file_name}: the file changed while it was read; nothing was applied"
-        ));
-        return Ok(summary);
-    }
-
-    // Guards.
-    let guards = &connector.guards;
-    // A column no record has: a broken export, or (for a batch of changes) a batch too small to say.
-    if connector.mode == Mode::Full {
-        reasons.extend(parsed.vanished);
-    }
-    // An incremental source with nothing new is normal; a full export without data is not.
-    if parsed.rows == 0 && connector.mode == Mode::Full {
-        reasons.push(format!(
-            "{file_name}: the export holds no data record, only a header"
-        ));
-    }
-    let rejected_ratio = ratio(counts.rejected, parsed.rows);
-    if parsed.rows > 0 && rejected_ratio > guards.max_rejected_ratio {
-        reasons.push(format!(
-            "{file_name}: {} of {} records rejected ({:.1} %), above max_rejected_ratio ({:.1} %)",
-            counts.rejected,
-            parsed.rows,
-            rejected_ratio * 100.0,
-            guards.max_rejected_ratio * 100.0
-        ));
-    }
-    // Only a full snapshot tells who is gone by absence (an incremental one holds
-    // changes only, unless it started over); the source's own deletions always do.
-    let full = connector.mode == Mode::Full || parsed.full_snapshot;
-    let gone = gone(&index.entries, &parsed.seen, full, &parsed.deleted);
-    let present_before = index.entries.iter().filter(|e| e.present()).count() as u64;
-    // The guard is against truncated snapshots; deletions a source states are not guessed.
-    let missing = gone.iter().filter(|(_, stated)| stated.is_none()).count() as u64;
-    let disappeared_ratio = ratio(missing, present_before);
-    if full && missing > 0 && disappeared_ratio > guards.max_disappeared_ratio {
-        reasons.push(format!(
-            "{missing} of {present_before} dossiers would disappear ({:.1} %), above max_disappeared_ratio ({:.1} %): is the export truncated?",
-            disappeared_ratio * 100.0,
-            guards.max_disappeared_ratio * 100.0
-        ));
-    }
-    if !reasons.is_empty() {
-        drop(tx);
-        run.counts = counts;
-        return refuse(store, run, reasons, rejections, summary);
-    }
-    let mut entries = index.entries;
-    for (i, row_hash) in rehashed {
-        entries[i].set(row_hash, true);
-    }
-    for (i, stated) in gone {
-        entries[i].set_absent();
-        let rowid = entries[i].dossier_id();
-        let step = tx.step_of(rowid)?;
-        tx.mark_disappeared(rowid)?;
-        let event = match stated {
-            Some(deletion) => diff::deleted_on_source(&step, deletion, options.now),
-            None => diff::disappeared(&step, options.now),
-        };
-        let event_id = tx.insert_event(rowid, &event, summary.baseline)?;
-        counts.add(event.kind);
-        if let Some(alerting) = &mut alerting
-            && let Some((dossier, _)) = tx.get(rowid)?
-        {
-            alerting.on_events(&tx, rowid, &dossier, &[(event_id, &event)], &mut counts)?;
-        }
-    }
-    if let Some(alerting) = &alerting {
-        alerting.report();
-        if counts.alerts_queued > 1 {
-            tx.align_digests()?;
-        }
-    }
-    if let Some(cursor) = &parsed.cursor {
-        // With the import, in its transaction: it advances only with applied data.
-        tx.set_source_cursor(&connector.name, cursor, options.now)?;
-    }
-    // Stored in key order, so that the next import sorts nothing; merged rather
-    // than appended, which would copy the whole index into a vector twice as large.
-    let added = Index::sorted(added).entries;
-    tx.save_index(&connector.name, merge_sorted(&entries, &added))?;
-    run.counts = counts;
-    run.finished_at = Utc::now();
-    let before_commit = std::time::Instant::now();
-    let run_id = tx.finish(&run, &rejections)?;
-    debug!(connector = %connector.name, elapsed_ms = before_commit.elapsed().as_millis() as u64, "Committed.");
-    info!(
-        connector = %connector.name, file = %file_name, run = run_id, rows = counts.rows,
-        created = counts.created, step_changed = counts.step_changed,
-        field_changed = counts.field_changed, disappeared = counts.disappeared,
-        reappeared = counts.reappeared, rejected = counts.rejected, baseline = summary.baseline,
-        alerts_queued = counts.alerts_queued, "Applied a snapshot."
-    );
-    summary.run_id = Some(run_id);
-    summary.status = RunStatus::Applied.as_str();
-    summary.dispose = true;
-    summary.counts = counts;
-    summary.show(rejections);
-    Ok(summary)
-}
-
-/// The stored dossiers a snapshot makes go, as positions in the index, each with
-/// the deletion the source stated for it, if it did: those the source said it
-/// deleted and, from a `full` snapshot, every present one it did not hold.
-pub(super) fn gone<'d>(
-    entries: &[Entry],
-    seen: &[u32],
-    full: bool,
-    deleted: &'d [model::SourceDeletion],
-) -> Vec<(usize, Option<&'d model::SourceDeletion>)> {
-    let mut stated: Vec<(IdKey, &model::SourceDeletion)> =
-        deleted.iter().map(|d| (id_key(&d.id), d)).collect();
-    stated.sort_unstable_by_key(|(key, _)| *key);
-    entries
-        .iter()
-        .zip(seen)
-        .enumerate()
-        .filter(|(_, (e, _))| e.present())
-        .filter_map(|(i, (e, seen))| {
-            let deletion = stated
-                .binary_search_by_key(&e.key(), |(key, _)| *key)
-                .ok()
-                .map(|at| stated[at].1);
-            (deletion.is_some() || (full && *seen == 0)).then_some((i, deletion))
-        })
-        .collect()
-}
-
-/// Marks the creations and step changes the source already e-mailed the
-/// applicant about (DS's deposit e-mail, its e-mail on each state change): one
-/// of its automatic messages (from `senders`) within an hour of the event.
-pub(super) fn mark_notified_by_source(
-    events: &mut [Event],
-    messages: &[crate::model::SourceMessage],
-    senders: &[String],
-) {
-    if senders.is_empty() {
-        return;
-    }
-    for event in events
-        .iter_mut()
-        .filter(|e| matches!(e.kind, EventKind::Created | EventKind::StepChanged))
-    {
-        event.notified_by_source = messages.iter().any(|m| {
-            senders.contains(&m.from.to_lowercase())
-                && (m.at - event.occurred_at).abs() <= chrono::Duration::hours(1)
-        });
-    }
-}
-
-pub(super) fn duplicate(file: &str, line: u64, first_line: u64, id: Option<&str>) -> String {
-    match id {
-        Some(id) => {
-            format!("{file}:{line}: id '{id}' appears more than once (first at line {first_line})")
-        }
-        // Both records were rejected: the id is in the rejections.
-        None => format!("{file}:{line}: the id of line {first_line} appears again"),
-    }
-}
-
-pub(super) fn ratio(part: u64, whole: u64) -> f64 {
-    if whole == 0 {
-        0.0
-    } else {
-        part as f64 / whole as f64
-    }
-}
-
-/// Records a refused run: nothing of the snapshot is applied.
-pub(super) fn refuse(
-    store: &mut Store,
-    mut run: NewRun,
-    reasons: Vec<String>,
-    rejections: Vec<Rejection>,
-    mut summary: Summary,
-) -> Result<Summary, StoreError> {
-    run.finished_at = Utc::now();
-    run.reasons = reasons;
-    // The transaction was rolled back: nothing was created, changed or queued.
-    // What was read (rows, records unchanged or rejected, values ignored) stays.
-    let read = run.counts;
-    run.counts = Counts {
-        rows: read.rows,
-        unchanged: read.unchanged,
-        rejected: read.rejected,
-        warnings: read.warnings,
-        ..Counts::default()
-    };
-    let run_id = store.record_refused(&run, &rejections)?;
-    error!(
-        connector = %run.connector, file = %run.source, run = run_id,
-        reasons = %run.reasons.join("; "),
-        "Refused a snapshot: nothing was changed."
-    );
-    summary.run_id = Some(run_id);
-    summary.status = RunStatus::Refused.as_str();
-    summary.counts = run.counts;
-    summary.reasons = run.reasons;
-    summary.show(rejections);
-    Ok(summary)
+    applying?;
+    Ok((read, applied))
 }
