@@ -102,9 +102,9 @@ impl FieldEncoder {
             if name == SCHEME {
                 continue;
             }
+            // Both sorted by name: one walk, the lengths compared first.
             let id = ids
-                .find(|(n, _)| n.as_str() >= name)
-                .filter(|(n, _)| n == name)
+                .find(|(n, _)| n.len() == name.len() && n == name)
                 .map(|(_, id)| *id)
                 .ok_or_else(|| format!("the field '{name}' has no stored name"))?;
             push_varint(&mut out, id);
