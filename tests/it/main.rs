@@ -4,9 +4,9 @@
 //! folder with a `config.toml`, a `connectors/` folder holding the fixture
 //! connector, an `inbox/` drop folder, and its state database.
 
-#![allow(clippy::print_stdout, clippy::print_stderr)] // Tests report what they measured.
-// A scenario reads top to bottom: the limit on long functions holds in src/.
-#![allow(clippy::too_many_lines)]
+// Tests report what they measured, and a scenario reads top to bottom (the
+// limit on long functions holds in src/).
+#![allow(clippy::print_stdout, clippy::print_stderr, clippy::too_many_lines)]
 
 mod alerts;
 mod architecture;
