@@ -3,9 +3,9 @@
 //!
 //! Owns [`Problems`] (every problem found in the configuration, connectors,
 //! rules and templates, each with its place), the reading of the values every
-//! such file shares (durations, bounded: [`parse_duration`]; "did you mean"
-//! hints: [`closest`]; where a byte lies: [`line_col`]; the problems of one
-//! file, each at its line and column: `FileProblems`), and [`from_toml`]: serde stops at the first unknown key of a struct with
+//! such file shares (durations, bounded: `parse_duration`; "did you mean"
+//! hints: `closest`; where a byte lies: `line_col`; the problems of one
+//! file, each at its line and column: `FileProblems`), and `from_toml`: serde stops at the first unknown key of a struct with
 //! `deny_unknown_fields`, so a file with three typos took three runs of `check`
 //! (issue 17, item 36). Here every unknown key is reported, each with its line,
 //! column and snippet. It does not collect the problems: callers put the errors
@@ -21,7 +21,7 @@ use toml::de::{DeTable, DeValue, Deserializer, Error};
 
 /// One problem found while checking admin-written files.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
+pub(crate) struct Problem {
     /// Where: a file, or a key and the source of its value.
     pub place: String,
     /// What is wrong.
@@ -34,7 +34,7 @@ pub struct Problems(Vec<Problem>);
 
 impl Problems {
     /// Records a problem found in `place` (usually a file path).
-    pub fn push(&mut self, place: impl AsRef<Path>, message: impl Into<String>) {
+    pub(crate) fn push(&mut self, place: impl AsRef<Path>, message: impl Into<String>) {
         self.0.push(Problem {
             place: place.as_ref().display().to_string(),
             message: message.into(),
@@ -42,7 +42,7 @@ impl Problems {
     }
 
     /// How many problems were found.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.0.len()
     }
 
@@ -52,18 +52,18 @@ impl Problems {
     }
 
     /// Every problem.
-    pub fn iter(&self) -> impl Iterator<Item = &Problem> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Problem> {
         self.0.iter()
     }
 
     /// Orders the problems by place (a file, a key), keeping the order found
     /// within one place.
-    pub fn sort_by_place(&mut self) {
+    pub(crate) fn sort_by_place(&mut self) {
         self.0.sort_by(|a, b| a.place.cmp(&b.place));
     }
 
     /// Adds every problem of `other`, after these.
-    pub fn append(&mut self, other: Problems) {
+    pub(crate) fn append(&mut self, other: Problems) {
         self.0.extend(other.0);
     }
 }
@@ -87,13 +87,13 @@ const YEAR_SECS: u64 = 31_557_600;
 /// The longest duration any setting may hold: 10 years. None is meaningful
 /// longer, and far longer ones overflow date arithmetic, which panics
 /// (issue 17, item 20). Some keys allow less ([`parse_duration_at_most`]).
-pub const MAX_DURATION: Duration = Duration::from_secs(10 * YEAR_SECS);
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(10 * YEAR_SECS);
 
 /// Parses a human duration such as `45d`, `6w`, `12h`, of at most [`MAX_DURATION`].
 ///
 /// # Errors
 /// A reason naming the value when it is not a duration, or a longer one.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     parse_duration_at_most(s, MAX_DURATION)
 }
 
@@ -101,7 +101,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 ///
 /// # Errors
 /// A reason naming the value and the bound when it is not a duration, or a longer one.
-pub fn parse_duration_at_most(s: &str, max: Duration) -> Result<Duration, String> {
+pub(crate) fn parse_duration_at_most(s: &str, max: Duration) -> Result<Duration, String> {
     let max = max.min(MAX_DURATION);
     let d = humantime::parse_duration(s.trim())
         .map_err(|e| format!("'{s}' is not a duration like \"45d\", \"6w\" or \"12h\" ({e})"))?;
@@ -115,7 +115,7 @@ pub fn parse_duration_at_most(s: &str, max: Duration) -> Result<Duration, String
 }
 
 /// A bound as the settings write it: `10y`, `30d`, `1h`, `90s`.
-pub fn short_duration(d: Duration) -> String {
+pub(crate) fn short_duration(d: Duration) -> String {
     let secs = d.as_secs();
     match secs {
         0 => "0s".to_owned(),
@@ -128,7 +128,10 @@ pub fn short_duration(d: Duration) -> String {
 }
 
 /// The candidate closest to `word` (Jaro-Winkler over lowercase), if reasonably close.
-pub fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn closest<'a>(
+    word: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
     let word = word.to_lowercase();
     candidates
         .map(|c| (strsim::jaro_winkler(&word, &c.to_lowercase()), c))
@@ -138,7 +141,7 @@ pub fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Opt
 }
 
 /// Line and column (1-based) of a byte offset in `text`.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
@@ -201,7 +204,7 @@ const MAX_UNKNOWN_KEYS: usize = 100;
 ///
 /// # Errors
 /// Every error found, in that order.
-pub fn from_toml<T: DeserializeOwned>(text: &str) -> Result<T, Vec<Error>> {
+pub(crate) fn from_toml<T: DeserializeOwned>(text: &str) -> Result<T, Vec<Error>> {
     let mut table = DeTable::parse(text).map_err(|e| vec![e])?;
     let mut unknown: Vec<Error> = Vec::new();
     let other = loop {

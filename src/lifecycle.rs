@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::diag::{Problems, closest, parse_duration};
 
 /// The file name of the lifecycle inside the rules folder.
-pub const FILE_NAME: &str = "lifecycle.toml";
+pub(crate) const FILE_NAME: &str = "lifecycle.toml";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,7 +62,7 @@ struct StepDef {
 
 /// When a dossier counts as stalled in a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stall {
+pub(crate) enum Stall {
     /// Never.
     Off,
     /// Past this percentile (80 or 90) of the stays in the step, as the delay
@@ -77,7 +77,7 @@ impl Stall {
     ///
     /// # Errors
     /// A reason naming the value.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
         match text.trim() {
             "off" => Ok(Self::Off),
             "p80" => Ok(Self::Percentile(80)),
@@ -89,7 +89,7 @@ impl Stall {
     }
 
     /// As written in the lifecycle, for events and messages.
-    pub fn text(self) -> String {
+    pub(crate) fn text(self) -> String {
         match self {
             Self::Off => "off".to_owned(),
             Self::Percentile(p) => format!("p{p}"),
@@ -113,7 +113,7 @@ pub struct Deadline {
 
 /// One canonical step.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Step {
+pub(crate) struct Step {
     /// Stable identifier (`instruction`).
     pub id: String,
     /// French label shown to people (`En cours d'instruction`).
@@ -167,7 +167,7 @@ impl Lifecycle {
     }
 
     /// Validates the text of a lifecycle file (pure; see [`Lifecycle::load`]).
-    pub fn parse(path: &Path, text: &str, problems: &mut Problems) -> Option<Self> {
+    pub(crate) fn parse(path: &Path, text: &str, problems: &mut Problems) -> Option<Self> {
         let def: LifecycleDef = match crate::diag::from_toml(text) {
             Ok(def) => def,
             Err(errors) => {
@@ -206,24 +206,24 @@ impl Lifecycle {
     }
 
     /// The step with this id.
-    pub fn step(&self, id: &str) -> Option<&Step> {
+    pub(crate) fn step(&self, id: &str) -> Option<&Step> {
         self.steps.iter().find(|s| s.id == id)
     }
 
     /// Every step, by order.
-    pub fn steps(&self) -> &[Step] {
+    pub(crate) fn steps(&self) -> &[Step] {
         &self.steps
     }
 
     /// The French label of a step, or its id when it is unknown (a step removed
     /// from the lifecycle after it was stored).
-    pub fn label<'a>(&'a self, id: &'a str) -> &'a str {
+    pub(crate) fn label<'a>(&'a self, id: &'a str) -> &'a str {
         self.step(id).map_or(id, |s| s.label.as_str())
     }
 
     /// What the beneficiary is expected to provide at `step` for `scheme`: the
     /// first `[[pieces]]` entry matching both, else the step's own list.
-    pub fn pieces<'a>(&'a self, step: &str, scheme: Option<&str>) -> &'a [String] {
+    pub(crate) fn pieces<'a>(&'a self, step: &str, scheme: Option<&str>) -> &'a [String] {
         scheme
             .and_then(|scheme| {
                 self.pieces
@@ -237,7 +237,7 @@ impl Lifecycle {
 
     /// The usual next steps after `step`: its `next` list, else the steps of the
     /// smallest order above its own (none after a final step).
-    pub fn next(&self, step: &str) -> Vec<&Step> {
+    pub(crate) fn next(&self, step: &str) -> Vec<&Step> {
         let Some(current) = self.step(step) else {
             return Vec::new();
         };
@@ -260,7 +260,7 @@ impl Lifecycle {
     }
 
     /// The closest known step id, for "did you mean" hints.
-    pub fn closest(&self, id: &str) -> Option<&str> {
+    pub(crate) fn closest(&self, id: &str) -> Option<&str> {
         closest(id, self.steps.iter().map(|s| s.id.as_str()))
     }
 }
@@ -412,7 +412,7 @@ fn deadline(known: &Known<'_>, d: DeadlineDef, problems: &mut Problems) -> Deadl
 }
 
 /// Whether `s` is a lowercase identifier (`a-z`, `0-9`, `_`).
-pub fn is_identifier(s: &str) -> bool {
+pub(crate) fn is_identifier(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')

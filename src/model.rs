@@ -2,7 +2,7 @@
 //! detected on it.
 //!
 //! This module owns the vocabulary shared by connectors, the diff, the store and
-//! (later) the rules: [`Dossier`], the canonical [`Field`]s with their [`FieldKind`],
+//! (later) the rules: [`Dossier`], the canonical `Field`s with their [`FieldKind`],
 //! and [`Event`]. It does no I/O.
 
 use std::collections::BTreeMap;
@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 
 mod value;
 
-pub use value::{FieldName, Fields, Value, amount_text, decimal_cents};
+#[cfg(test)]
+pub(crate) use value::amount_text;
+pub(crate) use value::{FieldName, Fields, Value};
 
 /// What kind of value a field holds, which decides how it is parsed and compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,7 +37,7 @@ pub enum FieldKind {
 
 impl FieldKind {
     /// The name used in connector files (`format = "date"` on extra fields).
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Text => "text",
             Self::Date => "date",
@@ -48,7 +50,7 @@ impl FieldKind {
 }
 
 /// A date in its canonical form, `YYYY-MM-DD`.
-pub fn date_text(date: NaiveDate) -> String {
+pub(crate) fn date_text(date: NaiveDate) -> String {
     match date_bytes(date) {
         Some(text) => ascii(&text),
         None => date.format("%Y-%m-%d").to_string(),
@@ -63,7 +65,7 @@ pub(crate) fn date_bytes(date: NaiveDate) -> Option<[u8; 10]> {
 
 /// An instant in its canonical form, RFC 3339 in UTC to the second
 /// (`2024-03-12T09:30:00Z`), as fields and the store keep it.
-pub fn instant_text(t: DateTime<Utc>) -> String {
+pub(crate) fn instant_text(t: DateTime<Utc>) -> String {
     match instant_bytes(t) {
         Some(text) => ascii(&text),
         None => t.to_rfc3339_opts(SecondsFormat::Secs, true),
@@ -89,7 +91,7 @@ pub(crate) fn instant_bytes(t: DateTime<Utc>) -> Option<[u8; 20]> {
 
 /// Reads an instant in RFC 3339 (as [`instant_text`] writes it, or any other
 /// form with an offset); `None` when it is not one.
-pub fn parse_instant_text(text: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn parse_instant_text(text: &str) -> Option<DateTime<Utc>> {
     match instant_seconds(text.as_bytes()) {
         Some(seconds) => DateTime::from_timestamp(seconds, 0),
         None => DateTime::parse_from_rfc3339(text)
@@ -202,7 +204,7 @@ fn ascii(text: &[u8]) -> String {
 
 /// A name out of a fixed list (a status, a severity). Spelled as an alias so that
 /// serde does not take a field of this type for text borrowed from its input.
-pub type StaticName = &'static str;
+pub(crate) type StaticName = &'static str;
 
 /// One of `names`, read back as the static text it was written from (a status
 /// or severity in a daemon's answer over the control socket).
@@ -223,7 +225,7 @@ pub(crate) fn one_of<'de, D: serde::Deserializer<'de>>(
 
 /// A canonical field a connector can fill, with its kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Field {
+pub(crate) struct Field {
     /// The key used in connector `[fields]` tables and in stored dossiers.
     pub name: &'static str,
     /// How values are parsed.
@@ -233,16 +235,16 @@ pub struct Field {
 }
 
 /// Key of the source system's identifier. Required in every connector.
-pub const ID: &str = "id";
+pub(crate) const ID: &str = "id";
 /// Key of the source status label. Required in every connector.
-pub const STEP: &str = "step";
+pub(crate) const STEP: &str = "step";
 /// Key of the date the dossier entered its current step, when the source gives it.
-pub const STEP_SINCE: &str = "step_since";
+pub(crate) const STEP_SINCE: &str = "step_since";
 /// Prefix of free extra fields (`extra.commune`).
-pub const EXTRA_PREFIX: &str = "extra.";
+pub(crate) const EXTRA_PREFIX: &str = "extra.";
 
 /// Every canonical field, except `id` and `step` which are special (see [`ID`], [`STEP`]).
-pub const FIELDS: &[Field] = &[
+pub(crate) const FIELDS: &[Field] = &[
     Field {
         name: "reference",
         kind: FieldKind::Text,
@@ -346,13 +348,13 @@ pub const FIELDS: &[Field] = &[
 ];
 
 /// Looks up a canonical field by name.
-pub fn field(name: &str) -> Option<&'static Field> {
+pub(crate) fn field(name: &str) -> Option<&'static Field> {
     FIELDS.iter().find(|f| f.name == name)
 }
 
 /// The canonical record of one grant application, as last read from its source.
 ///
-/// Field values are typed (see [`Value`]); their canonical text is what the store
+/// Field values are typed (see `Value`); their canonical text is what the store
 /// keeps, so that a stored dossier reads back exactly.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dossier {
@@ -373,7 +375,7 @@ impl Dossier {
     }
 
     /// The text of a field held as text (text, SIRET, e-mails), if it has one.
-    pub fn text(&self, name: &str) -> Option<&str> {
+    pub(crate) fn text(&self, name: &str) -> Option<&str> {
         self.fields.get(name).and_then(Value::as_str)
     }
 
@@ -393,7 +395,7 @@ pub struct Sources(BTreeMap<String, SourceFacts>);
 
 /// What [`Sources`] knows of one connector.
 #[derive(Debug, Clone, Default)]
-pub struct SourceFacts {
+pub(crate) struct SourceFacts {
     /// Its `link` pattern, with `{id}` and `{reference}` placeholders.
     pub link: Option<String>,
     /// Whether the daemon imports it on schedule.
@@ -404,28 +406,28 @@ pub struct SourceFacts {
 
 impl Sources {
     /// The facts of connectors given as `(name, facts)`.
-    pub fn new(connectors: impl IntoIterator<Item = (String, SourceFacts)>) -> Self {
+    pub(crate) fn new(connectors: impl IntoIterator<Item = (String, SourceFacts)>) -> Self {
         Self(connectors.into_iter().collect())
     }
 
     /// Whether connector `name` is among the loaded ones.
-    pub fn knows(&self, name: &str) -> bool {
+    pub(crate) fn knows(&self, name: &str) -> bool {
         self.0.contains_key(name)
     }
 
     /// The `link` pattern of connector `name`, when it has one.
-    pub fn pattern(&self, name: &str) -> Option<&str> {
+    pub(crate) fn pattern(&self, name: &str) -> Option<&str> {
         self.0.get(name).and_then(|f| f.link.as_deref())
     }
 
     /// The address of a dossier of connector `name` on its source portal
     /// (see [`link`]).
-    pub fn link_of(&self, name: &str, dossier: &Dossier) -> Option<String> {
+    pub(crate) fn link_of(&self, name: &str, dossier: &Dossier) -> Option<String> {
         link(dossier, self.pattern(name))
     }
 
     /// The connectors imported on schedule, each with its `max_age`.
-    pub fn scheduled(&self) -> Vec<(String, Option<std::time::Duration>)> {
+    pub(crate) fn scheduled(&self) -> Vec<(String, Option<std::time::Duration>)> {
         self.0
             .iter()
             .filter(|(_, f)| f.enabled)
@@ -436,7 +438,7 @@ impl Sources {
 
 /// The address of a dossier on its source portal: its `url` field, else the
 /// connector's `link` pattern with `{id}` and `{reference}` filled in.
-pub fn link(dossier: &Dossier, pattern: Option<&str>) -> Option<String> {
+pub(crate) fn link(dossier: &Dossier, pattern: Option<&str>) -> Option<String> {
     dossier.text("url").map(str::to_owned).or_else(|| {
         pattern.map(|l| {
             l.replace("{id}", &dossier.id)
@@ -474,7 +476,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind rules can react to, in a stable order.
-    pub const ALL: [EventKind; 8] = [
+    pub(crate) const ALL: [EventKind; 8] = [
         Self::Created,
         Self::StepChanged,
         Self::FieldChanged,
@@ -501,7 +503,7 @@ impl EventKind {
     }
 
     /// Parses the stored name.
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         Self::ALL
             .into_iter()
             .chain([Self::Message])
@@ -509,7 +511,7 @@ impl EventKind {
     }
 
     /// Whether rules can react to it.
-    pub fn alerts(self) -> bool {
+    pub(crate) fn alerts(self) -> bool {
         Self::ALL.contains(&self)
     }
 }
@@ -547,7 +549,7 @@ pub struct SourceDeletion {
 
 /// The `field` of a `disappeared` event whose source said it deleted the dossier
 /// (its `new_value` is the source's reason), rather than left it out of an export.
-pub const DELETED_ON_SOURCE: &str = "deleted_on_source";
+pub(crate) const DELETED_ON_SOURCE: &str = "deleted_on_source";
 
 /// A fact detected on a dossier, before it is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! Time-based events: dossiers stalled in their step, deadlines coming up, and
 //! the periodic review of what each instructor should look at.
 //!
-//! Owns the decisions for one open dossier ([`due`] and [`review`], pure: `now`
+//! Owns the decisions for one open dossier (`due` and `review`, pure: `now`
 //! is an argument) and the evaluation of every open dossier ([`evaluate`]), which
 //! the daemon runs at start-up and on `[delays] evaluate` (and, for reviews, on
 //! `[delays] review`), and `alertissimo evaluate` runs by hand. Each threshold
@@ -28,7 +28,7 @@ use crate::store::{Counts, NewRun, OpenDossier, Store, StoreError};
 
 /// A time-based event one dossier owes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Due {
+pub(crate) struct Due {
     /// The event.
     pub event: Event,
     /// What it is about, so that it is raised once.
@@ -40,7 +40,12 @@ pub struct Due {
 
 /// How long a dossier of `scheme` may stay in `step` under `stall`; `None` when
 /// it is never stalled there or nothing tells how long stays last.
-pub fn stall_after(stall: Stall, delays: &Delays, scheme: Option<&str>, step: &str) -> Option<i64> {
+pub(crate) fn stall_after(
+    stall: Stall,
+    delays: &Delays,
+    scheme: Option<&str>,
+    step: &str,
+) -> Option<i64> {
     match stall {
         Stall::Off => None,
         Stall::After(d) => i64::try_from(d.as_secs()).ok(),
@@ -67,7 +72,7 @@ fn stalled_at(step: &Step, delays: &Delays, dossier: &OpenDossier<'_>) -> Option
 /// step longer than the lifecycle's `stalled_after`, and for each `[[deadline]]`
 /// whose date field it has, a `deadline` event for the nearest reminder due
 /// (days counted in `tz`), until the end of that day.
-pub fn due(
+pub(crate) fn due(
     lifecycle: &Lifecycle,
     delays: &Delays,
     tz: Tz,
@@ -135,7 +140,7 @@ pub fn due(
 /// of its deadlines falls within `horizon`. The event carries the step
 /// (`from_step`), `new_value = "stalled"` when it is, and the nearest deadline
 /// (`field`, and its date in `old_value`).
-pub fn review(
+pub(crate) fn review(
     lifecycle: &Lifecycle,
     delays: &Delays,
     tz: Tz,
@@ -183,7 +188,7 @@ pub fn review(
 ///
 /// # Errors
 /// On a store failure.
-pub fn stalled_by_instructor(
+pub(crate) fn stalled_by_instructor(
     store: &Store,
     delays: &Delays,
     lifecycle: &Lifecycle,

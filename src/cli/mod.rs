@@ -230,7 +230,7 @@ enum Command {
 
 /// Exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
+pub(crate) enum Exit {
     /// Everything went well.
     Ok = 0,
     /// A runtime failure (a refused snapshot, a database error…).
@@ -352,7 +352,7 @@ fn init_logging(config: &Config, daemon: bool) {
 }
 
 /// Everything loaded from the admin-written files.
-pub struct Loaded {
+pub(crate) struct Loaded {
     /// The lifecycle.
     pub lifecycle: Arc<Lifecycle>,
     /// The valid connectors.
@@ -366,7 +366,7 @@ pub struct Loaded {
 
 /// Loads the lifecycle, connectors, rules and templates, collecting every
 /// problem, those of the connector files left out too.
-pub fn load(config: &Config, problems: &mut Problems) -> Option<Loaded> {
+pub(crate) fn load(config: &Config, problems: &mut Problems) -> Option<Loaded> {
     let loaded = load_apart(config, problems)?;
     // In the order found: the connector files, then the rules.
     let mut all = Problems::default();
@@ -381,7 +381,7 @@ pub fn load(config: &Config, problems: &mut Problems) -> Option<Loaded> {
 /// Loads as [`load`], except that the problems of the connector files that do not
 /// validate stay with them, in [`Loaded::left_out`]: the daemon runs without
 /// those files, where any other problem stops it.
-pub fn load_apart(config: &Config, problems: &mut Problems) -> Option<Loaded> {
+pub(crate) fn load_apart(config: &Config, problems: &mut Problems) -> Option<Loaded> {
     let lifecycle = Arc::new(Lifecycle::load(&config.lifecycle_path(), problems)?);
     let (connectors, left_out) = Connector::load_each(config, &lifecycle, problems);
     let rules = Rules::load(

@@ -29,11 +29,11 @@ pub(super) const MAX_DURATIONS: &[(&str, Duration)] = &[
 ];
 /// The range of `delivery.rate_per_second`: below, the interval between two
 /// messages overflows; above, no relay keeps up.
-pub const RATE_PER_SECOND: std::ops::RangeInclusive<f64> = 0.001..=10_000.0;
+pub(crate) const RATE_PER_SECOND: std::ops::RangeInclusive<f64> = 0.001..=10_000.0;
 
 /// Every key of the configuration but the transports', as written in the file
 /// (`section.key`).
-pub const KEYS: &[&str] = &[
+pub(crate) const KEYS: &[&str] = &[
     "timezone",
     "connectors_dir",
     "rules_dir",
@@ -78,7 +78,7 @@ pub const KEYS: &[&str] = &[
 ];
 
 /// Every key of the configuration: [`KEYS`], then each transport's.
-pub fn all_keys() -> impl Iterator<Item = &'static str> {
+pub(crate) fn all_keys() -> impl Iterator<Item = &'static str> {
     KEYS.iter()
         .copied()
         .chain(crate::transport::keys().map(|key| key.name))

@@ -33,19 +33,19 @@ mod delivery;
 mod keys;
 mod sections;
 
-pub use delivery::Delivery;
+pub(crate) use delivery::Delivery;
 use delivery::delivery;
 use keys::{DEFAULTS, MAX_DURATIONS};
-pub use keys::{KEYS, RATE_PER_SECOND, all_keys};
+pub(crate) use keys::{RATE_PER_SECOND, all_keys};
 pub use sections::{
     DaemonConfig, DelaysConfig, Guards, LogConfig, LogFormat, Region, StoreConfig, Web, public_url,
 };
 use sections::{alerts, delays, region, web};
 
 /// Where the daemon looks for its configuration when `--config` is not given.
-pub const DEFAULT_PATH: &str = "/etc/alertissimo/config.toml";
+pub(crate) const DEFAULT_PATH: &str = "/etc/alertissimo/config.toml";
 /// The prefix of environment variables that override the file.
-pub const ENV_PREFIX: &str = "ALERTISSIMO_";
+pub(crate) const ENV_PREFIX: &str = "ALERTISSIMO_";
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -330,7 +330,7 @@ fn flatten(prefix: &str, dict: &Dict, out: &mut Vec<String>) {
 
 /// The permissions of a file every user of the machine may read (`0644`), when
 /// it is one: a configuration or a secret should not be.
-pub fn readable_by_others(path: &Path) -> Option<u32> {
+pub(crate) fn readable_by_others(path: &Path) -> Option<u32> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
     (mode & 0o004 != 0).then_some(mode)

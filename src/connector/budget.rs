@@ -14,11 +14,11 @@
 use std::path::Path;
 
 /// The longest field, in bytes (Excel holds at most 32 767 characters a cell).
-pub const MAX_FIELD_BYTES: usize = 128 * 1024;
+pub(crate) const MAX_FIELD_BYTES: usize = 128 * 1024;
 /// The most records one snapshot may hold.
-pub const MAX_RECORDS: u64 = 20_000_000;
+pub(crate) const MAX_RECORDS: u64 = 20_000_000;
 /// The most an `.xlsx` or `.ods` archive may inflate to, all members together.
-pub const MAX_INFLATED_BYTES: u64 = 256 * 1024 * 1024;
+pub(crate) const MAX_INFLATED_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Checks the declared sizes of a zip-based workbook (`.xlsx`, `.ods`) against
 /// the budget before anything is inflated (the zip reader never reads past a
@@ -26,7 +26,7 @@ pub const MAX_INFLATED_BYTES: u64 = 256 * 1024 * 1024;
 ///
 /// # Errors
 /// A reason naming the file, the member and the limit.
-pub fn check_archive(path: &Path) -> Result<(), String> {
+pub(crate) fn check_archive(path: &Path) -> Result<(), String> {
     let file =
         std::fs::File::open(path).map_err(|e| format!("{}: cannot open: {e}", path.display()))?;
     let mut magic = [0u8; 4];
@@ -60,7 +60,7 @@ pub fn check_archive(path: &Path) -> Result<(), String> {
 ///
 /// # Errors
 /// A reason naming the file, the line, the field and the limit.
-pub fn check_fields<'a>(
+pub(crate) fn check_fields<'a>(
     file: &str,
     line: u64,
     fields: impl IntoIterator<Item = (usize, &'a [u8])>,

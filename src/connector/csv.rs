@@ -29,7 +29,7 @@ const SNIFF_BYTES: usize = 64 * 1024;
 /// The `[source]` table of a `csv` connector, as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CsvSourceDef {
+pub(crate) struct CsvSourceDef {
     path: String,
     #[serde(default)]
     encoding: Option<String>,
@@ -47,7 +47,7 @@ pub struct CsvSourceDef {
 
 /// The encoding of a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EncodingChoice {
+pub(crate) enum EncodingChoice {
     /// Detect it per file.
     Auto,
     /// Always this one.
@@ -74,7 +74,7 @@ impl EncodingChoice {
 
 /// A validated `csv` source.
 #[derive(Debug, Clone)]
-pub struct CsvSource {
+pub(crate) struct CsvSource {
     /// Where the files are and what becomes of them.
     pub folder: DropFolder,
     /// The encoding.
@@ -174,7 +174,7 @@ pub struct Inspected {
 ///
 /// # Errors
 /// A reason naming the file (and the line, for invalid UTF-8 in a file declared UTF-8).
-pub fn inspect(path: &Path, choice: EncodingChoice) -> Result<Inspected, String> {
+pub(crate) fn inspect(path: &Path, choice: EncodingChoice) -> Result<Inspected, String> {
     let mut file = File::open(path).map_err(|e| format!("{}: cannot open: {e}", path.display()))?;
     let mut hasher = Xxh3::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -330,7 +330,7 @@ fn decoded(path: &Path, inspected: &Inspected) -> Result<Box<dyn Read + Send>, S
 
 /// Picks the delimiter of a CSV sample: the candidate whose count per record is
 /// the same on most records (quotes respected), preferring larger counts.
-pub fn sniff_delimiter(sample: &[u8]) -> u8 {
+pub(crate) fn sniff_delimiter(sample: &[u8]) -> u8 {
     const CANDIDATES: [u8; 4] = [b';', b',', b'\t', b'|'];
     let mut best = (0usize, 0usize, b';');
     for &d in &CANDIDATES {
@@ -528,7 +528,7 @@ impl Splitter {
 }
 
 /// A CSV file positioned after its header row.
-pub struct CsvFile {
+pub(crate) struct CsvFile {
     reader: Splitter,
     pending: VecDeque<csv::ByteRecord>,
     current: csv::ByteRecord,
@@ -537,8 +537,6 @@ pub struct CsvFile {
     pub headers: Vec<String>,
     /// The line of the header row.
     pub header_line: u64,
-    /// The delimiter used.
-    pub delimiter: u8,
     number: u64,
     path: PathBuf,
 }
@@ -552,7 +550,7 @@ impl CsvFile {
     ///
     /// # Errors
     /// A reason naming the file: unreadable, empty, or without a header row.
-    pub fn open(
+    pub(crate) fn open(
         path: &Path,
         inspected: &Inspected,
         source: &CsvSource,
@@ -576,7 +574,6 @@ impl CsvFile {
             at_end: false,
             headers: Vec::new(),
             header_line: 0,
-            delimiter,
             number: 0,
             path: path.to_owned(),
         };

@@ -90,7 +90,7 @@ impl DropFolder {
     ///
     /// # Errors
     /// When the folder cannot be listed.
-    pub fn files(&self) -> Result<Vec<PathBuf>, String> {
+    pub(crate) fn files(&self) -> Result<Vec<PathBuf>, String> {
         let pattern = self.pattern.to_string_lossy();
         let paths = glob::glob(&pattern).map_err(|e| format!("bad pattern {pattern}: {e}"))?;
         let mut files = Vec::new();
@@ -129,7 +129,7 @@ impl DropFolder {
     ///
     /// # Errors
     /// When the file cannot be moved or deleted.
-    pub fn dispose(&self, file: &Path, stamp: &str) -> io::Result<Option<PathBuf>> {
+    pub(crate) fn dispose(&self, file: &Path, stamp: &str) -> io::Result<Option<PathBuf>> {
         let from = file.parent().map(Path::to_owned).unwrap_or_default();
         match self.after_import {
             AfterImport::Keep => Ok(None),
@@ -156,7 +156,7 @@ impl DropFolder {
 /// Whether `name` is the name of an archived export, `<stamp>-<name>` (the
 /// stamp being the import's time, `20261205T200000Z`): the retention expires
 /// these, and nothing else an archive folder may hold.
-pub fn is_archived_name(name: &str) -> bool {
+pub(crate) fn is_archived_name(name: &str) -> bool {
     let b = name.as_bytes();
     b.len() > 17
         && b[..8].iter().all(u8::is_ascii_digit)
@@ -242,7 +242,7 @@ fn sync_folder(dir: &Path) -> io::Result<()> {
 ///
 /// # Errors
 /// A reason naming the file when it cannot be read.
-pub fn checksum(path: &Path) -> Result<(String, u64), String> {
+pub(crate) fn checksum(path: &Path) -> Result<(String, u64), String> {
     use std::io::Read;
     let mut file =
         std::fs::File::open(path).map_err(|e| format!("{}: cannot open: {e}", path.display()))?;

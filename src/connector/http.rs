@@ -40,7 +40,7 @@ const MAX_RESPONSE_MB: std::ops::RangeInclusive<u64> = 1..=4096;
 /// The `[source]` table of an `http_json` connector, as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HttpSourceDef {
+pub(crate) struct HttpSourceDef {
     url: String,
     #[serde(default)]
     method: Option<String>,
@@ -134,7 +134,7 @@ fn one() -> u64 {
 
 /// How a request authenticates.
 #[derive(Debug, Clone)]
-pub enum Auth {
+pub(crate) enum Auth {
     /// `Authorization: Bearer <token>`.
     Bearer(PasswordSource),
     /// `Authorization: Basic …`.
@@ -143,7 +143,7 @@ pub enum Auth {
 
 /// How pages follow each other.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Pagination {
+pub(crate) enum Pagination {
     /// One request.
     None,
     /// `param` = 1, 2, 3… (with `size_param` = `size` when given), until a short or empty page.
@@ -177,7 +177,7 @@ pub enum Pagination {
 
 /// A validated `http_json` source.
 #[derive(Debug, Clone)]
-pub struct HttpSource {
+pub(crate) struct HttpSource {
     /// The address of the first page.
     pub url: reqwest::Url,
     /// Whether requests are POST (with `body`) rather than GET.
@@ -474,7 +474,7 @@ fn sent_credentials(
 }
 
 /// JSON records as rows whose columns are the JSON pointers a mapping names.
-pub struct JsonRows {
+pub(crate) struct JsonRows {
     /// The columns: the pointers the mapping names.
     pub columns: NamedColumns,
     current: csv::ByteRecord,
@@ -484,7 +484,7 @@ pub struct JsonRows {
 
 impl JsonRows {
     /// The columns of `mapping`; `shown` names the source in messages.
-    pub fn new(mapping: &Mapping, shown: String) -> Self {
+    pub(crate) fn new(mapping: &Mapping, shown: String) -> Self {
         Self {
             columns: NamedColumns::of(mapping),
             current: csv::ByteRecord::new(),
@@ -494,12 +494,12 @@ impl JsonRows {
     }
 
     /// The source, as messages name it.
-    pub fn shown(&self) -> &str {
+    pub(crate) fn shown(&self) -> &str {
         &self.shown
     }
 
     /// The row of one record; `offset` tells progress how far the reading is.
-    pub fn row(&mut self, record: &Value, offset: u64) -> Record<'_> {
+    pub(crate) fn row(&mut self, record: &Value, offset: u64) -> Record<'_> {
         if self.columns.wants_names() {
             collect_pointers(record, String::new(), &mut self.columns);
         }
@@ -521,7 +521,7 @@ impl JsonRows {
 
     /// After the last record: the mapped pointers that no record had, each named
     /// with the closest pointer the records do have.
-    pub fn vanished(&self, mapping: &Mapping) -> Vec<String> {
+    pub(crate) fn vanished(&self, mapping: &Mapping) -> Vec<String> {
         if self.number == 0 {
             return Vec::new();
         }
@@ -543,7 +543,7 @@ enum Next {
 }
 
 /// The records of an API, fetched page by page as they are read.
-pub struct HttpTable {
+pub(crate) struct HttpTable {
     fetcher: Fetcher,
     source: HttpSource,
     since: Option<String>,
@@ -560,7 +560,7 @@ impl HttpTable {
     ///
     /// # Errors
     /// A reason when a secret cannot be read or the client cannot be set up.
-    pub fn open(source: &HttpSource, since: Option<String>) -> Result<Self, String> {
+    pub(crate) fn open(source: &HttpSource, since: Option<String>) -> Result<Self, String> {
         let fetcher = Fetcher::new(
             source.auth.as_ref(),
             source.headers.clone(),

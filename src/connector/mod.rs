@@ -5,28 +5,28 @@
 //! [`Connector`] type the importer works from. Each kind lives in its own module
 //! (`csv`, `spreadsheet`, `xml`, `http`, `ds/`), which implements
 //! `source::SourceKind`: a new kind is one file and one line in `KINDS`
-//! (`docs/CONTRIBUTING.md`, "Add a connector kind"). What kinds share: [`source`]
+//! (`docs/CONTRIBUTING.md`, "Add a connector kind"). What kinds share: `source`
 //! (the traits), `parse` (the keys every connector file has, read and validated
-//! with `file:line:column` in every message), [`folder`] (drop folders), [`table`]
-//! (header row, records, the first pass over a file), [`spool`] (an API's
-//! synchronisation kept on disk), [`mapping`] (`[fields]`, `[steps]`; pure),
-//! [`budget`] (the read budget), `fetch` and `credentials` (API requests and
+//! with `file:line:column` in every message), `folder` (drop folders), `table`
+//! (header row, records, the first pass over a file), `spool` (an API's
+//! synchronisation kept on disk), `mapping` (`[fields]`, `[steps]`; pure),
+//! `budget` (the read budget), `fetch` and `credentials` (API requests and
 //! secrets).
 
-pub mod budget;
+pub(crate) mod budget;
 pub(crate) mod credentials;
-pub mod csv;
+pub(crate) mod csv;
 pub mod ds;
 pub(crate) mod fetch;
-pub mod folder;
-pub mod http;
-pub mod mapping;
+pub(crate) mod folder;
+pub(crate) mod http;
+pub(crate) mod mapping;
 pub(crate) mod parse;
-pub mod source;
-pub mod spool;
-pub mod spreadsheet;
-pub mod table;
-pub mod xml;
+pub(crate) mod source;
+pub(crate) mod spool;
+pub(crate) mod spreadsheet;
+pub(crate) mod table;
+pub(crate) mod xml;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -39,7 +39,7 @@ use crate::diag::Problems;
 use crate::lifecycle::Lifecycle;
 use mapping::Mapping;
 use source::Kind;
-pub use source::Source;
+pub(crate) use source::Source;
 
 /// The kinds of sources a connector can read, in the order messages list them.
 /// A kind is registered by one line here (and its `mod` line above).
@@ -101,7 +101,7 @@ pub struct Connector {
 
 /// Where a snapshot is read from.
 #[derive(Debug, Clone, Copy)]
-pub enum Origin<'a> {
+pub(crate) enum Origin<'a> {
     /// A file.
     File(&'a Path),
     /// The connector's API, its synchronisation spooled.
@@ -112,7 +112,7 @@ pub enum Origin<'a> {
 /// so (its log, `/metrics`, the administrators' digest); `check` warns of it, and
 /// fails on it with `--strict`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LeftOut {
+pub(crate) struct LeftOut {
     /// The connector's name: its file's stem.
     pub name: String,
     /// Its file.
@@ -124,7 +124,7 @@ pub struct LeftOut {
 impl LeftOut {
     /// Why, one problem a line, each without the file's path (named apart) but
     /// with its line and column (`3:12: schedule …`).
-    pub fn reason(&self) -> String {
+    pub(crate) fn reason(&self) -> String {
         let file = self.file.display().to_string();
         self.problems
             .iter()
@@ -140,7 +140,7 @@ impl LeftOut {
 
 impl Connector {
     /// Its fingerprint as the store records it on runs, cursors and files seen.
-    pub fn fingerprint_text(&self) -> String {
+    pub(crate) fn fingerprint_text(&self) -> String {
         format!("{:016x}", self.fingerprint)
     }
 
@@ -164,7 +164,7 @@ impl Connector {
     }
 
     /// What the layers downstream of the import need of `connectors`.
-    pub fn sources(connectors: &[Connector]) -> crate::model::Sources {
+    pub(crate) fn sources(connectors: &[Connector]) -> crate::model::Sources {
         crate::model::Sources::new(connectors.iter().map(|c| {
             let facts = crate::model::SourceFacts {
                 link: c.link.clone(),
@@ -190,7 +190,7 @@ impl Connector {
     /// Reads every `*.toml` of the connectors folder, in name order: the valid
     /// connectors, and the files left out with their problems. A problem of the
     /// folder itself (unreadable, without connector files) goes into `problems`.
-    pub fn load_each(
+    pub(crate) fn load_each(
         config: &Config,
         lifecycle: &Lifecycle,
         problems: &mut Problems,
@@ -229,7 +229,7 @@ impl Connector {
     }
 
     /// Reads and validates one connector file.
-    pub fn load(
+    pub(crate) fn load(
         path: &Path,
         config: &Config,
         lifecycle: &Lifecycle,

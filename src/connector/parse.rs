@@ -126,7 +126,7 @@ fn kind_names() -> String {
 
 impl Connector {
     /// Validates the text of a connector file (no I/O).
-    pub fn parse(
+    pub(crate) fn parse(
         path: &Path,
         text: &str,
         config: &Config,

@@ -63,7 +63,7 @@ pub trait Source: fmt::Debug + Send + Sync {
 
 impl dyn Source {
     /// The drop folder of a file source (none for an API).
-    pub fn folder(&self) -> Option<&DropFolder> {
+    pub(crate) fn folder(&self) -> Option<&DropFolder> {
         match self.reads() {
             Reads::Files(files) => Some(files.folder()),
             Reads::Api(_) => None,
@@ -71,7 +71,7 @@ impl dyn Source {
     }
 
     /// The address of an API source (none for files).
-    pub fn address(&self) -> Option<String> {
+    pub(crate) fn address(&self) -> Option<String> {
         match self.reads() {
             Reads::Api(api) => Some(api.address()),
             Reads::Files(_) => None,

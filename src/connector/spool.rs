@@ -35,7 +35,7 @@ use crate::model::{SourceDeletion, SourceMessage};
 /// Whether `name` may be a spool left over by a crash: the name `tempfile` gives
 /// a temporary file where the file system has no unnamed ones (`.tmp` and six
 /// letters or digits).
-pub fn is_left_over(name: &str) -> bool {
+pub(crate) fn is_left_over(name: &str) -> bool {
     name.strip_prefix(".tmp")
         .is_some_and(|rest| rest.len() == 6 && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
@@ -75,22 +75,20 @@ enum Line {
 
 /// A synchronisation fetched, ready to import.
 #[derive(Debug)]
-pub struct Spool {
+pub(crate) struct Spool {
     file: File,
     /// When the fetching started: the import's start, from which the next
     /// incremental synchronisation asks for changes.
     pub started_at: DateTime<Utc>,
     /// How many pages were fetched.
     pub pages: u64,
-    /// How many records were fetched.
-    pub records: u64,
 }
 
 /// Why a synchronisation was not spooled. The source's own failures (HTTP
 /// errors, bad pages, a missing secret) are not among them: they are spooled, for
 /// the import to refuse the run with their reason.
 #[derive(Debug, thiserror::Error)]
-pub enum SpoolError {
+pub(crate) enum SpoolError {
     /// A shutdown was asked while fetching.
     #[error("the synchronisation was interrupted by a shutdown")]
     Interrupted,
@@ -170,7 +168,7 @@ fn open(connector: &Connector, state: ApiState, started: String) -> Result<Box<d
 ///
 /// # Errors
 /// When a shutdown was asked, or the spool cannot be written.
-pub fn fetch(
+pub(crate) fn fetch(
     connector: &Connector,
     state: ApiState,
     dir: &Path,
@@ -188,7 +186,7 @@ pub fn fetch(
         serde_json::to_writer(&mut *out, line)?;
         out.write_all(b"\n")
     };
-    let (mut pages, mut records) = (0, 0);
+    let mut pages = 0;
     match open(connector, state, crate::model::instant_text(started_at)) {
         Err(reason) => write(&mut out, &Line::Failed { reason }).map_err(io)?,
         Ok(mut live) => loop {
@@ -197,7 +195,6 @@ pub fn fetch(
             }
             match live.next() {
                 Ok(Some((record, messages))) => {
-                    records += 1;
                     let line = Line::Record {
                         page: live.pages(),
                         record,
@@ -238,12 +235,11 @@ pub fn fetch(
         file,
         started_at,
         pages,
-        records,
     })
 }
 
 /// A spool read back as a table.
-pub struct SpoolTable {
+pub(crate) struct SpoolTable {
     reader: BufReader<File>,
     text: String,
     /// The records as rows.
@@ -257,7 +253,7 @@ impl SpoolTable {
     ///
     /// # Errors
     /// When the spool file cannot be read.
-    pub fn open(spool: &Spool, mapping: &Mapping, shown: String) -> Result<Self, String> {
+    pub(crate) fn open(spool: &Spool, mapping: &Mapping, shown: String) -> Result<Self, String> {
         let unreadable =
             |e: std::io::Error| format!("{shown}: cannot read the spooled synchronisation ({e})");
         let mut file = spool.file.try_clone().map_err(unreadable)?;

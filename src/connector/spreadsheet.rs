@@ -23,7 +23,7 @@ use crate::diag::FileProblems;
 /// The `[source]` table of a `spreadsheet` connector, as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SheetSourceDef {
+pub(crate) struct SheetSourceDef {
     path: String,
     #[serde(default)]
     sheet: Option<toml::Value>,
@@ -41,7 +41,7 @@ pub struct SheetSourceDef {
 
 /// Which sheet of a workbook to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SheetChoice {
+pub(crate) enum SheetChoice {
     /// By name, or the first of several names the workbook has (back offices
     /// name the sheet differently from one version to the next).
     Names(Vec<String>),
@@ -51,7 +51,7 @@ pub enum SheetChoice {
 
 /// A validated `spreadsheet` source.
 #[derive(Debug, Clone)]
-pub struct SheetSource {
+pub(crate) struct SheetSource {
     /// Where the files are and what becomes of them.
     pub folder: DropFolder,
     /// The sheet read.
@@ -246,7 +246,7 @@ impl Rows {
 }
 
 /// A sheet positioned after its header row.
-pub struct SheetFile {
+pub(crate) struct SheetFile {
     rows: Rows,
     /// Data rows read while looking for the header.
     ahead: std::collections::VecDeque<Row>,
@@ -264,7 +264,11 @@ impl SheetFile {
     ///
     /// # Errors
     /// A reason naming the file: unreadable, not a workbook, no such sheet, or no header row.
-    pub fn open(path: &Path, source: &SheetSource, mapping: &Mapping) -> Result<Self, String> {
+    pub(crate) fn open(
+        path: &Path,
+        source: &SheetSource,
+        mapping: &Mapping,
+    ) -> Result<Self, String> {
         super::budget::check_archive(path)?;
         let book = open_by_content(path)
             .map_err(|e| format!("{}: cannot read the workbook: {e}", path.display()))?;
@@ -364,7 +368,7 @@ impl SheetFile {
 
     /// How many rows the sheet has, for progress (0 when unknown: a streamed
     /// sheet whose file does not say).
-    pub fn rows(&self) -> u64 {
+    pub(crate) fn rows(&self) -> u64 {
         self.rows.len().unwrap_or(0)
     }
 }

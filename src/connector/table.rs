@@ -19,7 +19,7 @@ use super::{Connector, Origin, folder};
 use crate::diag::FileProblems;
 
 /// How many records are searched for the header row.
-pub const HEADER_SEARCH: usize = 50;
+pub(crate) const HEADER_SEARCH: usize = 50;
 
 /// A data record and where it is, borrowed from the reader's buffer.
 #[derive(Debug)]
@@ -40,7 +40,7 @@ pub struct Record<'a> {
 
 impl<'a> Record<'a> {
     /// A record without messages.
-    pub fn new(line: u64, number: u64, fields: &'a ::csv::ByteRecord, offset: u64) -> Self {
+    pub(crate) fn new(line: u64, number: u64, fields: &'a ::csv::ByteRecord, offset: u64) -> Self {
         Self {
             line,
             number,
@@ -51,7 +51,7 @@ impl<'a> Record<'a> {
     }
 
     /// The text of field `i`.
-    pub fn get(&self, i: usize) -> Option<&'a str> {
+    pub(crate) fn get(&self, i: usize) -> Option<&'a str> {
         // Each field on its own: most imports read only the id of most records
         // (their hash is unchanged), and checking whole records cost a re-import
         // a tenth of its time.
@@ -60,7 +60,7 @@ impl<'a> Record<'a> {
 
     /// The text of every field, checked in one pass: cheaper than [`Record::get`]
     /// when most fields are read (to map a record).
-    pub fn text(&self) -> RecordText<'a> {
+    pub(crate) fn text(&self) -> RecordText<'a> {
         RecordText {
             fields: self.fields,
             text: std::str::from_utf8(self.fields.as_slice()).ok(),
@@ -69,7 +69,7 @@ impl<'a> Record<'a> {
 }
 
 /// The fields of a record read as text (see [`Record::text`]).
-pub struct RecordText<'a> {
+pub(crate) struct RecordText<'a> {
     fields: &'a ::csv::ByteRecord,
     /// All the fields end to end, when that is UTF-8.
     text: Option<&'a str>,
@@ -77,7 +77,7 @@ pub struct RecordText<'a> {
 
 impl<'a> RecordText<'a> {
     /// The text of field `i`, as [`Record::get`] gives it.
-    pub fn get(&self, i: usize) -> Option<&'a str> {
+    pub(crate) fn get(&self, i: usize) -> Option<&'a str> {
         // A field is the text between its bounds; `None` if a bound is not at
         // a character's start, as a field that is not UTF-8 on its own would be.
         let range = self.fields.range(i)?;
@@ -108,7 +108,7 @@ impl FirstPass {
     ///
     /// # Errors
     /// A reason naming the file.
-    pub fn of(origin: Origin<'_>, source: &Arc<dyn Source>) -> Result<Self, String> {
+    pub(crate) fn of(origin: Origin<'_>, source: &Arc<dyn Source>) -> Result<Self, String> {
         match (origin, source.reads()) {
             (Origin::File(path), Reads::Files(files)) => files.first_pass(path),
             (Origin::File(path), Reads::Api(_)) => {
@@ -119,7 +119,7 @@ impl FirstPass {
     }
 
     /// The encoding a text file is decoded with (its WHATWG name).
-    pub fn encoding(&self) -> Option<&'static str> {
+    pub(crate) fn encoding(&self) -> Option<&'static str> {
         match self {
             Self::Text(i) => Some(i.encoding.name()),
             Self::Binary { .. } | Self::Api => None,
@@ -127,7 +127,7 @@ impl FirstPass {
     }
 
     /// The content checksum, for files.
-    pub fn checksum(&self) -> Option<&str> {
+    pub(crate) fn checksum(&self) -> Option<&str> {
         match self {
             Self::Text(i) => Some(&i.checksum),
             Self::Binary { checksum, .. } => Some(checksum),
@@ -136,7 +136,7 @@ impl FirstPass {
     }
 
     /// The file size (0 for an API).
-    pub fn bytes(&self) -> u64 {
+    pub(crate) fn bytes(&self) -> u64 {
         match self {
             Self::Text(i) => i.bytes,
             Self::Binary { bytes, .. } => *bytes,
@@ -149,7 +149,11 @@ impl FirstPass {
     ///
     /// # Errors
     /// A reason naming the file: unreadable, or no header row.
-    pub fn open(&self, origin: Origin<'_>, connector: &Connector) -> Result<(Table, u64), String> {
+    pub(crate) fn open(
+        &self,
+        origin: Origin<'_>,
+        connector: &Connector,
+    ) -> Result<(Table, u64), String> {
         match (origin, connector.source.reads()) {
             (Origin::Api(spool), _) => {
                 let shown = connector.source.address().unwrap_or_default();
@@ -168,7 +172,7 @@ impl FirstPass {
 
 /// An opened export, positioned on its first record: what every kind's reader
 /// gives the importer.
-pub type Table = Box<dyn Records>;
+pub(crate) type Table = Box<dyn Records>;
 
 /// The records of an opened export (a CSV file, a sheet of a workbook, an XML
 /// file, an API's spooled synchronisation), one at a time.
@@ -227,7 +231,7 @@ impl dyn Records {
     ///
     /// # Errors
     /// The missing columns, with the file name and the header's line.
-    pub fn resolve<'m>(&self, mapping: &'m Mapping) -> Result<Resolved<'m>, String> {
+    pub(crate) fn resolve<'m>(&self, mapping: &'m Mapping) -> Result<Resolved<'m>, String> {
         mapping.resolve(self.headers()).map_err(|missing| {
             format!(
                 "{}:{}: {}",
@@ -239,7 +243,7 @@ impl dyn Records {
     }
 
     /// Indexes of the volatile columns.
-    pub fn volatile_columns(&self, volatile: &[String]) -> Vec<usize> {
+    pub(crate) fn volatile_columns(&self, volatile: &[String]) -> Vec<usize> {
         let wanted: Vec<String> = volatile.iter().map(|v| normalize(v)).collect();
         self.headers()
             .iter()
@@ -253,7 +257,7 @@ impl dyn Records {
 /// The columns of a source whose records name their fields (XML paths, JSON
 /// pointers): the names the mapping uses, how many records had each, and names
 /// seen in the records, to suggest one for a name no record has.
-pub struct NamedColumns {
+pub(crate) struct NamedColumns {
     /// The column names, as the mapping writes them.
     pub headers: Vec<String>,
     found: Vec<u64>,
@@ -265,7 +269,7 @@ const KNOWN_NAMES: usize = 512;
 
 impl NamedColumns {
     /// Every name `mapping` reads a column by.
-    pub fn of(mapping: &Mapping) -> Self {
+    pub(crate) fn of(mapping: &Mapping) -> Self {
         let mut headers: Vec<String> = Vec::new();
         for f in mapping.fields() {
             if let ValueSource::Column(names) | ValueSource::Columns(names, _) = &f.source {
@@ -284,17 +288,17 @@ impl NamedColumns {
     }
 
     /// A record had column `i`.
-    pub fn found(&mut self, i: usize) {
+    pub(crate) fn found(&mut self, i: usize) {
         self.found[i] += 1;
     }
 
     /// Whether more names seen are worth keeping.
-    pub fn wants_names(&self) -> bool {
+    pub(crate) fn wants_names(&self) -> bool {
         self.known.len() < KNOWN_NAMES
     }
 
     /// A name seen in a record (copied only the first time).
-    pub fn saw(&mut self, name: &str) {
+    pub(crate) fn saw(&mut self, name: &str) {
         if self.wants_names() && !self.known.contains(name) {
             self.known.insert(name.to_owned());
         }
@@ -303,7 +307,7 @@ impl NamedColumns {
     /// After the last record: a refusal reason for each mapped field that no record
     /// had, naming the closest name seen (`what` is "path" or "pointer"; `source`
     /// and `record` say where: `"export.xml"`, `"<dossier> record"`).
-    pub fn vanished(
+    pub(crate) fn vanished(
         &self,
         mapping: &Mapping,
         source: &str,

@@ -31,7 +31,7 @@ use crate::diag::FileProblems;
 /// The `[source]` table of an `xml` connector, as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct XmlSourceDef {
+pub(crate) struct XmlSourceDef {
     path: String,
     record: String,
     #[serde(default)]
@@ -72,7 +72,7 @@ struct FieldPath {
 
 /// A validated `xml` source.
 #[derive(Debug, Clone)]
-pub struct XmlSource {
+pub(crate) struct XmlSource {
     /// Where the files are and what becomes of them.
     pub folder: DropFolder,
     /// The record path as written.
@@ -175,7 +175,7 @@ impl XmlSource {
     ///
     /// # Errors
     /// Why the path cannot be read.
-    pub fn check_path(&self, path: &str) -> Result<(), String> {
+    pub(crate) fn check_path(&self, path: &str) -> Result<(), String> {
         field_path(path, &self.namespaces).map(|_| ())
     }
 }
@@ -231,7 +231,7 @@ fn field_path(text: &str, namespaces: &BTreeMap<String, String>) -> Result<Field
 }
 
 /// An XML file positioned at its first record.
-pub struct XmlFile {
+pub(crate) struct XmlFile {
     reader: XmlReader,
     buf: Vec<u8>,
     /// The path of an element or attribute, written here to check whether it is new.
@@ -262,7 +262,7 @@ impl XmlFile {
     /// # Errors
     /// A reason naming the file: unreadable, empty, or a mapped path that is not
     /// a path.
-    pub fn open(path: &Path, source: &XmlSource, mapping: &Mapping) -> Result<Self, String> {
+    pub(crate) fn open(path: &Path, source: &XmlSource, mapping: &Mapping) -> Result<Self, String> {
         let mut file = BufReader::new(
             File::open(path).map_err(|e| format!("{}: cannot open: {e}", path.display()))?,
         );

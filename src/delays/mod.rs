@@ -3,7 +3,7 @@
 //!
 //! Owns the reading of a history ([`History`]: the stored dossiers and their step
 //! events, folded into stays in steps), the estimates per scheme and step
-//! ([`Delays`], one Kaplan–Meier curve each, see [`survival`]), and the estimate
+//! ([`Delays`], one Kaplan–Meier curve each, see `survival`), and the estimate
 //! for one dossier given the time it has already spent in its step
 //! ([`Delays::estimate`]), with its fallbacks: the scheme's own history, then every
 //! scheme's history for the step, then the step's `expected_duration` in
@@ -11,7 +11,7 @@
 //!
 //! Pure: the store streams rows in, `now` is an argument.
 
-pub mod survival;
+pub(crate) mod survival;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -196,13 +196,13 @@ impl History {
 
     /// Makes room for dossiers whose row ids go up to `n` (they are dense), and
     /// their stays (a dossier goes through a few steps).
-    pub fn reserve(&mut self, n: usize) {
+    pub(crate) fn reserve(&mut self, n: usize) {
         self.dossiers.reserve(n.saturating_sub(self.dossiers.len()));
         self.stays.reserve((4 * n).saturating_sub(self.stays.len()));
     }
 
     /// A stored dossier: its scheme, current step, and when it entered it (Unix
-    /// seconds). It is taken to be in its source, until [`History::absent`] says
+    /// seconds). It is taken to be in its source, until `History::absent` says
     /// otherwise.
     pub fn dossier(&mut self, dossier: i64, scheme: Option<&str>, step: &str, entered: i64) {
         let scheme = self.schemes.id(scheme.unwrap_or(""));
@@ -215,7 +215,7 @@ impl History {
     }
 
     /// A stored dossier that is no longer in its source.
-    pub fn absent(&mut self, dossier: i64) {
+    pub(crate) fn absent(&mut self, dossier: i64) {
         self.known(dossier).present = false;
     }
 
@@ -421,7 +421,7 @@ pub enum Basis {
 
 impl Basis {
     /// As templates and the commands show it.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Scheme => "scheme",
             Self::Step => "step",
@@ -532,7 +532,7 @@ impl Delays {
     /// 90th percentile of the stays its estimate rests on, or the lifecycle's
     /// expected duration. `None` when neither is known (when too many dossiers
     /// are still waiting for the 90th percentile to be known, none is overdue).
-    pub fn overdue_after(&self, scheme: Option<&str>, step: &str) -> Option<i64> {
+    pub(crate) fn overdue_after(&self, scheme: Option<&str>, step: &str) -> Option<i64> {
         let e = self.estimate(scheme, step, 0)?;
         match e.basis {
             Basis::Lifecycle => e.median,
@@ -543,7 +543,7 @@ impl Delays {
 
 /// One line of `alertissimo stats`: what the estimates of a scheme's step rest on.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct StepStats {
+pub(crate) struct StepStats {
     /// The scheme ("" for dossiers without one).
     pub scheme: String,
     /// The step.
@@ -572,7 +572,7 @@ pub struct StepStats {
 impl Delays {
     /// Every scheme's steps with a history or dossiers in them, by scheme, then
     /// in the lifecycle's order.
-    pub fn table(&self, lifecycle: &Lifecycle) -> Vec<StepStats> {
+    pub(crate) fn table(&self, lifecycle: &Lifecycle) -> Vec<StepStats> {
         let mut keys: Vec<&(String, String)> = self
             .by_scheme
             .keys()

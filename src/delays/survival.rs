@@ -12,7 +12,7 @@
 
 /// One dossier's stay in a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stay {
+pub(crate) struct Stay {
     /// Seconds already spent in the step when first observed there.
     pub entry: i64,
     /// Seconds in the step when it left it (`left`) or when observation stopped.
@@ -42,7 +42,7 @@ const MIN_AT_RISK: u64 = 3;
 /// it stopped being followed, and when those that left did, each list sorted (in
 /// seconds, up to 68 years: millions are held at once).
 #[derive(Debug, Clone, Default)]
-pub struct Sorted {
+pub(crate) struct Sorted {
     entries: Vec<i32>,
     exits: Vec<i32>,
     events: Vec<i32>,
@@ -51,7 +51,7 @@ pub struct Sorted {
 impl Sorted {
     /// Adds a stay (then [`Sorted::sort`]). A stay whose times are negative or
     /// shorter than its entry is left out (a source date in the future).
-    pub fn push(&mut self, s: &Stay) {
+    pub(crate) fn push(&mut self, s: &Stay) {
         if s.entry < 0 || s.time < s.entry || s.time <= 0 {
             return;
         }
@@ -64,20 +64,20 @@ impl Sorted {
     }
 
     /// Sorts what was pushed.
-    pub fn sort(&mut self) {
+    pub(crate) fn sort(&mut self) {
         self.entries.sort_unstable();
         self.exits.sort_unstable();
         self.events.sort_unstable();
     }
 
     /// Whether no stay was kept.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
     /// Every part's stays together. The parts are sorted runs, which the sort
     /// merges rather than sorting again.
-    pub fn merge(parts: &[Sorted]) -> Self {
+    pub(crate) fn merge(parts: &[Sorted]) -> Self {
         let join = |list: fn(&Sorted) -> &Vec<i32>| {
             let mut all: Vec<i32> = Vec::with_capacity(parts.iter().map(|p| list(p).len()).sum());
             for p in parts {
@@ -97,7 +97,10 @@ impl Sorted {
 impl Curve {
     /// Estimates the curve from stays (any order). Stays whose times are negative
     /// or shorter than their entry are left out (a source date in the future).
-    pub fn estimate<S: std::borrow::Borrow<Stay>>(stays: impl IntoIterator<Item = S>) -> Self {
+    #[cfg(test)]
+    pub(crate) fn estimate<S: std::borrow::Borrow<Stay>>(
+        stays: impl IntoIterator<Item = S>,
+    ) -> Self {
         let mut sorted = Sorted::default();
         for s in stays {
             sorted.push(s.borrow());
@@ -107,7 +110,7 @@ impl Curve {
     }
 
     /// The curve of sorted stays.
-    pub fn of(sorted: &Sorted) -> Self {
+    pub(crate) fn of(sorted: &Sorted) -> Self {
         let Sorted {
             entries,
             exits,
@@ -146,7 +149,7 @@ impl Curve {
     }
 
     /// The share still in the step after `t` seconds.
-    pub fn survival(&self, t: i64) -> f64 {
+    pub(crate) fn survival(&self, t: i64) -> f64 {
         match self.times.partition_point(|&x| x <= t) {
             0 => 1.0,
             n => self.survival[n - 1],
@@ -155,14 +158,14 @@ impl Curve {
 
     /// The duration by which a share `q` (0.5 for the median) of dossiers left the
     /// step; `None` when the observations do not reach it.
-    pub fn quantile(&self, q: f64) -> Option<i64> {
+    pub(crate) fn quantile(&self, q: f64) -> Option<i64> {
         self.quantile_after(0, q)
     }
 
     /// For a dossier already `elapsed` seconds in the step: the further seconds by
     /// which it leaves with probability `q`, from the curve conditioned on having
     /// stayed that long. `None` when the observations do not reach it.
-    pub fn quantile_after(&self, elapsed: i64, q: f64) -> Option<i64> {
+    pub(crate) fn quantile_after(&self, elapsed: i64, q: f64) -> Option<i64> {
         let base = self.survival(elapsed);
         if base <= 0.0 {
             return None;
@@ -177,7 +180,7 @@ impl Curve {
     }
 
     /// The points of the curve, for charts: `(seconds, share still in the step)`.
-    pub fn points(&self) -> impl Iterator<Item = (i64, f64)> + '_ {
+    pub(crate) fn points(&self) -> impl Iterator<Item = (i64, f64)> + '_ {
         self.times
             .iter()
             .copied()

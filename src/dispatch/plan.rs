@@ -147,7 +147,6 @@ pub(super) mod tests {
             hold_step: hold.map(str::to_owned),
             attempts: 0,
             created_at: now,
-            due_at: now,
             dossier: StoredDossier {
                 rowid: id,
                 connector: "c".to_owned(),

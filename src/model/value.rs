@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::{FieldKind, date_bytes, instant_bytes, instant_seconds};
 
 /// A field's name, shared by every dossier that has the field.
-pub type FieldName = Arc<str>;
+pub(crate) type FieldName = Arc<str>;
 
 /// The value of one field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +41,7 @@ const AMOUNT_BYTES: usize = 24;
 
 impl Value {
     /// The kind of value it is.
-    pub fn kind(&self) -> FieldKind {
+    pub(crate) fn kind(&self) -> FieldKind {
         match self {
             Self::Text(_) => FieldKind::Text,
             Self::Date(_) => FieldKind::Date,
@@ -53,23 +53,16 @@ impl Value {
     }
 
     /// The text of a value held as text (text, SIRET, e-mails); `None` for the others.
-    pub fn as_str(&self) -> Option<&str> {
+    pub(crate) fn as_str(&self) -> Option<&str> {
         match self {
             Self::Text(s) | Self::Siret(s) | Self::Emails(s) => Some(s),
             Self::Date(_) | Self::Instant(_) | Self::Amount(_) => None,
         }
     }
 
-    /// The cents of an amount.
-    pub fn cents(&self) -> Option<i64> {
-        match self {
-            Self::Amount(cents) => Some(*cents),
-            _ => None,
-        }
-    }
-
     /// The date of a date.
-    pub fn date(&self) -> Option<NaiveDate> {
+    #[cfg(test)]
+    pub(crate) fn date(&self) -> Option<NaiveDate> {
         match self {
             Self::Date(d) => Some(*d),
             _ => None,
@@ -77,7 +70,7 @@ impl Value {
     }
 
     /// The instant of an instant.
-    pub fn instant(&self) -> Option<DateTime<Utc>> {
+    pub(crate) fn instant(&self) -> Option<DateTime<Utc>> {
         match self {
             Self::Instant(t) => Some(*t),
             _ => None,
@@ -86,7 +79,7 @@ impl Value {
 
     /// Calls `f` with the canonical text, written on the stack for the kinds
     /// that are not held as text: encoding a million dossiers allocates nothing.
-    pub fn with_text<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+    pub(crate) fn with_text<R>(&self, f: impl FnOnce(&str) -> R) -> R {
         match self {
             Self::Text(s) | Self::Siret(s) | Self::Emails(s) => f(s),
             Self::Amount(cents) => {
@@ -105,7 +98,7 @@ impl Value {
     }
 
     /// The canonical text, borrowed when the value is held as text.
-    pub fn text(&self) -> Cow<'_, str> {
+    pub(crate) fn text(&self) -> Cow<'_, str> {
         match self.as_str() {
             Some(s) => Cow::Borrowed(s),
             None => Cow::Owned(self.with_text(str::to_owned)),
@@ -115,7 +108,7 @@ impl Value {
     /// A value of `kind` read back from its canonical text (as the store keeps
     /// it, as a rule test case writes it); text when it is not one, so that
     /// nothing is lost.
-    pub fn from_text(kind: FieldKind, text: &str) -> Self {
+    pub(crate) fn from_text(kind: FieldKind, text: &str) -> Self {
         let typed = match kind {
             FieldKind::Text => None,
             FieldKind::Date => NaiveDate::parse_from_str(text, "%Y-%m-%d")
@@ -134,7 +127,7 @@ impl Value {
 
     /// Whether two values say the same: equal, or of different kinds with the
     /// same canonical text (a value read back as text from an older state).
-    pub fn same(&self, other: &Self) -> bool {
+    pub(crate) fn same(&self, other: &Self) -> bool {
         self == other
             || (self.kind() != other.kind() && self.with_text(|a| other.with_text(|b| a == b)))
     }
@@ -178,14 +171,15 @@ fn amount_str(cents: i64, buf: &mut [u8; AMOUNT_BYTES]) -> &str {
 }
 
 /// The canonical text of an amount in cents: `26956.00`, `-5.10`, `0.00`.
-pub fn amount_text(cents: i64) -> String {
+#[cfg(test)]
+pub(crate) fn amount_text(cents: i64) -> String {
     let mut buf = [0u8; AMOUNT_BYTES];
     amount_str(cents, &mut buf).to_owned()
 }
 
 /// The cents of a plain decimal (`26956.00`, `26956.5`, `-12`), as the store and
 /// rule test cases write amounts; `None` for anything else.
-pub fn decimal_cents(text: &str) -> Option<i64> {
+pub(crate) fn decimal_cents(text: &str) -> Option<i64> {
     let (negative, digits) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, text),
@@ -211,13 +205,13 @@ pub struct Fields(Vec<(FieldName, Value)>);
 impl Fields {
     /// Fields from pairs already sorted by name, each name once (the mapping
     /// and the store give them so).
-    pub fn from_sorted(pairs: Vec<(FieldName, Value)>) -> Self {
+    pub(crate) fn from_sorted(pairs: Vec<(FieldName, Value)>) -> Self {
         debug_assert!(pairs.windows(2).all(|w| w[0].0 < w[1].0), "sorted fields");
         Self(pairs)
     }
 
     /// Fields from pairs in any order; a later value of a name wins.
-    pub fn from_pairs(pairs: impl IntoIterator<Item = (FieldName, Value)>) -> Self {
+    pub(crate) fn from_pairs(pairs: impl IntoIterator<Item = (FieldName, Value)>) -> Self {
         let mut fields = Self::default();
         for (name, value) in pairs {
             fields.insert(name, value);
@@ -227,7 +221,7 @@ impl Fields {
 
     /// Fields from canonical texts, each typed by its canonical field's kind
     /// (`kind_of` for the others: the connectors' extra fields).
-    pub fn from_texts<'a>(
+    pub(crate) fn from_texts<'a>(
         pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
         kind_of: impl Fn(&str) -> FieldKind,
     ) -> Self {
@@ -253,17 +247,18 @@ impl Fields {
     }
 
     /// The value of a field.
-    pub fn get(&self, name: &str) -> Option<&Value> {
+    pub(crate) fn get(&self, name: &str) -> Option<&Value> {
         self.find(name).map(|i| &self.0[i].1)
     }
 
     /// Whether the field has a value.
-    pub fn contains(&self, name: &str) -> bool {
+    #[cfg(test)]
+    pub(crate) fn contains(&self, name: &str) -> bool {
         self.find(name).is_some()
     }
 
     /// Sets a field's value; returns the one it replaces.
-    pub fn insert(
+    pub(crate) fn insert(
         &mut self,
         name: impl Into<FieldName> + AsRef<str>,
         value: Value,
@@ -290,17 +285,17 @@ impl Fields {
     }
 
     /// The fields, in name order.
-    pub fn iter(&self) -> impl Iterator<Item = (&FieldName, &Value)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&FieldName, &Value)> {
         self.0.iter().map(|(n, v)| (n, v))
     }
 
     /// The names, in order.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(|(n, _)| &**n)
     }
 
     /// Whether both have the same fields saying the same (see [`Value::same`]).
-    pub fn same(&self, other: &Self) -> bool {
+    pub(crate) fn same(&self, other: &Self) -> bool {
         self.0.len() == other.0.len()
             && self
                 .0

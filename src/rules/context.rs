@@ -30,7 +30,7 @@ impl Rules {
 
     /// The variables a rule's condition sees: those of [`Rules::context`], with
     /// amounts as the template engine's numbers (`dossier.amount_granted > 23000`).
-    pub fn condition_context(&self, scene: &Scene<'_>) -> Value {
+    pub(crate) fn condition_context(&self, scene: &Scene<'_>) -> Value {
         self.build(scene, None, Purpose::Condition)
     }
 

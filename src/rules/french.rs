@@ -30,7 +30,7 @@ const MONTHS: [&str; 12] = [
 ];
 
 /// A calendar date in French: "1er mars 2024", "12 mars 2024".
-pub fn date(d: NaiveDate) -> String {
+pub(crate) fn date(d: NaiveDate) -> String {
     let day = d.day();
     let day = if day == 1 {
         "1er".to_owned()
@@ -45,7 +45,7 @@ pub fn date(d: NaiveDate) -> String {
 ///
 /// # Errors
 /// When the text is neither.
-pub fn date_text(text: &str, tz: Tz) -> Result<String, String> {
+pub(crate) fn date_text(text: &str, tz: Tz) -> Result<String, String> {
     if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         return Ok(date(d));
     }
@@ -55,7 +55,7 @@ pub fn date_text(text: &str, tz: Tz) -> Result<String, String> {
 }
 
 /// An amount of cents in French: "26 956,00 €", "-150,50 €".
-pub fn amount(cents: i64) -> String {
+pub(crate) fn amount(cents: i64) -> String {
     let sign = if cents < 0 { "-" } else { "" };
     let magnitude = cents.unsigned_abs();
     let euros = (magnitude / 100).to_string();
@@ -71,7 +71,7 @@ pub fn amount(cents: i64) -> String {
 
 /// A duration as people say it: "moins d'un jour", "environ 4 jours",
 /// "environ 3 semaines", "environ 5 mois".
-pub fn duration(d: Duration) -> String {
+pub(crate) fn duration(d: Duration) -> String {
     const DAY: f64 = 86_400.0;
     let days = d.as_secs_f64() / DAY;
     let (n, one, many) = if days < 1.0 {
@@ -91,7 +91,7 @@ pub fn duration(d: Duration) -> String {
 /// A refused snapshot's reason, as the administrators' digest says it: the
 /// guards' and the usual readers' reasons in French; any other one behind a
 /// French label, as the log gives it.
-pub fn refusal(reason: &str) -> String {
+pub(crate) fn refusal(reason: &str) -> String {
     // "{where}: {what}", where "where" is the file (and line) when there is one.
     let (place, what) = match reason.split_once(": ") {
         Some((place, what)) if !place.contains(' ') || place.contains('/') => {

@@ -7,14 +7,14 @@
 //! steps, fields, then the optional condition) and resolves the recipients and the
 //! timing of each alert. Nothing here does I/O after loading; `now` is an argument.
 //!
-//! Submodules: [`template`] (the messages), [`french`] (filters). When alerts
+//! Submodules: [`template`] (the messages), `french` (filters). When alerts
 //! leave is `crate::timing`'s; the rule test cases are `crate::cases`'s.
 //!
 //! Here: [`Rules`], its loading and [`Rules::plan`]; in `file.rs`, the parsing of
 //! one rule file; in `context.rs`, what templates and conditions see of a
 //! dossier; in `samples.rs`, the sample dossiers every template is checked on.
 
-pub mod french;
+pub(crate) mod french;
 pub mod template;
 
 mod context;
@@ -36,11 +36,10 @@ use crate::lifecycle::{self, Lifecycle};
 use crate::model::{Dossier, Event, EventKind, FieldKind};
 use crate::timing::Policy;
 use file::{parse_file, way_out_missing};
-pub use samples::sample_dossier;
 use template::{Message, Templates};
 
 /// The folder of templates inside the rules folder.
-pub const TEMPLATES_DIR: &str = "templates";
+pub(crate) const TEMPLATES_DIR: &str = "templates";
 
 /// How much a message matters to its recipient: whether they may turn it off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +54,7 @@ pub enum Class {
 
 impl Class {
     /// The name used in rule files and in the outbox.
-    pub const fn as_str(self) -> &'static str {
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             Self::Mandatory => "mandatory",
             Self::Informational => "informational",
@@ -78,7 +77,7 @@ pub enum Recipient {
 
 impl Recipient {
     /// The role name, as rules and the outbox write it.
-    pub fn role(&self) -> &'static str {
+    pub(crate) fn role(&self) -> &'static str {
         match self {
             Self::Beneficiary => "beneficiary",
             Self::Instructor => "instructor",
@@ -88,7 +87,7 @@ impl Recipient {
     }
 
     /// The addresses it stands for on a dossier.
-    pub fn addresses<'a>(&'a self, dossier: &'a Dossier) -> Vec<&'a str> {
+    pub(crate) fn addresses<'a>(&'a self, dossier: &'a Dossier) -> Vec<&'a str> {
         let field = match self {
             Self::Beneficiary => "beneficiary.email",
             Self::Instructor => "instructor.email",
@@ -287,7 +286,7 @@ impl Rules {
     }
 
     /// The kind of an extra field, as its connector declares it.
-    pub fn extra_kind(&self, name: &str) -> Option<FieldKind> {
+    pub(crate) fn extra_kind(&self, name: &str) -> Option<FieldKind> {
         self.extra_fields.get(name).copied()
     }
 
@@ -378,7 +377,7 @@ impl Rules {
 
     /// Whether a rule fires for a scene: its filters, its connector globs and its
     /// condition all accept it.
-    pub fn fires(&self, rule: &Rule, scene: &Scene<'_>) -> bool {
+    pub(crate) fn fires(&self, rule: &Rule, scene: &Scene<'_>) -> bool {
         rule.connector
             .as_ref()
             .is_none_or(|g| g.is_match(scene.connector))
@@ -427,7 +426,7 @@ impl Rule {
 
 /// Why a debounced alert is not sent: its dossier left the step it was about and
 /// is now in the step labelled `now_in`.
-pub fn left_step(now_in: &str) -> String {
+pub(crate) fn left_step(now_in: &str) -> String {
     format!("le dossier a quitté l'étape avant l'envoi (désormais : {now_in})")
 }
 

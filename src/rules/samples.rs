@@ -101,7 +101,7 @@ impl Rules {
 }
 
 /// A dossier for checking templates: every canonical field filled, or none.
-pub fn sample_dossier(complete: bool, extra: &BTreeMap<String, FieldKind>) -> Dossier {
+pub(crate) fn sample_dossier(complete: bool, extra: &BTreeMap<String, FieldKind>) -> Dossier {
     let sample = |name: &str, kind: FieldKind| match kind {
         FieldKind::Text => match name {
             "url" => "https://portail.example.org/dossiers/AR-24-000123".to_owned(),

@@ -10,8 +10,8 @@
 //!
 //! Every render has a budget, so that no template can hang `check`, `render` or
 //! the daemon, nor fill its memory (issue 17, item 29): minijinja's fuel bounds
-//! the work of one render ([`FUEL`]), and each rendered part may be at most
-//! [`MAX_OUTPUT`] bytes, measured as it is written.
+//! the work of one render (`FUEL`), and each rendered part may be at most
+//! `MAX_OUTPUT` bytes, measured as it is written.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -28,11 +28,11 @@ use crate::diag::Problems;
 use crate::lifecycle::Lifecycle;
 
 /// The text layout, wrapping every text part.
-pub const LAYOUT_TEXT: &str = "_layout.txt.jinja";
+pub(crate) const LAYOUT_TEXT: &str = "_layout.txt.jinja";
 /// The HTML layout, wrapping every HTML part.
-pub const LAYOUT_HTML: &str = "_layout.html.jinja";
+pub(crate) const LAYOUT_HTML: &str = "_layout.html.jinja";
 /// The template of a message gathering several alerts.
-pub const DIGEST: &str = "_digest.jinja";
+pub(crate) const DIGEST: &str = "_digest.jinja";
 const EXTENSION: &str = ".jinja";
 /// Templates named by rules are read with this prefix for their conditions.
 const CONDITION_PREFIX: &str = "@when/";
@@ -56,9 +56,9 @@ fn unmarked(text: &str) -> String {
 /// The work one render may do, in minijinja fuel (about one instruction, or 64
 /// bytes of data made): a message of the shipped templates takes a few
 /// thousand; three nested loops of 10 000 turns would take 10¹².
-pub const FUEL: u64 = 1_000_000;
+pub(crate) const FUEL: u64 = 1_000_000;
 /// The largest text one render may write (a subject, a body, a layout): 1 MB.
-pub const MAX_OUTPUT: usize = 1024 * 1024;
+pub(crate) const MAX_OUTPUT: usize = 1024 * 1024;
 
 /// One e-mail's content.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -90,7 +90,7 @@ pub struct Templates {
 
 impl Templates {
     /// Reads and compiles every `*.jinja` file of `dir`, reporting every problem.
-    pub fn load(
+    pub(crate) fn load(
         dir: &Path,
         lifecycle: Arc<Lifecycle>,
         tz: Tz,
@@ -150,17 +150,17 @@ impl Templates {
     }
 
     /// Whether rules may name this template.
-    pub fn has(&self, name: &str) -> bool {
+    pub(crate) fn has(&self, name: &str) -> bool {
         self.names.iter().any(|n| n == name)
     }
 
     /// The names rules may use.
-    pub fn names(&self) -> &[String] {
+    pub(crate) fn names(&self) -> &[String] {
         &self.names
     }
 
     /// The file of a template, for messages.
-    pub fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.join(format!("{name}{EXTENSION}"))
     }
 
@@ -168,7 +168,7 @@ impl Templates {
     ///
     /// # Errors
     /// When the expression does not compile.
-    pub fn add_condition(&mut self, rule: &str, expression: &str) -> Result<(), String> {
+    pub(crate) fn add_condition(&mut self, rule: &str, expression: &str) -> Result<(), String> {
         // Compiled on its own first, so that a syntax error speaks of the expression.
         self.env
             .compile_expression(expression)
@@ -188,7 +188,7 @@ impl Templates {
     ///
     /// # Errors
     /// When it refers to something undefined or fails to evaluate.
-    pub fn condition(&self, rule: &str, ctx: &Value) -> Result<bool, String> {
+    pub(crate) fn condition(&self, rule: &str, ctx: &Value) -> Result<bool, String> {
         self.env
             .get_template(&format!("{CONDITION_PREFIX}{rule}"))
             .and_then(|t| t.render(ctx))
@@ -200,13 +200,13 @@ impl Templates {
     ///
     /// # Errors
     /// A reason naming the template and the line, when rendering fails.
-    pub fn render(&self, template: &str, ctx: &Value) -> Result<Message, String> {
+    pub(crate) fn render(&self, template: &str, ctx: &Value) -> Result<Message, String> {
         let part = self.part(template, ctx)?;
         self.wrap(&part, ctx)
     }
 
     /// Renders one message gathering several alerts to the same recipient; each
-    /// item is `(template, ctx)`. One item renders as [`Templates::render`] does.
+    /// item is `(template, ctx)`. One item renders as `Templates::render` does.
     ///
     /// # Errors
     /// A reason naming the template and the line, when rendering fails.
@@ -301,7 +301,7 @@ impl Templates {
 }
 
 /// A minijinja error as one readable line: what, and the line in the template.
-pub fn describe(e: &Error) -> String {
+pub(crate) fn describe(e: &Error) -> String {
     let what = e
         .detail()
         .map_or_else(|| e.kind().to_string(), str::to_owned);
@@ -502,7 +502,7 @@ fn tidy(text: &str) -> String {
 
 /// Turns a plain-text body into HTML: paragraphs on blank lines, `- ` lines into
 /// lists, addresses into links; everything from data is escaped.
-pub fn to_html(body: &str) -> String {
+pub(crate) fn to_html(body: &str) -> String {
     let body = &balanced(body);
     let mut html = String::with_capacity(body.len() * 2);
     for paragraph in body.split("\n\n").map(str::trim).filter(|p| !p.is_empty()) {

@@ -30,7 +30,7 @@ pub(super) struct ClaimOwner {
 
 /// A transport's state, as every process sees it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct TransportState {
+pub(crate) struct TransportState {
     /// `file` or `smtp`.
     pub name: String,
     /// When the outage began; `None` while the transport works.
@@ -108,7 +108,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error; then none is marked.
-    pub fn claim(
+    pub(crate) fn claim(
         &mut self,
         ids: &[i64],
         message_id: &str,
@@ -149,7 +149,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error.
-    pub fn recover_orphaned(&mut self, now: DateTime<Utc>) -> Result<u64> {
+    pub(crate) fn recover_orphaned(&mut self, now: DateTime<Utc>) -> Result<u64> {
         let me = self.claim_owner()?.token.clone();
         let now_text = format_time(now);
         let owners: Vec<Option<String>> = self
@@ -221,7 +221,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error.
-    pub fn release_claims(&mut self, now: DateTime<Utc>) -> Result<u64> {
+    pub(crate) fn release_claims(&mut self, now: DateTime<Utc>) -> Result<u64> {
         let Some(owner) = self.owner.as_ref().map(|o| o.token.clone()) else {
             return Ok(0);
         };
@@ -232,7 +232,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error.
-    pub fn claims_older_than(&self, at: DateTime<Utc>) -> Result<u64> {
+    pub(crate) fn claims_older_than(&self, at: DateTime<Utc>) -> Result<u64> {
         let n: i64 = self.conn.query_row(
             "SELECT count(*) FROM alerts WHERE status = 'sending' AND updated_at < ?1",
             [format_time(at)],
@@ -247,7 +247,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error or a corrupt row.
-    pub fn transport_states(&self) -> Result<Vec<TransportState>> {
+    pub(crate) fn transport_states(&self) -> Result<Vec<TransportState>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT name, paused_since, paused_until, failures, reason FROM transports
              ORDER BY name",
@@ -273,7 +273,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error or a corrupt row.
-    pub fn transport_state(&self, name: &str) -> Result<TransportState> {
+    pub(crate) fn transport_state(&self, name: &str) -> Result<TransportState> {
         Ok(self
             .transport_states()?
             .into_iter()
@@ -292,7 +292,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error.
-    pub fn pause_transport(
+    pub(crate) fn pause_transport(
         &mut self,
         name: &str,
         reason: &str,
@@ -316,7 +316,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error.
-    pub fn resume_transport(
+    pub(crate) fn resume_transport(
         &mut self,
         name: &str,
         now: DateTime<Utc>,
@@ -341,7 +341,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error or a corrupt row.
-    pub fn admin_backoff(&self) -> Result<(u32, Option<DateTime<Utc>>)> {
+    pub(crate) fn admin_backoff(&self) -> Result<(u32, Option<DateTime<Utc>>)> {
         let (n, until): (u32, Option<String>) = self.conn.query_row(
             "SELECT count(*), max(retry_at) FROM admin_attempts
              WHERE attempted_at > coalesce((SELECT max(sent_at) FROM admin_reports), '')",
@@ -355,7 +355,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error.
-    pub fn record_admin_attempt(
+    pub(crate) fn record_admin_attempt(
         &mut self,
         outcome: &str,
         reply: &str,

@@ -9,7 +9,7 @@ use crate::model::{Dossier, Event, EventKind};
 
 /// A stored dossier, with its bookkeeping.
 #[derive(Debug, Clone, PartialEq)]
-pub struct StoredDossier {
+pub(crate) struct StoredDossier {
     /// The store's row id.
     pub rowid: i64,
     /// The connector it comes from.
@@ -24,7 +24,7 @@ pub struct StoredDossier {
 
 /// One event as stored, for timelines.
 #[derive(Debug, Clone, PartialEq)]
-pub struct StoredEvent {
+pub(crate) struct StoredEvent {
     /// The run that detected it.
     pub run_id: i64,
     /// The event.
@@ -62,7 +62,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error or a corrupt row.
-    pub fn find_dossiers(&self, reference: &str) -> Result<Vec<StoredDossier>> {
+    pub(crate) fn find_dossiers(&self, reference: &str) -> Result<Vec<StoredDossier>> {
         // The candidates, by the hash of their reference or of their source id
         // (compact states are scanned, not the dossiers), then checked.
         let mut rows = references::candidates(&self.conn, reference)?;
@@ -85,7 +85,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error or a corrupt row.
-    pub fn events(&self, rowid: i64) -> Result<Vec<StoredEvent>> {
+    pub(crate) fn events(&self, rowid: i64) -> Result<Vec<StoredEvent>> {
         let mut stmt = self.conn.prepare(
             "SELECT e.run_id, e.kind, e.from_step, e.to_step, e.field, e.old_value, e.new_value,
                     e.occurred_at, e.notified_by_source, r.started_at, e.baseline

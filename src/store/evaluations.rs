@@ -10,7 +10,7 @@ use super::{ImportTx, Result, Store, StoreError, epoch, fields, format_time};
 
 /// An open dossier, as an evaluation reads it.
 #[derive(Debug)]
-pub struct OpenDossier<'a> {
+pub(crate) struct OpenDossier<'a> {
     /// Its row id.
     pub rowid: i64,
     /// Its connector.
@@ -33,7 +33,7 @@ impl ImportTx<'_> {
     ///
     /// # Errors
     /// On a database error.
-    pub fn start_evaluation(&mut self, at: DateTime<Utc>) -> Result<i64> {
+    pub(crate) fn start_evaluation(&mut self, at: DateTime<Utc>) -> Result<i64> {
         let at = format_time(at);
         self.tx.execute(
             "INSERT INTO runs (connector, source, fingerprint, started_at, finished_at, status,
@@ -50,7 +50,7 @@ impl ImportTx<'_> {
     ///
     /// # Errors
     /// On a database error, a corrupt row, or an error of `f`.
-    pub fn for_each_open(
+    pub(crate) fn for_each_open(
         &self,
         fields: &[String],
         f: impl FnMut(&OpenDossier<'_>) -> Result<()>,
@@ -65,7 +65,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error, a corrupt row, or an error of `f`.
-    pub fn for_each_open(
+    pub(crate) fn for_each_open(
         &self,
         fields: &[String],
         f: impl FnMut(&OpenDossier<'_>) -> Result<()>,

@@ -30,10 +30,10 @@ const FORMAT: u8 = 1;
 const SCHEME: &str = "scheme";
 
 /// The 96-bit hash of a source id, as (first 64 bits, next 32 bits).
-pub type IdKey = (u64, u32);
+pub(crate) type IdKey = (u64, u32);
 
 /// Hashes a source id the way the change-detection state stores it.
-pub fn id_key(id: &str) -> IdKey {
+pub(crate) fn id_key(id: &str) -> IdKey {
     let h = xxh3_128(id.as_bytes());
     ((h >> 64) as u64, (h >> 32) as u32)
 }
@@ -82,7 +82,7 @@ impl Names {
 
 /// Encodes fields with the dictionary ids of an import (see `ImportTx::field_encoder`).
 #[derive(Debug, Clone, Default)]
-pub struct FieldEncoder {
+pub(crate) struct FieldEncoder {
     /// Names and their ids, sorted by name like the fields of a dossier, so that
     /// encoding walks both in step.
     ids: Vec<(String, u64)>,
@@ -93,7 +93,7 @@ impl FieldEncoder {
     ///
     /// # Errors
     /// When a field's name was not registered (a bug: every mapped name is).
-    pub fn encode(&self, fields: &Fields) -> std::result::Result<Vec<u8>, String> {
+    pub(crate) fn encode(&self, fields: &Fields) -> std::result::Result<Vec<u8>, String> {
         let mut out = Vec::with_capacity(1 + fields.len() * 16);
         out.push(FORMAT);
         let mut ids = self.ids.iter();

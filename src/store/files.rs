@@ -9,7 +9,7 @@ use super::{Result, Store, format_time};
 
 /// A file as a connector last read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SeenFile {
+pub(crate) struct SeenFile {
     /// Its size, in bytes.
     pub size: u64,
     /// Its modification time, in nanoseconds since 1970.
@@ -29,7 +29,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error.
-    pub fn file_seen(&self, connector: &str, path: &str) -> Result<Option<SeenFile>> {
+    pub(crate) fn file_seen(&self, connector: &str, path: &str) -> Result<Option<SeenFile>> {
         Ok(self
             .conn
             .prepare_cached(
@@ -53,7 +53,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error.
-    pub fn record_file_seen(
+    pub(crate) fn record_file_seen(
         &mut self,
         connector: &str,
         path: &str,

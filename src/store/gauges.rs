@@ -20,7 +20,7 @@ use super::{Result, Store, epoch};
 
 /// One connector's import figures.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct ImportGauges {
+pub(crate) struct ImportGauges {
     /// The connector.
     pub connector: String,
     /// Applied imports.
@@ -39,7 +39,7 @@ pub struct ImportGauges {
 
 /// Everything `/metrics` shows that the database knows.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Gauges {
+pub(crate) struct Gauges {
     /// By connector.
     pub imports: Vec<ImportGauges>,
     /// Alerts by status (pending, sending, sent, failed, cancelled).
@@ -65,7 +65,7 @@ pub struct Gauges {
 /// The bounds of the delivery latency histogram, in seconds: a minute to a week.
 /// The table `latency_buckets` (migration 0017) has a row for each: change both
 /// together (a test compares them).
-pub const LATENCY_BOUNDS: [f64; 8] = [
+pub(crate) const LATENCY_BOUNDS: [f64; 8] = [
     60.0, 600.0, 3_600.0, 14_400.0, 43_200.0, 86_400.0, 259_200.0, 604_800.0,
 ];
 
@@ -74,7 +74,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error.
-    pub fn gauges(&self, now: DateTime<Utc>) -> Result<Gauges> {
+    pub(crate) fn gauges(&self, now: DateTime<Utc>) -> Result<Gauges> {
         let (deferred, oldest_due_seconds) = self.pending_gauges(now)?;
         let mut g = Gauges {
             imports: self.import_gauges()?,
@@ -94,7 +94,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error.
-    pub fn ping(&self) -> Result<()> {
+    pub(crate) fn ping(&self) -> Result<()> {
         self.conn
             .prepare_cached("PRAGMA schema_version")?
             .query_row([], |_| Ok(()))?;

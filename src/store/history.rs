@@ -34,7 +34,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error or a corrupt row.
-    pub fn read_history(&self, history: &mut History) -> Result<()> {
+    pub(crate) fn read_history(&self, history: &mut History) -> Result<()> {
         let runs = RunStarts::read(&self.conn)?;
         let last: Option<i64> = self
             .conn

@@ -23,7 +23,7 @@ impl Store {
     /// # Errors
     /// When another import holds the lock longer than the busy timeout, or on a
     /// database error.
-    pub fn begin_import(&mut self) -> Result<ImportTx<'_>> {
+    pub(crate) fn begin_import(&mut self) -> Result<ImportTx<'_>> {
         self.begin(false)
     }
 
@@ -42,7 +42,7 @@ impl Store {
     ///
     /// # Errors
     /// As [`Store::begin_import`].
-    pub fn begin_bulk_import(&mut self) -> Result<ImportTx<'_>> {
+    pub(crate) fn begin_bulk_import(&mut self) -> Result<ImportTx<'_>> {
         self.begin(true)
     }
 
@@ -92,7 +92,7 @@ impl Store {
 }
 
 /// The single transaction of an import. Dropping it without [`ImportTx::finish`] rolls back.
-pub struct ImportTx<'a> {
+pub(crate) struct ImportTx<'a> {
     // Fields drop in this order: the statements, the transaction (rolled back
     // unless finished), then the guards.
     hot: Statements<'a>,
@@ -149,7 +149,7 @@ impl Drop for NamesGuard<'_> {
 
 /// The state of a dossier to write.
 #[derive(Debug)]
-pub struct DossierWrite<'a> {
+pub(crate) struct DossierWrite<'a> {
     /// The canonical state.
     pub dossier: &'a Dossier,
     /// When it entered its step.
@@ -197,7 +197,7 @@ impl ImportTx<'_> {
     ///
     /// # Errors
     /// On a database error, or when the stored state is cut.
-    pub fn load_index(&self, connector: &str) -> Result<Vec<Entry>> {
+    pub(crate) fn load_index(&self, connector: &str) -> Result<Vec<Entry>> {
         // Sized first: growing a large vector by doubling would briefly hold 1.5 copies of it.
         let mut entries = Vec::with_capacity(index::count(&self.tx, connector)?);
         index::read(&self.tx, connector, |e| entries.push(e))?;
@@ -208,7 +208,7 @@ impl ImportTx<'_> {
     ///
     /// # Errors
     /// On a database error.
-    pub fn save_index(
+    pub(crate) fn save_index(
         &self,
         connector: &str,
         entries: impl IntoIterator<Item = Entry>,
@@ -221,7 +221,7 @@ impl ImportTx<'_> {
     ///
     /// # Errors
     /// On a database error.
-    pub fn field_encoder<'n>(
+    pub(crate) fn field_encoder<'n>(
         &self,
         names: impl IntoIterator<Item = &'n str>,
     ) -> Result<FieldEncoder> {
@@ -233,7 +233,7 @@ impl ImportTx<'_> {
     ///
     /// # Errors
     /// On a database error; then nothing is recorded.
-    pub fn finish_unchanged(self, run: &NewRun) -> Result<i64> {
+    pub(crate) fn finish_unchanged(self, run: &NewRun) -> Result<i64> {
         let id = insert_run(&self.tx, run, RunStatus::Unchanged)?;
         drop(self.hot);
         self.tx.commit()?;
@@ -244,7 +244,7 @@ impl ImportTx<'_> {
     ///
     /// # Errors
     /// On a database error or a corrupt row.
-    pub fn get(&self, rowid: i64) -> Result<Option<(Dossier, DateTime<Utc>)>> {
+    pub(crate) fn get(&self, rowid: i64) -> Result<Option<(Dossier, DateTime<Utc>)>> {
         let mut stmt = self.tx.prepare_cached(
             "SELECT source_id, step, status, fields, step_entered_at, scheme
              FROM dossiers WHERE id = ?1",
@@ -282,7 +282,7 @@ impl ImportTx<'_> {
     ///
     /// # Errors
     /// On a database error.
-    pub fn insert(&self, connector: &str, w: &DossierWrite<'_>) -> Result<i64> {
+    pub(crate) fn insert(&self, connector: &str, w: &DossierWrite<'_>) -> Result<i64> {
         let entered = self.time_text(w.step_entered_at);
         let [reference, scheme, step, status, entered, fields] = w.state(&entered);
         self.hot.insert_dossier.borrow_mut().execute(&[
@@ -308,7 +308,12 @@ impl ImportTx<'_> {
     ///
     /// # Errors
     /// On a database error.
-    pub fn update(&self, rowid: i64, stored_reference: &str, w: &DossierWrite<'_>) -> Result<()> {
+    pub(crate) fn update(
+        &self,
+        rowid: i64,
+        stored_reference: &str,
+        w: &DossierWrite<'_>,
+    ) -> Result<()> {
         if w.dossier.reference() != stored_reference {
             self.references
                 .borrow_mut()
@@ -339,7 +344,7 @@ impl ImportTx<'_> {
     ///
     /// # Errors
     /// On a database error.
-    pub fn step_of(&self, rowid: i64) -> Result<String> {
+    pub(crate) fn step_of(&self, rowid: i64) -> Result<String> {
         Ok(self
             .tx
             .prepare_cached("SELECT step FROM dossiers WHERE id = ?1")?
@@ -350,7 +355,7 @@ impl ImportTx<'_> {
     ///
     /// # Errors
     /// On a database error.
-    pub fn mark_disappeared(&self, rowid: i64) -> Result<()> {
+    pub(crate) fn mark_disappeared(&self, rowid: i64) -> Result<()> {
         self.tx
             .prepare_cached("UPDATE dossiers SET present = 0, last_run = ?2 WHERE id = ?1")?
             .execute(params![rowid, self.run_id])?;
@@ -361,7 +366,7 @@ impl ImportTx<'_> {
     ///
     /// # Errors
     /// On a database error.
-    pub fn insert_event(&self, rowid: i64, event: &Event, baseline: bool) -> Result<i64> {
+    pub(crate) fn insert_event(&self, rowid: i64, event: &Event, baseline: bool) -> Result<i64> {
         // Without a key, the row is always inserted.
         self.insert_event_keyed(rowid, event, baseline, None)
             .map(|id| id.unwrap_or_default())
@@ -372,7 +377,7 @@ impl ImportTx<'_> {
     ///
     /// # Errors
     /// On a database error.
-    pub fn insert_event_keyed(
+    pub(crate) fn insert_event_keyed(
         &self,
         rowid: i64,
         event: &Event,
@@ -404,7 +409,7 @@ impl ImportTx<'_> {
     ///
     /// # Errors
     /// On a database error.
-    pub fn insert_message(
+    pub(crate) fn insert_message(
         &self,
         rowid: i64,
         message: &crate::model::SourceMessage,
@@ -422,7 +427,7 @@ impl ImportTx<'_> {
     ///
     /// # Errors
     /// On a database error; then nothing of the import is kept.
-    pub fn finish(self, run: &NewRun, rejections: &[Rejection]) -> Result<i64> {
+    pub(crate) fn finish(self, run: &NewRun, rejections: &[Rejection]) -> Result<i64> {
         let c = &run.counts;
         self.tx.execute(
             "UPDATE runs SET finished_at = ?2, rows = ?3, unchanged = ?4, created = ?5,

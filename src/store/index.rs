@@ -15,13 +15,13 @@ use super::{IdKey, Result, StoreError};
 
 /// Entries in one stored part (1.5 MB): large enough to read and write the state
 /// in few steps, small enough never to copy the whole state at once.
-pub const PART_ENTRIES: usize = 65_536;
+pub(crate) const PART_ENTRIES: usize = 65_536;
 /// The stored size of an entry.
 const ENTRY_BYTES: usize = 24;
 
 /// The change-detection state of one dossier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// The first 64 bits of the id hash.
     pub hi: u64,
     /// The next 32 bits of the id hash, then the row id.
@@ -32,7 +32,7 @@ pub struct Entry {
 
 impl Entry {
     /// The state of the dossier with row id `dossier_id`.
-    pub fn new(key: IdKey, dossier_id: u32, row_hash: u64, present: bool) -> Self {
+    pub(crate) fn new(key: IdKey, dossier_id: u32, row_hash: u64, present: bool) -> Self {
         Self {
             hi: key.0,
             lo: (u64::from(key.1) << 32) | u64::from(dossier_id),
@@ -41,37 +41,37 @@ impl Entry {
     }
 
     /// The hash of the source id.
-    pub fn key(&self) -> IdKey {
+    pub(crate) fn key(&self) -> IdKey {
         (self.hi, (self.lo >> 32) as u32)
     }
 
     /// The order entries are kept in: by id hash, then row id.
-    pub fn order(&self) -> (u64, u64) {
+    pub(crate) fn order(&self) -> (u64, u64) {
         (self.hi, self.lo)
     }
 
     /// The row id of the dossier.
-    pub fn dossier_id(&self) -> i64 {
+    pub(crate) fn dossier_id(&self) -> i64 {
         i64::from(self.lo as u32)
     }
 
     /// Whether the dossier was in the latest snapshot.
-    pub fn present(&self) -> bool {
+    pub(crate) fn present(&self) -> bool {
         self.hash_present & 1 == 1
     }
 
     /// Whether `hash` is the stored raw hash (63 bits compared).
-    pub fn same_hash(&self, hash: u64) -> bool {
+    pub(crate) fn same_hash(&self, hash: u64) -> bool {
         self.hash_present >> 1 == hash >> 1
     }
 
     /// Records a new reading of the dossier.
-    pub fn set(&mut self, row_hash: u64, present: bool) {
+    pub(crate) fn set(&mut self, row_hash: u64, present: bool) {
         self.hash_present = (row_hash & !1) | u64::from(present);
     }
 
     /// Records that the dossier left its source.
-    pub fn set_absent(&mut self) {
+    pub(crate) fn set_absent(&mut self) {
         self.hash_present &= !1;
     }
 }
@@ -80,7 +80,7 @@ impl Entry {
 ///
 /// # Errors
 /// Beyond the 4 billion dossiers an entry can name.
-pub fn entry_row(dossier_id: i64) -> Result<u32> {
+pub(crate) fn entry_row(dossier_id: i64) -> Result<u32> {
     u32::try_from(dossier_id).map_err(|_| {
         StoreError::Corrupt(format!(
             "dossier row id {dossier_id} is beyond the 4 billion dossiers an index can hold"

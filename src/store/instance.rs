@@ -103,7 +103,7 @@ impl Store {
     ///
     /// # Errors
     /// When `target` exists or cannot be written, or on a database error.
-    pub fn backup(&self, target: &Path) -> Result<u64> {
+    pub(crate) fn backup(&self, target: &Path) -> Result<u64> {
         if target.exists() {
             return Err(StoreError::Backup(format!(
                 "{} exists already: give a new file name",

@@ -9,7 +9,7 @@ use super::{Result, Store, format_time, parse_time};
 
 /// A connector file left out: its name, file and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LeftOutConnector {
+pub(crate) struct LeftOutConnector {
     /// The connector's name (its file's stem).
     pub connector: String,
     /// Its file.
@@ -27,7 +27,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error; then nothing changed.
-    pub fn record_left_out(
+    pub(crate) fn record_left_out(
         &mut self,
         left_out: &[LeftOutConnector],
         now: DateTime<Utc>,

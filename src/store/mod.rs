@@ -2,7 +2,7 @@
 //!
 //! Owns the database file, its pragmas and versioned migrations
 //! (`src/store/migrations/NNNN_name.sql`), and every query. One [`Store`] owns the
-//! one connection of the process; imports write through an [`ImportTx`], a single
+//! one connection of the process; imports write through an `ImportTx`, a single
 //! transaction with prepared statements, so that an import is applied whole or
 //! not at all. Another backend (PostgreSQL) would replace this module only: the
 //! rest of the crate sees plain Rust types.
@@ -88,23 +88,23 @@ mod thread;
 use claims::ClaimOwner;
 use migrate::{migrate, migrations_count};
 
-pub use claims::TransportState;
-pub use dossiers::{StoredDossier, StoredEvent};
-pub use evaluations::OpenDossier;
-pub use fields::{FieldEncoder, IdKey, id_key};
-pub use files::SeenFile;
-pub use gauges::{Gauges, ImportGauges, LATENCY_BOUNDS};
-pub use import_tx::{DossierWrite, ImportTx};
-pub use index::{Entry, entry_row};
+pub(crate) use claims::TransportState;
+pub(crate) use dossiers::{StoredDossier, StoredEvent};
+pub(crate) use evaluations::OpenDossier;
+pub(crate) use fields::{FieldEncoder, IdKey, id_key};
+pub(crate) use files::SeenFile;
+pub(crate) use gauges::{Gauges, ImportGauges};
+pub(crate) use import_tx::{DossierWrite, ImportTx};
+pub(crate) use index::{Entry, entry_row};
 pub use instance::{InstanceLock, LockError, lock_path};
-pub use left_out::LeftOutConnector;
-pub use outbox::{AdminNews, AlertRecord, Attempt, DueAlert, OutboxChange};
-pub use queue::NewAlert;
-pub use recipients::{OptOut, OptOutHow, Subscription, token_shape};
-pub use retention::{PERSONAL, Purged, closed_before};
-pub use runs::{Counts, MAX_STORED_REJECTIONS, NewRun, Rejection, RunRecord, RunStatus};
-pub use sources::SourceHealth;
-pub use thread::{DelayCache, StoreHandle};
+pub(crate) use left_out::LeftOutConnector;
+pub(crate) use outbox::{AdminNews, AlertRecord, Attempt, DueAlert, OutboxChange};
+pub(crate) use queue::NewAlert;
+pub(crate) use recipients::{OptOutHow, Subscription, token_shape};
+pub(crate) use retention::{Purged, closed_before};
+pub(crate) use runs::{Counts, MAX_STORED_REJECTIONS, NewRun, Rejection, RunRecord, RunStatus};
+pub(crate) use sources::SourceHealth;
+pub(crate) use thread::{DelayCache, StoreHandle};
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -251,7 +251,7 @@ impl Store {
     ///
     /// # Errors
     /// A reason naming the file or folder.
-    pub fn check(path: &Path) -> std::result::Result<(), String> {
+    pub(crate) fn check(path: &Path) -> std::result::Result<(), String> {
         if path.exists() {
             // A write killed in rollback-journal mode (a connector's first import)
             // leaves a hot journal that the next reader must roll back, which a
@@ -310,7 +310,7 @@ impl Store {
     }
 
     /// The database file.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 }

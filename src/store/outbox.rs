@@ -15,7 +15,7 @@ use crate::model::Event;
 
 /// An alert due for delivery, with what its message needs.
 #[derive(Debug, Clone)]
-pub struct DueAlert {
+pub(crate) struct DueAlert {
     /// Its id.
     pub id: i64,
     /// Its idempotency key.
@@ -38,8 +38,6 @@ pub struct DueAlert {
     pub attempts: u32,
     /// When it was queued.
     pub created_at: DateTime<Utc>,
-    /// When it became due.
-    pub due_at: DateTime<Utc>,
     /// Its dossier, as it is now.
     pub dossier: StoredDossier,
     /// The event that triggered it.
@@ -51,7 +49,7 @@ pub struct DueAlert {
 
 /// What becomes of an alert.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OutboxChange {
+pub(crate) enum OutboxChange {
     /// Cancelled, with why.
     Cancel {
         /// The alert.
@@ -83,7 +81,7 @@ pub enum OutboxChange {
 
 /// One attempt to hand an alert to a transport.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Attempt {
+pub(crate) struct Attempt {
     /// When.
     pub attempted_at: DateTime<Utc>,
     /// `file` or `smtp`.
@@ -113,7 +111,11 @@ impl Store {
     ///
     /// # Errors
     /// On a database error or a corrupt row.
-    pub fn due_alerts(&self, until: Option<DateTime<Utc>>, limit: usize) -> Result<Vec<DueAlert>> {
+    pub(crate) fn due_alerts(
+        &self,
+        until: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> Result<Vec<DueAlert>> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "{DUE_SELECT} WHERE a.status = 'pending' AND (?1 IS NULL OR a.due_at <= ?1)
              ORDER BY a.due_at, a.id LIMIT ?2"
@@ -133,7 +135,6 @@ impl Store {
                 hold_step: r.get(16)?,
                 attempts: r.get(17)?,
                 created_at: parse_time(r.get_ref(18)?.as_str()?)?,
-                due_at: parse_time(r.get_ref(19)?.as_str()?)?,
                 event: super::dossiers::read_event(r, 20)?,
                 message_id: r.get(28)?,
                 class: r.get(29)?,
@@ -147,7 +148,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error.
-    pub fn messages_sent_since(&self, recipient: &str, since: DateTime<Utc>) -> Result<u32> {
+    pub(crate) fn messages_sent_since(&self, recipient: &str, since: DateTime<Utc>) -> Result<u32> {
         Ok(self
             .conn
             .prepare_cached(
@@ -161,7 +162,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error or a corrupt row.
-    pub fn next_due(&self) -> Result<Option<DateTime<Utc>>> {
+    pub(crate) fn next_due(&self) -> Result<Option<DateTime<Utc>>> {
         let due: Option<String> = self
             .conn
             .query_row(
@@ -178,7 +179,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error; then none is applied.
-    pub fn apply(&mut self, changes: &[OutboxChange], now: DateTime<Utc>) -> Result<()> {
+    pub(crate) fn apply(&mut self, changes: &[OutboxChange], now: DateTime<Utc>) -> Result<()> {
         let tx = self.conn.transaction()?;
         let now_text = format_time(now);
         for change in changes {
@@ -245,7 +246,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error.
-    pub fn retry_failed(&mut self, id: Option<i64>, now: DateTime<Utc>) -> Result<u64> {
+    pub(crate) fn retry_failed(&mut self, id: Option<i64>, now: DateTime<Utc>) -> Result<u64> {
         let n = self.conn.execute(
             "UPDATE alerts SET status = 'pending', due_at = ?2, updated_at = ?2, reason = NULL,
                     created_at = ?2, reported = 0
@@ -259,7 +260,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error.
-    pub fn cancel_alert(&mut self, id: i64, now: DateTime<Utc>) -> Result<bool> {
+    pub(crate) fn cancel_alert(&mut self, id: i64, now: DateTime<Utc>) -> Result<bool> {
         let n = self.conn.execute(
             "UPDATE alerts SET status = 'cancelled', reason = 'annulé par un administrateur',
                     updated_at = ?2
@@ -273,7 +274,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error.
-    pub fn alert_status(&self, id: i64) -> Result<Option<String>> {
+    pub(crate) fn alert_status(&self, id: i64) -> Result<Option<String>> {
         Ok(self
             .conn
             .query_row("SELECT status FROM alerts WHERE id = ?1", [id], |r| {
@@ -286,7 +287,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error or a corrupt row.
-    pub fn deliveries(&self, alert_id: i64) -> Result<Vec<Attempt>> {
+    pub(crate) fn deliveries(&self, alert_id: i64) -> Result<Vec<Attempt>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT attempted_at, transport, outcome, reply, message_id FROM deliveries
              WHERE alert_id = ?1 ORDER BY id",
@@ -328,7 +329,7 @@ pub(super) fn insert_delivery(
 
 /// What the administrators' digest reports.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AdminNews {
+pub(crate) struct AdminNews {
     /// Failed alerts: (alert, dossier reference, rule, recipient, reason).
     pub failed: Vec<(i64, String, String, String, String)>,
     /// Refused snapshots: (run, connector, file, reasons).
@@ -342,7 +343,7 @@ pub struct AdminNews {
 
 impl AdminNews {
     /// Whether there is nothing to tell.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.failed.is_empty()
             && self.refused.is_empty()
             && self.stale.is_empty()
@@ -355,7 +356,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error or a corrupt row.
-    pub fn last_admin_report(&self) -> Result<Option<DateTime<Utc>>> {
+    pub(crate) fn last_admin_report(&self) -> Result<Option<DateTime<Utc>>> {
         let last: Option<String> =
             self.conn
                 .query_row("SELECT max(covered_until) FROM admin_reports", [], |r| {
@@ -370,7 +371,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error or a corrupt row.
-    pub fn admin_news(
+    pub(crate) fn admin_news(
         &mut self,
         sources: &[(String, Option<std::time::Duration>)],
         now: DateTime<Utc>,
@@ -418,7 +419,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error; then nothing is recorded.
-    pub fn record_admin_report(
+    pub(crate) fn record_admin_report(
         &mut self,
         sent_at: DateTime<Utc>,
         covered_until: DateTime<Utc>,
@@ -458,7 +459,7 @@ impl Store {
 
 /// An alert as stored in the outbox.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct AlertRecord {
+pub(crate) struct AlertRecord {
     /// Its id.
     pub id: i64,
     /// Its idempotency key.
@@ -500,7 +501,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error or a corrupt row.
-    pub fn alerts(
+    pub(crate) fn alerts(
         &self,
         status: Option<&str>,
         dossier: Option<i64>,

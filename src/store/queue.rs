@@ -9,7 +9,7 @@ use super::{ImportTx, Result, format_time};
 
 /// An alert to queue.
 #[derive(Debug, Clone)]
-pub struct NewAlert<'a> {
+pub(crate) struct NewAlert<'a> {
     /// The event that triggered it.
     pub event_id: i64,
     /// Its dossier.
@@ -40,7 +40,7 @@ pub struct NewAlert<'a> {
 impl NewAlert<'_> {
     /// Its idempotency key: the same rule, dossier, event and recipient never
     /// queue twice. The Message-ID derives from it.
-    pub fn key(&self) -> String {
+    pub(crate) fn key(&self) -> String {
         format!(
             "{}/{}/{}/{}",
             self.rule,
@@ -67,7 +67,7 @@ impl ImportTx<'_> {
     ///
     /// # Errors
     /// On a database error.
-    pub fn queue_alert(&self, alert: &NewAlert<'_>) -> Result<bool> {
+    pub(crate) fn queue_alert(&self, alert: &NewAlert<'_>) -> Result<bool> {
         let created = format_time(alert.created_at);
         let n = self
             .tx
@@ -103,7 +103,7 @@ impl ImportTx<'_> {
     ///
     /// # Errors
     /// On a database error.
-    pub fn align_digests(&self) -> Result<()> {
+    pub(crate) fn align_digests(&self) -> Result<()> {
         // One pass to find each recipient's latest due time, one to apply it: a
         // correlated subquery would read a recipient's alerts once per alert.
         self.tx.execute(
@@ -125,7 +125,7 @@ impl ImportTx<'_> {
     ///
     /// # Errors
     /// On a database error.
-    pub fn alerted_since(
+    pub(crate) fn alerted_since(
         &self,
         dossier_id: i64,
         rule: &str,
@@ -150,7 +150,7 @@ impl ImportTx<'_> {
     ///
     /// # Errors
     /// On a database error.
-    pub fn cancel_held(
+    pub(crate) fn cancel_held(
         &self,
         dossier_id: i64,
         step: Option<&str>,

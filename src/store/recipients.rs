@@ -13,11 +13,11 @@ use rusqlite::{OptionalExtension, params};
 use super::{Result, Store, StoreError, format_time, parse_time};
 
 /// Random bytes in a token: 192 bits, written as 48 lowercase hex digits.
-pub const TOKEN_BYTES: usize = 24;
+pub(crate) const TOKEN_BYTES: usize = 24;
 
 /// How an address left a class of messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OptOutHow {
+pub(crate) enum OptOutHow {
     /// A mail client's one-click POST (RFC 8058, `List-Unsubscribe-Post`).
     OneClick,
     /// The button of the unsubscribe page.
@@ -26,7 +26,7 @@ pub enum OptOutHow {
 
 impl OptOutHow {
     /// The stored name.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::OneClick => "one-click",
             Self::Page => "page",
@@ -36,7 +36,7 @@ impl OptOutHow {
 
 /// An address's choice to receive no more informational messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OptOut {
+pub(crate) struct OptOut {
     /// Since when.
     pub since: DateTime<Utc>,
     /// `one-click` or `page`.
@@ -46,13 +46,13 @@ pub struct OptOut {
 /// What a token's holder chose, as the unsubscribe pages show it (without the
 /// address).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Subscription {
+pub(crate) struct Subscription {
     /// The address left the informational messages, when it did.
     pub opted_out: Option<OptOut>,
 }
 
 /// Whether `text` has the shape of a token: what is not one is not looked up.
-pub fn token_shape(text: &str) -> bool {
+pub(crate) fn token_shape(text: &str) -> bool {
     text.len() == TOKEN_BYTES * 2 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
@@ -70,7 +70,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error, or when the system gives no random bytes.
-    pub fn recipient_token(&mut self, address: &str, now: DateTime<Utc>) -> Result<String> {
+    pub(crate) fn recipient_token(&mut self, address: &str, now: DateTime<Utc>) -> Result<String> {
         let address = address.to_lowercase();
         if let Some(token) = self.token_of(&address)? {
             return Ok(token);
@@ -97,7 +97,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error or a corrupt row.
-    pub fn subscription(&self, token: &str) -> Result<Option<Subscription>> {
+    pub(crate) fn subscription(&self, token: &str) -> Result<Option<Subscription>> {
         let found: Option<(Option<String>, Option<String>)> = self
             .conn
             .prepare_cached(
@@ -127,7 +127,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error.
-    pub fn opt_out(
+    pub(crate) fn opt_out(
         &mut self,
         token: &str,
         how: OptOutHow,
@@ -153,7 +153,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error.
-    pub fn opt_in(&mut self, token: &str) -> Result<Option<Subscription>> {
+    pub(crate) fn opt_in(&mut self, token: &str) -> Result<Option<Subscription>> {
         self.conn
             .prepare_cached(
                 "DELETE FROM opt_outs WHERE class = ?2
@@ -167,7 +167,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error.
-    pub fn opted_out(&self, address: &str) -> Result<bool> {
+    pub(crate) fn opted_out(&self, address: &str) -> Result<bool> {
         Ok(self
             .conn
             .prepare_cached("SELECT 1 FROM opt_outs WHERE address = ?1 AND class = ?2")?

@@ -18,7 +18,7 @@ use crate::lifecycle::Lifecycle;
 
 /// The fields that name or reach people (besides every `extra.*` field, whose
 /// content nobody knows): they go.
-pub const PERSONAL: [&str; 6] = [
+pub(crate) const PERSONAL: [&str; 6] = [
     "title",
     "beneficiary.name",
     "beneficiary.email",
@@ -29,7 +29,7 @@ pub const PERSONAL: [&str; 6] = [
 
 /// What a purge erased (or would erase).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct Purged {
+pub(crate) struct Purged {
     /// Dossiers that lost their personal data.
     pub dossiers: u64,
     /// Fields erased from them.
@@ -56,7 +56,10 @@ const CLOSED: &str = "
 
 /// The instant before which a dossier closed at `now` has been closed for longer
 /// than `keep`; `None` when `keep` reaches before any representable time.
-pub fn closed_before(now: DateTime<Utc>, keep: std::time::Duration) -> Option<DateTime<Utc>> {
+pub(crate) fn closed_before(
+    now: DateTime<Utc>,
+    keep: std::time::Duration,
+) -> Option<DateTime<Utc>> {
     chrono::Duration::from_std(keep)
         .ok()
         .and_then(|keep| now.checked_sub_signed(keep))
@@ -70,7 +73,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error; then nothing is erased.
-    pub fn purge(
+    pub(crate) fn purge(
         &mut self,
         lifecycle: &Lifecycle,
         before: DateTime<Utc>,

@@ -13,7 +13,7 @@ use crate::model::EventKind;
 
 /// The outcome of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunStatus {
+pub(crate) enum RunStatus {
     /// The snapshot was applied.
     Applied,
     /// The snapshot was refused by a guard: nothing changed.
@@ -25,7 +25,7 @@ pub enum RunStatus {
 
 impl RunStatus {
     /// The stored name.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Applied => "applied",
             Self::Refused => "refused",
@@ -45,7 +45,7 @@ impl RunStatus {
 
 /// Counts of one run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Counts {
+pub(crate) struct Counts {
     /// Data records read: `unchanged` + `changed` + `rejected` for an applied
     /// snapshot.
     pub rows: u64,
@@ -84,7 +84,7 @@ pub struct Counts {
 
 impl Counts {
     /// Counts one event.
-    pub fn add(&mut self, kind: EventKind) {
+    pub(crate) fn add(&mut self, kind: EventKind) {
         match kind {
             EventKind::Created => self.created += 1,
             EventKind::StepChanged => self.step_changed += 1,
@@ -101,7 +101,7 @@ impl Counts {
 
 /// A run as stored.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RunRecord {
+pub(crate) struct RunRecord {
     /// Its id.
     pub id: i64,
     /// The connector.
@@ -130,7 +130,7 @@ pub struct RunRecord {
 
 /// A rejected record or ignored value.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Rejection {
+pub(crate) struct Rejection {
     /// `rejected` (the record was not used) or `warning` (a value was ignored).
     #[serde(deserialize_with = "known_severity")]
     pub severity: crate::model::StaticName,
@@ -155,7 +155,7 @@ fn known_severity<'de, D: serde::Deserializer<'de>>(d: D) -> Result<&'static str
 
 /// What is known of a run when it starts.
 #[derive(Debug, Clone)]
-pub struct NewRun {
+pub(crate) struct NewRun {
     /// The connector.
     pub connector: String,
     /// What is read.
@@ -181,7 +181,12 @@ pub struct NewRun {
 impl NewRun {
     /// A run of `connector` reading `source`, started (and, until it ends,
     /// finished) at `at`, with nothing counted yet.
-    pub fn new(connector: &str, source: &str, fingerprint: String, at: DateTime<Utc>) -> Self {
+    pub(crate) fn new(
+        connector: &str,
+        source: &str,
+        fingerprint: String,
+        at: DateTime<Utc>,
+    ) -> Self {
         Self {
             connector: connector.to_owned(),
             source: source.to_owned(),
@@ -202,7 +207,8 @@ impl Store {
     ///
     /// # Errors
     /// On a database error.
-    pub fn run(&self, id: i64) -> Result<Option<RunRecord>> {
+    #[cfg(test)]
+    pub(crate) fn run(&self, id: i64) -> Result<Option<RunRecord>> {
         let mut runs = query_runs(&self.conn, "WHERE id = ?1", [id])?;
         Ok(runs.pop())
     }
@@ -211,7 +217,11 @@ impl Store {
     ///
     /// # Errors
     /// On a database error.
-    pub fn recent_runs(&self, connector: Option<&str>, limit: u32) -> Result<Vec<RunRecord>> {
+    pub(crate) fn recent_runs(
+        &self,
+        connector: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<RunRecord>> {
         match connector {
             Some(c) => query_runs(
                 &self.conn,
@@ -286,7 +296,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error.
-    pub fn rejections(&self, run_id: i64, limit: u32) -> Result<Vec<Rejection>> {
+    pub(crate) fn rejections(&self, run_id: i64, limit: u32) -> Result<Vec<Rejection>> {
         let mut stmt = self.conn.prepare(
             "SELECT severity, file, line, record, source_id, field, reason
              FROM rejections WHERE run_id = ?1 ORDER BY id LIMIT ?2",
@@ -314,7 +324,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error.
-    pub fn record_refused(&mut self, run: &NewRun, rejections: &[Rejection]) -> Result<i64> {
+    pub(crate) fn record_refused(&mut self, run: &NewRun, rejections: &[Rejection]) -> Result<i64> {
         let tx = self.conn.transaction()?;
         let id = insert_run(&tx, run, RunStatus::Refused)?;
         insert_rejections(&tx, id, rejections)?;
@@ -326,7 +336,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error.
-    pub fn has_applied_run(&self, connector: &str) -> Result<bool> {
+    pub(crate) fn has_applied_run(&self, connector: &str) -> Result<bool> {
         has_applied_run(&self.conn, connector)
     }
 
@@ -336,7 +346,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error or a corrupt row.
-    pub fn last_applied_start(
+    pub(crate) fn last_applied_start(
         &self,
         connector: &str,
         fingerprint: &str,
@@ -392,7 +402,7 @@ pub(super) fn insert_run(tx: &Transaction<'_>, run: &NewRun, status: RunStatus) 
 }
 
 /// How many rejections a run keeps in the store; the count is always exact.
-pub const MAX_STORED_REJECTIONS: usize = 10_000;
+pub(crate) const MAX_STORED_REJECTIONS: usize = 10_000;
 
 pub(super) fn insert_rejections(
     tx: &Transaction<'_>,
@@ -423,7 +433,7 @@ impl ImportTx<'_> {
     ///
     /// # Errors
     /// On a database error.
-    pub fn start_run(&mut self, run: &NewRun) -> Result<i64> {
+    pub(crate) fn start_run(&mut self, run: &NewRun) -> Result<i64> {
         self.run_id = insert_run(&self.tx, run, RunStatus::Applied)?;
         Ok(self.run_id)
     }
@@ -432,7 +442,7 @@ impl ImportTx<'_> {
     ///
     /// # Errors
     /// On a database error.
-    pub fn has_applied_run(&self, connector: &str) -> Result<bool> {
+    pub(crate) fn has_applied_run(&self, connector: &str) -> Result<bool> {
         has_applied_run(&self.tx, connector)
     }
 
@@ -441,7 +451,7 @@ impl ImportTx<'_> {
     ///
     /// # Errors
     /// On a database error or a corrupt row.
-    pub fn last_snapshot(&self, connector: &str) -> Result<Option<RunRecord>> {
+    pub(crate) fn last_snapshot(&self, connector: &str) -> Result<Option<RunRecord>> {
         Ok(query_runs(
             &self.tx,
             "WHERE connector = ?1 AND kind = 'import' AND status IN ('applied', 'unchanged')
@@ -455,7 +465,11 @@ impl ImportTx<'_> {
     ///
     /// # Errors
     /// On a database error.
-    pub fn run_with_checksum(&self, connector: &str, checksum: &str) -> Result<Option<RunRecord>> {
+    pub(crate) fn run_with_checksum(
+        &self,
+        connector: &str,
+        checksum: &str,
+    ) -> Result<Option<RunRecord>> {
         let id: Option<i64> = self
             .tx
             .query_row(

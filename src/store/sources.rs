@@ -13,7 +13,7 @@ use super::{ImportTx, Result, Store, StoreError, format_time, parse_time};
 
 /// The health of one source.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct SourceHealth {
+pub(crate) struct SourceHealth {
     /// The connector.
     pub connector: String,
     /// The end of its last applied import.
@@ -36,7 +36,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error.
-    pub fn record_source_error(
+    pub(crate) fn record_source_error(
         &mut self,
         connector: &str,
         at: DateTime<Utc>,
@@ -56,7 +56,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error or a corrupt row.
-    pub fn source_health(
+    pub(crate) fn source_health(
         &mut self,
         sources: &[(String, Option<std::time::Duration>)],
         now: DateTime<Utc>,
@@ -145,7 +145,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error.
-    pub fn source_cursor(&self, connector: &str) -> Result<Option<String>> {
+    pub(crate) fn source_cursor(&self, connector: &str) -> Result<Option<String>> {
         Ok(self
             .conn
             .prepare_cached("SELECT cursor FROM source_status WHERE connector = ?1")?
@@ -160,7 +160,7 @@ impl ImportTx<'_> {
     ///
     /// # Errors
     /// On a database error.
-    pub fn set_source_cursor(
+    pub(crate) fn set_source_cursor(
         &self,
         connector: &str,
         cursor: &str,

@@ -17,13 +17,13 @@ type Job = Box<dyn FnOnce(&mut Store) + Send>;
 
 /// A handle to the thread that owns the store: work is sent to it as closures.
 #[derive(Clone)]
-pub struct StoreHandle {
+pub(crate) struct StoreHandle {
     jobs: mpsc::Sender<Job>,
 }
 
 impl StoreHandle {
     /// Starts the store thread.
-    pub fn spawn(mut store: Store) -> (Self, std::thread::JoinHandle<()>) {
+    pub(crate) fn spawn(mut store: Store) -> (Self, std::thread::JoinHandle<()>) {
         let (jobs, mut rx) = mpsc::channel::<Job>(16);
         let thread = std::thread::Builder::new()
             .name("store".to_owned())
@@ -46,7 +46,7 @@ impl StoreHandle {
     ///
     /// # Errors
     /// When the store thread has stopped.
-    pub async fn call<T: Send + 'static>(
+    pub(crate) async fn call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Store) -> T + Send + 'static,
     ) -> anyhow::Result<T> {
@@ -66,7 +66,7 @@ impl StoreHandle {
 /// (`[delays] refresh`): one reading serves the messages' figures and the
 /// evaluations' thresholds (at a million dossiers, a reading takes seconds of
 /// the store thread).
-pub struct DelayCache {
+pub(crate) struct DelayCache {
     store: StoreHandle,
     lifecycle: Arc<crate::lifecycle::Lifecycle>,
     /// The fewest stays a figure rests on (`[delays] min_sample`).
@@ -78,7 +78,7 @@ pub struct DelayCache {
 impl DelayCache {
     /// An empty cache of the estimates of `lifecycle`'s steps, each resting on
     /// `min_sample` stays at least, read again once older than `refresh`.
-    pub fn new(
+    pub(crate) fn new(
         store: StoreHandle,
         lifecycle: Arc<crate::lifecycle::Lifecycle>,
         min_sample: u64,
@@ -97,7 +97,7 @@ impl DelayCache {
     ///
     /// # Errors
     /// When the store fails.
-    pub async fn get(&self, now: chrono::DateTime<Utc>) -> anyhow::Result<Arc<Delays>> {
+    pub(crate) async fn get(&self, now: chrono::DateTime<Utc>) -> anyhow::Result<Arc<Delays>> {
         let mut cached = self.cached.lock().await;
         if let Some((at, delays)) = &*cached
             && (now - *at).to_std().unwrap_or_default() < self.refresh

@@ -3,8 +3,8 @@
 //!
 //! Owns the GraphQL queries ([`DOSSIERS_QUERY`], [`DELETED_QUERY`],
 //! [`PENDING_DELETED_QUERY`], checked against DS's published schema by the tests),
-//! the `[source]` table and where a synchronisation stands ([`Cursor`]). The
-//! synchronisation itself is in `sync` ([`DsTable`]: a fixed `updatedSince`, the
+//! the `[source]` table and where a synchronisation stands (`Cursor`). The
+//! synchronisation itself is in `sync` (`DsTable`: a fixed `updatedSince`, the
 //! last `endCursor` kept as an opaque token and never replaced by a null,
 //! deletions read from `deletedDossiers` and `pendingDeletedDossiers`, a changed
 //! connector file read again as a full snapshot, DS's errors named with their
@@ -32,8 +32,7 @@ use super::spool::{Live, SyncStart};
 use crate::diag::FileProblems;
 use crate::secret::PasswordSource;
 
-pub use record::plain_text;
-pub use sync::DsTable;
+pub(crate) use sync::DsTable;
 
 /// The dossiers of a démarche changed since `updatedSince`, 100 at a time; their
 /// champs and annotations only when the connector maps some (`$champs`,
@@ -107,7 +106,7 @@ const RECORD_VERSION: u32 = 2;
 const EPOCH: &str = "2015-01-01T00:00:00Z";
 
 /// The default steps of DS's states.
-pub const DEFAULT_STEPS: [(&str, &str); 5] = [
+pub(crate) const DEFAULT_STEPS: [(&str, &str); 5] = [
     ("en_construction", "depose"),
     ("en_instruction", "instruction"),
     ("accepte", "accorde"),
@@ -118,7 +117,7 @@ pub const DEFAULT_STEPS: [(&str, &str); 5] = [
 /// The `[source]` table of a `demarches_simplifiees` connector, as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DsSourceDef {
+pub(crate) struct DsSourceDef {
     #[serde(default)]
     base_url: Option<String>,
     demarches: Vec<i64>,
@@ -139,14 +138,14 @@ pub struct DsSourceDef {
 }
 
 /// The addresses DS sends its automatic e-mails from, by default.
-pub const AUTOMATIC_SENDERS: [&str; 2] = [
+pub(crate) const AUTOMATIC_SENDERS: [&str; 2] = [
     "contact@demarches-simplifiees.fr",
     "contact@demarche.numerique.gouv.fr",
 ];
 
 /// A validated `demarches_simplifiees` source.
 #[derive(Debug, Clone)]
-pub struct DsSource {
+pub(crate) struct DsSource {
     /// The instance, such as `https://www.demarches-simplifiees.fr`.
     pub base_url: reqwest::Url,
     /// The démarches read, in this order.
@@ -274,7 +273,7 @@ impl ApiSource for DsSource {
 
 impl DsSource {
     /// The GraphQL endpoint.
-    pub fn endpoint(&self) -> String {
+    pub(crate) fn endpoint(&self) -> String {
         format!(
             "{}/api/v2/graphql",
             self.base_url.as_str().trim_end_matches('/')
@@ -284,7 +283,7 @@ impl DsSource {
 
 /// Where the synchronisation of one démarche stands, kept in the state database.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Position {
+pub(crate) struct Position {
     /// The fixed `updatedSince` of every synchronisation.
     pub updated_since: String,
     /// The last non-null `endCursor`, opaque.
@@ -299,7 +298,7 @@ pub struct Position {
 /// snapshot, so that dossiers rejected before are read again and those no longer
 /// there (deleted, or of a démarche no longer read) disappear.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Cursor {
+pub(crate) struct Cursor {
     /// The connector's fingerprint.
     pub fingerprint: String,
     /// The positions, by démarche number.
@@ -314,7 +313,11 @@ impl Cursor {
     /// is then every dossier of the connector. The deletions since the last
     /// synchronisation of a démarche still read are asked for all the same, for
     /// their date and reason.
-    pub fn resume(stored: Option<Cursor>, fingerprint: &str, demarches: &[i64]) -> (Self, bool) {
+    pub(crate) fn resume(
+        stored: Option<Cursor>,
+        fingerprint: &str,
+        demarches: &[i64],
+    ) -> (Self, bool) {
         let fingerprint = format!("{fingerprint}/v{RECORD_VERSION}");
         match stored {
             Some(cursor) if cursor.fingerprint == fingerprint => (cursor, false),

@@ -253,7 +253,7 @@ pub(super) fn messages(node: &Value) -> Vec<SourceMessage> {
 
 /// The text of a little HTML (DS message bodies): line breaks for `<br>`, `</p>`
 /// and `</div>`, other tags dropped, the common entities decoded, blank lines squeezed.
-pub fn plain_text(html: &str) -> String {
+pub(crate) fn plain_text(html: &str) -> String {
     let mut out = String::with_capacity(html.len());
     let mut rest = html;
     while let Some(start) = rest.find('<') {

@@ -17,7 +17,7 @@ use crate::connector::spool::{Live, SyncEnd};
 use crate::model::{SourceDeletion, SourceMessage};
 
 /// The dossiers of a connector's démarches, fetched page by page as they are read.
-pub struct DsTable {
+pub(crate) struct DsTable {
     fetcher: Fetcher,
     endpoint: reqwest::Url,
     base: String,
@@ -125,7 +125,7 @@ impl DsTable {
     ///
     /// # Errors
     /// When the token cannot be read or the stored cursor is not readable.
-    pub fn open(
+    pub(crate) fn open(
         source: &DsSource,
         cursor: Option<&str>,
         started: String,

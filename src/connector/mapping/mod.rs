@@ -22,7 +22,7 @@ use crate::value::{AmountFormat, DateFormat};
 /// What to do with a value that does not parse.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum OnInvalid {
+pub(crate) enum OnInvalid {
     /// Reject the whole record (the default: a bad value is never guessed).
     #[default]
     Reject,
@@ -33,7 +33,7 @@ pub enum OnInvalid {
 /// What an empty cell does to a value stored before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum OnEmpty {
+pub(crate) enum OnEmpty {
     /// The value is erased (watched, the field changes).
     Clear,
     /// The stored value is kept, and a warning says so on the run: the default
@@ -47,7 +47,7 @@ pub enum OnEmpty {
 
 /// Where a field's value comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ValueSource {
+pub(crate) enum ValueSource {
     /// One column, known by any of these header names.
     Column(Vec<String>),
     /// Several columns joined with a separator (composite ids).
@@ -61,7 +61,7 @@ pub enum ValueSource {
 /// `{ annotation = "Q2hhbXAtMTIz" }`. The DS connector reads it under the JSON
 /// pointer [`DsChamp::pointer`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DsChamp {
+pub(crate) struct DsChamp {
     /// An annotation privée (instructeurs' own champs), not a champ of the usager.
     pub annotation: bool,
     /// The id or the label, as written.
@@ -70,7 +70,7 @@ pub struct DsChamp {
 
 impl DsChamp {
     /// A champ of the usager's form.
-    pub fn champ(key: &str) -> Self {
+    pub(crate) fn champ(key: &str) -> Self {
         Self {
             annotation: false,
             key: key.to_owned(),
@@ -78,7 +78,7 @@ impl DsChamp {
     }
 
     /// An annotation privée.
-    pub fn annotation(key: &str) -> Self {
+    pub(crate) fn annotation(key: &str) -> Self {
         Self {
             annotation: true,
             key: key.to_owned(),
@@ -86,7 +86,7 @@ impl DsChamp {
     }
 
     /// Where a DS record holds its value: `/champ/<key>` or `/annotation/<key>`.
-    pub fn pointer(&self) -> String {
+    pub(crate) fn pointer(&self) -> String {
         let list = if self.annotation {
             "annotation"
         } else {
@@ -98,7 +98,7 @@ impl DsChamp {
 
 /// One entry of `[fields]`, before validation.
 #[derive(Debug, Clone)]
-pub struct FieldDef {
+pub(crate) struct FieldDef {
     source: ValueSource,
     champ: Option<DsChamp>,
     format: Option<String>,
@@ -138,7 +138,7 @@ impl FieldDef {
     ///
     /// # Errors
     /// A reason naming what is wrong with the value.
-    pub fn from_value(value: toml::Value) -> Result<Self, String> {
+    pub(crate) fn from_value(value: toml::Value) -> Result<Self, String> {
         let plain = |source| FieldDef {
             source,
             champ: None,
@@ -208,7 +208,7 @@ const ONE_SOURCE: &str = "give exactly one of `column` (a header or a list of al
 
 impl FieldDef {
     /// The DS champ or annotation it reads, if it reads one.
-    pub fn champ(&self) -> Option<&DsChamp> {
+    pub(crate) fn champ(&self) -> Option<&DsChamp> {
         self.champ.as_ref()
     }
 }
@@ -226,7 +226,7 @@ enum Parse {
 
 /// One validated field mapping.
 #[derive(Debug, Clone)]
-pub struct FieldMap {
+pub(crate) struct FieldMap {
     /// The canonical name (`amount_granted`, `extra.commune`).
     pub name: String,
     /// Where the value comes from.
@@ -243,12 +243,12 @@ pub struct FieldMap {
 
 impl FieldMap {
     /// Whether its column may be missing from a file.
-    pub fn optional(&self) -> bool {
+    pub(crate) fn optional(&self) -> bool {
         self.optional
     }
 
     /// The kind of value it holds.
-    pub fn kind(&self) -> crate::model::FieldKind {
+    pub(crate) fn kind(&self) -> crate::model::FieldKind {
         use crate::model::FieldKind;
         match self.parse {
             Parse::Text => FieldKind::Text,
@@ -274,7 +274,7 @@ pub struct Mapping {
 
 /// Normalizes a header or a label for tolerant matching: trimmed (NBSP and BOM
 /// included), inner runs of white space folded to one space, lowercase.
-pub fn normalize(s: &str) -> String {
+pub(crate) fn normalize(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for word in s
         .split(|c: char| c.is_whitespace() || c == '\u{feff}')
@@ -318,22 +318,22 @@ impl Mapping {
     }
 
     /// Whether `name` is mapped.
-    pub fn has_field(&self, name: &str) -> bool {
+    pub(crate) fn has_field(&self, name: &str) -> bool {
         self.fields.iter().any(|f| f.name == name)
     }
 
     /// The canonical names of every mapped field.
-    pub fn field_names(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn field_names(&self) -> impl Iterator<Item = &str> {
         self.fields.iter().map(|f| f.name.as_str())
     }
 
     /// Every mapped field.
-    pub fn fields(&self) -> &[FieldMap] {
+    pub(crate) fn fields(&self) -> &[FieldMap] {
         &self.fields
     }
 
     /// The DS champs and annotations the fields read.
-    pub fn ds_champs(&self) -> Vec<&DsChamp> {
+    pub(crate) fn ds_champs(&self) -> Vec<&DsChamp> {
         self.fields
             .iter()
             .filter_map(|f| f.champ.as_ref())
@@ -341,7 +341,7 @@ impl Mapping {
     }
 
     /// The step a source label maps onto.
-    pub fn step_for(&self, label: &str) -> Option<&str> {
+    pub(crate) fn step_for(&self, label: &str) -> Option<&str> {
         self.written
             .get(label)
             .or_else(|| self.steps.get(&normalize(label)))
@@ -349,7 +349,7 @@ impl Mapping {
     }
 
     /// How many fields of `row` look like headers of this mapping (to find the header row).
-    pub fn header_score(&self, row: &[String]) -> usize {
+    pub(crate) fn header_score(&self, row: &[String]) -> usize {
         let cells: Vec<String> = row.iter().map(|c| normalize(c)).collect();
         self.fields
             .iter()
@@ -585,7 +585,7 @@ fn check_pattern(format: Option<&str>) -> Result<(), String> {
 
 mod resolved;
 
-pub use resolved::{FieldIssue, Mapped, Resolved};
+pub(crate) use resolved::{FieldIssue, Mapped, Resolved};
 
 #[cfg(test)]
 mod tests {

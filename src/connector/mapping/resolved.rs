@@ -18,7 +18,7 @@ impl Mapping {
     ///
     /// # Errors
     /// One message per missing column, naming the closest header found.
-    pub fn resolve(&self, headers: &[String]) -> Result<Resolved<'_>, Vec<String>> {
+    pub(crate) fn resolve(&self, headers: &[String]) -> Result<Resolved<'_>, Vec<String>> {
         let normalized: Vec<String> = headers.iter().map(|h| normalize(h)).collect();
         let find = |name: &str| normalized.iter().position(|h| *h == normalize(name));
         let mut missing = Vec::new();
@@ -89,7 +89,7 @@ enum Resolution {
 
 /// A mapping matched to the columns of one file.
 #[derive(Debug, Clone)]
-pub struct Resolved<'m> {
+pub(crate) struct Resolved<'m> {
     mapping: &'m Mapping,
     columns: Vec<Resolution>,
     /// What each date field's values were read as (by field index), see [`Memo`].
@@ -117,7 +117,7 @@ const MEMO_VALUES: usize = 16_384;
 
 /// A field of a record that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldIssue {
+pub(crate) struct FieldIssue {
     /// The canonical field name.
     pub field: String,
     /// Why.
@@ -126,7 +126,7 @@ pub struct FieldIssue {
 
 /// A record turned into a dossier, with the values that were ignored.
 #[derive(Debug, Clone)]
-pub struct Mapped {
+pub(crate) struct Mapped {
     /// The dossier.
     pub dossier: Dossier,
     /// Values that did not parse, on fields with `on_invalid = "ignore"`.
@@ -160,7 +160,7 @@ impl<'m> Resolved<'m> {
     }
 
     /// The id of a record, if it has one; cheap, for change detection before mapping.
-    pub fn id<'r>(&self, get: &impl Fn(usize) -> Option<&'r str>) -> Option<Cow<'r, str>>
+    pub(crate) fn id<'r>(&self, get: &impl Fn(usize) -> Option<&'r str>) -> Option<Cow<'r, str>>
     where
         'm: 'r,
     {
@@ -174,7 +174,7 @@ impl<'m> Resolved<'m> {
     ///
     /// # Errors
     /// Every field that prevents using the record.
-    pub fn map<'r>(
+    pub(crate) fn map<'r>(
         &self,
         get: impl Fn(usize) -> Option<&'r str>,
         tz: Tz,
