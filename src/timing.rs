@@ -219,6 +219,25 @@ pub fn start_of_day(date: chrono::NaiveDate, tz: Tz) -> Option<DateTime<Utc>> {
     })
 }
 
+/// The instant an `--as-of` names: RFC 3339, or a date `YYYY-MM-DD` taken at
+/// the start of that day in `tz`.
+///
+/// # Errors
+/// A reason, when the text is neither.
+pub fn parse_as_of(text: &str, tz: Tz) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text.trim()) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .ok()
+        .and_then(|d| start_of_day(d, tz))
+        .ok_or_else(|| {
+            format!(
+                "'{text}' is neither an instant (2026-03-10T09:30:00+01:00) nor a date (2026-03-10)"
+            )
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,5 +409,27 @@ mod tests {
         let cron = croner::Cron::from_str("0 */15 * * * *").unwrap();
         let next = next_run(&cron, chrono_tz::Europe::Paris, at(2026, 11, 28, 22, 47)).unwrap();
         assert_eq!(next, at(2026, 11, 28, 23, 0));
+    }
+
+    #[test]
+    fn an_as_of_is_an_instant_or_the_start_of_a_day_in_the_zone() {
+        let paris = chrono_tz::Europe::Paris;
+        assert_eq!(
+            parse_as_of("2026-07-01", paris),
+            Ok(utc("2026-06-30T22:00:00Z"))
+        );
+        assert_eq!(
+            parse_as_of("2026-01-15", paris),
+            Ok(utc("2026-01-14T23:00:00Z"))
+        );
+        assert_eq!(
+            parse_as_of("2026-01-15T08:00:00+01:00", paris),
+            Ok(utc("2026-01-15T07:00:00Z"))
+        );
+        assert!(
+            parse_as_of("15/01/2026", paris)
+                .unwrap_err()
+                .contains("15/01/2026")
+        );
     }
 }

@@ -6,7 +6,12 @@ use super::*;
 /// The alerts of a dossier, each with its delivery attempts.
 type Alerts = Vec<(crate::store::AlertRecord, Vec<crate::store::Attempt>)>;
 
-pub(super) fn dossier(config: &Config, reference: &str, json: bool) -> anyhow::Result<Exit> {
+pub(super) fn dossier(
+    config: &Config,
+    reference: &str,
+    json: bool,
+    as_of: Option<&str>,
+) -> anyhow::Result<Exit> {
     let lifecycle = {
         let mut problems = Problems::default();
         Lifecycle::load(&config.lifecycle_path(), &mut problems)
@@ -19,6 +24,8 @@ pub(super) fn dossier(config: &Config, reference: &str, json: bool) -> anyhow::R
         return Ok(Exit::Failure);
     }
     let tz = config.timezone;
+    let at = super::as_of(config, &store, as_of)?;
+    let delays = store.delays(&lifecycle, config.delays.min_sample, at)?;
     let mut all = Vec::new();
     for d in &found {
         let events = store.events(d.rowid)?;
@@ -30,10 +37,22 @@ pub(super) fn dossier(config: &Config, reference: &str, json: bool) -> anyhow::R
                 Ok((a, deliveries))
             })
             .collect::<Result<Alerts, crate::store::StoreError>>()?;
+        let prediction = delays
+            .estimate(
+                d.dossier.text("scheme"),
+                &d.dossier.step,
+                (at - d.step_entered_at).num_seconds(),
+            )
+            .map(|e| e.predict(at, tz));
         if json {
-            all.push(as_json(d, &events, &alerts, &lifecycle, tz));
+            let mut one = as_json(d, &events, &alerts, &lifecycle, tz);
+            one["delay"] = serde_json::to_value(&prediction)?;
+            all.push(one);
         } else {
             print(d, &events, &alerts, &lifecycle, tz);
+            if let Some(p) = &prediction {
+                out!("  {}", prediction_text(p));
+            }
         }
     }
     if json {
@@ -135,6 +154,25 @@ fn print(
     for (a, deliveries) in alerts {
         print_alert(a, deliveries, tz);
     }
+}
+
+/// A prediction in a line, in French: the staff read it.
+fn prediction_text(p: &crate::delays::Prediction) -> String {
+    let day = |d: Option<chrono::NaiveDate>| d.map(|d| d.format("%d/%m/%Y").to_string());
+    let basis = match p.basis {
+        crate::delays::Basis::Scheme => format!("d'après {} dossiers de ce dispositif", p.sample),
+        crate::delays::Basis::Step => format!("d'après {} dossiers, tous dispositifs", p.sample),
+        crate::delays::Basis::Lifecycle => "délai indicatif du cycle de vie".to_owned(),
+    };
+    let interval = match (day(p.low), day(p.high), day(p.not_before)) {
+        (Some(low), Some(high), _) => format!(", 8 sur 10 entre le {low} et le {high}"),
+        (_, None, Some(not_before)) => format!(", pas avant le {not_before} (sans borne haute)"),
+        _ => String::new(),
+    };
+    format!(
+        "sortie d'étape attendue : {}{interval} ({basis})",
+        day(p.expected).map_or_else(|| "inconnue".to_owned(), |d| format!("vers le {d}"))
+    )
 }
 
 /// What an event says, in French.

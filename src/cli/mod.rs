@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use clap::{CommandFactory, Parser, Subcommand};
 
@@ -187,6 +187,14 @@ enum Command {
         /// table, csv or json
         #[arg(long, value_enum, default_value_t = stats::Format::Table)]
         format: stats::Format,
+        /// One line per dossier still in its source, with its prediction: when it
+        /// is expected to leave its step, and the 80 % interval
+        #[arg(long)]
+        dossiers: bool,
+        /// As of this instant (RFC 3339, or a date: its start in the Region's
+        /// zone) [default: the last applied import]
+        #[arg(long, value_name = "TIME")]
+        as_of: Option<String>,
     },
     /// Write one self-contained HTML page for managers: time spent in each step per
     /// scheme, dossiers per step month by month, stalled dossiers per instructor
@@ -225,6 +233,10 @@ enum Command {
         /// Print as JSON
         #[arg(long)]
         json: bool,
+        /// Predict as of this instant (RFC 3339, or a date: its start in the
+        /// Region's zone) [default: the last applied import]
+        #[arg(long, value_name = "TIME")]
+        as_of: Option<String>,
     },
 }
 
@@ -309,7 +321,11 @@ fn with_config(file: Option<&Path>, command: Command) -> anyhow::Result<Exit> {
             sources,
             json,
         ),
-        Command::Dossier { reference, json } => dossier::dossier(&config, &reference, json),
+        Command::Dossier {
+            reference,
+            json,
+            as_of,
+        } => dossier::dossier(&config, &reference, json, as_of.as_deref()),
         Command::Test { paths } => rules::test_rules(&config, &paths),
         Command::Render {
             rule,
@@ -318,7 +334,11 @@ fn with_config(file: Option<&Path>, command: Command) -> anyhow::Result<Exit> {
             json,
         } => rules::render(&config, &rule, &dossier, to.as_deref(), json),
         Command::Outbox { command } => outbox::run(&config, command),
-        Command::Stats { format } => stats::run(&config, format),
+        Command::Stats {
+            format,
+            dossiers,
+            as_of,
+        } => stats::run(&config, format, dossiers, as_of.as_deref()),
         Command::Report { out } => stats::report(&config, &out),
         Command::Backup { file } => backup(&config, &file),
         Command::Purge { dry_run, json } => purge::purge(&config, dry_run, json),
@@ -454,6 +474,16 @@ fn backup(config: &Config, file: &Path) -> anyhow::Result<Exit> {
         config.store.path.display()
     );
     Ok(Exit::Ok)
+}
+
+/// The instant `--as-of` names, else the last applied import's (the state the
+/// store holds), else now.
+fn as_of(config: &Config, store: &Store, given: Option<&str>) -> anyhow::Result<DateTime<Utc>> {
+    match given {
+        Some(text) => crate::timing::parse_as_of(text, config.timezone)
+            .map_err(|reason| anyhow::anyhow!("--as-of: {reason}")),
+        None => Ok(store.last_import_at()?.unwrap_or_else(Utc::now)),
+    }
 }
 
 fn open_existing(config: &Config) -> anyhow::Result<Store> {

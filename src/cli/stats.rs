@@ -52,14 +52,24 @@ pub(super) fn report(config: &Config, out: &std::path::Path) -> anyhow::Result<E
     Ok(Exit::Ok)
 }
 
-/// Prints the statistics of every scheme's steps.
-pub(super) fn run(config: &Config, format: Format) -> anyhow::Result<Exit> {
+/// Prints the statistics of every scheme's steps, or with `dossiers` every
+/// open dossier's prediction, as of `as_of` (default: the last applied import).
+pub(super) fn run(
+    config: &Config,
+    format: Format,
+    dossiers: bool,
+    as_of: Option<&str>,
+) -> anyhow::Result<Exit> {
     let lifecycle = match lifecycle(config) {
         Ok(l) => l,
         Err(exit) => return Ok(exit),
     };
     let store = open_existing(config)?;
-    let delays = store.delays(&lifecycle, config.delays.min_sample, Utc::now())?;
+    let at = super::as_of(config, &store, as_of)?;
+    let delays = store.delays(&lifecycle, config.delays.min_sample, at)?;
+    if dossiers {
+        return predictions(config, &store, &delays, at, format);
+    }
     let rows = delays.table(&lifecycle);
     match format {
         Format::Json => out!("{}", serde_json::to_string_pretty(&rows)?),
@@ -73,6 +83,101 @@ pub(super) fn run(config: &Config, format: Format) -> anyhow::Result<Exit> {
         }
         Format::Table => table(&rows, config.delays.min_sample),
     }
+    Ok(Exit::Ok)
+}
+
+/// The columns of `stats --dossiers`.
+const DOSSIER_HEADER: [&str; 10] = [
+    "connector",
+    "id",
+    "reference",
+    "scheme",
+    "step",
+    "entered",
+    "expected",
+    "low",
+    "high",
+    "basis",
+];
+
+/// One row of `stats --dossiers`.
+#[derive(serde::Serialize)]
+struct Predicted {
+    connector: String,
+    id: String,
+    reference: String,
+    scheme: Option<String>,
+    step: String,
+    entered: String,
+    expected: Option<chrono::NaiveDate>,
+    low: Option<chrono::NaiveDate>,
+    high: Option<chrono::NaiveDate>,
+    basis: Option<crate::delays::Basis>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_before: Option<chrono::NaiveDate>,
+    sample: u64,
+}
+
+/// Prints every open dossier's prediction (none for a final step).
+fn predictions(
+    config: &Config,
+    store: &crate::store::Store,
+    delays: &crate::delays::Delays,
+    at: chrono::DateTime<Utc>,
+    format: Format,
+) -> anyhow::Result<Exit> {
+    let tz = config.timezone;
+    let rows: Vec<Predicted> = store
+        .open_dossiers()?
+        .into_iter()
+        .map(|d| {
+            let p = delays
+                .estimate(d.scheme.as_deref(), &d.step, (at - d.entered).num_seconds())
+                .map(|e| e.predict(at, tz));
+            Predicted {
+                entered: d.entered.with_timezone(&tz).to_rfc3339(),
+                expected: p.as_ref().and_then(|p| p.expected),
+                low: p.as_ref().and_then(|p| p.low),
+                high: p.as_ref().and_then(|p| p.high),
+                basis: p.as_ref().map(|p| p.basis),
+                not_before: p.as_ref().and_then(|p| p.not_before),
+                sample: p.as_ref().map_or(0, |p| p.sample),
+                connector: d.connector,
+                id: d.id,
+                reference: d.reference,
+                scheme: d.scheme,
+                step: d.step,
+            }
+        })
+        .collect();
+    if format == Format::Json {
+        out!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(Exit::Ok);
+    }
+    let cells = |r: &Predicted| {
+        let day = |d: Option<chrono::NaiveDate>| d.map(|d| d.to_string()).unwrap_or_default();
+        [
+            r.connector.clone(),
+            r.id.clone(),
+            r.reference.clone(),
+            r.scheme.clone().unwrap_or_default(),
+            r.step.clone(),
+            r.entered.clone(),
+            day(r.expected),
+            day(r.low),
+            day(r.high),
+            r.basis.map_or("", |b| b.as_str()).to_owned(),
+        ]
+    };
+    let sep = if format == Format::Csv { b',' } else { b'\t' };
+    let mut w = csv::WriterBuilder::new()
+        .delimiter(sep)
+        .from_writer(std::io::stdout());
+    w.write_record(DOSSIER_HEADER)?;
+    for row in &rows {
+        w.write_record(cells(row))?;
+    }
+    w.flush()?;
     Ok(Exit::Ok)
 }
 

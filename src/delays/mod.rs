@@ -9,9 +9,13 @@
 //! scheme's history for the step, then the step's `expected_duration` in
 //! `rules/lifecycle.toml`. Every estimate says which basis it used.
 //!
-//! Pure: the store streams rows in, `now` is an argument.
+//! Pure: the store streams rows in, `now` is an argument. One dossier's
+//! estimate as dates is its [`Prediction`] (`prediction.rs`).
 
+mod prediction;
 pub(crate) mod survival;
+
+pub use prediction::Prediction;
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -40,6 +40,23 @@ const DOSSIER_SELECT: &str = "SELECT d.id, d.connector, d.source_id, d.step, d.s
     d.present, d.step_entered_at, d.scheme
     FROM dossiers d";
 
+/// A dossier still in its source, as `stats --dossiers` lists it.
+#[derive(Debug, Clone)]
+pub(crate) struct OpenRow {
+    /// Its connector.
+    pub connector: String,
+    /// Its id in the source.
+    pub id: String,
+    /// Its reference.
+    pub reference: String,
+    /// Its scheme, when it has one.
+    pub scheme: Option<String>,
+    /// Its step.
+    pub step: String,
+    /// When it entered its step.
+    pub entered: DateTime<Utc>,
+}
+
 /// An event from the columns `kind, from_step, to_step, field, old_value,
 /// new_value, occurred_at, notified_by_source`, the first at index `at`.
 pub(super) fn read_event(row: &rusqlite::Row<'_>, at: usize) -> Result<Event> {
@@ -79,6 +96,44 @@ impl Store {
             out.push(self.read_dossier(row)?);
         }
         Ok(out)
+    }
+
+    /// Every dossier still in its source, by connector and reference: what
+    /// `stats --dossiers` predicts for.
+    ///
+    /// # Errors
+    /// On a database error or a corrupt row.
+    pub(crate) fn open_dossiers(&self) -> Result<Vec<OpenRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT connector, source_id, reference, scheme, step, step_entered_at
+             FROM dossiers WHERE present = 1 ORDER BY connector, reference, source_id",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(OpenRow {
+                connector: r.get(0)?,
+                id: r.get(1)?,
+                reference: r.get(2)?,
+                scheme: r.get(3)?,
+                step: r.get(4)?,
+                entered: parse_time(r.get_ref(5)?.as_str()?)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// When the last applied import started: the instant the state holds at.
+    ///
+    /// # Errors
+    /// On a database error or a corrupt row.
+    pub(crate) fn last_import_at(&self) -> Result<Option<DateTime<Utc>>> {
+        let at: Option<String> = self.conn.query_row(
+            "SELECT max(started_at) FROM runs WHERE kind = 'import' AND status = 'applied'",
+            [],
+            |r| r.get(0),
+        )?;
+        at.map(|t| parse_time(&t)).transpose()
     }
 
     /// Every event of a dossier, in time order.
