@@ -43,7 +43,8 @@ pub fn socket_path(db: &Path) -> PathBuf {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Request {
-    /// `import CONNECTOR [FILE] [--force]`; the file's path is absolute.
+    /// `import CONNECTOR [FILE] [--force] [--as-of TIME]`, and each file of
+    /// `import --backfill` (a baseline, dated); the file's path is absolute.
     Import {
         /// The connector's name.
         connector: String,
@@ -51,6 +52,13 @@ pub enum Request {
         file: Option<PathBuf>,
         /// Import even a content already imported.
         force: bool,
+        /// When the export was taken (issue 19); absent from an older
+        /// command's request, and then the daemon's clock.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        as_of: Option<chrono::DateTime<chrono::Utc>>,
+        /// Record it as a baseline (events, no alert): a backfill.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        baseline: bool,
     },
     /// `outbox retry ID|--failed`.
     Retry {

@@ -219,6 +219,20 @@ pub fn start_of_day(date: chrono::NaiveDate, tz: Tz) -> Option<DateTime<Utc>> {
     })
 }
 
+/// The instant `time` of `date` in `tz`, in UTC: the earlier of two when the
+/// clocks go back, the end of the gap when they go forward past it. How a date
+/// written without a time (an export's date, `import --as-of 2025-03-03`)
+/// becomes an instant.
+pub fn local_instant(date: chrono::NaiveDate, time: NaiveTime, tz: Tz) -> Option<DateTime<Utc>> {
+    let local = date.and_time(time);
+    (0..=8).find_map(|quarter| {
+        let local = local.checked_add_signed(chrono::TimeDelta::minutes(15 * quarter))?;
+        tz.from_local_datetime(&local)
+            .earliest()
+            .map(|instant| instant.with_timezone(&Utc))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,6 +246,27 @@ mod tests {
             digest: parse_digest(digest).unwrap(),
             windows: windows.iter().map(|w| w.parse().unwrap()).collect(),
         }
+    }
+
+    /// Issue 19: a local time of day in Paris is two hours from UTC in
+    /// summer, one in winter; a time the clocks skip is the gap's end.
+    #[test]
+    fn issue_19_a_local_time_of_day_follows_daylight_saving() {
+        let date = |s: &str| s.parse::<chrono::NaiveDate>().unwrap();
+        let six = NaiveTime::from_hms_opt(6, 0, 0).unwrap();
+        assert_eq!(
+            local_instant(date("2025-07-07"), six, Paris),
+            Some(utc("2025-07-07T04:00:00Z"))
+        );
+        assert_eq!(
+            local_instant(date("2025-01-06"), six, Paris),
+            Some(utc("2025-01-06T05:00:00Z"))
+        );
+        let half_past_two = NaiveTime::from_hms_opt(2, 30, 0).unwrap();
+        assert_eq!(
+            local_instant(date("2025-03-30"), half_past_two, Paris),
+            Some(utc("2025-03-30T01:00:00Z"))
+        );
     }
 
     #[test]

@@ -47,6 +47,7 @@ mod check;
 mod daemon;
 mod dossier;
 mod evaluate;
+mod backfill;
 mod imports;
 mod outbox;
 mod purge;
@@ -127,6 +128,14 @@ enum Command {
         /// Import even a content that was already imported
         #[arg(long)]
         force: bool,
+        /// When the export was taken: RFC 3339, or a date (YYYY-MM-DD) at the
+        /// connector's [as_of] time (midnight without one) in the Region's zone
+        #[arg(long, value_name = "TIME")]
+        as_of: Option<String>,
+        /// Import every file of this folder (or matching this glob) in the order
+        /// their connector's [as_of] dates them, without alerts
+        #[arg(long, value_name = "DIR_OR_GLOB", conflicts_with_all = ["file", "as_of"])]
+        backfill: Option<PathBuf>,
     },
     /// List recent imports
     Runs {
@@ -294,7 +303,12 @@ fn with_config(file: Option<&Path>, command: Command) -> anyhow::Result<Exit> {
             file,
             json,
             force,
-        } => imports::import_now(&config, &connector, file.as_deref(), json, force),
+            as_of,
+            backfill,
+        } => match backfill {
+            Some(spec) => backfill::backfill(&config, &connector, &spec, json, force),
+            None => imports::import_now(&config, &connector, file.as_deref(), json, force, as_of),
+        },
         Command::Runs {
             connector,
             limit,

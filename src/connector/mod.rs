@@ -13,6 +13,7 @@
 //! [`budget`] (the read budget), `fetch` and `credentials` (API requests and
 //! secrets).
 
+pub mod as_of;
 pub mod budget;
 pub(crate) mod credentials;
 pub mod csv;
@@ -97,6 +98,8 @@ pub struct Connector {
     pub mapping: Mapping,
     /// Where and how to read: the kind's validated `[source]`.
     pub source: Arc<dyn Source>,
+    /// How each file says when it was taken (`[as_of]`; none: when imported).
+    pub as_of: Option<as_of::AsOf>,
 }
 
 /// Where a snapshot is read from.

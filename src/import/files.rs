@@ -20,7 +20,7 @@ pub fn import_pending(
         return synchronise(store, connector, tz, options, &clock);
     };
     let files = match source.files() {
-        Ok(files) => files,
+        Ok(files) => by_date(files, connector, tz, options),
         Err(reason) => {
             store.record_source_error(&connector.name, clock.at(), &reason)?;
             return Err(ImportError::Folder {
@@ -52,7 +52,17 @@ pub fn import_pending(
             Seen::Kept => continue,
             Seen::ToRead => {}
         }
-        let mut summary = guarded(store, connector, Origin::File(&file), tz, options, &clock)?;
+        let origin = Origin::File(&file);
+        let (file_clock, as_of) = match snapshot_clock(connector, origin, tz, options) {
+            Ok(dated) => dated,
+            // Not recorded as seen: once renamed, or once its date has come, it is read.
+            Err(reason) => {
+                out.push(undated(store, connector, origin, reason, &clock)?);
+                continue;
+            }
+        };
+        let mut summary = guarded(store, connector, origin, tz, options, &file_clock)?;
+        summary.as_of = as_of;
         if let Some((size, mtime_ns)) = state {
             let seen = SeenFile {
                 size,
@@ -67,7 +77,7 @@ pub fn import_pending(
         // A refused file stays where it is, for the administrators to look at; its
         // checksum keeps it from being read again until it or the connector changes.
         if summary.dispose {
-            let stamp = clock.now().format("%Y%m%dT%H%M%SZ").to_string();
+            let stamp = file_clock.now().format("%Y%m%dT%H%M%SZ").to_string();
             match source.dispose(&file, &stamp) {
                 Ok(target) => summary.archived_to = target.map(|t| t.display().to_string()),
                 Err(error) => warn!(
@@ -111,7 +121,22 @@ fn synchronise(
         }
     };
     let origin = Origin::Api(&spool);
-    Ok(vec![guarded(store, connector, origin, tz, options, clock)?])
+    Ok(vec![dated(store, connector, origin, tz, options)?])
+}
+
+/// The waiting files in the order their exports were taken, when the connector
+/// dates them (`[as_of]`), else in name order; a file that cannot be dated
+/// comes first, to be refused.
+fn by_date(
+    mut files: Vec<std::path::PathBuf>,
+    connector: &Connector,
+    tz: chrono_tz::Tz,
+    options: &Options<'_>,
+) -> Vec<std::path::PathBuf> {
+    if let (Some(as_of), None) = (&connector.as_of, options.as_of) {
+        files.sort_by_cached_key(|file| (as_of.of_file(file, tz).ok(), file.clone()));
+    }
+    files
 }
 
 /// A drop-folder file's size and modification time (nanoseconds since 1970).
