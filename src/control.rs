@@ -339,6 +339,34 @@ where
 mod tests {
     use super::*;
 
+    /// Issue 19: an import request carries its as-of and baseline; one from
+    /// an older command (without them) still parses, and a plain import's
+    /// request is written as before.
+    #[test]
+    fn issue_19_an_import_request_carries_as_of_and_baseline() {
+        let old = r#"{"command":"import","connector":"c","file":null,"force":false}"#;
+        let parsed: Request = serde_json::from_str(old).unwrap();
+        let plain = Request::Import {
+            connector: "c".to_owned(),
+            file: None,
+            force: false,
+            as_of: None,
+            baseline: false,
+        };
+        assert_eq!(parsed, plain);
+        assert_eq!(serde_json::to_string(&plain).unwrap(), old);
+        let dated = Request::Import {
+            connector: "c".to_owned(),
+            file: None,
+            force: false,
+            as_of: Some(crate::test_support::utc("2025-10-01T04:00:00Z")),
+            baseline: true,
+        };
+        let text = serde_json::to_string(&dated).unwrap();
+        assert!(text.contains(r#""as_of":"2025-10-01T04:00:00Z","baseline":true"#), "{text}");
+        assert_eq!(serde_json::from_str::<Request>(&text).unwrap(), dated);
+    }
+
     #[test]
     fn the_socket_lies_beside_the_database() {
         assert_eq!(

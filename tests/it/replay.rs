@@ -278,3 +278,46 @@ fn issue_19_a_backfill_needs_as_of_and_stops_at_the_first_refusal() {
     assert_eq!(statuses, ["applied", "refused"]);
     assert!(text(&out).contains("1 later file(s) not imported"), "{}", text(&out));
 }
+
+/// Beside a running daemon, each backfilled file is handed to it over the
+/// control socket with its as-of and as a baseline.
+#[test]
+fn issue_19_a_backfill_beside_the_daemon_is_done_by_it_dated_and_silent() {
+    let install = Install::with_connector(|c| {
+        format!("{c}\n{BY_NAME}").replace("max_disappeared_ratio = 0.05", "max_disappeared_ratio = 0.5")
+    });
+    let dir = install.root().join("archives");
+    archives(&dir);
+    let log = install.root().join("daemon.log");
+    let daemon = crate::common::Daemon(
+        install
+            .cmd(&["run"])
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let socket = PathBuf::from(format!("{}.sock", install.db().display()));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !socket.exists() {
+        assert!(std::time::Instant::now() < deadline, "no control socket");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = install.run(&["import", "portail", "--backfill", dir.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let summaries = json(&out);
+    assert_eq!(summaries.len(), 4);
+    for s in &summaries {
+        assert_eq!((&s["status"], &s["baseline"]), (&"applied".into(), &true.into()), "{s}");
+        assert_eq!(n(s, "alerts_queued"), 0, "{s}");
+    }
+    assert_eq!(summaries[0]["as_of"], "2025-10-01T07:00:00Z");
+    let last = instant(&install, "SELECT max(as_of) FROM runs");
+    assert_eq!(last, utc("2025-10-22T03:00:00Z"));
+    drop(daemon);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        logged.matches("Asked over the control socket").count(),
+        4,
+        "{logged}"
+    );
+}
