@@ -363,7 +363,10 @@ mod tests {
             baseline: true,
         };
         let text = serde_json::to_string(&dated).unwrap();
-        assert!(text.contains(r#""as_of":"2025-10-01T04:00:00Z","baseline":true"#), "{text}");
+        assert!(
+            text.contains(r#""as_of":"2025-10-01T04:00:00Z","baseline":true"#),
+            "{text}"
+        );
         assert_eq!(serde_json::from_str::<Request>(&text).unwrap(), dated);
     }
 

@@ -12,7 +12,10 @@ pub(super) fn import_now(
     force: bool,
     as_of: Option<String>,
 ) -> anyhow::Result<Exit> {
-    let as_of = match as_of.map(|text| given_as_of(config, name, &text)).transpose()? {
+    let as_of = match as_of
+        .map(|text| given_as_of(config, name, &text))
+        .transpose()?
+    {
         Some(Err(exit)) => return Ok(exit),
         Some(Ok(at)) => Some(at),
         None => None,

@@ -43,11 +43,11 @@ macro_rules! out {
     }};
 }
 
+mod backfill;
 mod check;
 mod daemon;
 mod dossier;
 mod evaluate;
-mod backfill;
 mod imports;
 mod outbox;
 mod purge;

@@ -127,9 +127,8 @@ impl AsOf {
                         path.display()
                     )
                 })?;
-                crate::timing::local_instant(local.date(), local.time(), tz).ok_or_else(|| {
-                    format!("{}: {local} is no time in {tz}", path.display())
-                })
+                crate::timing::local_instant(local.date(), local.time(), tz)
+                    .ok_or_else(|| format!("{}: {local} is no time in {tz}", path.display()))
             }
             Dated::Modified => std::fs::metadata(path)
                 .and_then(|m| m.modified())
@@ -172,7 +171,9 @@ fn check_pattern(pattern: &str) -> Result<(), String> {
     }
     for d in ['Y', 'm', 'd'] {
         if !seen.contains(&d) {
-            return Err(format!("'{pattern}' has no %{d}: a file's date needs %Y, %m and %d"));
+            return Err(format!(
+                "'{pattern}' has no %{d}: a file's date needs %Y, %m and %d"
+            ));
         }
     }
     if seen.contains(&'H') != seen.contains(&'M') {
@@ -247,8 +248,16 @@ mod tests {
     fn patterns_take_dates_and_times_only() {
         assert!(check_pattern("export-%Y-%m-%d.csv").is_ok());
         assert!(check_pattern("%Y%m%d-%H%M.xlsx").is_ok());
-        assert!(check_pattern("export-%Y-%m.csv").unwrap_err().contains("no %d"));
-        assert!(check_pattern("%Y-%m-%d-%H.csv").unwrap_err().contains("go together"));
+        assert!(
+            check_pattern("export-%Y-%m.csv")
+                .unwrap_err()
+                .contains("no %d")
+        );
+        assert!(
+            check_pattern("%Y-%m-%d-%H.csv")
+                .unwrap_err()
+                .contains("go together")
+        );
         assert!(check_pattern("%Y-%m-%d-%S.csv").unwrap_err().contains("%S"));
     }
 

@@ -10,8 +10,8 @@
 //! with `file:line:column` in every message), [`folder`] (drop folders), [`table`]
 //! (header row, records, the first pass over a file), [`spool`] (an API's
 //! synchronisation kept on disk), [`mapping`] (`[fields]`, `[steps]`; pure),
-//! [`budget`] (the read budget), `fetch` and `credentials` (API requests and
-//! secrets).
+//! [`budget`] (the read budget), [`as_of`] (when a file was taken), `fetch` and
+//! `credentials` (API requests and secrets).
 
 pub mod as_of;
 pub mod budget;

@@ -455,21 +455,42 @@ mod tests {
     #[test]
     fn issue_19_as_of_is_checked_with_its_place() {
         let common = "[fields]\nid = \"id\"\nstep = \"statut\"\n[steps]\n\"a\" = \"depose\"\n";
-        let csv = |as_of: &str| parse(&format!("kind = \"csv\"\n[source]\npath = \"*.csv\"\n{common}{as_of}"));
+        let csv = |as_of: &str| {
+            parse(&format!(
+                "kind = \"csv\"\n[source]\npath = \"*.csv\"\n{common}{as_of}"
+            ))
+        };
         let (c, problems) = csv("[as_of]\nfile_name = \"export-%Y-%m-%d.csv\"\ntime = \"06:00\"\n");
         assert!(problems.is_empty(), "{problems}");
         assert_eq!(c.unwrap().as_of.unwrap().time.to_string(), "06:00:00");
         let (_, problems) = csv("[as_of]\nfile_name = \"x-%Y.csv\"\nmodified = true\n");
-        assert!(problems.to_string().contains("c.toml:9:1: [as_of] takes exactly one of"), "{problems}");
+        assert!(
+            problems
+                .to_string()
+                .contains("c.toml:9:1: [as_of] takes exactly one of"),
+            "{problems}"
+        );
         let (_, problems) = csv("[as_of]\nfile_name = \"x-%Y-%m.csv\"\ntime = \"6h\"\n");
         let text = problems.to_string();
-        assert!(text.contains("c.toml:10:13: [as_of] file_name: 'x-%Y-%m.csv' has no %d"), "{text}");
-        assert!(text.contains("c.toml:11:8: [as_of] time: '6h' is not a time of day"), "{text}");
+        assert!(
+            text.contains("c.toml:10:13: [as_of] file_name: 'x-%Y-%m.csv' has no %d"),
+            "{text}"
+        );
+        assert!(
+            text.contains("c.toml:11:8: [as_of] time: '6h' is not a time of day"),
+            "{text}"
+        );
         let (_, problems) = csv("[as_of]\ncolumn = \"Date d'export\"\n");
-        assert!(problems.to_string().contains("unknown field `column`"), "{problems}");
-        let (_, problems) = parse(&format!(
-            "kind = \"http_json\"\n[source]\nurl = \"https://x.example/api\"\nrecords = \"/data\"\n[fields]\nid = \"/id\"\nstep = \"/s\"\n[steps]\n\"a\" = \"depose\"\n[as_of]\nmodified = true\n"
-        ));
-        assert!(problems.to_string().contains("this connector reads an API"), "{problems}");
+        assert!(
+            problems.to_string().contains("unknown field `column`"),
+            "{problems}"
+        );
+        let (_, problems) = parse(
+            "kind = \"http_json\"\n[source]\nurl = \"https://x.example/api\"\nrecords = \"/data\"\n[fields]\nid = \"/id\"\nstep = \"/s\"\n[steps]\n\"a\" = \"depose\"\n[as_of]\nmodified = true\n",
+        );
+        assert!(
+            problems.to_string().contains("this connector reads an API"),
+            "{problems}"
+        );
     }
 }

@@ -79,7 +79,9 @@ fn files(spec: &Path) -> Result<Vec<PathBuf>, String> {
     if spec.is_dir() {
         let entries = std::fs::read_dir(spec).map_err(|e| format!("cannot list {shown}: {e}"))?;
         for entry in entries {
-            let path = entry.map_err(|e| format!("cannot list {shown}: {e}"))?.path();
+            let path = entry
+                .map_err(|e| format!("cannot list {shown}: {e}"))?
+                .path();
             let hidden = path
                 .file_name()
                 .is_some_and(|n| n.to_string_lossy().starts_with('.'));

@@ -346,13 +346,7 @@ fn dated(
             summary.as_of = as_of;
             Ok(summary)
         }
-        Err(reason) => undated(
-            store,
-            connector,
-            origin,
-            reason,
-            &Clock::start(options.now),
-        ),
+        Err(reason) => undated(store, connector, origin, reason, &Clock::start(options.now)),
     }
 }
 

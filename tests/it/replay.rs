@@ -65,24 +65,53 @@ fn issue_19_as_of_sets_every_instant_an_import_records() {
     // Without `step_since`, the source gives no step dates: a step is entered
     // at the import's instant.
     let install = Install::with_connector(|c| {
-        c.replace("max_disappeared_ratio = 0.05", "max_disappeared_ratio = 0.5")
-            .replace("step_since = { column = \"Date statut\", format = \"%d/%m/%Y\" }\n", "")
+        c.replace(
+            "max_disappeared_ratio = 0.05",
+            "max_disappeared_ratio = 0.5",
+        )
+        .replace(
+            "step_since = { column = \"Date statut\", format = \"%d/%m/%Y\" }\n",
+            "",
+        )
     });
     let exports = install.root().join("exports");
     let first = export_2025("export-1.csv", &exports.join("e1.csv"), &[]);
     let second = export_2025("export-2.csv", &exports.join("e2.csv"), &[]);
     // A date alone is midnight in Paris (no [as_of] time): 22:00Z the day before.
-    let out = install.run(&["import", "portail", first.to_str().unwrap(), "--json", "--as-of", "2025-10-01"]);
+    let out = install.run(&[
+        "import",
+        "portail",
+        first.to_str().unwrap(),
+        "--json",
+        "--as-of",
+        "2025-10-01",
+    ]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(json(&out)[0]["as_of"], "2025-09-30T22:00:00Z");
-    let created = instant(&install, "SELECT min(occurred_at) FROM events WHERE run_id = 1");
+    let created = instant(
+        &install,
+        "SELECT min(occurred_at) FROM events WHERE run_id = 1",
+    );
     assert_eq!(created, utc("2025-09-30T22:00:00Z"));
     let at = "2025-10-08T06:00:00+02:00";
-    let out = install.run(&["import", "portail", second.to_str().unwrap(), "--json", "--as-of", at]);
+    let out = install.run(&[
+        "import",
+        "portail",
+        second.to_str().unwrap(),
+        "--json",
+        "--as-of",
+        at,
+    ]);
     assert!(out.status.success(), "{}", text(&out));
     let at = utc(at);
-    just_after(instant(&install, "SELECT started_at FROM runs WHERE id = 2"), at);
-    just_after(instant(&install, "SELECT finished_at FROM runs WHERE id = 2"), at);
+    just_after(
+        instant(&install, "SELECT started_at FROM runs WHERE id = 2"),
+        at,
+    );
+    just_after(
+        instant(&install, "SELECT finished_at FROM runs WHERE id = 2"),
+        at,
+    );
     for kind in ["field_changed", "disappeared", "step_changed"] {
         let occurred = instant(
             &install,
@@ -97,7 +126,13 @@ fn issue_19_as_of_sets_every_instant_an_import_records() {
     assert_eq!(entered, at);
     // The text summary says when the export was taken, in Paris.
     let third = export_2025("export-3.csv", &exports.join("e3.csv"), &[]);
-    let out = install.run(&["import", "portail", third.to_str().unwrap(), "--as-of", "2025-10-15T06:00:00+02:00"]);
+    let out = install.run(&[
+        "import",
+        "portail",
+        third.to_str().unwrap(),
+        "--as-of",
+        "2025-10-15T06:00:00+02:00",
+    ]);
     assert!(
         text(&out).contains("as of 2025-10-15 06:00:00 +02:00 (Europe/Paris)"),
         "{}",
@@ -111,9 +146,23 @@ fn issue_19_an_export_older_than_the_last_applied_one_is_refused() {
     let exports = install.root().join("exports");
     let first = export_2025("export-1.csv", &exports.join("e1.csv"), &[]);
     let second = export_2025("export-2.csv", &exports.join("e2.csv"), &[]);
-    let out = install.run(&["import", "portail", second.to_str().unwrap(), "--json", "--as-of", "2025-10-08T06:00:00+02:00"]);
+    let out = install.run(&[
+        "import",
+        "portail",
+        second.to_str().unwrap(),
+        "--json",
+        "--as-of",
+        "2025-10-08T06:00:00+02:00",
+    ]);
     assert!(out.status.success(), "{}", text(&out));
-    let out = install.run(&["import", "portail", first.to_str().unwrap(), "--json", "--as-of", "2025-10-01T06:00:00+02:00"]);
+    let out = install.run(&[
+        "import",
+        "portail",
+        first.to_str().unwrap(),
+        "--json",
+        "--as-of",
+        "2025-10-01T06:00:00+02:00",
+    ]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let refused = &json(&out)[0];
     assert_eq!(refused["status"], "refused");
@@ -122,12 +171,25 @@ fn issue_19_an_export_older_than_the_last_applied_one_is_refused() {
         reason.contains("dated 2025-10-01 06:00:00 +02:00 (Europe/Paris), before the last applied snapshot's 2025-10-08 06:00:00 +02:00 (Europe/Paris) (run 1)"),
         "{reason}"
     );
-    assert_eq!(n(&refused, "created"), 0);
+    assert_eq!(n(refused, "created"), 0);
     // Given its right date, the same file is read again, not skipped as refused before.
-    let out = install.run(&["import", "portail", first.to_str().unwrap(), "--json", "--as-of", "2025-10-09T06:00:00+02:00"]);
+    let out = install.run(&[
+        "import",
+        "portail",
+        first.to_str().unwrap(),
+        "--json",
+        "--as-of",
+        "2025-10-09T06:00:00+02:00",
+    ]);
     assert_eq!(json(&out)[0]["status"], "applied", "{}", text(&out));
     // An as-of in the future is refused before anything is read.
-    let out = install.run(&["import", "portail", first.to_str().unwrap(), "--as-of", "2999-01-01"]);
+    let out = install.run(&[
+        "import",
+        "portail",
+        first.to_str().unwrap(),
+        "--as-of",
+        "2999-01-01",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("in the future"), "{}", text(&out));
     // Without --as-of, the wall clock is after every as-of given: applied.
@@ -139,7 +201,11 @@ fn issue_19_an_export_older_than_the_last_applied_one_is_refused() {
 #[test]
 fn issue_19_a_file_name_that_does_not_match_the_pattern_is_refused() {
     let install = Install::with_connector(|c| format!("{c}\n{BY_NAME}"));
-    let file = export_2025("export-1.csv", &install.root().join("exports/latest.csv"), &[]);
+    let file = export_2025(
+        "export-1.csv",
+        &install.root().join("exports/latest.csv"),
+        &[],
+    );
     let (summary, code) = install.import_path(&file);
     assert_eq!(code, 1, "{summary}");
     assert_eq!(summary["status"], "refused");
@@ -149,7 +215,11 @@ fn issue_19_a_file_name_that_does_not_match_the_pattern_is_refused() {
         "{reason}"
     );
     // A name that matches dates the export (summer: 06:00 Paris is 04:00Z).
-    let file = export_2025("export-1.csv", &install.root().join("exports/0600-2025-07-07.csv"), &[]);
+    let file = export_2025(
+        "export-1.csv",
+        &install.root().join("exports/0600-2025-07-07.csv"),
+        &[],
+    );
     let (summary, code) = install.import_path(&file);
     assert_eq!(code, 0, "{summary}");
     assert_eq!(summary["as_of"], "2025-07-07T04:00:00Z");
@@ -157,7 +227,11 @@ fn issue_19_a_file_name_that_does_not_match_the_pattern_is_refused() {
     let install = Install::with_connector(|c| format!("{c}\n[as_of]\nfile_nam = \"x\"\n"));
     let out = install.run(&["check", "--no-environment"]);
     assert_eq!(out.status.code(), Some(78), "{}", text(&out));
-    assert!(text(&out).contains("unknown field `file_nam`"), "{}", text(&out));
+    assert!(
+        text(&out).contains("unknown field `file_nam`"),
+        "{}",
+        text(&out)
+    );
 }
 
 /// The weekly archives of the backfill test, named so that name order is not
@@ -165,7 +239,11 @@ fn issue_19_a_file_name_that_does_not_match_the_pattern_is_refused() {
 fn archives(dir: &Path) -> Vec<(PathBuf, &'static str)> {
     vec![
         (
-            export_2025("export-3-shuffled.csv", &dir.join("0500-2025-10-22.csv"), &[]),
+            export_2025(
+                "export-3-shuffled.csv",
+                &dir.join("0500-2025-10-22.csv"),
+                &[],
+            ),
             "2025-10-22T05:00:00+02:00",
         ),
         (
@@ -203,33 +281,62 @@ fn dated_events(install: &Install) -> Vec<String> {
 #[test]
 fn issue_19_a_backfill_builds_the_history_one_by_one_imports_build_without_alerting() {
     let connector = |c: String| {
-        format!("{c}\n{BY_NAME}").replace("max_disappeared_ratio = 0.05", "max_disappeared_ratio = 0.5")
+        format!("{c}\n{BY_NAME}").replace(
+            "max_disappeared_ratio = 0.05",
+            "max_disappeared_ratio = 0.5",
+        )
     };
     let backfilled = Install::with_connector(connector);
     let one_by_one = Install::with_connector(connector);
     let dir = backfilled.root().join("archives");
     let files = archives(&dir);
 
-    let out = backfilled.run(&["import", "portail", "--backfill", dir.to_str().unwrap(), "--json"]);
+    let out = backfilled.run(&[
+        "import",
+        "portail",
+        "--backfill",
+        dir.to_str().unwrap(),
+        "--json",
+    ]);
     assert!(out.status.success(), "{}", text(&out));
     let summaries = json(&out);
-    let order: Vec<&str> = summaries.iter().map(|s| s["file"].as_str().unwrap()).collect();
+    let order: Vec<&str> = summaries
+        .iter()
+        .map(|s| s["file"].as_str().unwrap())
+        .collect();
     let mut by_date = files.clone();
     by_date.sort_by_key(|(_, at)| utc(at));
-    let expected: Vec<String> = by_date.iter().map(|(p, _)| p.display().to_string()).collect();
+    let expected: Vec<String> = by_date
+        .iter()
+        .map(|(p, _)| p.display().to_string())
+        .collect();
     assert_eq!(order, expected);
-    assert!(summaries.iter().all(|s| s["status"] == "applied" && s["baseline"] == true));
+    assert!(
+        summaries
+            .iter()
+            .all(|s| s["status"] == "applied" && s["baseline"] == true)
+    );
     // Files given to import are never moved.
     assert!(files.iter().all(|(p, _)| p.exists()));
 
     for (file, at) in &by_date {
-        let out = one_by_one.run(&["import", "portail", file.to_str().unwrap(), "--json", "--as-of", at]);
+        let out = one_by_one.run(&[
+            "import",
+            "portail",
+            file.to_str().unwrap(),
+            "--json",
+            "--as-of",
+            at,
+        ]);
         assert!(out.status.success(), "{}", text(&out));
     }
     assert_eq!(backfilled.dossiers(), one_by_one.dossiers());
     assert_eq!(dated_events(&backfilled), dated_events(&one_by_one));
     let strip = |events: Vec<String>| -> Vec<String> {
-        events.into_iter().map(|e| e[..e.rfind(" baseline=").unwrap()].to_owned()).collect()
+        events
+            .into_iter()
+            .map(|e| e[..e.rfind(" baseline=").unwrap()].to_owned())
+            .collect()
     };
     assert_eq!(strip(backfilled.events()), strip(one_by_one.events()));
     // The backfill queued no alert; imported one by one, the past alerts.
@@ -246,7 +353,10 @@ fn issue_19_a_backfill_builds_the_history_one_by_one_imports_build_without_alert
     let later = export_2025(
         "export-3.csv",
         &backfilled.root().join("exports/0600-2025-10-29.csv"),
-        &[(b"Instruction en cours;08/10/2025", b"Vot\xe9 en CP;20/10/2025")],
+        &[(
+            b"Instruction en cours;08/10/2025",
+            b"Vot\xe9 en CP;20/10/2025",
+        )],
     );
     let (summary, code) = backfilled.import_path(&later);
     assert_eq!(code, 0, "{summary}");
@@ -262,9 +372,19 @@ fn issue_19_a_backfill_needs_as_of_and_stops_at_the_first_refusal() {
     export_2025("export-1.csv", &dir.join("0900-2025-10-01.csv"), &[]);
     let out = install.run(&["import", "portail", "--backfill", dir.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).contains("connector 'portail' has no [as_of]"), "{}", text(&out));
+    assert!(
+        text(&out).contains("connector 'portail' has no [as_of]"),
+        "{}",
+        text(&out)
+    );
     // --backfill goes with neither a file nor --as-of.
-    let out = install.run(&["import", "portail", "x.csv", "--backfill", dir.to_str().unwrap()]);
+    let out = install.run(&[
+        "import",
+        "portail",
+        "x.csv",
+        "--backfill",
+        dir.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 
     let install = Install::with_connector(|c| format!("{c}\n{BY_NAME}"));
@@ -272,11 +392,21 @@ fn issue_19_a_backfill_needs_as_of_and_stops_at_the_first_refusal() {
     export_2025("export-1.csv", &dir.join("0900-2025-10-01.csv"), &[]);
     export_2025("empty.csv", &dir.join("0900-2025-10-08.csv"), &[]);
     export_2025("export-2.csv", &dir.join("0900-2025-10-15.csv"), &[]);
-    let out = install.run(&["import", "portail", "--backfill", dir.join("*.csv").to_str().unwrap(), "--json"]);
+    let out = install.run(&[
+        "import",
+        "portail",
+        "--backfill",
+        dir.join("*.csv").to_str().unwrap(),
+        "--json",
+    ]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let statuses: Vec<Value> = json(&out).iter().map(|s| s["status"].clone()).collect();
     assert_eq!(statuses, ["applied", "refused"]);
-    assert!(text(&out).contains("1 later file(s) not imported"), "{}", text(&out));
+    assert!(
+        text(&out).contains("1 later file(s) not imported"),
+        "{}",
+        text(&out)
+    );
 }
 
 /// Beside a running daemon, each backfilled file is handed to it over the
@@ -284,7 +414,10 @@ fn issue_19_a_backfill_needs_as_of_and_stops_at_the_first_refusal() {
 #[test]
 fn issue_19_a_backfill_beside_the_daemon_is_done_by_it_dated_and_silent() {
     let install = Install::with_connector(|c| {
-        format!("{c}\n{BY_NAME}").replace("max_disappeared_ratio = 0.05", "max_disappeared_ratio = 0.5")
+        format!("{c}\n{BY_NAME}").replace(
+            "max_disappeared_ratio = 0.05",
+            "max_disappeared_ratio = 0.5",
+        )
     });
     let dir = install.root().join("archives");
     archives(&dir);
@@ -302,12 +435,22 @@ fn issue_19_a_backfill_beside_the_daemon_is_done_by_it_dated_and_silent() {
         assert!(std::time::Instant::now() < deadline, "no control socket");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let out = install.run(&["import", "portail", "--backfill", dir.to_str().unwrap(), "--json"]);
+    let out = install.run(&[
+        "import",
+        "portail",
+        "--backfill",
+        dir.to_str().unwrap(),
+        "--json",
+    ]);
     assert!(out.status.success(), "{}", text(&out));
     let summaries = json(&out);
     assert_eq!(summaries.len(), 4);
     for s in &summaries {
-        assert_eq!((&s["status"], &s["baseline"]), (&"applied".into(), &true.into()), "{s}");
+        assert_eq!(
+            (&s["status"], &s["baseline"]),
+            (&"applied".into(), &true.into()),
+            "{s}"
+        );
         assert_eq!(n(s, "alerts_queued"), 0, "{s}");
     }
     assert_eq!(summaries[0]["as_of"], "2025-10-01T07:00:00Z");
