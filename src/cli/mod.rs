@@ -129,11 +129,11 @@ enum Command {
         #[arg(long)]
         force: bool,
         /// When the export was taken: RFC 3339, or a date (YYYY-MM-DD) at the
-        /// connector's [as_of] time (midnight without one) in the Region's zone
+        /// connector's as_of time of day (midnight without one) in the Region's zone
         #[arg(long, value_name = "TIME")]
         as_of: Option<String>,
         /// Import every file of this folder (or matching this glob) in the order
-        /// their connector's [as_of] dates them, without alerts
+        /// the connector's as_of table dates them, without alerts
         #[arg(long, value_name = "DIR_OR_GLOB", conflicts_with_all = ["file", "as_of"])]
         backfill: Option<PathBuf>,
     },

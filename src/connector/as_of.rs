@@ -1,7 +1,7 @@
 //! `[as_of]`: when each export of a connector was taken, read from the file
 //! itself, so that archived exports replay the past (issue 19).
 //!
-//! Owns the table as written ([`AsOfDef`], strict), its validation into an
+//! Owns the table as written (`AsOfDef`, strict), its validation into an
 //! [`AsOf`], the dating of one file by it, and the reading of an instant given
 //! on the command line (`import --as-of`). It does not decide what an import
 //! does with the instant: that is `import`'s (its one clock).
