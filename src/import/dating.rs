@@ -10,21 +10,34 @@
 
 use super::*;
 
+/// Why a snapshot cannot be dated.
+pub(super) struct Undated {
+    /// Why, naming the file.
+    pub(super) reason: String,
+    /// Dated in the future: it may be read once its time has come.
+    pub(super) later: bool,
+}
+
 /// The clock a snapshot runs on, and its as-of when it was dated (given, or
 /// read from its file); without one, the caller's `now`.
 ///
 /// # Errors
 /// When its file cannot be dated (a name that does not match the pattern…),
-/// or its as-of is after the caller's `now`: the reason, naming the file.
+/// or its as-of is after the caller's `now`.
 pub(super) fn snapshot_clock(
     connector: &Connector,
     origin: Origin<'_>,
     tz: chrono_tz::Tz,
     options: &Options<'_>,
-) -> Result<(Clock, Option<DateTime<Utc>>), String> {
+) -> Result<(Clock, Option<DateTime<Utc>>), Undated> {
     let as_of = match (options.as_of, &connector.as_of, origin) {
         (Some(given), _, _) => given,
-        (None, Some(as_of), Origin::File(path)) => as_of.of_file(path, tz)?,
+        (None, Some(as_of), Origin::File(path)) => {
+            as_of.of_file(path, tz).map_err(|reason| Undated {
+                reason,
+                later: false,
+            })?
+        }
         _ => return Ok((Clock::start(options.now), None)),
     };
     if as_of > options.now {
@@ -32,11 +45,15 @@ pub(super) fn snapshot_clock(
             Origin::File(path) => path.display().to_string(),
             Origin::Api(_) => connector.name.clone(),
         };
-        return Err(format!(
+        let reason = format!(
             "{shown}: dated {}, which is in the future (it is now {}); an export cannot be imported before it was taken",
             local_time(as_of, tz),
             local_time(options.now, tz)
-        ));
+        );
+        return Err(Undated {
+            reason,
+            later: true,
+        });
     }
     Ok((Clock::start(as_of), Some(as_of)))
 }

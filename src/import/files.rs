@@ -55,25 +55,20 @@ pub fn import_pending(
         let origin = Origin::File(&file);
         let (file_clock, as_of) = match snapshot_clock(connector, origin, tz, options) {
             Ok(dated) => dated,
-            // Not recorded as seen: once renamed, or once its date has come, it is read.
-            Err(reason) => {
-                out.push(undated(store, connector, origin, reason, &clock)?);
+            Err(why) => {
+                let summary = undated(store, connector, origin, why.reason, &clock)?;
+                // A name that does not match is passed over until renamed (a new
+                // path) or changed; a file dated in the future is read once its time has come.
+                if !why.later {
+                    record_seen(store, connector, &shown, state, &summary, clock.at())?;
+                }
+                out.push(summary);
                 continue;
             }
         };
         let mut summary = guarded(store, connector, origin, tz, options, &file_clock)?;
         summary.as_of = as_of;
-        if let Some((size, mtime_ns)) = state {
-            let seen = SeenFile {
-                size,
-                mtime_ns,
-                checksum: summary.checksum.clone(),
-                outcome: summary.status.to_owned(),
-                run_id: summary.run_id,
-                fingerprint: connector.fingerprint_text(),
-            };
-            store.record_file_seen(&connector.name, &shown, &seen, clock.at())?;
-        }
+        record_seen(store, connector, &shown, state, &summary, clock.at())?;
         // A refused file stays where it is, for the administrators to look at; its
         // checksum keeps it from being read again until it or the connector changes.
         if summary.dispose {
@@ -137,6 +132,30 @@ fn by_date(
         files.sort_by_cached_key(|file| (as_of.of_file(file, tz).ok(), file.clone()));
     }
     files
+}
+
+/// Records what became of a drop-folder file of this size and modification
+/// time (`state`), so that it is passed over while unchanged.
+fn record_seen(
+    store: &mut Store,
+    connector: &Connector,
+    shown: &str,
+    state: Option<(u64, i64)>,
+    summary: &Summary,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let Some((size, mtime_ns)) = state else {
+        return Ok(());
+    };
+    let seen = SeenFile {
+        size,
+        mtime_ns,
+        checksum: summary.checksum.clone(),
+        outcome: summary.status.to_owned(),
+        run_id: summary.run_id,
+        fingerprint: connector.fingerprint_text(),
+    };
+    store.record_file_seen(&connector.name, shown, &seen, at)
 }
 
 /// A drop-folder file's size and modification time (nanoseconds since 1970).

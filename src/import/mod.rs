@@ -346,7 +346,13 @@ fn dated(
             summary.as_of = as_of;
             Ok(summary)
         }
-        Err(reason) => undated(store, connector, origin, reason, &Clock::start(options.now)),
+        Err(why) => undated(
+            store,
+            connector,
+            origin,
+            why.reason,
+            &Clock::start(options.now),
+        ),
     }
 }
 

@@ -464,3 +464,53 @@ fn issue_19_a_backfill_beside_the_daemon_is_done_by_it_dated_and_silent() {
         "{logged}"
     );
 }
+
+/// A drop folder's files are dated by their names and imported in date order
+/// (not name order); a name that does not match is refused once, then passed
+/// over while unchanged; a file dated in the future is refused until its time.
+#[test]
+fn issue_19_drop_folder_files_are_dated_by_their_names() {
+    let install = Install::with_connector(|c| {
+        format!("{c}\n{BY_NAME}").replace(
+            "max_disappeared_ratio = 0.05",
+            "max_disappeared_ratio = 0.5",
+        )
+    });
+    let inbox = install.root().join("inbox");
+    export_2025("export-1.csv", &inbox.join("0900-2025-10-01.csv"), &[]);
+    export_2025("export-2.csv", &inbox.join("0700-2025-10-08.csv"), &[]);
+    export_2025("export-3.csv", &inbox.join("export.csv"), &[]);
+    export_2025("export-3.csv", &inbox.join("0600-2999-10-15.csv"), &[]);
+    let out = install.run(&["import", "portail", "--json"]);
+    let summaries = json(&out);
+    let got: Vec<(String, String)> = summaries
+        .iter()
+        .map(|s| {
+            let file = s["file"].as_str().unwrap();
+            let name = file.rsplit('/').next().unwrap().to_owned();
+            (name, s["status"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    let expected = [
+        ("export.csv", "refused"),
+        ("0900-2025-10-01.csv", "applied"),
+        ("0700-2025-10-08.csv", "applied"),
+        ("0600-2999-10-15.csv", "refused"),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(f, s)| ((*f).to_owned(), (*s).to_owned()))
+        .collect();
+    assert_eq!(got, expected, "{}", text(&out));
+    assert!(
+        summaries[3]["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("in the future"),
+        "{}",
+        text(&out)
+    );
+    let out = install.run(&["import", "portail", "--json"]);
+    let statuses: Vec<Value> = json(&out).iter().map(|s| s["status"].clone()).collect();
+    assert_eq!(statuses, ["skipped", "refused"], "{}", text(&out));
+}
