@@ -43,7 +43,8 @@ pub fn socket_path(db: &Path) -> PathBuf {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Request {
-    /// `import CONNECTOR [FILE] [--force]`; the file's path is absolute.
+    /// `import CONNECTOR [FILE] [--force] [--as-of TIME]`, and each file of
+    /// `import --backfill` (a baseline, dated); the file's path is absolute.
     Import {
         /// The connector's name.
         connector: String,
@@ -51,6 +52,13 @@ pub enum Request {
         file: Option<PathBuf>,
         /// Import even a content already imported.
         force: bool,
+        /// When the export was taken (issue 19); absent from an older
+        /// command's request, and then the daemon's clock.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        as_of: Option<chrono::DateTime<chrono::Utc>>,
+        /// Record it as a baseline (events, no alert): a backfill.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        baseline: bool,
     },
     /// `outbox retry ID|--failed`.
     Retry {
@@ -330,6 +338,37 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 19: an import request carries its as-of and baseline; one from
+    /// an older command (without them) still parses, and a plain import's
+    /// request is written as before.
+    #[test]
+    fn issue_19_an_import_request_carries_as_of_and_baseline() {
+        let old = r#"{"command":"import","connector":"c","file":null,"force":false}"#;
+        let parsed: Request = serde_json::from_str(old).unwrap();
+        let plain = Request::Import {
+            connector: "c".to_owned(),
+            file: None,
+            force: false,
+            as_of: None,
+            baseline: false,
+        };
+        assert_eq!(parsed, plain);
+        assert_eq!(serde_json::to_string(&plain).unwrap(), old);
+        let dated = Request::Import {
+            connector: "c".to_owned(),
+            file: None,
+            force: false,
+            as_of: Some(crate::test_support::utc("2025-10-01T04:00:00Z")),
+            baseline: true,
+        };
+        let text = serde_json::to_string(&dated).unwrap();
+        assert!(
+            text.contains(r#""as_of":"2025-10-01T04:00:00Z","baseline":true"#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<Request>(&text).unwrap(), dated);
+    }
 
     #[test]
     fn the_socket_lies_beside_the_database() {

@@ -37,7 +37,7 @@ use crate::config::Config;
 use crate::connector::spool::{self, SpoolError};
 use crate::connector::{Connector, LeftOut};
 use crate::dispatch::Dispatcher;
-use crate::import::{self, Options};
+use crate::import::{self, Asked, Options};
 use crate::model::Sources;
 use crate::rules::Rules;
 use crate::store::Store;

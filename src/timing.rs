@@ -219,23 +219,37 @@ pub fn start_of_day(date: chrono::NaiveDate, tz: Tz) -> Option<DateTime<Utc>> {
     })
 }
 
-/// The instant an `--as-of` names: RFC 3339, or a date `YYYY-MM-DD` taken at
-/// the start of that day in `tz`.
+/// The instant `time` of `date` in `tz`, in UTC: the earlier of two when the
+/// clocks go back, the end of the gap when they go forward past it. How a date
+/// written without a time (an export's date, `import --as-of 2025-03-03`)
+/// becomes an instant.
+pub fn local_instant(date: chrono::NaiveDate, time: NaiveTime, tz: Tz) -> Option<DateTime<Utc>> {
+    let local = date.and_time(time);
+    (0..=8).find_map(|quarter| {
+        let local = local.checked_add_signed(chrono::TimeDelta::minutes(15 * quarter))?;
+        tz.from_local_datetime(&local)
+            .earliest()
+            .map(|instant| instant.with_timezone(&Utc))
+    })
+}
+
+/// An instant given on the command line (`--as-of`): RFC 3339
+/// (`2025-03-03T06:00:00+01:00`), or a date (`2025-03-03`) taken at `time` in
+/// `tz`.
 ///
 /// # Errors
-/// A reason, when the text is neither.
-pub fn parse_as_of(text: &str, tz: Tz) -> Result<DateTime<Utc>, String> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(text.trim()) {
-        return Ok(t.with_timezone(&Utc));
+/// When it is neither, saying what is expected.
+pub fn parse_as_of(text: &str, time: NaiveTime, tz: Tz) -> Result<DateTime<Utc>, String> {
+    if let Ok(instant) = DateTime::parse_from_rfc3339(text) {
+        return Ok(instant.with_timezone(&Utc));
     }
-    chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
-        .ok()
-        .and_then(|d| start_of_day(d, tz))
-        .ok_or_else(|| {
-            format!(
-                "'{text}' is neither an instant (2026-03-10T09:30:00+01:00) nor a date (2026-03-10)"
-            )
-        })
+    let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+        format!(
+            "--as-of '{text}' is neither an RFC 3339 instant (2025-03-03T06:00:00+01:00) nor a date (2025-03-03)"
+        )
+    })?;
+    local_instant(date, time, tz)
+        .ok_or_else(|| format!("--as-of '{text}': {date} {time} is no time in {tz}"))
 }
 
 #[cfg(test)]
@@ -251,6 +265,27 @@ mod tests {
             digest: parse_digest(digest).unwrap(),
             windows: windows.iter().map(|w| w.parse().unwrap()).collect(),
         }
+    }
+
+    /// Issue 19: a local time of day in Paris is two hours from UTC in
+    /// summer, one in winter; a time the clocks skip is the gap's end.
+    #[test]
+    fn issue_19_a_local_time_of_day_follows_daylight_saving() {
+        let date = |s: &str| s.parse::<chrono::NaiveDate>().unwrap();
+        let six = NaiveTime::from_hms_opt(6, 0, 0).unwrap();
+        assert_eq!(
+            local_instant(date("2025-07-07"), six, Paris),
+            Some(utc("2025-07-07T04:00:00Z"))
+        );
+        assert_eq!(
+            local_instant(date("2025-01-06"), six, Paris),
+            Some(utc("2025-01-06T05:00:00Z"))
+        );
+        let half_past_two = NaiveTime::from_hms_opt(2, 30, 0).unwrap();
+        assert_eq!(
+            local_instant(date("2025-03-30"), half_past_two, Paris),
+            Some(utc("2025-03-30T01:00:00Z"))
+        );
     }
 
     #[test]
@@ -415,19 +450,19 @@ mod tests {
     fn an_as_of_is_an_instant_or_the_start_of_a_day_in_the_zone() {
         let paris = chrono_tz::Europe::Paris;
         assert_eq!(
-            parse_as_of("2026-07-01", paris),
+            parse_as_of("2026-07-01", NaiveTime::MIN, paris),
             Ok(utc("2026-06-30T22:00:00Z"))
         );
         assert_eq!(
-            parse_as_of("2026-01-15", paris),
+            parse_as_of("2026-01-15", NaiveTime::MIN, paris),
             Ok(utc("2026-01-14T23:00:00Z"))
         );
         assert_eq!(
-            parse_as_of("2026-01-15T08:00:00+01:00", paris),
+            parse_as_of("2026-01-15T08:00:00+01:00", NaiveTime::MIN, paris),
             Ok(utc("2026-01-15T07:00:00Z"))
         );
         assert!(
-            parse_as_of("15/01/2026", paris)
+            parse_as_of("15/01/2026", NaiveTime::MIN, paris)
                 .unwrap_err()
                 .contains("15/01/2026")
         );

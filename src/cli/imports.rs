@@ -10,21 +10,108 @@ pub(super) fn import_now(
     file: Option<&Path>,
     json: bool,
     force: bool,
+    as_of: Option<String>,
 ) -> anyhow::Result<Exit> {
+    let as_of = match as_of
+        .map(|text| given_as_of(config, name, &text))
+        .transpose()?
+    {
+        Some(Err(exit)) => return Ok(exit),
+        Some(Ok(at)) => Some(at),
+        None => None,
+    };
+    let asked = import::Asked {
+        force,
+        as_of,
+        baseline: false,
+    };
+    match import_one(config, name, file, asked)? {
+        Ok(summaries) => print_summaries(config, name, &summaries, json),
+        Err(exit) => Ok(exit),
+    }
+}
+
+/// Imports as asked: by the running daemon, or alone.
+pub(super) fn import_one(
+    config: &Config,
+    name: &str,
+    file: Option<&Path>,
+    asked: import::Asked,
+) -> anyhow::Result<Result<Vec<Summary>, Exit>> {
     let request = Request::Import {
         connector: name.to_owned(),
         file: file.map(std::path::absolute).transpose()?,
-        force,
+        force: asked.force,
+        as_of: asked.as_of,
+        baseline: asked.baseline,
     };
-    let summaries = match hand_off(config, &request)? {
-        Some(Answer::Imported(summaries)) => summaries,
-        Some(other) => return Ok(failed(other)),
-        None => match import_alone(config, name, file, force)? {
-            Ok(summaries) => summaries,
-            Err(exit) => return Ok(exit),
-        },
+    Ok(match hand_off(config, &request)? {
+        Some(Answer::Imported(summaries)) => Ok(summaries),
+        Some(other) => Err(failed(other)),
+        None => import_alone(config, name, file, asked)?,
+    })
+}
+
+/// The instant `--as-of TIME` gives: RFC 3339, or a date at the connector's
+/// `[as_of]` time of day in the Region's zone; refused when in the future.
+fn given_as_of(
+    config: &Config,
+    name: &str,
+    text: &str,
+) -> anyhow::Result<Result<chrono::DateTime<Utc>, Exit>> {
+    // A date needs the connector's time of day; an instant needs nothing.
+    let time = if chrono::DateTime::parse_from_rfc3339(text).is_ok() {
+        chrono::NaiveTime::MIN
+    } else {
+        match find_connector(config, name)? {
+            Ok(connector) => connector
+                .as_of
+                .as_ref()
+                .map_or(chrono::NaiveTime::MIN, |a| a.time),
+            Err(exit) => return Ok(Err(exit)),
+        }
     };
-    print_summaries(config, name, &summaries, json)
+    let at = match crate::timing::parse_as_of(text, time, config.timezone) {
+        Ok(at) => at,
+        Err(reason) => {
+            eprintln!("error: {reason}");
+            return Ok(Err(Exit::Failure));
+        }
+    };
+    let now = Utc::now();
+    if at > now {
+        eprintln!(
+            "error: --as-of {text} is {}, in the future (it is now {}): an export cannot be imported before it was taken",
+            import::local_time(at, config.timezone),
+            import::local_time(now, config.timezone)
+        );
+        return Ok(Err(Exit::Failure));
+    }
+    Ok(Ok(at))
+}
+
+/// The connector `name`, as this command reads the connectors folder.
+pub(super) fn find_connector(
+    config: &Config,
+    name: &str,
+) -> anyhow::Result<Result<Connector, Exit>> {
+    let loaded = match load_or_explain(config) {
+        Ok(l) => l,
+        Err(exit) => return Ok(Err(exit)),
+    };
+    let found = loaded.connectors.iter().find(|c| c.name == name).cloned();
+    Ok(found.ok_or_else(|| no_connector(config, &loaded.connectors, name)))
+}
+
+/// Says that there is no connector `name`.
+fn no_connector(config: &Config, connectors: &[Connector], name: &str) -> Exit {
+    let known: Vec<&str> = connectors.iter().map(|c| c.name.as_str()).collect();
+    eprintln!(
+        "error: no connector '{name}' in {} (known: {})",
+        config.connectors_dir.display(),
+        known.join(", ")
+    );
+    Exit::Failure
 }
 
 /// Imports with a store of this command's own (no daemon runs), with a progress
@@ -33,20 +120,14 @@ pub(super) fn import_alone(
     config: &Config,
     name: &str,
     file: Option<&Path>,
-    force: bool,
+    asked: import::Asked,
 ) -> anyhow::Result<Result<Vec<Summary>, Exit>> {
     let loaded = match load_or_explain(config) {
         Ok(l) => l,
         Err(exit) => return Ok(Err(exit)),
     };
     let Some(connector) = loaded.connectors.iter().find(|c| c.name == name) else {
-        let known: Vec<&str> = loaded.connectors.iter().map(|c| c.name.as_str()).collect();
-        eprintln!(
-            "error: no connector '{name}' in {} (known: {})",
-            config.connectors_dir.display(),
-            known.join(", ")
-        );
-        return Ok(Err(Exit::Failure));
+        return Ok(Err(no_connector(config, &loaded.connectors, name)));
     };
     let mut store = Store::open(&config.store.path, config.store.cache_mb)?;
     // Files go by bytes, workbooks by rows; an API by pages, counted as they are
@@ -82,7 +163,9 @@ pub(super) fn import_alone(
     };
     let options = Options {
         now: Utc::now(),
-        force,
+        as_of: asked.as_of,
+        baseline: asked.baseline,
+        force: asked.force,
         progress: Some(&progress),
         stop: None,
         rules: loaded.rules.as_ref(),
@@ -137,12 +220,15 @@ pub(super) fn print_summaries(
     Ok(exit)
 }
 
-pub(super) fn print_summary(s: &Summary, _tz: Tz) {
+pub(super) fn print_summary(s: &Summary, tz: Tz) {
     let c = &s.counts;
     let run = s
         .run_id
         .map_or_else(String::new, |id| format!(" (run {id})"));
     out!("{}: {}{run}", s.file, s.status.to_uppercase());
+    if let Some(as_of) = s.as_of {
+        out!("  as of {}", import::local_time(as_of, tz));
+    }
     if s.status != "skipped" && s.status != "unchanged" {
         out!(
             "  rows {}  unchanged {}  changed {}  created {}  step changes {}  field changes {}  disappeared {}  reappeared {}  rejected {}{}",
@@ -162,7 +248,9 @@ pub(super) fn print_summary(s: &Summary, _tz: Tz) {
             }
         );
     }
-    if s.baseline && s.status == "applied" {
+    if s.baseline && s.status == "applied" && s.as_of.is_some() {
+        out!("  baseline: recorded without alerts (a backfill, or the connector's first import)");
+    } else if s.baseline && s.status == "applied" {
         out!("  baseline: first import of this connector, recorded without alerts");
     } else if s.status == "applied" {
         out!(

@@ -43,6 +43,7 @@ macro_rules! out {
     }};
 }
 
+mod backfill;
 mod check;
 mod daemon;
 mod dossier;
@@ -127,6 +128,14 @@ enum Command {
         /// Import even a content that was already imported
         #[arg(long)]
         force: bool,
+        /// When the export was taken: RFC 3339, or a date (YYYY-MM-DD) at the
+        /// connector's as_of time of day (midnight without one) in the Region's zone
+        #[arg(long, value_name = "TIME")]
+        as_of: Option<String>,
+        /// Import every file of this folder (or matching this glob) in the order
+        /// the connector's as_of table dates them, without alerts
+        #[arg(long, value_name = "DIR_OR_GLOB", conflicts_with_all = ["file", "as_of"])]
+        backfill: Option<PathBuf>,
     },
     /// List recent imports
     Runs {
@@ -306,7 +315,12 @@ fn with_config(file: Option<&Path>, command: Command) -> anyhow::Result<Exit> {
             file,
             json,
             force,
-        } => imports::import_now(&config, &connector, file.as_deref(), json, force),
+            as_of,
+            backfill,
+        } => match backfill {
+            Some(spec) => backfill::backfill(&config, &connector, &spec, json, force),
+            None => imports::import_now(&config, &connector, file.as_deref(), json, force, as_of),
+        },
         Command::Runs {
             connector,
             limit,
@@ -480,8 +494,8 @@ fn backup(config: &Config, file: &Path) -> anyhow::Result<Exit> {
 /// store holds), else now.
 fn as_of(config: &Config, store: &Store, given: Option<&str>) -> anyhow::Result<DateTime<Utc>> {
     match given {
-        Some(text) => crate::timing::parse_as_of(text, config.timezone)
-            .map_err(|reason| anyhow::anyhow!("--as-of: {reason}")),
+        Some(text) => crate::timing::parse_as_of(text, chrono::NaiveTime::MIN, config.timezone)
+            .map_err(anyhow::Error::msg),
         None => Ok(store.last_import_at()?.unwrap_or_else(Utc::now)),
     }
 }

@@ -10,9 +10,10 @@
 //! with `file:line:column` in every message), `folder` (drop folders), `table`
 //! (header row, records, the first pass over a file), `spool` (an API's
 //! synchronisation kept on disk), `mapping` (`[fields]`, `[steps]`; pure),
-//! `budget` (the read budget), `fetch` and `credentials` (API requests and
-//! secrets).
+//! `budget` (the read budget), `as_of` (when a file was taken), `fetch` and
+//! `credentials` (API requests and secrets).
 
+pub(crate) mod as_of;
 pub(crate) mod budget;
 pub(crate) mod credentials;
 pub(crate) mod csv;
@@ -97,6 +98,8 @@ pub struct Connector {
     pub mapping: Mapping,
     /// Where and how to read: the kind's validated `[source]`.
     pub source: Arc<dyn Source>,
+    /// How each file says when it was taken (`[as_of]`; none: when imported).
+    pub as_of: Option<as_of::AsOf>,
 }
 
 /// Where a snapshot is read from.

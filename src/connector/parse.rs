@@ -5,7 +5,7 @@
 //! checked, the kind found in `super::KINDS`, the file read with that kind's
 //! `[source]` table ([`super::source::Kind`]), then the keys every kind shares
 //! (schedule, `[fields]` and `[steps]`, `watch`, `link`, `volatile`, guards,
-//! `max_age`), every problem collected with its line and column. What is
+//! `max_age`, `[as_of]`), every problem collected with its line and column. What is
 //! specific to a kind is in the kind's file, never here.
 
 use std::collections::BTreeMap;
@@ -16,8 +16,9 @@ use croner::Cron;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::as_of::{AsOf, AsOfDef};
 use super::mapping::{FieldDef, Mapping};
-use super::source::{Kind, Read};
+use super::source::{Kind, Read, Reads, Source};
 use super::{Connector, KINDS, Mode};
 use crate::config::{Config, Guards};
 use crate::diag::{FileProblems, Problems};
@@ -59,6 +60,8 @@ pub(crate) struct ConnectorFile<S> {
     steps: BTreeMap<Spanned<String>, Spanned<String>>,
     #[serde(default)]
     guards: GuardsDef,
+    #[serde(default)]
+    as_of: Option<Spanned<AsOfDef>>,
 }
 
 fn yes() -> bool {
@@ -92,6 +95,7 @@ pub(crate) struct Common {
     /// `[steps]`: source labels → canonical steps.
     pub(crate) steps: BTreeMap<Spanned<String>, Spanned<String>>,
     guards: GuardsDef,
+    as_of: Option<Spanned<AsOfDef>>,
 }
 
 impl Common {
@@ -109,6 +113,7 @@ impl Common {
             fields: file.fields,
             steps: file.steps,
             guards: file.guards,
+            as_of: file.as_of,
         };
         (common, file.source)
     }
@@ -160,6 +165,7 @@ impl Connector {
                 .map_err(|reason| fp.at(m.span(), format!("max_age: {reason}")))
                 .ok()
         });
+        let as_of = as_of(common.as_of.as_ref(), source.as_deref(), &mut fp);
         let (Some(schedule), Some(mapping), Some(source)) = (schedule, mapping, source) else {
             return None;
         };
@@ -179,8 +185,29 @@ impl Connector {
             guards,
             mapping,
             source,
+            as_of,
         })
     }
+}
+
+/// `[as_of]`, for the kinds that read files (an API's snapshot is dated when
+/// it is fetched).
+fn as_of(
+    def: Option<&Spanned<AsOfDef>>,
+    source: Option<&dyn Source>,
+    fp: &mut FileProblems<'_>,
+) -> Option<AsOf> {
+    let def = def?;
+    if let Some(source) = source
+        && matches!(source.reads(), Reads::Api(_))
+    {
+        fp.at(
+            def.span(),
+            "[as_of] dates the files of a drop folder; this connector reads an API, whose snapshots are dated when they are fetched",
+        );
+        return None;
+    }
+    AsOf::validate(def, fp)
 }
 
 /// The connector's name, its file's stem, which must be a plain name.
@@ -420,6 +447,49 @@ mod tests {
             problems
                 .to_string()
                 .contains("only for kind = \"demarches_simplifiees\""),
+            "{problems}"
+        );
+    }
+
+    /// Issue 19: `[as_of]` is read strictly, each problem with its place.
+    #[test]
+    fn issue_19_as_of_is_checked_with_its_place() {
+        let common = "[fields]\nid = \"id\"\nstep = \"statut\"\n[steps]\n\"a\" = \"depose\"\n";
+        let csv = |as_of: &str| {
+            parse(&format!(
+                "kind = \"csv\"\n[source]\npath = \"*.csv\"\n{common}{as_of}"
+            ))
+        };
+        let (c, problems) = csv("[as_of]\nfile_name = \"export-%Y-%m-%d.csv\"\ntime = \"06:00\"\n");
+        assert!(problems.is_empty(), "{problems}");
+        assert_eq!(c.unwrap().as_of.unwrap().time.to_string(), "06:00:00");
+        let (_, problems) = csv("[as_of]\nfile_name = \"x-%Y.csv\"\nmodified = true\n");
+        assert!(
+            problems
+                .to_string()
+                .contains("c.toml:9:1: [as_of] takes exactly one of"),
+            "{problems}"
+        );
+        let (_, problems) = csv("[as_of]\nfile_name = \"x-%Y-%m.csv\"\ntime = \"6h\"\n");
+        let text = problems.to_string();
+        assert!(
+            text.contains("c.toml:10:13: [as_of] file_name: 'x-%Y-%m.csv' has no %d"),
+            "{text}"
+        );
+        assert!(
+            text.contains("c.toml:11:8: [as_of] time: '6h' is not a time of day"),
+            "{text}"
+        );
+        let (_, problems) = csv("[as_of]\ncolumn = \"Date d'export\"\n");
+        assert!(
+            problems.to_string().contains("unknown field `column`"),
+            "{problems}"
+        );
+        let (_, problems) = parse(
+            "kind = \"http_json\"\n[source]\nurl = \"https://x.example/api\"\nrecords = \"/data\"\n[fields]\nid = \"/id\"\nstep = \"/s\"\n[steps]\n\"a\" = \"depose\"\n[as_of]\nmodified = true\n",
+        );
+        assert!(
+            problems.to_string().contains("this connector reads an API"),
             "{problems}"
         );
     }

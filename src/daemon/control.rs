@@ -65,7 +65,16 @@ pub(super) async fn answer(hands: Arc<Hands>, store: StoreHandle, request: Reque
             connector,
             file,
             force,
-        } => import(&hands, &store, &connector, file, force).await,
+            as_of,
+            baseline,
+        } => {
+            let asked = crate::import::Asked {
+                force,
+                as_of,
+                baseline,
+            };
+            import(&hands, &store, &connector, file, asked).await
+        }
         Request::Retry { id } => store
             .call(move |s| crate::control::retry(s, id, Utc::now()))
             .await
@@ -87,7 +96,7 @@ async fn import(
     store: &StoreHandle,
     name: &str,
     file: Option<std::path::PathBuf>,
-    force: bool,
+    asked: crate::import::Asked,
 ) -> anyhow::Result<Answer> {
     let Some(connector) = hands.connectors.iter().find(|c| c.name == name) else {
         if let Some((_, why)) = hands.left_out.iter().find(|(n, _)| n == name) {
@@ -117,7 +126,7 @@ async fn import(
         hands.config.timezone,
         &hands.cancel,
         file,
-        force,
+        asked,
     )
     .await?;
     hands.wake.notify_one();

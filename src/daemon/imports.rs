@@ -52,7 +52,7 @@ pub(super) async fn import_once(
     tz: Tz,
     cancel: &CancellationToken,
 ) {
-    match import_now(connector, rules, store, tz, cancel, None, false).await {
+    match import_now(connector, rules, store, tz, cancel, None, Asked::default()).await {
         Ok(summaries) if summaries.is_empty() => {
             tracing::debug!(connector = %connector.name, "No new file.");
         }
@@ -64,7 +64,8 @@ pub(super) async fn import_once(
 }
 
 /// Imports `connector` now: `file`, or what waits in its drop folder, or what
-/// its API has new; with `force`, even a content already imported.
+/// its API has new; as `asked` (with `force`, even a content already imported;
+/// dated, or as a baseline).
 pub(super) async fn import_now(
     connector: &Arc<Connector>,
     rules: &Arc<Rules>,
@@ -72,10 +73,10 @@ pub(super) async fn import_now(
     tz: Tz,
     cancel: &CancellationToken,
     file: Option<std::path::PathBuf>,
-    force: bool,
+    asked: Asked,
 ) -> anyhow::Result<Vec<import::Summary>> {
     if file.is_none() && connector.source.folder().is_none() {
-        return synchronise(connector, rules, store, tz, cancel, force).await;
+        return synchronise(connector, rules, store, tz, cancel, asked).await;
     }
     let c = Arc::clone(connector);
     let rules = Arc::clone(rules);
@@ -87,7 +88,7 @@ pub(super) async fn import_now(
                 return Ok(Vec::new());
             }
             let stop = || cancel.is_cancelled();
-            let options = options(&stop, &rules, force);
+            let options = options(&stop, &rules, asked);
             anyhow::Ok(match &file {
                 Some(file) => vec![import::import_file(store, &c, file, tz, &options)?],
                 None => import::import_pending(store, &c, tz, &options)?,
@@ -96,16 +97,19 @@ pub(super) async fn import_now(
         .await?
 }
 
-/// What an import in the daemon is told: now, the rules, whether to import a
-/// content already imported, and how to know a shutdown was asked.
+/// What an import in the daemon is told: now, the rules, what was asked
+/// (whether to import a content already imported, an as-of, a baseline), and
+/// how to know a shutdown was asked.
 pub(super) fn options<'a>(
     stop: &'a (dyn Fn() -> bool + Sync),
     rules: &'a Rules,
-    force: bool,
+    asked: Asked,
 ) -> Options<'a> {
     Options {
         now: Utc::now(),
-        force,
+        as_of: asked.as_of,
+        baseline: asked.baseline,
+        force: asked.force,
         progress: None,
         stop: Some(stop),
         rules: Some(rules),
@@ -122,7 +126,7 @@ pub(super) async fn synchronise(
     store: &StoreHandle,
     tz: Tz,
     cancel: &CancellationToken,
-    force: bool,
+    asked: Asked,
 ) -> anyhow::Result<Vec<import::Summary>> {
     let c = Arc::clone(connector);
     let (state, dir) = store
@@ -171,7 +175,7 @@ pub(super) async fn synchronise(
     let summary = store
         .call(move |store| {
             let stop = || cancel.is_cancelled();
-            import::import_spool(store, &c, &spool, tz, &options(&stop, &rules, force))
+            import::import_spool(store, &c, &spool, tz, &options(&stop, &rules, asked))
         })
         .await??;
     Ok(vec![summary])

@@ -20,7 +20,7 @@ pub fn import_pending(
         return synchronise(store, connector, tz, options, &clock);
     };
     let files = match source.files() {
-        Ok(files) => files,
+        Ok(files) => by_date(files, connector, tz, options),
         Err(reason) => {
             store.record_source_error(&connector.name, clock.at(), &reason)?;
             return Err(ImportError::Folder {
@@ -52,22 +52,27 @@ pub fn import_pending(
             Seen::Kept => continue,
             Seen::ToRead => {}
         }
-        let mut summary = guarded(store, connector, Origin::File(&file), tz, options, &clock)?;
-        if let Some((size, mtime_ns)) = state {
-            let seen = SeenFile {
-                size,
-                mtime_ns,
-                checksum: summary.checksum.clone(),
-                outcome: summary.status.to_owned(),
-                run_id: summary.run_id,
-                fingerprint: connector.fingerprint_text(),
-            };
-            store.record_file_seen(&connector.name, &shown, &seen, clock.at())?;
-        }
+        let origin = Origin::File(&file);
+        let (file_clock, as_of) = match snapshot_clock(connector, origin, tz, options) {
+            Ok(dated) => dated,
+            Err(why) => {
+                let summary = undated(store, connector, origin, why.reason, &clock)?;
+                // A name that does not match is passed over until renamed (a new
+                // path) or changed; a file dated in the future is read once its time has come.
+                if !why.later {
+                    record_seen(store, connector, &shown, state, &summary, clock.at())?;
+                }
+                out.push(summary);
+                continue;
+            }
+        };
+        let mut summary = guarded(store, connector, origin, tz, options, &file_clock)?;
+        summary.as_of = as_of;
+        record_seen(store, connector, &shown, state, &summary, clock.at())?;
         // A refused file stays where it is, for the administrators to look at; its
         // checksum keeps it from being read again until it or the connector changes.
         if summary.dispose {
-            let stamp = clock.now().format("%Y%m%dT%H%M%SZ").to_string();
+            let stamp = file_clock.now().format("%Y%m%dT%H%M%SZ").to_string();
             match source.dispose(&file, &stamp) {
                 Ok(target) => summary.archived_to = target.map(|t| t.display().to_string()),
                 Err(error) => warn!(
@@ -111,7 +116,46 @@ fn synchronise(
         }
     };
     let origin = Origin::Api(&spool);
-    Ok(vec![guarded(store, connector, origin, tz, options, clock)?])
+    Ok(vec![dated(store, connector, origin, tz, options)?])
+}
+
+/// The waiting files in the order their exports were taken, when the connector
+/// dates them (`[as_of]`), else in name order; a file that cannot be dated
+/// comes first, to be refused.
+fn by_date(
+    mut files: Vec<std::path::PathBuf>,
+    connector: &Connector,
+    tz: chrono_tz::Tz,
+    options: &Options<'_>,
+) -> Vec<std::path::PathBuf> {
+    if let (Some(as_of), None) = (&connector.as_of, options.as_of) {
+        files.sort_by_cached_key(|file| (as_of.of_file(file, tz).ok(), file.clone()));
+    }
+    files
+}
+
+/// Records what became of a drop-folder file of this size and modification
+/// time (`state`), so that it is passed over while unchanged.
+fn record_seen(
+    store: &mut Store,
+    connector: &Connector,
+    shown: &str,
+    state: Option<(u64, i64)>,
+    summary: &Summary,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let Some((size, mtime_ns)) = state else {
+        return Ok(());
+    };
+    let seen = SeenFile {
+        size,
+        mtime_ns,
+        checksum: summary.checksum.clone(),
+        outcome: summary.status.to_owned(),
+        run_id: summary.run_id,
+        fingerprint: connector.fingerprint_text(),
+    };
+    store.record_file_seen(&connector.name, shown, &seen, at)
 }
 
 /// A drop-folder file's size and modification time (nanoseconds since 1970).

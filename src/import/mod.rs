@@ -36,9 +36,13 @@
 //!
 //! # One clock
 //!
-//! The caller gives the import's instant, [`Options::now`] (the
-//! command line and the daemon pass the wall clock; issue 19's `import --as-of`
-//! will pass another instant); nothing in the pipeline reads the wall clock:
+//! The caller gives the import's instant: [`Options::now`] (the command line
+//! and the daemon pass the wall clock), unless the snapshot is dated: by
+//! [`Options::as_of`] (`import --as-of`, each file of `import --backfill`) or
+//! its connector's `[as_of]` (from the file's name or modification time).
+//! A dated snapshot runs at its as-of as if it were the wall clock; one after
+//! `now`, or before the connector's last applied snapshot's as-of (kept with
+//! each run), is refused. Nothing in the pipeline reads the wall clock:
 //! - events are detected at `now` (a creation or step change without the
 //!   source's own date, a field change, a disappearance), alerts are planned
 //!   from it, the source's cursor is stamped with it, and a drop-folder file is
@@ -53,7 +57,9 @@
 //! # Files
 //!
 //! Here: the entry points (a file, a drop folder, an API's spool), the summary,
-//! the options and the clock. `snapshot` drives the stages; `read`, `reconcile`,
+//! the options and the clock. `dating` says when a snapshot was taken (and
+//! refuses one out of date order), `backfill` plans `import --backfill`.
+//! `snapshot` drives the stages; `read`, `reconcile`,
 //! `guards` and `apply` are the stages; `index` the in-memory change index and
 //! its changes; `files` the drop folders.
 
@@ -81,6 +87,8 @@ use crate::store::{
 };
 
 mod apply;
+pub mod backfill;
+mod dating;
 mod files;
 mod guards;
 mod index;
@@ -89,6 +97,8 @@ mod reconcile;
 mod snapshot;
 
 use apply::*;
+pub use dating::local_time;
+use dating::*;
 pub use files::import_pending;
 use files::*;
 use guards::*;
@@ -137,6 +147,10 @@ pub struct Summary {
     pub archived_to: Option<String>,
     /// The encoding a text export was decoded with (`UTF-8`, `windows-1252`…).
     pub encoding: Option<String>,
+    /// When the export was taken, when the import was dated (`--as-of`, the
+    /// connector's `[as_of]`); absent when it ran at the wall clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<DateTime<Utc>>,
     /// The content checksum of a file read whole.
     #[serde(skip)]
     pub checksum: Option<String>,
@@ -162,6 +176,7 @@ impl Summary {
             more_rejections: 0,
             archived_to: None,
             encoding: None,
+            as_of: None,
             checksum: None,
             dispose: false,
         }
@@ -176,9 +191,18 @@ impl Summary {
 
 /// How an import runs.
 pub struct Options<'a> {
-    /// The import's instant: events are detected at it, and the times of
-    /// record are counted from it (see [the clock](self#one-clock)).
+    /// The present, as the caller reads it (the wall clock): the import's
+    /// instant, unless the snapshot is dated (`as_of`, or the connector's
+    /// `[as_of]`); events are detected at that instant, and the times of record
+    /// are counted from it (see [the clock](self#one-clock)).
     pub now: DateTime<Utc>,
+    /// When the export was taken, given by the caller (`import --as-of`): the
+    /// import's instant. Without it a file is dated by its connector's
+    /// `[as_of]`, else the import runs at `now`. An as-of after `now` is refused.
+    pub as_of: Option<DateTime<Utc>>,
+    /// Record the snapshot as a baseline (events recorded, no alert), whatever
+    /// the connector's history: a backfill (`import --backfill`).
+    pub baseline: bool,
     /// Import even a content already imported.
     pub force: bool,
     /// Called with the byte offset reached in the file, for progress bars.
@@ -187,6 +211,19 @@ pub struct Options<'a> {
     pub stop: Option<&'a (dyn Fn() -> bool + Sync)>,
     /// The rules deciding which alerts events queue (none: events alone).
     pub rules: Option<&'a Rules>,
+}
+
+/// What a command asks of an import, besides its file: the options a person
+/// chooses (`import --force`, `--as-of`, `--backfill`), carried as they are to
+/// the daemon.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Asked {
+    /// [`Options::force`].
+    pub force: bool,
+    /// [`Options::as_of`].
+    pub as_of: Option<DateTime<Utc>>,
+    /// [`Options::baseline`].
+    pub baseline: bool,
 }
 
 /// Why the waiting files of a connector could not be imported at all.
@@ -276,8 +313,7 @@ pub fn import_spool(
     tz: chrono_tz::Tz,
     options: &Options<'_>,
 ) -> Result<Summary, StoreError> {
-    let clock = Clock::start(options.now);
-    guarded(store, connector, Origin::Api(spool), tz, options, &clock)
+    dated(store, connector, Origin::Api(spool), tz, options)
 }
 
 /// Imports one file as one snapshot of a connector.
@@ -291,8 +327,33 @@ pub fn import_file(
     tz: chrono_tz::Tz,
     options: &Options<'_>,
 ) -> Result<Summary, StoreError> {
-    let clock = Clock::start(options.now);
-    guarded(store, connector, Origin::File(path), tz, options, &clock)
+    dated(store, connector, Origin::File(path), tz, options)
+}
+
+/// Imports one snapshot on its own clock: at its as-of when it is dated
+/// (given, or by its connector's `[as_of]`), else at the caller's `now`; or
+/// refuses it when it cannot be dated.
+fn dated(
+    store: &mut Store,
+    connector: &Connector,
+    origin: Origin<'_>,
+    tz: chrono_tz::Tz,
+    options: &Options<'_>,
+) -> Result<Summary, StoreError> {
+    match snapshot_clock(connector, origin, tz, options) {
+        Ok((clock, as_of)) => {
+            let mut summary = guarded(store, connector, origin, tz, options, &clock)?;
+            summary.as_of = as_of;
+            Ok(summary)
+        }
+        Err(why) => undated(
+            store,
+            connector,
+            origin,
+            why.reason,
+            &Clock::start(options.now),
+        ),
+    }
 }
 
 /// Imports one snapshot, a panic while reading it included: a parser that
@@ -511,6 +572,8 @@ mod tests {
             std::fs::write(&file, text).unwrap();
             let options = Options {
                 now,
+                as_of: None,
+                baseline: false,
                 force: false,
                 progress: None,
                 stop: None,
@@ -570,7 +633,10 @@ mod tests {
                 let now = start + chrono::Duration::days(n as i64);
                 let file = dir.path().join(format!("export-{n}.csv"));
                 std::fs::write(&file, csv_of(snapshot)).unwrap();
-                let options = Options { now, force: false, progress: None, stop: None, rules: None };
+                let options = Options {
+                    now, as_of: None, baseline: false, force: false, progress: None, stop: None,
+                    rules: None,
+                };
                 let summary =
                     import_file(&mut store, &connector, &file, chrono_tz::Europe::Paris, &options)
                         .unwrap();

@@ -79,7 +79,7 @@ fn stages(
         Origin::Api(_) => None,
     };
     let stamp_before = stamp();
-    let (import, table, size) = match open(store, connector, origin, options, clock)? {
+    let (import, table, size) = match open(store, connector, origin, tz, options, clock)? {
         Opening::Ready(opened) => (opened.import, opened.table, opened.size),
         Opening::Ended(ended) => return Ok(ended),
     };
@@ -132,6 +132,7 @@ fn open<'s>(
     store: &'s mut Store,
     connector: &Connector,
     origin: Origin<'_>,
+    tz: chrono_tz::Tz,
     options: &Options<'_>,
     clock: &Clock,
 ) -> Result<Opening<'s>, StoreError> {
@@ -148,7 +149,8 @@ fn open<'s>(
     // holds the database's lock, and a file passed over is never read under it.
     let inspected = FirstPass::of(origin, &connector.source);
     let mut tx = begin(store, &connector.name)?;
-    let baseline = !tx.has_applied_run(&connector.name)? && !connector.alert_on_first_import;
+    let baseline = options.baseline
+        || (!tx.has_applied_run(&connector.name)? && !connector.alert_on_first_import);
     let mut summary = Summary {
         baseline,
         ..Summary::new(&connector.name, shown)
@@ -158,8 +160,14 @@ fn open<'s>(
     let fingerprint = connector.fingerprint_text();
     let mut run = NewRun {
         baseline,
+        as_of: Some(clock.now()),
         ..NewRun::new(&connector.name, &summary.file, fingerprint, started_at)
     };
+    // Before the checksum is known: the same file, given its right date, is
+    // read again rather than skipped as refused.
+    if let Some(reason) = out_of_order(&tx, &connector.name, clock.now(), tz)? {
+        return Ok(refused_before_reading(run, reason, summary));
+    }
     let inspected = match inspected {
         Ok(inspected) => inspected,
         Err(reason) => return Ok(refused_before_reading(run, reason, summary)),

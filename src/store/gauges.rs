@@ -411,6 +411,7 @@ mod tests {
             counts: Counts::default(),
             reasons: Vec::new(),
             encoding: None,
+            as_of: None,
         }
     }
 

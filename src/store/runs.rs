@@ -126,6 +126,10 @@ pub(crate) struct RunRecord {
     pub reasons: Vec<String>,
     /// The encoding a text export was decoded with.
     pub encoding: Option<String>,
+    /// When its export was taken (issue 19): its `--as-of`, its file's
+    /// `[as_of]`, or the instant it ran at; a run recorded before the column
+    /// existed gives its start.
+    pub as_of: DateTime<Utc>,
 }
 
 /// A rejected record or ignored value.
@@ -176,6 +180,9 @@ pub(crate) struct NewRun {
     pub reasons: Vec<String>,
     /// The encoding a text export was decoded with.
     pub encoding: Option<String>,
+    /// When its export was taken (an import's instant); none for a run that
+    /// reads no export.
+    pub as_of: Option<DateTime<Utc>>,
 }
 
 impl NewRun {
@@ -198,6 +205,7 @@ impl NewRun {
             counts: Counts::default(),
             reasons: Vec::new(),
             encoding: None,
+            as_of: None,
         }
     }
 }
@@ -246,7 +254,8 @@ fn query_runs(
         "SELECT id, connector, source, checksum, started_at, finished_at, status, baseline,
                     rows, unchanged, created, step_changed, field_changed, disappeared, reappeared,
                     rejected, warnings, reasons, fingerprint, alerts_queued, alerts_cancelled,
-                    messages, stalled, deadline, review, encoding, changed
+                    messages, stalled, deadline, review, encoding, changed,
+                    coalesce(as_of, started_at)
              FROM runs {tail}"
     );
     let mut stmt = conn.prepare(&sql)?;
@@ -286,6 +295,7 @@ fn query_runs(
             reasons: serde_json::from_str(&reasons)
                 .map_err(|e| StoreError::Corrupt(format!("run reasons: {e}")))?,
             encoding: r.get(25)?,
+            as_of: parse_time(r.get_ref(27)?.as_str()?)?,
         });
     }
     Ok(out)
@@ -362,6 +372,24 @@ impl Store {
     }
 }
 
+impl Store {
+    /// When the connector's last applied snapshot (applied, or unchanged) was
+    /// taken: what an import must not go back before (issue 19).
+    ///
+    /// # Errors
+    /// On a database error or a corrupt row.
+    pub fn last_snapshot_as_of(&self, connector: &str) -> Result<Option<DateTime<Utc>>> {
+        Ok(query_runs(
+            &self.conn,
+            "WHERE connector = ?1 AND kind = 'import' AND status IN ('applied', 'unchanged')
+             ORDER BY id DESC LIMIT 1",
+            [connector],
+        )?
+        .pop()
+        .map(|run| run.as_of))
+    }
+}
+
 fn has_applied_run(conn: &Connection, connector: &str) -> Result<bool> {
     Ok(conn
         .prepare_cached("SELECT 1 FROM runs WHERE connector = ?1 AND status = 'applied' LIMIT 1")?
@@ -373,9 +401,9 @@ pub(super) fn insert_run(tx: &Transaction<'_>, run: &NewRun, status: RunStatus) 
     tx.execute(
         "INSERT INTO runs (connector, source, checksum, started_at, finished_at, status, baseline,
                            rows, unchanged, created, step_changed, field_changed, disappeared,
-                           reappeared, rejected, warnings, reasons, fingerprint, encoding)
+                           reappeared, rejected, warnings, reasons, fingerprint, encoding, as_of)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-                 ?19)",
+                 ?19, ?20)",
         params![
             run.connector,
             run.source,
@@ -396,6 +424,7 @@ pub(super) fn insert_run(tx: &Transaction<'_>, run: &NewRun, status: RunStatus) 
             serde_json::to_string(&run.reasons).unwrap_or_else(|_| "[]".to_owned()),
             run.fingerprint,
             run.encoding,
+            run.as_of.map(format_time),
         ],
     )?;
     Ok(tx.last_insert_rowid())

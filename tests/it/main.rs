@@ -26,6 +26,7 @@ mod metrics;
 mod outage;
 mod pki;
 mod presets;
+mod replay;
 mod retention;
 mod sheets;
 mod simulate;
