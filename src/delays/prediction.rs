@@ -42,13 +42,11 @@ const INDICATIVE: &str = "indicative: the step's expected_duration, without hist
 impl Estimate {
     /// This estimate as dates, at `now` in `tz`.
     pub fn predict(&self, now: DateTime<Utc>, tz: Tz) -> Prediction {
-        let day = |seconds: Option<i64>| {
-            seconds.map(|s| {
-                (now + chrono::Duration::seconds(s))
-                    .with_timezone(&tz)
-                    .date_naive()
-            })
-        };
+        // On the wall clock: six weeks after a midnight is a midnight, whatever
+        // the daylight-saving changes in between.
+        let local = now.with_timezone(&tz).naive_local();
+        let day =
+            |seconds: Option<i64>| seconds.map(|s| (local + chrono::Duration::seconds(s)).date());
         let (low, high) = (day(self.low), day(self.high));
         let (not_before, reason) = match (self.basis, high) {
             (Basis::Lifecycle, _) => (None, Some(INDICATIVE)),
@@ -100,9 +98,9 @@ mod tests {
         let p = estimate(Basis::Scheme, 3 * DAY, Some(0), Some(9 * DAY))
             .predict(now, chrono_tz::Europe::Paris);
         assert_eq!(p.low, date("2026-03-28"), "an exit today is possible");
-        // 3 and 9 days later it is half past midnight, summer time: the next day.
-        assert_eq!(p.expected, date("2026-04-01"));
-        assert_eq!(p.high, date("2026-04-07"));
+        // 3 and 9 days later on the wall clock, whatever the switch to summer time.
+        assert_eq!(p.expected, date("2026-03-31"));
+        assert_eq!(p.high, date("2026-04-06"));
         assert_eq!((p.not_before, p.reason), (None, None));
         // The same instant is already the 29th in UTC: the zone decides.
         let p = estimate(Basis::Scheme, 0, Some(0), Some(DAY)).predict(now, chrono_tz::UTC);

@@ -109,3 +109,70 @@ fn stats_without_a_database_says_what_to_do() {
         text(&out)
     );
 }
+
+/// Issue 19, item 4: one dossier's prediction, the same in `dossier --json`
+/// and `stats --dossiers`, as of the last applied import unless `--as-of` says.
+#[test]
+fn issue_19_a_dossiers_prediction_is_the_same_everywhere_and_dated_as_of() {
+    let install = Install::new();
+    // Three dossiers in instruction for 1, 10 and 20 days: no stay has ended, so
+    // the prediction rests on the lifecycle's 6 weeks.
+    let (summary, code) = install.import_path(&export(&install, "a.csv", "Culture", &[1, 10, 20]));
+    assert_eq!(code, 0, "{summary}");
+    let entered = |days: i64| (Utc::now() - Duration::days(days)).date_naive();
+    let day = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
+
+    let out = install.run(&["dossier", "REF-Culture1", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let delay = &d[0]["delay"];
+    assert_eq!(delay["basis"], "lifecycle", "{delay}");
+    assert_eq!(delay["sample"], 0);
+    // Entered at midnight (Paris) 10 days ago: 6 weeks after that.
+    let expected = day(entered(10) + Duration::days(42));
+    assert_eq!(delay["expected"], expected.as_str(), "{delay}");
+    assert_eq!(delay["high"], Value::Null);
+
+    // The same figure in `stats --dossiers`, JSON and CSV.
+    let out = install.run(&["stats", "--dossiers", "--format", "json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["reference"] == "REF-Culture1")
+        .unwrap_or_else(|| panic!("{rows}"));
+    assert_eq!(row["expected"], expected.as_str());
+    assert_eq!(
+        (row["step"].as_str(), row["basis"].as_str()),
+        (Some("instruction"), Some("lifecycle"))
+    );
+    let out = install.run(&["stats", "--dossiers", "--format", "csv"]);
+    let csv = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        csv.starts_with("connector,id,reference,scheme,step,entered,expected,low,high,basis\n"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 4, "{csv}");
+    assert!(
+        csv.lines()
+            .any(|l| l.contains("REF-Culture1") && l.contains(&expected)),
+        "{csv}"
+    );
+
+    // As of a later day: past its 6 weeks, the dossier is expected that very day.
+    let later = entered(10) + Duration::days(60);
+    let out = install.run(&["dossier", "REF-Culture1", "--json", "--as-of", &day(later)]);
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        d[0]["delay"]["expected"],
+        day(later).as_str(),
+        "{}",
+        d[0]["delay"]
+    );
+
+    let out = install.run(&["stats", "--dossiers", "--as-of", "yesterday"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("--as-of 'yesterday'"), "{}", text(&out));
+}
