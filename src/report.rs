@@ -32,6 +32,44 @@ const COLOURS: [&str; 8] = [
     "#1b1b1b", "#0072b2", "#e69f00", "#009e73", "#cc79a7", "#d55e00", "#56b4e9", "#8c8c8c",
 ];
 
+/// The strokes after the colours run out: plain, dashed, dotted.
+const DASHES: [Option<&str>; 3] = [None, Some("6 3"), Some("2 3")];
+
+/// How one series is drawn: the `i`-th pen, unique for the 24 first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Pen {
+    colour: &'static str,
+    dash: Option<&'static str>,
+}
+
+impl Pen {
+    fn nth(i: usize) -> Self {
+        Self {
+            colour: COLOURS[i % COLOURS.len()],
+            dash: DASHES[(i / COLOURS.len()) % DASHES.len()],
+        }
+    }
+}
+
+/// Each scheme's pen, the same on every chart: the first (black) is every
+/// scheme together; the others go to the schemes with a curve of their own,
+/// the most stays first.
+fn scheme_pens(report: &Report) -> BTreeMap<&str, usize> {
+    let mut stays: BTreeMap<&str, u64> = BTreeMap::new();
+    for ((scheme, _), c) in &report.delays.by_scheme {
+        if c.stays >= report.min_sample && c.left > 0 {
+            *stays.entry(scheme.as_str()).or_default() += c.stays;
+        }
+    }
+    let mut ranked: Vec<(&str, u64)> = stays.into_iter().collect();
+    ranked.sort_by_key(|(name, n)| (std::cmp::Reverse(*n), *name));
+    ranked
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, _))| (name, i + 1))
+        .collect()
+}
+
 /// Everything the report shows.
 #[derive(Debug, Clone)]
 pub struct Report {
@@ -100,14 +138,12 @@ pub fn render(report: &Report, lifecycle: &Lifecycle, tz: Tz) -> Result<String, 
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     env.add_template("report", TEMPLATE)
         .map_err(|e| format!("the report's template: {e}"))?;
+    let pens = scheme_pens(report);
     let steps: Vec<Value> = lifecycle
         .steps()
         .iter()
         .filter(|s| !s.is_final)
-        .filter_map(|s| {
-            let chart = step_chart(report, &s.id)?;
-            Some(context! { label => s.label.as_str(), chart => Value::from_safe_string(chart) })
-        })
+        .filter_map(|s| step_section(report, s, &pens))
         .collect();
     let occupancy = occupancy_chart(&report.delays.occupancy, lifecycle);
     let lines: Vec<Line> = report
@@ -152,6 +188,7 @@ pub fn render(report: &Report, lifecycle: &Lifecycle, tz: Tz) -> Result<String, 
                 generated => crate::rules::french::date(generated.date_naive()),
                 time => generated.format("%H:%M").to_string(),
                 min_sample => report.min_sample,
+                any_chart => steps.iter().any(|s| s.get_attr("chart").is_ok_and(|c| !c.is_none())),
                 steps => steps,
                 occupancy => occupancy.map(Value::from_safe_string),
                 stalled => stalled,
@@ -162,9 +199,75 @@ pub fn render(report: &Report, lifecycle: &Lifecycle, tz: Tz) -> Result<String, 
         .map_err(|e| format!("the report cannot be written: {e}"))
 }
 
+/// A step's part of the report: its curves when its history is long enough,
+/// and in a sentence what its announced delays rest on. None for a step with
+/// neither history nor expected duration.
+fn step_section(
+    report: &Report,
+    step: &crate::lifecycle::Step,
+    pens: &BTreeMap<&str, usize>,
+) -> Option<Value> {
+    let all = report.delays.by_step.get(&step.id);
+    let drawn = all.filter(|c| c.stays >= report.min_sample && c.quantile(0.5).is_some());
+    let basis = match (drawn, step.expected_duration) {
+        (Some(c), _) => {
+            let own: Vec<&str> = report
+                .delays
+                .by_scheme
+                .iter()
+                .filter(|((_, s), c)| *s == step.id && c.stays >= report.min_sample && c.left > 0)
+                .map(|((scheme, _), _)| {
+                    if scheme.is_empty() {
+                        "(sans dispositif)"
+                    } else {
+                        scheme.as_str()
+                    }
+                })
+                .collect();
+            let own = if own.is_empty() {
+                String::new()
+            } else {
+                format!(" ; ont leur propre historique : {}", own.join(", "))
+            };
+            format!(
+                "Délais annoncés d'après les {} dossiers passés par cette étape, tous dispositifs{own}.",
+                c.stays
+            )
+        }
+        (None, Some(expected)) => {
+            let indicative = format!(
+                "les délais annoncés reposent sur sa durée indicative, {}. Aucune courbe n'est tracée.",
+                crate::rules::french::duration(expected)
+            );
+            match all.map_or(0, |c| c.stays) {
+                0 => format!("Aucun dossier n'est encore passé par cette étape : {indicative}"),
+                n if n >= report.min_sample => format!(
+                    "Trop peu des {n} dossiers arrivés à cette étape l'ont déjà quittée pour en tirer un délai : {indicative}"
+                ),
+                n => format!(
+                    "Pas encore assez d'historique ({n} {} par cette étape, il en faut {}) : {indicative}",
+                    if n == 1 {
+                        "dossier passé"
+                    } else {
+                        "dossiers passés"
+                    },
+                    report.min_sample
+                ),
+            }
+        }
+        (None, None) => return None,
+    };
+    let chart = drawn.and_then(|_| step_chart(report, &step.id, pens));
+    Some(context! {
+        label => step.label.as_str(),
+        chart => chart.map(Value::from_safe_string),
+        basis => basis,
+    })
+}
+
 /// The survival curves of a step: every scheme together, and the largest schemes
-/// with enough stays of their own.
-fn step_chart(report: &Report, step: &str) -> Option<String> {
+/// with enough stays of their own, each in its pen.
+fn step_chart(report: &Report, step: &str, pens: &BTreeMap<&str, usize>) -> Option<String> {
     let all = report.delays.by_step.get(step).filter(|c| c.left > 0)?;
     let mut schemes: Vec<(&str, &crate::delays::survival::Curve)> = report
         .delays
@@ -175,19 +278,20 @@ fn step_chart(report: &Report, step: &str) -> Option<String> {
         .collect();
     schemes.sort_by_key(|s| std::cmp::Reverse(s.1.stays));
     schemes.truncate(MAX_SCHEMES);
-    let mut series = vec![(format!("Tous dispositifs ({} dossiers)", all.stays), all)];
+    let mut series = vec![(format!("Tous dispositifs ({} dossiers)", all.stays), all, 0)];
     for (scheme, c) in schemes {
         let name = if scheme.is_empty() {
             "(sans dispositif)"
         } else {
             scheme
         };
-        series.push((format!("{name} ({} dossiers)", c.stays), c));
+        let pen = pens.get(scheme).copied().unwrap_or(0);
+        series.push((format!("{name} ({} dossiers)", c.stays), c, pen));
     }
     // Up to where 95 % of every scheme's stays ended, or the last departure seen.
     let span = series
         .iter()
-        .filter_map(|(_, c)| c.quantile(0.95).or_else(|| c.points().last().map(|p| p.0)))
+        .filter_map(|(_, c, _)| c.quantile(0.95).or_else(|| c.points().last().map(|p| p.0)))
         .max()
         .unwrap_or(86_400)
         .max(86_400) as f64
@@ -199,8 +303,8 @@ fn step_chart(report: &Report, step: &str) -> Option<String> {
     plot.y_axis(&mut svg, |v| format!("{:.0} %", v * 100.0));
     plot.x_axis(&mut svg, "jours");
     let mut legend = String::new();
-    for (i, (label, curve)) in series.iter().enumerate() {
-        let colour = COLOURS[i % COLOURS.len()];
+    for (i, (label, curve, pen)) in series.iter().enumerate() {
+        let pen = Pen::nth(*pen);
         // A step function: down at each departure.
         let mut points = vec![(0.0, 1.0)];
         let mut last = 1.0;
@@ -214,8 +318,8 @@ fn step_chart(report: &Report, step: &str) -> Option<String> {
             last = s;
         }
         points.push((span, last));
-        plot.polyline(&mut svg, &points, colour, i == 0);
-        legend_entry(&mut legend, colour, label);
+        plot.polyline(&mut svg, &points, pen, i == 0);
+        legend_entry(&mut legend, pen, label);
     }
     svg.push_str("</svg>");
     Some(format!("{svg}<p class=\"legend\">{legend}</p>"))
@@ -261,15 +365,15 @@ fn occupancy_chart(
     }
     let mut legend = String::new();
     for (i, (label, values)) in series.iter().enumerate() {
-        let colour = COLOURS[i % COLOURS.len()];
+        let pen = Pen::nth(i);
         let offset = months.len() - values.len();
         let points: Vec<(f64, f64)> = values
             .iter()
             .enumerate()
             .map(|(j, (_, n))| ((offset + j) as f64, *n as f64))
             .collect();
-        plot.polyline(&mut svg, &points, colour, false);
-        legend_entry(&mut legend, colour, label);
+        plot.polyline(&mut svg, &points, pen, false);
+        legend_entry(&mut legend, pen, label);
     }
     svg.push_str("</svg>");
     Some(format!("{svg}<p class=\"legend\">{legend}</p>"))
@@ -320,10 +424,15 @@ fn nice(v: f64) -> f64 {
         .unwrap_or(10.0 * power)
 }
 
-fn legend_entry(legend: &mut String, colour: &str, label: &str) {
+fn legend_entry(legend: &mut String, pen: Pen, label: &str) {
+    let dash = pen
+        .dash
+        .map(|d| format!(r#" stroke-dasharray="{d}""#))
+        .unwrap_or_default();
     let _ = write!(
         legend,
-        r#"<span class="key"><span class="swatch" style="background:{colour}"></span>{}</span> "#,
+        r#"<span class="key"><svg class="swatch" width="24" height="10" aria-hidden="true"><line x1="0" y1="5" x2="24" y2="5" stroke="{}" stroke-width="3"{dash}/></svg>{}</span> "#,
+        pen.colour,
         escaped(label)
     );
 }
@@ -406,15 +515,20 @@ impl Plot {
         );
     }
 
-    fn polyline(&self, svg: &mut String, points: &[(f64, f64)], colour: &str, bold: bool) {
+    fn polyline(&self, svg: &mut String, points: &[(f64, f64)], pen: Pen, bold: bool) {
         let mut path = String::new();
         for (x, y) in points {
             let _ = write!(path, "{:.1},{:.1} ", self.x(*x), self.y(*y));
         }
+        let dash = pen
+            .dash
+            .map(|d| format!(r#" stroke-dasharray="{d}""#))
+            .unwrap_or_default();
         let _ = write!(
             svg,
-            r#"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="{}"/>"#,
+            r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="{}"{dash}/>"#,
             path.trim_end(),
+            pen.colour,
             if bold { 2.5 } else { 1.5 }
         );
     }
@@ -484,7 +598,9 @@ mod tests {
         }
         // The charts: curves of instruction (every scheme, Culture, Sport; nobody
         // left commission yet, it has none), the months, and the bars.
-        assert_eq!(html.matches("<svg").count(), 3, "{html}");
+        // (Each legend entry is a small drawing too.)
+        let charts = html.matches("<svg").count() - html.matches("class=\"swatch\"").count();
+        assert_eq!(charts, 3, "{html}");
         assert!(html.contains("Culture (60 dossiers)"));
         assert!(html.contains("Sport (40 dossiers)"));
         assert!(html.contains("2026-01"));
@@ -517,5 +633,104 @@ mod tests {
         assert_eq!(nice(7.0), 10.0);
         assert_eq!(nice(130.0), 200.0);
         assert_eq!(nice(480.0), 500.0);
+    }
+
+    /// The strokes of a chart's curves, as (colour, dash) in drawing order.
+    fn strokes(svg: &str) -> Vec<String> {
+        svg.split("<polyline")
+            .skip(1)
+            .map(|p| {
+                let attr = |name: &str| {
+                    p.split(&format!("{name}=\""))
+                        .nth(1)
+                        .map(|r| r[..r.find('"').unwrap()].to_owned())
+                };
+                format!("{:?}/{:?}", attr("stroke"), attr("stroke-dasharray"))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn issue_19_item_6_a_scheme_keeps_its_pen_and_no_pen_serves_twice_in_a_chart() {
+        let lifecycle = shipped_lifecycle();
+        let now = utc("2026-06-01T08:00:00Z");
+        let start = utc("2025-01-06T09:00:00Z").timestamp();
+        let mut h = History::new();
+        let mut id = 0;
+        // Sport is the larger in instruction, Culture overall: pens follow the
+        // whole report, not one step.
+        for (scheme, in_instruction, in_commission) in [("Culture", 31, 60), ("Sport", 40, 31)] {
+            for i in 0..in_instruction.max(in_commission) {
+                id += 1;
+                let entered = start + i * 3 * DAY;
+                let (first, second) = (entered + (5 + i % 20) * DAY, entered + (30 + i % 25) * DAY);
+                let steps: &[(&str, i64)] = match (i < in_instruction, i < in_commission) {
+                    (true, true) => &[
+                        ("instruction", entered),
+                        ("commission", first),
+                        ("accorde", second),
+                    ],
+                    (true, false) => &[("instruction", entered), ("commission", first)],
+                    _ => &[("commission", first), ("accorde", second)],
+                };
+                let (last, at) = steps[steps.len() - 1];
+                h.dossier(id, Some(scheme), last, at);
+                for (k, (step, at)) in steps.iter().enumerate() {
+                    let kind = if k == 0 {
+                        EventKind::Created
+                    } else {
+                        EventKind::StepChanged
+                    };
+                    h.event(id, kind, Some(step), *at, *at);
+                }
+            }
+        }
+        let delays = h.finish(&lifecycle, 30, now.timestamp());
+        let report = Report {
+            generated_at: now,
+            region: "Région".to_owned(),
+            table: delays.table(&lifecycle),
+            delays,
+            stalled: Vec::new(),
+            min_sample: 30,
+        };
+        let pens = scheme_pens(&report);
+        assert_eq!(pens.get("Culture"), Some(&1), "{pens:?}");
+        assert_eq!(pens.get("Sport"), Some(&2), "{pens:?}");
+        for step in ["instruction", "commission"] {
+            let svg = step_chart(&report, step, &pens).unwrap();
+            let drawn = strokes(&svg);
+            let mut unique = drawn.clone();
+            unique.sort();
+            unique.dedup();
+            assert_eq!(unique.len(), drawn.len(), "{step}: {drawn:?}");
+            let culture = svg.split("Culture (").next().unwrap();
+            let culture = &culture[culture.rfind("stroke=\"").unwrap() + 8..][..7];
+            assert_eq!(culture, COLOURS[1], "{step}");
+        }
+        // Eleven steps in the occupancy chart: no pen twice.
+        let pens: Vec<Pen> = (0..11).map(Pen::nth).collect();
+        for (i, p) in pens.iter().enumerate() {
+            assert!(!pens[..i].contains(p), "pen {i} again");
+        }
+    }
+
+    #[test]
+    fn issue_19_item_6_a_step_on_its_fallback_draws_no_curve_and_says_so() {
+        let (mut report, lifecycle) = report();
+        report.min_sample = 200;
+        let html = render(&report, &lifecycle, chrono_tz::Europe::Paris).unwrap();
+        // Only the occupancy and the stalled charts are left.
+        let charts = html.matches("<svg").count() - html.matches("class=\"swatch\"").count();
+        assert_eq!(charts, 2, "{html}");
+        assert!(
+            !html.contains("Part des dossiers encore à cette étape"),
+            "a curve on a fallback"
+        );
+        assert!(html.contains("Pas encore assez d&#x27;historique (100 dossiers passés par cette étape, il en faut 200)"), "{html}");
+        assert!(html.contains("Aucun dossier n&#x27;est encore passé par cette étape"));
+        report.min_sample = 30;
+        let html = render(&report, &lifecycle, chrono_tz::Europe::Paris).unwrap();
+        assert!(html.contains("Délais annoncés d&#x27;après les 100 dossiers passés par cette étape, tous dispositifs ; ont leur propre historique : Culture, Sport."), "{html}");
     }
 }
