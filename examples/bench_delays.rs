@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo build --release --locked --bin alertissimo --example bench_delays
-//! cargo run --release --locked --example bench_delays -- [--seeds 5] [--dossiers 1000000]
+//! cargo run --release --locked --example bench_delays -- [--seeds 5] [--weekly] [--dossiers 1000000]
 //!     [--events 10000000] [--runs 3] [--json]
 //! ```
 //!
@@ -71,6 +71,21 @@ struct Args {
     /// look at it, or profile `stats` on it).
     #[arg(long, value_name = "DIR")]
     keep: Option<PathBuf>,
+    /// Simulate weekly imports, the source dating its steps by the day (most
+    /// Regions' exports), rather than daily ones.
+    #[arg(long)]
+    weekly: bool,
+}
+
+impl Args {
+    /// The time between two simulated imports.
+    fn period(&self) -> i64 {
+        if self.weekly {
+            7 * simulate::DAY
+        } else {
+            simulate::DAY
+        }
+    }
 }
 
 fn repo() -> &'static Path {
@@ -88,10 +103,14 @@ fn main() {
     let lifecycle = Lifecycle::load(&repo().join("rules/lifecycle.toml"), &mut problems)
         .unwrap_or_else(|| panic!("{problems}"));
 
-    println!("accuracy: {} seeds of 4 simulated years", args.seeds);
+    println!(
+        "accuracy: {} seeds of 4 simulated years, {} imports",
+        args.seeds,
+        if args.weekly { "weekly" } else { "daily" }
+    );
     let results: Vec<simulate::Accuracy> = (1..=args.seeds)
         .map(|seed| {
-            let a = simulate::evaluate(&lifecycle, seed, 4, 1.0);
+            let a = simulate::evaluate_every(&lifecycle, seed, 4, 1.0, args.period());
             println!(
                 "  seed {seed}: {} dossiers, {} held out, coverage {:.1} %, median error {:.1} d (naive {:.1} d)",
                 a.dossiers,
@@ -171,7 +190,7 @@ fn main() {
         let out = repo().join("target/bench-delays");
         std::fs::create_dir_all(&out).expect("target/bench-delays");
         let json = serde_json::json!({
-            "accuracy": { "seeds": results, "coverage": coverage, "median_error_days": error,
+            "accuracy": { "weekly": args.weekly, "seeds": results, "coverage": coverage, "median_error_days": error,
                           "naive_median_error_days": naive },
             "speed": { "dossiers": dossiers, "events": events, "stats_seconds": stats,
                        "reference_seconds": reference, "peak_rss_mb": rss },

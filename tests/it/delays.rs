@@ -32,3 +32,22 @@ fn estimates_on_a_simulated_history_are_calibrated_and_beat_the_naive_mean() {
         "no better than the naive mean: {accuracy:?}"
     );
 }
+
+/// Issue 19: most Regions export weekly, and date steps by the day. A stay that
+/// begins and ends between two exports is never seen; one dated Friday is first
+/// seen on Monday; the estimates must hold all the same.
+#[test]
+fn issue_19_estimates_on_weekly_exports_are_calibrated_and_beat_the_naive_mean() {
+    let accuracy = simulate::evaluate_every(&lifecycle(), 7, 4, 0.5, 7 * simulate::DAY);
+    eprintln!("{accuracy:?}");
+    assert!(accuracy.held > 500, "{accuracy:?}");
+    assert!(
+        (0.74..=0.86).contains(&accuracy.coverage),
+        "the 80 % intervals held {:.1} % of the truths: {accuracy:?}",
+        accuracy.coverage * 100.0
+    );
+    assert!(
+        accuracy.median_error_days < accuracy.naive_median_error_days,
+        "no better than the naive mean: {accuracy:?}"
+    );
+}

@@ -169,19 +169,49 @@ pub fn observe(
     dossiers: &[Dossier],
     follow_from: i64,
     end: i64,
-    mut history: impl FnMut(Fed),
+    history: impl FnMut(Fed),
 ) -> Vec<Held> {
+    observe_every(dossiers, follow_from, end, DAY, history).0
+}
+
+/// What imports every `period` (daily at 06:00 UTC from the first one at or
+/// after `follow_from`, or weekly on that weekday) up to `end` saw of
+/// `dossiers`, fed to `history`: a stay begun and ended between two imports is
+/// never seen, and, past daily imports, the source dates its steps by the day.
+/// Returns the dossiers in a step that is not final at the last import, with
+/// their truth, and that import's instant.
+pub fn observe_every(
+    dossiers: &[Dossier],
+    follow_from: i64,
+    end: i64,
+    period: i64,
+    mut history: impl FnMut(Fed),
+) -> (Vec<Held>, i64) {
+    let first = seen(follow_from, follow_from);
+    let last = first + (end - first).div_euclid(period) * period;
+    // The first import at or after `t`.
+    let import = |t: i64| first + (t.max(first) - first + period - 1).div_euclid(period) * period;
+    let dated = |t: i64| {
+        if period == DAY {
+            t
+        } else {
+            t.div_euclid(DAY) * DAY
+        }
+    };
     let mut held = Vec::new();
     for (i, d) in dossiers.iter().enumerate() {
         let id = i as i64 + 1;
         let scheme = SCHEMES[d.scheme].0;
-        // The stay it is in at `follow_from` is the first the imports see.
+        // The stays an import saw: in the step at some import up to the last.
         let visible: Vec<&Stay> = d
             .stays
             .iter()
-            .filter(|s| s.entered <= end && s.left.is_none_or(|l| l > follow_from))
+            .filter(|s| {
+                let at = import(s.entered);
+                at <= last && s.left.is_none_or(|l| l > at)
+            })
             .collect();
-        let Some(first) = visible.first() else {
+        let Some(first_stay) = visible.first() else {
             continue;
         };
         let current = visible[visible.len() - 1];
@@ -189,34 +219,35 @@ pub fn observe(
             id,
             scheme,
             step: current.step,
-            entered: current.entered,
+            entered: dated(current.entered),
         });
-        history(Fed::Event {
-            id,
-            kind: EventKind::Created,
-            step: first.step,
-            occurred: first.entered,
-            seen: seen(first.entered, follow_from),
-        });
-        for s in &visible[1..] {
+        for (k, s) in visible.iter().enumerate() {
             history(Fed::Event {
                 id,
-                kind: EventKind::StepChanged,
+                kind: if k == 0 {
+                    EventKind::Created
+                } else {
+                    EventKind::StepChanged
+                },
                 step: s.step,
-                occurred: s.entered,
-                seen: seen(s.entered, follow_from),
+                occurred: dated(s.entered),
+                seen: if k == 0 {
+                    import(first_stay.entered)
+                } else {
+                    import(s.entered)
+                },
             });
         }
         if let Some(left) = current.left {
             held.push(Held {
                 scheme,
                 step: current.step,
-                elapsed: end - current.entered,
-                remaining: left - end,
+                elapsed: last - dated(current.entered),
+                remaining: left - last,
             });
         }
     }
-    held
+    (held, last)
 }
 
 /// What [`observe`] tells a history.
@@ -293,11 +324,27 @@ pub fn evaluate(
     years: u32,
     scale: f64,
 ) -> Accuracy {
+    evaluate_every(lifecycle, seed, years, scale, DAY)
+}
+
+/// [`evaluate`], with imports every `period` (a day, or a week).
+pub fn evaluate_every(
+    lifecycle: &alertissimo::lifecycle::Lifecycle,
+    seed: u64,
+    years: u32,
+    scale: f64,
+    period: i64,
+) -> Accuracy {
     let dossiers = dossiers(seed, years, scale);
     let follow_from = origin() + 365 * DAY;
-    let end = origin() + i64::from(years) * 365 * DAY;
     let mut history = History::new();
-    let held = observe(&dossiers, follow_from, end, |f| feed(&mut history, f));
+    let (held, end) = observe_every(
+        &dossiers,
+        follow_from,
+        origin() + i64::from(years) * 365 * DAY,
+        period,
+        |f| feed(&mut history, f),
+    );
     // The naive observer's mean of the stays it saw end.
     let mut completed: std::collections::HashMap<(&str, &str), (i64, i64)> =
         std::collections::HashMap::new();
