@@ -95,6 +95,9 @@ struct Known {
     step: u16,
     entered: i64,
     present: bool,
+    /// When an export last saw it (its connector's last applied import; 0:
+    /// unknown, the end of the history).
+    last_seen: i64,
     open: Option<Open>,
 }
 
@@ -218,6 +221,13 @@ impl History {
         known.present = true;
     }
 
+    /// When an export last saw a dossier still in its source: a stay still open
+    /// is censored there, not at the end of the history (an export a week old
+    /// says nothing of the week since).
+    pub(crate) fn last_seen(&mut self, dossier: i64, at: i64) {
+        self.known(dossier).last_seen = at;
+    }
+
     /// A stored dossier that is no longer in its source.
     pub(crate) fn absent(&mut self, dossier: i64) {
         self.known(dossier).present = false;
@@ -316,10 +326,14 @@ impl History {
             } else {
                 open.entered
             };
+            let censored = match known.last_seen {
+                0 => now,
+                seen => seen.min(now).max(open.seen),
+            };
             self.stays.push(Stayed::new(
                 known.scheme,
                 open.step,
-                open.stay(entered, now, false),
+                open.stay(entered, censored, false),
             ));
             Months::of(&mut self.moves, open.step).add(month(entered), 1);
             in_step.push((known.scheme, open.step, now - entered));
@@ -818,5 +832,30 @@ mod tests {
         // The dossier gone is not counted as in its step now.
         let delays = h.finish(&shipped_lifecycle(), 1, 140 * DAY);
         assert_eq!(delays.now_in_step.values().map(|n| n.0).sum::<u64>(), 1);
+    }
+
+    /// Issue 19: a stay still open is censored at the last export that saw it,
+    /// not at the end of the history: an export a month old says nothing of the
+    /// month since.
+    #[test]
+    fn an_open_stay_is_censored_when_an_export_last_saw_it() {
+        let lifecycle = shipped_lifecycle();
+        // 40 dossiers leave instruction after 10 days; one is still there, seen
+        // last on day 5 of its stay; the history ends on day 100.
+        let days: Vec<Option<i64>> = (0..40).map(|_| Some(10)).chain([None]).collect();
+        let at_end = |last_seen: Option<i64>| {
+            let mut h = History::new();
+            history(&mut h, 1, "Culture", 0, &days);
+            if let Some(day) = last_seen {
+                for id in 1..=41 {
+                    h.last_seen(id, day * DAY);
+                }
+            }
+            h.finish(&lifecycle, 30, 100 * DAY).by_step["instruction"].clone()
+        };
+        // Still at risk on day 10 when censored at the end: 1 in 41 never leaves.
+        assert_eq!(at_end(None).quantile(0.99), None);
+        // Censored on day 5, it no longer weighs on day 10: every stay ends then.
+        assert_eq!(at_end(Some(5)).quantile(0.99), Some(10 * DAY));
     }
 }

@@ -40,17 +40,28 @@ impl Store {
             .conn
             .query_row("SELECT max(id) FROM dossiers", [], |r| r.get(0))?;
         history.reserve(usize::try_from(last.unwrap_or(0)).unwrap_or(0) + 1);
+        let last_imports = last_imports(&self.conn)?;
         let mut stmt = self
             .conn
-            .prepare("SELECT id, scheme, step, step_entered_at FROM dossiers")?;
+            .prepare("SELECT id, scheme, step, step_entered_at, connector FROM dossiers")?;
         let mut rows = stmt.query([])?;
+        // Dossiers come by id, mostly a connector's after another's.
+        let mut connector: (Vec<u8>, Option<i64>) = (Vec::new(), None);
         while let Some(row) = rows.next()? {
+            let id = row.get(0)?;
             history.dossier(
-                row.get(0)?,
+                id,
                 row.get_ref(1)?.as_str_or_null()?,
                 row.get_ref(2)?.as_str()?,
                 epoch(row.get_ref(3)?.as_bytes()?)?,
             );
+            let name = row.get_ref(4)?.as_bytes()?;
+            if name != connector.0.as_slice() {
+                connector = (name.to_vec(), last_imports.get(name).copied());
+            }
+            if let Some(at) = connector.1 {
+                history.last_seen(id, at);
+            }
         }
         for dossier in absent_dossiers(&self.conn)? {
             history.absent(dossier);
@@ -87,6 +98,24 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// When each connector's last applied import started (Unix seconds): its
+/// dossiers still in the source were last seen then.
+fn last_imports(conn: &rusqlite::Connection) -> Result<std::collections::HashMap<Vec<u8>, i64>> {
+    let mut stmt = conn.prepare(
+        "SELECT connector, max(started_at) FROM runs
+         WHERE kind = 'import' AND status = 'applied' GROUP BY connector",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut out = std::collections::HashMap::new();
+    while let Some(row) = rows.next()? {
+        out.insert(
+            row.get_ref(0)?.as_bytes()?.to_vec(),
+            epoch(row.get_ref(1)?.as_bytes()?)?,
+        );
+    }
+    Ok(out)
 }
 
 /// When each run started (Unix seconds), by run id: ids are dense, so a vector.
