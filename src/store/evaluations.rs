@@ -21,7 +21,9 @@ pub(crate) struct OpenDossier<'a> {
     pub step: &'a str,
     /// When it entered the step (Unix seconds).
     pub entered: i64,
-    /// When Alertissimo first saw it (the start of its first import).
+    /// When Alertissimo first saw it live: the start of its first import, or of
+    /// its connector's last baseline import when later (a backfill's last
+    /// archive: what happened in the archives is history, not news).
     pub first_seen: i64,
     /// The values of the fields asked for, in their order.
     pub values: &'a [Option<&'a str>],
@@ -74,6 +76,21 @@ impl Store {
     }
 }
 
+/// When each connector's last baseline import started: the end of its first
+/// import, or of a backfill of its archives (Unix seconds).
+fn last_baselines(conn: &rusqlite::Connection) -> Result<std::collections::HashMap<String, i64>> {
+    let mut stmt = conn.prepare(
+        "SELECT connector, max(started_at) FROM runs
+         WHERE kind = 'import' AND status = 'applied' AND baseline = 1 GROUP BY connector",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut out = std::collections::HashMap::new();
+    while let Some(row) = rows.next()? {
+        out.insert(row.get(0)?, epoch(row.get_ref(1)?.as_bytes()?)?);
+    }
+    Ok(out)
+}
+
 fn for_each_open(
     conn: &rusqlite::Connection,
     fields: &[String],
@@ -81,6 +98,7 @@ fn for_each_open(
 ) -> Result<()> {
     let runs = RunStarts::read(conn)?;
     let absent = absent_dossiers(conn)?;
+    let baselines = last_baselines(conn)?;
     // A field no dossier has is not in the dictionary: it never matches.
     let mut wanted = Vec::with_capacity(fields.len());
     for name in fields {
@@ -101,16 +119,18 @@ fn for_each_open(
             continue;
         }
         let first_run = row.get::<_, i64>(5)?;
+        let connector = row.get_ref(1)?.as_str()?;
         let first_seen = runs
             .get(first_run)
-            .ok_or_else(|| StoreError::Corrupt(format!("dossier of a missing run {first_run}")))?;
+            .ok_or_else(|| StoreError::Corrupt(format!("dossier of a missing run {first_run}")))?
+            .max(baselines.get(connector).copied().unwrap_or(i64::MIN));
         let mut dates = vec![None; wanted.len()];
         if !wanted.is_empty() {
             fields::pick(row.get_ref(6)?.as_blob()?, &wanted, &mut dates);
         }
         f(&OpenDossier {
             rowid,
-            connector: row.get_ref(1)?.as_str()?,
+            connector,
             scheme: row.get_ref(2)?.as_str_or_null()?,
             step: row.get_ref(3)?.as_str()?,
             entered: epoch(row.get_ref(4)?.as_bytes()?)?,
@@ -119,4 +139,51 @@ fn for_each_open(
         })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 19: what happened in a backfill's archives is history. A dossier's
+    /// stall counts as news only from its connector's last baseline import on.
+    #[test]
+    fn a_dossier_is_first_seen_live_after_its_connectors_last_baseline_import() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.db"), 8).unwrap();
+        store
+            .conn
+            .execute_batch(
+                "INSERT INTO runs (id, connector, source, fingerprint, started_at, finished_at, status, baseline)
+                 VALUES (1, 'p', 'a', '0', '2025-10-01T07:00:00Z', '2025-10-01T07:00:01Z', 'applied', 1),
+                        (2, 'p', 'b', '0', '2025-10-22T03:00:00Z', '2025-10-22T03:00:01Z', 'applied', 1),
+                        (3, 'p', 'c', '0', '2025-10-29T04:00:00Z', '2025-10-29T04:00:01Z', 'applied', 0),
+                        (4, 'q', 'd', '0', '2025-10-01T07:00:00Z', '2025-10-01T07:00:01Z', 'applied', 1);
+                 INSERT INTO dossiers (id, connector, source_id, reference, scheme, step, status,
+                                       step_entered_at, fields, first_run, last_run)
+                 VALUES (1, 'p', 'D1', 'R1', NULL, 'instruction', 'x', '2025-09-01T00:00:00Z', x'01', 1, 1),
+                        (2, 'p', 'D2', 'R2', NULL, 'instruction', 'x', '2025-10-28T00:00:00Z', x'01', 3, 3),
+                        (3, 'q', 'D3', 'R3', NULL, 'instruction', 'x', '2025-09-01T00:00:00Z', x'01', 4, 4);",
+            )
+            .unwrap();
+        let mut seen = Vec::new();
+        store
+            .for_each_open(&[], |d| {
+                seen.push((d.rowid, d.first_seen));
+                Ok(())
+            })
+            .unwrap();
+        let at = |t: &str| crate::model::parse_instant_text(t).unwrap().timestamp();
+        assert_eq!(
+            seen,
+            [
+                // Backfilled from 1 October to 22 October: live from the 22nd.
+                (1, at("2025-10-22T03:00:00Z")),
+                // Created by a live import: from then.
+                (2, at("2025-10-29T04:00:00Z")),
+                // Another connector, one baseline import: from it.
+                (3, at("2025-10-01T07:00:00Z")),
+            ]
+        );
+    }
 }
