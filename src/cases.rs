@@ -372,7 +372,9 @@ fn sent_by(
         .get(crate::model::STEP_SINCE)
         .and_then(|v| v.instant().or_else(|| parse_instant_text(&v.text())))
         .map_or(0, |t| (now - t).num_seconds());
-    let delay = delays.estimate(dossier.text("scheme"), &dossier.step, elapsed);
+    let delay = delays
+        .estimate(dossier.text("scheme"), &dossier.step, elapsed)
+        .map(|e| e.dated(now, rules.policy.tz));
     let (mut sent, mut problems) = (Vec::new(), Vec::new());
     let rehearsal = queue(connector, dossier, events, now)?;
     for (rule, reason) in rehearsal.failed {

@@ -97,7 +97,8 @@ pub(super) fn render(
             found.dossier.text("scheme"),
             &found.dossier.step,
             (now - found.step_entered_at).num_seconds(),
-        );
+        )
+        .map(|e| e.dated(now, config.timezone));
     let scene = |event| crate::rules::Scene {
         connector: &found.connector,
         link: link.as_deref(),

@@ -473,6 +473,10 @@ pub struct Estimate {
     /// Whether the dossier has been in the step longer than 90 % of stays (or than
     /// the lifecycle's expected duration).
     pub overdue: bool,
+    /// The same as dates, once the instant and the zone are known
+    /// ([`Estimate::dated`]): what messages quote as `delay.dates.*`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dates: Option<Prediction>,
 }
 
 /// The estimates of every scheme and step, ready to answer for one dossier.
@@ -529,6 +533,7 @@ impl Delays {
                 // When too many dossiers are still waiting for p90 to be known, none is
                 // called overdue.
                 overdue: p90.is_some_and(|p| elapsed > p),
+                dates: None,
             });
         }
         let expected = *self.lifecycle.get(step)?;
@@ -543,6 +548,7 @@ impl Delays {
             low: None,
             high: None,
             overdue: elapsed > expected,
+            dates: None,
         })
     }
 

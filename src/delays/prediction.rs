@@ -23,10 +23,8 @@ pub struct Prediction {
     /// has no stay this long that ended: then `not_before` says so).
     pub high: Option<NaiveDate>,
     /// When there is no upper bound: the day before which it is unlikely to leave.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub not_before: Option<NaiveDate>,
     /// Why a bound is missing, in a sentence.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
     /// What it rests on.
     pub basis: Basis,
@@ -40,6 +38,13 @@ const UNBOUNDED: &str = "too few stays this long have ended in the history to bo
 const INDICATIVE: &str = "indicative: the step's expected_duration, without history to bound it";
 
 impl Estimate {
+    /// This estimate with its dates at `now` in `tz` (see [`Estimate::predict`]).
+    #[must_use]
+    pub fn dated(mut self, now: DateTime<Utc>, tz: Tz) -> Self {
+        self.dates = Some(self.predict(now, tz));
+        self
+    }
+
     /// This estimate as dates, at `now` in `tz`.
     pub fn predict(&self, now: DateTime<Utc>, tz: Tz) -> Prediction {
         // On the wall clock: six weeks after a midnight is a midnight, whatever
@@ -84,6 +89,7 @@ mod tests {
             low,
             high,
             overdue: false,
+            dates: None,
         }
     }
 
@@ -129,6 +135,6 @@ mod tests {
         let json = serde_json::to_value(&p).unwrap();
         assert_eq!(json["basis"], "lifecycle");
         assert_eq!(json["expected"], "2026-06-05");
-        assert!(json.get("not_before").is_none());
+        assert_eq!(json["not_before"], serde_json::Value::Null);
     }
 }

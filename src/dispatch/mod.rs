@@ -600,11 +600,13 @@ impl Inner {
             .collect();
         for (alert, link) in group.iter().zip(&links) {
             let stored = &alert.dossier;
-            let delay = delays.estimate(
-                stored.dossier.text("scheme"),
-                &stored.dossier.step,
-                (now - stored.step_entered_at).num_seconds(),
-            );
+            let delay = delays
+                .estimate(
+                    stored.dossier.text("scheme"),
+                    &stored.dossier.step,
+                    (now - stored.step_entered_at).num_seconds(),
+                )
+                .map(|e| e.dated(now, self.rules.policy.tz));
             let scene = Scene {
                 connector: &stored.connector,
                 link: link.as_deref(),

@@ -455,4 +455,46 @@ mod tests {
             "{% if dossier.amount_granted >= 1 %}"
         );
     }
+
+    /// Issue 19, item 4: messages get the prediction's dates as `delay.dates.*`,
+    /// the same figures as `dossier --json` and `stats --dossiers`.
+    #[test]
+    fn messages_get_the_predictions_dates() {
+        let (_dir, rules) = setup(RULES, "send_windows = []");
+        let rules = rules.unwrap_or_else(|p| panic!("{p}"));
+        let d = dossier("instruction", &[]);
+        let event = step_changed("complet", "instruction");
+        let now = crate::test_support::utc("2026-03-10T09:00:00Z");
+        let estimate = crate::delays::Estimate {
+            basis: crate::delays::Basis::Step,
+            sample: 40,
+            median: Some(20 * 86_400),
+            p80: None,
+            p90: None,
+            elapsed: 0,
+            remaining: Some(20 * 86_400),
+            low: Some(0),
+            high: None,
+            overdue: false,
+            dates: None,
+        }
+        .dated(now, chrono_tz::Europe::Paris);
+        let scene = Scene {
+            connector: "x",
+            link: None,
+            dossier: &d,
+            event: &event,
+            delay: Some(&estimate),
+        };
+        let ctx = rules.context(&scene, None);
+        let dates = ctx
+            .get_attr("delay")
+            .and_then(|d| d.get_attr("dates"))
+            .unwrap();
+        let text = |key: &str| dates.get_attr(key).unwrap().to_string();
+        assert_eq!(text("expected"), "2026-03-30");
+        assert_eq!(text("low"), "2026-03-10");
+        assert_eq!(text("not_before"), "2026-03-10");
+        assert!(dates.get_attr("high").unwrap().is_none());
+    }
 }

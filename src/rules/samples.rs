@@ -140,6 +140,11 @@ pub(crate) fn sample_dossier(complete: bool, extra: &BTreeMap<String, FieldKind>
     }
 }
 
+/// The instant the samples' estimates are dated at: a Tuesday morning in Paris.
+fn sample_now() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(1_773_133_200, 0).unwrap_or_default()
+}
+
 /// Two estimates for the samples: one from a scheme's history (every figure
 /// known), one from the lifecycle's expected duration.
 fn sample_delays() -> (crate::delays::Estimate, crate::delays::Estimate) {
@@ -156,7 +161,9 @@ fn sample_delays() -> (crate::delays::Estimate, crate::delays::Estimate) {
         low: Some(8 * DAY),
         high: Some(37 * DAY),
         overdue: false,
-    };
+        dates: None,
+    }
+    .dated(sample_now(), chrono_tz::Europe::Paris);
     let lifecycle = Estimate {
         basis: Basis::Lifecycle,
         sample: 0,
@@ -168,7 +175,9 @@ fn sample_delays() -> (crate::delays::Estimate, crate::delays::Estimate) {
         low: None,
         high: None,
         overdue: false,
-    };
+        dates: None,
+    }
+    .dated(sample_now(), chrono_tz::Europe::Paris);
     (history, lifecycle)
 }
 

@@ -371,6 +371,7 @@ fn delay(rules: &Rules, history: bool, step: &str) -> Option<Estimate> {
             low: Some(6 * DAY),
             high: Some(35 * DAY),
             overdue: false,
+            dates: None,
         }
     } else {
         fallback
