@@ -507,18 +507,19 @@ impl Delays {
     /// `step`; `None` for a final step, or one without history or expected duration.
     pub fn estimate(&self, scheme: Option<&str>, step: &str, elapsed: i64) -> Option<Estimate> {
         let elapsed = elapsed.max(0);
+        // The scheme's own history, else every scheme's: the first whose curve
+        // does not answer this dossier's median from too thin a risk set.
         let own = self
             .by_scheme
             .get(&(scheme.unwrap_or("").to_owned(), step.to_owned()))
-            .filter(|c| self.usable(c))
             .map(|c| (Basis::Scheme, c));
-        let pooled = || {
-            self.by_step
-                .get(step)
-                .filter(|c| self.usable(c))
-                .map(|c| (Basis::Step, c))
-        };
-        if let Some((basis, curve)) = own.or_else(pooled) {
+        let pooled = self.by_step.get(step).map(|c| (Basis::Step, c));
+        let answers = |c: &Curve| self.usable(c) && !c.doubtful(elapsed, MIDDLE);
+        if let Some((basis, curve)) = [own, pooled]
+            .into_iter()
+            .flatten()
+            .find(|(_, c)| answers(c))
+        {
             let p90 = curve.quantile(HIGH);
             return Some(Estimate {
                 basis,
@@ -863,5 +864,53 @@ mod tests {
         assert_eq!(at_end(None).quantile(0.99), None);
         // Censored on day 5, it no longer weighs on day 10: every stay ends then.
         assert_eq!(at_end(Some(5)).quantile(0.99), Some(10 * DAY));
+    }
+
+    /// Issue 19: on weekly exports, three stays seen early and leaving together
+    /// would take a scheme's curve to zero at one day; its estimate falls back
+    /// to every scheme's history rather than answer from three stays.
+    #[test]
+    fn a_curve_that_collapses_on_a_thin_risk_set_gives_way_to_a_broader_basis() {
+        let mut h = History::new();
+        let mut id = 0;
+        let mut stay = |h: &mut History, scheme: &str, seen: i64, left: i64| {
+            id += 1;
+            h.dossier(id, Some(scheme), "commission", left * DAY);
+            h.event(id, EventKind::Created, Some("instruction"), 0, seen * DAY);
+            h.event(
+                id,
+                EventKind::StepChanged,
+                Some("commission"),
+                left * DAY,
+                left * DAY,
+            );
+        };
+        // "Culture": three stays seen at once that leave on day 1; 30 first seen on
+        // day 5, that leave from day 20 on.
+        for _ in 0..3 {
+            stay(&mut h, "Culture", 0, 1);
+        }
+        for i in 0..30 {
+            stay(&mut h, "Culture", 5, 20 + i);
+        }
+        // "Sport": 40 stays seen at once, leaving on days 10 to 49.
+        for i in 0..40 {
+            stay(&mut h, "Sport", 0, 10 + i);
+        }
+        let delays = h.finish(&shipped_lifecycle(), 30, NOW * DAY);
+        let culture = &delays.by_scheme[&("Culture".to_owned(), "instruction".to_owned())];
+        assert_eq!(
+            culture.quantile(0.5),
+            Some(DAY),
+            "the scheme's own curve collapses"
+        );
+        let e = delays.estimate(Some("Culture"), "instruction", 0).unwrap();
+        assert_eq!(e.basis, Basis::Step, "{e:?}");
+        assert!(e.remaining.unwrap() > 10 * DAY, "{e:?}");
+        // Ten days in, past the thin start, the scheme answers for itself.
+        let later = delays
+            .estimate(Some("Culture"), "instruction", 10 * DAY)
+            .unwrap();
+        assert_eq!(later.basis, Basis::Scheme, "{later:?}");
     }
 }

@@ -28,6 +28,8 @@ pub struct Curve {
     times: Vec<i64>,
     /// The estimated share still in the step just after each of them.
     survival: Vec<f64>,
+    /// How many stays were at risk at each of them.
+    at_risk: Vec<u32>,
     /// How many stays were observed.
     pub stays: u64,
     /// How many of them ended (left the step).
@@ -37,6 +39,13 @@ pub struct Curve {
 /// The shortest risk set an event time may have to count: below, one dossier
 /// would move the whole curve (stays seen late make the first durations thin).
 const MIN_AT_RISK: u64 = 3;
+
+/// The shortest risk set a point of the curve may have to answer for a dossier,
+/// before the risk set is at its fullest: on weekly exports, the first days of a
+/// short step rest on the few stays seen early, and three of them leaving
+/// together would take the curve to zero. Below, the estimate falls back to a
+/// broader basis.
+pub(crate) const MIN_RELIABLE: u64 = 10;
 
 /// Stays as the estimator reads them: when each was first seen in the step, when
 /// it stopped being followed, and when those that left did, each list sorted (in
@@ -144,6 +153,9 @@ impl Curve {
             s *= 1.0 - deaths as f64 / at_risk as f64;
             curve.times.push(i64::from(t));
             curve.survival.push(s);
+            curve
+                .at_risk
+                .push(u32::try_from(at_risk).unwrap_or(u32::MAX));
         }
         curve
     }
@@ -160,6 +172,25 @@ impl Curve {
     /// step; `None` when the observations do not reach it.
     pub(crate) fn quantile(&self, q: f64) -> Option<i64> {
         self.quantile_after(0, q)
+    }
+
+    /// Whether the point that answers [`Curve::quantile_after`] for `elapsed`
+    /// and `q` is too thin to trust: before the risk set is at its fullest, and
+    /// resting on fewer than [`MIN_RELIABLE`] stays. (The tail thins as stays
+    /// end, which is no reason to doubt it; an answer the observations do not
+    /// reach is no answer, not a doubtful one.)
+    pub(crate) fn doubtful(&self, elapsed: i64, q: f64) -> bool {
+        let Some(further) = self.quantile_after(elapsed, q) else {
+            return false;
+        };
+        let at = self.times.partition_point(|&t| t < elapsed + further);
+        let peak = self
+            .at_risk
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, n)| (**n, std::cmp::Reverse(*i)))
+            .map_or(0, |(i, _)| i);
+        at < peak && u64::from(self.at_risk.get(at).copied().unwrap_or(0)) < MIN_RELIABLE
     }
 
     /// For a dossier already `elapsed` seconds in the step: the further seconds by
