@@ -43,6 +43,18 @@ fn json(out: &std::process::Output) -> Vec<Value> {
         .collect()
 }
 
+/// `import portail FILE --json --as-of AT`.
+fn import_as_of(install: &Install, file: &Path, at: &str) -> std::process::Output {
+    install.run(&[
+        "import",
+        "portail",
+        file.to_str().unwrap(),
+        "--json",
+        "--as-of",
+        at,
+    ])
+}
+
 fn utc(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
@@ -78,14 +90,7 @@ fn issue_19_as_of_sets_every_instant_an_import_records() {
     let first = export_2025("export-1.csv", &exports.join("e1.csv"), &[]);
     let second = export_2025("export-2.csv", &exports.join("e2.csv"), &[]);
     // A date alone is midnight in Paris (no [as_of] time): 22:00Z the day before.
-    let out = install.run(&[
-        "import",
-        "portail",
-        first.to_str().unwrap(),
-        "--json",
-        "--as-of",
-        "2025-10-01",
-    ]);
+    let out = import_as_of(&install, &first, "2025-10-01");
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(json(&out)[0]["as_of"], "2025-09-30T22:00:00Z");
     let created = instant(
@@ -94,14 +99,7 @@ fn issue_19_as_of_sets_every_instant_an_import_records() {
     );
     assert_eq!(created, utc("2025-09-30T22:00:00Z"));
     let at = "2025-10-08T06:00:00+02:00";
-    let out = install.run(&[
-        "import",
-        "portail",
-        second.to_str().unwrap(),
-        "--json",
-        "--as-of",
-        at,
-    ]);
+    let out = import_as_of(&install, &second, at);
     assert!(out.status.success(), "{}", text(&out));
     let at = utc(at);
     just_after(
@@ -146,23 +144,9 @@ fn issue_19_an_export_older_than_the_last_applied_one_is_refused() {
     let exports = install.root().join("exports");
     let first = export_2025("export-1.csv", &exports.join("e1.csv"), &[]);
     let second = export_2025("export-2.csv", &exports.join("e2.csv"), &[]);
-    let out = install.run(&[
-        "import",
-        "portail",
-        second.to_str().unwrap(),
-        "--json",
-        "--as-of",
-        "2025-10-08T06:00:00+02:00",
-    ]);
+    let out = import_as_of(&install, &second, "2025-10-08T06:00:00+02:00");
     assert!(out.status.success(), "{}", text(&out));
-    let out = install.run(&[
-        "import",
-        "portail",
-        first.to_str().unwrap(),
-        "--json",
-        "--as-of",
-        "2025-10-01T06:00:00+02:00",
-    ]);
+    let out = import_as_of(&install, &first, "2025-10-01T06:00:00+02:00");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let refused = &json(&out)[0];
     assert_eq!(refused["status"], "refused");
@@ -173,14 +157,7 @@ fn issue_19_an_export_older_than_the_last_applied_one_is_refused() {
     );
     assert_eq!(n(refused, "created"), 0);
     // Given its right date, the same file is read again, not skipped as refused before.
-    let out = install.run(&[
-        "import",
-        "portail",
-        first.to_str().unwrap(),
-        "--json",
-        "--as-of",
-        "2025-10-09T06:00:00+02:00",
-    ]);
+    let out = import_as_of(&install, &first, "2025-10-09T06:00:00+02:00");
     assert_eq!(json(&out)[0]["status"], "applied", "{}", text(&out));
     // An as-of in the future is refused before anything is read.
     let out = install.run(&[
@@ -320,14 +297,7 @@ fn issue_19_a_backfill_builds_the_history_one_by_one_imports_build_without_alert
     assert!(files.iter().all(|(p, _)| p.exists()));
 
     for (file, at) in &by_date {
-        let out = one_by_one.run(&[
-            "import",
-            "portail",
-            file.to_str().unwrap(),
-            "--json",
-            "--as-of",
-            at,
-        ]);
+        let out = import_as_of(&one_by_one, file, at);
         assert!(out.status.success(), "{}", text(&out));
     }
     assert_eq!(backfilled.dossiers(), one_by_one.dossiers());
