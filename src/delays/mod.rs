@@ -508,13 +508,16 @@ impl Delays {
     pub fn estimate(&self, scheme: Option<&str>, step: &str, elapsed: i64) -> Option<Estimate> {
         let elapsed = elapsed.max(0);
         // The scheme's own history, else every scheme's: the first whose curve
-        // does not answer this dossier's median from too thin a risk set.
+        // does not answer this dossier's median or 90 % bound from too thin a
+        // risk set (the stall thresholds rest on them too).
         let own = self
             .by_scheme
             .get(&(scheme.unwrap_or("").to_owned(), step.to_owned()))
             .map(|c| (Basis::Scheme, c));
         let pooled = self.by_step.get(step).map(|c| (Basis::Step, c));
-        let answers = |c: &Curve| self.usable(c) && !c.doubtful(elapsed, MIDDLE);
+        let answers = |c: &Curve| {
+            self.usable(c) && !c.doubtful(elapsed, MIDDLE) && !c.doubtful(elapsed, HIGH)
+        };
         if let Some((basis, curve)) = [own, pooled]
             .into_iter()
             .flatten()
