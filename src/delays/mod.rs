@@ -474,8 +474,8 @@ pub struct Estimate {
     /// the lifecycle's expected duration).
     pub overdue: bool,
     /// The same as dates, once the instant and the zone are known
-    /// ([`Estimate::dated`]): what messages quote as `delay.dates.*`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// ([`Estimate::dated`]): what messages quote as `delay.dates.*` (`none`
+    /// before, so that a template can test it).
     pub dates: Option<Prediction>,
 }
 

@@ -497,4 +497,44 @@ mod tests {
         assert_eq!(text("not_before"), "2026-03-10");
         assert!(dates.get_attr("high").unwrap().is_none());
     }
+
+    /// Issue 19: the shipped messages quote the day the next step is expected.
+    #[test]
+    fn the_shipped_messages_quote_the_expected_day() {
+        let (_dir, rules) = setup(RULES, "send_windows = []");
+        let rules = rules.unwrap_or_else(|p| panic!("{p}"));
+        let d = dossier("instruction", &[]);
+        let event = step_changed("complet", "instruction");
+        let now = crate::test_support::utc("2026-03-10T09:00:00Z");
+        let estimate = crate::delays::Estimate {
+            basis: crate::delays::Basis::Scheme,
+            sample: 120,
+            median: Some(20 * 86_400),
+            p80: None,
+            p90: Some(40 * 86_400),
+            elapsed: 0,
+            remaining: Some(20 * 86_400),
+            low: Some(5 * 86_400),
+            high: Some(40 * 86_400),
+            overdue: false,
+            dates: None,
+        };
+        let message = |estimate: &crate::delays::Estimate| {
+            let scene = Scene {
+                connector: "x",
+                link: None,
+                dossier: &d,
+                event: &event,
+                delay: Some(estimate),
+            };
+            let rule = rules.rule("vers-instruction").unwrap();
+            rules
+                .render(rule, &scene, "beneficiary", "a@example.org")
+                .unwrap()
+                .text
+        };
+        let dated = message(&estimate.clone().dated(now, chrono_tz::Europe::Paris));
+        assert!(dated.contains("(vers le 30 mars 2026)"), "{dated}");
+        assert!(!message(&estimate).contains("vers le"));
+    }
 }
