@@ -30,6 +30,8 @@ pub struct Curve {
     survival: Vec<f64>,
     /// How many stays were at risk at each of them.
     at_risk: Vec<u32>,
+    /// The first point where the risk set is at its fullest.
+    peak: usize,
     /// How many stays were observed.
     pub stays: u64,
     /// How many of them ended (left the step).
@@ -153,9 +155,15 @@ impl Curve {
             s *= 1.0 - deaths as f64 / at_risk as f64;
             curve.times.push(i64::from(t));
             curve.survival.push(s);
-            curve
+            let at_risk = u32::try_from(at_risk).unwrap_or(u32::MAX);
+            if curve
                 .at_risk
-                .push(u32::try_from(at_risk).unwrap_or(u32::MAX));
+                .get(curve.peak)
+                .is_none_or(|&most| at_risk > most)
+            {
+                curve.peak = curve.at_risk.len();
+            }
+            curve.at_risk.push(at_risk);
         }
         curve
     }
@@ -184,13 +192,7 @@ impl Curve {
             return false;
         };
         let at = self.times.partition_point(|&t| t < elapsed + further);
-        let peak = self
-            .at_risk
-            .iter()
-            .enumerate()
-            .max_by_key(|(i, n)| (**n, std::cmp::Reverse(*i)))
-            .map_or(0, |(i, _)| i);
-        at < peak && u64::from(self.at_risk.get(at).copied().unwrap_or(0)) < MIN_RELIABLE
+        at < self.peak && u64::from(self.at_risk.get(at).copied().unwrap_or(0)) < MIN_RELIABLE
     }
 
     /// For a dossier already `elapsed` seconds in the step: the further seconds by
