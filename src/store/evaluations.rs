@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::OptionalExtension;
 
-use super::history::{RunStarts, absent_dossiers};
+use super::history::{LastImports, RunStarts, absent_dossiers};
 use super::{ImportTx, Result, Store, StoreError, epoch, fields, format_time};
 
 /// An open dossier, as an evaluation reads it.
@@ -76,21 +76,6 @@ impl Store {
     }
 }
 
-/// When each connector's last baseline import started: the end of its first
-/// import, or of a backfill of its archives (Unix seconds).
-fn last_baselines(conn: &rusqlite::Connection) -> Result<std::collections::HashMap<String, i64>> {
-    let mut stmt = conn.prepare(
-        "SELECT connector, max(started_at) FROM runs
-         WHERE kind = 'import' AND status = 'applied' AND baseline = 1 GROUP BY connector",
-    )?;
-    let mut rows = stmt.query([])?;
-    let mut out = std::collections::HashMap::new();
-    while let Some(row) = rows.next()? {
-        out.insert(row.get(0)?, epoch(row.get_ref(1)?.as_bytes()?)?);
-    }
-    Ok(out)
-}
-
 fn for_each_open(
     conn: &rusqlite::Connection,
     fields: &[String],
@@ -98,7 +83,7 @@ fn for_each_open(
 ) -> Result<()> {
     let runs = RunStarts::read(conn)?;
     let absent = absent_dossiers(conn)?;
-    let baselines = last_baselines(conn)?;
+    let mut baselines = LastImports::read(conn, true)?;
     // A field no dossier has is not in the dictionary: it never matches.
     let mut wanted = Vec::with_capacity(fields.len());
     for name in fields {
@@ -123,7 +108,7 @@ fn for_each_open(
         let first_seen = runs
             .get(first_run)
             .ok_or_else(|| StoreError::Corrupt(format!("dossier of a missing run {first_run}")))?
-            .max(baselines.get(connector).copied().unwrap_or(i64::MIN));
+            .max(baselines.of(connector.as_bytes()).unwrap_or(i64::MIN));
         let mut dates = vec![None; wanted.len()];
         if !wanted.is_empty() {
             fields::pick(row.get_ref(6)?.as_blob()?, &wanted, &mut dates);

@@ -40,13 +40,13 @@ impl Store {
             .conn
             .query_row("SELECT max(id) FROM dossiers", [], |r| r.get(0))?;
         history.reserve(usize::try_from(last.unwrap_or(0)).unwrap_or(0) + 1);
-        let last_imports = last_imports(&self.conn)?;
+        // Dossiers still in their source were last seen at their connector's
+        // last applied import.
+        let mut last_imports = LastImports::read(&self.conn, false)?;
         let mut stmt = self
             .conn
             .prepare("SELECT id, scheme, step, step_entered_at, connector FROM dossiers")?;
         let mut rows = stmt.query([])?;
-        // Dossiers come by id, mostly a connector's after another's.
-        let mut connector: (Vec<u8>, Option<i64>) = (Vec::new(), None);
         while let Some(row) = rows.next()? {
             let id = row.get(0)?;
             history.dossier(
@@ -55,11 +55,7 @@ impl Store {
                 row.get_ref(2)?.as_str()?,
                 epoch(row.get_ref(3)?.as_bytes()?)?,
             );
-            let name = row.get_ref(4)?.as_bytes()?;
-            if name != connector.0.as_slice() {
-                connector = (name.to_vec(), last_imports.get(name).copied());
-            }
-            if let Some(at) = connector.1 {
+            if let Some(at) = last_imports.of(row.get_ref(4)?.as_bytes()?) {
                 history.last_seen(id, at);
             }
         }
@@ -100,22 +96,44 @@ impl Store {
     }
 }
 
-/// When each connector's last applied import started (Unix seconds): its
-/// dossiers still in the source were last seen then.
-fn last_imports(conn: &rusqlite::Connection) -> Result<std::collections::HashMap<Vec<u8>, i64>> {
-    let mut stmt = conn.prepare(
-        "SELECT connector, max(started_at) FROM runs
-         WHERE kind = 'import' AND status = 'applied' GROUP BY connector",
-    )?;
-    let mut rows = stmt.query([])?;
-    let mut out = std::collections::HashMap::new();
-    while let Some(row) = rows.next()? {
-        out.insert(
-            row.get_ref(0)?.as_bytes()?.to_vec(),
-            epoch(row.get_ref(1)?.as_bytes()?)?,
-        );
+/// When each connector's last applied import started (Unix seconds), looked up
+/// for dossiers read by id, which mostly come a connector's after another's.
+pub(super) struct LastImports {
+    starts: std::collections::HashMap<Vec<u8>, i64>,
+    /// The connector asked for last, and its answer.
+    last: (Vec<u8>, Option<i64>),
+}
+
+impl LastImports {
+    /// Every connector's last applied import, or with `baselines` its last
+    /// baseline one (its first import, or the last file of a backfill).
+    pub(super) fn read(conn: &rusqlite::Connection, baselines: bool) -> Result<Self> {
+        let mut stmt = conn.prepare(
+            "SELECT connector, max(started_at) FROM runs
+             WHERE kind = 'import' AND status = 'applied' AND (?1 = 0 OR baseline = 1)
+             GROUP BY connector",
+        )?;
+        let mut rows = stmt.query([baselines])?;
+        let mut starts = std::collections::HashMap::new();
+        while let Some(row) = rows.next()? {
+            starts.insert(
+                row.get_ref(0)?.as_bytes()?.to_vec(),
+                epoch(row.get_ref(1)?.as_bytes()?)?,
+            );
+        }
+        Ok(Self {
+            starts,
+            last: (Vec::new(), None),
+        })
     }
-    Ok(out)
+
+    /// The start of `connector`'s last such import, if it had one.
+    pub(super) fn of(&mut self, connector: &[u8]) -> Option<i64> {
+        if connector != self.last.0.as_slice() {
+            self.last = (connector.to_vec(), self.starts.get(connector).copied());
+        }
+        self.last.1
+    }
 }
 
 /// When each run started (Unix seconds), by run id: ids are dense, so a vector.
