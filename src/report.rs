@@ -15,6 +15,7 @@ use chrono_tz::Tz;
 use minijinja::{Environment, Value, context};
 use serde::Serialize;
 
+use crate::delays::survival::Curve;
 use crate::delays::{Delays, StepStats};
 use crate::lifecycle::Lifecycle;
 use crate::rules::template::escaped;
@@ -57,7 +58,7 @@ impl Pen {
 fn scheme_pens(report: &Report) -> BTreeMap<&str, usize> {
     let mut stays: BTreeMap<&str, u64> = BTreeMap::new();
     for ((scheme, _), c) in &report.delays.by_scheme {
-        if c.stays >= report.min_sample && c.left > 0 {
+        if has_own_curve(report, c) {
             *stays.entry(scheme.as_str()).or_default() += c.stays;
         }
     }
@@ -150,11 +151,7 @@ pub fn render(report: &Report, lifecycle: &Lifecycle, tz: Tz) -> Result<String, 
         .table
         .iter()
         .map(|l| Line {
-            scheme: if l.scheme.is_empty() {
-                "(sans dispositif)".to_owned()
-            } else {
-                l.scheme.clone()
-            },
+            scheme: scheme_name(&l.scheme).to_owned(),
             step: lifecycle.label(&l.step).to_owned(),
             basis: match l.basis {
                 Some(crate::delays::Basis::Scheme) => "dispositif",
@@ -199,6 +196,32 @@ pub fn render(report: &Report, lifecycle: &Lifecycle, tz: Tz) -> Result<String, 
         .map_err(|e| format!("the report cannot be written: {e}"))
 }
 
+/// Whether a scheme's curve in a step is drawn as its own: enough stays, and
+/// some of them ended.
+fn has_own_curve(report: &Report, curve: &Curve) -> bool {
+    curve.stays >= report.min_sample && curve.left > 0
+}
+
+/// The schemes with a curve of their own in `step`, by name.
+fn own_curves<'r>(report: &'r Report, step: &str) -> Vec<(&'r str, &'r Curve)> {
+    report
+        .delays
+        .by_scheme
+        .iter()
+        .filter(|((_, s), c)| s == step && has_own_curve(report, c))
+        .map(|((scheme, _), c)| (scheme.as_str(), c))
+        .collect()
+}
+
+/// A scheme as the report names it.
+fn scheme_name(scheme: &str) -> &str {
+    if scheme.is_empty() {
+        "(sans dispositif)"
+    } else {
+        scheme
+    }
+}
+
 /// A step's part of the report: its curves when its history is long enough,
 /// and in a sentence what its announced delays rest on. None for a step with
 /// neither history nor expected duration.
@@ -211,18 +234,9 @@ fn step_section(
     let drawn = all.filter(|c| c.stays >= report.min_sample && c.quantile(0.5).is_some());
     let basis = match (drawn, step.expected_duration) {
         (Some(c), _) => {
-            let own: Vec<&str> = report
-                .delays
-                .by_scheme
-                .iter()
-                .filter(|((_, s), c)| *s == step.id && c.stays >= report.min_sample && c.left > 0)
-                .map(|((scheme, _), _)| {
-                    if scheme.is_empty() {
-                        "(sans dispositif)"
-                    } else {
-                        scheme.as_str()
-                    }
-                })
+            let own: Vec<&str> = own_curves(report, &step.id)
+                .into_iter()
+                .map(|(scheme, _)| scheme_name(scheme))
                 .collect();
             let own = if own.is_empty() {
                 String::new()
@@ -269,22 +283,12 @@ fn step_section(
 /// with enough stays of their own, each in its pen.
 fn step_chart(report: &Report, step: &str, pens: &BTreeMap<&str, usize>) -> Option<String> {
     let all = report.delays.by_step.get(step).filter(|c| c.left > 0)?;
-    let mut schemes: Vec<(&str, &crate::delays::survival::Curve)> = report
-        .delays
-        .by_scheme
-        .iter()
-        .filter(|((_, s), c)| s == step && c.stays >= report.min_sample && c.left > 0)
-        .map(|((scheme, _), c)| (scheme.as_str(), c))
-        .collect();
+    let mut schemes = own_curves(report, step);
     schemes.sort_by_key(|s| std::cmp::Reverse(s.1.stays));
     schemes.truncate(MAX_SCHEMES);
     let mut series = vec![(format!("Tous dispositifs ({} dossiers)", all.stays), all, 0)];
     for (scheme, c) in schemes {
-        let name = if scheme.is_empty() {
-            "(sans dispositif)"
-        } else {
-            scheme
-        };
+        let name = scheme_name(scheme);
         let pen = pens.get(scheme).copied().unwrap_or(0);
         series.push((format!("{name} ({} dossiers)", c.stays), c, pen));
     }
