@@ -612,19 +612,24 @@ mod tests {
         insta::assert_snapshot!(html);
     }
 
+    /// A report of `delays` with nobody stalled, for the Region.
+    fn plain_report(delays: Delays, lifecycle: &Lifecycle, now: DateTime<Utc>) -> Report {
+        Report {
+            generated_at: now,
+            region: "Région".to_owned(),
+            table: delays.table(lifecycle),
+            delays,
+            stalled: Vec::new(),
+            min_sample: 30,
+        }
+    }
+
     #[test]
     fn an_empty_history_says_so() {
         let lifecycle = shipped_lifecycle();
         let now = utc("2026-06-01T08:00:00Z");
         let delays = History::new().finish(&lifecycle, 30, now.timestamp());
-        let report = Report {
-            generated_at: now,
-            region: "Région".to_owned(),
-            table: delays.table(&lifecycle),
-            delays,
-            stalled: Vec::new(),
-            min_sample: 30,
-        };
+        let report = plain_report(delays, &lifecycle, now);
         let html = render(&report, &lifecycle, chrono_tz::Europe::Paris).unwrap();
         assert!(html.contains("Pas encore d'historique"));
         assert!(html.contains("Aucun dossier bloqué"));
@@ -690,14 +695,7 @@ mod tests {
             }
         }
         let delays = h.finish(&lifecycle, 30, now.timestamp());
-        let report = Report {
-            generated_at: now,
-            region: "Région".to_owned(),
-            table: delays.table(&lifecycle),
-            delays,
-            stalled: Vec::new(),
-            min_sample: 30,
-        };
+        let report = plain_report(delays, &lifecycle, now);
         let pens = scheme_pens(&report);
         assert_eq!(pens.get("Culture"), Some(&1), "{pens:?}");
         assert_eq!(pens.get("Sport"), Some(&2), "{pens:?}");

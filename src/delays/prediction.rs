@@ -73,25 +73,9 @@ impl Estimate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::utc;
+    use crate::test_support::{estimate, utc};
 
     const DAY: i64 = 86_400;
-
-    fn estimate(basis: Basis, remaining: i64, low: Option<i64>, high: Option<i64>) -> Estimate {
-        Estimate {
-            basis,
-            sample: 40,
-            median: Some(10 * DAY),
-            p80: None,
-            p90: None,
-            elapsed: 0,
-            remaining: Some(remaining),
-            low,
-            high,
-            overdue: false,
-            dates: None,
-        }
-    }
 
     fn date(text: &str) -> Option<NaiveDate> {
         Some(text.parse().unwrap())

@@ -465,20 +465,9 @@ mod tests {
         let d = dossier("instruction", &[]);
         let event = step_changed("complet", "instruction");
         let now = crate::test_support::utc("2026-03-10T09:00:00Z");
-        let estimate = crate::delays::Estimate {
-            basis: crate::delays::Basis::Step,
-            sample: 40,
-            median: Some(20 * 86_400),
-            p80: None,
-            p90: None,
-            elapsed: 0,
-            remaining: Some(20 * 86_400),
-            low: Some(0),
-            high: None,
-            overdue: false,
-            dates: None,
-        }
-        .dated(now, chrono_tz::Europe::Paris);
+        let estimate =
+            crate::test_support::estimate(crate::delays::Basis::Step, 20 * 86_400, Some(0), None)
+                .dated(now, chrono_tz::Europe::Paris);
         let scene = Scene {
             connector: "x",
             link: None,
@@ -506,19 +495,12 @@ mod tests {
         let d = dossier("instruction", &[]);
         let event = step_changed("complet", "instruction");
         let now = crate::test_support::utc("2026-03-10T09:00:00Z");
-        let estimate = crate::delays::Estimate {
-            basis: crate::delays::Basis::Scheme,
-            sample: 120,
-            median: Some(20 * 86_400),
-            p80: None,
-            p90: Some(40 * 86_400),
-            elapsed: 0,
-            remaining: Some(20 * 86_400),
-            low: Some(5 * 86_400),
-            high: Some(40 * 86_400),
-            overdue: false,
-            dates: None,
-        };
+        let estimate = crate::test_support::estimate(
+            crate::delays::Basis::Scheme,
+            20 * 86_400,
+            Some(5 * 86_400),
+            Some(40 * 86_400),
+        );
         let message = |estimate: &crate::delays::Estimate| {
             let scene = Scene {
                 connector: "x",
