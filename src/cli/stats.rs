@@ -35,6 +35,7 @@ pub(super) fn report(config: &Config, out: &std::path::Path) -> anyhow::Result<E
         &config.region.name,
         config.delays.min_sample,
         Utc::now(),
+        config.timezone,
     )?;
     let html =
         crate::report::render(&report, &lifecycle, config.timezone).map_err(anyhow::Error::msg)?;
@@ -66,7 +67,7 @@ pub(super) fn run(
     };
     let store = open_existing(config)?;
     let at = super::as_of(config, &store, as_of)?;
-    let delays = store.delays(&lifecycle, config.delays.min_sample, at)?;
+    let delays = store.delays(&lifecycle, config.delays.min_sample, at, config.timezone)?;
     if dossiers {
         return predictions(config, &store, &delays, at, format);
     }
@@ -132,7 +133,12 @@ fn predictions(
         .into_iter()
         .map(|d| {
             let p = delays
-                .estimate(d.scheme.as_deref(), &d.step, (at - d.entered).num_seconds())
+                .estimate(
+                    d.scheme.as_deref(),
+                    &d.step,
+                    d.entered.timestamp(),
+                    at.timestamp(),
+                )
                 .map(|e| e.predict(at, tz));
             Predicted {
                 entered: d.entered.with_timezone(&tz).to_rfc3339(),

@@ -15,7 +15,7 @@ use crate::lifecycle::Lifecycle;
 use crate::model::EventKind;
 
 impl Store {
-    /// The delay estimates from the whole history, as of `now`.
+    /// The delay estimates from the whole history, as of `now`, days counted in `tz`.
     ///
     /// # Errors
     /// On a database error or a corrupt row.
@@ -24,10 +24,11 @@ impl Store {
         lifecycle: &Lifecycle,
         min_sample: u64,
         now: DateTime<Utc>,
+        tz: chrono_tz::Tz,
     ) -> Result<Delays> {
         let mut history = History::new();
         self.read_history(&mut history)?;
-        Ok(history.finish(lifecycle, min_sample, now.timestamp()))
+        Ok(history.finish(lifecycle, min_sample, now.timestamp(), tz))
     }
 
     /// Feeds `history` with every dossier and every step event.

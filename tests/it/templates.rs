@@ -357,8 +357,9 @@ fn snapshot(name: &str, suffix: &str, content: &str) {
 /// which has no scheme, only the lifecycle's expected duration. Final steps have none.
 fn delay(rules: &Rules, history: bool, step: &str) -> Option<Estimate> {
     const DAY: i64 = 86_400;
-    let lifecycle = History::new().finish(&rules.lifecycle, 30, at(DETECTED_AT).timestamp());
-    let fallback = lifecycle.estimate(None, step, 0)?;
+    let now = at(DETECTED_AT).timestamp();
+    let lifecycle = History::new().finish(&rules.lifecycle, 30, now, rules.policy.tz);
+    let fallback = lifecycle.estimate(None, step, now, now)?;
     Some(if history {
         Estimate {
             basis: Basis::Scheme,
@@ -371,6 +372,10 @@ fn delay(rules: &Rules, history: bool, step: &str) -> Option<Estimate> {
             low: Some(6 * DAY),
             high: Some(35 * DAY),
             overdue: false,
+            sessions: false,
+            extrapolated: false,
+            past_p80: None,
+            past_p90: None,
             dates: None,
         }
     } else {
