@@ -17,7 +17,7 @@ mod history;
 mod prediction;
 pub(crate) mod survival;
 
-pub use history::History;
+pub use history::{History, Seen};
 pub use prediction::Prediction;
 
 use std::collections::BTreeMap;
