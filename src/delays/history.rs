@@ -442,13 +442,24 @@ impl History {
                 self.steps.names[usize::from(group[0].1)].clone(),
             );
             let now = delays.at;
+            let past_p90 = |entered: i64| {
+                delays
+                    .estimate(Some(&scheme), &step, entered, entered)
+                    .and_then(|e| e.past_p90)
+            };
+            // Counted in days, every dossier of the group has the same threshold,
+            // computed once; in business days or sessions, it depends on the entry.
+            let same = matches!(delays.axis(&step), Axis::Days(_))
+                && delays.lifecycle.sittings(&step, Some(&scheme)).is_none();
+            let threshold = same.then(|| past_p90(now).map(|t| t - now)).flatten();
             let overdue = group
                 .iter()
                 .filter(|s| {
-                    delays
-                        .estimate(Some(&scheme), &step, s.2, s.2)
-                        .and_then(|e| e.past_p90)
-                        .is_some_and(|t| now >= t)
+                    if same {
+                        threshold.is_some_and(|t| now >= s.2.saturating_add(t))
+                    } else {
+                        past_p90(s.2).is_some_and(|t| now >= t)
+                    }
                 })
                 .count();
             delays
