@@ -6,8 +6,8 @@ use std::sync::Arc;
 use alertissimo::diag::Problems;
 use alertissimo::lifecycle::Lifecycle;
 
-use crate::common::repo;
-use crate::simulate;
+use crate::common::{BIN, repo};
+use crate::{simulate, simulate_replay};
 
 fn lifecycle() -> Arc<Lifecycle> {
     let mut problems = Problems::default();
@@ -50,4 +50,29 @@ fn issue_19_estimates_on_weekly_exports_are_calibrated_and_beat_the_naive_mean()
         0.5,
         7 * simulate::DAY,
     ));
+}
+
+/// Issue 19: a small weekly simulation, written as the Region's exports and
+/// loaded by `import --backfill` in one go, then scored from what `stats` and
+/// `stats --dossiers` say (`simulate_replay.rs`; `bench_delays` runs larger ones).
+#[test]
+fn issue_19_a_replayed_weekly_history_gives_every_open_dossier_a_calibrated_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let setup = simulate_replay::Setup {
+        seed: 3,
+        years: 3,
+        scale: 0.1,
+        weekly: true,
+        calendar: false,
+    };
+    let clock = std::time::Instant::now();
+    let score = simulate_replay::replay(std::path::Path::new(BIN), setup, dir.path());
+    eprintln!("{:.1} s: {score:#?}", clock.elapsed().as_secs_f64());
+    assert!(score.held > 100, "{score:?}");
+    assert_eq!(score.without_interval, 0, "{score:?}");
+    assert!(
+        (0.70..=0.90).contains(&score.coverage),
+        "the 80 % intervals held {:.1} % of the exits: {score:?}",
+        score.coverage * 100.0
+    );
 }
