@@ -378,6 +378,16 @@ struct Held {
     exit: NaiveDate,
 }
 
+/// The held-out dossiers of one step, as they are scored.
+#[derive(Default)]
+struct Tally {
+    held: usize,
+    covered: usize,
+    without_interval: usize,
+    errors: Vec<f64>,
+    naive_errors: Vec<f64>,
+}
+
 /// A day of a JSON field.
 fn day(v: &Value) -> Option<NaiveDate> {
     v.as_str().and_then(|s| s.parse().ok())
@@ -440,7 +450,7 @@ fn score(dossiers: &[Dossier], days: &[NaiveDate], stats: &Value, predicted: &Va
         .map(|r| (r["id"].as_str().unwrap_or_default(), r))
         .collect();
     // Per dossier.
-    let mut by_step: HashMap<&str, (usize, usize, usize, Vec<f64>, Vec<f64>)> = HashMap::new();
+    let mut by_step: HashMap<&str, Tally> = HashMap::new();
     let (mut covered, mut without_interval) = (0, 0);
     let (mut errors, mut naive_errors) = (Vec::new(), Vec::new());
     for h in &held {
@@ -462,11 +472,11 @@ fn score(dossiers: &[Dossier], days: &[NaiveDate], stats: &Value, predicted: &Va
         });
         let naive_error = days_between(naive_exit, h.exit);
         let step = by_step.entry(h.step).or_default();
-        step.0 += 1;
-        step.1 += usize::from(hit);
-        step.2 += usize::from(bounds.is_none());
-        step.3.push(error);
-        step.4.push(naive_error);
+        step.held += 1;
+        step.covered += usize::from(hit);
+        step.without_interval += usize::from(bounds.is_none());
+        step.errors.push(error);
+        step.naive_errors.push(naive_error);
         errors.push(error);
         naive_errors.push(naive_error);
     }
@@ -528,15 +538,15 @@ fn score(dossiers: &[Dossier], days: &[NaiveDate], stats: &Value, predicted: &Va
     let steps = LABELS
         .iter()
         .filter_map(|(step, _)| {
-            let (n, hit, without_interval, errors, naive) = by_step.remove(step)?;
+            let t = by_step.remove(step)?;
             let (ended, stalled) = stalls.get(step).copied().unwrap_or_default();
             Some(StepScore {
                 step,
-                held: n,
-                without_interval,
-                coverage: hit as f64 / n.max(1) as f64,
-                expected_error_days: median(errors),
-                naive_error_days: median(naive),
+                held: t.held,
+                without_interval: t.without_interval,
+                coverage: t.covered as f64 / t.held.max(1) as f64,
+                expected_error_days: median(t.errors),
+                naive_error_days: median(t.naive_errors),
                 median_error: median(step_medians.remove(step).unwrap_or_default()),
                 stall_rate: stalled as f64 / ended.max(1) as f64,
             })
