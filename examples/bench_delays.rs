@@ -114,8 +114,8 @@ struct Args {
     /// imports given to its history), rather than the binary's replay of exports.
     #[arg(long)]
     in_process: bool,
-    /// Replay with the shipped lifecycle as it is: no calendar of the
-    /// Commission permanente, no step counted in business days.
+    /// Use the shipped lifecycle as it is: no calendar of the Commission
+    /// permanente, no step counted in business days.
     #[arg(long)]
     no_calendar: bool,
     /// Simulated years of the accuracy part (exports from the second on).
@@ -245,7 +245,14 @@ fn in_process(args: &Args, lifecycle: &Lifecycle) -> serde_json::Value {
     );
     let results: Vec<simulate::Accuracy> = (1..=args.seeds)
         .map(|seed| {
-            let a = simulate::evaluate_every(lifecycle, seed, 4, 1.0, args.period());
+            let calendar = (!args.no_calendar).then(|| with_calendar(seed));
+            let a = simulate::evaluate_every(
+                calendar.as_ref().unwrap_or(lifecycle),
+                seed,
+                4,
+                1.0,
+                args.period(),
+            );
             println!(
                 "  seed {seed}: {} dossiers, {} held out, coverage {:.1} %, median error {:.1} d (naive {:.1} d)",
                 a.dossiers,
@@ -269,6 +276,18 @@ fn in_process(args: &Args, lifecycle: &Lifecycle) -> serde_json::Value {
     serde_json::json!({ "mode": "in_process", "weekly": args.weekly, "seeds": results,
                         "coverage": coverage, "median_error_days": error,
                         "naive_median_error_days": naive })
+}
+
+/// The shipped lifecycle with `seed`'s calendar of the Commission permanente and
+/// `complet` counted in business days, as the replay gives it to the binary.
+fn with_calendar(seed: u64) -> Lifecycle {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = dir.path().join("lifecycle.toml");
+    let end = simulate::local_date(simulate::origin() + 4 * 365 * DAY);
+    let text = simulate_replay::lifecycle_toml(&simulate::sessions(seed, 4), end, true);
+    std::fs::write(&path, text).expect("lifecycle.toml");
+    let mut problems = Problems::default();
+    Lifecycle::load(&path, &mut problems).unwrap_or_else(|| panic!("{problems}"))
 }
 
 fn met(ok: bool) -> &'static str {
