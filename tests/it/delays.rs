@@ -80,3 +80,38 @@ fn issue_19_a_replayed_weekly_history_gives_every_open_dossier_a_calibrated_inte
         score.coverage * 100.0
     );
 }
+
+/// The simulation's calendar: sessions 4 to 6 weeks apart (August skipped; a day
+/// earlier when the Friday is a holiday), none in August or on a holiday; business days skip weekends and French holidays.
+#[test]
+fn issue_19_the_simulated_calendar_and_business_days() {
+    use chrono::{Datelike, NaiveDate};
+    let day = |s: &str| s.parse::<NaiveDate>().unwrap();
+    let sessions = simulate::sessions(7, 4);
+    assert!(sessions.len() > 60, "{sessions:?}");
+    for pair in sessions.windows(2) {
+        let gap = (pair[1] - pair[0]).num_days();
+        assert!((27..=43).contains(&gap) || pair[1].month() == 9, "{pair:?}");
+    }
+    assert!(
+        sessions
+            .iter()
+            .all(|s| s.month() != 8 && !simulate::is_holiday(*s))
+    );
+    // Easter Monday 2024 is 1 April; Whit Monday 2025, 9 June; Ascension 2023, 18 May.
+    for holiday in ["2024-04-01", "2025-06-09", "2023-05-18", "2022-07-14"] {
+        assert!(simulate::is_holiday(day(holiday)), "{holiday}");
+    }
+    assert!(!simulate::is_holiday(day("2024-04-02")));
+    // From Tuesday 7 May 2024: Wednesday 8 (Victoire 1945) and Thursday 9
+    // (Ascension) are holidays, so Friday 10, Monday 13, Tuesday 14.
+    assert_eq!(
+        simulate::add_business_days(day("2024-05-07"), 3),
+        day("2024-05-14")
+    );
+    // From Friday 29 March 2024 one business day is Tuesday 2 April (Easter Monday).
+    assert_eq!(
+        simulate::add_business_days(day("2024-03-29"), 1),
+        day("2024-04-02")
+    );
+}
