@@ -276,8 +276,8 @@ pub struct StepScore {
     pub stall_rate: f64,
 }
 
-/// Simulates `setup`, replays it through `binary` in a new folder under `root`
-/// (kept when `root` is given), and scores it.
+/// Simulates `setup`, replays it through `binary` in the folder `root` (exports,
+/// connector, lifecycle, config and database are written there), and scores it.
 ///
 /// # Panics
 ///
