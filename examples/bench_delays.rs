@@ -693,7 +693,9 @@ fn time_evaluation(
     let now = Utc
         .timestamp_opt(simulate::origin() + 4 * 365 * DAY, 0)
         .unwrap();
-    let delays = store.delays(lifecycle, 30, now).expect("the estimates");
+    let delays = store
+        .delays(lifecycle, 30, now, chrono_tz::UTC)
+        .expect("the estimates");
     let mut evaluate = || {
         let clock = Instant::now();
         let summary = alertissimo::timers::evaluate(

@@ -367,14 +367,13 @@ fn sent_by(
 ) -> Result<(Vec<Sent>, Vec<String>), String> {
     let link = crate::model::link(dossier, connector.1);
     // A case has no history: its messages quote the lifecycle's expected durations.
-    let delays = crate::delays::History::new().finish(&rules.lifecycle, 1, now.timestamp());
-    let elapsed = dossier
+    let delays =
+        crate::delays::History::new().finish(&rules.lifecycle, 1, now.timestamp(), rules.policy.tz);
+    let entered = dossier
         .get(crate::model::STEP_SINCE)
         .and_then(|v| v.instant().or_else(|| parse_instant_text(&v.text())))
-        .map_or(0, |t| (now - t).num_seconds());
-    let delay = delays
-        .estimate(dossier.text("scheme"), &dossier.step, elapsed)
-        .map(|e| e.dated(now, rules.policy.tz));
+        .unwrap_or(now);
+    let delay = delays.of(dossier, entered, now);
     let (mut sent, mut problems) = (Vec::new(), Vec::new());
     let rehearsal = queue(connector, dossier, events, now)?;
     for (rule, reason) in rehearsal.failed {

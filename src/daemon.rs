@@ -123,6 +123,7 @@ fn start(
         store.clone(),
         Arc::clone(&rules.lifecycle),
         config.delays.min_sample,
+        config.timezone,
         config.delays.refresh,
     ));
     let sources = Arc::new(Connector::sources(connectors));

@@ -10,6 +10,7 @@
 //!   diag       problems in admin-written files, shared values, TOML in one pass
 //!   secret     pure: loopback hosts, names and values that carry a credential
 //!   timing     pure: debounce, digests, sending windows, cron in the Region's zone
+//!   calendar   pure: French public holidays, business days, committee sessions
 //! 1 value      pure: the values of exports (amounts in cents, dates, e-mails…)
 //!   lifecycle  rules/lifecycle.toml: canonical steps and their French labels
 //!   diff       pure change detection: stored state + new reading → events
@@ -36,6 +37,7 @@
 //! does no I/O and takes `now` as an argument.
 
 pub(crate) mod alerting;
+pub(crate) mod calendar;
 pub(crate) mod cases;
 pub mod cli;
 pub mod config;

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::calendar::Sittings;
 use crate::diag::{Problems, closest, parse_duration};
 
 /// The file name of the lifecycle inside the rules folder.
@@ -25,6 +26,17 @@ struct LifecycleDef {
     pieces: Vec<PiecesDef>,
     #[serde(default)]
     deadline: Vec<DeadlineDef>,
+    #[serde(default)]
+    calendar: Vec<CalendarDef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CalendarDef {
+    step: String,
+    schemes: Option<Vec<String>>,
+    sessions: Vec<chrono::NaiveDate>,
+    lead_time: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -58,6 +70,21 @@ struct StepDef {
     pieces: Vec<String>,
     next: Option<Vec<String>>,
     stalled_after: Option<String>,
+    #[serde(default)]
+    counted_in: Counted,
+}
+
+/// How the time a dossier spends in a step is counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Counted {
+    /// Calendar days.
+    #[default]
+    Days,
+    /// Business days: weekdays that are not public holidays of metropolitan
+    /// France. The step's durations count them: `10d` is ten business days, a
+    /// week five.
+    BusinessDays,
 }
 
 /// When a dossier counts as stalled in a step.
@@ -130,6 +157,16 @@ pub(crate) struct Step {
     pub next: Option<Vec<String>>,
     /// When a dossier counts as stalled here (always `Off` for a final step).
     pub stalled_after: Stall,
+    /// How the time spent here is counted.
+    pub counted_in: Counted,
+}
+
+/// The sessions that end a step, for the schemes matching globs (all: `None`).
+#[derive(Debug, Clone)]
+struct SchemeSittings {
+    step: String,
+    schemes: Option<Vec<globset::GlobMatcher>>,
+    sittings: Sittings,
 }
 
 /// The pieces expected at a step for the schemes matching a glob.
@@ -145,6 +182,7 @@ struct SchemePieces {
 pub struct Lifecycle {
     steps: Vec<Step>,
     pieces: Vec<SchemePieces>,
+    calendars: Vec<SchemeSittings>,
     /// The deadlines dossiers are reminded of.
     pub deadlines: Vec<Deadline>,
     /// Where it was read from, for messages.
@@ -191,6 +229,11 @@ impl Lifecycle {
             }
         }
         let pieces = pieces(&known, def.pieces, problems);
+        let calendars = def
+            .calendar
+            .into_iter()
+            .filter_map(|c| calendar(&known, &steps, c, problems))
+            .collect();
         let deadlines = def
             .deadline
             .into_iter()
@@ -200,6 +243,7 @@ impl Lifecycle {
         (problems.len() == before).then(|| Self {
             steps,
             pieces,
+            calendars,
             deadlines,
             path: path.to_owned(),
         })
@@ -233,6 +277,42 @@ impl Lifecycle {
             .map(|p| p.list.as_slice())
             .or_else(|| self.step(step).map(|s| s.pieces.as_slice()))
             .unwrap_or(&[])
+    }
+
+    /// The sessions that end `step` for a dossier of `scheme`: the first
+    /// `[[calendar]]` of the step whose `schemes` match (one without serves
+    /// every scheme).
+    pub(crate) fn sittings(&self, step: &str, scheme: Option<&str>) -> Option<&Sittings> {
+        self.calendars
+            .iter()
+            .find(|c| {
+                c.step == step
+                    && c.schemes.as_ref().is_none_or(|globs| {
+                        scheme.is_some_and(|s| globs.iter().any(|g| g.is_match(s)))
+                    })
+            })
+            .map(|c| &c.sittings)
+    }
+
+    /// The `[[calendar]]`s whose sessions run out within `days` of `today`
+    /// (past the last one, the step falls back to its duration in days), each
+    /// as a warning that says what to do.
+    pub(crate) fn sessions_running_out(&self, today: chrono::NaiveDate, days: i64) -> Vec<String> {
+        let soon = crate::calendar::day_number(today) + days;
+        self.calendars
+            .iter()
+            .filter_map(|c| {
+                let last = c.sittings.last()?;
+                (crate::calendar::day_number(last) < soon).then(|| {
+                    let whom = c.schemes.as_ref().map_or(String::new(), |_| " (for some schemes)".to_owned());
+                    format!(
+                        "{}: the sessions of step '{}'{whom} end on {last}: past it, its dossiers are predicted by duration again; list the next sessions in its [[calendar]]",
+                        self.path.display(),
+                        c.step
+                    )
+                })
+            })
+            .collect()
     }
 
     /// The usual next steps after `step`: its `next` list, else the steps of the
@@ -297,7 +377,7 @@ fn steps(
         }
         let expected_duration = match s.expected_duration.as_deref().map(parse_duration) {
             None => None,
-            Some(Ok(d)) => Some(d),
+            Some(Ok(d)) => Some(counted(s.counted_in, s.expected_duration.as_deref(), d)),
             Some(Err(reason)) => {
                 problems.push(path, format!("step '{}': expected_duration {reason}", s.id));
                 None
@@ -307,7 +387,13 @@ fn steps(
             Stall::Off
         } else {
             let what = format!("step '{}': ", s.id);
-            stall(path, s.stalled_after.as_deref(), &what, problems).unwrap_or(default_stall)
+            match stall(path, s.stalled_after.as_deref(), &what, problems) {
+                Some(Stall::After(d)) => {
+                    Stall::After(counted(s.counted_in, s.stalled_after.as_deref(), d))
+                }
+                Some(other) => other,
+                None => default_stall,
+            }
         };
         steps.push(Step {
             id: s.id,
@@ -318,12 +404,72 @@ fn steps(
             pieces: s.pieces,
             next: s.next,
             stalled_after,
+            counted_in: s.counted_in,
         });
     }
     if steps.is_empty() {
         problems.push(path, "the lifecycle declares no [[step]]");
     }
     steps
+}
+
+/// A duration written for a step, in the step's time: counted in business
+/// days, days (`d`) are business days and longer units count five a week.
+fn counted(counted_in: Counted, text: Option<&str>, d: Duration) -> Duration {
+    let days = text.is_some_and(|t| t.trim_end().ends_with('d') || t.trim_end().ends_with("days"));
+    match counted_in {
+        Counted::BusinessDays if !days => d * 5 / 7,
+        _ => d,
+    }
+}
+
+/// One `[[calendar]]`: the step must be declared, not final, the sessions listed.
+fn calendar(
+    known: &Known<'_>,
+    steps: &[Step],
+    c: CalendarDef,
+    problems: &mut Problems,
+) -> Option<SchemeSittings> {
+    let what = format!("[[calendar]] {}", c.step);
+    known.check(&c.step, "[[calendar]] step", problems);
+    if steps.iter().any(|s| s.id == c.step && s.is_final) {
+        problems.push(
+            known.path,
+            format!("{what}: a final step has no sessions to wait for"),
+        );
+    }
+    if c.sessions.is_empty() {
+        problems.push(
+            known.path,
+            format!("{what}: sessions lists no date (\"2027-01-22\")"),
+        );
+    }
+    let lead = match c.lead_time.as_deref().map(parse_duration) {
+        None => Duration::ZERO,
+        Some(Ok(d)) => d,
+        Some(Err(reason)) => {
+            problems.push(known.path, format!("{what}: lead_time {reason}"));
+            Duration::ZERO
+        }
+    };
+    let mut globs = Vec::new();
+    for scheme in c.schemes.iter().flatten() {
+        match globset::Glob::new(scheme) {
+            Ok(glob) => globs.push(glob.compile_matcher()),
+            Err(error) => problems.push(
+                known.path,
+                format!("{what}: scheme '{scheme}' is not a valid glob: {error}"),
+            ),
+        }
+    }
+    Some(SchemeSittings {
+        schemes: c.schemes.map(|_| globs),
+        sittings: Sittings::new(
+            &c.sessions,
+            i64::try_from(lead.as_secs()).unwrap_or(i64::MAX),
+        ),
+        step: c.step,
+    })
 }
 
 /// The step ids a lifecycle declares, to check the steps other entries name.
@@ -458,6 +604,105 @@ mod tests {
         assert!(all.contains("declared twice"), "{all}");
         assert!(all.contains("empty label"), "{all}");
         assert!(all.contains("'soon' is not a duration"), "{all}");
+    }
+
+    /// Issue 19: a calendar's problems are each named; a scheme's calendar
+    /// comes before the one for every scheme; business durations count five a week.
+    #[test]
+    fn calendars_and_business_days() {
+        let text = r#"
+            [[step]]
+            id = "complet"
+            label = "Complet"
+            order = 1
+            counted_in = "business_days"
+            expected_duration = "2w"
+            stalled_after = "3d"
+            [[step]]
+            id = "commission"
+            label = "Commission"
+            order = 2
+            [[step]]
+            id = "clos"
+            label = "Clos"
+            order = 3
+            final = true
+            [[calendar]]
+            step = "commission"
+            schemes = ["Invest*"]
+            sessions = ["2027-02-26"]
+            [[calendar]]
+            step = "commission"
+            sessions = ["2027-03-05", "2027-01-22"]
+            lead_time = "10d"
+        "#;
+        let mut problems = Problems::default();
+        let lc = Lifecycle::parse(Path::new("lc.toml"), text, &mut problems)
+            .unwrap_or_else(|| panic!("{problems}"));
+        let complet = lc.step("complet").unwrap();
+        assert_eq!(complet.counted_in, Counted::BusinessDays);
+        assert_eq!(
+            complet.expected_duration,
+            Some(Duration::from_secs(10 * 86_400))
+        );
+        assert_eq!(
+            complet.stalled_after,
+            Stall::After(Duration::from_secs(3 * 86_400))
+        );
+        let day = |d: &str| crate::calendar::day_number(d.parse().unwrap());
+        let entered = day("2027-01-01") * 86_400;
+        let first = |scheme| {
+            lc.sittings("commission", scheme)
+                .and_then(|s| s.nth(chrono_tz::UTC, entered, 1))
+        };
+        assert_eq!(first(Some("Investissement")), Some(day("2027-02-26")));
+        assert_eq!(first(Some("Culture")), Some(day("2027-01-22")));
+        assert_eq!(first(None), Some(day("2027-01-22")));
+        assert!(lc.sittings("complet", None).is_none());
+        // Sessions running out within 60 days are said, each calendar once.
+        let warnings = lc.sessions_running_out("2027-01-10".parse().unwrap(), 60);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[1].contains("the sessions of step 'commission' end on 2027-03-05"),
+            "{warnings:?}"
+        );
+        assert!(warnings[0].contains("(for some schemes)"), "{warnings:?}");
+        assert!(
+            lc.sessions_running_out("2026-12-01".parse().unwrap(), 60)
+                .is_empty()
+        );
+
+        let bad = r#"
+            [[step]]
+            id = "clos"
+            label = "Clos"
+            order = 1
+            final = true
+            [[calendar]]
+            step = "clos"
+            sessions = []
+            lead_time = "soon"
+            [[calendar]]
+            step = "comission"
+            sessions = ["2027-01-22"]
+            schemes = ["[a"]
+        "#;
+        let mut problems = Problems::default();
+        assert!(Lifecycle::parse(Path::new("lc.toml"), bad, &mut problems).is_none());
+        let all = problems.to_string();
+        for expected in [
+            "[[calendar]] clos: a final step has no sessions",
+            "[[calendar]] clos: sessions lists no date",
+            "[[calendar]] clos: lead_time 'soon' is not a duration",
+            "[[calendar]] step: unknown step 'comission'",
+            "scheme '[a' is not a valid glob",
+        ] {
+            assert!(all.contains(expected), "{expected}: {all}");
+        }
+        let mut problems = Problems::default();
+        let date = "[[step]]\nid = \"a\"\nlabel = \"A\"\norder = 1\n[[calendar]]\nstep = \"a\"\nsessions = [\"2027-02-30\"]\n";
+        assert!(Lifecycle::parse(Path::new("lc.toml"), date, &mut problems).is_none());
+        assert!(problems.to_string().contains("line 7"), "{problems}");
     }
 
     #[test]

@@ -98,8 +98,9 @@ pub fn gather(
     region: &str,
     min_sample: u64,
     now: DateTime<Utc>,
+    tz: Tz,
 ) -> Result<Report, StoreError> {
-    let delays = store.delays(lifecycle, min_sample, now)?;
+    let delays = store.delays(lifecycle, min_sample, now, tz)?;
     let stalled = crate::timers::stalled_by_instructor(store, &delays, lifecycle, now)?;
     Ok(Report {
         generated_at: now,
@@ -249,9 +250,13 @@ fn step_section(
             )
         }
         (None, Some(expected)) => {
-            let indicative = format!(
-                "les délais annoncés reposent sur sa durée indicative, {}. Aucune courbe n'est tracée.",
+            let said = if step.counted_in == crate::lifecycle::Counted::BusinessDays {
+                format!("{} jours ouvrés", expected.as_secs() / 86_400)
+            } else {
                 crate::rules::french::duration(expected)
+            };
+            let indicative = format!(
+                "les délais annoncés reposent sur sa durée indicative, {said}. Aucune courbe n'est tracée."
             );
             match all.map_or(0, |c| c.stays) {
                 0 => format!("Aucun dossier n'est encore passé par cette étape : {indicative}"),
@@ -576,7 +581,7 @@ mod tests {
                 }
             }
         }
-        let delays = h.finish(&lifecycle, 30, now.timestamp());
+        let delays = h.finish(&lifecycle, 30, now.timestamp(), chrono_tz::Europe::Paris);
         let report = Report {
             generated_at: now,
             region: "Région Auvergne-Rhône-Alpes".to_owned(),
@@ -628,7 +633,8 @@ mod tests {
     fn an_empty_history_says_so() {
         let lifecycle = shipped_lifecycle();
         let now = utc("2026-06-01T08:00:00Z");
-        let delays = History::new().finish(&lifecycle, 30, now.timestamp());
+        let delays =
+            History::new().finish(&lifecycle, 30, now.timestamp(), chrono_tz::Europe::Paris);
         let report = plain_report(delays, &lifecycle, now);
         let html = render(&report, &lifecycle, chrono_tz::Europe::Paris).unwrap();
         assert!(html.contains("Pas encore d'historique"));
@@ -694,7 +700,7 @@ mod tests {
                 }
             }
         }
-        let delays = h.finish(&lifecycle, 30, now.timestamp());
+        let delays = h.finish(&lifecycle, 30, now.timestamp(), chrono_tz::Europe::Paris);
         let report = plain_report(delays, &lifecycle, now);
         let pens = scheme_pens(&report);
         assert_eq!(pens.get("Culture"), Some(&1), "{pens:?}");

@@ -39,6 +39,10 @@ pub fn estimate(
         low,
         high,
         overdue: false,
+        sessions: false,
+        extrapolated: false,
+        past_p80: None,
+        past_p90: None,
         dates: None,
     }
 }

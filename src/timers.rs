@@ -20,8 +20,8 @@ use serde::Serialize;
 use tracing::info;
 
 use crate::alerting::Alerting;
-use crate::delays::{Basis, Delays};
-use crate::lifecycle::{Lifecycle, Stall, Step};
+use crate::delays::Delays;
+use crate::lifecycle::{Lifecycle, Step};
 use crate::model::{Event, EventKind, Sources};
 use crate::rules::Rules;
 use crate::store::{Counts, NewRun, OpenDossier, Store, StoreError};
@@ -38,34 +38,16 @@ pub(crate) struct Due {
     pub baseline: bool,
 }
 
-/// How long a dossier of `scheme` may stay in `step` under `stall`; `None` when
-/// it is never stalled there or nothing tells how long stays last.
-pub(crate) fn stall_after(
-    stall: Stall,
-    delays: &Delays,
-    scheme: Option<&str>,
-    step: &str,
-) -> Option<i64> {
-    match stall {
-        Stall::Off => None,
-        Stall::After(d) => i64::try_from(d.as_secs()).ok(),
-        Stall::Percentile(p) => {
-            let e = delays.estimate(scheme, step, 0)?;
-            match e.basis {
-                // No history long enough: longer than expected is stalled.
-                Basis::Lifecycle => e.median,
-                Basis::Scheme | Basis::Step if p == 80 => e.p80,
-                Basis::Scheme | Basis::Step => e.p90,
-            }
-        }
-    }
-}
-
-/// When an open dossier is stalled in its step from (Unix seconds): its entry in
-/// the step plus the step's threshold; `None` when it never is.
+/// When an open dossier is stalled in its step from (Unix seconds): past the
+/// step's threshold, counted from its entry on the step's axis; `None` when it
+/// never is.
 fn stalled_at(step: &Step, delays: &Delays, dossier: &OpenDossier<'_>) -> Option<i64> {
-    stall_after(step.stalled_after, delays, dossier.scheme, &step.id)
-        .map(|after| dossier.entered.saturating_add(after))
+    delays.stalled_from(
+        step.stalled_after,
+        dossier.scheme,
+        &step.id,
+        dossier.entered,
+    )
 }
 
 /// What an open dossier owes at `now`: a `stalled` event once it has been in its
@@ -368,6 +350,7 @@ pub fn evaluate(
 mod tests {
     use super::*;
     use crate::delays::History;
+    use crate::lifecycle::Stall;
     use crate::test_support::{shipped_lifecycle, utc};
 
     const DAY: i64 = 86_400;
@@ -391,7 +374,7 @@ mod tests {
 
     /// No history: the shipped lifecycle's expected durations are the thresholds.
     fn no_history(lifecycle: &Lifecycle) -> Delays {
-        History::new().finish(lifecycle, 30, 0)
+        History::new().finish(lifecycle, 30, 0, chrono_tz::Europe::Paris)
     }
 
     /// What `d` owes at `at`, under the shipped lifecycle without history, in Paris.
@@ -558,30 +541,25 @@ mod tests {
                 i * DAY,
             );
         }
-        let delays = h.finish(&lc, 30, 100 * DAY);
+        let delays = h.finish(&lc, 30, 100 * DAY, chrono_tz::Europe::Paris);
+        let entered = 200 * DAY;
         let p90 = delays
-            .estimate(Some("Culture"), "instruction", 0)
+            .estimate(Some("Culture"), "instruction", entered, entered)
             .unwrap()
             .p90
             .unwrap();
+        let stalled = |stall, scheme| delays.stalled_from(stall, scheme, "instruction", entered);
         assert_eq!(
-            stall_after(
-                Stall::Percentile(90),
-                &delays,
-                Some("Culture"),
-                "instruction"
-            ),
-            Some(p90)
+            stalled(Stall::Percentile(90), Some("Culture")),
+            Some(entered + p90)
         );
         assert_eq!(
-            stall_after(
+            stalled(
                 Stall::After(std::time::Duration::from_secs(3 * 86_400)),
-                &delays,
-                None,
-                "instruction"
+                None
             ),
-            Some(3 * DAY)
+            Some(entered + 3 * DAY)
         );
-        assert_eq!(stall_after(Stall::Off, &delays, None, "instruction"), None);
+        assert_eq!(stalled(Stall::Off, None), None);
     }
 }

@@ -25,7 +25,7 @@ pub(super) fn dossier(
     }
     let tz = config.timezone;
     let at = super::as_of(config, &store, as_of)?;
-    let delays = store.delays(&lifecycle, config.delays.min_sample, at)?;
+    let delays = store.delays(&lifecycle, config.delays.min_sample, at, tz)?;
     let mut all = Vec::new();
     for d in &found {
         let events = store.events(d.rowid)?;
@@ -38,12 +38,8 @@ pub(super) fn dossier(
             })
             .collect::<Result<Alerts, crate::store::StoreError>>()?;
         let prediction = delays
-            .estimate(
-                d.dossier.text("scheme"),
-                &d.dossier.step,
-                (at - d.step_entered_at).num_seconds(),
-            )
-            .map(|e| e.predict(at, tz));
+            .of(&d.dossier, d.step_entered_at, at)
+            .and_then(|e| e.dates);
         if json {
             let mut one = as_json(d, &events, &alerts, &lifecycle, tz);
             one["delay"] = serde_json::to_value(&prediction)?;
@@ -163,6 +159,11 @@ fn prediction_text(p: &crate::delays::Prediction) -> String {
         crate::delays::Basis::Scheme => format!("d'après {} dossiers de ce dispositif", p.sample),
         crate::delays::Basis::Step => format!("d'après {} dossiers, tous dispositifs", p.sample),
         crate::delays::Basis::Lifecycle => "délai indicatif du cycle de vie".to_owned(),
+    };
+    let basis = if p.sessions {
+        format!("{basis}, selon le calendrier des séances")
+    } else {
+        basis
     };
     let interval = match (day(p.low), day(p.high), day(p.not_before)) {
         (Some(low), Some(high), _) => format!(", 8 sur 10 entre le {low} et le {high}"),

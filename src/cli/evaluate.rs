@@ -44,7 +44,12 @@ pub(super) fn evaluate_alone(
     };
     let mut store = open_existing(config)?;
     let now = Utc::now();
-    let delays = store.delays(&loaded.lifecycle, config.delays.min_sample, now)?;
+    let delays = store.delays(
+        &loaded.lifecycle,
+        config.delays.min_sample,
+        now,
+        config.timezone,
+    )?;
     let summary = crate::timers::evaluate(
         &mut store,
         &delays,

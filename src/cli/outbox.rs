@@ -221,6 +221,7 @@ fn flush_alone(config: &Config, force: bool) -> anyhow::Result<Result<PassReport
             handle.clone(),
             Arc::clone(&rules.lifecycle),
             config.delays.min_sample,
+            config.timezone,
             config.delays.refresh,
         ));
         let stop = tokio_util::sync::CancellationToken::new();

@@ -92,13 +92,13 @@ pub(super) fn render(
     // The delays as the daemon would quote them now.
     let now = Utc::now();
     let delay = store
-        .delays(&rules.lifecycle, config.delays.min_sample, now)?
-        .estimate(
-            found.dossier.text("scheme"),
-            &found.dossier.step,
-            (now - found.step_entered_at).num_seconds(),
-        )
-        .map(|e| e.dated(now, config.timezone));
+        .delays(
+            &rules.lifecycle,
+            config.delays.min_sample,
+            now,
+            config.timezone,
+        )?
+        .of(&found.dossier, found.step_entered_at, now);
     let scene = |event| crate::rules::Scene {
         connector: &found.connector,
         link: link.as_deref(),

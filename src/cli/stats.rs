@@ -35,6 +35,7 @@ pub(super) fn report(config: &Config, out: &std::path::Path) -> anyhow::Result<E
         &config.region.name,
         config.delays.min_sample,
         Utc::now(),
+        config.timezone,
     )?;
     let html =
         crate::report::render(&report, &lifecycle, config.timezone).map_err(anyhow::Error::msg)?;
@@ -66,7 +67,7 @@ pub(super) fn run(
     };
     let store = open_existing(config)?;
     let at = super::as_of(config, &store, as_of)?;
-    let delays = store.delays(&lifecycle, config.delays.min_sample, at)?;
+    let delays = store.delays(&lifecycle, config.delays.min_sample, at, config.timezone)?;
     if dossiers {
         return predictions(config, &store, &delays, at, format);
     }
@@ -116,6 +117,11 @@ struct Predicted {
     #[serde(skip_serializing_if = "Option::is_none")]
     not_before: Option<chrono::NaiveDate>,
     sample: u64,
+    /// Whether the dates are sessions of the step's `[[calendar]]`.
+    sessions: bool,
+    /// Why a bound is missing or extrapolated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
 }
 
 /// Prints every open dossier's prediction (none for a final step).
@@ -132,7 +138,12 @@ fn predictions(
         .into_iter()
         .map(|d| {
             let p = delays
-                .estimate(d.scheme.as_deref(), &d.step, (at - d.entered).num_seconds())
+                .estimate(
+                    d.scheme.as_deref(),
+                    &d.step,
+                    d.entered.timestamp(),
+                    at.timestamp(),
+                )
                 .map(|e| e.predict(at, tz));
             Predicted {
                 entered: d.entered.with_timezone(&tz).to_rfc3339(),
@@ -142,6 +153,8 @@ fn predictions(
                 basis: p.as_ref().map(|p| p.basis),
                 not_before: p.as_ref().and_then(|p| p.not_before),
                 sample: p.as_ref().map_or(0, |p| p.sample),
+                sessions: p.as_ref().is_some_and(|p| p.sessions),
+                reason: p.as_ref().and_then(|p| p.reason),
                 connector: d.connector,
                 id: d.id,
                 reference: d.reference,

@@ -12,418 +12,28 @@
 //! Pure: the store streams rows in, `now` is an argument. One dossier's
 //! estimate as dates is its [`Prediction`] (`prediction.rs`).
 
+mod axis;
+mod history;
 mod prediction;
 pub(crate) mod survival;
 
+pub use history::{History, Seen};
 pub use prediction::Prediction;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
+use chrono_tz::Tz;
 use serde::Serialize;
 
-use crate::lifecycle::Lifecycle;
-use crate::model::EventKind;
-use survival::{Curve, Sorted, Stay};
+use crate::calendar::Business;
+use crate::lifecycle::{Counted, Lifecycle, Stall};
+use axis::Axis;
+use survival::Curve;
 
 /// The bounds of an estimate's 80 % interval, and its middle.
 const LOW: f64 = 0.1;
 const MIDDLE: f64 = 0.5;
 const HIGH: f64 = 0.9;
-
-/// A dossier's stay in a step, while the history is read.
-#[derive(Debug, Clone, Copy)]
-struct Open {
-    step: u16,
-    /// When it entered the step, per the source when known (Unix seconds).
-    entered: i64,
-    /// When Alertissimo first saw it there.
-    seen: i64,
-}
-
-impl Open {
-    /// The stay from `entered` to `end`. A source's step dates are often days: a
-    /// dossier seen at 08:00 that left "on that day" left at midnight, before it
-    /// was seen. It was seen in the step, so its observation starts just before
-    /// it left.
-    fn stay(self, entered: i64, end: i64, left: bool) -> Stay {
-        let time = end - entered;
-        Stay {
-            entry: (self.seen - entered).clamp(0, (time - 1).max(0)),
-            time,
-            left,
-        }
-    }
-}
-
-/// A stay as the history keeps it: 16 bytes, durations up to 68 years.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stayed {
-    scheme: u32,
-    entry: i32,
-    time: i32,
-    step: u16,
-    left: bool,
-}
-
-impl Stayed {
-    fn new(scheme: u32, step: u16, stay: Stay) -> Self {
-        let short = |t: i64| i32::try_from(t).unwrap_or(if t < 0 { i32::MIN } else { i32::MAX });
-        Self {
-            scheme,
-            entry: short(stay.entry),
-            time: short(stay.time),
-            step,
-            left: stay.left,
-        }
-    }
-
-    fn stay(self) -> Stay {
-        Stay {
-            entry: i64::from(self.entry),
-            time: i64::from(self.time),
-            left: self.left,
-        }
-    }
-}
-
-/// What the history keeps of a dossier.
-#[derive(Debug, Clone, Copy, Default)]
-struct Known {
-    scheme: u32,
-    /// Its current step, and when it entered it (the source may have corrected
-    /// that date since the event).
-    step: u16,
-    entered: i64,
-    present: bool,
-    /// When an export last saw it (its connector's last applied import; 0:
-    /// unknown, the end of the history).
-    last_seen: i64,
-    open: Option<Open>,
-}
-
-/// Strings numbered in the order they are first seen.
-#[derive(Debug, Default)]
-struct Interner {
-    ids: HashMap<String, u32>,
-    names: Vec<String>,
-}
-
-impl Interner {
-    fn id(&mut self, name: &str) -> u32 {
-        // A few dozen steps or schemes, asked for again and again: the last one, or
-        // a short scan, costs less than hashing.
-        if let Some(last) = self.names.last()
-            && last == name
-        {
-            return self.names.len() as u32 - 1;
-        }
-        if self.names.len() <= 16 {
-            if let Some(i) = self.names.iter().position(|n| n == name) {
-                return i as u32;
-            }
-        } else if let Some(&id) = self.ids.get(name) {
-            return id;
-        }
-        let id = self.names.len() as u32;
-        self.ids.insert(name.to_owned(), id);
-        self.names.push(name.to_owned());
-        id
-    }
-}
-
-/// The stays of every dossier in every step: fed the stored dossiers, then their
-/// step events in the order they were recorded.
-#[derive(Debug, Default)]
-pub struct History {
-    steps: Interner,
-    schemes: Interner,
-    /// By dossier row id.
-    dossiers: Vec<Known>,
-    /// Stays that ended.
-    stays: Vec<Stayed>,
-    /// By step: dossiers entering (+1) and leaving (−1) it, by month: how many
-    /// were in each step over time.
-    moves: Vec<Months>,
-}
-
-/// Counts by month, from the first month counted.
-#[derive(Debug, Default)]
-struct Months {
-    first: i32,
-    counts: Vec<i64>,
-}
-
-impl Months {
-    /// The counts of `step`.
-    fn of(moves: &mut Vec<Months>, step: u16) -> &mut Months {
-        let step = usize::from(step);
-        if moves.len() <= step {
-            moves.resize_with(step + 1, Months::default);
-        }
-        &mut moves[step]
-    }
-
-    fn add(&mut self, month: i32, n: i64) {
-        if self.counts.is_empty() {
-            self.first = month;
-        }
-        if month < self.first {
-            let before = usize::try_from(self.first - month).unwrap_or(0);
-            self.counts.splice(0..0, std::iter::repeat_n(0, before));
-            self.first = month;
-        }
-        let i = usize::try_from(month - self.first).unwrap_or(0);
-        if self.counts.len() <= i {
-            self.counts.resize(i + 1, 0);
-        }
-        self.counts[i] += n;
-    }
-}
-
-/// The month of an instant (UTC): years × 12 + month − 1. Computed, not looked
-/// up: millions of stays are counted.
-fn month(t: i64) -> i32 {
-    let (y, m, _) = crate::model::civil_from_days(t.div_euclid(86_400));
-    i32::try_from(y * 12 + m - 1).unwrap_or(0)
-}
-
-impl History {
-    /// An empty history.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    fn known(&mut self, dossier: i64) -> &mut Known {
-        let i = usize::try_from(dossier).unwrap_or(0);
-        if self.dossiers.len() <= i {
-            self.dossiers.resize(i + 1, Known::default());
-        }
-        &mut self.dossiers[i]
-    }
-
-    /// Makes room for dossiers whose row ids go up to `n` (they are dense), and
-    /// their stays (a dossier goes through a few steps).
-    pub(crate) fn reserve(&mut self, n: usize) {
-        self.dossiers.reserve(n.saturating_sub(self.dossiers.len()));
-        self.stays.reserve((4 * n).saturating_sub(self.stays.len()));
-    }
-
-    /// A stored dossier: its scheme, current step, and when it entered it (Unix
-    /// seconds). It is taken to be in its source, until `History::absent` says
-    /// otherwise.
-    pub fn dossier(&mut self, dossier: i64, scheme: Option<&str>, step: &str, entered: i64) {
-        let scheme = self.schemes.id(scheme.unwrap_or(""));
-        let step = self.steps.id(step) as u16;
-        let known = self.known(dossier);
-        known.scheme = scheme;
-        known.step = step;
-        known.entered = entered;
-        known.present = true;
-    }
-
-    /// When an export last saw a dossier still in its source: a stay still open
-    /// is censored there, not at the end of the history (an export a week old
-    /// says nothing of the week since).
-    pub(crate) fn last_seen(&mut self, dossier: i64, at: i64) {
-        self.known(dossier).last_seen = at;
-    }
-
-    /// A stored dossier that is no longer in its source.
-    pub(crate) fn absent(&mut self, dossier: i64) {
-        self.known(dossier).present = false;
-    }
-
-    fn close(&mut self, dossier: i64, at: i64, left: bool) {
-        let known = self.known(dossier);
-        let scheme = known.scheme;
-        if let Some(open) = known.open.take() {
-            self.stays.push(Stayed::new(
-                scheme,
-                open.step,
-                open.stay(open.entered, at, left),
-            ));
-            let months = Months::of(&mut self.moves, open.step);
-            months.add(month(open.entered), 1);
-            months.add(month(at) + 1, -1);
-        }
-    }
-
-    /// One stored event of a dossier: `occurred` is when it happened (per the
-    /// source, when it gave a step date), `seen` when the import that noticed it
-    /// started (Unix seconds). Events of one dossier come in the order recorded.
-    pub fn event(
-        &mut self,
-        dossier: i64,
-        kind: EventKind,
-        to_step: Option<&str>,
-        occurred: i64,
-        seen: i64,
-    ) {
-        match kind {
-            EventKind::Created | EventKind::StepChanged | EventKind::Reappeared => {
-                // A dossier back after a gap: the stay before was closed when it went.
-                if kind != EventKind::Reappeared {
-                    self.close(dossier, occurred, true);
-                }
-                if let Some(step) = to_step {
-                    let step = self.steps.id(step) as u16;
-                    self.known(dossier).open = Some(Open {
-                        step,
-                        entered: occurred.min(seen),
-                        seen,
-                    });
-                }
-            }
-            // No longer followed: all that is known is that it lasted so far.
-            EventKind::Disappeared => self.close(dossier, occurred, false),
-            _ => {}
-        }
-    }
-
-    /// The estimates, once everything is read: the stays still open at `now` are
-    /// censored there; final steps (which nobody leaves) have none.
-    pub fn finish(mut self, lifecycle: &Lifecycle, min_sample: u64, now: i64) -> Delays {
-        let in_step = self.close_open(now);
-        let followed: Vec<bool> = self
-            .steps
-            .names
-            .iter()
-            .map(|n| lifecycle.step(n).is_some_and(|s| !s.is_final))
-            .collect();
-        let mut delays = Delays {
-            min_sample,
-            lifecycle: lifecycle
-                .steps()
-                .iter()
-                .filter(|s| !s.is_final)
-                .filter_map(|s| {
-                    s.expected_duration
-                        .map(|d| (s.id.clone(), i64::try_from(d.as_secs()).unwrap_or(i64::MAX)))
-                })
-                .collect(),
-            occupancy: BTreeMap::new(),
-            ..Delays::default()
-        };
-        delays.occupancy = self.occupancy(&followed, now);
-        self.curves(&followed, &mut delays);
-        self.now_in_step(in_step, &followed, &mut delays);
-        delays
-    }
-
-    /// Censors at `now` the stays still open: (scheme, step, age) of each.
-    fn close_open(&mut self, now: i64) -> Vec<(u32, u16, i64)> {
-        let mut in_step = Vec::new();
-        for known in &mut self.dossiers {
-            let Some(open) = known.open.take() else {
-                continue;
-            };
-            if !known.present {
-                continue;
-            }
-            // A corrected source date for the current step wins.
-            let entered = if open.step == known.step {
-                known.entered
-            } else {
-                open.entered
-            };
-            let censored = match known.last_seen {
-                0 => now,
-                seen => seen.min(now).max(open.seen),
-            };
-            self.stays.push(Stayed::new(
-                known.scheme,
-                open.step,
-                open.stay(entered, censored, false),
-            ));
-            Months::of(&mut self.moves, open.step).add(month(entered), 1);
-            in_step.push((known.scheme, open.step, now - entered));
-        }
-        in_step
-    }
-
-    /// Dossiers in each followed step at the end of each month, up to now.
-    fn occupancy(&self, followed: &[bool], now: i64) -> BTreeMap<String, Vec<(String, u64)>> {
-        let last = month(now);
-        let mut occupancy = BTreeMap::new();
-        for (step, months) in self.moves.iter().enumerate() {
-            if !followed[step] || months.counts.is_empty() {
-                continue;
-            }
-            let mut series = Vec::new();
-            let mut count = 0i64;
-            for m in months.first..=last {
-                let i = usize::try_from(m - months.first).unwrap_or(usize::MAX);
-                count += months.counts.get(i).copied().unwrap_or(0);
-                // Ten years at most: a step date typed "0226" would make centuries.
-                if m > last - 120 {
-                    series.push((
-                        format!("{}-{:02}", m.div_euclid(12), m.rem_euclid(12) + 1),
-                        count.max(0) as u64,
-                    ));
-                }
-            }
-            occupancy.insert(self.steps.names[step].clone(), series);
-        }
-        occupancy
-    }
-
-    /// Each followed step's curve, overall and per scheme.
-    fn curves(&mut self, followed: &[bool], delays: &mut Delays) {
-        // Each scheme's stays in each step, sorted; a step's schemes together are
-        // their merge.
-        let schemes = self.schemes.names.len().max(1);
-        let mut groups = vec![Sorted::default(); self.steps.names.len() * schemes];
-        for s in std::mem::take(&mut self.stays) {
-            if followed[usize::from(s.step)] {
-                groups[usize::from(s.step) * schemes + s.scheme as usize].push(&s.stay());
-            }
-        }
-        for g in &mut groups {
-            g.sort();
-        }
-        for (step, parts) in groups.chunks(schemes).enumerate() {
-            if parts.iter().all(Sorted::is_empty) {
-                continue;
-            }
-            let step_name = self.steps.names[step].clone();
-            for (scheme, part) in parts.iter().enumerate().filter(|(_, p)| !p.is_empty()) {
-                delays.by_scheme.insert(
-                    (self.schemes.names[scheme].clone(), step_name.clone()),
-                    Curve::of(part),
-                );
-            }
-            delays
-                .by_step
-                .insert(step_name, Curve::of(&Sorted::merge(parts)));
-        }
-    }
-
-    /// How many dossiers are in each (scheme, followed step) now, and how many of
-    /// them overdue: each group's threshold computed once.
-    fn now_in_step(
-        &self,
-        mut in_step: Vec<(u32, u16, i64)>,
-        followed: &[bool],
-        delays: &mut Delays,
-    ) {
-        in_step.retain(|s| followed[usize::from(s.1)]);
-        in_step.sort_unstable_by_key(|s| (s.0, s.1));
-        for group in in_step.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
-            let (scheme, step) = (
-                self.schemes.names[group[0].0 as usize].clone(),
-                self.steps.names[usize::from(group[0].1)].clone(),
-            );
-            let threshold = delays.overdue_after(Some(&scheme), &step);
-            let overdue = group
-                .iter()
-                .filter(|s| threshold.is_some_and(|t| s.2 > t))
-                .count();
-            delays
-                .now_in_step
-                .insert((scheme, step), (group.len() as u64, overdue as u64));
-        }
-    }
-}
 
 /// What an estimate is based on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -473,6 +83,19 @@ pub struct Estimate {
     /// Whether the dossier has been in the step longer than 90 % of stays (or than
     /// the lifecycle's expected duration).
     pub overdue: bool,
+    /// Whether it rests on the sessions of the step's `[[calendar]]`: the dossier
+    /// leaves at a session it can reach.
+    pub sessions: bool,
+    /// Whether a bound lies past the longest stay that ended, on the tail of the
+    /// curve continued (see `Curve::quantile_beyond`).
+    pub extrapolated: bool,
+    /// From when the dossier is past the 80th and 90th percentiles (or the
+    /// lifecycle's expected duration), Unix seconds: the stall thresholds.
+    #[serde(skip)]
+    pub past_p80: Option<i64>,
+    /// See `past_p80`.
+    #[serde(skip)]
+    pub past_p90: Option<i64>,
     /// The same as dates, once the instant and the zone are known
     /// ([`Estimate::dated`]): what messages quote as `delay.dates.*` (`none`
     /// before, so that a template can test it).
@@ -480,15 +103,24 @@ pub struct Estimate {
 }
 
 /// The estimates of every scheme and step, ready to answer for one dossier.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Delays {
     min_sample: u64,
-    /// The lifecycle's expected durations of the steps that are not final.
-    lifecycle: BTreeMap<String, i64>,
-    /// By (scheme, step); scheme "" for dossiers without one.
-    pub by_scheme: BTreeMap<(String, String), Curve>,
+    lifecycle: Lifecycle,
+    /// The Region's zone, whose days count.
+    tz: Tz,
+    /// The end of the history (Unix seconds).
+    at: i64,
+    /// Business time, when a step is counted in business days.
+    business: Option<Business>,
+    /// By (scheme, step), on the step's axis; scheme "" for dossiers without one.
+    pub by_scheme: Curves,
     /// By step, every scheme together.
     pub by_step: BTreeMap<String, Curve>,
+    /// The same in sessions, for the steps a `[[calendar]]` ends.
+    sessions_by_scheme: Curves,
+    /// See `sessions_by_scheme`.
+    sessions_by_step: BTreeMap<String, Curve>,
     /// By (scheme, step): the dossiers in it at the end of the history, and how
     /// many of them are overdue.
     pub now_in_step: BTreeMap<(String, String), (u64, u64)>,
@@ -497,75 +129,237 @@ pub struct Delays {
     pub occupancy: BTreeMap<String, Vec<(String, u64)>>,
 }
 
+/// Curves by (scheme, step).
+type Curves = BTreeMap<(String, String), Curve>;
+
+/// A curve an estimate may rest on, and its basis.
+type Candidate<'a> = (Basis, &'a Curve);
+
 impl Delays {
+    /// No curve yet, for a history that ends at `at`.
+    fn new(lifecycle: &Lifecycle, min_sample: u64, at: i64, tz: Tz) -> Self {
+        let business = lifecycle
+            .steps()
+            .iter()
+            .any(|s| s.counted_in == Counted::BusinessDays)
+            .then(|| Business::new(tz));
+        Self {
+            min_sample,
+            lifecycle: lifecycle.clone(),
+            tz,
+            at,
+            business,
+            by_scheme: BTreeMap::new(),
+            by_step: BTreeMap::new(),
+            sessions_by_scheme: BTreeMap::new(),
+            sessions_by_step: BTreeMap::new(),
+            now_in_step: BTreeMap::new(),
+            occupancy: BTreeMap::new(),
+        }
+    }
+
+    /// The curves on the steps' axes, or in sessions.
+    fn curves_mut(&mut self, sessions: bool) -> (&mut Curves, &mut BTreeMap<String, Curve>) {
+        if sessions {
+            (&mut self.sessions_by_scheme, &mut self.sessions_by_step)
+        } else {
+            (&mut self.by_scheme, &mut self.by_step)
+        }
+    }
+
+    /// How time is counted in `step`: business time when it is counted in
+    /// business days, else seconds.
+    fn axis(&self, step: &str) -> Axis<'_> {
+        match (
+            &self.business,
+            self.lifecycle.step(step).map(|s| s.counted_in),
+        ) {
+            (Some(b), Some(Counted::BusinessDays)) => Axis::Business(b),
+            _ => Axis::Days(self.tz),
+        }
+    }
+
     /// Whether a curve has enough stays to answer, and reaches its median.
     fn usable(&self, curve: &Curve) -> bool {
         curve.stays >= self.min_sample && curve.quantile(MIDDLE).is_some()
     }
 
-    /// The estimate for a dossier of `scheme` that has spent `elapsed` seconds in
-    /// `step`; `None` for a final step, or one without history or expected duration.
-    pub fn estimate(&self, scheme: Option<&str>, step: &str, elapsed: i64) -> Option<Estimate> {
-        let elapsed = elapsed.max(0);
-        // The scheme's own history, else every scheme's: the first whose curve
-        // does not answer this dossier's median or 90 % bound from too thin a
-        // risk set (the stall thresholds rest on them too).
-        let own = self
-            .by_scheme
-            .get(&(scheme.unwrap_or("").to_owned(), step.to_owned()))
-            .map(|c| (Basis::Scheme, c));
-        let pooled = self.by_step.get(step).map(|c| (Basis::Step, c));
+    /// The estimate for a dossier of `scheme` that entered `step` at `entered`
+    /// (Unix seconds), at `now`; `None` for a final step, or one without
+    /// history or expected duration. A step a `[[calendar]]` ends answers in
+    /// sessions while they are listed; the scheme's own history answers first,
+    /// then every scheme's, then the lifecycle.
+    pub fn estimate<'a>(
+        &'a self,
+        scheme: Option<&str>,
+        step: &str,
+        entered: i64,
+        now: i64,
+    ) -> Option<Estimate> {
+        let key = (scheme.unwrap_or("").to_owned(), step.to_owned());
+        let own = |map: &'a Curves| map.get(&key);
+        let sittings = self.lifecycle.sittings(step, scheme);
+        if let Some(sittings) = sittings {
+            let candidates = [
+                own(&self.sessions_by_scheme).map(|c| (Basis::Scheme, c)),
+                self.sessions_by_step.get(step).map(|c| (Basis::Step, c)),
+            ];
+            let axis = Axis::Sessions(sittings, self.tz);
+            if let Some(e) = self.on_history(&candidates, axis, entered, now) {
+                return Some(e);
+            }
+        }
+        let candidates = [
+            own(&self.by_scheme).map(|c| (Basis::Scheme, c)),
+            self.by_step.get(step).map(|c| (Basis::Step, c)),
+        ];
+        let axis = self.axis(step);
+        self.on_history(&candidates, axis, entered, now)
+            .or_else(|| self.indicative(step, sittings, entered, now))
+    }
+
+    /// The estimate for `dossier`, in its step since `entered`, at `now`, with
+    /// its dates in the Region's zone: what messages and commands quote.
+    pub(crate) fn of(
+        &self,
+        dossier: &crate::model::Dossier,
+        entered: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<Estimate> {
+        self.estimate(
+            dossier.text("scheme"),
+            &dossier.step,
+            entered.timestamp(),
+            now.timestamp(),
+        )
+        .map(|e| e.dated(now, self.tz))
+    }
+
+    /// The estimate from the first candidate curve that does not answer this
+    /// dossier's median or 90 % bound from too thin a risk set (the stall
+    /// thresholds rest on them too). `None` when none does, or when on
+    /// sessions the answer lies past the last session listed.
+    fn on_history(
+        &self,
+        candidates: &[Option<Candidate<'_>>],
+        axis: Axis<'_>,
+        entered: i64,
+        now: i64,
+    ) -> Option<Estimate> {
+        let elapsed = axis.elapsed(entered, now).max(0);
         let answers = |c: &Curve| {
             self.usable(c) && !c.doubtful(elapsed, MIDDLE) && !c.doubtful(elapsed, HIGH)
         };
-        if let Some((basis, curve)) = [own, pooled]
-            .into_iter()
-            .flatten()
-            .find(|(_, c)| answers(c))
-        {
-            let p90 = curve.quantile(HIGH);
-            return Some(Estimate {
-                basis,
-                sample: curve.stays,
-                median: curve.quantile(MIDDLE),
-                p80: curve.quantile(0.8),
-                p90,
-                elapsed,
-                remaining: curve.quantile_after(elapsed, MIDDLE),
-                low: curve.quantile_after(elapsed, LOW),
-                high: curve.quantile_after(elapsed, HIGH),
-                // When too many dossiers are still waiting for p90 to be known, none is
-                // called overdue.
-                overdue: p90.is_some_and(|p| elapsed > p),
-                dates: None,
-            });
+        let (basis, curve) = candidates.iter().flatten().find(|(_, c)| answers(c))?;
+        let sessions = matches!(axis, Axis::Sessions(..));
+        // From the entry, in seconds.
+        let total = |q: f64| {
+            curve
+                .quantile(q)
+                .and_then(|t| axis.instant(entered, t))
+                .map(|t| t - entered)
+        };
+        let mut extrapolated = false;
+        let mut further = |q: f64| -> Option<i64> {
+            let (f, beyond) = curve.quantile_beyond(elapsed, q)?;
+            extrapolated |= beyond;
+            axis.instant(entered, elapsed + f).map(|t| (t - now).max(0))
+        };
+        let (remaining, low, high) = (further(MIDDLE), further(LOW), further(HIGH));
+        if sessions && remaining.is_none() {
+            return None;
         }
-        let expected = *self.lifecycle.get(step)?;
+        let past = |q: f64| curve.quantile(q).and_then(|t| axis.crossing(entered, t));
+        let past_p90 = past(HIGH);
         Some(Estimate {
-            basis: Basis::Lifecycle,
-            sample: 0,
-            median: Some(expected),
-            p80: None,
-            p90: None,
-            elapsed,
-            remaining: Some((expected - elapsed).max(0)),
-            low: None,
-            high: None,
-            overdue: elapsed > expected,
+            basis: *basis,
+            sample: curve.stays,
+            median: total(MIDDLE),
+            p80: total(0.8),
+            p90: total(HIGH),
+            elapsed: now - entered,
+            remaining,
+            low,
+            high,
+            // When too many dossiers are still waiting for p90 to be known, none is
+            // called overdue.
+            overdue: past_p90.is_some_and(|t| now >= t),
+            sessions,
+            extrapolated,
+            past_p80: past(0.8),
+            past_p90,
             dates: None,
         })
     }
 
-    /// How long a dossier of `scheme` may stay in `step` before it is overdue: the
-    /// 90th percentile of the stays its estimate rests on, or the lifecycle's
-    /// expected duration. `None` when neither is known (when too many dossiers
-    /// are still waiting for the 90th percentile to be known, none is overdue).
-    pub(crate) fn overdue_after(&self, scheme: Option<&str>, step: &str) -> Option<i64> {
-        let e = self.estimate(scheme, step, 0)?;
-        match e.basis {
-            Basis::Lifecycle => e.median,
-            Basis::Scheme | Basis::Step => e.p90,
+    /// From when a dossier of `scheme` that entered `step` at `entered` is
+    /// stalled under `stall` (Unix seconds): past its percentile of the stays
+    /// its estimate rests on (a session step: the day after the session that
+    /// percentile falls on), or the lifecycle's expected duration, or a fixed
+    /// time counted on the step's axis. `None` when it never is, or nothing
+    /// tells how long stays last.
+    pub(crate) fn stalled_from(
+        &self,
+        stall: Stall,
+        scheme: Option<&str>,
+        step: &str,
+        entered: i64,
+    ) -> Option<i64> {
+        match stall {
+            Stall::Off => None,
+            Stall::After(d) => self
+                .axis(step)
+                .crossing(entered, i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2)),
+            Stall::Percentile(p) => {
+                let e = self.estimate(scheme, step, entered, entered)?;
+                if p == 80 { e.past_p80 } else { e.past_p90 }
+            }
         }
+    }
+
+    /// Without history: the first session the dossier can still reach, else the
+    /// step's expected duration in the lifecycle, counted on its axis.
+    fn indicative(
+        &self,
+        step: &str,
+        sittings: Option<&crate::calendar::Sittings>,
+        entered: i64,
+        now: i64,
+    ) -> Option<Estimate> {
+        let next_session = sittings.and_then(|s| {
+            let axis = Axis::Sessions(s, self.tz);
+            let next = axis.elapsed(entered, now) + axis::SESSION - 1;
+            Some((axis.instant(entered, next)?, axis.crossing(entered, next)?))
+        });
+        let (end, past) = match next_session {
+            Some(session) => session,
+            None => {
+                let step = self.lifecycle.step(step).filter(|s| !s.is_final)?;
+                let expected = i64::try_from(step.expected_duration?.as_secs()).ok()?;
+                let axis = self.axis(&step.id);
+                (
+                    axis.instant(entered, expected)?,
+                    axis.crossing(entered, expected)?,
+                )
+            }
+        };
+        Some(Estimate {
+            basis: Basis::Lifecycle,
+            sample: 0,
+            median: Some(end - entered),
+            p80: None,
+            p90: None,
+            elapsed: now - entered,
+            remaining: Some((end - now).max(0)),
+            low: None,
+            high: None,
+            overdue: now >= past,
+            sessions: next_session.is_some(),
+            extrapolated: false,
+            past_p80: Some(past),
+            past_p90: Some(past),
+            dates: None,
+        })
     }
 }
 
@@ -623,7 +417,7 @@ impl Delays {
         keys.into_iter()
             .map(|key| {
                 let (scheme, step) = key;
-                let estimate = self.estimate(Some(scheme), step, 0);
+                let estimate = self.estimate(Some(scheme), step, self.at, self.at);
                 let own = self.by_scheme.get(key);
                 let (in_step, overdue) = self.now_in_step.get(key).copied().unwrap_or_default();
                 StepStats {
@@ -647,7 +441,9 @@ impl Delays {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::EventKind;
     use crate::test_support::shipped_lifecycle;
+    use chrono_tz::UTC;
 
     const DAY: i64 = 86_400;
     /// The end of the history, in days.
@@ -683,14 +479,16 @@ mod tests {
         let mut h = History::new();
         let days: Vec<Option<i64>> = (1..=40).map(Some).collect();
         history(&mut h, 1, "Culture", 0, &days);
-        let delays = h.finish(&shipped_lifecycle(), 30, NOW * DAY);
-        let e = delays.estimate(Some("Culture"), "instruction", 0).unwrap();
+        let delays = h.finish(&shipped_lifecycle(), 30, NOW * DAY, UTC);
+        let e = delays
+            .estimate(Some("Culture"), "instruction", NOW * DAY, NOW * DAY)
+            .unwrap();
         assert_eq!(e.basis, Basis::Scheme);
         assert_eq!(e.sample, 40);
         assert_eq!(e.median, Some(20 * DAY));
         // Ten days in: half of the 30 dossiers left (11..=40) go within 15 more days.
         let later = delays
-            .estimate(Some("Culture"), "instruction", 10 * DAY)
+            .estimate(Some("Culture"), "instruction", (NOW - 10) * DAY, NOW * DAY)
             .unwrap();
         assert_eq!(later.remaining, Some(15 * DAY));
         assert!(later.low.unwrap() < later.remaining.unwrap());
@@ -698,7 +496,7 @@ mod tests {
         assert!(!later.overdue);
         assert!(
             delays
-                .estimate(Some("Culture"), "instruction", 37 * DAY)
+                .estimate(Some("Culture"), "instruction", (NOW - 37) * DAY, NOW * DAY)
                 .unwrap()
                 .overdue
         );
@@ -718,16 +516,24 @@ mod tests {
         let days: Vec<Option<i64>> = (1..=40).map(Some).collect();
         history(&mut h, 100, "Grand", 0, &days);
         let lifecycle = shipped_lifecycle();
-        let delays = h.finish(&lifecycle, 30, NOW * DAY);
-        let small = delays.estimate(Some("Petit"), "instruction", 0).unwrap();
+        let delays = h.finish(&lifecycle, 30, NOW * DAY, UTC);
+        let small = delays
+            .estimate(Some("Petit"), "instruction", NOW * DAY, NOW * DAY)
+            .unwrap();
         assert_eq!(small.basis, Basis::Step);
         assert_eq!(small.sample, 45);
         // No history at all for this step: the lifecycle's expected duration (6 weeks).
-        let commission = delays.estimate(Some("Petit"), "depose", 10 * DAY).unwrap();
+        let commission = delays
+            .estimate(Some("Petit"), "depose", (NOW - 10) * DAY, NOW * DAY)
+            .unwrap();
         assert_eq!(commission.basis, Basis::Lifecycle);
         assert_eq!(commission.median, Some(14 * DAY));
         assert_eq!(commission.remaining, Some(4 * DAY));
-        assert!(delays.estimate(Some("Petit"), "cloture", 0).is_none());
+        assert!(
+            delays
+                .estimate(Some("Petit"), "cloture", NOW * DAY, NOW * DAY)
+                .is_none()
+        );
         // The table says which basis each line uses.
         let table = delays.table(&lifecycle);
         let line = |scheme: &str, step: &str| {
@@ -752,8 +558,10 @@ mod tests {
         let mut days = vec![Some(5); 20];
         days.extend([None; 20]);
         history(&mut h, 1, "Culture", NOW - 100, &days);
-        let delays = h.finish(&shipped_lifecycle(), 30, NOW * DAY);
-        let e = delays.estimate(Some("Culture"), "instruction", 0).unwrap();
+        let delays = h.finish(&shipped_lifecycle(), 30, NOW * DAY, UTC);
+        let e = delays
+            .estimate(Some("Culture"), "instruction", NOW * DAY, NOW * DAY)
+            .unwrap();
         // Half left within 5 days; the mean of completed stays would say 5 days for
         // everyone, the estimator knows that the other half takes over 100.
         assert_eq!(e.median, Some(5 * DAY));
@@ -761,87 +569,6 @@ mod tests {
         let table = delays.table(&shipped_lifecycle());
         let line = table.iter().find(|l| l.step == "instruction").unwrap();
         assert_eq!((line.in_step, line.own_left), (20, 20));
-    }
-
-    #[test]
-    fn months_are_computed_as_chrono_reads_them() {
-        use chrono::Datelike;
-        let mut t = -3 * 365 * DAY;
-        while t < 80 * 365 * DAY {
-            let expected = chrono::DateTime::from_timestamp(t, 0).unwrap();
-            assert_eq!(
-                month(t),
-                expected.year() * 12 + expected.month0() as i32,
-                "{expected}"
-            );
-            t += 86_399;
-        }
-        let mut m = Months::default();
-        m.add(100, 1);
-        m.add(98, 2);
-        m.add(103, -1);
-        assert_eq!((m.first, m.counts), (98, vec![2, 0, 1, 0, 0, -1]));
-    }
-
-    #[test]
-    fn a_baseline_enters_late_and_a_disappearance_censors() {
-        let mut h = History::new();
-        // Seen first on day 100, in instruction since day 40 (the source's date).
-        h.dossier(1, None, "commission", 130 * DAY);
-        h.event(
-            1,
-            EventKind::Created,
-            Some("instruction"),
-            40 * DAY,
-            100 * DAY,
-        );
-        h.event(
-            1,
-            EventKind::StepChanged,
-            Some("commission"),
-            130 * DAY,
-            131 * DAY,
-        );
-        // Gone on day 120 while in instruction since day 110.
-        h.dossier(2, None, "instruction", 110 * DAY);
-        h.absent(2);
-        h.event(
-            2,
-            EventKind::Created,
-            Some("instruction"),
-            110 * DAY,
-            110 * DAY,
-        );
-        h.event(2, EventKind::Disappeared, None, 120 * DAY, 120 * DAY);
-        let stays: Vec<(&str, Stay)> = h
-            .stays
-            .iter()
-            .map(|s| (h.steps.names[usize::from(s.step)].as_str(), s.stay()))
-            .collect();
-        assert_eq!(
-            stays,
-            [
-                (
-                    "instruction",
-                    Stay {
-                        entry: 60 * DAY,
-                        time: 90 * DAY,
-                        left: true
-                    }
-                ),
-                (
-                    "instruction",
-                    Stay {
-                        entry: 0,
-                        time: 10 * DAY,
-                        left: false
-                    }
-                ),
-            ]
-        );
-        // The dossier gone is not counted as in its step now.
-        let delays = h.finish(&shipped_lifecycle(), 1, 140 * DAY);
-        assert_eq!(delays.now_in_step.values().map(|n| n.0).sum::<u64>(), 1);
     }
 
     /// Issue 19: a stay still open is censored at the last export that saw it,
@@ -861,12 +588,126 @@ mod tests {
                     h.last_seen(id, day * DAY);
                 }
             }
-            h.finish(&lifecycle, 30, 100 * DAY).by_step["instruction"].clone()
+            h.finish(&lifecycle, 30, 100 * DAY, UTC).by_step["instruction"].clone()
         };
         // Still at risk on day 10 when censored at the end: 1 in 41 never leaves.
         assert_eq!(at_end(None).quantile(0.99), None);
         // Censored on day 5, it no longer weighs on day 10: every stay ends then.
         assert_eq!(at_end(Some(5)).quantile(0.99), Some(10 * DAY));
+    }
+
+    /// A lifecycle with a Commission that sits on the 20th of each month, and
+    /// a completeness check counted in business days.
+    fn calendar_lifecycle() -> Lifecycle {
+        let sessions: Vec<String> = (1..=12).map(|m| format!("\"2027-{m:02}-20\"")).collect();
+        let text = format!(
+            r#"
+            [[step]]
+            id = "complet"
+            label = "Complet"
+            order = 1
+            counted_in = "business_days"
+            expected_duration = "5d"
+            [[step]]
+            id = "commission"
+            label = "Commission"
+            order = 2
+            expected_duration = "5w"
+            [[step]]
+            id = "accorde"
+            label = "Accordé"
+            order = 3
+            final = true
+            [[calendar]]
+            step = "commission"
+            sessions = [{}]
+            lead_time = "10d"
+            "#,
+            sessions.join(", ")
+        );
+        let mut problems = crate::diag::Problems::default();
+        Lifecycle::parse(std::path::Path::new("lc.toml"), &text, &mut problems)
+            .unwrap_or_else(|| panic!("{problems}"))
+    }
+
+    fn instant(text: &str) -> i64 {
+        chrono::DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .timestamp()
+    }
+
+    /// Issue 19: a step a calendar ends answers in sessions: the first session
+    /// a dossier can reach, adjusted by the deferrals of the history; a dossier
+    /// waiting for a session that has not sat is not stalled.
+    #[test]
+    fn a_step_that_ends_at_sessions_is_predicted_at_a_session() {
+        let lc = calendar_lifecycle();
+        let paris = chrono_tz::Europe::Paris;
+        let mut h = History::new();
+        // 60 dossiers enter on 1 February 2027 (reachable: 20 February); 50 are
+        // voted then, 10 deferred to 20 March.
+        let entered = instant("2027-02-01T00:00:00+01:00");
+        for id in 1..=60 {
+            let voted = if id <= 50 { "2027-02-20" } else { "2027-03-20" };
+            let voted = instant(&format!("{voted}T00:00:00+01:00"));
+            h.dossier(id, Some("Culture"), "accorde", voted);
+            h.event(id, EventKind::Created, Some("commission"), entered, entered);
+            h.event(
+                id,
+                EventKind::StepChanged,
+                Some("accorde"),
+                voted,
+                voted + 3_600,
+            );
+        }
+        let now = instant("2027-04-02T08:00:00+02:00");
+        let delays = h.finish(&lc, 30, now, paris);
+        // A dossier entered on 15 April: too late for 20 April (10 days' lead),
+        // expected on 20 May, and 9 in 10 by then too (a deferral is rarer).
+        let now = instant("2027-04-15T08:00:00+02:00");
+        let e = delays
+            .estimate(Some("Culture"), "commission", now - 3_600, now)
+            .unwrap();
+        assert!(e.sessions, "{e:?}");
+        let p = e.predict(chrono::DateTime::from_timestamp(now, 0).unwrap(), paris);
+        let date = |d: &str| Some(d.parse().unwrap());
+        assert_eq!(p.expected, date("2027-05-20"), "{p:?}");
+        assert_eq!(p.low, date("2027-05-20"));
+        assert_eq!(p.high, date("2027-06-20"));
+        // Not stalled while waiting for its first session, nor on its day; past it
+        // (and the 90th percentile, the deferral's session), from the day after.
+        let stalled = delays
+            .stalled_from(
+                Stall::Percentile(90),
+                Some("Culture"),
+                "commission",
+                now - 3_600,
+            )
+            .unwrap();
+        assert_eq!(stalled, instant("2027-06-21T00:00:00+02:00"));
+        // Without history for the step, the next session it can reach, said as such.
+        let empty = History::new().finish(&lc, 30, now, paris);
+        let e = empty
+            .estimate(None, "commission", now - 3_600, now)
+            .unwrap();
+        assert_eq!((e.basis, e.sessions), (Basis::Lifecycle, true));
+        let p = e.predict(chrono::DateTime::from_timestamp(now, 0).unwrap(), paris);
+        assert_eq!(p.expected, date("2027-05-20"));
+    }
+
+    /// Issue 19: a step counted in business days predicts by counting them.
+    #[test]
+    fn a_step_counted_in_business_days_skips_weekends_and_holidays() {
+        let lc = calendar_lifecycle();
+        let paris = chrono_tz::Europe::Paris;
+        // Without history: five business days from Wednesday 5 May 2027 at 10:00
+        // skip Ascension (Thursday 6 May) and the weekend: Thursday 13 May.
+        let now = instant("2027-05-05T10:00:00+02:00");
+        let delays = History::new().finish(&lc, 30, now, paris);
+        let e = delays.estimate(None, "complet", now, now).unwrap();
+        let p = e.predict(chrono::DateTime::from_timestamp(now, 0).unwrap(), paris);
+        assert_eq!(p.expected, Some("2027-05-13".parse().unwrap()));
+        assert_eq!(e.median, Some(8 * DAY));
     }
 
     /// Issue 19: on weekly exports, three stays seen early and leaving together
@@ -900,19 +741,21 @@ mod tests {
         for i in 0..40 {
             stay(&mut h, "Sport", 0, 10 + i);
         }
-        let delays = h.finish(&shipped_lifecycle(), 30, NOW * DAY);
+        let delays = h.finish(&shipped_lifecycle(), 30, NOW * DAY, UTC);
         let culture = &delays.by_scheme[&("Culture".to_owned(), "instruction".to_owned())];
         assert_eq!(
             culture.quantile(0.5),
             Some(DAY),
             "the scheme's own curve collapses"
         );
-        let e = delays.estimate(Some("Culture"), "instruction", 0).unwrap();
+        let e = delays
+            .estimate(Some("Culture"), "instruction", NOW * DAY, NOW * DAY)
+            .unwrap();
         assert_eq!(e.basis, Basis::Step, "{e:?}");
         assert!(e.remaining.unwrap() > 10 * DAY, "{e:?}");
         // Ten days in, past the thin start, the scheme answers for itself.
         let later = delays
-            .estimate(Some("Culture"), "instruction", 10 * DAY)
+            .estimate(Some("Culture"), "instruction", (NOW - 10) * DAY, NOW * DAY)
             .unwrap();
         assert_eq!(later.basis, Basis::Scheme, "{later:?}");
     }

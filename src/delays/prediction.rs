@@ -30,12 +30,20 @@ pub struct Prediction {
     pub basis: Basis,
     /// How many stays it rests on (0 for the lifecycle).
     pub sample: u64,
+    /// Whether the dates are sessions of the step's `[[calendar]]`.
+    pub sessions: bool,
 }
 
 /// No upper bound: too few of the stays as long as this one have ended.
 const UNBOUNDED: &str = "too few stays this long have ended in the history to bound it";
 /// The lifecycle's expected duration, without history.
 const INDICATIVE: &str = "indicative: the step's expected_duration, without history to bound it";
+/// The next session of the step's calendar, without history.
+const NEXT_SESSION: &str =
+    "indicative: the next session the dossier can reach, without history to bound it";
+/// The high bound lies past the longest stay that ended.
+const EXTRAPOLATED: &str =
+    "the high bound continues the history's tail past the longest stay that ended";
 
 impl Estimate {
     /// This estimate with its dates at `now` in `tz` (see [`Estimate::predict`]).
@@ -54,8 +62,10 @@ impl Estimate {
             |seconds: Option<i64>| seconds.map(|s| (local + chrono::Duration::seconds(s)).date());
         let (low, high) = (day(self.low), day(self.high));
         let (not_before, reason) = match (self.basis, high) {
+            (Basis::Lifecycle, _) if self.sessions => (None, Some(NEXT_SESSION)),
             (Basis::Lifecycle, _) => (None, Some(INDICATIVE)),
             (_, None) => (low.or_else(|| day(Some(0))), Some(UNBOUNDED)),
+            _ if self.extrapolated => (None, Some(EXTRAPOLATED)),
             _ => (None, None),
         };
         Prediction {
@@ -66,6 +76,7 @@ impl Estimate {
             reason,
             basis: self.basis,
             sample: self.sample,
+            sessions: self.sessions,
         }
     }
 }

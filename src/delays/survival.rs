@@ -212,6 +212,41 @@ impl Curve {
         self.times.get(at).map(|t| t - elapsed)
     }
 
+    /// [`Curve::quantile_after`], or past the longest stay that ended, the
+    /// curve's tail continued at the constant rate that brought it there (the
+    /// share still in the step falling as `S(t) = S(last) · e^(−λ(t − last))`,
+    /// `λ = −ln S(last) / last`). The flag says the answer was extrapolated.
+    /// `None` when nobody ever left.
+    pub(crate) fn quantile_beyond(&self, elapsed: i64, q: f64) -> Option<(i64, bool)> {
+        if let Some(further) = self.quantile_after(elapsed, q) {
+            return Some((further, false));
+        }
+        let (&last, &at_last) = (self.times.last()?, self.survival.last()?);
+        if last <= 0 || at_last >= 1.0 {
+            return None;
+        }
+        // At least some of them never leave in the data: the rate is bounded below
+        // by what the tail did, however slow.
+        let rate = -at_last.max(1e-9).ln() / last as f64;
+        let from = elapsed.max(last);
+        let already = (from - elapsed) as f64;
+        // Those still in at `from` leave at `rate`: the further time by which a
+        // share q of those still in at `elapsed` left.
+        let at_from = at_last * (-rate * (from - last) as f64).exp();
+        let start = if elapsed >= last {
+            at_from
+        } else {
+            self.survival(elapsed)
+        };
+        let target = start.max(1e-12) * (1.0 - q);
+        let further = if at_from <= target {
+            already
+        } else {
+            already + (at_from / target).ln() / rate
+        };
+        Some((further.min(i64::MAX as f64 / 2.0) as i64, true))
+    }
+
     /// The points of the curve, for charts: `(seconds, share still in the step)`.
     pub(crate) fn points(&self) -> impl Iterator<Item = (i64, f64)> + '_ {
         self.times
@@ -329,6 +364,32 @@ mod tests {
         assert_eq!(c.quantile_after(DAY / 2, 0.5), Some(10 * DAY - DAY / 2));
         // Beyond what was observed, nothing can be said.
         assert_eq!(c.quantile_after(30 * DAY, 0.5), None);
+    }
+
+    #[test]
+    fn past_the_longest_stay_that_ended_the_tail_is_continued() {
+        // Half leave at 10 days, the other half are still in after 20.
+        let mut stays: Vec<Stay> = (0..10).map(|_| left(10)).collect();
+        stays.extend((0..10).map(|_| still(20)));
+        let c = Curve::estimate(&stays);
+        assert_eq!(c.quantile_after(0, 0.9), None);
+        assert_eq!(c.quantile_beyond(0, 0.5), Some((10 * DAY, false)));
+        // Half gone in 10 days: the rest at the same rate, a half every 10 days;
+        // 90 % gone when a fifth of the half is left: 10 + 10·log2(5) days.
+        let (further, extrapolated) = c.quantile_beyond(0, 0.9).unwrap();
+        assert!(extrapolated);
+        let expected = 10.0 + 10.0 * 5f64.log2();
+        assert!(
+            (further as f64 / DAY as f64 - expected).abs() < 1e-3,
+            "{further}"
+        );
+        // Thirty days in, it is memoryless: 90 % of them gone within 10·log2(10) days.
+        let (further, _) = c.quantile_beyond(30 * DAY, 0.9).unwrap();
+        assert!((further as f64 / DAY as f64 - 10.0 * 10f64.log2()).abs() < 1e-3);
+        assert_eq!(
+            Curve::estimate([still(5), still(6), still(7)]).quantile_beyond(0, 0.5),
+            None
+        );
     }
 
     #[test]

@@ -309,7 +309,13 @@ impl Dispatcher {
             inner.store.call(move |s| s.apply(&changes, now)).await??;
         }
         let delays = if planned.groups.is_empty() {
-            Arc::default()
+            // Nothing to render: estimates without history serve.
+            Arc::new(crate::delays::History::new().finish(
+                &inner.rules.lifecycle,
+                1,
+                now.timestamp(),
+                inner.rules.policy.tz,
+            ))
         } else {
             inner.delays.get(now).await?
         };
@@ -600,13 +606,7 @@ impl Inner {
             .collect();
         for (alert, link) in group.iter().zip(&links) {
             let stored = &alert.dossier;
-            let delay = delays
-                .estimate(
-                    stored.dossier.text("scheme"),
-                    &stored.dossier.step,
-                    (now - stored.step_entered_at).num_seconds(),
-                )
-                .map(|e| e.dated(now, self.rules.policy.tz));
+            let delay = delays.of(&stored.dossier, stored.step_entered_at, now);
             let scene = Scene {
                 connector: &stored.connector,
                 link: link.as_deref(),

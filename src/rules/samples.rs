@@ -161,6 +161,10 @@ fn sample_delays() -> (crate::delays::Estimate, crate::delays::Estimate) {
         low: Some(8 * DAY),
         high: Some(37 * DAY),
         overdue: false,
+        sessions: false,
+        extrapolated: false,
+        past_p80: None,
+        past_p90: None,
         dates: None,
     }
     .dated(sample_now(), chrono_tz::Europe::Paris);
@@ -175,6 +179,10 @@ fn sample_delays() -> (crate::delays::Estimate, crate::delays::Estimate) {
         low: None,
         high: None,
         overdue: false,
+        sessions: false,
+        extrapolated: false,
+        past_p80: None,
+        past_p90: None,
         dates: None,
     }
     .dated(sample_now(), chrono_tz::Europe::Paris);

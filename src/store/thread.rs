@@ -71,23 +71,28 @@ pub(crate) struct DelayCache {
     lifecycle: Arc<crate::lifecycle::Lifecycle>,
     /// The fewest stays a figure rests on (`[delays] min_sample`).
     min_sample: u64,
+    /// The Region's zone, whose days the estimates count.
+    tz: chrono_tz::Tz,
     refresh: std::time::Duration,
     cached: tokio::sync::Mutex<Option<(chrono::DateTime<Utc>, Arc<Delays>)>>,
 }
 
 impl DelayCache {
     /// An empty cache of the estimates of `lifecycle`'s steps, each resting on
-    /// `min_sample` stays at least, read again once older than `refresh`.
+    /// `min_sample` stays at least, days counted in `tz`, read again once older
+    /// than `refresh`.
     pub(crate) fn new(
         store: StoreHandle,
         lifecycle: Arc<crate::lifecycle::Lifecycle>,
         min_sample: u64,
+        tz: chrono_tz::Tz,
         refresh: std::time::Duration,
     ) -> Self {
         Self {
             store,
             lifecycle,
             min_sample,
+            tz,
             refresh,
             cached: tokio::sync::Mutex::new(None),
         }
@@ -105,10 +110,10 @@ impl DelayCache {
             return Ok(Arc::clone(delays));
         }
         let lifecycle = Arc::clone(&self.lifecycle);
-        let min_sample = self.min_sample;
+        let (min_sample, tz) = (self.min_sample, self.tz);
         let fresh = Arc::new(
             self.store
-                .call(move |s| s.delays(&lifecycle, min_sample, now))
+                .call(move |s| s.delays(&lifecycle, min_sample, now, tz))
                 .await??,
         );
         *cached = Some((now, Arc::clone(&fresh)));

@@ -485,11 +485,11 @@ pub fn evaluate_every(
             }
         }
     }
-    let delays = history.finish(lifecycle, 30, end);
+    let delays = history.finish(lifecycle, 30, end, chrono_tz::UTC);
     let (mut covered, mut with_interval) = (0usize, 0usize);
     let (mut errors, mut naive_errors) = (Vec::new(), Vec::new());
     for h in &held {
-        let estimate = delays.estimate(Some(h.scheme), h.step, h.elapsed);
+        let estimate = delays.estimate(Some(h.scheme), h.step, end - h.elapsed, end);
         let (low, middle, high) = estimate
             .as_ref()
             .map_or((None, None, None), |e| (e.low, e.remaining, e.high));
