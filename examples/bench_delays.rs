@@ -24,8 +24,9 @@
 //!    `tests/it/simulate_replay.rs` writes what the Region's software would have
 //!    exported every week (`--weekly`) or day from the second year on, as
 //!    `export-YYYY-MM-DD.csv` files, with a `csv` connector whose `[as_of]` dates
-//!    each file by its name, and a lifecycle with the Commission's calendar
-//!    (`--no-calendar`: the shipped lifecycle as it is); then runs the binary:
+//!    each file by its name, and the shipped lifecycle (`complet` counted in
+//!    business days) given the Commission's calendar (`--no-calendar`: without
+//!    it); then runs the binary:
 //!    `import --backfill` of all the exports in one go, `stats --format json` and
 //!    `stats --dossiers --format json` (as of the last export). The output is
 //!    scored against the held-out truth, what really happened after the last
@@ -41,6 +42,8 @@
 //!      followed period, of the relative error of `stats`' median against the true
 //!      median of those stays is at most 5 % (p80 and p90 are reported too); on
 //!      the long steps (true median ≥ 30 days) it is at most half the naive mean's;
+//!      (with the calendar, the Commission, which ends at sessions, is scored by
+//!      its dossiers alone: `stats` gives it no duration of its own);
 //!    - of the stays that ended in the followed period, 8 to 12 % lasted longer than
 //!      the p90 `stats` gives their scheme's step (the stalls a p90 threshold raises).
 //!
@@ -115,7 +118,7 @@ struct Args {
     #[arg(long)]
     in_process: bool,
     /// Use the shipped lifecycle as it is: no calendar of the Commission
-    /// permanente, no step counted in business days.
+    /// permanente (its `complet` step is counted in business days all the same).
     #[arg(long)]
     no_calendar: bool,
     /// Simulated years of the accuracy part (exports from the second on).

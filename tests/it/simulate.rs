@@ -423,8 +423,8 @@ pub struct Accuracy {
     pub held: usize,
     /// Of them, those whose estimate had an 80 % interval.
     pub with_interval: usize,
-    /// The share of held-out dossiers whose real further stay fell in the interval
-    /// (a dossier without an interval counts as missed).
+    /// The share of held-out dossiers whose real exit day fell in the interval's
+    /// days (a dossier without an interval counts as missed).
     pub coverage: f64,
     /// The median absolute error of the predicted date of leaving the step, in days.
     pub median_error_days: f64,
@@ -485,7 +485,8 @@ pub fn evaluate_every(
             }
         }
     }
-    let delays = history.finish(lifecycle, 30, end, chrono_tz::UTC);
+    // The Region's zone: sessions and business days are its dates.
+    let delays = history.finish(lifecycle, 30, end, Paris);
     let (mut covered, mut with_interval) = (0usize, 0usize);
     let (mut errors, mut naive_errors) = (Vec::new(), Vec::new());
     for h in &held {
@@ -495,7 +496,10 @@ pub fn evaluate_every(
             .map_or((None, None, None), |e| (e.low, e.remaining, e.high));
         if let (Some(low), Some(high)) = (low, high) {
             with_interval += 1;
-            if (low..=high).contains(&h.remaining) {
+            // Inclusive days, as `stats --dossiers` gives them: a session's day
+            // holds a vote made during it.
+            let day = |remaining: i64| local_date(end + remaining);
+            if (day(low)..=day(high)).contains(&day(h.remaining)) {
                 covered += 1;
             }
         }

@@ -175,20 +175,28 @@ time = "0{EXPORT_HOUR}:00"
 }
 
 /// The shipped lifecycle, with (if `calendar`) the `complet` step counted in
-/// business days and the Commission permanente's `sessions` up to a year after
-/// `until` (a Region knows its calendar a year ahead).
+/// business days (the shipped one is) and the Commission permanente's `sessions`
+/// up to a year after `until` (a Region knows its calendar a year ahead).
 pub fn lifecycle_toml(sessions: &[NaiveDate], until: NaiveDate, calendar: bool) -> String {
     let shipped =
         std::fs::read_to_string(repo().join("rules/lifecycle.toml")).expect("rules/lifecycle.toml");
     if !calendar {
         return shipped;
     }
-    let mut text = shipped.replacen(
-        "id = \"complet\"\n",
-        "id = \"complet\"\ncounted_in = \"business_days\"\n",
-        1,
-    );
-    assert!(text != shipped, "no `complet` step in rules/lifecycle.toml");
+    let complet = shipped
+        .find("id = \"complet\"\n")
+        .expect("a `complet` step");
+    let block = &shipped[complet..];
+    let block = &block[..block.find("[[step]]").unwrap_or(block.len())];
+    let mut text = if block.contains("counted_in") {
+        shipped
+    } else {
+        shipped.replacen(
+            "id = \"complet\"\n",
+            "id = \"complet\"\ncounted_in = \"business_days\"\n",
+            1,
+        )
+    };
     let horizon = until + Days::new(365);
     let dates: Vec<String> = sessions
         .iter()
@@ -345,7 +353,11 @@ pub fn replay(binary: &Path, setup: Setup, root: &Path) -> Score {
     let predicted: Value =
         serde_json::from_slice(&run(&["stats", "--dossiers", "--format", "json"]))
             .expect("stats --dossiers JSON");
-    let mut score = score(&dossiers, &days, &stats, &predicted);
+    // A step that ends at a session has no duration of its own: `stats` gives
+    // the time from the last export to the session its quantile falls on, and
+    // its stalls wait for that session. It is scored by its dossiers alone.
+    let sessions_step: &[&str] = if setup.calendar { &["commission"] } else { &[] };
+    let mut score = score(&dossiers, &days, &stats, &predicted, sessions_step);
     score.seed = setup.seed;
     score.rows = rows;
     score.import_seconds = import_seconds;
@@ -397,8 +409,15 @@ fn days_between(a: NaiveDate, b: NaiveDate) -> f64 {
     (a - b).num_days().abs() as f64
 }
 
-/// Scores the output of `stats` and `stats --dossiers` against the truth.
-fn score(dossiers: &[Dossier], days: &[NaiveDate], stats: &Value, predicted: &Value) -> Score {
+/// Scores the output of `stats` and `stats --dossiers` against the truth; the
+/// steps of `by_dossier_only` only by their dossiers' intervals and dates.
+fn score(
+    dossiers: &[Dossier],
+    days: &[NaiveDate],
+    stats: &Value,
+    predicted: &Value,
+    by_dossier_only: &[&str],
+) -> Score {
     let (first, last) = (
         export_instant(days[0]),
         export_instant(days[days.len() - 1]),
@@ -416,11 +435,14 @@ fn score(dossiers: &[Dossier], days: &[NaiveDate], stats: &Value, predicted: &Va
         for s in &d.stays {
             let Some(left) = s.left else { continue };
             let key = (scheme, s.step);
-            if (first..=last).contains(&s.entered) {
+            let by_duration = !by_dossier_only.contains(&s.step);
+            if by_duration && (first..=last).contains(&s.entered) {
                 truth.entry(key).or_default().push(left - s.entered);
             }
             if left > first && left <= last {
-                ended.push((scheme, s.step, left - s.entered));
+                if by_duration {
+                    ended.push((scheme, s.step, left - s.entered));
+                }
                 // Seen: in the step at some export.
                 let at = instants.partition_point(|&t| t < s.entered);
                 if instants.get(at).is_some_and(|&t| t < left) {
