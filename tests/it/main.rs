@@ -30,6 +30,7 @@ mod replay;
 mod retention;
 mod sheets;
 mod simulate;
+mod simulate_replay;
 mod smtp_server;
 mod stats;
 mod systemd;

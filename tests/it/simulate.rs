@@ -1,21 +1,28 @@
 //! A simulated history of grant dossiers whose step durations are known, for the
 //! accuracy test and benchmark of the delay estimates (shared with
-//! `examples/bench_delays.rs`).
+//! `examples/bench_delays.rs` and `simulate_replay.rs`).
 //!
 //! Four schemes, each a speed factor on shared log-normal step durations; arrivals
-//! peak in spring; the Commission permanente sits on the 15th of every month but
-//! August, so the time spent waiting for its vote depends on the calendar; one
-//! dossier in five is refused there. Each dossier's whole path is drawn, also past
-//! the end of the simulation. What Alertissimo would have seen — daily imports from
-//! `follow_from` (the day it was installed: dossiers already under way are a
-//! baseline, first seen late) to `end` — is fed to a [`History`]; what happens after
-//! `end` is kept apart, as the truth the estimates are judged against.
+//! peak in spring. The Commission permanente sits on session dates every 4 to 6
+//! weeks, drawn per seed, none in August ([`sessions`]): a dossier reaches the
+//! first session at least [`LEAD`] days after it entered the `commission` step,
+//! one in ten is deferred to the following one, and one in five is refused there.
+//! The `complet` step is counted in French business days (weekdays that are not
+//! public holidays, [`is_business_day`]): its length is drawn in business days and
+//! converted to a date. Dates are those of the Region's zone (Europe/Paris).
+//! Each dossier's whole path is drawn, also past the end of the simulation. What
+//! Alertissimo would have seen — imports from `follow_from` (the day it was
+//! installed: dossiers already under way are a baseline, first seen late) to `end`
+//! — is fed to a [`History`] ([`observe_every`]), or written as exports and replayed
+//! through the binary (`simulate_replay.rs`); what happens after `end` is kept
+//! apart, as the truth the estimates are judged against.
 
 #![allow(dead_code)] // Each user takes what it needs.
 
 use alertissimo::delays::History;
 use alertissimo::model::EventKind;
-use chrono::{Datelike, TimeZone, Utc};
+use chrono::{Datelike, Days, NaiveDate, TimeZone, Utc, Weekday};
+use chrono_tz::Europe::Paris;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -77,26 +84,128 @@ fn log_normal(rng: &mut ChaCha8Rng, median_days: f64, sigma: f64) -> i64 {
     (median_days * (sigma * z).exp() * DAY as f64) as i64
 }
 
-/// The first sitting of the Commission permanente at least 10 days after `t`:
-/// the 15th of each month at 10:00 UTC, none in August.
-fn next_commission(t: i64) -> i64 {
-    let earliest = t + 10 * DAY;
-    let day = Utc.timestamp_opt(earliest, 0).unwrap();
-    let (mut y, mut m) = (day.year(), day.month());
-    loop {
-        let sitting = Utc
-            .with_ymd_and_hms(y, m, 15, 10, 0, 0)
-            .unwrap()
-            .timestamp();
-        if m != 8 && sitting >= earliest {
-            return sitting;
-        }
-        (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+/// The minimum time, in days, between entering the `commission` step and the
+/// session that votes on the dossier.
+pub const LEAD: u64 = 10;
+
+/// The share of dossiers deferred to the session after the first they could reach.
+pub const DEFERRED: f64 = 0.1;
+
+/// The Region's local date of an instant (Unix seconds).
+pub fn local_date(t: i64) -> NaiveDate {
+    Utc.timestamp_opt(t, 0)
+        .unwrap()
+        .with_timezone(&Paris)
+        .date_naive()
+}
+
+/// The instant (Unix seconds) of a local date and time of day in the Region's zone.
+pub fn local_instant(date: NaiveDate, hour: u32, minute: u32) -> i64 {
+    let naive = date.and_hms_opt(hour, minute, 0).unwrap();
+    Paris
+        .from_local_datetime(&naive)
+        .earliest()
+        .unwrap_or_else(|| Paris.from_utc_datetime(&naive))
+        .timestamp()
+}
+
+/// Easter Sunday of `year` (the anonymous Gregorian algorithm).
+fn easter(year: i32) -> NaiveDate {
+    let (a, b, c) = (year % 19, year / 100, year % 100);
+    let (d, e) = (b / 4, b % 4);
+    let f = (b + 8) / 25;
+    let g = (b - f + 1) / 3;
+    let h = (19 * a + b - d - g + 15) % 30;
+    let (i, k) = (c / 4, c % 4);
+    let l = (32 + 2 * e + 2 * i - h - k) % 7;
+    let m = (a + 11 * h + 22 * l) / 451;
+    let month = (h + l - 7 * m + 114) / 31;
+    let day = (h + l - 7 * m + 114) % 31 + 1;
+    NaiveDate::from_ymd_opt(year, month as u32, day as u32).unwrap()
+}
+
+/// Whether `date` is a French public holiday (the eleven of metropolitan France).
+pub fn is_holiday(date: NaiveDate) -> bool {
+    let fixed = [
+        (1, 1),
+        (5, 1),
+        (5, 8),
+        (7, 14),
+        (8, 15),
+        (11, 1),
+        (11, 11),
+        (12, 25),
+    ];
+    if fixed.contains(&(date.month(), date.day())) {
+        return true;
     }
+    let easter = easter(date.year());
+    // Easter Monday, Ascension Thursday, Whit Monday.
+    [1, 39, 50].iter().any(|&d| easter + Days::new(d) == date)
+}
+
+/// Whether `date` is a business day: a weekday that is not a public holiday.
+pub fn is_business_day(date: NaiveDate) -> bool {
+    !matches!(date.weekday(), Weekday::Sat | Weekday::Sun) && !is_holiday(date)
+}
+
+/// The `n`th business day after `date`.
+pub fn add_business_days(mut date: NaiveDate, n: u32) -> NaiveDate {
+    for _ in 0..n {
+        date = date + Days::new(1);
+        while !is_business_day(date) {
+            date = date + Days::new(1);
+        }
+    }
+    date
+}
+
+/// The sessions of the Commission permanente, drawn for `seed`, from January of
+/// the first simulated year to three years past the last (paths run past the
+/// end): on Fridays (the Thursday before when the Friday is a holiday), 4 to 6
+/// weeks apart, none in August (a session that would fall in it moves to the
+/// first week of September).
+pub fn sessions(seed: u64, years: u32) -> Vec<NaiveDate> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5e55_1045_c0de_0001);
+    let first_year = local_date(origin()).year();
+    let last_year = first_year + years as i32 + 3;
+    // The first Friday on or after 8 January, then 0 to 2 weeks later.
+    let mut friday = NaiveDate::from_ymd_opt(first_year, 1, 8).unwrap();
+    while friday.weekday() != Weekday::Fri {
+        friday = friday + Days::new(1);
+    }
+    friday = friday + Days::new(7 * rng.random_range(0..3u64));
+    let mut out = Vec::new();
+    while friday.year() < last_year {
+        while friday.month() == 8 {
+            friday = friday + Days::new(7);
+        }
+        out.push(if is_holiday(friday) {
+            friday - Days::new(1)
+        } else {
+            friday
+        });
+        friday = friday + Days::new(7 * rng.random_range(4..=6u64));
+    }
+    out
+}
+
+/// The session that votes on a dossier that entered the `commission` step at
+/// `t`: the first at least [`LEAD`] days after the day it entered, or with
+/// probability [`DEFERRED`] the one after; at 10:00 in the Region's zone.
+fn vote(rng: &mut ChaCha8Rng, sessions: &[NaiveDate], t: i64) -> i64 {
+    let earliest = local_date(t) + Days::new(LEAD);
+    let first = sessions.partition_point(|s| *s < earliest);
+    let at = first + usize::from(rng.random_bool(DEFERRED));
+    let session = sessions
+        .get(at)
+        .expect("sessions drawn far enough past the simulated years");
+    local_instant(*session, 10, 0)
 }
 
 /// Draws the dossiers arriving over `years`, `scale` times the schemes' yearly numbers.
 pub fn dossiers(seed: u64, years: u32, scale: f64) -> Vec<Dossier> {
+    let sessions = sessions(seed, years);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let start = origin();
     let mut out = Vec::new();
@@ -117,15 +226,21 @@ pub fn dossiers(seed: u64, years: u32, scale: f64) -> Vec<Dossier> {
             }
             for _ in 0..arrivals {
                 let filed = start + day * DAY + rng.random_range(8 * 3600..18 * 3600);
-                out.push(path(&mut rng, scheme, speed, filed));
+                out.push(path(&mut rng, &sessions, scheme, speed, filed));
             }
         }
     }
     out
 }
 
-fn path(rng: &mut ChaCha8Rng, scheme: usize, speed: f64, filed: i64) -> Dossier {
-    let mut stays = Vec::with_capacity(6);
+fn path(
+    rng: &mut ChaCha8Rng,
+    sessions: &[NaiveDate],
+    scheme: usize,
+    speed: f64,
+    filed: i64,
+) -> Dossier {
+    let mut stays = Vec::with_capacity(7);
     let mut t = filed;
     let mut stay = |step: &'static str, t: &mut i64, until: Option<i64>| {
         stays.push(Stay {
@@ -139,9 +254,19 @@ fn path(rng: &mut ChaCha8Rng, scheme: usize, speed: f64, filed: i64) -> Dossier 
     };
     let depose = t + log_normal(rng, 12.0 * speed, 0.6);
     stay("depose", &mut t, Some(depose));
+    // A median of 5 business days, left during office hours.
+    let business = (log_normal(rng, 5.0, 0.5) as f64 / DAY as f64)
+        .round()
+        .max(1.0) as u32;
+    let complet = local_instant(
+        add_business_days(local_date(t), business),
+        rng.random_range(9..18),
+        rng.random_range(0..60),
+    );
+    stay("complet", &mut t, Some(complet));
     let instruction = t + log_normal(rng, 40.0 * speed, 0.5);
     stay("instruction", &mut t, Some(instruction));
-    let vote = next_commission(t);
+    let vote = vote(rng, sessions, t);
     stay("commission", &mut t, Some(vote));
     if rng.random_bool(0.2) {
         stay("refuse", &mut t, None);
@@ -298,8 +423,8 @@ pub struct Accuracy {
     pub held: usize,
     /// Of them, those whose estimate had an 80 % interval.
     pub with_interval: usize,
-    /// The share of held-out dossiers whose real further stay fell in the interval
-    /// (a dossier without an interval counts as missed).
+    /// The share of held-out dossiers whose real exit day fell in the interval's
+    /// days (a dossier without an interval counts as missed).
     pub coverage: f64,
     /// The median absolute error of the predicted date of leaving the step, in days.
     pub median_error_days: f64,
@@ -360,7 +485,8 @@ pub fn evaluate_every(
             }
         }
     }
-    let delays = history.finish(lifecycle, 30, end, chrono_tz::UTC);
+    // The Region's zone: sessions and business days are its dates.
+    let delays = history.finish(lifecycle, 30, end, Paris);
     let (mut covered, mut with_interval) = (0usize, 0usize);
     let (mut errors, mut naive_errors) = (Vec::new(), Vec::new());
     for h in &held {
@@ -370,7 +496,10 @@ pub fn evaluate_every(
             .map_or((None, None, None), |e| (e.low, e.remaining, e.high));
         if let (Some(low), Some(high)) = (low, high) {
             with_interval += 1;
-            if (low..=high).contains(&h.remaining) {
+            // Inclusive days, as `stats --dossiers` gives them: a session's day
+            // holds a vote made during it.
+            let day = |remaining: i64| local_date(end + remaining);
+            if (day(low)..=day(high)).contains(&day(h.remaining)) {
                 covered += 1;
             }
         }
