@@ -64,7 +64,7 @@ use amounts::SPACES;
 use dates::pattern_has_time;
 
 pub use amounts::parse_amount;
-pub(crate) use dates::{parse_date, parse_instant};
+pub(crate) use dates::{parse_date, parse_instant, parse_instant_at};
 pub(crate) use emails::{email_list, mailbox, parse_emails, recipient};
 pub(crate) use siret::parse_siret;
 
