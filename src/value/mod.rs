@@ -210,6 +210,30 @@ mod tests {
         );
     }
 
+    /// Issue 19: an export's date (`[as_of] column`) is taken at the
+    /// connector's time of day; a date-time keeps its own time.
+    #[rstest]
+    #[case::date_alone_summer("01/07/2025", "2025-07-01T04:00:00Z")]
+    #[case::date_alone_winter("2025-01-06", "2025-01-06T05:00:00Z")]
+    #[case::date_time_as_written("01/07/2025 18:30", "2025-07-01T16:30:00Z")]
+    #[case::offset_as_written("2025-07-01T06:00:00Z", "2025-07-01T06:00:00Z")]
+    #[case::spring_gap_ends("30/03/2025", "2025-03-30T01:00:00Z")]
+    fn issue_19_parse_instant_at_takes_a_date_alone_at_the_time_of_day(
+        #[case] raw: &str,
+        #[case] expected: &str,
+    ) {
+        let at = |h, m| chrono::NaiveTime::from_hms_opt(h, m, 0).unwrap();
+        let time = if raw == "30/03/2025" {
+            at(2, 30)
+        } else {
+            at(6, 0)
+        };
+        assert_eq!(
+            parse_instant_at(raw, &DateFormat::Auto, Europe::Paris, time),
+            Ok(utc(expected))
+        );
+    }
+
     #[rstest]
     #[case::spring_gap("30/03/2025 02:30")]
     #[case::spring_gap_iso("2025-03-30T02:00")]
