@@ -239,7 +239,7 @@ fn column_of(
 
 impl Connector {
     /// When the file at `path` was taken, in UTC, by the connector's `[as_of]`
-    /// (`None` without one); a date without a time is taken at [`AsOf::time`]
+    /// (`None` without one); a date without a time is taken at its `time`
     /// in `tz`.
     ///
     /// # Errors

@@ -39,7 +39,8 @@
 //! The caller gives the import's instant: [`Options::now`] (the command line
 //! and the daemon pass the wall clock), unless the snapshot is dated: by
 //! [`Options::as_of`] (`import --as-of`, each file of `import --backfill`) or
-//! its connector's `[as_of]` (from the file's name or modification time).
+//! its connector's `[as_of]` (from the file's name, its modification time, or
+//! a column of its records, which the read then checks on every record).
 //! A dated snapshot runs at its as-of as if it were the wall clock; one after
 //! `now`, or before the connector's last applied snapshot's as-of (kept with
 //! each run), is refused. Nothing in the pipeline reads the wall clock:
