@@ -772,6 +772,37 @@ mod tests {
         );
     }
 
+    /// Issue 19: a workbook is dated by a column too, its date cells read as
+    /// the import reads them, and its rows checked alike.
+    #[test]
+    fn issue_19_a_workbook_is_dated_by_a_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let head = "kind = \"spreadsheet\"\n[source]\npath = \"*.xls\"\nsheet = \"Dossiers\"\n[fields]\nid = \"N° dossier\"\nstep = \"Statut\"\n";
+        let (c, problems) = connector(
+            dir.path(),
+            head,
+            "[as_of]\ncolumn = \"Date statut\"\ntime = \"06:00\"\n",
+        );
+        let c = c.expect(&problems);
+        let file = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/sheets/progos-like.xls"
+        ));
+        // Its rows carry different dates: the first dates it, the second is refused.
+        assert_eq!(
+            c.file_as_of(file, Paris),
+            Some(Ok(utc("2026-09-01T04:00:00Z")))
+        );
+        let reason = check_all(&c, file, "2026-09-01T04:00:00Z").unwrap_err();
+        assert!(
+            reason.starts_with(&format!(
+                "{}:6: [as_of] column 'Date statut' is '2026-09-02' (2026-09-02 06:00:00 +02:00 (Europe/Paris))",
+                file.display()
+            )),
+            "{reason}"
+        );
+    }
+
     /// Issue 19: `[as_of] column` and `format` are checked strictly, each
     /// problem with its line and column.
     #[test]
