@@ -177,6 +177,11 @@ impl Sittings {
         Self { days, lead }
     }
 
+    /// The last session listed.
+    pub(crate) fn last(&self) -> Option<NaiveDate> {
+        self.days.last().map(|&d| date_of(d))
+    }
+
     /// The index of the first session a dossier that entered the step at
     /// `entered` can reach: the first on or after the day `lead` later.
     fn first_reachable(&self, tz: Tz, entered: i64) -> usize {

@@ -294,6 +294,27 @@ impl Lifecycle {
             .map(|c| &c.sittings)
     }
 
+    /// The `[[calendar]]`s whose sessions run out within `days` of `today`
+    /// (past the last one, the step falls back to its duration in days), each
+    /// as a warning that says what to do.
+    pub(crate) fn sessions_running_out(&self, today: chrono::NaiveDate, days: i64) -> Vec<String> {
+        let soon = crate::calendar::day_number(today) + days;
+        self.calendars
+            .iter()
+            .filter_map(|c| {
+                let last = c.sittings.last()?;
+                (crate::calendar::day_number(last) < soon).then(|| {
+                    let whom = c.schemes.as_ref().map_or(String::new(), |_| " (for some schemes)".to_owned());
+                    format!(
+                        "{}: the sessions of step '{}'{whom} end on {last}: past it, its dossiers are predicted by duration again; list the next sessions in its [[calendar]]",
+                        self.path.display(),
+                        c.step
+                    )
+                })
+            })
+            .collect()
+    }
+
     /// The usual next steps after `step`: its `next` list, else the steps of the
     /// smallest order above its own (none after a final step).
     pub(crate) fn next(&self, step: &str) -> Vec<&Step> {
@@ -638,6 +659,18 @@ mod tests {
         assert_eq!(first(Some("Culture")), Some(day("2027-01-22")));
         assert_eq!(first(None), Some(day("2027-01-22")));
         assert!(lc.sittings("complet", None).is_none());
+        // Sessions running out within 60 days are said, each calendar once.
+        let warnings = lc.sessions_running_out("2027-01-10".parse().unwrap(), 60);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[1].contains("the sessions of step 'commission' end on 2027-03-05"),
+            "{warnings:?}"
+        );
+        assert!(warnings[0].contains("(for some schemes)"), "{warnings:?}");
+        assert!(
+            lc.sessions_running_out("2026-12-01".parse().unwrap(), 60)
+                .is_empty()
+        );
 
         let bad = r#"
             [[step]]

@@ -62,6 +62,12 @@ pub(super) fn check(config: &Config, environment: bool, strict: bool) -> Exit {
         .and_then(|l| l.rules.as_ref())
         .is_some_and(|r| r.rules.iter().any(|r| r.class == Class::Informational));
     let mut all = warnings::all(config, loaded.as_ref().map_or(&[], |l| &l.connectors));
+    if let Some(loaded) = &loaded {
+        let today = chrono::Utc::now()
+            .with_timezone(&config.timezone)
+            .date_naive();
+        all.extend(loaded.lifecycle.sessions_running_out(today, SESSIONS_AHEAD));
+    }
     all.extend(warnings::way_out(config, informational));
     for warning in all {
         eprintln!("warning: {warning}");
@@ -71,6 +77,10 @@ pub(super) fn check(config: &Config, environment: bool, strict: bool) -> Exit {
     }
     Exit::Ok
 }
+
+/// How far ahead a `[[calendar]]` should list sessions, in days, before
+/// `check` and the daemon warn.
+pub(super) const SESSIONS_AHEAD: i64 = 60;
 
 /// The warning about a connector file the daemon leaves out: its file, and each
 /// problem on a line of its own.

@@ -11,7 +11,17 @@ pub(super) fn run_daemon(config: Config) -> anyhow::Result<Exit> {
             return Ok(Exit::Config);
         }
     };
-    for warning in warnings::all(&setup.config, &setup.connectors) {
+    let today = chrono::Utc::now()
+        .with_timezone(&setup.config.timezone)
+        .date_naive();
+    let sessions = setup
+        .rules
+        .lifecycle
+        .sessions_running_out(today, super::check::SESSIONS_AHEAD);
+    for warning in warnings::all(&setup.config, &setup.connectors)
+        .into_iter()
+        .chain(sessions)
+    {
         tracing::warn!("{warning}");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -117,6 +117,11 @@ struct Predicted {
     #[serde(skip_serializing_if = "Option::is_none")]
     not_before: Option<chrono::NaiveDate>,
     sample: u64,
+    /// Whether the dates are sessions of the step's `[[calendar]]`.
+    sessions: bool,
+    /// Why a bound is missing or extrapolated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
 }
 
 /// Prints every open dossier's prediction (none for a final step).
@@ -148,6 +153,8 @@ fn predictions(
                 basis: p.as_ref().map(|p| p.basis),
                 not_before: p.as_ref().and_then(|p| p.not_before),
                 sample: p.as_ref().map_or(0, |p| p.sample),
+                sessions: p.as_ref().is_some_and(|p| p.sessions),
+                reason: p.as_ref().and_then(|p| p.reason),
                 connector: d.connector,
                 id: d.id,
                 reference: d.reference,

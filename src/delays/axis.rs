@@ -20,7 +20,9 @@ pub(crate) const SESSION: i64 = DAY;
 
 /// An exit up to this many days after a session it could reach is taken as
 /// that session's decision (the source records the vote's outcome a few days
-/// later).
+/// later, and a weekly export sees it later still). So a dossier still waiting
+/// has passed a session only this long after it: until then, its outcome may
+/// not be recorded yet.
 const RECORDED_WITHIN: i64 = 7;
 
 /// A time axis.
@@ -49,7 +51,7 @@ impl Axis<'_> {
             }
             Axis::Sessions(s, tz) => {
                 let (seen_day, _) = local_day(tz, seen);
-                let entry = s.passed_before(tz, entered, seen_day) * SESSION;
+                let entry = s.passed_before(tz, entered, seen_day - RECORDED_WITHIN) * SESSION;
                 let (end_day, _) = local_day(tz, end);
                 let passed = s.passed_before(tz, entered, end_day + 1);
                 let recorded = s
@@ -57,10 +59,12 @@ impl Axis<'_> {
                     .is_some_and(|d| passed > 0 && end_day - d <= RECORDED_WITHIN);
                 let time = if left && recorded {
                     passed * SESSION
-                } else {
-                    // Left between two sessions, or still waiting: past the last one
-                    // that sat before that day.
+                } else if left {
+                    // Left between two sessions: past the last one that sat before.
                     s.passed_before(tz, entered, end_day) * SESSION + SESSION / 2
+                } else {
+                    // Still waiting: past the sessions whose outcome would be known.
+                    s.passed_before(tz, entered, end_day - RECORDED_WITHIN) * SESSION + SESSION / 2
                 };
                 (entry, time)
             }
@@ -75,14 +79,15 @@ impl Axis<'_> {
     }
 
     /// The time spent on this axis by `now` since `entered`. On sessions: just
-    /// past the sessions that sat before today (a dossier still waiting did not
-    /// leave at them).
+    /// past the sessions whose outcome would be known by now (a dossier still
+    /// waiting did not leave at them).
     pub(crate) fn elapsed(self, entered: i64, now: i64) -> i64 {
         match self {
             Axis::Days(_) => now - entered,
             Axis::Business(b) => b.at(now) - b.at(entered),
             Axis::Sessions(s, tz) => {
-                s.passed_before(tz, entered, local_day(tz, now).0) * SESSION + 1
+                let known = local_day(tz, now).0 - RECORDED_WITHIN;
+                s.passed_before(tz, entered, known) * SESSION + 1
             }
         }
     }
@@ -105,8 +110,9 @@ impl Axis<'_> {
     }
 
     /// The first instant at which a dossier that entered at `entered` has spent
-    /// more than `threshold` on this axis: on sessions, the day after the last
-    /// session within it (`None` past the last session listed).
+    /// more than `threshold` on this axis: on sessions, once the outcome of the
+    /// last session within it would be known (`None` past the last session
+    /// listed).
     pub(crate) fn crossing(self, entered: i64, threshold: i64) -> Option<i64> {
         match self {
             Axis::Sessions(s, tz) => {
@@ -114,7 +120,8 @@ impl Axis<'_> {
                 if n <= 0 {
                     return Some(entered);
                 }
-                s.nth(tz, entered, n).map(|d| day_start(tz, d + 1))
+                s.nth(tz, entered, n)
+                    .map(|d| day_start(tz, d + 1 + RECORDED_WITHIN))
             }
             _ => self.instant(entered, threshold),
         }
@@ -193,28 +200,39 @@ mod tests {
         // Withdrawn on 1 March: between the first and the second.
         let withdrawn = axis.stay(entered, seen, at("2026-03-01T00:00:00+01:00"), true);
         assert_eq!(withdrawn.time, SESSION + SESSION / 2);
-        // Still waiting on 1 March, seen first on the 21st of February: it had
-        // passed one session when seen.
+        // Still waiting on 1 March, seen first on the 28th of February: it had
+        // passed one session when seen (20 February, more than a week before).
         let late = axis.stay(
             entered,
-            at("2026-02-21T06:00:00+01:00"),
-            seen + 40 * DAY,
+            at("2026-02-28T06:00:00+01:00"),
+            at("2026-03-01T06:00:00+01:00"),
             false,
         );
         assert_eq!((late.entry, late.time), (SESSION, SESSION + SESSION / 2));
-        // On 1 March it has passed one session; it is expected at the next.
+        // Seen on the 24th, the outcome of the 20th may not be recorded yet.
+        let recent = axis.stay(
+            entered,
+            at("2026-02-24T06:00:00+01:00"),
+            at("2026-02-25T06:00:00+01:00"),
+            false,
+        );
+        assert_eq!((recent.entry, recent.time), (0, SESSION / 2));
+        // On 1 March it has passed one session; it is expected at the next. On
+        // the 24th of February, the first may still be its decision.
         assert_eq!(
             axis.elapsed(entered, at("2026-03-01T10:00:00+01:00")),
             SESSION + 1
         );
+        assert_eq!(axis.elapsed(entered, at("2026-02-24T10:00:00+01:00")), 1);
         assert_eq!(
             axis.instant(entered, 2 * SESSION),
             Some(at("2026-03-20T12:00:00+01:00"))
         );
-        // Stalled past two sessions: from the day after the second.
+        // Stalled past two sessions: once the second's outcome would be known, a
+        // week and a day after it.
         assert_eq!(
             axis.crossing(entered, 2 * SESSION),
-            Some(at("2026-03-21T00:00:00+01:00"))
+            Some(at("2026-03-28T00:00:00+01:00"))
         );
         assert_eq!(axis.instant(entered, 4 * SESSION), None, "past the list");
     }

@@ -61,6 +61,27 @@ impl Stayed {
     }
 }
 
+/// When the import that noticed an event started, and when its connector's
+/// export before it was taken (Unix seconds; `None` for a first import, or
+/// when unknown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    /// When the import started.
+    pub at: i64,
+    /// When the export before it was taken.
+    pub since: Option<i64>,
+}
+
+impl From<i64> for Seen {
+    fn from(at: i64) -> Self {
+        Self { at, since: None }
+    }
+}
+
+/// How close to its import's start an event's date must be to be the import's
+/// own date (the source gave none), in seconds.
+const UNDATED: i64 = 120;
+
 /// What the history keeps of a dossier.
 #[derive(Debug, Clone, Copy, Default)]
 struct Known {
@@ -228,15 +249,28 @@ impl History {
 
     /// One stored event of a dossier: `occurred` is when it happened (per the
     /// source, when it gave a step date), `seen` when the import that noticed it
-    /// started (Unix seconds). Events of one dossier come in the order recorded.
+    /// started (Unix seconds), and when the export before it was taken. Events
+    /// of one dossier come in the order recorded.
+    ///
+    /// A source without step dates leaves a change dated when an import
+    /// noticed it: it happened between that export and the one before, so it
+    /// is put midway, for the stay it ends as for the one it begins; a
+    /// disappearance is censored at the last export that saw the dossier.
     pub fn event(
         &mut self,
         dossier: i64,
         kind: EventKind,
         to_step: Option<&str>,
         occurred: i64,
-        seen: i64,
+        seen: impl Into<Seen>,
     ) {
+        let Seen { at: seen, since } = seen.into();
+        let between = since.filter(|&s| s < seen && (occurred - seen).abs() <= UNDATED);
+        let occurred = match (kind, between) {
+            (EventKind::Disappeared, Some(since)) => since,
+            (_, Some(since)) => since + (seen - since) / 2,
+            (_, None) => occurred,
+        };
         match kind {
             EventKind::Created | EventKind::StepChanged | EventKind::Reappeared => {
                 // A dossier back after a gap: the stay before was closed when it went.
@@ -286,8 +320,10 @@ impl History {
             if !known.present {
                 continue;
             }
-            // A corrected source date for the current step wins.
-            let entered = if open.step == known.step {
+            // A corrected source date for the current step wins (the stored date
+            // of an undated step is when it was noticed: the event's is better).
+            let entered = if open.step == known.step && (known.entered - open.seen).abs() > UNDATED
+            {
                 known.entered
             } else {
                 open.entered
@@ -406,13 +442,24 @@ impl History {
                 self.steps.names[usize::from(group[0].1)].clone(),
             );
             let now = delays.at;
+            let past_p90 = |entered: i64| {
+                delays
+                    .estimate(Some(&scheme), &step, entered, entered)
+                    .and_then(|e| e.past_p90)
+            };
+            // Counted in days, every dossier of the group has the same threshold,
+            // computed once; in business days or sessions, it depends on the entry.
+            let same = matches!(delays.axis(&step), Axis::Days(_))
+                && delays.lifecycle.sittings(&step, Some(&scheme)).is_none();
+            let threshold = same.then(|| past_p90(now).map(|t| t - now)).flatten();
             let overdue = group
                 .iter()
                 .filter(|s| {
-                    delays
-                        .estimate(Some(&scheme), &step, s.2, s.2)
-                        .and_then(|e| e.past_p90)
-                        .is_some_and(|t| now >= t)
+                    if same {
+                        threshold.is_some_and(|t| now >= s.2.saturating_add(t))
+                    } else {
+                        past_p90(s.2).is_some_and(|t| now >= t)
+                    }
                 })
                 .count();
             delays
@@ -513,5 +560,87 @@ mod tests {
         // The dossier gone is not counted as in its step now.
         let delays = h.finish(&shipped_lifecycle(), 1, 140 * DAY, chrono_tz::UTC);
         assert_eq!(delays.now_in_step.values().map(|n| n.0).sum::<u64>(), 1);
+    }
+
+    /// Issue 19: a source without step dates: a change an export found
+    /// happened since the export before, and is put midway; a disappearance is
+    /// censored at the last export that saw the dossier.
+    #[test]
+    fn an_undated_change_is_put_between_the_two_exports() {
+        let week = 7 * DAY;
+        let seen = |at: i64, since: Option<i64>| Seen { at, since };
+        let mut h = History::new();
+        // Noticed in instruction by the export of week 1 (the one before: week 0),
+        // out of it by the export of week 3 (the one before: week 2).
+        h.dossier(1, None, "commission", 3 * week);
+        h.event(
+            1,
+            EventKind::Created,
+            Some("instruction"),
+            week,
+            seen(week, Some(0)),
+        );
+        h.event(
+            1,
+            EventKind::StepChanged,
+            Some("commission"),
+            3 * week,
+            seen(3 * week, Some(2 * week)),
+        );
+        // Seen in instruction at week 1, gone from the source by week 3.
+        h.dossier(2, None, "instruction", week);
+        h.absent(2);
+        h.event(
+            2,
+            EventKind::Created,
+            Some("instruction"),
+            week,
+            seen(week, Some(0)),
+        );
+        h.event(
+            2,
+            EventKind::Disappeared,
+            None,
+            3 * week,
+            seen(3 * week, Some(2 * week)),
+        );
+        // A source date is kept as it is.
+        h.dossier(3, None, "commission", 3 * week);
+        h.event(
+            3,
+            EventKind::Created,
+            Some("instruction"),
+            DAY,
+            seen(week, Some(0)),
+        );
+        h.event(
+            3,
+            EventKind::StepChanged,
+            Some("commission"),
+            2 * week + DAY,
+            seen(3 * week, Some(2 * week)),
+        );
+        let axis = Axis::Days(chrono_tz::UTC);
+        let stays: Vec<(i64, Stay)> = h.stays.iter().map(|s| (s.entered, s.on(axis))).collect();
+        let half = week / 2;
+        assert_eq!(stays[0].0, half);
+        assert_eq!(
+            stays[0].1,
+            Stay {
+                entry: week - half,
+                time: 2 * week,
+                left: true
+            }
+        );
+        assert_eq!(
+            stays[1].1,
+            Stay {
+                entry: week - half,
+                time: 2 * week - half,
+                left: false
+            }
+        );
+        assert_eq!(stays[2].0, DAY);
+        assert_eq!(stays[2].1.time, 2 * week);
     }
 }

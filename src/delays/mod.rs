@@ -17,7 +17,7 @@ mod history;
 mod prediction;
 pub(crate) mod survival;
 
-pub use history::History;
+pub use history::{History, Seen};
 pub use prediction::Prediction;
 
 use std::collections::BTreeMap;
@@ -675,7 +675,8 @@ mod tests {
         assert_eq!(p.low, date("2027-05-20"));
         assert_eq!(p.high, date("2027-06-20"));
         // Not stalled while waiting for its first session, nor on its day; past it
-        // (and the 90th percentile, the deferral's session), from the day after.
+        // (and the 90th percentile, the deferral's session), from when its outcome
+        // would be recorded (a week and a day after it).
         let stalled = delays
             .stalled_from(
                 Stall::Percentile(90),
@@ -684,7 +685,7 @@ mod tests {
                 now - 3_600,
             )
             .unwrap();
-        assert_eq!(stalled, instant("2027-06-21T00:00:00+02:00"));
+        assert_eq!(stalled, instant("2027-06-28T00:00:00+02:00"));
         // Without history for the step, the next session it can reach, said as such.
         let empty = History::new().finish(&lc, 30, now, paris);
         let e = empty

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 
 use super::{Result, Store, StoreError, epoch};
-use crate::delays::{Delays, History};
+use crate::delays::{Delays, History, Seen};
 use crate::lifecycle::Lifecycle;
 use crate::model::EventKind;
 
@@ -82,15 +82,15 @@ impl Store {
                 _ => continue,
             };
             let run: i64 = row.get(4)?;
-            let seen = runs
-                .get(run)
+            let (seen, since) = runs
+                .run(run)
                 .ok_or_else(|| StoreError::Corrupt(format!("event of a missing run {run}")))?;
             history.event(
                 row.get(0)?,
                 kind,
                 row.get_ref(2)?.as_str_or_null()?,
                 epoch(row.get_ref(3)?.as_bytes()?)?,
-                seen,
+                Seen { at: seen, since },
             );
         }
         Ok(())
@@ -137,32 +137,50 @@ impl LastImports {
     }
 }
 
-/// When each run started (Unix seconds), by run id: ids are dense, so a vector.
-pub(super) struct RunStarts(Vec<i64>);
+/// When each run started (Unix seconds), by run id: ids are dense, so a
+/// vector. For an import, also when the connector's export before it was
+/// taken: a change it found happened in between.
+pub(super) struct RunStarts(Vec<(i64, Option<i64>)>);
 
 impl RunStarts {
     /// Reads every run's start.
     pub(super) fn read(conn: &rusqlite::Connection) -> Result<Self> {
         let mut starts = Vec::new();
-        let mut stmt = conn.prepare("SELECT id, started_at FROM runs")?;
+        let mut before: std::collections::HashMap<Vec<u8>, i64> = std::collections::HashMap::new();
+        let mut stmt = conn.prepare(
+            "SELECT id, started_at, connector, kind = 'import' AND status != 'refused' FROM runs
+             ORDER BY started_at, id",
+        )?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
             let id = usize::try_from(row.get::<_, i64>(0)?).unwrap_or(0);
             if starts.len() <= id {
-                starts.resize(id + 1, i64::MIN);
+                starts.resize(id + 1, (i64::MIN, None));
             }
-            starts[id] = epoch(row.get_ref(1)?.as_bytes()?)?;
+            let start = epoch(row.get_ref(1)?.as_bytes()?)?;
+            let since = if row.get::<_, bool>(3)? {
+                before.insert(row.get_ref(2)?.as_bytes()?.to_vec(), start)
+            } else {
+                None
+            };
+            starts[id] = (start, since);
         }
         Ok(Self(starts))
     }
 
     /// When run `id` started; `None` for a run that is not stored.
     pub(super) fn get(&self, id: i64) -> Option<i64> {
+        self.run(id).map(|r| r.0)
+    }
+
+    /// When run `id` started, and for an import, when its connector's export
+    /// before it was taken.
+    pub(super) fn run(&self, id: i64) -> Option<(i64, Option<i64>)> {
         usize::try_from(id)
             .ok()
             .and_then(|i| self.0.get(i))
             .copied()
-            .filter(|&t| t != i64::MIN)
+            .filter(|&(t, _)| t != i64::MIN)
     }
 }
 

@@ -596,3 +596,43 @@ fn issue_17_item_18_check_warns_of_a_left_out_connector_and_fails_with_strict() 
         assert!(text(&out).contains(reason), "{command:?}: {}", text(&out));
     }
 }
+
+/// Issue 19: a `[[calendar]]` of the lifecycle is checked with the rest (a
+/// misspelt step is named), and `check` warns, without failing, when its
+/// sessions run out within two months: past the last one, the step's dossiers
+/// are predicted by duration again.
+#[test]
+fn issue_19_check_validates_calendars_and_warns_when_sessions_run_out() {
+    let install = Install::new();
+    let rules = install.own_rules();
+    let lifecycle = rules.join("lifecycle.toml");
+    let shipped = std::fs::read_to_string(&lifecycle).unwrap();
+    let with = |calendar: &str| {
+        std::fs::write(&lifecycle, format!("{shipped}\n{calendar}")).unwrap();
+        install.run(&["check", "--no-environment"])
+    };
+    let out = with("[[calendar]]\nstep = \"comission\"\nsessions = [\"2027-01-22\"]\n");
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    assert!(
+        text(&out)
+            .contains("[[calendar]] step: unknown step 'comission' (did you mean 'commission'?)"),
+        "{}",
+        text(&out)
+    );
+    let out = with(
+        "[[calendar]]\nstep = \"commission\"\nsessions = [\"2020-01-24\", \"2020-02-21\"]\nlead_time = \"10d\"\n",
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("the sessions of step 'commission' end on 2020-02-21: past it"),
+        "{}",
+        text(&out)
+    );
+    let out = with("[[calendar]]\nstep = \"commission\"\nsessions = [\"2099-01-23\"]\n");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        !text(&out).contains("the sessions of step"),
+        "{}",
+        text(&out)
+    );
+}

@@ -585,3 +585,72 @@ fn digest_of_three_alerts_to_one_beneficiary() {
         ],
     );
 }
+
+/// Issue 19: a dossier waiting for the Commission permanente, whose step has a
+/// calendar of sessions, is told the session it is expected at, and for 9 in 10
+/// the latest one; without history, the first it can reach, said as indicative.
+#[test]
+fn issue_19_a_step_that_ends_at_a_session_names_the_session() {
+    let (rules, connectors) = shipped();
+    let connector = connectors
+        .iter()
+        .find(|c| c.name == CONNECTOR)
+        .expect("the shipped portail-aides connector");
+    let rule = rules.rule("en-commission").expect("the en-commission rule");
+    let dossier = association("commission");
+    let event = event(EventKind::StepChanged, Some("instruction"), "commission");
+    let link = connector.link_for(&dossier);
+    let now = at(DETECTED_AT);
+    let sessions = |basis, low: i64, high: Option<i64>| {
+        const DAY: i64 = 86_400;
+        Estimate {
+            basis,
+            sample: if basis == Basis::Lifecycle { 0 } else { 140 },
+            median: Some(low * DAY),
+            p80: None,
+            p90: None,
+            elapsed: 0,
+            remaining: Some(low * DAY),
+            low: (basis != Basis::Lifecycle).then_some(low * DAY),
+            high: high.map(|h| h * DAY),
+            overdue: false,
+            sessions: true,
+            extrapolated: false,
+            past_p80: None,
+            past_p90: None,
+            dates: None,
+        }
+        .dated(now, chrono_tz::Europe::Paris)
+    };
+    let text = |delay: &Estimate| {
+        let scene = Scene {
+            connector: CONNECTOR,
+            link: link.as_deref(),
+            dossier: &dossier,
+            event: &event,
+            delay: Some(delay),
+        };
+        rules
+            .render(rule, &scene, "beneficiary", "contact@asso.example.org")
+            .unwrap_or_else(|reason| panic!("{reason}"))
+            .text
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    // 22 June 2026: the session of 17 July, and for 9 in 10 that of 25 September.
+    let from_history = text(&sessions(Basis::Scheme, 25, Some(95)));
+    assert!(
+        from_history.contains(
+            "votre dossier devrait être examiné lors de la séance du 17 juillet 2026, et pour 9 dossiers sur 10 au plus tard lors de celle du 25 septembre 2026"
+        ),
+        "{from_history}"
+    );
+    let indicative = text(&sessions(Basis::Lifecycle, 25, None));
+    assert!(
+        indicative.contains(
+            "Votre dossier pourra être examiné lors de la séance du 17 juillet 2026, la première qu'il peut rejoindre (date indicative"
+        ),
+        "{indicative}"
+    );
+}
