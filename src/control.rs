@@ -56,6 +56,10 @@ pub enum Request {
         /// command's request, and then the daemon's clock.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         as_of: Option<chrono::DateTime<chrono::Utc>>,
+        /// `as_of` is the file's own, read by its connector's `[as_of]` (a
+        /// backfill's plan), not given by a person (`import::Options::as_of_from_file`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        as_of_from_file: bool,
         /// Record it as a baseline (events, no alert): a backfill.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         baseline: bool,
@@ -351,6 +355,7 @@ mod tests {
             file: None,
             force: false,
             as_of: None,
+            as_of_from_file: false,
             baseline: false,
         };
         assert_eq!(parsed, plain);
@@ -360,11 +365,14 @@ mod tests {
             file: None,
             force: false,
             as_of: Some(crate::test_support::utc("2025-10-01T04:00:00Z")),
+            as_of_from_file: true,
             baseline: true,
         };
         let text = serde_json::to_string(&dated).unwrap();
         assert!(
-            text.contains(r#""as_of":"2025-10-01T04:00:00Z","baseline":true"#),
+            text.contains(
+                r#""as_of":"2025-10-01T04:00:00Z","as_of_from_file":true,"baseline":true"#
+            ),
             "{text}"
         );
         assert_eq!(serde_json::from_str::<Request>(&text).unwrap(), dated);

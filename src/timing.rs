@@ -233,6 +233,14 @@ pub fn local_instant(date: chrono::NaiveDate, time: NaiveTime, tz: Tz) -> Option
     })
 }
 
+/// An instant as the Region reads it: `2025-03-03 06:00:00 +01:00 (Europe/Paris)`.
+pub fn local_time(t: DateTime<Utc>, tz: Tz) -> String {
+    format!(
+        "{} ({tz})",
+        t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S %:z")
+    )
+}
+
 /// An instant given on the command line (`--as-of`): RFC 3339
 /// (`2025-03-03T06:00:00+01:00`), or a date (`2025-03-03`) taken at `time` in
 /// `tz`.

@@ -37,6 +37,7 @@ pub(super) fn backfill(
         let asked = import::Asked {
             force,
             as_of: Some(dated.as_of),
+            as_of_from_file: true,
             baseline: true,
         };
         let summaries = match imports::import_one(config, name, Some(&dated.path), asked)? {

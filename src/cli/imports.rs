@@ -23,6 +23,7 @@ pub(super) fn import_now(
     let asked = import::Asked {
         force,
         as_of,
+        as_of_from_file: false,
         baseline: false,
     };
     match import_one(config, name, file, asked)? {
@@ -43,6 +44,7 @@ pub(super) fn import_one(
         file: file.map(std::path::absolute).transpose()?,
         force: asked.force,
         as_of: asked.as_of,
+        as_of_from_file: asked.as_of_from_file,
         baseline: asked.baseline,
     };
     Ok(match hand_off(config, &request)? {
@@ -164,6 +166,7 @@ pub(super) fn import_alone(
     let options = Options {
         now: Utc::now(),
         as_of: asked.as_of,
+        as_of_from_file: asked.as_of_from_file,
         baseline: asked.baseline,
         force: asked.force,
         progress: Some(&progress),

@@ -146,7 +146,12 @@ impl Connector {
         let Read { common, source } = (kind.read)(&mut fp, base)?;
         let schedule = schedule(&common.schedule, &mut fp);
         let fields = field_defs(common.fields, kind, &mut fp);
-        let mapping = Mapping::validate(fields, common.steps, lifecycle, &mut fp);
+        let mut mapping = Mapping::validate(fields, common.steps, lifecycle, &mut fp);
+        let as_of = as_of(common.as_of.as_ref(), source.as_deref(), &mut fp);
+        let mut volatile = common.volatile;
+        if let (Some(as_of), Some(mapping)) = (&as_of, &mut mapping) {
+            as_of.settle(mapping, &mut volatile);
+        }
         if let (Some(source), Some(mapping)) = (&source, &mapping) {
             for problem in source.check_mapping(mapping) {
                 fp.file(problem);
@@ -156,7 +161,7 @@ impl Connector {
             check_watch(&common.watch, mapping, &mut fp);
         }
         check_link(common.link.as_ref(), &mut fp);
-        for _ in common.volatile.iter().filter(|v| v.trim().is_empty()) {
+        for _ in volatile.iter().filter(|v| v.trim().is_empty()) {
             fp.file("`volatile` lists an empty column name");
         }
         let guards = guards(config.guards, &common.guards, &mut fp);
@@ -165,7 +170,6 @@ impl Connector {
                 .map_err(|reason| fp.at(m.span(), format!("max_age: {reason}")))
                 .ok()
         });
-        let as_of = as_of(common.as_of.as_ref(), source.as_deref(), &mut fp);
         let (Some(schedule), Some(mapping), Some(source)) = (schedule, mapping, source) else {
             return None;
         };
@@ -181,7 +185,7 @@ impl Connector {
             max_age,
             link: common.link.map(Spanned::into_inner),
             watch: common.watch.into_iter().map(Spanned::into_inner).collect(),
-            volatile: common.volatile,
+            volatile,
             guards,
             mapping,
             source,
@@ -480,11 +484,9 @@ mod tests {
             text.contains("c.toml:11:8: [as_of] time: '6h' is not a time of day"),
             "{text}"
         );
-        let (_, problems) = csv("[as_of]\ncolumn = \"Date d'export\"\n");
-        assert!(
-            problems.to_string().contains("unknown field `column`"),
-            "{problems}"
-        );
+        let (c, problems) = csv("[as_of]\ncolumn = \"Date d'export\"\n");
+        assert!(problems.is_empty(), "{problems}");
+        assert!(c.unwrap().as_of.unwrap().column().is_some());
         let (_, problems) = parse(
             "kind = \"http_json\"\n[source]\nurl = \"https://x.example/api\"\nrecords = \"/data\"\n[fields]\nid = \"/id\"\nstep = \"/s\"\n[steps]\n\"a\" = \"depose\"\n[as_of]\nmodified = true\n",
         );

@@ -268,16 +268,17 @@ pub(crate) struct NamedColumns {
 const KNOWN_NAMES: usize = 512;
 
 impl NamedColumns {
-    /// Every name `mapping` reads a column by.
+    /// Every name `mapping` reads a column by, its fields' then the columns
+    /// it reads beside them.
     pub(crate) fn of(mapping: &Mapping) -> Self {
         let mut headers: Vec<String> = Vec::new();
-        for f in mapping.fields() {
-            if let ValueSource::Column(names) | ValueSource::Columns(names, _) = &f.source {
-                for name in names {
-                    if !headers.contains(name) {
-                        headers.push(name.clone());
-                    }
-                }
+        let fields = mapping.fields().iter().filter_map(|f| match &f.source {
+            ValueSource::Column(names) | ValueSource::Columns(names, _) => Some(names),
+            ValueSource::Constant(_) => None,
+        });
+        for name in fields.flatten().chain(mapping.beside()) {
+            if !headers.contains(name) {
+                headers.push(name.clone());
             }
         }
         Self {

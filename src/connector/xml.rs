@@ -137,7 +137,8 @@ impl Source for XmlSource {
         Reads::Files(self)
     }
 
-    /// Each path `[fields]` reads must be a path of this file's records.
+    /// Each path `[fields]` (and `[as_of] column`) reads must be a path of
+    /// this file's records.
     fn check_mapping(&self, mapping: &Mapping) -> Vec<String> {
         let mut problems = Vec::new();
         for f in mapping.fields() {
@@ -147,6 +148,11 @@ impl Source for XmlSource {
                         problems.push(format!("field '{}': path '{path}': {reason}", f.name));
                     }
                 }
+            }
+        }
+        for path in mapping.beside() {
+            if let Err(reason) = self.check_path(path) {
+                problems.push(format!("[as_of] column: path '{path}': {reason}"));
             }
         }
         problems

@@ -66,11 +66,13 @@ pub(super) async fn answer(hands: Arc<Hands>, store: StoreHandle, request: Reque
             file,
             force,
             as_of,
+            as_of_from_file,
             baseline,
         } => {
             let asked = crate::import::Asked {
                 force,
                 as_of,
+                as_of_from_file,
                 baseline,
             };
             import(&hands, &store, &connector, file, asked).await

@@ -108,6 +108,7 @@ pub(super) fn options<'a>(
     Options {
         now: Utc::now(),
         as_of: asked.as_of,
+        as_of_from_file: asked.as_of_from_file,
         baseline: asked.baseline,
         force: asked.force,
         progress: None,

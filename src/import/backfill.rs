@@ -1,6 +1,8 @@
 //! `import --backfill`: a Region's archived exports, found in a folder (or by
 //! a glob), each dated by its connector's `[as_of]`, put in date order, the
-//! ones not after the last applied snapshot set aside (issue 19).
+//! ones not after the last applied snapshot set aside (issue 19). A file dated
+//! by a column is read here up to its first record; its import, given that
+//! as-of as the file's own (`Options::as_of_from_file`), checks the others.
 //!
 //! Owns the plan only: which files, in which order, at which as-of. Each file
 //! is then imported by the caller as any other (`import_file`, or the daemon
@@ -42,19 +44,20 @@ pub fn plan(
     last: Option<DateTime<Utc>>,
     tz: chrono_tz::Tz,
 ) -> Result<Backfill, String> {
-    let Some(as_of) = &connector.as_of else {
+    if connector.as_of.is_none() {
         return Err(format!(
             "connector '{}' has no [as_of]: a backfill dates each file by it; add to {} a table such as\n  [as_of]\n  file_name = \"export-%Y-%m-%d.csv\"\n  time = \"06:00\"\n(see docs/connectors.md), or import each file with --as-of",
             connector.name,
             connector.file.display()
         ));
-    };
+    }
     let mut dated = Vec::new();
     let mut problems = Vec::new();
     for path in files(spec)? {
-        match as_of.of_file(&path, tz) {
-            Ok(at) => dated.push(Dated { path, as_of: at }),
-            Err(reason) => problems.push(reason),
+        match connector.file_as_of(&path, tz) {
+            Some(Ok(at)) => dated.push(Dated { path, as_of: at }),
+            Some(Err(reason)) => problems.push(reason),
+            None => {}
         }
     }
     if !problems.is_empty() {

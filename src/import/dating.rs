@@ -18,8 +18,24 @@ pub(super) struct Undated {
     pub(super) later: bool,
 }
 
-/// The clock a snapshot runs on, and its as-of when it was dated (given, or
-/// read from its file); without one, the caller's `now`.
+/// When a snapshot was taken, if it is dated: given by the caller
+/// ([`Options::as_of`], which wins), else read from its file by its
+/// connector's `[as_of]` (or why it cannot be).
+pub(super) fn snapshot_as_of(
+    connector: &Connector,
+    origin: Origin<'_>,
+    tz: chrono_tz::Tz,
+    options: &Options<'_>,
+) -> Option<Result<DateTime<Utc>, String>> {
+    match (options.as_of, origin) {
+        (Some(given), _) => Some(Ok(given)),
+        (None, Origin::File(path)) => connector.file_as_of(path, tz),
+        (None, Origin::Api(_)) => None,
+    }
+}
+
+/// The clock a snapshot runs on, and its as-of when it was dated (`as_of`,
+/// from [`snapshot_as_of`]); without one, the caller's `now`.
 ///
 /// # Errors
 /// When its file cannot be dated (a name that does not match the pattern…),
@@ -29,16 +45,17 @@ pub(super) fn snapshot_clock(
     origin: Origin<'_>,
     tz: chrono_tz::Tz,
     options: &Options<'_>,
+    as_of: Option<Result<DateTime<Utc>, String>>,
 ) -> Result<(Clock, Option<DateTime<Utc>>), Undated> {
-    let as_of = match (options.as_of, &connector.as_of, origin) {
-        (Some(given), _, _) => given,
-        (None, Some(as_of), Origin::File(path)) => {
-            as_of.of_file(path, tz).map_err(|reason| Undated {
+    let as_of = match as_of {
+        Some(Ok(as_of)) => as_of,
+        Some(Err(reason)) => {
+            return Err(Undated {
                 reason,
                 later: false,
-            })?
+            });
         }
-        _ => return Ok((Clock::start(options.now), None)),
+        None => return Ok((Clock::start(options.now), None)),
     };
     if as_of > options.now {
         let shown = match origin {
@@ -114,10 +131,25 @@ pub(super) fn out_of_order(
     }))
 }
 
-/// An instant as the Region reads it: `2025-03-03 06:00:00 +01:00 (Europe/Paris)`.
-pub fn local_time(t: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
-    format!(
-        "{} ({tz})",
-        t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S %:z")
-    )
+/// The table of a snapshot, each record checked to carry its as-of when its
+/// connector dates files by a column and that as-of was read from the file
+/// (by this import, or by a backfill's plan): an as-of a person gave
+/// (`--as-of`) wins over the file, whose column is then neither read nor
+/// checked.
+///
+/// # Errors
+/// When the file has no such column.
+pub(super) fn checked_table(
+    connector: &Connector,
+    options: &Options<'_>,
+    table: Table,
+    tz: chrono_tz::Tz,
+    clock: &Clock,
+) -> Result<Table, String> {
+    match &connector.as_of {
+        Some(as_of) if options.as_of.is_none() || options.as_of_from_file => {
+            as_of.checked(table, tz, clock.now())
+        }
+        _ => Ok(table),
+    }
 }

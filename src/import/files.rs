@@ -3,8 +3,9 @@
 
 use super::*;
 
-/// Imports every waiting file of a connector's drop folder, in name order, then
-/// archives (or keeps, or deletes) each one that was read.
+/// Imports every waiting file of a connector's drop folder, in the order
+/// their exports were taken (by the connector's `[as_of]`; else in name order),
+/// then archives (or keeps, or deletes) each one that was read.
 ///
 /// # Errors
 /// On a store failure, or when the drop folder cannot be listed; problems with
@@ -20,7 +21,7 @@ pub fn import_pending(
         return synchronise(store, connector, tz, options, &clock);
     };
     let files = match source.files() {
-        Ok(files) => by_date(files, connector, tz, options),
+        Ok(files) => files,
         Err(reason) => {
             store.record_source_error(&connector.name, clock.at(), &reason)?;
             return Err(ImportError::Folder {
@@ -30,13 +31,10 @@ pub fn import_pending(
         }
     };
     let mut out = Vec::with_capacity(files.len());
+    let mut waiting = Vec::with_capacity(files.len());
     for file in files {
-        if options.stop.is_some_and(|stop| stop()) {
-            info!(connector = %connector.name, "Stopping: the files still waiting are left for the next start.");
-            break;
-        }
-        let shown = file.display().to_string();
         let state = file_state(&file);
+        let shown = file.display().to_string();
         match passed_over(
             store,
             connector,
@@ -45,45 +43,76 @@ pub fn import_pending(
             source.after_import,
             options,
         )? {
-            Seen::Refused(summary) => {
-                out.push(*summary);
-                continue;
-            }
-            Seen::Kept => continue,
-            Seen::ToRead => {}
+            Seen::Refused(summary) => out.push(*summary),
+            Seen::Kept => {}
+            Seen::ToRead => waiting.push(Waiting {
+                file,
+                state,
+                as_of: None,
+            }),
         }
-        let origin = Origin::File(&file);
-        let (file_clock, as_of) = match snapshot_clock(connector, origin, tz, options) {
-            Ok(dated) => dated,
-            Err(why) => {
-                let summary = undated(store, connector, origin, why.reason, &clock)?;
-                // A name that does not match is passed over until renamed (a new
-                // path) or changed; a file dated in the future is read once its time has come.
-                if !why.later {
-                    record_seen(store, connector, &shown, state, &summary, clock.at())?;
-                }
-                out.push(summary);
-                continue;
-            }
-        };
-        let mut summary = guarded(store, connector, origin, tz, options, &file_clock)?;
-        summary.as_of = as_of;
-        record_seen(store, connector, &shown, state, &summary, clock.at())?;
-        // A refused file stays where it is, for the administrators to look at; its
-        // checksum keeps it from being read again until it or the connector changes.
-        if summary.dispose {
-            let stamp = file_clock.now().format("%Y%m%dT%H%M%SZ").to_string();
-            match source.dispose(&file, &stamp) {
-                Ok(target) => summary.archived_to = target.map(|t| t.display().to_string()),
-                Err(error) => warn!(
-                    connector = %connector.name, file = %file.display(), %error,
-                    "Cannot archive or delete an imported file; its checksum prevents importing it twice."
-                ),
-            }
+    }
+    for file in by_date(waiting, connector, tz, options) {
+        if options.stop.is_some_and(|stop| stop()) {
+            info!(connector = %connector.name, "Stopping: the files still waiting are left for the next start.");
+            break;
         }
-        out.push(summary);
+        out.push(import_waiting(store, connector, file, tz, options, &clock)?);
     }
     Ok(out)
+}
+
+/// A drop-folder file to read: its size and modification time, and when it
+/// was taken, when the connector dates its files.
+struct Waiting {
+    file: std::path::PathBuf,
+    state: Option<(u64, i64)>,
+    as_of: Option<Result<DateTime<Utc>, String>>,
+}
+
+/// Imports one waiting file of a drop folder, then archives (or keeps, or
+/// deletes) it once read; one that cannot be dated is refused.
+fn import_waiting(
+    store: &mut Store,
+    connector: &Connector,
+    waiting: Waiting,
+    tz: chrono_tz::Tz,
+    options: &Options<'_>,
+    clock: &Clock,
+) -> Result<Summary, ImportError> {
+    let Waiting { file, state, as_of } = waiting;
+    let shown = file.display().to_string();
+    let origin = Origin::File(&file);
+    let (file_clock, as_of) = match snapshot_clock(connector, origin, tz, options, as_of) {
+        Ok(dated) => dated,
+        Err(why) => {
+            let summary = undated(store, connector, origin, why.reason, clock)?;
+            // A name that does not match is passed over until renamed (a new
+            // path) or changed; a file dated in the future is read once its time has come.
+            if !why.later {
+                record_seen(store, connector, &shown, state, &summary, clock.at())?;
+            }
+            return Ok(summary);
+        }
+    };
+    let mut summary = guarded(store, connector, origin, tz, options, &file_clock)?;
+    summary.as_of = as_of;
+    record_seen(store, connector, &shown, state, &summary, clock.at())?;
+    // A refused file stays where it is, for the administrators to look at; its
+    // checksum keeps it from being read again until it or the connector changes.
+    if summary.dispose
+        && let Some(source) = connector.source.folder()
+    {
+        let stamp = file_clock.now().format("%Y%m%dT%H%M%SZ").to_string();
+        match source.dispose(&file, &stamp) {
+            Ok(target) => summary.archived_to = target.map(|t| t.display().to_string()),
+            Err(error) => warn!(
+                connector = %connector.name, file = %file.display(), %error,
+                "Cannot archive or delete an imported file; its checksum prevents importing it twice."
+            ),
+        }
+    }
+    Ok(summary)
 }
 
 /// Imports an API connector: one snapshot (or one batch of changes) per
@@ -119,17 +148,29 @@ fn synchronise(
     Ok(vec![dated(store, connector, origin, tz, options)?])
 }
 
-/// The waiting files in the order their exports were taken, when the connector
-/// dates them (`[as_of]`), else in name order; a file that cannot be dated
-/// comes first, to be refused.
+/// The waiting files in the order their exports were taken, each dated once
+/// (a file dated by a column is read up to its first record) when the
+/// connector dates them (`[as_of]`), else in name order; a file that cannot be
+/// dated comes first, to be refused. Files passed over unopened (refused
+/// before, or kept) are not dated.
 fn by_date(
-    mut files: Vec<std::path::PathBuf>,
+    mut files: Vec<Waiting>,
     connector: &Connector,
     tz: chrono_tz::Tz,
     options: &Options<'_>,
-) -> Vec<std::path::PathBuf> {
-    if let (Some(as_of), None) = (&connector.as_of, options.as_of) {
-        files.sort_by_cached_key(|file| (as_of.of_file(file, tz).ok(), file.clone()));
+) -> Vec<Waiting> {
+    if connector.as_of.is_some() && options.as_of.is_none() {
+        for waiting in &mut files {
+            waiting.as_of = snapshot_as_of(connector, Origin::File(&waiting.file), tz, options);
+        }
+        files.sort_by(|a, b| {
+            let key = |w: &Waiting| w.as_of.as_ref().and_then(|r| r.as_ref().ok()).copied();
+            (key(a), &a.file).cmp(&(key(b), &b.file))
+        });
+    } else {
+        for waiting in &mut files {
+            waiting.as_of = options.as_of.map(Ok);
+        }
     }
     files
 }

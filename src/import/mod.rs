@@ -39,7 +39,8 @@
 //! The caller gives the import's instant: [`Options::now`] (the command line
 //! and the daemon pass the wall clock), unless the snapshot is dated: by
 //! [`Options::as_of`] (`import --as-of`, each file of `import --backfill`) or
-//! its connector's `[as_of]` (from the file's name or modification time).
+//! its connector's `[as_of]` (from the file's name, its modification time, or
+//! a column of its records, which the read then checks on every record).
 //! A dated snapshot runs at its as-of as if it were the wall clock; one after
 //! `now`, or before the connector's last applied snapshot's as-of (kept with
 //! each run), is refused. Nothing in the pipeline reads the wall clock:
@@ -96,8 +97,8 @@ mod read;
 mod reconcile;
 mod snapshot;
 
+pub use crate::timing::local_time;
 use apply::*;
-pub use dating::local_time;
 use dating::*;
 pub use files::import_pending;
 use files::*;
@@ -200,6 +201,12 @@ pub struct Options<'a> {
     /// import's instant. Without it a file is dated by its connector's
     /// `[as_of]`, else the import runs at `now`. An as-of after `now` is refused.
     pub as_of: Option<DateTime<Utc>>,
+    /// Whether `as_of` is the file's own, read by its connector's `[as_of]`
+    /// (each file of `import --backfill`, dated by its plan) rather than given
+    /// by a person (`import --as-of`, which wins over the file): the records
+    /// of a file dated by a column are then checked against it, as when the
+    /// import dates the file itself.
+    pub as_of_from_file: bool,
     /// Record the snapshot as a baseline (events recorded, no alert), whatever
     /// the connector's history: a backfill (`import --backfill`).
     pub baseline: bool,
@@ -222,6 +229,8 @@ pub struct Asked {
     pub force: bool,
     /// [`Options::as_of`].
     pub as_of: Option<DateTime<Utc>>,
+    /// [`Options::as_of_from_file`].
+    pub as_of_from_file: bool,
     /// [`Options::baseline`].
     pub baseline: bool,
 }
@@ -340,7 +349,8 @@ fn dated(
     tz: chrono_tz::Tz,
     options: &Options<'_>,
 ) -> Result<Summary, StoreError> {
-    match snapshot_clock(connector, origin, tz, options) {
+    let as_of = snapshot_as_of(connector, origin, tz, options);
+    match snapshot_clock(connector, origin, tz, options, as_of) {
         Ok((clock, as_of)) => {
             let mut summary = guarded(store, connector, origin, tz, options, &clock)?;
             summary.as_of = as_of;
@@ -573,6 +583,7 @@ mod tests {
             let options = Options {
                 now,
                 as_of: None,
+                as_of_from_file: false,
                 baseline: false,
                 force: false,
                 progress: None,
@@ -634,7 +645,7 @@ mod tests {
                 let file = dir.path().join(format!("export-{n}.csv"));
                 std::fs::write(&file, csv_of(snapshot)).unwrap();
                 let options = Options {
-                    now, as_of: None, baseline: false, force: false, progress: None, stop: None,
+                    now, as_of: None, as_of_from_file: false, baseline: false, force: false, progress: None, stop: None,
                     rules: None,
                 };
                 let summary =

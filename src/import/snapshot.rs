@@ -184,7 +184,10 @@ fn open<'s>(
         }
         None => {}
     }
-    let (table, size) = match inspected.open(origin, connector) {
+    let opened = inspected
+        .open(origin, connector)
+        .and_then(|(table, size)| Ok((checked_table(connector, options, table, tz, clock)?, size)));
+    let (table, size) = match opened {
         Ok(opened) => opened,
         Err(reason) => return Ok(refused_before_reading(run, reason, summary)),
     };

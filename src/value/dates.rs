@@ -22,6 +22,19 @@ pub(crate) fn parse_instant(
     format: &DateFormat,
     tz: Tz,
 ) -> Result<DateTime<Utc>, String> {
+    parse_instant_at(raw, format, tz, NaiveTime::MIN)
+}
+
+/// Parses an instant as [`parse_instant`] does, but a date alone is taken at
+/// `day_time` of that day in `tz` (as [`crate::timing::local_instant`] takes it:
+/// past a gap when the clocks skip it), its start when `day_time` is midnight:
+/// an export's date (`[as_of] column`) at the time of day the export is made.
+pub(crate) fn parse_instant_at(
+    raw: &str,
+    format: &DateFormat,
+    tz: Tz,
+    day_time: NaiveTime,
+) -> Result<DateTime<Utc>, String> {
     let written = parse_written(raw, format)?;
     match (written.time, written.offset) {
         (Some(time), Some(offset)) => written
@@ -41,12 +54,15 @@ pub(crate) fn parse_instant(
                     tz.name()
                 )
             }),
-        (None, _) => crate::timing::start_of_day(written.date, tz).ok_or_else(|| {
-            format!(
-                "'{raw}' has no start of day in {} (the day was skipped)",
-                tz.name()
-            )
-        }),
+        (None, _) if day_time == NaiveTime::MIN => crate::timing::start_of_day(written.date, tz)
+            .ok_or_else(|| {
+                format!(
+                    "'{raw}' has no start of day in {} (the day was skipped)",
+                    tz.name()
+                )
+            }),
+        (None, _) => crate::timing::local_instant(written.date, day_time, tz)
+            .ok_or_else(|| format!("'{raw}' at {day_time} is no time in {}", tz.name())),
     }
 }
 

@@ -64,7 +64,7 @@ use amounts::SPACES;
 use dates::pattern_has_time;
 
 pub use amounts::parse_amount;
-pub(crate) use dates::{parse_date, parse_instant};
+pub(crate) use dates::{parse_date, parse_instant, parse_instant_at};
 pub(crate) use emails::{email_list, mailbox, parse_emails, recipient};
 pub(crate) use siret::parse_siret;
 
@@ -206,6 +206,30 @@ mod tests {
     fn parse_instant_auto_in_paris(#[case] raw: &str, #[case] expected: &str) {
         assert_eq!(
             parse_instant(raw, &DateFormat::Auto, Europe::Paris),
+            Ok(utc(expected))
+        );
+    }
+
+    /// Issue 19: an export's date (`[as_of] column`) is taken at the
+    /// connector's time of day; a date-time keeps its own time.
+    #[rstest]
+    #[case::date_alone_summer("01/07/2025", "2025-07-01T04:00:00Z")]
+    #[case::date_alone_winter("2025-01-06", "2025-01-06T05:00:00Z")]
+    #[case::date_time_as_written("01/07/2025 18:30", "2025-07-01T16:30:00Z")]
+    #[case::offset_as_written("2025-07-01T06:00:00Z", "2025-07-01T06:00:00Z")]
+    #[case::spring_gap_ends("30/03/2025", "2025-03-30T01:00:00Z")]
+    fn issue_19_parse_instant_at_takes_a_date_alone_at_the_time_of_day(
+        #[case] raw: &str,
+        #[case] expected: &str,
+    ) {
+        let at = |h, m| chrono::NaiveTime::from_hms_opt(h, m, 0).unwrap();
+        let time = if raw == "30/03/2025" {
+            at(2, 30)
+        } else {
+            at(6, 0)
+        };
+        assert_eq!(
+            parse_instant_at(raw, &DateFormat::Auto, Europe::Paris, time),
             Ok(utc(expected))
         );
     }

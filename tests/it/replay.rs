@@ -484,3 +484,199 @@ fn issue_19_drop_folder_files_are_dated_by_their_names() {
     let statuses: Vec<Value> = json(&out).iter().map(|s| s["status"].clone()).collect();
     assert_eq!(statuses, ["skipped", "refused"], "{}", text(&out));
 }
+
+/// `[as_of]` by a column of the records, the connector's own `volatile`
+/// left out: the column is volatile by itself.
+fn by_column(connector: String, as_of: &str) -> String {
+    format!("{connector}\n[as_of]\ncolumn = \"Date d'export\"\n{as_of}")
+        .replace("volatile = [\"Date d'export\"]\n", "")
+        .replace(
+            "max_disappeared_ratio = 0.05",
+            "max_disappeared_ratio = 0.5",
+        )
+}
+
+/// Three weekly exports named so that name order is not date order (their
+/// `Date d'export` column dates them), and their as-of in UTC.
+fn exports_by_column(dir: &Path) -> Vec<(PathBuf, &'static str)> {
+    vec![
+        (
+            export_2025("export-2.csv", &dir.join("a.csv"), &[]),
+            "2025-10-08T04:00:00Z",
+        ),
+        (
+            export_2025("export-3.csv", &dir.join("b.csv"), &[]),
+            "2025-10-15T04:00:00Z",
+        ),
+        (
+            export_2025("export-1.csv", &dir.join("c.csv"), &[]),
+            "2025-10-01T04:00:00Z",
+        ),
+    ]
+}
+
+/// Issue 19, item 1: exports dated by a column. A backfill of three of them,
+/// out of name order, builds the history in as-of order, the same as a drop
+/// folder (whose files are dated alike) and as imports given each `--as-of`;
+/// and the column, volatile by itself, changes no record.
+#[test]
+fn issue_19_a_backfill_dated_by_a_column_builds_the_history_in_as_of_order() {
+    let connector = |c: String| by_column(c, "");
+    let backfilled = Install::with_connector(connector);
+    let dropped = Install::with_connector(connector);
+    let given = Install::with_connector(connector);
+    let dir = backfilled.root().join("archives");
+    let files = exports_by_column(&dir);
+    let mut by_date = files.clone();
+    by_date.sort_by_key(|(_, at)| utc(at));
+
+    let out = backfilled.run(&[
+        "import",
+        "portail",
+        "--backfill",
+        dir.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let got: Vec<(String, String, String)> = json(&out)
+        .iter()
+        .map(|s| {
+            let field = |k: &str| s[k].as_str().unwrap_or_default().to_owned();
+            (field("file"), field("status"), field("as_of"))
+        })
+        .collect();
+    let expected: Vec<(String, String, String)> = by_date
+        .iter()
+        .map(|(p, at)| {
+            (
+                p.display().to_string(),
+                "applied".to_owned(),
+                (*at).to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(got, expected);
+
+    // The drop folder dates its waiting files by the column too, and reads them
+    // in date order.
+    for (file, _) in &files {
+        std::fs::copy(
+            file,
+            dropped.root().join("inbox").join(file.file_name().unwrap()),
+        )
+        .unwrap();
+    }
+    let out = dropped.run(&["import", "portail", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let as_of: Vec<Value> = json(&out).iter().map(|s| s["as_of"].clone()).collect();
+    let expected: Vec<Value> = by_date.iter().map(|(_, at)| (*at).into()).collect();
+    assert_eq!(as_of, expected, "{}", text(&out));
+
+    for (file, at) in &by_date {
+        let out = import_as_of(&given, file, at);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    assert_eq!(backfilled.dossiers(), dropped.dossiers());
+    assert_eq!(backfilled.dossiers(), given.dossiers());
+    assert_eq!(dated_events(&backfilled), dated_events(&dropped));
+    assert_eq!(dated_events(&backfilled), dated_events(&given));
+    let last = instant(&backfilled, "SELECT max(as_of) FROM runs");
+    assert_eq!(last, utc("2025-10-15T04:00:00Z"));
+
+    // The last export again, a week later: only its date column changed, and
+    // no record did (the column is volatile without being listed).
+    let later = export_2025(
+        "export-3.csv",
+        &backfilled.root().join("exports/d.csv"),
+        &[(b"15/10/2025 06:00", b"22/10/2025 06:00")],
+    );
+    let (summary, code) = backfilled.import_path(&later);
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(summary["as_of"], "2025-10-22T04:00:00Z");
+    assert_eq!(n(&summary, "changed"), 0, "{summary}");
+    assert_eq!(n(&summary, "unchanged"), n(&summary, "rows"), "{summary}");
+}
+
+/// Issue 19, item 1: an export whose records do not all carry the same date in
+/// the `[as_of]` column is refused whole, naming the file, the line, the
+/// column and both dates: nothing is applied, by an import or by a backfill.
+/// `--as-of` wins over the column, which is then not read.
+#[test]
+fn issue_19_an_export_whose_records_disagree_on_the_as_of_column_is_refused() {
+    let install = Install::with_connector(|c| {
+        by_column(c, "format = \"%d/%m/%Y %H:%M\"\ntime = \"06:00\"\n")
+    });
+    let dir = install.root().join("archives");
+    let first = export_2025("export-1.csv", &dir.join("1.csv"), &[]);
+    let (summary, code) = install.import_path(&first);
+    assert_eq!(code, 0, "{summary}");
+    let (dossiers, events) = (install.dossiers(), install.events());
+
+    let bad = export_2025(
+        "export-2.csv",
+        &dir.join("2.csv"),
+        &[(
+            b"Passage en CP;03/09/2025;;08/10/2025 06:00",
+            b"Passage en CP;03/09/2025;;09/10/2025 06:00",
+        )],
+    );
+    let (summary, code) = install.import_path(&bad);
+    assert_eq!(code, 1, "{summary}");
+    assert_eq!(summary["status"], "refused");
+    let reasons = summary["reasons"].to_string();
+    let expected = format!(
+        "{}:7: [as_of] column 'Date d'export' is '09/10/2025 06:00' (2025-10-09 06:00:00 +02:00 (Europe/Paris)), but the export is dated 2025-10-08 06:00:00 +02:00 (Europe/Paris) by its first record",
+        bad.display()
+    );
+    assert!(reasons.contains(&expected), "{reasons}");
+    assert_eq!(install.dossiers(), dossiers);
+    assert_eq!(install.events(), events);
+
+    // A record without a date, or with something else, is refused alike.
+    let empty = export_2025(
+        "export-2.csv",
+        &install.root().join("exports/empty-date.csv"),
+        &[(
+            b"Passage en CP;03/09/2025;;08/10/2025 06:00",
+            b"Passage en CP;03/09/2025;;",
+        )],
+    );
+    let (summary, code) = install.import_path(&empty);
+    assert_eq!(code, 1, "{summary}");
+    let reasons = summary["reasons"].to_string();
+    assert!(
+        reasons.contains(&format!(
+            "{}:7: [as_of] column 'Date d'export': empty value (expected a date)",
+            empty.display()
+        )),
+        "{reasons}"
+    );
+    assert_eq!(install.dossiers(), dossiers);
+
+    // A backfill checks each file as it imports it, and stops at the refusal
+    // (`--force`: the same content was refused above).
+    let out = install.run(&[
+        "import",
+        "portail",
+        "--backfill",
+        dir.to_str().unwrap(),
+        "--json",
+        "--force",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let summaries = json(&out);
+    let statuses: Vec<&Value> = summaries.iter().map(|s| &s["status"]).collect();
+    assert_eq!(statuses, ["skipped", "refused"], "{}", text(&out));
+    assert!(
+        summaries[1]["reasons"].to_string().contains(&expected),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(install.dossiers(), dossiers);
+    assert_eq!(install.events(), events);
+
+    // Given by hand, the as-of wins: the column is neither read nor checked.
+    let out = import_as_of(&install, &bad, "2025-10-08");
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(json(&out)[0]["as_of"], "2025-10-08T04:00:00Z");
+}

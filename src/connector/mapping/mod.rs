@@ -270,6 +270,9 @@ pub struct Mapping {
     /// Source label as the connector file writes it → step id: most exports
     /// write their labels the same way, and this spares normalizing each one.
     written: HashMap<String, String>,
+    /// Columns read beside the fields, mapped to none (the `[as_of]` column):
+    /// a source whose records name their fields (XML) reads them too.
+    beside: Vec<String>,
 }
 
 /// Normalizes a header or a label for tolerant matching: trimmed (NBSP and BOM
@@ -314,7 +317,20 @@ impl Mapping {
             fields: out,
             steps: table,
             written,
+            beside: Vec::new(),
         })
+    }
+
+    /// Reads `column` too, beside the fields (the `[as_of]` column).
+    pub(crate) fn read_beside(&mut self, column: &str) {
+        if !self.beside.iter().any(|c| c == column) {
+            self.beside.push(column.to_owned());
+        }
+    }
+
+    /// The columns read beside the fields.
+    pub(crate) fn beside(&self) -> &[String] {
+        &self.beside
     }
 
     /// Whether `name` is mapped.
@@ -531,20 +547,23 @@ fn missing_message(field: &str, aliases: &[String], headers: &[String]) -> Strin
     }
 }
 
-fn parser(kind: FieldKind, format: Option<&str>) -> Result<Parse, String> {
-    let date_format = |f: Option<&str>| match f {
+/// How a date or instant column is written, as its `format` says: `auto` (the
+/// default) or a strftime pattern. What `[fields]` and `[as_of] column` read.
+///
+/// # Errors
+/// A pattern chrono cannot read.
+pub(crate) fn date_format(format: Option<&str>) -> Result<DateFormat, String> {
+    check_pattern(format)?;
+    Ok(match format {
         None | Some("auto") => DateFormat::Auto,
         Some(p) => DateFormat::pattern(p),
-    };
+    })
+}
+
+fn parser(kind: FieldKind, format: Option<&str>) -> Result<Parse, String> {
     Ok(match kind {
-        FieldKind::Date => {
-            check_pattern(format)?;
-            Parse::Date(date_format(format))
-        }
-        FieldKind::Instant => {
-            check_pattern(format)?;
-            Parse::Instant(date_format(format))
-        }
+        FieldKind::Date => Parse::Date(date_format(format)?),
+        FieldKind::Instant => Parse::Instant(date_format(format)?),
         FieldKind::Amount => Parse::Amount(match format {
             None | Some("auto") => AmountFormat::Auto,
             Some("fr_decimal") => AmountFormat::FrDecimal,
