@@ -240,6 +240,11 @@ pub struct Score {
     pub expected_error_days: f64,
     /// The same for the naive predictor.
     pub naive_error_days: f64,
+    /// The same for an oracle that knows the simulation's true durations: the
+    /// median of the stays of the dossier's scheme and step that lasted longer
+    /// than it has (in a step a calendar ends, our own prediction). No point
+    /// estimate does much better: it is the floor of the expected day's error.
+    pub oracle_error_days: f64,
     /// Scheme-step groups scored against their true quantiles.
     pub groups: usize,
     /// The median (over groups) relative error of the step's median, p80, p90.
@@ -278,10 +283,15 @@ pub struct StepScore {
     pub expected_error_days: f64,
     /// See `held`.
     pub naive_error_days: f64,
-    /// The median relative error of its schemes' medians.
+    /// See `held`.
+    pub oracle_error_days: f64,
+    /// The median relative error of its schemes' medians, when scored by
+    /// durations.
     pub median_error: f64,
-    /// Its share of stays past the p90.
+    /// Its share of stays past the p90, when scored by durations.
     pub stall_rate: f64,
+    /// Whether it is scored by its durations (not only by its dossiers).
+    pub by_duration: bool,
 }
 
 /// Simulates `setup`, replays it through `binary` in the folder `root` (exports,
@@ -386,6 +396,8 @@ struct Held {
     step: &'static str,
     /// The day it entered the step (what the export said).
     entered: NaiveDate,
+    /// The instant it entered the step.
+    entered_at: i64,
     /// The day it really left.
     exit: NaiveDate,
 }
@@ -398,6 +410,7 @@ struct Tally {
     without_interval: usize,
     errors: Vec<f64>,
     naive_errors: Vec<f64>,
+    oracle_errors: Vec<f64>,
 }
 
 /// A day of a JSON field.
@@ -427,6 +440,8 @@ fn score(
     // Truth: every stay begun in the followed period, by scheme and step; the
     // naive observer: the stays it saw end, by scheme and step.
     let mut truth: HashMap<(&str, &str), Vec<i64>> = HashMap::new();
+    // Every stay simulated, by scheme and step, sorted: what the oracle knows.
+    let mut population: HashMap<(&str, &str), Vec<i64>> = HashMap::new();
     let mut naive: HashMap<(&str, &str), (i64, i64)> = HashMap::new();
     let mut ended: Vec<(&str, &str, i64)> = Vec::new();
     let mut held = Vec::new();
@@ -435,6 +450,7 @@ fn score(
         for s in &d.stays {
             let Some(left) = s.left else { continue };
             let key = (scheme, s.step);
+            population.entry(key).or_default().push(left - s.entered);
             let by_duration = !by_dossier_only.contains(&s.step);
             if by_duration && (first..=last).contains(&s.entered) {
                 truth.entry(key).or_default().push(left - s.entered);
@@ -460,11 +476,23 @@ fn score(
                 scheme,
                 step: stay.step,
                 entered: simulate::local_date(stay.entered),
+                entered_at: stay.entered,
                 exit: simulate::local_date(left),
             });
         }
     }
     let naive_mean = |key: &(&str, &str)| naive.get(key).map(|(sum, n)| sum / n);
+    for stays in population.values_mut() {
+        stays.sort_unstable();
+    }
+    // The oracle's exit: the median of the true stays longer than this one so far.
+    let oracle_exit = |h: &Held| {
+        let stays = population.get(&(h.scheme, h.step))?;
+        let elapsed = last - h.entered_at;
+        let longer = &stays[stays.partition_point(|&d| d <= elapsed)..];
+        let d = *longer.get(longer.len() / 2)?;
+        Some(simulate::local_date(h.entered_at + d).max(today))
+    };
     let rows: HashMap<&str, &Value> = predicted
         .as_array()
         .expect("an array of dossiers")
@@ -474,7 +502,7 @@ fn score(
     // Per dossier.
     let mut by_step: HashMap<&str, Tally> = HashMap::new();
     let (mut covered, mut without_interval) = (0, 0);
-    let (mut errors, mut naive_errors) = (Vec::new(), Vec::new());
+    let (mut errors, mut naive_errors, mut oracle_errors) = (Vec::new(), Vec::new(), Vec::new());
     for h in &held {
         let row = rows.get(h.id.to_string().as_str());
         if let Some(row) = row {
@@ -493,14 +521,21 @@ fn score(
             simulate::local_date(entered + mean).max(today)
         });
         let naive_error = days_between(naive_exit, h.exit);
+        let oracle_error = if by_dossier_only.contains(&h.step) {
+            error
+        } else {
+            oracle_exit(h).map_or(error, |exit| days_between(exit, h.exit))
+        };
         let step = by_step.entry(h.step).or_default();
         step.held += 1;
         step.covered += usize::from(hit);
         step.without_interval += usize::from(bounds.is_none());
         step.errors.push(error);
         step.naive_errors.push(naive_error);
+        step.oracle_errors.push(oracle_error);
         errors.push(error);
         naive_errors.push(naive_error);
+        oracle_errors.push(oracle_error);
     }
     // Per scheme and step.
     let stats: HashMap<(&str, &str), &Value> = stats
@@ -569,8 +604,10 @@ fn score(
                 coverage: t.covered as f64 / t.held.max(1) as f64,
                 expected_error_days: median(t.errors),
                 naive_error_days: median(t.naive_errors),
+                oracle_error_days: median(t.oracle_errors),
                 median_error: median(step_medians.remove(step).unwrap_or_default()),
                 stall_rate: stalled as f64 / ended.max(1) as f64,
+                by_duration: !by_dossier_only.contains(step),
             })
         })
         .collect();
@@ -585,6 +622,7 @@ fn score(
         coverage: covered as f64 / held.len().max(1) as f64,
         expected_error_days: median(errors),
         naive_error_days: median(naive_errors),
+        oracle_error_days: median(oracle_errors),
         groups: med.len(),
         median_error: median(med),
         p80_error: median(p80),
