@@ -11,6 +11,8 @@
 //!
 //! Pure: instants are Unix seconds, dates are days since 1970-01-01.
 
+use std::sync::{Arc, OnceLock};
+
 use chrono::{Datelike, NaiveDate, NaiveTime, TimeZone, Timelike};
 use chrono_tz::Tz;
 
@@ -29,7 +31,7 @@ pub(crate) fn date_of(day: i64) -> NaiveDate {
 }
 
 /// The local day of an instant in `tz`, and the seconds since its midnight.
-pub(crate) fn local_day(tz: Tz, t: i64) -> (i64, i64) {
+fn local_day(tz: Tz, t: i64) -> (i64, i64) {
     let local = tz.timestamp_opt(t, 0).single().map_or_else(
         || {
             chrono::DateTime::from_timestamp(t, 0)
@@ -45,7 +47,7 @@ pub(crate) fn local_day(tz: Tz, t: i64) -> (i64, i64) {
 }
 
 /// The instant a local day starts in `tz` (its first existing minute).
-pub(crate) fn day_start(tz: Tz, day: i64) -> i64 {
+fn day_start(tz: Tz, day: i64) -> i64 {
     let midnight = date_of(day).and_time(NaiveTime::MIN);
     tz.from_local_datetime(&midnight)
         .earliest()
@@ -68,6 +70,56 @@ const FIXED: [(u32, u32); 8] = [
 /// Thursday, Whit Monday.
 const EASTER: [u64; 3] = [1, 39, 50];
 
+/// The Region's zone, with the start of each of its days from 1970 to 2100
+/// worked out once, when first asked: millions of stays are read by the day,
+/// and a lookup in the zone's rules costs more than a search in a table.
+#[derive(Debug, Clone)]
+pub(crate) struct Zone {
+    tz: Tz,
+    starts: Arc<OnceLock<Vec<i64>>>,
+}
+
+/// The days [`Zone`] tables: 1970-01-01 to 2100-01-01.
+const TABLED: i64 = 47_482;
+
+impl Zone {
+    /// The days of `tz`.
+    pub(crate) fn new(tz: Tz) -> Self {
+        Self {
+            tz,
+            starts: Arc::default(),
+        }
+    }
+
+    /// The zone.
+    pub(crate) fn tz(&self) -> Tz {
+        self.tz
+    }
+
+    fn starts(&self) -> &[i64] {
+        self.starts
+            .get_or_init(|| (0..=TABLED).map(|d| day_start(self.tz, d)).collect())
+    }
+
+    /// The local day of instant `t`, and the seconds since it started.
+    pub(crate) fn local_day(&self, t: i64) -> (i64, i64) {
+        let starts = self.starts();
+        if t < starts[0] || t >= starts[starts.len() - 1] {
+            return local_day(self.tz, t);
+        }
+        let day = starts.partition_point(|&s| s <= t) - 1;
+        (day as i64, t - starts[day])
+    }
+
+    /// The instant local day `day` starts.
+    pub(crate) fn day_start(&self, day: i64) -> i64 {
+        usize::try_from(day)
+            .ok()
+            .and_then(|d| self.starts().get(d).copied())
+            .unwrap_or_else(|| day_start(self.tz, day))
+    }
+}
+
 /// Whether day `day` is a weekday of the week (Monday to Friday).
 fn is_weekday(day: i64) -> bool {
     // 1970-01-01 was a Thursday.
@@ -77,7 +129,7 @@ fn is_weekday(day: i64) -> bool {
 /// Business time in a zone: the seconds of business days only, from 1970.
 #[derive(Debug, Clone)]
 pub(crate) struct Business {
-    tz: Tz,
+    zone: Zone,
     /// The public holidays that fall on a weekday, as day numbers, sorted.
     holidays: Vec<i64>,
 }
@@ -86,8 +138,8 @@ pub(crate) struct Business {
 const YEARS: std::ops::RangeInclusive<i32> = 1950..=2150;
 
 impl Business {
-    /// Business time in `tz`.
-    pub(crate) fn new(tz: Tz) -> Self {
+    /// Business time in `zone`.
+    pub(crate) fn new(zone: Zone) -> Self {
         let mut holidays: Vec<i64> = YEARS
             .flat_map(|year| {
                 let fixed = FIXED
@@ -106,12 +158,12 @@ impl Business {
             .collect();
         holidays.sort_unstable();
         holidays.dedup();
-        Self { tz, holidays }
+        Self { zone, holidays }
     }
 
     /// The zone whose days it counts.
-    pub(crate) fn tz(&self) -> Tz {
-        self.tz
+    pub(crate) fn zone(&self) -> &Zone {
+        &self.zone
     }
 
     /// Whether `day` is a business day.
@@ -132,7 +184,7 @@ impl Business {
 
     /// The business time of instant `t`: business seconds since 1970-01-01.
     pub(crate) fn at(&self, t: i64) -> i64 {
-        let (day, seconds) = local_day(self.tz, t);
+        let (day, seconds) = self.zone.local_day(t);
         let into = if self.is_business_day(day) {
             seconds.min(DAY - 1)
         } else {
@@ -144,12 +196,20 @@ impl Business {
     /// The first instant whose business time is `b` (the inverse of [`Business::at`]).
     pub(crate) fn instant(&self, b: i64) -> i64 {
         let (n, into) = (b.div_euclid(DAY), b.rem_euclid(DAY));
-        // The n-th business day: about 7/5 of n days, then a short walk.
-        let mut day = n * 7 / 5 - 7;
-        while self.days_before(day + 1) <= n || !self.is_business_day(day) {
-            day += 1;
+        // The n-th business day: the first day with more than n business days
+        // up to and including it, found by halving around 7/5 of n days, give or
+        // take a day for every holiday there could be.
+        let slack = n.abs() / 20 + 14;
+        let (mut low, mut high) = (n * 7 / 5 - slack, n * 7 / 5 + slack);
+        while low < high {
+            let mid = low + (high - low) / 2;
+            if self.days_before(mid + 1) > n {
+                high = mid;
+            } else {
+                low = mid + 1;
+            }
         }
-        day_start(self.tz, day) + into
+        self.zone.day_start(low) + into
     }
 
     /// `seconds` of business time after `t`, as an instant.
@@ -184,22 +244,22 @@ impl Sittings {
 
     /// The index of the first session a dossier that entered the step at
     /// `entered` can reach: the first on or after the day `lead` later.
-    fn first_reachable(&self, tz: Tz, entered: i64) -> usize {
-        let (earliest, _) = local_day(tz, entered + self.lead);
+    fn first_reachable(&self, zone: &Zone, entered: i64) -> usize {
+        let (earliest, _) = zone.local_day(entered + self.lead);
         self.days.partition_point(|&d| d < earliest)
     }
 
     /// How many sessions reachable from `entered` sat before day `day`.
-    pub(crate) fn passed_before(&self, tz: Tz, entered: i64, day: i64) -> i64 {
-        let first = self.first_reachable(tz, entered);
+    pub(crate) fn passed_before(&self, zone: &Zone, entered: i64, day: i64) -> i64 {
+        let first = self.first_reachable(zone, entered);
         let upto = self.days.partition_point(|&d| d < day);
         upto.saturating_sub(first) as i64
     }
 
     /// The `n`-th session (from 1) reachable from `entered`, as a day number;
     /// `None` past the last one listed.
-    pub(crate) fn nth(&self, tz: Tz, entered: i64, n: i64) -> Option<i64> {
-        let i = self.first_reachable(tz, entered) + usize::try_from(n.max(1) - 1).ok()?;
+    pub(crate) fn nth(&self, zone: &Zone, entered: i64, n: i64) -> Option<i64> {
+        let i = self.first_reachable(zone, entered) + usize::try_from(n.max(1) - 1).ok()?;
         self.days.get(i).copied()
     }
 }
@@ -222,7 +282,7 @@ mod tests {
 
     #[test]
     fn french_public_holidays_follow_easter() {
-        let b = Business::new(PARIS);
+        let b = Business::new(Zone::new(PARIS));
         let business = |d: &str| b.is_business_day(day_number(date(d)));
         // 2026: Easter on 5 April; these holidays fall on weekdays.
         for holiday in [
@@ -250,7 +310,7 @@ mod tests {
 
     #[test]
     fn business_time_skips_weekends_and_holidays_in_the_regions_zone() {
-        let b = Business::new(PARIS);
+        let b = Business::new(Zone::new(PARIS));
         // Friday 8 May 2026 is a holiday: from Thursday 7 May at 09:00 Paris, one
         // business day later is Monday 11 May at 09:00.
         let thursday = at("2026-05-07T09:00:00+02:00");
@@ -264,10 +324,14 @@ mod tests {
         // to summer time and Easter Monday (6 April): Tuesday 7 April at 10:00.
         let monday = at("2026-03-23T10:00:00+01:00");
         assert_eq!(b.add(monday, 10 * DAY), at("2026-04-07T10:00:00+02:00"));
+        // Before 1970 too.
+        let old = at("1965-06-15T10:00:00+01:00");
+        assert_eq!(b.instant(b.at(old)), old);
         // The inverse holds on every business instant of two years.
         let mut t = at("2025-12-20T08:00:00+01:00");
         while t < at("2027-12-31T00:00:00+01:00") {
-            let (day, _) = local_day(PARIS, t);
+            let (day, _) = b.zone().local_day(t);
+            assert_eq!(day, local_day(PARIS, t).0, "{t}");
             if b.is_business_day(day) {
                 assert_eq!(b.instant(b.at(t)), t, "{t}");
             }
@@ -277,6 +341,7 @@ mod tests {
 
     #[test]
     fn a_dossier_reaches_the_first_session_after_the_lead_time() {
+        let paris = Zone::new(PARIS);
         let s = Sittings::new(
             &[date("2026-03-20"), date("2026-01-23"), date("2026-02-20")],
             10 * DAY,
@@ -284,18 +349,18 @@ mod tests {
         // In the step from 12 January: 23 January is 11 days later, reachable.
         let entered = at("2026-01-12T09:00:00+01:00");
         assert_eq!(
-            s.nth(PARIS, entered, 1),
+            s.nth(&paris, entered, 1),
             Some(day_number(date("2026-01-23")))
         );
         // From 15 January: too late for the 23rd, the first is 20 February.
         let late = at("2026-01-15T09:00:00+01:00");
-        assert_eq!(s.nth(PARIS, late, 1), Some(day_number(date("2026-02-20"))));
-        assert_eq!(s.nth(PARIS, late, 2), Some(day_number(date("2026-03-20"))));
-        assert_eq!(s.nth(PARIS, late, 3), None);
+        assert_eq!(s.nth(&paris, late, 1), Some(day_number(date("2026-02-20"))));
+        assert_eq!(s.nth(&paris, late, 2), Some(day_number(date("2026-03-20"))));
+        assert_eq!(s.nth(&paris, late, 3), None);
         // On 21 February, one reachable session has passed; on its day, none yet.
         let day = |d: &str| day_number(date(d));
-        assert_eq!(s.passed_before(PARIS, late, day("2026-02-21")), 1);
-        assert_eq!(s.passed_before(PARIS, late, day("2026-02-20")), 0);
-        assert_eq!(s.passed_before(PARIS, entered, day("2026-02-21")), 2);
+        assert_eq!(s.passed_before(&paris, late, day("2026-02-21")), 1);
+        assert_eq!(s.passed_before(&paris, late, day("2026-02-20")), 0);
+        assert_eq!(s.passed_before(&paris, entered, day("2026-02-21")), 2);
     }
 }

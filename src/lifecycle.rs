@@ -651,9 +651,10 @@ mod tests {
         );
         let day = |d: &str| crate::calendar::day_number(d.parse().unwrap());
         let entered = day("2027-01-01") * 86_400;
+        let utc = crate::calendar::Zone::new(chrono_tz::UTC);
         let first = |scheme| {
             lc.sittings("commission", scheme)
-                .and_then(|s| s.nth(chrono_tz::UTC, entered, 1))
+                .and_then(|s| s.nth(&utc, entered, 1))
         };
         assert_eq!(first(Some("Investissement")), Some(day("2027-02-26")));
         assert_eq!(first(Some("Culture")), Some(day("2027-01-22")));

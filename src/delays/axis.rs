@@ -9,10 +9,8 @@
 //!
 //! Pure: instants are Unix seconds, the zone is an argument.
 
-use chrono_tz::Tz;
-
 use super::survival::Stay;
-use crate::calendar::{Business, DAY, Sittings, day_start, local_day};
+use crate::calendar::{Business, DAY, Sittings, Zone};
 
 /// One session on the sessions axis: the curve counts sessions as days, so
 /// that its quantiles read as "after n sessions".
@@ -29,11 +27,11 @@ const RECORDED_WITHIN: i64 = 7;
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Axis<'a> {
     /// Seconds.
-    Days(Tz),
+    Days(&'a Zone),
     /// Seconds of business days.
     Business(&'a Business),
     /// Sessions passed, the dossier's own reachable ones.
-    Sessions(&'a Sittings, Tz),
+    Sessions(&'a Sittings, &'a Zone),
 }
 
 impl Axis<'_> {
@@ -41,30 +39,31 @@ impl Axis<'_> {
     /// `seen`, until `end` (when it `left`, or when observation stopped).
     pub(crate) fn stay(self, entered: i64, seen: i64, end: i64, left: bool) -> Stay {
         let (entry, time) = match self {
-            Axis::Days(tz) => (observed_from(tz, entered, seen) - entered, end - entered),
+            Axis::Days(zone) => (observed_from(zone, entered, seen) - entered, end - entered),
             Axis::Business(b) => {
                 let start = b.at(entered);
                 (
-                    b.at(observed_from(b.tz(), entered, seen)) - start,
+                    b.at(observed_from(b.zone(), entered, seen)) - start,
                     b.at(end) - start,
                 )
             }
-            Axis::Sessions(s, tz) => {
-                let (seen_day, _) = local_day(tz, seen);
-                let entry = s.passed_before(tz, entered, seen_day - RECORDED_WITHIN) * SESSION;
-                let (end_day, _) = local_day(tz, end);
-                let passed = s.passed_before(tz, entered, end_day + 1);
+            Axis::Sessions(s, zone) => {
+                let (seen_day, _) = zone.local_day(seen);
+                let entry = s.passed_before(zone, entered, seen_day - RECORDED_WITHIN) * SESSION;
+                let (end_day, _) = zone.local_day(end);
+                let passed = s.passed_before(zone, entered, end_day + 1);
                 let recorded = s
-                    .nth(tz, entered, passed)
+                    .nth(zone, entered, passed)
                     .is_some_and(|d| passed > 0 && end_day - d <= RECORDED_WITHIN);
                 let time = if left && recorded {
                     passed * SESSION
                 } else if left {
                     // Left between two sessions: past the last one that sat before.
-                    s.passed_before(tz, entered, end_day) * SESSION + SESSION / 2
+                    s.passed_before(zone, entered, end_day) * SESSION + SESSION / 2
                 } else {
                     // Still waiting: past the sessions whose outcome would be known.
-                    s.passed_before(tz, entered, end_day - RECORDED_WITHIN) * SESSION + SESSION / 2
+                    s.passed_before(zone, entered, end_day - RECORDED_WITHIN) * SESSION
+                        + SESSION / 2
                 };
                 (entry, time)
             }
@@ -85,9 +84,9 @@ impl Axis<'_> {
         match self {
             Axis::Days(_) => now - entered,
             Axis::Business(b) => b.at(now) - b.at(entered),
-            Axis::Sessions(s, tz) => {
-                let known = local_day(tz, now).0 - RECORDED_WITHIN;
-                s.passed_before(tz, entered, known) * SESSION + 1
+            Axis::Sessions(s, zone) => {
+                let known = zone.local_day(now).0 - RECORDED_WITHIN;
+                s.passed_before(zone, entered, known) * SESSION + 1
             }
         }
     }
@@ -99,12 +98,12 @@ impl Axis<'_> {
         match self {
             Axis::Days(_) => Some(entered.saturating_add(at)),
             Axis::Business(b) => Some(b.add(entered, at)),
-            Axis::Sessions(s, tz) => {
+            Axis::Sessions(s, zone) => {
                 let n = (at + SESSION - 1).div_euclid(SESSION);
                 if n <= 0 {
                     return Some(entered);
                 }
-                s.nth(tz, entered, n).map(|d| day_start(tz, d) + DAY / 2)
+                s.nth(zone, entered, n).map(|d| zone.day_start(d) + DAY / 2)
             }
         }
     }
@@ -115,13 +114,13 @@ impl Axis<'_> {
     /// listed).
     pub(crate) fn crossing(self, entered: i64, threshold: i64) -> Option<i64> {
         match self {
-            Axis::Sessions(s, tz) => {
+            Axis::Sessions(s, zone) => {
                 let n = (threshold + SESSION - 1).div_euclid(SESSION);
                 if n <= 0 {
                     return Some(entered);
                 }
-                s.nth(tz, entered, n)
-                    .map(|d| day_start(tz, d + 1 + RECORDED_WITHIN))
+                s.nth(zone, entered, n)
+                    .map(|d| zone.day_start(d + 1 + RECORDED_WITHIN))
             }
             _ => self.instant(entered, threshold),
         }
@@ -134,25 +133,27 @@ impl Axis<'_> {
 /// seen on Monday morning and dated out on Monday joins those at risk on
 /// Monday with every other Friday dossier seen then, not alone a second before
 /// it leaves.
-fn observed_from(tz: Tz, entered: i64, seen: i64) -> i64 {
+fn observed_from(zone: &Zone, entered: i64, seen: i64) -> i64 {
     // Midnights fall on a quarter of an hour in every zone: most instants are
     // told apart without a look at the zone.
     if entered % 900 != 0 || seen <= entered {
         return seen;
     }
-    let (_, into) = local_day(tz, entered);
+    let (_, into) = zone.local_day(entered);
     if into != 0 {
         return seen;
     }
-    let (day, _) = local_day(tz, seen);
-    (day_start(tz, day) - 1).max(entered)
+    let (day, _) = zone.local_day(seen);
+    (zone.day_start(day) - 1).max(entered)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const PARIS: Tz = chrono_tz::Europe::Paris;
+    fn paris() -> Zone {
+        Zone::new(chrono_tz::Europe::Paris)
+    }
 
     fn at(text: &str) -> i64 {
         chrono::DateTime::parse_from_rfc3339(text)
@@ -164,7 +165,8 @@ mod tests {
     /// the Monday, every Friday dossier seen then is at risk, not only it.
     #[test]
     fn a_stay_dated_by_the_day_is_observed_from_the_start_of_the_day_it_was_seen() {
-        let axis = Axis::Days(PARIS);
+        let zone = paris();
+        let axis = Axis::Days(&zone);
         let friday = at("2026-03-06T00:00:00+01:00");
         let monday_seen = at("2026-03-09T06:00:00+01:00");
         let monday = at("2026-03-09T00:00:00+01:00");
@@ -190,7 +192,8 @@ mod tests {
             ],
             10 * DAY,
         );
-        let axis = Axis::Sessions(&s, PARIS);
+        let zone = paris();
+        let axis = Axis::Sessions(&s, &zone);
         // Entered 15 January (too late for the 23rd), seen the 16th.
         let entered = at("2026-01-15T00:00:00+01:00");
         let seen = at("2026-01-16T06:00:00+01:00");

@@ -402,7 +402,7 @@ impl History {
             let g = step * schemes + s.scheme as usize;
             timed[g].push(&s.on(axes[step]));
             if let Some(sittings) = sittings[g] {
-                sessions[g].push(&s.on(Axis::Sessions(sittings, delays.tz)));
+                sessions[g].push(&s.on(Axis::Sessions(sittings, &delays.zone)));
             }
         }
         for g in timed.iter_mut().chain(&mut sessions) {
@@ -526,13 +526,14 @@ mod tests {
             110 * DAY,
         );
         h.event(2, EventKind::Disappeared, None, 120 * DAY, 120 * DAY);
+        let utc = crate::calendar::Zone::new(chrono_tz::UTC);
         let stays: Vec<(&str, Stay)> = h
             .stays
             .iter()
             .map(|s| {
                 (
                     h.steps.names[usize::from(s.step)].as_str(),
-                    s.on(Axis::Days(chrono_tz::UTC)),
+                    s.on(Axis::Days(&utc)),
                 )
             })
             .collect();
@@ -620,7 +621,8 @@ mod tests {
             2 * week + DAY,
             seen(3 * week, Some(2 * week)),
         );
-        let axis = Axis::Days(chrono_tz::UTC);
+        let utc = crate::calendar::Zone::new(chrono_tz::UTC);
+        let axis = Axis::Days(&utc);
         let stays: Vec<(i64, Stay)> = h.stays.iter().map(|s| (s.entered, s.on(axis))).collect();
         let half = week / 2;
         assert_eq!(stays[0].0, half);

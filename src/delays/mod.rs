@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use chrono_tz::Tz;
 use serde::Serialize;
 
-use crate::calendar::Business;
+use crate::calendar::{Business, Zone};
 use crate::lifecycle::{Counted, Lifecycle, Stall};
 use axis::Axis;
 use survival::Curve;
@@ -108,7 +108,7 @@ pub struct Delays {
     min_sample: u64,
     lifecycle: Lifecycle,
     /// The Region's zone, whose days count.
-    tz: Tz,
+    zone: Zone,
     /// The end of the history (Unix seconds).
     at: i64,
     /// Business time, when a step is counted in business days.
@@ -138,15 +138,16 @@ type Candidate<'a> = (Basis, &'a Curve);
 impl Delays {
     /// No curve yet, for a history that ends at `at`.
     fn new(lifecycle: &Lifecycle, min_sample: u64, at: i64, tz: Tz) -> Self {
+        let zone = Zone::new(tz);
         let business = lifecycle
             .steps()
             .iter()
             .any(|s| s.counted_in == Counted::BusinessDays)
-            .then(|| Business::new(tz));
+            .then(|| Business::new(zone.clone()));
         Self {
             min_sample,
             lifecycle: lifecycle.clone(),
-            tz,
+            zone,
             at,
             business,
             by_scheme: BTreeMap::new(),
@@ -175,7 +176,7 @@ impl Delays {
             self.lifecycle.step(step).map(|s| s.counted_in),
         ) {
             (Some(b), Some(Counted::BusinessDays)) => Axis::Business(b),
-            _ => Axis::Days(self.tz),
+            _ => Axis::Days(&self.zone),
         }
     }
 
@@ -204,7 +205,7 @@ impl Delays {
                 own(&self.sessions_by_scheme).map(|c| (Basis::Scheme, c)),
                 self.sessions_by_step.get(step).map(|c| (Basis::Step, c)),
             ];
-            let axis = Axis::Sessions(sittings, self.tz);
+            let axis = Axis::Sessions(sittings, &self.zone);
             if let Some(e) = self.on_history(&candidates, axis, entered, now) {
                 return Some(e);
             }
@@ -232,7 +233,7 @@ impl Delays {
             entered.timestamp(),
             now.timestamp(),
         )
-        .map(|e| e.dated(now, self.tz))
+        .map(|e| e.dated(now, self.zone.tz()))
     }
 
     /// The estimate from the first candidate curve that does not answer this
@@ -327,7 +328,7 @@ impl Delays {
         now: i64,
     ) -> Option<Estimate> {
         let next_session = sittings.and_then(|s| {
-            let axis = Axis::Sessions(s, self.tz);
+            let axis = Axis::Sessions(s, &self.zone);
             let next = axis.elapsed(entered, now) + axis::SESSION - 1;
             Some((axis.instant(entered, next)?, axis.crossing(entered, next)?))
         });
