@@ -392,6 +392,30 @@ mod tests {
         );
     }
 
+    /// Issue 19: ties at the boundary of the risk set. A stay first seen at the
+    /// very duration another leaves is not at risk for that exit (it was seen
+    /// because it had not left by then); a stay censored at that duration is
+    /// (it was still there when the other left).
+    #[test]
+    fn ties_at_the_boundary_of_the_risk_set() {
+        let mut stays: Vec<Stay> = (0..4).map(|_| still(10)).collect();
+        stays.push(left(3));
+        let base = Curve::estimate(&stays);
+        close(base.survival(3 * DAY), 4.0 / 5.0);
+        // Entering at 3 days: not at risk then.
+        let mut entering = stays.clone();
+        entering.push(Stay {
+            entry: 3 * DAY,
+            time: 10 * DAY,
+            left: false,
+        });
+        close(Curve::estimate(&entering).survival(3 * DAY), 4.0 / 5.0);
+        // Censored at 3 days: at risk then.
+        let mut censored = stays;
+        censored.push(still(3));
+        close(Curve::estimate(&censored).survival(3 * DAY), 5.0 / 6.0);
+    }
+
     #[test]
     fn impossible_stays_are_left_out() {
         let stays = [
