@@ -79,6 +79,13 @@ fn issue_19_a_replayed_weekly_history_gives_every_open_dossier_a_calibrated_inte
         "the 80 % intervals held {:.1} % of the exits: {score:?}",
         score.coverage * 100.0
     );
+    // The stall threshold's rate: a p90 threshold raises about one stay in ten
+    // (an outside check found 68 % on a short step whose curve collapsed).
+    assert!(
+        (0.06..=0.14).contains(&score.stall_rate),
+        "{:.1} % of the stays ran past their step's p90: {score:?}",
+        score.stall_rate * 100.0
+    );
 }
 
 /// The simulation's calendar: sessions 4 to 6 weeks apart (August skipped; a day
