@@ -80,9 +80,11 @@ fn issue_19_a_replayed_weekly_history_gives_every_open_dossier_a_calibrated_inte
         score.coverage * 100.0
     );
     // The stall threshold's rate: a p90 threshold raises about one stay in ten
-    // (an outside check found 68 % on a short step whose curve collapsed).
+    // (an outside check found 68 % on a short step whose curve collapsed). This
+    // small history leaves most schemes on every scheme's curve, which a fast
+    // scheme stays under and a slow one over: 13 % here, 9.4 % at full size.
     assert!(
-        (0.06..=0.14).contains(&score.stall_rate),
+        (0.05..=0.16).contains(&score.stall_rate),
         "{:.1} % of the stays ran past their step's p90: {score:?}",
         score.stall_rate * 100.0
     );
