@@ -64,7 +64,13 @@ fn purge_alone(config: &Config, dry_run: bool) -> anyhow::Result<Result<Purge, E
     let now = Utc::now();
     let before = crate::store::closed_before(now, config.personal_data)
         .context("retention.personal_data is too long")?;
-    let purged = store.purge(&lifecycle, before, now, dry_run)?;
+    let purged = store.purge(
+        &lifecycle,
+        before,
+        now,
+        (config.web.session_idle, config.web.session_max),
+        dry_run,
+    )?;
     let (swept, failures) = Copies::of(config, &connectors).sweep(before.into(), dry_run);
     Ok(Ok(Purge {
         dry_run,
@@ -111,6 +117,11 @@ fn print(config: &Config, done: &Purge, json: bool) -> anyhow::Result<()> {
             purged.messages,
             purged.field_changes,
             purged.alerts,
+        );
+        out!(
+            "Front office: {} records (the audit of these dossiers, sessions over, links expired, sign-in messages done) {}.",
+            purged.front_office,
+            if dry_run { "would be deleted" } else { "were deleted" },
         );
         out!(
             "Copies from before {date}: {} rejected records of imports, {} archived exports, {} .eml files of the file transport and {} left-over API spools {}.{}",

@@ -26,6 +26,9 @@ pub(super) const MAX_DURATIONS: &[(&str, Duration)] = &[
     ("delivery.max_age", Duration::from_secs(365 * 86_400)),
     ("delivery.retry_initial", DAY),
     ("delivery.retry_max", DAY),
+    ("web.login_link_lifetime", DAY),
+    ("web.session_idle", Duration::from_secs(30 * 86_400)),
+    ("web.session_max", Duration::from_secs(90 * 86_400)),
 ];
 /// The range of `delivery.rate_per_second`: below, the interval between two
 /// messages overflows; above, no relay keeps up.
@@ -63,6 +66,10 @@ pub(crate) const KEYS: &[&str] = &[
     "metrics.listen",
     "web.listen",
     "web.public_url",
+    "web.login_link_lifetime",
+    "web.session_idle",
+    "web.session_max",
+    "web.trusted_proxies",
     "delivery.transport",
     "delivery.concurrency",
     "delivery.rate_per_second",
@@ -152,6 +159,10 @@ struct MetricsDefaults {
 struct WebDefaults {
     listen: &'static str,
     public_url: &'static str,
+    login_link_lifetime: &'static str,
+    session_idle: &'static str,
+    session_max: &'static str,
+    trusted_proxies: [&'static str; 0],
 }
 
 #[derive(Debug, Serialize)]
@@ -281,6 +292,10 @@ pub(super) const DEFAULTS: Defaults = Defaults(Common {
     web: WebDefaults {
         listen: "",
         public_url: "http://127.0.0.1:8080",
+        login_link_lifetime: "15m",
+        session_idle: "1h",
+        session_max: "12h",
+        trusted_proxies: [],
     },
     delivery: DeliveryDefaults {
         transport: "file",

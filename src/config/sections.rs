@@ -38,6 +38,22 @@ pub struct Web {
     /// when set empty: then no rule may be informational (its messages must
     /// carry a way out).
     pub public_url: Option<String>,
+    /// How long a sign-in link of the front office stays valid (15 minutes).
+    pub login_link_lifetime: Duration,
+    /// A front office session ends after this long without a page asked.
+    pub session_idle: Duration,
+    /// A front office session ends this long after its sign-in, however used.
+    pub session_max: Duration,
+    /// The reverse proxies whose `X-Forwarded-For` names the client (none: the
+    /// peer of the connection is the client).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl Web {
+    /// Whether the front office is served: a listener, and an address for its links.
+    pub fn front_office(&self) -> Option<&str> {
+        self.listen.and(self.public_url.as_deref())
+    }
 }
 
 /// Where and how the state is stored.
@@ -113,10 +129,50 @@ pub(super) fn web(figment: &Figment, p: &mut Problems) -> Option<Web> {
             .map_err(|why| push_key(figment, "web.public_url", format!("'{text}' {why}"), p))
             .ok()
     });
+    let link = get_duration(figment, "web.login_link_lifetime", p);
+    let idle = get_duration(figment, "web.session_idle", p);
+    let max = get_duration(figment, "web.session_max", p);
+    if let (Some(idle), Some(max)) = (idle, max)
+        && idle > max
+    {
+        push_key(
+            figment,
+            "web.session_idle",
+            format!(
+                "{} is longer than web.session_max ({}): a session never lives past session_max",
+                humantime::format_duration(idle),
+                humantime::format_duration(max)
+            ),
+            p,
+        );
+    }
+    let proxies = get::<Vec<String>>(figment, "web.trusted_proxies", p).map(|list| {
+        list.iter()
+            .filter_map(|text| {
+                proxy(text)
+                    .map_err(|why| push_key(figment, "web.trusted_proxies", why, p))
+                    .ok()
+            })
+            .collect::<Vec<_>>()
+    });
     Some(Web {
         listen: listen?,
         public_url: public_url?,
+        login_link_lifetime: link?,
+        session_idle: idle?,
+        session_max: max?,
+        trusted_proxies: proxies?,
     })
+}
+
+/// One entry of `web.trusted_proxies`: an address (`10.0.0.5`, `::1`) or a
+/// network (`10.0.0.0/8`), or why not (pure).
+pub(super) fn proxy(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map(|net| net.trunc())
+        .map_err(|_| format!("'{text}' is not an address (\"10.0.0.5\") or a network (\"10.0.0.0/8\")"))
 }
 
 /// The public address of the web face as links start with it (no final `/`),
@@ -226,6 +282,25 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::config::tests::write;
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_networks() {
+        assert_eq!(proxy("10.0.0.5").unwrap().to_string(), "10.0.0.5/32");
+        assert_eq!(proxy(" 10.1.2.3/8 ").unwrap().to_string(), "10.0.0.0/8");
+        assert_eq!(proxy("::1").unwrap().to_string(), "::1/128");
+        assert!(proxy("proxy.example.org").unwrap_err().contains("not an address"));
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            "[web]\ntrusted_proxies = [\"x\"]\nsession_idle = \"2d\"\nsession_max = \"1d\"\n",
+        );
+        let text = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(text.contains("key `web.trusted_proxies`: 'x' is not"), "{text}");
+        assert!(text.contains("key `web.session_idle`: 2days is longer"), "{text}");
+        let config = Config::load(None).unwrap();
+        assert_eq!(config.web.login_link_lifetime, Duration::from_secs(900));
+        assert!(config.web.trusted_proxies.is_empty());
+    }
 
     #[test]
     fn public_urls_are_http_addresses_that_paths_follow() {

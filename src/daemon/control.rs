@@ -178,8 +178,9 @@ async fn purge(hands: &Hands, store: &StoreHandle, dry_run: bool) -> anyhow::Res
         anyhow::bail!("retention.personal_data is too long");
     };
     let rules = Arc::clone(&hands.rules);
+    let sessions = (hands.config.web.session_idle, hands.config.web.session_max);
     let purged = store
-        .call(move |s| s.purge(&rules.lifecycle, before, now, dry_run))
+        .call(move |s| s.purge(&rules.lifecycle, before, now, sessions, dry_run))
         .await??;
     let copies = Copies::of(&hands.config, &hands.connectors);
     let (swept, failures) =

@@ -33,6 +33,7 @@ pub(super) async fn purge(
             store.clone(),
             copies.clone(),
             config.personal_data,
+            (config.web.session_idle, config.web.session_max),
         )
     })
     .await;
@@ -43,14 +44,16 @@ async fn purge_once(
     store: StoreHandle,
     copies: Copies,
     keep: std::time::Duration,
+    sessions: (std::time::Duration, std::time::Duration),
 ) {
     let now = Utc::now();
     let before = crate::store::closed_before(now, keep).unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
     let result = store
-        .call(move |s| s.purge(&rules.lifecycle, before, now, false))
+        .call(move |s| s.purge(&rules.lifecycle, before, now, sessions, false))
         .await;
     match result {
-        Ok(Ok(p)) if p.dossiers > 0 || p.rejections > 0 => info!(
+        Ok(Ok(p)) if p.dossiers > 0 || p.rejections > 0 || p.front_office > 0 => info!(
+            front_office = p.front_office,
             dossiers = p.dossiers,
             fields = p.fields,
             messages = p.messages,

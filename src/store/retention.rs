@@ -43,6 +43,10 @@ pub(crate) struct Purged {
     /// Rejected records (their reasons and ids echo the values they held) of
     /// imports that ended before the cut-off, deleted.
     pub rejections: u64,
+    /// Front office records deleted: the audit of the dossiers purged, sessions
+    /// ended, links expired, sign-in messages done.
+    #[serde(default)]
+    pub front_office: u64,
 }
 
 /// The dossiers closed before `before` and not purged yet: in a final step since
@@ -68,8 +72,9 @@ pub(crate) fn closed_before(
 impl Store {
     /// Erases the personal data of the dossiers closed before `before` (in a final
     /// step of `lifecycle`, or gone from their source), and the rejected records
-    /// of the imports that ended before then, in one transaction; with `dry_run`,
-    /// only counts.
+    /// of the imports that ended before then, and the front office's records
+    /// that are over (`sessions`: `[web] session_idle` and `session_max`), in
+    /// one transaction; with `dry_run`, only counts.
     ///
     /// # Errors
     /// On a database error; then nothing is erased.
@@ -78,6 +83,7 @@ impl Store {
         lifecycle: &Lifecycle,
         before: DateTime<Utc>,
         now: DateTime<Utc>,
+        sessions: (std::time::Duration, std::time::Duration),
         dry_run: bool,
     ) -> Result<Purged> {
         // What is erased is overwritten with zeros in the file, not just unlinked.
@@ -174,6 +180,7 @@ impl Store {
             )?;
         }
         purged.rejections = purge_rejections(&tx, before, dry_run)?;
+        purged.front_office = super::front::purge(&tx, &ids, sessions, now, dry_run)?;
         if !dry_run {
             tx.commit()?;
         }
@@ -206,6 +213,10 @@ fn purge_rejections(
 
 #[cfg(test)]
 mod tests {
+    const SESSIONS: (std::time::Duration, std::time::Duration) = (
+        std::time::Duration::from_secs(3_600),
+        std::time::Duration::from_secs(43_200),
+    );
     use super::*;
     use crate::test_support::utc;
 
@@ -276,7 +287,7 @@ mod tests {
         let lifecycle = crate::test_support::shipped_lifecycle();
         let now = utc("2026-01-01T00:00:00Z");
         let before = utc("2023-01-01T00:00:00Z");
-        let dry = store.purge(&lifecycle, before, now, true).unwrap();
+        let dry = store.purge(&lifecycle, before, now, SESSIONS, true).unwrap();
         let expected = Purged {
             dossiers: 1,
             fields: 1,
@@ -287,7 +298,7 @@ mod tests {
         };
         assert_eq!(dry, expected);
         assert_eq!(
-            store.purge(&lifecycle, before, now, false).unwrap(),
+            store.purge(&lifecycle, before, now, SESSIONS, false).unwrap(),
             expected
         );
         let text: String = store
@@ -336,7 +347,7 @@ mod tests {
             .unwrap();
         assert_eq!(step, "cloture");
         assert_eq!(
-            store.purge(&lifecycle, before, now, false).unwrap(),
+            store.purge(&lifecycle, before, now, SESSIONS, false).unwrap(),
             Purged::default()
         );
     }
