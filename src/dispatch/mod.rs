@@ -28,6 +28,10 @@
 //! unsubscribe link, a message with a mandatory alert says why it cannot be
 //! turned off ([`message::Footer`]; issue 17, item 25).
 //!
+//! The front office's sign-in messages have an outbox of their own, drained
+//! first in each pass: due at once, retried until their link expires
+//! ([`sign_in`]).
+//!
 //! Submodules: `plan` (what a pass does with the alerts it read, pure),
 //! `groups` (the groups sent a few at a time, one going wrong stopping none),
 //! [`message`] (the e-mail), [`admin`] (the administrators' digest and
@@ -38,6 +42,7 @@ pub mod admin;
 mod groups;
 pub mod message;
 mod plan;
+pub mod sign_in;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -219,7 +224,11 @@ impl Dispatcher {
             .inner
             .store
             .call(move |s| -> Result<_, crate::store::StoreError> {
-                Ok((s.next_due()?, s.transport_state(name)?))
+                let due = match (s.next_due()?, s.next_sign_in()?) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                Ok((due, s.transport_state(name)?))
             })
             .await??;
         Ok(due.map(|d| d.max(state.paused_until.unwrap_or(d))))
@@ -231,7 +240,7 @@ impl Dispatcher {
     /// # Errors
     /// When the store fails; transport failures are outcomes, not errors.
     pub async fn drain(&self, force: bool) -> anyhow::Result<PassReport> {
-        let mut total = PassReport::default();
+        let mut total = self.inner.send_sign_ins().await?;
         loop {
             let (report, read) = self.pass(force).await?;
             total.add(report);

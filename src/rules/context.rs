@@ -3,11 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use minijinja::Value;
 use minijinja::value::{DynObject, Object};
 
 use super::{Rules, Scene};
+use crate::delays::Estimate;
 use crate::lifecycle::Lifecycle;
 use crate::model::{self, Dossier, Event, EventKind, FieldKind};
 
@@ -53,7 +55,54 @@ impl Rules {
                 ..Value::from(minijinja::value::Serde(&self.region))
             },
             recipient => recipient,
+            front_office => self.front_office_value(),
         }
+    }
+
+    /// `front_office`: its address, when the front office is served.
+    fn front_office_value(&self) -> Value {
+        self.front_office.as_ref().map_or(Value::from(()), |url| {
+            minijinja::context! { url => Value::from_safe_string(url.clone()) }
+        })
+    }
+
+    /// The variables of the sign-in message (`_connexion.jinja`): the link and
+    /// how long it lasts, and what the layouts use.
+    pub(crate) fn sign_in_context(&self, link: &str, lifetime: Duration, address: &str) -> Value {
+        minijinja::context! {
+            sign_in => minijinja::context! {
+                link => Value::from_safe_string(link.to_owned()),
+                lifetime => lifetime.as_secs(),
+            },
+            region => minijinja::context! {
+                website => self.region.website.clone().map(Value::from_safe_string),
+                ..Value::from(minijinja::value::Serde(&self.region))
+            },
+            recipient => minijinja::context! { role => "beneficiary", address => address },
+            front_office => self.front_office_value(),
+        }
+    }
+
+    /// What comes next for `dossier` and when, in one paragraph, as messages
+    /// say it (the `next_steps` macro), or the next steps' labels alone.
+    pub(crate) fn next_steps(&self, dossier: &Dossier, delay: Option<&Estimate>) -> String {
+        let ctx = minijinja::context! {
+            step => step_value(dossier, &self.lifecycle),
+            delay => delay.map(|e| Value::from(minijinja::value::Serde(e))),
+        };
+        self.templates.next_steps(&ctx).unwrap_or_else(|| {
+            let next: Vec<String> = self
+                .lifecycle
+                .next(&dossier.step)
+                .iter()
+                .map(|s| format!("« {} »", s.label))
+                .collect();
+            if next.is_empty() {
+                String::new()
+            } else {
+                format!("Prochaine étape : {}.", next.join(" ou "))
+            }
+        })
     }
 
     /// `dossier`: every canonical field and declared extra field (`none` when

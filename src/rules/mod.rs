@@ -202,6 +202,9 @@ pub struct Rules {
     pub region: Region,
     /// When alerts leave.
     pub policy: Policy,
+    /// The front office's address (`[web] public_url`, when `[web] listen` is
+    /// set too), ending with `/`: `front_office.url` in every message.
+    pub front_office: Option<String>,
     /// The extra fields connectors declare, with their kind, present (maybe
     /// `none`) in every context.
     extra_fields: BTreeMap<String, FieldKind>,
@@ -271,12 +274,20 @@ impl Rules {
         if config.web.public_url.is_none() {
             way_out_missing(&rules, problems);
         }
+        let front_office = config.web.front_office().map(|url| format!("{url}/"));
+        if front_office.is_some() && !templates.has_file(template::SIGN_IN) {
+            problems.push(
+                templates.dir.join(template::SIGN_IN),
+                "the front office ([web] listen and public_url are set) sends its sign-in links with this template, which is missing",
+            );
+        }
         let rules = Self {
             rules,
             templates,
             lifecycle,
             region: config.region.clone(),
             policy: config.alerts.clone(),
+            front_office,
             extra_fields,
         };
         if problems.len() == before {

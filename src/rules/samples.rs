@@ -69,6 +69,20 @@ impl Rules {
                     }
                 }
             }
+            if label.starts_with("a complete") && self.templates.has_file(template::SIGN_IN) {
+                let ctx = self.sign_in_context(
+                    "https://aides.region.example.org/connexion/0123456789abcdef",
+                    std::time::Duration::from_secs(900),
+                    "contact@example.org",
+                );
+                let name = template::SIGN_IN.trim_end_matches(".jinja");
+                if let Err(reason) = self.templates.render(name, &ctx) {
+                    problems.push(
+                        self.templates.dir.join(template::SIGN_IN),
+                        format!("fails to render: {reason}"),
+                    );
+                }
+            }
             // The digest, made of a template that renders on its own.
             if let Some((name, ctx)) = renders
                 && let Err(reason) = self

@@ -33,6 +33,11 @@ pub(crate) const LAYOUT_TEXT: &str = "_layout.txt.jinja";
 pub(crate) const LAYOUT_HTML: &str = "_layout.html.jinja";
 /// The template of a message gathering several alerts.
 pub(crate) const DIGEST: &str = "_digest.jinja";
+/// The front office's sign-in message (issue 20).
+pub(crate) const SIGN_IN: &str = "_connexion.jinja";
+/// What comes next for a dossier, in one paragraph: the messages' own macro,
+/// for the front office's list.
+const NEXT_STEPS: &str = "@next_steps";
 const EXTENSION: &str = ".jinja";
 /// Templates named by rules are read with this prefix for their conditions.
 const CONDITION_PREFIX: &str = "@when/";
@@ -137,6 +142,11 @@ impl Templates {
                 names.push(file_name.trim_end_matches(EXTENSION).to_owned());
             }
         }
+        // The macro's file may be missing or differ: then the page says less.
+        let _ = env.add_template(
+            NEXT_STEPS,
+            "{% import \"_macros.jinja\" as m %}{{ m.next_steps(step, delay) }}",
+        );
         for required in [LAYOUT_TEXT, LAYOUT_HTML, DIGEST] {
             if !files.iter().any(|f| f.ends_with(required)) {
                 problems.push(dir.join(required), "this template is required but missing");
@@ -152,6 +162,23 @@ impl Templates {
     /// Whether rules may name this template.
     pub(crate) fn has(&self, name: &str) -> bool {
         self.names.iter().any(|n| n == name)
+    }
+
+    /// Whether the folder has the file `name` (`_connexion.jinja`).
+    pub(crate) fn has_file(&self, name: &str) -> bool {
+        self.env.get_template(name).is_ok()
+    }
+
+    /// What comes next for a dossier (`ctx` has its `step` and `delay`), as
+    /// the `next_steps` macro of `_macros.jinja` says it in messages; `None`
+    /// when the macro is missing or fails.
+    pub(crate) fn next_steps(&self, ctx: &Value) -> Option<String> {
+        let mut out = Capped::default();
+        self.env
+            .get_template(NEXT_STEPS)
+            .and_then(|t| t.render_captured_to(ctx, &mut out))
+            .ok()?;
+        Some(unmarked(&out.text()).trim().to_owned()).filter(|t| !t.is_empty())
     }
 
     /// The names rules may use.

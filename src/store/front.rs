@@ -88,6 +88,8 @@ pub(crate) struct SignInMail {
     pub recipient: String,
     /// The link's token.
     pub token: String,
+    /// When the link was made.
+    pub created_at: DateTime<Utc>,
     /// When the link expires: the message is useless after.
     pub expires_at: DateTime<Utc>,
     /// Attempts so far.
@@ -361,7 +363,7 @@ impl Store {
     /// On a database error or a corrupt row.
     pub(crate) fn due_sign_ins(&self, now: DateTime<Utc>) -> Result<Vec<SignInMail>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, recipient, token, expires_at, attempts FROM sign_in_messages
+            "SELECT id, recipient, token, expires_at, attempts, created_at FROM sign_in_messages
              WHERE status = 'pending' AND due_at <= ?1 AND token IS NOT NULL
              ORDER BY due_at, id LIMIT 100",
         )?;
@@ -374,6 +376,7 @@ impl Store {
                 token: r.get(2)?,
                 expires_at: parse_time(r.get_ref(3)?.as_str()?)?,
                 attempts: r.get(4)?,
+                created_at: parse_time(r.get_ref(5)?.as_str()?)?,
             });
         }
         Ok(out)

@@ -1,0 +1,127 @@
+//! The front office's sign-in messages (issue 20): an outbox of their own
+//! (`store::front`), drained at the start of every delivery pass.
+//!
+//! A sign-in message is due at once: no debounce, digest, sending window or
+//! daily limit holds it, since someone is waiting for it in front of a page.
+//! It is retried like an alert (the same backoff) while the transport refuses
+//! it for now, and fails once its link has expired: a late link is useless. It
+//! carries no unsubscribe footer (it answers a request). While the transport is
+//! paused (a relay-level failure), sign-in messages wait with the alerts.
+
+use chrono::Utc;
+use tracing::warn;
+
+use super::{Inner, PassReport, message, retry_at};
+use crate::store::SignInMail;
+use crate::transport::Outcome;
+
+/// The address a sign-in link leads to, under `public_url`.
+pub fn sign_in_url(public_url: &str, token: &str) -> String {
+    format!("{public_url}{SIGN_IN_PATH}/{token}")
+}
+
+/// Where sign-in links lead, below the public address.
+pub const SIGN_IN_PATH: &str = "/connexion";
+
+impl Inner {
+    /// Sends the sign-in messages due now, one after the other.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub(super) async fn send_sign_ins(&self) -> anyhow::Result<PassReport> {
+        let mut report = PassReport::default();
+        let Some(public_url) = self.public_url.clone() else {
+            return Ok(report);
+        };
+        let now = Utc::now();
+        let name = self.transport.name();
+        let state = self.store.call(move |s| s.transport_state(name)).await??;
+        if state.paused_until.is_some_and(|p| p > now) {
+            return Ok(report);
+        }
+        let due = self.store.call(move |s| s.due_sign_ins(now)).await??;
+        for mail in due {
+            if self.stop.is_cancelled() {
+                break;
+            }
+            let (status, retry, id, reason) = self.send_sign_in(&public_url, &mail).await;
+            match status {
+                "sent" => {
+                    report.messages += 1;
+                    report.sent += 1;
+                }
+                "pending" => report.retried += 1,
+                _ => {
+                    warn!(reason = reason.as_deref().unwrap_or(""), "A sign-in message was not delivered.");
+                    report.failed += 1;
+                }
+            }
+            let now = Utc::now();
+            self.store
+                .call(move |s| {
+                    s.sign_in_attempt(mail.id, status, retry, id.as_deref(), reason.as_deref(), now)
+                })
+                .await??;
+        }
+        Ok(report)
+    }
+
+    /// Makes and hands over one sign-in message: its new status, when to try
+    /// again, its Message-ID when sent, and why it did not leave.
+    async fn send_sign_in(
+        &self,
+        public_url: &str,
+        mail: &SignInMail,
+    ) -> (
+        &'static str,
+        Option<chrono::DateTime<Utc>>,
+        Option<String>,
+        Option<String>,
+    ) {
+        let now = Utc::now();
+        if mail.expires_at <= now {
+            let why = "le lien de connexion a expiré avant que le message parte";
+            return ("failed", None, None, Some(why.to_owned()));
+        }
+        let lifetime = (mail.expires_at - mail.created_at).to_std().unwrap_or_default();
+        let ctx = self.rules.sign_in_context(
+            &sign_in_url(public_url, &mail.token),
+            lifetime,
+            &mail.recipient,
+        );
+        let name = crate::rules::template::SIGN_IN.trim_end_matches(".jinja");
+        let message_id = message::message_id(&[&format!("sign-in:{}", mail.id)], &self.from);
+        let email = self
+            .rules
+            .templates
+            .render_many(&[(name, ctx)])
+            .map_err(|reason| format!("le message ne peut pas être composé : {reason}"))
+            .and_then(|content| {
+                message::build(
+                    &content,
+                    &self.from,
+                    self.reply_to.as_ref(),
+                    &mail.recipient,
+                    &message_id,
+                    now,
+                    &message::Footer::Nothing,
+                )
+            });
+        let outcome = match email {
+            Ok(email) => self.transmit(email, &message_id).await,
+            Err(reason) => Outcome::Permanent(reason),
+        };
+        match outcome {
+            Outcome::Sent(_) => ("sent", None, Some(message_id), None),
+            Outcome::Permanent(reason) => ("failed", None, None, Some(reason)),
+            Outcome::Transient(reason) | Outcome::Relay(reason) => {
+                let at = retry_at(now, mail.attempts + 1, mail.id, &self.config);
+                if at >= mail.expires_at {
+                    ("failed", None, None, Some(reason))
+                } else {
+                    ("pending", Some(at), None, Some(reason))
+                }
+            }
+        }
+    }
+}
