@@ -347,13 +347,16 @@ pub async fn run(
         }
         None => None,
     };
-    // The web face too, for the daemon's whole life (a reload keeps it).
-    let web = serve_web(setup.config.web.listen, &handle, &cancel).await?;
     announce(&setup, &handle, &live).await;
     let mut running = Running {
         generation: start(&setup, &handle, &cancel)?,
         current: setup,
     };
+    // The web face too, for the daemon's whole life (a reload keeps it, and
+    // hands it the new rules, estimates and dispatcher).
+    let (front, front_rx) =
+        tokio::sync::watch::channel(front_parts(&running.generation.hands));
+    let web = serve_web(&running.current.config, front_rx, &handle, &cancel).await?;
     // Commands that write hand their work to this daemon (one writer).
     let (hands, current_hands) = tokio::sync::watch::channel(Arc::clone(&running.generation.hands));
     let control = listen_for_commands(
@@ -375,6 +378,7 @@ pub async fn run(
             () = hangup(&mut hangups) => {
                 let reloaded = apply_reload(&mut running, &reload, &handle, &cancel, &live, &mut shutdown).await?;
                 hands.send_replace(Arc::clone(&running.generation.hands));
+                front.send_replace(front_parts(&running.generation.hands));
                 if reloaded == Reloaded::Shutdown {
                     break;
                 }
@@ -451,25 +455,49 @@ fn listen_for_commands(
     )))
 }
 
-/// Starts the web face on `listen`, when set, until `cancel`.
+/// What the front office needs of a running set.
+fn front_parts(hands: &control::Hands) -> Arc<crate::web::front::Current> {
+    Arc::new(crate::web::front::Current {
+        rules: Arc::clone(&hands.rules),
+        delays: Arc::clone(&hands.delays),
+        wake: Arc::clone(&hands.wake),
+    })
+}
+
+/// Starts the web face on `[web] listen`, when set, until `cancel`; with the
+/// front office when `[web] public_url` is set too.
 ///
 /// # Errors
 /// When the address cannot be listened on.
 async fn serve_web(
-    listen: Option<std::net::SocketAddr>,
+    config: &crate::config::Config,
+    current: tokio::sync::watch::Receiver<Arc<crate::web::front::Current>>,
     store: &StoreHandle,
     cancel: &CancellationToken,
 ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
-    let Some(address) = listen else {
+    let Some(address) = config.web.listen else {
         return Ok(None);
     };
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .map_err(|e| anyhow::anyhow!("web.listen: cannot listen on {address}: {e}"))?;
-    info!(%address, "Serving the web pages (unsubscribing).");
+    let pages = crate::web::pages::Pages::load(&config.rules_dir.join(crate::web::pages::PAGES_DIR));
+    let front = crate::web::front::FrontOffice::new(
+        &config.web,
+        config.region.clone(),
+        config.timezone,
+        pages,
+        current,
+    )
+    .map(Arc::new);
+    if front.is_some() {
+        info!(%address, "Serving the web pages (the front office, unsubscribing).");
+    } else {
+        info!(%address, "Serving the web pages (unsubscribing; no front office without web.public_url).");
+    }
     let (store, cancel) = (store.clone(), cancel.clone());
     Ok(Some(tokio::spawn(async move {
-        if let Err(error) = crate::web::serve(listener, store, cancel).await {
+        if let Err(error) = crate::web::serve(listener, store, front, cancel).await {
             error!(%error, "The web pages stopped.");
         }
     })))

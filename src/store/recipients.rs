@@ -57,7 +57,7 @@ pub(crate) fn token_shape(text: &str) -> bool {
 }
 
 /// A fresh token.
-pub(super) fn new_token() -> Result<String> {
+pub(crate) fn new_token() -> Result<String> {
     let mut bytes = [0u8; TOKEN_BYTES];
     getrandom::fill(&mut bytes).map_err(|e| StoreError::Random(e.to_string()))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())

@@ -1,7 +1,8 @@
 //! The web face: the HTTP listener of `[web] listen`, for the daemon's whole
-//! life, and the pages it serves. Today these are the unsubscribe pages of
-//! informational messages ([`unsubscribe`], issue 17, item 25); the front office
-//! of the design will grow here.
+//! life, and the pages it serves: the unsubscribe pages of informational
+//! messages ([`unsubscribe`], issue 17, item 25) and the front office
+//! ([`front`], issue 20: sign-in by e-mail, a beneficiary's dossiers), whose
+//! forms are guarded by [`guard`] and whose pages are [`pages`].
 //!
 //! Owns the router and what protects every page: a request timeout, a small
 //! body limit, security headers (no sniffing, no referrer, so that a token in a
@@ -11,12 +12,18 @@
 //! (the `metrics` module, on its own listener) and writes the store only
 //! through the store's own functions, on the store thread.
 
+pub mod front;
+pub mod guard;
+pub mod pages;
 pub mod unsubscribe;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{FromRef, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -47,11 +54,27 @@ const SECURITY_HEADERS: [(HeaderName, &str); 6] = [
     (HeaderName::from_static("x-robots-tag"), "noindex, nofollow"),
 ];
 
+/// What the pages share: the store, and the front office when it is served.
+#[derive(Clone)]
+pub struct WebState {
+    /// The store thread.
+    store: StoreHandle,
+    /// The front office (none: `[web] public_url` is not set).
+    front: Option<Arc<front::FrontOffice>>,
+}
+
+impl FromRef<WebState> for StoreHandle {
+    fn from_ref(state: &WebState) -> Self {
+        state.store.clone()
+    }
+}
+
 /// Every page, with the layers that protect them.
-pub fn router(store: StoreHandle) -> Router {
+pub fn router(store: StoreHandle, front: Option<Arc<front::FrontOffice>>) -> Router {
     let mut router = unsubscribe::routes()
+        .merge(front::routes())
         .fallback(unsubscribe::not_found)
-        .with_state(store)
+        .with_state(WebState { store, front })
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -83,9 +106,13 @@ pub fn router(store: StoreHandle) -> Router {
 pub async fn serve(
     listener: TcpListener,
     store: StoreHandle,
+    front: Option<Arc<front::FrontOffice>>,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(store))
+    axum::serve(
+        listener,
+        router(store, front).into_make_service_with_connect_info::<SocketAddr>(),
+    )
         .with_graceful_shutdown(cancel.cancelled_owned())
         .await
 }

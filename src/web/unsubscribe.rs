@@ -32,7 +32,7 @@ use crate::store::{OptOutHow, Subscription, token_shape};
 const ONE_CLICK: &[u8] = b"List-Unsubscribe=One-Click";
 
 /// Where the three pages are, below the router's root.
-pub(super) fn routes() -> Router<StoreHandle> {
+pub(super) fn routes() -> Router<super::WebState> {
     Router::new()
         .route(
             &format!("{}/{{token}}", super::UNSUBSCRIBE_PATH),
