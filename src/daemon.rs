@@ -409,10 +409,11 @@ pub async fn run(
         );
         return Ok(());
     }
-    // The heartbeat, the running set (its delay estimates) and the control
-    // socket's requests hold handles to the store thread: once they and the tasks
+    // The heartbeat, the running set (its delay estimates), the front office's
+    // parts and the control socket's requests hold handles to the store thread: once they and the tasks
     // are gone, the store thread drains and stops.
     drop(hands);
+    drop(front);
     drop(running);
     if let Some(heartbeat) = heartbeat {
         heartbeat.abort();

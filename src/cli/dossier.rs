@@ -1,5 +1,6 @@
 //! `alertissimo dossier REF`: the timeline of one dossier, its messages and
-//! their deliveries.
+//! their deliveries, and the front office's audit of it (who signed in or saw
+//! it in their list, when, from where).
 
 use super::*;
 
@@ -40,15 +41,18 @@ pub(super) fn dossier(
         let prediction = delays
             .of(&d.dossier, d.step_entered_at, at)
             .and_then(|e| e.dates);
+        let audit = store.audit(d.rowid)?;
         if json {
             let mut one = as_json(d, &events, &alerts, &lifecycle, tz);
             one["delay"] = serde_json::to_value(&prediction)?;
+            one["front_office"] = serde_json::to_value(&audit)?;
             all.push(one);
         } else {
             print(d, &events, &alerts, &lifecycle, tz);
             if let Some(p) = &prediction {
                 out!("  {}", prediction_text(p));
             }
+            print_audit(&audit, tz);
         }
     }
     if json {
@@ -149,6 +153,30 @@ fn print(
     }
     for (a, deliveries) in alerts {
         print_alert(a, deliveries, tz);
+    }
+}
+
+/// The front office's audit of a dossier, one line a record.
+fn print_audit(audit: &[crate::store::AuditRecord], tz: chrono_tz::Tz) {
+    if audit.is_empty() {
+        return;
+    }
+    out!("  espace en ligne :");
+    for r in audit {
+        let what = if r.action == "sign-in" {
+            "connexion"
+        } else {
+            "liste des dossiers consultée"
+        };
+        out!(
+            "    {}  {what} par {}{}",
+            r.at.with_timezone(&tz).format("%d/%m/%Y %H:%M"),
+            r.email,
+            r.client
+                .as_deref()
+                .map(|c| format!(" (depuis {c})"))
+                .unwrap_or_default()
+        );
     }
 }
 

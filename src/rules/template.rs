@@ -258,6 +258,7 @@ impl Templates {
                     count => items.len(),
                     region => last.get_attr("region").unwrap_or_default(),
                     recipient => last.get_attr("recipient").unwrap_or_default(),
+                    front_office => last.get_attr("front_office").unwrap_or_default(),
                 };
                 let part = self.part(DIGEST.trim_end_matches(EXTENSION), &ctx)?;
                 self.wrap(&part, &ctx)

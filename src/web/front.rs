@@ -131,13 +131,16 @@ impl Asker {
 
     /// Renders `page` with `extra` and what every page has.
     fn page(&self, status: StatusCode, page: &str, title: &str, extra: Value) -> Response {
+        // What `extra` says wins over these defaults.
         let ctx = context! {
-            title => title,
-            region => Value::from(minijinja::value::Serde(&self.front.region)),
-            base => &self.front.base,
-            signed_in => Value::from(()),
-            csrf => "",
-            ..extra
+            ..extra,
+            ..context! {
+                title => title,
+                region => Value::from(minijinja::value::Serde(&self.front.region)),
+                base => &self.front.base,
+                signed_in => Value::from(()),
+                csrf => "",
+            }
         };
         match self.front.pages.render(page, &ctx) {
             Ok(html) => (status, Html(html)).into_response(),

@@ -19,6 +19,7 @@ mod daemon;
 mod delays;
 mod delivery;
 mod ds;
+mod front_office;
 mod generated;
 mod http;
 mod import;
