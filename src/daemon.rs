@@ -354,8 +354,7 @@ pub async fn run(
     };
     // The web face too, for the daemon's whole life (a reload keeps it, and
     // hands it the new rules, estimates and dispatcher).
-    let (front, front_rx) =
-        tokio::sync::watch::channel(front_parts(&running.generation.hands));
+    let (front, front_rx) = tokio::sync::watch::channel(front_parts(&running.generation.hands));
     let web = serve_web(&running.current.config, front_rx, &handle, &cancel).await?;
     // Commands that write hand their work to this daemon (one writer).
     let (hands, current_hands) = tokio::sync::watch::channel(Arc::clone(&running.generation.hands));
@@ -482,7 +481,8 @@ async fn serve_web(
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .map_err(|e| anyhow::anyhow!("web.listen: cannot listen on {address}: {e}"))?;
-    let pages = crate::web::pages::Pages::load(&config.rules_dir.join(crate::web::pages::PAGES_DIR));
+    let pages =
+        crate::web::pages::Pages::load(&config.rules_dir.join(crate::web::pages::PAGES_DIR));
     let front = crate::web::front::FrontOffice::new(
         &config.web,
         config.region.clone(),

@@ -121,7 +121,11 @@ fn print(config: &Config, done: &Purge, json: bool) -> anyhow::Result<()> {
         out!(
             "Front office: {} records (the audit of these dossiers, sessions over, links expired, sign-in messages done) {}.",
             purged.front_office,
-            if dry_run { "would be deleted" } else { "were deleted" },
+            if dry_run {
+                "would be deleted"
+            } else {
+                "were deleted"
+            },
         );
         out!(
             "Copies from before {date}: {} rejected records of imports, {} archived exports, {} .eml files of the file transport and {} left-over API spools {}.{}",

@@ -172,7 +172,9 @@ pub(super) fn proxy(text: &str) -> Result<ipnet::IpNet, String> {
     text.parse::<ipnet::IpNet>()
         .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
         .map(|net| net.trunc())
-        .map_err(|_| format!("'{text}' is not an address (\"10.0.0.5\") or a network (\"10.0.0.0/8\")"))
+        .map_err(|_| {
+            format!("'{text}' is not an address (\"10.0.0.5\") or a network (\"10.0.0.0/8\")")
+        })
 }
 
 /// The public address of the web face as links start with it (no final `/`),
@@ -288,15 +290,25 @@ mod tests {
         assert_eq!(proxy("10.0.0.5").unwrap().to_string(), "10.0.0.5/32");
         assert_eq!(proxy(" 10.1.2.3/8 ").unwrap().to_string(), "10.0.0.0/8");
         assert_eq!(proxy("::1").unwrap().to_string(), "::1/128");
-        assert!(proxy("proxy.example.org").unwrap_err().contains("not an address"));
+        assert!(
+            proxy("proxy.example.org")
+                .unwrap_err()
+                .contains("not an address")
+        );
         let dir = tempfile::tempdir().unwrap();
         let path = write(
             dir.path(),
             "[web]\ntrusted_proxies = [\"x\"]\nsession_idle = \"2d\"\nsession_max = \"1d\"\n",
         );
         let text = Config::load(Some(&path)).unwrap_err().to_string();
-        assert!(text.contains("key `web.trusted_proxies`: 'x' is not"), "{text}");
-        assert!(text.contains("key `web.session_idle`: 2days is longer"), "{text}");
+        assert!(
+            text.contains("key `web.trusted_proxies`: 'x' is not"),
+            "{text}"
+        );
+        assert!(
+            text.contains("key `web.session_idle`: 2days is longer"),
+            "{text}"
+        );
         let config = Config::load(None).unwrap();
         assert_eq!(config.web.login_link_lifetime, Duration::from_secs(900));
         assert!(config.web.trusted_proxies.is_empty());

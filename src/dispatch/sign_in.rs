@@ -52,14 +52,24 @@ impl Inner {
                 }
                 "pending" => report.retried += 1,
                 _ => {
-                    warn!(reason = reason.as_deref().unwrap_or(""), "A sign-in message was not delivered.");
+                    warn!(
+                        reason = reason.as_deref().unwrap_or(""),
+                        "A sign-in message was not delivered."
+                    );
                     report.failed += 1;
                 }
             }
             let now = Utc::now();
             self.store
                 .call(move |s| {
-                    s.sign_in_attempt(mail.id, status, retry, id.as_deref(), reason.as_deref(), now)
+                    s.sign_in_attempt(
+                        mail.id,
+                        status,
+                        retry,
+                        id.as_deref(),
+                        reason.as_deref(),
+                        now,
+                    )
                 })
                 .await??;
         }
@@ -83,7 +93,9 @@ impl Inner {
             let why = "le lien de connexion a expiré avant que le message parte";
             return ("failed", None, None, Some(why.to_owned()));
         }
-        let lifetime = (mail.expires_at - mail.created_at).to_std().unwrap_or_default();
+        let lifetime = (mail.expires_at - mail.created_at)
+            .to_std()
+            .unwrap_or_default();
         let ctx = self.rules.sign_in_context(
             &sign_in_url(public_url, &mail.token),
             lifetime,

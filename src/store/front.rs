@@ -150,7 +150,7 @@ impl Store {
                 out.push(FrontDossier { stored, changed_at });
             }
         }
-        out.sort_by(|a, b| b.changed_at.cmp(&a.changed_at));
+        out.sort_by_key(|d| std::cmp::Reverse(d.changed_at));
         Ok(out)
     }
 
@@ -199,8 +199,8 @@ impl Store {
             return Ok(Asked::Nothing);
         }
         let token = recipients::new_token()?;
-        let expires = now
-            + chrono::Duration::from_std(lifetime).unwrap_or(chrono::TimeDelta::minutes(15));
+        let expires =
+            now + chrono::Duration::from_std(lifetime).unwrap_or(chrono::TimeDelta::minutes(15));
         let (now_text, expires_text) = (format_time(now), format_time(expires));
         tx.execute(
             "INSERT INTO login_tokens (hash, email, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",

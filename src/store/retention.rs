@@ -287,7 +287,9 @@ mod tests {
         let lifecycle = crate::test_support::shipped_lifecycle();
         let now = utc("2026-01-01T00:00:00Z");
         let before = utc("2023-01-01T00:00:00Z");
-        let dry = store.purge(&lifecycle, before, now, SESSIONS, true).unwrap();
+        let dry = store
+            .purge(&lifecycle, before, now, SESSIONS, true)
+            .unwrap();
         let expected = Purged {
             dossiers: 1,
             fields: 1,
@@ -295,10 +297,13 @@ mod tests {
             field_changes: 1,
             alerts: 2,
             rejections: 1,
+            front_office: 0,
         };
         assert_eq!(dry, expected);
         assert_eq!(
-            store.purge(&lifecycle, before, now, SESSIONS, false).unwrap(),
+            store
+                .purge(&lifecycle, before, now, SESSIONS, false)
+                .unwrap(),
             expected
         );
         let text: String = store
@@ -347,7 +352,9 @@ mod tests {
             .unwrap();
         assert_eq!(step, "cloture");
         assert_eq!(
-            store.purge(&lifecycle, before, now, SESSIONS, false).unwrap(),
+            store
+                .purge(&lifecycle, before, now, SESSIONS, false)
+                .unwrap(),
             Purged::default()
         );
     }

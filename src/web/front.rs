@@ -188,7 +188,8 @@ impl Asker {
     }
 
     async fn secret(&self) -> Result<Vec<u8>, Response> {
-        flatten(self.store.call(|s| s.web_secret(Utc::now())).await).map_err(|e| self.unavailable(&e))
+        flatten(self.store.call(|s| s.web_secret(Utc::now())).await)
+            .map_err(|e| self.unavailable(&e))
     }
 
     /// The session's address, when the request has an open one.
@@ -196,7 +197,10 @@ impl Asker {
         let Some(cookie) = guard::cookie(headers, SESSION_COOKIE).map(str::to_owned) else {
             return Ok(None);
         };
-        let (idle, max) = (self.front.settings.session_idle, self.front.settings.session_max);
+        let (idle, max) = (
+            self.front.settings.session_idle,
+            self.front.settings.session_max,
+        );
         let key = cookie.clone();
         let email = flatten(
             self.store
@@ -208,9 +212,7 @@ impl Asker {
     }
 }
 
-fn flatten<T>(
-    result: anyhow::Result<Result<T, crate::store::StoreError>>,
-) -> anyhow::Result<T> {
+fn flatten<T>(result: anyhow::Result<Result<T, crate::store::StoreError>>) -> anyhow::Result<T> {
     Ok(result??)
 }
 
@@ -227,7 +229,8 @@ async fn home(
         Ok(secret) => secret,
         Err(page) => return page,
     };
-    let nonce = match guard::cookie(&headers, CSRF_COOKIE).filter(|c| crate::store::token_shape(c)) {
+    let nonce = match guard::cookie(&headers, CSRF_COOKIE).filter(|c| crate::store::token_shape(c))
+    {
         Some(nonce) => nonce.to_owned(),
         None => match crate::store::new_token() {
             Ok(nonce) => nonce,
@@ -267,7 +270,10 @@ async fn ask(
         return asker.forbidden();
     }
     let email = guard::field(&body, "email").unwrap_or_default();
-    let (client, lifetime) = (asker.client.clone(), asker.front.settings.login_link_lifetime);
+    let (client, lifetime) = (
+        asker.client.clone(),
+        asker.front.settings.login_link_lifetime,
+    );
     let limits = SignInLimits {
         per_address: PER_ADDRESS,
         per_client: PER_CLIENT,
@@ -333,7 +339,12 @@ async fn follow(
         ),
         Err(e) => return asker.unavailable(&e),
     };
-    asker.page(status, "lien", "Ce lien ne permet pas de vous connecter", context! { why => why })
+    asker.page(
+        status,
+        "lien",
+        "Ce lien ne permet pas de vous connecter",
+        context! { why => why },
+    )
 }
 
 /// `POST /deconnexion`: ends the session.
@@ -350,7 +361,9 @@ async fn leave(
         Ok(secret) => secret,
         Err(page) => return page,
     };
-    let cookie = guard::cookie(&headers, SESSION_COOKIE).unwrap_or_default().to_owned();
+    let cookie = guard::cookie(&headers, SESSION_COOKIE)
+        .unwrap_or_default()
+        .to_owned();
     let token = guard::field(&body, "csrf").unwrap_or_default();
     if cookie.is_empty() || !guard::csrf_valid(&secret, &format!("session:{cookie}"), &token) {
         return asker.forbidden();
@@ -358,7 +371,10 @@ async fn leave(
     if let Err(e) = flatten(asker.store.call(move |s| s.end_session(&cookie)).await) {
         return asker.unavailable(&e);
     }
-    asker.redirect("", Some(guard::set_cookie(SESSION_COOKIE, None, asker.front.secure)))
+    asker.redirect(
+        "",
+        Some(guard::set_cookie(SESSION_COOKIE, None, asker.front.secure)),
+    )
 }
 
 /// `GET /dossiers`: the session's dossiers.

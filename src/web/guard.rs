@@ -134,7 +134,10 @@ mod tests {
         let chain = headers(&[("x-forwarded-for", "203.0.113.7, 10.0.0.9")]);
         assert_eq!(client(proxy, &chain, &trusted).to_string(), "203.0.113.7");
         let outsider: SocketAddr = "198.51.100.1:1".parse().unwrap();
-        assert_eq!(client(outsider, &forwarded, &trusted).to_string(), "198.51.100.1");
+        assert_eq!(
+            client(outsider, &forwarded, &trusted).to_string(),
+            "198.51.100.1"
+        );
     }
 
     #[test]

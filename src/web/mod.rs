@@ -113,6 +113,6 @@ pub async fn serve(
         listener,
         router(store, front).into_make_service_with_connect_info::<SocketAddr>(),
     )
-        .with_graceful_shutdown(cancel.cancelled_owned())
-        .await
+    .with_graceful_shutdown(cancel.cancelled_owned())
+    .await
 }

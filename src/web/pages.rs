@@ -12,12 +12,30 @@ use tracing::{info, warn};
 
 /// The shipped pages, by file name.
 const SHIPPED: [(&str, &str); 6] = [
-    ("_page.html.jinja", include_str!("../../rules/pages/_page.html.jinja")),
-    ("accueil.html.jinja", include_str!("../../rules/pages/accueil.html.jinja")),
-    ("envoye.html.jinja", include_str!("../../rules/pages/envoye.html.jinja")),
-    ("lien.html.jinja", include_str!("../../rules/pages/lien.html.jinja")),
-    ("erreur.html.jinja", include_str!("../../rules/pages/erreur.html.jinja")),
-    ("dossiers.html.jinja", include_str!("../../rules/pages/dossiers.html.jinja")),
+    (
+        "_page.html.jinja",
+        include_str!("../../rules/pages/_page.html.jinja"),
+    ),
+    (
+        "accueil.html.jinja",
+        include_str!("../../rules/pages/accueil.html.jinja"),
+    ),
+    (
+        "envoye.html.jinja",
+        include_str!("../../rules/pages/envoye.html.jinja"),
+    ),
+    (
+        "lien.html.jinja",
+        include_str!("../../rules/pages/lien.html.jinja"),
+    ),
+    (
+        "erreur.html.jinja",
+        include_str!("../../rules/pages/erreur.html.jinja"),
+    ),
+    (
+        "dossiers.html.jinja",
+        include_str!("../../rules/pages/dossiers.html.jinja"),
+    ),
 ];
 
 /// The folder of `RULES_DIR` whose files replace the shipped pages.

@@ -71,7 +71,10 @@ impl Answer {
 
     /// The value of the hidden `csrf` field of the page.
     fn csrf(&self) -> String {
-        let at = self.body.find("name=\"csrf\" value=\"").expect("a csrf field");
+        let at = self
+            .body
+            .find("name=\"csrf\" value=\"")
+            .expect("a csrf field");
         let rest = &self.body[at + "name=\"csrf\" value=\"".len()..];
         rest[..rest.find('"').unwrap()].to_owned()
     }
@@ -154,7 +157,12 @@ fn issue_20_a_beneficiary_signs_in_and_sees_their_dossiers_only() {
     });
     let home = http(port, "GET", "/", "", "");
     assert_eq!(home.status, 200);
-    for needle in ["lang=\"fr\"", "name=\"email\"", "<label for=\"email\"", "type=\"hidden\" name=\"csrf\""] {
+    for needle in [
+        "lang=\"fr\"",
+        "name=\"email\"",
+        "<label for=\"email\"",
+        "type=\"hidden\" name=\"csrf\"",
+    ] {
         assert!(home.body.contains(needle), "{needle}: {}", home.body);
     }
     let head = home.head.to_lowercase();
@@ -175,26 +183,52 @@ fn issue_20_a_beneficiary_signs_in_and_sees_their_dossiers_only() {
     let unknown = ask(port, "personne@example.org");
     assert_eq!((known.status, unknown.status), (200, 200));
     assert_eq!(known.body, unknown.body);
-    assert!(known.body.contains("Si cette adresse figure dans un de vos dossiers"), "{}", known.body);
+    assert!(
+        known
+            .body
+            .contains("Si cette adresse figure dans un de vos dossiers"),
+        "{}",
+        known.body
+    );
     wait_for("the sign-in message", Duration::from_secs(30), || {
         !sign_in_messages(&install).is_empty()
     });
     std::thread::sleep(Duration::from_millis(500));
     let messages = sign_in_messages(&install);
     assert_eq!(messages.len(), 1, "nothing for an unknown address");
-    assert!(messages[0].contains("To: lune@example.org"), "{}", messages[0]);
+    assert!(
+        messages[0].contains("To: lune@example.org"),
+        "{}",
+        messages[0]
+    );
     let link = link_of(&messages[0]);
 
     // A forged token, then the link, then the link again.
-    let forged = http(port, "GET", &format!("/connexion/{}", "a".repeat(48)), "", "");
+    let forged = http(
+        port,
+        "GET",
+        &format!("/connexion/{}", "a".repeat(48)),
+        "",
+        "",
+    );
     assert_eq!(forged.status, 404);
-    assert!(forged.body.contains("Demander un nouveau lien"), "{}", forged.body);
+    assert!(
+        forged.body.contains("Demander un nouveau lien"),
+        "{}",
+        forged.body
+    );
     let opened = http(port, "GET", &link, "", "");
     assert_eq!(opened.status, 303, "{}", opened.body);
     assert_eq!(opened.header("location").as_deref(), Some("/dossiers"));
     let session_header = opened.head.to_lowercase();
-    assert!(session_header.contains("set-cookie: session="), "{session_header}");
-    assert!(session_header.contains("httponly; samesite=lax"), "{session_header}");
+    assert!(
+        session_header.contains("set-cookie: session="),
+        "{session_header}"
+    );
+    assert!(
+        session_header.contains("httponly; samesite=lax"),
+        "{session_header}"
+    );
     let session = format!("session={}", opened.cookie("session").unwrap());
     let again = http(port, "GET", &link, "", "");
     assert_eq!(again.status, 410);
@@ -204,11 +238,21 @@ fn issue_20_a_beneficiary_signs_in_and_sees_their_dossiers_only() {
     let list = http(port, "GET", "/dossiers", &session, "");
     assert_eq!(list.status, 200, "{}", list.body);
     let body = &list.body;
-    for needle in ["REF-F0", "REF-F1", "REF-F2", "3\u{a0}500,50\u{a0}€", "instruction", "clos depuis longtemps"] {
+    for needle in [
+        "REF-F0",
+        "REF-F1",
+        "REF-F2",
+        "3\u{a0}500,50\u{a0}€",
+        "instruction",
+        "clos depuis longtemps",
+    ] {
         assert!(body.contains(needle), "{needle}: {body}");
     }
     assert!(body.find("REF-F1").unwrap() < body.find("REF-F2").unwrap());
-    assert!(!body.contains("REF-F3") && !body.contains("soleil"), "{body}");
+    assert!(
+        !body.contains("REF-F3") && !body.contains("soleil"),
+        "{body}"
+    );
     assert_eq!(http(port, "GET", "/dossiers", "", "").status, 303);
 
     // The audit, in `dossier REF`.
@@ -228,8 +272,18 @@ fn issue_20_a_beneficiary_signs_in_and_sees_their_dossiers_only() {
     // Signing out: refused without its CSRF field, done with it.
     let refused = http(port, "POST", "/deconnexion", &session, "");
     assert_eq!(refused.status, 403);
-    assert!(refused.body.contains("Formulaire expiré"), "{}", refused.body);
-    let out = http(port, "POST", "/deconnexion", &session, &format!("csrf={}", list.csrf()));
+    assert!(
+        refused.body.contains("Formulaire expiré"),
+        "{}",
+        refused.body
+    );
+    let out = http(
+        port,
+        "POST",
+        "/deconnexion",
+        &session,
+        &format!("csrf={}", list.csrf()),
+    );
     assert_eq!(out.status, 303);
     assert_eq!(http(port, "GET", "/dossiers", &session, "").status, 303);
     let exit = crate::common::terminate(&mut daemon.0);
@@ -266,7 +320,11 @@ fn issue_20_csrf_the_per_address_limit_and_an_expired_link() {
     std::thread::sleep(Duration::from_secs(4));
     let messages = sign_in_messages(&install);
     assert_eq!(messages.len(), 3);
-    assert!(messages[0].contains("Si vous n'avez rien demand"), "{}", messages[0]);
+    assert!(
+        messages[0].contains("Si vous n'avez rien demand"),
+        "{}",
+        messages[0]
+    );
     // Past its lifetime, a link only says so.
     let late = http(port, "GET", &link_of(&messages[0]), "", "");
     assert_eq!(late.status, 410);
@@ -285,7 +343,13 @@ fn issue_20_purge_removes_sessions_and_the_audit_of_purged_dossiers() {
     wait_for("the sign-in message", Duration::from_secs(30), || {
         !sign_in_messages(&install).is_empty()
     });
-    let opened = http(port, "GET", &link_of(&sign_in_messages(&install)[0]), "", "");
+    let opened = http(
+        port,
+        "GET",
+        &link_of(&sign_in_messages(&install)[0]),
+        "",
+        "",
+    );
     assert_eq!(opened.status, 303);
     let audit = |reference: &str| -> usize {
         let out = install.run(&["dossier", reference, "--json"]);
@@ -299,7 +363,10 @@ fn issue_20_purge_removes_sessions_and_the_audit_of_purged_dossiers() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["purged"]["dossiers"], 1, "{json}");
     // The refused dossier's audit and the session went; REF-F0's audit stays.
-    assert!(json["purged"]["front_office"].as_u64().unwrap() >= 2, "{json}");
+    assert!(
+        json["purged"]["front_office"].as_u64().unwrap() >= 2,
+        "{json}"
+    );
     assert_eq!((audit("REF-F0"), audit("REF-F2")), (1, 0));
     let sessions: i64 = install
         .sql()
