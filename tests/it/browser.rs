@@ -97,7 +97,11 @@ impl Browser {
                 let ci = std::env::var("CI").is_ok_and(|v| v == "true");
                 let skip = std::env::var(SKIP).is_ok_and(|v| !v.is_empty() && v != "0");
                 if skip && !ci {
-                    eprintln!(
+                    // Straight to the process's standard error, past the test
+                    // harness's capture: a test that did not look says so.
+                    use std::io::Write;
+                    let _ = writeln!(
+                        std::io::stderr(),
                         "\n!!! BROWSER TEST {test} DID NOT RUN ({SKIP} is set): {}\n",
                         missing.join("; ")
                     );
@@ -282,27 +286,36 @@ impl Browser {
         self.run(|c| async move { c.execute_async(&script, Vec::new()).await })
     }
 
-    /// Makes the page's viewport `width` CSS pixels wide and the window as
-    /// tall as the page (so that a screenshot shows all of it).
+    /// Makes the page's viewport `width` CSS pixels wide, and at least 800 px
+    /// tall or as tall as the page (at most 6000 px), so that a screenshot
+    /// shows all of it. The window's size includes its frame, if any: it is
+    /// found by measuring.
     fn set_width(&self, width: u32) {
-        let (mut window, mut height) = (width, 900);
-        for _ in 0..3 {
-            self.run(|c| async move { c.set_window_size(window, height).await });
-            let inner =
-                self.script("return [window.innerWidth, document.documentElement.scrollHeight];");
-            let inner_width = inner[0].as_u64().unwrap_or(0);
-            let page_height = inner[1].as_u64().unwrap_or(0);
-            if inner_width == u64::from(width) && page_height <= u64::from(height) {
+        let width = i64::from(width);
+        let (mut window_width, mut window_height) = (width, 800);
+        for _ in 0..4 {
+            let size = (
+                u32::try_from(window_width).unwrap(),
+                u32::try_from(window_height).unwrap(),
+            );
+            self.run(|c| async move { c.set_window_size(size.0, size.1).await });
+            let measured = self.script(
+                "return [window.innerWidth, window.innerHeight,
+                         document.documentElement.scrollHeight];",
+            );
+            let [inner_width, inner_height, page_height] =
+                [0, 1, 2].map(|i| measured[i].as_i64().unwrap_or(0));
+            let wanted_height = page_height.clamp(800, 6000);
+            if inner_width == width && inner_height >= wanted_height {
                 return;
             }
-            // The window's frame, if any, is added; a long page gets a tall window.
-            window = (i64::from(window) + i64::from(width) - inner_width as i64).max(1) as u32;
-            height = (page_height as u32).clamp(height, 6000);
+            window_width = (window_width + width - inner_width).max(1);
+            window_height = (window_height + wanted_height - inner_height).max(1);
         }
         let inner = self.script("return window.innerWidth;");
         assert_eq!(
-            inner.as_u64(),
-            Some(u64::from(width)),
+            inner.as_i64(),
+            Some(width),
             "the viewport cannot be made {width} px wide"
         );
     }
@@ -387,7 +400,7 @@ impl Browser {
                         format!(
                             "    {}: {}",
                             n["target"],
-                            n["why"].as_str().unwrap_or("").replace('\n', " ")
+                            n["why"].as_str().unwrap_or("").replace("\n  ", "; ")
                         )
                     })
                     .collect();
@@ -499,12 +512,12 @@ fn issue_20_the_browser_harness_names_what_axe_finds() {
         return;
     };
     // No `lang`, an image without its text, grey on white, a form field
-    // without a label, and a block wider than a phone.
+    // without a label, and a block wider than a phone and taller than a screen.
     browser.goto(
         "data:text/html;charset=utf-8,<!DOCTYPE html><html><head><title>t</title></head>\
          <body><main><h1>Page</h1><img src=\"data:,\">\
          <p style=\"color:%23ccc\">pale</p><input type=\"text\">\
-         <div style=\"width:900px\">wide</div></main></body></html>",
+         <div style=\"width:900px;height:1500px\">wide</div></main></body></html>",
     );
     let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         browser.check("wrong-on-purpose");
@@ -524,4 +537,17 @@ fn issue_20_the_browser_harness_names_what_axe_finds() {
         !message.contains("at 1280 px: the page scrolls sideways"),
         "{message}"
     );
+    // The screenshots show the whole page: its height is in the PNG's header.
+    for width in WIDTHS {
+        let file = browser
+            .screenshots
+            .join(format!("harness-wrong-on-purpose-{width}px.png"));
+        let png = std::fs::read(&file).unwrap();
+        let size = [16, 20].map(|at| u32::from_be_bytes(png[at..at + 4].try_into().unwrap()));
+        assert!(
+            size[0] == width && size[1] >= 1500,
+            "{}: {size:?}",
+            file.display()
+        );
+    }
 }
