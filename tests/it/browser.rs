@@ -21,7 +21,8 @@
 //! passes without a browser.
 //!
 //! A test opens a [`Browser`], drives it with [`Browser::goto`],
-//! [`Browser::click`] and [`Browser::run`], and calls [`Browser::check`] on each
+//! [`Browser::fill`], [`Browser::click`], [`Browser::text`] and [`Browser::run`]
+//! (any WebDriver command of `fantoccini`'s client), and calls [`Browser::check`] on each
 //! page it wants looked at: both widths, a screenshot each, axe, and no
 //! horizontal scrolling at 360 px (WCAG 1.4.10, reflow).
 
@@ -271,6 +272,17 @@ impl Browser {
              if (document.readyState === 'complete') { done(true); }
              else { window.addEventListener('load', () => done(true)); }",
         );
+    }
+
+    /// Types `text` into the form field that `css` selects (after clearing
+    /// it), as a person would.
+    pub fn fill(&self, css: &str, text: &str) {
+        let (css, text) = (css.to_owned(), text.to_owned());
+        self.run(|c| async move {
+            let field = c.find(Locator::Css(&css)).await?;
+            field.clear().await?;
+            field.send_keys(&text).await
+        });
     }
 
     /// Runs `script` in the page; its return value.
@@ -536,6 +548,12 @@ fn issue_20_the_browser_harness_names_what_axe_finds() {
     assert!(
         !message.contains("at 1280 px: the page scrolls sideways"),
         "{message}"
+    );
+    // A field takes what is typed into it.
+    browser.fill("input", "lune@example.org");
+    assert_eq!(
+        browser.script("return document.querySelector('input').value;"),
+        "lune@example.org"
     );
     // The screenshots show the whole page: its height is in the PNG's header.
     for width in WIDTHS {
