@@ -15,10 +15,11 @@
 //! (Not `ALERTISSIMO_*`: the binary reads every such variable as a key of its
 //! configuration, and refuses the ones it does not know.)
 //!
-//! When one is missing the test fails, saying what to install, in CI
-//! (`CI=true`) always; elsewhere too, unless `BROWSER_TESTS_SKIP=1` is
-//! set, and then the test says loudly that it did not run. A browser test never
-//! passes without a browser.
+//! When one is missing, the test fails in CI (`CI=true`), saying what to
+//! install, and on any machine where `BROWSER_TESTS_REQUIRED=1` is set.
+//! Elsewhere (a developer's fresh machine, the README's quick start) it says
+//! loudly, past the test harness's capture, that it did not run and what to
+//! install: the CI run is the one that must look.
 //!
 //! A test opens a [`Browser`], drives it with [`Browser::goto`],
 //! [`Browser::fill`], [`Browser::click`], [`Browser::text`] and [`Browser::run`]
@@ -41,8 +42,8 @@ pub const WIDTHS: [u32; 2] = [1280, 360];
 /// The axe-core version `.ci/run` installs, named in the messages below.
 pub const AXE_VERSION: &str = "4.14.1";
 
-/// The opt-out, for a machine without a browser; ignored in CI.
-const SKIP: &str = "BROWSER_TESTS_SKIP";
+/// Outside CI, makes a missing browser a failure rather than a notice.
+const REQUIRED: &str = "BROWSER_TESTS_REQUIRED";
 
 /// Chromium's flags: headless, and nothing that reaches for the network on its
 /// own (the machines running the tests have none but the package registries).
@@ -88,22 +89,22 @@ pub struct Browser {
 
 impl Browser {
     /// Starts a browser for the test `test` (the screenshots' prefix), or
-    /// `None` when the tools are missing and `BROWSER_TESTS_SKIP` is set
-    /// outside CI (said on standard error). Fails, naming what to install, when
-    /// they are missing otherwise.
+    /// `None` when the tools are missing outside CI and `BROWSER_TESTS_REQUIRED`
+    /// is not set (said on standard error). Fails, naming what to install, when
+    /// they are missing in CI or when required.
     pub fn open(test: &str) -> Option<Browser> {
         let tools = match find_tools() {
             Ok(tools) => tools,
             Err(missing) => {
                 let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-                let skip = std::env::var(SKIP).is_ok_and(|v| !v.is_empty() && v != "0");
-                if skip && !ci {
+                let required = std::env::var(REQUIRED).is_ok_and(|v| !v.is_empty() && v != "0");
+                if !required && !ci {
                     // Straight to the process's standard error, past the test
                     // harness's capture: a test that did not look says so.
                     use std::io::Write;
                     let _ = writeln!(
                         std::io::stderr(),
-                        "\n!!! BROWSER TEST {test} DID NOT RUN ({SKIP} is set): {}\n",
+                        "\n!!! BROWSER TEST {test} DID NOT RUN: {} (docs/CONTRIBUTING.md, \"Browser tests\"; CI runs it)\n",
                         missing.join("; ")
                     );
                     return None;
@@ -115,9 +116,8 @@ impl Browser {
                         "CI must run it: .ci/run installs these; see docs/CONTRIBUTING.md, \
                          \"Browser tests\"."
                     } else {
-                        "Install them (docs/CONTRIBUTING.md, \"Browser tests\"), or set \
-                         BROWSER_TESTS_SKIP=1 to leave the browser tests out on this \
-                         machine (never in CI)."
+                        "Install them (docs/CONTRIBUTING.md, \"Browser tests\"), or unset \
+                         BROWSER_TESTS_REQUIRED to let the browser tests say they did not run."
                     }
                 );
             }
