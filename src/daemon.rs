@@ -468,11 +468,9 @@ async fn serve_web(
         .map_err(|e| anyhow::anyhow!("web.listen: cannot listen on {address}: {e}"))?;
     info!(%address, "Serving the web pages (unsubscribing).");
     let (store, cancel) = (store.clone(), cancel.clone());
-    Ok(Some(tokio::spawn(async move {
-        if let Err(error) = crate::web::serve(listener, store, cancel).await {
-            error!(%error, "The web pages stopped.");
-        }
-    })))
+    Ok(Some(tokio::spawn(crate::web::serve(
+        listener, store, cancel,
+    ))))
 }
 
 /// Reads the files again and, when they are valid, stops the running tasks and
