@@ -497,11 +497,9 @@ async fn serve_web(
         info!(%address, "Serving the web pages (unsubscribing; no front office without web.public_url).");
     }
     let (store, cancel) = (store.clone(), cancel.clone());
-    Ok(Some(tokio::spawn(async move {
-        if let Err(error) = crate::web::serve(listener, store, front, cancel).await {
-            error!(%error, "The web pages stopped.");
-        }
-    })))
+    Ok(Some(tokio::spawn(crate::web::serve(
+        listener, store, front, cancel,
+    ))))
 }
 
 /// Reads the files again and, when they are valid, stops the running tasks and

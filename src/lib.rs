@@ -11,6 +11,7 @@
 //!   secret     pure: loopback hosts, names and values that carry a credential
 //!   timing     pure: debounce, digests, sending windows, cron in the Region's zone
 //!   calendar   pure: French public holidays, business days, committee sessions
+//!   httpd      the bounded HTTP server of both listeners ([metrics], [web])
 //! 1 value      pure: the values of exports (amounts in cents, dates, e-mails…)
 //!   lifecycle  rules/lifecycle.toml: canonical steps and their French labels
 //!   diff       pure change detection: stored state + new reading → events
@@ -48,6 +49,7 @@ pub mod delays;
 pub mod diag;
 pub(crate) mod diff;
 pub(crate) mod dispatch;
+pub(crate) mod httpd;
 pub(crate) mod import;
 pub mod lifecycle;
 pub(crate) mod metrics;

@@ -1,9 +1,11 @@
 //! Metrics and health over HTTP: `/metrics` (Prometheus text exposition),
 //! `/healthz` and `/readyz`, on `[metrics] listen` (off unless set).
 //!
-//! Owns the exposition ([`render`], pure) and the small HTTP/1.1 server that
-//! answers the three GET requests (`server`, bounded in connections, request
-//! size and time, and paused when the process runs out of descriptors). The figures come from the state database at
+//! Owns the exposition ([`render`], pure) and the three GET endpoints
+//! (`endpoints`: an axum router, one scrape at a time, each answer within its
+//! time), served by the server both listeners share (`httpd`: bounded in
+//! connections, request size and time, and paused when the process runs out of
+//! descriptors). The figures come from the state database at
 //! each scrape (see `store::gauges`), so they survive restarts and agree with
 //! `alertissimo runs` and `outbox list`; reload outcomes and the connector files'
 //! states are kept in memory ([`Live`]). No metric names a person: connectors,
@@ -14,9 +16,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::store::Gauges;
 
-mod server;
+mod endpoints;
 
-pub use server::{Limits, serve};
+pub use endpoints::{Limits, serve};
 
 /// Reloads since start, by outcome.
 #[derive(Debug, Default)]

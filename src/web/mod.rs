@@ -8,7 +8,8 @@
 //! body limit, security headers (no sniffing, no referrer, so that a token in a
 //! URL never leaves in a `Referer`; a content security policy that allows no
 //! script and no external asset; no framing; no caching) and a tracing span per
-//! request that names the route, never the token. It does not own `/metrics`
+//! request that names the route, never the token. Its connections are served
+//! by `httpd`, as the metrics endpoint's are. It does not own `/metrics`
 //! (the `metrics` module, on its own listener) and writes the store only
 //! through the store's own functions, on the store thread.
 
@@ -17,9 +18,7 @@ pub mod guard;
 pub mod pages;
 pub mod unsubscribe;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-
 use std::time::Duration;
 
 use axum::Router;
@@ -32,6 +31,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::httpd;
 use crate::store::StoreHandle;
 
 pub use crate::dispatch::message::UNSUBSCRIBE_PATH;
@@ -99,20 +99,36 @@ pub fn router(store: StoreHandle, front: Option<Arc<front::FrontOffice>>) -> Rou
     router
 }
 
-/// Serves the pages on `listener` until `cancel`; requests under way finish.
-///
-/// # Errors
-/// When the listener fails for good.
+/// The bounds of the listener's connections: those of `/metrics`, with room
+/// for a few hundred browsers (each may keep a connection alive) and their
+/// cookies.
+pub fn limits() -> httpd::Limits {
+    httpd::Limits {
+        max_connections: MAX_CONNECTIONS,
+        max_head_bytes: 16 * 1024,
+        ..httpd::Limits::default()
+    }
+}
+
+/// Connections served at once (issue 20's benchmark: 200 clients at once).
+pub const MAX_CONNECTIONS: usize = 512;
+
+/// Serves the pages on `listener` until `cancel`, through the server the
+/// metrics endpoint uses too (connections capped, request heads bounded in size
+/// and time, accepts paused when descriptors run out, the client's address in
+/// each request); requests under way finish.
 pub async fn serve(
     listener: TcpListener,
     store: StoreHandle,
     front: Option<Arc<front::FrontOffice>>,
     cancel: CancellationToken,
-) -> std::io::Result<()> {
-    axum::serve(
+) {
+    httpd::serve(
         listener,
-        router(store, front).into_make_service_with_connect_info::<SocketAddr>(),
+        "web listener",
+        router(store, front),
+        limits(),
+        cancel,
     )
-    .with_graceful_shutdown(cancel.cancelled_owned())
-    .await
+    .await;
 }

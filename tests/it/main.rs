@@ -10,6 +10,7 @@
 
 mod alerts;
 mod architecture;
+mod browser;
 mod check;
 mod common;
 mod control;

@@ -1,5 +1,6 @@
-//! The metrics endpoint under load: out of file descriptors, many idle
-//! connections, huge requests (issue 17, item 34).
+//! The HTTP listeners under load: out of file descriptors, many idle
+//! connections, huge requests (issue 17, item 34); the metrics endpoint, and
+//! the web listener, served by the same code (issue 20, item 1).
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -192,6 +193,83 @@ fn issue_17_item_34_a_request_with_a_megabyte_of_headers_is_refused() {
     );
     sending.join().unwrap();
     assert_eq!(get(port, "/healthz").0, "HTTP/1.1 200 OK");
+    let exit = crate::common::terminate(&mut daemon.0);
+    assert!(exit.success(), "{exit}");
+}
+
+/// See: issue 20, item 1. The web listener is bounded as the metrics endpoint
+/// is (the same server, `httpd`): 600 connections that send nothing, past its
+/// cap of 512, do not keep a page from being served at once, and a request head
+/// over 16 KiB is refused (431).
+#[test]
+fn issue_20_the_web_listener_is_bounded_like_the_metrics_endpoint() {
+    let install = Install::tolerant();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    install.append_config(&format!(
+        "[web]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n"
+    ));
+    let (mut daemon, log) = running_logged(&install);
+    let idle: Vec<TcpStream> = (0..600)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    // The web listener keeps connections alive: this one asks to be closed.
+    let mut page = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    page.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    write!(
+        page,
+        "GET /nothing-here HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    page.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 404 Not Found\r\n"), "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let mut open = 0;
+    for mut stream in &idle {
+        stream.set_nonblocking(true).unwrap();
+        match stream.read(&mut [0u8; 256]) {
+            Err(e) if e.kind() == ErrorKind::WouldBlock => open += 1,
+            _ => {}
+        }
+    }
+    assert!((400..=512).contains(&open), "{open} idle connections open");
+    drop(idle);
+
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let filler = format!("X-Filler: {}\r\n", "a".repeat(1_000));
+    let head = format!(
+        "GET / HTTP/1.1\r\nHost: localhost\r\n{}\r\n",
+        filler.repeat(20)
+    );
+    let _ = stream.write_all(head.as_bytes());
+    let mut response = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n @ 1..) = stream.read(&mut buf) {
+        response.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&response);
+    assert!(
+        text.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+        "{text}"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("The web listener has as many connections as it serves"),
+        "{text}"
+    );
     let exit = crate::common::terminate(&mut daemon.0);
     assert!(exit.success(), "{exit}");
 }

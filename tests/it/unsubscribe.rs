@@ -365,3 +365,68 @@ fn issue_17_item_25_an_informational_rule_needs_a_public_url() {
     );
     assert!(!said.contains("decision-accordee"), "{said}");
 }
+
+/// The unsubscribe pages in a real browser (issue 20, Tests: the harness of
+/// `browser.rs`, proven on the pages that exist): the page a message's link
+/// opens, its button (the form posts), the page that says it is done, its
+/// button to take it back, and an unknown link; each at 1280 and 360 px, with
+/// a screenshot and axe-core's WCAG 2.1 AA rules.
+#[test]
+fn issue_20_the_unsubscribe_pages_pass_axe_in_a_real_browser_at_both_widths() {
+    let Some(browser) = crate::browser::Browser::open("unsubscribe") else {
+        return;
+    };
+    let (install, port) = install();
+    import(&install, "1.csv", &export(["Déposé", "Déposé", "Déposé"]));
+    import(
+        &install,
+        "2.csv",
+        &export(["Instruction en cours", "Déposé", "Déposé"]),
+    );
+    let _daemon = install.daemon();
+    wait_for("the informational message", Duration::from_secs(30), || {
+        delivered(&install).len() == 1
+    });
+    let (head, _) = read_eml(&delivered(&install)[0]);
+    let link = header(&head, "List-Unsubscribe").unwrap_or_else(|| panic!("{head}"));
+    let url = &link[1..link.len() - 1];
+
+    // The page a scanner or a person opens: what the link does, one button.
+    browser.goto(url);
+    assert!(
+        browser
+            .text()
+            .contains("Se désabonner des messages d'information"),
+        "{}",
+        browser.text()
+    );
+    browser.check("page");
+
+    // The button posts the form: the choice is recorded, the page says so.
+    browser.click("form button[type=submit]");
+    assert!(
+        browser.text().contains("Vous êtes désabonné"),
+        "{}",
+        browser.text()
+    );
+    assert_eq!(opt_outs(&install)[0].2, "page");
+    browser.check("done");
+
+    // Taking it back.
+    browser.click("form button[type=submit]");
+    assert!(browser.text().contains("de nouveau"), "{}", browser.text());
+    assert!(opt_outs(&install).is_empty());
+    browser.check("undone");
+
+    // A link nobody holds.
+    browser.goto(&format!(
+        "http://127.0.0.1:{port}/desabonnement/{}",
+        "0".repeat(48)
+    ));
+    assert!(
+        browser.text().contains("Lien inconnu"),
+        "{}",
+        browser.text()
+    );
+    browser.check("unknown");
+}
