@@ -461,6 +461,7 @@ fn front_parts(hands: &control::Hands) -> Arc<crate::web::front::Current> {
         rules: Arc::clone(&hands.rules),
         delays: Arc::clone(&hands.delays),
         wake: Arc::clone(&hands.wake),
+        sources: Arc::clone(&hands.sources),
     })
 }
 

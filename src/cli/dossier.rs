@@ -163,10 +163,11 @@ fn print_audit(audit: &[crate::store::AuditRecord], tz: chrono_tz::Tz) {
     }
     out!("  espace en ligne :");
     for r in audit {
-        let what = if r.action == "sign-in" {
-            "connexion"
-        } else {
-            "liste des dossiers consultée"
+        let what = match r.action.as_str() {
+            "sign-in" => "connexion",
+            "dossier" => "page du dossier consultée",
+            "message" => "message envoyé relu en ligne",
+            _ => "liste des dossiers consultée",
         };
         out!(
             "    {}  {what} par {}{}",

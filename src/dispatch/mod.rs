@@ -69,6 +69,9 @@ pub use plan::plan;
 const BATCH: usize = 500;
 /// Alerts one digest message lists at most.
 const MAX_DIGEST: usize = 50;
+/// The role of a dossier's beneficiary: their messages are kept for the front
+/// office's dossier pages.
+const BENEFICIARY: &str = "beneficiary";
 /// How long a claim holds beyond the longest a send may take: past it, another
 /// process may take the alerts back even though their owner still runs.
 const CLAIM_MARGIN: Duration = Duration::from_secs(15 * 60);
@@ -449,7 +452,9 @@ impl Inner {
         }
         let recipient = group[0].recipient.clone();
         let footer = self.footer(&group).await?;
+        let mut kept = None;
         let outcome = match self.render(&group, delays).and_then(|content| {
+            kept = Some((content.subject.clone(), content.text.clone()));
             message::build(
                 &content,
                 &from,
@@ -463,7 +468,26 @@ impl Inner {
             Err(reason) => Outcome::Permanent(reason),
             Ok(email) => self.transmit(email, &message_id).await,
         };
+        if let (Outcome::Sent(_), Some(content)) = (&outcome, kept)
+            && group.iter().any(|a| a.role == BENEFICIARY)
+        {
+            self.keep(&message_id, &recipient, content).await;
+        }
         self.conclude(&group, outcome, &message_id).await
+    }
+
+    /// Keeps a message delivered to a beneficiary, for their dossiers' pages
+    /// in the front office (issue 20, item 5). A failure is logged: the
+    /// message left, and only its copy is missing.
+    async fn keep(&self, message_id: &str, recipient: &str, (subject, text): (String, String)) {
+        let (id, to, now) = (message_id.to_owned(), recipient.to_owned(), Utc::now());
+        let kept = self
+            .store
+            .call(move |s| s.keep_message(&id, &to, (&subject, &text), now))
+            .await;
+        if let Err(error) = kept.and_then(|r| Ok(r?)) {
+            warn!(error = %format!("{error:#}"), "A message left, but its copy for the front office could not be kept.");
+        }
     }
 
     /// What a group's message says about turning such messages off: a message of

@@ -430,7 +430,7 @@ impl Store {
 }
 
 /// Records `action` by `email` on each of `dossiers`, in `tx`.
-fn audit(
+pub(super) fn audit(
     tx: &rusqlite::Transaction<'_>,
     email: &str,
     action: &str,
@@ -454,7 +454,8 @@ fn audit(
 }
 
 /// The front office's part of the purge, in the purge's transaction: the
-/// audit of the dossiers `purged` (row ids), sessions past `max` or unseen for
+/// audit of the dossiers `purged` (row ids) and the messages kept about them
+/// (`front_pages`), sessions past `max` or unseen for
 /// `idle`, links expired and sign-in messages done more than a day ago.
 /// Returns how many rows went.
 ///
@@ -472,9 +473,14 @@ pub(super) fn purge(
     };
     let ids = serde_json::to_string(purged).unwrap_or_else(|_| "[]".to_owned());
     let day_ago = format_time(now - chrono::TimeDelta::days(1));
-    let statements: [(&str, Vec<String>); 4] = [
+    let statements: [(&str, Vec<String>); 5] = [
         (
             "web_audit WHERE dossier_id IN (SELECT value FROM json_each(?1))",
+            vec![ids.clone()],
+        ),
+        (
+            "kept_messages WHERE message_id IN (SELECT message_id FROM alerts
+             WHERE dossier_id IN (SELECT value FROM json_each(?1)))",
             vec![ids],
         ),
         (

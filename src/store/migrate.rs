@@ -57,6 +57,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     (include_str!("migrations/0018_unsubscribe.sql"), None),
     (include_str!("migrations/0019_run_as_of.sql"), None),
     (include_str!("migrations/0020_front_office.sql"), None),
+    (include_str!("migrations/0021_kept_messages.sql"), None),
 ];
 
 fn migrations() -> Migrations<'static> {

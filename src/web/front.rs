@@ -57,6 +57,8 @@ pub struct Current {
     pub delays: Arc<DelayCache>,
     /// Wakes the dispatcher: a sign-in message leaves at once.
     pub wake: Arc<Notify>,
+    /// The connectors' links to their portals.
+    pub sources: Arc<crate::model::Sources>,
 }
 
 /// The front office: its settings and pages, for the daemon's whole life.
@@ -72,7 +74,7 @@ pub struct FrontOffice {
     /// The running configuration's parts.
     pub current: tokio::sync::watch::Receiver<Arc<Current>>,
     /// The path of the public address, ending with `/`.
-    base: String,
+    pub(super) base: String,
     /// Cookies are `Secure` (the public address is https).
     secure: bool,
 }
@@ -109,17 +111,18 @@ pub(super) fn routes() -> Router<WebState> {
         .route("/connexion/{token}", get(follow))
         .route("/deconnexion", post(leave))
         .route("/dossiers", get(dossiers))
+        .merge(super::dossier::routes())
 }
 
 /// A request's parts every handler reads.
-struct Asker {
-    front: Arc<FrontOffice>,
-    store: StoreHandle,
-    client: String,
+pub(super) struct Asker {
+    pub(super) front: Arc<FrontOffice>,
+    pub(super) store: StoreHandle,
+    pub(super) client: String,
 }
 
 impl Asker {
-    fn of(state: &WebState, peer: SocketAddr, headers: &HeaderMap) -> Option<Self> {
+    pub(super) fn of(state: &WebState, peer: SocketAddr, headers: &HeaderMap) -> Option<Self> {
         let front = Arc::clone(state.front.as_ref()?);
         let client = guard::client(peer, headers, &front.settings.trusted_proxies).to_string();
         Some(Self {
@@ -130,7 +133,13 @@ impl Asker {
     }
 
     /// Renders `page` with `extra` and what every page has.
-    fn page(&self, status: StatusCode, page: &str, title: &str, extra: Value) -> Response {
+    pub(super) fn page(
+        &self,
+        status: StatusCode,
+        page: &str,
+        title: &str,
+        extra: Value,
+    ) -> Response {
         // What `extra` says wins over these defaults.
         let ctx = context! {
             ..extra,
@@ -151,11 +160,11 @@ impl Asker {
         }
     }
 
-    fn refusal(&self, status: StatusCode, title: &str, message: &str) -> Response {
+    pub(super) fn refusal(&self, status: StatusCode, title: &str, message: &str) -> Response {
         self.page(status, "erreur", title, context! { message => message })
     }
 
-    fn unavailable(&self, error: &anyhow::Error) -> Response {
+    pub(super) fn unavailable(&self, error: &anyhow::Error) -> Response {
         error!(error = %format!("{error:#}"), "A front office page could not read or write the store.");
         self.refusal(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -173,7 +182,7 @@ impl Asker {
         )
     }
 
-    fn redirect(&self, to: &str, cookie: Option<String>) -> Response {
+    pub(super) fn redirect(&self, to: &str, cookie: Option<String>) -> Response {
         let mut response = (
             StatusCode::SEE_OTHER,
             [(header::LOCATION, format!("{}{to}", self.front.base))],
@@ -187,13 +196,16 @@ impl Asker {
         response
     }
 
-    async fn secret(&self) -> Result<Vec<u8>, Response> {
+    pub(super) async fn secret(&self) -> Result<Vec<u8>, Response> {
         flatten(self.store.call(|s| s.web_secret(Utc::now())).await)
             .map_err(|e| self.unavailable(&e))
     }
 
     /// The session's address, when the request has an open one.
-    async fn session(&self, headers: &HeaderMap) -> Result<Option<(String, String)>, Response> {
+    pub(super) async fn session(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<Option<(String, String)>, Response> {
         let Some(cookie) = guard::cookie(headers, SESSION_COOKIE).map(str::to_owned) else {
             return Ok(None);
         };
@@ -212,7 +224,9 @@ impl Asker {
     }
 }
 
-fn flatten<T>(result: anyhow::Result<Result<T, crate::store::StoreError>>) -> anyhow::Result<T> {
+pub(super) fn flatten<T>(
+    result: anyhow::Result<Result<T, crate::store::StoreError>>,
+) -> anyhow::Result<T> {
     Ok(result??)
 }
 
@@ -418,7 +432,10 @@ async fn dossiers(
     };
     let (mut open, mut closed) = (Vec::new(), Vec::new());
     for d in &found {
-        let row = row(d, &current.rules, &delays, asker.front.tz, now);
+        let mut row = row(d, &current.rules, &delays, asker.front.tz, now);
+        row = context! { ..row, ..context! {
+            href => format!("{}dossiers/{}", asker.front.base, super::dossier::key(&secret, d.stored.rowid)),
+        }};
         if closed_long_ago(d, &current.rules, now) {
             closed.push(row);
         } else {

@@ -13,6 +13,7 @@
 //! (the `metrics` module, on its own listener) and writes the store only
 //! through the store's own functions, on the store thread.
 
+pub mod dossier;
 pub mod front;
 pub mod guard;
 pub mod pages;

@@ -11,7 +11,7 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
 use tracing::{info, warn};
 
 /// The shipped pages, by file name.
-const SHIPPED: [(&str, &str); 6] = [
+const SHIPPED: [(&str, &str); 8] = [
     (
         "_page.html.jinja",
         include_str!("../../rules/pages/_page.html.jinja"),
@@ -35,6 +35,14 @@ const SHIPPED: [(&str, &str); 6] = [
     (
         "dossiers.html.jinja",
         include_str!("../../rules/pages/dossiers.html.jinja"),
+    ),
+    (
+        "dossier.html.jinja",
+        include_str!("../../rules/pages/dossier.html.jinja"),
+    ),
+    (
+        "message.html.jinja",
+        include_str!("../../rules/pages/message.html.jinja"),
     ),
 ];
 

@@ -21,7 +21,7 @@ F3;REF-F3;Culture;Association Soleil;;soleil@example.org;Déposé;01/10/2026;500
 
 /// An installation with the web face on a free port, `extra` appended to its
 /// `[web]` section, and [`EXPORT`] imported; returns it and the port.
-fn install(extra: &str) -> (Install, u16) {
+pub(crate) fn install(extra: &str) -> (Install, u16) {
     let install = Install::with_connector(|c| {
         c.replace(
             "\"Voté en CP\" = \"accorde\"",
@@ -45,14 +45,14 @@ fn install(extra: &str) -> (Install, u16) {
 }
 
 /// An answer: status, head (lowercase names kept as sent), body.
-struct Answer {
-    status: u16,
-    head: String,
-    body: String,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) head: String,
+    pub(crate) body: String,
 }
 
 impl Answer {
-    fn header(&self, name: &str) -> Option<String> {
+    pub(crate) fn header(&self, name: &str) -> Option<String> {
         self.head.split("\r\n").find_map(|line| {
             let (n, v) = line.split_once(':')?;
             n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
@@ -60,7 +60,7 @@ impl Answer {
     }
 
     /// The value of cookie `name` set by this answer.
-    fn cookie(&self, name: &str) -> Option<String> {
+    pub(crate) fn cookie(&self, name: &str) -> Option<String> {
         self.head.split("\r\n").find_map(|line| {
             let (n, v) = line.split_once(':')?;
             let v = v.trim().strip_prefix(&format!("{name}="))?;
@@ -81,7 +81,7 @@ impl Answer {
 }
 
 /// One HTTP/1.1 request to 127.0.0.1:`port`, with `cookies`.
-fn http(port: u16, method: &str, path: &str, cookies: &str, body: &str) -> Answer {
+pub(crate) fn http(port: u16, method: &str, path: &str, cookies: &str, body: &str) -> Answer {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream
@@ -111,7 +111,7 @@ fn http(port: u16, method: &str, path: &str, cookies: &str, body: &str) -> Answe
 
 /// Asks for a sign-in link for `email` as a browser does (the form, then its
 /// POST); returns the answer.
-fn ask(port: u16, email: &str) -> Answer {
+pub(crate) fn ask(port: u16, email: &str) -> Answer {
     let form = http(port, "GET", "/", "", "");
     assert_eq!(form.status, 200, "{}", form.body);
     let nonce = form.cookie("csrf").expect("the form's cookie");
@@ -125,7 +125,7 @@ fn ask(port: u16, email: &str) -> Answer {
 }
 
 /// The sign-in messages delivered so far, their text with quoted-printable undone.
-fn sign_in_messages(install: &Install) -> Vec<String> {
+pub(crate) fn sign_in_messages(install: &Install) -> Vec<String> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(install.root().join("outbox"))
         .map(|entries| entries.map(|e| e.unwrap().path()).collect())
         .unwrap_or_default();
@@ -143,7 +143,7 @@ fn sign_in_messages(install: &Install) -> Vec<String> {
 }
 
 /// The path of the sign-in link in a message.
-fn link_of(message: &str) -> String {
+pub(crate) fn link_of(message: &str) -> String {
     let at = message.find("/connexion/").unwrap();
     message[at..at + "/connexion/".len() + 48].to_owned()
 }

@@ -19,6 +19,7 @@ mod credentials;
 mod daemon;
 mod delays;
 mod delivery;
+mod dossier_page;
 mod ds;
 mod front_office;
 mod generated;
