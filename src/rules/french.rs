@@ -69,14 +69,16 @@ pub(crate) fn amount(cents: i64) -> String {
     format!("{sign}{grouped},{:02}{NBSP}€", magnitude % 100)
 }
 
-/// A duration as people say it: "moins d'un jour", "environ 4 jours",
-/// "environ 3 semaines", "environ 5 mois".
+/// A duration as people say it: "15 minutes", "environ 5 heures", "environ 4
+/// jours", "environ 3 semaines", "environ 5 mois" (under a day, without
+/// "environ" when it is exact: a sign-in link lasts "15 minutes").
 pub(crate) fn duration(d: Duration) -> String {
     const DAY: f64 = 86_400.0;
     let days = d.as_secs_f64() / DAY;
-    let (n, one, many) = if days < 1.0 {
-        return "moins d'un jour".to_owned();
-    } else if days < 14.0 && !(days.round() as u64).is_multiple_of(7) {
+    if days < 1.0 {
+        return under_a_day(d.as_secs());
+    }
+    let (n, one, many) = if days < 14.0 && !(days.round() as u64).is_multiple_of(7) {
         // Whole weeks read as weeks: "1w" is "environ 1 semaine", not 7 days.
         (days.round(), "jour", "jours")
     } else if days < 60.0 {
@@ -86,6 +88,22 @@ pub(crate) fn duration(d: Duration) -> String {
     };
     let n = n as u64;
     format!("environ {n} {}", if n > 1 { many } else { one })
+}
+
+/// A duration under a day: minutes below an hour, else hours.
+fn under_a_day(secs: u64) -> String {
+    let (unit, one, many) = match secs {
+        0..60 => return "moins d'une minute".to_owned(),
+        60..3_600 => (60, "minute", "minutes"),
+        _ => (3_600, "heure", "heures"),
+    };
+    let n = (secs + unit / 2) / unit;
+    let about = if secs.is_multiple_of(unit) {
+        ""
+    } else {
+        "environ "
+    };
+    format!("{about}{n} {}", if n > 1 { many } else { one })
 }
 
 /// A refused snapshot's reason, as the administrators' digest says it: the
@@ -170,7 +188,11 @@ mod tests {
     }
 
     #[rstest]
-    #[case(3_600, "moins d'un jour")]
+    #[case(0, "moins d'une minute")]
+    #[case(900, "15 minutes")]
+    #[case(1_000, "environ 17 minutes")]
+    #[case(3_600, "1 heure")]
+    #[case(5 * 3_600 + 100, "environ 5 heures")]
     #[case(86_400, "environ 1 jour")]
     #[case(4 * 86_400, "environ 4 jours")]
     #[case(14 * 86_400, "environ 2 semaines")]
