@@ -129,8 +129,7 @@ impl<'a> Applied<'a> {
                 rowid
             }
             Action::Change { held, stored } => {
-                cx.tx
-                    .update(held.rowid, stored.dossier.reference(), &write)?;
+                cx.tx.update(held.rowid, &stored.dossier, &write)?;
                 self.changes.read_again(held.slot, row_hash);
                 held.rowid
             }

@@ -6,14 +6,13 @@
 //! the operating system's CSPRNG by the unsubscribe links' own helper
 //! ([`super::recipients`], 192 bits) and only their SHA-256 is kept ([`digest`]);
 //! e-mail addresses are kept in lowercase and compared so. Which dossiers an
-//! address may see is [`Store::beneficiary_dossiers`]: a purged dossier never
-//! counts. The pages, the limits' values and the cookies are the `web` module's.
+//! address may see is [`Store::beneficiary_dossiers`], found through the index
+//! of [`super::beneficiaries`]: a purged dossier never counts. The pages, the limits' values and the cookies are the `web` module's.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
-use super::{Result, Store, StoreError, format_time, parse_time, recipients};
-use crate::model::Value;
+use super::{Result, Store, StoreError, beneficiaries, format_time, parse_time, recipients};
 
 /// The SHA-256 of `text`, in lowercase hex: what is kept of a token or a cookie.
 pub(crate) fn digest(text: &str) -> String {
@@ -125,33 +124,42 @@ impl Store {
     /// # Errors
     /// On a database error or a corrupt row.
     pub(crate) fn beneficiary_dossiers(&self, email: &str) -> Result<Vec<FrontDossier>> {
-        let email = email.trim().to_lowercase();
+        let email = beneficiaries::normalize(email);
         let mut stmt = self.conn.prepare_cached(
             "SELECT d.id, d.connector, d.source_id, d.step, d.status, d.fields,
                     d.present, d.step_entered_at, d.scheme,
                     coalesce((SELECT max(e.occurred_at) FROM events e WHERE e.dossier_id = d.id),
                              d.step_entered_at)
-             FROM dossiers d WHERE d.purged_at IS NULL",
+             FROM beneficiary_emails b JOIN dossiers d ON d.id = b.dossier_id
+             WHERE b.email = ?1 AND d.purged_at IS NULL",
         )?;
-        let mut rows = stmt.query([])?;
+        let mut rows = stmt.query([&email])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
             let stored = self.read_dossier(row)?;
-            let Some(Value::Emails(list) | Value::Text(list)) =
-                stored.dossier.get("beneficiary.email")
-            else {
-                continue;
-            };
-            if list
-                .split([',', ';'])
-                .any(|one| one.trim().to_lowercase() == email)
-            {
-                let changed_at = parse_time(row.get_ref(9)?.as_str()?)?;
-                out.push(FrontDossier { stored, changed_at });
-            }
+            let changed_at = parse_time(row.get_ref(9)?.as_str()?)?;
+            out.push(FrontDossier { stored, changed_at });
         }
         out.sort_by_key(|d| std::cmp::Reverse(d.changed_at));
         Ok(out)
+    }
+
+    /// Whether `email` (any case) is the beneficiary address of a dossier that
+    /// is not purged.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub(crate) fn is_beneficiary(&self, email: &str) -> Result<bool> {
+        let email = beneficiaries::normalize(email);
+        Ok(!email.is_empty()
+            && self
+                .conn
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM beneficiary_emails b
+                                    JOIN dossiers d ON d.id = b.dossier_id
+                                    WHERE b.email = ?1 AND d.purged_at IS NULL)",
+                )?
+                .query_row([&email], |r| r.get(0))?)
     }
 
     /// Records a sign-in asked for `email` from `client` and, when the address
@@ -170,7 +178,7 @@ impl Store {
     ) -> Result<Asked> {
         let email = email.trim().to_lowercase();
         let hour_ago = format_time(now - chrono::TimeDelta::hours(1));
-        let known = !email.is_empty() && !self.beneficiary_dossiers(&email)?.is_empty();
+        let known = self.is_beneficiary(&email)?;
         let tx = self.conn.transaction()?;
         tx.execute(
             "DELETE FROM sign_in_requests WHERE at < ?1",

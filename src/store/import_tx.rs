@@ -10,8 +10,8 @@ use rusqlite::{Connection, Transaction, params};
 use super::runs::{insert_rejections, insert_run};
 use super::sticky::{self, Param};
 use super::{
-    Entry, FieldEncoder, NewRun, Rejection, Result, RunStatus, Store, StoreError, fields,
-    format_time, index, journal, parse_time, references,
+    Entry, FieldEncoder, NewRun, Rejection, Result, RunStatus, Store, StoreError, beneficiaries,
+    fields, format_time, index, journal, parse_time, references,
 };
 use crate::model::{Dossier, Event, EventKind};
 
@@ -81,6 +81,7 @@ impl Store {
                 insert_event: prepare(INSERT_EVENT)?,
             },
             references: RefCell::default(),
+            beneficiaries: RefCell::default(),
             last_time: RefCell::default(),
             tx,
             run_id: 0,
@@ -98,6 +99,8 @@ pub(crate) struct ImportTx<'a> {
     hot: Statements<'a>,
     /// The reference index entries of the dossiers this import created or renamed.
     references: RefCell<references::Pending>,
+    /// The beneficiary addresses of the dossiers this import created.
+    beneficiaries: RefCell<beneficiaries::Pending>,
     /// The last instant written, and its text: a new dossier's `created` event
     /// happened when it entered its step, written just before.
     last_time: RefCell<(Option<DateTime<Utc>>, String)>,
@@ -300,21 +303,18 @@ impl ImportTx<'_> {
         self.references
             .borrow_mut()
             .push(&self.tx, w.dossier.reference(), rowid)?;
+        self.beneficiaries.borrow_mut().push(w.dossier, rowid);
         Ok(rowid)
     }
 
-    /// Replaces the state of a stored dossier, whose reference was
-    /// `stored_reference`, and marks it present.
+    /// Replaces the state of a stored dossier, which was `stored`, and marks
+    /// it present.
     ///
     /// # Errors
     /// On a database error.
-    pub(crate) fn update(
-        &self,
-        rowid: i64,
-        stored_reference: &str,
-        w: &DossierWrite<'_>,
-    ) -> Result<()> {
-        if w.dossier.reference() != stored_reference {
+    pub(crate) fn update(&self, rowid: i64, stored: &Dossier, w: &DossierWrite<'_>) -> Result<()> {
+        beneficiaries::changed(&self.tx, rowid, stored, w.dossier)?;
+        if w.dossier.reference() != stored.reference() {
             self.references
                 .borrow_mut()
                 .push(&self.tx, w.dossier.reference(), rowid)?;
@@ -458,6 +458,7 @@ impl ImportTx<'_> {
         )?;
         insert_rejections(&self.tx, self.run_id, rejections)?;
         self.references.borrow_mut().flush(&self.tx)?;
+        self.beneficiaries.borrow_mut().flush(&self.tx)?;
         #[cfg(debug_assertions)]
         self.check_links()?;
         drop(self.hot);

@@ -5,7 +5,7 @@
 use rusqlite::{Connection, Transaction};
 use rusqlite_migration::{M, Migrations};
 
-use super::{StoreError, fields, index, references};
+use super::{StoreError, beneficiaries, fields, index, references};
 
 /// A migration hook's error from the store's: SQLite's stays itself, the others
 /// become their message.
@@ -58,6 +58,10 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     (include_str!("migrations/0019_run_as_of.sql"), None),
     (include_str!("migrations/0020_front_office.sql"), None),
     (include_str!("migrations/0021_kept_messages.sql"), None),
+    (
+        include_str!("migrations/0022_beneficiary_emails.sql"),
+        Some(beneficiaries::migrate_0022),
+    ),
 ];
 
 fn migrations() -> Migrations<'static> {

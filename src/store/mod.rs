@@ -62,6 +62,7 @@ pub enum StoreError {
     Random(String),
 }
 
+mod beneficiaries;
 mod claims;
 mod dossiers;
 mod evaluations;

@@ -179,6 +179,9 @@ impl Store {
                 [id],
             )?;
         }
+        if !dry_run {
+            super::beneficiaries::purge(&tx, &ids)?;
+        }
         purged.rejections = purge_rejections(&tx, before, dry_run)?;
         purged.front_office = super::front::purge(&tx, &ids, sessions, now, dry_run)?;
         if !dry_run {

@@ -10,6 +10,7 @@
 
 mod alerts;
 mod architecture;
+mod beneficiaries;
 mod browser;
 mod check;
 mod common;
