@@ -13,7 +13,7 @@ use crate::common::{Install, text};
 use crate::daemon::wait_for;
 
 /// Three dossiers of Lune (one refused long ago), one of Soleil.
-const EXPORT: &str = "N° dossier;Référence;Dispositif;Bénéficiaire;SIRET;Courriel;Statut;Date statut;Montant voté;Date d'export\n\
+pub(crate) const EXPORT: &str = "N° dossier;Référence;Dispositif;Bénéficiaire;SIRET;Courriel;Statut;Date statut;Montant voté;Date d'export\n\
 F0;REF-F0;Culture;Association Lune;;Lune@Example.org;Instruction en cours;01/10/2026;12 000,00;01/10/2026 06:00\n\
 F1;REF-F1;Sport;Association Lune;;lune@example.org;Voté en CP;02/10/2026;3 500,50;01/10/2026 06:00\n\
 F2;REF-F2;Culture;Association Lune;;LUNE@example.org;Refusé;01/02/2020;1 000,00;01/10/2026 06:00\n\

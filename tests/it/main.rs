@@ -23,6 +23,7 @@ mod delivery;
 mod dossier_page;
 mod ds;
 mod front_office;
+mod front_office_browser;
 mod generated;
 mod http;
 mod import;
