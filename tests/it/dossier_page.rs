@@ -11,7 +11,7 @@ use crate::daemon::wait_for;
 use crate::front_office::{Answer, ask, http, install, link_of, sign_in_messages};
 
 /// Signs `email` in through the real flow; returns the session's cookie.
-fn sign_in(install: &crate::common::Install, port: u16, email: &str) -> String {
+pub(crate) fn sign_in(install: &crate::common::Install, port: u16, email: &str) -> String {
     let before = sign_in_messages(install).len();
     assert_eq!(ask(port, email).status, 200);
     wait_for("the sign-in message", Duration::from_secs(30), || {
@@ -28,7 +28,7 @@ fn sign_in(install: &crate::common::Install, port: u16, email: &str) -> String {
 }
 
 /// The addresses of the dossier pages a list links to.
-fn dossier_links(list: &Answer) -> Vec<String> {
+pub(crate) fn dossier_links(list: &Answer) -> Vec<String> {
     // minijinja escapes "/" in attributes.
     let body = list.body.replace("&#x2f;", "/");
     body.match_indices("href=\"/dossiers/")

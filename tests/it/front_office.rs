@@ -70,7 +70,7 @@ impl Answer {
     }
 
     /// The value of the hidden `csrf` field of the page.
-    fn csrf(&self) -> String {
+    pub(crate) fn csrf(&self) -> String {
         let at = self
             .body
             .find("name=\"csrf\" value=\"")

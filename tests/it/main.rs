@@ -24,6 +24,7 @@ mod dossier_page;
 mod ds;
 mod front_office;
 mod front_office_browser;
+mod front_office_snapshots;
 mod generated;
 mod http;
 mod import;
