@@ -497,9 +497,14 @@ async fn serve_web(
     } else {
         info!(%address, "Serving the web pages (unsubscribing; no front office without web.public_url).");
     }
+    let https = config
+        .web
+        .public_url
+        .as_deref()
+        .is_some_and(|url| url.starts_with("https://"));
     let (store, cancel) = (store.clone(), cancel.clone());
     Ok(Some(tokio::spawn(crate::web::serve(
-        listener, store, front, cancel,
+        listener, store, front, https, cancel,
     ))))
 }
 

@@ -55,6 +55,11 @@ const SECURITY_HEADERS: [(HeaderName, &str); 6] = [
     (HeaderName::from_static("x-robots-tag"), "noindex, nofollow"),
 ];
 
+/// HSTS, on every answer when `[web] public_url` is https (issue 20, item 7):
+/// a year, the value browsers' preload lists ask at least. Not sent over plain
+/// http, where browsers ignore it anyway and a test setup would be pinned.
+const HSTS: &str = "max-age=31536000";
+
 /// What the pages share: the store, and the front office when it is served.
 #[derive(Clone)]
 pub struct WebState {
@@ -70,8 +75,9 @@ impl FromRef<WebState> for StoreHandle {
     }
 }
 
-/// Every page, with the layers that protect them.
-pub fn router(store: StoreHandle, front: Option<Arc<front::FrontOffice>>) -> Router {
+/// Every page, with the layers that protect them; `https`: `[web] public_url`
+/// is https, so every answer carries HSTS.
+pub fn router(store: StoreHandle, front: Option<Arc<front::FrontOffice>>, https: bool) -> Router {
     let mut router = unsubscribe::routes()
         .merge(front::routes())
         .fallback(unsubscribe::not_found)
@@ -97,6 +103,12 @@ pub fn router(store: StoreHandle, front: Option<Arc<front::FrontOffice>>) -> Rou
             HeaderValue::from_static(value),
         ));
     }
+    if https {
+        router = router.layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(HSTS),
+        ));
+    }
     router
 }
 
@@ -117,17 +129,18 @@ pub const MAX_CONNECTIONS: usize = 512;
 /// Serves the pages on `listener` until `cancel`, through the server the
 /// metrics endpoint uses too (connections capped, request heads bounded in size
 /// and time, accepts paused when descriptors run out, the client's address in
-/// each request); requests under way finish.
+/// each request); requests under way finish. `https`: see [`router`].
 pub async fn serve(
     listener: TcpListener,
     store: StoreHandle,
     front: Option<Arc<front::FrontOffice>>,
+    https: bool,
     cancel: CancellationToken,
 ) {
     httpd::serve(
         listener,
         "web listener",
-        router(store, front),
+        router(store, front, https),
         limits(),
         cancel,
     )

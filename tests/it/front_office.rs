@@ -376,3 +376,36 @@ fn issue_20_purge_removes_sessions_and_the_audit_of_purged_dossiers() {
     let exit = crate::common::terminate(&mut daemon.0);
     assert!(exit.success(), "{exit}");
 }
+
+/// HSTS (issue 20, item 7): on every answer (pages, redirects, 404) when
+/// `public_url` is https, on none when it is http.
+#[test]
+fn issue_20_hsts_when_the_public_address_is_https_only() {
+    for https in [true, false] {
+        let install = Install::with_connector(|c| c.to_owned());
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let public = match https {
+            true => "https://aides.region.example.org".to_owned(),
+            false => format!("http://127.0.0.1:{port}"),
+        };
+        install.append_config(&format!(
+            "[web]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{public}\"\n\
+             [delivery.file]\ndir = \"outbox\"\n"
+        ));
+        let _daemon = install.daemon();
+        wait_for("the web face", Duration::from_secs(30), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        for (path, status) in [("/", 200), ("/dossiers", 303), ("/nulle-part", 404)] {
+            let answer = http(port, "GET", path, "", "");
+            assert_eq!(answer.status, status, "{path}: {}", answer.body);
+            let hsts = answer.header("strict-transport-security");
+            let expected = https.then(|| "max-age=31536000".to_owned());
+            assert_eq!(hsts, expected, "{public}{path}:\n{}", answer.head);
+        }
+    }
+}
