@@ -732,9 +732,11 @@ async fn load(base: &str, sessions: Vec<Session>, seconds: u64, bin: &Path, dir:
                         body.split("href=\"")
                             .skip(1)
                             .filter_map(|rest| rest.split('"').next())
+                            // The pages escape attributes as HTML does: `/` is `&#x2f;`.
+                            .map(|href| href.replace("&#x2f;", "/").replace("&amp;", "&"))
                             .filter(|href| href.contains("/dossiers/"))
                             .map(|href| {
-                                let path = href.find("/dossiers/").map_or(href, |at| &href[at..]);
+                                let path = href.find("/dossiers/").map_or(&*href, |at| &href[at..]);
                                 format!("{base}{path}")
                             })
                             .collect()
