@@ -69,8 +69,15 @@ fn normalised(page: &str, port: u16) -> String {
             from = start;
         }
     }
-    let today = crate::front_office_snapshots::french(chrono::Local::now().date_naive());
-    page = page.replace(&today, "AUJOURD'HUI");
+    // Today in the Region's zone, as the pages say it (and the day before, for a
+    // page rendered just before midnight there).
+    let now = chrono::Utc::now().with_timezone(&chrono_tz::Europe::Paris);
+    for day in [
+        now.date_naive(),
+        (now - chrono::Duration::minutes(5)).date_naive(),
+    ] {
+        page = page.replace(&crate::front_office_snapshots::french(day), "AUJOURD'HUI");
+    }
     // The 32 hex digits of a key.
     let mut out = String::with_capacity(page.len());
     let mut run = String::new();
