@@ -70,6 +70,12 @@ pub(crate) const KEYS: &[&str] = &[
     "web.session_idle",
     "web.session_max",
     "web.trusted_proxies",
+    "web.theme.name",
+    "web.theme.logo",
+    "web.theme.colour",
+    "web.theme.email",
+    "web.theme.phone",
+    "web.theme.legal_notice",
     "delivery.transport",
     "delivery.concurrency",
     "delivery.rate_per_second",
@@ -163,6 +169,18 @@ struct WebDefaults {
     session_idle: &'static str,
     session_max: &'static str,
     trusted_proxies: [&'static str; 0],
+    theme: ThemeDefaults,
+}
+
+/// `[web.theme]`: empty means "the `[region]`'s" (name, email, phone) or none.
+#[derive(Debug, Serialize)]
+struct ThemeDefaults {
+    name: &'static str,
+    logo: &'static str,
+    colour: &'static str,
+    email: &'static str,
+    phone: &'static str,
+    legal_notice: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -296,6 +314,14 @@ pub(super) const DEFAULTS: Defaults = Defaults(Common {
         session_idle: "1h",
         session_max: "12h",
         trusted_proxies: [],
+        theme: ThemeDefaults {
+            name: "",
+            logo: "",
+            colour: super::theme::DEFAULT_COLOUR,
+            email: "",
+            phone: "",
+            legal_notice: "",
+        },
     },
     delivery: DeliveryDefaults {
         transport: "file",

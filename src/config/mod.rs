@@ -32,6 +32,7 @@ use crate::timing::Policy;
 mod delivery;
 mod keys;
 mod sections;
+mod theme;
 
 pub(crate) use delivery::Delivery;
 use delivery::delivery;
@@ -41,6 +42,7 @@ pub use sections::{
     DaemonConfig, DelaysConfig, Guards, LogConfig, LogFormat, Region, StoreConfig, Web, public_url,
 };
 use sections::{alerts, delays, region, web};
+pub use theme::{Theme, contrast_with_white};
 
 /// Where the daemon looks for its configuration when `--config` is not given.
 pub(crate) const DEFAULT_PATH: &str = "/etc/alertissimo/config.toml";
@@ -150,7 +152,7 @@ impl Config {
         let personal_data = get_duration(figment, "retention.personal_data", &mut p);
         let purge_schedule = purge_schedule(figment, &mut p);
         let metrics_listen = get_listen(figment, "metrics.listen", "127.0.0.1:9464", &mut p);
-        let web = web(figment, &mut p);
+        let web = web(figment, region.as_ref(), &mut p);
         let config = (|| {
             Some(Config {
                 file,

@@ -47,6 +47,8 @@ pub struct Web {
     /// The reverse proxies whose `X-Forwarded-For` names the client (none: the
     /// peer of the connection is the client).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The Region's look on the front office's pages (`[web.theme]`).
+    pub theme: super::Theme,
 }
 
 impl Web {
@@ -118,7 +120,9 @@ pub struct DaemonConfig {
 }
 
 /// `[web]`: the listening address and the public address of the pages.
-pub(super) fn web(figment: &Figment, p: &mut Problems) -> Option<Web> {
+/// `region`: the `[region]` read, whose name and contact the theme defaults to
+/// (none: it has a problem of its own, and the theme is checked all the same).
+pub(super) fn web(figment: &Figment, region: Option<&Region>, p: &mut Problems) -> Option<Web> {
     let listen = get_listen(figment, "web.listen", "127.0.0.1:8080", p);
     let public_url = get::<String>(figment, "web.public_url", p).and_then(|text| {
         if text.trim().is_empty() {
@@ -155,6 +159,7 @@ pub(super) fn web(figment: &Figment, p: &mut Problems) -> Option<Web> {
             })
             .collect::<Vec<_>>()
     });
+    let theme = super::theme::theme(figment, region, p);
     Some(Web {
         listen: listen?,
         public_url: public_url?,
@@ -162,6 +167,7 @@ pub(super) fn web(figment: &Figment, p: &mut Problems) -> Option<Web> {
         session_idle: idle?,
         session_max: max?,
         trusted_proxies: proxies?,
+        theme: theme?,
     })
 }
 

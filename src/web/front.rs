@@ -77,6 +77,9 @@ pub struct FrontOffice {
     pub(super) base: String,
     /// Cookies are `Secure` (the public address is https).
     secure: bool,
+    /// `[web.theme]` as the pages read it (`theme`), made once: the logo is
+    /// large.
+    theme: Value,
 }
 
 impl FrontOffice {
@@ -94,12 +97,26 @@ impl FrontOffice {
         Some(Self {
             base: format!("{}/", url.path().trim_end_matches('/')),
             secure: url.scheme() == "https",
+            theme: theme(&settings.theme),
             settings: settings.clone(),
             region,
             tz,
             pages,
             current,
         })
+    }
+}
+
+/// The pages' variable `theme`. The logo is a `data:` URI made here (base64,
+/// nothing to escape): it is given as is, so that pages carry it unaltered.
+fn theme(theme: &crate::config::Theme) -> Value {
+    context! {
+        name => &theme.name,
+        logo => theme.logo.clone().map(Value::from_safe_string),
+        colour => &theme.colour,
+        email => &theme.email,
+        phone => &theme.phone,
+        legal_notice => &theme.legal_notice,
     }
 }
 
@@ -146,6 +163,7 @@ impl Asker {
             ..context! {
                 title => title,
                 region => Value::from(minijinja::value::Serde(&self.front.region)),
+                theme => self.front.theme.clone(),
                 base => &self.front.base,
                 signed_in => Value::from(()),
                 csrf => "",

@@ -7,7 +7,7 @@
 //! Owns the router and what protects every page: a request timeout, a small
 //! body limit, security headers (no sniffing, no referrer, so that a token in a
 //! URL never leaves in a `Referer`; a content security policy that allows no
-//! script and no external asset; no framing; no caching) and a tracing span per
+//! script and no external asset, images only as `data:` URIs (the Region's logo); no framing; no caching) and a tracing span per
 //! request that names the route, never the token. Its connections are served
 //! by `httpd`, as the metrics endpoint's are. It does not own `/metrics`
 //! (the `metrics` module, on its own listener) and writes the store only
@@ -47,7 +47,7 @@ const SECURITY_HEADERS: [(HeaderName, &str); 6] = [
     (header::REFERRER_POLICY, "no-referrer"),
     (
         header::CONTENT_SECURITY_POLICY,
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; \
          frame-ancestors 'none'; base-uri 'none'",
     ),
     (header::X_FRAME_OPTIONS, "DENY"),

@@ -2,7 +2,8 @@
 //! through the real form (its CSRF field and cookie included), reads the link
 //! from the `.eml` outbox, follows it, opens the list and a dossier, and looks
 //! at the used-link page and the 404 page; `check` on each page runs axe-core's
-//! WCAG 2.1 AA rules at 1280 and 360 px and keeps the screenshots.
+//! WCAG 2.1 AA rules at 1280 and 360 px and keeps the screenshots. The pages
+//! wear a `[web.theme]` (a logo, a colour, a legal notice).
 
 use std::time::Duration;
 
@@ -31,8 +32,23 @@ fn issue_20_the_front_office_passes_axe_in_a_real_browser_at_both_widths() {
     let Some(browser) = Browser::open("front_office") else {
         return;
     };
+    // The Region's look (`[web.theme]`): a logo, another colour, a legal
+    // notice, so that axe sees them too (the default look is the snapshots').
+    let logo = tempfile::tempdir().unwrap();
+    let svg = logo.path().join("logo.svg");
+    std::fs::write(
+        &svg,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"96\" height=\"48\">\
+         <circle cx=\"48\" cy=\"24\" r=\"20\" fill=\"#e0a000\"/></svg>",
+    )
+    .unwrap();
     // Alerts leave at once: no debounce, no sending window.
-    let (install, port) = install("[alerts]\ndebounce = \"0s\"\nsend_windows = []");
+    let (install, port) = install(&format!(
+        "[web.theme]\nlogo = \"{}\"\ncolour = \"#6a1b9a\"\n\
+         legal_notice = \"https://www.region.example.org/mentions-legales\"\n\
+         [alerts]\ndebounce = \"0s\"\nsend_windows = []",
+        svg.display()
+    ));
     // REF-F0 is granted: the shipped rule `aide-accordee` writes to Lune.
     let path = install.root().join("exports").join("2.csv");
     std::fs::write(

@@ -25,6 +25,7 @@ mod ds;
 mod front_office;
 mod front_office_browser;
 mod front_office_snapshots;
+mod front_office_theme;
 mod generated;
 mod http;
 mod import;
