@@ -80,6 +80,9 @@ pub struct FrontOffice {
     /// `[web.theme]` as the pages read it (`theme`), made once: the logo is
     /// large.
     theme: Value,
+    /// The secret that signs CSRF tokens and pages' addresses, read from the
+    /// store once: it never changes once drawn.
+    secret: tokio::sync::OnceCell<Vec<u8>>,
 }
 
 impl FrontOffice {
@@ -103,6 +106,7 @@ impl FrontOffice {
             tz,
             pages,
             current,
+            secret: tokio::sync::OnceCell::new(),
         })
     }
 }
@@ -215,8 +219,28 @@ impl Asker {
     }
 
     pub(super) async fn secret(&self) -> Result<Vec<u8>, Response> {
-        flatten(self.store.call(|s| s.web_secret(Utc::now())).await)
-            .map_err(|e| self.unavailable(&e))
+        self.front
+            .secret
+            .get_or_try_init(|| async {
+                flatten(self.store.call(|s| s.web_secret(Utc::now())).await)
+                    .map_err(|e| self.unavailable(&e))
+            })
+            .await
+            .cloned()
+    }
+
+    /// The asker of a request and the secret, or the answer: 404 when the
+    /// front office is off, 503 when the store cannot give the secret.
+    async fn with_secret(
+        state: &WebState,
+        peer: SocketAddr,
+        headers: &HeaderMap,
+    ) -> Result<(Self, Vec<u8>), Response> {
+        let Some(asker) = Self::of(state, peer, headers) else {
+            return Err(super::unsubscribe::not_found().await);
+        };
+        let secret = asker.secret().await?;
+        Ok((asker, secret))
     }
 
     /// The session's address, when the request has an open one.
@@ -254,11 +278,8 @@ async fn home(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(asker) = Asker::of(&state, peer, &headers) else {
-        return super::unsubscribe::not_found().await;
-    };
-    let secret = match asker.secret().await {
-        Ok(secret) => secret,
+    let (asker, secret) = match Asker::with_secret(&state, peer, &headers).await {
+        Ok(found) => found,
         Err(page) => return page,
     };
     let nonce = match guard::cookie(&headers, CSRF_COOKIE).filter(|c| crate::store::token_shape(c))
@@ -289,11 +310,8 @@ async fn ask(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(asker) = Asker::of(&state, peer, &headers) else {
-        return super::unsubscribe::not_found().await;
-    };
-    let secret = match asker.secret().await {
-        Ok(secret) => secret,
+    let (asker, secret) = match Asker::with_secret(&state, peer, &headers).await {
+        Ok(found) => found,
         Err(page) => return page,
     };
     let nonce = guard::cookie(&headers, CSRF_COOKIE).unwrap_or_default();
@@ -386,11 +404,8 @@ async fn leave(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(asker) = Asker::of(&state, peer, &headers) else {
-        return super::unsubscribe::not_found().await;
-    };
-    let secret = match asker.secret().await {
-        Ok(secret) => secret,
+    let (asker, secret) = match Asker::with_secret(&state, peer, &headers).await {
+        Ok(found) => found,
         Err(page) => return page,
     };
     let cookie = guard::cookie(&headers, SESSION_COOKIE)
