@@ -320,18 +320,7 @@ impl Dispatcher {
             let changes = planned.changes;
             inner.store.call(move |s| s.apply(&changes, now)).await??;
         }
-        let delays = if planned.groups.is_empty() {
-            // Nothing to render: estimates without history serve.
-            Arc::new(crate::delays::History::new().finish(
-                &inner.rules.lifecycle,
-                1,
-                now.timestamp(),
-                inner.rules.policy.tz,
-            ))
-        } else {
-            inner.delays.get(now).await?
-        };
-        report.add(self.send_all(planned.groups, delays).await?);
+        report.add(self.send_all(planned.groups, now).await?);
         self.log(&report);
         Ok((report, read))
     }
@@ -342,10 +331,14 @@ impl Dispatcher {
     async fn send_all(
         &self,
         groups: Vec<Vec<DueAlert>>,
-        delays: Arc<Delays>,
+        now: DateTime<Utc>,
     ) -> anyhow::Result<PassReport> {
         let inner = &self.inner;
-        let mut report =
+        // Only messages to render need the estimates.
+        let mut report = if groups.is_empty() {
+            PassReport::default()
+        } else {
+            let delays = inner.delays.get(now).await?;
             groups::each(
                 groups,
                 |group| group.iter().map(|a| a.id).collect(),
@@ -363,7 +356,8 @@ impl Dispatcher {
                     },
                 },
             )
-            .await?;
+            .await?
+        };
         if inner.tripped.load(Ordering::Relaxed) {
             let name = inner.transport.name();
             let state = inner.store.call(move |s| s.transport_state(name)).await??;
