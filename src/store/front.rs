@@ -462,8 +462,8 @@ pub(super) fn audit(
 }
 
 /// The front office's part of the purge, in the purge's transaction: the
-/// audit of the dossiers `purged` (row ids) and the messages kept about them
-/// (`front_pages`), sessions past `max` or unseen for
+/// audit of the dossiers `purged` (row ids), their exchanges (`exchanges`) and
+/// the messages kept about them (`front_pages`), sessions past `max` or unseen for
 /// `idle`, links expired and sign-in messages done more than a day ago.
 /// Returns how many rows went.
 ///
@@ -481,9 +481,13 @@ pub(super) fn purge(
     };
     let ids = serde_json::to_string(purged).unwrap_or_else(|_| "[]".to_owned());
     let day_ago = format_time(now - chrono::TimeDelta::days(1));
-    let statements: [(&str, Vec<String>); 5] = [
+    let statements: [(&str, Vec<String>); 6] = [
         (
             "web_audit WHERE dossier_id IN (SELECT value FROM json_each(?1))",
+            vec![ids.clone()],
+        ),
+        (
+            "exchanges WHERE dossier_id IN (SELECT value FROM json_each(?1))",
             vec![ids.clone()],
         ),
         (

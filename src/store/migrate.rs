@@ -62,6 +62,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         include_str!("migrations/0022_beneficiary_emails.sql"),
         Some(beneficiaries::migrate_0022),
     ),
+    (include_str!("migrations/0023_exchanges.sql"), None),
 ];
 
 fn migrations() -> Migrations<'static> {
