@@ -462,6 +462,8 @@ fn front_parts(hands: &control::Hands) -> Arc<crate::web::front::Current> {
         delays: Arc::clone(&hands.delays),
         wake: Arc::clone(&hands.wake),
         sources: Arc::clone(&hands.sources),
+        staff: Arc::new(hands.config.web.staff.clone()),
+        horizon: hands.config.delays.review_horizon,
     })
 }
 

@@ -137,17 +137,7 @@ pub(crate) fn review(
     }
     let stalled = stalled_at(step, delays, dossier).is_some_and(|t| now.timestamp() >= t);
     let today = now.with_timezone(&tz).date_naive();
-    let last = today + chrono::Days::new(horizon.as_secs() / 86_400);
-    let nearest = lifecycle
-        .deadlines
-        .iter()
-        .zip(dossier.values)
-        .filter(|(d, _)| d.steps.is_empty() || d.steps.contains(&step.id))
-        .filter_map(|(d, date)| {
-            let day = NaiveDate::parse_from_str((*date)?, "%Y-%m-%d").ok()?;
-            (today..=last).contains(&day).then_some((day, d))
-        })
-        .min_by_key(|(day, _)| *day);
+    let nearest = nearest_deadline(lifecycle, step, dossier.values, today, horizon);
     if !stalled && nearest.is_none() {
         return None;
     }
@@ -163,6 +153,42 @@ pub(crate) fn review(
         key: format!("review:{today}"),
         baseline: false,
     })
+}
+
+/// The nearest of the lifecycle's `[[deadline]]`s of a dossier in `step` that
+/// falls between `today` and `horizon` later: its day and its deadline. `values`
+/// are the dossier's values of the deadlines' fields, in their order.
+pub(crate) fn nearest_deadline<'l, S: AsRef<str>>(
+    lifecycle: &'l Lifecycle,
+    step: &Step,
+    values: &[Option<S>],
+    today: NaiveDate,
+    horizon: std::time::Duration,
+) -> Option<(NaiveDate, &'l crate::lifecycle::Deadline)> {
+    let last = today + chrono::Days::new(horizon.as_secs() / 86_400);
+    lifecycle
+        .deadlines
+        .iter()
+        .zip(values)
+        .filter(|(d, _)| d.steps.is_empty() || d.steps.contains(&step.id))
+        .filter_map(|(d, date)| {
+            let day = NaiveDate::parse_from_str(date.as_ref()?.as_ref(), "%Y-%m-%d").ok()?;
+            (today..=last).contains(&day).then_some((day, d))
+        })
+        .min_by_key(|(day, _)| *day)
+}
+
+/// When a dossier of `scheme` that entered `step` at `entered` (Unix seconds)
+/// is stalled from (Unix seconds), as the evaluations decide it: `None` for a
+/// final or unknown step, or one that never stalls.
+pub(crate) fn stalled_from(
+    lifecycle: &Lifecycle,
+    delays: &Delays,
+    (scheme, step): (Option<&str>, &str),
+    entered: i64,
+) -> Option<i64> {
+    let step = lifecycle.step(step).filter(|s| !s.is_final)?;
+    delays.stalled_from(step.stalled_after, scheme, &step.id, entered)
 }
 
 /// How many dossiers are stalled now, by instructor (their name, else their

@@ -32,6 +32,7 @@ use crate::timing::Policy;
 mod delivery;
 mod keys;
 mod sections;
+mod staff;
 mod theme;
 
 pub(crate) use delivery::Delivery;
@@ -42,6 +43,7 @@ pub use sections::{
     DaemonConfig, DelaysConfig, Guards, LogConfig, LogFormat, Region, StoreConfig, Web, public_url,
 };
 use sections::{alerts, delays, region, web};
+pub use staff::{StaffMember, StaffRole};
 pub use theme::{Theme, contrast_with_white};
 
 /// Where the daemon looks for its configuration when `--config` is not given.

@@ -49,6 +49,9 @@ pub struct Web {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The Region's look on the front office's pages (`[web.theme]`).
     pub theme: super::Theme,
+    /// The staff who sign in besides the dossiers' instructors (`staff`), each
+    /// with a role; a reload takes a change into account at the next page.
+    pub staff: Vec<super::StaffMember>,
 }
 
 impl Web {
@@ -160,6 +163,7 @@ pub(super) fn web(figment: &Figment, region: Option<&Region>, p: &mut Problems) 
             .collect::<Vec<_>>()
     });
     let theme = super::theme::theme(figment, region, p);
+    let staff = super::staff::staff(figment, p);
     Some(Web {
         listen: listen?,
         public_url: public_url?,
@@ -168,6 +172,7 @@ pub(super) fn web(figment: &Figment, region: Option<&Region>, p: &mut Problems) 
         session_max: max?,
         trusted_proxies: proxies?,
         theme: theme?,
+        staff: staff?,
     })
 }
 

@@ -46,8 +46,13 @@ pub(crate) struct SignInLimits {
 /// What following a sign-in link led to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Redeemed {
-    /// A session opened: the cookie's value (never stored).
-    Opened(String),
+    /// A session opened: the cookie's value (never stored), and the address.
+    Opened {
+        /// The cookie's value.
+        cookie: String,
+        /// The session's address, in lowercase.
+        email: String,
+    },
     /// The link was used already.
     Used,
     /// The link is too old.
@@ -163,8 +168,9 @@ impl Store {
     }
 
     /// Records a sign-in asked for `email` from `client` and, when the address
-    /// is a beneficiary's within `limits`, queues a link valid `lifetime`, due
-    /// at once; all in one transaction.
+    /// is a beneficiary's, an instructor's or `listed` (`[web] staff`) within
+    /// `limits`, queues a link valid `lifetime`, due at once; all in one
+    /// transaction.
     ///
     /// # Errors
     /// On a database error, or when the system gives no random bytes.
@@ -172,13 +178,13 @@ impl Store {
         &mut self,
         email: &str,
         client: &str,
-        limits: SignInLimits,
+        (limits, listed): (SignInLimits, bool),
         lifetime: std::time::Duration,
         now: DateTime<Utc>,
     ) -> Result<Asked> {
         let email = email.trim().to_lowercase();
         let hour_ago = format_time(now - chrono::TimeDelta::hours(1));
-        let known = self.is_beneficiary(&email)?;
+        let known = listed || self.is_beneficiary(&email)? || self.is_instructor(&email)?;
         let tx = self.conn.transaction()?;
         tx.execute(
             "DELETE FROM sign_in_requests WHERE at < ?1",
@@ -271,7 +277,7 @@ impl Store {
         )?;
         audit(&tx, &email, "sign-in", &dossiers, client, now)?;
         tx.commit()?;
-        Ok(Redeemed::Opened(cookie))
+        Ok(Redeemed::Opened { cookie, email })
     }
 
     /// The address of the session whose cookie is `cookie`, when it is still

@@ -86,6 +86,7 @@ mod references;
 mod retention;
 mod runs;
 mod sources;
+mod staff;
 mod sticky;
 mod thread;
 
@@ -111,6 +112,7 @@ pub(crate) use recipients::{OptOutHow, Subscription, new_token, token_shape};
 pub(crate) use retention::{Purged, closed_before};
 pub(crate) use runs::{Counts, MAX_STORED_REJECTIONS, NewRun, Rejection, RunRecord, RunStatus};
 pub(crate) use sources::SourceHealth;
+pub(crate) use staff::{Choices, Scope, StaffPage, WorkRow};
 pub(crate) use thread::{DelayCache, StoreHandle};
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;

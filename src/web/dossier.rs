@@ -219,12 +219,12 @@ async fn message(
 }
 
 /// An instant as a French date in `tz`.
-fn day(at: DateTime<Utc>, tz: Tz) -> String {
+pub(super) fn day(at: DateTime<Utc>, tz: Tz) -> String {
     french::date(at.with_timezone(&tz).date_naive())
 }
 
 /// An amount field of `dossier`, in French.
-fn amount(dossier: &Dossier, name: &str) -> Option<String> {
+pub(super) fn amount(dossier: &Dossier, name: &str) -> Option<String> {
     match dossier.get(name) {
         Some(crate::model::Value::Amount(cents)) => Some(french::amount(*cents)),
         _ => None,
@@ -337,7 +337,7 @@ fn timeline(page: &DossierPage, lifecycle: &Lifecycle, tz: Tz) -> (Vec<Value>, V
 
 /// The delay as the page says it: `kind` (`sessions`, `indicative`,
 /// `history`), what it rests on, and its dates in French.
-fn delay_value(e: &Estimate) -> Value {
+pub(super) fn delay_value(e: &Estimate) -> Value {
     let dates = e.dates.as_ref();
     let date = |f: fn(&crate::delays::Prediction) -> Option<chrono::NaiveDate>| {
         dates.and_then(f).map(french::date)

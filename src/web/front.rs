@@ -3,13 +3,15 @@
 //!
 //! - `GET /`: what the service is, and one field, `email`;
 //! - `POST /connexion` (`email`, `csrf`): the same page whether the address
-//!   is known or not; a beneficiary's address gets a single-use link by e-mail,
+//!   is known or not; a beneficiary's or a staff member's address gets a
+//!   single-use link by e-mail,
 //!   queued in the sign-in outbox and the dispatcher woken at once. At most
 //!   [`PER_ADDRESS`] links an hour go to one address (more asks answer the same
 //!   page, nothing sent), and one client address may ask [`PER_CLIENT`] times
 //!   an hour (then 429, with a French page: a person never asks that often);
 //! - `GET /connexion/{token}`: a valid link opens a session and answers 303 to
-//!   `dossiers`; a used or expired one 410, an unknown one 404, each with a
+//!   `dossiers`, or to `instruction` for staff ([`super::staff`]); a used or
+//!   expired one 410, an unknown one 404, each with a
 //!   French page and a link to ask for a new one;
 //! - `POST /deconnexion` (`csrf`): ends the session, 303 to `/`;
 //! - `GET /dossiers`: the session's dossiers, last changed first, those closed
@@ -59,6 +61,10 @@ pub struct Current {
     pub wake: Arc<Notify>,
     /// The connectors' links to their portals.
     pub sources: Arc<crate::model::Sources>,
+    /// `[web] staff`: the staff besides the instructors, and their roles.
+    pub staff: Arc<Vec<crate::config::StaffMember>>,
+    /// `[delays] review_horizon`: how far ahead the staff list looks for deadlines.
+    pub horizon: std::time::Duration,
 }
 
 /// The front office: its settings and pages, for the daemon's whole life.
@@ -83,6 +89,9 @@ pub struct FrontOffice {
     /// The secret that signs CSRF tokens and pages' addresses, read from the
     /// store once: it never changes once drawn.
     secret: tokio::sync::OnceCell<Vec<u8>>,
+    /// The dossiers' addresses the staff view has met, to find a dossier from
+    /// its key.
+    pub(super) staff_keys: tokio::sync::Mutex<super::staff::Keys>,
 }
 
 impl FrontOffice {
@@ -107,6 +116,7 @@ impl FrontOffice {
             pages,
             current,
             secret: tokio::sync::OnceCell::new(),
+            staff_keys: tokio::sync::Mutex::default(),
         })
     }
 }
@@ -133,6 +143,7 @@ pub(super) fn routes() -> Router<WebState> {
         .route("/deconnexion", post(leave))
         .route("/dossiers", get(dossiers))
         .merge(super::dossier::routes())
+        .merge(super::staff::routes())
 }
 
 /// A request's parts every handler reads.
@@ -171,6 +182,7 @@ impl Asker {
                 base => &self.front.base,
                 signed_in => Value::from(()),
                 csrf => "",
+                wide => false,
             }
         };
         match self.front.pages.render(page, &ctx) {
@@ -195,7 +207,7 @@ impl Asker {
         )
     }
 
-    fn forbidden(&self) -> Response {
+    pub(super) fn forbidden(&self) -> Response {
         self.refusal(
             StatusCode::FORBIDDEN,
             "Formulaire expiré",
@@ -320,6 +332,10 @@ async fn ask(
         return asker.forbidden();
     }
     let email = guard::field(&body, "email").unwrap_or_default();
+    let listed = {
+        let wanted = email.trim().to_lowercase();
+        asker.front.current.borrow().staff.iter().any(|m| m.email == wanted)
+    };
     let (client, lifetime) = (
         asker.client.clone(),
         asker.front.settings.login_link_lifetime,
@@ -331,7 +347,7 @@ async fn ask(
     let asked = flatten(
         asker
             .store
-            .call(move |s| s.ask_sign_in(&email, &client, limits, lifetime, Utc::now()))
+            .call(move |s| s.ask_sign_in(&email, &client, (limits, listed), lifetime, Utc::now()))
             .await,
     );
     match asked {
@@ -375,10 +391,20 @@ async fn follow(
             .await,
     );
     let (status, why) = match redeemed {
-        Ok(Redeemed::Opened(cookie)) => {
-            info!("A beneficiary signed in to the front office.");
+        Ok(Redeemed::Opened { cookie, email }) => {
+            // Staff go to their view first (it links to their own dossiers).
+            let to = match super::staff::roles(&asker, &email).await {
+                Ok(roles) if roles.staff() => {
+                    info!("A staff member signed in to the front office.");
+                    "instruction"
+                }
+                _ => {
+                    info!("A beneficiary signed in to the front office.");
+                    "dossiers"
+                }
+            };
             let cookie = guard::set_cookie(SESSION_COOKIE, Some(&cookie), asker.front.secure);
-            return asker.redirect("dossiers", Some(cookie));
+            return asker.redirect(to, Some(cookie));
         }
         Ok(Redeemed::Used) => (StatusCode::GONE, "Ce lien de connexion a déjà servi."),
         Ok(Redeemed::Expired) => (StatusCode::GONE, "Ce lien de connexion a expiré."),

@@ -1,8 +1,10 @@
 //! The web face: the HTTP listener of `[web] listen`, for the daemon's whole
 //! life, and the pages it serves: the unsubscribe pages of informational
 //! messages ([`unsubscribe`], issue 17, item 25) and the front office
-//! ([`front`], issue 20: sign-in by e-mail, a beneficiary's dossiers), whose
-//! forms are guarded by [`guard`] and whose pages are [`pages`].
+//! ([`front`], issue 20: sign-in by e-mail, a beneficiary's dossiers), with
+//! the staff view ([`staff`], [`staff_dossier`], [`pilotage`], issue 21: the
+//! instructors' and managers' pages), whose forms are guarded by [`guard`] and
+//! whose pages are [`pages`].
 //!
 //! Owns the router and what protects every page: a request timeout, a small
 //! body limit, security headers (no sniffing, no referrer, so that a token in a
@@ -17,7 +19,11 @@ pub mod dossier;
 pub mod front;
 pub mod guard;
 pub mod pages;
+pub mod pilotage;
+pub mod staff;
+pub mod staff_dossier;
 pub mod unsubscribe;
+mod worklist;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -11,7 +11,7 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
 use tracing::{info, warn};
 
 /// The shipped pages, by file name.
-const SHIPPED: [(&str, &str); 8] = [
+const SHIPPED: [(&str, &str); 11] = [
     (
         "_page.html.jinja",
         include_str!("../../rules/pages/_page.html.jinja"),
@@ -43,6 +43,18 @@ const SHIPPED: [(&str, &str); 8] = [
     (
         "message.html.jinja",
         include_str!("../../rules/pages/message.html.jinja"),
+    ),
+    (
+        "instruction.html.jinja",
+        include_str!("../../rules/pages/instruction.html.jinja"),
+    ),
+    (
+        "instruction_dossier.html.jinja",
+        include_str!("../../rules/pages/instruction_dossier.html.jinja"),
+    ),
+    (
+        "pilotage.html.jinja",
+        include_str!("../../rules/pages/pilotage.html.jinja"),
     ),
 ];
 

@@ -1,0 +1,342 @@
+//! What the staff view reads (issue 21): the dossiers an instructor instructs,
+//! found through the lookup of [`super::beneficiaries`] (`instructor_emails`),
+//! or every dossier for the `pilotage` role, with filters; one dossier's whole
+//! record; the exchanges' times for the figures of `/pilotage`; and the audit of
+//! what staff were shown.
+//!
+//! Owns no table: it reads `dossiers`, `events`, `alerts`, `deliveries` and
+//! `exchanges`, and writes `web_audit` (actions `staff-list`, `staff-dossier`,
+//! `staff-reply`, migration 0024). A purged dossier is never listed nor shown.
+//! Who may see what, the grouping of the list and the wording are the `web`
+//! module's.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+
+use super::{
+    AlertRecord, Attempt, Exchange, FrontDossier, Result, Side, Store, StoredEvent, beneficiaries,
+    format_time, parse_time,
+};
+
+/// Which dossiers a staff list covers: those of one instructor (any when
+/// none), of one scheme, step and connector (any when none).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Scope {
+    /// An instructor's address (`instructor.email`).
+    pub instructor: Option<String>,
+    /// A scheme.
+    pub scheme: Option<String>,
+    /// A step.
+    pub step: Option<String>,
+    /// A connector.
+    pub connector: Option<String>,
+}
+
+/// One dossier as the staff list reads it: its columns, the few fields asked
+/// for, and its last message exchanged.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct WorkRow {
+    /// Its row id.
+    pub rowid: i64,
+    /// Its connector.
+    pub connector: String,
+    /// Its reference.
+    pub reference: String,
+    /// Its scheme.
+    pub scheme: Option<String>,
+    /// Its step.
+    pub step: String,
+    /// When it entered its step.
+    pub entered: DateTime<Utc>,
+    /// Its last change (its latest event), or when it entered its step.
+    pub changed_at: DateTime<Utc>,
+    /// Whether its source still lists it.
+    pub present: bool,
+    /// The values of the fields asked for, in their order.
+    pub values: Vec<Option<String>>,
+    /// Its last message exchanged (not an auto-reply nor a bounce): who wrote
+    /// it, and when.
+    pub last_message: Option<(Side, DateTime<Utc>)>,
+}
+
+/// What the filters of the `pilotage` list offer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Choices {
+    /// The schemes of the dossiers, sorted.
+    pub schemes: Vec<String>,
+    /// The connectors of the dossiers, sorted.
+    pub connectors: Vec<String>,
+    /// The instructors' addresses, sorted.
+    pub instructors: Vec<String>,
+}
+
+/// One dossier as its staff page shows it.
+#[derive(Debug, Clone)]
+pub(crate) struct StaffPage {
+    /// The dossier.
+    pub dossier: FrontDossier,
+    /// Its events, oldest first.
+    pub events: Vec<StoredEvent>,
+    /// Every alert about it, with its delivery attempts.
+    pub alerts: Vec<(AlertRecord, Vec<Attempt>)>,
+    /// Its exchanges, oldest first.
+    pub exchanges: Vec<Exchange>,
+}
+
+impl Store {
+    /// Whether `email` (any case) is the instructor address of a dossier that
+    /// is not purged.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub(crate) fn is_instructor(&self, email: &str) -> Result<bool> {
+        let email = beneficiaries::normalize(email);
+        Ok(!email.is_empty()
+            && self
+                .conn
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM instructor_emails i
+                                    JOIN dossiers d ON d.id = i.dossier_id
+                                    WHERE i.email = ?1 AND d.purged_at IS NULL)",
+                )?
+                .query_row([&email], |r| r.get(0))?)
+    }
+
+    /// Whether `email` (any case) is an instructor address of dossier `rowid`.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub(crate) fn instructs(&self, email: &str, rowid: i64) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM instructor_emails WHERE email = ?1 AND dossier_id = ?2)",
+            )?
+            .query_row(params![beneficiaries::normalize(email), rowid], |r| r.get(0))?)
+    }
+
+    /// The dossiers of `scope` that are not purged, with the values of
+    /// `fields`, in no order.
+    ///
+    /// # Errors
+    /// On a database error or a corrupt row.
+    pub(crate) fn work_rows(&self, scope: &Scope, fields: &[String]) -> Result<Vec<WorkRow>> {
+        let mut wanted = Vec::with_capacity(fields.len());
+        for name in fields {
+            let id: Option<i64> = self
+                .conn
+                .query_row("SELECT id FROM field_names WHERE name = ?1", [name], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            wanted.push(id.map_or(u64::MAX, |id| id as u64));
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT d.id, d.connector, d.reference, d.scheme, d.step, d.step_entered_at, d.present,
+                    d.fields,
+                    coalesce((SELECT max(e.occurred_at) FROM events e WHERE e.dossier_id = d.id),
+                             d.step_entered_at),
+                    (SELECT x.direction || ' ' || x.at FROM exchanges x
+                     WHERE x.dossier_id = d.id AND x.kind = 'message'
+                     ORDER BY x.at DESC, x.id DESC LIMIT 1)
+             FROM dossiers d
+             WHERE d.purged_at IS NULL
+               AND (?1 IS NULL OR d.id IN (SELECT dossier_id FROM instructor_emails WHERE email = ?1))
+               AND (?2 IS NULL OR d.scheme = ?2)
+               AND (?3 IS NULL OR d.step = ?3)
+               AND (?4 IS NULL OR d.connector = ?4)",
+        )?;
+        let instructor = scope.instructor.as_deref().map(beneficiaries::normalize);
+        let mut rows = stmt.query(params![
+            instructor,
+            scope.scheme,
+            scope.step,
+            scope.connector
+        ])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let mut picked = vec![None; wanted.len()];
+            if !wanted.is_empty() {
+                super::fields::pick(r.get_ref(7)?.as_blob()?, &wanted, &mut picked);
+            }
+            let last_message = match r.get_ref(9)?.as_str_or_null()? {
+                Some(text) => {
+                    let (side, at) = text.split_once(' ').unwrap_or((text, ""));
+                    Some((Side::parse(side)?, parse_time(at)?))
+                }
+                None => None,
+            };
+            out.push(WorkRow {
+                rowid: r.get(0)?,
+                connector: r.get(1)?,
+                reference: r.get(2)?,
+                scheme: r.get(3)?,
+                step: r.get(4)?,
+                entered: parse_time(r.get_ref(5)?.as_str()?)?,
+                present: r.get(6)?,
+                changed_at: parse_time(r.get_ref(8)?.as_str()?)?,
+                values: picked.iter().map(|v| v.map(str::to_owned)).collect(),
+                last_message,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The schemes, connectors and instructors of the dossiers that are not purged.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub(crate) fn staff_choices(&self) -> Result<Choices> {
+        let list = |sql: &str| -> Result<Vec<String>> {
+            let mut stmt = self.conn.prepare_cached(sql)?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            Ok(rows.collect::<std::result::Result<_, _>>()?)
+        };
+        Ok(Choices {
+            schemes: list(
+                "SELECT DISTINCT scheme FROM dossiers
+                 WHERE purged_at IS NULL AND scheme IS NOT NULL ORDER BY 1",
+            )?,
+            connectors: list(
+                "SELECT DISTINCT connector FROM dossiers WHERE purged_at IS NULL ORDER BY 1",
+            )?,
+            instructors: list("SELECT DISTINCT email FROM instructor_emails ORDER BY 1")?,
+        })
+    }
+
+    /// The row ids of the dossiers after `after` (purged ones too): what the
+    /// staff view's addresses are made from.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub(crate) fn dossier_ids_after(&self, after: i64) -> Result<Vec<i64>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id FROM dossiers WHERE id > ?1 ORDER BY id")?;
+        let rows = stmt.query_map([after], |r| r.get(0))?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// Dossier `rowid` with its whole record, unless it is purged (or there is
+    /// none); the page served is recorded in its audit (`staff-dossier`, by
+    /// `email` from `client`).
+    ///
+    /// # Errors
+    /// On a database error or a corrupt row.
+    pub(crate) fn staff_page(
+        &mut self,
+        rowid: i64,
+        (email, client): (&str, &str),
+        now: DateTime<Utc>,
+    ) -> Result<Option<StaffPage>> {
+        let Some(dossier) = self.front_dossier(rowid)? else {
+            return Ok(None);
+        };
+        let events = self.events(rowid)?;
+        let alerts = self
+            .alerts(None, Some(rowid), usize::MAX)?
+            .into_iter()
+            .map(|a| {
+                let attempts = self.deliveries(a.id)?;
+                Ok((a, attempts))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let exchanges = self.exchanges(rowid)?;
+        self.record_staff(email, "staff-dossier", &[rowid], client, now)?;
+        Ok(Some(StaffPage {
+            dossier,
+            events,
+            alerts,
+            exchanges,
+        }))
+    }
+
+    /// Dossier `rowid` as the front office reads it, unless it is purged.
+    ///
+    /// # Errors
+    /// On a database error or a corrupt row.
+    pub(crate) fn front_dossier(&self, rowid: i64) -> Result<Option<FrontDossier>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT d.id, d.connector, d.source_id, d.step, d.status, d.fields,
+                    d.present, d.step_entered_at, d.scheme,
+                    coalesce((SELECT max(e.occurred_at) FROM events e WHERE e.dossier_id = d.id),
+                             d.step_entered_at)
+             FROM dossiers d WHERE d.id = ?1 AND d.purged_at IS NULL",
+        )?;
+        let mut rows = stmt.query([rowid])?;
+        let Some(row) = rows.next()? else {
+            return Ok(None);
+        };
+        let stored = self.read_dossier(row)?;
+        let changed_at = parse_time(row.get_ref(9)?.as_str()?)?;
+        Ok(Some(FrontDossier { stored, changed_at }))
+    }
+
+    /// Records `action` by `email` from `client` on each of the dossiers `rowids`.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub(crate) fn record_staff(
+        &mut self,
+        email: &str,
+        action: &str,
+        rowids: &[i64],
+        client: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO web_audit (at, email, action, dossier_id, client)
+                 VALUES (?1, lower(?2), ?3, ?4, ?5)",
+            )?;
+            for rowid in rowids {
+                stmt.execute(params![format_time(now), email, action, rowid, client])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// How many messages `author` (any case) wrote on a page since `since`.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub(crate) fn written_since(&self, author: &str, since: DateTime<Utc>) -> Result<u32> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT count(*) FROM exchanges
+                 WHERE author = ?1 AND channel = 'web' AND at >= ?2",
+            )?
+            .query_row(
+                params![beneficiaries::normalize(author), format_time(since)],
+                |r| r.get(0),
+            )?)
+    }
+
+    /// Every message exchanged (not auto-replies nor bounces) on the dossiers
+    /// that are not purged: its dossier, who wrote it and when, by dossier then
+    /// in time order.
+    ///
+    /// # Errors
+    /// On a database error or a corrupt row.
+    pub(crate) fn message_times(&self) -> Result<Vec<(i64, Side, DateTime<Utc>)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT x.dossier_id, x.direction, x.at FROM exchanges x
+             JOIN dossiers d ON d.id = x.dossier_id
+             WHERE x.kind = 'message' AND d.purged_at IS NULL
+             ORDER BY x.dossier_id, x.at, x.id",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push((
+                r.get(0)?,
+                Side::parse(r.get_ref(1)?.as_str()?)?,
+                parse_time(r.get_ref(2)?.as_str()?)?,
+            ));
+        }
+        Ok(out)
+    }
+}
