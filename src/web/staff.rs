@@ -229,12 +229,17 @@ pub(super) fn routes() -> Router<WebState> {
     Router::new()
         .route("/instruction", get(instruction))
         .route("/instruction/dossiers/{key}", get(super::staff_dossier::page))
-        .route(
-            "/instruction/dossiers/{key}/reponses",
-            post(super::staff_dossier::reply),
-        )
         .route("/instruction/{*rest}", get(elsewhere).post(elsewhere))
         .route("/pilotage", get(super::pilotage::page))
+}
+
+/// The staff view's forms that carry a message: their bodies may be larger
+/// ([`super::MAX_MESSAGE_BODY`]).
+pub(super) fn message_routes() -> Router<WebState> {
+    Router::new().route(
+        "/instruction/dossiers/{key}/reponses",
+        post(super::staff_dossier::reply),
+    )
 }
 
 /// Any other address under `/instruction/`: staff only, and nothing there.

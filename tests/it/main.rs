@@ -39,6 +39,7 @@ mod sheets;
 mod simulate;
 mod simulate_replay;
 mod smtp_server;
+mod staff_view;
 mod stats;
 mod systemd;
 mod templates;
