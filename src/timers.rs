@@ -192,7 +192,7 @@ pub(crate) fn stalled_from(
 }
 
 /// How many dossiers are stalled now, by instructor (their name, else their
-/// address; "" for dossiers without one), most first.
+/// address in lowercase; "" for dossiers without one), most first.
 ///
 /// # Errors
 /// On a store failure.
@@ -209,8 +209,13 @@ pub(crate) fn stalled_by_instructor(
             return Ok(());
         };
         if stalled_at(step, delays, d).is_some_and(|t| now.timestamp() >= t) {
-            let who = d.values[0].or(d.values[1]).unwrap_or("");
-            *counts.entry(who.to_owned()).or_default() += 1;
+            // An address in any case is one instructor.
+            let who = match (d.values[0], d.values[1]) {
+                (Some(name), _) => name.to_owned(),
+                (None, Some(email)) => email.trim().to_lowercase(),
+                (None, None) => String::new(),
+            };
+            *counts.entry(who).or_default() += 1;
         }
         Ok(())
     })?;

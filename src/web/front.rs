@@ -334,7 +334,13 @@ async fn ask(
     let email = guard::field(&body, "email").unwrap_or_default();
     let listed = {
         let wanted = email.trim().to_lowercase();
-        asker.front.current.borrow().staff.iter().any(|m| m.email == wanted)
+        asker
+            .front
+            .current
+            .borrow()
+            .staff
+            .iter()
+            .any(|m| m.email == wanted)
     };
     let (client, lifetime) = (
         asker.client.clone(),

@@ -97,9 +97,12 @@ pub(crate) fn answer_waits(
     }
 }
 
-/// A duration in days, as the report writes it ("—" when unknown).
+/// A duration in days with one decimal, in French ("2,5"; "—" when unknown).
 fn days(seconds: Option<i64>) -> String {
-    seconds.map_or_else(|| "—".to_owned(), |s| format!("{:.1}", s as f64 / 86_400.0))
+    seconds.map_or_else(
+        || "—".to_owned(),
+        |s| format!("{:.1}", s as f64 / 86_400.0).replace('.', ","),
+    )
 }
 
 /// `GET /pilotage`.
@@ -143,7 +146,13 @@ pub(super) async fn page(
         Err(e) => return staff.asker.unavailable(&e),
     };
     let lifecycle = &current.rules.lifecycle;
-    let scheme = |s: &str| if s.is_empty() { "(sans dispositif)".to_owned() } else { s.to_owned() };
+    let scheme = |s: &str| {
+        if s.is_empty() {
+            "(sans dispositif)".to_owned()
+        } else {
+            s.to_owned()
+        }
+    };
     let durations: Vec<Value> = delays
         .table(lifecycle)
         .iter()
@@ -210,7 +219,12 @@ fn occupancy(
             let series = occupancy.get(&s.id)?;
             let counts: Vec<u64> = months
                 .iter()
-                .map(|m| series.iter().find(|(month, _)| month == m).map_or(0, |p| p.1))
+                .map(|m| {
+                    series
+                        .iter()
+                        .find(|(month, _)| month == m)
+                        .map_or(0, |p| p.1)
+                })
                 .collect();
             Some(context! { step => &s.label, counts => counts })
         })
@@ -223,7 +237,9 @@ mod tests {
     use super::*;
 
     fn at(day: u32, hour: u32) -> DateTime<Utc> {
-        format!("2026-03-{day:02}T{hour:02}:00:00Z").parse().unwrap()
+        format!("2026-03-{day:02}T{hour:02}:00:00Z")
+            .parse()
+            .unwrap()
     }
 
     #[test]
@@ -245,10 +261,7 @@ mod tests {
         assert_eq!((waits.answered, waits.waiting), (10, 1));
         assert_eq!(waits.longest_waiting, Some(17 * 86_400));
         let median = waits.median.expect("a median");
-        assert!(
-            (4 * 86_400..=6 * 86_400).contains(&median),
-            "{median}"
-        );
+        assert!((4 * 86_400..=6 * 86_400).contains(&median), "{median}");
         // The tail rests on too few questions (fewer than three still waiting).
         assert_eq!(waits.p90, None);
         let none = answer_waits(&[], at(20, 9));

@@ -82,7 +82,9 @@ pub(super) async fn roles(asker: &Asker, email: &str) -> Result<Roles, Response>
     let (instructs, beneficiary) = flatten(
         asker
             .store
-            .call(move |s| Ok::<_, crate::store::StoreError>((s.is_instructor(&who)?, s.is_beneficiary(&who)?)))
+            .call(move |s| {
+                Ok::<_, crate::store::StoreError>((s.is_instructor(&who)?, s.is_beneficiary(&who)?))
+            })
             .await,
     )
     .map_err(|e| asker.unavailable(&e))?;
@@ -228,7 +230,10 @@ impl StaffAsker {
 pub(super) fn routes() -> Router<WebState> {
     Router::new()
         .route("/instruction", get(instruction))
-        .route("/instruction/dossiers/{key}", get(super::staff_dossier::page))
+        .route(
+            "/instruction/dossiers/{key}",
+            get(super::staff_dossier::page),
+        )
         .route("/instruction/{*rest}", get(elsewhere).post(elsewhere))
         .route("/pilotage", get(super::pilotage::page))
 }

@@ -46,7 +46,11 @@ pub const PER_HOUR: u32 = 60;
 
 /// An instant as a French date and time in `tz`.
 fn moment(at: DateTime<Utc>, tz: Tz) -> String {
-    format!("{} à {}", day(at, tz), at.with_timezone(&tz).format("%H:%M"))
+    format!(
+        "{} à {}",
+        day(at, tz),
+        at.with_timezone(&tz).format("%H:%M")
+    )
 }
 
 /// `GET /instruction/dossiers/{key}`.
@@ -94,6 +98,7 @@ pub(super) async fn page(
             delay => delay.as_ref().map(delay_value),
             reply => format!("{}/reponses", staff.href(rowid)),
             max_text => MAX_TEXT,
+            max_text_said => format!("{}\u{a0}{:03}", MAX_TEXT / 1000, MAX_TEXT % 1000),
         }
     };
     staff.page("instruction_dossier", &title, ctx)
@@ -151,7 +156,11 @@ fn describe(page: &StaffPage, current: &Current, tz: Tz) -> Value {
             "Alerte « {} » (règle {}) pour {} ({}) : {}",
             a.template,
             a.rule,
-            if a.recipient.is_empty() { "destinataire effacé" } else { a.recipient.as_str() },
+            if a.recipient.is_empty() {
+                "destinataire effacé"
+            } else {
+                a.recipient.as_str()
+            },
             role(&a.role),
             status(&a.status, a.reason.as_deref()),
         );
@@ -267,7 +276,10 @@ fn event_text(e: &Event, lifecycle: &Lifecycle) -> String {
         EventKind::Reappeared => "De retour dans l'export de la source".to_owned(),
         EventKind::Message => format!(
             "Messagerie de la source{} : {}",
-            e.field.as_deref().map(|f| format!(", {f}")).unwrap_or_default(),
+            e.field
+                .as_deref()
+                .map(|f| format!(", {f}"))
+                .unwrap_or_default(),
             text(&e.new_value)
         ),
         EventKind::Stalled => format!("Bloqué à l'étape « {} »", label(&e.from_step)),

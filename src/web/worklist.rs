@@ -121,7 +121,11 @@ pub(super) fn sort<'r>(
     }
     let key = |i: &Item<'_>| match &i.why {
         Why::Waiting(at) | Why::Stalled(at) => (at.timestamp(), i.row.rowid),
-        Why::Deadline(day, _) => (day.and_hms_opt(0, 0, 0).map_or(0, |t| t.and_utc().timestamp()), i.row.rowid),
+        Why::Deadline(day, _) => (
+            day.and_hms_opt(0, 0, 0)
+                .map_or(0, |t| t.and_utc().timestamp()),
+            i.row.rowid,
+        ),
         Why::Rest => (-i.row.changed_at.timestamp(), -i.row.rowid),
     };
     for (n, list) in [
@@ -184,14 +188,34 @@ mod tests {
     fn waiting_beneficiaries_come_first_then_stalls_deadlines_and_the_rest() {
         let lc = lifecycle();
         let now = at("2026-03-20T10:00:00Z");
-        let delays = crate::delays::History::new().finish(&lc, 30, now.timestamp(), chrono_tz::Europe::Paris);
+        let delays = crate::delays::History::new().finish(
+            &lc,
+            30,
+            now.timestamp(),
+            chrono_tz::Europe::Paris,
+        );
         let field = lc.deadlines.first().map(|d| d.field.clone());
         assert!(field.is_some(), "the shipped lifecycle has deadlines");
         let rows = vec![
             row(1, "depose", None, None),
-            row(2, "depose", Some((Side::Beneficiary, "2026-03-17T09:00:00Z")), None),
-            row(3, "depose", Some((Side::Service, "2026-03-18T09:00:00Z")), None),
-            row(4, "depose", Some((Side::Beneficiary, "2026-03-10T09:00:00Z")), None),
+            row(
+                2,
+                "depose",
+                Some((Side::Beneficiary, "2026-03-17T09:00:00Z")),
+                None,
+            ),
+            row(
+                3,
+                "depose",
+                Some((Side::Service, "2026-03-18T09:00:00Z")),
+                None,
+            ),
+            row(
+                4,
+                "depose",
+                Some((Side::Beneficiary, "2026-03-10T09:00:00Z")),
+                None,
+            ),
         ];
         let clock = Clock {
             tz: chrono_tz::Europe::Paris,

@@ -58,7 +58,7 @@ fn install() -> (Install, u16) {
 }
 
 /// `page` with what changes between runs replaced.
-fn normalised(page: &str, port: u16) -> String {
+pub(crate) fn normalised(page: &str, port: u16) -> String {
     let mut page = page.replace(&format!("127.0.0.1:{port}"), "127.0.0.1:PORT");
     for field in ["name=\"csrf\" value=\""] {
         let mut from = 0;

@@ -39,6 +39,8 @@ mod sheets;
 mod simulate;
 mod simulate_replay;
 mod smtp_server;
+mod staff_browser;
+mod staff_snapshots;
 mod staff_view;
 mod stats;
 mod systemd;

@@ -134,11 +134,22 @@ fn issue_21_instructors_see_theirs_pilotage_sees_all_beneficiaries_nothing() {
     let mine = links(&list);
     let refs: Vec<&str> = mine.iter().map(|(r, _)| r.as_str()).collect();
     assert_eq!(refs.len(), 2, "{refs:?}");
-    assert!(refs.contains(&"REF-F0") && refs.contains(&"REF-F1"), "{refs:?}");
+    assert!(
+        refs.contains(&"REF-F0") && refs.contains(&"REF-F1"),
+        "{refs:?}"
+    );
     // Lune wrote about REF-F1 three days ago: first, with how long she waits.
     let waiting = &list.body[list.body.find("Ils attendent une réponse").unwrap()..];
-    assert!(waiting.starts_with("Ils attendent une réponse (1)"), "{}", list.body);
-    assert!(list.body.contains("attend une réponse depuis 3 jours"), "{}", list.body);
+    assert!(
+        waiting.starts_with("Ils attendent une réponse (1)"),
+        "{}",
+        list.body
+    );
+    assert!(
+        list.body.contains("attend une réponse depuis 3 jours"),
+        "{}",
+        list.body
+    );
     assert!(waiting.find("REF-F1").unwrap() < waiting.find("REF-F0").unwrap());
     // Not pilotage: no filters, no /pilotage.
     assert!(!list.body.contains("name=\"dispositif\""), "{}", list.body);
@@ -172,8 +183,18 @@ fn issue_21_instructors_see_theirs_pilotage_sees_all_beneficiaries_nothing() {
     let sport = http(port, "GET", "/instruction?dispositif=Sport", &chief, "");
     let refs: Vec<String> = links(&sport).into_iter().map(|(r, _)| r).collect();
     assert_eq!(refs, ["REF-F1"]);
-    assert!(sport.body.contains("<option value=\"Sport\" selected>"), "{}", sport.body);
-    let step = http(port, "GET", "/instruction?etape=depose&connecteur=portail", &chief, "");
+    assert!(
+        sport.body.contains("<option value=\"Sport\" selected>"),
+        "{}",
+        sport.body
+    );
+    let step = http(
+        port,
+        "GET",
+        "/instruction?etape=depose&connecteur=portail",
+        &chief,
+        "",
+    );
     assert_eq!(links(&step).len(), 2, "{}", step.body);
     let pilotage = http(port, "GET", "/pilotage", &chief, "");
     assert_eq!(pilotage.status, 200, "{}", pilotage.body);
@@ -184,7 +205,11 @@ fn issue_21_instructors_see_theirs_pilotage_sees_all_beneficiaries_nothing() {
         "Dossiers à chaque étape, mois par mois",
         "<th scope=\"col\">",
     ] {
-        assert!(pilotage.body.contains(needle), "{needle}: {}", pilotage.body);
+        assert!(
+            pilotage.body.contains(needle),
+            "{needle}: {}",
+            pilotage.body
+        );
     }
 
     // Agent A and agent B's dossier: the same 404 as a made-up address, by
@@ -224,7 +249,11 @@ fn issue_21_instructors_see_theirs_pilotage_sees_all_beneficiaries_nothing() {
     ] {
         let refused = http(port, "GET", &path, &lune, "");
         assert_eq!(refused.status, 403, "{path}: {}", refused.body);
-        assert!(refused.body.contains("réservée aux agents"), "{}", refused.body);
+        assert!(
+            refused.body.contains("réservée aux agents"),
+            "{}",
+            refused.body
+        );
         assert!(!refused.body.contains("REF-F"), "{path}");
     }
     let refused = http(
@@ -253,7 +282,9 @@ fn issue_21_instructors_see_theirs_pilotage_sees_all_beneficiaries_nothing() {
         "POST",
         &reply,
         &a,
-        &format!("csrf={csrf}&texte=Bonjour%2C+votre+dossier+passe+en+commission+le+mois+prochain."),
+        &format!(
+            "csrf={csrf}&texte=Bonjour%2C+votre+dossier+passe+en+commission+le+mois+prochain."
+        ),
     );
     assert_eq!(sent.status, 303, "{}", sent.body);
     assert_eq!(
@@ -318,8 +349,16 @@ fn issue_21_a_staff_member_who_is_also_a_beneficiary_sees_the_staff_view_first()
     assert_eq!(to, "/instruction");
     let list = http(port, "GET", "/instruction", &lune, "");
     assert_eq!(list.status, 200, "{}", list.body);
-    assert!(list.body.contains("Mes propres dossiers d'aide"), "{}", list.body);
-    assert!(list.body.contains("Aucun dossier ne vous est attribué"), "{}", list.body);
+    assert!(
+        list.body.contains("Mes propres dossiers d'aide"),
+        "{}",
+        list.body
+    );
+    assert!(
+        list.body.contains("Aucun dossier ne vous est attribué"),
+        "{}",
+        list.body
+    );
     // Their own dossiers stay theirs to see.
     assert_eq!(http(port, "GET", "/dossiers", &lune, "").status, 200);
 }
