@@ -68,7 +68,8 @@ fn environment() -> Environment<'static> {
     env
 }
 
-/// The page files of `dir` that replace a shipped page and compile, and a
+/// The page files of `dir` that replace a shipped page (not a copy of it) and
+/// compile, and a
 /// problem for each other file of the folder (one that does not compile, one
 /// that is no page of the front office), naming the file.
 fn own_pages(dir: &Path) -> (Vec<(&'static str, String)>, Vec<String>) {
@@ -80,7 +81,8 @@ fn own_pages(dir: &Path) -> (Vec<(&'static str, String)>, Vec<String>) {
     files.sort();
     for path in files {
         let file = path.file_name().map(|n| n.to_string_lossy().into_owned());
-        let Some((name, _)) = SHIPPED.iter().find(|(n, _)| Some(*n) == file.as_deref()) else {
+        let Some((name, shipped)) = SHIPPED.iter().find(|(n, _)| Some(*n) == file.as_deref())
+        else {
             let known: Vec<&str> = SHIPPED.iter().map(|(n, _)| *n).collect();
             problems.push(format!(
                 "{}: not a page of the front office, so never used (the pages are {})",
@@ -96,6 +98,10 @@ fn own_pages(dir: &Path) -> (Vec<(&'static str, String)>, Vec<String>) {
                 continue;
             }
         };
+        if text == *shipped {
+            // A copy of the shipped page (the repository's own `rules/`).
+            continue;
+        }
         match environment().template_from_named_str(name, &text) {
             Ok(_) => own.push((*name, text)),
             Err(e) => problems.push(format!(
