@@ -165,7 +165,7 @@ impl Pages {
         let render = |env: &Environment<'static>| {
             env.get_template(&file)
                 .and_then(|t| t.render(ctx))
-                .map_err(|e| format!("{e:#}"))
+                .map_err(|e| format!("{e}"))
         };
         match (render(&self.env), &self.shipped) {
             (Err(error), Some(shipped)) => {
