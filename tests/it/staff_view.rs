@@ -384,3 +384,67 @@ fn issue_21_staff_settings_are_checked() {
         assert!(text(&out).contains(needle), "{needle}: {}", text(&out));
     }
 }
+
+/// The instructors' lookup, as `email|reference`, sorted.
+fn instructors(install: &Install) -> Vec<String> {
+    let conn = install.sql();
+    let mut stmt = conn
+        .prepare(
+            "SELECT i.email || '|' || d.reference FROM instructor_emails i
+             JOIN dossiers d ON d.id = i.dossier_id ORDER BY 1",
+        )
+        .unwrap();
+    stmt.query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn issue_21_the_instructors_lookup_follows_imports_and_the_migration() {
+    let (install, _port) = install("");
+    assert_eq!(
+        instructors(&install),
+        [
+            "agent.a@region.example.org|REF-F0",
+            "agent.a@region.example.org|REF-F1",
+            "agent.b@region.example.org|REF-F3",
+        ]
+    );
+    // REF-F3 passes to agent A, REF-F4 gets agent B.
+    let path = install.root().join("exports").join("2.csv");
+    std::fs::write(
+        &path,
+        EXPORT
+            .replace(
+                "soleil@example.org;agent.b@region.example.org",
+                "soleil@example.org;agent.a@region.example.org",
+            )
+            .replace(
+                "etoile@example.org;;",
+                "etoile@example.org;Agent.B@region.example.org;",
+            ),
+    )
+    .unwrap();
+    let out = install.run(&["import", "portail", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let after = instructors(&install);
+    assert_eq!(
+        after,
+        [
+            "agent.a@region.example.org|REF-F0",
+            "agent.a@region.example.org|REF-F1",
+            "agent.a@region.example.org|REF-F3",
+            "agent.b@region.example.org|REF-F4",
+        ]
+    );
+    // A database as version 23 left it: migration 0024 fills the lookup.
+    {
+        let conn = install.sql();
+        conn.execute_batch("DROP TABLE instructor_emails;").unwrap();
+        conn.pragma_update(None, "user_version", 23).unwrap();
+    }
+    let out = install.run(&["dossier", "REF-F0"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(instructors(&install), after);
+}
