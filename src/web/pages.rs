@@ -222,7 +222,7 @@ mod tests {
         assert!(Pages::load(Path::new("/nonexistent")).shipped.is_none());
         let problems = Pages::problems(dir.path());
         assert_eq!(problems.len(), 2, "{problems:?}");
-        assert!(problems[0].ends_with("acceuil.html.jinja: not a page of the front office, so never used (the pages are _page.html.jinja, accueil.html.jinja, envoye.html.jinja, lien.html.jinja, erreur.html.jinja, dossiers.html.jinja, dossier.html.jinja, message.html.jinja)"), "{}", problems[0]);
+        assert!(problems[0].ends_with("acceuil.html.jinja: not a page of the front office, so never used (the pages are _page.html.jinja, accueil.html.jinja, envoye.html.jinja, lien.html.jinja, erreur.html.jinja, dossiers.html.jinja, dossier.html.jinja, message.html.jinja, instruction.html.jinja, instruction_dossier.html.jinja, pilotage.html.jinja)"), "{}", problems[0]);
         assert!(
             problems[1].contains(
                 "accueil.html.jinja: does not compile, so the shipped page is served instead: "
