@@ -131,6 +131,17 @@ fn issue_21_instructors_see_theirs_pilotage_sees_all_beneficiaries_nothing() {
     assert_eq!(to, "/instruction");
     let list = http(port, "GET", "/instruction", &a, "");
     assert_eq!(list.status, 200, "{}", list.body);
+    // The router's layers protect the staff pages as every other one.
+    let head = list.head.to_lowercase();
+    for needle in [
+        "content-security-policy: default-src 'none'",
+        "x-content-type-options: nosniff",
+        "referrer-policy: no-referrer",
+        "cache-control: no-store",
+        "x-frame-options: deny",
+    ] {
+        assert!(head.contains(needle), "missing {needle:?} in:\n{head}");
+    }
     let mine = links(&list);
     let refs: Vec<&str> = mine.iter().map(|(r, _)| r.as_str()).collect();
     assert_eq!(refs.len(), 2, "{refs:?}");
