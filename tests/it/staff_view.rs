@@ -459,3 +459,31 @@ fn issue_21_the_instructors_lookup_follows_imports_and_the_migration() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(instructors(&install), after);
 }
+
+#[test]
+fn issue_21_a_role_removed_by_a_reload_is_gone_at_the_next_page() {
+    let (install, port) = install("");
+    let daemon = install.daemon();
+    wait_for("the web face", Duration::from_secs(30), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let (chief, _) = sign_in(&install, port, CHIEF);
+    assert_eq!(http(port, "GET", "/pilotage", &chief, "").status, 200);
+    // The chief leaves `[web] staff`; the daemon reloads (SIGHUP).
+    let config = std::fs::read_to_string(install.config())
+        .unwrap()
+        .replace("role = \"pilotage\"", "role = \"instructeur\"");
+    std::fs::write(install.config(), config).unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &daemon.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // The same session: an instructor now, with no dossier of theirs.
+    wait_for("the reload", Duration::from_secs(30), || {
+        http(port, "GET", "/pilotage", &chief, "").status == 403
+    });
+    let list = http(port, "GET", "/instruction", &chief, "");
+    assert_eq!(list.status, 200, "{}", list.body);
+    assert!(links(&list).is_empty(), "{}", list.body);
+}
