@@ -112,7 +112,7 @@ pub(crate) use recipients::{OptOutHow, Subscription, new_token, token_shape};
 pub(crate) use retention::{Purged, closed_before};
 pub(crate) use runs::{Counts, MAX_STORED_REJECTIONS, NewRun, Rejection, RunRecord, RunStatus};
 pub(crate) use sources::SourceHealth;
-pub(crate) use staff::{Choices, Scope, StaffPage, WorkRow};
+pub(crate) use staff::{Choices, Replied, Scope, StaffPage, WorkRow};
 pub(crate) use thread::{DelayCache, StoreHandle};
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use super::{
-    AlertRecord, Attempt, Exchange, FrontDossier, Result, Side, Store, StoredEvent, beneficiaries,
-    format_time, parse_time,
+    AlertRecord, Attempt, Channel, Exchange, ExchangeKind, FrontDossier, NewExchange, Result, Side,
+    Store, StoredEvent, beneficiaries, format_time, parse_time,
 };
 
 /// Which dossiers a staff list covers: those of one instructor (any when
@@ -68,6 +68,17 @@ pub(crate) struct Choices {
     pub connectors: Vec<String>,
     /// The instructors' addresses, sorted.
     pub instructors: Vec<String>,
+}
+
+/// What an answer written on the staff view led to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Replied {
+    /// Recorded, for the beneficiary's first address when it has one.
+    Recorded,
+    /// The dossier is gone (purged) or was never there.
+    NoDossier,
+    /// Its author wrote too many messages within the hour: nothing recorded.
+    Limited,
 }
 
 /// One dossier as its staff page shows it.
@@ -296,6 +307,48 @@ impl Store {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Records the service's answer `body` on dossier `rowid`, written by
+    /// `author` on the staff view from `client`: to be forwarded to the
+    /// beneficiary's first address, and recorded in the dossier's audit
+    /// (`staff-reply`); unless `author` wrote `per_hour` messages within the
+    /// hour before `now`.
+    ///
+    /// # Errors
+    /// On a database error or a corrupt row.
+    pub(crate) fn record_reply(
+        &mut self,
+        rowid: i64,
+        (author, client): (&str, &str),
+        body: String,
+        per_hour: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Replied> {
+        let Some(found) = self.front_dossier(rowid)? else {
+            return Ok(Replied::NoDossier);
+        };
+        if self.written_since(author, now - chrono::TimeDelta::hours(1))? >= per_hour {
+            return Ok(Replied::Limited);
+        }
+        let recipient =
+            beneficiaries::addresses(&beneficiaries::BENEFICIARIES, &found.stored.dossier)
+                .into_iter()
+                .next();
+        let new = NewExchange {
+            dossier: rowid,
+            side: Side::Service,
+            channel: Channel::Web,
+            kind: ExchangeKind::Message,
+            author: author.to_owned(),
+            body,
+            original: None,
+            received_id: None,
+            recipient,
+        };
+        self.record_exchange(&new, now)?;
+        self.record_staff(author, "staff-reply", &[rowid], client, now)?;
+        Ok(Replied::Recorded)
     }
 
     /// How many messages `author` (any case) wrote on a page since `since`.

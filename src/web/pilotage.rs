@@ -146,6 +146,34 @@ pub(super) async fn page(
         Err(e) => return staff.asker.unavailable(&e),
     };
     let lifecycle = &current.rules.lifecycle;
+    let stalled: Vec<Value> = stalled
+        .iter()
+        .map(|(who, n)| context! { who => if who.is_empty() { "(sans instructeur)" } else { who.as_str() }, n => n })
+        .collect();
+    let waits = answer_waits(&times, now);
+    staff.page(
+        "pilotage",
+        "Pilotage",
+        context! {
+            durations => durations(&delays, lifecycle),
+            stalled => stalled,
+            occupancy => occupancy(&delays.occupancy, lifecycle),
+            waits => context! {
+                answered => waits.answered,
+                waiting => waits.waiting,
+                median => days(waits.median),
+                p90 => days(waits.p90),
+                longest => waits.longest_waiting.map(|s| days(Some(s))),
+            },
+        },
+    )
+}
+
+/// The time spent in each step per scheme: the lines of `alertissimo stats`.
+fn durations(
+    delays: &crate::delays::Delays,
+    lifecycle: &crate::lifecycle::Lifecycle,
+) -> Vec<Value> {
     let scheme = |s: &str| {
         if s.is_empty() {
             "(sans dispositif)".to_owned()
@@ -153,7 +181,7 @@ pub(super) async fn page(
             s.to_owned()
         }
     };
-    let durations: Vec<Value> = delays
+    delays
         .table(lifecycle)
         .iter()
         .map(|l| {
@@ -173,28 +201,7 @@ pub(super) async fn page(
                 overdue => l.overdue,
             }
         })
-        .collect();
-    let stalled: Vec<Value> = stalled
-        .iter()
-        .map(|(who, n)| context! { who => if who.is_empty() { "(sans instructeur)" } else { who.as_str() }, n => n })
-        .collect();
-    let waits = answer_waits(&times, now);
-    staff.page(
-        "pilotage",
-        "Pilotage",
-        context! {
-            durations => durations,
-            stalled => stalled,
-            occupancy => occupancy(&delays.occupancy, lifecycle),
-            waits => context! {
-                answered => waits.answered,
-                waiting => waits.waiting,
-                median => days(waits.median),
-                p90 => days(waits.p90),
-                longest => waits.longest_waiting.map(|s| days(Some(s))),
-            },
-        },
-    )
+        .collect()
 }
 
 /// The dossiers in each step that is not final over the last [`MONTHS`]

@@ -295,33 +295,9 @@ async fn instruction(
             ..Scope::default()
         }
     };
-    let mut fields: Vec<String> = current
-        .rules
-        .lifecycle
-        .deadlines
-        .iter()
-        .map(|d| d.field.clone())
-        .collect();
-    fields.extend(FIELDS.iter().map(|f| (*f).to_owned()));
-    let (pilotage, wanted) = (staff.roles.pilotage, scope.clone());
-    let found = flatten(
-        staff
-            .asker
-            .store
-            .call(move |s| {
-                let rows = s.work_rows(&wanted, &fields)?;
-                let choices = if pilotage {
-                    Some(s.staff_choices()?)
-                } else {
-                    None
-                };
-                Ok::<_, crate::store::StoreError>((rows, choices))
-            })
-            .await,
-    );
-    let (rows, choices) = match found {
+    let (rows, choices) = match read_list(&staff, &current, scope.clone()).await {
         Ok(found) => found,
-        Err(e) => return staff.asker.unavailable(&e),
+        Err(answer) => return answer,
     };
     let now = Utc::now();
     let delays = match current.delays.get(now).await {
@@ -372,6 +348,40 @@ async fn instruction(
             shown_at_most => worklist::SHOWN,
         },
     )
+}
+
+/// The dossiers of `scope`, with the fields the list shows after the
+/// deadlines' ones, and for `pilotage` the filters' choices.
+async fn read_list(
+    staff: &StaffAsker,
+    current: &Current,
+    scope: Scope,
+) -> Result<(Vec<crate::store::WorkRow>, Option<Choices>), Response> {
+    let mut fields: Vec<String> = current
+        .rules
+        .lifecycle
+        .deadlines
+        .iter()
+        .map(|d| d.field.clone())
+        .collect();
+    fields.extend(FIELDS.iter().map(|f| (*f).to_owned()));
+    let pilotage = staff.roles.pilotage;
+    flatten(
+        staff
+            .asker
+            .store
+            .call(move |s| {
+                let rows = s.work_rows(&scope, &fields)?;
+                let choices = if pilotage {
+                    Some(s.staff_choices()?)
+                } else {
+                    None
+                };
+                Ok::<_, crate::store::StoreError>((rows, choices))
+            })
+            .await,
+    )
+    .map_err(|e| staff.asker.unavailable(&e))
 }
 
 /// The scope a `pilotage` query asks for: `dispositif`, `etape`,

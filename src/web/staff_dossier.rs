@@ -37,7 +37,7 @@ use super::guard;
 use super::staff::StaffAsker;
 use crate::lifecycle::Lifecycle;
 use crate::model::{Event, EventKind};
-use crate::store::{Channel, ExchangeKind, NewExchange, Side, StaffPage};
+use crate::store::{Channel, ExchangeKind, Replied, Side, StaffPage};
 
 /// The longest reply, in characters.
 pub const MAX_TEXT: usize = 5_000;
@@ -109,67 +109,8 @@ fn describe(page: &StaffPage, current: &Current, tz: Tz) -> Value {
     let stored = &page.dossier.stored;
     let d = &stored.dossier;
     let lifecycle = &current.rules.lifecycle;
-    let exchanges: Vec<Value> = page
-        .exchanges
-        .iter()
-        .map(|x| {
-            context! {
-                date => moment(x.at, tz),
-                from_beneficiary => x.side == Side::Beneficiary,
-                author => &x.author,
-                channel => match x.channel {
-                    Channel::Web => "en ligne",
-                    Channel::Email => "par e-mail",
-                },
-                kind => match x.kind {
-                    ExchangeKind::Message => None,
-                    ExchangeKind::AutoReply => Some("réponse automatique, ni transmise ni répondue"),
-                    ExchangeKind::Bounce => Some("avis de non-remise, ni transmis ni répondu"),
-                },
-                forwarded => forwarding(x.status.as_deref(), x.sent_at, x.reason.as_deref(), tz),
-                recipient => &x.recipient,
-                text => &x.body,
-            }
-        })
-        .collect();
-    let mut timeline: Vec<(DateTime<Utc>, Value)> = page
-        .events
-        .iter()
-        .map(|e| {
-            let text = event_text(&e.event, lifecycle);
-            let when = moment(e.event.occurred_at, tz);
-            (e.event.occurred_at, context! { date => when, what => text, baseline => e.baseline, deliveries => Vec::<Value>::new() })
-        })
-        .collect();
-    for (a, attempts) in &page.alerts {
-        let deliveries: Vec<Value> = attempts
-            .iter()
-            .map(|t| {
-                context! {
-                    date => moment(t.attempted_at, tz),
-                    outcome => outcome(&t.outcome),
-                    reply => &t.reply,
-                }
-            })
-            .collect();
-        let what = format!(
-            "Alerte « {} » (règle {}) pour {} ({}) : {}",
-            a.template,
-            a.rule,
-            if a.recipient.is_empty() {
-                "destinataire effacé"
-            } else {
-                a.recipient.as_str()
-            },
-            role(&a.role),
-            status(&a.status, a.reason.as_deref()),
-        );
-        timeline.push((
-            a.created_at,
-            context! { date => moment(a.created_at, tz), what => what, baseline => false, deliveries => deliveries },
-        ));
-    }
-    timeline.sort_by_key(|(at, _)| *at);
+    let exchanges = exchanges(page, tz);
+    let timeline = timeline(page, lifecycle, tz);
     context! {
         reference => d.reference(),
         project => d.text("title"),
@@ -195,8 +136,82 @@ fn describe(page: &StaffPage, current: &Current, tz: Tz) -> Value {
         portal => current.sources.link_of(&stored.connector, d),
         staff_link => d.text("instructor.url"),
         exchanges => exchanges,
-        timeline => timeline.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
+        timeline => timeline,
     }
+}
+
+/// The exchanges of `page`, oldest first, as the page shows them.
+fn exchanges(page: &StaffPage, tz: Tz) -> Vec<Value> {
+    page.exchanges
+        .iter()
+        .map(|x| {
+            context! {
+                date => moment(x.at, tz),
+                from_beneficiary => x.side == Side::Beneficiary,
+                author => &x.author,
+                channel => match x.channel {
+                    Channel::Web => "en ligne",
+                    Channel::Email => "par e-mail",
+                },
+                kind => match x.kind {
+                    ExchangeKind::Message => None,
+                    ExchangeKind::AutoReply => Some("réponse automatique, ni transmise ni répondue"),
+                    ExchangeKind::Bounce => Some("avis de non-remise, ni transmis ni répondu"),
+                },
+                forwarded => forwarding(x.status.as_deref(), x.sent_at, x.reason.as_deref(), tz),
+                recipient => &x.recipient,
+                text => &x.body,
+            }
+        })
+        .collect()
+}
+
+/// The events and the alerts of `page`, in time order: each alert with its
+/// delivery attempts.
+fn timeline(page: &StaffPage, lifecycle: &Lifecycle, tz: Tz) -> Vec<Value> {
+    let mut timeline: Vec<(DateTime<Utc>, Value)> = page
+        .events
+        .iter()
+        .map(|e| {
+            let what = event_text(&e.event, lifecycle);
+            let date = moment(e.event.occurred_at, tz);
+            let entry = context! {
+                date => date, what => what, baseline => e.baseline, deliveries => Vec::<Value>::new(),
+            };
+            (e.event.occurred_at, entry)
+        })
+        .collect();
+    for (a, attempts) in &page.alerts {
+        let deliveries: Vec<Value> = attempts
+            .iter()
+            .map(|t| {
+                context! {
+                    date => moment(t.attempted_at, tz),
+                    outcome => outcome(&t.outcome),
+                    reply => &t.reply,
+                }
+            })
+            .collect();
+        let who = if a.recipient.is_empty() {
+            "destinataire effacé"
+        } else {
+            a.recipient.as_str()
+        };
+        let what = format!(
+            "Alerte « {} » (règle {}) pour {who} ({}) : {}",
+            a.template,
+            a.rule,
+            role(&a.role),
+            status(&a.status, a.reason.as_deref()),
+        );
+        let date = moment(a.created_at, tz);
+        timeline.push((
+            a.created_at,
+            context! { date => date, what => what, baseline => false, deliveries => deliveries },
+        ));
+    }
+    timeline.sort_by_key(|(at, _)| *at);
+    timeline.into_iter().map(|(_, v)| v).collect()
 }
 
 /// An exchange's forwarding, in French; none when nothing is forwarded.
@@ -332,44 +347,19 @@ pub(super) async fn reply(
         staff
             .asker
             .store
-            .call(move |s| {
-                let Some(found) = s.front_dossier(rowid)? else {
-                    return Ok(Some(false));
-                };
-                if s.written_since(&who, now - chrono::TimeDelta::hours(1))? >= PER_HOUR {
-                    return Ok(None);
-                }
-                let to = crate::rules::Recipient::Beneficiary
-                    .addresses(&found.stored.dossier)
-                    .first()
-                    .map(|a| (*a).to_owned());
-                let new = NewExchange {
-                    dossier: rowid,
-                    side: Side::Service,
-                    channel: Channel::Web,
-                    kind: ExchangeKind::Message,
-                    author: who.clone(),
-                    body: text,
-                    original: None,
-                    received_id: None,
-                    recipient: to,
-                };
-                s.record_exchange(&new, now)?;
-                s.record_staff(&who, "staff-reply", &[rowid], &client, now)?;
-                Ok::<_, crate::store::StoreError>(Some(true))
-            })
+            .call(move |s| s.record_reply(rowid, (&who, &client), text, PER_HOUR, now))
             .await,
     );
     match recorded {
-        Ok(Some(true)) => {
+        Ok(Replied::Recorded) => {
             info!("A staff member answered a beneficiary from the staff view.");
             staff.asker.front.current.borrow().wake.notify_one();
             let to = staff.href(rowid);
             let to = to.strip_prefix(&staff.asker.front.base).unwrap_or(&to);
             staff.asker.redirect(&format!("{to}#echanges"), None)
         }
-        Ok(Some(false)) => staff.not_found(),
-        Ok(None) => staff.asker.refusal(
+        Ok(Replied::NoDossier) => staff.not_found(),
+        Ok(Replied::Limited) => staff.asker.refusal(
             StatusCode::TOO_MANY_REQUESTS,
             "Trop de réponses",
             "Vous avez écrit de nombreuses réponses en peu de temps. \
