@@ -393,3 +393,116 @@ impl Store {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store with three dossiers: 1 and 2 instructed by A (2 in Sport), 3 by B.
+    fn store() -> (Store, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.db"), 8).unwrap();
+        store
+            .conn
+            .execute_batch(
+                "INSERT INTO runs (id, connector, source, fingerprint, started_at, finished_at, status, baseline)
+                 VALUES (1, 'p', 'f', '0', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', 'applied', 1);
+                 INSERT INTO dossiers (id, connector, source_id, reference, scheme, step, status,
+                                       step_entered_at, fields, first_run, last_run)
+                 VALUES (1, 'p', 'D1', 'REF-1', 'Culture', 'depose', 'Déposé', '2026-01-03T00:00:00Z', x'01', 1, 1),
+                        (2, 'p', 'D2', 'REF-2', 'Sport', 'instruction', 'En cours', '2026-01-04T00:00:00Z', x'01', 1, 1),
+                        (3, 'q', 'D3', 'REF-3', 'Culture', 'depose', 'Déposé', '2026-01-05T00:00:00Z', x'01', 1, 1);
+                 INSERT INTO instructor_emails (email, dossier_id)
+                 VALUES ('a@region.fr', 1), ('a@region.fr', 2), ('b@region.fr', 3);",
+            )
+            .unwrap();
+        (store, dir)
+    }
+
+    fn refs(rows: &[WorkRow]) -> Vec<&str> {
+        let mut refs: Vec<&str> = rows.iter().map(|r| r.reference.as_str()).collect();
+        refs.sort_unstable();
+        refs
+    }
+
+    #[test]
+    fn a_scope_is_an_instructor_a_scheme_a_step_and_a_connector() {
+        let (store, _dir) = store();
+        let rows = |scope: Scope| store.work_rows(&scope, &[]).unwrap();
+        assert_eq!(refs(&rows(Scope::default())), ["REF-1", "REF-2", "REF-3"]);
+        let mine = Scope {
+            instructor: Some(" A@Region.FR ".into()),
+            ..Scope::default()
+        };
+        assert_eq!(refs(&rows(mine.clone())), ["REF-1", "REF-2"]);
+        let sport = Scope {
+            scheme: Some("Sport".into()),
+            ..mine
+        };
+        assert_eq!(refs(&rows(sport)), ["REF-2"]);
+        let step = Scope {
+            step: Some("depose".into()),
+            connector: Some("q".into()),
+            ..Scope::default()
+        };
+        assert_eq!(refs(&rows(step)), ["REF-3"]);
+        assert!(store.is_instructor("B@region.fr").unwrap());
+        assert!(!store.is_instructor("c@region.fr").unwrap());
+        assert!(store.instructs("a@region.fr", 2).unwrap());
+        assert!(!store.instructs("a@region.fr", 3).unwrap());
+        let choices = store.staff_choices().unwrap();
+        assert_eq!(choices.schemes, ["Culture", "Sport"]);
+        assert_eq!(choices.connectors, ["p", "q"]);
+        assert_eq!(choices.instructors, ["a@region.fr", "b@region.fr"]);
+    }
+
+    #[test]
+    fn the_last_message_says_who_waits_and_replies_are_limited() {
+        let (mut store, _dir) = store();
+        let now: DateTime<Utc> = "2026-03-02T09:00:00Z".parse().unwrap();
+        let asked = NewExchange {
+            dossier: 1,
+            side: Side::Beneficiary,
+            channel: Channel::Web,
+            kind: ExchangeKind::Message,
+            author: "lune@asso.fr".into(),
+            body: "Où en est-on ?".into(),
+            original: None,
+            received_id: None,
+            recipient: None,
+        };
+        store.record_exchange(&asked, now).unwrap();
+        let last = |store: &Store| {
+            store
+                .work_rows(&Scope::default(), &[])
+                .unwrap()
+                .into_iter()
+                .find(|r| r.rowid == 1)
+                .unwrap()
+                .last_message
+        };
+        assert_eq!(last(&store), Some((Side::Beneficiary, now)));
+        let later = now + chrono::TimeDelta::minutes(5);
+        let reply = |store: &mut Store, at| {
+            store.record_reply(1, ("A@region.fr", "127.0.0.1"), "Bientôt.".into(), 2, at)
+        };
+        assert_eq!(reply(&mut store, later).unwrap(), Replied::Recorded);
+        assert_eq!(last(&store), Some((Side::Service, later)));
+        assert_eq!(reply(&mut store, later).unwrap(), Replied::Recorded);
+        assert_eq!(reply(&mut store, later).unwrap(), Replied::Limited);
+        let next_hour = later + chrono::TimeDelta::minutes(61);
+        assert_eq!(reply(&mut store, next_hour).unwrap(), Replied::Recorded);
+        assert_eq!(
+            store
+                .record_reply(9, ("a@region.fr", "x"), "?".into(), 2, now)
+                .unwrap(),
+            Replied::NoDossier
+        );
+        let times = store.message_times().unwrap();
+        assert_eq!(times.len(), 4);
+        assert_eq!(times[0], (1, Side::Beneficiary, now));
+        // Without a beneficiary address, a reply is recorded for nobody.
+        assert!(store.exchanges(1).unwrap()[1].recipient.is_none());
+        assert_eq!(store.audit(1).unwrap()[0].action, "staff-reply");
+    }
+}
