@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use super::{Result, Store, format_time, parse_time};
+use crate::delays::answers::{self, AnswerDelays, Said};
 
 /// Who wrote an exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -263,6 +264,53 @@ impl Store {
             out.push(exchange_row(r)?.exchange);
         }
         Ok(out)
+    }
+
+    /// How many messages `author` wrote through the front office since
+    /// `since`, on the dossiers `dossiers` (row ids: the session's): what its
+    /// rate limit counts.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub(crate) fn written_since(
+        &self,
+        author: &str,
+        dossiers: &[i64],
+        since: DateTime<Utc>,
+    ) -> Result<u32> {
+        let rows = serde_json::to_string(dossiers).expect("integers serialise");
+        Ok(self.conn.prepare_cached(
+            "SELECT count(*) FROM exchanges
+             WHERE dossier_id IN (SELECT value FROM json_each(?1)) AND author = lower(?2)
+               AND direction = 'beneficiary' AND channel = 'web' AND at > ?3",
+        )?
+        .query_row(params![rows, author.trim(), format_time(since)], |r| r.get(0))?)
+    }
+
+    /// How long the service takes to answer a beneficiary's message, from every
+    /// message kept (auto-replies and bounces left out), at `now`, in
+    /// `business` days (`delays::answers`).
+    ///
+    /// # Errors
+    /// On a database error or a corrupt row.
+    pub(crate) fn answer_delays(
+        &self,
+        now: DateTime<Utc>,
+        business: &crate::calendar::Business,
+    ) -> Result<AnswerDelays> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT dossier_id, at, direction FROM exchanges WHERE kind = 'message'",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut said = Vec::new();
+        while let Some(r) = rows.next()? {
+            said.push(Said {
+                dossier: r.get(0)?,
+                at: parse_time(r.get_ref(1)?.as_str()?)?,
+                by_beneficiary: Side::parse(r.get_ref(2)?.as_str()?)? == Side::Beneficiary,
+            });
+        }
+        Ok(answers::answer_delays(&said, now, business))
     }
 
     /// The exchanges whose forwarding is due at `now`, oldest first.
