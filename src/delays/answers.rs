@@ -21,7 +21,7 @@ pub const MIN_ANSWERED: u64 = 10;
 
 /// One message on a dossier, as the estimate reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Said {
+pub(crate) struct Said {
     /// The dossier's row.
     pub dossier: i64,
     /// When it was written or received.
@@ -45,7 +45,7 @@ pub struct AnswerDelays {
 
 /// The answer delays of `messages` (any order) at `now`, counted on
 /// `business` days.
-pub fn answer_delays(messages: &[Said], now: DateTime<Utc>, business: &Business) -> AnswerDelays {
+pub(crate) fn answer_delays(messages: &[Said], now: DateTime<Utc>, business: &Business) -> AnswerDelays {
     let mut sorted: Vec<&Said> = messages.iter().filter(|m| m.at <= now).collect();
     sorted.sort_by_key(|m| (m.dossier, m.at));
     let mut stays = Sorted::default();

@@ -13,7 +13,7 @@
 //! estimate as dates is its [`Prediction`] (`prediction.rs`). How long the
 //! service takes to answer a beneficiary's message is [`answers`] (issue 21).
 
-pub mod answers;
+pub(crate) mod answers;
 mod axis;
 mod history;
 mod prediction;
