@@ -1,7 +1,8 @@
 //! The web face: the HTTP listener of `[web] listen`, for the daemon's whole
 //! life, and the pages it serves: the unsubscribe pages of informational
 //! messages ([`unsubscribe`], issue 17, item 25) and the front office
-//! ([`front`], issue 20: sign-in by e-mail, a beneficiary's dossiers), whose
+//! ([`front`], issue 20: sign-in by e-mail, a beneficiary's dossiers; [`write`],
+//! issue 21: their messages to the service), whose
 //! forms are guarded by [`guard`] and whose pages are [`pages`].
 //!
 //! Owns the router and what protects every page: a request timeout, a small
@@ -18,6 +19,7 @@ pub mod front;
 pub mod guard;
 pub mod pages;
 pub mod unsubscribe;
+pub mod write;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,8 +40,10 @@ use crate::store::StoreHandle;
 pub use crate::dispatch::message::UNSUBSCRIBE_PATH;
 /// How long one request may take, store included; then 503.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// The largest request body read (a one-click body is 26 bytes).
-pub const MAX_BODY: usize = 4 * 1024;
+/// The largest request body read (a one-click body is 26 bytes; a message to
+/// the service, 5 000 characters, each up to 4 bytes of UTF-8 written as up to
+/// 12 in a form: a little under 64 KiB at worst).
+pub const MAX_BODY: usize = 64 * 1024;
 
 /// The headers every answer carries.
 const SECURITY_HEADERS: [(HeaderName, &str); 6] = [
