@@ -250,7 +250,7 @@ pub(super) async fn answers_if_waiting(
 /// date, time, text, state, sent}` (`state`: `pending`, `sent`, `failed` or
 /// `kept`: no recipient), what the service usually takes (`usual`: a number of
 /// business days, or none; `waiting`), the form's `action`, `text`, `error`
-/// and `max`.
+/// and `max` (`max_text`: as French writes it).
 pub(super) fn section(
     page: &DossierPage,
     form: &Form,
