@@ -291,7 +291,6 @@ fn print_audit(audit: &[crate::store::AuditRecord], tz: chrono_tz::Tz) {
             "sign-in" => "connexion",
             "dossier" => "page du dossier consultée",
             "message" => "message envoyé relu en ligne",
-            "write" => "message au service écrit en ligne",
             _ => "liste des dossiers consultée",
         };
         out!(

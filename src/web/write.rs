@@ -95,7 +95,9 @@ pub(super) async fn write(
     if !guard::csrf_valid(&secret, &format!("session:{cookie}"), &token) {
         return asker.forbidden();
     }
-    let found = match find(&state, peer, &headers, key.clone(), "write").await {
+    // Audited as the page it shows (`web_audit` knows no other action); the
+    // message itself is the exchange recorded, with its author and time.
+    let found = match find(&state, peer, &headers, key.clone(), "dossier").await {
         Ok(found) => found,
         Err(answer) => return answer,
     };

@@ -21,6 +21,7 @@ mod daemon;
 mod delays;
 mod delivery;
 mod dossier_page;
+mod exchanges_web;
 mod ds;
 mod front_office;
 mod front_office_browser;
