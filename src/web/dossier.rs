@@ -191,7 +191,12 @@ pub(super) async fn show(found: Found, status: StatusCode, form: &super::write::
             csrf => &found.csrf,
             messages => messages,
             list => format!("{}dossiers", found.asker.front.base),
-            write => super::write::section(&found.page, form, answers, (&own, tz)),
+            write => super::write::section(
+                &found.page,
+                form,
+                answers,
+                (&own, tz, found.asker.front.settings.service_email.as_deref()),
+            ),
         }
     };
     let title = format!("Dossier {}", stored.dossier.reference());

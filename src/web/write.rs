@@ -210,13 +210,16 @@ fn recipient(dossier: &Dossier, fallback: Option<&str>) -> Option<String> {
         .or_else(|| fallback.map(str::to_owned))
 }
 
-/// Whether the beneficiary's last message on the page waits for an answer.
+/// Whether the beneficiary's last message on the page waits for an answer:
+/// it was (or is being) forwarded to the service.
 fn waiting(page: &DossierPage) -> bool {
     page.exchanges
         .iter()
         .rev()
         .find(|x| x.kind == ExchangeKind::Message)
-        .is_some_and(|x| x.side == Side::Beneficiary)
+        .is_some_and(|x| {
+            x.side == Side::Beneficiary && matches!(x.status.as_deref(), Some("pending" | "sent"))
+        })
 }
 
 /// The service's answer delays when the page's dossier waits for an answer
@@ -250,14 +253,16 @@ pub(super) async fn answers_if_waiting(
 /// The page's variable `write`: the exchanges, oldest first (messages only:
 /// auto-replies and bounces are not the beneficiary's concern), each `{mine,
 /// date, time, text, state, sent}` (`state`: `pending`, `sent`, `failed` or
-/// `kept`: no recipient), what the service usually takes (`usual`: a number of
-/// business days, or none; `waiting`), the form's `action`, `text`, `error`
-/// and `max` (`max_text`: as French writes it).
+/// `kept`: no recipient), whether a message written now would reach the
+/// service (`reachable`; `fallback` is `[web] service_email`), what the
+/// service usually takes (`usual`: a number of business days, or none;
+/// `waiting`), the form's `action`, `text`, `error` and `max` (`max_text`: as
+/// French writes it).
 pub(super) fn section(
     page: &DossierPage,
     form: &Form,
     answers: Option<AnswerDelays>,
-    (own, tz): (&str, Tz),
+    (own, tz, fallback): (&str, Tz, Option<&str>),
 ) -> Value {
     let time = |at: DateTime<Utc>| at.with_timezone(&tz).format("%H h %M").to_string();
     let exchanges: Vec<Value> = page
@@ -278,6 +283,7 @@ pub(super) fn section(
     context! {
         exchanges => exchanges,
         waiting => answers.is_some(),
+        reachable => recipient(&page.dossier.stored.dossier, fallback).is_some(),
         usual => answers.and_then(|a| a.median_days),
         action => format!("{own}/messages"),
         text => &form.text,

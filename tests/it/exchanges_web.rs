@@ -168,7 +168,8 @@ fn issue_21_a_beneficiary_writes_and_the_instructor_gets_it() {
     let (f0, page) = page_of(port, &lune, "REF-F0");
     assert!(
         page.body.contains("name=\"texte\"")
-            && page.body.contains("Vous n'avez pas encore écrit au service"),
+            && page.body.contains("Vous n'avez pas encore écrit au service")
+            && page.body.contains("Votre message est transmis par courriel au service"),
         "{}",
         page.body
     );
