@@ -264,7 +264,7 @@ pub(super) fn section(
     answers: Option<AnswerDelays>,
     (own, tz, fallback): (&str, Tz, Option<&str>),
 ) -> Value {
-    let time = |at: DateTime<Utc>| at.with_timezone(&tz).format("%H h %M").to_string();
+    let time = |at: DateTime<Utc>| at.with_timezone(&tz).format("%-H h %M").to_string();
     let exchanges: Vec<Value> = page
         .exchanges
         .iter()

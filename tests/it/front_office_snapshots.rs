@@ -88,8 +88,11 @@ fn normalised(page: &str, port: u16) -> String {
             page.get(range)
                 .is_some_and(|d| d.chars().all(|c| c.is_ascii_digit()))
         };
-        if start >= 2 && digits(start - 2..start) && digits(start + 3..start + 5) {
-            page.replace_range(start - 2..start + 5, "HH h MM");
+        let hours = (1..=2).rev().find(|&n| start >= n && digits(start - n..start));
+        if let Some(n) = hours
+            && digits(start + 3..start + 5)
+        {
+            page.replace_range(start - n..start + 5, "HH h MM");
         }
         at = start + 3;
     }
