@@ -435,3 +435,30 @@ fn issue_21_backup_keeps_the_exchanges_and_purge_removes_them() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!((count(&install.db(), "REF-F0"), count(&install.db(), "REF-F2")), (1, 0));
 }
+
+/// `check` warns while the front office is served without `[web]
+/// service_email`, and refuses one that is not an address.
+#[test]
+fn issue_21_check_warns_without_a_service_address() {
+    let check = |web: &str| {
+        let install = Install::with_connector(|c| c.to_owned());
+        install.append_config(&format!(
+            "[web]\nlisten = \"127.0.0.1:1\"\npublic_url = \"http://127.0.0.1:1\"\n{web}\n"
+        ));
+        install.run(&["check"])
+    };
+    let warning = "[web] service_email is empty";
+    let without = check("");
+    assert!(without.status.success(), "{}", text(&without));
+    assert!(text(&without).contains(warning), "{}", text(&without));
+    let with = check(&format!("service_email = \"{SERVICE}\""));
+    assert!(with.status.success(), "{}", text(&with));
+    assert!(!text(&with).contains(warning), "{}", text(&with));
+    let wrong = check("service_email = \"instruction\"");
+    assert_eq!(wrong.status.code(), Some(78), "{}", text(&wrong));
+    assert!(
+        text(&wrong).contains("key `web.service_email`: 'instruction' is not one e-mail address"),
+        "{}",
+        text(&wrong)
+    );
+}
