@@ -45,7 +45,11 @@ pub struct AnswerDelays {
 
 /// The answer delays of `messages` (any order) at `now`, counted on
 /// `business` days.
-pub(crate) fn answer_delays(messages: &[Said], now: DateTime<Utc>, business: &Business) -> AnswerDelays {
+pub(crate) fn answer_delays(
+    messages: &[Said],
+    now: DateTime<Utc>,
+    business: &Business,
+) -> AnswerDelays {
     let mut sorted: Vec<&Said> = messages.iter().filter(|m| m.at <= now).collect();
     sorted.sort_by_key(|m| (m.dossier, m.at));
     let mut stays = Sorted::default();

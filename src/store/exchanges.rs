@@ -279,12 +279,16 @@ impl Store {
         since: DateTime<Utc>,
     ) -> Result<u32> {
         let rows = serde_json::to_string(dossiers).expect("integers serialise");
-        Ok(self.conn.prepare_cached(
-            "SELECT count(*) FROM exchanges
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT count(*) FROM exchanges
              WHERE dossier_id IN (SELECT value FROM json_each(?1)) AND author = lower(?2)
                AND direction = 'beneficiary' AND channel = 'web' AND at > ?3",
-        )?
-        .query_row(params![rows, author.trim(), format_time(since)], |r| r.get(0))?)
+            )?
+            .query_row(params![rows, author.trim(), format_time(since)], |r| {
+                r.get(0)
+            })?)
     }
 
     /// How long the service takes to answer a beneficiary's message, from every

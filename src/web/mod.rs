@@ -1,7 +1,7 @@
 //! The web face: the HTTP listener of `[web] listen`, for the daemon's whole
 //! life, and the pages it serves: the unsubscribe pages of informational
 //! messages ([`unsubscribe`], issue 17, item 25) and the front office
-//! ([`front`], issue 20: sign-in by e-mail, a beneficiary's dossiers; [`write`],
+//! ([`front`], issue 20: sign-in by e-mail, a beneficiary's dossiers; [`write`](mod@write),
 //! issue 21: their messages to the service), whose
 //! forms are guarded by [`guard`] and whose pages are [`pages`].
 //!

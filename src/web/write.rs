@@ -166,9 +166,11 @@ pub(super) async fn write(
 fn acceptable(text: &str) -> Result<(), String> {
     let length = text.trim().chars().count();
     if length == 0 {
-        return Err("Votre message est vide : écrivez votre question ou votre information \
+        return Err(
+            "Votre message est vide : écrivez votre question ou votre information \
                     avant de l'envoyer."
-            .to_owned());
+                .to_owned(),
+        );
     }
     if length > MAX_CHARS {
         return Err(format!(
@@ -302,7 +304,10 @@ mod tests {
         assert!(acceptable("Bonjour").is_ok());
         let empty = acceptable(" \n ").unwrap_err();
         assert!(empty.contains("vide"), "{empty}");
-        assert!(acceptable(&"é".repeat(MAX_CHARS)).is_ok(), "characters, not bytes");
+        assert!(
+            acceptable(&"é".repeat(MAX_CHARS)).is_ok(),
+            "characters, not bytes"
+        );
         let long = acceptable(&"a".repeat(MAX_CHARS + 1)).unwrap_err();
         assert!(long.contains("5\u{a0}001 caractères"), "{long}");
     }
@@ -324,13 +329,13 @@ mod tests {
         let emails = |text: &str| Field::Emails(text.to_owned());
         dossier
             .fields
-            .insert("service.email".into(), emails("service@region.test"));
+            .insert("service.email", emails("service@region.test"));
         assert_eq!(
             recipient(&dossier, Some("aides@region.test")).as_deref(),
             Some("service@region.test")
         );
         dossier.fields.insert(
-            "instructor.email".into(),
+            "instructor.email",
             emails(" , anne@region.test, paul@region.test"),
         );
         assert_eq!(

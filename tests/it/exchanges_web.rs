@@ -98,7 +98,9 @@ fn subject(raw: &str) -> String {
     let mut after_encoded = false;
     for word in line.split(' ') {
         let lower = word.to_lowercase();
-        let inner = word.get(10..word.len().saturating_sub(2)).unwrap_or_default();
+        let inner = word
+            .get(10..word.len().saturating_sub(2))
+            .unwrap_or_default();
         let decoded = if lower.starts_with("=?utf-8?b?") && lower.ends_with("?=") {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(inner)
@@ -109,7 +111,8 @@ fn subject(raw: &str) -> String {
         } else {
             None
         };
-        if !out.is_empty() && !(after_encoded && decoded.is_some()) {
+        let joined = after_encoded && decoded.is_some();
+        if !(out.is_empty() || joined) {
             out.push(' ');
         }
         after_encoded = decoded.is_some();
@@ -168,15 +171,25 @@ fn issue_21_a_beneficiary_writes_and_the_instructor_gets_it() {
     let (f0, page) = page_of(port, &lune, "REF-F0");
     assert!(
         page.body.contains("name=\"texte\"")
-            && page.body.contains("Vous n'avez pas encore écrit au service")
-            && page.body.contains("Votre message est transmis par courriel au service"),
+            && page
+                .body
+                .contains("Vous n'avez pas encore écrit au service")
+            && page
+                .body
+                .contains("Votre message est transmis par courriel au service"),
         "{}",
         page.body
     );
     let csrf = page.csrf();
 
     // No CSRF field, or another session's: refused; Soleil's dossier: 404.
-    let bare = http(port, "POST", &format!("{f0}/messages"), &lune, "texte=Bonjour");
+    let bare = http(
+        port,
+        "POST",
+        &format!("{f0}/messages"),
+        &lune,
+        "texte=Bonjour",
+    );
     assert_eq!(bare.status, 403, "{}", bare.body);
     let (f3, soleil_page) = page_of(port, &soleil, "REF-F3");
     let crossed = write(port, &lune, &f0, &soleil_page.csrf(), "Bonjour");
@@ -190,12 +203,20 @@ fn issue_21_a_beneficiary_writes_and_the_instructor_gets_it() {
     // Empty, then too long: the page again, the text kept, nothing recorded.
     let empty = write(port, &lune, &f0, &csrf, "  \r\n ");
     assert_eq!(empty.status, 422);
-    assert!(empty.body.contains("Votre message est vide"), "{}", empty.body);
+    assert!(
+        empty.body.contains("Votre message est vide"),
+        "{}",
+        empty.body
+    );
     assert!(empty.body.contains("aria-invalid=\"true\""));
     let long = format!("Debut {}", "x".repeat(5_000));
     let refused = write(port, &lune, &f0, &csrf, &long);
     assert_eq!(refused.status, 422);
-    assert!(refused.body.contains("5\u{a0}006 caractères"), "{}", refused.body);
+    assert!(
+        refused.body.contains("5\u{a0}006 caractères"),
+        "{}",
+        refused.body
+    );
     assert!(refused.body.contains(&long), "the text is kept");
 
     // A message: 303 back to the page, which shows it as sent.
@@ -214,7 +235,10 @@ fn issue_21_a_beneficiary_writes_and_the_instructor_gets_it() {
     ] {
         assert!(after.body.contains(needle), "{needle}: {}", after.body);
     }
-    assert!(!after.body.contains("habituellement sous"), "too few answers");
+    assert!(
+        !after.body.contains("habituellement sous"),
+        "too few answers"
+    );
 
     // The instructor's e-mail: the reference, the state, the text, the link.
     wait_for("the instructor's e-mail", Duration::from_secs(30), || {
@@ -240,7 +264,10 @@ fn issue_21_a_beneficiary_writes_and_the_instructor_gets_it() {
 
     // No instructor on REF-F1: the service's mailbox.
     let (f1, page) = page_of(port, &lune, "REF-F1");
-    assert_eq!(write(port, &lune, &f1, &page.csrf(), "Question sur F1").status, 303);
+    assert_eq!(
+        write(port, &lune, &f1, &page.csrf(), "Question sur F1").status,
+        303
+    );
     wait_for("the service's e-mail", Duration::from_secs(30), || {
         !mails_to(&install, SERVICE).is_empty()
     });
@@ -248,7 +275,10 @@ fn issue_21_a_beneficiary_writes_and_the_instructor_gets_it() {
 
     // Ten messages an hour from one address, over all its dossiers.
     for i in 2..10 {
-        assert_eq!(write(port, &lune, &f1, &csrf, &format!("Message {i}")).status, 303);
+        assert_eq!(
+            write(port, &lune, &f1, &csrf, &format!("Message {i}")).status,
+            303
+        );
     }
     let limited = write(port, &lune, &f0, &csrf, "Onzieme message");
     assert_eq!(limited.status, 429, "{}", limited.body);
@@ -264,7 +294,10 @@ fn issue_21_a_beneficiary_writes_and_the_instructor_gets_it() {
     assert_eq!(exchanges[0]["channel"], "web");
     assert_eq!(exchanges[0]["kind"], "message");
     assert_eq!(exchanges[0]["author"], "lune@example.org");
-    assert_eq!(exchanges[0]["recipient"], "anne.instructrice@region.example.org");
+    assert_eq!(
+        exchanges[0]["recipient"],
+        "anne.instructrice@region.example.org"
+    );
     assert_eq!(exchanges[0]["status"], "sent");
     let out = text(&install.run(&["dossier", "REF-F0"]));
     assert!(
@@ -319,7 +352,10 @@ fn issue_21_the_usual_answer_delay_and_a_reply_to_the_beneficiary() {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
     // Sign in through the relay: the link is in the message it received.
-    assert_eq!(crate::front_office::ask(port, "lune@example.org").status, 200);
+    assert_eq!(
+        crate::front_office::ask(port, "lune@example.org").status,
+        200
+    );
     wait_for("the sign-in message", Duration::from_secs(30), || {
         !server.received().is_empty()
     });
@@ -327,7 +363,10 @@ fn issue_21_the_usual_answer_delay_and_a_reply_to_the_beneficiary() {
     let opened = http(port, "GET", &link, "", "");
     let lune = format!("session={}", opened.cookie("session").unwrap());
     let (f0, page) = page_of(port, &lune, "REF-F0");
-    assert_eq!(write(port, &lune, &f0, &page.csrf(), "Une question").status, 303);
+    assert_eq!(
+        write(port, &lune, &f0, &page.csrf(), "Une question").status,
+        303
+    );
     let after = http(port, "GET", &f0, &lune, "");
     assert!(
         after
@@ -347,7 +386,10 @@ fn issue_21_the_usual_answer_delay_and_a_reply_to_the_beneficiary() {
         .into_iter()
         .find(|m| m.to == ["anne.instructrice@region.example.org"])
         .unwrap();
-    assert_eq!(subject(&mail.data), "Dossier REF-F0 : message du bénéficiaire");
+    assert_eq!(
+        subject(&mail.data),
+        "Dossier REF-F0 : message du bénéficiaire"
+    );
     assert!(unquote(&mail.data).contains("Une question"));
     assert!(mail.header("List-Unsubscribe").is_none());
 
@@ -386,11 +428,15 @@ fn issue_21_the_usual_answer_delay_and_a_reply_to_the_beneficiary() {
     assert!(unquote(&reply.data).contains(&format!("http://127.0.0.1:{port}{f0}")));
     let page = http(port, "GET", &f0, &lune, "");
     assert!(
-        page.body.contains("Réponse du service, le") && page.body.contains("Le versement part demain."),
+        page.body.contains("Réponse du service, le")
+            && page.body.contains("Le versement part demain."),
         "{}",
         page.body
     );
-    assert!(!page.body.contains("habituellement sous"), "answered: no delay");
+    assert!(
+        !page.body.contains("habituellement sous"),
+        "answered: no delay"
+    );
     let exit = crate::common::terminate(&mut daemon.0);
     assert!(exit.success(), "{exit}");
 }
@@ -398,10 +444,7 @@ fn issue_21_the_usual_answer_delay_and_a_reply_to_the_beneficiary() {
 /// `backup` keeps the exchanges; `purge` removes those of purged dossiers.
 #[test]
 fn issue_21_backup_keeps_the_exchanges_and_purge_removes_them() {
-    let (install, port) = install(
-        "[delivery.file]\ndir = \"outbox\"",
-        "",
-    );
+    let (install, port) = install("[delivery.file]\ndir = \"outbox\"", "");
     install.append_config("[retention]\npersonal_data = \"30d\"\n");
     let mut daemon = install.daemon();
     wait_for("the web face", Duration::from_secs(30), || {
@@ -410,7 +453,13 @@ fn issue_21_backup_keeps_the_exchanges_and_purge_removes_them() {
     let lune = sign_in(&install, port, "lune@example.org");
     for reference in ["REF-F0", "REF-F2"] {
         let (link, page) = page_of(port, &lune, reference);
-        let sent = write(port, &lune, &link, &page.csrf(), &format!("Sur {reference}"));
+        let sent = write(
+            port,
+            &lune,
+            &link,
+            &page.csrf(),
+            &format!("Sur {reference}"),
+        );
         assert_eq!(sent.status, 303);
     }
     let exit = crate::common::terminate(&mut daemon.0);
@@ -433,7 +482,13 @@ fn issue_21_backup_keeps_the_exchanges_and_purge_removes_them() {
 
     let out = install.run(&["purge", "--json"]);
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!((count(&install.db(), "REF-F0"), count(&install.db(), "REF-F2")), (1, 0));
+    assert_eq!(
+        (
+            count(&install.db(), "REF-F0"),
+            count(&install.db(), "REF-F2")
+        ),
+        (1, 0)
+    );
 }
 
 /// `check` warns while the front office is served without `[web]

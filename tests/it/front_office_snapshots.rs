@@ -88,7 +88,9 @@ fn normalised(page: &str, port: u16) -> String {
             page.get(range)
                 .is_some_and(|d| d.chars().all(|c| c.is_ascii_digit()))
         };
-        let hours = (1..=2).rev().find(|&n| start >= n && digits(start - n..start));
+        let hours = (1..=2)
+            .rev()
+            .find(|&n| start >= n && digits(start - n..start));
         if let Some(n) = hours
             && digits(start + 3..start + 5)
         {
