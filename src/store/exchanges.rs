@@ -272,7 +272,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database error.
-    pub(crate) fn written_since(
+    pub(crate) fn beneficiary_written_since(
         &self,
         author: &str,
         dossiers: &[i64],
@@ -449,5 +449,61 @@ mod tests {
         assert!(store.record_exchange(&mail, now).unwrap().is_some());
         assert!(store.record_exchange(&mail, now).unwrap().is_none());
         assert_eq!(store.exchanges(dossier).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn the_rate_limit_counts_an_address_s_web_messages_on_its_dossiers() {
+        let (mut store, dossier, _dir) = store_with_dossier();
+        let now: DateTime<Utc> = "2026-03-02T09:00:00Z".parse().unwrap();
+        let hour_ago = now - chrono::TimeDelta::hours(1);
+        for minutes in [-90, -30, -1] {
+            let at = now + chrono::TimeDelta::minutes(minutes);
+            store.record_exchange(&written(dossier, None), at).unwrap();
+        }
+        let mut reply = written(dossier, None);
+        reply.side = Side::Service;
+        store.record_exchange(&reply, now).unwrap();
+        let count = |author: &str, rows: &[i64]| {
+            store
+                .beneficiary_written_since(author, rows, hour_ago)
+                .unwrap()
+        };
+        assert_eq!(count("CLAIRE@asso.fr", &[dossier]), 2);
+        assert_eq!(
+            count("claire@asso.fr", &[]),
+            0,
+            "not the session's dossiers"
+        );
+        assert_eq!(count("autre@asso.fr", &[dossier]), 0);
+    }
+
+    #[test]
+    fn answer_delays_read_messages_only() {
+        let (mut store, dossier, _dir) = store_with_dossier();
+        let business =
+            crate::calendar::Business::new(crate::calendar::Zone::new(chrono_tz::Europe::Paris));
+        let monday: DateTime<Utc> = "2026-03-02T09:00:00Z".parse().unwrap();
+        store
+            .record_exchange(&written(dossier, None), monday)
+            .unwrap();
+        let mut auto = written(dossier, None);
+        auto.side = Side::Service;
+        auto.kind = ExchangeKind::AutoReply;
+        store.record_exchange(&auto, monday).unwrap();
+        let now = monday + chrono::TimeDelta::days(7);
+        let found = store.answer_delays(now, &business).unwrap();
+        assert_eq!(
+            (found.answered, found.waiting),
+            (0, 1),
+            "an auto-reply answers nothing"
+        );
+        let mut reply = written(dossier, None);
+        reply.side = Side::Service;
+        store
+            .record_exchange(&reply, monday + chrono::TimeDelta::days(2))
+            .unwrap();
+        let found = store.answer_delays(now, &business).unwrap();
+        assert_eq!((found.answered, found.waiting), (1, 0));
+        assert_eq!(found.median_days, None, "fewer than ten answers");
     }
 }

@@ -50,8 +50,13 @@ const AHEAD: usize = 8;
 pub(super) fn routes() -> Router<WebState> {
     Router::new()
         .route("/dossiers/{key}", get(dossier))
-        .route("/dossiers/{key}/messages", post(super::write::write))
         .route("/dossiers/{key}/messages/{message}", get(message))
+}
+
+/// The dossier pages' forms that carry a message: their bodies may be larger
+/// ([`super::MAX_MESSAGE_BODY`]).
+pub(super) fn message_routes() -> Router<WebState> {
+    Router::new().route("/dossiers/{key}/messages", post(super::write::write))
 }
 
 /// The address key of dossier `rowid`, under `secret`.

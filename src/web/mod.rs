@@ -6,7 +6,7 @@
 //! forms are guarded by [`guard`] and whose pages are [`pages`].
 //!
 //! Owns the router and what protects every page: a request timeout, a small
-//! body limit, security headers (no sniffing, no referrer, so that a token in a
+//! body limit (larger for the forms that carry a message), security headers (no sniffing, no referrer, so that a token in a
 //! URL never leaves in a `Referer`; a content security policy that allows no
 //! script and no external asset, images only as `data:` URIs (the Region's logo); no framing; no caching) and a tracing span per
 //! request that names the route, never the token. Its connections are served
@@ -40,10 +40,11 @@ use crate::store::StoreHandle;
 pub use crate::dispatch::message::UNSUBSCRIBE_PATH;
 /// How long one request may take, store included; then 503.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// The largest request body read (a one-click body is 26 bytes; a message to
-/// the service, 5 000 characters, each up to 4 bytes of UTF-8 written as up to
-/// 12 in a form: a little under 64 KiB at worst).
-pub const MAX_BODY: usize = 64 * 1024;
+/// The largest request body read (a one-click body is 26 bytes).
+pub const MAX_BODY: usize = 4 * 1024;
+/// The largest body of a form that carries a message (a message of 5 000
+/// characters, each up to 12 bytes once percent-encoded, and its CSRF field).
+pub const MAX_MESSAGE_BODY: usize = 64 * 1024;
 
 /// The headers every answer carries.
 const SECURITY_HEADERS: [(HeaderName, &str); 6] = [
@@ -82,11 +83,15 @@ impl FromRef<WebState> for StoreHandle {
 /// Every page, with the layers that protect them; `https`: `[web] public_url`
 /// is https, so every answer carries HSTS.
 pub fn router(store: StoreHandle, front: Option<Arc<front::FrontOffice>>, https: bool) -> Router {
-    let mut router = unsubscribe::routes()
+    let small = unsubscribe::routes()
         .merge(front::routes())
+        .layer(RequestBodyLimitLayer::new(MAX_BODY));
+    let messages = dossier::message_routes().layer(RequestBodyLimitLayer::new(MAX_MESSAGE_BODY));
+    let mut router = small
+        .merge(messages)
         .fallback(unsubscribe::not_found)
         .with_state(WebState { store, front })
-        .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        .layer(RequestBodyLimitLayer::new(MAX_MESSAGE_BODY))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             REQUEST_TIMEOUT,

@@ -132,7 +132,9 @@ pub(super) async fn write(
             .asker
             .store
             .call(move |s| {
-                if s.written_since(&who, &mine, now - chrono::TimeDelta::hours(1))? >= PER_HOUR {
+                if s.beneficiary_written_since(&who, &mine, now - chrono::TimeDelta::hours(1))?
+                    >= PER_HOUR
+                {
                     return Ok(false);
                 }
                 s.record_exchange(&new, now).map(|_| true)
@@ -298,6 +300,20 @@ pub(super) fn section(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The links of the forwarded messages lead to the pages' own addresses.
+    #[test]
+    fn the_dispatcher_s_dossier_keys_are_the_pages_keys() {
+        let secret = b"secret";
+        assert_eq!(
+            crate::dispatch::exchanges::dossier_key(secret, 7),
+            guard::csrf_token(secret, "dossier:7")[..32]
+        );
+        assert_eq!(
+            super::super::dossier::key(secret, 7),
+            crate::dispatch::exchanges::dossier_key(secret, 7)
+        );
+    }
 
     #[test]
     fn a_message_must_say_something_and_not_too_much() {
