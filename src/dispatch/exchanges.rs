@@ -76,12 +76,13 @@ impl Inner {
         if state.paused_until.is_some_and(|p| p > now) {
             return Ok(report);
         }
-        let (due, secret) = self
-            .store
-            .call(move |s| -> Result<_, crate::store::StoreError> {
-                Ok((s.due_exchanges(now)?, s.web_secret(now)?))
-            })
-            .await??;
+        let due = self.store.call(move |s| s.due_exchanges(now)).await??;
+        if due.is_empty() {
+            return Ok(report);
+        }
+        // The front office's secret, for the links: only when there is
+        // something to send (reading it draws it the first time).
+        let secret = self.store.call(move |s| s.web_secret(now)).await??;
         for due in due {
             if self.stop.is_cancelled() {
                 break;
