@@ -517,3 +517,73 @@ fn issue_21_check_warns_without_a_service_address() {
         text(&wrong)
     );
 }
+
+/// The forwarding templates are the front office's: `check` refuses a rules
+/// folder without them, or with one that fails on a sample dossier, naming
+/// the file.
+#[test]
+fn issue_21_check_renders_the_exchange_templates() {
+    let install = Install::with_connector(|c| c.to_owned());
+    let rules = install.root().join("rules");
+    let copy = |from: &std::path::Path, to: &std::path::Path| {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
+            }
+        }
+    };
+    let repo = crate::common::repo().join("rules");
+    copy(&repo, &rules);
+    copy(&repo.join("templates"), &rules.join("templates"));
+    std::fs::remove_file(rules.join("templates/_echange_beneficiaire.jinja")).unwrap();
+    let service = rules.join("templates/_echange_service.jinja");
+    let template = std::fs::read_to_string(&service).unwrap();
+    std::fs::write(
+        &service,
+        template.replace("{{ exchange.text }}", "{{ exchange.texte }}"),
+    )
+    .unwrap();
+    let config = install.root().join("config.toml");
+    let settings: String = std::fs::read_to_string(&config)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            if l.starts_with("rules_dir") {
+                "rules_dir = \"rules\"\n".to_owned()
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(&config, settings).unwrap();
+    install.append_config(
+        "[web]\nlisten = \"127.0.0.1:1\"\npublic_url = \"http://127.0.0.1:1\"\n\
+         service_email = \"instruction@region.example.org\"\n",
+    );
+    let out = install.run(&["check"]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    assert!(
+        text(&out).contains("_echange_beneficiaire.jinja: the front office ([web] listen and public_url are set) sends the service's replies to beneficiaries with this template, which is missing"),
+        "{}",
+        text(&out)
+    );
+    // The samples are rendered once nothing is missing.
+    std::fs::copy(
+        repo.join("templates/_echange_beneficiaire.jinja"),
+        rules.join("templates/_echange_beneficiaire.jinja"),
+    )
+    .unwrap();
+    let out = install.run(&["check"]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    assert!(
+        text(&out)
+            .contains("_echange_service.jinja: fails to render for a complete sample dossier"),
+        "{}",
+        text(&out)
+    );
+    std::fs::copy(repo.join("templates/_echange_service.jinja"), &service).unwrap();
+    let out = install.run(&["check"]);
+    assert!(out.status.success(), "{}", text(&out));
+}
