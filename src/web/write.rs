@@ -6,7 +6,9 @@
 //! that is not one of the session's dossiers, the same 404 as the page. A text
 //! empty or longer than [`MAX_CHARS`] characters answers the page again (422)
 //! with the text kept and why; so does the [`PER_HOUR`]-th message of the hour
-//! from the same address (429), counted over all the session's dossiers. A
+//! from the same address (429), counted over all the session's dossiers. The
+//! same text posted again within [`RESENT_WITHIN`] (a double click) is the
+//! same message, recorded once. A
 //! message accepted is recorded on the dossier (`store::exchanges`: side
 //! beneficiary, channel web), its forwarding due at once, the dispatcher
 //! woken, and the answer is 303 to the dossier's page, where it shows as sent.
@@ -45,6 +47,9 @@ use crate::store::{Channel, DossierPage, ExchangeKind, NewExchange, Side};
 pub const MAX_CHARS: usize = 5_000;
 /// Messages one address may write within an hour.
 pub const PER_HOUR: u32 = 10;
+/// The same text sent again within this long is the same message (recorded
+/// once).
+pub const RESENT_WITHIN: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 /// How long the answer delays computed are reused.
 pub const ANSWERS_FRESH: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 
@@ -132,6 +137,17 @@ pub(super) async fn write(
             .asker
             .store
             .call(move |s| {
+                // The same text again soon after: the form sent twice (a
+                // double click, a page reloaded), recorded once.
+                let again = s.exchanges(new.dossier)?.iter().rev().any(|x| {
+                    x.side == Side::Beneficiary
+                        && x.author == who
+                        && x.body == new.body
+                        && now - x.at < RESENT_WITHIN
+                });
+                if again {
+                    return Ok(true);
+                }
                 if s.beneficiary_written_since(&who, &mine, now - chrono::TimeDelta::hours(1))?
                     >= PER_HOUR
                 {

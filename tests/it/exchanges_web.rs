@@ -227,7 +227,10 @@ fn issue_21_a_beneficiary_writes_and_the_instructor_gets_it() {
         sent.header("location").as_deref(),
         Some(format!("{f0}#echanges").as_str())
     );
+    // Sent twice (a double click): recorded once.
+    assert_eq!(write(port, &lune, &f0, &csrf, question).status, 303);
     let after = http(port, "GET", &f0, &lune, "");
+    assert_eq!(after.body.matches("Votre message, envoyé le").count(), 1);
     for needle in [
         "Votre message, envoyé le",
         "ou en est le versement de notre aide ?",
