@@ -70,6 +70,7 @@ pub(crate) const KEYS: &[&str] = &[
     "web.session_idle",
     "web.session_max",
     "web.trusted_proxies",
+    "web.service_email",
     "web.staff",
     "web.theme.name",
     "web.theme.logo",
@@ -170,6 +171,7 @@ struct WebDefaults {
     session_idle: &'static str,
     session_max: &'static str,
     trusted_proxies: [&'static str; 0],
+    service_email: &'static str,
     staff: [&'static str; 0],
     theme: ThemeDefaults,
 }
@@ -316,6 +318,7 @@ pub(super) const DEFAULTS: Defaults = Defaults(Common {
         session_idle: "1h",
         session_max: "12h",
         trusted_proxies: [],
+        service_email: "",
         staff: [],
         theme: ThemeDefaults {
             name: "",

@@ -367,31 +367,6 @@ impl Store {
                 |r| r.get(0),
             )?)
     }
-
-    /// Every message exchanged (not auto-replies nor bounces) on the dossiers
-    /// that are not purged: its dossier, who wrote it and when, by dossier then
-    /// in time order.
-    ///
-    /// # Errors
-    /// On a database error or a corrupt row.
-    pub(crate) fn message_times(&self) -> Result<Vec<(i64, Side, DateTime<Utc>)>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT x.dossier_id, x.direction, x.at FROM exchanges x
-             JOIN dossiers d ON d.id = x.dossier_id
-             WHERE x.kind = 'message' AND d.purged_at IS NULL
-             ORDER BY x.dossier_id, x.at, x.id",
-        )?;
-        let mut rows = stmt.query([])?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            out.push((
-                r.get(0)?,
-                Side::parse(r.get_ref(1)?.as_str()?)?,
-                parse_time(r.get_ref(2)?.as_str()?)?,
-            ));
-        }
-        Ok(out)
-    }
 }
 
 #[cfg(test)]
@@ -498,9 +473,7 @@ mod tests {
                 .unwrap(),
             Replied::NoDossier
         );
-        let times = store.message_times().unwrap();
-        assert_eq!(times.len(), 4);
-        assert_eq!(times[0], (1, Side::Beneficiary, now));
+        assert_eq!(store.exchanges(1).unwrap().len(), 4);
         // Without a beneficiary address, a reply is recorded for nobody.
         assert!(store.exchanges(1).unwrap()[1].recipient.is_none());
         assert_eq!(store.audit(1).unwrap()[0].action, "staff-reply");

@@ -92,6 +92,8 @@ pub struct FrontOffice {
     /// The dossiers' addresses the staff view has met, to find a dossier from
     /// its key.
     pub(super) staff_keys: tokio::sync::Mutex<super::staff::Keys>,
+    /// How long the service takes to answer, recomputed now and then.
+    pub(super) answers: super::write::AnswerCache,
 }
 
 impl FrontOffice {
@@ -117,6 +119,9 @@ impl FrontOffice {
             current,
             secret: tokio::sync::OnceCell::new(),
             staff_keys: tokio::sync::Mutex::default(),
+            answers: super::write::AnswerCache::new(crate::calendar::Business::new(
+                crate::calendar::Zone::new(tz),
+            )),
         })
     }
 }

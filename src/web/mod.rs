@@ -1,10 +1,10 @@
 //! The web face: the HTTP listener of `[web] listen`, for the daemon's whole
 //! life, and the pages it serves: the unsubscribe pages of informational
 //! messages ([`unsubscribe`], issue 17, item 25) and the front office
-//! ([`front`], issue 20: sign-in by e-mail, a beneficiary's dossiers), with
-//! the staff view ([`staff`], [`staff_dossier`], [`pilotage`], issue 21: the
-//! instructors' and managers' pages), whose forms are guarded by [`guard`] and
-//! whose pages are [`pages`].
+//! ([`front`], issue 20: sign-in by e-mail, a beneficiary's dossiers; [`write`](mod@write),
+//! issue 21: their messages to the service), with the staff view ([`staff`],
+//! [`staff_dossier`], [`pilotage`], issue 21: the instructors' and managers'
+//! pages), whose forms are guarded by [`guard`] and whose pages are [`pages`].
 //!
 //! Owns the router and what protects every page: a request timeout, a small
 //! body limit (larger for the forms that carry a message), security headers (no sniffing, no referrer, so that a token in a
@@ -24,6 +24,7 @@ pub mod staff;
 pub mod staff_dossier;
 pub mod unsubscribe;
 mod worklist;
+pub mod write;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,8 +47,8 @@ pub use crate::dispatch::message::UNSUBSCRIBE_PATH;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest request body read (a one-click body is 26 bytes).
 pub const MAX_BODY: usize = 4 * 1024;
-/// The largest body of a form that carries a message (a reply of 5 000
-/// characters, each up to 9 bytes once percent-encoded, and its CSRF field).
+/// The largest body of a form that carries a message (a message of 5 000
+/// characters, each up to 12 bytes once percent-encoded, and its CSRF field).
 pub const MAX_MESSAGE_BODY: usize = 64 * 1024;
 
 /// The headers every answer carries.
@@ -90,7 +91,9 @@ pub fn router(store: StoreHandle, front: Option<Arc<front::FrontOffice>>, https:
     let small = unsubscribe::routes()
         .merge(front::routes())
         .layer(RequestBodyLimitLayer::new(MAX_BODY));
-    let messages = staff::message_routes().layer(RequestBodyLimitLayer::new(MAX_MESSAGE_BODY));
+    let messages = dossier::message_routes()
+        .merge(staff::message_routes())
+        .layer(RequestBodyLimitLayer::new(MAX_MESSAGE_BODY));
     let mut router = small
         .merge(messages)
         .fallback(unsubscribe::not_found)

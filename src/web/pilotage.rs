@@ -7,10 +7,11 @@
 //! now by instructor ([`crate::timers::stalled_by_instructor`]), the dossiers
 //! in each step month by month over the last twelve months
 //! ([`crate::delays::Delays`]'s `occupancy`); and how long the beneficiaries'
-//! questions wait for the service's answer ([`answer_waits`]: from a
-//! beneficiary's message to the service's next one, the Kaplan–Meier
-//! estimator of the step delays, questions still unanswered counted as waiting
-//! so far). Server-rendered HTML tables, no script.
+//! questions wait for the service's answer ([`crate::delays::answers`], the
+//! figure the beneficiaries' pages quote, read fresh: from a beneficiary's
+//! message to the service's next one, in business days, questions still
+//! unanswered counted as waiting so far). Server-rendered HTML tables, no
+//! script.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,84 +19,15 @@ use std::sync::Arc;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use minijinja::{Value, context};
 
 use super::WebState;
 use super::front::flatten;
 use super::staff::StaffAsker;
-use crate::delays::survival::{Curve, Sorted, Stay};
-use crate::store::Side;
 
 /// The months of the table of dossiers per step.
 const MONTHS: usize = 12;
-
-/// How long questions wait for an answer.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct AnswerWaits {
-    /// Questions answered.
-    pub answered: u64,
-    /// Questions waiting for an answer now.
-    pub waiting: u64,
-    /// The median and 90th percentile of the time to an answer, in seconds
-    /// (none while too few questions were answered).
-    pub median: Option<i64>,
-    /// See `median`.
-    pub p90: Option<i64>,
-    /// The longest wait of a question not answered yet, in seconds.
-    pub longest_waiting: Option<i64>,
-}
-
-/// How long questions wait, from the messages exchanged `times` (dossier, who
-/// wrote, when; by dossier then in time order), at `now`. A question starts at
-/// a beneficiary's message that follows none of theirs since the service's
-/// last one; it is answered by the service's next message. Unanswered ones are
-/// counted as waiting since they were asked (censored, as dossiers still in a
-/// step are).
-pub(crate) fn answer_waits(
-    times: &[(i64, Side, DateTime<Utc>)],
-    now: DateTime<Utc>,
-) -> AnswerWaits {
-    let mut sorted = Sorted::default();
-    let (mut answered, mut waiting, mut longest) = (0, 0, None::<i64>);
-    let mut open: Option<(i64, DateTime<Utc>)> = None;
-    let mut close = |open: Option<(i64, DateTime<Utc>)>, answer: Option<DateTime<Utc>>| {
-        let Some((_, asked)) = open else { return };
-        let end = answer.unwrap_or(now);
-        let time = (end - asked).num_seconds().max(1);
-        sorted.push(&Stay {
-            entry: 0,
-            time,
-            left: answer.is_some(),
-        });
-        if answer.is_some() {
-            answered += 1;
-        } else {
-            waiting += 1;
-            longest = Some(longest.map_or(time, |l| l.max(time)));
-        }
-    };
-    for &(dossier, side, at) in times {
-        if open.is_some_and(|(d, _)| d != dossier) {
-            close(open.take(), None);
-        }
-        match side {
-            Side::Beneficiary if open.is_none() => open = Some((dossier, at)),
-            Side::Beneficiary => {}
-            Side::Service => close(open.take(), Some(at)),
-        }
-    }
-    close(open.take(), None);
-    sorted.sort();
-    let curve = Curve::of(&sorted);
-    AnswerWaits {
-        answered,
-        waiting,
-        median: curve.quantile(0.5),
-        p90: curve.quantile(0.9),
-        longest_waiting: longest,
-    }
-}
 
 /// A duration in days with one decimal, in French ("2,5"; "—" when unknown).
 fn days(seconds: Option<i64>) -> String {
@@ -130,6 +62,7 @@ pub(super) async fn page(
         Err(e) => return staff.asker.unavailable(&e),
     };
     let (with, rules) = (Arc::clone(&delays), Arc::clone(&current.rules));
+    let business = staff.asker.front.answers.business();
     let read = flatten(
         staff
             .asker
@@ -137,11 +70,11 @@ pub(super) async fn page(
             .call(move |s| {
                 let stalled =
                     crate::timers::stalled_by_instructor(s, &with, &rules.lifecycle, now)?;
-                Ok::<_, crate::store::StoreError>((stalled, s.message_times()?))
+                Ok::<_, crate::store::StoreError>((stalled, s.answer_delays(now, &business)?))
             })
             .await,
     );
-    let (stalled, times) = match read {
+    let (stalled, waits) = match read {
         Ok(read) => read,
         Err(e) => return staff.asker.unavailable(&e),
     };
@@ -150,7 +83,6 @@ pub(super) async fn page(
         .iter()
         .map(|(who, n)| context! { who => if who.is_empty() { "(sans instructeur)" } else { who.as_str() }, n => n })
         .collect();
-    let waits = answer_waits(&times, now);
     staff.page(
         "pilotage",
         "Pilotage",
@@ -161,9 +93,9 @@ pub(super) async fn page(
             waits => context! {
                 answered => waits.answered,
                 waiting => waits.waiting,
-                median => days(waits.median),
-                p90 => days(waits.p90),
-                longest => waits.longest_waiting.map(|s| days(Some(s))),
+                median => waits.median_days,
+                p90 => waits.p90_days,
+                min_answered => crate::delays::answers::MIN_ANSWERED,
             },
         },
     )
@@ -237,41 +169,4 @@ fn occupancy(
         })
         .collect();
     context! { months => months, rows => rows }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn at(day: u32, hour: u32) -> DateTime<Utc> {
-        format!("2026-03-{day:02}T{hour:02}:00:00Z")
-            .parse()
-            .unwrap()
-    }
-
-    #[test]
-    fn a_question_waits_until_the_service_answers_and_open_ones_are_waiting() {
-        let b = Side::Beneficiary;
-        let s = Side::Service;
-        let mut times = Vec::new();
-        // Ten dossiers answered in 1..=10 days; a second message before the
-        // answer does not start another question.
-        for d in 1..=10 {
-            times.push((d, b, at(1, 9)));
-            times.push((d, b, at(1, 10)));
-            times.push((d, s, at(1 + d as u32, 9)));
-        }
-        // A service message with no question, then one unanswered question.
-        times.push((11, s, at(2, 9)));
-        times.push((11, b, at(3, 9)));
-        let waits = answer_waits(&times, at(20, 9));
-        assert_eq!((waits.answered, waits.waiting), (10, 1));
-        assert_eq!(waits.longest_waiting, Some(17 * 86_400));
-        let median = waits.median.expect("a median");
-        assert!((4 * 86_400..=6 * 86_400).contains(&median), "{median}");
-        // The tail rests on too few questions (fewer than three still waiting).
-        assert_eq!(waits.p90, None);
-        let none = answer_waits(&[], at(20, 9));
-        assert_eq!((none.answered, none.waiting, none.median), (0, 0, None));
-    }
 }

@@ -40,6 +40,7 @@ use super::front::{Asker, Current, flatten};
 use super::guard;
 use super::worklist::{self, Item, Why};
 use crate::config::StaffRole;
+use crate::dispatch::exchanges::STAFF_DOSSIERS_PATH;
 use crate::store::{Choices, Scope};
 
 /// The dossiers' keys met so far, and the last row id they cover.
@@ -160,11 +161,13 @@ impl StaffAsker {
         self.asker.page(StatusCode::OK, page, title, ctx)
     }
 
-    /// The address of dossier `rowid`'s staff page.
+    /// The address of dossier `rowid`'s staff page (the one the e-mails
+    /// about its exchanges link to, [`STAFF_DOSSIERS_PATH`]).
     pub(super) fn href(&self, rowid: i64) -> String {
         format!(
-            "{}instruction/dossiers/{}",
-            self.asker.front.base,
+            "{}{}/{}",
+            self.asker.front.base.trim_end_matches('/'),
+            STAFF_DOSSIERS_PATH,
             super::dossier::key(&self.secret, rowid)
         )
     }
@@ -239,7 +242,7 @@ pub(super) fn routes() -> Router<WebState> {
     Router::new()
         .route("/instruction", get(instruction))
         .route(
-            "/instruction/dossiers/{key}",
+            &format!("{STAFF_DOSSIERS_PATH}/{{key}}"),
             get(super::staff_dossier::page),
         )
         .route("/instruction/{*rest}", get(elsewhere).post(elsewhere))
@@ -250,7 +253,7 @@ pub(super) fn routes() -> Router<WebState> {
 /// ([`super::MAX_MESSAGE_BODY`]).
 pub(super) fn message_routes() -> Router<WebState> {
     Router::new().route(
-        "/instruction/dossiers/{key}/reponses",
+        &format!("{STAFF_DOSSIERS_PATH}/{{key}}/reponses"),
         post(super::staff_dossier::reply),
     )
 }

@@ -103,6 +103,10 @@ fn issue_21_every_page_of_the_staff_view() {
         ),
     );
     assert_eq!(sent.status, 303, "{}", sent.body);
+    // Once the dispatcher has forwarded the answer, the page says so.
+    wait_for("the answer forwarded", Duration::from_secs(30), || {
+        http(port, "GET", &f0, &a, "").body.contains("transmis le")
+    });
     let page = http(port, "GET", &f0, &a, "");
     assert_eq!(page.status, 200);
     snapshot("instruction-dossier", &stable(&page.body, port));

@@ -86,6 +86,23 @@ pub(crate) fn links(list: &Answer) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The messages of the `.eml` outbox, their text with quoted-printable undone.
+fn outbox(install: &Install) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(install.root().join("outbox")) else {
+        return Vec::new();
+    };
+    entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+        .map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .replace("=\r\n", "")
+                .replace("=3D", "=")
+        })
+        .collect()
+}
+
 fn link<'l>(links: &'l [(String, String)], reference: &str) -> &'l str {
     &links
         .iter()
@@ -302,6 +319,12 @@ fn issue_21_instructors_see_theirs_pilotage_sees_all_beneficiaries_nothing() {
         sent.header("location").unwrap(),
         format!("{}#echanges", link(&mine, "REF-F0"))
     );
+    // The dispatcher e-mails the answer to the beneficiary (`.eml` outbox).
+    wait_for("the answer's e-mail", Duration::from_secs(30), || {
+        outbox(&install).iter().any(|m| {
+            m.contains("To: lune@example.org") && m.contains("passe en commission le mois")
+        })
+    });
     let after = http(port, "GET", link(&mine, "REF-F0"), &a, "");
     for needle in [
         "votre dossier passe en commission le mois prochain.",
