@@ -313,7 +313,9 @@ impl Store {
     /// `author` on the staff view from `client`: to be forwarded to the
     /// beneficiary's first address, and recorded in the dossier's audit
     /// (`staff-reply`); unless `author` wrote `per_hour` messages within the
-    /// hour before `now`.
+    /// hour before `now`. The same text by the same author on the same
+    /// dossier within `resent_within` (the form sent twice: a double click) is
+    /// the same answer, recorded once.
     ///
     /// # Errors
     /// On a database error or a corrupt row.
@@ -322,12 +324,23 @@ impl Store {
         rowid: i64,
         (author, client): (&str, &str),
         body: String,
-        per_hour: u32,
+        (per_hour, resent_within): (u32, chrono::TimeDelta),
         now: DateTime<Utc>,
     ) -> Result<Replied> {
         let Some(found) = self.front_dossier(rowid)? else {
             return Ok(Replied::NoDossier);
         };
+        let author = beneficiaries::normalize(author);
+        let again = self.exchanges(rowid)?.iter().rev().any(|x| {
+            x.side == Side::Service
+                && x.author == author
+                && x.body == body
+                && now - x.at < resent_within
+        });
+        if again {
+            return Ok(Replied::Recorded);
+        }
+        let author = author.as_str();
         if self.written_since(author, now - chrono::TimeDelta::hours(1))? >= per_hour {
             return Ok(Replied::Limited);
         }
@@ -394,6 +407,9 @@ mod tests {
         (store, dir)
     }
 
+    /// Two answers an hour, the same one twice within ten minutes is one.
+    const LIMITS: (u32, chrono::TimeDelta) = (2, chrono::TimeDelta::minutes(10));
+
     fn refs(rows: &[WorkRow]) -> Vec<&str> {
         let mut refs: Vec<&str> = rows.iter().map(|r| r.reference.as_str()).collect();
         refs.sort_unstable();
@@ -458,18 +474,24 @@ mod tests {
         };
         assert_eq!(last(&store), Some((Side::Beneficiary, now)));
         let later = now + chrono::TimeDelta::minutes(5);
-        let reply = |store: &mut Store, at| {
-            store.record_reply(1, ("A@region.fr", "127.0.0.1"), "Bientôt.".into(), 2, at)
+        let reply = |store: &mut Store, at: DateTime<Utc>| {
+            let text = format!("Bientôt ({at}).");
+            store.record_reply(1, ("A@region.fr", "127.0.0.1"), text, LIMITS, at)
         };
         assert_eq!(reply(&mut store, later).unwrap(), Replied::Recorded);
         assert_eq!(last(&store), Some((Side::Service, later)));
+        // The same answer posted twice (a double click): recorded once.
         assert_eq!(reply(&mut store, later).unwrap(), Replied::Recorded);
-        assert_eq!(reply(&mut store, later).unwrap(), Replied::Limited);
+        assert_eq!(store.exchanges(1).unwrap().len(), 2);
+        let other = later + chrono::TimeDelta::seconds(1);
+        assert_eq!(reply(&mut store, other).unwrap(), Replied::Recorded);
+        let third = other + chrono::TimeDelta::seconds(1);
+        assert_eq!(reply(&mut store, third).unwrap(), Replied::Limited);
         let next_hour = later + chrono::TimeDelta::minutes(61);
         assert_eq!(reply(&mut store, next_hour).unwrap(), Replied::Recorded);
         assert_eq!(
             store
-                .record_reply(9, ("a@region.fr", "x"), "?".into(), 2, now)
+                .record_reply(9, ("a@region.fr", "x"), "?".into(), LIMITS, now)
                 .unwrap(),
             Replied::NoDossier
         );

@@ -10,7 +10,8 @@
 //!   the service's answer (`Side::Service`, `Channel::Web`, written by the
 //!   session's address) for the beneficiary's first address, whose e-mail the
 //!   dispatcher sends; then 303 back to the page. At most [`MAX_TEXT`]
-//!   characters, [`PER_HOUR`] messages an hour by one address.
+//!   characters, [`PER_HOUR`] messages an hour by one address; the same text
+//!   again within [`RESENT_WITHIN`] is recorded once.
 //!
 //! The key is the dossier's on the beneficiary's side ([`super::dossier::key`]).
 //! A dossier the session may not see (another instructor's, unless
@@ -43,6 +44,9 @@ use crate::store::{Channel, ExchangeKind, Replied, Side, StaffPage};
 pub const MAX_TEXT: usize = 5_000;
 /// Replies one address may write within an hour.
 pub const PER_HOUR: u32 = 60;
+/// The same reply posted again within this long is the same one (a double
+/// click), recorded once: as on the beneficiaries' form.
+pub const RESENT_WITHIN: chrono::TimeDelta = super::write::RESENT_WITHIN;
 
 /// An instant as a French date and time in `tz`.
 fn moment(at: DateTime<Utc>, tz: Tz) -> String {
@@ -347,7 +351,9 @@ pub(super) async fn reply(
         staff
             .asker
             .store
-            .call(move |s| s.record_reply(rowid, (&who, &client), text, PER_HOUR, now))
+            .call(move |s| {
+                s.record_reply(rowid, (&who, &client), text, (PER_HOUR, RESENT_WITHIN), now)
+            })
             .await,
     );
     match recorded {
