@@ -92,6 +92,8 @@ pub struct FrontOffice {
     /// The dossiers' addresses the staff view has met, to find a dossier from
     /// its key.
     pub(super) staff_keys: tokio::sync::Mutex<super::staff::Keys>,
+    /// The figures of `/pilotage` last read.
+    pub(super) pilotage: super::pilotage::Figures,
     /// How long the service takes to answer, recomputed now and then.
     pub(super) answers: super::write::AnswerCache,
 }
@@ -119,6 +121,7 @@ impl FrontOffice {
             current,
             secret: tokio::sync::OnceCell::new(),
             staff_keys: tokio::sync::Mutex::default(),
+            pilotage: super::pilotage::Figures::default(),
             answers: super::write::AnswerCache::new(crate::calendar::Business::new(
                 crate::calendar::Zone::new(tz),
             )),

@@ -8,10 +8,11 @@
 //! in each step month by month over the last twelve months
 //! ([`crate::delays::Delays`]'s `occupancy`); and how long the beneficiaries'
 //! questions wait for the service's answer ([`crate::delays::answers`], the
-//! figure the beneficiaries' pages quote, read fresh: from a beneficiary's
+//! figure the beneficiaries' pages quote: from a beneficiary's
 //! message to the service's next one, in business days, questions still
-//! unanswered counted as waiting so far). Server-rendered HTML tables, no
-//! script.
+//! unanswered counted as waiting so far). The figures read from the store are
+//! shown again for [`FRESH`] (the delay estimates, for `[delays] refresh`).
+//! Server-rendered HTML tables, no script.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use minijinja::{Value, context};
 
 use super::WebState;
@@ -28,6 +29,20 @@ use super::staff::StaffAsker;
 
 /// The months of the table of dossiers per step.
 const MONTHS: usize = 12;
+
+/// How long the figures read from the store are shown again: a page asked
+/// again and again does not scan every dossier each time.
+pub const FRESH: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
+
+/// What `/pilotage` reads from the store: the dossiers stalled by instructor
+/// and the answer delays.
+type Read = (Vec<(String, u64)>, crate::delays::answers::AnswerDelays);
+
+/// The figures last read, and when.
+#[derive(Debug, Default)]
+pub(super) struct Figures {
+    last: tokio::sync::Mutex<Option<(DateTime<Utc>, Arc<Read>)>>,
+}
 
 /// A duration in days with one decimal, in French ("2,5"; "—" when unknown).
 fn days(seconds: Option<i64>) -> String {
@@ -61,23 +76,11 @@ pub(super) async fn page(
         Ok(delays) => delays,
         Err(e) => return staff.asker.unavailable(&e),
     };
-    let (with, rules) = (Arc::clone(&delays), Arc::clone(&current.rules));
-    let business = staff.asker.front.answers.business();
-    let read = flatten(
-        staff
-            .asker
-            .store
-            .call(move |s| {
-                let stalled =
-                    crate::timers::stalled_by_instructor(s, &with, &rules.lifecycle, now)?;
-                Ok::<_, crate::store::StoreError>((stalled, s.answer_delays(now, &business)?))
-            })
-            .await,
-    );
-    let (stalled, waits) = match read {
+    let read = match figures(&staff, &delays, now).await {
         Ok(read) => read,
         Err(e) => return staff.asker.unavailable(&e),
     };
+    let (stalled, waits) = &*read;
     let lifecycle = &current.rules.lifecycle;
     let stalled: Vec<Value> = stalled
         .iter()
@@ -99,6 +102,37 @@ pub(super) async fn page(
             },
         },
     )
+}
+
+/// The figures read from the store, again when those kept are older than
+/// [`FRESH`].
+async fn figures(
+    staff: &StaffAsker,
+    delays: &Arc<crate::delays::Delays>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Arc<Read>> {
+    let mut last = staff.asker.front.pilotage.last.lock().await;
+    if let Some((at, read)) = &*last
+        && now - *at < FRESH
+    {
+        return Ok(Arc::clone(read));
+    }
+    let current = Arc::clone(&staff.asker.front.current.borrow());
+    let (with, rules) = (Arc::clone(delays), Arc::clone(&current.rules));
+    let business = staff.asker.front.answers.business();
+    let read = Arc::new(flatten(
+        staff
+            .asker
+            .store
+            .call(move |s| {
+                let stalled =
+                    crate::timers::stalled_by_instructor(s, &with, &rules.lifecycle, now)?;
+                Ok::<_, crate::store::StoreError>((stalled, s.answer_delays(now, &business)?))
+            })
+            .await,
+    )?);
+    *last = Some((now, Arc::clone(&read)));
+    Ok(read)
 }
 
 /// The time spent in each step per scheme: the lines of `alertissimo stats`.
