@@ -98,11 +98,17 @@ pub(super) async fn roles(asker: &Asker, email: &str) -> Result<Roles, Response>
 
 /// A signed-in staff request.
 pub(super) struct StaffAsker {
+    /// What every handler reads.
     pub(super) asker: Asker,
+    /// The session's address (lowercase).
     pub(super) email: String,
+    /// The CSRF token of the session's forms.
     pub(super) csrf: String,
+    /// The front office's secret (CSRF tokens, dossiers' keys).
     pub(super) secret: Vec<u8>,
+    /// What the session may see.
     pub(super) roles: Roles,
+    /// The session's cookie value, which its CSRF tokens are bound to.
     pub(super) cookie: String,
 }
 
