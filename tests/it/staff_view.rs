@@ -356,6 +356,16 @@ fn issue_21_instructors_see_theirs_pilotage_sees_all_beneficiaries_nothing() {
             "Bonjour, votre dossier passe en commission le mois prochain.".to_owned()
         )
     );
+    // `dossier REF --json` lists the answer among the exchanges, sent.
+    let out = install.run(&["dossier", "REF-F0", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let listed = &json[0]["exchanges"][0];
+    assert_eq!(listed["direction"], "service", "{json}");
+    assert_eq!(listed["channel"], "web");
+    assert_eq!(listed["author"], "agent.a@region.example.org");
+    assert_eq!(listed["recipient"], "lune@example.org");
+    assert_eq!(listed["status"], "sent");
     let out = install.run(&["dossier", "REF-F0"]);
     assert!(out.status.success(), "{}", text(&out));
     for needle in [
