@@ -3,9 +3,12 @@
 //! `/instruction`; an instructor sees their dossiers and no other's (the same
 //! 404 by the page and by the reply form); `pilotage` sees every dossier and
 //! filters them, and reads `/pilotage`; a beneficiary's session gets 403 on
-//! every staff address; a reply is recorded (on the page, in the store, in
-//! the audit), and refused without its CSRF field; a beneficiary who wrote
-//! last waits for an answer at the top of the list. Snapshots of the pages.
+//! every staff address; a reply is refused without its CSRF field, and else
+//! recorded (on the page, in the store, in `dossier REF`, in the audit) and
+//! e-mailed to the beneficiary; a beneficiary who wrote last waits for an
+//! answer at the top of the list; the instructors' lookup follows imports and
+//! its migration; a role removed by a reload is gone; `check` checks `[web]
+//! staff`. The pages' snapshots are `staff_snapshots`'.
 
 use std::time::Duration;
 
