@@ -258,20 +258,29 @@ impl Browser {
             .to_owned()
     }
 
-    /// Clicks the first element that `css` selects (a button: its form is
-    /// submitted, and the next page loaded before this returns).
+    /// Clicks the first element that `css` selects, a link or a form's
+    /// button, and waits for the next page to be loaded: a new document (its
+    /// `performance.timeOrigin` differs), complete. A click returns before the
+    /// next page is there, and on a loaded machine before it has even started
+    /// to come: the page still shown then is the one the click left.
     pub fn click(&self, css: &str) {
-        let css = css.to_owned();
+        let before = self.script("return performance.timeOrigin;");
+        let selector = css.to_owned();
         self.run(|c| async move {
-            let element = c.find(Locator::Css(&css)).await?;
+            let element = c.find(Locator::Css(&selector)).await?;
             element.click().await
         });
-        // A click that submits a form returns before the next page is there.
-        self.script_async(
-            "const done = arguments[arguments.length - 1];
-             if (document.readyState === 'complete') { done(true); }
-             else { window.addEventListener('load', () => done(true)); }",
-        );
+        let start = std::time::Instant::now();
+        while start.elapsed() < COMMAND_LIMIT {
+            let now = self.script(
+                "return document.readyState === 'complete' ? performance.timeOrigin : null;",
+            );
+            if !now.is_null() && now != before {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("{}: a click on {css} loaded no new page", self.test);
     }
 
     /// Types `text` into the form field that `css` selects (after clearing
