@@ -44,7 +44,7 @@ impl Side {
         }
     }
 
-    fn parse(s: &str) -> Result<Self> {
+    pub(super) fn parse(s: &str) -> Result<Self> {
         match s {
             "beneficiary" => Ok(Self::Beneficiary),
             "service" => Ok(Self::Service),

@@ -63,6 +63,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         Some(beneficiaries::migrate_0022),
     ),
     (include_str!("migrations/0023_exchanges.sql"), None),
+    (include_str!("migrations/0024_inbound.sql"), None),
 ];
 
 fn migrations() -> Migrations<'static> {
