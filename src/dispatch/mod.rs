@@ -766,6 +766,7 @@ mod tests {
             file_dir: std::path::PathBuf::from("x"),
             from: "a@x.fr".to_owned(),
             reply_to: None,
+            thread_address: None,
         }
     }
 
