@@ -60,17 +60,9 @@ pub(crate) fn parse(raw: &[u8]) -> Option<Incoming> {
     if message.headers().is_empty() {
         return None;
     }
-    let message_id = message.message_id().map_or_else(
-        || {
-            let hash = digest::digest(&digest::SHA256, raw);
-            let hex: String = hash.as_ref()[..16]
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
-            format!("<{hex}@sans-message-id.alertissimo>")
-        },
-        bracketed,
-    );
+    let message_id = message
+        .message_id()
+        .map_or_else(|| unreadable_id(raw), bracketed);
     let sender = message
         .from()
         .and_then(|a| a.first())
@@ -98,6 +90,17 @@ pub(crate) fn parse(raw: &[u8]) -> Option<Incoming> {
         bounced,
         diagnostic,
     })
+}
+
+/// The Message-ID of an e-mail that has none (or cannot be read): made of a
+/// hash of its bytes, so that reading it again finds it recorded.
+pub(crate) fn unreadable_id(raw: &[u8]) -> String {
+    let hash = digest::digest(&digest::SHA256, raw);
+    let hex: String = hash.as_ref()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("<{hex}@sans-message-id.alertissimo>")
 }
 
 /// What an e-mail is.
