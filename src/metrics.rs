@@ -86,6 +86,7 @@ pub fn render(g: &Gauges, live: &Live) -> String {
     imports(&mut out, g);
     outbox(&mut out, g);
     transports(&mut out, g);
+    inbound(&mut out, g);
     reloads(&mut out, &live.reloads);
     connectors(&mut out, &live.connectors());
     out
@@ -209,6 +210,41 @@ fn outbox(out: &mut String, g: &Gauges) {
         "alertissimo_alerts_claimed_over_a_minute {}",
         g.stale_claims
     );
+}
+
+/// The replies' mailbox (`[inbound]`), once it was read or tried.
+fn inbound(out: &mut String, g: &Gauges) {
+    let state = &g.inbound;
+    if state.last_success.is_none() && state.last_failure.is_none() {
+        return;
+    }
+    family(
+        out,
+        "alertissimo_inbound_failures",
+        "gauge",
+        "Failed polls in a row of the replies' mailbox (0 once it is read again).",
+    );
+    let _ = writeln!(out, "alertissimo_inbound_failures {}", state.failures);
+    family(
+        out,
+        "alertissimo_inbound_received_total",
+        "counter",
+        "Messages taken from the replies' mailbox.",
+    );
+    let _ = writeln!(out, "alertissimo_inbound_received_total {}", state.received);
+    if let Some(t) = state.last_success {
+        family(
+            out,
+            "alertissimo_inbound_last_success_timestamp_seconds",
+            "gauge",
+            "When the replies' mailbox was last read (Unix time).",
+        );
+        let _ = writeln!(
+            out,
+            "alertissimo_inbound_last_success_timestamp_seconds {}",
+            t.timestamp()
+        );
+    }
 }
 
 /// The transports' state, and how long delivery takes.
