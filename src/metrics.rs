@@ -389,6 +389,13 @@ mod tests {
                 failures: 3,
                 reason: Some("connection refused".to_owned()),
             }],
+            inbound: crate::store::InboundState {
+                last_success: Some(chrono::DateTime::UNIX_EPOCH),
+                last_failure: Some(chrono::DateTime::UNIX_EPOCH),
+                failures: 2,
+                error: Some("refused".to_owned()),
+                received: 7,
+            },
         };
         let live = Live::default();
         live.reloads.refused.fetch_add(1, Ordering::Relaxed);
@@ -414,6 +421,9 @@ mod tests {
             "alertissimo_alerts_claimed_over_a_minute 2",
             "alertissimo_transport_paused{transport=\"smtp\"} 1",
             "alertissimo_transport_failures{transport=\"smtp\"} 3",
+            "alertissimo_inbound_failures 2",
+            "alertissimo_inbound_received_total 7",
+            "alertissimo_inbound_last_success_timestamp_seconds 0",
             "alertissimo_connectors{state=\"enabled\"} 1",
             "alertissimo_connectors{state=\"disabled\"} 1",
             "alertissimo_connectors{state=\"left_out\"} 1",
