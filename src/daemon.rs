@@ -168,12 +168,7 @@ fn start(
             cancel.clone(),
         ));
     }
-    tracker.spawn(inbound::read_replies(
-        config.inbound.clone(),
-        store.clone(),
-        Arc::clone(&wake),
-        cancel.clone(),
-    ));
+    inbound::spawn(&tracker, config, store, &wake, &cancel);
     tracker.spawn(retention::purge(
         config.clone(),
         Arc::clone(rules),

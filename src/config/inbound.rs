@@ -199,8 +199,8 @@ mod tests {
     use figment::providers::{Format, Serialized, Toml};
 
     fn read(toml: &str) -> Result<Option<Inbound>, String> {
-        let figment = Figment::from(Serialized::defaults(super::super::DEFAULTS))
-            .merge(Toml::string(toml));
+        let figment =
+            Figment::from(Serialized::defaults(super::super::DEFAULTS)).merge(Toml::string(toml));
         let mut p = Problems::default();
         match inbound(&figment, &mut p) {
             Some(i) if p.is_empty() => Ok(i),

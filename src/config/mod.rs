@@ -36,8 +36,8 @@ mod sections;
 mod theme;
 
 pub(crate) use delivery::Delivery;
-pub use inbound::{Inbound, thread_address};
 use delivery::delivery;
+pub use inbound::{Inbound, thread_address};
 use keys::{DEFAULTS, MAX_DURATIONS};
 pub(crate) use keys::{RATE_PER_SECOND, all_keys};
 pub use sections::{

@@ -7,16 +7,31 @@
 use super::*;
 use crate::config::Inbound;
 
-/// Reads the mailbox until `cancel` (never when `[inbound]` is off).
-pub(super) async fn read_replies(
-    config: Option<Inbound>,
+/// Starts the task on `tracker` when `[inbound]` is on.
+pub(super) fn spawn(
+    tracker: &TaskTracker,
+    config: &Config,
+    store: &StoreHandle,
+    wake: &Arc<Notify>,
+    cancel: &CancellationToken,
+) {
+    if let Some(inbound) = config.inbound.clone() {
+        tracker.spawn(read_replies(
+            inbound,
+            store.clone(),
+            Arc::clone(wake),
+            cancel.clone(),
+        ));
+    }
+}
+
+/// Reads the mailbox until `cancel`.
+async fn read_replies(
+    config: Inbound,
     store: StoreHandle,
     wake: Arc<Notify>,
     cancel: CancellationToken,
 ) {
-    let Some(config) = config else {
-        return;
-    };
     info!(host = %config.host, folder = %config.folder, every = ?config.poll_interval,
         "Reading the replies' mailbox ([inbound]).");
     loop {
@@ -39,9 +54,17 @@ pub(super) async fn read_replies(
             }
         };
         let kept = store
-            .call(move |s| s.record_poll(recorded.as_ref().map(|n| *n).map_err(String::as_str), Utc::now()))
+            .call(move |s| {
+                s.record_poll(
+                    recorded.as_ref().map(|n| *n).map_err(String::as_str),
+                    Utc::now(),
+                )
+            })
             .await;
-        if let Err(error) = kept.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
+        if let Err(error) = kept
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()))
+        {
             warn!(%error, "Cannot record how the replies' mailbox was read.");
         }
         tokio::select! {

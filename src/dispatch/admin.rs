@@ -256,7 +256,11 @@ fn admin_subject(news: &crate::store::AdminNews) -> String {
     }
     if !news.unmatched.is_empty() {
         let n = news.unmatched.len();
-        parts.push(format!("{n} réponse{} non rattachée{}", plural(n), plural(n)));
+        parts.push(format!(
+            "{n} réponse{} non rattachée{}",
+            plural(n),
+            plural(n)
+        ));
     }
     format!("Alertissimo : {}", parts.join(", "))
 }
@@ -342,8 +346,16 @@ fn unmatched_text(unmatched: &[crate::store::Unmatched], tz: chrono_tz::Tz) -> S
             "bounce" => " (avis de non-remise)",
             _ => "",
         };
-        let sender = if u.sender.is_empty() { "expéditeur inconnu" } else { &u.sender };
-        let subject = if u.subject.is_empty() { "(sans objet)" } else { &u.subject };
+        let sender = if u.sender.is_empty() {
+            "expéditeur inconnu"
+        } else {
+            &u.sender
+        };
+        let subject = if u.subject.is_empty() {
+            "(sans objet)"
+        } else {
+            &u.subject
+        };
         text.push_str(&format!(
             "- le {}, de {sender} : « {subject} »{what}\n",
             u.received_at.with_timezone(&tz).format("%d/%m/%Y à %H:%M")

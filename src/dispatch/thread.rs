@@ -17,7 +17,10 @@ impl Inner {
     ///
     /// # Errors
     /// When the store fails, or gives no random bytes for a new token.
-    pub(super) async fn thread_reply_to(&self, dossiers: &[i64]) -> anyhow::Result<Option<Mailbox>> {
+    pub(super) async fn thread_reply_to(
+        &self,
+        dossiers: &[i64],
+    ) -> anyhow::Result<Option<Mailbox>> {
         let Some(address) = self.config.thread_address.clone() else {
             return Ok(None);
         };

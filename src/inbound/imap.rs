@@ -46,8 +46,8 @@ async fn bounded<F: Future<Output = Result<O, E>>, O, E: std::fmt::Display>(
 pub(crate) enum Connection {
     /// Plain IMAP (to this machine only).
     Plain(Mailbox<TcpStream>),
-    /// Implicit TLS.
-    Tls(Mailbox<tokio_rustls::client::TlsStream<TcpStream>>),
+    /// Implicit TLS (boxed: its state is large).
+    Tls(Box<Mailbox<tokio_rustls::client::TlsStream<TcpStream>>>),
 }
 
 /// Calls the same method on either kind of session.
@@ -85,7 +85,9 @@ impl Connection {
             connector.connect(name, tcp),
         )
         .await?;
-        Ok(Self::Tls(Mailbox::open(config, password, stream).await?))
+        Ok(Self::Tls(Box::new(
+            Mailbox::open(config, password, stream).await?,
+        )))
     }
 
     /// The UIDs of the folder's messages, oldest first.
@@ -212,10 +214,11 @@ impl<T: Stream> Mailbox<T> {
     /// # Errors
     /// What the server answered.
     pub(crate) async fn uids(&mut self) -> Result<Vec<u32>, String> {
-        let mut uids: Vec<u32> = bounded(self.timeout, "UID SEARCH", self.session.uid_search("ALL"))
-            .await?
-            .into_iter()
-            .collect();
+        let mut uids: Vec<u32> =
+            bounded(self.timeout, "UID SEARCH", self.session.uid_search("ALL"))
+                .await?
+                .into_iter()
+                .collect();
         uids.sort_unstable();
         Ok(uids)
     }
@@ -252,7 +255,10 @@ impl<T: Stream> Mailbox<T> {
         }
         bounded(self.timeout, &what, self.session.uid_copy(&set, folder)).await?;
         bounded(self.timeout, &what, async {
-            let flagged = self.session.uid_store(&set, "+FLAGS.SILENT (\\Deleted)").await?;
+            let flagged = self
+                .session
+                .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
+                .await?;
             flagged.try_collect::<Vec<_>>().await
         })
         .await?;

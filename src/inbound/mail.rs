@@ -107,7 +107,9 @@ pub(crate) fn unreadable_id(raw: &[u8]) -> String {
 fn classify(message: &Message<'_>, sender: &str, subject: &str) -> ExchangeKind {
     let report = message.content_type().is_some_and(|ct| {
         ct.ctype().eq_ignore_ascii_case("multipart")
-            && ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case("report"))
+            && ct
+                .subtype()
+                .is_some_and(|s| s.eq_ignore_ascii_case("report"))
             && ct
                 .attribute("report-type")
                 .is_some_and(|t| t.eq_ignore_ascii_case("delivery-status"))
@@ -155,12 +157,14 @@ fn bounce(message: &Message<'_>) -> (String, Vec<String>, Option<String>) {
     let mut bounced = Vec::new();
     let mut diagnostic = None;
     for part in &message.parts {
-        let (ctype, subtype) = part.content_type().map_or((String::new(), String::new()), |ct| {
-            (
-                ct.ctype().to_ascii_lowercase(),
-                ct.subtype().unwrap_or_default().to_ascii_lowercase(),
-            )
-        });
+        let (ctype, subtype) = part
+            .content_type()
+            .map_or((String::new(), String::new()), |ct| {
+                (
+                    ct.ctype().to_ascii_lowercase(),
+                    ct.subtype().unwrap_or_default().to_ascii_lowercase(),
+                )
+            });
         match (&part.body, ctype.as_str(), subtype.as_str()) {
             (PartType::Message(inner), ..) => bounced.extend(inner.message_id().map(bracketed)),
             (_, "text", "rfc822-headers") => {

@@ -128,7 +128,10 @@ pub(crate) async fn poll(config: &Inbound, store: &StoreHandle) -> Result<PollRe
                 }
             };
             if std::env::var_os(PAUSE_BEFORE_MOVE).is_some() {
-                warn!(uid, "Test hook {PAUSE_BEFORE_MOVE}: recorded, paused before the move.");
+                warn!(
+                    uid,
+                    "Test hook {PAUSE_BEFORE_MOVE}: recorded, paused before the move."
+                );
                 std::future::pending::<()>().await;
             }
             imap.move_to(uid, folder).await?;
@@ -173,14 +176,23 @@ fn handle(
     };
     // An answered message of another dossier tells nothing of this one.
     let answered = answered.filter(|a| a.dossier == stored.rowid);
-    let exchange = exchange(&incoming, raw, stored.rowid, &stored.dossier, answered.as_ref());
+    let exchange = exchange(
+        &incoming,
+        raw,
+        stored.rowid,
+        &stored.dossier,
+        answered.as_ref(),
+    );
     let forwarded = exchange.recipient.is_some();
     let new = s.record_exchange(&exchange, now)?.is_some();
     let mut bounced = 0;
     if let (ExchangeKind::Bounce, Some(answered)) = (incoming.kind, &answered) {
         let reason = format!(
             "le message n'a pas été remis (avis de non-remise reçu) : {}",
-            incoming.diagnostic.as_deref().unwrap_or("raison non précisée")
+            incoming
+                .diagnostic
+                .as_deref()
+                .unwrap_or("raison non précisée")
         );
         bounced = s.alerts_bounced(&answered.alerts, &reason, now)?;
     }

@@ -41,7 +41,10 @@ fn a_beneficiarys_reply_goes_to_the_instructor() {
     );
     assert_eq!((e.dossier, e.side), (7, Side::Beneficiary));
     assert_eq!(e.recipient.as_deref(), Some("marc@region.fr"));
-    assert_eq!((e.author.as_str(), e.body.as_str()), ("claire@asso.fr", "Voici."));
+    assert_eq!(
+        (e.author.as_str(), e.body.as_str()),
+        ("claire@asso.fr", "Voici.")
+    );
     assert_eq!(e.received_id.as_deref(), Some("<r@x>"));
     assert_eq!(e.original.as_deref(), Some("raw"));
 }
@@ -49,7 +52,13 @@ fn a_beneficiarys_reply_goes_to_the_instructor() {
 #[test]
 fn the_services_reply_goes_to_the_beneficiary() {
     for sender in ["marc@region.fr", "culture@region.fr"] {
-        let e = exchange(&incoming(sender, ExchangeKind::Message, "OK"), b"", 7, &dossier(), None);
+        let e = exchange(
+            &incoming(sender, ExchangeKind::Message, "OK"),
+            b"",
+            7,
+            &dossier(),
+            None,
+        );
         assert_eq!(e.side, Side::Service);
         assert_eq!(e.recipient.as_deref(), Some("claire@asso.fr"));
     }
@@ -88,6 +97,9 @@ fn automatic_replies_and_bounces_are_never_forwarded() {
         &dossier(),
         None,
     );
-    assert_eq!((bounce.kind, bounce.recipient), (ExchangeKind::Bounce, None));
+    assert_eq!(
+        (bounce.kind, bounce.recipient),
+        (ExchangeKind::Bounce, None)
+    );
     assert_eq!(bounce.body, "Message non remis : 550 5.1.1 unknown");
 }

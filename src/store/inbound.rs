@@ -155,9 +155,10 @@ impl Store {
     /// # Errors
     /// On a database error or a corrupt row.
     pub(crate) fn dossier_by_rowid(&self, rowid: i64) -> Result<Option<StoredDossier>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!("{} WHERE d.id = ?1", super::dossiers::DOSSIER_SELECT))?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "{} WHERE d.id = ?1",
+            super::dossiers::DOSSIER_SELECT
+        ))?;
         let mut rows = stmt.query([rowid])?;
         rows.next()?.map(|r| self.read_dossier(r)).transpose()
     }
@@ -381,7 +382,10 @@ mod tests {
         assert_eq!(alert.sent_to, Side::Beneficiary);
         assert_eq!(alert.alerts, vec![1]);
         // A digest about two dossiers names none; an unknown id neither.
-        assert_eq!(store.answered(&ids(&["<digest@x>", "<no@x>"])).unwrap(), None);
+        assert_eq!(
+            store.answered(&ids(&["<digest@x>", "<no@x>"])).unwrap(),
+            None
+        );
         // The last named first: the newest message of the thread.
         let id = store
             .record_exchange(
@@ -409,10 +413,19 @@ mod tests {
             .unwrap();
         assert_eq!((forwarded.dossier, forwarded.sent_to), (2, Side::Service));
         // A bounce fails a sent alert once.
-        assert_eq!(store.alerts_bounced(&[1], "550 unknown user", now).unwrap(), 1);
-        assert_eq!(store.alerts_bounced(&[1], "550 unknown user", now).unwrap(), 0);
+        assert_eq!(
+            store.alerts_bounced(&[1], "550 unknown user", now).unwrap(),
+            1
+        );
+        assert_eq!(
+            store.alerts_bounced(&[1], "550 unknown user", now).unwrap(),
+            0
+        );
         assert_eq!(store.alert_status(1).unwrap().as_deref(), Some("failed"));
-        assert_eq!(store.deliveries(1).unwrap().last().unwrap().outcome, "permanent");
+        assert_eq!(
+            store.deliveries(1).unwrap().last().unwrap().outcome,
+            "permanent"
+        );
     }
 
     #[test]
@@ -420,8 +433,16 @@ mod tests {
         let (mut store, _dir) = store_with_alerts();
         let now: DateTime<Utc> = "2026-03-02T09:00:00Z".parse().unwrap();
         let who = ("X@Y.fr", "Bonjour");
-        assert!(store.record_unmatched("<u@y>", who, ExchangeKind::Message, now).unwrap());
-        assert!(!store.record_unmatched("<u@y>", who, ExchangeKind::Message, now).unwrap());
+        assert!(
+            store
+                .record_unmatched("<u@y>", who, ExchangeKind::Message, now)
+                .unwrap()
+        );
+        assert!(
+            !store
+                .record_unmatched("<u@y>", who, ExchangeKind::Message, now)
+                .unwrap()
+        );
         let untold = store.unmatched_untold().unwrap();
         assert_eq!(untold.len(), 1);
         assert_eq!(untold[0].sender, "x@y.fr");
@@ -433,7 +454,10 @@ mod tests {
         store.record_poll(Err("refused"), now).unwrap();
         store.record_poll(Err("refused"), now).unwrap();
         let state = store.inbound_state().unwrap();
-        assert_eq!((state.failures, state.error.as_deref()), (2, Some("refused")));
+        assert_eq!(
+            (state.failures, state.error.as_deref()),
+            (2, Some("refused"))
+        );
         store.record_poll(Ok(3), now).unwrap();
         let state = store.inbound_state().unwrap();
         assert_eq!((state.failures, state.error, state.received), (0, None, 3));

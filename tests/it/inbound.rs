@@ -399,7 +399,10 @@ fn replies_are_matched_recorded_without_quotes_and_filed() {
             &alert_id,
             "Je suis absente jusqu'au 12 octobre.\n",
         )
-        .replace("Subject: Re:", "Auto-Submitted: auto-replied\nSubject: Réponse automatique :"),
+        .replace(
+            "Subject: Re:",
+            "Auto-Submitted: auto-replied\nSubject: Réponse automatique :",
+        ),
         // A bounce of the alert.
         format!(
             "From: Mail Delivery System <MAILER-DAEMON@mx.example.org>\nTo: {MAILBOX}\n\
@@ -518,8 +521,7 @@ fn replies_are_matched_recorded_without_quotes_and_filed() {
 
 #[test]
 fn a_daemon_killed_between_recording_and_moving_records_once() {
-    let Some(server) = server("a_daemon_killed_between_recording_and_moving_records_once")
-    else {
+    let Some(server) = server("a_daemon_killed_between_recording_and_moving_records_once") else {
         return;
     };
     let folders = Folders::of("crash");

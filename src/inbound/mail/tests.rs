@@ -47,7 +47,10 @@ fn a_reply_from_gmail_in_french() {
         vec!["<first@region.fr>", "<abc.alertissimo@region.fr>"]
     );
     let mailbox: lettre::Address = "suivi-aides@region.fr".parse().unwrap();
-    assert_eq!(tokens(&m.recipients, &mailbox), vec!["0a1b2c3d4e5f60718293"]);
+    assert_eq!(
+        tokens(&m.recipients, &mailbox),
+        vec!["0a1b2c3d4e5f60718293"]
+    );
     let other: lettre::Address = "aides@region.fr".parse().unwrap();
     assert!(tokens(&m.recipients, &other).is_empty());
 }
@@ -72,7 +75,10 @@ Content-Type: text/html; charset=utf-8
     assert!(m.text.starts_with("Approved, see you."), "{:?}", m.text);
     assert!(!m.text.contains("old text"), "{:?}", m.text);
     let mailbox: lettre::Address = "Suivi-Aides@Region.fr".parse().unwrap();
-    assert_eq!(tokens(&m.recipients, &mailbox), vec!["ffff0000ffff0000ffff"]);
+    assert_eq!(
+        tokens(&m.recipients, &mailbox),
+        vec!["ffff0000ffff0000ffff"]
+    );
     assert!(m.answers.is_empty());
 }
 
@@ -179,7 +185,9 @@ fn a_message_without_message_id_gets_a_stable_one() {
     assert!(a.message_id.ends_with("@sans-message-id.alertissimo>"));
     assert_ne!(
         a.message_id,
-        parse(&mail("From: a@b.fr\nSubject: y\n\nbonjour\n")).unwrap().message_id
+        parse(&mail("From: a@b.fr\nSubject: y\n\nbonjour\n"))
+            .unwrap()
+            .message_id
     );
     assert_eq!(a.text, "bonjour");
 }
