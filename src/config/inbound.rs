@@ -51,6 +51,28 @@ pub struct Inbound {
     pub address: String,
 }
 
+impl Inbound {
+    /// What the environment must offer: the password (from its variable or
+    /// file) and `ca_file`, each problem named by its key; for `check`.
+    pub fn check_environment(&self) -> Vec<String> {
+        let password = self.password.read_as("inbound.password").map(drop);
+        let ca = self
+            .ca_file
+            .as_deref()
+            .map(|f| crate::secret::read_ca_file(f, "inbound.ca_file").map(drop));
+        [Some(password), ca]
+            .into_iter()
+            .flatten()
+            .filter_map(Result::err)
+            .collect()
+    }
+
+    /// The file the password is read from, if it is one.
+    pub fn secret_file(&self) -> Option<&std::path::Path> {
+        self.password.file()
+    }
+}
+
 /// Reads and checks `[inbound]`: `None` on a problem, `Some(None)` when off.
 pub(super) fn inbound(figment: &Figment, p: &mut Problems) -> Option<Option<Inbound>> {
     let host = get_optional(figment, "inbound.host", p);

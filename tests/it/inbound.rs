@@ -598,3 +598,34 @@ fn a_refused_login_is_shown_and_the_daemon_goes_on() {
     assert!(child.try_wait().unwrap().is_none(), "the daemon goes on");
     assert!(terminate(&mut child).success());
 }
+
+#[test]
+fn check_names_what_inbound_needs_from_the_environment() {
+    let install = Install::new();
+    std::fs::create_dir_all(install.root().join("state")).unwrap();
+    install.append_config(
+        "[inbound]\nhost = \"imap.region.example.org\"\nuser = \"suivi\"\n\
+         password_env = \"INBOUND_TEST_NO_SUCH_VARIABLE\"\nca_file = \"no-such-ca.pem\"\n\
+         address = \"suivi-aides@region.example.org\"\n",
+    );
+    let out = install
+        .cmd(&["check"])
+        .env_remove("INBOUND_TEST_NO_SUCH_VARIABLE")
+        .output()
+        .unwrap();
+    let said = text(&out);
+    assert!(!out.status.success(), "{said}");
+    for needle in [
+        "inbound.password_env: the environment variable INBOUND_TEST_NO_SUCH_VARIABLE is not set",
+        "inbound.ca_file",
+    ] {
+        assert!(said.contains(needle), "{needle:?} in {said}");
+    }
+    // A wrong setting is named with its key.
+    let config = std::fs::read_to_string(install.config())
+        .unwrap()
+        .replace("address = \"suivi-aides@", "address = \"suivi-aides+x@");
+    std::fs::write(install.config(), config).unwrap();
+    let said = text(&install.run(&["check"]));
+    assert!(said.contains("key `inbound.address`"), "{said}");
+}
