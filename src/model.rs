@@ -398,6 +398,8 @@ pub struct Sources(BTreeMap<String, SourceFacts>);
 pub(crate) struct SourceFacts {
     /// Its `link` pattern, with `{id}` and `{reference}` placeholders.
     pub link: Option<String>,
+    /// What beneficiaries call it (`label`).
+    pub label: Option<String>,
     /// Whether the daemon imports it on schedule.
     pub enabled: bool,
     /// How long it may go without a successful import (none: forever).
@@ -418,6 +420,11 @@ impl Sources {
     /// The `link` pattern of connector `name`, when it has one.
     pub(crate) fn pattern(&self, name: &str) -> Option<&str> {
         self.0.get(name).and_then(|f| f.link.as_deref())
+    }
+
+    /// What beneficiaries call connector `name`, when it says.
+    pub(crate) fn label(&self, name: &str) -> Option<&str> {
+        self.0.get(name).and_then(|f| f.label.as_deref())
     }
 
     /// The address of a dossier of connector `name` on its source portal

@@ -69,6 +69,9 @@ pub(super) fn check(config: &Config, environment: bool, strict: bool) -> Exit {
         all.extend(loaded.lifecycle.sessions_running_out(today, SESSIONS_AHEAD));
     }
     all.extend(warnings::way_out(config, informational));
+    all.extend(crate::web::pages::Pages::problems(
+        &config.rules_dir.join(crate::web::pages::PAGES_DIR),
+    ));
     for warning in all {
         eprintln!("warning: {warning}");
     }

@@ -2,7 +2,7 @@
 //!
 //! Owns the part of a source shared by every file kind (`csv`, `spreadsheet`, `xml`): the
 //! path or glob of the files, how long a file must stay unmodified before it is read
-//! (a file still being written is left for the next tick), and what happens to it
+//! (a file still being written is left until it has settled), and what happens to it
 //! once imported (archived, kept or deleted).
 
 use std::io;
@@ -111,7 +111,7 @@ impl DropFolder {
             if age < self.settle {
                 tracing::info!(
                     file = %path.display(),
-                    "Left a file modified moments ago (it may still be written); it is read at the next tick."
+                    "Left a file modified moments ago (it may still be written); it is read once it has stayed unmodified for the connector's settle time."
                 );
                 continue;
             }
@@ -119,6 +119,24 @@ impl DropFolder {
         }
         files.sort();
         Ok(files)
+    }
+
+    /// How long until the youngest file of the drop folder that is still too
+    /// recent to be read ([`Self::files`] leaves it) has stayed unmodified for
+    /// `settle`; none when no file waits so. The daemon looks again then, not at
+    /// the connector's next scheduled import.
+    pub(crate) fn settling(&self) -> Option<std::time::Duration> {
+        let pattern = self.pattern.to_string_lossy();
+        glob::glob(&pattern)
+            .ok()?
+            .flatten()
+            .filter(|path| !path.starts_with(&self.archive_dir))
+            .filter_map(|path| std::fs::metadata(path).ok())
+            .filter(std::fs::Metadata::is_file)
+            .filter_map(|meta| meta.modified().ok()?.elapsed().ok())
+            .filter(|age| *age < self.settle)
+            .map(|age| self.settle - age)
+            .max()
     }
 
     /// Archives, keeps or deletes a file of the drop folder once imported. An

@@ -88,6 +88,9 @@ pub struct Connector {
     /// The address of a dossier on the source portal, with `{id}` and `{reference}`
     /// placeholders, for dossiers that have no `url` field.
     pub link: Option<String>,
+    /// What beneficiaries call this system (`label`), shown on the front
+    /// office beside each of its dossiers.
+    pub label: Option<String>,
     /// Fields whose changes become `field_changed` events.
     pub watch: Vec<String>,
     /// Source columns ignored by change detection (an export timestamp…).
@@ -171,6 +174,7 @@ impl Connector {
         crate::model::Sources::new(connectors.iter().map(|c| {
             let facts = crate::model::SourceFacts {
                 link: c.link.clone(),
+                label: c.label.clone(),
                 enabled: c.enabled,
                 max_age: c.max_age,
             };

@@ -38,6 +38,8 @@ pub(crate) struct ConnectorFile<S> {
     #[serde(default)]
     #[allow(dead_code)] // Documentation for admins only.
     description: Option<String>,
+    #[serde(default)]
+    label: Option<Spanned<String>>,
     #[serde(default = "default_schedule")]
     schedule: Spanned<String>,
     #[serde(default)]
@@ -89,6 +91,7 @@ pub(crate) struct Common {
     enabled: bool,
     max_age: Option<Spanned<String>>,
     link: Option<Spanned<String>>,
+    label: Option<Spanned<String>>,
     watch: Vec<Spanned<String>>,
     volatile: Vec<String>,
     fields: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
@@ -108,6 +111,7 @@ impl Common {
             enabled: file.enabled,
             max_age: file.max_age,
             link: file.link,
+            label: file.label,
             watch: file.watch,
             volatile: file.volatile,
             fields: file.fields,
@@ -161,6 +165,7 @@ impl Connector {
             check_watch(&common.watch, mapping, &mut fp);
         }
         check_link(common.link.as_ref(), &mut fp);
+        check_label(common.label.as_ref(), &mut fp);
         for _ in volatile.iter().filter(|v| v.trim().is_empty()) {
             fp.file("`volatile` lists an empty column name");
         }
@@ -184,6 +189,7 @@ impl Connector {
             enabled: common.enabled,
             max_age,
             link: common.link.map(Spanned::into_inner),
+            label: common.label.map(|l| l.into_inner().trim().to_owned()),
             watch: common.watch.into_iter().map(Spanned::into_inner).collect(),
             volatile,
             guards,
@@ -316,6 +322,28 @@ fn check_watch(watch: &[Spanned<String>], mapping: &Mapping, fp: &mut FileProble
         }
     }
 }
+
+/// A `label` is what beneficiaries read: one short line.
+fn check_label(label: Option<&Spanned<String>>, fp: &mut FileProblems<'_>) {
+    let Some(label) = label else { return };
+    let text = label.get_ref().trim();
+    let why = if text.is_empty() {
+        "is empty"
+    } else if text.chars().count() > LABEL_MAX {
+        "is longer than 80 characters"
+    } else if text.contains(['\n', '\r']) {
+        "holds a line break"
+    } else {
+        return;
+    };
+    fp.at(
+        label.span(),
+        format!("label {why}: it names this system to beneficiaries on the front office, in one short line (\"Portail des aides de la Région\")"),
+    );
+}
+
+/// The longest `label`, in characters.
+const LABEL_MAX: usize = 80;
 
 /// A `link` is a web address.
 fn check_link(link: Option<&Spanned<String>>, fp: &mut FileProblems<'_>) {
@@ -494,5 +522,32 @@ mod tests {
             problems.to_string().contains("this connector reads an API"),
             "{problems}"
         );
+    }
+
+    #[test]
+    fn a_label_is_one_short_line_for_beneficiaries() {
+        let common = "[source]\npath = \"*.csv\"\n[fields]\nid = \"id\"\nstep = \"statut\"\n[steps]\n\"a\" = \"depose\"\n";
+        let (csv, problems) = parse(&format!(
+            "kind = \"csv\"\nlabel = \"  Portail des aides \"\n{common}"
+        ));
+        assert!(problems.is_empty(), "{problems}");
+        assert_eq!(csv.unwrap().label.as_deref(), Some("Portail des aides"));
+        for (label, why) in [
+            ("\" \"", "label is empty"),
+            (
+                &format!("\"{}\"", "a".repeat(81)),
+                "label is longer than 80 characters",
+            ),
+            ("\"a\\nb\"", "label holds a line break"),
+        ] {
+            let (csv, problems) = parse(&format!("kind = \"csv\"\nlabel = {label}\n{common}"));
+            assert!(csv.is_none());
+            assert!(
+                problems
+                    .to_string()
+                    .starts_with(&format!("c.toml:2:9: {why}: ")),
+                "{problems}"
+            );
+        }
     }
 }

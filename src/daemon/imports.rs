@@ -4,7 +4,12 @@
 
 use super::*;
 
-/// Follows one connector's schedule.
+/// How long after a file's settle time the daemon looks at it again: its
+/// modification time's resolution, and a margin.
+const SETTLED_MARGIN: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Follows one connector's schedule, and looks again at its drop folder as soon
+/// as a file left for being too recent has settled.
 pub(super) async fn follow(
     connector: Arc<Connector>,
     rules: Arc<Rules>,
@@ -32,7 +37,12 @@ pub(super) async fn follow(
             next = %next.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S %Z"),
             "Next import scheduled."
         );
-        let wait = (next - Utc::now()).to_std().unwrap_or_default();
+        let mut wait = (next - Utc::now()).to_std().unwrap_or_default();
+        // A file left because it was modified moments ago is read once it has
+        // settled, not at the next scheduled import (a day later, maybe).
+        if let Some(settling) = connector.source.folder().and_then(|f| f.settling()) {
+            wait = wait.min(settling + SETTLED_MARGIN);
+        }
         tokio::select! {
             () = cancel.cancelled() => return,
             () = tokio::time::sleep(wait) => {}

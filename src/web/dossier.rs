@@ -32,9 +32,8 @@ use chrono_tz::Tz;
 use minijinja::{Value, context};
 
 use super::WebState;
-use super::front::{Asker, Current, flatten};
+use super::front::{Asker, Current, FrontOffice, flatten};
 use super::guard;
-use crate::config::Region;
 use crate::delays::{Basis, Estimate};
 use crate::lifecycle::Lifecycle;
 use crate::model::{Dossier, EventKind, FieldKind};
@@ -170,7 +169,7 @@ async fn dossier(
         })
         .collect();
     let ctx = context! {
-        ..describe(&found.page, (&current, &found.asker.front.region), delay.as_ref(), tz),
+        ..describe(&found.page, (&current, &found.asker.front), delay.as_ref(), tz),
         ..context! {
             signed_in => &found.email,
             csrf => &found.csrf,
@@ -235,7 +234,7 @@ fn amount(dossier: &Dossier, name: &str) -> Option<String> {
 /// delay, its amounts and payments, the source's exchanges, whom to contact.
 fn describe(
     page: &DossierPage,
-    (current, region): (&Current, &Region),
+    (current, front): (&Current, &FrontOffice),
     delay: Option<&Estimate>,
     tz: Tz,
 ) -> Value {
@@ -285,10 +284,11 @@ fn describe(
         payments => payments,
         exchanges => exchanges,
         instructor => d.text("instructor.name"),
-        service => d.text("service").or(region.service.as_deref()),
-        contact_email => d.text("service.email").or(region.email.as_deref()),
-        contact_phone => region.phone.as_deref(),
+        service => d.text("service").or(front.region.service.as_deref()),
+        contact_email => d.text("service.email").or(front.settings.theme.email.as_deref()),
+        contact_phone => front.settings.theme.phone.as_deref(),
         portal => current.sources.link_of(&stored.connector, d),
+        system => current.sources.label(&stored.connector),
     }
 }
 

@@ -467,6 +467,7 @@ async fn dossiers(
     for d in &found {
         let mut row = row(d, &current.rules, &delays, asker.front.tz, now);
         row = context! { ..row, ..context! {
+            system => current.sources.label(&d.stored.connector),
             href => format!("{}dossiers/{}", asker.front.base, super::dossier::key(&secret, d.stored.rowid)),
         }};
         if closed_long_ago(d, &current.rules, now) {

@@ -636,3 +636,35 @@ fn issue_19_check_validates_calendars_and_warns_when_sessions_run_out() {
         text(&out)
     );
 }
+
+/// The administrators' pages (`RULES_DIR/pages/`): `check` names each file that
+/// does not compile (the daemon serves the shipped page instead) or is no page
+/// of the front office, and passes: the daemon runs with them.
+// See: issue 20, item 1 (pages that admins may override like the message templates).
+#[test]
+fn issue_20_check_names_the_pages_of_the_administrators_that_cannot_serve() {
+    let install = Install::new();
+    let pages = install.own_rules().join("pages");
+    for page in std::fs::read_dir(&pages).unwrap() {
+        std::fs::remove_file(page.unwrap().path()).unwrap();
+    }
+    std::fs::write(pages.join("dossier.html.jinja"), "{% if %}").unwrap();
+    std::fs::write(pages.join("acceuil.html.jinja"), "<p>Bonjour</p>").unwrap();
+    std::fs::write(pages.join("lien.html.jinja"), "<p>{{ why }}</p>").unwrap();
+    let out = install.run(&["check", "--no-environment"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    for needle in [
+        format!(
+            "warning: {}: not a page of the front office, so never used (the pages are _page.html.jinja, ",
+            pages.join("acceuil.html.jinja").display()
+        ),
+        format!(
+            "warning: {}: does not compile, so the shipped page is served instead: ",
+            pages.join("dossier.html.jinja").display()
+        ),
+    ] {
+        assert!(said.contains(&needle), "{needle:?} not in:\n{said}");
+    }
+    assert!(!said.contains("lien.html.jinja:"), "{said}");
+}

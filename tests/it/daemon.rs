@@ -380,3 +380,26 @@ fn issue_17_item_18_a_left_out_connector_is_in_the_metrics() {
     let exit = crate::common::terminate(&mut daemon.0);
     assert!(exit.success(), "{exit}");
 }
+
+/// A file of the drop folder modified moments ago is left (it may still be
+/// written), then read as soon as it has settled: not at the connector's next
+/// scheduled import, which may be a day later (a fresh checkout's samples were
+/// all just written, and the quick start must show them at once).
+#[test]
+fn a_file_left_for_being_too_recent_is_read_once_it_has_settled() {
+    let install = Install::with_connector(|c| {
+        c.replace("schedule = \"* * * * * *\"", "schedule = \"0 0 0 1 1 *\"")
+            .replace("settle = \"0s\"", "settle = \"2s\"")
+    });
+    std::fs::copy(fixture("export-1.csv"), install.root().join("inbox/a.csv")).unwrap();
+    let started = Instant::now();
+    let _daemon = install.daemon();
+    wait_for("the import once settled", Duration::from_secs(30), || {
+        applied_runs(&install) == 1
+    });
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "read before it settled: {:?}",
+        started.elapsed()
+    );
+}

@@ -35,7 +35,7 @@ fn install() -> (Install, u16) {
         )
         .replace(
             "watch = [\"amount_granted\"]",
-            "watch = [\"amount_granted\", \"amount_paid\"]",
+            "label = \"Portail des aides de la Région\"\nwatch = [\"amount_granted\", \"amount_paid\"]",
         )
     });
     let port = std::net::TcpListener::bind("127.0.0.1:0")

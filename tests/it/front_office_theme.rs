@@ -45,7 +45,15 @@ fn issue_20_the_regions_theme_shows_on_every_page() {
         logo.display()
     ));
     let _daemon = install.daemon();
-    for body in pages(&install, port) {
+    let pages = pages(&install, port);
+    let dossier = &pages[1];
+    // The dossier's contact block: the theme's address and phone, the dossier
+    // naming no service address of its own.
+    assert!(
+        dossier.contains("Pour toute question, écrivez à <a href=\"mailto:aides@region.example.org\">aides@region.example.org</a> ou appelez le 03 00 00 00 00"),
+        "{dossier}"
+    );
+    for body in pages {
         for needle in [
             "<header><p><img src=\"data:image/png;base64,iVBORw0KGgpsb2dv\" alt=\"\">Région Exemple</p></header>",
             " – Région Exemple</title>",
