@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use futures_util::TryStreamExt;
 
-use crate::common::{Install, terminate, text};
+use crate::common::{Daemon, Install, terminate, text};
 use crate::daemon::wait_for;
 
 /// Makes a missing Dovecot a failure outside CI too.
@@ -99,10 +99,8 @@ fn start_dovecot() -> Result<Server, String> {
         return Err("Dovecot is not installed and IMAP_TEST_SERVER is not set".to_owned());
     }
     let script = crate::common::repo().join(".ci/dovecot");
-    let dir = std::env::temp_dir().join(format!("alertissimo-dovecot-{}", std::process::id()));
     let out = std::process::Command::new(script)
         .arg("start")
-        .arg(&dir)
         .output()
         .map_err(|e| format!(".ci/dovecot: {e}"))?;
     if !out.status.success() {
@@ -283,13 +281,13 @@ fn emails(install: &Install) -> Vec<String> {
         .collect()
 }
 
-/// The daemon, with the password in its environment and its log read line by
-/// line into `log`.
+/// The daemon (killed when dropped), with the password in its environment and
+/// its log read line by line.
 fn daemon(
     install: &Install,
     server: &Server,
     hook: bool,
-) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+) -> (Daemon, std::sync::mpsc::Receiver<String>) {
     let mut cmd = install.cmd(&["run"]);
     cmd.env("IMAP_TEST_PASSWORD", &server.password)
         .stderr(Stdio::piped())
@@ -310,7 +308,7 @@ fn daemon(
             }
         }
     });
-    (child, rx)
+    (Daemon(child), rx)
 }
 
 /// The rows of `exchanges`: kind, direction, author, body, recipient, status,
@@ -442,7 +440,7 @@ fn replies_are_matched_recorded_without_quotes_and_filed() {
         Duration::from_secs(30),
         || emails(&install).len() >= 2,
     );
-    assert!(terminate(&mut child).success());
+    assert!(terminate(&mut child.0).success());
 
     let lune = "lune@example.org".to_owned();
     let marc = Some("marc@region.example.org".to_owned());
@@ -548,8 +546,8 @@ fn a_daemon_killed_between_recording_and_moving_records_once() {
             break;
         }
     }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    child.0.kill().unwrap(); // SIGKILL
+    child.0.wait().unwrap();
     assert_eq!(exchanges(&install).len(), 1, "recorded before the kill");
     assert_eq!(count(&server, &folders.inbox), 1, "not moved");
     // Read again by the next daemon: recorded once, and moved.
@@ -557,7 +555,7 @@ fn a_daemon_killed_between_recording_and_moving_records_once() {
     wait_for("the message moved", Duration::from_secs(60), || {
         count(&server, &folders.done) == 1
     });
-    assert!(terminate(&mut child).success());
+    assert!(terminate(&mut child.0).success());
     assert_eq!(count(&server, &folders.inbox), 0);
     let recorded = exchanges(&install);
     assert_eq!(recorded.len(), 1, "{recorded:?}");
@@ -595,8 +593,8 @@ fn a_refused_login_is_shown_and_the_daemon_goes_on() {
         "{}",
         text(&out)
     );
-    assert!(child.try_wait().unwrap().is_none(), "the daemon goes on");
-    assert!(terminate(&mut child).success());
+    assert!(child.0.try_wait().unwrap().is_none(), "the daemon goes on");
+    assert!(terminate(&mut child.0).success());
 }
 
 #[test]
