@@ -184,6 +184,10 @@ fn handle(
         answered.as_ref(),
     );
     let forwarded = exchange.recipient.is_some();
+    if exchange.kind == ExchangeKind::Message && !forwarded {
+        warn!(dossier = %stored.dossier.reference(), side = exchange.side.as_str(),
+            "A reply by e-mail is recorded, but the dossier names no one on the other side to forward it to.");
+    }
     let new = s.record_exchange(&exchange, now)?.is_some();
     let mut bounced = 0;
     if let (ExchangeKind::Bounce, Some(answered)) = (incoming.kind, &answered) {
