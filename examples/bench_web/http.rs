@@ -92,8 +92,14 @@ pub(crate) fn merge(jar: &mut Vec<String>, set: &[String]) {
     }
 }
 
-/// Signs each address in through the real flow; `None` when one fails.
-pub(crate) async fn sign_in_all(base: &str, dir: &Path, emails: &[String]) -> Option<Vec<Session>> {
+/// Signs each address in through the real flow, from client addresses
+/// numbered from `first_ip`; `None` when one fails.
+pub(crate) async fn sign_in_all(
+    base: &str,
+    dir: &Path,
+    emails: &[String],
+    first_ip: usize,
+) -> Option<Vec<Session>> {
     let http = client();
     // Ask for every link, 20 at a time.
     let mut jars: Vec<Vec<String>> = Vec::with_capacity(emails.len());
@@ -102,7 +108,7 @@ pub(crate) async fn sign_in_all(base: &str, dir: &Path, emails: &[String]) -> Op
         let mut asks = tokio::task::JoinSet::new();
         for (k, email) in chunk.iter().enumerate() {
             let (http, base, email) = (http.clone(), base.to_owned(), email.clone());
-            let ip = client_ip(c * 20 + k);
+            let ip = client_ip(first_ip + c * 20 + k);
             asks.spawn(async move {
                 let home = request(&http, "GET", &format!("{base}/"), "", &ip, None).await?;
                 let mut jar = Vec::new();
@@ -179,7 +185,7 @@ pub(crate) async fn sign_in_all(base: &str, dir: &Path, emails: &[String]) -> Op
     }
     let mut sessions = Vec::with_capacity(emails.len());
     for (i, (email, mut jar)) in emails.iter().zip(jars).enumerate() {
-        let ip = client_ip(i);
+        let ip = client_ip(first_ip + i);
         let Some(link) = links.get(email) else {
             eprintln!("no sign-in message to {email}");
             return None;

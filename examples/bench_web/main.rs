@@ -86,9 +86,19 @@ struct Args {
     /// Distinct beneficiary addresses the dossiers are spread over.
     #[arg(long, default_value_t = 60_000)]
     addresses: usize,
-    /// Concurrent signed-in clients.
+    /// Concurrent signed-in beneficiaries browsing.
     #[arg(long, default_value_t = 200)]
     clients: usize,
+    /// Instructors the dossiers are spread over.
+    #[arg(long, default_value_t = 100)]
+    instructors: usize,
+    /// Concurrent signed-in instructors browsing the staff view (and one
+    /// `pilotage` member on `/pilotage`, unless 0).
+    #[arg(long, default_value_t = 20)]
+    staff: usize,
+    /// Messages beneficiaries write to the service, a minute, during the load.
+    #[arg(long, default_value_t = 1_000)]
+    exchanges_per_minute: u32,
     /// Length of the load, in seconds.
     #[arg(long, default_value_t = 30)]
     seconds: u64,
@@ -201,28 +211,64 @@ fn main() -> ExitCode {
 
     // 4. Sessions.
     let clock = Instant::now();
-    let sessions = runtime.block_on(sign_in_all(&base, &dir, &emails[..args.clients]));
-    let Some(sessions) = sessions else {
+    // Each writer writes at most 8 messages during the load (a beneficiary may
+    // write 10 an hour).
+    let writers = (u64::from(args.exchanges_per_minute) * args.seconds).div_ceil(60 * 8) as usize;
+    let (browsing, writing) = emails.split_at(args.clients);
+    let staff: Vec<String> = (0..args.staff.min(args.instructors))
+        .map(instructor)
+        .chain((args.staff > 0).then(|| PILOTAGE.to_owned()))
+        .collect();
+    let signed_in = runtime.block_on(async {
+        let beneficiaries = sign_in_all(&base, &dir, browsing, 0).await?;
+        let writers = sign_in_all(&base, &dir, &writing[..writers], args.clients).await?;
+        let mut staff = sign_in_all(&base, &dir, &staff, args.clients + writers.len()).await?;
+        let pilotage = staff.split_off(staff.len().min(args.staff.min(args.instructors)));
+        Some(Clients {
+            beneficiaries,
+            instructors: staff,
+            pilotage,
+            writers,
+            per_minute: args.exchanges_per_minute,
+        })
+    });
+    let Some(clients) = signed_in else {
         stop(&mut daemon);
         return ExitCode::FAILURE;
     };
     println!(
-        "{} sessions opened through the sign-in in {:.1} s",
-        sessions.len(),
+        "{} beneficiaries browsing, {} writing, {} instructors and {} pilotage member signed in in {:.1} s",
+        clients.beneficiaries.len(),
+        clients.writers.len(),
+        clients.instructors.len(),
+        clients.pilotage.len(),
         clock.elapsed().as_secs_f64()
     );
 
     // 5. The load, and the import beside it.
     let delivered_before = eml_count(&dir);
-    let load = runtime.block_on(load(&base, sessions, args.seconds, &bin, &dir));
+    let load = runtime.block_on(load(&base, clients, args.seconds, &bin, &dir));
     let delivered = eml_count(&dir).saturating_sub(delivered_before);
     let rss_mb = peak_rss_kib(daemon.id()).unwrap_or(0) as f64 / 1024.0;
     stop(&mut daemon);
 
     // 6. The report.
-    let pages = summary(&load.pages);
-    let reference = summary(&load.reference);
-    let per_second = load.pages.len() as f64 / load.elapsed;
+    let all: Vec<f64> = [&load.pages, &load.staff, &load.pilotage]
+        .into_iter()
+        .flatten()
+        .copied()
+        .collect();
+    let [all, pages, staff, pilotage, writes, reference] = [
+        &all,
+        &load.pages,
+        &load.staff,
+        &load.pilotage,
+        &load.writes,
+        &load.reference,
+    ]
+    .map(|v| summary(v));
+    let per_second = all.count as f64 / load.elapsed;
+    let written_per_minute = writes.count as f64 * 60.0 / load.elapsed;
     let met = |ok: bool| if ok { "met" } else { "MISSED" };
     let import_ok = alone_ok && load.import_ok;
     println!(
@@ -232,7 +278,17 @@ fn main() -> ExitCode {
     println!("| page | requests | p50 ms | p99 ms | max ms |");
     println!("|---|---:|---:|---:|---:|");
     for (name, s) in [
-        ("dossier pages (`/dossiers`, `/dossiers/…`)", &pages),
+        (
+            "every page below but the reference and the messages written",
+            &all,
+        ),
+        ("beneficiaries' pages (`/dossiers`, `/dossiers/…`)", &pages),
+        (
+            "instructors' pages (`/instruction`, `/instruction/dossiers/…`)",
+            &staff,
+        ),
+        ("`/pilotage`", &pilotage),
+        ("messages written (`POST /dossiers/…/messages`)", &writes),
         ("reference: home page `GET /`", &reference),
     ] {
         println!(
@@ -241,8 +297,12 @@ fn main() -> ExitCode {
         );
     }
     println!(
-        "\ndossier pages a second: {per_second:.0} (the list: {}, a dossier's page: {})",
+        "\npages a second: {per_second:.0} (lists: {}, a dossier's page: {})",
         load.lists, load.details
+    );
+    println!(
+        "messages written a minute: {written_per_minute:.0} (asked: {})",
+        args.exchanges_per_minute
     );
     println!("errors: {}", load.errors);
     println!("daemon's peak RSS (VmHWM): {rss_mb:.0} MB");
@@ -251,19 +311,23 @@ fn main() -> ExitCode {
         load.import_secs,
         load.import_secs / alone
     );
-    println!("messages the daemon delivered during the load: {delivered}");
+    println!("messages the daemon delivered during the load (forwardings included): {delivered}");
     println!("\ntargets:");
     let targets = [
         (
-            format!(
-                "p99 of the dossier pages ≤ {P99_MS} ms: {:.1} ms",
-                pages.p99
-            ),
-            pages.p99 <= P99_MS,
+            format!("p99 of the pages ≤ {P99_MS} ms: {:.1} ms", all.p99),
+            all.p99 <= P99_MS,
         ),
         (
             format!("≥ {PAGES_PER_SECOND} pages/s: {per_second:.0}"),
             per_second >= PAGES_PER_SECOND,
+        ),
+        (
+            format!(
+                "{} messages written a minute: {written_per_minute:.0}",
+                args.exchanges_per_minute
+            ),
+            written_per_minute >= 0.95 * f64::from(args.exchanges_per_minute),
         ),
         (
             format!("daemon's peak RSS ≤ {RSS_MB} MB: {rss_mb:.0} MB"),
@@ -283,8 +347,13 @@ fn main() -> ExitCode {
             "addresses": args.addresses,
             "clients": load.clients,
             "seconds": load.elapsed,
-            "pages": {"count": pages.count, "p50_ms": pages.p50, "p99_ms": pages.p99, "max_ms": pages.max,
+            "pages": {"count": all.count, "p50_ms": all.p50, "p99_ms": all.p99, "max_ms": all.max,
                       "per_second": per_second, "lists": load.lists, "details": load.details},
+            "beneficiaries": {"count": pages.count, "p50_ms": pages.p50, "p99_ms": pages.p99, "max_ms": pages.max},
+            "instructors": {"count": staff.count, "p50_ms": staff.p50, "p99_ms": staff.p99, "max_ms": staff.max},
+            "pilotage": {"count": pilotage.count, "p50_ms": pilotage.p50, "p99_ms": pilotage.p99, "max_ms": pilotage.max},
+            "writes": {"count": writes.count, "p50_ms": writes.p50, "p99_ms": writes.p99, "max_ms": writes.max,
+                       "per_minute": written_per_minute, "asked_per_minute": args.exchanges_per_minute},
             "reference": {"count": reference.count, "p50_ms": reference.p50, "p99_ms": reference.p99,
                           "max_ms": reference.max},
             "errors": load.errors,

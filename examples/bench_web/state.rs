@@ -11,6 +11,7 @@ pub(crate) fn write_config(dir: &Path, port: u16) {
          [store]\npath = \"state/alertissimo.db\"\n\
          [web]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n\
          trusted_proxies = [\"127.0.0.1\"]\n\
+         staff = [{{ email = \"{PILOTAGE}\", role = \"pilotage\" }}]\n\
          [delivery]\ntransport = \"file\"\n\
          [delivery.file]\ndir = \"{}\"\n",
         dir.join("outbox").display()
@@ -30,6 +31,7 @@ pub(crate) fn write_config(dir: &Path, port: u16) {
          amount_requested = { column = \"Montant demandé\", format = \"fr_decimal\" }\n\
          amount_granted = { column = \"Montant voté\", format = \"fr_decimal\" }\n\
          \"instructor.name\" = \"Instructeur\"\n\
+         \"instructor.email\" = \"Courriel instructeur\"\n\
          [steps]\n",
     );
     for (label, step) in STEPS {
@@ -37,6 +39,14 @@ pub(crate) fn write_config(dir: &Path, port: u16) {
     }
     std::fs::write(dir.join("connectors/bench.toml"), connector).expect("the connector");
 }
+
+/// The address of instructor `k`.
+pub(crate) fn instructor(k: usize) -> String {
+    format!("instructeur{k}@region-exemple.fr")
+}
+
+/// The address of the `[web] staff` member with the `pilotage` role.
+pub(crate) const PILOTAGE: &str = "pilotage@region-exemple.fr";
 
 /// Writes `1.csv`, `2.csv`, `3a.csv` and `3b.csv`; returns addresses that have
 /// a dossier, in a random order.
@@ -62,7 +72,7 @@ pub(crate) fn write_exports(args: &Args, dir: &Path) -> Vec<String> {
         .collect();
     let amount_changed: Vec<bool> = (0..n).map(|_| rng.random_range(0..10) == 0).collect();
     let header = "N° dossier;Référence;Dispositif;Intitulé;Bénéficiaire;Courriel;Statut;Date statut;\
-                  Montant demandé;Montant voté;Instructeur\n";
+                  Montant demandé;Montant voté;Instructeur;Courriel instructeur\n";
     let today = chrono::Utc::now().date_naive();
     let date = |days: i64| (today - chrono::Days::new(days as u64)).format("%d/%m/%Y");
     let write = |name: &str,
@@ -74,7 +84,7 @@ pub(crate) fn write_exports(args: &Args, dir: &Path) -> Vec<String> {
             let (s, days) = step(i);
             let _ = writeln!(
                 out,
-                "D{i};AR-{i:07};{};Projet n° {i};Beneficiaire {};beneficiaire{}@exemple.fr;{};{};{} 000,00;{};Claire Fontaine",
+                "D{i};AR-{i:07};{};Projet n° {i};Beneficiaire {};beneficiaire{}@exemple.fr;{};{};{} 000,00;{};Claire Fontaine;{}",
                 SCHEMES[i % SCHEMES.len()],
                 owner[i],
                 owner[i],
@@ -86,6 +96,7 @@ pub(crate) fn write_exports(args: &Args, dir: &Path) -> Vec<String> {
                 } else {
                     String::new()
                 },
+                instructor(i % args.instructors),
             );
         }
         std::fs::write(dir.join(name), out).expect("an export");

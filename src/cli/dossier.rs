@@ -1,6 +1,9 @@
 //! `alertissimo dossier REF`: the timeline of one dossier, its messages and
-//! their deliveries, and the front office's audit of it (who signed in or saw
-//! it in their list, when, from where).
+//! their deliveries, its exchanges (issue 21: what the beneficiary and the
+//! service wrote each other, through the front office, by e-mail or on the
+//! source's messagerie, each with its direction, author, channel, kind and
+//! forwarding), and the front office's audit of it (who signed in or saw it in
+//! their list, when, from where).
 
 use super::*;
 
@@ -42,9 +45,11 @@ pub(super) fn dossier(
             .of(&d.dossier, d.step_entered_at, at)
             .and_then(|e| e.dates);
         let audit = store.audit(d.rowid)?;
+        let exchanges = exchanges(&store.exchanges(d.rowid)?, &events);
         if json {
             let mut one = as_json(d, &events, &alerts, &lifecycle, tz);
             one["delay"] = serde_json::to_value(&prediction)?;
+            one["exchanges"] = serde_json::to_value(&exchanges)?;
             one["front_office"] = serde_json::to_value(&audit)?;
             all.push(one);
         } else {
@@ -52,6 +57,7 @@ pub(super) fn dossier(
             if let Some(p) = &prediction {
                 out!("  {}", prediction_text(p));
             }
+            print_exchanges(&exchanges, tz);
             print_audit(&audit, tz);
         }
     }
@@ -148,11 +154,129 @@ fn print(
     if !alerts.is_empty() {
         out!("  messages :");
     }
-    if !alerts.is_empty() {
-        out!("  messages :");
-    }
     for (a, deliveries) in alerts {
         print_alert(a, deliveries, tz);
+    }
+}
+
+/// One exchange of a dossier, whatever its channel, as `dossier` lists it.
+#[derive(Debug, serde::Serialize)]
+struct Listed {
+    /// When it was written or received.
+    at: chrono::DateTime<chrono::Utc>,
+    /// `beneficiary` or `service`; none for the source's messagerie, which
+    /// does not say.
+    direction: Option<&'static str>,
+    /// The writer (an address, or the source's name for them).
+    author: Option<String>,
+    /// `web` (front office or staff view), `email`, or `source` (the source's
+    /// messagerie).
+    channel: &'static str,
+    /// `message`, `auto_reply` or `bounce`.
+    kind: &'static str,
+    /// What was written.
+    text: Option<String>,
+    /// Whom it was forwarded to.
+    recipient: Option<String>,
+    /// `pending`, `sent` or `failed`; none when nothing is forwarded.
+    status: Option<String>,
+    /// When its forwarding left.
+    sent_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Why its forwarding did not (yet) leave.
+    reason: Option<String>,
+}
+
+/// The exchanges kept and the source's messages, in time order.
+fn exchanges(kept: &[crate::store::Exchange], events: &[crate::store::StoredEvent]) -> Vec<Listed> {
+    let mut all: Vec<Listed> = kept
+        .iter()
+        .map(|x| Listed {
+            at: x.at,
+            direction: Some(x.side.as_str()),
+            author: Some(x.author.clone()),
+            channel: x.channel.as_str(),
+            kind: x.kind.as_str(),
+            text: Some(x.body.clone()),
+            recipient: x.recipient.clone(),
+            status: x.status.clone(),
+            sent_at: x.sent_at,
+            reason: x.reason.clone(),
+        })
+        .collect();
+    all.extend(
+        events
+            .iter()
+            .filter(|e| e.event.kind == EventKind::Message)
+            .map(|e| Listed {
+                at: e.event.occurred_at,
+                direction: None,
+                author: e.event.field.clone(),
+                channel: "source",
+                kind: "message",
+                text: e.event.new_value.clone(),
+                recipient: None,
+                status: None,
+                sent_at: None,
+                reason: None,
+            }),
+    );
+    all.sort_by_key(|x| x.at);
+    all
+}
+
+/// The exchanges of a dossier, two lines each: who wrote to whom, how, and
+/// what became of it; the start of the text.
+fn print_exchanges(exchanges: &[Listed], tz: chrono_tz::Tz) {
+    if exchanges.is_empty() {
+        return;
+    }
+    out!("  échanges :");
+    let time = |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&tz).format("%d/%m/%Y %H:%M");
+    for x in exchanges {
+        let direction = match x.direction {
+            Some("beneficiary") => "bénéficiaire → service",
+            Some(_) => "service → bénéficiaire",
+            None => "sans direction connue",
+        };
+        let channel = match x.channel {
+            "web" => "espace en ligne",
+            "email" => "courriel",
+            _ => "messagerie de la source",
+        };
+        let kind = match x.kind {
+            "auto_reply" => "réponse automatique",
+            "bounce" => "avis de non-remise",
+            _ => "message",
+        };
+        let forwarding = match (x.status.as_deref(), &x.recipient) {
+            (Some("sent"), Some(to)) => format!(
+                "transmis à {to} le {}",
+                x.sent_at.map(|t| time(t).to_string()).unwrap_or_default()
+            ),
+            (Some("pending"), Some(to)) => format!("en attente de transmission à {to}"),
+            (Some("failed"), Some(to)) => format!("non transmis à {to}"),
+            (_, None) if x.channel != "source" && x.kind == "message" => {
+                "non transmis : aucun destinataire".to_owned()
+            }
+            _ => "non transmis".to_owned(),
+        };
+        let reason = x
+            .reason
+            .as_deref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default();
+        out!(
+            "    {}  {direction}, {channel}, {kind}, de {} : {forwarding}{reason}",
+            time(x.at),
+            x.author.as_deref().unwrap_or("?"),
+        );
+        let text = x.text.as_deref().unwrap_or("");
+        let short: String = text.chars().take(160).collect();
+        out!(
+            "        « {}{} »",
+            short.replace('\n', " "),
+            if short.len() < text.len() { "…" } else { "" }
+        );
     }
 }
 

@@ -11,6 +11,9 @@
 //! Issue 17, item 25 adds the unsubscribe links of informational messages that
 //! nobody could open: no `[web] listen` here, or a `public_url` on this machine
 //! while messages leave it (by SMTP: [`crate::transport::Transport::leaves_this_machine`]).
+//! Issue 21 adds a front office without `[web] service_email`, where a
+//! beneficiary's message about a dossier naming no instructor or service would
+//! reach nobody.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -25,7 +28,19 @@ pub(super) fn all(config: &Config, connectors: &[Connector]) -> Vec<String> {
     let mut warnings = exposed_files(config, connectors);
     warnings.extend(folders_outside(config, connectors));
     warnings.extend(exposed_metrics(config));
+    warnings.extend(no_service_address(config));
     warnings
+}
+
+/// The front office is served but a beneficiary's message about a dossier
+/// without an instructor or service address would reach nobody (issue 21).
+fn no_service_address(config: &Config) -> Option<String> {
+    (config.web.front_office().is_some() && config.web.service_email.is_none()).then(|| {
+        "[web] service_email is empty: a message a beneficiary writes in the front office about a \
+         dossier without instructor.email or service.email is kept on the dossier but reaches \
+         nobody; set it to the instructing service's shared mailbox"
+            .to_owned()
+    })
 }
 
 /// The configuration file and the secret files that every user of the machine

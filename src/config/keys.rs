@@ -70,6 +70,7 @@ pub(crate) const KEYS: &[&str] = &[
     "web.session_idle",
     "web.session_max",
     "web.trusted_proxies",
+    "web.service_email",
     "web.theme.name",
     "web.theme.logo",
     "web.theme.colour",
@@ -201,6 +202,7 @@ struct WebDefaults {
     session_idle: &'static str,
     session_max: &'static str,
     trusted_proxies: [&'static str; 0],
+    service_email: &'static str,
     theme: ThemeDefaults,
 }
 
@@ -346,6 +348,7 @@ pub(super) const DEFAULTS: Defaults = Defaults(Common {
         session_idle: "1h",
         session_max: "12h",
         trusted_proxies: [],
+        service_email: "",
         theme: ThemeDefaults {
             name: "",
             logo: "",

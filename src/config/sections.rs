@@ -49,6 +49,10 @@ pub struct Web {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The Region's look on the front office's pages (`[web.theme]`).
     pub theme: super::Theme,
+    /// Where a beneficiary's message written in the front office goes when
+    /// its dossier names no instructor (`instructor.email`) and no service
+    /// (`service.email`): the instructing service's shared mailbox.
+    pub service_email: Option<String>,
 }
 
 impl Web {
@@ -160,6 +164,24 @@ pub(super) fn web(figment: &Figment, region: Option<&Region>, p: &mut Problems) 
             .collect::<Vec<_>>()
     });
     let theme = super::theme::theme(figment, region, p);
+    let service_email = get::<String>(figment, "web.service_email", p).and_then(|text| {
+        let text = text.trim();
+        if text.is_empty() {
+            return Some(None);
+        }
+        match crate::value::parse_emails(text) {
+            Ok(mut list) if list.len() == 1 => Some(list.pop()),
+            _ => {
+                push_key(
+                    figment,
+                    "web.service_email",
+                    format!("'{text}' is not one e-mail address"),
+                    p,
+                );
+                None
+            }
+        }
+    });
     Some(Web {
         listen: listen?,
         public_url: public_url?,
@@ -168,6 +190,7 @@ pub(super) fn web(figment: &Figment, region: Option<&Region>, p: &mut Problems) 
         session_max: max?,
         trusted_proxies: proxies?,
         theme: theme?,
+        service_email: service_email?,
     })
 }
 

@@ -10,8 +10,10 @@
 //! `rules/lifecycle.toml`. Every estimate says which basis it used.
 //!
 //! Pure: the store streams rows in, `now` is an argument. One dossier's
-//! estimate as dates is its [`Prediction`] (`prediction.rs`).
+//! estimate as dates is its [`Prediction`] (`prediction.rs`). How long the
+//! service takes to answer a beneficiary's message is `answers` (issue 21).
 
+pub(crate) mod answers;
 mod axis;
 mod history;
 mod prediction;

@@ -30,7 +30,8 @@
 //!
 //! The front office's sign-in messages have an outbox of their own, drained
 //! first in each pass: due at once, retried until their link expires
-//! ([`sign_in`]).
+//! ([`sign_in`]); the exchanges between beneficiaries and the service (issue
+//! 21) right after them, forwarded at once ([`exchanges`]).
 //!
 //! Submodules: `plan` (what a pass does with the alerts it read, pure),
 //! `groups` (the groups sent a few at a time, one going wrong stopping none),
@@ -40,6 +41,7 @@
 //! the chosen one and knows none by name.
 
 pub mod admin;
+pub mod exchanges;
 mod groups;
 pub mod message;
 mod plan;
@@ -229,10 +231,10 @@ impl Dispatcher {
             .inner
             .store
             .call(move |s| -> Result<_, crate::store::StoreError> {
-                let due = match (s.next_due()?, s.next_sign_in()?) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
+                let due = [s.next_due()?, s.next_sign_in()?, s.next_exchange()?]
+                    .into_iter()
+                    .flatten()
+                    .min();
                 Ok((due, s.transport_state(name)?))
             })
             .await??;
@@ -246,6 +248,7 @@ impl Dispatcher {
     /// When the store fails; transport failures are outcomes, not errors.
     pub async fn drain(&self, force: bool) -> anyhow::Result<PassReport> {
         let mut total = self.inner.send_sign_ins().await?;
+        total.add(self.inner.send_exchanges().await?);
         loop {
             let (report, read) = self.pass(force).await?;
             total.add(report);

@@ -23,6 +23,25 @@ enum Purpose {
     Message,
 }
 
+/// An exchange to forward, as its message tells it (issue 21).
+pub(crate) struct Forward<'a> {
+    /// The dossier it is about.
+    pub dossier: &'a Dossier,
+    /// When the dossier entered its step.
+    pub since: chrono::DateTime<chrono::Utc>,
+    /// What was written.
+    pub text: &'a str,
+    /// Who wrote it (an address).
+    pub author: &'a str,
+    /// When.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// Where the recipient reads the dossier and answers (none without a
+    /// public address).
+    pub link: Option<&'a str>,
+    /// Whom it goes to.
+    pub recipient: &'a str,
+}
+
 impl Rules {
     /// The variables templates see (see `docs/rules.md`, "Templates"), built
     /// once for each message.
@@ -79,6 +98,39 @@ impl Rules {
                 ..Value::from(minijinja::value::Serde(&self.region))
             },
             recipient => minijinja::context! { role => "beneficiary", address => address },
+            front_office => self.front_office_value(),
+        }
+    }
+
+    /// The variables of an exchange's forwarding (`_echange_service.jinja`,
+    /// `_echange_beneficiaire.jinja`, issue 21): `exchange` (the dossier's
+    /// reference, project, scheme, step and since when, the text, its author,
+    /// when it was written, the link to answer it), and what the layouts use;
+    /// `to_service`: it goes to the instructing service (else to the
+    /// beneficiary).
+    pub(crate) fn exchange_context(&self, forward: &Forward<'_>, to_service: bool) -> Value {
+        let d = forward.dossier;
+        let scheme = d.text("scheme");
+        minijinja::context! {
+            exchange => minijinja::context! {
+                reference => d.reference(),
+                project => d.text("title"),
+                scheme => scheme,
+                step => self.lifecycle.label(&d.step),
+                since => forward.since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                text => forward.text,
+                author => forward.author,
+                written_at => forward.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                link => forward.link.map(|l| Value::from_safe_string(l.to_owned())),
+            },
+            region => minijinja::context! {
+                website => self.region.website.clone().map(Value::from_safe_string),
+                ..Value::from(minijinja::value::Serde(&self.region))
+            },
+            recipient => minijinja::context! {
+                role => if to_service { "service" } else { "beneficiary" },
+                address => forward.recipient,
+            },
             front_office => self.front_office_value(),
         }
     }

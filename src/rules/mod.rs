@@ -18,6 +18,7 @@ pub(crate) mod french;
 pub mod template;
 
 mod context;
+pub(crate) use context::Forward;
 mod file;
 mod samples;
 
@@ -275,11 +276,25 @@ impl Rules {
             way_out_missing(&rules, problems);
         }
         let front_office = config.web.front_office().map(|url| format!("{url}/"));
-        if front_office.is_some() && !templates.has_file(template::SIGN_IN) {
-            problems.push(
-                templates.dir.join(template::SIGN_IN),
-                "the front office ([web] listen and public_url are set) sends its sign-in links with this template, which is missing",
-            );
+        if front_office.is_some() {
+            for (file, what) in [
+                (template::SIGN_IN, "its sign-in links"),
+                (
+                    template::EXCHANGE_SERVICE,
+                    "the messages beneficiaries write to the service",
+                ),
+                (
+                    template::EXCHANGE_BENEFICIARY,
+                    "the service's replies to beneficiaries",
+                ),
+            ] {
+                if !templates.has_file(file) {
+                    problems.push(
+                        templates.dir.join(file),
+                        format!("the front office ([web] listen and public_url are set) sends {what} with this template, which is missing"),
+                    );
+                }
+            }
         }
         let rules = Self {
             rules,

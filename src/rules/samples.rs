@@ -10,6 +10,39 @@ use crate::diag::Problems;
 use crate::model::{self, Dossier, Event, EventKind, FieldKind};
 
 impl Rules {
+    /// Renders the forwarding of an exchange (issue 21), each way, for
+    /// `dossier` (described by `label`), when its template is there (the front
+    /// office requires them: `Rules::load`).
+    fn check_exchange_samples(&self, dossier: &Dossier, label: &str, problems: &mut Problems) {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-03-02T09:30:00Z")
+            .expect("a valid instant")
+            .to_utc();
+        for (file, to_service) in [
+            (template::EXCHANGE_SERVICE, true),
+            (template::EXCHANGE_BENEFICIARY, false),
+        ] {
+            if !self.templates.has_file(file) {
+                continue;
+            }
+            let forward = super::Forward {
+                dossier,
+                since: at,
+                text: "Bonjour,\nOù en est notre dossier ?\nMerci.",
+                author: "contact@example.org",
+                at,
+                link: Some("https://aides.region.example.org/dossiers/0123456789abcdef"),
+                recipient: "instruction@example.org",
+            };
+            let ctx = self.exchange_context(&forward, to_service);
+            if let Err(reason) = self.templates.render(file.trim_end_matches(".jinja"), &ctx) {
+                problems.push(
+                    self.templates.dir.join(file),
+                    format!("fails to render for {label}: {reason}"),
+                );
+            }
+        }
+    }
+
     /// Renders every template and evaluates every condition against a complete
     /// sample dossier and a sparse one, so that a typo or a missing guard fails
     /// here rather than when sending.
@@ -83,6 +116,7 @@ impl Rules {
                     );
                 }
             }
+            self.check_exchange_samples(&dossier, label, problems);
             // The digest, made of a template that renders on its own.
             if let Some((name, ctx)) = renders
                 && let Err(reason) = self

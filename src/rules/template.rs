@@ -35,6 +35,10 @@ pub(crate) const LAYOUT_HTML: &str = "_layout.html.jinja";
 pub(crate) const DIGEST: &str = "_digest.jinja";
 /// The front office's sign-in message (issue 20).
 pub(crate) const SIGN_IN: &str = "_connexion.jinja";
+/// A beneficiary's message forwarded to the instructing service (issue 21).
+pub(crate) const EXCHANGE_SERVICE: &str = "_echange_service.jinja";
+/// The service's reply forwarded to the beneficiary (issue 21).
+pub(crate) const EXCHANGE_BENEFICIARY: &str = "_echange_beneficiaire.jinja";
 /// What comes next for a dossier, in one paragraph: the messages' own macro,
 /// for the front office's list.
 const NEXT_STEPS: &str = "@next_steps";

@@ -99,6 +99,18 @@ impl Store {
         Ok(out)
     }
 
+    /// The dossier of row `rowid`, unless it is unknown or purged.
+    ///
+    /// # Errors
+    /// On a database error or a corrupt row.
+    pub(crate) fn dossier_row(&self, rowid: i64) -> Result<Option<StoredDossier>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "{DOSSIER_SELECT} WHERE d.id = ?1 AND d.purged_at IS NULL"
+        ))?;
+        let mut rows = stmt.query([rowid])?;
+        rows.next()?.map(|row| self.read_dossier(row)).transpose()
+    }
+
     /// Every dossier still in its source, by connector and reference: what
     /// `stats --dossiers` predicts for.
     ///

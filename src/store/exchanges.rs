@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use super::{Result, Store, format_time, parse_time};
+use crate::delays::answers::{self, AnswerDelays, Said};
 
 /// Who wrote an exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -265,6 +266,57 @@ impl Store {
         Ok(out)
     }
 
+    /// How many messages `author` wrote through the front office since
+    /// `since`, on the dossiers `dossiers` (row ids: the session's): what its
+    /// rate limit counts.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub(crate) fn beneficiary_written_since(
+        &self,
+        author: &str,
+        dossiers: &[i64],
+        since: DateTime<Utc>,
+    ) -> Result<u32> {
+        let rows = serde_json::to_string(dossiers).expect("integers serialise");
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT count(*) FROM exchanges
+             WHERE dossier_id IN (SELECT value FROM json_each(?1)) AND author = lower(?2)
+               AND direction = 'beneficiary' AND channel = 'web' AND at > ?3",
+            )?
+            .query_row(params![rows, author.trim(), format_time(since)], |r| {
+                r.get(0)
+            })?)
+    }
+
+    /// How long the service takes to answer a beneficiary's message, from every
+    /// message kept (auto-replies and bounces left out), at `now`, in
+    /// `business` days (`delays::answers`).
+    ///
+    /// # Errors
+    /// On a database error or a corrupt row.
+    pub(crate) fn answer_delays(
+        &self,
+        now: DateTime<Utc>,
+        business: &crate::calendar::Business,
+    ) -> Result<AnswerDelays> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT dossier_id, at, direction FROM exchanges WHERE kind = 'message'",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut said = Vec::new();
+        while let Some(r) = rows.next()? {
+            said.push(Said {
+                dossier: r.get(0)?,
+                at: parse_time(r.get_ref(1)?.as_str()?)?,
+                by_beneficiary: Side::parse(r.get_ref(2)?.as_str()?)? == Side::Beneficiary,
+            });
+        }
+        Ok(answers::answer_delays(&said, now, business))
+    }
+
     /// The exchanges whose forwarding is due at `now`, oldest first.
     ///
     /// # Errors
@@ -397,5 +449,61 @@ mod tests {
         assert!(store.record_exchange(&mail, now).unwrap().is_some());
         assert!(store.record_exchange(&mail, now).unwrap().is_none());
         assert_eq!(store.exchanges(dossier).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn the_rate_limit_counts_an_address_s_web_messages_on_its_dossiers() {
+        let (mut store, dossier, _dir) = store_with_dossier();
+        let now: DateTime<Utc> = "2026-03-02T09:00:00Z".parse().unwrap();
+        let hour_ago = now - chrono::TimeDelta::hours(1);
+        for minutes in [-90, -30, -1] {
+            let at = now + chrono::TimeDelta::minutes(minutes);
+            store.record_exchange(&written(dossier, None), at).unwrap();
+        }
+        let mut reply = written(dossier, None);
+        reply.side = Side::Service;
+        store.record_exchange(&reply, now).unwrap();
+        let count = |author: &str, rows: &[i64]| {
+            store
+                .beneficiary_written_since(author, rows, hour_ago)
+                .unwrap()
+        };
+        assert_eq!(count("CLAIRE@asso.fr", &[dossier]), 2);
+        assert_eq!(
+            count("claire@asso.fr", &[]),
+            0,
+            "not the session's dossiers"
+        );
+        assert_eq!(count("autre@asso.fr", &[dossier]), 0);
+    }
+
+    #[test]
+    fn answer_delays_read_messages_only() {
+        let (mut store, dossier, _dir) = store_with_dossier();
+        let business =
+            crate::calendar::Business::new(crate::calendar::Zone::new(chrono_tz::Europe::Paris));
+        let monday: DateTime<Utc> = "2026-03-02T09:00:00Z".parse().unwrap();
+        store
+            .record_exchange(&written(dossier, None), monday)
+            .unwrap();
+        let mut auto = written(dossier, None);
+        auto.side = Side::Service;
+        auto.kind = ExchangeKind::AutoReply;
+        store.record_exchange(&auto, monday).unwrap();
+        let now = monday + chrono::TimeDelta::days(7);
+        let found = store.answer_delays(now, &business).unwrap();
+        assert_eq!(
+            (found.answered, found.waiting),
+            (0, 1),
+            "an auto-reply answers nothing"
+        );
+        let mut reply = written(dossier, None);
+        reply.side = Side::Service;
+        store
+            .record_exchange(&reply, monday + chrono::TimeDelta::days(2))
+            .unwrap();
+        let found = store.answer_delays(now, &business).unwrap();
+        assert_eq!((found.answered, found.waiting), (1, 0));
+        assert_eq!(found.median_days, None, "fewer than ten answers");
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! Owns `kept_messages`: the dispatcher keeps each message it delivered
 //! ([`Store::keep_message`]), the page reads those of one dossier and one
-//! address ([`Store::dossier_page`]), and the purge deletes those of purged
+//! address, with its exchanges ([`Store::dossier_page`]), and the purge deletes those of purged
 //! dossiers (`front::purge`). Which dossiers an address may see stays
 //! [`Store::beneficiary_dossiers`]; the page's address, wording and layout are
 //! the `web` module's.
@@ -38,6 +38,8 @@ pub(crate) struct DossierPage {
     pub events: Vec<StoredEvent>,
     /// The messages sent about it to the address, oldest first.
     pub messages: Vec<KeptMessage>,
+    /// Its exchanges with the service (issue 21), oldest first.
+    pub exchanges: Vec<super::Exchange>,
 }
 
 impl Store {
@@ -77,6 +79,7 @@ impl Store {
         let rowid = dossier.stored.rowid;
         let events = self.events(rowid)?;
         let messages = self.sent_about(rowid, email)?;
+        let exchanges = self.exchanges(rowid)?;
         let tx = self.conn.transaction()?;
         super::front::audit(
             &tx,
@@ -91,6 +94,7 @@ impl Store {
             dossier,
             events,
             messages,
+            exchanges,
         })
     }
 

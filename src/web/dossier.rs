@@ -10,7 +10,8 @@
 //!   the source's `amount_paid` changed); the messages Alertissimo sent about it
 //!   to this address; the exchanges of the source's messagerie; whom to
 //!   contact, and the link to the source's portal;
-//! - `GET /dossiers/{key}/messages/{message}`: one of those messages, as it left.
+//! - `GET /dossiers/{key}/messages/{message}`: one of those messages, as it left;
+//! - `POST /dossiers/{key}/messages`: a message to the service ([`super::write`]).
 //!
 //! A dossier's `key` is an HMAC of its row id under the front office's secret
 //! ([`key`]), a message's one of its Message-ID: nobody can guess another
@@ -26,7 +27,7 @@ use axum::Router;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use minijinja::{Value, context};
@@ -52,11 +53,15 @@ pub(super) fn routes() -> Router<WebState> {
         .route("/dossiers/{key}/messages/{message}", get(message))
 }
 
+/// The dossier pages' forms that carry a message: their bodies may be larger
+/// ([`super::MAX_MESSAGE_BODY`]).
+pub(super) fn message_routes() -> Router<WebState> {
+    Router::new().route("/dossiers/{key}/messages", post(super::write::write))
+}
+
 /// The address key of dossier `rowid`, under `secret`.
 pub(super) fn key(secret: &[u8], rowid: i64) -> String {
-    let mut key = guard::csrf_token(secret, &format!("dossier:{rowid}"));
-    key.truncate(KEY_DIGITS);
-    key
+    crate::dispatch::exchanges::dossier_key(secret, rowid)
 }
 
 /// The address key of the message `message_id`, under `secret`.
@@ -67,17 +72,20 @@ fn message_key(secret: &[u8], message_id: &str) -> String {
 }
 
 /// What a signed-in request for a dossier found.
-struct Found {
-    asker: Asker,
-    email: String,
-    csrf: String,
-    secret: Vec<u8>,
-    page: DossierPage,
+pub(super) struct Found {
+    pub(super) asker: Asker,
+    pub(super) email: String,
+    pub(super) csrf: String,
+    pub(super) secret: Vec<u8>,
+    pub(super) page: DossierPage,
+    /// The row ids of every dossier of the session (the rate limit of
+    /// messages counts them all).
+    pub(super) mine: Vec<i64>,
 }
 
 /// The session's dossier whose key is `key`, its page recorded as `action`;
 /// or the answer: 303 without a session, 404 when it is not the session's.
-async fn find(
+pub(super) async fn find(
     state: &WebState,
     peer: SocketAddr,
     headers: &HeaderMap,
@@ -97,6 +105,7 @@ async fn find(
             .store
             .call(move |s| {
                 let mine = s.beneficiary_dossiers(&who)?;
+                let rows: Vec<i64> = mine.iter().map(|d| d.stored.rowid).collect();
                 let Some(d) = mine
                     .into_iter()
                     .find(|d| self::key(&with, d.stored.rowid) == key)
@@ -104,17 +113,18 @@ async fn find(
                     return Ok(None);
                 };
                 s.dossier_page(&who, d, (action, &client), Utc::now())
-                    .map(Some)
+                    .map(|page| Some((page, rows)))
             })
             .await,
     );
     match found {
-        Ok(Some(page)) => Ok(Found {
+        Ok(Some((page, mine))) => Ok(Found {
             csrf: guard::csrf_token(&secret, &format!("session:{cookie}")),
             asker,
             email,
             secret,
             page,
+            mine,
         }),
         Ok(None) => Err(not_yours(&asker)),
         Err(e) => Err(asker.unavailable(&e)),
@@ -122,7 +132,7 @@ async fn find(
 }
 
 /// The one answer for an address that is not one of the session's.
-fn not_yours(asker: &Asker) -> Response {
+pub(super) fn not_yours(asker: &Asker) -> Response {
     asker.refusal(
         StatusCode::NOT_FOUND,
         "Page introuvable",
@@ -138,24 +148,34 @@ async fn dossier(
     headers: HeaderMap,
     Path(key): Path<String>,
 ) -> Response {
-    let found = match find(&state, peer, &headers, key, "dossier").await {
-        Ok(found) => found,
-        Err(answer) => return answer,
-    };
+    match find(&state, peer, &headers, key, "dossier").await {
+        Ok(found) => show(found, StatusCode::OK, &super::write::Form::default()).await,
+        Err(answer) => answer,
+    }
+}
+
+/// The dossier's page, answering `status`, its message form as `form` left
+/// it (a refused message is shown again, with why).
+pub(super) async fn show(found: Found, status: StatusCode, form: &super::write::Form) -> Response {
     let current = Arc::clone(&found.asker.front.current.borrow());
     let now = Utc::now();
     let delays = match current.delays.get(now).await {
         Ok(delays) => delays,
         Err(e) => return found.asker.unavailable(&e),
     };
+    let answers = match super::write::answers_if_waiting(&found, now).await {
+        Ok(answers) => answers,
+        Err(e) => return found.asker.unavailable(&e),
+    };
     let stored = &found.page.dossier.stored;
     let delay = delays.of(&stored.dossier, stored.step_entered_at, now);
     let tz = found.asker.front.tz;
-    let base = format!(
-        "{}dossiers/{}/messages/",
+    let own = format!(
+        "{}dossiers/{}",
         found.asker.front.base,
         self::key(&found.secret, stored.rowid)
     );
+    let base = format!("{own}/messages/");
     let messages: Vec<Value> = found
         .page
         .messages
@@ -175,10 +195,16 @@ async fn dossier(
             csrf => &found.csrf,
             messages => messages,
             list => format!("{}dossiers", found.asker.front.base),
+            write => super::write::section(
+                &found.page,
+                form,
+                answers,
+                (&own, tz, found.asker.front.settings.service_email.as_deref()),
+            ),
         }
     };
     let title = format!("Dossier {}", stored.dossier.reference());
-    found.asker.page(StatusCode::OK, "dossier", &title, ctx)
+    found.asker.page(status, "dossier", &title, ctx)
 }
 
 /// `GET /dossiers/{key}/messages/{message}`: one message sent about the dossier.
@@ -218,7 +244,7 @@ async fn message(
 }
 
 /// An instant as a French date in `tz`.
-fn day(at: DateTime<Utc>, tz: Tz) -> String {
+pub(super) fn day(at: DateTime<Utc>, tz: Tz) -> String {
     french::date(at.with_timezone(&tz).date_naive())
 }
 

@@ -83,6 +83,8 @@ pub struct FrontOffice {
     /// The secret that signs CSRF tokens and pages' addresses, read from the
     /// store once: it never changes once drawn.
     secret: tokio::sync::OnceCell<Vec<u8>>,
+    /// How long the service takes to answer, recomputed now and then.
+    pub(super) answers: super::write::AnswerCache,
 }
 
 impl FrontOffice {
@@ -107,6 +109,9 @@ impl FrontOffice {
             pages,
             current,
             secret: tokio::sync::OnceCell::new(),
+            answers: super::write::AnswerCache::new(crate::calendar::Business::new(
+                crate::calendar::Zone::new(tz),
+            )),
         })
     }
 }
@@ -195,7 +200,7 @@ impl Asker {
         )
     }
 
-    fn forbidden(&self) -> Response {
+    pub(super) fn forbidden(&self) -> Response {
         self.refusal(
             StatusCode::FORBIDDEN,
             "Formulaire expiré",

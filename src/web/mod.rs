@@ -1,11 +1,12 @@
 //! The web face: the HTTP listener of `[web] listen`, for the daemon's whole
 //! life, and the pages it serves: the unsubscribe pages of informational
 //! messages ([`unsubscribe`], issue 17, item 25) and the front office
-//! ([`front`], issue 20: sign-in by e-mail, a beneficiary's dossiers), whose
+//! ([`front`], issue 20: sign-in by e-mail, a beneficiary's dossiers; [`write`](mod@write),
+//! issue 21: their messages to the service), whose
 //! forms are guarded by [`guard`] and whose pages are [`pages`].
 //!
 //! Owns the router and what protects every page: a request timeout, a small
-//! body limit, security headers (no sniffing, no referrer, so that a token in a
+//! body limit (larger for the forms that carry a message), security headers (no sniffing, no referrer, so that a token in a
 //! URL never leaves in a `Referer`; a content security policy that allows no
 //! script and no external asset, images only as `data:` URIs (the Region's logo); no framing; no caching) and a tracing span per
 //! request that names the route, never the token. Its connections are served
@@ -18,6 +19,7 @@ pub mod front;
 pub mod guard;
 pub mod pages;
 pub mod unsubscribe;
+pub mod write;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +42,9 @@ pub use crate::dispatch::message::UNSUBSCRIBE_PATH;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest request body read (a one-click body is 26 bytes).
 pub const MAX_BODY: usize = 4 * 1024;
+/// The largest body of a form that carries a message (a message of 5 000
+/// characters, each up to 12 bytes once percent-encoded, and its CSRF field).
+pub const MAX_MESSAGE_BODY: usize = 64 * 1024;
 
 /// The headers every answer carries.
 const SECURITY_HEADERS: [(HeaderName, &str); 6] = [
@@ -78,11 +83,15 @@ impl FromRef<WebState> for StoreHandle {
 /// Every page, with the layers that protect them; `https`: `[web] public_url`
 /// is https, so every answer carries HSTS.
 pub fn router(store: StoreHandle, front: Option<Arc<front::FrontOffice>>, https: bool) -> Router {
-    let mut router = unsubscribe::routes()
+    let small = unsubscribe::routes()
         .merge(front::routes())
+        .layer(RequestBodyLimitLayer::new(MAX_BODY));
+    let messages = dossier::message_routes().layer(RequestBodyLimitLayer::new(MAX_MESSAGE_BODY));
+    let mut router = small
+        .merge(messages)
         .fallback(unsubscribe::not_found)
         .with_state(WebState { store, front })
-        .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        .layer(RequestBodyLimitLayer::new(MAX_MESSAGE_BODY))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             REQUEST_TIMEOUT,

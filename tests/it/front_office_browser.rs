@@ -3,7 +3,9 @@
 //! from the `.eml` outbox, follows it, opens the list and a dossier, and looks
 //! at the used-link page and the 404 page; `check` on each page runs axe-core's
 //! WCAG 2.1 AA rules at 1280 and 360 px and keeps the screenshots. The pages
-//! wear a `[web.theme]` (a logo, a colour, a legal notice).
+//! wear a `[web.theme]` (a logo, a colour, a legal notice). Issue 21: the
+//! beneficiary writes to the service from the dossier's page (an empty message
+//! refused first), sees the message, then the service's reply.
 
 use std::time::Duration;
 
@@ -122,6 +124,45 @@ fn issue_20_the_front_office_passes_axe_in_a_real_browser_at_both_widths() {
         browser.text()
     );
     browser.check("message");
+
+    // Issue 21: writing to the service. Empty first (the page again, with why),
+    // then a question, shown at once on the page; then the service's reply
+    // (recorded as the staff view records it) on the same page.
+    browser.goto(href.as_str().unwrap());
+    browser.click("form[action$='/messages'] button[type=submit]");
+    assert!(
+        browser.text().contains("Votre message est vide"),
+        "{}",
+        browser.text()
+    );
+    browser.check("dossier-message-vide");
+    browser.fill("#texte", "Bonjour, quand le versement aura-t-il lieu ?");
+    browser.click("form[action$='/messages'] button[type=submit]");
+    assert!(browser.url().ends_with("#echanges"), "{}", browser.url());
+    let page = browser.text();
+    assert!(
+        page.contains("Votre message, écrit le")
+            && page.contains("quand le versement aura-t-il lieu ?"),
+        "{page}"
+    );
+    install
+        .sql()
+        .execute(
+            "INSERT INTO exchanges (dossier_id, at, direction, channel, kind, author, body)
+             SELECT id, strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '+1 second'), 'service', 'web',
+                    'message', 'instruction@region.example.org', 'Le versement part demain.'
+             FROM dossiers WHERE source_id = 'F0'",
+            [],
+        )
+        .unwrap();
+    browser.goto(href.as_str().unwrap());
+    assert!(
+        browser.text().contains("Réponse du service, le")
+            && browser.text().contains("Le versement part demain."),
+        "{}",
+        browser.text()
+    );
+    browser.check("dossier-echanges");
 
     // A dossier that is not the session's: the 404 page.
     browser.goto(&format!("{base}/dossiers/{}", "0".repeat(32)));

@@ -2,7 +2,9 @@
 //! binary: for a dossier with a full history (steps passed, amounts requested,
 //! granted and paid, messages sent, an instructor) and for a sparse one (a
 //! reference, a step, the address). What changes from run to run is replaced:
-//! the port, the keys of the addresses, the CSRF field, today's date.
+//! the port, the keys of the addresses, the CSRF field, today's date, the
+//! time of a message written. Issue 21 adds the page with a message refused
+//! and with a message written.
 //! `INSTA_UPDATE=always` writes them (docs/CONTRIBUTING.md, "Message snapshots").
 
 use std::time::Duration;
@@ -78,6 +80,24 @@ fn normalised(page: &str, port: u16) -> String {
     ] {
         page = page.replace(&crate::front_office_snapshots::french(day), "AUJOURD'HUI");
     }
+    // The time of a message written in the test: "à 10 h 05".
+    let mut at = 0;
+    while let Some(found) = page[at..].find(" h ") {
+        let start = at + found;
+        let digits = |range: std::ops::Range<usize>| {
+            page.get(range)
+                .is_some_and(|d| d.chars().all(|c| c.is_ascii_digit()))
+        };
+        let hours = (1..=2)
+            .rev()
+            .find(|&n| start >= n && digits(start - n..start));
+        if let Some(n) = hours
+            && digits(start + 3..start + 5)
+        {
+            page.replace_range(start - n..start + 5, "HH h MM");
+        }
+        at = start + 3;
+    }
     // The 32 hex digits of a key.
     let mut out = String::with_capacity(page.len());
     let mut run = String::new();
@@ -124,6 +144,31 @@ fn snapshot(name: &str, content: &str) {
     settings.set_prepend_module_to_snapshot(false);
     settings.set_snapshot_path("snapshots/front_office");
     settings.bind(|| insta::assert_snapshot!(name, content));
+}
+
+/// Issue 21: the dossier's page with a message refused (empty), then with a
+/// message written (the dossier names no instructor and no `[web]
+/// service_email` is set: it is kept, not forwarded, and the page says so).
+fn write_and_snapshot(port: u16, session: &str, link: &str, csrf: &str) {
+    let refused = http(
+        port,
+        "POST",
+        &format!("{link}/messages"),
+        session,
+        &format!("csrf={csrf}&texte=+"),
+    );
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    snapshot("dossier-message-refuse", &normalised(&refused.body, port));
+    let sent = http(
+        port,
+        "POST",
+        &format!("{link}/messages"),
+        session,
+        &format!("csrf={csrf}&texte=Bonjour%2C%0D%0Aquand+sera+vers%C3%A9+le+solde+%3F"),
+    );
+    assert_eq!(sent.status, 303, "{}", sent.body);
+    let page = http(port, "GET", link, session, "");
+    snapshot("dossier-echanges", &normalised(&page.body, port));
 }
 
 #[test]
@@ -178,6 +223,9 @@ fn issue_20_every_page_of_the_front_office_for_a_full_and_a_sparse_dossier() {
             "dossier-succinct"
         };
         snapshot(name, &normalised(&dossier.body, port));
+        if name == "dossier-complet" {
+            write_and_snapshot(port, &session, &link, &dossier.csrf());
+        }
         let body = dossier.body.replace("&#x2f;", "/");
         if let Some(at) = body.find("/messages/") {
             let start = body[..at].rfind('"').unwrap() + 1;

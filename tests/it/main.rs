@@ -22,6 +22,7 @@ mod delays;
 mod delivery;
 mod dossier_page;
 mod ds;
+mod exchanges_web;
 mod front_office;
 mod front_office_browser;
 mod front_office_snapshots;
