@@ -17,7 +17,7 @@ pub(super) fn spawn(
 ) {
     if let Some(inbound) = config.inbound.clone() {
         tracker.spawn(read_replies(
-            inbound,
+            (inbound, config.web.service_email.clone()),
             store.clone(),
             Arc::clone(wake),
             cancel.clone(),
@@ -27,7 +27,7 @@ pub(super) fn spawn(
 
 /// Reads the mailbox until `cancel`.
 async fn read_replies(
-    config: Inbound,
+    (config, service_email): (Inbound, Option<String>),
     store: StoreHandle,
     wake: Arc<Notify>,
     cancel: CancellationToken,
@@ -37,7 +37,7 @@ async fn read_replies(
     loop {
         let polled = tokio::select! {
             () = cancel.cancelled() => return,
-            polled = crate::inbound::poll(&config, &store) => polled,
+            polled = crate::inbound::poll(&config, service_email.as_deref(), &store) => polled,
         };
         let recorded = match &polled {
             Ok(report) => {

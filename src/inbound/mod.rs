@@ -25,8 +25,9 @@
 //! service's when it is one of `instructor.email` or `service.email`; an
 //! unknown sender is on the side the answered message went to, and on the
 //! beneficiary's when nothing tells. A person's message is forwarded to the
-//! other side: the beneficiary's first address, or the instructor's (else the
-//! service's). Auto-replies and bounces are never forwarded; a bounce of alerts
+//! other side: the beneficiary's first address, or the service's address as
+//! the front office resolves it ([`Dossier::service_recipient`]: the
+//! instructor, else `service.email`, else `[web] service_email`). Auto-replies and bounces are never forwarded; a bounce of alerts
 //! marks them failed.
 //!
 //! **Test hook.** With the environment variable `INBOUND_TEST_PAUSE_BEFORE_MOVE`
@@ -45,7 +46,7 @@ use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
 use crate::config::Inbound;
-use crate::model::{Dossier, Value};
+use crate::model::Dossier;
 use crate::store::{
     Answered, Channel, ExchangeKind, NewExchange, Side, Store, StoreError, StoreHandle,
 };
@@ -90,7 +91,14 @@ enum Handled {
 /// # Errors
 /// Why the server could not be read (unreachable, login refused, a command
 /// refused), or the store failed; the messages handled before stay handled.
-pub(crate) async fn poll(config: &Inbound, store: &StoreHandle) -> Result<PollReport, String> {
+///
+/// `service_email` is `[web] service_email`: whom a beneficiary's reply goes to
+/// when the dossier names neither an instructor nor a service.
+pub(crate) async fn poll(
+    config: &Inbound,
+    service_email: Option<&str>,
+    store: &StoreHandle,
+) -> Result<PollReport, String> {
     let password = config.password.read_as("inbound.password")?;
     let mailbox = crate::value::mailbox(&config.address)
         .map_err(|e| format!("inbound.address: {e}"))?
@@ -103,9 +111,9 @@ pub(crate) async fn poll(config: &Inbound, store: &StoreHandle) -> Result<PollRe
                 continue;
             };
             report.read += 1;
-            let address = mailbox.clone();
+            let (address, service) = (mailbox.clone(), service_email.map(str::to_owned));
             let handled = store
-                .call(move |s| handle(s, &raw, &address, Utc::now()))
+                .call(move |s| handle(s, &raw, (&address, service.as_deref()), Utc::now()))
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
@@ -147,7 +155,7 @@ pub(crate) async fn poll(config: &Inbound, store: &StoreHandle) -> Result<PollRe
 fn handle(
     s: &mut Store,
     raw: &[u8],
-    mailbox: &lettre::Address,
+    (mailbox, service_email): (&lettre::Address, Option<&str>),
     now: DateTime<Utc>,
 ) -> Result<Handled, StoreError> {
     let Some(incoming) = mail::parse(raw) else {
@@ -182,6 +190,7 @@ fn handle(
         stored.rowid,
         &stored.dossier,
         answered.as_ref(),
+        service_email,
     );
     let forwarded = exchange.recipient.is_some();
     if exchange.kind == ExchangeKind::Message && !forwarded {
@@ -207,17 +216,6 @@ fn handle(
     })
 }
 
-/// The addresses of a dossier's field (`beneficiary.email`…), in lowercase.
-fn addresses(dossier: &Dossier, field: &str) -> Vec<String> {
-    let Some(Value::Emails(list) | Value::Text(list)) = dossier.get(field) else {
-        return Vec::new();
-    };
-    list.split([',', ';'])
-        .map(|a| a.trim().to_lowercase())
-        .filter(|a| !a.is_empty())
-        .collect()
-}
-
 /// The exchange an e-mail matched to `dossier` makes: its side, its author, its
 /// text, and whom it is forwarded to (a person's message only).
 fn exchange(
@@ -226,11 +224,13 @@ fn exchange(
     rowid: i64,
     dossier: &Dossier,
     answered: Option<&Answered>,
+    service_email: Option<&str>,
 ) -> NewExchange {
-    let beneficiary = addresses(dossier, "beneficiary.email");
-    let service: Vec<String> = addresses(dossier, "instructor.email")
+    let beneficiary = dossier.emails("beneficiary.email");
+    let service: Vec<String> = dossier
+        .emails("instructor.email")
         .into_iter()
-        .chain(addresses(dossier, "service.email"))
+        .chain(dossier.emails("service.email"))
         .collect();
     let side = if beneficiary.contains(&incoming.sender) {
         Side::Beneficiary
@@ -240,7 +240,7 @@ fn exchange(
         answered.map_or(Side::Beneficiary, |a| a.sent_to)
     };
     let recipient = match (incoming.kind, side) {
-        (ExchangeKind::Message, Side::Beneficiary) => service.first().cloned(),
+        (ExchangeKind::Message, Side::Beneficiary) => dossier.service_recipient(service_email),
         (ExchangeKind::Message, Side::Service) => beneficiary.first().cloned(),
         _ => None,
     };

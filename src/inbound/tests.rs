@@ -38,6 +38,7 @@ fn a_beneficiarys_reply_goes_to_the_instructor() {
         7,
         &dossier(),
         None,
+        None,
     );
     assert_eq!((e.dossier, e.side), (7, Side::Beneficiary));
     assert_eq!(e.recipient.as_deref(), Some("marc@region.fr"));
@@ -58,6 +59,7 @@ fn the_services_reply_goes_to_the_beneficiary() {
             7,
             &dossier(),
             None,
+            None,
         );
         assert_eq!(e.side, Side::Service);
         assert_eq!(e.recipient.as_deref(), Some("claire@asso.fr"));
@@ -72,11 +74,11 @@ fn an_unknown_sender_is_on_the_side_the_answered_message_went_to() {
         alerts: vec![1],
     };
     let m = incoming("collegue@region.fr", ExchangeKind::Message, "");
-    let e = exchange(&m, b"", 7, &dossier(), Some(&answered));
+    let e = exchange(&m, b"", 7, &dossier(), Some(&answered), None);
     assert_eq!(e.side, Side::Service);
     assert_eq!(e.recipient.as_deref(), Some("claire@asso.fr"));
     assert_eq!(e.body, "(message sans texte nouveau)");
-    let e = exchange(&m, b"", 7, &dossier(), None);
+    let e = exchange(&m, b"", 7, &dossier(), None, None);
     assert_eq!(e.side, Side::Beneficiary);
 }
 
@@ -88,6 +90,7 @@ fn automatic_replies_and_bounces_are_never_forwarded() {
         7,
         &dossier(),
         None,
+        None,
     );
     assert_eq!((oof.kind, oof.recipient), (ExchangeKind::AutoReply, None));
     let bounce = exchange(
@@ -96,10 +99,25 @@ fn automatic_replies_and_bounces_are_never_forwarded() {
         7,
         &dossier(),
         None,
+        None,
     );
     assert_eq!(
         (bounce.kind, bounce.recipient),
         (ExchangeKind::Bounce, None)
     );
     assert_eq!(bounce.body, "Message non remis : 550 5.1.1 unknown");
+}
+
+#[test]
+fn without_instructor_or_service_the_reply_goes_to_the_service_address() {
+    let mut d = dossier();
+    d.fields.insert_text("instructor.email", "");
+    d.fields.insert_text("service.email", "");
+    let m = incoming("claire@asso.fr", ExchangeKind::Message, "Bonjour");
+    let e = exchange(&m, b"", 7, &d, None, Some("aides@region.fr"));
+    assert_eq!(e.recipient.as_deref(), Some("aides@region.fr"));
+    assert_eq!(exchange(&m, b"", 7, &d, None, None).recipient, None);
+    // The instructor first, then the service: as the front office resolves it.
+    let e = exchange(&m, b"", 7, &dossier(), None, Some("aides@region.fr"));
+    assert_eq!(e.recipient.as_deref(), Some("marc@region.fr"));
 }
