@@ -10,8 +10,9 @@
 //! `IMAP_TESTS_REQUIRED=1` is set, and elsewhere says it did not run.
 //!
 //! - a reply with quoted history is matched by its token, another by
-//!   `References` only; both recorded without the quote, pending forwarding to
-//!   the instructor, and moved to the processed folder;
+//!   `References` only; both recorded without the quote, forwarded to the
+//!   instructor (the `.eml` outbox, answerable to the dossier's thread), and
+//!   moved to the processed folder;
 //! - an out-of-office reply and a bounce are recorded and not forwarded; the
 //!   bounce marks the alert failed;
 //! - an unmatched message is filed apart and told in the administrators' digest;
@@ -435,16 +436,17 @@ fn replies_are_matched_recorded_without_quotes_and_filed() {
         ids_in(&server, &folders.unmatched),
         vec!["Message-ID: <stray@example.org>"]
     );
+    // The alert, the two forwardings to the instructor, the digest.
     wait_for(
-        "the administrators' digest",
+        "the forwardings and the administrators' digest",
         Duration::from_secs(30),
-        || emails(&install).len() >= 2,
+        || emails(&install).len() >= 4,
     );
     assert!(terminate(&mut child.0).success());
 
     let lune = "lune@example.org".to_owned();
     let marc = Some("marc@region.example.org".to_owned());
-    let pending = Some("pending".to_owned());
+    let sent = Some("sent".to_owned());
     assert_eq!(
         exchanges(&install),
         vec![
@@ -454,7 +456,7 @@ fn replies_are_matched_recorded_without_quotes_and_filed() {
                 lune.clone(),
                 "Bonjour,\n\nVoici le RIB demandé.\n\nLune".into(),
                 marc.clone(),
-                pending.clone(),
+                sent.clone(),
                 true
             ),
             (
@@ -463,7 +465,7 @@ fn replies_are_matched_recorded_without_quotes_and_filed() {
                 "tresorier@example.org".into(),
                 "Merci, la convention suivra.\n\nJean, trésorier".into(),
                 marc,
-                pending,
+                sent,
                 true
             ),
             (
@@ -485,6 +487,33 @@ fn replies_are_matched_recorded_without_quotes_and_filed() {
                 true
             ),
         ]
+    );
+    // Forwarded to the instructor without the quote, answerable to the thread.
+    let forwarded: Vec<String> = emails(&install)
+        .into_iter()
+        .filter(|m| m.contains("To: marc@region.example.org"))
+        .collect();
+    assert_eq!(forwarded.len(), 2);
+    for mail in &forwarded {
+        let parsed = mail_parser::MessageParser::default()
+            .parse(mail.as_bytes())
+            .unwrap();
+        let reply = parsed.reply_to().and_then(|a| a.first()).unwrap();
+        assert_eq!(reply.address(), Some(reply_to.as_str()));
+        let body = parsed.body_text(0).unwrap();
+        assert!(!body.contains("Votre aide est accordée"), "{body}");
+    }
+    assert!(
+        forwarded.iter().any(|m| {
+            let parsed = mail_parser::MessageParser::default()
+                .parse(m.as_bytes())
+                .unwrap();
+            parsed
+                .body_text(0)
+                .unwrap()
+                .contains("Voici le RIB demandé.")
+        }),
+        "{forwarded:?}"
     );
     // The bounce failed the alert, and the digest tells it with the stray mail.
     let out = install.run(&["outbox", "list", "--json"]);
