@@ -27,8 +27,9 @@
 //! beneficiary's when nothing tells. A person's message is forwarded to the
 //! other side: the beneficiary's first address, or the service's address as
 //! the front office resolves it ([`Dossier::service_recipient`]: the
-//! instructor, else `service.email`, else `[web] service_email`). Auto-replies and bounces are never forwarded; a bounce of alerts
-//! marks them failed.
+//! instructor, else `service.email`, else `[web] service_email`).
+//! Auto-replies and bounces are never forwarded; a bounce of alerts marks them
+//! failed, and so does a bounce of a forwarded exchange.
 //!
 //! **Test hook.** With the environment variable `INBOUND_TEST_PAUSE_BEFORE_MOVE`
 //! set, the daemon stops after recording a message and before moving it, and
@@ -68,7 +69,7 @@ pub(crate) struct PollReport {
     pub again: u64,
     /// Messages that matched no dossier.
     pub unmatched: u64,
-    /// Alerts marked failed by a bounce.
+    /// Alerts and forwardings marked failed by a bounce.
     pub bounced_alerts: u64,
 }
 
@@ -208,6 +209,9 @@ fn handle(
                 .unwrap_or("raison non précisée")
         );
         bounced = s.alerts_bounced(&answered.alerts, &reason, now)?;
+        if let Some(id) = answered.exchange {
+            bounced += u64::from(s.exchange_bounced(id, &reason)?);
+        }
     }
     Ok(Handled::Recorded {
         new,

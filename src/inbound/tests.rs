@@ -72,6 +72,7 @@ fn an_unknown_sender_is_on_the_side_the_answered_message_went_to() {
         dossier: 7,
         sent_to: Side::Service,
         alerts: vec![1],
+        exchange: None,
     };
     let m = incoming("collegue@region.fr", ExchangeKind::Message, "");
     let e = exchange(&m, b"", 7, &dossier(), Some(&answered), None);

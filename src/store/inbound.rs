@@ -22,6 +22,8 @@ pub(crate) struct Answered {
     pub sent_to: Side,
     /// The alerts it carried (none for a forwarded exchange).
     pub alerts: Vec<i64>,
+    /// The exchange it forwarded, when it was a forwarding.
+    pub exchange: Option<i64>,
 }
 
 /// A message of the mailbox that matched no dossier.
@@ -129,21 +131,23 @@ impl Store {
                         Side::Service
                     },
                     alerts: rows.iter().map(|(a, ..)| *a).collect(),
+                    exchange: None,
                 }));
             }
-            let forwarded: Option<(i64, String)> = self
+            let forwarded: Option<(i64, i64, String)> = self
                 .conn
                 .prepare_cached(
-                    "SELECT dossier_id, direction FROM exchanges WHERE message_id = ?1 LIMIT 1",
+                    "SELECT id, dossier_id, direction FROM exchanges WHERE message_id = ?1 LIMIT 1",
                 )?
-                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()?;
-            if let Some((dossier, direction)) = forwarded {
+            if let Some((exchange, dossier, direction)) = forwarded {
                 let from = Side::parse(&direction)?;
                 return Ok(Some(Answered {
                     dossier,
                     sent_to: from.other(),
                     alerts: Vec::new(),
+                    exchange: Some(exchange),
                 }));
             }
         }
@@ -195,6 +199,22 @@ impl Store {
         }
         tx.commit()?;
         Ok(n)
+    }
+
+    /// Marks the forwarding of exchange `id` failed: its message bounced
+    /// (`reason`). Returns whether it was marked (a forwarding sent).
+    ///
+    /// # Errors
+    /// On a database error.
+    pub(crate) fn exchange_bounced(&mut self, id: i64, reason: &str) -> Result<bool> {
+        let n = self
+            .conn
+            .prepare_cached(
+                "UPDATE exchanges SET status = 'failed', reason = ?2, sent_at = NULL
+                 WHERE id = ?1 AND status = 'sent'",
+            )?
+            .execute(params![id, reason])?;
+        Ok(n == 1)
     }
 
     /// Records a message that matched no dossier; `false` when its Message-ID
@@ -412,6 +432,14 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!((forwarded.dossier, forwarded.sent_to), (2, Side::Service));
+        assert_eq!(forwarded.exchange, Some(id));
+        assert!(store.exchange_bounced(id, "550").unwrap());
+        assert!(!store.exchange_bounced(id, "550").unwrap());
+        let x = &store.exchanges(2).unwrap()[0];
+        assert_eq!(
+            (x.status.as_deref(), x.reason.as_deref()),
+            (Some("failed"), Some("550"))
+        );
         // A bounce fails a sent alert once.
         assert_eq!(
             store.alerts_bounced(&[1], "550 unknown user", now).unwrap(),
