@@ -16,6 +16,7 @@
 //!                                 (or, past shutdown_timeout, is rolled back by SQLite);
 //!                                 no new message starts, those in flight are recorded
 //!                                 (during a reload too: the new set never starts)
+//!  every [inbound] poll_interval ─▶ IMAP: replies recorded ─▶ store thread ─▶ wakes
 //!  heartbeat (one task) ─▶ round trip to the store thread ─▶ answered in time: WATCHDOG=1
 //!  control socket (<db>.sock) ─▶ a command's import, evaluation, purge ─▶ store thread
 //!                             └─ its flush ─▶ the dispatcher task's next pass ─▶ answer
@@ -48,6 +49,7 @@ mod control;
 mod delivery;
 mod evaluations;
 mod imports;
+mod inbound;
 mod retention;
 mod service;
 
@@ -166,6 +168,7 @@ fn start(
             cancel.clone(),
         ));
     }
+    inbound::spawn(&tracker, config, store, &wake, &cancel);
     tracker.spawn(retention::purge(
         config.clone(),
         Arc::clone(rules),

@@ -26,6 +26,7 @@
 //! 6 import     one snapshot, streamed, guarded, applied in one transaction
 //!   timers     stalled dossiers and deadline reminders, raised once
 //!   dispatch   the outbox drained into the transport, with retries
+//!   inbound    the replies' mailbox ([inbound]) read over IMAP, each reply recorded
 //! 7 retention  the RGPD purge's part in files: archived exports, .eml, spools
 //!   report     one self-contained HTML page for managers (inline SVG charts)
 //!   metrics    /metrics (Prometheus), /healthz, /readyz
@@ -51,6 +52,7 @@ pub(crate) mod diff;
 pub(crate) mod dispatch;
 pub(crate) mod httpd;
 pub(crate) mod import;
+pub(crate) mod inbound;
 pub mod lifecycle;
 pub(crate) mod metrics;
 pub mod model;

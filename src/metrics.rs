@@ -86,6 +86,7 @@ pub fn render(g: &Gauges, live: &Live) -> String {
     imports(&mut out, g);
     outbox(&mut out, g);
     transports(&mut out, g);
+    inbound(&mut out, g);
     reloads(&mut out, &live.reloads);
     connectors(&mut out, &live.connectors());
     out
@@ -209,6 +210,41 @@ fn outbox(out: &mut String, g: &Gauges) {
         "alertissimo_alerts_claimed_over_a_minute {}",
         g.stale_claims
     );
+}
+
+/// The replies' mailbox (`[inbound]`), once it was read or tried.
+fn inbound(out: &mut String, g: &Gauges) {
+    let state = &g.inbound;
+    if state.last_success.is_none() && state.last_failure.is_none() {
+        return;
+    }
+    family(
+        out,
+        "alertissimo_inbound_failures",
+        "gauge",
+        "Failed polls in a row of the replies' mailbox (0 once it is read again).",
+    );
+    let _ = writeln!(out, "alertissimo_inbound_failures {}", state.failures);
+    family(
+        out,
+        "alertissimo_inbound_received_total",
+        "counter",
+        "Messages taken from the replies' mailbox.",
+    );
+    let _ = writeln!(out, "alertissimo_inbound_received_total {}", state.received);
+    if let Some(t) = state.last_success {
+        family(
+            out,
+            "alertissimo_inbound_last_success_timestamp_seconds",
+            "gauge",
+            "When the replies' mailbox was last read (Unix time).",
+        );
+        let _ = writeln!(
+            out,
+            "alertissimo_inbound_last_success_timestamp_seconds {}",
+            t.timestamp()
+        );
+    }
 }
 
 /// The transports' state, and how long delivery takes.
@@ -353,6 +389,13 @@ mod tests {
                 failures: 3,
                 reason: Some("connection refused".to_owned()),
             }],
+            inbound: crate::store::InboundState {
+                last_success: Some(chrono::DateTime::UNIX_EPOCH),
+                last_failure: Some(chrono::DateTime::UNIX_EPOCH),
+                failures: 2,
+                error: Some("refused".to_owned()),
+                received: 7,
+            },
         };
         let live = Live::default();
         live.reloads.refused.fetch_add(1, Ordering::Relaxed);
@@ -378,6 +421,9 @@ mod tests {
             "alertissimo_alerts_claimed_over_a_minute 2",
             "alertissimo_transport_paused{transport=\"smtp\"} 1",
             "alertissimo_transport_failures{transport=\"smtp\"} 3",
+            "alertissimo_inbound_failures 2",
+            "alertissimo_inbound_received_total 7",
+            "alertissimo_inbound_last_success_timestamp_seconds 0",
             "alertissimo_connectors{state=\"enabled\"} 1",
             "alertissimo_connectors{state=\"disabled\"} 1",
             "alertissimo_connectors{state=\"left_out\"} 1",

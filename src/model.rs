@@ -383,6 +383,31 @@ impl Dossier {
     pub fn reference(&self) -> &str {
         self.text("reference").unwrap_or(&self.id)
     }
+
+    /// The addresses of an e-mail field (`beneficiary.email`…), in lowercase,
+    /// a list split on `,` and `;`.
+    pub(crate) fn emails(&self, name: &str) -> Vec<String> {
+        self.text(name)
+            .map(|list| {
+                list.split([',', ';'])
+                    .map(|a| a.trim().to_lowercase())
+                    .filter(|a| !a.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Whom a message to the instructing service about this dossier goes to
+    /// (issue 21): its instructor (the first address of `instructor.email`),
+    /// else its service (`service.email`), else `fallback` (`[web]
+    /// service_email`). The front office's messages and the replies by e-mail
+    /// share it.
+    pub(crate) fn service_recipient(&self, fallback: Option<&str>) -> Option<String> {
+        ["instructor.email", "service.email"]
+            .iter()
+            .find_map(|field| self.emails(field).into_iter().next())
+            .or_else(|| fallback.map(str::to_owned))
+    }
 }
 
 /// What the layers downstream of the import need of the connectors, by name:

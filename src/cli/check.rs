@@ -127,7 +127,14 @@ fn check_environment(config: &Config, loaded: Option<&Loaded>, problems: &mut Pr
     if let Err(reason) = Store::check(&config.store.path) {
         problems.push(&config.store.path, reason);
     }
-    for reason in config.delivery.transport.check_environment() {
+    let inbound = config.inbound.as_ref().map(|i| i.check_environment());
+    for reason in config
+        .delivery
+        .transport
+        .check_environment()
+        .into_iter()
+        .chain(inbound.into_iter().flatten())
+    {
         problems.push(
             config
                 .file

@@ -145,6 +145,18 @@ fn list(
             );
         }
     }
+    let inbound = store.inbound_state()?;
+    if let (Some(since), Some(error)) = (inbound.last_failure, &inbound.error)
+        && inbound.failures > 0
+    {
+        out!(
+            "replies' mailbox ([inbound]): CANNOT BE READ ({} failed poll{} in a row, last {}): {}",
+            inbound.failures,
+            plural(inbound.failures),
+            since.with_timezone(&tz).format("%d/%m/%Y %H:%M"),
+            super::printable(error)
+        );
+    }
     if alerts.is_empty() {
         out!(
             "the outbox is empty{}",

@@ -53,6 +53,9 @@ fn exposed_files(config: &Config, connectors: &[Connector]) -> Vec<String> {
     for (key, file) in config.delivery.transport.secret_files() {
         files.push((key.to_owned(), file));
     }
+    if let Some(file) = config.inbound.as_ref().and_then(|i| i.secret_file()) {
+        files.push(("inbound.password_file".to_owned(), file));
+    }
     for c in connectors {
         for (key, file) in c.source.secret_files() {
             files.push((format!("{key} of connector {}", c.name), file));

@@ -49,6 +49,9 @@ pub struct Delivery {
     pub from: String,
     /// The `Reply-To` of every message, if any.
     pub reply_to: Option<String>,
+    /// `[inbound] address`, when `[inbound]` is on: a message about a dossier
+    /// is answered to its plus address with the dossier's token instead.
+    pub thread_address: Option<String>,
 }
 
 fn get_mailbox(figment: &Figment, key: &str, p: &mut Problems) -> Option<Option<String>> {
@@ -145,6 +148,7 @@ pub(super) fn delivery(figment: &Figment, p: &mut Problems) -> Option<Delivery> 
         file_dir: dir?,
         from: from?,
         reply_to: reply_to?,
+        thread_address: None,
     })
 }
 

@@ -90,6 +90,19 @@ pub(crate) const KEYS: &[&str] = &[
     "delivery.notice_dir",
     "smtp.from",
     "smtp.reply_to",
+    "inbound.host",
+    "inbound.port",
+    "inbound.tls",
+    "inbound.user",
+    "inbound.password_env",
+    "inbound.password_file",
+    "inbound.ca_file",
+    "inbound.folder",
+    "inbound.processed_folder",
+    "inbound.unmatched_folder",
+    "inbound.poll_interval",
+    "inbound.timeout",
+    "inbound.address",
 ];
 
 /// Every key of the configuration: [`KEYS`], then each transport's.
@@ -156,6 +169,25 @@ struct Common {
     web: WebDefaults,
     delivery: DeliveryDefaults,
     smtp: SmtpDefaults,
+    inbound: InboundDefaults,
+}
+
+/// `[inbound]`: off (no host).
+#[derive(Debug, Serialize)]
+struct InboundDefaults {
+    host: &'static str,
+    port: u16,
+    tls: bool,
+    user: &'static str,
+    password_env: &'static str,
+    password_file: &'static str,
+    ca_file: &'static str,
+    folder: &'static str,
+    processed_folder: &'static str,
+    unmatched_folder: &'static str,
+    poll_interval: &'static str,
+    timeout: &'static str,
+    address: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -344,5 +376,20 @@ pub(super) const DEFAULTS: Defaults = Defaults(Common {
     smtp: SmtpDefaults {
         from: "Alertissimo <alertissimo@localhost>",
         reply_to: "",
+    },
+    inbound: InboundDefaults {
+        host: "",
+        port: 993,
+        tls: true,
+        user: "",
+        password_env: "",
+        password_file: "",
+        ca_file: "",
+        folder: "INBOX",
+        processed_folder: "Alertissimo-traites",
+        unmatched_folder: "Alertissimo-non-rattaches",
+        poll_interval: "1m",
+        timeout: "30s",
+        address: "",
     },
 });

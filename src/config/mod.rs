@@ -13,8 +13,8 @@
 //! Here: [`Config`], its layering and the readers every section shares; in
 //! `keys.rs`, every key with its default and bounds (but the transports', which
 //! each transport of `crate::transport` lists); in `delivery.rs`,
-//! `[delivery]` and the chosen transport's settings; in `sections.rs`, the
-//! other sections.
+//! `[delivery]` and the chosen transport's settings; in `inbound.rs`,
+//! `[inbound]` (the replies' mailbox); in `sections.rs`, the other sections.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -30,6 +30,7 @@ use crate::diag::Problems;
 use crate::timing::Policy;
 
 mod delivery;
+mod inbound;
 mod keys;
 mod sections;
 mod staff;
@@ -37,6 +38,7 @@ mod theme;
 
 pub(crate) use delivery::Delivery;
 use delivery::delivery;
+pub use inbound::{Inbound, thread_address};
 use keys::{DEFAULTS, MAX_DURATIONS};
 pub(crate) use keys::{RATE_PER_SECOND, all_keys};
 pub use sections::{
@@ -86,6 +88,8 @@ pub struct Config {
     pub web: Web,
     /// How alerts leave.
     pub delivery: Delivery,
+    /// The replies' mailbox, read over IMAP (none: off).
+    pub inbound: Option<Inbound>,
 }
 
 impl Config {
@@ -155,7 +159,11 @@ impl Config {
         let purge_schedule = purge_schedule(figment, &mut p);
         let metrics_listen = get_listen(figment, "metrics.listen", "127.0.0.1:9464", &mut p);
         let web = web(figment, region.as_ref(), &mut p);
+        let inbound = inbound::inbound(figment, &mut p);
         let config = (|| {
+            let inbound = inbound?;
+            let mut delivery = delivery?;
+            delivery.thread_address = inbound.as_ref().map(|i| i.address.clone());
             Some(Config {
                 file,
                 timezone: timezone?,
@@ -172,7 +180,8 @@ impl Config {
                 metrics_listen: metrics_listen?,
                 purge_schedule: purge_schedule?,
                 web: web?,
-                delivery: delivery?,
+                delivery,
+                inbound,
             })
         })();
         match config {

@@ -254,6 +254,14 @@ fn admin_subject(news: &crate::store::AdminNews) -> String {
         let n = news.left_out.len();
         parts.push(format!("{n} connecteur{} écarté{}", plural(n), plural(n)));
     }
+    if !news.unmatched.is_empty() {
+        let n = news.unmatched.len();
+        parts.push(format!(
+            "{n} réponse{} non rattachée{}",
+            plural(n),
+            plural(n)
+        ));
+    }
     format!("Alertissimo : {}", parts.join(", "))
 }
 
@@ -315,6 +323,46 @@ fn admin_text(
             text.push('\n');
         }
         text.push_str(&left_out_text(&news.left_out, tz));
+    }
+    if !news.unmatched.is_empty() {
+        text.push('\n');
+        text.push_str(&unmatched_text(&news.unmatched, tz));
+    }
+    text
+}
+
+/// The digest's part on the replies' mailbox: the messages that matched no
+/// dossier, in French.
+fn unmatched_text(unmatched: &[crate::store::Unmatched], tz: chrono_tz::Tz) -> String {
+    let mut text = format!(
+        "Messages reçus dans la boîte des réponses et rattachés à aucun dossier ({}) : ils \
+         sont rangés dans le dossier de messagerie des messages non rattachés ([inbound] \
+         unmatched_folder), où vous pouvez les lire et y répondre.\n",
+        unmatched.len()
+    );
+    for u in unmatched.iter().take(200) {
+        let what = match u.kind.as_str() {
+            "auto_reply" => " (réponse automatique)",
+            "bounce" => " (avis de non-remise)",
+            _ => "",
+        };
+        let sender = if u.sender.is_empty() {
+            "expéditeur inconnu"
+        } else {
+            &u.sender
+        };
+        let subject = if u.subject.is_empty() {
+            "(sans objet)"
+        } else {
+            &u.subject
+        };
+        text.push_str(&format!(
+            "- le {}, de {sender} : « {subject} »{what}\n",
+            u.received_at.with_timezone(&tz).format("%d/%m/%Y à %H:%M")
+        ));
+    }
+    if unmatched.len() > 200 {
+        text.push_str(&format!("- … et {} autres\n", unmatched.len() - 200));
     }
     text
 }

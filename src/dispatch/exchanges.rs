@@ -161,6 +161,14 @@ impl Inner {
             EXCHANGE_BENEFICIARY
         };
         let message_id = message::message_id(&[&format!("exchange:{}", x.id)], &self.from);
+        // With [inbound] on, an answer by e-mail comes back to the dossier.
+        let reply_to = match self.thread_reply_to(&[dossier.rowid]).await {
+            Ok(thread) => thread.or_else(|| self.reply_to.clone()),
+            Err(error) => {
+                warn!(error = %format!("{error:#}"), "No reply address of the dossier's thread: the forwarding says smtp.reply_to.");
+                self.reply_to.clone()
+            }
+        };
         let mut kept = None;
         let email = self
             .rules
@@ -172,7 +180,7 @@ impl Inner {
                 message::build(
                     &content,
                     &self.from,
-                    self.reply_to.as_ref(),
+                    reply_to.as_ref(),
                     &recipient,
                     &message_id,
                     now,

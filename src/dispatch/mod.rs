@@ -36,7 +36,8 @@
 //! Submodules: `plan` (what a pass does with the alerts it read, pure),
 //! `groups` (the groups sent a few at a time, one going wrong stopping none),
 //! [`message`] (the e-mail), [`admin`] (the administrators' digest and
-//! notices). The transports are [`crate::transport`]'s: the dispatcher starts
+//! notices), `thread` (the reply address of a message about a dossier when
+//! `[inbound]` is on). The transports are [`crate::transport`]'s: the dispatcher starts
 //! the chosen one and knows none by name.
 
 pub mod admin;
@@ -45,6 +46,7 @@ mod groups;
 pub mod message;
 mod plan;
 pub mod sign_in;
+mod thread;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -424,10 +426,14 @@ impl Inner {
             .and_then(|r| r.sender.as_deref())
             .and_then(|f| crate::value::mailbox(f).ok())
             .unwrap_or_else(|| self.from.clone());
-        let reply_to = rule
-            .and_then(|r| r.reply_to.as_deref())
-            .and_then(|f| crate::value::mailbox(f).ok())
-            .or_else(|| self.reply_to.clone());
+        let dossiers: Vec<i64> = group.iter().map(|a| a.dossier.rowid).collect();
+        let reply_to = match self.thread_reply_to(&dossiers).await? {
+            Some(thread) => Some(thread),
+            None => rule
+                .and_then(|r| r.reply_to.as_deref())
+                .and_then(|f| crate::value::mailbox(f).ok())
+                .or_else(|| self.reply_to.clone()),
+        };
         let message_id = group[0].message_id.clone().unwrap_or_else(|| {
             let keys: Vec<&str> = group.iter().map(|a| a.key.as_str()).collect();
             message::message_id(&keys, &from)
@@ -769,6 +775,7 @@ mod tests {
             file_dir: std::path::PathBuf::from("x"),
             from: "a@x.fr".to_owned(),
             reply_to: None,
+            thread_address: None,
         }
     }
 

@@ -8,7 +8,7 @@
 //! adds the rows of a new dossier and, when a dossier's addresses change,
 //! deletes the old ones and adds the new ones, in its one transaction; the
 //! RGPD purge deletes a purged dossier's rows (an address is personal data).
-//! Migrations 0022 and 0024 fill them from the stored dossiers.
+//! Migrations 0022 and 0025 fill them from the stored dossiers.
 //!
 //! The rows of the dossiers an import creates are gathered and written sorted
 //! when it ends: in the random order of the addresses, each insert would land on
@@ -160,8 +160,8 @@ pub(super) fn migrate_0022(tx: &Transaction<'_>) -> rusqlite_migration::HookResu
     fill(tx, &BENEFICIARIES)
 }
 
-/// Migration 0024: the instructors' rows of the stored dossiers.
-pub(super) fn migrate_0024(tx: &Transaction<'_>) -> rusqlite_migration::HookResult {
+/// Migration 0025: the instructors' rows of the stored dossiers.
+pub(super) fn migrate_0025(tx: &Transaction<'_>) -> rusqlite_migration::HookResult {
     fill(tx, &INSTRUCTORS)
 }
 

@@ -36,7 +36,8 @@ pub(crate) struct StoredEvent {
 }
 
 /// The columns [`Store::read_dossier`] reads, in its order.
-const DOSSIER_SELECT: &str = "SELECT d.id, d.connector, d.source_id, d.step, d.status, d.fields,
+pub(super) const DOSSIER_SELECT: &str =
+    "SELECT d.id, d.connector, d.source_id, d.step, d.status, d.fields,
     d.present, d.step_entered_at, d.scheme
     FROM dossiers d";
 

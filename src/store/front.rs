@@ -468,9 +468,11 @@ pub(super) fn audit(
 }
 
 /// The front office's part of the purge, in the purge's transaction: the
-/// audit of the dossiers `purged` (row ids), their exchanges (`exchanges`) and
-/// the messages kept about them (`front_pages`), sessions past `max` or unseen for
-/// `idle`, links expired and sign-in messages done more than a day ago.
+/// audit of the dossiers `purged` (row ids), their exchanges (`exchanges`),
+/// their reply tokens and the messages kept about them (`front_pages`), the
+/// unmatched replies told to the administrators a month ago or more
+/// (`inbound`), sessions past `max` or unseen for `idle`, links expired and
+/// sign-in messages done more than a day ago.
 /// Returns how many rows went.
 ///
 /// # Errors
@@ -487,10 +489,20 @@ pub(super) fn purge(
     };
     let ids = serde_json::to_string(purged).unwrap_or_else(|_| "[]".to_owned());
     let day_ago = format_time(now - chrono::TimeDelta::days(1));
-    let statements: [(&str, Vec<String>); 6] = [
+    let month_ago = format_time(now - chrono::TimeDelta::days(30));
+    let statements: [(&str, Vec<String>); 8] = [
         (
             "web_audit WHERE dossier_id IN (SELECT value FROM json_each(?1))",
             vec![ids.clone()],
+        ),
+        (
+            "thread_tokens WHERE dossier_id IN (SELECT value FROM json_each(?1))",
+            vec![ids.clone()],
+        ),
+        // Unmatched replies (a sender, a subject): told, and a month old.
+        (
+            "inbound_unmatched WHERE reported = 1 AND received_at < ?1",
+            vec![month_ago],
         ),
         (
             "exchanges WHERE dossier_id IN (SELECT value FROM json_each(?1))",

@@ -60,6 +60,8 @@ pub(crate) struct Gauges {
     pub stale_claims: u64,
     /// The transports that ever failed, paused or working again.
     pub transports: Vec<super::TransportState>,
+    /// The replies' mailbox (`[inbound]`): all empty before its first poll.
+    pub inbound: super::InboundState,
 }
 
 /// The bounds of the delivery latency histogram, in seconds: a minute to a week.
@@ -83,6 +85,7 @@ impl Store {
             oldest_due_seconds,
             stale_claims: self.claims_older_than(now - chrono::Duration::minutes(1))?,
             transports: self.transport_states()?,
+            inbound: self.inbound_state()?,
             ..Gauges::default()
         };
         self.latency(&mut g)?;

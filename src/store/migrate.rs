@@ -63,9 +63,10 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         Some(beneficiaries::migrate_0022),
     ),
     (include_str!("migrations/0023_exchanges.sql"), None),
+    (include_str!("migrations/0024_inbound.sql"), None),
     (
-        include_str!("migrations/0024_staff.sql"),
-        Some(beneficiaries::migrate_0024),
+        include_str!("migrations/0025_staff.sql"),
+        Some(beneficiaries::migrate_0025),
     ),
 ];
 

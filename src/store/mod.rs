@@ -74,6 +74,7 @@ mod front_pages;
 mod gauges;
 mod history;
 mod import_tx;
+mod inbound;
 mod index;
 mod instance;
 mod journal;
@@ -103,6 +104,7 @@ pub(crate) use front::{Asked, AuditRecord, FrontDossier, Redeemed, SignInLimits,
 pub(crate) use front_pages::{DossierPage, KeptMessage};
 pub(crate) use gauges::{Gauges, ImportGauges};
 pub(crate) use import_tx::{DossierWrite, ImportTx};
+pub(crate) use inbound::{Answered, InboundState, Unmatched};
 pub(crate) use index::{Entry, entry_row};
 pub use instance::{InstanceLock, LockError, lock_path};
 pub(crate) use left_out::LeftOutConnector;

@@ -339,6 +339,8 @@ pub(crate) struct AdminNews {
     /// Connector files the daemon leaves out, not told yet (or told with
     /// another reason).
     pub left_out: Vec<super::LeftOutConnector>,
+    /// Messages of the replies' mailbox that matched no dossier, not told yet.
+    pub unmatched: Vec<super::Unmatched>,
 }
 
 impl AdminNews {
@@ -348,6 +350,7 @@ impl AdminNews {
             && self.refused.is_empty()
             && self.stale.is_empty()
             && self.left_out.is_empty()
+            && self.unmatched.is_empty()
     }
 }
 
@@ -383,6 +386,7 @@ impl Store {
                 .filter(|h| h.stale && !h.stale_reported)
                 .collect(),
             left_out: self.left_out_untold()?,
+            unmatched: self.unmatched_untold()?,
             ..AdminNews::default()
         };
         let mut stmt = self.conn.prepare_cached(
@@ -441,6 +445,7 @@ impl Store {
         for left_out in &news.left_out {
             Store::mark_left_out_told(&tx, left_out)?;
         }
+        Store::mark_unmatched_told(&tx, &news.unmatched)?;
         tx.execute(
             "INSERT INTO admin_reports (sent_at, covered_until, failed, refused, message_id)
              VALUES (?1, ?2, ?3, ?4, ?5)",

@@ -6,7 +6,7 @@
 //!
 //! Owns no table: it reads `dossiers`, `events`, `alerts`, `deliveries` and
 //! `exchanges`, and writes `web_audit` (actions `staff-list`, `staff-dossier`,
-//! `staff-reply`, migration 0024). A purged dossier is never listed nor shown.
+//! `staff-reply`, migration 0025). A purged dossier is never listed nor shown.
 //! Who may see what, the grouping of the list and the wording are the `web`
 //! module's.
 

@@ -220,19 +220,10 @@ fn group(n: usize) -> String {
 }
 
 /// Whom a beneficiary's message about `dossier` goes to: its instructor, its
-/// service, else `fallback`.
+/// service, else `fallback` ([`Dossier::service_recipient`], which the replies
+/// by e-mail share).
 fn recipient(dossier: &Dossier, fallback: Option<&str>) -> Option<String> {
-    ["instructor.email", "service.email"]
-        .iter()
-        .find_map(|field| {
-            dossier
-                .text(field)?
-                .split(',')
-                .map(str::trim)
-                .find(|a| !a.is_empty())
-                .map(str::to_owned)
-        })
-        .or_else(|| fallback.map(str::to_owned))
+    dossier.service_recipient(fallback)
 }
 
 /// Whether the beneficiary's last message on the page waits for an answer:

@@ -30,6 +30,7 @@ mod front_office_theme;
 mod generated;
 mod http;
 mod import;
+mod inbound;
 mod metrics;
 mod outage;
 mod pki;

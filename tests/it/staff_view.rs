@@ -485,11 +485,11 @@ fn issue_21_the_instructors_lookup_follows_imports_and_the_migration() {
             "agent.b@region.example.org|REF-F4",
         ]
     );
-    // A database as version 23 left it: migration 0024 fills the lookup.
+    // A database as version 24 left it: migration 0025 fills the lookup.
     {
         let conn = install.sql();
         conn.execute_batch("DROP TABLE instructor_emails;").unwrap();
-        conn.pragma_update(None, "user_version", 23).unwrap();
+        conn.pragma_update(None, "user_version", 24).unwrap();
     }
     let out = install.run(&["dossier", "REF-F0"]);
     assert!(out.status.success(), "{}", text(&out));

@@ -1,7 +1,7 @@
 -- The staff view (issue 21): an instructor signs in with the address of their
 -- dossiers' `instructor.email`, and sees those dossiers. The lookup of a
 -- dossier by its instructors' addresses is kept as the beneficiaries' is
--- (`store/beneficiaries.rs`; the Rust hook `beneficiaries::migrate_0024` fills
+-- (`store/beneficiaries.rs`; the Rust hook `beneficiaries::migrate_0025` fills
 -- it from the stored dossiers). Imports keep it in step, the purge deletes a
 -- purged dossier's rows.
 CREATE TABLE instructor_emails (
