@@ -75,6 +75,7 @@ impl Rules {
             },
             recipient => recipient,
             front_office => self.front_office_value(),
+            replies => self.replies,
         }
     }
 
@@ -99,6 +100,8 @@ impl Rules {
             },
             recipient => minijinja::context! { role => "beneficiary", address => address },
             front_office => self.front_office_value(),
+            // A sign-in message is not answered to the inbound mailbox.
+            replies => false,
         }
     }
 
@@ -132,6 +135,7 @@ impl Rules {
                 address => forward.recipient,
             },
             front_office => self.front_office_value(),
+            replies => self.replies,
         }
     }
 

@@ -206,6 +206,10 @@ pub struct Rules {
     /// The front office's address (`[web] public_url`, when `[web] listen` is
     /// set too), ending with `/`: `front_office.url` in every message.
     pub front_office: Option<String>,
+    /// Replies to the messages are read (`[inbound]` is set): `replies` in
+    /// every message about dossiers, so that the layouts stop asking people not
+    /// to answer.
+    pub replies: bool,
     /// The extra fields connectors declare, with their kind, present (maybe
     /// `none`) in every context.
     extra_fields: BTreeMap<String, FieldKind>,
@@ -303,6 +307,7 @@ impl Rules {
             region: config.region.clone(),
             policy: config.alerts.clone(),
             front_office,
+            replies: config.inbound.is_some(),
             extra_fields,
         };
         if problems.len() == before {

@@ -263,6 +263,9 @@ impl Templates {
                     region => last.get_attr("region").unwrap_or_default(),
                     recipient => last.get_attr("recipient").unwrap_or_default(),
                     front_office => last.get_attr("front_office").unwrap_or_default(),
+                    // Answered to the dossier's thread only when about one
+                    // dossier (else to the mailbox, where nobody may look).
+                    replies => last.get_attr("replies").is_ok_and(|r| r.is_true()) && one_dossier(items),
                 };
                 let part = self.part(DIGEST.trim_end_matches(EXTENSION), &ctx)?;
                 self.wrap(&part, &ctx)
@@ -671,6 +674,18 @@ pub(crate) fn escape(text: &str, out: &mut String) {
             c => out.push(c),
         }
     }
+}
+
+/// Whether the items of a digest are all about one dossier (by reference).
+fn one_dossier(items: &[(&str, Value)]) -> bool {
+    let reference = |ctx: &Value| {
+        ctx.get_attr("dossier")
+            .and_then(|d| d.get_attr("reference"))
+            .map(|r| r.to_string())
+            .ok()
+    };
+    let first = items.first().map(|(_, ctx)| reference(ctx));
+    items.iter().all(|(_, ctx)| Some(reference(ctx)) == first)
 }
 
 #[cfg(test)]

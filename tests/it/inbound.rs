@@ -267,6 +267,16 @@ fn installed(server: &Server, folders: &Folders) -> (Install, String, String) {
         address.starts_with("suivi-aides+") && address.ends_with("@region.example.org"),
         "a plus address with the dossier's token: {reply_to}"
     );
+    // The layout no longer asks not to answer: the answer is kept.
+    let body = mail_parser::MessageParser::default()
+        .parse(sent[0].as_bytes())
+        .and_then(|m| m.body_text(0).map(|b| b.into_owned()))
+        .unwrap();
+    assert!(
+        body.contains("Vous pouvez répondre à ce message : votre réponse sera jointe au dossier et transmise au service qui l'instruit.")
+            && !body.contains("merci de ne pas y répondre"),
+        "{body}"
+    );
     (install, address, header("Message-ID"))
 }
 
@@ -502,6 +512,10 @@ fn replies_are_matched_recorded_without_quotes_and_filed() {
         assert_eq!(reply.address(), Some(reply_to.as_str()));
         let body = parsed.body_text(0).unwrap();
         assert!(!body.contains("Votre aide est accordée"), "{body}");
+        assert!(
+            body.contains("votre réponse sera jointe au dossier et transmise à son bénéficiaire"),
+            "{body}"
+        );
     }
     assert!(
         forwarded.iter().any(|m| {
