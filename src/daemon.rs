@@ -331,6 +331,10 @@ pub async fn run(
     let _lock = crate::store::InstanceLock::acquire(&config.store.path)?;
     let store = Store::open(&config.store.path, config.store.cache_mb)?;
     let (handle, store_thread) = StoreHandle::spawn(store);
+    let handle = handle.with_reader(Store::open_reader(
+        &config.store.path,
+        config.store.cache_mb,
+    )?);
     let cancel = CancellationToken::new();
     let live = Arc::new(crate::metrics::Live::default());
     // Metrics and health, for the whole life of the daemon (a reload keeps them).

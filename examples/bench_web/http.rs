@@ -152,11 +152,11 @@ pub(crate) async fn sign_in_all(
     // The links, from the outbox.
     let mut links = std::collections::HashMap::new();
     let deadline = Instant::now() + Duration::from_secs(120);
-    while links.len() < emails.len() {
+    while !emails.iter().all(|e| links.contains_key(e)) {
         if Instant::now() > deadline {
+            let arrived = emails.iter().filter(|e| links.contains_key(*e)).count();
             eprintln!(
-                "only {} of {} sign-in messages arrived",
-                links.len(),
+                "only {arrived} of {} sign-in messages arrived",
                 emails.len()
             );
             return None;

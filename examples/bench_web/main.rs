@@ -86,14 +86,16 @@ struct Args {
     /// Distinct beneficiary addresses the dossiers are spread over.
     #[arg(long, default_value_t = 60_000)]
     addresses: usize,
-    /// Concurrent signed-in beneficiaries browsing.
+    /// Concurrent signed-in clients browsing: `--staff` of them are staff,
+    /// the others beneficiaries.
     #[arg(long, default_value_t = 200)]
     clients: usize,
     /// Instructors the dossiers are spread over.
     #[arg(long, default_value_t = 100)]
     instructors: usize,
-    /// Concurrent signed-in instructors browsing the staff view (and one
-    /// `pilotage` member on `/pilotage`, unless 0).
+    /// Of the clients, how many are staff: one `pilotage` member on
+    /// `/pilotage`, the others instructors on `/instruction` and their
+    /// dossiers' staff pages.
     #[arg(long, default_value_t = 20)]
     staff: usize,
     /// Messages beneficiaries write to the service, a minute, during the load.
@@ -214,16 +216,19 @@ fn main() -> ExitCode {
     // Each writer writes at most 8 messages during the load (a beneficiary may
     // write 10 an hour).
     let writers = (u64::from(args.exchanges_per_minute) * args.seconds).div_ceil(60 * 8) as usize;
-    let (browsing, writing) = emails.split_at(args.clients);
-    let staff: Vec<String> = (0..args.staff.min(args.instructors))
+    let staff_clients = args.staff.min(args.clients);
+    let beneficiaries = args.clients - staff_clients;
+    let (browsing, writing) = emails.split_at(beneficiaries);
+    let staff: Vec<String> = (0..staff_clients.saturating_sub(1).min(args.instructors))
         .map(instructor)
-        .chain((args.staff > 0).then(|| PILOTAGE.to_owned()))
+        .chain((staff_clients > 0).then(|| PILOTAGE.to_owned()))
         .collect();
     let signed_in = runtime.block_on(async {
         let beneficiaries = sign_in_all(&base, &dir, browsing, 0).await?;
-        let writers = sign_in_all(&base, &dir, &writing[..writers], args.clients).await?;
-        let mut staff = sign_in_all(&base, &dir, &staff, args.clients + writers.len()).await?;
-        let pilotage = staff.split_off(staff.len().min(args.staff.min(args.instructors)));
+        let first = beneficiaries.len();
+        let writers = sign_in_all(&base, &dir, &writing[..writers], first).await?;
+        let mut staff = sign_in_all(&base, &dir, &staff, first + writers.len()).await?;
+        let pilotage = staff.split_off(staff.len().saturating_sub(1));
         Some(Clients {
             beneficiaries,
             instructors: staff,
@@ -268,7 +273,8 @@ fn main() -> ExitCode {
     ]
     .map(|v| summary(v));
     let per_second = all.count as f64 / load.elapsed;
-    let written_per_minute = writes.count as f64 * 60.0 / load.elapsed;
+    // The writers write while the clients browse, `--seconds`.
+    let written_per_minute = writes.count as f64 * 60.0 / args.seconds as f64;
     let met = |ok: bool| if ok { "met" } else { "MISSED" };
     let import_ok = alone_ok && load.import_ok;
     println!(

@@ -291,7 +291,6 @@ fn print_audit(audit: &[crate::store::AuditRecord], tz: chrono_tz::Tz) {
             "sign-in" => "connexion",
             "dossier" => "page du dossier consultée",
             "message" => "message envoyé relu en ligne",
-            "staff-list" => "listé dans la vue des agents",
             "staff-dossier" => "page agent du dossier consultée",
             "staff-reply" => "réponse écrite depuis la vue des agents",
             _ => "liste des dossiers consultée",

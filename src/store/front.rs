@@ -100,6 +100,9 @@ pub(crate) struct SignInMail {
     pub attempts: u32,
 }
 
+/// How often a session's last page is noted, at most.
+const SEEN_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// How long the per-client counts are kept.
 const REQUESTS_KEPT: chrono::TimeDelta = chrono::TimeDelta::days(1);
 
@@ -316,10 +319,15 @@ impl Store {
                 .execute("DELETE FROM sessions WHERE hash = ?1", [&hash])?;
             return Ok(None);
         }
-        self.conn.execute(
-            "UPDATE sessions SET last_seen_at = ?2 WHERE hash = ?1",
-            params![hash, format_time(now)],
-        )?;
+        // Its last page is noted once a minute at most (or within half the idle
+        // limit, when shorter): a write per page would keep the store's thread
+        // busy for nothing.
+        if !within(&seen, SEEN_EVERY.min(idle / 2))? {
+            self.conn.execute(
+                "UPDATE sessions SET last_seen_at = ?2 WHERE hash = ?1",
+                params![hash, format_time(now)],
+            )?;
+        }
         Ok(Some(email))
     }
 

@@ -257,6 +257,39 @@ impl Store {
         })
     }
 
+    /// Opens a second connection to the database at `path`, which must exist
+    /// and be migrated (by [`Store::open`]), for reading only (`query_only`):
+    /// the reader of [`StoreHandle`], whose long reads (a staff list, the
+    /// managers' figures, the delay estimates) then leave the writer's thread
+    /// to the pages and imports. WAL mode lets it read beside the writer.
+    ///
+    /// # Errors
+    /// When the file cannot be opened.
+    pub fn open_reader(path: &Path, cache_mb: u32) -> Result<Self> {
+        let open_err = |source: rusqlite::Error| StoreError::Open {
+            path: path.to_owned(),
+            source: source.into(),
+        };
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        conn.execute_batch(&format!(
+            "PRAGMA query_only = ON;
+             PRAGMA temp_store = MEMORY;
+             PRAGMA cache_size = -{};",
+            u64::from(cache_mb) * 1024
+        ))
+        .map_err(open_err)?;
+        Ok(Self {
+            conn,
+            path: path.to_owned(),
+            names: RefCell::default(),
+            owner: None,
+        })
+    }
+
     /// Checks, without creating or changing anything, that the database at
     /// `path` can be opened (or created) and migrated by this version.
     ///

@@ -512,16 +512,28 @@ impl Store {
         dossier: Option<i64>,
         limit: usize,
     ) -> Result<Vec<AlertRecord>> {
-        let mut stmt = self.conn.prepare(
+        // Each filter spelt out when given, so that SQLite uses its index (a
+        // dossier's page must not scan the whole outbox).
+        let by_status = if status.is_some() {
+            "a.status = ?1"
+        } else {
+            "?1 IS NULL"
+        };
+        let by_dossier = if dossier.is_some() {
+            "a.dossier_id = ?3"
+        } else {
+            "?3 IS NULL"
+        };
+        let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT a.id, a.key, d.reference, d.connector, e.kind, a.rule, a.template, a.class,
                     a.role, a.recipient, a.digest, a.status, a.created_at, a.due_at, a.reason,
                     a.event_id
              FROM alerts a JOIN dossiers d ON d.id = a.dossier_id JOIN events e ON e.id = a.event_id
-             WHERE (?1 IS NULL OR a.status = ?1) AND (?3 IS NULL OR a.dossier_id = ?3)
+             WHERE {by_status} AND {by_dossier}
              ORDER BY CASE a.status WHEN 'sending' THEN 0 WHEN 'pending' THEN 1 WHEN 'failed' THEN 2
                                     ELSE 3 END, a.due_at, a.id
-             LIMIT ?2",
-        )?;
+             LIMIT ?2"
+        ))?;
         let mut rows = stmt.query(params![status, limit as i64, dossier])?;
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {

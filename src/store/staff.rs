@@ -5,8 +5,8 @@
 //! what staff were shown.
 //!
 //! Owns no table: it reads `dossiers`, `events`, `alerts`, `deliveries` and
-//! `exchanges`, and writes `web_audit` (actions `staff-list`, `staff-dossier`,
-//! `staff-reply`, migration 0025). A purged dossier is never listed nor shown.
+//! `exchanges`, and writes `web_audit` (actions `staff-dossier`, `staff-reply`,
+//! migration 0025). A purged dossier is never listed nor shown.
 //! Who may see what, the grouping of the list and the wording are the `web`
 //! module's.
 
@@ -20,7 +20,7 @@ use super::{
 
 /// Which dossiers a staff list covers: those of one instructor (any when
 /// none), of one scheme, step and connector (any when none).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub(crate) struct Scope {
     /// An instructor's address (`instructor.email`).
     pub instructor: Option<String>,
@@ -142,21 +142,30 @@ impl Store {
                 .optional()?;
             wanted.push(id.map_or(u64::MAX, |id| id as u64));
         }
-        let mut stmt = self.conn.prepare_cached(
+        // An instructor's dossiers are found through their index (a scan of
+        // every dossier would hold the store's thread for all the others).
+        let from = if scope.instructor.is_some() {
+            "FROM instructor_emails i JOIN dossiers d ON d.id = i.dossier_id
+             WHERE i.email = ?1 AND d.purged_at IS NULL"
+        } else {
+            "FROM dossiers d WHERE ?1 IS NULL AND d.purged_at IS NULL"
+        };
+        let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT d.id, d.connector, d.reference, d.scheme, d.step, d.step_entered_at, d.present,
                     d.fields,
-                    coalesce((SELECT max(e.occurred_at) FROM events e WHERE e.dossier_id = d.id),
+                    -- The latest event recorded (the index gives it without
+                    -- reading the dossier's others).
+                    coalesce((SELECT e.occurred_at FROM events e WHERE e.dossier_id = d.id
+                              ORDER BY e.id DESC LIMIT 1),
                              d.step_entered_at),
                     (SELECT x.direction || ' ' || x.at FROM exchanges x
                      WHERE x.dossier_id = d.id AND x.kind = 'message'
                      ORDER BY x.at DESC, x.id DESC LIMIT 1)
-             FROM dossiers d
-             WHERE d.purged_at IS NULL
-               AND (?1 IS NULL OR d.id IN (SELECT dossier_id FROM instructor_emails WHERE email = ?1))
+             {from}
                AND (?2 IS NULL OR d.scheme = ?2)
                AND (?3 IS NULL OR d.step = ?3)
-               AND (?4 IS NULL OR d.connector = ?4)",
-        )?;
+               AND (?4 IS NULL OR d.connector = ?4)"
+        ))?;
         let instructor = scope.instructor.as_deref().map(beneficiaries::normalize);
         let mut rows = stmt.query(params![
             instructor,
@@ -229,17 +238,12 @@ impl Store {
     }
 
     /// Dossier `rowid` with its whole record, unless it is purged (or there is
-    /// none); the page served is recorded in its audit (`staff-dossier`, by
-    /// `email` from `client`).
+    /// none). Reads only (the store's reader serves it): the page served is
+    /// recorded by [`Store::record_staff`].
     ///
     /// # Errors
     /// On a database error or a corrupt row.
-    pub(crate) fn staff_page(
-        &mut self,
-        rowid: i64,
-        (email, client): (&str, &str),
-        now: DateTime<Utc>,
-    ) -> Result<Option<StaffPage>> {
+    pub(crate) fn staff_page(&self, rowid: i64) -> Result<Option<StaffPage>> {
         let Some(dossier) = self.front_dossier(rowid)? else {
             return Ok(None);
         };
@@ -253,7 +257,6 @@ impl Store {
             })
             .collect::<Result<Vec<_>>>()?;
         let exchanges = self.exchanges(rowid)?;
-        self.record_staff(email, "staff-dossier", &[rowid], client, now)?;
         Ok(Some(StaffPage {
             dossier,
             events,

@@ -1,7 +1,9 @@
 //! The thread that owns the [`Store`] in a process that runs tasks (the daemon,
 //! `outbox flush`): every use of the database is a job sent to it, run one at a
-//! time (SQLite has one writer); and the delay estimates those tasks share,
-//! read on that thread ([`DelayCache`]).
+//! time (SQLite has one writer); beside it, in the daemon, a reader thread with
+//! a read-only connection ([`Store::open_reader`]) for the long reads that need
+//! not wait for writes nor hold them up ([`StoreHandle::read`]); and the delay
+//! estimates those tasks share ([`DelayCache`]).
 
 use tokio::sync::{mpsc, oneshot};
 use tracing::error;
@@ -14,11 +16,23 @@ use super::Store;
 use crate::delays::Delays;
 
 type Job = Box<dyn FnOnce(&mut Store) + Send>;
+type Read = Box<dyn FnOnce(&Store) + Send>;
 
 /// A handle to the thread that owns the store: work is sent to it as closures.
 #[derive(Clone)]
 pub(crate) struct StoreHandle {
     jobs: mpsc::Sender<Job>,
+    /// The reader thread's queue, when there is one.
+    reads: Option<mpsc::Sender<Read>>,
+}
+
+/// Runs `job`; a panic is logged and the thread goes on.
+fn guarded(job: impl FnOnce()) {
+    // A bug in one import must not take every connector down with it: the
+    // import's transaction was rolled back while unwinding.
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
+        error!("A job on the store panicked; it was rolled back and the daemon goes on.");
+    }
 }
 
 impl StoreHandle {
@@ -29,17 +43,51 @@ impl StoreHandle {
             .name("store".to_owned())
             .spawn(move || {
                 while let Some(job) = rx.blocking_recv() {
-                    // A bug in one import must not take every connector down with it: the
-                    // import's transaction was rolled back while unwinding.
-                    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut store)))
-                        .is_err()
-                    {
-                        error!("A job on the store panicked; it was rolled back and the daemon goes on.");
-                    }
+                    guarded(|| job(&mut store));
                 }
             })
             .expect("the OS refused to start the store thread");
-        (Self { jobs }, thread)
+        (Self { jobs, reads: None }, thread)
+    }
+
+    /// Gives the handle a reader thread owning `reader` (a connection of
+    /// [`Store::open_reader`]); it ends when every handle is dropped.
+    pub(crate) fn with_reader(mut self, reader: Store) -> Self {
+        let (reads, mut rx) = mpsc::channel::<Read>(16);
+        std::thread::Builder::new()
+            .name("store-reader".to_owned())
+            .spawn(move || {
+                while let Some(read) = rx.blocking_recv() {
+                    guarded(|| read(&reader));
+                }
+            })
+            .expect("the OS refused to start the store's reader thread");
+        self.reads = Some(reads);
+        self
+    }
+
+    /// Runs `f` on the reader thread, when there is one (else on the store
+    /// thread), and waits for its result. What it reads is a snapshot: a
+    /// write committed meanwhile may not be in it.
+    ///
+    /// # Errors
+    /// When the thread has stopped.
+    pub(crate) async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> T + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let Some(reads) = &self.reads else {
+            return self.call(move |store| f(store)).await;
+        };
+        let (tx, rx) = oneshot::channel();
+        reads
+            .send(Box::new(move |store| {
+                let _ = tx.send(f(store));
+            }))
+            .await
+            .map_err(|_| anyhow::anyhow!("the store's reader thread has stopped"))?;
+        rx.await
+            .map_err(|_| anyhow::anyhow!("the store's reader thread stopped during a read"))
     }
 
     /// Runs `f` on the store thread and waits for its result.
@@ -113,7 +161,7 @@ impl DelayCache {
         let (min_sample, tz) = (self.min_sample, self.tz);
         let fresh = Arc::new(
             self.store
-                .call(move |s| s.delays(&lifecycle, min_sample, now, tz))
+                .read(move |s| s.delays(&lifecycle, min_sample, now, tz))
                 .await??,
         );
         *cached = Some((now, Arc::clone(&fresh)));

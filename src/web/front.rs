@@ -92,6 +92,8 @@ pub struct FrontOffice {
     /// The dossiers' addresses the staff view has met, to find a dossier from
     /// its key.
     pub(super) staff_keys: tokio::sync::Mutex<super::staff::Keys>,
+    /// The staff's lists read lately.
+    pub(super) lists: super::staff::Lists,
     /// The figures of `/pilotage` last read.
     pub(super) pilotage: super::pilotage::Figures,
     /// How long the service takes to answer, recomputed now and then.
@@ -121,6 +123,7 @@ impl FrontOffice {
             current,
             secret: tokio::sync::OnceCell::new(),
             staff_keys: tokio::sync::Mutex::default(),
+            lists: super::staff::Lists::default(),
             pilotage: super::pilotage::Figures::default(),
             answers: super::write::AnswerCache::new(crate::calendar::Business::new(
                 crate::calendar::Zone::new(tz),

@@ -124,7 +124,7 @@ async fn figures(
         staff
             .asker
             .store
-            .call(move |s| {
+            .read(move |s| {
                 let stalled =
                     crate::timers::stalled_by_instructor(s, &with, &rules.lifecycle, now)?;
                 Ok::<_, crate::store::StoreError>((stalled, s.answer_delays(now, &business)?))

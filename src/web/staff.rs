@@ -18,8 +18,14 @@
 //!   ([`super::pilotage`]).
 //!
 //! Without a session, every staff address answers 303 to the sign-in page; a
-//! session without a staff role gets a 403 page and no data. Each dossier
-//! listed is recorded in its audit (`staff-list`). A dossier's address is its
+//! session without a staff role gets a 403 page and no data. A list is read on
+//! the store's reader thread and kept [`LIST_FRESH`] for the same scope
+//! ([`Lists`]; a reply forgets them all, a beneficiary's message shows within
+//! that time): an
+//! instructor going back and forth between the list and a dossier does not
+//! read a thousand dossiers each time. A list shown is not recorded in the
+//! dossiers' audit (a page lists hundreds); each staff dossier page and reply
+//! is. A dossier's address is its
 //! key on the beneficiary's side ([`super::dossier::key`]); [`Keys`] finds the
 //! dossier back from it.
 
@@ -42,6 +48,54 @@ use super::worklist::{self, Item, Why};
 use crate::config::StaffRole;
 use crate::dispatch::exchanges::STAFF_DOSSIERS_PATH;
 use crate::store::{Choices, Scope};
+
+/// How long a list read for one scope is shown again without reading it.
+pub(super) const LIST_FRESH: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The most lists kept at once (one per instructor, and per `pilotage` filter).
+const LISTS_KEPT: usize = 256;
+
+/// A list read: its dossiers and, for `pilotage`, the filters' choices.
+type List = Arc<(Vec<crate::store::WorkRow>, Option<Choices>)>;
+
+/// The lists read lately, by scope and role, each with when it was read.
+#[derive(Debug, Default)]
+pub(super) struct Lists(std::sync::Mutex<HashMap<(Scope, bool), (std::time::Instant, List)>>);
+
+impl Lists {
+    fn get(&self, key: &(Scope, bool)) -> Option<List> {
+        let lists = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        lists
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < LIST_FRESH)
+            .map(|(_, list)| Arc::clone(list))
+    }
+
+    fn keep(&self, key: (Scope, bool), list: &List) {
+        let mut lists = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if lists.len() >= LISTS_KEPT {
+            lists.retain(|_, (at, _)| at.elapsed() < LIST_FRESH);
+            if lists.len() >= LISTS_KEPT {
+                lists.clear();
+            }
+        }
+        lists.insert(key, (std::time::Instant::now(), Arc::clone(list)));
+    }
+
+    /// Forgets every list: a reply changed which dossiers wait.
+    pub(super) fn forget(&self) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+}
 
 /// The dossiers' keys met so far, and the last row id they cover.
 #[derive(Debug, Default)]
@@ -83,7 +137,7 @@ pub(super) async fn roles(asker: &Asker, email: &str) -> Result<Roles, Response>
     let (instructs, beneficiary) = flatten(
         asker
             .store
-            .call(move |s| {
+            .read(move |s| {
                 Ok::<_, crate::store::StoreError>((s.is_instructor(&who)?, s.is_beneficiary(&who)?))
             })
             .await,
@@ -192,7 +246,7 @@ impl StaffAsker {
         let mine = flatten(
             self.asker
                 .store
-                .call(move |s| s.instructs(&who, rowid))
+                .read(move |s| s.instructs(&who, rowid))
                 .await,
         )
         .map_err(|e| self.asker.unavailable(&e))?;
@@ -304,10 +358,11 @@ async fn instruction(
             ..Scope::default()
         }
     };
-    let (rows, choices) = match read_list(&staff, &current, scope.clone()).await {
+    let list = match read_list(&staff, &current, scope.clone()).await {
         Ok(found) => found,
         Err(answer) => return answer,
     };
+    let (rows, choices) = (&list.0, list.1.as_ref());
     let now = Utc::now();
     let delays = match current.delays.get(now).await {
         Ok(delays) => delays,
@@ -318,18 +373,7 @@ async fn instruction(
         now,
         horizon: current.horizon,
     };
-    let groups = worklist::sort(&rows, &current.rules.lifecycle, &delays, clock);
-    let shown: Vec<i64> = groups.shown().map(|i| i.row.rowid).collect();
-    let (who, client) = (staff.email.clone(), staff.asker.client.clone());
-    if let Err(e) = flatten(
-        staff
-            .asker
-            .store
-            .call(move |s| s.record_staff(&who, "staff-list", &shown, &client, now))
-            .await,
-    ) {
-        return staff.asker.unavailable(&e);
-    }
+    let groups = worklist::sort(rows, &current.rules.lifecycle, &delays, clock);
     let deadlines = current.rules.lifecycle.deadlines.len();
     let group = |items: &[Item<'_>], total: usize| {
         context! {
@@ -348,7 +392,7 @@ async fn instruction(
         title,
         context! {
             pilotage => staff.roles.pilotage,
-            filters => choices.map(|c| filter_form(&c, &scope, &current)),
+            filters => choices.map(|c| filter_form(c, &scope, &current)),
             waiting => group(&groups.waiting, groups.totals[0]),
             stalled => group(&groups.stalled, groups.totals[1]),
             deadlines => group(&groups.deadlines, groups.totals[2]),
@@ -361,11 +405,13 @@ async fn instruction(
 
 /// The dossiers of `scope`, with the fields the list shows after the
 /// deadlines' ones, and for `pilotage` the filters' choices.
-async fn read_list(
-    staff: &StaffAsker,
-    current: &Current,
-    scope: Scope,
-) -> Result<(Vec<crate::store::WorkRow>, Option<Choices>), Response> {
+async fn read_list(staff: &StaffAsker, current: &Current, scope: Scope) -> Result<List, Response> {
+    let pilotage = staff.roles.pilotage;
+    let key = (scope, pilotage);
+    let lists = &staff.asker.front.lists;
+    if let Some(list) = lists.get(&key) {
+        return Ok(list);
+    }
     let mut fields: Vec<String> = current
         .rules
         .lifecycle
@@ -374,23 +420,27 @@ async fn read_list(
         .map(|d| d.field.clone())
         .collect();
     fields.extend(FIELDS.iter().map(|f| (*f).to_owned()));
-    let pilotage = staff.roles.pilotage;
-    flatten(
-        staff
-            .asker
-            .store
-            .call(move |s| {
-                let rows = s.work_rows(&scope, &fields)?;
-                let choices = if pilotage {
-                    Some(s.staff_choices()?)
-                } else {
-                    None
-                };
-                Ok::<_, crate::store::StoreError>((rows, choices))
-            })
-            .await,
-    )
-    .map_err(|e| staff.asker.unavailable(&e))
+    let scope = key.0.clone();
+    let list: List = Arc::new(
+        flatten(
+            staff
+                .asker
+                .store
+                .read(move |s| {
+                    let rows = s.work_rows(&scope, &fields)?;
+                    let choices = if pilotage {
+                        Some(s.staff_choices()?)
+                    } else {
+                        None
+                    };
+                    Ok::<_, crate::store::StoreError>((rows, choices))
+                })
+                .await,
+        )
+        .map_err(|e| staff.asker.unavailable(&e))?,
+    );
+    lists.keep(key, &list);
+    Ok(list)
 }
 
 /// The scope a `pilotage` query asks for: `dispositif`, `etape`,

@@ -75,18 +75,21 @@ pub(super) async fn page(
     };
     let now = Utc::now();
     let (who, client) = (staff.email.clone(), staff.asker.client.clone());
-    let found = flatten(
-        staff
-            .asker
-            .store
-            .call(move |s| s.staff_page(rowid, (&who, &client), now))
-            .await,
-    );
+    // Read beside the writer; then the page served is recorded.
+    let found = flatten(staff.asker.store.read(move |s| s.staff_page(rowid)).await);
     let found = match found {
         Ok(Some(found)) => found,
         Ok(None) => return staff.not_found(),
         Err(e) => return staff.asker.unavailable(&e),
     };
+    let recorded = staff
+        .asker
+        .store
+        .call(move |s| s.record_staff(&who, "staff-dossier", &[rowid], &client, now))
+        .await;
+    if let Err(e) = flatten(recorded) {
+        return staff.asker.unavailable(&e);
+    }
     let current = Arc::clone(&staff.asker.front.current.borrow());
     let delays = match current.delays.get(now).await {
         Ok(delays) => delays,
@@ -360,6 +363,7 @@ pub(super) async fn reply(
         Ok(Replied::Recorded) => {
             info!("A staff member answered a beneficiary from the staff view.");
             staff.asker.front.current.borrow().wake.notify_one();
+            staff.asker.front.lists.forget();
             let to = staff.href(rowid);
             let to = to.strip_prefix(&staff.asker.front.base).unwrap_or(&to);
             staff.asker.redirect(&format!("{to}#echanges"), None)

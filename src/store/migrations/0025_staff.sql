@@ -10,15 +10,15 @@ CREATE TABLE instructor_emails (
     PRIMARY KEY (email, dossier_id)
 ) WITHOUT ROWID;
 
--- The audit also records the staff's pages: the dossiers listed on
--- /instruction ('staff-list'), a dossier's staff page ('staff-dossier') and a
--- reply written there ('staff-reply'). The table is rebuilt with the wider CHECK.
+-- The audit also records the staff's pages: a dossier's staff page
+-- ('staff-dossier') and a reply written there ('staff-reply'). The table is
+-- rebuilt with the wider CHECK.
 CREATE TABLE web_audit_new (
     id         INTEGER PRIMARY KEY,
     at         TEXT    NOT NULL,
     email      TEXT    NOT NULL,            -- lowercase: the session's address
     action     TEXT    NOT NULL CHECK (action IN ('sign-in', 'list', 'dossier', 'message',
-                                                  'staff-list', 'staff-dossier', 'staff-reply')),
+                                                  'staff-dossier', 'staff-reply')),
     dossier_id INTEGER NOT NULL REFERENCES dossiers (id),
     client     TEXT                         -- the client's IP address
 );
