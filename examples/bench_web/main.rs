@@ -1,12 +1,14 @@
-//! Front office benchmark (issue 20): signed-in beneficiaries browsing their
-//! dossiers on the real daemon, while an import runs beside them.
+//! Front office benchmark (issues 20 and 21): signed-in beneficiaries and
+//! staff browsing on the real daemon, beneficiaries writing to the service at a
+//! steady rate, while an import runs beside them.
 //!
 //! Usage (from the repository root):
 //!
 //! ```text
 //! cargo build --release --locked --bin alertissimo --example bench_web
 //! cargo run --release --locked --example bench_web -- [--dossiers 100000]
-//!     [--addresses 60000] [--clients 200] [--seconds 30] [--seed 42]
+//!     [--addresses 60000] [--instructors 100] [--clients 200] [--staff 20]
+//!     [--exchanges-per-minute 1000] [--seconds 30] [--seed 42]
 //!     [--dir DIR] [--bin PATH] [--json]
 //! ```
 //!
@@ -16,33 +18,40 @@
 //!
 //! Steps:
 //!
-//! 1. **A state**: three CSV exports of `--dossiers` dossiers (a `csv` connector
-//!    `bench`), whose beneficiary e-mails are drawn among `--addresses` addresses
-//!    (so that many have several dossiers), imported by the binary one after the
-//!    other: the second moves 40 % of the dossiers on a step and changes an amount
-//!    of 10 %, so that dossiers have a history; then two more exports, `3a` and
-//!    `3b`, each moving another, distinct 2 % of the dossiers on.
+//! 1. **A state** ([`state`]): three CSV exports of `--dossiers` dossiers (a
+//!    `csv` connector `bench`), whose beneficiary e-mails are drawn among
+//!    `--addresses` addresses (so that many have several dossiers) and whose
+//!    `instructor.email` among `--instructors`, imported by the binary one after
+//!    the other: the second moves 40 % of the dossiers on a step and changes an
+//!    amount of 10 %, so that dossiers have a history; then two more exports,
+//!    `3a` and `3b`, each moving another, distinct 2 % of the dossiers on.
 //! 2. **The daemon**: `BIN run` with `[web] listen` and `public_url` on a free
 //!    port of 127.0.0.1, `trusted_proxies = ["127.0.0.1"]` (each client sends its
 //!    own `X-Forwarded-For`, as behind the Region's proxy: the sign-in limit per
-//!    client holds per client) and the `file` transport.
+//!    client holds per client), one `pilotage` member in `[web] staff`, and the
+//!    `file` transport.
 //! 3. **The import alone**: `BIN import bench 3a.csv` beside the daemon (handed
 //!    to it through the control socket), timed.
-//! 4. **Sessions**, through the real flow for each of `--clients` addresses that
-//!    have at least one dossier: `GET /` (the CSRF cookie and field), `POST
-//!    /connexion`, the link read from the `.eml` outbox, `GET /connexion/<token>`
-//!    (the session cookie).
-//! 5. **The load**: `--clients` concurrent clients (tokio, hyper-util's client,
-//!    one keep-alive connection each) for `--seconds`: each asks for its
-//!    `/dossiers` page, then every page it links under `/dossiers/` (a dossier's
-//!    own page, when the daemon has it), then the home page `GET /`, the
-//!    reference: a page of the same server that reads no dossier. A third of the
-//!    way in, `BIN import bench 3b.csv` runs beside, timed.
-//! 6. **Report**: p50 and p99 of the dossier pages and of the reference, pages
-//!    per second (dossier pages only), errors, the daemon's peak RSS, the import
-//!    alone and under load, the messages the daemon delivered during the load;
-//!    each target met or MISSED (issue 20: p99 ≤ 50 ms, ≥ 1 000 pages/s, peak
-//!    RSS ≤ 150 MB; the import goes on). With `--json`, also `DIR/results.json`.
+//! 4. **Sessions** ([`http`]), through the real flow: `GET /` (the CSRF cookie
+//!    and field), `POST /connexion`, the link read from the `.eml` outbox, `GET
+//!    /connexion/<token>` (the session cookie), for the browsing beneficiaries,
+//!    the writers and the staff.
+//! 5. **The load** ([`load`]): `--clients` concurrent clients (tokio,
+//!    hyper-util's client, one keep-alive connection each) for `--seconds`:
+//!    beneficiaries ask for `/dossiers` and every page it links under
+//!    `/dossiers/`; `--staff` of them are staff: instructors ask for
+//!    `/instruction` and five staff pages it links, the `pilotage` member for
+//!    `/pilotage`; each then for the home page `GET /`, the reference: a page of
+//!    the same server that reads no dossier. Writers post a message in turn
+//!    (`POST /dossiers/{key}/messages`), `--exchanges-per-minute` together. A
+//!    third of the way in, `BIN import bench 3b.csv` runs beside, timed.
+//! 6. **Report**: p50 and p99 of every page, of each kind, of the messages
+//!    written and of the reference, pages per second, messages written a minute,
+//!    errors, the daemon's peak RSS, the import alone and under load, the
+//!    messages the daemon delivered during the load (the forwardings included);
+//!    each target met or MISSED (p99 of the pages ≤ 50 ms, ≥ 1 000 pages/s, the
+//!    asked rate of messages, peak RSS ≤ 150 MB; the import goes on). With
+//!    `--json`, also `DIR/results.json`.
 //!
 //! A missed target does not change the exit code (it depends on the machine); a
 //! failed sign-in or a page in error does.

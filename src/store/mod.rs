@@ -259,7 +259,7 @@ impl Store {
 
     /// Opens a second connection to the database at `path`, which must exist
     /// and be migrated (by [`Store::open`]), for reading only (`query_only`):
-    /// the reader of [`StoreHandle`], whose long reads (a staff list, the
+    /// the reader of `StoreHandle`, whose long reads (a staff list, the
     /// managers' figures, the delay estimates) then leave the writer's thread
     /// to the pages and imports. WAL mode lets it read beside the writer.
     ///
