@@ -22,7 +22,7 @@ use tracing::warn;
 use super::{Inner, PassReport, message, retry_at};
 use crate::rules::Forward;
 use crate::rules::template::{EXCHANGE_BENEFICIARY, EXCHANGE_SERVICE};
-use crate::store::{DueExchange, Side, StoredDossier};
+use crate::store::{DueExchange, Side, SmallAttempt, StoredDossier};
 use crate::transport::Outcome;
 
 /// How many hex digits of an HMAC make a dossier's address: 128 bits.
@@ -71,9 +71,7 @@ impl Inner {
     pub(super) async fn send_exchanges(&self) -> anyhow::Result<PassReport> {
         let mut report = PassReport::default();
         let now = Utc::now();
-        let name = self.transport.name();
-        let state = self.store.call(move |s| s.transport_state(name)).await??;
-        if state.paused_until.is_some_and(|p| p > now) {
+        if self.paused(now).await? {
             return Ok(report);
         }
         let due = self.store.call(move |s| s.due_exchanges(now)).await??;
@@ -98,31 +96,18 @@ impl Inner {
                     Some("le dossier n'existe plus (purgé)".to_owned()),
                 ),
             };
-            match status {
-                "sent" => {
-                    report.messages += 1;
-                    report.sent += 1;
-                }
-                "pending" => report.retried += 1,
-                _ => {
-                    warn!(
-                        reason = reason.as_deref().unwrap_or(""),
-                        "An exchange could not be forwarded."
-                    );
-                    report.failed += 1;
-                }
-            }
+            report.tally(status, reason.as_deref(), "the forwarding of an exchange");
             let (exchange, now) = (due.exchange.id, Utc::now());
             self.store
                 .call(move |s| {
-                    s.exchange_attempt(
-                        exchange,
+                    let attempt = SmallAttempt {
                         status,
-                        retry,
-                        id.as_deref(),
-                        reason.as_deref(),
+                        retry_at: retry,
+                        message_id: id.as_deref(),
+                        reason: reason.as_deref(),
                         now,
-                    )
+                    };
+                    s.exchange_attempt(exchange, &attempt)
                 })
                 .await??;
         }

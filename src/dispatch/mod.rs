@@ -104,6 +104,40 @@ pub struct PassReport {
 }
 
 impl PassReport {
+    /// Counts one message of the small outboxes (sign-ins, exchanges) by the
+    /// status its attempt left it in, logging why one failed for good.
+    fn tally(&mut self, status: &str, reason: Option<&str>, what: &str) {
+        match status {
+            "sent" => {
+                self.messages += 1;
+                self.sent += 1;
+            }
+            "pending" => self.retried += 1,
+            _ => {
+                warn!(
+                    reason = reason.unwrap_or(""),
+                    what, "A message was not delivered."
+                );
+                self.failed += 1;
+            }
+        }
+    }
+}
+
+impl Inner {
+    /// Whether the transport is paused at `now` (a relay-level failure): the
+    /// small outboxes then wait with the alerts.
+    ///
+    /// # Errors
+    /// When the store fails.
+    async fn paused(&self, now: DateTime<Utc>) -> anyhow::Result<bool> {
+        let name = self.transport.name();
+        let state = self.store.call(move |s| s.transport_state(name)).await??;
+        Ok(state.paused_until.is_some_and(|p| p > now))
+    }
+}
+
+impl PassReport {
     fn add(&mut self, other: PassReport) {
         self.messages += other.messages;
         self.sent += other.sent;

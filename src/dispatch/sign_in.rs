@@ -8,12 +8,10 @@
 //! carries no unsubscribe footer (it answers a request). While the transport is
 //! paused (a relay-level failure), sign-in messages wait with the alerts.
 
-use chrono::Utc;
-use tracing::warn;
-
 use super::{Inner, PassReport, message, retry_at};
-use crate::store::SignInMail;
+use crate::store::{SignInMail, SmallAttempt};
 use crate::transport::Outcome;
+use chrono::Utc;
 
 /// The address a sign-in link leads to, under `public_url`.
 pub fn sign_in_url(public_url: &str, token: &str) -> String {
@@ -34,9 +32,7 @@ impl Inner {
             return Ok(report);
         };
         let now = Utc::now();
-        let name = self.transport.name();
-        let state = self.store.call(move |s| s.transport_state(name)).await??;
-        if state.paused_until.is_some_and(|p| p > now) {
+        if self.paused(now).await? {
             return Ok(report);
         }
         let due = self.store.call(move |s| s.due_sign_ins(now)).await??;
@@ -45,31 +41,18 @@ impl Inner {
                 break;
             }
             let (status, retry, id, reason) = self.send_sign_in(&public_url, &mail).await;
-            match status {
-                "sent" => {
-                    report.messages += 1;
-                    report.sent += 1;
-                }
-                "pending" => report.retried += 1,
-                _ => {
-                    warn!(
-                        reason = reason.as_deref().unwrap_or(""),
-                        "A sign-in message was not delivered."
-                    );
-                    report.failed += 1;
-                }
-            }
+            report.tally(status, reason.as_deref(), "a sign-in message");
             let now = Utc::now();
             self.store
                 .call(move |s| {
-                    s.sign_in_attempt(
-                        mail.id,
+                    let attempt = SmallAttempt {
                         status,
-                        retry,
-                        id.as_deref(),
-                        reason.as_deref(),
+                        retry_at: retry,
+                        message_id: id.as_deref(),
+                        reason: reason.as_deref(),
                         now,
-                    )
+                    };
+                    s.sign_in_attempt(mail.id, &attempt)
                 })
                 .await??;
         }

@@ -15,7 +15,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
-use super::{Result, Store, format_time, parse_time};
+use super::{Result, SmallAttempt, Store, format_time, parse_time};
 use crate::delays::answers::{self, AnswerDelays, Said};
 
 /// Who wrote an exchange.
@@ -339,12 +339,7 @@ impl Store {
     /// # Errors
     /// On a database error or a corrupt row.
     pub(crate) fn next_exchange(&self) -> Result<Option<DateTime<Utc>>> {
-        let at: Option<String> = self.conn.query_row(
-            "SELECT min(due_at) FROM exchanges WHERE status = 'pending'",
-            [],
-            |r| r.get(0),
-        )?;
-        at.map(|t| parse_time(&t)).transpose()
+        super::front::next_due(&self.conn, "exchanges")
     }
 
     /// Records an attempt at forwarding an exchange: `sent` (with its
@@ -352,30 +347,8 @@ impl Store {
     ///
     /// # Errors
     /// On a database error.
-    pub(crate) fn exchange_attempt(
-        &mut self,
-        id: i64,
-        status: &str,
-        retry_at: Option<DateTime<Utc>>,
-        message_id: Option<&str>,
-        reason: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        self.conn.execute(
-            "UPDATE exchanges SET status = ?2, attempts = attempts + 1,
-                    due_at = coalesce(?3, due_at), message_id = coalesce(?4, message_id),
-                    reason = ?5, sent_at = CASE WHEN ?2 = 'sent' THEN ?6 END
-             WHERE id = ?1",
-            params![
-                id,
-                status,
-                retry_at.map(format_time),
-                message_id,
-                reason,
-                format_time(now)
-            ],
-        )?;
-        Ok(())
+    pub(crate) fn exchange_attempt(&mut self, id: i64, attempt: &SmallAttempt<'_>) -> Result<()> {
+        super::front::record_attempt(&self.conn, "exchanges", "", id, attempt)
     }
 }
 
@@ -435,7 +408,16 @@ mod tests {
         let due = store.due_exchanges(now).unwrap();
         assert_eq!(due.len(), 1);
         store
-            .exchange_attempt(id, "sent", None, Some("<m@x>"), None, now)
+            .exchange_attempt(
+                id,
+                &SmallAttempt {
+                    status: "sent",
+                    retry_at: None,
+                    message_id: Some("<m@x>"),
+                    reason: None,
+                    now,
+                },
+            )
             .unwrap();
         assert!(store.due_exchanges(now).unwrap().is_empty());
         assert_eq!(store.exchanges(dossier).unwrap()[0].sent_at, Some(now));

@@ -409,12 +409,7 @@ impl Store {
     /// # Errors
     /// On a database error or a corrupt row.
     pub(crate) fn next_sign_in(&self) -> Result<Option<DateTime<Utc>>> {
-        let at: Option<String> = self.conn.query_row(
-            "SELECT min(due_at) FROM sign_in_messages WHERE status = 'pending'",
-            [],
-            |r| r.get(0),
-        )?;
-        at.map(|t| parse_time(&t)).transpose()
+        next_due(&self.conn, "sign_in_messages")
     }
 
     /// Records an attempt at a sign-in message: `sent` (with its Message-ID),
@@ -423,32 +418,68 @@ impl Store {
     ///
     /// # Errors
     /// On a database error.
-    pub(crate) fn sign_in_attempt(
-        &mut self,
-        id: i64,
-        status: &str,
-        retry_at: Option<DateTime<Utc>>,
-        message_id: Option<&str>,
-        reason: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        self.conn.execute(
-            "UPDATE sign_in_messages SET status = ?2, attempts = attempts + 1,
-                    due_at = coalesce(?3, due_at), message_id = coalesce(?4, message_id),
-                    reason = ?5, sent_at = CASE WHEN ?2 = 'sent' THEN ?6 END,
-                    token = CASE WHEN ?2 = 'pending' THEN token END
-             WHERE id = ?1",
-            params![
-                id,
-                status,
-                retry_at.map(format_time),
-                message_id,
-                reason,
-                format_time(now)
-            ],
-        )?;
-        Ok(())
+    pub(crate) fn sign_in_attempt(&mut self, id: i64, attempt: &SmallAttempt<'_>) -> Result<()> {
+        record_attempt(
+            &self.conn,
+            "sign_in_messages",
+            ", token = CASE WHEN ?2 = 'pending' THEN token END",
+            id,
+            attempt,
+        )
     }
+}
+
+/// An attempt at a message of a small outbox (sign-in messages, exchanges'
+/// forwardings): its new status (`sent`, `pending` or `failed`), when to try
+/// again, its Message-ID once sent, why it did not leave, and when.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SmallAttempt<'a> {
+    /// `sent`, `pending` or `failed`.
+    pub status: &'a str,
+    /// When to try again (`pending`).
+    pub retry_at: Option<DateTime<Utc>>,
+    /// The Message-ID it left with.
+    pub message_id: Option<&'a str>,
+    /// Why it did not leave.
+    pub reason: Option<&'a str>,
+    /// When.
+    pub now: DateTime<Utc>,
+}
+
+/// When the next pending row of the small outbox `table` falls due.
+pub(super) fn next_due(conn: &rusqlite::Connection, table: &str) -> Result<Option<DateTime<Utc>>> {
+    let at: Option<String> = conn.query_row(
+        &format!("SELECT min(due_at) FROM {table} WHERE status = 'pending'"),
+        [],
+        |r| r.get(0),
+    )?;
+    at.map(|t| parse_time(&t)).transpose()
+}
+
+/// Records `attempt` at row `id` of the small outbox `table`, with `more`
+/// (`, column = …`, which may read `?2`, the status) set too.
+pub(super) fn record_attempt(
+    conn: &rusqlite::Connection,
+    table: &str,
+    more: &str,
+    id: i64,
+    a: &SmallAttempt<'_>,
+) -> Result<()> {
+    conn.prepare_cached(&format!(
+        "UPDATE {table} SET status = ?2, attempts = attempts + 1,
+                due_at = coalesce(?3, due_at), message_id = coalesce(?4, message_id),
+                reason = ?5, sent_at = CASE WHEN ?2 = 'sent' THEN ?6 END{more}
+         WHERE id = ?1"
+    ))?
+    .execute(params![
+        id,
+        a.status,
+        a.retry_at.map(format_time),
+        a.message_id,
+        a.reason,
+        format_time(a.now)
+    ])?;
+    Ok(())
 }
 
 /// Records `action` by `email` on each of `dossiers`, in `tx`.

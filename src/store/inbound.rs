@@ -344,7 +344,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Channel, NewExchange};
+    use crate::store::{Channel, NewExchange, SmallAttempt};
 
     fn store_with_alerts() -> (Store, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
@@ -425,7 +425,16 @@ mod tests {
             .unwrap()
             .unwrap();
         store
-            .exchange_attempt(id, "sent", None, Some("<fwd@x>"), None, now)
+            .exchange_attempt(
+                id,
+                &SmallAttempt {
+                    status: "sent",
+                    retry_at: None,
+                    message_id: Some("<fwd@x>"),
+                    reason: None,
+                    now,
+                },
+            )
             .unwrap();
         let forwarded = store
             .answered(&ids(&["<one@x>", "<fwd@x>"]))

@@ -100,7 +100,9 @@ pub(crate) use evaluations::OpenDossier;
 pub(crate) use exchanges::{Channel, DueExchange, Exchange, ExchangeKind, NewExchange, Side};
 pub(crate) use fields::{FieldEncoder, IdKey, id_key};
 pub(crate) use files::SeenFile;
-pub(crate) use front::{Asked, AuditRecord, FrontDossier, Redeemed, SignInLimits, SignInMail};
+pub(crate) use front::{
+    Asked, AuditRecord, FrontDossier, Redeemed, SignInLimits, SignInMail, SmallAttempt,
+};
 pub(crate) use front_pages::{DossierPage, KeptMessage};
 pub(crate) use gauges::{Gauges, ImportGauges};
 pub(crate) use import_tx::{DossierWrite, ImportTx};
