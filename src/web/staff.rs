@@ -55,8 +55,16 @@ pub(super) const LIST_FRESH: std::time::Duration = std::time::Duration::from_sec
 /// The most lists kept at once (one per instructor, and per `pilotage` filter).
 const LISTS_KEPT: usize = 256;
 
-/// A list read: its dossiers and, for `pilotage`, the filters' choices.
-type List = Arc<(Vec<crate::store::WorkRow>, Option<Choices>)>;
+/// A list read and sorted: how many dossiers it holds, for `pilotage` the
+/// filters' choices, and its four groups as the page shows them.
+#[derive(Debug)]
+pub(super) struct Shown {
+    total: usize,
+    choices: Option<Choices>,
+    groups: Value,
+}
+
+type List = Arc<Shown>;
 
 /// The lists read lately, by scope and role, each with when it was read.
 #[derive(Debug, Default)]
@@ -362,26 +370,6 @@ async fn instruction(
         Ok(found) => found,
         Err(answer) => return answer,
     };
-    let (rows, choices) = (&list.0, list.1.as_ref());
-    let now = Utc::now();
-    let delays = match current.delays.get(now).await {
-        Ok(delays) => delays,
-        Err(e) => return staff.asker.unavailable(&e),
-    };
-    let clock = worklist::Clock {
-        tz: staff.asker.front.tz,
-        now,
-        horizon: current.horizon,
-    };
-    let groups = worklist::sort(rows, &current.rules.lifecycle, &delays, clock);
-    let deadlines = current.rules.lifecycle.deadlines.len();
-    let group = |items: &[Item<'_>], total: usize| {
-        context! {
-            items => items.iter().map(|i| item(&staff, &current, i, deadlines, clock)).collect::<Vec<_>>(),
-            total => total,
-            more => total.saturating_sub(items.len()),
-        }
-    };
     let title = if staff.roles.pilotage {
         "Tous les dossiers"
     } else {
@@ -391,20 +379,20 @@ async fn instruction(
         "instruction",
         title,
         context! {
-            pilotage => staff.roles.pilotage,
-            filters => choices.map(|c| filter_form(c, &scope, &current)),
-            waiting => group(&groups.waiting, groups.totals[0]),
-            stalled => group(&groups.stalled, groups.totals[1]),
-            deadlines => group(&groups.deadlines, groups.totals[2]),
-            rest => group(&groups.rest, groups.totals[3]),
-            total => rows.len(),
-            shown_at_most => worklist::SHOWN,
+            ..list.groups.clone(),
+            ..context! {
+                pilotage => staff.roles.pilotage,
+                filters => list.choices.as_ref().map(|c| filter_form(c, &scope, &current)),
+                total => list.total,
+                shown_at_most => worklist::SHOWN,
+            }
         },
     )
 }
 
-/// The dossiers of `scope`, with the fields the list shows after the
-/// deadlines' ones, and for `pilotage` the filters' choices.
+/// The dossiers of `scope` (with the fields the list shows after the
+/// deadlines' ones, and for `pilotage` the filters' choices), sorted into the
+/// page's groups: kept [`LIST_FRESH`] for the same scope.
 async fn read_list(staff: &StaffAsker, current: &Current, scope: Scope) -> Result<List, Response> {
     let pilotage = staff.roles.pilotage;
     let key = (scope, pilotage);
@@ -421,24 +409,52 @@ async fn read_list(staff: &StaffAsker, current: &Current, scope: Scope) -> Resul
         .collect();
     fields.extend(FIELDS.iter().map(|f| (*f).to_owned()));
     let scope = key.0.clone();
-    let list: List = Arc::new(
-        flatten(
-            staff
-                .asker
-                .store
-                .read(move |s| {
-                    let rows = s.work_rows(&scope, &fields)?;
-                    let choices = if pilotage {
-                        Some(s.staff_choices()?)
-                    } else {
-                        None
-                    };
-                    Ok::<_, crate::store::StoreError>((rows, choices))
-                })
-                .await,
-        )
-        .map_err(|e| staff.asker.unavailable(&e))?,
-    );
+    let (rows, choices) = flatten(
+        staff
+            .asker
+            .store
+            .read(move |s| {
+                let rows = s.work_rows(&scope, &fields)?;
+                let choices = if pilotage {
+                    Some(s.staff_choices()?)
+                } else {
+                    None
+                };
+                Ok::<_, crate::store::StoreError>((rows, choices))
+            })
+            .await,
+    )
+    .map_err(|e| staff.asker.unavailable(&e))?;
+    let now = Utc::now();
+    let delays = current
+        .delays
+        .get(now)
+        .await
+        .map_err(|e| staff.asker.unavailable(&e))?;
+    let clock = worklist::Clock {
+        tz: staff.asker.front.tz,
+        now,
+        horizon: current.horizon,
+    };
+    let groups = worklist::sort(&rows, &current.rules.lifecycle, &delays, clock);
+    let deadlines = current.rules.lifecycle.deadlines.len();
+    let group = |items: &[Item<'_>], total: usize| {
+        context! {
+            items => items.iter().map(|i| item(staff, current, i, deadlines, clock)).collect::<Vec<_>>(),
+            total => total,
+            more => total.saturating_sub(items.len()),
+        }
+    };
+    let list = Arc::new(Shown {
+        total: rows.len(),
+        choices,
+        groups: context! {
+            waiting => group(&groups.waiting, groups.totals[0]),
+            stalled => group(&groups.stalled, groups.totals[1]),
+            deadlines => group(&groups.deadlines, groups.totals[2]),
+            rest => group(&groups.rest, groups.totals[3]),
+        },
+    });
     lists.keep(key, &list);
     Ok(list)
 }
