@@ -358,19 +358,11 @@ mod tests {
 
     /// A store with one dossier (row 1).
     fn store_with_dossier() -> (Store, i64, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("state.db"), 8).unwrap();
-        store
-            .conn
-            .execute_batch(
-                "INSERT INTO runs (id, connector, source, fingerprint, started_at, finished_at, status, baseline)
-                 VALUES (1, 'p', 'f', '0', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', 'applied', 1);
-                 INSERT INTO dossiers (id, connector, source_id, reference, scheme, step, status,
-                                       step_entered_at, fields, first_run, last_run)
-                 VALUES (1, 'p', 'D1', 'REF-1', 'Culture', 'depose', 'Déposé',
-                         '2026-01-03T00:00:00Z', x'', 1, 1);",
-            )
-            .unwrap();
+        let (store, dir) = super::super::test_store(
+            "(1, 'p', 'D1', 'REF-1', 'Culture', 'depose', 'Déposé',
+                         '2026-01-03T00:00:00Z', x'', 1, 1)",
+            "",
+        );
         (store, 1, dir)
     }
 

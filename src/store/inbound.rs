@@ -347,20 +347,12 @@ mod tests {
     use crate::store::{Channel, NewExchange, SmallAttempt};
 
     fn store_with_alerts() -> (Store, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("state.db"), 8).unwrap();
-        store
-            .conn
-            .execute_batch(
-                "INSERT INTO runs (id, connector, source, fingerprint, started_at, finished_at, status, baseline)
-                 VALUES (1, 'p', 'f', '0', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', 'applied', 1);
-                 INSERT INTO dossiers (id, connector, source_id, reference, scheme, step, status,
-                                       step_entered_at, fields, first_run, last_run)
-                 VALUES (1, 'p', 'D1', 'REF-1', 'Culture', 'depose', 'Déposé',
+        let (store, dir) = super::super::test_store(
+            "(1, 'p', 'D1', 'REF-1', 'Culture', 'depose', 'Déposé',
                          '2026-01-03T00:00:00Z', x'', 1, 1),
                         (2, 'p', 'D2', 'REF-2', 'Culture', 'depose', 'Déposé',
-                         '2026-01-03T00:00:00Z', x'', 1, 1);
-                 INSERT INTO events (id, run_id, dossier_id, kind, occurred_at, baseline)
+                         '2026-01-03T00:00:00Z', x'', 1, 1)",
+            "INSERT INTO events (id, run_id, dossier_id, kind, occurred_at, baseline)
                  VALUES (1, 1, 1, 'created', '2026-01-03T00:00:00Z', 0);
                  INSERT INTO alerts (id, key, event_id, dossier_id, rule, template, class, role,
                                      recipient, digest, status, created_at, due_at, updated_at,
@@ -371,8 +363,7 @@ mod tests {
                          '2026-01-03T00:00:00Z', '2026-01-03T00:00:00Z', '2026-01-03T00:00:00Z', '<digest@x>'),
                         (3, 'k3', 1, 2, 'r', 't', 'mandatory', 'instructor', 'i@x.fr', 1, 'sent',
                          '2026-01-03T00:00:00Z', '2026-01-03T00:00:00Z', '2026-01-03T00:00:00Z', '<digest@x>');",
-            )
-            .unwrap();
+        );
         (store, dir)
     }
 

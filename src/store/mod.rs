@@ -360,3 +360,25 @@ impl Store {
         &self.path
     }
 }
+
+/// A store in a temporary folder with one applied run (row 1) and the
+/// dossiers `dossiers`: the rows of `INSERT INTO dossiers (id, connector,
+/// source_id, reference, scheme, step, status, step_entered_at, fields,
+/// first_run, last_run) VALUES …`; then the statements `more`.
+#[cfg(test)]
+pub(crate) fn test_store(dossiers: &str, more: &str) -> (Store, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("state.db"), 8).unwrap();
+    store
+        .conn
+        .execute_batch(&format!(
+            "INSERT INTO runs (id, connector, source, fingerprint, started_at, finished_at, status, baseline)
+             VALUES (1, 'p', 'f', '0', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', 'applied', 1);
+             INSERT INTO dossiers (id, connector, source_id, reference, scheme, step, status,
+                                   step_entered_at, fields, first_run, last_run)
+             VALUES {dossiers};
+             {more}"
+        ))
+        .unwrap();
+    (store, dir)
+}

@@ -391,22 +391,13 @@ mod tests {
 
     /// A store with three dossiers: 1 and 2 instructed by A (2 in Sport), 3 by B.
     fn store() -> (Store, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("state.db"), 8).unwrap();
-        store
-            .conn
-            .execute_batch(
-                "INSERT INTO runs (id, connector, source, fingerprint, started_at, finished_at, status, baseline)
-                 VALUES (1, 'p', 'f', '0', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', 'applied', 1);
-                 INSERT INTO dossiers (id, connector, source_id, reference, scheme, step, status,
-                                       step_entered_at, fields, first_run, last_run)
-                 VALUES (1, 'p', 'D1', 'REF-1', 'Culture', 'depose', 'Déposé', '2026-01-03T00:00:00Z', x'01', 1, 1),
+        let (store, dir) = super::super::test_store(
+            "(1, 'p', 'D1', 'REF-1', 'Culture', 'depose', 'Déposé', '2026-01-03T00:00:00Z', x'01', 1, 1),
                         (2, 'p', 'D2', 'REF-2', 'Sport', 'instruction', 'En cours', '2026-01-04T00:00:00Z', x'01', 1, 1),
-                        (3, 'q', 'D3', 'REF-3', 'Culture', 'depose', 'Déposé', '2026-01-05T00:00:00Z', x'01', 1, 1);
-                 INSERT INTO instructor_emails (email, dossier_id)
+                        (3, 'q', 'D3', 'REF-3', 'Culture', 'depose', 'Déposé', '2026-01-05T00:00:00Z', x'01', 1, 1)",
+            "INSERT INTO instructor_emails (email, dossier_id)
                  VALUES ('a@region.fr', 1), ('a@region.fr', 2), ('b@region.fr', 3);",
-            )
-            .unwrap();
+        );
         (store, dir)
     }
 
