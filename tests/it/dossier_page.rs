@@ -8,23 +8,12 @@ use std::time::Duration;
 
 use crate::common::text;
 use crate::daemon::wait_for;
-use crate::front_office::{Answer, ask, http, install, link_of, sign_in_messages};
+use crate::front_office::{Answer, http, install};
 
-/// Signs `email` in through the real flow; returns the session's cookie.
+/// Signs `email` in through the real flow (its newest link); returns the
+/// session's cookie.
 pub(crate) fn sign_in(install: &crate::common::Install, port: u16, email: &str) -> String {
-    let before = sign_in_messages(install).len();
-    assert_eq!(ask(port, email).status, 200);
-    wait_for("the sign-in message", Duration::from_secs(30), || {
-        sign_in_messages(install).len() > before
-    });
-    let messages = sign_in_messages(install);
-    let message = messages
-        .iter()
-        .find(|m| m.contains(&format!("To: {email}")))
-        .expect("a message to the address");
-    let opened = http(port, "GET", &link_of(message), "", "");
-    assert_eq!(opened.status, 303, "{}", opened.body);
-    format!("session={}", opened.cookie("session").unwrap())
+    crate::staff_view::sign_in(install, port, email).0
 }
 
 /// The addresses of the dossier pages a list links to.

@@ -59,27 +59,7 @@ fn install(delivery: &str, extra: &str) -> (Install, u16) {
 
 /// Quoted-printable undone (soft breaks, `=XX`), as UTF-8.
 fn unquote(raw: &str) -> String {
-    let raw = raw.replace("=\r\n", "");
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'=', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    crate::unsubscribe::quoted_printable(raw)
 }
 
 /// The subject of a raw message, its encoded words (RFC 2047) decoded.

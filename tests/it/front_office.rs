@@ -130,6 +130,8 @@ pub(crate) fn sign_in_messages(install: &Install) -> Vec<String> {
         .map(|entries| entries.map(|e| e.unwrap().path()).collect())
         .unwrap_or_default();
     files.retain(|p| p.extension().is_some_and(|x| x == "eml"));
+    // Oldest first: the last one to an address is its newest link.
+    files.sort_by_key(|p| (p.metadata().and_then(|m| m.modified()).ok(), p.clone()));
     files
         .iter()
         .map(|p| {

@@ -97,7 +97,8 @@ fn read_eml(path: &Path) -> (String, String) {
     (head.to_owned(), quoted_printable(body))
 }
 
-fn quoted_printable(text: &str) -> String {
+/// Quoted-printable undone (soft breaks, `=XX`), as UTF-8.
+pub(crate) fn quoted_printable(text: &str) -> String {
     let text = text.replace("=\r\n", "");
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
