@@ -46,6 +46,7 @@ mod groups;
 pub mod message;
 mod plan;
 pub mod sign_in;
+mod small;
 mod thread;
 
 use std::collections::{HashMap, HashSet};
@@ -101,40 +102,6 @@ pub struct PassReport {
     pub errors: u64,
     /// Until when the transport is paused, when it is.
     pub paused_until: Option<DateTime<Utc>>,
-}
-
-impl PassReport {
-    /// Counts one message of the small outboxes (sign-ins, exchanges) by the
-    /// status its attempt left it in, logging why one failed for good.
-    fn tally(&mut self, status: &str, reason: Option<&str>, what: &str) {
-        match status {
-            "sent" => {
-                self.messages += 1;
-                self.sent += 1;
-            }
-            "pending" => self.retried += 1,
-            _ => {
-                warn!(
-                    reason = reason.unwrap_or(""),
-                    what, "A message was not delivered."
-                );
-                self.failed += 1;
-            }
-        }
-    }
-}
-
-impl Inner {
-    /// Whether the transport is paused at `now` (a relay-level failure): the
-    /// small outboxes then wait with the alerts.
-    ///
-    /// # Errors
-    /// When the store fails.
-    async fn paused(&self, now: DateTime<Utc>) -> anyhow::Result<bool> {
-        let name = self.transport.name();
-        let state = self.store.call(move |s| s.transport_state(name)).await??;
-        Ok(state.paused_until.is_some_and(|p| p > now))
-    }
 }
 
 impl PassReport {
