@@ -146,6 +146,34 @@ pub fn read_ca_file(
     Ok(certs)
 }
 
+/// A TLS client configuration that trusts the system's roots and those of
+/// the PEM file the setting `key` names, if any (ring as the provider, safe
+/// protocol versions, no client certificate).
+///
+/// # Errors
+/// A reason naming the key and the file, as [`read_ca_file`] does.
+pub fn tls_client(ca_file: Option<&Path>, key: &str) -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = ca_file {
+        for cert in read_ca_file(path, key)? {
+            roots
+                .add(cert)
+                .map_err(|e| format!("{key} {}: {e}", path.display()))?;
+        }
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tls)
+}
+
 /// A secret that is never printed.
 #[derive(Clone)]
 pub struct Secret(pub String);

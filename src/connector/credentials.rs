@@ -11,7 +11,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -118,24 +117,7 @@ pub(crate) fn client(
     ca_file: Option<&Path>,
     credentials: bool,
 ) -> Result<reqwest::blocking::Client, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    if let Some(path) = ca_file {
-        for cert in crate::secret::read_ca_file(path, "ca_file")? {
-            roots
-                .add(cert)
-                .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
-        }
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let tls = crate::secret::tls_client(ca_file, "ca_file")?;
     let mut builder = reqwest::blocking::Client::builder()
         .tls_backend_preconfigured(tls)
         .timeout(timeout)

@@ -15,15 +15,15 @@
 //! the staff view's, `PUBLIC_URL/instruction/dossiers/KEY`, where `KEY` is
 //! [`dossier_key`] of the dossier's row under the front office's secret.
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use ring::hmac;
 use tracing::warn;
 
-use super::{Inner, PassReport, message, retry_at};
+use super::small::{Attempt, Small};
+use super::{Inner, PassReport, message};
 use crate::rules::Forward;
 use crate::rules::template::{EXCHANGE_BENEFICIARY, EXCHANGE_SERVICE};
 use crate::store::{DueExchange, Side, SmallAttempt, StoredDossier};
-use crate::transport::Outcome;
 
 /// How many hex digits of an HMAC make a dossier's address: 128 bits.
 const KEY_DIGITS: usize = 32;
@@ -53,15 +53,6 @@ pub fn staff_url(public_url: &str, key: &str) -> String {
 
 /// Where the staff view's dossier pages are, below the public address.
 pub const STAFF_DOSSIERS_PATH: &str = "/instruction/dossiers";
-
-/// One forwarding's outcome: its status, when to try again, its Message-ID
-/// when sent, why it did not leave.
-type Attempt = (
-    &'static str,
-    Option<DateTime<Utc>>,
-    Option<String>,
-    Option<String>,
-);
 
 impl Inner {
     /// Forwards the exchanges due now, one after the other.
@@ -154,48 +145,21 @@ impl Inner {
                 self.reply_to.clone()
             }
         };
-        let mut kept = None;
-        let email = self
-            .rules
-            .templates
-            .render_many(&[(file.trim_end_matches(".jinja"), ctx)])
-            .map_err(|reason| format!("le message ne peut pas être composé : {reason}"))
-            .and_then(|content| {
-                kept = Some((content.subject.clone(), content.text.clone()));
-                message::build(
-                    &content,
-                    &self.from,
-                    reply_to.as_ref(),
-                    &recipient,
-                    &message_id,
-                    now,
-                    &message::Footer::Nothing,
-                )
-            });
-        let outcome = match email {
-            Ok(email) => self.transmit(email, &message_id).await,
-            Err(reason) => Outcome::Permanent(reason),
+        let small = Small {
+            template: (file, ctx),
+            to: &recipient,
+            reply_to: reply_to.as_ref(),
+            message_id: message_id.clone(),
+            row: (x.id, due.attempts),
+            deadline: x.at
+                + chrono::Duration::from_std(self.config.max_age).unwrap_or(chrono::TimeDelta::MAX),
         };
-        match outcome {
-            Outcome::Sent(_) => {
-                if let (false, Some(content)) = (to_service, kept) {
-                    self.keep(&message_id, &recipient, content).await;
-                }
-                ("sent", None, Some(message_id), None)
-            }
-            Outcome::Permanent(reason) => ("failed", None, None, Some(reason)),
-            Outcome::Transient(reason) | Outcome::Relay(reason) => {
-                let at = retry_at(now, due.attempts + 1, x.id, &self.config);
-                let expires = x.at
-                    + chrono::Duration::from_std(self.config.max_age)
-                        .unwrap_or(chrono::TimeDelta::MAX);
-                if at >= expires {
-                    ("failed", None, None, Some(reason))
-                } else {
-                    ("pending", Some(at), None, Some(reason))
-                }
-            }
+        let (attempt, content) = self.send_small(small, now).await;
+        // A copy of what the beneficiary received, for their page.
+        if let (false, Some(content)) = (to_service, content) {
+            self.keep(&message_id, &recipient, content).await;
         }
+        attempt
     }
 }
 

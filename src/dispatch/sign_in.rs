@@ -8,9 +8,9 @@
 //! carries no unsubscribe footer (it answers a request). While the transport is
 //! paused (a relay-level failure), sign-in messages wait with the alerts.
 
-use super::{Inner, PassReport, message, retry_at};
+use super::small::{Attempt, Small};
+use super::{Inner, PassReport, message};
 use crate::store::{SignInMail, SmallAttempt};
-use crate::transport::Outcome;
 use chrono::Utc;
 
 /// The address a sign-in link leads to, under `public_url`.
@@ -61,16 +61,7 @@ impl Inner {
 
     /// Makes and hands over one sign-in message: its new status, when to try
     /// again, its Message-ID when sent, and why it did not leave.
-    async fn send_sign_in(
-        &self,
-        public_url: &str,
-        mail: &SignInMail,
-    ) -> (
-        &'static str,
-        Option<chrono::DateTime<Utc>>,
-        Option<String>,
-        Option<String>,
-    ) {
+    async fn send_sign_in(&self, public_url: &str, mail: &SignInMail) -> Attempt {
         let now = Utc::now();
         if mail.expires_at <= now {
             let why = "le lien de connexion a expiré avant que le message parte";
@@ -84,39 +75,15 @@ impl Inner {
             lifetime,
             &mail.recipient,
         );
-        let name = crate::rules::template::SIGN_IN.trim_end_matches(".jinja");
-        let message_id = message::message_id(&[&format!("sign-in:{}", mail.id)], &self.from);
-        let email = self
-            .rules
-            .templates
-            .render_many(&[(name, ctx)])
-            .map_err(|reason| format!("le message ne peut pas être composé : {reason}"))
-            .and_then(|content| {
-                message::build(
-                    &content,
-                    &self.from,
-                    self.reply_to.as_ref(),
-                    &mail.recipient,
-                    &message_id,
-                    now,
-                    &message::Footer::Nothing,
-                )
-            });
-        let outcome = match email {
-            Ok(email) => self.transmit(email, &message_id).await,
-            Err(reason) => Outcome::Permanent(reason),
+        let small = Small {
+            template: (crate::rules::template::SIGN_IN, ctx),
+            to: &mail.recipient,
+            reply_to: self.reply_to.as_ref(),
+            message_id: message::message_id(&[&format!("sign-in:{}", mail.id)], &self.from),
+            row: (mail.id, mail.attempts),
+            // A late link is useless.
+            deadline: mail.expires_at,
         };
-        match outcome {
-            Outcome::Sent(_) => ("sent", None, Some(message_id), None),
-            Outcome::Permanent(reason) => ("failed", None, None, Some(reason)),
-            Outcome::Transient(reason) | Outcome::Relay(reason) => {
-                let at = retry_at(now, mail.attempts + 1, mail.id, &self.config);
-                if at >= mail.expires_at {
-                    ("failed", None, None, Some(reason))
-                } else {
-                    ("pending", Some(at), None, Some(reason))
-                }
-            }
-        }
+        self.send_small(small, now).await.0
     }
 }

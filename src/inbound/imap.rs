@@ -126,25 +126,7 @@ impl Connection {
 
 /// The TLS settings: the system's roots and `ca_file`'s.
 fn tls_config(config: &Inbound) -> Result<Arc<rustls::ClientConfig>, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    if let Some(path) = &config.ca_file {
-        for cert in crate::secret::read_ca_file(path, "inbound.ca_file")? {
-            roots
-                .add(cert)
-                .map_err(|e| format!("inbound.ca_file {}: {e}", path.display()))?;
-        }
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(Arc::new(tls))
+    crate::secret::tls_client(config.ca_file.as_deref(), "inbound.ca_file").map(Arc::new)
 }
 
 impl<T: Stream> Mailbox<T> {

@@ -51,6 +51,19 @@ pub(super) fn normalize(email: &str) -> String {
     email.trim().to_lowercase()
 }
 
+/// Whether `email` (any case) is in `lookup` for a dossier that is not purged.
+pub(super) fn listed(conn: &Connection, lookup: &Lookup, email: &str) -> Result<bool> {
+    let email = normalize(email);
+    Ok(!email.is_empty()
+        && conn
+            .prepare_cached(&format!(
+                "SELECT EXISTS (SELECT 1 FROM {} l JOIN dossiers d ON d.id = l.dossier_id
+                                WHERE l.email = ?1 AND d.purged_at IS NULL)",
+                lookup.table
+            ))?
+            .query_row([&email], |r| r.get(0))?)
+}
+
 /// The addresses of `dossier` in `lookup`, as its table keeps them: each once,
 /// sorted, empty ones left out.
 pub(super) fn addresses(lookup: &Lookup, dossier: &Dossier) -> Vec<String> {

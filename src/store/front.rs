@@ -158,16 +158,7 @@ impl Store {
     /// # Errors
     /// On a database error.
     pub(crate) fn is_beneficiary(&self, email: &str) -> Result<bool> {
-        let email = beneficiaries::normalize(email);
-        Ok(!email.is_empty()
-            && self
-                .conn
-                .prepare_cached(
-                    "SELECT EXISTS (SELECT 1 FROM beneficiary_emails b
-                                    JOIN dossiers d ON d.id = b.dossier_id
-                                    WHERE b.email = ?1 AND d.purged_at IS NULL)",
-                )?
-                .query_row([&email], |r| r.get(0))?)
+        beneficiaries::listed(&self.conn, &beneficiaries::BENEFICIARIES, email)
     }
 
     /// Records a sign-in asked for `email` from `client` and, when the address

@@ -101,16 +101,7 @@ impl Store {
     /// # Errors
     /// On a database error.
     pub(crate) fn is_instructor(&self, email: &str) -> Result<bool> {
-        let email = beneficiaries::normalize(email);
-        Ok(!email.is_empty()
-            && self
-                .conn
-                .prepare_cached(
-                    "SELECT EXISTS (SELECT 1 FROM instructor_emails i
-                                    JOIN dossiers d ON d.id = i.dossier_id
-                                    WHERE i.email = ?1 AND d.purged_at IS NULL)",
-                )?
-                .query_row([&email], |r| r.get(0))?)
+        beneficiaries::listed(&self.conn, &beneficiaries::INSTRUCTORS, email)
     }
 
     /// Whether `email` (any case) is an instructor address of dossier `rowid`.
